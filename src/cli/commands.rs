@@ -1,0 +1,519 @@
+//! One function per command: parse what the command needs, call the library, print.
+
+use std::io::{IsTerminal, Read};
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context, Result};
+
+use super::output::{plan_text, Output};
+use super::repo::{new_config_text, Repo};
+use super::{Command, FromArgs, Global, SecretCommand, TenantCommand, EXIT_CHANGES, EXIT_ERROR, EXIT_OK};
+use crate::apply::{self, ApplyOptions};
+use crate::diagnostic::has_errors;
+use crate::model::Kind;
+use crate::pipeline::{self, TreePlan};
+use crate::plan::{DiffOptions, Plan, PLAN_FORMAT};
+use crate::store::{self, Store};
+use crate::tree::folder::{write_tree, FolderSource};
+use crate::tree::{TenantFile, TreeSource, TENANT_FILE};
+
+/// Dispatch a parsed command.
+pub fn run(cmd: Command, g: &Global, out: &Output) -> Result<i32> {
+    match cmd {
+        Command::Init { dir } => init(dir, out),
+        Command::Tenant(TenantCommand::Create { name, environment }) => {
+            tenant_create(g, out, &name, environment.as_deref())
+        }
+        Command::Tenant(TenantCommand::List) => tenant_list(g, out),
+        Command::Export {
+            tenant,
+            out: dir,
+            commit,
+            message,
+        } => export(g, out, &tenant, dir, commit, message),
+        Command::Validate { tenant, path } => validate(g, out, tenant, path),
+        Command::Plan {
+            tenant,
+            from,
+            prune,
+            detailed_exitcode,
+            out: save,
+        } => plan_cmd(g, out, &tenant, &from, prune, detailed_exitcode, save),
+        Command::Apply {
+            tenant,
+            from,
+            prune,
+            force,
+            yes,
+            plan,
+        } => apply_cmd(g, out, tenant, &from, prune, force, yes, plan),
+        Command::Secret(SecretCommand::Encrypt { tenant }) => secret_encrypt(g, out, &tenant),
+        Command::Steps => steps(out),
+        Command::Demo { keep } => super::demo::run_demo(out, keep),
+    }
+}
+
+/// Open the repo and its store.
+pub(crate) fn open(g: &Global) -> Result<(Repo, Box<dyn Store>)> {
+    let repo = Repo::discover(g.repo.as_deref())?;
+    let url = repo.store_url(g.store.as_deref());
+    let store = store::open(&url, &repo.root)?;
+    Ok((repo, store))
+}
+
+fn init(dir: Option<PathBuf>, out: &Output) -> Result<i32> {
+    let dir = match dir {
+        Some(d) => d,
+        None => std::env::current_dir()?,
+    };
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let cfg = dir.join(super::repo::CONFIG_FILE);
+    if cfg.exists() {
+        bail!(
+            "{} already exists\nhint: this folder is a config repo already",
+            cfg.display()
+        );
+    }
+    std::fs::write(&cfg, new_config_text())?;
+    std::fs::create_dir_all(dir.join("tenants"))?;
+    std::fs::write(dir.join("tenants").join(".gitkeep"), "")?;
+    let gi = dir.join(".gitignore");
+    let mut ignore = std::fs::read_to_string(&gi).unwrap_or_default();
+    if !ignore.lines().any(|l| l.trim() == ".ferry/") {
+        ignore.push_str(".ferry/\n");
+        std::fs::write(&gi, ignore)?;
+    }
+    let created_git = crate::vcs::init_repo(&dir)?;
+    if out.json() {
+        out.json_value(&serde_json::json!({"repo": dir.display().to_string(), "git_init": created_git}));
+    } else {
+        out.data(&format!("Initialized config repo in {}", dir.display()));
+        out.hint("next: `ferry tenant create acme-dev --environment dev`");
+    }
+    Ok(EXIT_OK)
+}
+
+fn tenant_create(g: &Global, out: &Output, name: &str, environment: Option<&str>) -> Result<i32> {
+    if !crate::model::is_valid_name(name) {
+        bail!("tenant name `{name}` must be lower-case letters, digits, `-`, `_` or `.`");
+    }
+    let (repo, mut store) = open(g)?;
+    let keys = crate::secrets::generate_keypair();
+    let dir = repo.tenant_dir(name);
+    let tf_path = dir.join(TENANT_FILE);
+    // Read an existing tenant.toml before touching the store, so a broken one changes nothing.
+    let existing: Option<TenantFile> = if tf_path.is_file() {
+        let text = std::fs::read_to_string(&tf_path)?;
+        Some(
+            toml::from_str(&text)
+                .map_err(|e| anyhow!("{}: {}", tf_path.display(), e.to_string().trim()))?,
+        )
+    } else {
+        None
+    };
+    let record = store.create_tenant(name, environment.or(existing.as_ref().and_then(|t| t.environment.as_deref())), &keys)?;
+    let adopted = existing.is_some();
+    let mut tf = existing.unwrap_or_else(|| TenantFile {
+        name: name.to_string(),
+        ..TenantFile::default()
+    });
+    tf.name = name.to_string();
+    tf.recipient = Some(keys.recipient.clone());
+    if let Some(e) = environment {
+        tf.environment = Some(e.to_string());
+    }
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(&tf_path, tf.to_toml())?;
+    if out.json() {
+        out.json_value(&serde_json::json!({
+            "tenant": record.name,
+            "environment": tf.environment,
+            "recipient": record.recipient,
+            "folder": repo.tenant_rel(name),
+            "adopted": adopted,
+        }));
+    } else {
+        out.data(&format!(
+            "Created tenant {} ({}){}\n  public key: {}",
+            record.name,
+            repo.tenant_rel(name),
+            if adopted { ", adopting the existing folder" } else { "" },
+            record.recipient
+        ));
+        out.hint(&format!("next: `ferry plan --tenant {name}` to see what apply would do"));
+    }
+    Ok(EXIT_OK)
+}
+
+fn tenant_list(g: &Global, out: &Output) -> Result<i32> {
+    let (repo, store) = open(g)?;
+    let tenants = store.tenants()?;
+    if out.json() {
+        let v: Vec<serde_json::Value> = tenants
+            .iter()
+            .map(|t| {
+                serde_json::json!({
+                    "name": t.name, "environment": t.environment, "recipient": t.recipient,
+                    "folder": repo.tenant_rel(&t.name), "revision": t.revision,
+                    "last_commit": t.last_commit, "resources": t.resources,
+                })
+            })
+            .collect();
+        out.json_value(&v);
+    } else if tenants.is_empty() {
+        out.data("No tenants.");
+    } else {
+        let mut s = format!("{:<20} {:<12} {:>9} {:>8}  {:<24} {}\n", "TENANT", "ENVIRONMENT", "RESOURCES", "REVISION", "FOLDER", "PUBLIC KEY");
+        for t in &tenants {
+            s.push_str(&format!(
+                "{:<20} {:<12} {:>9} {:>8}  {:<24} {}\n",
+                t.name,
+                t.environment.as_deref().unwrap_or("-"),
+                t.resources,
+                t.revision,
+                repo.tenant_rel(&t.name),
+                t.recipient
+            ));
+        }
+        out.data(&s);
+    }
+    Ok(EXIT_OK)
+}
+
+fn export(
+    g: &Global,
+    out: &Output,
+    tenant: &str,
+    dir: Option<PathBuf>,
+    commit: bool,
+    message: Option<String>,
+) -> Result<i32> {
+    let (repo, store) = open(g)?;
+    let spinner = out.spinner("exporting");
+    let tree = pipeline::export_tree(store.as_ref(), tenant)?;
+    let dir = dir.unwrap_or_else(|| repo.tenant_dir(tenant));
+    let report = write_tree(&dir, &tree).with_context(|| format!("cannot write {}", dir.display()))?;
+    if let Some(s) = spinner {
+        s.finish_and_clear();
+    }
+    if commit {
+        let _ = message;
+        bail!("export --commit needs the git integration, which this build does not have yet");
+    }
+    if out.json() {
+        out.json_value(&serde_json::json!({
+            "tenant": tenant, "out": dir.display().to_string(), "files": tree.files.len(),
+            "written": report.written, "removed": report.removed, "unchanged": report.unchanged,
+        }));
+    } else {
+        out.data(&format!(
+            "Exported {tenant} to {}: {} files ({} written, {} removed, {} unchanged)",
+            dir.display(),
+            tree.files.len(),
+            report.written.len(),
+            report.removed.len(),
+            report.unchanged
+        ));
+    }
+    Ok(EXIT_OK)
+}
+
+/// The tenant a folder belongs to: its tenant.toml's name, else the folder name.
+fn tenant_of_folder(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join(TENANT_FILE))
+        .ok()
+        .and_then(|t| toml::from_str::<TenantFile>(&t).ok())
+        .map(|t| t.name)
+        .unwrap_or_else(|| {
+            dir.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        })
+}
+
+fn validate(g: &Global, out: &Output, tenant: Option<String>, path: Option<PathBuf>) -> Result<i32> {
+    let (name, dir) = match (tenant, path) {
+        (Some(t), _) => {
+            let repo = Repo::discover(g.repo.as_deref())?;
+            let d = repo.tenant_dir(&t);
+            (t, d)
+        }
+        (None, Some(p)) => (tenant_of_folder(&p), p),
+        (None, None) => bail!("say what to validate: --tenant T or a tenant folder\nhint: `ferry validate --tenant acme-dev`"),
+    };
+    let source = FolderSource::new(&dir);
+    let (diags, stats) = pipeline::validate_tree(&name, &source)?;
+    let ok = !has_errors(&diags);
+    if out.json() {
+        out.json_value(&serde_json::json!({
+            "tenant": name, "path": dir.display().to_string(), "valid": ok,
+            "resources": stats.units, "diagnostics": diags,
+        }));
+    } else {
+        out.diagnostics(&diags);
+        if ok {
+            out.data(&format!("{}: {} resources, valid", dir.display(), stats.units));
+        } else {
+            let n = diags.iter().filter(|d| d.is_error()).count();
+            out.status(&format!("{}: {n} problem(s) found", dir.display()));
+        }
+    }
+    Ok(if ok { EXIT_OK } else { EXIT_ERROR })
+}
+
+/// Read the tree a plan needs and plan it against the store.
+pub(crate) fn make_plan(
+    repo: &Repo,
+    store: &dyn Store,
+    out: &Output,
+    tenant: &str,
+    from: &FromArgs,
+    prune: bool,
+) -> Result<TreePlan> {
+    store.tenant(tenant)?;
+    if from.git_ref.is_some() {
+        bail!("--ref needs the git integration, which this build does not have yet");
+    }
+    let dir = from.from.clone().unwrap_or_else(|| repo.tenant_dir(tenant));
+    let source = FolderSource::new(&dir);
+    if !dir.is_dir() {
+        bail!(
+            "tree not found: {}\nhint: `ferry export --tenant {tenant}` writes the store's tree there",
+            dir.display()
+        );
+    }
+    let spinner = out.spinner(&format!("reading {}", source.describe()));
+    let tp = pipeline::plan_tree(store, tenant, &source, DiffOptions { prune })?;
+    if let Some(s) = spinner {
+        s.finish_and_clear();
+    }
+    Ok(tp)
+}
+
+fn report_invalid(out: &Output, tp: &TreePlan) -> Result<i32> {
+    if out.json() {
+        out.json_value(&serde_json::json!({"valid": false, "diagnostics": tp.diagnostics}));
+    } else {
+        out.diagnostics(&tp.diagnostics);
+    }
+    let n = tp.diagnostics.iter().filter(|d| d.is_error()).count();
+    bail!("the tree has {n} problem(s); nothing was changed\nhint: `ferry validate` lists them");
+}
+
+fn print_plan(out: &Output, plan: &Plan) {
+    match out.format {
+        super::Format::Json => out.json_value(&plan.report()),
+        super::Format::Markdown => out.data(&plan_markdown(plan)),
+        super::Format::Text => out.data(&plan_text(out, plan)),
+    }
+}
+
+/// A compact pull-request comment: a summary table and one collapsible section per resource.
+pub fn plan_markdown(plan: &Plan) -> String {
+    let s = &plan.summary;
+    let mut md = format!(
+        "### ferry plan for `{}`\n\n| create | update | skip | delete | conflict |\n|---:|---:|---:|---:|---:|\n| {} | {} | {} | {} | {} |\n\n",
+        plan.tenant, s.create, s.update, s.skip, s.delete, s.conflict
+    );
+    for a in &plan.actions {
+        let verb = serde_json::to_value(a.action)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        md.push_str(&format!(
+            "<details><summary><code>{verb}</code> {} <b>{}</b></summary>\n\n",
+            a.kind, a.name
+        ));
+        if let Some(r) = &a.reason {
+            md.push_str(&format!("{r}\n\n"));
+        }
+        for c in &a.changes {
+            md.push_str(&format!("`{}`\n\n```diff\n", c.path));
+            let before = super::output::show_value(&c.before);
+            let after = super::output::show_value(&c.after);
+            for l in before.lines() {
+                md.push_str(&format!("- {l}\n"));
+            }
+            for l in after.lines() {
+                md.push_str(&format!("+ {l}\n"));
+            }
+            md.push_str("```\n\n");
+        }
+        md.push_str("</details>\n\n");
+    }
+    if !plan.has_changes() {
+        md.push_str("No changes.\n");
+    }
+    md
+}
+
+#[allow(clippy::too_many_arguments)]
+fn plan_cmd(
+    g: &Global,
+    out: &Output,
+    tenant: &str,
+    from: &FromArgs,
+    prune: bool,
+    detailed: bool,
+    save: Option<PathBuf>,
+) -> Result<i32> {
+    let (repo, store) = open(g)?;
+    let tp = make_plan(&repo, store.as_ref(), out, tenant, from, prune)?;
+    let Some(plan) = &tp.plan else {
+        return report_invalid(out, &tp);
+    };
+    if out.format == super::Format::Text {
+        out.diagnostics(&tp.diagnostics);
+    }
+    print_plan(out, plan);
+    if prune && apply::is_mass_delete(plan.summary.delete, plan.summary.skip + plan.summary.update + plan.summary.delete + plan.summary.conflict) {
+        out.warn("this prune deletes more than half of the tenant; apply will need --force");
+    }
+    if let Some(path) = save {
+        let mut v = serde_json::to_value(plan)?;
+        if let serde_json::Value::Object(o) = &mut v {
+            o.insert("format".into(), serde_json::Value::String(PLAN_FORMAT.into()));
+        }
+        std::fs::write(&path, serde_json::to_vec_pretty(&v)?)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        out.status(&format!("Saved the plan to {}", path.display()));
+        out.hint(&format!("apply it with `ferry apply --plan {}`", path.display()));
+    }
+    Ok(if detailed && plan.has_changes() {
+        EXIT_CHANGES
+    } else {
+        EXIT_OK
+    })
+}
+
+fn load_saved_plan(path: &Path) -> Result<Plan> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let v: serde_json::Value = serde_json::from_slice(&bytes)
+        .map_err(|e| anyhow!("{}: not a plan file: {e}", path.display()))?;
+    if v.get("format").and_then(|f| f.as_str()) != Some(PLAN_FORMAT) {
+        bail!("{}: not a saved ferry plan (expected \"format\": \"{PLAN_FORMAT}\")\nhint: save one with `ferry plan --out FILE`", path.display());
+    }
+    serde_json::from_value(v).map_err(|e| anyhow!("{}: {e}", path.display()))
+}
+
+/// The fault-injection hook used by tests: abort the process after N writes.
+fn fault_hook() -> Option<usize> {
+    std::env::var("FERRY_TEST_ABORT_AFTER_WRITES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+}
+
+fn confirm(out: &Output, question: &str) -> Result<bool> {
+    if !std::io::stdin().is_terminal() {
+        bail!("apply needs confirmation, and standard input is not a terminal\nhint: pass --yes to apply without asking");
+    }
+    out.status(&format!("{question} [y/N] "));
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn apply_cmd(
+    g: &Global,
+    out: &Output,
+    tenant: Option<String>,
+    from: &FromArgs,
+    prune: bool,
+    force: bool,
+    yes: bool,
+    saved: Option<PathBuf>,
+) -> Result<i32> {
+    let (repo, mut store) = open(g)?;
+    let plan = match &saved {
+        Some(path) => {
+            let p = load_saved_plan(path)?;
+            if let Some(t) = &tenant {
+                if *t != p.tenant {
+                    bail!("{} is a plan for tenant `{}`, not `{t}`", path.display(), p.tenant);
+                }
+            }
+            p
+        }
+        None => {
+            let tenant = tenant.clone().unwrap_or_default();
+            let tp = make_plan(&repo, store.as_ref(), out, &tenant, from, prune)?;
+            match tp.plan {
+                Some(p) => {
+                    if out.format == super::Format::Text {
+                        out.diagnostics(&tp.diagnostics);
+                    }
+                    p
+                }
+                None => return report_invalid(out, &tp),
+            }
+        }
+    };
+    if !out.json() {
+        out.data(&plan_text(out, &plan));
+    }
+    if !plan.has_changes() && plan.refresh.is_empty() && plan.source_commit.is_none() {
+        if out.json() {
+            out.json_value(&serde_json::json!({"tenant": plan.tenant, "applied": false, "revision": plan.base_revision, "summary": plan.summary}));
+        }
+        return Ok(EXIT_OK);
+    }
+    if plan.has_changes() && !yes && !confirm(out, &format!("Apply these changes to {}?", plan.tenant))? {
+        out.status("Nothing applied.");
+        return Ok(EXIT_ERROR);
+    }
+    let abort_after = fault_hook();
+    let hook = move |n: usize| {
+        if abort_after.is_some_and(|limit| n >= limit) {
+            std::process::abort();
+        }
+    };
+    let report = apply::apply(store.as_mut(), &plan, ApplyOptions { force }, Some(&hook))
+        .map_err(|e| match e {
+            apply::ApplyError::MassDelete { .. } => anyhow!("{e}\nhint: check the tree is complete; pass --force if the deletes are meant"),
+            apply::ApplyError::Store(store::StoreError::Stale { .. }) => anyhow!("{e}\nhint: run `ferry plan` again"),
+            other => anyhow!(other),
+        })?;
+    if out.json() {
+        out.json_value(&serde_json::json!({"tenant": report.tenant, "applied": true, "revision": report.revision, "summary": report.summary}));
+    } else {
+        let s = report.summary;
+        out.data(&format!(
+            "Applied to {} (revision {}): {} created, {} updated, {} deleted, {} unchanged",
+            report.tenant, report.revision, s.create, s.update, s.delete, s.skip
+        ));
+    }
+    Ok(EXIT_OK)
+}
+
+fn secret_encrypt(g: &Global, out: &Output, tenant: &str) -> Result<i32> {
+    let (_repo, store) = open(g)?;
+    let record = store.tenant(tenant)?;
+    let mut input = Vec::new();
+    std::io::stdin().read_to_end(&mut input)?;
+    while input.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+        input.pop();
+    }
+    if input.is_empty() {
+        bail!("nothing on standard input to encrypt\nhint: `printf %s \"$VALUE\" | ferry secret encrypt --tenant {tenant}`");
+    }
+    let enc = crate::secrets::encrypt(&record.recipient, &input)?;
+    if out.json() {
+        out.json_value(&serde_json::json!({"tenant": tenant, "value": enc}));
+    } else {
+        out.data(&enc);
+    }
+    Ok(EXIT_OK)
+}
+
+fn steps(out: &Output) -> Result<i32> {
+    let steps: Vec<&str> = Kind::ALL.iter().map(|k| k.step()).collect();
+    if out.json() {
+        out.json_value(&steps);
+    } else {
+        for (i, s) in steps.iter().enumerate() {
+            out.data(&format!("{}. {s}", i + 1));
+        }
+    }
+    Ok(EXIT_OK)
+}

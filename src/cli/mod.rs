@@ -1,0 +1,203 @@
+//! The command line: clap definitions, output, and one function per command.
+//!
+//! This is the edge of the program. It reads the environment, the terminal
+//! and the file system, calls the library, and prints: data to stdout (text
+//! for people, `--output json` for machines), status and `hint:` lines to
+//! stderr. Colour only on a terminal and never with `NO_COLOR`. Exit codes:
+//! 0 success, 1 error, 2 usage error (and `plan --detailed-exitcode`: 2 when
+//! something would change).
+
+mod commands;
+mod demo;
+mod output;
+pub mod repo;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+pub use output::Output;
+
+/// Output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum Format {
+    /// Text for people.
+    #[default]
+    Text,
+    /// JSON for machines.
+    Json,
+    /// Markdown (for pull-request comments).
+    Markdown,
+}
+
+/// Options every command takes.
+#[derive(Debug, Clone, Args)]
+pub struct Global {
+    /// The config repo (default: the nearest folder upwards holding ferry.toml).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub repo: Option<PathBuf>,
+    /// The store URL (default: from ferry.toml, else sqlite:.ferry/store.db under the repo).
+    #[arg(long, global = true, value_name = "URL")]
+    pub store: Option<String>,
+    /// Output format.
+    #[arg(long, global = true, value_enum, default_value_t = Format::Text)]
+    pub output: Format,
+    /// Act as this user (default: ferry.toml's user, else git's user.name, else $USER).
+    #[arg(long = "as", global = true, value_name = "USER")]
+    pub actor: Option<String>,
+}
+
+/// Git-backed, declarative configuration sync for AI-agent platforms.
+#[derive(Debug, Parser)]
+#[command(name = "ferry", version, about, max_term_width = 100)]
+pub struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Where a plan's tree comes from.
+#[derive(Debug, Clone, Args, Default)]
+pub struct FromArgs {
+    /// Read the tree from this folder (default: tenants/<T> in the repo).
+    #[arg(long, value_name = "DIR", conflicts_with = "git_ref")]
+    pub from: Option<PathBuf>,
+    /// Read the tree from this git revision, without a checkout.
+    #[arg(long = "ref", value_name = "REV")]
+    pub git_ref: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Start a config repo: ferry.toml, tenants/, .gitignore, git init.
+    Init {
+        /// Where (default: the current folder).
+        dir: Option<PathBuf>,
+    },
+    /// Tenants in the store.
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    /// Write a tenant's drafts from the store as a tree.
+    Export {
+        /// The tenant.
+        #[arg(long)]
+        tenant: String,
+        /// Where to write (default: tenants/<T> in the repo).
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// Commit the exported tree.
+        #[arg(long)]
+        commit: bool,
+        /// Commit message (with --commit).
+        #[arg(short = 'm', long = "message", requires = "commit")]
+        message: Option<String>,
+    },
+    /// Check a tree: schema, references, cycles, secrets; every problem at once.
+    Validate {
+        /// The tenant whose folder to check.
+        #[arg(long, conflicts_with = "path")]
+        tenant: Option<String>,
+        /// A tenant folder to check.
+        path: Option<PathBuf>,
+    },
+    /// Show what apply would do.
+    Plan {
+        /// The tenant.
+        #[arg(long)]
+        tenant: String,
+        #[command(flatten)]
+        from: FromArgs,
+        /// Delete what the tree does not have.
+        #[arg(long)]
+        prune: bool,
+        /// Exit 0 when nothing would change, 2 when something would, 1 on error.
+        #[arg(long)]
+        detailed_exitcode: bool,
+        /// Save the plan to this file, to apply later with `apply --plan`.
+        #[arg(long, value_name = "PLANFILE")]
+        out: Option<PathBuf>,
+    },
+    /// Push a tree into the store as the tenant's drafts, in one transaction.
+    Apply {
+        /// The tenant.
+        #[arg(long, required_unless_present = "plan")]
+        tenant: Option<String>,
+        #[command(flatten)]
+        from: FromArgs,
+        /// Delete what the tree does not have.
+        #[arg(long)]
+        prune: bool,
+        /// Allow a prune that deletes more than half of the tenant.
+        #[arg(long)]
+        force: bool,
+        /// Do not ask for confirmation.
+        #[arg(long, short = 'y')]
+        yes: bool,
+        /// Apply a plan saved with `plan --out`.
+        #[arg(long, value_name = "PLANFILE", conflicts_with_all = ["from", "git_ref", "prune"])]
+        plan: Option<PathBuf>,
+    },
+    /// Secrets.
+    #[command(subcommand)]
+    Secret(SecretCommand),
+    /// The ordered sync steps.
+    Steps,
+    /// The whole story, end to end, in a temporary folder, narrated.
+    Demo {
+        /// Keep the demo folder and print where it is.
+        #[arg(long)]
+        keep: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TenantCommand {
+    /// Create a tenant with its age key pair; adopts an existing tenants/<NAME>/ folder.
+    Create {
+        /// The tenant's name, e.g. acme-dev.
+        name: String,
+        /// The environment, e.g. dev.
+        #[arg(long)]
+        environment: Option<String>,
+    },
+    /// List the tenants in the store.
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+enum SecretCommand {
+    /// Read a value on stdin and print it encrypted to the tenant's key: ENC[age,...].
+    Encrypt {
+        /// The tenant.
+        #[arg(long)]
+        tenant: String,
+    },
+}
+
+/// Exit code of success.
+pub const EXIT_OK: i32 = 0;
+/// Exit code of an error.
+pub const EXIT_ERROR: i32 = 1;
+/// Exit code of a usage error, and of `plan --detailed-exitcode` with changes.
+pub const EXIT_CHANGES: i32 = 2;
+
+/// Run the command line; returns the exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = e.exit_code();
+            let _ = e.print();
+            return code;
+        }
+    };
+    let out = Output::new(cli.global.output);
+    match commands::run(cli.command, &cli.global, &out) {
+        Ok(code) => code,
+        Err(e) => {
+            out.error(&e);
+            EXIT_ERROR
+        }
+    }
+}

@@ -1,0 +1,744 @@
+//! The tenant model: the seven resource kinds, their fields, and their references.
+//!
+//! This module is pure data. A [`Resource`] is one configuration object of a
+//! tenant; its [`Spec`] is one of seven kinds, listed in [`Kind::ALL`] in
+//! sync-step order. References between resources are plain strings: inside a
+//! tree they hold names (`crm-lookup`), inside the store they hold IDs
+//! (`tol_…`). The same types serve both forms; [`Resource::visit_refs_mut`] is
+//! the one place that knows where references live, and every rewrite (name
+//! resolution, rendering, promotion) goes through it. Built-in tools are
+//! written `builtin/<name>` in both forms and are never rewritten.
+//!
+//! Field order in these structs is the canonical order of the files on disk.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// The API version every resource file declares.
+pub const API_VERSION: &str = "ferry/v1";
+
+/// The prefix that marks a reference to a built-in tool.
+pub const BUILTIN_PREFIX: &str = "builtin/";
+
+/// One of the seven resource kinds, in sync-step order.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+pub enum Kind {
+    /// An uploaded file or document reference.
+    Document,
+    /// API credentials and a service endpoint.
+    Connection,
+    /// A collection of documents with embeddings.
+    KnowledgeBase,
+    /// A callable tool (HTTP, JavaScript, RAG, web search).
+    Tool,
+    /// An ordered multi-step process definition.
+    Workflow,
+    /// An agent configuration.
+    Agent,
+    /// A test suite for an agent or workflow.
+    Evaluation,
+}
+
+impl Kind {
+    /// Every kind, in sync-step order.
+    pub const ALL: [Kind; 7] = [
+        Kind::Document,
+        Kind::Connection,
+        Kind::KnowledgeBase,
+        Kind::Tool,
+        Kind::Workflow,
+        Kind::Agent,
+        Kind::Evaluation,
+    ];
+
+    /// The sync-step (and folder) name of this kind, e.g. `knowledgeBases`.
+    pub fn step(self) -> &'static str {
+        match self {
+            Kind::Document => "documents",
+            Kind::Connection => "connections",
+            Kind::KnowledgeBase => "knowledgeBases",
+            Kind::Tool => "tools",
+            Kind::Workflow => "workflows",
+            Kind::Agent => "agents",
+            Kind::Evaluation => "evaluations",
+        }
+    }
+
+    /// The kind whose step (folder) name is `step`.
+    pub fn from_step(step: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.step() == step)
+    }
+
+    /// The kind named `name` as written in `kind:` (e.g. `KnowledgeBase`).
+    pub fn from_name(name: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.name() == name)
+    }
+
+    /// The name written in a file's `kind:` field.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Document => "Document",
+            Kind::Connection => "Connection",
+            Kind::KnowledgeBase => "KnowledgeBase",
+            Kind::Tool => "Tool",
+            Kind::Workflow => "Workflow",
+            Kind::Agent => "Agent",
+            Kind::Evaluation => "Evaluation",
+        }
+    }
+
+    /// The prefix of IDs of this kind, e.g. `agt`.
+    pub fn id_prefix(self) -> &'static str {
+        match self {
+            Kind::Document => "doc",
+            Kind::Connection => "con",
+            Kind::KnowledgeBase => "kb",
+            Kind::Tool => "tol",
+            Kind::Workflow => "wfl",
+            Kind::Agent => "agt",
+            Kind::Evaluation => "evl",
+        }
+    }
+
+    /// The lower-case file stem of this kind's JSON Schema, e.g. `knowledge-base`.
+    pub fn schema_stem(self) -> &'static str {
+        match self {
+            Kind::Document => "document",
+            Kind::Connection => "connection",
+            Kind::KnowledgeBase => "knowledge-base",
+            Kind::Tool => "tool",
+            Kind::Workflow => "workflow",
+            Kind::Agent => "agent",
+            Kind::Evaluation => "evaluation",
+        }
+    }
+
+    /// Position of this kind in the sync-step order (0 for documents).
+    pub fn order(self) -> usize {
+        self as usize
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Where a promoted resource came from.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SyncedFrom {
+    /// The origin tenant.
+    pub tenant: String,
+    /// The resource's ID in the origin tenant.
+    pub id: String,
+}
+
+/// Identity and bookkeeping of a resource.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Metadata {
+    /// Stable ID; derived from tenant, kind and name when left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Unique name of the resource within its kind; also its file name.
+    pub name: String,
+    /// Whether tenant promotion selects this resource.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub syncable: bool,
+    /// The origin of a resource that arrived by promotion.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub synced_from: Option<SyncedFrom>,
+    /// The ID of the resource this one was imported from (ZIP `create` strategy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin_id: Option<String>,
+    /// Who created the resource.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_by: Option<String>,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// A document: uploaded file metadata, optionally with a content file beside its YAML.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct DocumentSpec {
+    /// Human title.
+    pub title: String,
+    /// Media type, e.g. `application/pdf`.
+    pub media_type: String,
+    /// Size in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    /// Content hash, `blake3:<hex>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_hash: Option<String>,
+    /// File name of the content file beside this YAML file, e.g. `refund-policy.pdf`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_file: Option<String>,
+    /// Where the document was fetched from, if anywhere.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_url: Option<String>,
+    /// Free labels.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+}
+
+/// How a connection authenticates.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ConnectionAuth {
+    /// `none`, `bearer`, `apiKey`, `basic` or `oauth2`.
+    #[serde(rename = "type")]
+    pub auth_type: String,
+    /// Header that carries the credential, for `apiKey`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header: Option<String>,
+}
+
+/// A connection: a service endpoint and its credentials.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ConnectionSpec {
+    /// What a person reads about this connection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// `http`, `database`, `oauth2`, `mcp` and the like.
+    #[serde(rename = "type")]
+    pub connection_type: String,
+    /// Base URL of the service; may be `${vars.NAME}`.
+    pub base_url: String,
+    /// Authentication scheme.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<ConnectionAuth>,
+    /// Credentials: each value is `${vars.NAME}` or `ENC[age,…]`, never plain text.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub credentials: BTreeMap<String, String>,
+    /// Extra request headers (no secrets here either).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    /// Request timeout in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+}
+
+/// Embedding settings of a knowledge base.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Embedding {
+    /// Embedding provider, e.g. `openai`.
+    pub provider: String,
+    /// Embedding model, e.g. `text-embedding-3-small`.
+    pub model: String,
+}
+
+/// How documents are split into chunks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Chunking {
+    /// Chunk size in tokens.
+    pub size: u32,
+    /// Overlap between chunks in tokens.
+    #[serde(default)]
+    pub overlap: u32,
+}
+
+/// A knowledge base: documents with embeddings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct KnowledgeBaseSpec {
+    /// What a person reads about this knowledge base.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Embedding settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embedding: Option<Embedding>,
+    /// Chunking settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chunking: Option<Chunking>,
+    /// Documents in this knowledge base (references).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub documents: Vec<String>,
+}
+
+/// The HTTP request a tool makes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ToolRequest {
+    /// HTTP method.
+    pub method: String,
+    /// Path below the connection's base URL.
+    pub path: String,
+}
+
+/// One action a tool offers; agents may enable or configure it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ToolAction {
+    /// Name of the action, unique within the tool.
+    pub name: String,
+    /// What the action does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Whether the action is enabled.
+    #[serde(default = "default_true", skip_serializing_if = "is_true")]
+    pub enabled: bool,
+    /// Free-form configuration.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub config: BTreeMap<String, serde_json::Value>,
+}
+
+/// A tool an agent or workflow may call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ToolSpec {
+    /// What the model reads about this tool.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// `http`, `javascript`, `rag` or `webSearch`.
+    #[serde(rename = "type")]
+    pub tool_type: String,
+    /// The connection this tool calls through (reference).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection: Option<String>,
+    /// The knowledge base a `rag` tool searches (reference).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub knowledge_base: Option<String>,
+    /// The request an `http` tool makes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<ToolRequest>,
+    /// The code of a `javascript` tool.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    /// JSON Schema of the tool's input.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_schema: Option<serde_json::Value>,
+    /// Actions the tool offers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub actions: Vec<ToolAction>,
+}
+
+/// One step of a workflow.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct WorkflowStep {
+    /// Type URI, e.g. `ai.labs.llm`, `ai.labs.httpcalls`, `ai.labs.behavior`.
+    #[serde(rename = "type")]
+    pub step_type: String,
+    /// Optional label of the step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Tools this step may call (references).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tools: Vec<String>,
+    /// Knowledge bases this step reads (references).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub knowledge_bases: Vec<String>,
+    /// A workflow this step runs as a sub-workflow (reference).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workflow: Option<String>,
+    /// Free-form step configuration.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub config: BTreeMap<String, serde_json::Value>,
+}
+
+/// A workflow: an ordered list of typed steps.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct WorkflowSpec {
+    /// What a person reads about this workflow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The steps, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<WorkflowStep>,
+}
+
+/// The model an agent runs on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ModelConfig {
+    /// Provider, e.g. `openai` (may be `${vars.NAME}`).
+    pub provider: String,
+    /// Model name, e.g. `gpt-4o-mini` (may be `${vars.NAME}`).
+    pub name: String,
+    /// Sampling temperature.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f64>,
+    /// Maximum tokens in one answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u32>,
+}
+
+/// A named prompt snippet.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Snippet {
+    /// Name of the snippet, unique within the agent.
+    pub name: String,
+    /// The snippet's text.
+    pub text: String,
+}
+
+/// A guardrail of an agent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Guardrail {
+    /// Name of the guardrail, e.g. `pii-redaction`.
+    pub name: String,
+    /// Whether it is on.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Free-form settings.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub config: BTreeMap<String, serde_json::Value>,
+}
+
+/// An agent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AgentSpec {
+    /// What a person reads about this agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// `chat` or `supervisor`.
+    #[serde(rename = "type")]
+    pub agent_type: String,
+    /// The model block.
+    pub model: ModelConfig,
+    /// The system instructions; multi-line text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instructions: Option<String>,
+    /// Named prompt snippets.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub snippets: Vec<Snippet>,
+    /// Guardrails.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub guardrails: Vec<Guardrail>,
+    /// `private`, `team` or `public`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access: Option<String>,
+    /// Free labels.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    /// Tools (references; `builtin/<name>` for built-in tools).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tools: Vec<String>,
+    /// Knowledge bases (references).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub knowledge_bases: Vec<String>,
+    /// Sub-agents of a supervisor (references).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sub_agents: Vec<String>,
+    /// Workflows, in order (references).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub workflows: Vec<String>,
+}
+
+/// One case of an evaluation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct EvaluationCase {
+    /// Name of the case, unique within the evaluation.
+    pub name: String,
+    /// The user input.
+    pub input: String,
+    /// Phrases the answer must contain.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub expect_contains: Vec<String>,
+    /// Tools the agent is expected to call (references).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub expect_tools: Vec<String>,
+}
+
+/// What an evaluation tests: one agent or one workflow (references).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct EvaluationTarget {
+    /// The agent under test.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
+    /// The workflow under test.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workflow: Option<String>,
+}
+
+/// An evaluation: a test suite for an agent or a workflow.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct EvaluationSpec {
+    /// What a person reads about this evaluation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// What is under test.
+    pub target: EvaluationTarget,
+    /// Share of cases that must pass, 0.0 to 1.0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pass_threshold: Option<f64>,
+    /// The cases.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cases: Vec<EvaluationCase>,
+}
+
+/// The kind-specific body of a resource.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Spec {
+    /// A document.
+    Document(DocumentSpec),
+    /// A connection.
+    Connection(ConnectionSpec),
+    /// A knowledge base.
+    KnowledgeBase(KnowledgeBaseSpec),
+    /// A tool.
+    Tool(ToolSpec),
+    /// A workflow.
+    Workflow(WorkflowSpec),
+    /// An agent.
+    Agent(Box<AgentSpec>),
+    /// An evaluation.
+    Evaluation(EvaluationSpec),
+}
+
+impl Spec {
+    /// The kind of this spec.
+    pub fn kind(&self) -> Kind {
+        match self {
+            Spec::Document(_) => Kind::Document,
+            Spec::Connection(_) => Kind::Connection,
+            Spec::KnowledgeBase(_) => Kind::KnowledgeBase,
+            Spec::Tool(_) => Kind::Tool,
+            Spec::Workflow(_) => Kind::Workflow,
+            Spec::Agent(_) => Kind::Agent,
+            Spec::Evaluation(_) => Kind::Evaluation,
+        }
+    }
+
+    /// The spec as a JSON value (canonical field order).
+    pub fn to_json(&self) -> serde_json::Value {
+        let v = match self {
+            Spec::Document(s) => serde_json::to_value(s),
+            Spec::Connection(s) => serde_json::to_value(s),
+            Spec::KnowledgeBase(s) => serde_json::to_value(s),
+            Spec::Tool(s) => serde_json::to_value(s),
+            Spec::Workflow(s) => serde_json::to_value(s),
+            Spec::Agent(s) => serde_json::to_value(s),
+            Spec::Evaluation(s) => serde_json::to_value(s),
+        };
+        // Serializing these plain structs to a JSON value cannot fail: every
+        // map key is a string and every float is finite by construction.
+        v.unwrap_or(serde_json::Value::Null)
+    }
+
+    /// Build a spec of `kind` from a JSON value.
+    pub fn from_json(kind: Kind, value: serde_json::Value) -> Result<Spec, serde_json::Error> {
+        Ok(match kind {
+            Kind::Document => Spec::Document(serde_json::from_value(value)?),
+            Kind::Connection => Spec::Connection(serde_json::from_value(value)?),
+            Kind::KnowledgeBase => Spec::KnowledgeBase(serde_json::from_value(value)?),
+            Kind::Tool => Spec::Tool(serde_json::from_value(value)?),
+            Kind::Workflow => Spec::Workflow(serde_json::from_value(value)?),
+            Kind::Agent => Spec::Agent(Box::new(serde_json::from_value(value)?)),
+            Kind::Evaluation => Spec::Evaluation(serde_json::from_value(value)?),
+        })
+    }
+}
+
+/// The field of a resource a reference sits in, and the kind it must point to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefSite {
+    /// Dotted path of the field, e.g. `spec.tools[1]`.
+    pub path: String,
+    /// The kind the reference must point to.
+    pub target: Kind,
+}
+
+/// One configuration object of a tenant.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resource {
+    /// Identity and bookkeeping.
+    pub metadata: Metadata,
+    /// The kind-specific body.
+    pub spec: Spec,
+    /// The bytes of a document's content file, when it has one.
+    pub content: Option<Vec<u8>>,
+}
+
+impl Resource {
+    /// The kind of this resource.
+    pub fn kind(&self) -> Kind {
+        self.spec.kind()
+    }
+
+    /// The name of this resource.
+    pub fn name(&self) -> &str {
+        &self.metadata.name
+    }
+
+    /// The ID of this resource, if set.
+    pub fn id(&self) -> Option<&str> {
+        self.metadata.id.as_deref()
+    }
+
+    /// Visit every reference of this resource, letting `f` rewrite it.
+    ///
+    /// References to built-in tools are passed too; callers leave them alone.
+    pub fn visit_refs_mut(&mut self, f: &mut dyn FnMut(&RefSite, &mut String)) {
+        fn list(path: &str, target: Kind, v: &mut [String], f: &mut dyn FnMut(&RefSite, &mut String)) {
+            for (i, r) in v.iter_mut().enumerate() {
+                f(
+                    &RefSite {
+                        path: format!("{path}[{i}]"),
+                        target,
+                    },
+                    r,
+                );
+            }
+        }
+        fn one(path: &str, target: Kind, v: &mut Option<String>, f: &mut dyn FnMut(&RefSite, &mut String)) {
+            if let Some(r) = v {
+                f(
+                    &RefSite {
+                        path: path.to_string(),
+                        target,
+                    },
+                    r,
+                );
+            }
+        }
+        match &mut self.spec {
+            Spec::Document(_) | Spec::Connection(_) => {}
+            Spec::KnowledgeBase(s) => list("spec.documents", Kind::Document, &mut s.documents, f),
+            Spec::Tool(s) => {
+                one("spec.connection", Kind::Connection, &mut s.connection, f);
+                one("spec.knowledgeBase", Kind::KnowledgeBase, &mut s.knowledge_base, f);
+            }
+            Spec::Workflow(s) => {
+                for (i, step) in s.steps.iter_mut().enumerate() {
+                    let p = format!("spec.steps[{i}]");
+                    list(&format!("{p}.tools"), Kind::Tool, &mut step.tools, f);
+                    list(&format!("{p}.knowledgeBases"), Kind::KnowledgeBase, &mut step.knowledge_bases, f);
+                    one(&format!("{p}.workflow"), Kind::Workflow, &mut step.workflow, f);
+                }
+            }
+            Spec::Agent(s) => {
+                list("spec.tools", Kind::Tool, &mut s.tools, f);
+                list("spec.knowledgeBases", Kind::KnowledgeBase, &mut s.knowledge_bases, f);
+                list("spec.subAgents", Kind::Agent, &mut s.sub_agents, f);
+                list("spec.workflows", Kind::Workflow, &mut s.workflows, f);
+            }
+            Spec::Evaluation(s) => {
+                one("spec.target.agent", Kind::Agent, &mut s.target.agent, f);
+                one("spec.target.workflow", Kind::Workflow, &mut s.target.workflow, f);
+                for (i, c) in s.cases.iter_mut().enumerate() {
+                    list(&format!("spec.cases[{i}].expectTools"), Kind::Tool, &mut c.expect_tools, f);
+                }
+            }
+        }
+    }
+
+    /// Every reference of this resource with its site, built-ins excluded.
+    pub fn refs(&self) -> Vec<(RefSite, String)> {
+        let mut out = Vec::new();
+        let mut copy = self.clone();
+        copy.visit_refs_mut(&mut |site, r| {
+            if !is_builtin(r) {
+                out.push((site.clone(), r.clone()));
+            }
+        });
+        out
+    }
+}
+
+/// Whether a reference names a built-in tool (`builtin/<name>`).
+pub fn is_builtin(reference: &str) -> bool {
+    reference.starts_with(BUILTIN_PREFIX)
+}
+
+/// The relative path of a resource's YAML file in a tenant tree, e.g. `agents/support-bot.yaml`.
+pub fn resource_path(kind: Kind, name: &str) -> String {
+    format!("{}/{}.yaml", kind.step(), name)
+}
+
+/// Whether `name` is a valid resource name: lower-case letters, digits, `-`, `_` and `.`, 1 to 128 long.
+pub fn is_valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 128
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_' || b == b'.')
+}
+
+/// Whether `id` is a valid resource ID: ASCII letters, digits, `_` and `-`, 1 to 64 long.
+pub fn is_valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// The full model of one tenant: its resources, keyed by kind and name.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TenantModel {
+    /// Resources by (kind, name).
+    pub resources: BTreeMap<(Kind, String), Resource>,
+}
+
+impl TenantModel {
+    /// Insert a resource, replacing any of the same kind and name.
+    pub fn insert(&mut self, r: Resource) {
+        self.resources.insert((r.kind(), r.metadata.name.clone()), r);
+    }
+
+    /// The resource of `kind` named `name`.
+    pub fn get(&self, kind: Kind, name: &str) -> Option<&Resource> {
+        self.resources.get(&(kind, name.to_string()))
+    }
+
+    /// Number of resources.
+    pub fn len(&self) -> usize {
+        self.resources.len()
+    }
+
+    /// Whether the tenant has no resources.
+    pub fn is_empty(&self) -> bool {
+        self.resources.is_empty()
+    }
+
+    /// Resources in sync-step order, then by name.
+    pub fn iter(&self) -> impl Iterator<Item = &Resource> {
+        self.resources.values()
+    }
+}
+
+impl Serialize for Spec {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Spec::Document(x) => x.serialize(s),
+            Spec::Connection(x) => x.serialize(s),
+            Spec::KnowledgeBase(x) => x.serialize(s),
+            Spec::Tool(x) => x.serialize(s),
+            Spec::Workflow(x) => x.serialize(s),
+            Spec::Agent(x) => x.serialize(s),
+            Spec::Evaluation(x) => x.serialize(s),
+        }
+    }
+}
+

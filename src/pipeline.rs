@@ -1,0 +1,216 @@
+//! The pipeline from a tree to a plan, and from a store to a tree.
+//!
+//! `plan_tree` reads a tree through any [`TreeSource`], skips the units the
+//! store holds unchanged, resolves and validates the rest, and diffs them
+//! against the store's index. `export_tree` renders a tenant's drafts as a
+//! canonical tree. Every command that plans (apply, promote, ZIP import)
+//! ends in this one pipeline.
+
+use std::collections::HashSet;
+
+use crate::diagnostic::{self, Diagnostic};
+use crate::model::{Kind, TenantModel};
+use crate::plan::{diff, DiffInput, DiffOptions, Plan};
+use crate::state::Index;
+use crate::store::{Store, StoreError};
+use crate::tree::{self, MemoryTree, SourceError, TenantFile, TreeSource};
+use crate::validate::{self, render_names, NameTable};
+
+/// An error of the pipeline (not a problem in the input: those are diagnostics).
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// The tree could not be read.
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A prune from an empty tree: never means "delete everything".
+    #[error("the tree at {source_name} holds no resources; refusing to prune tenant `{tenant}` to nothing")]
+    EmptyTree {
+        /// The tenant.
+        tenant: String,
+        /// Where the tree was read from.
+        source_name: String,
+    },
+    /// A resource could not be written as YAML.
+    #[error(transparent)]
+    Encode(#[from] crate::yaml::EncodeError),
+}
+
+/// Counts of how a tree was read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ReadStats {
+    /// Units in the tree.
+    pub units: usize,
+    /// Units decoded.
+    pub parsed: usize,
+    /// Units skipped as unchanged without decoding.
+    pub unchanged: usize,
+}
+
+/// A plan, or the problems that prevent one.
+#[derive(Debug)]
+pub struct TreePlan {
+    /// The plan, when the tree is valid.
+    pub plan: Option<Plan>,
+    /// Every problem found (errors block the plan).
+    pub diagnostics: Vec<Diagnostic>,
+    /// How the tree was read.
+    pub stats: ReadStats,
+    /// The tree's tenant file, when it has one.
+    pub tenant_file: Option<TenantFile>,
+}
+
+fn line_lookup(source: &dyn TreeSource) -> impl Fn(&str, &str, Option<&str>) -> Option<u64> + Sync + '_ {
+    move |path: &str, field: &str, value: Option<&str>| {
+        let bytes = source.read(path).ok()?;
+        let text = String::from_utf8(bytes).ok()?;
+        diagnostic::locate(&text, field, value)
+    }
+}
+
+/// Read, resolve and check a tree against an index (empty for no store).
+fn read_and_resolve(
+    tenant: &str,
+    source: &dyn TreeSource,
+    index: &Index,
+) -> Result<(validate::Resolution, HashSet<String>, ReadStats, Option<TenantFile>), PipelineError> {
+    let read = tree::read_tree(source, &|path, hash| index.is_unchanged(path, hash))?;
+    let stats = ReadStats {
+        units: read.unit_count,
+        parsed: read.loaded.len(),
+        unchanged: read.unchanged.len(),
+    };
+    let unchanged: Vec<&crate::state::IndexEntry> = read
+        .unchanged
+        .iter()
+        .filter_map(|(p, _)| index.by_path(p))
+        .collect();
+    let unchanged_ids: HashSet<String> = unchanged.iter().map(|e| e.id.clone()).collect();
+    let lookup = line_lookup(source);
+    let mut resolution = validate::resolve(tenant, read.loaded, &unchanged, index, &lookup);
+    let mut diags = read.diagnostics;
+    if let Some(tf) = &read.tenant_file {
+        if tf.name != tenant {
+            diags.push(Diagnostic::error(
+                tree::TENANT_FILE,
+                "tenant-name",
+                format!("tenant.toml names tenant `{}`, but this is tenant `{tenant}`", tf.name),
+            ));
+        }
+    }
+    diags.append(&mut resolution.diagnostics);
+    diags.sort();
+    diags.dedup();
+    resolution.diagnostics = diags;
+    Ok((resolution, unchanged_ids, stats, read.tenant_file))
+}
+
+/// Validate a tree on its own, without a store.
+pub fn validate_tree(tenant: &str, source: &dyn TreeSource) -> Result<(Vec<Diagnostic>, ReadStats), PipelineError> {
+    let (res, _, stats, _) = read_and_resolve(tenant, source, &Index::default())?;
+    Ok((res.diagnostics, stats))
+}
+
+/// Plan a tree against a store tenant.
+pub fn plan_tree(
+    store: &dyn Store,
+    tenant: &str,
+    source: &dyn TreeSource,
+    options: DiffOptions,
+) -> Result<TreePlan, PipelineError> {
+    let (revision, index) = store.index(tenant)?;
+    let (res, unchanged, stats, tenant_file) = read_and_resolve(tenant, source, &index)?;
+    if diagnostic::has_errors(&res.diagnostics) {
+        return Ok(TreePlan {
+            plan: None,
+            diagnostics: res.diagnostics,
+            stats,
+            tenant_file,
+        });
+    }
+    if options.prune && stats.units == 0 {
+        return Err(PipelineError::EmptyTree {
+            tenant: tenant.to_string(),
+            source_name: source.describe(),
+        });
+    }
+    let plan = diff(
+        DiffInput {
+            tenant,
+            base_revision: revision,
+            index: &index,
+            desired: res.desired,
+            unchanged,
+            names: &res.names,
+        },
+        options,
+        &|ids| store.drafts(tenant, ids),
+    )?;
+    Ok(TreePlan {
+        plan: Some(plan),
+        diagnostics: res.diagnostics,
+        stats,
+        tenant_file,
+    })
+}
+
+/// A tenant's drafts as a model in tree form (references by name).
+pub fn export_model(store: &dyn Store, tenant: &str) -> Result<TenantModel, PipelineError> {
+    let drafts = store.all_drafts(tenant)?;
+    let names = NameTable::of_resources(drafts.iter());
+    let mut model = TenantModel::default();
+    for r in &drafts {
+        model.insert(render_names(r, &names));
+    }
+    Ok(model)
+}
+
+/// The `${vars.*}` names a model uses, sorted.
+pub fn variables_of(model: &TenantModel) -> Vec<String> {
+    let mut vars: Vec<String> = model
+        .iter()
+        .flat_map(|r| {
+            let mut v = Vec::new();
+            collect_vars(&r.spec.to_json(), &mut v);
+            v
+        })
+        .collect();
+    vars.sort();
+    vars.dedup();
+    vars
+}
+
+fn collect_vars(v: &serde_json::Value, out: &mut Vec<String>) {
+    match v {
+        serde_json::Value::String(s) => out.extend(crate::secrets::template_vars(s)),
+        serde_json::Value::Array(a) => a.iter().for_each(|x| collect_vars(x, out)),
+        serde_json::Value::Object(o) => o.values().for_each(|x| collect_vars(x, out)),
+        _ => {}
+    }
+}
+
+/// A tenant's drafts as a canonical tree, with its `tenant.toml`.
+pub fn export_tree(store: &dyn Store, tenant: &str) -> Result<MemoryTree, PipelineError> {
+    let record = store.tenant(tenant)?;
+    let model = export_model(store, tenant)?;
+    let mut tree = tree::encode_model(&model)?;
+    let tf = TenantFile {
+        name: tenant.to_string(),
+        environment: record.environment.clone(),
+        recipient: Some(record.recipient.clone()),
+        variables: variables_of(&model),
+    };
+    tree.files
+        .insert(tree::TENANT_FILE.to_string(), tf.to_toml().into_bytes());
+    Ok(tree)
+}
+
+/// Counts of resources per kind in a model, in step order.
+pub fn counts(model: &TenantModel) -> Vec<(Kind, usize)> {
+    Kind::ALL
+        .iter()
+        .map(|k| (*k, model.iter().filter(|r| r.kind() == *k).count()))
+        .collect()
+}

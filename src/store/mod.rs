@@ -1,0 +1,210 @@
+//! The store: the live state of the platform, behind a trait.
+//!
+//! A store holds tenants (with their age key pair), each tenant's resources
+//! as drafts (version 0) with published versions, the commit a tenant was
+//! last applied from, and a store revision that every write bumps. The core
+//! reads a tenant's [`Index`] and the drafts a plan needs, and hands back a
+//! [`WriteBatch`] that the store applies in one transaction.
+//!
+//! Implementations: [`sqlite::SqliteStore`] (the default, an embedded file).
+
+pub mod sqlite;
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::model::Resource;
+use crate::plan::HashRefresh;
+use crate::secrets::KeyPair;
+use crate::state::Index;
+
+/// An error of the store. Never carries a secret.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The store URL is not one ferry knows.
+    #[error("unsupported store URL `{url}`: expected `sqlite:PATH`")]
+    BadUrl {
+        /// The URL given.
+        url: String,
+    },
+    /// The tenant does not exist.
+    #[error("tenant `{tenant}` does not exist in the store")]
+    NoTenant {
+        /// The tenant asked for.
+        tenant: String,
+    },
+    /// The tenant exists already.
+    #[error("tenant `{tenant}` already exists in the store")]
+    TenantExists {
+        /// The tenant asked for.
+        tenant: String,
+    },
+    /// The tenant changed since the plan was made.
+    #[error("tenant `{tenant}` changed since the plan was made (plan revision {planned}, store revision {actual}); make a new plan")]
+    Stale {
+        /// The tenant.
+        tenant: String,
+        /// The revision the plan was made against.
+        planned: u64,
+        /// The revision the store is at.
+        actual: u64,
+    },
+    /// Another writer holds the store.
+    #[error("another apply to tenant `{tenant}` is running; try again when it has finished")]
+    Busy {
+        /// The tenant.
+        tenant: String,
+    },
+    /// A stored row does not decode.
+    #[error("stored resource `{id}` of tenant `{tenant}` is damaged: {reason}")]
+    Corrupt {
+        /// The tenant.
+        tenant: String,
+        /// The resource.
+        id: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A rule of the store refused the write.
+    #[error("{message}")]
+    Refused {
+        /// What was refused, and why.
+        message: String,
+    },
+    /// The database failed.
+    #[error("store database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The store file could not be created.
+    #[error("cannot open store at {path}: {reason}")]
+    Open {
+        /// The path.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A tenant as the store knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TenantRecord {
+    /// Name, e.g. `acme-dev`.
+    pub name: String,
+    /// Environment, e.g. `dev`.
+    pub environment: Option<String>,
+    /// The age public key.
+    pub recipient: String,
+    /// The store revision of the tenant's last write.
+    pub revision: u64,
+    /// The git commit the tenant was last applied from.
+    pub last_commit: Option<String>,
+    /// Number of resources.
+    pub resources: u64,
+}
+
+/// Everything one apply writes, in order, in one transaction.
+#[derive(Debug, Clone, Default)]
+pub struct WriteBatch {
+    /// The tenant revision the batch was planned against.
+    pub base_revision: u64,
+    /// Resources to create or update (stored form), with their unit hashes.
+    pub upserts: Vec<(Resource, String)>,
+    /// IDs to delete.
+    pub deletes: Vec<String>,
+    /// File hashes to refresh (content unchanged).
+    pub refresh: Vec<HashRefresh>,
+    /// The commit the tree came from, to record.
+    pub commit: Option<String>,
+}
+
+/// A hook called after each write of a batch, with the count so far (fault injection in tests).
+pub type WriteHook<'a> = Option<&'a dyn Fn(usize)>;
+
+/// The live state of the platform.
+pub trait Store {
+    /// The store revision.
+    fn revision(&self) -> Result<u64, StoreError>;
+    /// Create a tenant with its key pair.
+    fn create_tenant(
+        &mut self,
+        name: &str,
+        environment: Option<&str>,
+        keys: &KeyPair,
+    ) -> Result<TenantRecord, StoreError>;
+    /// Every tenant, by name.
+    fn tenants(&self) -> Result<Vec<TenantRecord>, StoreError>;
+    /// One tenant.
+    fn tenant(&self, name: &str) -> Result<TenantRecord, StoreError>;
+    /// The tenant's private key, for decryption inside the store.
+    fn identity(&self, tenant: &str) -> Result<String, StoreError>;
+    /// The tenant's revision and index.
+    fn index(&self, tenant: &str) -> Result<(u64, Index), StoreError>;
+    /// The drafts of the given IDs (stored form); unknown IDs are left out.
+    fn drafts(&self, tenant: &str, ids: &[String]) -> Result<Vec<Resource>, StoreError>;
+    /// Every draft of the tenant (stored form).
+    fn all_drafts(&self, tenant: &str) -> Result<Vec<Resource>, StoreError>;
+    /// Apply a batch in one transaction; returns the new tenant revision.
+    fn write(
+        &mut self,
+        tenant: &str,
+        batch: &WriteBatch,
+        hook: WriteHook<'_>,
+    ) -> Result<u64, StoreError>;
+}
+
+/// Open the store at `url`; relative paths are taken from `base`.
+pub fn open(url: &str, base: &Path) -> Result<Box<dyn Store>, StoreError> {
+    if let Some(path) = url.strip_prefix("sqlite:") {
+        let p = Path::new(path);
+        let full = if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            base.join(p)
+        };
+        return Ok(Box::new(sqlite::SqliteStore::open(&full)?));
+    }
+    Err(StoreError::BadUrl {
+        url: url.to_string(),
+    })
+}
+
+/// The time now as RFC 3339 UTC, to the second.
+pub fn now_rfc3339() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    rfc3339(secs)
+}
+
+/// Format Unix seconds as RFC 3339 UTC.
+pub fn rfc3339(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if m <= 2 { y + 1 } else { y };
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn rfc3339_formats() {
+        assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(super::rfc3339(1_795_000_000), "2026-11-18T08:26:40Z");
+    }
+}

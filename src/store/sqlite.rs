@@ -1,0 +1,442 @@
+//! The embedded SQLite store.
+//!
+//! One file, WAL journal with `synchronous=NORMAL`. A write takes the
+//! database's write lock first (`BEGIN IMMEDIATE`), so two applies to one
+//! tenant cannot interleave: the second waits for the lock, then finds the
+//! tenant revision moved and is refused as stale. Every write bumps the
+//! store revision and records it as the tenant's revision. A failure or a
+//! killed process before `COMMIT` leaves the store exactly as it was.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+
+use super::{now_rfc3339, Store, StoreError, TenantRecord, WriteBatch, WriteHook};
+use crate::model::{Kind, Resource};
+use crate::plan::resource_from_document;
+use crate::secrets::KeyPair;
+use crate::state::{canonical_json, content_hash, Index, IndexEntry};
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS meta (
+  key   TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+);
+INSERT OR IGNORE INTO meta (key, value) VALUES ('revision', '0'), ('schema', '1');
+CREATE TABLE IF NOT EXISTS tenants (
+  name        TEXT PRIMARY KEY,
+  environment TEXT,
+  recipient   TEXT NOT NULL,
+  identity    TEXT NOT NULL,
+  revision    INTEGER NOT NULL,
+  last_commit TEXT,
+  created_at  TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS resources (
+  tenant       TEXT NOT NULL REFERENCES tenants(name),
+  id           TEXT NOT NULL,
+  kind         TEXT NOT NULL,
+  name         TEXT NOT NULL,
+  document     TEXT NOT NULL,
+  content      BLOB,
+  content_hash TEXT NOT NULL,
+  file_hash    TEXT NOT NULL,
+  refs         TEXT NOT NULL,
+  revision     INTEGER NOT NULL,
+  updated_at   TEXT NOT NULL,
+  PRIMARY KEY (tenant, id)
+);
+CREATE INDEX IF NOT EXISTS resources_by_name ON resources (tenant, kind, name);
+CREATE TABLE IF NOT EXISTS versions (
+  tenant       TEXT NOT NULL,
+  id           TEXT NOT NULL,
+  version      INTEGER NOT NULL,
+  document     TEXT NOT NULL,
+  content      BLOB,
+  content_hash TEXT NOT NULL,
+  change_id    TEXT,
+  published_at TEXT NOT NULL,
+  PRIMARY KEY (tenant, id, version)
+);
+"#;
+
+/// The SQLite store.
+pub struct SqliteStore {
+    conn: Connection,
+}
+
+impl SqliteStore {
+    /// Open (or create) the store file at `path`.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        if let Some(parent) = path.parent() {
+            if !parent.as_os_str().is_empty() {
+                std::fs::create_dir_all(parent).map_err(|e| StoreError::Open {
+                    path: path.display().to_string(),
+                    reason: e.to_string(),
+                })?;
+            }
+        }
+        let conn = Connection::open(path)?;
+        Self::init(conn)
+    }
+
+    /// A store in memory (tests and pure pipelines).
+    pub fn in_memory() -> Result<Self, StoreError> {
+        Self::init(Connection::open_in_memory()?)
+    }
+
+    fn init(conn: Connection) -> Result<Self, StoreError> {
+        conn.busy_timeout(Duration::from_secs(30))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(SqliteStore { conn })
+    }
+
+    /// The underlying connection, for modules that extend the schema (publishing).
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// The underlying connection, mutable.
+    pub fn connection_mut(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+
+    fn row_to_resource(tenant: &str, id: &str, document: &str, content: Option<Vec<u8>>) -> Result<Resource, StoreError> {
+        let value: serde_json::Value =
+            serde_json::from_str(document).map_err(|e| StoreError::Corrupt {
+                tenant: tenant.to_string(),
+                id: id.to_string(),
+                reason: e.to_string(),
+            })?;
+        let mut r = resource_from_document(&value, None).map_err(|reason| StoreError::Corrupt {
+            tenant: tenant.to_string(),
+            id: id.to_string(),
+            reason,
+        })?;
+        r.content = content;
+        Ok(r)
+    }
+}
+
+fn bump_revision(tx: &rusqlite::Transaction<'_>) -> Result<u64, StoreError> {
+    let rev: String = tx.query_row("SELECT value FROM meta WHERE key = 'revision'", [], |r| r.get(0))?;
+    let next = rev.parse::<u64>().unwrap_or(0) + 1;
+    tx.execute(
+        "UPDATE meta SET value = ?1 WHERE key = 'revision'",
+        params![next.to_string()],
+    )?;
+    Ok(next)
+}
+
+/// Begin an immediate transaction, turning a lock time-out into [`StoreError::Busy`].
+pub(crate) fn begin<'c>(conn: &'c mut Connection, tenant: &str) -> Result<rusqlite::Transaction<'c>, StoreError> {
+    conn.transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(|e| match e {
+            rusqlite::Error::SqliteFailure(f, _)
+                if f.code == rusqlite::ErrorCode::DatabaseBusy
+                    || f.code == rusqlite::ErrorCode::DatabaseLocked =>
+            {
+                StoreError::Busy {
+                    tenant: tenant.to_string(),
+                }
+            }
+            other => StoreError::Sqlite(other),
+        })
+}
+
+/// Read a tenant's revision inside a transaction, refusing a missing tenant.
+pub(crate) fn tenant_revision(tx: &rusqlite::Transaction<'_>, tenant: &str) -> Result<u64, StoreError> {
+    tx.query_row(
+        "SELECT revision FROM tenants WHERE name = ?1",
+        params![tenant],
+        |r| r.get::<_, i64>(0),
+    )
+    .optional()?
+    .map(|r| r as u64)
+    .ok_or_else(|| StoreError::NoTenant {
+        tenant: tenant.to_string(),
+    })
+}
+
+/// Bump the store revision and record it on the tenant; returns it.
+pub(crate) fn touch_tenant(tx: &rusqlite::Transaction<'_>, tenant: &str) -> Result<u64, StoreError> {
+    let next = bump_revision(tx)?;
+    tx.execute(
+        "UPDATE tenants SET revision = ?1 WHERE name = ?2",
+        params![next as i64, tenant],
+    )?;
+    Ok(next)
+}
+
+/// Write one draft (insert or update), bumping its revision when its content changed.
+pub(crate) fn upsert_draft(
+    tx: &rusqlite::Transaction<'_>,
+    tenant: &str,
+    resource: &Resource,
+    file_hash: &str,
+    now: &str,
+) -> Result<(), StoreError> {
+    let id = resource.id().unwrap_or_default();
+    let document = String::from_utf8(canonical_json(resource)).unwrap_or_default();
+    let hash = content_hash(resource);
+    let refs: Vec<String> = resource.refs().into_iter().map(|(_, r)| r).collect();
+    let refs = refs.join(" ");
+    let existing: Option<(i64, String)> = tx
+        .query_row(
+            "SELECT revision, content_hash FROM resources WHERE tenant = ?1 AND id = ?2",
+            params![tenant, id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    match existing {
+        Some((rev, old_hash)) => {
+            let rev = if old_hash == hash { rev } else { rev + 1 };
+            tx.execute(
+                "UPDATE resources SET kind = ?3, name = ?4, document = ?5, content = ?6, content_hash = ?7, \
+                 file_hash = ?8, refs = ?9, revision = ?10, updated_at = ?11 WHERE tenant = ?1 AND id = ?2",
+                params![
+                    tenant,
+                    id,
+                    resource.kind().name(),
+                    resource.name(),
+                    document,
+                    resource.content,
+                    hash,
+                    file_hash,
+                    refs,
+                    rev,
+                    now
+                ],
+            )?;
+        }
+        None => {
+            tx.execute(
+                "INSERT INTO resources (tenant, id, kind, name, document, content, content_hash, file_hash, refs, revision, updated_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 1, ?10)",
+                params![
+                    tenant,
+                    id,
+                    resource.kind().name(),
+                    resource.name(),
+                    document,
+                    resource.content,
+                    hash,
+                    file_hash,
+                    refs,
+                    now
+                ],
+            )?;
+        }
+    }
+    Ok(())
+}
+
+fn tenant_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TenantRecord> {
+    Ok(TenantRecord {
+        name: r.get(0)?,
+        environment: r.get(1)?,
+        recipient: r.get(2)?,
+        revision: r.get::<_, i64>(3)? as u64,
+        last_commit: r.get(4)?,
+        resources: r.get::<_, i64>(5)? as u64,
+    })
+}
+
+const TENANT_SELECT: &str = "SELECT t.name, t.environment, t.recipient, t.revision, t.last_commit, \
+     (SELECT COUNT(*) FROM resources r WHERE r.tenant = t.name) FROM tenants t";
+
+impl Store for SqliteStore {
+    fn revision(&self) -> Result<u64, StoreError> {
+        let rev: String =
+            self.conn
+                .query_row("SELECT value FROM meta WHERE key = 'revision'", [], |r| r.get(0))?;
+        Ok(rev.parse().unwrap_or(0))
+    }
+
+    fn create_tenant(
+        &mut self,
+        name: &str,
+        environment: Option<&str>,
+        keys: &KeyPair,
+    ) -> Result<TenantRecord, StoreError> {
+        let tx = begin(&mut self.conn, name)?;
+        let exists: Option<String> = tx
+            .query_row("SELECT name FROM tenants WHERE name = ?1", params![name], |r| r.get(0))
+            .optional()?;
+        if exists.is_some() {
+            return Err(StoreError::TenantExists {
+                tenant: name.to_string(),
+            });
+        }
+        let rev = bump_revision(&tx)?;
+        tx.execute(
+            "INSERT INTO tenants (name, environment, recipient, identity, revision, last_commit, created_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, NULL, ?6)",
+            params![name, environment, keys.recipient, keys.identity, rev as i64, now_rfc3339()],
+        )?;
+        tx.commit()?;
+        self.tenant(name)
+    }
+
+    fn tenants(&self) -> Result<Vec<TenantRecord>, StoreError> {
+        let mut stmt = self.conn.prepare(&format!("{TENANT_SELECT} ORDER BY t.name"))?;
+        let rows = stmt.query_map([], tenant_from_row)?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    fn tenant(&self, name: &str) -> Result<TenantRecord, StoreError> {
+        self.conn
+            .query_row(
+                &format!("{TENANT_SELECT} WHERE t.name = ?1"),
+                params![name],
+                tenant_from_row,
+            )
+            .optional()?
+            .ok_or_else(|| StoreError::NoTenant {
+                tenant: name.to_string(),
+            })
+    }
+
+    fn identity(&self, tenant: &str) -> Result<String, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT identity FROM tenants WHERE name = ?1",
+                params![tenant],
+                |r| r.get(0),
+            )
+            .optional()?
+            .ok_or_else(|| StoreError::NoTenant {
+                tenant: tenant.to_string(),
+            })
+    }
+
+    fn index(&self, tenant: &str) -> Result<(u64, Index), StoreError> {
+        let rev = self.tenant(tenant)?.revision;
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, kind, name, content_hash, file_hash, refs, revision FROM resources WHERE tenant = ?1",
+        )?;
+        let rows = stmt.query_map(params![tenant], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, String>(5)?,
+                r.get::<_, i64>(6)?,
+            ))
+        })?;
+        let mut entries = Vec::new();
+        for row in rows {
+            let (id, kind, name, content_hash, file_hash, refs, revision) = row?;
+            let kind = Kind::from_name(&kind).ok_or_else(|| StoreError::Corrupt {
+                tenant: tenant.to_string(),
+                id: id.clone(),
+                reason: format!("unknown kind {kind}"),
+            })?;
+            entries.push(IndexEntry {
+                id,
+                kind,
+                name,
+                content_hash,
+                file_hash,
+                refs: refs.split_whitespace().map(str::to_string).collect(),
+                revision: revision as u64,
+            });
+        }
+        Ok((rev, Index::new(entries)))
+    }
+
+    fn drafts(&self, tenant: &str, ids: &[String]) -> Result<Vec<Resource>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT document, content FROM resources WHERE tenant = ?1 AND id = ?2",
+        )?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            let row: Option<(String, Option<Vec<u8>>)> = stmt
+                .query_row(params![tenant, id], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?;
+            if let Some((doc, content)) = row {
+                out.push(Self::row_to_resource(tenant, id, &doc, content)?);
+            }
+        }
+        Ok(out)
+    }
+
+    fn all_drafts(&self, tenant: &str) -> Result<Vec<Resource>, StoreError> {
+        self.tenant(tenant)?;
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, document, content FROM resources WHERE tenant = ?1 ORDER BY id",
+        )?;
+        let rows = stmt.query_map(params![tenant], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Option<Vec<u8>>>(2)?,
+            ))
+        })?;
+        let raw: Vec<(String, String, Option<Vec<u8>>)> = rows.collect::<Result<_, _>>()?;
+        use rayon::prelude::*;
+        raw.into_par_iter()
+            .map(|(id, doc, content)| Self::row_to_resource(tenant, &id, &doc, content))
+            .collect()
+    }
+
+    fn write(
+        &mut self,
+        tenant: &str,
+        batch: &WriteBatch,
+        hook: WriteHook<'_>,
+    ) -> Result<u64, StoreError> {
+        let now = now_rfc3339();
+        let tx = begin(&mut self.conn, tenant)?;
+        let actual = tenant_revision(&tx, tenant)?;
+        if actual != batch.base_revision {
+            return Err(StoreError::Stale {
+                tenant: tenant.to_string(),
+                planned: batch.base_revision,
+                actual,
+            });
+        }
+        let mut n = 0usize;
+        for (resource, file_hash) in &batch.upserts {
+            upsert_draft(&tx, tenant, resource, file_hash, &now)?;
+            n += 1;
+            if let Some(h) = hook {
+                h(n);
+            }
+        }
+        {
+            let mut del = tx.prepare_cached("DELETE FROM resources WHERE tenant = ?1 AND id = ?2")?;
+            for id in &batch.deletes {
+                del.execute(params![tenant, id])?;
+                n += 1;
+                if let Some(h) = hook {
+                    h(n);
+                }
+            }
+            let mut refresh =
+                tx.prepare_cached("UPDATE resources SET file_hash = ?3 WHERE tenant = ?1 AND id = ?2")?;
+            for r in &batch.refresh {
+                refresh.execute(params![tenant, r.id, r.file_hash])?;
+            }
+        }
+        let changed = !batch.upserts.is_empty() || !batch.deletes.is_empty();
+        if let Some(c) = &batch.commit {
+            tx.execute(
+                "UPDATE tenants SET last_commit = ?1 WHERE name = ?2",
+                params![c, tenant],
+            )?;
+        }
+        let rev = if changed || batch.commit.is_some() {
+            touch_tenant(&tx, tenant)?
+        } else {
+            actual
+        };
+        tx.commit()?;
+        Ok(rev)
+    }
+}

@@ -1,0 +1,571 @@
+//! Trees: the files of one tenant, wherever they are, and their decoding.
+//!
+//! A tree is read through a [`TreeSource`] (a folder, a git revision, a ZIP,
+//! or memory), so nothing here knows where bytes come from. A tree is made of
+//! *units*: one resource's YAML file at `<step>/<name>.yaml`, plus, for a
+//! document, its content file `<step>/<name>.<ext>` beside it. Each unit has
+//! a blake3 hash over its bytes; the store remembers the hash of what it
+//! applied, so a plan can decide SKIP before parsing anything.
+//!
+//! Decoding a unit gives a [`Resource`] in *tree form* (references by name)
+//! or diagnostics that name the file and line. Encoding is the inverse and is
+//! canonical: see [`encode_resource`].
+
+pub mod folder;
+
+use std::collections::BTreeMap;
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::diagnostic::Diagnostic;
+use crate::model::{self, is_valid_id, is_valid_name, Kind, Resource, Spec};
+use crate::yaml;
+
+/// The file every tenant folder holds at its root.
+pub const TENANT_FILE: &str = "tenant.toml";
+
+/// An error reading from a tree source.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// The source could not be listed or read.
+    #[error("cannot read {path}: {reason}")]
+    Read {
+        /// What could not be read.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// The source does not exist.
+    #[error("tree not found: {path}")]
+    Missing {
+        /// Where it was looked for.
+        path: String,
+    },
+}
+
+/// Somewhere the files of one tenant tree can be read from.
+pub trait TreeSource: Sync {
+    /// A short description for messages, e.g. `tenants/acme-dev` or `HEAD:tenants/acme-dev`.
+    fn describe(&self) -> String;
+    /// Every file path in the tree, relative, with `/` separators, sorted.
+    fn list(&self) -> Result<Vec<String>, SourceError>;
+    /// The bytes of one file.
+    fn read(&self, path: &str) -> Result<Vec<u8>, SourceError>;
+}
+
+/// A tree held in memory: relative path to bytes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MemoryTree {
+    /// Files by relative path.
+    pub files: BTreeMap<String, Vec<u8>>,
+}
+
+impl TreeSource for MemoryTree {
+    fn describe(&self) -> String {
+        "tree in memory".to_string()
+    }
+    fn list(&self) -> Result<Vec<String>, SourceError> {
+        Ok(self.files.keys().cloned().collect())
+    }
+    fn read(&self, path: &str) -> Result<Vec<u8>, SourceError> {
+        self.files.get(path).cloned().ok_or_else(|| SourceError::Missing {
+            path: path.to_string(),
+        })
+    }
+}
+
+/// The settings file of a tenant folder, `tenant.toml`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct TenantFile {
+    /// The tenant's name, e.g. `acme-dev`.
+    pub name: String,
+    /// The environment, e.g. `dev`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
+    /// The tenant's age public key; secrets are encrypted to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipient: Option<String>,
+    /// The `${vars.*}` names the tenant's configuration uses.
+    #[serde(default)]
+    pub variables: Vec<String>,
+}
+
+impl TenantFile {
+    /// Render as TOML, deterministically.
+    pub fn to_toml(&self) -> String {
+        let mut s = String::new();
+        s.push_str(&format!("name = {}\n", toml_str(&self.name)));
+        if let Some(e) = &self.environment {
+            s.push_str(&format!("environment = {}\n", toml_str(e)));
+        }
+        if let Some(r) = &self.recipient {
+            s.push_str(&format!("recipient = {}\n", toml_str(r)));
+        }
+        let vars: Vec<String> = self.variables.iter().map(|v| toml_str(v)).collect();
+        s.push_str(&format!("variables = [{}]\n", vars.join(", ")));
+        s
+    }
+}
+
+fn toml_str(s: &str) -> String {
+    toml::Value::String(s.to_string()).to_string()
+}
+
+/// One unit of a tree: a resource file and its optional content file, hashed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unit {
+    /// Path of the YAML file, e.g. `documents/refund-policy.yaml`.
+    pub path: String,
+    /// Path of the content file beside it, if any.
+    pub content_path: Option<String>,
+    /// blake3 over the YAML bytes and the content file, if any.
+    pub hash: String,
+}
+
+/// A decoded unit: the resource in tree form, and where it came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Loaded {
+    /// Path of the YAML file.
+    pub path: String,
+    /// The unit hash.
+    pub hash: String,
+    /// The resource, references by name, content attached.
+    pub resource: Resource,
+}
+
+/// What reading a tree gave: decoded units, units skipped as unchanged, and problems.
+#[derive(Debug, Default)]
+pub struct TreeRead {
+    /// Units that were decoded.
+    pub loaded: Vec<Loaded>,
+    /// Units whose hash the caller already knew: `(path, hash)`.
+    pub unchanged: Vec<(String, String)>,
+    /// Problems, each naming its file.
+    pub diagnostics: Vec<Diagnostic>,
+    /// The tenant file, when the tree has one and it parses.
+    pub tenant_file: Option<TenantFile>,
+    /// Number of YAML units found.
+    pub unit_count: usize,
+}
+
+/// Hash a unit from its YAML bytes and optional content bytes.
+pub fn unit_hash(yaml: &[u8], content: Option<(&str, &[u8])>) -> String {
+    let mut h = blake3::Hasher::new();
+    h.update(yaml);
+    if let Some((name, bytes)) = content {
+        h.update(b"\0ferry-content\0");
+        h.update(name.as_bytes());
+        h.update(b"\0");
+        h.update(bytes);
+    }
+    h.finalize().to_hex().to_string()
+}
+
+/// Group the paths of a tree into units, and report files that belong to none.
+pub fn units_of(paths: &[String]) -> (Vec<(String, Option<String>)>, Vec<Diagnostic>) {
+    let mut diags = Vec::new();
+    let mut yaml_files: BTreeMap<String, Option<String>> = BTreeMap::new();
+    let mut others: Vec<&String> = Vec::new();
+    for p in paths {
+        let mut parts = p.splitn(2, '/');
+        let first = parts.next().unwrap_or("");
+        let rest = parts.next();
+        match rest {
+            None => {
+                // Files at the root (tenant.toml, manifest.json, README.md) are not resources.
+            }
+            Some(rest) => {
+                if first.starts_with('.') {
+                    continue;
+                }
+                if Kind::from_step(first).is_none() {
+                    diags.push(Diagnostic::error(
+                        p.clone(),
+                        "unknown-folder",
+                        format!(
+                            "`{first}/` is not a step folder; expected one of {}",
+                            Kind::ALL.map(|k| k.step()).join(", ")
+                        ),
+                    ));
+                    continue;
+                }
+                if rest.contains('/') {
+                    diags.push(Diagnostic::error(
+                        p.clone(),
+                        "nested-file",
+                        "resource files sit directly in their step folder",
+                    ));
+                    continue;
+                }
+                if rest.ends_with(".yaml") {
+                    yaml_files.insert(p.clone(), None);
+                } else if rest.ends_with(".yml") {
+                    diags.push(Diagnostic::error(
+                        p.clone(),
+                        "file-extension",
+                        "resource files end in `.yaml`",
+                    ));
+                } else if rest == ".gitkeep" {
+                } else {
+                    others.push(p);
+                }
+            }
+        }
+    }
+    for p in others {
+        let stem = match p.rfind('.') {
+            Some(i) if i > p.rfind('/').unwrap_or(0) + 1 => &p[..i],
+            _ => p.as_str(),
+        };
+        let yaml_path = format!("{stem}.yaml");
+        match yaml_files.get_mut(&yaml_path) {
+            Some(slot @ None) if p.starts_with("documents/") => *slot = Some(p.clone()),
+            _ => diags.push(Diagnostic::error(
+                p.clone(),
+                "unexpected-file",
+                "no resource claims this file; a document's content file is `documents/<name>.<ext>` beside `documents/<name>.yaml`",
+            )),
+        }
+    }
+    (yaml_files.into_iter().collect(), diags)
+}
+
+fn line_of_byte(bytes: &[u8], pos: usize) -> u64 {
+    bytes[..pos.min(bytes.len())].iter().filter(|b| **b == b'\n').count() as u64 + 1
+}
+
+/// Decode one resource file into tree form; checks that need only this file.
+pub fn decode_file(path: &str, bytes: &[u8]) -> Result<Resource, Vec<Diagnostic>> {
+    let text = match std::str::from_utf8(bytes) {
+        Ok(t) => t,
+        Err(e) => {
+            return Err(vec![Diagnostic::error(
+                path,
+                "not-utf8",
+                format!(
+                    "file is not UTF-8 (invalid byte at offset {})",
+                    e.valid_up_to()
+                ),
+            )
+            .at_line(Some(line_of_byte(bytes, e.valid_up_to())))])
+        }
+    };
+    let doc = match yaml::decode_resource(text) {
+        Ok(d) => d,
+        Err(e) => {
+            let code = if e.message.contains("unknown field") {
+                "unknown-field"
+            } else if e.message.contains("unknown kind") {
+                "unknown-kind"
+            } else if e.message.contains("duplicate mapping key") {
+                "duplicate-key"
+            } else if e.message.contains("budget") || e.message.contains("alias") {
+                "yaml-budget"
+            } else if e.message.starts_with("invalid") || e.message.starts_with("expected") {
+                "wrong-type"
+            } else {
+                "yaml"
+            };
+            return Err(vec![Diagnostic::error(path, code, e.message).at_line(e.line)]);
+        }
+    };
+    let mut diags = Vec::new();
+    if doc.api_version != model::API_VERSION {
+        diags.push(
+            Diagnostic::error(
+                path,
+                "api-version",
+                format!(
+                    "apiVersion `{}` is not supported; expected `{}`",
+                    doc.api_version,
+                    model::API_VERSION
+                ),
+            )
+            .in_field("apiVersion")
+            .at_line(crate::diagnostic::locate(text, "apiVersion", None)),
+        );
+    }
+    let kind = doc.spec.kind();
+    let (folder, file) = path.split_once('/').unwrap_or(("", path));
+    if folder != kind.step() {
+        diags.push(
+            Diagnostic::error(
+                path,
+                "wrong-folder",
+                format!(
+                    "a {kind} belongs in `{}/`, not `{folder}/`",
+                    kind.step()
+                ),
+            )
+            .in_field("kind")
+            .at_line(crate::diagnostic::locate(text, "kind", None)),
+        );
+    }
+    let name = &doc.metadata.name;
+    let name_line = crate::diagnostic::locate(text, "metadata.name", None);
+    if !is_valid_name(name) {
+        diags.push(
+            Diagnostic::error(
+                path,
+                "bad-name",
+                format!("name `{name}` must be lower-case letters, digits, `-`, `_` or `.`"),
+            )
+            .in_field("metadata.name")
+            .at_line(name_line),
+        );
+    } else if file.strip_suffix(".yaml") != Some(name.as_str()) {
+        diags.push(
+            Diagnostic::error(
+                path,
+                "path-mismatch",
+                format!(
+                    "the file of `{name}` must be `{}`",
+                    model::resource_path(kind, name)
+                ),
+            )
+            .in_field("metadata.name")
+            .at_line(name_line),
+        );
+    }
+    if let Some(id) = &doc.metadata.id {
+        if !is_valid_id(id) {
+            diags.push(
+                Diagnostic::error(
+                    path,
+                    "bad-id",
+                    format!("id `{id}` must be 1 to 64 ASCII letters, digits, `_` or `-`"),
+                )
+                .in_field("metadata.id")
+                .at_line(crate::diagnostic::locate(text, "metadata.id", None)),
+            );
+        }
+    }
+    if let Spec::Document(d) = &doc.spec {
+        if let Some(cf) = &d.content_file {
+            let ok = cf
+                .strip_prefix(name.as_str())
+                .is_some_and(|rest| rest.starts_with('.') && rest.len() > 1 && !rest.contains('/'))
+                && !cf.ends_with(".yaml");
+            if !ok {
+                diags.push(
+                    Diagnostic::error(
+                        path,
+                        "content-file",
+                        format!("contentFile must be `{name}.<ext>`, beside this file"),
+                    )
+                    .in_field("spec.contentFile")
+                    .at_line(crate::diagnostic::locate(text, "contentFile", None)),
+                );
+            }
+        }
+    }
+    if !diags.is_empty() {
+        return Err(diags);
+    }
+    Ok(Resource {
+        metadata: doc.metadata,
+        spec: doc.spec,
+        content: None,
+    })
+}
+
+/// Attach a document's content bytes, checking and filling in its hash and size.
+fn attach_content(
+    path: &str,
+    resource: &mut Resource,
+    content: Option<(String, Vec<u8>)>,
+    diags: &mut Vec<Diagnostic>,
+) {
+    let Spec::Document(d) = &mut resource.spec else {
+        if let Some((cp, _)) = content {
+            diags.push(Diagnostic::error(
+                cp,
+                "unexpected-file",
+                "only documents carry a content file",
+            ));
+        }
+        return;
+    };
+    match (&d.content_file, content) {
+        (None, None) => {}
+        (Some(cf), None) => diags.push(
+            Diagnostic::error(
+                path,
+                "missing-content-file",
+                format!("contentFile `{cf}` is not in the tree"),
+            )
+            .in_field("spec.contentFile"),
+        ),
+        (None, Some((cp, _))) => diags.push(Diagnostic::error(
+            cp,
+            "unexpected-file",
+            format!("`{path}` does not name this file as its contentFile"),
+        )),
+        (Some(cf), Some((cp, bytes))) => {
+            let expected_name = cp.rsplit('/').next().unwrap_or(&cp);
+            if cf != expected_name {
+                diags.push(
+                    Diagnostic::error(
+                        path,
+                        "content-file",
+                        format!("contentFile `{cf}` does not match `{expected_name}` beside it"),
+                    )
+                    .in_field("spec.contentFile"),
+                );
+                return;
+            }
+            let hash = crate::ids::content_hash(&bytes);
+            if let Some(stated) = &d.content_hash {
+                if *stated != hash {
+                    diags.push(
+                        Diagnostic::error(
+                            path,
+                            "content-hash",
+                            format!("contentHash does not match `{cf}` (its hash is {hash})"),
+                        )
+                        .in_field("spec.contentHash"),
+                    );
+                    return;
+                }
+            }
+            if let Some(size) = d.size {
+                if size != bytes.len() as u64 {
+                    diags.push(
+                        Diagnostic::error(
+                            path,
+                            "content-size",
+                            format!("size {size} does not match `{cf}` ({} bytes)", bytes.len()),
+                        )
+                        .in_field("spec.size"),
+                    );
+                    return;
+                }
+            }
+            d.content_hash = Some(hash);
+            d.size = Some(bytes.len() as u64);
+            resource.content = Some(bytes);
+        }
+    }
+}
+
+/// Read a tree: hash every unit, skip the ones `known` says are unchanged, decode the rest.
+///
+/// Hashing and decoding run on all cores. `known(path, hash)` answers
+/// whether the store already holds exactly this unit.
+pub fn read_tree(
+    source: &dyn TreeSource,
+    known: &(dyn Fn(&str, &str) -> bool + Sync),
+) -> Result<TreeRead, SourceError> {
+    let paths = source.list()?;
+    let mut out = TreeRead::default();
+    if paths.iter().any(|p| p == TENANT_FILE) {
+        let bytes = source.read(TENANT_FILE)?;
+        match std::str::from_utf8(&bytes)
+            .map_err(|e| e.to_string())
+            .and_then(|t| toml::from_str::<TenantFile>(t).map_err(|e| e.to_string()))
+        {
+            Ok(tf) => out.tenant_file = Some(tf),
+            Err(e) => out.diagnostics.push(Diagnostic::error(
+                TENANT_FILE,
+                "tenant-file",
+                e.trim().to_string(),
+            )),
+        }
+    }
+    let (units, diags) = units_of(&paths);
+    out.diagnostics.extend(diags);
+    out.unit_count = units.len();
+    enum One {
+        Unchanged(String, String),
+        Loaded(Loaded, Vec<Diagnostic>),
+        Failed(Vec<Diagnostic>),
+    }
+    let results: Vec<One> = units
+        .par_iter()
+        .map(|(path, content_path)| {
+            let read = |p: &str| source.read(p);
+            let yaml_bytes = match read(path) {
+                Ok(b) => b,
+                Err(e) => return One::Failed(vec![Diagnostic::error(path.clone(), "read", e.to_string())]),
+            };
+            let content = match content_path {
+                Some(cp) => match read(cp) {
+                    Ok(b) => Some((cp.clone(), b)),
+                    Err(e) => {
+                        return One::Failed(vec![Diagnostic::error(cp.clone(), "read", e.to_string())])
+                    }
+                },
+                None => None,
+            };
+            let hash = unit_hash(
+                &yaml_bytes,
+                content
+                    .as_ref()
+                    .map(|(p, b)| (p.rsplit('/').next().unwrap_or(p), b.as_slice())),
+            );
+            if known(path, &hash) {
+                return One::Unchanged(path.clone(), hash);
+            }
+            match decode_file(path, &yaml_bytes) {
+                Ok(mut resource) => {
+                    let mut diags = Vec::new();
+                    attach_content(path, &mut resource, content, &mut diags);
+                    One::Loaded(
+                        Loaded {
+                            path: path.clone(),
+                            hash,
+                            resource,
+                        },
+                        diags,
+                    )
+                }
+                Err(d) => One::Failed(d),
+            }
+        })
+        .collect();
+    for r in results {
+        match r {
+            One::Unchanged(p, h) => out.unchanged.push((p, h)),
+            One::Loaded(l, d) => {
+                out.diagnostics.extend(d);
+                out.loaded.push(l);
+            }
+            One::Failed(d) => out.diagnostics.extend(d),
+        }
+    }
+    out.diagnostics.sort();
+    Ok(out)
+}
+
+/// Encode a resource (tree form) as the files of its unit: the YAML file and the content file.
+pub fn encode_resource(resource: &Resource) -> Result<Vec<(String, Vec<u8>)>, yaml::EncodeError> {
+    let kind = resource.kind();
+    let mut files = vec![(
+        model::resource_path(kind, resource.name()),
+        yaml::encode_resource(&resource.metadata, &resource.spec)?.into_bytes(),
+    )];
+    if let (Spec::Document(d), Some(content)) = (&resource.spec, &resource.content) {
+        if let Some(cf) = &d.content_file {
+            files.push((format!("{}/{cf}", kind.step()), content.clone()));
+        }
+    }
+    Ok(files)
+}
+
+/// Encode a whole tenant model (tree form) as a tree in memory.
+pub fn encode_model(model: &model::TenantModel) -> Result<MemoryTree, yaml::EncodeError> {
+    let encoded: Result<Vec<_>, _> = model
+        .resources
+        .par_iter()
+        .map(|(_, r)| encode_resource(r))
+        .collect();
+    let mut tree = MemoryTree::default();
+    for files in encoded? {
+        for (p, b) in files {
+            tree.files.insert(p, b);
+        }
+    }
+    Ok(tree)
+}
