@@ -214,3 +214,77 @@ pub fn counts(model: &TenantModel) -> Vec<(Kind, usize)> {
         .map(|k| (*k, model.iter().filter(|r| r.kind() == *k).count()))
         .collect()
 }
+
+/// The unit hash of a resource's canonical files (tree form).
+pub fn canonical_unit_hash(tree_form: &crate::model::Resource) -> Result<String, PipelineError> {
+    let files = tree::encode_resource(tree_form)?;
+    let yaml = &files[0].1;
+    let content = files
+        .get(1)
+        .map(|(p, b)| (p.rsplit('/').next().unwrap_or(p.as_str()), b.as_slice()));
+    Ok(tree::unit_hash(yaml, content))
+}
+
+/// Plan a set of resources in stored form (IDs set, references as IDs)
+/// against a store tenant: the entry point of every model-to-model rewrite
+/// (promotion, ZIP import, live sync).
+///
+/// References must point at resources of `resources` or of the tenant's
+/// index; a reference that points at neither is reported as a diagnostic
+/// and no plan is made. Resources of the tenant that `resources` does not
+/// mention are listed as absent (or deleted, with prune).
+pub fn plan_resources(
+    store: &dyn Store,
+    tenant: &str,
+    resources: Vec<crate::model::Resource>,
+    options: DiffOptions,
+) -> Result<(Option<Plan>, Vec<Diagnostic>), PipelineError> {
+    let (revision, index) = store.index(tenant)?;
+    let mut names = NameTable::of_index(&index);
+    for r in &resources {
+        if let Some(id) = r.id() {
+            names.insert(r.kind(), r.name(), id);
+        }
+    }
+    let mut diags = Vec::new();
+    let mut desired = Vec::with_capacity(resources.len());
+    for r in resources {
+        let path = crate::model::resource_path(r.kind(), r.name());
+        for (site, target) in r.refs() {
+            let ok = names.name_of(&target).is_some_and(|(k, _)| *k == site.target);
+            if !ok {
+                diags.push(
+                    Diagnostic::error(
+                        path.clone(),
+                        "dangling-reference",
+                        format!("{} `{target}` does not exist in tenant `{tenant}`", site.target),
+                    )
+                    .in_field(site.path.clone()),
+                );
+            }
+        }
+        let hash = canonical_unit_hash(&render_names(&r, &names))?;
+        desired.push(validate::Desired {
+            path,
+            hash,
+            resource: r,
+        });
+    }
+    if diagnostic::has_errors(&diags) {
+        diags.sort();
+        return Ok((None, diags));
+    }
+    let plan = diff(
+        DiffInput {
+            tenant,
+            base_revision: revision,
+            index: &index,
+            desired,
+            unchanged: HashSet::new(),
+            names: &names,
+        },
+        options,
+        &|ids| store.drafts(tenant, ids),
+    )?;
+    Ok((Some(plan), diags))
+}
