@@ -1,0 +1,191 @@
+//! The test environment: a temporary config repo and the real binary.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+
+/// What one run of the binary gave.
+#[derive(Debug)]
+pub struct Run {
+    /// Exit code.
+    pub code: i32,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+impl Run {
+    /// Standard output parsed as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}\nstderr:\n{}", self.stdout, self.stderr))
+    }
+
+    /// Panic with the output unless the exit code is `code`.
+    pub fn expect(self, code: i32) -> Self {
+        assert_eq!(
+            self.code, code,
+            "exit code {} (expected {code})\nstdout:\n{}\nstderr:\n{}",
+            self.code, self.stdout, self.stderr
+        );
+        self
+    }
+
+    /// Panic unless the run succeeded.
+    pub fn ok(self) -> Self {
+        self.expect(0)
+    }
+}
+
+/// A temporary folder holding a config repo.
+pub struct TestEnv {
+    /// Keeps the folder alive.
+    pub tmp: tempfile::TempDir,
+    /// The config repo.
+    pub repo: PathBuf,
+}
+
+/// The project's root (for fixtures).
+pub fn project_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Copy a folder recursively.
+pub fn copy_dir(from: &Path, to: &Path) {
+    for entry in walkdir::WalkDir::new(from) {
+        let entry = entry.unwrap();
+        let rel = entry.path().strip_prefix(from).unwrap();
+        let dest = to.join(rel);
+        if entry.file_type().is_dir() {
+            std::fs::create_dir_all(&dest).unwrap();
+        } else {
+            std::fs::copy(entry.path(), &dest).unwrap();
+        }
+    }
+}
+
+impl TestEnv {
+    /// An empty temporary folder (no repo yet).
+    pub fn empty() -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let repo = tmp.path().join("repo");
+        TestEnv { tmp, repo }
+    }
+
+    /// A new config repo made by `ferry init`.
+    pub fn new() -> Self {
+        let env = TestEnv::empty();
+        env.ferry_in(env.tmp.path(), &["init", "repo"]).ok();
+        env
+    }
+
+    /// A copy of `fixtures/acme` as the config repo, with tenant acme-dev created.
+    pub fn acme() -> Self {
+        let env = TestEnv::empty();
+        copy_dir(&project_root().join("fixtures/acme"), &env.repo);
+        env.ferry(&["tenant", "create", "acme-dev", "--environment", "dev"]).ok();
+        env
+    }
+
+    /// A `ferry` command run in the repo, with colour off and a git identity.
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::cargo_bin("ferry").unwrap();
+        c.current_dir(&self.repo)
+            .env("NO_COLOR", "1")
+            .env("GIT_AUTHOR_NAME", "Test User")
+            .env("GIT_AUTHOR_EMAIL", "test@example.invalid")
+            .env("GIT_COMMITTER_NAME", "Test User")
+            .env("GIT_COMMITTER_EMAIL", "test@example.invalid")
+            .env_remove("FERRY_TEST_ABORT_AFTER_WRITES");
+        c
+    }
+
+    /// Run `ferry ARGS` in the repo.
+    pub fn ferry(&self, args: &[&str]) -> Run {
+        self.ferry_in(&self.repo.clone(), args)
+    }
+
+    /// Run `ferry ARGS` in `dir`.
+    pub fn ferry_in(&self, dir: &Path, args: &[&str]) -> Run {
+        let mut c = self.cmd();
+        c.current_dir(dir).args(args);
+        run(c)
+    }
+
+    /// Run `ferry ARGS` with `input` on stdin.
+    pub fn ferry_stdin(&self, args: &[&str], input: &str) -> Run {
+        let mut c = self.cmd();
+        c.args(args).write_stdin(input.to_string());
+        run(c)
+    }
+
+    /// Path of a file in the repo.
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.repo.join(rel)
+    }
+
+    /// Write a file in the repo.
+    pub fn write(&self, rel: &str, text: &str) {
+        let p = self.path(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+
+    /// Read a file of the repo.
+    pub fn read(&self, rel: &str) -> String {
+        std::fs::read_to_string(self.path(rel)).unwrap()
+    }
+
+    /// Run git in the repo, panicking on failure; returns stdout.
+    pub fn git(&self, args: &[&str]) -> String {
+        let out = std::process::Command::new("git")
+            .current_dir(&self.repo)
+            .env("GIT_AUTHOR_NAME", "Test User")
+            .env("GIT_AUTHOR_EMAIL", "test@example.invalid")
+            .env("GIT_COMMITTER_NAME", "Test User")
+            .env("GIT_COMMITTER_EMAIL", "test@example.invalid")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "git {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+/// Run a prepared command and capture its outcome.
+pub fn run(mut c: Command) -> Run {
+    let out = c.output().unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// A small valid tenant tree: a connection, a tool, two agents.
+pub fn small_tree(env: &TestEnv, tenant: &str) {
+    let base = format!("tenants/{tenant}");
+    env.write(
+        &format!("{base}/connections/crm.yaml"),
+        "apiVersion: ferry/v1\nkind: Connection\nmetadata:\n  name: crm\nspec:\n  type: http\n  baseUrl: https://crm.example.com\n  credentials:\n    apiKey: ${vars.CRM_API_KEY}\n",
+    );
+    env.write(
+        &format!("{base}/tools/crm-lookup.yaml"),
+        "apiVersion: ferry/v1\nkind: Tool\nmetadata:\n  name: crm-lookup\n  syncable: true\nspec:\n  type: http\n  connection: crm\n  request:\n    method: GET\n    path: /customers/{id}\n",
+    );
+    env.write(
+        &format!("{base}/agents/refund-bot.yaml"),
+        "apiVersion: ferry/v1\nkind: Agent\nmetadata:\n  name: refund-bot\nspec:\n  type: chat\n  model:\n    provider: openai\n    name: gpt-4o-mini\n  instructions: |\n    Handle refunds.\n    Be polite.\n",
+    );
+    env.write(
+        &format!("{base}/agents/support-bot.yaml"),
+        "apiVersion: ferry/v1\nkind: Agent\nmetadata:\n  name: support-bot\n  syncable: true\nspec:\n  type: supervisor\n  model:\n    provider: openai\n    name: gpt-4o-mini\n    temperature: 0.2\n  instructions: |\n    You are Acme's support assistant.\n    Cite the knowledge base in every answer.\n  tools:\n  - crm-lookup\n  - builtin/web-search\n  subAgents:\n  - refund-bot\n",
+    );
+}

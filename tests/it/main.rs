@@ -1,0 +1,5 @@
+//! The integration tests: one binary, driving the real `ferry` binary in
+//! temporary config repos through [`common::TestEnv`].
+
+mod common;
+mod core;
