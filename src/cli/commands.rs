@@ -49,6 +49,7 @@ pub fn run(cmd: Command, g: &Global, out: &Output) -> Result<i32> {
         } => apply_cmd(g, out, tenant, &from, prune, force, yes, plan),
         Command::Secret(SecretCommand::Encrypt { tenant }) => secret_encrypt(g, out, &tenant),
         Command::Steps => steps(out),
+        Command::Schemas { out: dir } => schemas(out, &dir),
         Command::Demo { keep } => super::demo::run_demo(out, keep),
     }
 }
@@ -515,5 +516,15 @@ fn steps(out: &Output) -> Result<i32> {
             out.data(&format!("{}. {s}", i + 1));
         }
     }
+    Ok(EXIT_OK)
+}
+
+fn schemas(out: &Output, dir: &Path) -> Result<i32> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let files = crate::schema::generate();
+    for (name, text) in &files {
+        std::fs::write(dir.join(name), text)?;
+    }
+    out.data(&format!("Wrote {} schemas to {}", files.len(), dir.display()));
     Ok(EXIT_OK)
 }

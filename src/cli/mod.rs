@@ -143,6 +143,12 @@ enum Command {
     Secret(SecretCommand),
     /// The ordered sync steps.
     Steps,
+    /// Write the JSON Schemas of the resource files.
+    Schemas {
+        /// The folder to write to.
+        #[arg(long, value_name = "DIR", default_value = "schemas")]
+        out: PathBuf,
+    },
     /// The whole story, end to end, in a temporary folder, narrated.
     Demo {
         /// Keep the demo folder and print where it is.
