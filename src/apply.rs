@@ -22,7 +22,9 @@ pub struct ApplyOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
     /// The prune would delete most of the tenant.
-    #[error("refusing to delete {deletes} of {total} resources of tenant `{tenant}` without --force")]
+    #[error(
+        "refusing to delete {deletes} of {total} resources of tenant `{tenant}` without --force"
+    )]
     MassDelete {
         /// The tenant.
         tenant: String,
@@ -62,7 +64,8 @@ pub fn apply(
     options: ApplyOptions,
     hook: WriteHook<'_>,
 ) -> Result<ApplyReport, ApplyError> {
-    let total = plan.summary.skip + plan.summary.update + plan.summary.delete + plan.summary.conflict;
+    let total =
+        plan.summary.skip + plan.summary.update + plan.summary.delete + plan.summary.conflict;
     if !options.force && is_mass_delete(plan.summary.delete, total) {
         return Err(ApplyError::MassDelete {
             tenant: plan.tenant.clone(),
@@ -80,7 +83,9 @@ pub fn apply(
         match a.action {
             ActionKind::Create | ActionKind::Update => {
                 if let Some(p) = &a.payload {
-                    batch.upserts.push((p.resource(&a.id)?, p.file_hash.clone()));
+                    batch
+                        .upserts
+                        .push((p.resource(&a.id)?, p.file_hash.clone()));
                 }
             }
             ActionKind::Delete => batch.deletes.push(a.id.clone()),

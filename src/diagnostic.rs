@@ -52,7 +52,11 @@ impl Diagnostic {
     }
 
     /// A warning in `file`.
-    pub fn warning(file: impl Into<String>, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn warning(
+        file: impl Into<String>,
+        code: &'static str,
+        message: impl Into<String>,
+    ) -> Self {
         Diagnostic {
             severity: Severity::Warning,
             ..Diagnostic::error(file, code, message)

@@ -46,7 +46,12 @@ pub fn derived_id(tenant: &str, kind: Kind, name: &str) -> String {
 /// It depends on the origin tenant (the first tenant of the resource's
 /// lineage), the target tenant and the origin ID, so that dev→staging→prod
 /// and dev→prod give the same prod ID.
-pub fn promoted_id(origin_tenant: &str, target_tenant: &str, origin_id: &str, kind: Kind) -> String {
+pub fn promoted_id(
+    origin_tenant: &str,
+    target_tenant: &str,
+    origin_id: &str,
+    kind: Kind,
+) -> String {
     let h = hash_parts(
         "ferry/id/promoted/v1",
         &[origin_tenant, target_tenant, origin_id],
@@ -62,7 +67,10 @@ pub fn imported_id(target_tenant: &str, origin_id: &str, salt: &str, kind: Kind)
 
 /// A change-track ID for a publish: `chg_` and 16 base32 digits.
 pub fn change_id(tenant: &str, number: u64, content: &str) -> String {
-    let h = hash_parts("ferry/id/change/v1", &[tenant, &number.to_string(), content]);
+    let h = hash_parts(
+        "ferry/id/change/v1",
+        &[tenant, &number.to_string(), content],
+    );
     format!("chg_{}", base32_16(&h))
 }
 

@@ -7,6 +7,7 @@
 //! transaction. See `ARCHITECTURE.md` for the map.
 
 pub mod apply;
+pub mod cli;
 pub mod diagnostic;
 pub mod ids;
 pub mod model;
@@ -18,6 +19,5 @@ pub mod state;
 pub mod store;
 pub mod tree;
 pub mod validate;
-pub mod yaml;
 pub mod vcs;
-pub mod cli;
+pub mod yaml;

@@ -599,7 +599,12 @@ impl Resource {
     ///
     /// References to built-in tools are passed too; callers leave them alone.
     pub fn visit_refs_mut(&mut self, f: &mut dyn FnMut(&RefSite, &mut String)) {
-        fn list(path: &str, target: Kind, v: &mut [String], f: &mut dyn FnMut(&RefSite, &mut String)) {
+        fn list(
+            path: &str,
+            target: Kind,
+            v: &mut [String],
+            f: &mut dyn FnMut(&RefSite, &mut String),
+        ) {
             for (i, r) in v.iter_mut().enumerate() {
                 f(
                     &RefSite {
@@ -610,7 +615,12 @@ impl Resource {
                 );
             }
         }
-        fn one(path: &str, target: Kind, v: &mut Option<String>, f: &mut dyn FnMut(&RefSite, &mut String)) {
+        fn one(
+            path: &str,
+            target: Kind,
+            v: &mut Option<String>,
+            f: &mut dyn FnMut(&RefSite, &mut String),
+        ) {
             if let Some(r) = v {
                 f(
                     &RefSite {
@@ -626,27 +636,57 @@ impl Resource {
             Spec::KnowledgeBase(s) => list("spec.documents", Kind::Document, &mut s.documents, f),
             Spec::Tool(s) => {
                 one("spec.connection", Kind::Connection, &mut s.connection, f);
-                one("spec.knowledgeBase", Kind::KnowledgeBase, &mut s.knowledge_base, f);
+                one(
+                    "spec.knowledgeBase",
+                    Kind::KnowledgeBase,
+                    &mut s.knowledge_base,
+                    f,
+                );
             }
             Spec::Workflow(s) => {
                 for (i, step) in s.steps.iter_mut().enumerate() {
                     let p = format!("spec.steps[{i}]");
                     list(&format!("{p}.tools"), Kind::Tool, &mut step.tools, f);
-                    list(&format!("{p}.knowledgeBases"), Kind::KnowledgeBase, &mut step.knowledge_bases, f);
-                    one(&format!("{p}.workflow"), Kind::Workflow, &mut step.workflow, f);
+                    list(
+                        &format!("{p}.knowledgeBases"),
+                        Kind::KnowledgeBase,
+                        &mut step.knowledge_bases,
+                        f,
+                    );
+                    one(
+                        &format!("{p}.workflow"),
+                        Kind::Workflow,
+                        &mut step.workflow,
+                        f,
+                    );
                 }
             }
             Spec::Agent(s) => {
                 list("spec.tools", Kind::Tool, &mut s.tools, f);
-                list("spec.knowledgeBases", Kind::KnowledgeBase, &mut s.knowledge_bases, f);
+                list(
+                    "spec.knowledgeBases",
+                    Kind::KnowledgeBase,
+                    &mut s.knowledge_bases,
+                    f,
+                );
                 list("spec.subAgents", Kind::Agent, &mut s.sub_agents, f);
                 list("spec.workflows", Kind::Workflow, &mut s.workflows, f);
             }
             Spec::Evaluation(s) => {
                 one("spec.target.agent", Kind::Agent, &mut s.target.agent, f);
-                one("spec.target.workflow", Kind::Workflow, &mut s.target.workflow, f);
+                one(
+                    "spec.target.workflow",
+                    Kind::Workflow,
+                    &mut s.target.workflow,
+                    f,
+                );
                 for (i, c) in s.cases.iter_mut().enumerate() {
-                    list(&format!("spec.cases[{i}].expectTools"), Kind::Tool, &mut c.expect_tools, f);
+                    list(
+                        &format!("spec.cases[{i}].expectTools"),
+                        Kind::Tool,
+                        &mut c.expect_tools,
+                        f,
+                    );
                 }
             }
         }
@@ -680,9 +720,9 @@ pub fn is_valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 128
         && !name.starts_with('.')
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_' || b == b'.')
+        && name.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_' || b == b'.'
+        })
 }
 
 /// Whether `id` is a valid resource ID: ASCII letters, digits, `_` and `-`, 1 to 64 long.
@@ -704,7 +744,8 @@ pub struct TenantModel {
 impl TenantModel {
     /// Insert a resource, replacing any of the same kind and name.
     pub fn insert(&mut self, r: Resource) {
-        self.resources.insert((r.kind(), r.metadata.name.clone()), r);
+        self.resources
+            .insert((r.kind(), r.metadata.name.clone()), r);
     }
 
     /// The resource of `kind` named `name`.
@@ -741,4 +782,3 @@ impl Serialize for Spec {
         }
     }
 }
-

@@ -62,7 +62,9 @@ pub struct TreePlan {
     pub tenant_file: Option<TenantFile>,
 }
 
-fn line_lookup(source: &dyn TreeSource) -> impl Fn(&str, &str, Option<&str>) -> Option<u64> + Sync + '_ {
+fn line_lookup(
+    source: &dyn TreeSource,
+) -> impl Fn(&str, &str, Option<&str>) -> Option<u64> + Sync + '_ {
     move |path: &str, field: &str, value: Option<&str>| {
         let bytes = source.read(path).ok()?;
         let text = String::from_utf8(bytes).ok()?;
@@ -75,7 +77,15 @@ fn read_and_resolve(
     tenant: &str,
     source: &dyn TreeSource,
     index: &Index,
-) -> Result<(validate::Resolution, HashSet<String>, ReadStats, Option<TenantFile>), PipelineError> {
+) -> Result<
+    (
+        validate::Resolution,
+        HashSet<String>,
+        ReadStats,
+        Option<TenantFile>,
+    ),
+    PipelineError,
+> {
     let read = tree::read_tree(source, &|path, hash| index.is_unchanged(path, hash))?;
     let stats = ReadStats {
         units: read.unit_count,
@@ -96,7 +106,10 @@ fn read_and_resolve(
             diags.push(Diagnostic::error(
                 tree::TENANT_FILE,
                 "tenant-name",
-                format!("tenant.toml names tenant `{}`, but this is tenant `{tenant}`", tf.name),
+                format!(
+                    "tenant.toml names tenant `{}`, but this is tenant `{tenant}`",
+                    tf.name
+                ),
             ));
         }
     }
@@ -108,7 +121,10 @@ fn read_and_resolve(
 }
 
 /// Validate a tree on its own, without a store.
-pub fn validate_tree(tenant: &str, source: &dyn TreeSource) -> Result<(Vec<Diagnostic>, ReadStats), PipelineError> {
+pub fn validate_tree(
+    tenant: &str,
+    source: &dyn TreeSource,
+) -> Result<(Vec<Diagnostic>, ReadStats), PipelineError> {
     let (res, _, stats, _) = read_and_resolve(tenant, source, &Index::default())?;
     Ok((res.diagnostics, stats))
 }
@@ -251,13 +267,18 @@ pub fn plan_resources(
     for r in resources {
         let path = crate::model::resource_path(r.kind(), r.name());
         for (site, target) in r.refs() {
-            let ok = names.name_of(&target).is_some_and(|(k, _)| *k == site.target);
+            let ok = names
+                .name_of(&target)
+                .is_some_and(|(k, _)| *k == site.target);
             if !ok {
                 diags.push(
                     Diagnostic::error(
                         path.clone(),
                         "dangling-reference",
-                        format!("{} `{target}` does not exist in tenant `{tenant}`", site.target),
+                        format!(
+                            "{} `{target}` does not exist in tenant `{tenant}`",
+                            site.target
+                        ),
                     )
                     .in_field(site.path.clone()),
                 );

@@ -105,10 +105,9 @@ pub fn resource_from_document(document: &Value, content: Option<&str>) -> Result
         .and_then(Value::as_str)
         .ok_or("missing kind")?;
     let kind = Kind::from_name(kind_name).ok_or_else(|| format!("unknown kind {kind_name}"))?;
-    let metadata: Metadata = serde_json::from_value(
-        document.get("metadata").cloned().unwrap_or(Value::Null),
-    )
-    .map_err(|e| format!("metadata: {e}"))?;
+    let metadata: Metadata =
+        serde_json::from_value(document.get("metadata").cloned().unwrap_or(Value::Null))
+            .map_err(|e| format!("metadata: {e}"))?;
     let spec = Spec::from_json(kind, document.get("spec").cloned().unwrap_or(Value::Null))
         .map_err(|e| format!("spec: {e}"))?;
     let content = match content {
@@ -258,7 +257,9 @@ pub fn diff_values(path: &str, a: &Value, b: &Value, out: &mut Vec<FieldChange>)
             }
         }
         (Value::Array(x), Value::Array(y))
-            if x.len() == y.len() && x.iter().all(Value::is_object) && y.iter().all(Value::is_object) =>
+            if x.len() == y.len()
+                && x.iter().all(Value::is_object)
+                && y.iter().all(Value::is_object) =>
         {
             for (i, (ea, eb)) in x.iter().zip(y).enumerate() {
                 diff_values(&format!("{path}[{i}]"), ea, eb, out);
@@ -283,7 +284,12 @@ pub fn field_changes(before: &Resource, after: &Resource) -> Vec<FieldChange> {
         }
     }
     diff_values("metadata", &mb, &ma, &mut out);
-    diff_values("spec", &before.spec.to_json(), &after.spec.to_json(), &mut out);
+    diff_values(
+        "spec",
+        &before.spec.to_json(),
+        &after.spec.to_json(),
+        &mut out,
+    );
     if before.content != after.content {
         let h = |c: &Option<Vec<u8>>| {
             c.as_ref()
@@ -528,10 +534,8 @@ pub fn topo(items: &[(String, Kind, String, Vec<String>)]) -> Vec<usize> {
     let mut out = Vec::with_capacity(items.len());
     for (_, mut members) in by_kind {
         members.sort_by(|a, b| items[*a].2.cmp(&items[*b].2));
-        let pos: HashMap<&str, usize> = members
-            .iter()
-            .map(|i| (items[*i].0.as_str(), *i))
-            .collect();
+        let pos: HashMap<&str, usize> =
+            members.iter().map(|i| (items[*i].0.as_str(), *i)).collect();
         let mut done: HashSet<usize> = HashSet::new();
         for start in members {
             // Iterative post-order DFS within the kind.

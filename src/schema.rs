@@ -33,9 +33,15 @@ fn schema_of<S: JsonSchema>(kind: Kind) -> Value {
     if let Value::Object(o) = &mut v {
         o.insert(
             "$id".into(),
-            json!(format!("https://ferry.dev/schemas/{}.schema.json", kind.schema_stem())),
+            json!(format!(
+                "https://ferry.dev/schemas/{}.schema.json",
+                kind.schema_stem()
+            )),
         );
-        o.insert("title".into(), json!(format!("ferry {} resource", kind.name())));
+        o.insert(
+            "title".into(),
+            json!(format!("ferry {} resource", kind.name())),
+        );
         o.insert(
             "description".into(),
             json!(format!(

@@ -152,10 +152,7 @@ pub fn template_vars(value: &str) -> Vec<String> {
         match after.find('}') {
             Some(j) => {
                 let name = &after[..j];
-                if !name.is_empty()
-                    && name
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                if !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
                 {
                     out.push(name.to_string());
                 }
@@ -213,8 +210,24 @@ pub fn is_secret_field(name: &str) -> bool {
 }
 
 const KEY_PREFIXES: &[&str] = &[
-    "sk-", "sk_live_", "sk_test_", "rk_live_", "ghp_", "gho_", "ghs_", "github_pat_", "xoxb-",
-    "xoxp-", "xapp-", "AKIA", "ASIA", "AIza", "glpat-", "hf_", "pk_live_", "SG.",
+    "sk-",
+    "sk_live_",
+    "sk_test_",
+    "rk_live_",
+    "ghp_",
+    "gho_",
+    "ghs_",
+    "github_pat_",
+    "xoxb-",
+    "xoxp-",
+    "xapp-",
+    "AKIA",
+    "ASIA",
+    "AIza",
+    "glpat-",
+    "hf_",
+    "pk_live_",
+    "SG.",
 ];
 
 /// Whether a value has the shape of a credential: a known key prefix, or a
@@ -372,12 +385,15 @@ mod tests {
         assert!(!is_template("plain"));
         assert!(looks_like_secret("sk-live-51HxQabcdefghijklmnop"));
         assert!(looks_like_secret("Zx9Qw7Er5Ty3Ui1Op0As8Df6Gh4Jk2LmN"));
-        assert!(!looks_like_secret("blake3:0123456789abcdef0123456789abcdef"));
+        assert!(!looks_like_secret(
+            "blake3:0123456789abcdef0123456789abcdef"
+        ));
         assert!(!looks_like_secret("https://api.example.com/v1/customers"));
         assert!(is_secret_field("apiKey"));
         assert!(is_secret_field("Authorization"));
         assert!(!is_secret_field("maxTokens"));
-        let spec = serde_json::json!({"credentials": {"apiKey": "hunter2"}, "headers": {"X-Team": "ops"}});
+        let spec =
+            serde_json::json!({"credentials": {"apiKey": "hunter2"}, "headers": {"X-Team": "ops"}});
         let found = find_plain_secrets(&spec);
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].field, "spec.credentials.apiKey");

@@ -85,8 +85,7 @@ impl Index {
 
     /// Whether the unit at `path` with unit hash `hash` is exactly what the store holds.
     pub fn is_unchanged(&self, path: &str, hash: &str) -> bool {
-        self.by_path(path)
-            .is_some_and(|e| e.file_hash == hash)
+        self.by_path(path).is_some_and(|e| e.file_hash == hash)
     }
 
     /// Number of entries.

@@ -41,13 +41,16 @@ pub struct NameTable {
 impl NameTable {
     /// Record one resource.
     pub fn insert(&mut self, kind: Kind, name: &str, id: &str) {
-        self.by_name.insert((kind, name.to_string()), id.to_string());
+        self.by_name
+            .insert((kind, name.to_string()), id.to_string());
         self.by_id.insert(id.to_string(), (kind, name.to_string()));
     }
 
     /// The ID of `kind`/`name`.
     pub fn id_of(&self, kind: Kind, name: &str) -> Option<&str> {
-        self.by_name.get(&(kind, name.to_string())).map(String::as_str)
+        self.by_name
+            .get(&(kind, name.to_string()))
+            .map(String::as_str)
     }
 
     /// The kind and name of `id`.
@@ -294,7 +297,10 @@ pub fn resolve(
             })
             .collect();
         let first = &cycle[0];
-        let (kind, path) = kinds.get(first).cloned().unwrap_or((Kind::Agent, String::new()));
+        let (kind, path) = kinds
+            .get(first)
+            .cloned()
+            .unwrap_or((Kind::Agent, String::new()));
         let field = if kind == Kind::Agent {
             "spec.subAgents"
         } else {

@@ -87,8 +87,8 @@ fn to_yaml_error(e: &serde_saphyr::Error) -> YamlError {
 
 /// Decode one resource file.
 pub fn decode_resource(text: &str) -> Result<ResourceDoc, YamlError> {
-    let env: Envelope = serde_saphyr::from_str_with_options(text, options())
-        .map_err(|e| to_yaml_error(&e))?;
+    let env: Envelope =
+        serde_saphyr::from_str_with_options(text, options()).map_err(|e| to_yaml_error(&e))?;
     let kind = env.kind.ok_or_else(|| YamlError {
         message: "missing field `kind`".into(),
         line: None,
@@ -106,13 +106,11 @@ pub fn decode_resource(text: &str) -> Result<ResourceDoc, YamlError> {
     })?;
     let spec = match env.spec {
         Some(SpecSlot::Typed(spec)) => spec,
-        Some(SpecSlot::Untyped(value)) => {
-            Spec::from_json(kind, value).map_err(|e| YamlError {
-                message: format!("spec: {e}"),
-                line: None,
-                column: None,
-            })?
-        }
+        Some(SpecSlot::Untyped(value)) => Spec::from_json(kind, value).map_err(|e| YamlError {
+            message: format!("spec: {e}"),
+            line: None,
+            column: None,
+        })?,
         None => {
             return Err(YamlError {
                 message: "missing field `spec`".into(),

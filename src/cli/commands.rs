@@ -7,7 +7,9 @@ use anyhow::{anyhow, bail, Context, Result};
 
 use super::output::{plan_text, Output};
 use super::repo::{new_config_text, Repo};
-use super::{Command, FromArgs, Global, SecretCommand, TenantCommand, EXIT_CHANGES, EXIT_ERROR, EXIT_OK};
+use super::{
+    Command, FromArgs, Global, SecretCommand, TenantCommand, EXIT_CHANGES, EXIT_ERROR, EXIT_OK,
+};
 use crate::apply::{self, ApplyOptions};
 use crate::diagnostic::has_errors;
 use crate::model::Kind;
@@ -86,7 +88,9 @@ fn init(dir: Option<PathBuf>, out: &Output) -> Result<i32> {
     }
     let created_git = crate::vcs::init_repo(&dir)?;
     if out.json() {
-        out.json_value(&serde_json::json!({"repo": dir.display().to_string(), "git_init": created_git}));
+        out.json_value(
+            &serde_json::json!({"repo": dir.display().to_string(), "git_init": created_git}),
+        );
     } else {
         out.data(&format!("Initialized config repo in {}", dir.display()));
         out.hint("next: `ferry tenant create acme-dev --environment dev`");
@@ -112,7 +116,11 @@ fn tenant_create(g: &Global, out: &Output, name: &str, environment: Option<&str>
     } else {
         None
     };
-    let record = store.create_tenant(name, environment.or(existing.as_ref().and_then(|t| t.environment.as_deref())), &keys)?;
+    let record = store.create_tenant(
+        name,
+        environment.or(existing.as_ref().and_then(|t| t.environment.as_deref())),
+        &keys,
+    )?;
     let adopted = existing.is_some();
     let mut tf = existing.unwrap_or_else(|| TenantFile {
         name: name.to_string(),
@@ -138,10 +146,16 @@ fn tenant_create(g: &Global, out: &Output, name: &str, environment: Option<&str>
             "Created tenant {} ({}){}\n  public key: {}",
             record.name,
             repo.tenant_rel(name),
-            if adopted { ", adopting the existing folder" } else { "" },
+            if adopted {
+                ", adopting the existing folder"
+            } else {
+                ""
+            },
             record.recipient
         ));
-        out.hint(&format!("next: `ferry plan --tenant {name}` to see what apply would do"));
+        out.hint(&format!(
+            "next: `ferry plan --tenant {name}` to see what apply would do"
+        ));
     }
     Ok(EXIT_OK)
 }
@@ -164,7 +178,10 @@ fn tenant_list(g: &Global, out: &Output) -> Result<i32> {
     } else if tenants.is_empty() {
         out.data("No tenants.");
     } else {
-        let mut s = format!("{:<20} {:<12} {:>9} {:>8}  {:<24} {}\n", "TENANT", "ENVIRONMENT", "RESOURCES", "REVISION", "FOLDER", "PUBLIC KEY");
+        let mut s = format!(
+            "{:<20} {:<12} {:>9} {:>8}  {:<24} {}\n",
+            "TENANT", "ENVIRONMENT", "RESOURCES", "REVISION", "FOLDER", "PUBLIC KEY"
+        );
         for t in &tenants {
             s.push_str(&format!(
                 "{:<20} {:<12} {:>9} {:>8}  {:<24} {}\n",
@@ -193,7 +210,8 @@ fn export(
     let spinner = out.spinner("exporting");
     let tree = pipeline::export_tree(store.as_ref(), tenant)?;
     let dir = dir.unwrap_or_else(|| repo.tenant_dir(tenant));
-    let report = write_tree(&dir, &tree).with_context(|| format!("cannot write {}", dir.display()))?;
+    let report =
+        write_tree(&dir, &tree).with_context(|| format!("cannot write {}", dir.display()))?;
     if let Some(s) = spinner {
         s.finish_and_clear();
     }
@@ -232,7 +250,12 @@ fn tenant_of_folder(dir: &Path) -> String {
         })
 }
 
-fn validate(g: &Global, out: &Output, tenant: Option<String>, path: Option<PathBuf>) -> Result<i32> {
+fn validate(
+    g: &Global,
+    out: &Output,
+    tenant: Option<String>,
+    path: Option<PathBuf>,
+) -> Result<i32> {
     let (name, dir) = match (tenant, path) {
         (Some(t), _) => {
             let repo = Repo::discover(g.repo.as_deref())?;
@@ -253,7 +276,11 @@ fn validate(g: &Global, out: &Output, tenant: Option<String>, path: Option<PathB
     } else {
         out.diagnostics(&diags);
         if ok {
-            out.data(&format!("{}: {} resources, valid", dir.display(), stats.units));
+            out.data(&format!(
+                "{}: {} resources, valid",
+                dir.display(),
+                stats.units
+            ));
         } else {
             let n = diags.iter().filter(|d| d.is_error()).count();
             out.status(&format!("{}: {n} problem(s) found", dir.display()));
@@ -367,18 +394,29 @@ fn plan_cmd(
         out.diagnostics(&tp.diagnostics);
     }
     print_plan(out, plan);
-    if prune && apply::is_mass_delete(plan.summary.delete, plan.summary.skip + plan.summary.update + plan.summary.delete + plan.summary.conflict) {
+    if prune
+        && apply::is_mass_delete(
+            plan.summary.delete,
+            plan.summary.skip + plan.summary.update + plan.summary.delete + plan.summary.conflict,
+        )
+    {
         out.warn("this prune deletes more than half of the tenant; apply will need --force");
     }
     if let Some(path) = save {
         let mut v = serde_json::to_value(plan)?;
         if let serde_json::Value::Object(o) = &mut v {
-            o.insert("format".into(), serde_json::Value::String(PLAN_FORMAT.into()));
+            o.insert(
+                "format".into(),
+                serde_json::Value::String(PLAN_FORMAT.into()),
+            );
         }
         std::fs::write(&path, serde_json::to_vec_pretty(&v)?)
             .with_context(|| format!("cannot write {}", path.display()))?;
         out.status(&format!("Saved the plan to {}", path.display()));
-        out.hint(&format!("apply it with `ferry apply --plan {}`", path.display()));
+        out.hint(&format!(
+            "apply it with `ferry apply --plan {}`",
+            path.display()
+        ));
     }
     Ok(if detailed && plan.has_changes() {
         EXIT_CHANGES
@@ -431,7 +469,11 @@ fn apply_cmd(
             let p = load_saved_plan(path)?;
             if let Some(t) = &tenant {
                 if *t != p.tenant {
-                    bail!("{} is a plan for tenant `{}`, not `{t}`", path.display(), p.tenant);
+                    bail!(
+                        "{} is a plan for tenant `{}`, not `{t}`",
+                        path.display(),
+                        p.tenant
+                    );
                 }
             }
             p
@@ -459,7 +501,10 @@ fn apply_cmd(
         }
         return Ok(EXIT_OK);
     }
-    if plan.has_changes() && !yes && !confirm(out, &format!("Apply these changes to {}?", plan.tenant))? {
+    if plan.has_changes()
+        && !yes
+        && !confirm(out, &format!("Apply these changes to {}?", plan.tenant))?
+    {
         out.status("Nothing applied.");
         return Ok(EXIT_ERROR);
     }
@@ -469,11 +514,17 @@ fn apply_cmd(
             std::process::abort();
         }
     };
-    let report = apply::apply(store.as_mut(), &plan, ApplyOptions { force }, Some(&hook))
-        .map_err(|e| match e {
-            apply::ApplyError::MassDelete { .. } => anyhow!("{e}\nhint: check the tree is complete; pass --force if the deletes are meant"),
-            apply::ApplyError::Store(store::StoreError::Stale { .. }) => anyhow!("{e}\nhint: run `ferry plan` again"),
-            other => anyhow!(other),
+    let report =
+        apply::apply(store.as_mut(), &plan, ApplyOptions { force }, Some(&hook)).map_err(|e| {
+            match e {
+                apply::ApplyError::MassDelete { .. } => anyhow!(
+                    "{e}\nhint: check the tree is complete; pass --force if the deletes are meant"
+                ),
+                apply::ApplyError::Store(store::StoreError::Stale { .. }) => {
+                    anyhow!("{e}\nhint: run `ferry plan` again")
+                }
+                other => anyhow!(other),
+            }
         })?;
     if out.json() {
         out.json_value(&serde_json::json!({"tenant": report.tenant, "applied": true, "revision": report.revision, "summary": report.summary}));
@@ -525,6 +576,10 @@ fn schemas(out: &Output, dir: &Path) -> Result<i32> {
     for (name, text) in &files {
         std::fs::write(dir.join(name), text)?;
     }
-    out.data(&format!("Wrote {} schemas to {}", files.len(), dir.display()));
+    out.data(&format!(
+        "Wrote {} schemas to {}",
+        files.len(),
+        dir.display()
+    ));
     Ok(EXIT_OK)
 }

@@ -31,9 +31,18 @@ pub fn run_demo(out: &Output, keep: bool) -> Result<i32> {
         output: super::Format::Text,
         actor: Some("demo".into()),
     };
-    say(out, "A new config repo: ferry.toml, tenants/, .gitignore and a git repository.");
+    say(
+        out,
+        "A new config repo: ferry.toml, tenants/, .gitignore and a git repository.",
+    );
     show(out, &format!("init {}", repo.display()));
-    run(Command::Init { dir: Some(repo.clone()) }, &g, out)?;
+    run(
+        Command::Init {
+            dir: Some(repo.clone()),
+        },
+        &g,
+        out,
+    )?;
 
     say(out, "The acme-dev tenant's tree: agents, tools, connections, knowledge bases, documents, workflows and evaluations as YAML.");
     let mut count = 0;
@@ -49,7 +58,9 @@ pub fn run_demo(out: &Output, keep: bool) -> Result<i32> {
             }
         }
     }
-    out.status(&format!("   copied {count} resource files into tenants/acme-dev/"));
+    out.status(&format!(
+        "   copied {count} resource files into tenants/acme-dev/"
+    ));
 
     say(out, "Create the tenant in the store. It adopts the folder and gets an age key pair: the private key stays in the store, the public key goes to tenant.toml.");
     show(out, "tenant create acme-dev --environment dev");
@@ -62,9 +73,19 @@ pub fn run_demo(out: &Output, keep: bool) -> Result<i32> {
         out,
     )?;
 
-    say(out, "Validate: schema, references, cycles and secrets, every problem at once.");
+    say(
+        out,
+        "Validate: schema, references, cycles and secrets, every problem at once.",
+    );
     show(out, "validate --tenant acme-dev");
-    run(Command::Validate { tenant: Some("acme-dev".into()), path: None }, &g, out)?;
+    run(
+        Command::Validate {
+            tenant: Some("acme-dev".into()),
+            path: None,
+        },
+        &g,
+        out,
+    )?;
 
     say(out, "Plan: what apply would do. Everything is new.");
     show(out, "plan --tenant acme-dev");
@@ -74,11 +95,17 @@ pub fn run_demo(out: &Output, keep: bool) -> Result<i32> {
     show(out, "apply --tenant acme-dev --yes");
     apply(&g, out)?;
 
-    say(out, "Apply again: content hashes decide, so nothing changes.");
+    say(
+        out,
+        "Apply again: content hashes decide, so nothing changes.",
+    );
     show(out, "plan --tenant acme-dev");
     plan(&g, out)?;
 
-    say(out, "Edit one line of support-bot's instructions, as a pull request would.");
+    say(
+        out,
+        "Edit one line of support-bot's instructions, as a pull request would.",
+    );
     let agent = repo.join("tenants/acme-dev/agents/support-bot.yaml");
     edit_instructions(&agent)?;
     out.status("   tenants/acme-dev/agents/support-bot.yaml: one instruction line changed");
@@ -89,7 +116,10 @@ pub fn run_demo(out: &Output, keep: bool) -> Result<i32> {
     show(out, "apply --tenant acme-dev --yes");
     apply(&g, out)?;
 
-    say(out, "Export the store back to the tree: byte for byte what is in git.");
+    say(
+        out,
+        "Export the store back to the tree: byte for byte what is in git.",
+    );
     show(out, "export --tenant acme-dev");
     run(
         Command::Export {
@@ -105,7 +135,10 @@ pub fn run_demo(out: &Output, keep: bool) -> Result<i32> {
     say(out, "Done.");
     if keep {
         let kept = tmp.keep();
-        out.status(&format!("The demo repo is kept at {}", kept.join("acme-config").display()));
+        out.status(&format!(
+            "The demo repo is kept at {}",
+            kept.join("acme-config").display()
+        ));
     }
     Ok(EXIT_OK)
 }
@@ -140,7 +173,8 @@ fn apply(g: &Global, out: &Output) -> Result<i32> {
 }
 
 fn edit_instructions(path: &Path) -> Result<()> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
     let start = lines
         .iter()

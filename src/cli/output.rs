@@ -115,7 +115,11 @@ impl Output {
             if let Some(l) = d.line {
                 loc.push_str(&format!(":{l}"));
             }
-            let field = d.field.as_deref().map(|f| format!("{f}: ")).unwrap_or_default();
+            let field = d
+                .field
+                .as_deref()
+                .map(|f| format!("{f}: "))
+                .unwrap_or_default();
             eprintln!(
                 "{}: {}: {field}{} [{}]",
                 self.paint(self.color_err, color, label),
@@ -185,8 +189,12 @@ pub fn change_lines(out: &Output, c: &FieldChange, indent: &str) -> Vec<String> 
         for change in diff.iter_all_changes() {
             let text = change.value().trim_end_matches('\n');
             match change.tag() {
-                ChangeTag::Delete => lines.push(out.style(Style::Red, &format!("{indent}  - {text}"))),
-                ChangeTag::Insert => lines.push(out.style(Style::Green, &format!("{indent}  + {text}"))),
+                ChangeTag::Delete => {
+                    lines.push(out.style(Style::Red, &format!("{indent}  - {text}")))
+                }
+                ChangeTag::Insert => {
+                    lines.push(out.style(Style::Green, &format!("{indent}  + {text}")))
+                }
                 ChangeTag::Equal => {}
             }
         }

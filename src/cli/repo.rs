@@ -78,9 +78,10 @@ impl Repo {
     /// Load the repo at `root`.
     pub fn load(root: &Path) -> Result<Repo> {
         let f = root.join(CONFIG_FILE);
-        let text = std::fs::read_to_string(&f).with_context(|| format!("cannot read {}", f.display()))?;
-        let config: RepoConfig =
-            toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {}", f.display(), e.to_string().trim()))?;
+        let text =
+            std::fs::read_to_string(&f).with_context(|| format!("cannot read {}", f.display()))?;
+        let config: RepoConfig = toml::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("{}: {}", f.display(), e.to_string().trim()))?;
         Ok(Repo {
             root: root.to_path_buf(),
             config,

@@ -104,7 +104,12 @@ impl SqliteStore {
         &mut self.conn
     }
 
-    fn row_to_resource(tenant: &str, id: &str, document: &str, content: Option<Vec<u8>>) -> Result<Resource, StoreError> {
+    fn row_to_resource(
+        tenant: &str,
+        id: &str,
+        document: &str,
+        content: Option<Vec<u8>>,
+    ) -> Result<Resource, StoreError> {
         let value: serde_json::Value =
             serde_json::from_str(document).map_err(|e| StoreError::Corrupt {
                 tenant: tenant.to_string(),
@@ -122,7 +127,9 @@ impl SqliteStore {
 }
 
 fn bump_revision(tx: &rusqlite::Transaction<'_>) -> Result<u64, StoreError> {
-    let rev: String = tx.query_row("SELECT value FROM meta WHERE key = 'revision'", [], |r| r.get(0))?;
+    let rev: String = tx.query_row("SELECT value FROM meta WHERE key = 'revision'", [], |r| {
+        r.get(0)
+    })?;
     let next = rev.parse::<u64>().unwrap_or(0) + 1;
     tx.execute(
         "UPDATE meta SET value = ?1 WHERE key = 'revision'",
@@ -132,7 +139,10 @@ fn bump_revision(tx: &rusqlite::Transaction<'_>) -> Result<u64, StoreError> {
 }
 
 /// Begin an immediate transaction, turning a lock time-out into [`StoreError::Busy`].
-pub(crate) fn begin<'c>(conn: &'c mut Connection, tenant: &str) -> Result<rusqlite::Transaction<'c>, StoreError> {
+pub(crate) fn begin<'c>(
+    conn: &'c mut Connection,
+    tenant: &str,
+) -> Result<rusqlite::Transaction<'c>, StoreError> {
     conn.transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(|e| match e {
             rusqlite::Error::SqliteFailure(f, _)
@@ -148,7 +158,10 @@ pub(crate) fn begin<'c>(conn: &'c mut Connection, tenant: &str) -> Result<rusqli
 }
 
 /// Read a tenant's revision inside a transaction, refusing a missing tenant.
-pub(crate) fn tenant_revision(tx: &rusqlite::Transaction<'_>, tenant: &str) -> Result<u64, StoreError> {
+pub(crate) fn tenant_revision(
+    tx: &rusqlite::Transaction<'_>,
+    tenant: &str,
+) -> Result<u64, StoreError> {
     tx.query_row(
         "SELECT revision FROM tenants WHERE name = ?1",
         params![tenant],
@@ -162,7 +175,10 @@ pub(crate) fn tenant_revision(tx: &rusqlite::Transaction<'_>, tenant: &str) -> R
 }
 
 /// Bump the store revision and record it on the tenant; returns it.
-pub(crate) fn touch_tenant(tx: &rusqlite::Transaction<'_>, tenant: &str) -> Result<u64, StoreError> {
+pub(crate) fn touch_tenant(
+    tx: &rusqlite::Transaction<'_>,
+    tenant: &str,
+) -> Result<u64, StoreError> {
     let next = bump_revision(tx)?;
     tx.execute(
         "UPDATE tenants SET revision = ?1 WHERE name = ?2",
@@ -245,14 +261,17 @@ fn tenant_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TenantRecord> {
     })
 }
 
-const TENANT_SELECT: &str = "SELECT t.name, t.environment, t.recipient, t.revision, t.last_commit, \
+const TENANT_SELECT: &str =
+    "SELECT t.name, t.environment, t.recipient, t.revision, t.last_commit, \
      (SELECT COUNT(*) FROM resources r WHERE r.tenant = t.name) FROM tenants t";
 
 impl Store for SqliteStore {
     fn revision(&self) -> Result<u64, StoreError> {
         let rev: String =
             self.conn
-                .query_row("SELECT value FROM meta WHERE key = 'revision'", [], |r| r.get(0))?;
+                .query_row("SELECT value FROM meta WHERE key = 'revision'", [], |r| {
+                    r.get(0)
+                })?;
         Ok(rev.parse().unwrap_or(0))
     }
 
@@ -264,7 +283,11 @@ impl Store for SqliteStore {
     ) -> Result<TenantRecord, StoreError> {
         let tx = begin(&mut self.conn, name)?;
         let exists: Option<String> = tx
-            .query_row("SELECT name FROM tenants WHERE name = ?1", params![name], |r| r.get(0))
+            .query_row(
+                "SELECT name FROM tenants WHERE name = ?1",
+                params![name],
+                |r| r.get(0),
+            )
             .optional()?;
         if exists.is_some() {
             return Err(StoreError::TenantExists {
@@ -282,7 +305,9 @@ impl Store for SqliteStore {
     }
 
     fn tenants(&self) -> Result<Vec<TenantRecord>, StoreError> {
-        let mut stmt = self.conn.prepare(&format!("{TENANT_SELECT} ORDER BY t.name"))?;
+        let mut stmt = self
+            .conn
+            .prepare(&format!("{TENANT_SELECT} ORDER BY t.name"))?;
         let rows = stmt.query_map([], tenant_from_row)?;
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
@@ -410,7 +435,8 @@ impl Store for SqliteStore {
             }
         }
         {
-            let mut del = tx.prepare_cached("DELETE FROM resources WHERE tenant = ?1 AND id = ?2")?;
+            let mut del =
+                tx.prepare_cached("DELETE FROM resources WHERE tenant = ?1 AND id = ?2")?;
             for id in &batch.deletes {
                 del.execute(params![tenant, id])?;
                 n += 1;
@@ -418,8 +444,9 @@ impl Store for SqliteStore {
                     h(n);
                 }
             }
-            let mut refresh =
-                tx.prepare_cached("UPDATE resources SET file_hash = ?3 WHERE tenant = ?1 AND id = ?2")?;
+            let mut refresh = tx.prepare_cached(
+                "UPDATE resources SET file_hash = ?3 WHERE tenant = ?1 AND id = ?2",
+            )?;
             for r in &batch.refresh {
                 refresh.execute(params![tenant, r.id, r.file_hash])?;
             }

@@ -42,7 +42,10 @@ impl TreeSource for FolderSource {
             });
         }
         let mut out = Vec::new();
-        for entry in walkdir::WalkDir::new(&self.root).follow_links(false).sort_by_file_name() {
+        for entry in walkdir::WalkDir::new(&self.root)
+            .follow_links(false)
+            .sort_by_file_name()
+        {
             let entry = entry.map_err(|e| SourceError::Read {
                 path: self.root.display().to_string(),
                 reason: e.to_string(),
@@ -91,7 +94,10 @@ pub struct WriteReport {
 pub fn write_tree(root: &Path, tree: &MemoryTree) -> std::io::Result<WriteReport> {
     std::fs::create_dir_all(root)?;
     for kind in Kind::ALL {
-        let has = tree.files.keys().any(|p| p.starts_with(&format!("{}/", kind.step())));
+        let has = tree
+            .files
+            .keys()
+            .any(|p| p.starts_with(&format!("{}/", kind.step())));
         if has {
             std::fs::create_dir_all(root.join(kind.step()))?;
         }

@@ -69,9 +69,12 @@ impl TreeSource for MemoryTree {
         Ok(self.files.keys().cloned().collect())
     }
     fn read(&self, path: &str) -> Result<Vec<u8>, SourceError> {
-        self.files.get(path).cloned().ok_or_else(|| SourceError::Missing {
-            path: path.to_string(),
-        })
+        self.files
+            .get(path)
+            .cloned()
+            .ok_or_else(|| SourceError::Missing {
+                path: path.to_string(),
+            })
     }
 }
 
@@ -233,7 +236,11 @@ pub fn units_of(paths: &[String]) -> (Vec<(String, Option<String>)>, Vec<Diagnos
 }
 
 fn line_of_byte(bytes: &[u8], pos: usize) -> u64 {
-    bytes[..pos.min(bytes.len())].iter().filter(|b| **b == b'\n').count() as u64 + 1
+    bytes[..pos.min(bytes.len())]
+        .iter()
+        .filter(|b| **b == b'\n')
+        .count() as u64
+        + 1
 }
 
 /// Decode one resource file into tree form; checks that need only this file.
@@ -268,7 +275,9 @@ pub fn decode_file(path: &str, bytes: &[u8]) -> Result<Resource, Vec<Diagnostic>
             } else {
                 "yaml"
             };
-            return Err(vec![Diagnostic::error(path, code, e.message).at_line(e.line)]);
+            return Err(vec![
+                Diagnostic::error(path, code, e.message).at_line(e.line)
+            ]);
         }
     };
     let mut diags = Vec::new();
@@ -294,10 +303,7 @@ pub fn decode_file(path: &str, bytes: &[u8]) -> Result<Resource, Vec<Diagnostic>
             Diagnostic::error(
                 path,
                 "wrong-folder",
-                format!(
-                    "a {kind} belongs in `{}/`, not `{folder}/`",
-                    kind.step()
-                ),
+                format!("a {kind} belongs in `{}/`, not `{folder}/`", kind.step()),
             )
             .in_field("kind")
             .at_line(crate::diagnostic::locate(text, "kind", None)),
@@ -356,7 +362,11 @@ pub fn decode_file(path: &str, bytes: &[u8]) -> Result<Resource, Vec<Diagnostic>
                         format!("contentFile must be `{name}.<ext>`, beside this file"),
                     )
                     .in_field("spec.contentFile")
-                    .at_line(crate::diagnostic::locate(text, "contentFile", None)),
+                    .at_line(crate::diagnostic::locate(
+                        text,
+                        "contentFile",
+                        None,
+                    )),
                 );
             }
         }
@@ -488,13 +498,23 @@ pub fn read_tree(
             let read = |p: &str| source.read(p);
             let yaml_bytes = match read(path) {
                 Ok(b) => b,
-                Err(e) => return One::Failed(vec![Diagnostic::error(path.clone(), "read", e.to_string())]),
+                Err(e) => {
+                    return One::Failed(vec![Diagnostic::error(
+                        path.clone(),
+                        "read",
+                        e.to_string(),
+                    )])
+                }
             };
             let content = match content_path {
                 Some(cp) => match read(cp) {
                     Ok(b) => Some((cp.clone(), b)),
                     Err(e) => {
-                        return One::Failed(vec![Diagnostic::error(cp.clone(), "read", e.to_string())])
+                        return One::Failed(vec![Diagnostic::error(
+                            cp.clone(),
+                            "read",
+                            e.to_string(),
+                        )])
                     }
                 },
                 None => None,

@@ -20,8 +20,12 @@ pub struct Run {
 impl Run {
     /// Standard output parsed as JSON.
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}\nstderr:\n{}", self.stdout, self.stderr))
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
+                self.stdout, self.stderr
+            )
+        })
     }
 
     /// Panic with the output unless the exit code is `code`.
@@ -86,7 +90,8 @@ impl TestEnv {
     pub fn acme() -> Self {
         let env = TestEnv::empty();
         copy_dir(&project_root().join("fixtures/acme"), &env.repo);
-        env.ferry(&["tenant", "create", "acme-dev", "--environment", "dev"]).ok();
+        env.ferry(&["tenant", "create", "acme-dev", "--environment", "dev"])
+            .ok();
         env
     }
 

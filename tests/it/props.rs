@@ -37,7 +37,10 @@ fn subset(pool: Vec<String>) -> impl Strategy<Value = Vec<String>> {
 }
 
 fn temperature() -> impl Strategy<Value = Option<f64>> {
-    prop_oneof![Just(None), (0u32..=20).prop_map(|t| Some(f64::from(t) / 10.0))]
+    prop_oneof![
+        Just(None),
+        (0u32..=20).prop_map(|t| Some(f64::from(t) / 10.0))
+    ]
 }
 
 prop_compose! {
@@ -196,7 +199,8 @@ fn tenant() -> impl Strategy<Value = TenantModel> {
 
 fn store_with(tenant: &str) -> SqliteStore {
     let mut s = SqliteStore::in_memory().unwrap();
-    s.create_tenant(tenant, None, &ferry::secrets::generate_keypair()).unwrap();
+    s.create_tenant(tenant, None, &ferry::secrets::generate_keypair())
+        .unwrap();
     s
 }
 
@@ -204,7 +208,13 @@ fn apply_tree(store: &mut SqliteStore, tree: &MemoryTree, prune: bool) -> ferry:
     let tp = pipeline::plan_tree(store, "t", tree, DiffOptions { prune }).unwrap();
     assert!(tp.diagnostics.is_empty(), "{:?}", tp.diagnostics);
     let plan = tp.plan.unwrap();
-    ferry::apply::apply(store, &plan, ferry::apply::ApplyOptions { force: true }, None).unwrap();
+    ferry::apply::apply(
+        store,
+        &plan,
+        ferry::apply::ApplyOptions { force: true },
+        None,
+    )
+    .unwrap();
     plan
 }
 
