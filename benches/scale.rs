@@ -1,1 +1,620 @@
-fn main() {}
+//! Scale benchmark: ferry on tenants of 10,000 and 100,000 resources.
+//!
+//! Run with `cargo bench --bench scale` (add `-- 10000` to run one size).
+//! It generates a realistic tenant (about 1 KB of YAML per resource), then
+//! times the release `ferry` binary as a user runs it, next to baselines
+//! measured in the same run on the same files: hashing every file with
+//! blake3 on both cores, parsing every file plus one SQLite transaction,
+//! writing the files. Every figure is the median of several runs; peak
+//! memory is the child process's maximum resident set. The report is
+//! printed as a Markdown table and written to `target/bench-report.md`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use ferry::model::*;
+use rayon::prelude::*;
+
+/// One timed child process: wall time and peak RSS in KiB (measured by GNU time,
+/// so the figure is the child's own, not the forked copy of this process).
+fn run_child(cmd: &mut Command) -> (Duration, u64) {
+    let rss_file = tempfile::NamedTempFile::new().expect("tmp");
+    let mut wrapped = Command::new("/usr/bin/time");
+    wrapped
+        .arg("-f")
+        .arg("%M")
+        .arg("-o")
+        .arg(rss_file.path())
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
+    if let Some(d) = cmd.get_current_dir() {
+        wrapped.current_dir(d);
+    }
+    for (k, v) in cmd.get_envs() {
+        if let Some(v) = v {
+            wrapped.env(k, v);
+        }
+    }
+    let start = Instant::now();
+    let out = wrapped
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .expect("spawn");
+    let elapsed = start.elapsed();
+    let code = out.status.code().unwrap_or(-1);
+    if code != 0 && code != 2 {
+        panic!(
+            "{cmd:?} failed with {code}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let rss = std::fs::read_to_string(rss_file.path())
+        .ok()
+        .and_then(|s| s.lines().last().and_then(|l| l.trim().parse().ok()))
+        .unwrap_or(0);
+    (elapsed, rss)
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn ferry_bin() -> PathBuf {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "--release", "--quiet", "--bin", "ferry"])
+        .current_dir(&root)
+        .status()
+        .expect("cargo build");
+    assert!(status.success());
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or(root.join("target"));
+    target.join("release/ferry")
+}
+
+fn words(seed: usize, n: usize) -> String {
+    const W: &[&str] = &[
+        "customer",
+        "refund",
+        "invoice",
+        "policy",
+        "answer",
+        "escalate",
+        "billing",
+        "account",
+        "order",
+        "shipping",
+        "polite",
+        "summarize",
+        "verify",
+        "identity",
+        "ticket",
+        "priority",
+        "cite",
+        "knowledge",
+    ];
+    (0..n)
+        .map(|i| W[(seed * 7 + i * 13) % W.len()])
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn meta(name: String) -> Metadata {
+    Metadata {
+        id: None,
+        name,
+        syncable: false,
+        synced_from: None,
+        origin_id: None,
+        created_by: None,
+    }
+}
+
+/// A tenant of `n` resources, about 1 KB of YAML each, with references.
+fn generate(n: usize) -> TenantModel {
+    let count = |share: f64| ((n as f64) * share).round().max(1.0) as usize;
+    let (docs, conns, kbs, tools, wfs, evals) = (
+        count(0.30),
+        count(0.01),
+        count(0.04),
+        count(0.35),
+        count(0.10),
+        count(0.05),
+    );
+    let agents = n
+        .saturating_sub(docs + conns + kbs + tools + wfs + evals)
+        .max(1);
+    let mut m = TenantModel::default();
+    for i in 0..docs {
+        m.insert(Resource {
+            metadata: meta(format!("doc-{i:06}")),
+            spec: Spec::Document(DocumentSpec {
+                title: format!("Document {i}: {}", words(i, 6)),
+                media_type: "text/markdown".into(),
+                size: Some(1000 + i as u64),
+                content_hash: Some(format!(
+                    "blake3:{}",
+                    blake3::hash(format!("doc{i}").as_bytes()).to_hex()
+                )),
+                content_file: None,
+                source_url: Some(format!(
+                    "https://docs.example.com/kb/{i}/{}",
+                    words(i, 3).replace(' ', "-")
+                )),
+                tags: vec!["policy".into(), format!("team-{}", i % 17)],
+            }),
+            content: None,
+        });
+    }
+    for i in 0..conns {
+        let mut credentials = BTreeMap::new();
+        credentials.insert("apiKey".to_string(), format!("${{vars.API_KEY_{i}}}"));
+        let mut headers = BTreeMap::new();
+        headers.insert("X-Team".to_string(), format!("team-{i}"));
+        m.insert(Resource {
+            metadata: meta(format!("conn-{i:04}")),
+            spec: Spec::Connection(ConnectionSpec {
+                description: Some(words(i, 12)),
+                connection_type: "http".into(),
+                base_url: format!("https://api{i}.example.com/v2"),
+                auth: Some(ConnectionAuth {
+                    auth_type: "apiKey".into(),
+                    header: Some("X-Api-Key".into()),
+                }),
+                credentials,
+                headers,
+                timeout_ms: Some(5000),
+            }),
+            content: None,
+        });
+    }
+    for i in 0..kbs {
+        m.insert(Resource {
+            metadata: meta(format!("kb-{i:05}")),
+            spec: Spec::KnowledgeBase(KnowledgeBaseSpec {
+                description: Some(words(i, 20)),
+                embedding: Some(Embedding {
+                    provider: "openai".into(),
+                    model: "text-embedding-3-small".into(),
+                }),
+                chunking: Some(Chunking {
+                    size: 512,
+                    overlap: 64,
+                }),
+                documents: (0..6)
+                    .map(|j| format!("doc-{:06}", (i * 6 + j) % docs))
+                    .collect(),
+            }),
+            content: None,
+        });
+    }
+    for i in 0..tools {
+        m.insert(Resource {
+            metadata: meta(format!("tool-{i:06}")),
+            spec: Spec::Tool(ToolSpec {
+                description: Some(format!("Looks up {} for the agent. {}", words(i, 4), words(i + 1, 14))),
+                tool_type: "http".into(),
+                connection: Some(format!("conn-{:04}", i % conns)),
+                knowledge_base: None,
+                request: Some(ToolRequest { method: "GET".into(), path: format!("/records/{i}/{{id}}") }),
+                code: None,
+                input_schema: Some(serde_json::json!({
+                    "type": "object",
+                    "properties": {"id": {"type": "string", "description": "Record id"}, "verbose": {"type": "boolean"}},
+                    "required": ["id"]
+                })),
+                actions: vec![],
+            }),
+            content: None,
+        });
+    }
+    for i in 0..wfs {
+        m.insert(Resource {
+            metadata: meta(format!("wf-{i:05}")),
+            spec: Spec::Workflow(WorkflowSpec {
+                description: Some(words(i, 10)),
+                steps: vec![
+                    WorkflowStep {
+                        step_type: "ai.labs.behavior".into(),
+                        name: Some("route".into()),
+                        tools: vec![],
+                        knowledge_bases: vec![],
+                        workflow: None,
+                        config: BTreeMap::new(),
+                    },
+                    WorkflowStep {
+                        step_type: "ai.labs.httpcalls".into(),
+                        name: Some("lookup".into()),
+                        tools: vec![format!("tool-{:06}", i % tools)],
+                        knowledge_bases: vec![],
+                        workflow: None,
+                        config: BTreeMap::new(),
+                    },
+                    WorkflowStep {
+                        step_type: "ai.labs.llm".into(),
+                        name: Some("answer".into()),
+                        tools: vec![],
+                        knowledge_bases: vec![format!("kb-{:05}", i % kbs)],
+                        workflow: None,
+                        config: [("temperature".to_string(), serde_json::json!(0.3))].into(),
+                    },
+                ],
+            }),
+            content: None,
+        });
+    }
+    for i in 0..agents {
+        let instructions = (0..6)
+            .map(|l| format!("{}.", words(i + l, 9)))
+            .collect::<Vec<_>>()
+            .join("\n")
+            + "\n";
+        m.insert(Resource {
+            metadata: meta(format!("agent-{i:05}")),
+            spec: Spec::Agent(Box::new(AgentSpec {
+                description: Some(words(i, 8)),
+                agent_type: "chat".into(),
+                model: ModelConfig {
+                    provider: "openai".into(),
+                    name: "gpt-4o-mini".into(),
+                    temperature: Some(0.2),
+                    max_tokens: Some(1024),
+                },
+                instructions: Some(instructions),
+                snippets: vec![Snippet {
+                    name: "greeting".into(),
+                    text: "Hello! How can I help?".into(),
+                }],
+                guardrails: vec![Guardrail {
+                    name: "pii-redaction".into(),
+                    enabled: true,
+                    config: BTreeMap::new(),
+                }],
+                access: Some("team".into()),
+                tags: vec!["support".into()],
+                tools: vec![
+                    format!("tool-{:06}", (i * 3) % tools),
+                    format!("tool-{:06}", (i * 3 + 1) % tools),
+                    "builtin/web-search".into(),
+                ],
+                knowledge_bases: vec![format!("kb-{:05}", i % kbs)],
+                sub_agents: if i > 0 && i % 10 == 0 {
+                    vec![format!("agent-{:05}", i - 1)]
+                } else {
+                    vec![]
+                },
+                workflows: vec![format!("wf-{:05}", i % wfs)],
+            })),
+            content: None,
+        });
+    }
+    for i in 0..evals {
+        m.insert(Resource {
+            metadata: meta(format!("eval-{i:05}")),
+            spec: Spec::Evaluation(EvaluationSpec {
+                description: Some(words(i, 8)),
+                target: EvaluationTarget {
+                    agent: Some(format!("agent-{:05}", i % agents)),
+                    workflow: None,
+                },
+                pass_threshold: Some(0.9),
+                cases: (0..3)
+                    .map(|c| EvaluationCase {
+                        name: format!("case-{c}"),
+                        input: words(i + c, 10),
+                        expect_contains: vec!["refund".into()],
+                        expect_tools: vec![],
+                    })
+                    .collect(),
+            }),
+            content: None,
+        });
+    }
+    m
+}
+
+struct Row {
+    op: String,
+    ferry: Duration,
+    rss_kib: u64,
+    baseline: String,
+    base: Option<Duration>,
+}
+
+fn dir_bytes(dir: &Path) -> u64 {
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_type().is_file())
+        .map(|e| e.metadata().map(|m| m.len()).unwrap_or(0))
+        .sum()
+}
+
+fn bench_size(bin: &Path, n: usize, runs: usize, report: &mut String) {
+    let work = tempfile::Builder::new()
+        .prefix("ferry-bench-")
+        .tempdir()
+        .expect("tempdir");
+    let repo = work.path().join("repo");
+    let ferry = |args: &[&str]| {
+        let mut c = Command::new(bin);
+        c.current_dir(&repo).args(args).env("NO_COLOR", "1");
+        c
+    };
+    run_child(Command::new(bin).args(["init", repo.to_str().unwrap_or("repo")]));
+    run_child(&mut ferry(&["tenant", "create", "big"]));
+    eprintln!("[{n}] generating the tree");
+    let model = generate(n);
+    let tree = ferry::tree::encode_model(&model).expect("encode");
+    let tenant_dir = repo.join("tenants/big");
+    ferry::tree::folder::write_tree(&tenant_dir, &tree).expect("write");
+    let tree_bytes = dir_bytes(&tenant_dir);
+    let files: Vec<PathBuf> = walkdir::WalkDir::new(&tenant_dir)
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_type().is_file() && e.path().extension().is_some_and(|x| x == "yaml"))
+        .map(|e| e.path().to_path_buf())
+        .collect();
+    let mut rows: Vec<Row> = Vec::new();
+
+    // Baselines.
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .expect("pool");
+    let hash_all = || {
+        let t = Instant::now();
+        pool.install(|| {
+            files.par_iter().for_each(|f| {
+                let b = std::fs::read(f).unwrap_or_default();
+                std::hint::black_box(blake3::hash(&b));
+            })
+        });
+        t.elapsed()
+    };
+    hash_all();
+    let base_hash = median((0..runs).map(|_| hash_all()).collect());
+    let parse_insert = || {
+        let t = Instant::now();
+        let parsed: Vec<ferry::model::Resource> = files
+            .iter()
+            .filter_map(|f| {
+                let b = std::fs::read(f).ok()?;
+                let p = f
+                    .strip_prefix(&tenant_dir)
+                    .ok()?
+                    .to_string_lossy()
+                    .into_owned();
+                ferry::tree::decode_file(&p, &b).ok()
+            })
+            .collect();
+        let db = tempfile::NamedTempFile::new().expect("tmp");
+        let conn = rusqlite::Connection::open(db.path()).expect("db");
+        conn.execute_batch("CREATE TABLE r (id TEXT PRIMARY KEY, doc TEXT)")
+            .expect("t");
+        let tx = conn.unchecked_transaction().expect("tx");
+        {
+            let mut st = tx.prepare("INSERT INTO r VALUES (?1, ?2)").expect("p");
+            for r in &parsed {
+                st.execute(rusqlite::params![
+                    r.name(),
+                    String::from_utf8_lossy(&ferry::state::canonical_json(r))
+                ])
+                .expect("i");
+            }
+        }
+        tx.commit().expect("c");
+        t.elapsed()
+    };
+    let base_parse = median((0..runs.min(3)).map(|_| parse_insert()).collect());
+    let write_files = || {
+        let out = work.path().join("plain-write");
+        let t = Instant::now();
+        for (p, b) in &tree.files {
+            let f = out.join(p);
+            if let Some(d) = f.parent() {
+                let _ = std::fs::create_dir_all(d);
+            }
+            let _ = std::fs::write(f, b);
+        }
+        t.elapsed()
+    };
+    let base_write = write_files();
+
+    // apply everything into a fresh store (each run into its own store file).
+    eprintln!("[{n}] apply everything");
+    let mut times = Vec::new();
+    let mut rss = 0;
+    for i in 0..runs.min(3) {
+        let url = format!("sqlite:.ferry/fresh-{i}.db");
+        run_child(&mut ferry(&["tenant", "create", "big", "--store", &url]));
+        let (t, r) = run_child(&mut ferry(&[
+            "apply", "--tenant", "big", "--yes", "--store", &url,
+        ]));
+        times.push(t);
+        rss = rss.max(r);
+    }
+    rows.push(Row {
+        op: "apply everything into a fresh store".into(),
+        ferry: median(times),
+        rss_kib: rss,
+        baseline: "parse every file + 1 SQLite transaction".into(),
+        base: Some(base_parse),
+    });
+    run_child(&mut ferry(&["apply", "--tenant", "big", "--yes"]));
+
+    let timed = |args: &[&str], runs: usize| {
+        let mut times = Vec::new();
+        let mut rss = 0;
+        for _ in 0..runs {
+            let (t, r) = run_child(&mut ferry(args));
+            times.push(t);
+            rss = rss.max(r);
+        }
+        (median(times), rss)
+    };
+    eprintln!("[{n}] plan with no change");
+    let (t, r) = timed(&["plan", "--tenant", "big"], runs);
+    rows.push(Row {
+        op: "plan from a folder, no change".into(),
+        ferry: t,
+        rss_kib: r,
+        baseline: "blake3 of every file, 2 threads".into(),
+        base: Some(base_hash),
+    });
+    eprintln!("[{n}] validate");
+    let (t, r) = timed(&["validate", "--tenant", "big"], runs.min(3));
+    rows.push(Row {
+        op: "validate (parse and check every file)".into(),
+        ferry: t,
+        rss_kib: r,
+        baseline: "parse every file + 1 SQLite transaction".into(),
+        base: Some(base_parse),
+    });
+    eprintln!("[{n}] export");
+    let (t, r) = timed(
+        &[
+            "export",
+            "--tenant",
+            "big",
+            "--out",
+            work.path().join("export").to_str().unwrap_or("export"),
+        ],
+        1,
+    );
+    rows.push(Row {
+        op: "export everything (first time)".into(),
+        ferry: t,
+        rss_kib: r,
+        baseline: "write every file".into(),
+        base: Some(base_write),
+    });
+    let (t, r) = timed(
+        &[
+            "export",
+            "--tenant",
+            "big",
+            "--out",
+            work.path().join("export").to_str().unwrap_or("export"),
+        ],
+        runs,
+    );
+    rows.push(Row {
+        op: "export again (files already right)".into(),
+        ferry: t,
+        rss_kib: r,
+        baseline: "write every file".into(),
+        base: Some(base_write),
+    });
+
+    // One change.
+    let agent = tenant_dir.join("agents/agent-00001.yaml");
+    let original = std::fs::read_to_string(&agent).expect("agent");
+    let mut flip = false;
+    let mut one_change = |cmd: &[&str]| {
+        flip = !flip;
+        let text = if flip {
+            original.replacen(
+                "instructions: |\n    ",
+                "instructions: |\n    Always be brief. ",
+                1,
+            )
+        } else {
+            original.clone()
+        };
+        std::fs::write(&agent, text).expect("edit");
+        run_child(&mut ferry(cmd))
+    };
+    eprintln!("[{n}] plan and apply one change");
+    let (mut pt, mut at, mut pr, mut ar) = (Vec::new(), Vec::new(), 0, 0);
+    for _ in 0..runs {
+        let (t, r) = one_change(&["plan", "--tenant", "big"]);
+        pt.push(t);
+        pr = pr.max(r);
+        let (t, r) = run_child(&mut ferry(&["apply", "--tenant", "big", "--yes"]));
+        at.push(t);
+        ar = ar.max(r);
+    }
+    rows.push(Row {
+        op: "plan from a folder, 1 changed file".into(),
+        ferry: median(pt),
+        rss_kib: pr,
+        baseline: "blake3 of every file, 2 threads".into(),
+        base: Some(base_hash),
+    });
+    rows.push(Row {
+        op: "apply 1 changed file".into(),
+        ferry: median(at),
+        rss_kib: ar,
+        baseline: "blake3 of every file, 2 threads".into(),
+        base: Some(base_hash),
+    });
+
+    let _ = std::fs::write(&agent, &original);
+    let mut s = format!(
+        "\n#### {n} resources ({:.1} MB of YAML, {} files; median of {runs} runs)\n\n| operation | ferry | peak memory | baseline (same run) | baseline | ratio |\n|---|---:|---:|---|---:|---:|\n",
+        tree_bytes as f64 / 1e6,
+        tree.files.len()
+    );
+    for r in &rows {
+        let (b, ratio) = match r.base {
+            Some(b) => (
+                format!("{:.2} s", b.as_secs_f64()),
+                format!("{:.2}×", r.ferry.as_secs_f64() / b.as_secs_f64()),
+            ),
+            None => ("–".into(), "–".into()),
+        };
+        s.push_str(&format!(
+            "| {} | {:.2} s | {:.0} MB ({:.2}× tree) | {} | {b} | {ratio} |\n",
+            r.op,
+            r.ferry.as_secs_f64(),
+            r.rss_kib as f64 / 1024.0,
+            (r.rss_kib as f64 * 1024.0) / tree_bytes as f64,
+            r.baseline
+        ));
+    }
+    print!("{s}");
+    report.push_str(&s);
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let sizes: Vec<usize> = if args.is_empty() {
+        vec![10_000, 100_000]
+    } else {
+        args.iter().filter_map(|a| a.parse().ok()).collect()
+    };
+    let bin = ferry_bin();
+    let mut report = format!(
+        "### Benchmark ({} cores, {})\n",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
+        std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(
+                |c| c.lines().find(|l| l.starts_with("model name")).map(|l| l
+                    .split(':')
+                    .nth(1)
+                    .unwrap_or("")
+                    .trim()
+                    .to_string())
+            )
+            .unwrap_or_default()
+    );
+    for n in sizes {
+        let runs = if n >= 100_000 { 3 } else { 5 };
+        bench_size(&bin, n, runs, &mut report);
+    }
+    let out = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench-report.md");
+    let _ = std::fs::write(&out, &report);
+    eprintln!("report written to {}", out.display());
+}

@@ -99,7 +99,14 @@ fn read_and_resolve(
         .collect();
     let unchanged_ids: HashSet<String> = unchanged.iter().map(|e| e.id.clone()).collect();
     let lookup = line_lookup(source);
-    let mut resolution = validate::resolve(tenant, read.loaded, &unchanged, index, &lookup);
+    let failed: Vec<String> = read
+        .diagnostics
+        .iter()
+        .filter(|d| d.is_error())
+        .map(|d| d.file.clone())
+        .collect();
+    let mut resolution =
+        validate::resolve(tenant, read.loaded, &unchanged, index, &failed, &lookup);
     let mut diags = read.diagnostics;
     if let Some(tf) = &read.tenant_file {
         if tf.name != tenant {

@@ -119,10 +119,28 @@ pub fn resolve(
     loaded: Vec<Loaded>,
     unchanged: &[&IndexEntry],
     index: &Index,
+    failed: &[String],
     lines: LineLookup<'_>,
 ) -> Resolution {
     let mut diags = Vec::new();
     let mut names = NameTable::default();
+    // Files that failed to decode already have their diagnostic; stand in for
+    // them by the name their path gives, so that their referrers do not add
+    // a cascade of dangling-reference errors.
+    let mut placeholders: HashSet<String> = HashSet::new();
+    for path in failed {
+        if let Some((folder, file)) = path.split_once('/') {
+            if let (Some(kind), Some(name)) = (Kind::from_step(folder), file.strip_suffix(".yaml"))
+            {
+                let id = index
+                    .by_name(kind, name)
+                    .map(|e| e.id.clone())
+                    .unwrap_or_else(|| ids::derived_id(tenant, kind, name));
+                names.insert(kind, name, &id);
+                placeholders.insert(id);
+            }
+        }
+    }
     let mut id_paths: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut name_paths: BTreeMap<(Kind, String), Vec<String>> = BTreeMap::new();
 
@@ -240,6 +258,9 @@ pub fn resolve(
     for e in unchanged {
         for r in &e.refs {
             let Some(target) = index.get(r) else { continue };
+            if placeholders.contains(r) {
+                continue;
+            }
             let still = names
                 .name_of(r)
                 .is_some_and(|(k, n)| *k == target.kind && *n == target.name);

@@ -278,3 +278,77 @@ impl<'de> Deserialize<'de> for Envelope {
         d.deserialize_map(V)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const AGENT: &str = "apiVersion: ferry/v1\nkind: Agent\nmetadata:\n  name: a\nspec:\n  type: chat\n  model:\n    provider: openai\n    name: m\n";
+
+    #[test]
+    fn an_alias_bomb_is_refused_not_expanded() {
+        // The bomb sits in a free-form config map, which accepts any shape:
+        // only the alias budget can stop it.
+        let mut bomb = AGENT.to_string();
+        bomb.push_str(
+            "  guardrails:\n  - name: g\n    config:\n      l0: &l0 [x, x, x, x, x, x, x, x, x]\n",
+        );
+        for i in 1..9 {
+            let refs = vec![format!("*l{}", i - 1); 9].join(", ");
+            bomb.push_str(&format!("      l{i}: &l{i} [{refs}]\n"));
+        }
+        let err = decode_resource(&bomb).unwrap_err();
+        assert!(
+            err.message.contains("alias") || err.message.contains("budget"),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn deep_alias_expansion_hits_the_budget() {
+        let mut doc = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..8 {
+            let refs = vec![format!("*a{}", i - 1); 10].join(", ");
+            doc.push_str(&format!("a{i}: &a{i} [{refs}]\n"));
+        }
+        let err = decode::<serde_json::Value>(&doc).unwrap_err();
+        assert!(
+            err.message.contains("alias") || err.message.contains("budget"),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn duplicate_keys_are_errors_with_a_line() {
+        let text = AGENT.replace("  name: a\n", "  name: a\n  name: b\n");
+        let err = decode_resource(&text).unwrap_err();
+        assert!(err.message.contains("duplicate"), "{err:?}");
+        assert_eq!(err.line, Some(5));
+    }
+
+    #[test]
+    fn wrong_types_and_unknown_fields_name_the_line() {
+        let err = decode_resource(&AGENT.replace("name: m\n", "name: m\n    temperature: hot\n"))
+            .unwrap_err();
+        assert_eq!(err.line, Some(10));
+        let err =
+            decode_resource(&AGENT.replace("  type: chat\n", "  type: chat\n  instructons: x\n"))
+                .unwrap_err();
+        assert!(
+            err.message.contains("unknown field `instructons`"),
+            "{err:?}"
+        );
+        assert_eq!(err.line, Some(7));
+    }
+
+    #[test]
+    fn encoding_is_canonical_and_round_trips() {
+        let doc = decode_resource(AGENT).unwrap();
+        let text = encode_resource(&doc.metadata, &doc.spec).unwrap();
+        assert!(text
+            .starts_with("# yaml-language-server: $schema=../../../schemas/agent.schema.json\n"));
+        assert_eq!(decode_resource(&text).unwrap(), doc);
+        assert_eq!(encode_resource(&doc.metadata, &doc.spec).unwrap(), text);
+        assert!(!text.contains('\r'));
+    }
+}
