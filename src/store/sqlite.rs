@@ -200,53 +200,27 @@ pub(crate) fn upsert_draft(
     let hash = content_hash(resource);
     let refs: Vec<String> = resource.refs().into_iter().map(|(_, r)| r).collect();
     let refs = refs.join(" ");
-    let existing: Option<(i64, String)> = tx
-        .query_row(
-            "SELECT revision, content_hash FROM resources WHERE tenant = ?1 AND id = ?2",
-            params![tenant, id],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()?;
-    match existing {
-        Some((rev, old_hash)) => {
-            let rev = if old_hash == hash { rev } else { rev + 1 };
-            tx.execute(
-                "UPDATE resources SET kind = ?3, name = ?4, document = ?5, content = ?6, content_hash = ?7, \
-                 file_hash = ?8, refs = ?9, revision = ?10, updated_at = ?11 WHERE tenant = ?1 AND id = ?2",
-                params![
-                    tenant,
-                    id,
-                    resource.kind().name(),
-                    resource.name(),
-                    document,
-                    resource.content,
-                    hash,
-                    file_hash,
-                    refs,
-                    rev,
-                    now
-                ],
-            )?;
-        }
-        None => {
-            tx.execute(
-                "INSERT INTO resources (tenant, id, kind, name, document, content, content_hash, file_hash, refs, revision, updated_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 1, ?10)",
-                params![
-                    tenant,
-                    id,
-                    resource.kind().name(),
-                    resource.name(),
-                    document,
-                    resource.content,
-                    hash,
-                    file_hash,
-                    refs,
-                    now
-                ],
-            )?;
-        }
-    }
+    let mut stmt = tx.prepare_cached(
+        "INSERT INTO resources (tenant, id, kind, name, document, content, content_hash, file_hash, refs, revision, updated_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 1, ?10) \
+         ON CONFLICT (tenant, id) DO UPDATE SET kind = excluded.kind, name = excluded.name, \
+           document = excluded.document, content = excluded.content, content_hash = excluded.content_hash, \
+           file_hash = excluded.file_hash, refs = excluded.refs, updated_at = excluded.updated_at, \
+           revision = CASE WHEN resources.content_hash = excluded.content_hash \
+                           THEN resources.revision ELSE resources.revision + 1 END",
+    )?;
+    stmt.execute(params![
+        tenant,
+        id,
+        resource.kind().name(),
+        resource.name(),
+        document,
+        resource.content,
+        hash,
+        file_hash,
+        refs,
+        now
+    ])?;
     Ok(())
 }
 
