@@ -82,10 +82,8 @@ pub fn apply(
     for a in &plan.actions {
         match a.action {
             ActionKind::Create | ActionKind::Update => {
-                if let Some(p) = &a.payload {
-                    batch
-                        .upserts
-                        .push((p.resource(&a.id)?, p.file_hash.clone()));
+                if let Some(w) = a.written()? {
+                    batch.upserts.push(w);
                 }
             }
             ActionKind::Delete => batch.deletes.push(a.id.clone()),

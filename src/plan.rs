@@ -142,9 +142,26 @@ pub struct Action {
     /// Why, for a CONFLICT.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
-    /// What it would write (CREATE and UPDATE); left out of reports.
+    /// What it would write (CREATE and UPDATE), in a saved plan; left out of reports.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payload: Option<Payload>,
+    /// What it would write, held in memory by a plan that was just made
+    /// (the resource in stored form and its unit hash); saved as `payload`.
+    #[serde(skip)]
+    pub staged: Option<Box<(Resource, String)>>,
+}
+
+impl Action {
+    /// The resource this action writes (stored form) and its unit hash, if it writes one.
+    pub fn written(&self) -> Result<Option<(Resource, String)>, PayloadError> {
+        if let Some(s) = &self.staged {
+            return Ok(Some((s.0.clone(), s.1.clone())));
+        }
+        match &self.payload {
+            Some(p) => Ok(Some((p.resource(&self.id)?, p.file_hash.clone()))),
+            None => Ok(None),
+        }
+    }
 }
 
 /// Counts of actions by kind.
@@ -228,8 +245,20 @@ impl Plan {
         let mut p = self.clone();
         for a in &mut p.actions {
             a.payload = None;
+            a.staged = None;
         }
         p.refresh.clear();
+        p
+    }
+
+    /// The plan with every staged resource written out as a payload, for saving.
+    pub fn with_payloads(&self) -> Plan {
+        let mut p = self.clone();
+        for a in &mut p.actions {
+            if let Some(s) = a.staged.take() {
+                a.payload = Some(Payload::of(&s.0, &s.1));
+            }
+        }
         p
     }
 }
@@ -425,7 +454,8 @@ pub fn diff<E>(
             id,
             changes,
             reason: None,
-            payload: Some(Payload::of(&resource, &hash)),
+            payload: None,
+            staged: Some(Box::new((resource, hash))),
         });
     }
 
@@ -441,12 +471,10 @@ pub fn diff<E>(
         // Who still references what would be deleted (from outside the delete set)?
         let mut referrers: BTreeMap<&str, Vec<String>> = BTreeMap::new();
         for a in &actions {
-            if let Some(p) = &a.payload {
-                if let Ok(r) = p.resource(&a.id) {
-                    for (_, t) in r.refs() {
-                        if let Some(t) = gone_ids.get(t.as_str()) {
-                            referrers.entry(t).or_default().push(a.name.clone());
-                        }
+            if let Some(s) = &a.staged {
+                for (_, t) in s.0.refs() {
+                    if let Some(t) = gone_ids.get(t.as_str()) {
+                        referrers.entry(t).or_default().push(a.name.clone());
                     }
                 }
             }
@@ -484,6 +512,7 @@ pub fn diff<E>(
                             by.join(", ")
                         )),
                         payload: None,
+                        staged: None,
                     });
                 }
                 None => {
@@ -496,6 +525,7 @@ pub fn diff<E>(
                         changes: Vec::new(),
                         reason: None,
                         payload: None,
+                        staged: None,
                     });
                 }
             }

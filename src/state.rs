@@ -120,11 +120,17 @@ pub fn canonical_json(resource: &Resource) -> Vec<u8> {
 
 /// The content hash of a resource in stored form: canonical JSON plus content bytes.
 pub fn content_hash(resource: &Resource) -> String {
+    canonical(resource).1
+}
+
+/// The canonical JSON of a resource and its content hash, in one pass.
+pub fn canonical(resource: &Resource) -> (Vec<u8>, String) {
+    let json = canonical_json(resource);
     let mut h = blake3::Hasher::new();
-    h.update(&canonical_json(resource));
+    h.update(&json);
     if let Some(c) = &resource.content {
         h.update(b"\0ferry-content\0");
         h.update(c);
     }
-    h.finalize().to_hex().to_string()
+    (json, h.finalize().to_hex().to_string())
 }

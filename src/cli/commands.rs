@@ -403,7 +403,7 @@ fn plan_cmd(
         out.warn("this prune deletes more than half of the tenant; apply will need --force");
     }
     if let Some(path) = save {
-        let mut v = serde_json::to_value(plan)?;
+        let mut v = serde_json::to_value(plan.with_payloads())?;
         if let serde_json::Value::Object(o) = &mut v {
             o.insert(
                 "format".into(),

@@ -16,7 +16,7 @@ use super::{now_rfc3339, Store, StoreError, TenantRecord, WriteBatch, WriteHook}
 use crate::model::{Kind, Resource};
 use crate::plan::resource_from_document;
 use crate::secrets::KeyPair;
-use crate::state::{canonical_json, content_hash, Index, IndexEntry};
+use crate::state::{canonical, Index, IndexEntry};
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS meta (
@@ -196,8 +196,8 @@ pub(crate) fn upsert_draft(
     now: &str,
 ) -> Result<(), StoreError> {
     let id = resource.id().unwrap_or_default();
-    let document = String::from_utf8(canonical_json(resource)).unwrap_or_default();
-    let hash = content_hash(resource);
+    let (json, hash) = canonical(resource);
+    let document = String::from_utf8(json).unwrap_or_default();
     let refs: Vec<String> = resource.refs().into_iter().map(|(_, r)| r).collect();
     let refs = refs.join(" ");
     let mut stmt = tx.prepare_cached(

@@ -3,5 +3,6 @@
 
 mod common;
 mod core;
+mod fixtures;
 mod props;
 mod schemas;
