@@ -357,11 +357,14 @@ pub struct DiffInput<'a> {
     pub names: &'a NameTable,
 }
 
+/// Fetches the stored drafts of the given IDs.
+pub type FetchDrafts<'a, E> = dyn Fn(&[String]) -> Result<Vec<Resource>, E> + 'a;
+
 /// Compute a plan. `fetch` returns the stored drafts of the given IDs.
 pub fn diff<E>(
     input: DiffInput<'_>,
     options: DiffOptions,
-    fetch: &dyn Fn(&[String]) -> Result<Vec<Resource>, E>,
+    fetch: &FetchDrafts<'_, E>,
 ) -> Result<Plan, E> {
     let DiffInput {
         tenant,

@@ -489,7 +489,7 @@ pub fn read_tree(
     out.unit_count = units.len();
     enum One {
         Unchanged(String, String),
-        Loaded(Loaded, Vec<Diagnostic>),
+        Loaded(Box<Loaded>, Vec<Diagnostic>),
         Failed(Vec<Diagnostic>),
     }
     let results: Vec<One> = units
@@ -533,11 +533,11 @@ pub fn read_tree(
                     let mut diags = Vec::new();
                     attach_content(path, &mut resource, content, &mut diags);
                     One::Loaded(
-                        Loaded {
+                        Box::new(Loaded {
                             path: path.clone(),
                             hash,
                             resource,
-                        },
+                        }),
                         diags,
                     )
                 }
@@ -550,7 +550,7 @@ pub fn read_tree(
             One::Unchanged(p, h) => out.unchanged.push((p, h)),
             One::Loaded(l, d) => {
                 out.diagnostics.extend(d);
-                out.loaded.push(l);
+                out.loaded.push(*l);
             }
             One::Failed(d) => out.diagnostics.extend(d),
         }

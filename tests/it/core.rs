@@ -41,7 +41,7 @@ fn revision(env: &TestEnv, tenant: &str) -> u64 {
 
 fn applied(env: &TestEnv) {
     env.ferry(&["tenant", "create", "acme-dev"]).ok();
-    small_tree(&env, "acme-dev");
+    small_tree(env, "acme-dev");
     env.ferry(&["apply", "--tenant", "acme-dev", "--yes"]).ok();
 }
 
