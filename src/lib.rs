@@ -6,12 +6,14 @@
 //! index into a [`plan::Plan`], and applied to a [`store::Store`] in one
 //! transaction. See `ARCHITECTURE.md` for the map.
 
+pub mod access;
 pub mod apply;
 pub mod diagnostic;
 pub mod ids;
 pub mod model;
 pub mod pipeline;
 pub mod plan;
+pub mod promote;
 pub mod secrets;
 pub mod state;
 pub mod store;
