@@ -86,10 +86,14 @@ pub struct AccessState {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AccessError {
     /// No actor could be determined while the store has users.
-    #[error("this store has users, and no user was given; pass --as USER or set `user` in ferry.toml")]
+    #[error(
+        "this store has users, and no user was given; pass --as USER or set `user` in ferry.toml"
+    )]
     NoActor,
     /// The actor is not a user of the store.
-    #[error("`{user}` is not a user of this store; an owner can add them with `ferry user add {user}`")]
+    #[error(
+        "`{user}` is not a user of this store; an owner can add them with `ferry user add {user}`"
+    )]
     UnknownUser {
         /// The actor.
         user: String,

@@ -191,6 +191,12 @@ pub struct Mapped {
     pub warnings: Vec<String>,
 }
 
+/// Reads drafts of a tenant by ID (stored form); unknown IDs are left out.
+pub type FetchDrafts<'a> = &'a dyn Fn(&[String]) -> Result<Vec<Resource>, StoreError>;
+
+/// Reads published versions of a tenant by resource ID.
+pub type FetchVersions<'a> = &'a dyn Fn(&[String]) -> Result<Vec<VersionRecord>, StoreError>;
+
 /// The pure inputs of [`map_tenant`].
 pub struct MapInput<'a> {
     /// What to promote.
@@ -202,11 +208,11 @@ pub struct MapInput<'a> {
     /// The keys.
     pub keys: &'a Keys,
     /// The target's drafts of the given IDs.
-    pub fetch_target: &'a dyn Fn(&[String]) -> Result<Vec<Resource>, StoreError>,
+    pub fetch_target: FetchDrafts<'a>,
     /// The source's published versions of the given IDs.
-    pub source_versions: &'a dyn Fn(&[String]) -> Result<Vec<VersionRecord>, StoreError>,
+    pub source_versions: FetchVersions<'a>,
     /// The target's published versions of the given IDs.
-    pub target_versions: &'a dyn Fn(&[String]) -> Result<Vec<VersionRecord>, StoreError>,
+    pub target_versions: FetchVersions<'a>,
 }
 
 /// A readable label of a resource, e.g. ``Tool `crm-lookup` ``.
@@ -218,7 +224,10 @@ fn label(kind: Kind, name: &str) -> String {
 ///
 /// Returns the selected IDs; dangling references of the source are errors.
 pub fn select(from: &str, source: &[Resource]) -> Result<BTreeSet<String>, PromoteError> {
-    let by_id: HashMap<&str, &Resource> = source.iter().filter_map(|r| r.id().map(|id| (id, r))).collect();
+    let by_id: HashMap<&str, &Resource> = source
+        .iter()
+        .filter_map(|r| r.id().map(|id| (id, r)))
+        .collect();
     let mut selected: BTreeSet<String> = BTreeSet::new();
     let mut queue: VecDeque<&Resource> = source.iter().filter(|r| r.metadata.syncable).collect();
     for r in &queue {
@@ -255,10 +264,14 @@ pub fn select(from: &str, source: &[Resource]) -> Result<BTreeSet<String>, Promo
 
 /// The origin of a resource promoted out of `from`.
 pub fn origin_of(from: &str, resource: &Resource) -> SyncedFrom {
-    resource.metadata.synced_from.clone().unwrap_or_else(|| SyncedFrom {
-        tenant: from.to_string(),
-        id: resource.id().unwrap_or_default().to_string(),
-    })
+    resource
+        .metadata
+        .synced_from
+        .clone()
+        .unwrap_or_else(|| SyncedFrom {
+            tenant: from.to_string(),
+            id: resource.id().unwrap_or_default().to_string(),
+        })
 }
 
 /// Re-encrypt every `ENC[age,…]` value of a spec from the source key to the
@@ -339,10 +352,9 @@ struct Mapper<'a> {
 
 impl Mapper<'_> {
     fn target_id(&self, source_id: &str, kind: Kind) -> String {
-        self.ids
-            .get(source_id)
-            .cloned()
-            .unwrap_or_else(|| ids::promoted_id(&self.request.from, &self.request.to, source_id, kind))
+        self.ids.get(source_id).cloned().unwrap_or_else(|| {
+            ids::promoted_id(&self.request.from, &self.request.to, source_id, kind)
+        })
     }
 
     /// Rewrite `r`; `previous` is what the target holds for it now.
@@ -416,7 +428,10 @@ pub fn map_tenant(input: MapInput<'_>) -> Result<Mapped, PromoteError> {
             .filter_map(|r| {
                 let id = r.id()?;
                 let o = origin_of(&request.from, r);
-                Some((id.to_string(), ids::promoted_id(&o.tenant, &request.to, &o.id, r.kind())))
+                Some((
+                    id.to_string(),
+                    ids::promoted_id(&o.tenant, &request.to, &o.id, r.kind()),
+                ))
             })
             .collect(),
     };
@@ -459,7 +474,10 @@ pub fn map_tenant(input: MapInput<'_>) -> Result<Mapped, PromoteError> {
                 if in_run.contains(t.as_str()) {
                     continue;
                 }
-                let (kind, name) = names.get(t.as_str()).copied().unwrap_or((Kind::Document, "?"));
+                let (kind, name) = names
+                    .get(t.as_str())
+                    .copied()
+                    .unwrap_or((Kind::Document, "?"));
                 if target_index.get(&mapper.target_id(&t, kind)).is_none() {
                     missing
                         .entry(label(kind, name))
@@ -474,7 +492,12 @@ pub fn map_tenant(input: MapInput<'_>) -> Result<Mapped, PromoteError> {
                 to: request.to.clone(),
                 missing: missing
                     .into_iter()
-                    .map(|(m, by)| format!("{m} (needed by {})", by.into_iter().collect::<Vec<_>>().join(", ")))
+                    .map(|(m, by)| {
+                        format!(
+                            "{m} (needed by {})",
+                            by.into_iter().collect::<Vec<_>>().join(", ")
+                        )
+                    })
                     .collect(),
             });
         }
@@ -504,7 +527,10 @@ pub fn map_tenant(input: MapInput<'_>) -> Result<Mapped, PromoteError> {
     }
 
     // Map the published versions, keeping their numbers.
-    let source_ids: Vec<String> = run.iter().map(|r| r.id().unwrap_or_default().to_string()).collect();
+    let source_ids: Vec<String> = run
+        .iter()
+        .map(|r| r.id().unwrap_or_default().to_string())
+        .collect();
     let theirs: HashMap<(String, u64), VersionRecord> = target_versions(&target_ids)?
         .into_iter()
         .map(|v| ((v.id.clone(), v.version), v))
@@ -584,7 +610,11 @@ pub struct Promotion {
 
 /// Plan a promotion from `source` (store holding `request.from`) to `target`
 /// (store holding `request.to`; may be the same store).
-pub fn plan(source: &dyn Store, target: &dyn Store, request: &Request) -> Result<Promotion, PromoteError> {
+pub fn plan(
+    source: &dyn Store,
+    target: &dyn Store,
+    request: &Request,
+) -> Result<Promotion, PromoteError> {
     if request.same_store && request.from == request.to {
         return Err(PromoteError::SameTenant {
             tenant: request.from.clone(),
@@ -751,7 +781,10 @@ pub fn report(p: &Promotion) -> PromotionReport {
             resources: Vec::new(),
         };
         for e in p.mapped.entries.iter().filter(|e| e.kind == kind) {
-            let action = actions.get(e.id.as_str()).copied().unwrap_or(ActionKind::Skip);
+            let action = actions
+                .get(e.id.as_str())
+                .copied()
+                .unwrap_or(ActionKind::Skip);
             match action {
                 ActionKind::Create => s.create += 1,
                 ActionKind::Update => s.update += 1,

@@ -96,10 +96,14 @@ pub fn user_add(g: &Global, out: &Output, name: &str) -> Result<i32> {
     if out.json() {
         out.json_value(&user);
     } else if user.owner {
-        out.data(&format!("Added user {name}: the first user, owner of every tenant"));
+        out.data(&format!(
+            "Added user {name}: the first user, owner of every tenant"
+        ));
     } else {
         out.data(&format!("Added user {name}"));
-        out.hint(&format!("give them a role with `ferry grant {name} TENANT viewer|editor|admin|owner`"));
+        out.hint(&format!(
+            "give them a role with `ferry grant {name} TENANT viewer|editor|admin|owner`"
+        ));
     }
     Ok(EXIT_OK)
 }
@@ -162,8 +166,8 @@ fn declared_variables(repo: &Repo, tenant: &str) -> Result<Option<Vec<String>>> 
         return Ok(None);
     }
     let text = std::fs::read_to_string(&path)?;
-    let tf: TenantFile =
-        toml::from_str(&text).map_err(|e| anyhow!("{}: {}", path.display(), e.to_string().trim()))?;
+    let tf: TenantFile = toml::from_str(&text)
+        .map_err(|e| anyhow!("{}: {}", path.display(), e.to_string().trim()))?;
     Ok(Some(tf.variables))
 }
 
@@ -196,7 +200,12 @@ fn promotion_text(out: &Output, p: &promote::Promotion) -> String {
     for step in &r.steps {
         lines.push(format!("  {}", step.step));
         for e in &step.resources {
-            lines.push(format!("    {} {} {}", action_symbol(out, e.action), e.kind, e.name));
+            lines.push(format!(
+                "    {} {} {}",
+                action_symbol(out, e.action),
+                e.kind,
+                e.name
+            ));
             if let Some(a) = p.plan.actions.iter().find(|a| a.id == e.id) {
                 for c in &a.changes {
                     lines.extend(change_lines(out, c, "        "));
@@ -225,7 +234,10 @@ pub fn promote(g: &Global, out: &Output, args: &PromoteArgs) -> Result<i32> {
         None => None,
         Some(s) => Some(Kind::from_step(s).ok_or_else(|| {
             let all: Vec<&str> = Kind::ALL.iter().map(|k| k.step()).collect();
-            anyhow!("unknown step `{s}`: expected one of {}\nhint: `ferry steps` lists them in order", all.join(", "))
+            anyhow!(
+                "unknown step `{s}`: expected one of {}\nhint: `ferry steps` lists them in order",
+                all.join(", ")
+            )
         })?),
     };
     let (repo, mut store) = open(g)?;
@@ -246,7 +258,13 @@ pub fn promote(g: &Global, out: &Output, args: &PromoteArgs) -> Result<i32> {
         store.tenant(&args.from).map_err(store_hint)?;
         target.tenant(&args.to).map_err(store_hint)?;
         let who = actor(g, &repo);
-        access::authorize_promote(&store.access()?, &target.access()?, who.as_deref(), &args.from, &args.to)?;
+        access::authorize_promote(
+            &store.access()?,
+            &target.access()?,
+            who.as_deref(),
+            &args.from,
+            &args.to,
+        )?;
         promote::plan(store.as_ref(), target, &request).map_err(promote_error)?
     };
     let report = promote::report(&promotion);
@@ -276,7 +294,8 @@ pub fn promote(g: &Global, out: &Output, args: &PromoteArgs) -> Result<i32> {
         let target: &dyn Store = other.as_deref().unwrap_or(store.as_ref());
         let tree = promote::target_tree(target, &promotion).map_err(promote_error)?;
         let dir = repo.tenant_dir(&args.to);
-        let written = write_tree(&dir, &tree).map_err(|e| anyhow!("cannot write {}: {e}", dir.display()))?;
+        let written =
+            write_tree(&dir, &tree).map_err(|e| anyhow!("cannot write {}: {e}", dir.display()))?;
         extra.insert("applied".into(), false.into());
         extra.insert("tree".into(), serde_json::to_value(&written)?);
         if !out.json() {

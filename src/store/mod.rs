@@ -9,6 +9,7 @@
 //! Implementations: [`sqlite::SqliteStore`] (the default, an embedded file).
 
 pub mod sqlite;
+mod sqlite_access;
 
 use std::path::Path;
 

@@ -13,7 +13,7 @@ use std::time::Duration;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::{now_rfc3339, Store, StoreError, TenantRecord, VersionRecord, WriteBatch, WriteHook};
-use crate::access::{AccessState, Grant, Role, UserRecord};
+use crate::access::{AccessState, Role, UserRecord};
 use crate::model::{Kind, Resource};
 use crate::plan::resource_from_document;
 use crate::secrets::KeyPair;
@@ -62,21 +62,6 @@ CREATE TABLE IF NOT EXISTS versions (
 );
 "#;
 
-/// Users and their roles per tenant (promotion and the HTTP server check them).
-const ACCESS_SCHEMA: &str = r#"
-CREATE TABLE IF NOT EXISTS users (
-  name       TEXT PRIMARY KEY,
-  owner      INTEGER NOT NULL DEFAULT 0,
-  created_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS grants (
-  user   TEXT NOT NULL REFERENCES users(name),
-  tenant TEXT NOT NULL,
-  role   TEXT NOT NULL,
-  PRIMARY KEY (user, tenant)
-);
-"#;
-
 /// The SQLite store.
 pub struct SqliteStore {
     conn: Connection,
@@ -107,7 +92,7 @@ impl SqliteStore {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.execute_batch(SCHEMA)?;
-        conn.execute_batch(ACCESS_SCHEMA)?;
+        conn.execute_batch(super::sqlite_access::SCHEMA)?;
         Ok(SqliteStore { conn })
     }
 
@@ -121,7 +106,7 @@ impl SqliteStore {
         &mut self.conn
     }
 
-    fn row_to_resource(tenant: &str, id: &str, document: &str, content: Option<Vec<u8>>) -> Result<Resource, StoreError> {
+    pub(crate) fn row_to_resource(tenant: &str, id: &str, document: &str, content: Option<Vec<u8>>) -> Result<Resource, StoreError> {
         let value: serde_json::Value =
             serde_json::from_str(document).map_err(|e| StoreError::Corrupt {
                 tenant: tenant.to_string(),
@@ -442,9 +427,10 @@ impl Store for SqliteStore {
             }
         }
         for v in &batch.versions {
-            put_version(&tx, tenant, v)?;
+            super::sqlite_access::put_version(&tx, tenant, v)?;
         }
-        let changed = !batch.upserts.is_empty() || !batch.deletes.is_empty() || !batch.versions.is_empty();
+        let changed =
+            !batch.upserts.is_empty() || !batch.deletes.is_empty() || !batch.versions.is_empty();
         if let Some(c) = &batch.commit {
             tx.execute(
                 "UPDATE tenants SET last_commit = ?1 WHERE name = ?2",
@@ -461,133 +447,22 @@ impl Store for SqliteStore {
     }
 
     fn versions(&self, tenant: &str, ids: &[String]) -> Result<Vec<VersionRecord>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT version, document, content, change_id, published_at FROM versions \
-             WHERE tenant = ?1 AND id = ?2 ORDER BY version",
-        )?;
-        let mut out = Vec::new();
-        for id in ids {
-            let rows = stmt.query_map(params![tenant, id], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, Option<Vec<u8>>>(2)?,
-                    r.get::<_, Option<String>>(3)?,
-                    r.get::<_, String>(4)?,
-                ))
-            })?;
-            for row in rows {
-                let (version, doc, content, change_id, published_at) = row?;
-                out.push(VersionRecord {
-                    id: id.clone(),
-                    version: version as u64,
-                    resource: Self::row_to_resource(tenant, id, &doc, content)?,
-                    change_id,
-                    published_at,
-                });
-            }
-        }
-        Ok(out)
+        super::sqlite_access::versions(self, tenant, ids)
     }
 
     fn put_versions(&mut self, tenant: &str, versions: &[VersionRecord]) -> Result<(), StoreError> {
-        let tx = begin(&mut self.conn, tenant)?;
-        tenant_revision(&tx, tenant)?;
-        for v in versions {
-            put_version(&tx, tenant, v)?;
-        }
-        touch_tenant(&tx, tenant)?;
-        tx.commit()?;
-        Ok(())
+        super::sqlite_access::put_versions(self, tenant, versions)
     }
 
     fn access(&self) -> Result<AccessState, StoreError> {
-        let mut stmt = self.conn.prepare_cached("SELECT name, owner FROM users ORDER BY name")?;
-        let users = stmt
-            .query_map([], |r| {
-                Ok(UserRecord {
-                    name: r.get(0)?,
-                    owner: r.get::<_, i64>(1)? != 0,
-                })
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT user, tenant, role FROM grants ORDER BY user, tenant")?;
-        let raw = stmt
-            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))?
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut grants = Vec::with_capacity(raw.len());
-        for (user, tenant, role) in raw {
-            let role = Role::from_name(&role).ok_or_else(|| StoreError::Refused {
-                message: format!("the store grants `{user}` an unknown role `{role}` on tenant `{tenant}`"),
-            })?;
-            grants.push(Grant { user, tenant, role });
-        }
-        Ok(AccessState { users, grants })
+        super::sqlite_access::access(self)
     }
 
     fn add_user(&mut self, name: &str) -> Result<UserRecord, StoreError> {
-        let tx = begin(&mut self.conn, name)?;
-        let exists: Option<String> = tx
-            .query_row("SELECT name FROM users WHERE name = ?1", params![name], |r| r.get(0))
-            .optional()?;
-        if exists.is_some() {
-            return Err(StoreError::Refused {
-                message: format!("user `{name}` already exists in the store"),
-            });
-        }
-        let count: i64 = tx.query_row("SELECT COUNT(*) FROM users", [], |r| r.get(0))?;
-        let owner = count == 0;
-        tx.execute(
-            "INSERT INTO users (name, owner, created_at) VALUES (?1, ?2, ?3)",
-            params![name, owner as i64, now_rfc3339()],
-        )?;
-        bump_revision(&tx)?;
-        tx.commit()?;
-        Ok(UserRecord {
-            name: name.to_string(),
-            owner,
-        })
+        super::sqlite_access::add_user(self, name)
     }
 
     fn grant(&mut self, user: &str, tenant: &str, role: Role) -> Result<(), StoreError> {
-        let tx = begin(&mut self.conn, tenant)?;
-        tenant_revision(&tx, tenant)?;
-        let exists: Option<String> = tx
-            .query_row("SELECT name FROM users WHERE name = ?1", params![user], |r| r.get(0))
-            .optional()?;
-        if exists.is_none() {
-            return Err(StoreError::Refused {
-                message: format!("user `{user}` does not exist in the store; add them with `ferry user add {user}`"),
-            });
-        }
-        tx.execute(
-            "INSERT OR REPLACE INTO grants (user, tenant, role) VALUES (?1, ?2, ?3)",
-            params![user, tenant, role.name()],
-        )?;
-        bump_revision(&tx)?;
-        tx.commit()?;
-        Ok(())
+        super::sqlite_access::grant(self, user, tenant, role)
     }
-}
-
-/// Write one published version as it is, replacing the same number.
-fn put_version(tx: &rusqlite::Transaction<'_>, tenant: &str, v: &VersionRecord) -> Result<(), StoreError> {
-    let document = String::from_utf8(canonical_json(&v.resource)).unwrap_or_default();
-    tx.execute(
-        "INSERT OR REPLACE INTO versions (tenant, id, version, document, content, content_hash, change_id, published_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        params![
-            tenant,
-            v.id,
-            v.version as i64,
-            document,
-            v.resource.content,
-            content_hash(&v.resource),
-            v.change_id,
-            v.published_at
-        ],
-    )?;
-    Ok(())
 }

@@ -106,32 +106,69 @@ fn dev_to_staging_promotes_the_closure_and_settles() {
         "tenants/acme-staging/tools/staging-only.yaml",
         "apiVersion: ferry/v1\nkind: Tool\nmetadata:\n  name: staging-only\nspec:\n  type: javascript\n  code: return 2;\n",
     );
-    env.ferry(&["apply", "--tenant", "acme-staging", "--yes"]).ok();
-    let before_only = drafts(&env, "acme-staging")[&(Kind::Tool, "staging-only".to_string())].clone();
+    env.ferry(&["apply", "--tenant", "acme-staging", "--yes"])
+        .ok();
+    let before_only =
+        drafts(&env, "acme-staging")[&(Kind::Tool, "staging-only".to_string())].clone();
 
-    let dry = promote(&env, "acme-dev", "acme-staging", &["--dry-run"]).ok().json();
+    let dry = promote(&env, "acme-dev", "acme-staging", &["--dry-run"])
+        .ok()
+        .json();
     assert_eq!(dry["summary"]["create"], 6);
     assert_eq!(dry["applied"], false);
-    assert_eq!(drafts(&env, "acme-staging").len(), 1, "dry run changed nothing");
-    let steps: Vec<&str> = dry["steps"].as_array().unwrap().iter().map(|s| s["step"].as_str().unwrap()).collect();
-    assert_eq!(steps, ["documents", "connections", "knowledgeBases", "tools", "agents"]);
-    assert_eq!(dry["missing_variables"], serde_json::json!(["CRM_API_KEY", "CRM_URL"]));
+    assert_eq!(
+        drafts(&env, "acme-staging").len(),
+        1,
+        "dry run changed nothing"
+    );
+    let steps: Vec<&str> = dry["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["step"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            "documents",
+            "connections",
+            "knowledgeBases",
+            "tools",
+            "agents"
+        ]
+    );
+    assert_eq!(
+        dry["missing_variables"],
+        serde_json::json!(["CRM_API_KEY", "CRM_URL"])
+    );
 
     let run = promote(&env, "acme-dev", "acme-staging", &[]).ok().json();
     assert_eq!(run["applied"], true);
     assert_eq!(run["summary"]["create"], 6);
-    assert!(run.get("absent").is_none(), "target-only resources are not reported");
+    assert!(
+        run.get("absent").is_none(),
+        "target-only resources are not reported"
+    );
 
     let dev = drafts(&env, "acme-dev");
     let stg = drafts(&env, "acme-staging");
     assert_eq!(stg.len(), 7);
-    assert!(!stg.contains_key(&(Kind::Tool, "orphan".to_string())), "non-syncable orphan stays behind");
+    assert!(
+        !stg.contains_key(&(Kind::Tool, "orphan".to_string())),
+        "non-syncable orphan stays behind"
+    );
     for (kind, name) in CLOSURE {
         let dev_id = id_of(&dev, kind, name);
         let r = &stg[&(kind, name.to_string())];
-        assert_eq!(r.id().unwrap(), promoted_id("acme-dev", "acme-staging", &dev_id, kind));
+        assert_eq!(
+            r.id().unwrap(),
+            promoted_id("acme-dev", "acme-staging", &dev_id, kind)
+        );
         let from = r.metadata.synced_from.as_ref().unwrap();
-        assert_eq!((from.tenant.as_str(), from.id.as_str()), ("acme-dev", dev_id.as_str()));
+        assert_eq!(
+            (from.tenant.as_str(), from.id.as_str()),
+            ("acme-dev", dev_id.as_str())
+        );
     }
     let bot = &stg[&(Kind::Agent, "support-bot".to_string())];
     assert_eq!(bot.metadata.created_by.as_deref(), Some("dora"));
@@ -169,13 +206,18 @@ fn dev_to_staging_promotes_the_closure_and_settles() {
     assert_eq!(one["summary"]["skip"], 5);
     assert_eq!(one["actions"][0]["name"], "support-bot");
     assert_eq!(one["actions"][0]["changes"][0]["path"], "spec.instructions");
-    assert_eq!(drafts(&env, "acme-staging")[&(Kind::Tool, "staging-only".to_string())], before_only);
+    assert_eq!(
+        drafts(&env, "acme-staging")[&(Kind::Tool, "staging-only".to_string())],
+        before_only
+    );
 }
 
 #[test]
 fn text_output_groups_by_step() {
     let env = setup(&["acme-dev", "acme-staging"]);
-    let run = env.ferry(&["promote", "--from", "acme-dev", "--to", "acme-staging"]).ok();
+    let run = env
+        .ferry(&["promote", "--from", "acme-dev", "--to", "acme-staging"])
+        .ok();
     let doc = run.stdout.find("  documents").unwrap();
     let agents = run.stdout.find("  agents").unwrap();
     assert!(doc < agents, "{}", run.stdout);
@@ -194,7 +236,9 @@ fn prod_ids(env: &TestEnv) -> BTreeMap<(Kind, String), String> {
 fn lineage_chain_gives_the_same_prod_ids_and_refuses_going_back() {
     let chain = setup(&["acme-dev", "acme-staging", "acme-prod"]);
     promote(&chain, "acme-dev", "acme-staging", &[]).ok();
-    let to_prod = promote(&chain, "acme-staging", "acme-prod", &[]).ok().json();
+    let to_prod = promote(&chain, "acme-staging", "acme-prod", &[])
+        .ok()
+        .json();
     assert_eq!(to_prod["summary"]["create"], 6);
 
     let direct = setup(&["acme-dev", "acme-prod"]);
@@ -214,8 +258,16 @@ fn lineage_chain_gives_the_same_prod_ids_and_refuses_going_back() {
     let before = drafts(&chain, "acme-dev");
     let back = promote(&chain, "acme-staging", "acme-dev", &[]).expect(1);
     assert!(back.stderr.contains("lineage"), "{}", back.stderr);
-    assert!(back.stderr.contains("came from `acme-dev`"), "{}", back.stderr);
-    assert!(back.stderr.contains("Agent `support-bot`"), "{}", back.stderr);
+    assert!(
+        back.stderr.contains("came from `acme-dev`"),
+        "{}",
+        back.stderr
+    );
+    assert!(
+        back.stderr.contains("Agent `support-bot`"),
+        "{}",
+        back.stderr
+    );
     assert_eq!(drafts(&chain, "acme-dev"), before);
 }
 
@@ -224,7 +276,9 @@ fn all_files_text(env: &TestEnv) -> Vec<(String, String)> {
     walkdir::WalkDir::new(&env.repo)
         .into_iter()
         .filter_map(Result::ok)
-        .filter(|e| e.file_type().is_file() && !e.path().components().any(|c| c.as_os_str() == ".git"))
+        .filter(|e| {
+            e.file_type().is_file() && !e.path().components().any(|c| c.as_os_str() == ".git")
+        })
         .map(|e| {
             (
                 e.path().display().to_string(),
@@ -238,7 +292,16 @@ fn all_files_text(env: &TestEnv) -> Vec<(String, String)> {
 fn secrets_are_re_encrypted_and_never_shown() {
     let env = setup(&["acme-dev", "acme-staging"]);
     let mut outputs = Vec::new();
-    let r = env.ferry(&["promote", "--from", "acme-dev", "--to", "acme-staging", "--dry-run"]).ok();
+    let r = env
+        .ferry(&[
+            "promote",
+            "--from",
+            "acme-dev",
+            "--to",
+            "acme-staging",
+            "--dry-run",
+        ])
+        .ok();
     outputs.push(r.stdout + &r.stderr);
     let r = promote(&env, "acme-dev", "acme-staging", &[]).ok();
     outputs.push(r.stdout + &r.stderr);
@@ -254,9 +317,16 @@ fn secrets_are_re_encrypted_and_never_shown() {
     let (dev_tok, stg_tok) = (token("acme-dev"), token("acme-staging"));
     assert!(ferry::secrets::is_encrypted(&stg_tok));
     assert_ne!(dev_tok, stg_tok);
-    let plain = ferry::secrets::decrypt("acme-staging", &st.identity("acme-staging").unwrap(), &stg_tok).unwrap();
+    let plain = ferry::secrets::decrypt(
+        "acme-staging",
+        &st.identity("acme-staging").unwrap(),
+        &stg_tok,
+    )
+    .unwrap();
     assert_eq!(plain, PLAIN.as_bytes());
-    assert!(ferry::secrets::decrypt("acme-dev", &st.identity("acme-dev").unwrap(), &stg_tok).is_err());
+    assert!(
+        ferry::secrets::decrypt("acme-dev", &st.identity("acme-dev").unwrap(), &stg_tok).is_err()
+    );
     drop(st);
 
     // The template expression stays verbatim.
@@ -278,9 +348,20 @@ fn secrets_are_re_encrypted_and_never_shown() {
     // The staging tree, by export and by --write-tree.
     let r = env.ferry(&["export", "--tenant", "acme-staging"]).ok();
     outputs.push(r.stdout + &r.stderr);
-    let r = env.ferry(&["promote", "--from", "acme-dev", "--to", "acme-staging", "--write-tree"]).ok();
+    let r = env
+        .ferry(&[
+            "promote",
+            "--from",
+            "acme-dev",
+            "--to",
+            "acme-staging",
+            "--write-tree",
+        ])
+        .ok();
     outputs.push(r.stdout + &r.stderr);
-    assert!(env.read("tenants/acme-staging/connections/crm.yaml").contains(&stg_tok));
+    assert!(env
+        .read("tenants/acme-staging/connections/crm.yaml")
+        .contains(&stg_tok));
 
     for o in &outputs {
         assert!(!o.contains(PLAIN), "plaintext in output:\n{o}");
@@ -308,7 +389,9 @@ fn an_undecryptable_secret_is_refused_without_showing_it() {
         &format!("apiVersion: ferry/v1\nkind: Connection\nmetadata:\n  name: crm\n  syncable: true\nspec:\n  type: http\n  baseUrl: https://crm.example.com\n  credentials:\n    token: {wrong}\n"),
     );
     env.ferry(&["apply", "--tenant", "acme-dev", "--yes"]).ok();
-    let r = env.ferry(&["promote", "--from", "acme-dev", "--to", "acme-staging"]).expect(1);
+    let r = env
+        .ferry(&["promote", "--from", "acme-dev", "--to", "acme-staging"])
+        .expect(1);
     assert!(r.stderr.contains("Connection `crm`"), "{}", r.stderr);
     assert!(r.stderr.contains("spec.credentials.token"), "{}", r.stderr);
     assert!(!r.stderr.contains(PLAIN) && !r.stdout.contains(PLAIN));
@@ -317,10 +400,21 @@ fn an_undecryptable_secret_is_refused_without_showing_it() {
 
 #[test]
 fn steps_run_alone_only_when_their_dependencies_are_there() {
-    let steps = TestEnv::new().ferry(&["steps", "--output", "json"]).ok().json();
+    let steps = TestEnv::new()
+        .ferry(&["steps", "--output", "json"])
+        .ok()
+        .json();
     assert_eq!(
         steps,
-        serde_json::json!(["documents", "connections", "knowledgeBases", "tools", "workflows", "agents", "evaluations"])
+        serde_json::json!([
+            "documents",
+            "connections",
+            "knowledgeBases",
+            "tools",
+            "workflows",
+            "agents",
+            "evaluations"
+        ])
     );
 
     let env = TestEnv::new();
@@ -331,18 +425,33 @@ fn steps_run_alone_only_when_their_dependencies_are_there() {
     env.ferry(&["apply", "--tenant", "acme-dev", "--yes"]).ok();
 
     let r = promote(&env, "acme-dev", "acme-staging", &["--step", "agents"]).expect(1);
-    assert!(r.stderr.contains("step `agents` cannot run alone"), "{}", r.stderr);
-    assert!(r.stderr.contains("Tool `crm-lookup` (needed by Agent `support-bot`)"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("step `agents` cannot run alone"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr
+            .contains("Tool `crm-lookup` (needed by Agent `support-bot`)"),
+        "{}",
+        r.stderr
+    );
     let r = promote(&env, "acme-dev", "acme-staging", &["--step", "tools"]).expect(1);
     assert!(r.stderr.contains("Connection `crm`"), "{}", r.stderr);
     assert!(drafts(&env, "acme-staging").is_empty());
 
-    let c = promote(&env, "acme-dev", "acme-staging", &["--step", "connections"]).ok().json();
+    let c = promote(&env, "acme-dev", "acme-staging", &["--step", "connections"])
+        .ok()
+        .json();
     assert_eq!(c["summary"]["create"], 1);
-    let t = promote(&env, "acme-dev", "acme-staging", &["--step", "tools"]).ok().json();
+    let t = promote(&env, "acme-dev", "acme-staging", &["--step", "tools"])
+        .ok()
+        .json();
     assert_eq!(t["summary"]["create"], 1);
     assert_eq!(t["step"], "tools");
-    let a = promote(&env, "acme-dev", "acme-staging", &["--step", "agents"]).ok().json();
+    let a = promote(&env, "acme-dev", "acme-staging", &["--step", "agents"])
+        .ok()
+        .json();
     assert_eq!(a["summary"]["create"], 2, "support-bot and its sub-agent");
     let all = promote(&env, "acme-dev", "acme-staging", &[]).ok().json();
     assert_eq!(all["summary"]["skip"], 4);
@@ -371,28 +480,54 @@ fn only_admins_of_both_tenants_may_promote() {
     for (user, needle) in [
         ("vera", "only the viewer role"),
         ("ed", "only the editor role"),
-        ("adam", "tenant `acme-staging`, and `adam` has no role there"),
+        (
+            "adam",
+            "tenant `acme-staging`, and `adam` has no role there",
+        ),
         ("nobody", "not a user of this store"),
     ] {
         let r = promote(&env, "acme-dev", "acme-staging", &["--as", user]).expect(1);
         assert!(r.stderr.contains(needle), "{user}: {}", r.stderr);
     }
     assert!(drafts(&env, "acme-staging").is_empty());
-    promote(&env, "acme-dev", "acme-staging", &["--dry-run", "--as", "olga"]).ok();
-    let ok = promote(&env, "acme-dev", "acme-staging", &["--as", "ada"]).ok().json();
+    promote(
+        &env,
+        "acme-dev",
+        "acme-staging",
+        &["--dry-run", "--as", "olga"],
+    )
+    .ok();
+    let ok = promote(&env, "acme-dev", "acme-staging", &["--as", "ada"])
+        .ok()
+        .json();
     assert_eq!(ok["summary"]["create"], 6);
 
     // Only owners manage users and grants.
-    let r = env.ferry(&["user", "add", "mallory", "--as", "ada"]).expect(1);
+    let r = env
+        .ferry(&["user", "add", "mallory", "--as", "ada"])
+        .expect(1);
     assert!(r.stderr.contains("needs a store owner"), "{}", r.stderr);
-    let r = env.ferry(&["grant", "ed", "acme-dev", "owner", "--as", "adam"]).expect(1);
+    let r = env
+        .ferry(&["grant", "ed", "acme-dev", "owner", "--as", "adam"])
+        .expect(1);
     assert!(r.stderr.contains("owner role"), "{}", r.stderr);
-    env.ferry(&["grant", "ed", "acme-staging", "admin", "--as", "ada"]).ok();
-    let r = env.ferry(&["grant", "ed", "acme-dev", "emperor", "--as", "olga"]).expect(1);
+    env.ferry(&["grant", "ed", "acme-staging", "admin", "--as", "ada"])
+        .ok();
+    let r = env
+        .ferry(&["grant", "ed", "acme-dev", "emperor", "--as", "olga"])
+        .expect(1);
     assert!(r.stderr.contains("unknown role"), "{}", r.stderr);
     let users = env.ferry(&["user", "list", "--output", "json"]).ok().json();
     assert_eq!(users["users"][0]["name"], "ada");
-    assert_eq!(users["users"].as_array().unwrap().iter().filter(|u| u["owner"] == true).count(), 1);
+    assert_eq!(
+        users["users"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|u| u["owner"] == true)
+            .count(),
+        1
+    );
 }
 
 #[test]
@@ -403,7 +538,10 @@ fn store_to_store_promotion_carries_published_versions() {
         let mut st = store(&env);
         let d = drafts(&env, "acme-dev");
         let mut records = Vec::new();
-        for (kind, name, n) in [(Kind::Agent, "support-bot", 2u64), (Kind::Connection, "crm", 1)] {
+        for (kind, name, n) in [
+            (Kind::Agent, "support-bot", 2u64),
+            (Kind::Connection, "crm", 1),
+        ] {
             let r = d[&(kind, name.to_string())].clone();
             for v in 1..=n {
                 let mut r = r.clone();
@@ -421,8 +559,16 @@ fn store_to_store_promotion_carries_published_versions() {
         }
         st.put_versions("acme-dev", &records).unwrap();
     }
-    env.ferry(&["tenant", "create", "acme-prod", "--store", "sqlite:prod.db"]).ok();
-    let run = promote(&env, "acme-dev", "acme-prod", &["--to-store", "sqlite:prod.db"]).ok().json();
+    env.ferry(&["tenant", "create", "acme-prod", "--store", "sqlite:prod.db"])
+        .ok();
+    let run = promote(
+        &env,
+        "acme-dev",
+        "acme-prod",
+        &["--to-store", "sqlite:prod.db"],
+    )
+    .ok()
+    .json();
     assert_eq!(run["summary"]["create"], 6);
     assert_eq!(run["versions"]["create"], 3);
 
@@ -436,8 +582,12 @@ fn store_to_store_promotion_carries_published_versions() {
         .collect();
     let dev = drafts(&env, "acme-dev");
     for (kind, name) in [(Kind::Agent, "support-bot"), (Kind::Connection, "crm")] {
-        let s = src.versions("acme-dev", &[id_of(&dev, kind, name)]).unwrap();
-        let t = dst.versions("acme-prod", &[id_of(&prod, kind, name)]).unwrap();
+        let s = src
+            .versions("acme-dev", &[id_of(&dev, kind, name)])
+            .unwrap();
+        let t = dst
+            .versions("acme-prod", &[id_of(&prod, kind, name)])
+            .unwrap();
         let shape = |v: &[VersionRecord]| -> Vec<(u64, Option<String>, String, Option<String>)> {
             v.iter()
                 .map(|r| {
@@ -452,14 +602,24 @@ fn store_to_store_promotion_carries_published_versions() {
         assert_eq!(shape(&s), shape(&t), "{name}");
         for v in &t {
             assert_eq!(v.resource.id(), Some(id_of(&prod, kind, name).as_str()));
-            assert_eq!(v.resource.metadata.synced_from.as_ref().unwrap().tenant, "acme-dev");
+            assert_eq!(
+                v.resource.metadata.synced_from.as_ref().unwrap().tenant,
+                "acme-dev"
+            );
         }
     }
     // The source store did not get the target tenant, and the target tenant lives only in prod.db.
     assert!(src.tenant("acme-prod").is_err());
     drop((src, dst));
 
-    let again = promote(&env, "acme-dev", "acme-prod", &["--to-store", "sqlite:prod.db"]).ok().json();
+    let again = promote(
+        &env,
+        "acme-dev",
+        "acme-prod",
+        &["--to-store", "sqlite:prod.db"],
+    )
+    .ok()
+    .json();
     assert_eq!(again["versions"]["skip"], 3);
     assert_eq!(again["versions"]["create"], 0);
     assert_eq!(again["applied"], false);
@@ -468,17 +628,35 @@ fn store_to_store_promotion_carries_published_versions() {
 #[test]
 fn write_tree_writes_a_reviewable_tree_that_applies_from_git() {
     let env = setup(&["acme-dev", "acme-staging"]);
-    let r = promote(&env, "acme-dev", "acme-staging", &["--write-tree"]).ok().json();
+    let r = promote(&env, "acme-dev", "acme-staging", &["--write-tree"])
+        .ok()
+        .json();
     assert_eq!(r["applied"], false);
-    assert!(drafts(&env, "acme-staging").is_empty(), "--write-tree leaves the store alone");
+    assert!(
+        drafts(&env, "acme-staging").is_empty(),
+        "--write-tree leaves the store alone"
+    );
     let bot = env.read("tenants/acme-staging/agents/support-bot.yaml");
     assert!(bot.contains("syncedFrom:"), "{bot}");
-    assert!(bot.contains("- crm-lookup") && bot.contains("- builtin/web-search"), "{bot}");
+    assert!(
+        bot.contains("- crm-lookup") && bot.contains("- builtin/web-search"),
+        "{bot}"
+    );
     assert!(!env.path("tenants/acme-staging/tools/orphan.yaml").exists());
     env.ferry(&["validate", "--tenant", "acme-staging"]).ok();
     env.git(&["add", "-A"]);
     env.git(&["commit", "-qm", "Promote acme-dev to acme-staging"]);
-    let applied = env.ferry(&["apply", "--tenant", "acme-staging", "--yes", "--output", "json"]).ok().json();
+    let applied = env
+        .ferry(&[
+            "apply",
+            "--tenant",
+            "acme-staging",
+            "--yes",
+            "--output",
+            "json",
+        ])
+        .ok()
+        .json();
     assert_eq!(applied["summary"]["create"], 6);
     let again = promote(&env, "acme-dev", "acme-staging", &[]).ok().json();
     assert_eq!(again["summary"]["skip"], 6);
@@ -491,19 +669,32 @@ fn bad_promotions_are_refused_and_change_nothing() {
     let r = promote(&env, "acme-dev", "acme-dev", &[]).expect(1);
     assert!(r.stderr.contains("into itself"), "{}", r.stderr);
     let r = promote(&env, "acme-dev", "acme-nowhere", &[]).expect(1);
-    assert!(r.stderr.contains("`acme-nowhere` does not exist"), "{}", r.stderr);
-    assert!(r.stderr.contains("ferry tenant create acme-nowhere"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("`acme-nowhere` does not exist"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("ferry tenant create acme-nowhere"),
+        "{}",
+        r.stderr
+    );
 
     // A resource made directly in staging holds a name the promotion needs.
     env.write(
         "tenants/acme-staging/tools/crm-lookup.yaml",
         "apiVersion: ferry/v1\nkind: Tool\nmetadata:\n  name: crm-lookup\nspec:\n  type: javascript\n  code: return 3;\n",
     );
-    env.ferry(&["apply", "--tenant", "acme-staging", "--yes"]).ok();
+    env.ferry(&["apply", "--tenant", "acme-staging", "--yes"])
+        .ok();
     let before = drafts(&env, "acme-staging");
     let r = promote(&env, "acme-dev", "acme-staging", &[]).expect(1);
     assert!(r.stderr.contains("Tool `crm-lookup`"), "{}", r.stderr);
-    assert!(r.stderr.contains("created in `acme-staging` directly"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("created in `acme-staging` directly"),
+        "{}",
+        r.stderr
+    );
     assert_eq!(drafts(&env, "acme-staging"), before);
 }
 
@@ -518,7 +709,9 @@ fn nothing_syncable_is_a_warning_not_an_error() {
         "apiVersion: ferry/v1\nkind: Tool\nmetadata:\n  name: t\nspec:\n  type: javascript\n  code: return 1;\n",
     );
     env.ferry(&["apply", "--tenant", "acme-dev", "--yes"]).ok();
-    let r = env.ferry(&["promote", "--from", "acme-dev", "--to", "acme-staging"]).ok();
+    let r = env
+        .ferry(&["promote", "--from", "acme-dev", "--to", "acme-staging"])
+        .ok();
     assert!(r.stdout.contains("Nothing to promote."), "{}", r.stdout);
     assert!(r.stderr.contains("marked syncable"), "{}", r.stderr);
 }
