@@ -813,3 +813,212 @@ pub fn report(p: &Promotion) -> PromotionReport {
         missing_variables: p.mapped.missing_variables.clone(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Metadata, ToolSpec};
+
+    fn tool(id: &str, name: &str, syncable: bool, connection: Option<&str>) -> Resource {
+        Resource {
+            metadata: Metadata {
+                id: Some(id.into()),
+                name: name.into(),
+                syncable,
+                synced_from: None,
+                origin_id: None,
+                created_by: Some("dora".into()),
+            },
+            spec: Spec::Tool(ToolSpec {
+                description: None,
+                tool_type: "http".into(),
+                connection: connection.map(str::to_string),
+                knowledge_base: None,
+                request: None,
+                code: None,
+                input_schema: None,
+                actions: Vec::new(),
+            }),
+            content: None,
+        }
+    }
+
+    fn connection(id: &str, token: &str) -> Resource {
+        let spec = serde_json::json!({"type": "http", "baseUrl": "${vars.URL}", "credentials": {"token": token}});
+        Resource {
+            metadata: Metadata {
+                id: Some(id.into()),
+                name: "crm".into(),
+                syncable: false,
+                synced_from: None,
+                origin_id: None,
+                created_by: None,
+            },
+            spec: Spec::from_json(Kind::Connection, spec).unwrap(),
+            content: None,
+        }
+    }
+
+    fn request(from: &str, to: &str) -> Request {
+        Request {
+            from: from.into(),
+            to: to.into(),
+            step: None,
+            same_store: true,
+            defined_variables: Some(Vec::new()),
+        }
+    }
+
+    fn run(
+        req: &Request,
+        keys: &Keys,
+        source: Vec<Resource>,
+        target: Vec<Resource>,
+    ) -> Result<Mapped, PromoteError> {
+        let index = Index::new(
+            target
+                .iter()
+                .map(|r| crate::state::IndexEntry {
+                    id: r.id().unwrap().into(),
+                    kind: r.kind(),
+                    name: r.name().into(),
+                    content_hash: crate::state::content_hash(r),
+                    file_hash: String::new(),
+                    refs: r.refs().into_iter().map(|(_, x)| x).collect(),
+                    revision: 1,
+                })
+                .collect(),
+        );
+        map_tenant(MapInput {
+            request: req,
+            source,
+            target_index: &index,
+            keys,
+            fetch_target: &|ids| {
+                Ok(target
+                    .iter()
+                    .filter(|r| ids.iter().any(|i| Some(i.as_str()) == r.id()))
+                    .cloned()
+                    .collect())
+            },
+            source_versions: &|_| Ok(Vec::new()),
+            target_versions: &|_| Ok(Vec::new()),
+        })
+    }
+
+    fn keys() -> (Keys, secrets::KeyPair, secrets::KeyPair) {
+        let s = secrets::generate_keypair();
+        let t = secrets::generate_keypair();
+        (
+            Keys {
+                source_identity: s.identity.clone(),
+                target_identity: t.identity.clone(),
+                target_recipient: t.recipient.clone(),
+            },
+            s,
+            t,
+        )
+    }
+
+    #[test]
+    fn maps_the_closure_with_origin_ids_and_secrets() {
+        let (k, s, t) = keys();
+        let enc = secrets::encrypt(&s.recipient, b"hunter2-value").unwrap();
+        let mut agent_tool = tool("tol_a", "a", true, Some("con_c"));
+        if let Spec::Tool(x) = &mut agent_tool.spec {
+            x.knowledge_base = None;
+        }
+        let src = vec![
+            agent_tool,
+            tool("tol_b", "b", false, None),
+            connection("con_c", &enc),
+        ];
+        let req = request("dev", "staging");
+        let m = run(&req, &k, src, Vec::new()).unwrap();
+        assert_eq!(
+            m.entries.len(),
+            2,
+            "the syncable tool and its connection, not `b`"
+        );
+        let tool_out = m.resources.iter().find(|r| r.kind() == Kind::Tool).unwrap();
+        let con_id = ids::promoted_id("dev", "staging", "con_c", Kind::Connection);
+        assert_eq!(
+            tool_out.id(),
+            Some(ids::promoted_id("dev", "staging", "tol_a", Kind::Tool).as_str())
+        );
+        assert_eq!(tool_out.refs()[0].1, con_id);
+        assert_eq!(tool_out.metadata.created_by.as_deref(), Some("dora"));
+        let con = m
+            .resources
+            .iter()
+            .find(|r| r.kind() == Kind::Connection)
+            .unwrap();
+        let new_enc = con.spec.to_json()["credentials"]["token"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert_ne!(new_enc, enc);
+        assert_eq!(
+            secrets::decrypt("staging", &t.identity, &new_enc).unwrap(),
+            b"hunter2-value"
+        );
+        assert_eq!(m.missing_variables, ["URL"]);
+
+        // With the target holding the same value already, its ciphertext is kept.
+        let src = vec![
+            tool("tol_a", "a", true, Some("con_c")),
+            connection("con_c", &enc),
+        ];
+        let m2 = run(&req, &k, src, vec![con.clone()]).unwrap();
+        let again = m2
+            .resources
+            .iter()
+            .find(|r| r.kind() == Kind::Connection)
+            .unwrap();
+        assert_eq!(again, con);
+    }
+
+    #[test]
+    fn origin_decides_the_id_and_lineage_refuses_going_back() {
+        let (k, _, _) = keys();
+        let mut staged = tool("tol_s", "a", true, None);
+        staged.metadata.synced_from = Some(SyncedFrom {
+            tenant: "dev".into(),
+            id: "tol_d".into(),
+        });
+        let m = run(
+            &request("staging", "prod"),
+            &k,
+            vec![staged.clone()],
+            Vec::new(),
+        )
+        .unwrap();
+        assert_eq!(
+            m.resources[0].id(),
+            Some(ids::promoted_id("dev", "prod", "tol_d", Kind::Tool).as_str())
+        );
+        assert_eq!(
+            m.resources[0].metadata.synced_from.as_ref().unwrap().tenant,
+            "dev"
+        );
+        let e = run(&request("staging", "dev"), &k, vec![staged], Vec::new()).unwrap_err();
+        assert!(matches!(e, PromoteError::Lineage { .. }), "{e}");
+    }
+
+    #[test]
+    fn dangling_source_references_are_named() {
+        let (k, _, _) = keys();
+        let e = run(
+            &request("dev", "prod"),
+            &k,
+            vec![tool("tol_a", "a", true, Some("con_gone"))],
+            Vec::new(),
+        )
+        .unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.contains("Tool `a`") && msg.contains("con_gone") && msg.contains("spec.connection"),
+            "{msg}"
+        );
+    }
+}
