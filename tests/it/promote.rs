@@ -715,3 +715,33 @@ fn nothing_syncable_is_a_warning_not_an_error() {
     assert!(r.stdout.contains("Nothing to promote."), "{}", r.stdout);
     assert!(r.stderr.contains("marked syncable"), "{}", r.stderr);
 }
+
+#[test]
+fn bad_user_input_is_refused() {
+    let env = setup(&["acme-dev", "acme-staging"]);
+    let r = env.ferry(&["user", "add", "Not A Name"]).expect(1);
+    assert!(r.stderr.contains("user name `Not A Name`"), "{}", r.stderr);
+    let r = env
+        .ferry(&["grant", "ghost", "acme-dev", "viewer"])
+        .expect(1);
+    assert!(
+        r.stderr.contains("user `ghost` does not exist"),
+        "{}",
+        r.stderr
+    );
+    let r = env
+        .ferry(&["grant", "ghost", "acme-nowhere", "viewer"])
+        .expect(1);
+    assert!(
+        r.stderr.contains("`acme-nowhere` does not exist"),
+        "{}",
+        r.stderr
+    );
+    env.write(
+        "tenants/acme-staging/tenant.toml",
+        "name = \"acme-staging\"\nvariables = 3\n",
+    );
+    let r = promote(&env, "acme-dev", "acme-staging", &[]).expect(1);
+    assert!(r.stderr.contains("tenant.toml"), "{}", r.stderr);
+    assert!(drafts(&env, "acme-staging").is_empty());
+}
