@@ -9,7 +9,7 @@
 use serde::Serialize;
 
 use crate::plan::{ActionKind, PayloadError, Plan, Summary};
-use crate::store::{Store, StoreError, WriteBatch, WriteHook};
+use crate::store::{Store, StoreError, VersionRecord, WriteBatch, WriteHook};
 
 /// Options of an apply.
 #[derive(Debug, Clone, Copy, Default)]
@@ -64,6 +64,18 @@ pub fn apply(
     options: ApplyOptions,
     hook: WriteHook<'_>,
 ) -> Result<ApplyReport, ApplyError> {
+    apply_with_versions(store, plan, Vec::new(), options, hook)
+}
+
+/// Apply `plan` and record published `versions` as they are, in one
+/// transaction (promotion carries a resource's history with its drafts).
+pub fn apply_with_versions(
+    store: &mut dyn Store,
+    plan: &Plan,
+    versions: Vec<VersionRecord>,
+    options: ApplyOptions,
+    hook: WriteHook<'_>,
+) -> Result<ApplyReport, ApplyError> {
     let total =
         plan.summary.skip + plan.summary.update + plan.summary.delete + plan.summary.conflict;
     if !options.force && is_mass_delete(plan.summary.delete, total) {
@@ -77,6 +89,7 @@ pub fn apply(
         base_revision: plan.base_revision,
         commit: plan.source_commit.clone(),
         refresh: plan.refresh.clone(),
+        versions,
         ..WriteBatch::default()
     };
     for a in &plan.actions {

@@ -6,6 +6,7 @@
 //! index into a [`plan::Plan`], and applied to a [`store::Store`] in one
 //! transaction. See `ARCHITECTURE.md` for the map.
 
+pub mod access;
 pub mod apply;
 pub mod cli;
 pub mod diagnostic;
@@ -13,6 +14,7 @@ pub mod ids;
 pub mod model;
 pub mod pipeline;
 pub mod plan;
+pub mod promote;
 pub mod schema;
 pub mod secrets;
 pub mod state;

@@ -52,6 +52,14 @@ pub fn run(cmd: Command, g: &Global, out: &Output) -> Result<i32> {
         Command::Secret(SecretCommand::Encrypt { tenant }) => secret_encrypt(g, out, &tenant),
         Command::Steps => steps(out),
         Command::Schemas { out: dir } => schemas(out, &dir),
+        Command::Promote(args) => super::promote::promote(g, out, &args),
+        Command::User(super::promote::UserCommand::Add { name }) => {
+            super::promote::user_add(g, out, &name)
+        }
+        Command::User(super::promote::UserCommand::List) => super::promote::user_list(g, out),
+        Command::Grant { user, tenant, role } => {
+            super::promote::grant(g, out, &user, &tenant, &role)
+        }
         Command::Demo { keep } => super::demo::run_demo(out, keep),
     }
 }

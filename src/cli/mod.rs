@@ -10,6 +10,7 @@
 mod commands;
 mod demo;
 mod output;
+mod promote;
 pub mod repo;
 
 use std::path::PathBuf;
@@ -148,6 +149,20 @@ enum Command {
         /// The folder to write to.
         #[arg(long, value_name = "DIR", default_value = "schemas")]
         out: PathBuf,
+    },
+    /// Promote a tenant's syncable resources to another tenant.
+    Promote(promote::PromoteArgs),
+    /// Users of the store.
+    #[command(subcommand)]
+    User(promote::UserCommand),
+    /// Grant a user a role on a tenant: viewer, editor, admin or owner.
+    Grant {
+        /// The user.
+        user: String,
+        /// The tenant.
+        tenant: String,
+        /// viewer, editor, admin or owner.
+        role: String,
     },
     /// The whole story, end to end, in a temporary folder, narrated.
     Demo {

@@ -9,11 +9,13 @@
 //! Implementations: [`sqlite::SqliteStore`] (the default, an embedded file).
 
 pub mod sqlite;
+mod sqlite_access;
 
 use std::path::Path;
 
 use serde::Serialize;
 
+use crate::access::{AccessState, Role, UserRecord};
 use crate::model::Resource;
 use crate::plan::HashRefresh;
 use crate::secrets::KeyPair;
@@ -115,6 +117,23 @@ pub struct WriteBatch {
     pub refresh: Vec<HashRefresh>,
     /// The commit the tree came from, to record.
     pub commit: Option<String>,
+    /// Published versions to record as they are (promotion carries a history).
+    pub versions: Vec<VersionRecord>,
+}
+
+/// One published version of a resource.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VersionRecord {
+    /// The resource ID.
+    pub id: String,
+    /// The version number, 1..n.
+    pub version: u64,
+    /// The resource as published (stored form).
+    pub resource: Resource,
+    /// The change (publish) that made this version, if recorded.
+    pub change_id: Option<String>,
+    /// When it was published, RFC 3339.
+    pub published_at: String,
 }
 
 /// A hook called after each write of a batch, with the count so far (fault injection in tests).
@@ -150,6 +169,16 @@ pub trait Store {
         batch: &WriteBatch,
         hook: WriteHook<'_>,
     ) -> Result<u64, StoreError>;
+    /// Published versions of the given IDs, by ID then version number.
+    fn versions(&self, tenant: &str, ids: &[String]) -> Result<Vec<VersionRecord>, StoreError>;
+    /// Record published versions as they are, replacing the same numbers, in one transaction.
+    fn put_versions(&mut self, tenant: &str, versions: &[VersionRecord]) -> Result<(), StoreError>;
+    /// Every user and grant of the store.
+    fn access(&self) -> Result<AccessState, StoreError>;
+    /// Add a user; the first user of a store becomes its owner.
+    fn add_user(&mut self, name: &str) -> Result<UserRecord, StoreError>;
+    /// Grant `role` on `tenant` to `user`, replacing an earlier grant there.
+    fn grant(&mut self, user: &str, tenant: &str, role: Role) -> Result<(), StoreError>;
 }
 
 /// Open the store at `url`; relative paths are taken from `base`.

@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
-use super::{now_rfc3339, Store, StoreError, TenantRecord, WriteBatch, WriteHook};
+use super::{now_rfc3339, Store, StoreError, TenantRecord, VersionRecord, WriteBatch, WriteHook};
+use crate::access::{AccessState, Role, UserRecord};
 use crate::model::{Kind, Resource};
 use crate::plan::resource_from_document;
 use crate::secrets::KeyPair;
@@ -91,6 +92,7 @@ impl SqliteStore {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.execute_batch(SCHEMA)?;
+        conn.execute_batch(super::sqlite_access::SCHEMA)?;
         Ok(SqliteStore { conn })
     }
 
@@ -104,7 +106,7 @@ impl SqliteStore {
         &mut self.conn
     }
 
-    fn row_to_resource(
+    pub(crate) fn row_to_resource(
         tenant: &str,
         id: &str,
         document: &str,
@@ -425,7 +427,11 @@ impl Store for SqliteStore {
                 refresh.execute(params![tenant, r.id, r.file_hash])?;
             }
         }
-        let changed = !batch.upserts.is_empty() || !batch.deletes.is_empty();
+        for v in &batch.versions {
+            super::sqlite_access::put_version(&tx, tenant, v)?;
+        }
+        let changed =
+            !batch.upserts.is_empty() || !batch.deletes.is_empty() || !batch.versions.is_empty();
         if let Some(c) = &batch.commit {
             tx.execute(
                 "UPDATE tenants SET last_commit = ?1 WHERE name = ?2",
@@ -439,5 +445,25 @@ impl Store for SqliteStore {
         };
         tx.commit()?;
         Ok(rev)
+    }
+
+    fn versions(&self, tenant: &str, ids: &[String]) -> Result<Vec<VersionRecord>, StoreError> {
+        super::sqlite_access::versions(self, tenant, ids)
+    }
+
+    fn put_versions(&mut self, tenant: &str, versions: &[VersionRecord]) -> Result<(), StoreError> {
+        super::sqlite_access::put_versions(self, tenant, versions)
+    }
+
+    fn access(&self) -> Result<AccessState, StoreError> {
+        super::sqlite_access::access(self)
+    }
+
+    fn add_user(&mut self, name: &str) -> Result<UserRecord, StoreError> {
+        super::sqlite_access::add_user(self, name)
+    }
+
+    fn grant(&mut self, user: &str, tenant: &str, role: Role) -> Result<(), StoreError> {
+        super::sqlite_access::grant(self, user, tenant, role)
     }
 }

@@ -4,5 +4,6 @@
 mod common;
 mod core;
 mod fixtures;
+mod promote;
 mod props;
 mod schemas;

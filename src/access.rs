@@ -1,0 +1,294 @@
+//! Users, roles and the authorization rules of the store.
+//!
+//! A store knows users and, per tenant, the role each one holds: `viewer`,
+//! `editor`, `admin` or `owner` (each role includes the ones before it). A
+//! user may also be a global owner, who holds `owner` on every tenant,
+//! including tenants created later. The first user added to a store becomes
+//! its global owner, and while a store has no users at all every action is
+//! allowed: a new store works out of the box, and the first user owns
+//! everything. This module is pure: the CLI and the HTTP server read an
+//! [`AccessState`] from the store and ask it whether an actor may act.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// A role a user holds on one tenant, weakest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// May read.
+    Viewer,
+    /// May read and change drafts.
+    Editor,
+    /// May publish, promote and manage the tenant.
+    Admin,
+    /// May do everything, including granting roles.
+    Owner,
+}
+
+impl Role {
+    /// Every role, weakest first.
+    pub const ALL: [Role; 4] = [Role::Viewer, Role::Editor, Role::Admin, Role::Owner];
+
+    /// The role's name, e.g. `admin`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Editor => "editor",
+            Role::Admin => "admin",
+            Role::Owner => "owner",
+        }
+    }
+
+    /// The role named `name`.
+    pub fn from_name(name: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.name() == name)
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A user of the store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserRecord {
+    /// The user's name.
+    pub name: String,
+    /// Whether the user owns every tenant of the store.
+    pub owner: bool,
+}
+
+/// One role of one user on one tenant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grant {
+    /// The user.
+    pub user: String,
+    /// The tenant.
+    pub tenant: String,
+    /// The role.
+    pub role: Role,
+}
+
+/// Every user and grant of a store.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessState {
+    /// Users, by name.
+    pub users: Vec<UserRecord>,
+    /// Grants, by user then tenant.
+    pub grants: Vec<Grant>,
+}
+
+/// Why an actor may not do something.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AccessError {
+    /// No actor could be determined while the store has users.
+    #[error(
+        "this store has users, and no user was given; pass --as USER or set `user` in ferry.toml"
+    )]
+    NoActor,
+    /// The actor is not a user of the store.
+    #[error(
+        "`{user}` is not a user of this store; an owner can add them with `ferry user add {user}`"
+    )]
+    UnknownUser {
+        /// The actor.
+        user: String,
+    },
+    /// The actor's role on a tenant is too weak.
+    #[error("{action} needs the {needed} role on tenant `{tenant}`, and `{user}` has {}", held.map(|r| format!("only the {r} role there")).unwrap_or_else(|| "no role there".to_string()))]
+    Forbidden {
+        /// The actor.
+        user: String,
+        /// The tenant.
+        tenant: String,
+        /// What was attempted, e.g. `promoting`.
+        action: String,
+        /// The weakest role that would allow it.
+        needed: Role,
+        /// The role the actor holds, if any.
+        held: Option<Role>,
+    },
+    /// Only a global owner may do this.
+    #[error("{action} needs a store owner, and `{user}` is not one")]
+    NotOwner {
+        /// The actor.
+        user: String,
+        /// What was attempted.
+        action: String,
+    },
+}
+
+impl AccessState {
+    /// Whether the store has no users yet (everything is allowed).
+    pub fn is_open(&self) -> bool {
+        self.users.is_empty()
+    }
+
+    /// The user named `name`.
+    pub fn user(&self, name: &str) -> Option<&UserRecord> {
+        self.users.iter().find(|u| u.name == name)
+    }
+
+    /// The role `user` holds on `tenant` (a global owner holds `owner` everywhere).
+    pub fn role(&self, user: &str, tenant: &str) -> Option<Role> {
+        if self.user(user).is_some_and(|u| u.owner) {
+            return Some(Role::Owner);
+        }
+        self.grants
+            .iter()
+            .filter(|g| g.user == user && g.tenant == tenant)
+            .map(|g| g.role)
+            .max()
+    }
+
+    fn known<'a>(&self, actor: Option<&'a str>) -> Result<Option<&'a str>, AccessError> {
+        if self.is_open() {
+            return Ok(None);
+        }
+        let user = actor.ok_or(AccessError::NoActor)?;
+        if self.user(user).is_none() {
+            return Err(AccessError::UnknownUser {
+                user: user.to_string(),
+            });
+        }
+        Ok(Some(user))
+    }
+
+    /// Allow `actor` to do `action` on `tenant` if they hold at least `needed` there.
+    pub fn require(
+        &self,
+        actor: Option<&str>,
+        tenant: &str,
+        needed: Role,
+        action: &str,
+    ) -> Result<(), AccessError> {
+        let Some(user) = self.known(actor)? else {
+            return Ok(());
+        };
+        let held = self.role(user, tenant);
+        if held.is_some_and(|r| r >= needed) {
+            Ok(())
+        } else {
+            Err(AccessError::Forbidden {
+                user: user.to_string(),
+                tenant: tenant.to_string(),
+                action: action.to_string(),
+                needed,
+                held,
+            })
+        }
+    }
+
+    /// Allow `actor` to do `action` only if they are a global owner.
+    pub fn require_owner(&self, actor: Option<&str>, action: &str) -> Result<(), AccessError> {
+        let Some(user) = self.known(actor)? else {
+            return Ok(());
+        };
+        if self.user(user).is_some_and(|u| u.owner) {
+            Ok(())
+        } else {
+            Err(AccessError::NotOwner {
+                user: user.to_string(),
+                action: action.to_string(),
+            })
+        }
+    }
+
+    /// Allow `actor` to grant a role on `tenant`: a global owner or an owner of the tenant.
+    pub fn require_grant(&self, actor: Option<&str>, tenant: &str) -> Result<(), AccessError> {
+        self.require(actor, tenant, Role::Owner, "granting roles")
+    }
+}
+
+/// Allow `actor` to promote from `from` to `to`: an admin or owner of both.
+///
+/// The two tenants may live in different stores; each is checked against the
+/// state of its own store.
+pub fn authorize_promote(
+    source: &AccessState,
+    target: &AccessState,
+    actor: Option<&str>,
+    from: &str,
+    to: &str,
+) -> Result<(), AccessError> {
+    source.require(actor, from, Role::Admin, "promoting")?;
+    target.require(actor, to, Role::Admin, "promoting")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state() -> AccessState {
+        AccessState {
+            users: vec![
+                UserRecord {
+                    name: "root".into(),
+                    owner: true,
+                },
+                UserRecord {
+                    name: "ann".into(),
+                    owner: false,
+                },
+                UserRecord {
+                    name: "vic".into(),
+                    owner: false,
+                },
+            ],
+            grants: vec![
+                Grant {
+                    user: "ann".into(),
+                    tenant: "dev".into(),
+                    role: Role::Admin,
+                },
+                Grant {
+                    user: "vic".into(),
+                    tenant: "dev".into(),
+                    role: Role::Viewer,
+                },
+                Grant {
+                    user: "vic".into(),
+                    tenant: "prod".into(),
+                    role: Role::Owner,
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn an_open_store_allows_everything() {
+        let s = AccessState::default();
+        assert!(authorize_promote(&s, &s, None, "dev", "prod").is_ok());
+        assert!(s.require_owner(Some("anyone"), "adding users").is_ok());
+    }
+
+    #[test]
+    fn promotion_needs_admin_on_both() {
+        let s = state();
+        assert!(authorize_promote(&s, &s, Some("root"), "dev", "prod").is_ok());
+        let e = authorize_promote(&s, &s, Some("ann"), "dev", "prod").unwrap_err();
+        assert!(e.to_string().contains("tenant `prod`"), "{e}");
+        assert!(e.to_string().contains("no role there"), "{e}");
+        let e = authorize_promote(&s, &s, Some("vic"), "dev", "prod").unwrap_err();
+        assert!(e.to_string().contains("only the viewer role"), "{e}");
+        assert!(matches!(
+            authorize_promote(&s, &s, Some("zed"), "dev", "prod"),
+            Err(AccessError::UnknownUser { .. })
+        ));
+        assert_eq!(
+            authorize_promote(&s, &s, None, "dev", "prod"),
+            Err(AccessError::NoActor)
+        );
+    }
+
+    #[test]
+    fn roles_order_and_names() {
+        assert!(Role::Owner > Role::Admin && Role::Admin > Role::Editor);
+        assert_eq!(Role::from_name("editor"), Some(Role::Editor));
+        assert_eq!(Role::from_name("god"), None);
+    }
+}

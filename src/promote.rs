@@ -1,0 +1,1024 @@
+//! Tenant promotion: a model-to-model rewrite from one tenant to another.
+//!
+//! This module owns the rules of `ferry promote`. It selects the resources of
+//! the source tenant marked `syncable` plus everything they reference,
+//! transitively (built-in tools are never selected, and references to them
+//! are kept as they are). Each selected resource gets its target ID from
+//! [`ids::promoted_id`] over its *origin* — the tenant and ID recorded in
+//! `metadata.syncedFrom`, or the source tenant and its own ID — so
+//! re-promoting updates instead of duplicating, and dev→staging→prod gives
+//! the same prod IDs as dev→prod. Every reference is rewritten with the same
+//! mapping, `metadata.syncedFrom` records the origin, creator metadata is
+//! kept, and `ENC[age,…]` values are decrypted with the source tenant's key
+//! and encrypted to the target's (reusing the target's ciphertext when the
+//! value did not change, so a re-promotion is all SKIP). Published versions
+//! travel with their numbers. The mapped set then goes through the one
+//! pipeline every rewrite uses: [`pipeline::plan_resources`] (never
+//! pruning: resources made directly in the target are never touched) and
+//! [`apply::apply_with_versions`].
+//!
+//! Nothing here prints or reads the environment; no secret value ever
+//! reaches an error, a report or a tree.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::apply::{self, ApplyError, ApplyOptions, ApplyReport};
+use crate::diagnostic::{self, Diagnostic};
+use crate::ids;
+use crate::model::{is_builtin, Kind, Resource, Spec, SyncedFrom, TenantModel};
+use crate::pipeline::{self, PipelineError};
+use crate::plan::{ActionKind, DiffOptions, Plan};
+use crate::secrets;
+use crate::state::Index;
+use crate::store::{Store, StoreError, VersionRecord};
+use crate::tree::{self, MemoryTree, TenantFile};
+use crate::validate::{render_names, NameTable};
+
+/// Why a promotion was refused or failed. The target is unchanged in every case.
+#[derive(Debug, thiserror::Error)]
+pub enum PromoteError {
+    /// Source and target are the same tenant of the same store.
+    #[error("cannot promote tenant `{tenant}` into itself")]
+    SameTenant {
+        /// The tenant.
+        tenant: String,
+    },
+    /// Resources would flow back into a tenant of their lineage.
+    #[error("refusing to promote from `{from}` to `{to}`: `{to}` is already in the lineage of {}, which came from `{to}` (metadata.syncedFrom); promotion flows one way only, so change them in `{to}` instead", resources.join(", "))]
+    Lineage {
+        /// The source tenant.
+        from: String,
+        /// The target tenant.
+        to: String,
+        /// The resources refused, e.g. ``Agent `support-bot` ``.
+        resources: Vec<String>,
+    },
+    /// Resources of the target, created there directly, hold the names promotion needs.
+    #[error("refusing to promote into `{to}`: {} already exist(s) there with other IDs (created in `{to}` directly, not by promotion); promotion never touches those, so rename or remove them in `{to}` first", resources.join(", "))]
+    NameTaken {
+        /// The target tenant.
+        to: String,
+        /// The resources in the way, with their IDs.
+        resources: Vec<String>,
+    },
+    /// A single step was asked for whose dependencies are not in the target yet.
+    #[error("step `{step}` cannot run alone: its resources reference resources that are not in `{to}` yet: {}; run the earlier steps first, or promote without --step", missing.join(", "))]
+    MissingDependencies {
+        /// The step.
+        step: String,
+        /// The target tenant.
+        to: String,
+        /// What is missing, and who needs it.
+        missing: Vec<String>,
+    },
+    /// The source tenant itself has dangling references.
+    #[error("tenant `{from}` has dangling references: {}", problems.join("; "))]
+    DanglingSource {
+        /// The source tenant.
+        from: String,
+        /// Each dangling reference.
+        problems: Vec<String>,
+    },
+    /// An encrypted value could not be re-encrypted. Carries no value.
+    #[error("{resource}, field {field}: {reason}")]
+    Secret {
+        /// The resource, e.g. ``Connection `crm` ``.
+        resource: String,
+        /// The field, e.g. `spec.credentials.apiKey`.
+        field: String,
+        /// Why (never the value).
+        reason: String,
+    },
+    /// The mapped resources do not plan (should not happen with a consistent source).
+    #[error("the promoted resources do not form a valid tenant: {}", diagnostics.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("; "))]
+    Invalid {
+        /// The problems.
+        diagnostics: Vec<Diagnostic>,
+    },
+    /// A store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The pipeline failed.
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
+    /// The apply failed.
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
+    /// A resource could not be written as YAML.
+    #[error(transparent)]
+    Encode(#[from] crate::yaml::EncodeError),
+}
+
+/// What to promote.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// The source tenant.
+    pub from: String,
+    /// The target tenant.
+    pub to: String,
+    /// Run only this step (kind).
+    pub step: Option<Kind>,
+    /// Whether source and target live in the same store.
+    pub same_store: bool,
+    /// The `${vars.*}` names the target declares (its `tenant.toml`), if known.
+    pub defined_variables: Option<Vec<String>>,
+}
+
+/// The keys a promotion needs. Private keys never leave this struct's users.
+#[derive(Clone)]
+pub struct Keys {
+    /// The source tenant's private key.
+    pub source_identity: String,
+    /// The target tenant's private key (to compare with its current values).
+    pub target_identity: String,
+    /// The target tenant's public key.
+    pub target_recipient: String,
+}
+
+impl std::fmt::Debug for Keys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Keys")
+            .field("target_recipient", &self.target_recipient)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One promoted resource: where it came from and where it goes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Entry {
+    /// Kind.
+    pub kind: Kind,
+    /// Name (the same in both tenants).
+    pub name: String,
+    /// ID in the source tenant.
+    pub source_id: String,
+    /// ID in the target tenant.
+    pub id: String,
+    /// The origin recorded in `metadata.syncedFrom`.
+    pub synced_from: SyncedFrom,
+}
+
+/// Counts of published versions a promotion carries.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct VersionSummary {
+    /// Versions the target does not have yet.
+    pub create: usize,
+    /// Versions the target has with other content.
+    pub update: usize,
+    /// Versions the target has already.
+    pub skip: usize,
+}
+
+/// The source tenant rewritten for the target, before planning.
+#[derive(Debug, Clone, Default)]
+pub struct Mapped {
+    /// The resources to upsert, stored form, target IDs.
+    pub resources: Vec<Resource>,
+    /// What was selected, in step order.
+    pub entries: Vec<Entry>,
+    /// Published versions that differ from the target's.
+    pub versions: Vec<VersionRecord>,
+    /// Counts of versions.
+    pub version_summary: VersionSummary,
+    /// `${vars.*}` names the promoted resources use.
+    pub variables: Vec<String>,
+    /// Of those, the ones the target does not declare.
+    pub missing_variables: Vec<String>,
+    /// Notes for the reader.
+    pub warnings: Vec<String>,
+}
+
+/// Reads drafts of a tenant by ID (stored form); unknown IDs are left out.
+pub type FetchDrafts<'a> = &'a dyn Fn(&[String]) -> Result<Vec<Resource>, StoreError>;
+
+/// Reads published versions of a tenant by resource ID.
+pub type FetchVersions<'a> = &'a dyn Fn(&[String]) -> Result<Vec<VersionRecord>, StoreError>;
+
+/// The pure inputs of [`map_tenant`].
+pub struct MapInput<'a> {
+    /// What to promote.
+    pub request: &'a Request,
+    /// Every draft of the source tenant (stored form).
+    pub source: Vec<Resource>,
+    /// The target tenant's index.
+    pub target_index: &'a Index,
+    /// The keys.
+    pub keys: &'a Keys,
+    /// The target's drafts of the given IDs.
+    pub fetch_target: FetchDrafts<'a>,
+    /// The source's published versions of the given IDs.
+    pub source_versions: FetchVersions<'a>,
+    /// The target's published versions of the given IDs.
+    pub target_versions: FetchVersions<'a>,
+}
+
+/// A readable label of a resource, e.g. ``Tool `crm-lookup` ``.
+fn label(kind: Kind, name: &str) -> String {
+    format!("{kind} `{name}`")
+}
+
+/// The selection: syncable resources and their references, transitively.
+///
+/// Returns the selected IDs; dangling references of the source are errors.
+pub fn select(from: &str, source: &[Resource]) -> Result<BTreeSet<String>, PromoteError> {
+    let by_id: HashMap<&str, &Resource> = source
+        .iter()
+        .filter_map(|r| r.id().map(|id| (id, r)))
+        .collect();
+    let mut selected: BTreeSet<String> = BTreeSet::new();
+    let mut queue: VecDeque<&Resource> = source.iter().filter(|r| r.metadata.syncable).collect();
+    for r in &queue {
+        selected.insert(r.id().unwrap_or_default().to_string());
+    }
+    let mut problems = Vec::new();
+    while let Some(r) = queue.pop_front() {
+        for (site, target) in r.refs() {
+            match by_id.get(target.as_str()) {
+                Some(t) => {
+                    if selected.insert(target.clone()) {
+                        queue.push_back(t);
+                    }
+                }
+                None => problems.push(format!(
+                    "{} references {} `{target}` at {}, which does not exist",
+                    label(r.kind(), r.name()),
+                    site.target,
+                    site.path
+                )),
+            }
+        }
+    }
+    if !problems.is_empty() {
+        problems.sort();
+        problems.dedup();
+        return Err(PromoteError::DanglingSource {
+            from: from.to_string(),
+            problems,
+        });
+    }
+    Ok(selected)
+}
+
+/// The origin of a resource promoted out of `from`.
+pub fn origin_of(from: &str, resource: &Resource) -> SyncedFrom {
+    resource
+        .metadata
+        .synced_from
+        .clone()
+        .unwrap_or_else(|| SyncedFrom {
+            tenant: from.to_string(),
+            id: resource.id().unwrap_or_default().to_string(),
+        })
+}
+
+/// Re-encrypt every `ENC[age,…]` value of a spec from the source key to the
+/// target key, reusing the target's `previous` ciphertext at the same field
+/// when it holds the same value.
+fn reencrypt(
+    value: &mut Value,
+    previous: Option<&Value>,
+    path: &str,
+    keys: &Keys,
+    request: &Request,
+    resource: &str,
+) -> Result<(), PromoteError> {
+    match value {
+        Value::String(s) if secrets::is_encrypted(s) => {
+            let plain = secrets::decrypt(&request.from, &keys.source_identity, s).map_err(|e| {
+                PromoteError::Secret {
+                    resource: resource.to_string(),
+                    field: path.to_string(),
+                    reason: e.to_string(),
+                }
+            })?;
+            let reuse = previous
+                .and_then(Value::as_str)
+                .filter(|p| secrets::is_encrypted(p))
+                .filter(|p| {
+                    secrets::decrypt(&request.to, &keys.target_identity, p)
+                        .is_ok_and(|old| old == plain)
+                })
+                .map(str::to_string);
+            *s = match reuse {
+                Some(p) => p,
+                None => secrets::encrypt(&keys.target_recipient, &plain).map_err(|e| {
+                    PromoteError::Secret {
+                        resource: resource.to_string(),
+                        field: path.to_string(),
+                        reason: e.to_string(),
+                    }
+                })?,
+            };
+            Ok(())
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter_mut().enumerate() {
+                let prev = previous.and_then(|p| p.get(i));
+                reencrypt(item, prev, &format!("{path}[{i}]"), keys, request, resource)?;
+            }
+            Ok(())
+        }
+        Value::Object(map) => {
+            for (k, item) in map.iter_mut() {
+                let prev = previous.and_then(|p| p.get(k));
+                reencrypt(item, prev, &format!("{path}.{k}"), keys, request, resource)?;
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Whether a spec holds any encrypted value (to skip the JSON round trip otherwise).
+fn has_encrypted(v: &Value) -> bool {
+    match v {
+        Value::String(s) => secrets::is_encrypted(s),
+        Value::Array(a) => a.iter().any(has_encrypted),
+        Value::Object(o) => o.values().any(has_encrypted),
+        _ => false,
+    }
+}
+
+/// The rewrite of one source resource into the target.
+struct Mapper<'a> {
+    request: &'a Request,
+    keys: &'a Keys,
+    /// Source ID → target ID, for every source draft.
+    ids: HashMap<String, String>,
+}
+
+impl Mapper<'_> {
+    fn target_id(&self, source_id: &str, kind: Kind) -> String {
+        self.ids.get(source_id).cloned().unwrap_or_else(|| {
+            ids::promoted_id(&self.request.from, &self.request.to, source_id, kind)
+        })
+    }
+
+    /// Rewrite `r`; `previous` is what the target holds for it now.
+    fn map(&self, r: &Resource, previous: Option<&Resource>) -> Result<Resource, PromoteError> {
+        let mut out = r.clone();
+        let source_id = r.id().unwrap_or_default().to_string();
+        out.metadata.synced_from = Some(origin_of(&self.request.from, r));
+        out.metadata.id = Some(self.target_id(&source_id, r.kind()));
+        out.visit_refs_mut(&mut |site, reference| {
+            if !is_builtin(reference) {
+                *reference = self.target_id(reference, site.target);
+            }
+        });
+        let json = out.spec.to_json();
+        if has_encrypted(&json) {
+            let mut json = json;
+            let prev = previous.map(|p| p.spec.to_json());
+            reencrypt(
+                &mut json,
+                prev.as_ref(),
+                "spec",
+                self.keys,
+                self.request,
+                &label(r.kind(), r.name()),
+            )?;
+            out.spec = Spec::from_json(r.kind(), json).map_err(|e| PromoteError::Secret {
+                resource: label(r.kind(), r.name()),
+                field: "spec".into(),
+                reason: format!("cannot rebuild the spec: {e}"),
+            })?;
+        }
+        Ok(out)
+    }
+}
+
+/// Rewrite the source tenant for the target: select, map IDs and references,
+/// re-encrypt secrets, carry versions, and check lineage, names and steps.
+pub fn map_tenant(input: MapInput<'_>) -> Result<Mapped, PromoteError> {
+    let MapInput {
+        request,
+        source,
+        target_index,
+        keys,
+        fetch_target,
+        source_versions,
+        target_versions,
+    } = input;
+    let selected = select(&request.from, &source)?;
+
+    // Lineage: nothing may flow back into the tenant it came from.
+    let mut lineage: Vec<String> = source
+        .iter()
+        .filter(|r| r.id().is_some_and(|id| selected.contains(id)))
+        .filter(|r| origin_of(&request.from, r).tenant == request.to)
+        .map(|r| label(r.kind(), r.name()))
+        .collect();
+    if !lineage.is_empty() {
+        lineage.sort();
+        return Err(PromoteError::Lineage {
+            from: request.from.clone(),
+            to: request.to.clone(),
+            resources: lineage,
+        });
+    }
+
+    let mapper = Mapper {
+        request,
+        keys,
+        ids: source
+            .iter()
+            .filter_map(|r| {
+                let id = r.id()?;
+                let o = origin_of(&request.from, r);
+                Some((
+                    id.to_string(),
+                    ids::promoted_id(&o.tenant, &request.to, &o.id, r.kind()),
+                ))
+            })
+            .collect(),
+    };
+
+    // The run set: the selection, or one step of it.
+    let mut run: Vec<&Resource> = source
+        .iter()
+        .filter(|r| r.id().is_some_and(|id| selected.contains(id)))
+        .filter(|r| request.step.is_none_or(|k| r.kind() == k))
+        .collect();
+    run.sort_by(|a, b| (a.kind(), a.name()).cmp(&(b.kind(), b.name())));
+    let names: HashMap<&str, (Kind, &str)> = source
+        .iter()
+        .filter_map(|r| Some((r.id()?, (r.kind(), r.name()))))
+        .collect();
+
+    // Names held in the target by resources that did not come from this promotion.
+    let mut taken = Vec::new();
+    for r in &run {
+        let id = mapper.target_id(r.id().unwrap_or_default(), r.kind());
+        if let Some(e) = target_index.by_name(r.kind(), r.name()) {
+            if e.id != id {
+                taken.push(format!("{} ({})", label(r.kind(), r.name()), e.id));
+            }
+        }
+    }
+    if !taken.is_empty() {
+        return Err(PromoteError::NameTaken {
+            to: request.to.clone(),
+            resources: taken,
+        });
+    }
+
+    // A single step needs its dependencies in the target already.
+    if let Some(step) = request.step {
+        let in_run: HashSet<&str> = run.iter().filter_map(|r| r.id()).collect();
+        let mut missing: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for r in &run {
+            for (_, t) in r.refs() {
+                if in_run.contains(t.as_str()) {
+                    continue;
+                }
+                let (kind, name) = names
+                    .get(t.as_str())
+                    .copied()
+                    .unwrap_or((Kind::Document, "?"));
+                if target_index.get(&mapper.target_id(&t, kind)).is_none() {
+                    missing
+                        .entry(label(kind, name))
+                        .or_default()
+                        .insert(label(r.kind(), r.name()));
+                }
+            }
+        }
+        if !missing.is_empty() {
+            return Err(PromoteError::MissingDependencies {
+                step: step.step().to_string(),
+                to: request.to.clone(),
+                missing: missing
+                    .into_iter()
+                    .map(|(m, by)| {
+                        format!(
+                            "{m} (needed by {})",
+                            by.into_iter().collect::<Vec<_>>().join(", ")
+                        )
+                    })
+                    .collect(),
+            });
+        }
+    }
+
+    // Map the drafts.
+    let target_ids: Vec<String> = run
+        .iter()
+        .map(|r| mapper.target_id(r.id().unwrap_or_default(), r.kind()))
+        .collect();
+    let current: HashMap<String, Resource> = fetch_target(&target_ids)?
+        .into_iter()
+        .filter_map(|r| Some((r.id()?.to_string(), r)))
+        .collect();
+    let mut resources = Vec::with_capacity(run.len());
+    let mut entries = Vec::with_capacity(run.len());
+    for (r, id) in run.iter().zip(&target_ids) {
+        let mapped = mapper.map(r, current.get(id))?;
+        entries.push(Entry {
+            kind: r.kind(),
+            name: r.name().to_string(),
+            source_id: r.id().unwrap_or_default().to_string(),
+            id: id.clone(),
+            synced_from: origin_of(&request.from, r),
+        });
+        resources.push(mapped);
+    }
+
+    // Map the published versions, keeping their numbers.
+    let source_ids: Vec<String> = run
+        .iter()
+        .map(|r| r.id().unwrap_or_default().to_string())
+        .collect();
+    let theirs: HashMap<(String, u64), VersionRecord> = target_versions(&target_ids)?
+        .into_iter()
+        .map(|v| ((v.id.clone(), v.version), v))
+        .collect();
+    let mut versions = Vec::new();
+    let mut version_summary = VersionSummary::default();
+    for v in source_versions(&source_ids)? {
+        let id = mapper.target_id(&v.id, v.resource.kind());
+        let prev = theirs.get(&(id.clone(), v.version));
+        let resource = mapper.map(&v.resource, prev.map(|p| &p.resource))?;
+        let record = VersionRecord {
+            id,
+            version: v.version,
+            resource,
+            change_id: v.change_id.clone(),
+            published_at: v.published_at.clone(),
+        };
+        match prev {
+            Some(p) if *p == record => version_summary.skip += 1,
+            Some(_) => {
+                version_summary.update += 1;
+                versions.push(record);
+            }
+            None => {
+                version_summary.create += 1;
+                versions.push(record);
+            }
+        }
+    }
+
+    // Variables the target has to define.
+    let mut model = TenantModel::default();
+    for r in &resources {
+        model.insert(r.clone());
+    }
+    let variables = pipeline::variables_of(&model);
+    let defined: BTreeSet<&str> = request
+        .defined_variables
+        .iter()
+        .flatten()
+        .map(String::as_str)
+        .collect();
+    let missing_variables = variables
+        .iter()
+        .filter(|v| !defined.contains(v.as_str()))
+        .cloned()
+        .collect();
+
+    let mut warnings = Vec::new();
+    if selected.is_empty() {
+        warnings.push(format!(
+            "no resource of tenant `{}` is marked syncable: nothing to promote (set `metadata.syncable: true`)",
+            request.from
+        ));
+    }
+    Ok(Mapped {
+        resources,
+        entries,
+        versions,
+        version_summary,
+        variables,
+        missing_variables,
+        warnings,
+    })
+}
+
+/// A planned promotion: the target's plan plus what promotion adds to it.
+#[derive(Debug, Clone)]
+pub struct Promotion {
+    /// The request.
+    pub request: Request,
+    /// The plan for the target tenant (core shape; never deletes).
+    pub plan: Plan,
+    /// The mapping.
+    pub mapped: Mapped,
+}
+
+/// Plan a promotion from `source` (store holding `request.from`) to `target`
+/// (store holding `request.to`; may be the same store).
+pub fn plan(
+    source: &dyn Store,
+    target: &dyn Store,
+    request: &Request,
+) -> Result<Promotion, PromoteError> {
+    if request.same_store && request.from == request.to {
+        return Err(PromoteError::SameTenant {
+            tenant: request.from.clone(),
+        });
+    }
+    source.tenant(&request.from)?;
+    let target_record = target.tenant(&request.to)?;
+    let keys = Keys {
+        source_identity: source.identity(&request.from)?,
+        target_identity: target.identity(&request.to)?,
+        target_recipient: target_record.recipient,
+    };
+    let (_, index) = target.index(&request.to)?;
+    let drafts = source.all_drafts(&request.from)?;
+    let mapped = map_tenant(MapInput {
+        request,
+        source: drafts,
+        target_index: &index,
+        keys: &keys,
+        fetch_target: &|ids| target.drafts(&request.to, ids),
+        source_versions: &|ids| source.versions(&request.from, ids),
+        target_versions: &|ids| target.versions(&request.to, ids),
+    })?;
+    let (plan, diags) = pipeline::plan_resources(
+        target,
+        &request.to,
+        mapped.resources.clone(),
+        DiffOptions { prune: false },
+    )?;
+    let Some(mut plan) = plan else {
+        return Err(PromoteError::Invalid {
+            diagnostics: diags.into_iter().filter(|d| d.is_error()).collect(),
+        });
+    };
+    if diagnostic::has_errors(&diags) {
+        return Err(PromoteError::Invalid { diagnostics: diags });
+    }
+    // Resources of the target that promotion did not bring are not its business.
+    plan.absent.clear();
+    plan.warnings.extend(mapped.warnings.iter().cloned());
+    Ok(Promotion {
+        request: request.clone(),
+        plan,
+        mapped,
+    })
+}
+
+/// Whether applying the promotion would write anything.
+pub fn has_changes(p: &Promotion) -> bool {
+    p.plan.has_changes() || !p.mapped.versions.is_empty() || !p.plan.refresh.is_empty()
+}
+
+/// Apply a planned promotion to the target store, in one transaction.
+pub fn apply(target: &mut dyn Store, p: &Promotion) -> Result<ApplyReport, PromoteError> {
+    Ok(apply::apply_with_versions(
+        target,
+        &p.plan,
+        p.mapped.versions.clone(),
+        ApplyOptions::default(),
+        None,
+    )?)
+}
+
+/// The target tenant's tree after the promotion: its drafts with the promoted
+/// resources upserted, rendered like `ferry export` (references by name,
+/// `tenant.toml` with the tenant's public key and variables).
+pub fn target_tree(target: &dyn Store, p: &Promotion) -> Result<MemoryTree, PromoteError> {
+    let record = target.tenant(&p.request.to)?;
+    let mut by_id: BTreeMap<String, Resource> = target
+        .all_drafts(&p.request.to)?
+        .into_iter()
+        .filter_map(|r| Some((r.id()?.to_string(), r)))
+        .collect();
+    for r in &p.mapped.resources {
+        by_id.insert(r.id().unwrap_or_default().to_string(), r.clone());
+    }
+    let names = NameTable::of_resources(by_id.values());
+    let mut model = TenantModel::default();
+    for r in by_id.values() {
+        model.insert(render_names(r, &names));
+    }
+    let mut files = tree::encode_model(&model)?;
+    let tf = TenantFile {
+        name: p.request.to.clone(),
+        environment: record.environment,
+        recipient: Some(record.recipient),
+        variables: pipeline::variables_of(&model),
+    };
+    files
+        .files
+        .insert(tree::TENANT_FILE.to_string(), tf.to_toml().into_bytes());
+    Ok(files)
+}
+
+/// One promoted resource in a report.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EntryReport {
+    /// What the plan does with it.
+    pub action: ActionKind,
+    /// Kind.
+    pub kind: Kind,
+    /// Name.
+    pub name: String,
+    /// ID in the target.
+    pub id: String,
+    /// ID in the source.
+    pub source_id: String,
+    /// The origin recorded in `metadata.syncedFrom`.
+    pub synced_from: SyncedFrom,
+}
+
+/// One step of a promotion, in a report.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StepReport {
+    /// The step name, e.g. `tools`.
+    pub step: &'static str,
+    /// Counts.
+    pub create: usize,
+    /// Counts.
+    pub update: usize,
+    /// Counts.
+    pub skip: usize,
+    /// The resources of the step, by name.
+    pub resources: Vec<EntryReport>,
+}
+
+/// What `ferry promote --output json` prints: the plan in the core shape,
+/// plus the promotion's own fields.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PromotionReport {
+    /// The source tenant.
+    pub from: String,
+    /// The target tenant.
+    pub to: String,
+    /// The one step run, if only one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub step: Option<&'static str>,
+    /// The plan (without payloads).
+    #[serde(flatten)]
+    pub plan: Plan,
+    /// The promoted resources, grouped by step, in step order.
+    pub steps: Vec<StepReport>,
+    /// Published versions carried.
+    pub versions: VersionSummary,
+    /// `${vars.*}` names the target tenant does not define yet.
+    pub missing_variables: Vec<String>,
+}
+
+/// The report of a planned promotion.
+pub fn report(p: &Promotion) -> PromotionReport {
+    let actions: HashMap<&str, ActionKind> = p
+        .plan
+        .actions
+        .iter()
+        .map(|a| (a.id.as_str(), a.action))
+        .collect();
+    let mut steps = Vec::new();
+    for kind in Kind::ALL {
+        let mut s = StepReport {
+            step: kind.step(),
+            create: 0,
+            update: 0,
+            skip: 0,
+            resources: Vec::new(),
+        };
+        for e in p.mapped.entries.iter().filter(|e| e.kind == kind) {
+            let action = actions
+                .get(e.id.as_str())
+                .copied()
+                .unwrap_or(ActionKind::Skip);
+            match action {
+                ActionKind::Create => s.create += 1,
+                ActionKind::Update => s.update += 1,
+                _ => s.skip += 1,
+            }
+            s.resources.push(EntryReport {
+                action,
+                kind,
+                name: e.name.clone(),
+                id: e.id.clone(),
+                source_id: e.source_id.clone(),
+                synced_from: e.synced_from.clone(),
+            });
+        }
+        if !s.resources.is_empty() {
+            steps.push(s);
+        }
+    }
+    PromotionReport {
+        from: p.request.from.clone(),
+        to: p.request.to.clone(),
+        step: p.request.step.map(Kind::step),
+        plan: p.plan.report(),
+        steps,
+        versions: p.mapped.version_summary,
+        missing_variables: p.mapped.missing_variables.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Metadata, ToolSpec};
+
+    fn tool(id: &str, name: &str, syncable: bool, connection: Option<&str>) -> Resource {
+        Resource {
+            metadata: Metadata {
+                id: Some(id.into()),
+                name: name.into(),
+                syncable,
+                synced_from: None,
+                origin_id: None,
+                created_by: Some("dora".into()),
+            },
+            spec: Spec::Tool(ToolSpec {
+                description: None,
+                tool_type: "http".into(),
+                connection: connection.map(str::to_string),
+                knowledge_base: None,
+                request: None,
+                code: None,
+                input_schema: None,
+                actions: Vec::new(),
+            }),
+            content: None,
+        }
+    }
+
+    fn connection(id: &str, token: &str) -> Resource {
+        let spec = serde_json::json!({"type": "http", "baseUrl": "${vars.URL}", "credentials": {"token": token}});
+        Resource {
+            metadata: Metadata {
+                id: Some(id.into()),
+                name: "crm".into(),
+                syncable: false,
+                synced_from: None,
+                origin_id: None,
+                created_by: None,
+            },
+            spec: Spec::from_json(Kind::Connection, spec).unwrap(),
+            content: None,
+        }
+    }
+
+    fn request(from: &str, to: &str) -> Request {
+        Request {
+            from: from.into(),
+            to: to.into(),
+            step: None,
+            same_store: true,
+            defined_variables: Some(Vec::new()),
+        }
+    }
+
+    fn run(
+        req: &Request,
+        keys: &Keys,
+        source: Vec<Resource>,
+        target: Vec<Resource>,
+    ) -> Result<Mapped, PromoteError> {
+        let index = Index::new(
+            target
+                .iter()
+                .map(|r| crate::state::IndexEntry {
+                    id: r.id().unwrap().into(),
+                    kind: r.kind(),
+                    name: r.name().into(),
+                    content_hash: crate::state::content_hash(r),
+                    file_hash: String::new(),
+                    refs: r.refs().into_iter().map(|(_, x)| x).collect(),
+                    revision: 1,
+                })
+                .collect(),
+        );
+        map_tenant(MapInput {
+            request: req,
+            source,
+            target_index: &index,
+            keys,
+            fetch_target: &|ids| {
+                Ok(target
+                    .iter()
+                    .filter(|r| ids.iter().any(|i| Some(i.as_str()) == r.id()))
+                    .cloned()
+                    .collect())
+            },
+            source_versions: &|_| Ok(Vec::new()),
+            target_versions: &|_| Ok(Vec::new()),
+        })
+    }
+
+    fn keys() -> (Keys, secrets::KeyPair, secrets::KeyPair) {
+        let s = secrets::generate_keypair();
+        let t = secrets::generate_keypair();
+        (
+            Keys {
+                source_identity: s.identity.clone(),
+                target_identity: t.identity.clone(),
+                target_recipient: t.recipient.clone(),
+            },
+            s,
+            t,
+        )
+    }
+
+    #[test]
+    fn maps_the_closure_with_origin_ids_and_secrets() {
+        let (k, s, t) = keys();
+        let enc = secrets::encrypt(&s.recipient, b"hunter2-value").unwrap();
+        let mut agent_tool = tool("tol_a", "a", true, Some("con_c"));
+        if let Spec::Tool(x) = &mut agent_tool.spec {
+            x.knowledge_base = None;
+        }
+        let src = vec![
+            agent_tool,
+            tool("tol_b", "b", false, None),
+            connection("con_c", &enc),
+        ];
+        let req = request("dev", "staging");
+        let m = run(&req, &k, src, Vec::new()).unwrap();
+        assert_eq!(
+            m.entries.len(),
+            2,
+            "the syncable tool and its connection, not `b`"
+        );
+        let tool_out = m.resources.iter().find(|r| r.kind() == Kind::Tool).unwrap();
+        let con_id = ids::promoted_id("dev", "staging", "con_c", Kind::Connection);
+        assert_eq!(
+            tool_out.id(),
+            Some(ids::promoted_id("dev", "staging", "tol_a", Kind::Tool).as_str())
+        );
+        assert_eq!(tool_out.refs()[0].1, con_id);
+        assert_eq!(tool_out.metadata.created_by.as_deref(), Some("dora"));
+        let con = m
+            .resources
+            .iter()
+            .find(|r| r.kind() == Kind::Connection)
+            .unwrap();
+        let new_enc = con.spec.to_json()["credentials"]["token"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert_ne!(new_enc, enc);
+        assert_eq!(
+            secrets::decrypt("staging", &t.identity, &new_enc).unwrap(),
+            b"hunter2-value"
+        );
+        assert_eq!(m.missing_variables, ["URL"]);
+
+        // With the target holding the same value already, its ciphertext is kept.
+        let src = vec![
+            tool("tol_a", "a", true, Some("con_c")),
+            connection("con_c", &enc),
+        ];
+        let m2 = run(&req, &k, src, vec![con.clone()]).unwrap();
+        let again = m2
+            .resources
+            .iter()
+            .find(|r| r.kind() == Kind::Connection)
+            .unwrap();
+        assert_eq!(again, con);
+    }
+
+    #[test]
+    fn origin_decides_the_id_and_lineage_refuses_going_back() {
+        let (k, _, _) = keys();
+        let mut staged = tool("tol_s", "a", true, None);
+        staged.metadata.synced_from = Some(SyncedFrom {
+            tenant: "dev".into(),
+            id: "tol_d".into(),
+        });
+        let m = run(
+            &request("staging", "prod"),
+            &k,
+            vec![staged.clone()],
+            Vec::new(),
+        )
+        .unwrap();
+        assert_eq!(
+            m.resources[0].id(),
+            Some(ids::promoted_id("dev", "prod", "tol_d", Kind::Tool).as_str())
+        );
+        assert_eq!(
+            m.resources[0].metadata.synced_from.as_ref().unwrap().tenant,
+            "dev"
+        );
+        let e = run(&request("staging", "dev"), &k, vec![staged], Vec::new()).unwrap_err();
+        assert!(matches!(e, PromoteError::Lineage { .. }), "{e}");
+    }
+
+    #[test]
+    fn dangling_source_references_are_named() {
+        let (k, _, _) = keys();
+        let e = run(
+            &request("dev", "prod"),
+            &k,
+            vec![tool("tol_a", "a", true, Some("con_gone"))],
+            Vec::new(),
+        )
+        .unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.contains("Tool `a`") && msg.contains("con_gone") && msg.contains("spec.connection"),
+            "{msg}"
+        );
+    }
+}

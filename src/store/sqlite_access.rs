@@ -1,0 +1,194 @@
+//! Users, grants and published-version copies in the SQLite store.
+//!
+//! The `users` and `grants` tables hold who may do what (see
+//! [`crate::access`]); the first user added becomes the store's owner.
+//! Version copies are how promotion carries a resource's published history
+//! into another tenant: rows of the `versions` table written as they are.
+
+use rusqlite::{params, OptionalExtension};
+
+use super::sqlite::{begin, tenant_revision, touch_tenant, SqliteStore};
+use super::{now_rfc3339, StoreError, VersionRecord};
+use crate::access::{AccessState, Grant, Role, UserRecord};
+use crate::state::{canonical_json, content_hash};
+
+/// Users and their roles per tenant (promotion and the HTTP server check them).
+pub(crate) const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS users (
+  name       TEXT PRIMARY KEY,
+  owner      INTEGER NOT NULL DEFAULT 0,
+  created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS grants (
+  user   TEXT NOT NULL REFERENCES users(name),
+  tenant TEXT NOT NULL,
+  role   TEXT NOT NULL,
+  PRIMARY KEY (user, tenant)
+);
+"#;
+
+pub(crate) fn versions(
+    store: &SqliteStore,
+    tenant: &str,
+    ids: &[String],
+) -> Result<Vec<VersionRecord>, StoreError> {
+    let mut stmt = store.connection().prepare_cached(
+        "SELECT version, document, content, change_id, published_at FROM versions \
+         WHERE tenant = ?1 AND id = ?2 ORDER BY version",
+    )?;
+    let mut out = Vec::new();
+    for id in ids {
+        let rows = stmt.query_map(params![tenant, id], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Option<Vec<u8>>>(2)?,
+                r.get::<_, Option<String>>(3)?,
+                r.get::<_, String>(4)?,
+            ))
+        })?;
+        for row in rows {
+            let (version, doc, content, change_id, published_at) = row?;
+            out.push(VersionRecord {
+                id: id.clone(),
+                version: version as u64,
+                resource: SqliteStore::row_to_resource(tenant, id, &doc, content)?,
+                change_id,
+                published_at,
+            });
+        }
+    }
+    Ok(out)
+}
+
+pub(crate) fn put_versions(
+    store: &mut SqliteStore,
+    tenant: &str,
+    versions: &[VersionRecord],
+) -> Result<(), StoreError> {
+    let tx = begin(store.connection_mut(), tenant)?;
+    tenant_revision(&tx, tenant)?;
+    for v in versions {
+        put_version(&tx, tenant, v)?;
+    }
+    touch_tenant(&tx, tenant)?;
+    tx.commit()?;
+    Ok(())
+}
+
+pub(crate) fn access(store: &SqliteStore) -> Result<AccessState, StoreError> {
+    let mut stmt = store
+        .connection()
+        .prepare_cached("SELECT name, owner FROM users ORDER BY name")?;
+    let users = stmt
+        .query_map([], |r| {
+            Ok(UserRecord {
+                name: r.get(0)?,
+                owner: r.get::<_, i64>(1)? != 0,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut stmt = store
+        .connection()
+        .prepare_cached("SELECT user, tenant, role FROM grants ORDER BY user, tenant")?;
+    let raw = stmt
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut grants = Vec::with_capacity(raw.len());
+    for (user, tenant, role) in raw {
+        let role = Role::from_name(&role).ok_or_else(|| StoreError::Refused {
+            message: format!(
+                "the store grants `{user}` an unknown role `{role}` on tenant `{tenant}`"
+            ),
+        })?;
+        grants.push(Grant { user, tenant, role });
+    }
+    Ok(AccessState { users, grants })
+}
+
+pub(crate) fn add_user(store: &mut SqliteStore, name: &str) -> Result<UserRecord, StoreError> {
+    let tx = begin(store.connection_mut(), name)?;
+    let exists: Option<String> = tx
+        .query_row(
+            "SELECT name FROM users WHERE name = ?1",
+            params![name],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if exists.is_some() {
+        return Err(StoreError::Refused {
+            message: format!("user `{name}` already exists in the store"),
+        });
+    }
+    let count: i64 = tx.query_row("SELECT COUNT(*) FROM users", [], |r| r.get(0))?;
+    let owner = count == 0;
+    tx.execute(
+        "INSERT INTO users (name, owner, created_at) VALUES (?1, ?2, ?3)",
+        params![name, owner as i64, now_rfc3339()],
+    )?;
+    tx.commit()?;
+    Ok(UserRecord {
+        name: name.to_string(),
+        owner,
+    })
+}
+
+pub(crate) fn grant(
+    store: &mut SqliteStore,
+    user: &str,
+    tenant: &str,
+    role: Role,
+) -> Result<(), StoreError> {
+    let tx = begin(store.connection_mut(), tenant)?;
+    tenant_revision(&tx, tenant)?;
+    let exists: Option<String> = tx
+        .query_row(
+            "SELECT name FROM users WHERE name = ?1",
+            params![user],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if exists.is_none() {
+        return Err(StoreError::Refused {
+            message: format!(
+                "user `{user}` does not exist in the store; add them with `ferry user add {user}`"
+            ),
+        });
+    }
+    tx.execute(
+        "INSERT OR REPLACE INTO grants (user, tenant, role) VALUES (?1, ?2, ?3)",
+        params![user, tenant, role.name()],
+    )?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// Write one published version as it is, replacing the same number.
+pub(crate) fn put_version(
+    tx: &rusqlite::Transaction<'_>,
+    tenant: &str,
+    v: &VersionRecord,
+) -> Result<(), StoreError> {
+    let document = String::from_utf8(canonical_json(&v.resource)).unwrap_or_default();
+    tx.execute(
+    "INSERT OR REPLACE INTO versions (tenant, id, version, document, content, content_hash, change_id, published_at) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    params![
+        tenant,
+        v.id,
+        v.version as i64,
+        document,
+        v.resource.content,
+        content_hash(&v.resource),
+        v.change_id,
+        v.published_at
+    ],
+)?;
+    Ok(())
+}
