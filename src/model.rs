@@ -568,6 +568,62 @@ pub struct RefSite {
     pub target: Kind,
 }
 
+/// The one description of where references live, for [`Resource::visit_refs`]
+/// and [`Resource::visit_refs_mut`] (`$m` is `mut` or nothing).
+macro_rules! walk_refs {
+    ($self:ident, $f:ident, $($m:tt)?) => {{
+        fn list(
+            path: &str,
+            target: Kind,
+            v: &$($m)? [String],
+            f: &mut dyn FnMut(&RefSite, &$($m)? String),
+        ) {
+            for (i, r) in v.into_iter().enumerate() {
+                f(&RefSite { path: format!("{path}[{i}]"), target }, r);
+            }
+        }
+        fn one(
+            path: &str,
+            target: Kind,
+            v: &$($m)? Option<String>,
+            f: &mut dyn FnMut(&RefSite, &$($m)? String),
+        ) {
+            if let Some(r) = v {
+                f(&RefSite { path: path.to_string(), target }, r);
+            }
+        }
+        match &$($m)? $self.spec {
+            Spec::Document(_) | Spec::Connection(_) => {}
+            Spec::KnowledgeBase(s) => list("spec.documents", Kind::Document, &$($m)? s.documents, $f),
+            Spec::Tool(s) => {
+                one("spec.connection", Kind::Connection, &$($m)? s.connection, $f);
+                one("spec.knowledgeBase", Kind::KnowledgeBase, &$($m)? s.knowledge_base, $f);
+            }
+            Spec::Workflow(s) => {
+                for (i, step) in (&$($m)? s.steps).into_iter().enumerate() {
+                    let p = format!("spec.steps[{i}]");
+                    list(&format!("{p}.tools"), Kind::Tool, &$($m)? step.tools, $f);
+                    list(&format!("{p}.knowledgeBases"), Kind::KnowledgeBase, &$($m)? step.knowledge_bases, $f);
+                    one(&format!("{p}.workflow"), Kind::Workflow, &$($m)? step.workflow, $f);
+                }
+            }
+            Spec::Agent(s) => {
+                list("spec.tools", Kind::Tool, &$($m)? s.tools, $f);
+                list("spec.knowledgeBases", Kind::KnowledgeBase, &$($m)? s.knowledge_bases, $f);
+                list("spec.subAgents", Kind::Agent, &$($m)? s.sub_agents, $f);
+                list("spec.workflows", Kind::Workflow, &$($m)? s.workflows, $f);
+            }
+            Spec::Evaluation(s) => {
+                one("spec.target.agent", Kind::Agent, &$($m)? s.target.agent, $f);
+                one("spec.target.workflow", Kind::Workflow, &$($m)? s.target.workflow, $f);
+                for (i, c) in (&$($m)? s.cases).into_iter().enumerate() {
+                    list(&format!("spec.cases[{i}].expectTools"), Kind::Tool, &$($m)? c.expect_tools, $f);
+                }
+            }
+        }
+    }};
+}
+
 /// One configuration object of a tenant.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Resource {
@@ -599,104 +655,20 @@ impl Resource {
     ///
     /// References to built-in tools are passed too; callers leave them alone.
     pub fn visit_refs_mut(&mut self, f: &mut dyn FnMut(&RefSite, &mut String)) {
-        fn list(
-            path: &str,
-            target: Kind,
-            v: &mut [String],
-            f: &mut dyn FnMut(&RefSite, &mut String),
-        ) {
-            for (i, r) in v.iter_mut().enumerate() {
-                f(
-                    &RefSite {
-                        path: format!("{path}[{i}]"),
-                        target,
-                    },
-                    r,
-                );
-            }
-        }
-        fn one(
-            path: &str,
-            target: Kind,
-            v: &mut Option<String>,
-            f: &mut dyn FnMut(&RefSite, &mut String),
-        ) {
-            if let Some(r) = v {
-                f(
-                    &RefSite {
-                        path: path.to_string(),
-                        target,
-                    },
-                    r,
-                );
-            }
-        }
-        match &mut self.spec {
-            Spec::Document(_) | Spec::Connection(_) => {}
-            Spec::KnowledgeBase(s) => list("spec.documents", Kind::Document, &mut s.documents, f),
-            Spec::Tool(s) => {
-                one("spec.connection", Kind::Connection, &mut s.connection, f);
-                one(
-                    "spec.knowledgeBase",
-                    Kind::KnowledgeBase,
-                    &mut s.knowledge_base,
-                    f,
-                );
-            }
-            Spec::Workflow(s) => {
-                for (i, step) in s.steps.iter_mut().enumerate() {
-                    let p = format!("spec.steps[{i}]");
-                    list(&format!("{p}.tools"), Kind::Tool, &mut step.tools, f);
-                    list(
-                        &format!("{p}.knowledgeBases"),
-                        Kind::KnowledgeBase,
-                        &mut step.knowledge_bases,
-                        f,
-                    );
-                    one(
-                        &format!("{p}.workflow"),
-                        Kind::Workflow,
-                        &mut step.workflow,
-                        f,
-                    );
-                }
-            }
-            Spec::Agent(s) => {
-                list("spec.tools", Kind::Tool, &mut s.tools, f);
-                list(
-                    "spec.knowledgeBases",
-                    Kind::KnowledgeBase,
-                    &mut s.knowledge_bases,
-                    f,
-                );
-                list("spec.subAgents", Kind::Agent, &mut s.sub_agents, f);
-                list("spec.workflows", Kind::Workflow, &mut s.workflows, f);
-            }
-            Spec::Evaluation(s) => {
-                one("spec.target.agent", Kind::Agent, &mut s.target.agent, f);
-                one(
-                    "spec.target.workflow",
-                    Kind::Workflow,
-                    &mut s.target.workflow,
-                    f,
-                );
-                for (i, c) in s.cases.iter_mut().enumerate() {
-                    list(
-                        &format!("spec.cases[{i}].expectTools"),
-                        Kind::Tool,
-                        &mut c.expect_tools,
-                        f,
-                    );
-                }
-            }
-        }
+        walk_refs!(self, f, mut);
+    }
+
+    /// Visit every reference of this resource, read-only.
+    ///
+    /// References to built-in tools are passed too.
+    pub fn visit_refs(&self, f: &mut dyn FnMut(&RefSite, &String)) {
+        walk_refs!(self, f,);
     }
 
     /// Every reference of this resource with its site, built-ins excluded.
     pub fn refs(&self) -> Vec<(RefSite, String)> {
         let mut out = Vec::new();
-        let mut copy = self.clone();
-        copy.visit_refs_mut(&mut |site, r| {
+        self.visit_refs(&mut |site, r| {
             if !is_builtin(r) {
                 out.push((site.clone(), r.clone()));
             }
