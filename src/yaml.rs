@@ -73,7 +73,14 @@ fn to_yaml_error(e: &serde_saphyr::Error) -> YamlError {
     // The plain rendering appends " at line L column C"; the caller prints
     // the position itself, next to the file name.
     if let Some(i) = message.rfind(" at line ") {
-        message.truncate(i);
+        let tail = &message[i + " at line ".len()..];
+        let is_position = tail
+            .split([' ', ','])
+            .filter(|w| !w.is_empty())
+            .all(|w| w == "column" || w.bytes().all(|b| b.is_ascii_digit()));
+        if is_position {
+            message.truncate(i);
+        }
     }
     if let Some(i) = message.find(", set DuplicateKeyPolicy") {
         message.truncate(i);

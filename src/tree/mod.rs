@@ -244,7 +244,39 @@ fn line_of_byte(bytes: &[u8], pos: usize) -> u64 {
 }
 
 /// Decode one resource file into tree form; checks that need only this file.
+///
+/// Any problem is an `Err`; see [`decode_unit`] for the form that keeps a
+/// resource whose problems do not stop it from being read (so that, for
+/// example, a misnamed file still takes part in the duplicate-name check).
 pub fn decode_file(path: &str, bytes: &[u8]) -> Result<Resource, Vec<Diagnostic>> {
+    match decode_unit(path, bytes) {
+        (Some(r), d) if d.is_empty() => Ok(r),
+        (_, d) => Err(d),
+    }
+}
+
+/// The key on a 1-based line of YAML text, as a field hint for a message.
+fn key_on_line(text: &str, line: Option<u64>) -> Option<String> {
+    let l = text.lines().nth(line?.checked_sub(1)? as usize)?;
+    let t = l.trim_start().trim_start_matches("- ");
+    let key = t.split(':').next()?.trim();
+    (!key.is_empty()
+        && t.contains(':')
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'))
+    .then(|| key.to_string())
+}
+
+/// Decode one resource file: the resource when it could be read, and every problem found.
+pub fn decode_unit(path: &str, bytes: &[u8]) -> (Option<Resource>, Vec<Diagnostic>) {
+    match decode_inner(path, bytes) {
+        Ok((r, d)) => (Some(r), d),
+        Err(d) => (None, d),
+    }
+}
+
+fn decode_inner(path: &str, bytes: &[u8]) -> Result<(Resource, Vec<Diagnostic>), Vec<Diagnostic>> {
     let text = match std::str::from_utf8(bytes) {
         Ok(t) => t,
         Err(e) => {
@@ -275,9 +307,13 @@ pub fn decode_file(path: &str, bytes: &[u8]) -> Result<Resource, Vec<Diagnostic>
             } else {
                 "yaml"
             };
-            return Err(vec![
-                Diagnostic::error(path, code, e.message).at_line(e.line)
-            ]);
+            let mut d = Diagnostic::error(path, code, e.message).at_line(e.line);
+            if code == "wrong-type" {
+                if let Some(k) = key_on_line(text, e.line) {
+                    d = d.in_field(k);
+                }
+            }
+            return Err(vec![d]);
         }
     };
     let mut diags = Vec::new();
@@ -371,14 +407,20 @@ pub fn decode_file(path: &str, bytes: &[u8]) -> Result<Resource, Vec<Diagnostic>
             }
         }
     }
-    if !diags.is_empty() {
+    let fatal = diags
+        .iter()
+        .any(|d| matches!(d.code, "bad-name" | "wrong-folder"));
+    if fatal {
         return Err(diags);
     }
-    Ok(Resource {
-        metadata: doc.metadata,
-        spec: doc.spec,
-        content: None,
-    })
+    Ok((
+        Resource {
+            metadata: doc.metadata,
+            spec: doc.spec,
+            content: None,
+        },
+        diags,
+    ))
 }
 
 /// Attach a document's content bytes, checking and filling in its hash and size.
@@ -528,10 +570,20 @@ pub fn read_tree(
             if known(path, &hash) {
                 return One::Unchanged(path.clone(), hash);
             }
-            match decode_file(path, &yaml_bytes) {
-                Ok(mut resource) => {
-                    let mut diags = Vec::new();
+            match decode_unit(path, &yaml_bytes) {
+                (Some(mut resource), mut diags) => {
                     attach_content(path, &mut resource, content, &mut diags);
+                    if diags.iter().any(|d| d.line.is_none()) {
+                        let text = String::from_utf8_lossy(&yaml_bytes);
+                        for d in diags
+                            .iter_mut()
+                            .filter(|d| d.line.is_none() && d.file == *path)
+                        {
+                            if let Some(f) = &d.field {
+                                d.line = crate::diagnostic::locate(&text, f, None);
+                            }
+                        }
+                    }
                     One::Loaded(
                         Box::new(Loaded {
                             path: path.clone(),
@@ -541,7 +593,7 @@ pub fn read_tree(
                         diags,
                     )
                 }
-                Err(d) => One::Failed(d),
+                (None, d) => One::Failed(d),
             }
         })
         .collect();
