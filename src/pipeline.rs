@@ -72,32 +72,32 @@ fn line_lookup(
     }
 }
 
+/// A tree read and resolved against an index.
+struct Resolved<'a> {
+    resolution: validate::Resolution<'a>,
+    unchanged: HashSet<&'a str>,
+    stats: ReadStats,
+    tenant_file: Option<TenantFile>,
+}
+
 /// Read, resolve and check a tree against an index (empty for no store).
-fn read_and_resolve(
+fn read_and_resolve<'a>(
     tenant: &str,
     source: &dyn TreeSource,
-    index: &Index,
-) -> Result<
-    (
-        validate::Resolution,
-        HashSet<String>,
-        ReadStats,
-        Option<TenantFile>,
-    ),
-    PipelineError,
-> {
+    index: &'a Index,
+) -> Result<Resolved<'a>, PipelineError> {
     let read = tree::read_tree(source, &|path, hash| index.is_unchanged(path, hash))?;
     let stats = ReadStats {
         units: read.unit_count,
         parsed: read.loaded.len(),
         unchanged: read.unchanged.len(),
     };
-    let unchanged: Vec<&crate::state::IndexEntry> = read
+    let unchanged: Vec<&'a crate::state::IndexEntry> = read
         .unchanged
         .iter()
         .filter_map(|(p, _)| index.by_path(p))
         .collect();
-    let unchanged_ids: HashSet<String> = unchanged.iter().map(|e| e.id.clone()).collect();
+    let unchanged_ids: HashSet<&'a str> = unchanged.iter().map(|e| e.id.as_str()).collect();
     let lookup = line_lookup(source);
     let failed: Vec<String> = read
         .diagnostics
@@ -124,7 +124,12 @@ fn read_and_resolve(
     diags.sort();
     diags.dedup();
     resolution.diagnostics = diags;
-    Ok((resolution, unchanged_ids, stats, read.tenant_file))
+    Ok(Resolved {
+        resolution,
+        unchanged: unchanged_ids,
+        stats,
+        tenant_file: read.tenant_file,
+    })
 }
 
 /// Validate a tree on its own, without a store.
@@ -132,7 +137,12 @@ pub fn validate_tree(
     tenant: &str,
     source: &dyn TreeSource,
 ) -> Result<(Vec<Diagnostic>, ReadStats), PipelineError> {
-    let (res, _, stats, _) = read_and_resolve(tenant, source, &Index::default())?;
+    let index = Index::default();
+    let Resolved {
+        resolution: res,
+        stats,
+        ..
+    } = read_and_resolve(tenant, source, &index)?;
     Ok((res.diagnostics, stats))
 }
 
@@ -144,7 +154,12 @@ pub fn plan_tree(
     options: DiffOptions,
 ) -> Result<TreePlan, PipelineError> {
     let (revision, index) = store.index(tenant)?;
-    let (res, unchanged, stats, tenant_file) = read_and_resolve(tenant, source, &index)?;
+    let Resolved {
+        resolution: res,
+        unchanged,
+        stats,
+        tenant_file,
+    } = read_and_resolve(tenant, source, &index)?;
     if diagnostic::has_errors(&res.diagnostics) {
         return Ok(TreePlan {
             plan: None,

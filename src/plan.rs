@@ -19,7 +19,8 @@ use serde_json::Value;
 
 use crate::model::{Kind, Metadata, Resource, Spec};
 use crate::state::{content_hash, Index};
-use crate::validate::{render_names, Desired, NameTable};
+use crate::validate::{render_names, Desired, Names};
+use rayon::prelude::*;
 
 /// The format tag of a saved plan file.
 pub const PLAN_FORMAT: &str = "ferry-plan/v1";
@@ -352,9 +353,9 @@ pub struct DiffInput<'a> {
     /// Decoded resources of the desired state, stored form.
     pub desired: Vec<Desired>,
     /// IDs of units the store holds unchanged (not decoded).
-    pub unchanged: HashSet<String>,
+    pub unchanged: HashSet<&'a str>,
     /// Names of the whole desired state.
-    pub names: &'a NameTable,
+    pub names: &'a dyn Names,
 }
 
 /// Fetches the stored drafts of the given IDs.
@@ -381,14 +382,18 @@ pub fn diff<E>(
     let mut refresh = Vec::new();
     let mut creates: Vec<(Resource, String)> = Vec::new();
     let mut updates: Vec<(Resource, String)> = Vec::new();
-    let mut desired_ids: HashSet<String> = unchanged.clone();
-    for d in desired {
+    let mut desired_ids: HashSet<String> = HashSet::with_capacity(desired.len());
+    let hashes: Vec<String> = desired
+        .par_iter()
+        .map(|d| content_hash(&d.resource))
+        .collect();
+    for (d, hash) in desired.into_iter().zip(hashes) {
         let id = d.resource.id().unwrap_or_default().to_string();
         desired_ids.insert(id.clone());
         match index.get(&id) {
             None => creates.push((d.resource, d.hash)),
             Some(e) => {
-                if e.content_hash == content_hash(&d.resource) {
+                if e.content_hash == hash {
                     summary.skip += 1;
                     if e.file_hash != d.hash {
                         refresh.push(HashRefresh {
@@ -410,7 +415,6 @@ pub fn diff<E>(
         .into_iter()
         .filter_map(|r| r.id().map(|id| (id.to_string(), r.clone())))
         .collect();
-    let current_names = NameTable::of_index(index);
 
     // Create and update, top-down.
     let mut upserts: Vec<(ActionKind, Resource, String)> = creates
@@ -440,10 +444,9 @@ pub fn diff<E>(
         };
         let id = resource.id().unwrap_or_default().to_string();
         let changes = match (kind_of_action, current.get(&id)) {
-            (ActionKind::Update, Some(cur)) => field_changes(
-                &render_names(cur, &current_names),
-                &render_names(&resource, names),
-            ),
+            (ActionKind::Update, Some(cur)) => {
+                field_changes(&render_names(cur, index), &render_names(&resource, names))
+            }
             _ => Vec::new(),
         };
         match kind_of_action {
@@ -466,7 +469,7 @@ pub fn diff<E>(
     let gone: Vec<&crate::state::IndexEntry> = index
         .entries()
         .iter()
-        .filter(|e| !desired_ids.contains(&e.id))
+        .filter(|e| !desired_ids.contains(&e.id) && !unchanged.contains(e.id.as_str()))
         .collect();
     let mut absent = Vec::new();
     if options.prune {

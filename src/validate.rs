@@ -20,6 +20,8 @@ use crate::secrets;
 use crate::state::{Index, IndexEntry};
 use crate::tree::Loaded;
 
+use rayon::prelude::*;
+
 /// A resource of the desired state, in stored form (ID references, ID set).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Desired {
@@ -31,10 +33,16 @@ pub struct Desired {
     pub resource: Resource,
 }
 
-/// Names and IDs of every resource of a desired state.
+/// Looks up the kind and name of an ID: what rendering IDs as names needs.
+pub trait Names: Sync {
+    /// The kind and name of `id`, if known.
+    fn lookup(&self, id: &str) -> Option<(Kind, &str)>;
+}
+
+/// Names and IDs of a set of resources.
 #[derive(Debug, Clone, Default)]
 pub struct NameTable {
-    by_name: HashMap<(Kind, String), String>,
+    by_name: HashMap<Kind, HashMap<String, String>>,
     by_id: HashMap<String, (Kind, String)>,
 }
 
@@ -42,15 +50,15 @@ impl NameTable {
     /// Record one resource.
     pub fn insert(&mut self, kind: Kind, name: &str, id: &str) {
         self.by_name
-            .insert((kind, name.to_string()), id.to_string());
+            .entry(kind)
+            .or_default()
+            .insert(name.to_string(), id.to_string());
         self.by_id.insert(id.to_string(), (kind, name.to_string()));
     }
 
     /// The ID of `kind`/`name`.
     pub fn id_of(&self, kind: Kind, name: &str) -> Option<&str> {
-        self.by_name
-            .get(&(kind, name.to_string()))
-            .map(String::as_str)
+        self.by_name.get(&kind)?.get(name).map(String::as_str)
     }
 
     /// The kind and name of `id`.
@@ -79,17 +87,82 @@ impl NameTable {
     }
 }
 
+impl Names for NameTable {
+    fn lookup(&self, id: &str) -> Option<(Kind, &str)> {
+        self.by_id.get(id).map(|(k, n)| (*k, n.as_str()))
+    }
+}
+
+impl Names for Index {
+    fn lookup(&self, id: &str) -> Option<(Kind, &str)> {
+        self.get(id).map(|e| (e.kind, e.name.as_str()))
+    }
+}
+
+/// The names of a desired state: decoded resources laid over the index
+/// entries of the units the store holds unchanged. Nothing is copied for the
+/// unchanged units, so a tree with one change costs one entry here.
+#[derive(Debug)]
+pub struct DesiredNames<'a> {
+    index: &'a Index,
+    present: HashSet<&'a str>,
+    overlay: NameTable,
+}
+
+impl<'a> DesiredNames<'a> {
+    /// Names over `index`, of which the IDs in `present` are part of the desired state.
+    pub fn new(index: &'a Index, present: HashSet<&'a str>) -> Self {
+        DesiredNames {
+            index,
+            present,
+            overlay: NameTable::default(),
+        }
+    }
+
+    /// Record a decoded resource.
+    pub fn insert(&mut self, kind: Kind, name: &str, id: &str) {
+        self.overlay.insert(kind, name, id);
+    }
+
+    /// The ID of `kind`/`name` in the desired state.
+    pub fn id_of(&self, kind: Kind, name: &str) -> Option<&str> {
+        if let Some(id) = self.overlay.id_of(kind, name) {
+            return Some(id);
+        }
+        let e = self.index.by_name(kind, name)?;
+        (self.present.contains(e.id.as_str()) && self.overlay.name_of(&e.id).is_none())
+            .then_some(e.id.as_str())
+    }
+
+    /// Whether `id` is an unchanged unit of the desired state.
+    pub fn is_unchanged(&self, id: &str) -> bool {
+        self.present.contains(id)
+    }
+}
+
+impl Names for DesiredNames<'_> {
+    fn lookup(&self, id: &str) -> Option<(Kind, &str)> {
+        if let Some((k, n)) = self.overlay.name_of(id) {
+            return Some((*k, n.as_str()));
+        }
+        if self.present.contains(id) {
+            return self.index.lookup(id);
+        }
+        None
+    }
+}
+
 /// Rewrite a stored-form resource into tree form: IDs become names.
 ///
 /// An ID the table does not know is left as it is.
-pub fn render_names(resource: &Resource, table: &NameTable) -> Resource {
+pub fn render_names(resource: &Resource, table: &dyn Names) -> Resource {
     let mut r = resource.clone();
     r.visit_refs_mut(&mut |_, reference| {
         if is_builtin(reference) {
             return;
         }
-        if let Some((_, name)) = table.name_of(reference) {
-            *reference = name.clone();
+        if let Some((_, name)) = table.lookup(reference) {
+            *reference = name.to_string();
         }
     });
     r
@@ -99,12 +172,12 @@ pub fn render_names(resource: &Resource, table: &NameTable) -> Resource {
 pub type LineLookup<'a> = &'a (dyn Fn(&str, &str, Option<&str>) -> Option<u64> + Sync);
 
 /// The outcome of resolving a tree against an index.
-#[derive(Debug, Default)]
-pub struct Resolution {
+#[derive(Debug)]
+pub struct Resolution<'a> {
     /// Decoded resources, in stored form.
     pub desired: Vec<Desired>,
     /// Names and IDs of the whole desired state (decoded and unchanged units).
-    pub names: NameTable,
+    pub names: DesiredNames<'a>,
     /// Every problem found.
     pub diagnostics: Vec<Diagnostic>,
 }
@@ -113,17 +186,19 @@ pub struct Resolution {
 ///
 /// `unchanged` are the index entries of units that were not decoded because
 /// the store holds them exactly; `index` is the store's whole index (empty
-/// when there is no store).
-pub fn resolve(
+/// when there is no store); `failed` are paths that could not be decoded
+/// (their problems are reported already). Work on the unchanged units is
+/// limited to what the decoded ones can affect.
+pub fn resolve<'a>(
     tenant: &str,
     loaded: Vec<Loaded>,
-    unchanged: &[&IndexEntry],
-    index: &Index,
+    unchanged: &[&'a IndexEntry],
+    index: &'a Index,
     failed: &[String],
     lines: LineLookup<'_>,
-) -> Resolution {
+) -> Resolution<'a> {
     let mut diags = Vec::new();
-    let mut names = NameTable::default();
+    let mut names = DesiredNames::new(index, unchanged.iter().map(|e| e.id.as_str()).collect());
     // Files that failed to decode already have their diagnostic; stand in for
     // them by the name their path gives, so that their referrers do not add
     // a cascade of dangling-reference errors.
@@ -141,17 +216,7 @@ pub fn resolve(
             }
         }
     }
-    let mut id_paths: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    let mut name_paths: BTreeMap<(Kind, String), Vec<String>> = BTreeMap::new();
 
-    for e in unchanged {
-        names.insert(e.kind, &e.name, &e.id);
-        id_paths.entry(e.id.clone()).or_default().push(e.path());
-        name_paths
-            .entry((e.kind, e.name.clone()))
-            .or_default()
-            .push(e.path());
-    }
     let mut desired: Vec<Desired> = Vec::with_capacity(loaded.len());
     for l in loaded {
         let mut resource = l.resource;
@@ -165,161 +230,234 @@ pub fn resolve(
         };
         resource.metadata.id = Some(id.clone());
         names.insert(kind, resource.name(), &id);
-        id_paths.entry(id).or_default().push(l.path.clone());
-        name_paths
-            .entry((kind, resource.name().to_string()))
-            .or_default()
-            .push(l.path.clone());
         desired.push(Desired {
             path: l.path,
             hash: l.hash,
             resource,
         });
     }
-    for (id, paths) in &id_paths {
-        if paths.len() > 1 {
-            for p in paths {
-                diags.push(
-                    Diagnostic::error(
-                        p.clone(),
-                        "duplicate-id",
-                        format!("id `{id}` is used by {}", paths.join(", ")),
-                    )
-                    .in_field("metadata.id")
-                    .at_line(lines(p, "metadata.id", Some(id))),
-                );
-            }
+
+    // Duplicate IDs and names: among decoded units, and against unchanged ones.
+    {
+        let mut by_id: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        let mut by_name: BTreeMap<(Kind, &str), Vec<&str>> = BTreeMap::new();
+        for d in &desired {
+            by_id
+                .entry(d.resource.id().unwrap_or_default())
+                .or_default()
+                .push(d.path.as_str());
+            by_name
+                .entry((d.resource.kind(), d.resource.name()))
+                .or_default()
+                .push(d.path.as_str());
         }
-    }
-    for ((kind, name), paths) in &name_paths {
-        if paths.len() > 1 {
-            for p in paths {
-                diags.push(
-                    Diagnostic::error(
-                        p.clone(),
-                        "duplicate-name",
-                        format!("{kind} name `{name}` is used by {}", paths.join(", ")),
-                    )
-                    .in_field("metadata.name")
-                    .at_line(lines(p, "metadata.name", Some(name))),
-                );
+        let mut extra_paths: Vec<(String, String)> = Vec::new();
+        for (id, paths) in &by_id {
+            if let Some(e) = index.get(id).filter(|e| names.is_unchanged(&e.id)) {
+                extra_paths.push((id.to_string(), e.path()));
             }
+            let _ = paths;
+        }
+        let mut report =
+            |all: Vec<String>, code: &'static str, field: &str, what: String, value: &str| {
+                if all.len() < 2 {
+                    return;
+                }
+                for p in &all {
+                    diags.push(
+                        Diagnostic::error(
+                            p.clone(),
+                            code,
+                            format!("{what} is used by {}", all.join(", ")),
+                        )
+                        .in_field(field)
+                        .at_line(lines(p, field, Some(value))),
+                    );
+                }
+            };
+        for (id, paths) in &by_id {
+            let mut all: Vec<String> = paths.iter().map(|p| p.to_string()).collect();
+            all.extend(
+                extra_paths
+                    .iter()
+                    .filter(|(i, _)| i == id)
+                    .map(|(_, p)| p.clone()),
+            );
+            all.sort();
+            all.dedup();
+            report(all, "duplicate-id", "metadata.id", format!("id `{id}`"), id);
+        }
+        for ((kind, name), paths) in &by_name {
+            let mut all: Vec<String> = paths.iter().map(|p| p.to_string()).collect();
+            if let Some(e) = index
+                .by_name(*kind, name)
+                .filter(|e| names.is_unchanged(&e.id))
+            {
+                all.push(e.path());
+            }
+            all.sort();
+            all.dedup();
+            report(
+                all,
+                "duplicate-name",
+                "metadata.name",
+                format!("{kind} name `{name}`"),
+                name,
+            );
         }
     }
 
-    // Names to IDs, with dangling references and misplaced built-ins reported.
-    for d in &mut desired {
-        let path = d.path.clone();
-        let mut local = Vec::new();
-        d.resource.visit_refs_mut(&mut |site, reference| {
-            if let Some(builtin) = reference.strip_prefix(BUILTIN_PREFIX) {
-                if site.target != Kind::Tool {
-                    local.push(
+    // Names to IDs (with dangling references and misplaced built-ins), and
+    // plain-text credentials: per resource, on all cores.
+    let per_resource: Vec<Vec<Diagnostic>> = desired
+        .par_iter_mut()
+        .map(|d| {
+            let path = d.path.clone();
+            let mut local = Vec::new();
+            d.resource.visit_refs_mut(&mut |site, reference| {
+                if let Some(builtin) = reference.strip_prefix(BUILTIN_PREFIX) {
+                    if site.target != Kind::Tool {
+                        local.push(
+                            Diagnostic::error(
+                                path.clone(),
+                                "builtin-reference",
+                                format!("`{reference}`: only tools can be built-in"),
+                            )
+                            .in_field(site.path.clone())
+                            .at_line(lines(
+                                &path,
+                                &site.path,
+                                Some(reference),
+                            )),
+                        );
+                    } else if !is_valid_name(builtin) {
+                        local.push(
+                            Diagnostic::error(
+                                path.clone(),
+                                "builtin-reference",
+                                format!("`{reference}` is not a valid built-in tool name"),
+                            )
+                            .in_field(site.path.clone()),
+                        );
+                    }
+                    return;
+                }
+                match names.id_of(site.target, reference) {
+                    Some(id) => *reference = id.to_string(),
+                    None => local.push(
                         Diagnostic::error(
                             path.clone(),
-                            "builtin-reference",
-                            format!("`{reference}`: only tools can be built-in"),
+                            "dangling-reference",
+                            format!(
+                                "{} `{reference}` does not exist in this tenant",
+                                site.target
+                            ),
                         )
                         .in_field(site.path.clone())
                         .at_line(lines(&path, &site.path, Some(reference))),
-                    );
-                } else if !is_valid_name(builtin) {
-                    local.push(
-                        Diagnostic::error(
-                            path.clone(),
-                            "builtin-reference",
-                            format!("`{reference}` is not a valid built-in tool name"),
-                        )
-                        .in_field(site.path.clone()),
-                    );
+                    ),
                 }
-                return;
-            }
-            match names.id_of(site.target, reference) {
-                Some(id) => *reference = id.to_string(),
-                None => local.push(
+            });
+            for s in secrets::find_plain_secrets(&d.resource.spec.to_json()) {
+                local.push(
                     Diagnostic::error(
                         path.clone(),
-                        "dangling-reference",
+                        "plaintext-secret",
                         format!(
-                            "{} `{reference}` does not exist in this tenant",
-                            site.target
+                            "{}; write `${{vars.NAME}}` or encrypt it with `ferry secret encrypt`",
+                            s.reason
                         ),
                     )
-                    .in_field(site.path.clone())
-                    .at_line(lines(&path, &site.path, Some(reference))),
-                ),
+                    .at_line(lines(&path, &s.field, None))
+                    .in_field(s.field),
+                );
             }
-        });
-        diags.extend(local);
-    }
+            local
+        })
+        .collect();
+    diags.extend(per_resource.into_iter().flatten());
 
-    // Unchanged units still name what they referenced when they were applied.
-    for e in unchanged {
-        for r in &e.refs {
-            let Some(target) = index.get(r) else { continue };
-            if placeholders.contains(r) {
-                continue;
-            }
-            let still = names
-                .name_of(r)
-                .is_some_and(|(k, n)| *k == target.kind && *n == target.name);
-            if !still {
-                diags.push(Diagnostic::error(
-                    e.path(),
-                    "dangling-reference",
-                    format!(
-                        "{} `{}` does not exist in this tenant (it was renamed or removed)",
-                        target.kind, target.name
-                    ),
-                ));
+    // Unchanged units still name what they referenced when they were applied:
+    // check them only against the index entries that the tree renamed or removed.
+    let moved: HashSet<&str> = index
+        .entries()
+        .iter()
+        .filter(|e| !names.is_unchanged(&e.id) && !placeholders.contains(&e.id))
+        .filter(|e| names.lookup(&e.id) != Some((e.kind, e.name.as_str())))
+        .map(|e| e.id.as_str())
+        .collect();
+    if !moved.is_empty() {
+        for e in unchanged {
+            for r in e.refs.iter().filter(|r| moved.contains(r.as_str())) {
+                if let Some(target) = index.get(r) {
+                    diags.push(Diagnostic::error(
+                        e.path(),
+                        "dangling-reference",
+                        format!(
+                            "{} `{}` does not exist in this tenant (it was renamed or removed)",
+                            target.kind, target.name
+                        ),
+                    ));
+                }
             }
         }
     }
 
-    // Cycles among sub-agents and sub-workflows.
+    // Cycles among sub-agents and sub-workflows: a new cycle needs a changed
+    // edge, so search only from decoded agents and workflows.
     let mut edges: HashMap<String, Vec<String>> = HashMap::new();
-    let mut kinds: HashMap<String, (Kind, String)> = HashMap::new();
-    for e in unchanged {
-        if matches!(e.kind, Kind::Agent | Kind::Workflow) {
-            kinds.insert(e.id.clone(), (e.kind, e.path()));
-            let same: Vec<String> = e
-                .refs
-                .iter()
-                .filter(|r| names.name_of(r).is_some_and(|(k, _)| *k == e.kind))
-                .cloned()
-                .collect();
-            edges.insert(e.id.clone(), same);
+    let mut paths: HashMap<String, (Kind, String)> = HashMap::new();
+    let decoded: HashMap<&str, &Desired> = desired
+        .iter()
+        .filter(|d| matches!(d.resource.kind(), Kind::Agent | Kind::Workflow))
+        .map(|d| (d.resource.id().unwrap_or_default(), d))
+        .collect();
+    let mut queue: Vec<String> = decoded.keys().map(|k| k.to_string()).collect();
+    while let Some(id) = queue.pop() {
+        if edges.contains_key(&id) {
+            continue;
         }
-    }
-    for d in &desired {
-        let kind = d.resource.kind();
-        if matches!(kind, Kind::Agent | Kind::Workflow) {
-            let id = d.resource.id().unwrap_or_default().to_string();
-            kinds.insert(id.clone(), (kind, d.path.clone()));
-            let same: Vec<String> = d
-                .resource
-                .refs()
-                .into_iter()
-                .filter(|(site, _)| site.target == kind)
-                .map(|(_, r)| r)
-                .collect();
-            edges.insert(id, same);
-        }
+        let (kind, path, next): (Kind, String, Vec<String>) = match decoded.get(id.as_str()) {
+            Some(d) => {
+                let kind = d.resource.kind();
+                let next = d
+                    .resource
+                    .refs()
+                    .into_iter()
+                    .filter(|(site, _)| site.target == kind)
+                    .map(|(_, r)| r)
+                    .collect();
+                (kind, d.path.clone(), next)
+            }
+            None => match index.get(&id).filter(|e| names.is_unchanged(&e.id)) {
+                Some(e) => {
+                    let next = e
+                        .refs
+                        .iter()
+                        .filter(|r| index.get(r).is_some_and(|t| t.kind == e.kind))
+                        .cloned()
+                        .collect();
+                    (e.kind, e.path(), next)
+                }
+                None => continue,
+            },
+        };
+        queue.extend(next.iter().cloned());
+        paths.insert(id.clone(), (kind, path));
+        edges.insert(id, next);
     }
     for cycle in find_cycles(&edges) {
         let labels: Vec<String> = cycle
             .iter()
             .map(|id| {
                 names
-                    .name_of(id)
-                    .map(|(_, n)| n.clone())
+                    .lookup(id)
+                    .map(|(_, n)| n.to_string())
                     .unwrap_or_else(|| id.clone())
             })
             .collect();
-        let first = &cycle[0];
-        let (kind, path) = kinds
-            .get(first)
+        let (kind, path) = paths
+            .get(&cycle[0])
             .cloned()
             .unwrap_or((Kind::Agent, String::new()));
         let field = if kind == Kind::Agent {
@@ -340,24 +478,6 @@ pub fn resolve(
             .in_field(field)
             .at_line(lines(&path, field, None)),
         );
-    }
-
-    // Plain-text credentials.
-    for d in &desired {
-        for s in secrets::find_plain_secrets(&d.resource.spec.to_json()) {
-            diags.push(
-                Diagnostic::error(
-                    d.path.clone(),
-                    "plaintext-secret",
-                    format!(
-                        "{}; write `${{vars.NAME}}` or encrypt it with `ferry secret encrypt`",
-                        s.reason
-                    ),
-                )
-                .at_line(lines(&d.path, &s.field, None))
-                .in_field(s.field),
-            );
-        }
     }
 
     diags.sort();
