@@ -134,7 +134,7 @@ fn generate(n: usize) -> TenantModel {
         m.insert(Resource {
             metadata: meta(format!("doc-{i:06}")),
             spec: Spec::Document(DocumentSpec {
-                title: format!("Document {i}: {}", words(i, 6)),
+                title: format!("Document {i}: {}", words(i, 24)),
                 media_type: "text/markdown".into(),
                 size: Some(1000 + i as u64),
                 content_hash: Some(format!(
@@ -144,7 +144,7 @@ fn generate(n: usize) -> TenantModel {
                 content_file: None,
                 source_url: Some(format!(
                     "https://docs.example.com/kb/{i}/{}",
-                    words(i, 3).replace(' ', "-")
+                    words(i, 8).replace(' ', "-")
                 )),
                 tags: vec!["policy".into(), format!("team-{}", i % 17)],
             }),
@@ -177,7 +177,7 @@ fn generate(n: usize) -> TenantModel {
         m.insert(Resource {
             metadata: meta(format!("kb-{i:05}")),
             spec: Spec::KnowledgeBase(KnowledgeBaseSpec {
-                description: Some(words(i, 20)),
+                description: Some(words(i, 60)),
                 embedding: Some(Embedding {
                     provider: "openai".into(),
                     model: "text-embedding-3-small".into(),
@@ -197,7 +197,7 @@ fn generate(n: usize) -> TenantModel {
         m.insert(Resource {
             metadata: meta(format!("tool-{i:06}")),
             spec: Spec::Tool(ToolSpec {
-                description: Some(format!("Looks up {} for the agent. {}", words(i, 4), words(i + 1, 14))),
+                description: Some(format!("Looks up {} for the agent. {}", words(i, 4), words(i + 1, 40))),
                 tool_type: "http".into(),
                 connection: Some(format!("conn-{:04}", i % conns)),
                 knowledge_base: None,
@@ -217,7 +217,7 @@ fn generate(n: usize) -> TenantModel {
         m.insert(Resource {
             metadata: meta(format!("wf-{i:05}")),
             spec: Spec::Workflow(WorkflowSpec {
-                description: Some(words(i, 10)),
+                description: Some(words(i, 40)),
                 steps: vec![
                     WorkflowStep {
                         step_type: "ai.labs.behavior".into(),
@@ -249,15 +249,15 @@ fn generate(n: usize) -> TenantModel {
         });
     }
     for i in 0..agents {
-        let instructions = (0..6)
-            .map(|l| format!("{}.", words(i + l, 9)))
+        let instructions = (0..8)
+            .map(|l| format!("{}.", words(i + l, 11)))
             .collect::<Vec<_>>()
             .join("\n")
             + "\n";
         m.insert(Resource {
             metadata: meta(format!("agent-{i:05}")),
             spec: Spec::Agent(Box::new(AgentSpec {
-                description: Some(words(i, 8)),
+                description: Some(words(i, 30)),
                 agent_type: "chat".into(),
                 model: ModelConfig {
                     provider: "openai".into(),
@@ -297,16 +297,16 @@ fn generate(n: usize) -> TenantModel {
         m.insert(Resource {
             metadata: meta(format!("eval-{i:05}")),
             spec: Spec::Evaluation(EvaluationSpec {
-                description: Some(words(i, 8)),
+                description: Some(words(i, 30)),
                 target: EvaluationTarget {
                     agent: Some(format!("agent-{:05}", i % agents)),
                     workflow: None,
                 },
                 pass_threshold: Some(0.9),
-                cases: (0..3)
+                cases: (0..5)
                     .map(|c| EvaluationCase {
                         name: format!("case-{c}"),
-                        input: words(i + c, 10),
+                        input: words(i + c, 16),
                         expect_contains: vec!["refund".into()],
                         expect_tools: vec![],
                     })

@@ -11,6 +11,7 @@
 //! Creates and updates come top-down along dependencies (documents first,
 //! sub-agents before their supervisor); deletes come bottom-up.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use base64::Engine;
@@ -153,13 +154,17 @@ pub struct Action {
 }
 
 impl Action {
-    /// The resource this action writes (stored form) and its unit hash, if it writes one.
-    pub fn written(&self) -> Result<Option<(Resource, String)>, PayloadError> {
+    /// The resource this action writes (stored form) and its unit hash, if it
+    /// writes one; borrowed from a plan made in this process.
+    pub fn written(&self) -> Result<Option<(Cow<'_, Resource>, String)>, PayloadError> {
         if let Some(s) = &self.staged {
-            return Ok(Some((s.0.clone(), s.1.clone())));
+            return Ok(Some((Cow::Borrowed(&s.0), s.1.clone())));
         }
         match &self.payload {
-            Some(p) => Ok(Some((p.resource(&self.id)?, p.file_hash.clone()))),
+            Some(p) => Ok(Some((
+                Cow::Owned(p.resource(&self.id)?),
+                p.file_hash.clone(),
+            ))),
             None => Ok(None),
         }
     }

@@ -11,6 +11,7 @@
 pub mod sqlite;
 mod sqlite_access;
 
+use std::borrow::Cow;
 use std::path::Path;
 
 use serde::Serialize;
@@ -106,11 +107,11 @@ pub struct TenantRecord {
 
 /// Everything one apply writes, in order, in one transaction.
 #[derive(Debug, Clone, Default)]
-pub struct WriteBatch {
+pub struct WriteBatch<'a> {
     /// The tenant revision the batch was planned against.
     pub base_revision: u64,
     /// Resources to create or update (stored form), with their unit hashes.
-    pub upserts: Vec<(Resource, String)>,
+    pub upserts: Vec<(Cow<'a, Resource>, String)>,
     /// IDs to delete.
     pub deletes: Vec<String>,
     /// File hashes to refresh (content unchanged).
@@ -166,7 +167,7 @@ pub trait Store {
     fn write(
         &mut self,
         tenant: &str,
-        batch: &WriteBatch,
+        batch: &WriteBatch<'_>,
         hook: WriteHook<'_>,
     ) -> Result<u64, StoreError>;
     /// Published versions of the given IDs, by ID then version number.

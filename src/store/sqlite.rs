@@ -389,7 +389,7 @@ impl Store for SqliteStore {
     fn write(
         &mut self,
         tenant: &str,
-        batch: &WriteBatch,
+        batch: &WriteBatch<'_>,
         hook: WriteHook<'_>,
     ) -> Result<u64, StoreError> {
         let now = now_rfc3339();
