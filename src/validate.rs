@@ -218,8 +218,12 @@ pub fn resolve<'a>(
     }
 
     let mut desired: Vec<Desired> = Vec::with_capacity(loaded.len());
+    // Whether each decoded resource wrote its ID (a derived ID can only
+    // collide with another through a duplicate name, reported as such).
+    let mut explicit: Vec<bool> = Vec::with_capacity(loaded.len());
     for l in loaded {
         let mut resource = l.resource;
+        explicit.push(resource.metadata.id.is_some());
         let kind = resource.kind();
         let id = match &resource.metadata.id {
             Some(id) => id.clone(),
@@ -241,11 +245,13 @@ pub fn resolve<'a>(
     {
         let mut by_id: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
         let mut by_name: BTreeMap<(Kind, &str), Vec<&str>> = BTreeMap::new();
-        for d in &desired {
-            by_id
-                .entry(d.resource.id().unwrap_or_default())
-                .or_default()
-                .push(d.path.as_str());
+        for (d, explicit) in desired.iter().zip(&explicit) {
+            if *explicit {
+                by_id
+                    .entry(d.resource.id().unwrap_or_default())
+                    .or_default()
+                    .push(d.path.as_str());
+            }
             by_name
                 .entry((d.resource.kind(), d.resource.name()))
                 .or_default()
@@ -476,7 +482,7 @@ pub fn resolve<'a>(
                 ),
             )
             .in_field(field)
-            .at_line(lines(&path, field, None)),
+            .at_line(lines(&path, field, labels.get(1).map(String::as_str))),
         );
     }
 
