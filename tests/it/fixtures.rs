@@ -213,3 +213,41 @@ fn the_demo_runs_end_to_end() {
     assert!(r.stderr.contains("== Done."), "{}", r.stderr);
     assert!(r.stdout.contains("~ Agent support-bot"), "{}", r.stdout);
 }
+
+/// The diagnostics a person reads for every invalid fixture, as one snapshot.
+#[test]
+fn invalid_fixture_messages_snapshot() {
+    let root = project_root().join("fixtures/invalid");
+    let env = TestEnv::new();
+    let mut report = String::new();
+    for (case, _, _) in INVALID {
+        let r = env.ferry(&["validate", root.join(case).to_str().unwrap()]);
+        report.push_str(&format!("## {case}\n"));
+        for line in r
+            .stderr
+            .lines()
+            .filter(|l| l.starts_with("error:") || l.starts_with("warning:"))
+        {
+            report.push_str(line);
+            report.push('\n');
+        }
+    }
+    insta::assert_snapshot!(report);
+}
+
+/// The text of a plan with one edited instruction line.
+#[test]
+fn plan_text_snapshot() {
+    let env = TestEnv::acme();
+    env.ferry(&["apply", "--tenant", "acme-dev", "--yes"]).ok();
+    let path = "tenants/acme-dev/agents/support-bot.yaml";
+    let text = env.read(path);
+    let i = text.find("instructions: |\n").unwrap() + "instructions: |\n".len();
+    let end = i + text[i..].find('\n').unwrap();
+    env.write(
+        path,
+        &format!("{} Please be concise.{}", &text[..end], &text[end..]),
+    );
+    let plan = env.ferry(&["plan", "--tenant", "acme-dev"]).ok().stdout;
+    insta::assert_snapshot!(plan);
+}
