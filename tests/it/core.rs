@@ -371,3 +371,23 @@ fn steps_are_listed_in_order() {
         ])
     );
 }
+
+#[test]
+fn a_missing_tenant_is_named_with_a_hint() {
+    let env = TestEnv::new();
+    let r = env.ferry(&["plan", "--tenant", "nope"]).expect(1);
+    assert!(
+        r.stderr.contains("tenant `nope` does not exist"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr
+            .contains("hint: create it with `ferry tenant create nope`"),
+        "{}",
+        r.stderr
+    );
+    env.ferry(&["tenant", "create", "acme-dev"]).ok();
+    let r = env.ferry(&["tenant", "create", "acme-dev"]).expect(1);
+    assert!(r.stderr.contains("already exists"), "{}", r.stderr);
+}
