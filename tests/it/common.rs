@@ -127,6 +127,28 @@ impl TestEnv {
         run(c)
     }
 
+    /// `ferry plan --tenant T --detailed-exitcode --output json`, expecting `code`.
+    pub fn plan_json(&self, tenant: &str, code: i32) -> serde_json::Value {
+        self.ferry(&[
+            "plan",
+            "--tenant",
+            tenant,
+            "--detailed-exitcode",
+            "--output",
+            "json",
+        ])
+        .expect(code)
+        .json()
+    }
+
+    /// Append `suffix` to the first line of an agent file's instructions block.
+    pub fn edit_first_instruction_line(&self, rel: &str, suffix: &str) {
+        let text = self.read(rel);
+        let i = text.find("instructions: |\n").unwrap() + "instructions: |\n".len();
+        let end = i + text[i..].find('\n').unwrap();
+        self.write(rel, &format!("{}{suffix}{}", &text[..end], &text[end..]));
+    }
+
     /// Path of a file in the repo.
     pub fn path(&self, rel: &str) -> PathBuf {
         self.repo.join(rel)

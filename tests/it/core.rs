@@ -11,17 +11,7 @@ fn small_tree_plans_applies_and_settles() {
     env.ferry(&["plan", "--tenant", "acme-dev", "--detailed-exitcode"])
         .expect(2);
     env.ferry(&["apply", "--tenant", "acme-dev", "--yes"]).ok();
-    let plan = env
-        .ferry(&[
-            "plan",
-            "--tenant",
-            "acme-dev",
-            "--detailed-exitcode",
-            "--output",
-            "json",
-        ])
-        .expect(0)
-        .json();
+    let plan = env.plan_json("acme-dev", 0);
     assert_eq!(plan["summary"]["skip"], 4);
     assert_eq!(plan["actions"].as_array().unwrap().len(), 0);
 }

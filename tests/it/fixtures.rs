@@ -112,17 +112,7 @@ fn acme_round_trips_through_the_store() {
         "adopting writes the public key:\n{tf}"
     );
     env.ferry(&["validate", "--tenant", "acme-dev"]).ok();
-    let plan = env
-        .ferry(&[
-            "plan",
-            "--tenant",
-            "acme-dev",
-            "--detailed-exitcode",
-            "--output",
-            "json",
-        ])
-        .expect(2)
-        .json();
+    let plan = env.plan_json("acme-dev", 2);
     assert!(plan["summary"]["create"].as_u64().unwrap() >= 30);
     env.ferry(&["apply", "--tenant", "acme-dev", "--yes"]).ok();
     env.ferry(&["plan", "--tenant", "acme-dev", "--detailed-exitcode"])
@@ -180,22 +170,8 @@ fn a_one_line_instruction_edit_is_exactly_one_update_with_one_path() {
     let env = TestEnv::acme();
     env.ferry(&["apply", "--tenant", "acme-dev", "--yes"]).ok();
     let path = "tenants/acme-dev/agents/support-bot.yaml";
-    let text = env.read(path);
-    let i = text.find("instructions: |\n").unwrap() + "instructions: |\n".len();
-    let end = i + text[i..].find('\n').unwrap();
-    let edited = format!("{} Please be concise.{}", &text[..end], &text[end..]);
-    env.write(path, &edited);
-    let plan = env
-        .ferry(&[
-            "plan",
-            "--tenant",
-            "acme-dev",
-            "--detailed-exitcode",
-            "--output",
-            "json",
-        ])
-        .expect(2)
-        .json();
+    env.edit_first_instruction_line(path, " Please be concise.");
+    let plan = env.plan_json("acme-dev", 2);
     let actions = plan["actions"].as_array().unwrap();
     assert_eq!(actions.len(), 1, "{plan:#}");
     assert_eq!(actions[0]["action"], "UPDATE");
@@ -241,13 +217,7 @@ fn plan_text_snapshot() {
     let env = TestEnv::acme();
     env.ferry(&["apply", "--tenant", "acme-dev", "--yes"]).ok();
     let path = "tenants/acme-dev/agents/support-bot.yaml";
-    let text = env.read(path);
-    let i = text.find("instructions: |\n").unwrap() + "instructions: |\n".len();
-    let end = i + text[i..].find('\n').unwrap();
-    env.write(
-        path,
-        &format!("{} Please be concise.{}", &text[..end], &text[end..]),
-    );
+    env.edit_first_instruction_line(path, " Please be concise.");
     let plan = env.ferry(&["plan", "--tenant", "acme-dev"]).ok().stdout;
     insta::assert_snapshot!(plan);
 }
