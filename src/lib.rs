@@ -12,6 +12,7 @@ pub mod ids;
 pub mod model;
 pub mod pipeline;
 pub mod plan;
+pub mod publish;
 pub mod secrets;
 pub mod state;
 pub mod store;
