@@ -8,6 +8,7 @@
 
 pub mod apply;
 pub mod diagnostic;
+pub mod gitplan;
 pub mod ids;
 pub mod model;
 pub mod pipeline;
