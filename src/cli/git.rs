@@ -20,7 +20,7 @@ use crate::pipeline::{self, TreePlan};
 use crate::plan::{DiffOptions, FieldChange};
 use crate::publish::{self, PublishRecord, StagingChange, StagingDiff};
 use crate::store::{self, Store, WriteBatch};
-use crate::tree::{self, TreeSource as _};
+use crate::tree::{self, TreeSource};
 use crate::validate::{render_names, NameTable};
 use crate::vcs::{self, GitTreeSource, Holding, Identity};
 
@@ -256,7 +256,12 @@ pub(crate) fn publish(g: &Global, out: &Output, tenant: &str, agent: Option<Stri
     };
     // Tag the commit that holds the tree, when there is one.
     let tree = pipeline::tree_of_resources(&record, &drafts)?;
-    let holding = vcs::commit_holding(&repo.root, &tenant_rel(tenant), &tree.files, record.last_commit.as_deref())?;
+    let mut holding = vcs::commit_holding(&repo.root, &tenant_rel(tenant), &tree.files, None)?;
+    if let (Holding::NotHeld(_), Some(last)) = (&holding, record.last_commit.as_deref()) {
+        if applied_commit_holds(&repo, store.as_ref(), tenant, last)? {
+            holding = Holding::Commit(last.to_string());
+        }
+    }
     match holding {
         Holding::Commit(c) => {
             let name = publish::tag_name(tenant, number);
@@ -303,6 +308,23 @@ pub(crate) fn publish(g: &Global, out: &Output, tenant: &str, agent: Option<Stri
         out.data(&s);
     }
     Ok(EXIT_OK)
+}
+
+/// Whether the commit the tenant was last applied from holds its drafts:
+/// nothing drifted since that apply, and the commit has exactly the store's resources.
+fn applied_commit_holds(repo: &Repo, store: &dyn Store, tenant: &str, commit: &str) -> Result<bool> {
+    if !store.drift(tenant)?.is_empty() {
+        return Ok(false);
+    }
+    let Ok(source) = GitTreeSource::open(&repo.root, &tenant_rel(tenant), commit) else {
+        return Ok(false);
+    };
+    let paths = source.list().unwrap_or_default();
+    let (units, _) = tree::units_of(&paths);
+    let at_commit: HashSet<String> = units.into_iter().map(|(p, _)| p).collect();
+    let (_, index) = store.index(tenant)?;
+    let in_store: HashSet<String> = index.entries().iter().map(|e| e.path()).collect();
+    Ok(at_commit == in_store)
 }
 
 /// `ferry publishes`.
