@@ -99,7 +99,11 @@ impl PublishSummary {
     /// One line per resource, e.g. `updated Agent support-bot`.
     pub fn lines(&self) -> Vec<String> {
         let mut out = Vec::new();
-        for (verb, list) in [("created", &self.created), ("updated", &self.updated), ("deleted", &self.deleted)] {
+        for (verb, list) in [
+            ("created", &self.created),
+            ("updated", &self.updated),
+            ("deleted", &self.deleted),
+        ] {
             for n in list {
                 out.push(format!("{verb} {} {}", n.kind, n.name));
             }
@@ -195,7 +199,11 @@ fn one_sided(r: &Resource, present_is_after: bool) -> Vec<FieldChange> {
     push("spec", &spec);
     if let Some(c) = &r.content {
         let h = Value::String(crate::ids::content_hash(c));
-        let (before, after) = if present_is_after { (Value::Null, h) } else { (h, Value::Null) };
+        let (before, after) = if present_is_after {
+            (Value::Null, h)
+        } else {
+            (h, Value::Null)
+        };
         out.push(FieldChange {
             path: "content".into(),
             before,
@@ -206,7 +214,11 @@ fn one_sided(r: &Resource, present_is_after: bool) -> Vec<FieldChange> {
 }
 
 /// The field changes from `before` to `after` (either may be absent), in tree form.
-pub fn resource_changes(before: Option<&Resource>, after: Option<&Resource>, names: &NameTable) -> Vec<FieldChange> {
+pub fn resource_changes(
+    before: Option<&Resource>,
+    after: Option<&Resource>,
+    names: &NameTable,
+) -> Vec<FieldChange> {
     match (before, after) {
         (Some(b), Some(a)) => field_changes(&render_names(b, names), &render_names(a, names)),
         (None, Some(a)) => one_sided(&render_names(a, names), true),
@@ -217,7 +229,11 @@ pub fn resource_changes(before: Option<&Resource>, after: Option<&Resource>, nam
 
 /// Diff two sets of resources by ID: `production` against `staging`,
 /// restricted to `scope` (IDs) when given. Only differing fields are kept.
-pub fn staging_diff(staging: &[Resource], production: &[Resource], scope: Option<&HashSet<String>>) -> StagingDiff {
+pub fn staging_diff(
+    staging: &[Resource],
+    production: &[Resource],
+    scope: Option<&HashSet<String>>,
+) -> StagingDiff {
     let names = names_of(staging, production);
     let s = by_id(staging);
     let p = by_id(production);
@@ -295,7 +311,10 @@ pub fn closure(root: &str, staging: &[Resource]) -> HashSet<String> {
 }
 
 /// What a publish would write, from a staging diff: the versions and the summary.
-pub fn prepare(diff: &StagingDiff, staging: &[Resource]) -> (Vec<PublishedVersion>, PublishSummary) {
+pub fn prepare(
+    diff: &StagingDiff,
+    staging: &[Resource],
+) -> (Vec<PublishedVersion>, PublishSummary) {
     let s = by_id(staging);
     let mut versions = Vec::new();
     let mut summary = PublishSummary::default();
@@ -322,7 +341,13 @@ pub fn prepare(diff: &StagingDiff, staging: &[Resource]) -> (Vec<PublishedVersio
 pub fn change_track_id(tenant: &str, number: u64, versions: &[PublishedVersion]) -> String {
     let content: Vec<String> = versions
         .iter()
-        .map(|v| format!("{}={}", v.id, v.resource.as_ref().map(content_hash).unwrap_or_default()))
+        .map(|v| {
+            format!(
+                "{}={}",
+                v.id,
+                v.resource.as_ref().map(content_hash).unwrap_or_default()
+            )
+        })
         .collect();
     crate::ids::change_id(tenant, number, &content.join("\n"))
 }
@@ -334,7 +359,10 @@ pub fn tag_name(tenant: &str, number: u64) -> String {
 
 /// The message of a publish tag: the same record the store keeps.
 pub fn tag_message(r: &PublishRecord) -> String {
-    let mut s = format!("ferry publish {} of {}\n\n{}\n\n", r.number, r.tenant, r.message);
+    let mut s = format!(
+        "ferry publish {} of {}\n\n{}\n\n",
+        r.number, r.tenant, r.message
+    );
     s.push_str(&format!("change_track_id: {}\n", r.change_track_id));
     s.push_str(&format!("published_by: {}\n", r.published_by));
     s.push_str(&format!("published_at: {}\n", r.published_at));
@@ -439,7 +467,9 @@ fn unflatten(map: &BTreeMap<Path, Value>) -> Value {
                 o.insert(k.clone(), v.clone());
                 break;
             }
-            cur = o.entry(k.clone()).or_insert_with(|| Value::Object(Map::new()));
+            cur = o
+                .entry(k.clone())
+                .or_insert_with(|| Value::Object(Map::new()));
         }
     }
     root
@@ -472,17 +502,21 @@ pub fn revert(pairs: &[VersionPair], staging: &[Resource]) -> RevertOutcome {
             })
             .collect()
     };
-    let conflict = |r: &Resource, path: &str, reason: &str, b: Value, t: Value, o: Value| RevertConflict {
-        kind: r.kind(),
-        name: r.name().to_string(),
-        id: r.id().unwrap_or_default().to_string(),
-        path: path.to_string(),
-        reason: reason.to_string(),
-        base: b,
-        published: t,
-        staging: o,
+    let conflict =
+        |r: &Resource, path: &str, reason: &str, b: Value, t: Value, o: Value| RevertConflict {
+            kind: r.kind(),
+            name: r.name().to_string(),
+            id: r.id().unwrap_or_default().to_string(),
+            path: path.to_string(),
+            reason: reason.to_string(),
+            base: b,
+            published: t,
+            staging: o,
+        };
+    let whole = |r: Option<&Resource>| {
+        r.map(|x| Value::String(content_hash(x)))
+            .unwrap_or(Value::Null)
     };
-    let whole = |r: Option<&Resource>| r.map(|x| Value::String(content_hash(x))).unwrap_or(Value::Null);
     for pair in pairs {
         let ours = s.get(&pair.id).copied();
         let same = |a: Option<&Resource>, b: Option<&Resource>| match (a, b) {
@@ -508,7 +542,14 @@ pub fn revert(pairs: &[VersionPair], staging: &[Resource]) -> RevertOutcome {
                         changes: changes_of(Some(o), None),
                     });
                 } else {
-                    out.conflicts.push(conflict(o, "", "created by this publish and changed in staging since; not deleted", Value::Null, whole(Some(t)), whole(Some(o))));
+                    out.conflicts.push(conflict(
+                        o,
+                        "",
+                        "created by this publish and changed in staging since; not deleted",
+                        Value::Null,
+                        whole(Some(t)),
+                        whole(Some(o)),
+                    ));
                 }
             }
             (None, Some(_), None) => {}
@@ -525,11 +566,25 @@ pub fn revert(pairs: &[VersionPair], staging: &[Resource]) -> RevertOutcome {
             }
             (Some(b), None, Some(o)) => {
                 if !same(Some(b), Some(o)) {
-                    out.conflicts.push(conflict(o, "", "deleted by this publish and created again in staging since; kept", whole(Some(b)), Value::Null, whole(Some(o))));
+                    out.conflicts.push(conflict(
+                        o,
+                        "",
+                        "deleted by this publish and created again in staging since; kept",
+                        whole(Some(b)),
+                        Value::Null,
+                        whole(Some(o)),
+                    ));
                 }
             }
             (Some(b), Some(t), None) => {
-                out.conflicts.push(conflict(b, "", "deleted from staging since this publish; not restored", whole(Some(b)), whole(Some(t)), Value::Null));
+                out.conflicts.push(conflict(
+                    b,
+                    "",
+                    "deleted from staging since this publish; not restored",
+                    whole(Some(b)),
+                    whole(Some(t)),
+                    Value::Null,
+                ));
             }
             (Some(b), Some(t), Some(o)) => {
                 let (fb, ft, fo) = (flat(b), flat(t), flat(o));
@@ -550,7 +605,14 @@ pub fn revert(pairs: &[VersionPair], staging: &[Resource]) -> RevertOutcome {
                             None => result.remove(p),
                         };
                     } else {
-                        local_conflicts.push(conflict(o, &p.join("."), "changed in staging since this publish; kept", show(vb), show(vt), show(vo)));
+                        local_conflicts.push(conflict(
+                            o,
+                            &p.join("."),
+                            "changed in staging since this publish; kept",
+                            show(vb),
+                            show(vt),
+                            show(vo),
+                        ));
                     }
                 }
                 let mut content = o.content.clone();
@@ -558,13 +620,23 @@ pub fn revert(pairs: &[VersionPair], staging: &[Resource]) -> RevertOutcome {
                     if o.content == t.content {
                         content = b.content.clone();
                     } else if o.content != b.content {
-                        local_conflicts.push(conflict(o, "content", "changed in staging since this publish; kept", whole(None), whole(None), whole(None)));
+                        local_conflicts.push(conflict(
+                            o,
+                            "content",
+                            "changed in staging since this publish; kept",
+                            whole(None),
+                            whole(None),
+                            whole(None),
+                        ));
                     }
                 }
                 let mut doc = unflatten(&result);
                 if let Value::Object(obj) = &mut doc {
                     obj.remove("content");
-                    obj.insert("apiVersion".into(), Value::String(crate::model::API_VERSION.into()));
+                    obj.insert(
+                        "apiVersion".into(),
+                        Value::String(crate::model::API_VERSION.into()),
+                    );
                     obj.insert("kind".into(), Value::String(o.kind().name().into()));
                 }
                 match resource_from_document(&doc, None) {
@@ -583,14 +655,25 @@ pub fn revert(pairs: &[VersionPair], staging: &[Resource]) -> RevertOutcome {
                             out.upserts.push(merged);
                         }
                     }
-                    Err(e) => out.conflicts.push(conflict(o, "", &format!("the merged fields do not make a valid resource ({e}); kept"), whole(Some(b)), whole(Some(t)), whole(Some(o)))),
+                    Err(e) => out.conflicts.push(conflict(
+                        o,
+                        "",
+                        &format!("the merged fields do not make a valid resource ({e}); kept"),
+                        whole(Some(b)),
+                        whole(Some(t)),
+                        whole(Some(o)),
+                    )),
                 }
             }
             (None, None, _) => {}
         }
     }
     // A draft still referenced by one that stays cannot be deleted.
-    let merged: HashMap<String, &Resource> = out.upserts.iter().filter_map(|r| r.id().map(|i| (i.to_string(), r))).collect();
+    let merged: HashMap<String, &Resource> = out
+        .upserts
+        .iter()
+        .filter_map(|r| r.id().map(|i| (i.to_string(), r)))
+        .collect();
     let mut blocked = HashSet::new();
     for r in staging {
         let id = r.id().unwrap_or_default();
@@ -610,7 +693,14 @@ pub fn revert(pairs: &[VersionPair], staging: &[Resource]) -> RevertOutcome {
         for rr in std::mem::take(&mut out.resources) {
             if rr.action == "delete" && blocked.contains(&rr.id) {
                 if let Some(o) = s.get(&rr.id) {
-                    kept.push(conflict(o, "", "created by this publish but still referenced in staging; not deleted", Value::Null, whole(Some(o)), whole(Some(o))));
+                    kept.push(conflict(
+                        o,
+                        "",
+                        "created by this publish but still referenced in staging; not deleted",
+                        Value::Null,
+                        whole(Some(o)),
+                        whole(Some(o)),
+                    ));
                 }
             } else {
                 out.resources.push(rr);
@@ -618,7 +708,9 @@ pub fn revert(pairs: &[VersionPair], staging: &[Resource]) -> RevertOutcome {
         }
         out.conflicts.extend(kept);
     }
-    out.resources.sort_by(|a, b| (a.kind, &a.name).cmp(&(b.kind, &b.name)));
-    out.conflicts.sort_by(|a, b| (a.kind, &a.name, &a.path).cmp(&(b.kind, &b.name, &b.path)));
+    out.resources
+        .sort_by(|a, b| (a.kind, &a.name).cmp(&(b.kind, &b.name)));
+    out.conflicts
+        .sort_by(|a, b| (a.kind, &a.name, &a.path).cmp(&(b.kind, &b.name, &b.path)));
     out
 }

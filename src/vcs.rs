@@ -150,7 +150,10 @@ pub fn head_commit(dir: &Path) -> Result<Option<String>, VcsError> {
 /// Whether `ancestor` is `descendant` or one of its ancestors.
 pub fn is_ancestor(dir: &Path, ancestor: &str, descendant: &str) -> Result<bool, VcsError> {
     let (repo, _) = open_at(dir, "")?;
-    let a = match Oid::from_str(ancestor).ok().and_then(|o| repo.find_commit(o).ok()) {
+    let a = match Oid::from_str(ancestor)
+        .ok()
+        .and_then(|o| repo.find_commit(o).ok())
+    {
         Some(c) => c.id(),
         None => return Ok(false),
     };
@@ -159,7 +162,11 @@ pub fn is_ancestor(dir: &Path, ancestor: &str, descendant: &str) -> Result<bool,
 }
 
 /// The subtree at `prefix` of a commit's tree, if there is one.
-fn subtree<'r>(repo: &'r Repository, root: &Tree<'r>, prefix: &str) -> Result<Option<Tree<'r>>, VcsError> {
+fn subtree<'r>(
+    repo: &'r Repository,
+    root: &Tree<'r>,
+    prefix: &str,
+) -> Result<Option<Tree<'r>>, VcsError> {
     if prefix.is_empty() {
         return Ok(Some(root.clone()));
     }
@@ -237,12 +244,18 @@ impl GitTreeSource {
 
 impl TreeSource for GitTreeSource {
     fn describe(&self) -> String {
-        format!("{}:{}", &self.commit[..self.commit.len().min(12)], self.prefix)
+        format!(
+            "{}:{}",
+            &self.commit[..self.commit.len().min(12)],
+            self.prefix
+        )
     }
 
     fn list(&self) -> Result<Vec<String>, SourceError> {
         if self.blobs.is_empty() {
-            return Err(SourceError::Missing { path: self.describe() });
+            return Err(SourceError::Missing {
+                path: self.describe(),
+            });
         }
         Ok(self.blobs.keys().cloned().collect())
     }
@@ -310,13 +323,15 @@ fn diff_trees(
             }
         }
         let path = format!("{dir}{name}");
-        let as_tree = |e: Option<&(Oid, Option<ObjectType>)>| -> Result<Option<Tree<'_>>, VcsError> {
-            match e {
-                Some((id, Some(ObjectType::Tree))) => Ok(Some(repo.find_tree(*id)?)),
-                _ => Ok(None),
-            }
-        };
-        let is_blob = |e: Option<&(Oid, Option<ObjectType>)>| matches!(e, Some((_, Some(ObjectType::Blob))));
+        let as_tree =
+            |e: Option<&(Oid, Option<ObjectType>)>| -> Result<Option<Tree<'_>>, VcsError> {
+                match e {
+                    Some((id, Some(ObjectType::Tree))) => Ok(Some(repo.find_tree(*id)?)),
+                    _ => Ok(None),
+                }
+            };
+        let is_blob =
+            |e: Option<&(Oid, Option<ObjectType>)>| matches!(e, Some((_, Some(ObjectType::Blob))));
         let (tx, ty) = (as_tree(x)?, as_tree(y)?);
         if tx.is_some() || ty.is_some() {
             diff_trees(repo, tx.as_ref(), ty.as_ref(), &format!("{path}/"), out)?;
@@ -353,7 +368,11 @@ fn delta_against(
     let old = tree.map(blobs_of).unwrap_or_default();
     let hashed: Vec<(String, Oid)> = files
         .par_iter()
-        .filter_map(|(p, b)| Oid::hash_object(ObjectType::Blob, b).ok().map(|o| (p.clone(), o)))
+        .filter_map(|(p, b)| {
+            Oid::hash_object(ObjectType::Blob, b)
+                .ok()
+                .map(|o| (p.clone(), o))
+        })
         .collect();
     let mut delta = FolderDelta::default();
     let mut new_ids = BTreeMap::new();
@@ -410,9 +429,18 @@ pub fn commit_folder(
     };
     let (delta, _ids) = delta_against(old.as_ref(), files);
     if delta.is_empty() && parent.is_some() {
-        return Ok(CommitOutcome { commit: None, delta });
+        return Ok(CommitOutcome {
+            commit: None,
+            delta,
+        });
     }
-    let full = |p: &str| if prefix.is_empty() { p.to_string() } else { format!("{prefix}/{p}") };
+    let full = |p: &str| {
+        if prefix.is_empty() {
+            p.to_string()
+        } else {
+            format!("{prefix}/{p}")
+        }
+    };
     let mut changes: BTreeMap<String, Option<Oid>> = BTreeMap::new();
     for p in &delta.changed {
         if let Some(bytes) = files.get(p) {
@@ -535,17 +563,24 @@ pub fn commit_holding(
     let (repo, prefix) = match open_at(dir, rel) {
         Ok(x) => x,
         Err(VcsError::NoRepo { path }) => {
-            return Ok(Holding::NotHeld(format!("{path} is not inside a git repository")))
+            return Ok(Holding::NotHeld(format!(
+                "{path} is not inside a git repository"
+            )))
         }
         Err(e) => return Err(e),
     };
     let head = repo.head().ok().and_then(|h| h.peel_to_commit().ok());
     let Some(head) = head else {
-        return Ok(Holding::NotHeld("the git repository has no commit yet".into()));
+        return Ok(Holding::NotHeld(
+            "the git repository has no commit yet".into(),
+        ));
     };
     let mut first_reason = None;
     let mut candidates = vec![head];
-    if let Some(c) = also.and_then(|a| Oid::from_str(a).ok()).and_then(|o| repo.find_commit(o).ok()) {
+    if let Some(c) = also
+        .and_then(|a| Oid::from_str(a).ok())
+        .and_then(|o| repo.find_commit(o).ok())
+    {
         if c.id() != candidates[0].id() {
             candidates.push(c);
         }
@@ -586,7 +621,9 @@ pub fn tag_annotated(
 ) -> Result<(), VcsError> {
     let (repo, _) = open_at(dir, "")?;
     if repo.find_reference(&format!("refs/tags/{name}")).is_ok() {
-        return Err(VcsError::TagExists { name: name.to_string() });
+        return Err(VcsError::TagExists {
+            name: name.to_string(),
+        });
     }
     let obj = repo.find_object(Oid::from_str(commit)?, Some(ObjectType::Commit))?;
     let sig = signature(&repo, who)?;

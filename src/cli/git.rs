@@ -48,7 +48,14 @@ pub(crate) fn actor(g: &Global, repo: &Repo) -> String {
 }
 
 /// Plan from a git revision (`plan --ref`, `apply --ref`).
-pub(crate) fn plan_ref(repo: &Repo, store: &dyn Store, out: &Output, tenant: &str, rev: &str, prune: bool) -> Result<TreePlan> {
+pub(crate) fn plan_ref(
+    repo: &Repo,
+    store: &dyn Store,
+    out: &Output,
+    tenant: &str,
+    rev: &str,
+    prune: bool,
+) -> Result<TreePlan> {
     let spinner = out.spinner(&format!("reading {rev}:{}", tenant_rel(tenant)));
     let gp = gitplan::plan_from_git(store, &repo.root, tenant, rev, DiffOptions { prune }).map_err(|e| match e {
         gitplan::GitPlanError::Pipeline(pipeline::PipelineError::Source(tree::SourceError::Missing { path })) => {
@@ -69,19 +76,35 @@ pub(crate) fn plan_ref(repo: &Repo, store: &dyn Store, out: &Output, tenant: &st
 }
 
 /// `export --commit`: commit the exported tenant folder.
-pub(crate) fn commit_export(repo: &Repo, tenant: &str, dir: &Path, files: &BTreeMap<String, Vec<u8>>, message: Option<String>) -> Result<Option<String>> {
+pub(crate) fn commit_export(
+    repo: &Repo,
+    tenant: &str,
+    dir: &Path,
+    files: &BTreeMap<String, Vec<u8>>,
+    message: Option<String>,
+) -> Result<Option<String>> {
     let Some(message) = message else {
         bail!("export --commit needs a commit message\nhint: `ferry export --tenant {tenant} --commit -m \"MSG\"`");
     };
     let canon = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
     if canon(dir) != canon(&repo.tenant_dir(tenant)) {
-        bail!("--commit commits the tenant's folder in the repo ({}), not {}\nhint: leave out --out", repo.tenant_rel(tenant), dir.display());
+        bail!(
+            "--commit commits the tenant's folder in the repo ({}), not {}\nhint: leave out --out",
+            repo.tenant_rel(tenant),
+            dir.display()
+        );
     }
-    let outcome = vcs::commit_folder(&repo.root, &tenant_rel(tenant), files, &message, git_identity().as_ref())
-        .map_err(|e| match e {
-            vcs::VcsError::NoRepo { .. } => anyhow!("{e}\nhint: `git init` in {}", repo.root.display()),
-            other => anyhow!(other),
-        })?;
+    let outcome = vcs::commit_folder(
+        &repo.root,
+        &tenant_rel(tenant),
+        files,
+        &message,
+        git_identity().as_ref(),
+    )
+    .map_err(|e| match e {
+        vcs::VcsError::NoRepo { .. } => anyhow!("{e}\nhint: `git init` in {}", repo.root.display()),
+        other => anyhow!(other),
+    })?;
     Ok(outcome.commit)
 }
 
@@ -106,9 +129,15 @@ fn diff_text(out: &Output, d: &StagingDiff, left: &str, right: &str) -> String {
     if !d.has_changes {
         return format!("No changes: {right} equals {left}.");
     }
-    let mut lines = vec![format!("{} resource(s) differ ({left} → {right}):", d.resources.len())];
+    let mut lines = vec![format!(
+        "{} resource(s) differ ({left} → {right}):",
+        d.resources.len()
+    )];
     for r in &d.resources {
-        let status = serde_json::to_value(r.status).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+        let status = serde_json::to_value(r.status)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
         lines.push(format!("  {} {} ({status})", r.kind, r.name));
         lines.extend(print_staging_changes(out, &r.changes, "      "));
     }
@@ -116,14 +145,24 @@ fn diff_text(out: &Output, d: &StagingDiff, left: &str, right: &str) -> String {
 }
 
 /// The IDs `--agent A` covers: the agent and what it needs.
-fn agent_scope(agent: &str, drafts: &[Resource], production: &[Resource]) -> Result<HashSet<String>> {
+fn agent_scope(
+    agent: &str,
+    drafts: &[Resource],
+    production: &[Resource],
+) -> Result<HashSet<String>> {
     let id = publish::find_agent(agent, drafts, production)
         .ok_or_else(|| anyhow!("agent `{agent}` is neither in staging nor in production"))?;
     Ok(publish::closure(&id, drafts))
 }
 
 /// `ferry diff`.
-pub(crate) fn diff(g: &Global, out: &Output, tenant: Option<String>, agent: Option<String>, revs: Vec<String>) -> Result<i32> {
+pub(crate) fn diff(
+    g: &Global,
+    out: &Output,
+    tenant: Option<String>,
+    agent: Option<String>,
+    revs: Vec<String>,
+) -> Result<i32> {
     if !revs.is_empty() {
         if revs.len() != 2 {
             bail!("`ferry diff` compares two revisions: `ferry diff REV1 REV2 [--tenant T]`");
@@ -155,7 +194,9 @@ fn read_at(repo: &Repo, tenant: &str, rev: &str, units: &HashSet<String>) -> Res
     if !source.exists() {
         return Ok(Vec::new());
     }
-    let read = tree::read_tree_skipping(&source, &|_, _| false, &|p| (!units.contains(p)).then(String::new))?;
+    let read = tree::read_tree_skipping(&source, &|_, _| false, &|p| {
+        (!units.contains(p)).then(String::new)
+    })?;
     let errors: Vec<String> = read
         .diagnostics
         .iter()
@@ -224,7 +265,13 @@ fn diff_revs(g: &Global, out: &Output, tenant: Option<String>, a: &str, b: &str)
 }
 
 /// `ferry publish`.
-pub(crate) fn publish(g: &Global, out: &Output, tenant: &str, agent: Option<String>, message: &str) -> Result<i32> {
+pub(crate) fn publish(
+    g: &Global,
+    out: &Output,
+    tenant: &str,
+    agent: Option<String>,
+    message: &str,
+) -> Result<i32> {
     let (repo, mut store) = super::commands::open(g)?;
     let record = store.tenant(tenant)?;
     let drafts = store.all_drafts(tenant)?;
@@ -241,7 +288,11 @@ pub(crate) fn publish(g: &Global, out: &Output, tenant: &str, agent: Option<Stri
         bail!("nothing to publish: staging equals production for {}\nhint: `ferry diff --tenant {tenant}` compares them", agent.as_deref().map(|a| format!("agent `{a}`")).unwrap_or_else(|| format!("tenant `{tenant}`")));
     }
     let (versions, summary) = publish::prepare(&d, &drafts);
-    let number = store.publishes(tenant)?.first().map(|p| p.number + 1).unwrap_or(1);
+    let number = store
+        .publishes(tenant)?
+        .first()
+        .map(|p| p.number + 1)
+        .unwrap_or(1);
     let mut rec = PublishRecord {
         tenant: tenant.to_string(),
         number,
@@ -271,7 +322,13 @@ pub(crate) fn publish(g: &Global, out: &Output, tenant: &str, agent: Option<Stri
                 name: rec.published_by.clone(),
                 email: format!("{}@ferry.invalid", rec.published_by),
             });
-            match vcs::tag_annotated(&repo.root, &name, &c, &publish::tag_message(&rec), Some(&who)) {
+            match vcs::tag_annotated(
+                &repo.root,
+                &name,
+                &c,
+                &publish::tag_message(&rec),
+                Some(&who),
+            ) {
                 Ok(()) => {}
                 Err(vcs::VcsError::TagExists { .. }) => {
                     out.warn(&format!("git tag `{name}` exists already (from another store?); this publish is not tagged"));
@@ -281,7 +338,9 @@ pub(crate) fn publish(g: &Global, out: &Output, tenant: &str, agent: Option<Stri
             }
         }
         Holding::NotHeld(reason) => {
-            out.warn(&format!("publish {number} can't be reproduced from git: {reason}"));
+            out.warn(&format!(
+                "publish {number} can't be reproduced from git: {reason}"
+            ));
             out.hint(&format!("commit the tree first: `ferry export --tenant {tenant} --commit -m MSG`, then publish"));
         }
     }
@@ -298,7 +357,10 @@ pub(crate) fn publish(g: &Global, out: &Output, tenant: &str, agent: Option<Stri
             "published_at": rec.published_at, "summary": rec.summary,
         }));
     } else {
-        let mut s = format!("Published {tenant} #{number} ({}) by {}", rec.change_track_id, rec.published_by);
+        let mut s = format!(
+            "Published {tenant} #{number} ({}) by {}",
+            rec.change_track_id, rec.published_by
+        );
         if let Some(t) = &rec.tag {
             s.push_str(&format!("\n  tagged {t}"));
         }
@@ -312,7 +374,12 @@ pub(crate) fn publish(g: &Global, out: &Output, tenant: &str, agent: Option<Stri
 
 /// Whether the commit the tenant was last applied from holds its drafts:
 /// nothing drifted since that apply, and the commit has exactly the store's resources.
-fn applied_commit_holds(repo: &Repo, store: &dyn Store, tenant: &str, commit: &str) -> Result<bool> {
+fn applied_commit_holds(
+    repo: &Repo,
+    store: &dyn Store,
+    tenant: &str,
+    commit: &str,
+) -> Result<bool> {
     if !store.drift(tenant)?.is_empty() {
         return Ok(false);
     }
@@ -328,7 +395,12 @@ fn applied_commit_holds(repo: &Repo, store: &dyn Store, tenant: &str, commit: &s
 }
 
 /// `ferry publishes`.
-pub(crate) fn publishes(g: &Global, out: &Output, tenant: &str, agent: Option<String>) -> Result<i32> {
+pub(crate) fn publishes(
+    g: &Global,
+    out: &Output,
+    tenant: &str,
+    agent: Option<String>,
+) -> Result<i32> {
     let (_repo, store) = super::commands::open(g)?;
     store.tenant(tenant)?;
     let mut list = store.publishes(tenant)?;
@@ -336,7 +408,10 @@ pub(crate) fn publishes(g: &Global, out: &Output, tenant: &str, agent: Option<St
         let drafts = store.all_drafts(tenant)?;
         let production = store.production(tenant)?;
         let id = publish::find_agent(a, &drafts, &production);
-        list.retain(|p| p.agent.as_deref() == Some(a.as_str()) || id.as_deref().is_some_and(|i| p.summary.mentions(i)));
+        list.retain(|p| {
+            p.agent.as_deref() == Some(a.as_str())
+                || id.as_deref().is_some_and(|i| p.summary.mentions(i))
+        });
     }
     if out.json() {
         out.json_value(&list);
@@ -364,7 +439,14 @@ pub(crate) fn publishes(g: &Global, out: &Output, tenant: &str, agent: Option<St
 }
 
 /// `ferry revert`.
-pub(crate) fn revert(g: &Global, out: &Output, tenant: &str, change_id: &str, preview: bool, write_tree: bool) -> Result<i32> {
+pub(crate) fn revert(
+    g: &Global,
+    out: &Output,
+    tenant: &str,
+    change_id: &str,
+    preview: bool,
+    write_tree: bool,
+) -> Result<i32> {
     let (repo, mut store) = super::commands::open(g)?;
     let record = store.tenant(tenant)?;
     let pairs = store.publish_changes(tenant, change_id)?;
@@ -420,27 +502,41 @@ pub(crate) fn revert(g: &Global, out: &Output, tenant: &str, change_id: &str, pr
         if outcome.resources.is_empty() {
             lines.push(format!("{verb} {change_id}: nothing to change in staging"));
         } else {
-            lines.push(format!("{verb} {change_id}: staging changes as follows (staging now → after the revert)"));
+            lines.push(format!(
+                "{verb} {change_id}: staging changes as follows (staging now → after the revert)"
+            ));
         }
         for r in &outcome.resources {
             lines.push(format!("  {} {} ({} draft)", r.kind, r.name, r.action));
             lines.extend(print_staging_changes(out, &r.changes, "      "));
         }
         for c in &outcome.conflicts {
-            let field = if c.path.is_empty() { String::new() } else { format!(" {}", c.path) };
-            lines.push(format!("  CONFLICT {} {}{field}: {}", c.kind, c.name, c.reason));
+            let field = if c.path.is_empty() {
+                String::new()
+            } else {
+                format!(" {}", c.path)
+            };
+            lines.push(format!(
+                "  CONFLICT {} {}{field}: {}",
+                c.kind, c.name, c.reason
+            ));
         }
         out.data(&lines.join("\n"));
         if let Some(t) = &tree_written {
             out.hint(&format!("the reverted tree is in {t}: commit it and open a pull request; the store is unchanged"));
         } else if written {
-            out.hint(&format!("production is unchanged until `ferry publish --tenant {tenant} -m MSG`"));
+            out.hint(&format!(
+                "production is unchanged until `ferry publish --tenant {tenant} -m MSG`"
+            ));
         } else if preview {
             out.hint("nothing was written (--preview)");
         }
     }
     if !outcome.conflicts.is_empty() {
-        out.status(&format!("{} conflict(s) kept as they are in staging", outcome.conflicts.len()));
+        out.status(&format!(
+            "{} conflict(s) kept as they are in staging",
+            outcome.conflicts.len()
+        ));
         return Ok(EXIT_ERROR);
     }
     Ok(EXIT_OK)

@@ -72,12 +72,16 @@ pub(crate) fn record_git_apply(
         for (r, _) in &batch.upserts {
             up.execute(params![tenant, r.id().unwrap_or_default()])?;
         }
-        let mut del = tx.prepare_cached("DELETE FROM applied_resources WHERE tenant = ?1 AND id = ?2")?;
+        let mut del =
+            tx.prepare_cached("DELETE FROM applied_resources WHERE tenant = ?1 AND id = ?2")?;
         for id in &batch.deletes {
             del.execute(params![tenant, id])?;
         }
     } else {
-        tx.execute("DELETE FROM applied_resources WHERE tenant = ?1", params![tenant])?;
+        tx.execute(
+            "DELETE FROM applied_resources WHERE tenant = ?1",
+            params![tenant],
+        )?;
         tx.execute(
             "INSERT INTO applied_resources (tenant, id, kind, name, revision) \
              SELECT tenant, id, kind, name, revision FROM resources WHERE tenant = ?1",
@@ -91,7 +95,12 @@ pub(crate) fn record_git_apply(
     Ok(())
 }
 
-fn decode_version(tenant: &str, id: &str, document: &str, content: Option<Vec<u8>>) -> Result<Option<Resource>, StoreError> {
+fn decode_version(
+    tenant: &str,
+    id: &str,
+    document: &str,
+    content: Option<Vec<u8>>,
+) -> Result<Option<Resource>, StoreError> {
     if document == "null" {
         return Ok(None);
     }
@@ -215,12 +224,23 @@ pub(crate) fn publishes(conn: &Connection, tenant: &str) -> Result<Vec<PublishRe
     })?;
     let mut out = Vec::new();
     for row in rows {
-        let (number, change_track_id, agent, published_by, published_at, summary, message, tag, commit) = row?;
-        let summary: PublishSummary = serde_json::from_str(&summary).map_err(|e| StoreError::Corrupt {
-            tenant: tenant.to_string(),
-            id: change_track_id.clone(),
-            reason: e.to_string(),
-        })?;
+        let (
+            number,
+            change_track_id,
+            agent,
+            published_by,
+            published_at,
+            summary,
+            message,
+            tag,
+            commit,
+        ) = row?;
+        let summary: PublishSummary =
+            serde_json::from_str(&summary).map_err(|e| StoreError::Corrupt {
+                tenant: tenant.to_string(),
+                id: change_track_id.clone(),
+                reason: e.to_string(),
+            })?;
         out.push(PublishRecord {
             tenant: tenant.to_string(),
             number: number as u64,
@@ -238,7 +258,11 @@ pub(crate) fn publishes(conn: &Connection, tenant: &str) -> Result<Vec<PublishRe
 }
 
 /// The versions one publish wrote, with production before each.
-pub(crate) fn publish_changes(conn: &Connection, tenant: &str, change_track_id: &str) -> Result<Vec<VersionPair>, StoreError> {
+pub(crate) fn publish_changes(
+    conn: &Connection,
+    tenant: &str,
+    change_track_id: &str,
+) -> Result<Vec<VersionPair>, StoreError> {
     let known: Option<i64> = conn
         .query_row(
             "SELECT number FROM publishes WHERE tenant = ?1 AND change_track_id = ?2",
@@ -272,7 +296,9 @@ pub(crate) fn publish_changes(conn: &Connection, tenant: &str, change_track_id: 
     for (id, version, doc, content) in raw {
         let after = decode_version(tenant, &id, &doc, content)?;
         let before_row: Option<(String, Option<Vec<u8>>)> = prev
-            .query_row(params![tenant, id, version - 1], |r| Ok((r.get(0)?, r.get(1)?)))
+            .query_row(params![tenant, id, version - 1], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
             .optional()?;
         let before = match before_row {
             Some((d, c)) => decode_version(tenant, &id, &d, c)?,
@@ -293,7 +319,11 @@ pub(crate) fn drift(conn: &Connection, tenant: &str) -> Result<Vec<Absent>, Stor
         )
         .optional()?;
     let current: Option<i64> = conn
-        .query_row("SELECT revision FROM tenants WHERE name = ?1", params![tenant], |r| r.get(0))
+        .query_row(
+            "SELECT revision FROM tenants WHERE name = ?1",
+            params![tenant],
+            |r| r.get(0),
+        )
         .optional()?;
     match (applied, current) {
         (Some(a), Some(c)) if a != c => {}
@@ -309,7 +339,11 @@ pub(crate) fn drift(conn: &Connection, tenant: &str) -> Result<Vec<Absent>, Stor
          WHERE a.tenant = ?1 AND r.id IS NULL",
     )?;
     let rows = stmt.query_map(params![tenant], |r| {
-        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+        ))
     })?;
     let mut out = Vec::new();
     for row in rows {
