@@ -85,8 +85,19 @@ fn read_and_resolve<'a>(
     tenant: &str,
     source: &dyn TreeSource,
     index: &'a Index,
+    changed: Option<&HashSet<String>>,
 ) -> Result<Resolved<'a>, PipelineError> {
-    let read = tree::read_tree(source, &|path, hash| index.is_unchanged(path, hash))?;
+    // With the set of paths that changed since the store's commit, every
+    // other unit is taken as unchanged without being read at all.
+    let skip = |path: &str| -> Option<String> {
+        let changed = changed?;
+        if changed.contains(path) {
+            return None;
+        }
+        index.by_path(path).map(|e| e.file_hash.clone())
+    };
+    let read =
+        tree::read_tree_skipping(source, &|path, hash| index.is_unchanged(path, hash), &skip)?;
     let stats = ReadStats {
         units: read.unit_count,
         parsed: read.loaded.len(),
@@ -142,7 +153,7 @@ pub fn validate_tree(
         resolution: res,
         stats,
         ..
-    } = read_and_resolve(tenant, source, &index)?;
+    } = read_and_resolve(tenant, source, &index, None)?;
     Ok((res.diagnostics, stats))
 }
 
@@ -153,13 +164,26 @@ pub fn plan_tree(
     source: &dyn TreeSource,
     options: DiffOptions,
 ) -> Result<TreePlan, PipelineError> {
+    plan_tree_changed(store, tenant, source, options, None)
+}
+
+/// Plan a tree against a store tenant when the units that may differ from
+/// the store are known (`changed`: YAML paths); every other unit the store
+/// holds is taken as unchanged without being read. `None` reads them all.
+pub fn plan_tree_changed(
+    store: &dyn Store,
+    tenant: &str,
+    source: &dyn TreeSource,
+    options: DiffOptions,
+    changed: Option<&HashSet<String>>,
+) -> Result<TreePlan, PipelineError> {
     let (revision, index) = store.index(tenant)?;
     let Resolved {
         resolution: res,
         unchanged,
         stats,
         tenant_file,
-    } = read_and_resolve(tenant, source, &index)?;
+    } = read_and_resolve(tenant, source, &index, changed)?;
     if diagnostic::has_errors(&res.diagnostics) {
         return Ok(TreePlan {
             plan: None,
@@ -330,4 +354,27 @@ pub fn plan_resources(
         &|ids| store.drafts(tenant, ids),
     )?;
     Ok((Some(plan), diags))
+}
+
+/// A tenant's resources (stored form) as a canonical tree with its
+/// `tenant.toml`, as [`export_tree`] would write them.
+pub fn tree_of_resources(
+    record: &crate::store::TenantRecord,
+    resources: &[crate::model::Resource],
+) -> Result<MemoryTree, PipelineError> {
+    let names = NameTable::of_resources(resources.iter());
+    let mut model = TenantModel::default();
+    for r in resources {
+        model.insert(render_names(r, &names));
+    }
+    let mut tree = tree::encode_model(&model)?;
+    let tf = TenantFile {
+        name: record.name.clone(),
+        environment: record.environment.clone(),
+        recipient: Some(record.recipient.clone()),
+        variables: variables_of(&model),
+    };
+    tree.files
+        .insert(tree::TENANT_FILE.to_string(), tf.to_toml().into_bytes());
+    Ok(tree)
 }

@@ -2,9 +2,20 @@
 //!
 //! ferry reads trees straight out of git objects (no checkout), records the
 //! commit each apply came from, and tags publishes. Everything here takes
-//! paths and revisions and gives back plain data.
+//! paths and revisions and gives back plain data. Writing a commit of a
+//! tenant folder writes only the blobs and trees that changed since the
+//! parent commit (a `TreeBuilder` per changed folder); comparing two
+//! revisions skips every subtree whose ID is equal on both sides, so both
+//! cost in proportion to the change, not to the tenant.
 
+use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Mutex;
+
+use git2::{ObjectType, Oid, Repository, Signature, Tree, TreeWalkMode, TreeWalkResult};
+use rayon::prelude::*;
+
+use crate::tree::{SourceError, TreeSource};
 
 /// An error of a git operation.
 #[derive(Debug, thiserror::Error)]
@@ -15,6 +26,37 @@ pub enum VcsError {
         /// What git said.
         message: String,
     },
+    /// No git repository holds the folder.
+    #[error("{path} is not inside a git repository")]
+    NoRepo {
+        /// The folder.
+        path: String,
+    },
+    /// A revision does not name a commit.
+    #[error("git revision `{rev}` does not name a commit: {message}")]
+    BadRevision {
+        /// The revision asked for.
+        rev: String,
+        /// What git said.
+        message: String,
+    },
+    /// The folder is outside the repository's working tree.
+    #[error("{path} is outside the git working tree {workdir}")]
+    Outside {
+        /// The folder.
+        path: String,
+        /// The working tree.
+        workdir: String,
+    },
+    /// No identity to commit or tag as.
+    #[error("git has no identity to commit as: set user.name and user.email (or GIT_COMMITTER_NAME and GIT_COMMITTER_EMAIL)")]
+    NoIdentity,
+    /// The tag exists already.
+    #[error("git tag `{name}` exists already")]
+    TagExists {
+        /// The tag.
+        name: String,
+    },
 }
 
 impl From<git2::Error> for VcsError {
@@ -23,6 +65,15 @@ impl From<git2::Error> for VcsError {
             message: e.message().to_string(),
         }
     }
+}
+
+/// Who commits or tags: name and e-mail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// The name.
+    pub name: String,
+    /// The e-mail address.
+    pub email: String,
 }
 
 /// Create a git repository at `dir` (nothing happens if one is there already).
@@ -43,4 +94,551 @@ pub fn user_name(dir: &Path) -> Option<String> {
         Err(_) => git2::Config::open_default().ok()?,
     };
     cfg.get_string("user.name").ok().filter(|s| !s.is_empty())
+}
+
+/// Open the repository holding `dir`, and the path of `dir/rel` inside it (`/` separated).
+fn open_at(dir: &Path, rel: &str) -> Result<(Repository, String), VcsError> {
+    let repo = Repository::discover(dir).map_err(|_| VcsError::NoRepo {
+        path: dir.display().to_string(),
+    })?;
+    let workdir = repo
+        .workdir()
+        .ok_or_else(|| VcsError::NoRepo {
+            path: dir.display().to_string(),
+        })?
+        .to_path_buf();
+    let canon = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let (w, d) = (canon(&workdir), canon(dir));
+    let inner = d.strip_prefix(&w).map_err(|_| VcsError::Outside {
+        path: dir.display().to_string(),
+        workdir: workdir.display().to_string(),
+    })?;
+    let mut parts: Vec<String> = inner
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect();
+    parts.extend(rel.split('/').filter(|s| !s.is_empty()).map(str::to_string));
+    Ok((repo, parts.join("/")))
+}
+
+fn peel_commit<'r>(repo: &'r Repository, rev: &str) -> Result<git2::Commit<'r>, VcsError> {
+    repo.revparse_single(rev)
+        .and_then(|o| o.peel_to_commit())
+        .map_err(|e| VcsError::BadRevision {
+            rev: rev.to_string(),
+            message: e.message().to_string(),
+        })
+}
+
+/// The full ID of the commit `rev` names, in the repository holding `dir`.
+pub fn resolve_commit(dir: &Path, rev: &str) -> Result<String, VcsError> {
+    let (repo, _) = open_at(dir, "")?;
+    let id = peel_commit(&repo, rev)?.id();
+    Ok(id.to_string())
+}
+
+/// The commit HEAD points at, if the repository has one.
+pub fn head_commit(dir: &Path) -> Result<Option<String>, VcsError> {
+    let (repo, _) = open_at(dir, "")?;
+    let head = match repo.head() {
+        Ok(h) => h,
+        Err(_) => return Ok(None),
+    };
+    Ok(head.peel_to_commit().ok().map(|c| c.id().to_string()))
+}
+
+/// Whether `ancestor` is `descendant` or one of its ancestors.
+pub fn is_ancestor(dir: &Path, ancestor: &str, descendant: &str) -> Result<bool, VcsError> {
+    let (repo, _) = open_at(dir, "")?;
+    let a = match Oid::from_str(ancestor)
+        .ok()
+        .and_then(|o| repo.find_commit(o).ok())
+    {
+        Some(c) => c.id(),
+        None => return Ok(false),
+    };
+    let d = peel_commit(&repo, descendant)?.id();
+    Ok(a == d || repo.graph_descendant_of(d, a)?)
+}
+
+/// The subtree at `prefix` of a commit's tree, if there is one.
+fn subtree<'r>(
+    repo: &'r Repository,
+    root: &Tree<'r>,
+    prefix: &str,
+) -> Result<Option<Tree<'r>>, VcsError> {
+    if prefix.is_empty() {
+        return Ok(Some(root.clone()));
+    }
+    let entry = match root.get_path(Path::new(prefix)) {
+        Ok(e) => e,
+        Err(_) => return Ok(None),
+    };
+    if entry.kind() != Some(ObjectType::Tree) {
+        return Ok(None);
+    }
+    Ok(Some(repo.find_tree(entry.id())?))
+}
+
+/// Every blob under a tree: relative path to (ID, file mode).
+fn blobs_of(tree: &Tree<'_>) -> BTreeMap<String, (Oid, i32)> {
+    let mut out = BTreeMap::new();
+    let _ = tree.walk(TreeWalkMode::PreOrder, |dir, entry| {
+        if entry.kind() == Some(ObjectType::Blob) {
+            let name = entry.name().unwrap_or_default();
+            out.insert(format!("{dir}{name}"), (entry.id(), entry.filemode()));
+        }
+        TreeWalkResult::Ok
+    });
+    out
+}
+
+/// A tenant tree read straight from the git object database at one commit.
+pub struct GitTreeSource {
+    repo: Mutex<Repository>,
+    commit: String,
+    prefix: String,
+    blobs: BTreeMap<String, Oid>,
+}
+
+impl std::fmt::Debug for GitTreeSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GitTreeSource")
+            .field("commit", &self.commit)
+            .field("prefix", &self.prefix)
+            .finish()
+    }
+}
+
+impl GitTreeSource {
+    /// The folder `dir/rel` (e.g. the repo root and `tenants/acme-dev`) at revision `rev`.
+    pub fn open(dir: &Path, rel: &str, rev: &str) -> Result<GitTreeSource, VcsError> {
+        let (repo, prefix) = open_at(dir, rel)?;
+        let (commit, blobs) = {
+            let c = peel_commit(&repo, rev)?;
+            let root = c.tree()?;
+            let blobs = match subtree(&repo, &root, &prefix)? {
+                Some(t) => blobs_of(&t).into_iter().map(|(p, (o, _))| (p, o)).collect(),
+                None => BTreeMap::new(),
+            };
+            (c.id().to_string(), blobs)
+        };
+        Ok(GitTreeSource {
+            repo: Mutex::new(repo),
+            commit,
+            prefix,
+            blobs,
+        })
+    }
+
+    /// The full commit ID the tree was read at.
+    pub fn commit(&self) -> &str {
+        &self.commit
+    }
+
+    /// Whether the folder exists at that commit.
+    pub fn exists(&self) -> bool {
+        !self.blobs.is_empty()
+    }
+}
+
+impl TreeSource for GitTreeSource {
+    fn describe(&self) -> String {
+        format!(
+            "{}:{}",
+            &self.commit[..self.commit.len().min(12)],
+            self.prefix
+        )
+    }
+
+    fn list(&self) -> Result<Vec<String>, SourceError> {
+        if self.blobs.is_empty() {
+            return Err(SourceError::Missing {
+                path: self.describe(),
+            });
+        }
+        Ok(self.blobs.keys().cloned().collect())
+    }
+
+    fn read(&self, path: &str) -> Result<Vec<u8>, SourceError> {
+        let oid = self.blobs.get(path).ok_or_else(|| SourceError::Missing {
+            path: format!("{}/{path}", self.describe()),
+        })?;
+        let repo = self.repo.lock().map_err(|_| SourceError::Read {
+            path: path.to_string(),
+            reason: "git repository lock poisoned".into(),
+        })?;
+        let blob = repo.find_blob(*oid).map_err(|e| SourceError::Read {
+            path: format!("{}/{path}", self.describe()),
+            reason: e.message().to_string(),
+        })?;
+        Ok(blob.content().to_vec())
+    }
+}
+
+/// Paths (relative to `rel`) whose content differs between two commits,
+/// skipping every subtree whose ID is equal on both sides.
+pub fn changed_paths(dir: &Path, rel: &str, from: &str, to: &str) -> Result<Vec<String>, VcsError> {
+    let (repo, prefix) = open_at(dir, rel)?;
+    let a = peel_commit(&repo, from)?.tree()?;
+    let b = peel_commit(&repo, to)?.tree()?;
+    let ta = subtree(&repo, &a, &prefix)?;
+    let tb = subtree(&repo, &b, &prefix)?;
+    let mut out = Vec::new();
+    diff_trees(&repo, ta.as_ref(), tb.as_ref(), "", &mut out)?;
+    out.sort();
+    Ok(out)
+}
+
+fn entries_of(t: Option<&Tree<'_>>) -> BTreeMap<String, (Oid, Option<ObjectType>)> {
+    t.map(|t| {
+        t.iter()
+            .map(|e| (e.name().unwrap_or_default().to_string(), (e.id(), e.kind())))
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+fn diff_trees(
+    repo: &Repository,
+    a: Option<&Tree<'_>>,
+    b: Option<&Tree<'_>>,
+    dir: &str,
+    out: &mut Vec<String>,
+) -> Result<(), VcsError> {
+    if let (Some(x), Some(y)) = (a, b) {
+        if x.id() == y.id() {
+            return Ok(());
+        }
+    }
+    let ea = entries_of(a);
+    let eb = entries_of(b);
+    let names: std::collections::BTreeSet<&String> = ea.keys().chain(eb.keys()).collect();
+    for name in names {
+        let x = ea.get(name);
+        let y = eb.get(name);
+        if let (Some(x), Some(y)) = (x, y) {
+            if x.0 == y.0 {
+                continue;
+            }
+        }
+        let path = format!("{dir}{name}");
+        let as_tree =
+            |e: Option<&(Oid, Option<ObjectType>)>| -> Result<Option<Tree<'_>>, VcsError> {
+                match e {
+                    Some((id, Some(ObjectType::Tree))) => Ok(Some(repo.find_tree(*id)?)),
+                    _ => Ok(None),
+                }
+            };
+        let is_blob =
+            |e: Option<&(Oid, Option<ObjectType>)>| matches!(e, Some((_, Some(ObjectType::Blob))));
+        let (tx, ty) = (as_tree(x)?, as_tree(y)?);
+        if tx.is_some() || ty.is_some() {
+            diff_trees(repo, tx.as_ref(), ty.as_ref(), &format!("{path}/"), out)?;
+        }
+        if is_blob(x) || is_blob(y) {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// How a folder of the working tree compares with what a commit holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FolderDelta {
+    /// Files (relative) that are new or differ.
+    pub changed: Vec<String>,
+    /// Files in step folders the commit has and `files` does not.
+    pub removed: Vec<String>,
+}
+
+impl FolderDelta {
+    /// Whether the commit holds exactly `files`.
+    pub fn is_empty(&self) -> bool {
+        self.changed.is_empty() && self.removed.is_empty()
+    }
+}
+
+/// Compare `files` with the subtree at `prefix` of `tree`: only files in
+/// sub-folders (step folders) count as removed; files at the root are kept.
+fn delta_against(
+    tree: Option<&Tree<'_>>,
+    files: &BTreeMap<String, Vec<u8>>,
+) -> (FolderDelta, BTreeMap<String, Oid>) {
+    let old = tree.map(blobs_of).unwrap_or_default();
+    let hashed: Vec<(String, Oid)> = files
+        .par_iter()
+        .filter_map(|(p, b)| {
+            Oid::hash_object(ObjectType::Blob, b)
+                .ok()
+                .map(|o| (p.clone(), o))
+        })
+        .collect();
+    let mut delta = FolderDelta::default();
+    let mut new_ids = BTreeMap::new();
+    for (p, o) in hashed {
+        if old.get(&p).map(|(id, _)| *id) != Some(o) {
+            delta.changed.push(p.clone());
+        }
+        new_ids.insert(p, o);
+    }
+    for p in old.keys() {
+        if p.contains('/') && !files.contains_key(p) {
+            delta.removed.push(p.clone());
+        }
+    }
+    (delta, new_ids)
+}
+
+/// What `commit_folder` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitOutcome {
+    /// The new commit, or `None` when HEAD held the files already.
+    pub commit: Option<String>,
+    /// What changed.
+    pub delta: FolderDelta,
+}
+
+fn signature(repo: &Repository, who: Option<&Identity>) -> Result<Signature<'static>, VcsError> {
+    match who {
+        Some(i) => Ok(Signature::now(&i.name, &i.email)?),
+        None => repo.signature().map_err(|_| VcsError::NoIdentity),
+    }
+}
+
+/// Commit the folder `dir/rel` as holding exactly `files` (plus root files it
+/// had), on top of HEAD. Only changed blobs and the trees above them are
+/// written; the index is updated for just those paths, so the working tree
+/// stays clean. The files must be on disk already (an export wrote them).
+pub fn commit_folder(
+    dir: &Path,
+    rel: &str,
+    files: &BTreeMap<String, Vec<u8>>,
+    message: &str,
+    who: Option<&Identity>,
+) -> Result<CommitOutcome, VcsError> {
+    let (repo, prefix) = open_at(dir, rel)?;
+    let parent = repo.head().ok().and_then(|h| h.peel_to_commit().ok());
+    let root = match &parent {
+        Some(c) => Some(c.tree()?),
+        None => None,
+    };
+    let old = match &root {
+        Some(r) => subtree(&repo, r, &prefix)?,
+        None => None,
+    };
+    let (delta, _ids) = delta_against(old.as_ref(), files);
+    if delta.is_empty() && parent.is_some() {
+        return Ok(CommitOutcome {
+            commit: None,
+            delta,
+        });
+    }
+    let full = |p: &str| {
+        if prefix.is_empty() {
+            p.to_string()
+        } else {
+            format!("{prefix}/{p}")
+        }
+    };
+    let mut changes: BTreeMap<String, Option<Oid>> = BTreeMap::new();
+    for p in &delta.changed {
+        if let Some(bytes) = files.get(p) {
+            changes.insert(full(p), Some(repo.blob(bytes)?));
+        }
+    }
+    for p in &delta.removed {
+        changes.insert(full(p), None);
+    }
+    let tree_id = rebuild(&repo, root.as_ref(), &changes)?;
+    let tree_id = match tree_id {
+        Some(t) => t,
+        None => repo.treebuilder(None)?.write()?,
+    };
+    let tree = repo.find_tree(tree_id)?;
+    let sig = signature(&repo, who)?;
+    let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
+    let commit = repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &parents)?;
+    // Keep the index in step for just the changed paths.
+    let mut index = repo.index()?;
+    for p in &delta.changed {
+        let path = full(p);
+        if index.add_path(Path::new(&path)).is_err() {
+            if let Some(bytes) = files.get(p) {
+                let entry = git2::IndexEntry {
+                    ctime: git2::IndexTime::new(0, 0),
+                    mtime: git2::IndexTime::new(0, 0),
+                    dev: 0,
+                    ino: 0,
+                    mode: 0o100644,
+                    uid: 0,
+                    gid: 0,
+                    file_size: bytes.len() as u32,
+                    id: Oid::hash_object(ObjectType::Blob, bytes)?,
+                    flags: 0,
+                    flags_extended: 0,
+                    path: path.into_bytes(),
+                };
+                index.add(&entry)?;
+            }
+        }
+    }
+    for p in &delta.removed {
+        let _ = index.remove_path(Path::new(&full(p)));
+    }
+    index.write()?;
+    Ok(CommitOutcome {
+        commit: Some(commit.to_string()),
+        delta,
+    })
+}
+
+/// Rewrite `tree` with `changes` (full paths to a blob ID, or `None` to
+/// remove), writing only the trees along changed paths. `None` for an empty result.
+fn rebuild(
+    repo: &Repository,
+    tree: Option<&Tree<'_>>,
+    changes: &BTreeMap<String, Option<Oid>>,
+) -> Result<Option<Oid>, VcsError> {
+    let mut builder = repo.treebuilder(tree)?;
+    let mut sub: BTreeMap<String, BTreeMap<String, Option<Oid>>> = BTreeMap::new();
+    for (path, change) in changes {
+        match path.split_once('/') {
+            None => match change {
+                Some(id) => {
+                    builder.insert(path, *id, 0o100644)?;
+                }
+                None => {
+                    if builder.get(path)?.is_some() {
+                        builder.remove(path)?;
+                    }
+                }
+            },
+            Some((first, rest)) => {
+                sub.entry(first.to_string())
+                    .or_default()
+                    .insert(rest.to_string(), *change);
+            }
+        }
+    }
+    for (name, inner) in sub {
+        let existing = match builder.get(&name)? {
+            Some(e) if e.kind() == Some(ObjectType::Tree) => Some(repo.find_tree(e.id())?),
+            _ => None,
+        };
+        match rebuild(repo, existing.as_ref(), &inner)? {
+            Some(id) => {
+                builder.insert(&name, id, 0o040000)?;
+            }
+            None => {
+                if builder.get(&name)?.is_some() {
+                    builder.remove(&name)?;
+                }
+            }
+        }
+    }
+    if builder.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(builder.write()?))
+}
+
+/// Whether a commit holds a folder: the commit, or why not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Holding {
+    /// This commit holds exactly the files.
+    Commit(String),
+    /// No commit does; the reason, for people.
+    NotHeld(String),
+}
+
+/// Which commit holds `dir/rel` exactly as `files`: HEAD, else `also` (e.g.
+/// the commit last applied), else why not.
+pub fn commit_holding(
+    dir: &Path,
+    rel: &str,
+    files: &BTreeMap<String, Vec<u8>>,
+    also: Option<&str>,
+) -> Result<Holding, VcsError> {
+    let (repo, prefix) = match open_at(dir, rel) {
+        Ok(x) => x,
+        Err(VcsError::NoRepo { path }) => {
+            return Ok(Holding::NotHeld(format!(
+                "{path} is not inside a git repository"
+            )))
+        }
+        Err(e) => return Err(e),
+    };
+    let head = repo.head().ok().and_then(|h| h.peel_to_commit().ok());
+    let Some(head) = head else {
+        return Ok(Holding::NotHeld(
+            "the git repository has no commit yet".into(),
+        ));
+    };
+    let mut first_reason = None;
+    let mut candidates = vec![head];
+    if let Some(c) = also
+        .and_then(|a| Oid::from_str(a).ok())
+        .and_then(|o| repo.find_commit(o).ok())
+    {
+        if c.id() != candidates[0].id() {
+            candidates.push(c);
+        }
+    }
+    for c in candidates {
+        let root = c.tree()?;
+        let t = subtree(&repo, &root, &prefix)?;
+        if t.is_none() {
+            first_reason.get_or_insert_with(|| format!("HEAD has no folder {prefix}"));
+            continue;
+        }
+        let (delta, _) = delta_against(t.as_ref(), files);
+        if delta.is_empty() {
+            return Ok(Holding::Commit(c.id().to_string()));
+        }
+        first_reason.get_or_insert_with(|| {
+            let mut all: Vec<&String> = delta.changed.iter().chain(&delta.removed).collect();
+            all.sort();
+            let n = all.len();
+            let shown: Vec<&str> = all.iter().take(3).map(|s| s.as_str()).collect();
+            format!(
+                "{prefix} at HEAD differs from the published drafts in {n} file(s) ({}{})",
+                shown.join(", "),
+                if n > 3 { ", …" } else { "" }
+            )
+        });
+    }
+    Ok(Holding::NotHeld(first_reason.unwrap_or_default()))
+}
+
+/// Create the annotated tag `name` on `commit` with `message`.
+pub fn tag_annotated(
+    dir: &Path,
+    name: &str,
+    commit: &str,
+    message: &str,
+    who: Option<&Identity>,
+) -> Result<(), VcsError> {
+    let (repo, _) = open_at(dir, "")?;
+    if repo.find_reference(&format!("refs/tags/{name}")).is_ok() {
+        return Err(VcsError::TagExists {
+            name: name.to_string(),
+        });
+    }
+    let obj = repo.find_object(Oid::from_str(commit)?, Some(ObjectType::Commit))?;
+    let sig = signature(&repo, who)?;
+    repo.tag(name, &obj, &sig, message, false)?;
+    Ok(())
+}
+
+/// Delete a tag (undoing a publish that failed after tagging).
+pub fn delete_tag(dir: &Path, name: &str) -> Result<(), VcsError> {
+    let (repo, _) = open_at(dir, "")?;
+    repo.tag_delete(name)?;
+    Ok(())
+}
+
+/// Whether `dir` is inside a git repository.
+pub fn is_repo(dir: &Path) -> bool {
+    Repository::discover(dir).is_ok()
 }

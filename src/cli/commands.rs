@@ -50,6 +50,23 @@ pub fn run(cmd: Command, g: &Global, out: &Output) -> Result<i32> {
             plan,
         } => apply_cmd(g, out, tenant, &from, prune, force, yes, plan),
         Command::Secret(SecretCommand::Encrypt { tenant }) => secret_encrypt(g, out, &tenant),
+        Command::Diff {
+            tenant,
+            agent,
+            revs,
+        } => super::git::diff(g, out, tenant, agent, revs),
+        Command::Publish {
+            tenant,
+            agent,
+            message,
+        } => super::git::publish(g, out, &tenant, agent, &message),
+        Command::Publishes { tenant, agent } => super::git::publishes(g, out, &tenant, agent),
+        Command::Revert {
+            tenant,
+            change_id,
+            preview,
+            write_tree,
+        } => super::git::revert(g, out, &tenant, &change_id, preview, write_tree),
         Command::Steps => steps(out),
         Command::Schemas { out: dir } => schemas(out, &dir),
         Command::Promote(args) => super::promote::promote(g, out, &args),
@@ -223,14 +240,16 @@ fn export(
     if let Some(s) = spinner {
         s.finish_and_clear();
     }
-    if commit {
-        let _ = message;
-        bail!("export --commit needs the git integration, which this build does not have yet");
-    }
+    let committed = if commit {
+        super::git::commit_export(&repo, tenant, &dir, &tree.files, message)?
+    } else {
+        None
+    };
     if out.json() {
         out.json_value(&serde_json::json!({
             "tenant": tenant, "out": dir.display().to_string(), "files": tree.files.len(),
             "written": report.written, "removed": report.removed, "unchanged": report.unchanged,
+            "commit": committed,
         }));
     } else {
         out.data(&format!(
@@ -241,6 +260,12 @@ fn export(
             report.removed.len(),
             report.unchanged
         ));
+        if commit {
+            match &committed {
+                Some(c) => out.data(&format!("Committed {} as {c}", repo.tenant_rel(tenant))),
+                None => out.data("Nothing to commit: HEAD holds this tree already"),
+            }
+        }
     }
     Ok(EXIT_OK)
 }
@@ -307,8 +332,8 @@ pub(crate) fn make_plan(
     prune: bool,
 ) -> Result<TreePlan> {
     store.tenant(tenant)?;
-    if from.git_ref.is_some() {
-        bail!("--ref needs the git integration, which this build does not have yet");
+    if let Some(rev) = &from.git_ref {
+        return super::git::plan_ref(repo, store, out, tenant, rev, prune);
     }
     let dir = from.from.clone().unwrap_or_else(|| repo.tenant_dir(tenant));
     let source = FolderSource::new(&dir);
@@ -319,7 +344,10 @@ pub(crate) fn make_plan(
         );
     }
     let spinner = out.spinner(&format!("reading {}", source.describe()));
-    let tp = pipeline::plan_tree(store, tenant, &source, DiffOptions { prune })?;
+    let mut tp = pipeline::plan_tree(store, tenant, &source, DiffOptions { prune })?;
+    if let Some(p) = &mut tp.plan {
+        p.drift = store.drift(tenant)?;
+    }
     if let Some(s) = spinner {
         s.finish_and_clear();
     }
@@ -351,6 +379,20 @@ pub fn plan_markdown(plan: &Plan) -> String {
         "### ferry plan for `{}`\n\n| create | update | skip | delete | conflict |\n|---:|---:|---:|---:|---:|\n| {} | {} | {} | {} | {} |\n\n",
         plan.tenant, s.create, s.update, s.skip, s.delete, s.conflict
     );
+    if let Some(c) = &plan.source_commit {
+        md.push_str(&format!("From commit `{c}`.\n\n"));
+    }
+    if !plan.drift.is_empty() {
+        let names: Vec<String> = plan
+            .drift
+            .iter()
+            .map(|d| format!("{} `{}`", d.kind, d.name))
+            .collect();
+        md.push_str(&format!(
+            "> **Drift:** the store changed outside git since the last apply: {}.\n\n",
+            names.join(", ")
+        ));
+    }
     for a in &plan.actions {
         let verb = serde_json::to_value(a.action)
             .ok()

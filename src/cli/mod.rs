@@ -9,6 +9,7 @@
 
 mod commands;
 mod demo;
+mod git;
 mod output;
 mod promote;
 pub mod repo;
@@ -138,6 +139,53 @@ enum Command {
         /// Apply a plan saved with `plan --out`.
         #[arg(long, value_name = "PLANFILE", conflicts_with_all = ["from", "git_ref", "prune"])]
         plan: Option<PathBuf>,
+    },
+    /// Staging against production, field by field; or two git revisions (`diff REV1 REV2`).
+    Diff {
+        /// The tenant.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Only this agent and what it needs.
+        #[arg(long)]
+        agent: Option<String>,
+        /// Two git revisions to compare instead of staging and production.
+        #[arg(value_name = "REV", num_args = 0..=2)]
+        revs: Vec<String>,
+    },
+    /// Make staging live: new published versions, a record, and a git tag.
+    Publish {
+        /// The tenant.
+        #[arg(long)]
+        tenant: String,
+        /// Only this agent and the changed dependencies it needs.
+        #[arg(long)]
+        agent: Option<String>,
+        /// What this publish is for.
+        #[arg(short = 'm', long = "message")]
+        message: String,
+    },
+    /// The publish history, newest first.
+    Publishes {
+        /// The tenant.
+        #[arg(long)]
+        tenant: String,
+        /// Only publishes that touched this agent.
+        #[arg(long)]
+        agent: Option<String>,
+    },
+    /// Take one publish's changes back out of staging (field-level three-way revert).
+    Revert {
+        /// The tenant.
+        #[arg(long)]
+        tenant: String,
+        /// The publish's change id (see `ferry publishes`).
+        change_id: String,
+        /// Show what staging would become; write nothing.
+        #[arg(long)]
+        preview: bool,
+        /// Write the resulting tree into the repo (for a pull request) instead of the store.
+        #[arg(long)]
+        write_tree: bool,
     },
     /// Secrets.
     #[command(subcommand)]

@@ -8,6 +8,7 @@
 //!
 //! Implementations: [`sqlite::SqliteStore`] (the default, an embedded file).
 
+pub mod publish_sql;
 pub mod sqlite;
 mod sqlite_access;
 
@@ -180,6 +181,26 @@ pub trait Store {
     fn add_user(&mut self, name: &str) -> Result<UserRecord, StoreError>;
     /// Grant `role` on `tenant` to `user`, replacing an earlier grant there.
     fn grant(&mut self, user: &str, tenant: &str, role: Role) -> Result<(), StoreError>;
+    /// Production: the latest published version of each resource still published (stored form).
+    fn production(&self, tenant: &str) -> Result<Vec<Resource>, StoreError>;
+    /// Record a publish in one transaction: the new versions and the log entry.
+    /// Refused when `record.number` is not the tenant's next publish number.
+    fn publish(
+        &mut self,
+        tenant: &str,
+        record: &crate::publish::PublishRecord,
+        versions: &[crate::publish::PublishedVersion],
+    ) -> Result<(), StoreError>;
+    /// The tenant's publish log, newest first.
+    fn publishes(&self, tenant: &str) -> Result<Vec<crate::publish::PublishRecord>, StoreError>;
+    /// The versions one publish wrote, each with production before it.
+    fn publish_changes(
+        &self,
+        tenant: &str,
+        change_track_id: &str,
+    ) -> Result<Vec<crate::publish::VersionPair>, StoreError>;
+    /// Resources changed in the store since the last apply from git (empty when none, or never applied from git).
+    fn drift(&self, tenant: &str) -> Result<Vec<crate::plan::Absent>, StoreError>;
 }
 
 /// Open the store at `url`; relative paths are taken from `base`.

@@ -93,6 +93,7 @@ impl SqliteStore {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.execute_batch(SCHEMA)?;
         conn.execute_batch(super::sqlite_access::SCHEMA)?;
+        conn.execute_batch(super::publish_sql::SCHEMA_PUBLISH)?;
         Ok(SqliteStore { conn })
     }
 
@@ -432,17 +433,26 @@ impl Store for SqliteStore {
         }
         let changed =
             !batch.upserts.is_empty() || !batch.deletes.is_empty() || !batch.versions.is_empty();
-        if let Some(c) = &batch.commit {
+        let prev_commit: Option<String> = tx.query_row(
+            "SELECT last_commit FROM tenants WHERE name = ?1",
+            params![tenant],
+            |r| r.get(0),
+        )?;
+        let new_commit = batch.commit.is_some() && batch.commit != prev_commit;
+        if let Some(c) = batch.commit.as_ref().filter(|_| new_commit) {
             tx.execute(
                 "UPDATE tenants SET last_commit = ?1 WHERE name = ?2",
                 params![c, tenant],
             )?;
         }
-        let rev = if changed || batch.commit.is_some() {
+        let rev = if changed || new_commit {
             touch_tenant(&tx, tenant)?
         } else {
             actual
         };
+        if batch.commit.is_some() {
+            super::publish_sql::record_git_apply(&tx, tenant, actual, rev, batch)?;
+        }
         tx.commit()?;
         Ok(rev)
     }
@@ -465,5 +475,34 @@ impl Store for SqliteStore {
 
     fn grant(&mut self, user: &str, tenant: &str, role: Role) -> Result<(), StoreError> {
         super::sqlite_access::grant(self, user, tenant, role)
+    }
+
+    fn production(&self, tenant: &str) -> Result<Vec<Resource>, StoreError> {
+        super::publish_sql::production(&self.conn, tenant)
+    }
+
+    fn publish(
+        &mut self,
+        tenant: &str,
+        record: &crate::publish::PublishRecord,
+        versions: &[crate::publish::PublishedVersion],
+    ) -> Result<(), StoreError> {
+        super::publish_sql::publish(&mut self.conn, tenant, record, versions)
+    }
+
+    fn publishes(&self, tenant: &str) -> Result<Vec<crate::publish::PublishRecord>, StoreError> {
+        super::publish_sql::publishes(&self.conn, tenant)
+    }
+
+    fn publish_changes(
+        &self,
+        tenant: &str,
+        change_track_id: &str,
+    ) -> Result<Vec<crate::publish::VersionPair>, StoreError> {
+        super::publish_sql::publish_changes(&self.conn, tenant, change_track_id)
+    }
+
+    fn drift(&self, tenant: &str) -> Result<Vec<crate::plan::Absent>, StoreError> {
+        super::publish_sql::drift(&self.conn, tenant)
     }
 }

@@ -510,6 +510,17 @@ pub fn read_tree(
     source: &dyn TreeSource,
     known: &(dyn Fn(&str, &str) -> bool + Sync),
 ) -> Result<TreeRead, SourceError> {
+    read_tree_skipping(source, known, &|_| None)
+}
+
+/// Read a tree like [`read_tree`], but never read the units for which
+/// `skip(path)` gives a unit hash: they are known unchanged (e.g. a git
+/// tree diff said so), so the cost follows the change, not the tree.
+pub fn read_tree_skipping(
+    source: &dyn TreeSource,
+    known: &(dyn Fn(&str, &str) -> bool + Sync),
+    skip: &(dyn Fn(&str) -> Option<String> + Sync),
+) -> Result<TreeRead, SourceError> {
     let paths = source.list()?;
     let mut out = TreeRead::default();
     if paths.iter().any(|p| p == TENANT_FILE) {
@@ -537,6 +548,9 @@ pub fn read_tree(
     let results: Vec<One> = units
         .par_iter()
         .map(|(path, content_path)| {
+            if let Some(hash) = skip(path) {
+                return One::Unchanged(path.clone(), hash);
+            }
             let read = |p: &str| source.read(p);
             let yaml_bytes = match read(path) {
                 Ok(b) => b,

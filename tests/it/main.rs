@@ -4,6 +4,7 @@
 mod common;
 mod core;
 mod fixtures;
+mod git;
 mod promote;
 mod props;
 mod schemas;

@@ -1,0 +1,545 @@
+//! Git-backed commands: `diff`, `publish`, `publishes`, `revert`, plus the
+//! git halves of `plan --ref` and `export --commit`.
+//!
+//! This is the edge: it reads the environment (git identity, `$USER`) and
+//! the clock, calls [`crate::publish`], [`crate::gitplan`] and
+//! [`crate::vcs`], and prints.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
+
+use anyhow::{anyhow, bail, Result};
+use serde_json::json;
+
+use super::output::{change_lines, Output};
+use super::repo::Repo;
+use super::{Global, EXIT_ERROR, EXIT_OK};
+use crate::gitplan::{self, tenant_rel};
+use crate::model::Resource;
+use crate::pipeline::{self, TreePlan};
+use crate::plan::{DiffOptions, FieldChange};
+use crate::publish::{self, PublishRecord, StagingChange, StagingDiff};
+use crate::store::{self, Store, WriteBatch};
+use crate::tree::{self, TreeSource};
+use crate::validate::{render_names, NameTable};
+use crate::vcs::{self, GitTreeSource, Holding, Identity};
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// The git identity from the environment (`GIT_COMMITTER_*`, else `GIT_AUTHOR_*`), if complete.
+pub(crate) fn git_identity() -> Option<Identity> {
+    let name = env("GIT_COMMITTER_NAME").or_else(|| env("GIT_AUTHOR_NAME"))?;
+    let email = env("GIT_COMMITTER_EMAIL").or_else(|| env("GIT_AUTHOR_EMAIL"))?;
+    Some(Identity { name, email })
+}
+
+/// Who acts: `--as`, else ferry.toml's user, else git's user, else `$USER`.
+pub(crate) fn actor(g: &Global, repo: &Repo) -> String {
+    g.actor
+        .clone()
+        .or_else(|| repo.config.user.clone())
+        .or_else(|| env("GIT_AUTHOR_NAME"))
+        .or_else(|| vcs::user_name(&repo.root))
+        .or_else(|| env("USER"))
+        .or_else(|| env("USERNAME"))
+        .unwrap_or_else(|| "unknown".to_string())
+}
+
+/// Plan from a git revision (`plan --ref`, `apply --ref`).
+pub(crate) fn plan_ref(
+    repo: &Repo,
+    store: &dyn Store,
+    out: &Output,
+    tenant: &str,
+    rev: &str,
+    prune: bool,
+) -> Result<TreePlan> {
+    let spinner = out.spinner(&format!("reading {rev}:{}", tenant_rel(tenant)));
+    let gp = gitplan::plan_from_git(store, &repo.root, tenant, rev, DiffOptions { prune }).map_err(|e| match e {
+        gitplan::GitPlanError::Pipeline(pipeline::PipelineError::Source(tree::SourceError::Missing { path })) => {
+            anyhow!("tree not found: {path}\nhint: the revision has no folder {}; commit it with `ferry export --tenant {tenant} --commit -m MSG`", tenant_rel(tenant))
+        }
+        other => anyhow!(other),
+    })?;
+    if let Some(s) = spinner {
+        s.finish_and_clear();
+    }
+    if gp.incremental && !out.json() {
+        out.status(&format!(
+            "{} file(s) changed since the last applied commit; read only those",
+            gp.changed_files.len()
+        ));
+    }
+    Ok(gp.tree_plan)
+}
+
+/// `export --commit`: commit the exported tenant folder.
+pub(crate) fn commit_export(
+    repo: &Repo,
+    tenant: &str,
+    dir: &Path,
+    files: &BTreeMap<String, Vec<u8>>,
+    message: Option<String>,
+) -> Result<Option<String>> {
+    let Some(message) = message else {
+        bail!("export --commit needs a commit message\nhint: `ferry export --tenant {tenant} --commit -m \"MSG\"`");
+    };
+    let canon = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    if canon(dir) != canon(&repo.tenant_dir(tenant)) {
+        bail!(
+            "--commit commits the tenant's folder in the repo ({}), not {}\nhint: leave out --out",
+            repo.tenant_rel(tenant),
+            dir.display()
+        );
+    }
+    let outcome = vcs::commit_folder(
+        &repo.root,
+        &tenant_rel(tenant),
+        files,
+        &message,
+        git_identity().as_ref(),
+    )
+    .map_err(|e| match e {
+        vcs::VcsError::NoRepo { .. } => anyhow!("{e}\nhint: `git init` in {}", repo.root.display()),
+        other => anyhow!(other),
+    })?;
+    Ok(outcome.commit)
+}
+
+fn print_staging_changes(out: &Output, changes: &[StagingChange], indent: &str) -> Vec<String> {
+    changes
+        .iter()
+        .flat_map(|c| {
+            change_lines(
+                out,
+                &FieldChange {
+                    path: c.path.clone(),
+                    before: c.production.clone(),
+                    after: c.staging.clone(),
+                },
+                indent,
+            )
+        })
+        .collect()
+}
+
+fn diff_text(out: &Output, d: &StagingDiff, left: &str, right: &str) -> String {
+    if !d.has_changes {
+        return format!("No changes: {right} equals {left}.");
+    }
+    let mut lines = vec![format!(
+        "{} resource(s) differ ({left} → {right}):",
+        d.resources.len()
+    )];
+    for r in &d.resources {
+        let status = serde_json::to_value(r.status)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        lines.push(format!("  {} {} ({status})", r.kind, r.name));
+        lines.extend(print_staging_changes(out, &r.changes, "      "));
+    }
+    lines.join("\n")
+}
+
+/// The IDs `--agent A` covers: the agent and what it needs.
+fn agent_scope(
+    agent: &str,
+    drafts: &[Resource],
+    production: &[Resource],
+) -> Result<HashSet<String>> {
+    let id = publish::find_agent(agent, drafts, production)
+        .ok_or_else(|| anyhow!("agent `{agent}` is neither in staging nor in production"))?;
+    Ok(publish::closure(&id, drafts))
+}
+
+/// `ferry diff`.
+pub(crate) fn diff(
+    g: &Global,
+    out: &Output,
+    tenant: Option<String>,
+    agent: Option<String>,
+    revs: Vec<String>,
+) -> Result<i32> {
+    if !revs.is_empty() {
+        if revs.len() != 2 {
+            bail!("`ferry diff` compares two revisions: `ferry diff REV1 REV2 [--tenant T]`");
+        }
+        return diff_revs(g, out, tenant, &revs[0], &revs[1]);
+    }
+    let Some(tenant) = tenant else {
+        bail!("say which tenant: `ferry diff --tenant T` (or `ferry diff REV1 REV2`)");
+    };
+    let (_repo, store) = super::commands::open(g)?;
+    store.tenant(&tenant)?;
+    let drafts = store.all_drafts(&tenant)?;
+    let production = store.production(&tenant)?;
+    let scope = match &agent {
+        Some(a) => Some(agent_scope(a, &drafts, &production)?),
+        None => None,
+    };
+    let d = publish::staging_diff(&drafts, &production, scope.as_ref());
+    if out.json() {
+        out.json_value(&d);
+    } else {
+        out.data(&diff_text(out, &d, "production", "staging"));
+    }
+    Ok(EXIT_OK)
+}
+
+fn read_at(repo: &Repo, tenant: &str, rev: &str, units: &HashSet<String>) -> Result<Vec<Resource>> {
+    let source = GitTreeSource::open(&repo.root, &tenant_rel(tenant), rev)?;
+    if !source.exists() {
+        return Ok(Vec::new());
+    }
+    let read = tree::read_tree_skipping(&source, &|_, _| false, &|p| {
+        (!units.contains(p)).then(String::new)
+    })?;
+    let errors: Vec<String> = read
+        .diagnostics
+        .iter()
+        .filter(|d| d.is_error() && units.iter().any(|u| d.file == *u))
+        .map(|d| format!("{}:{}: {}", source.describe(), d.file, d.message))
+        .collect();
+    if !errors.is_empty() {
+        bail!("cannot read the tree at {rev}:\n{}", errors.join("\n"));
+    }
+    Ok(read.loaded.into_iter().map(|l| l.resource).collect())
+}
+
+fn diff_revs(g: &Global, out: &Output, tenant: Option<String>, a: &str, b: &str) -> Result<i32> {
+    let repo = Repo::discover(g.repo.as_deref())?;
+    let tenant = match tenant {
+        Some(t) => t,
+        None => {
+            let dirs: Vec<String> = std::fs::read_dir(repo.root.join("tenants"))
+                .map(|rd| {
+                    rd.filter_map(|e| e.ok())
+                        .filter(|e| e.path().is_dir())
+                        .map(|e| e.file_name().to_string_lossy().into_owned())
+                        .collect()
+                })
+                .unwrap_or_default();
+            match dirs.as_slice() {
+                [one] => one.clone(),
+                _ => bail!("say which tenant: `ferry diff {a} {b} --tenant T`"),
+            }
+        }
+    };
+    let changed = vcs::changed_paths(&repo.root, &tenant_rel(&tenant), a, b)?;
+    let units = gitplan::units_of_paths(&changed);
+    // Compare in tree form, keyed by kind and name; IDs stand in for identity.
+    let key = |r: &Resource| format!("{}/{}", r.kind().step(), r.name());
+    let with_ids = |list: Vec<Resource>| -> Vec<Resource> {
+        list.into_iter()
+            .map(|mut r| {
+                r.metadata.id = Some(key(&r));
+                r
+            })
+            .collect()
+    };
+    let before = with_ids(read_at(&repo, &tenant, a, &units)?);
+    let after = with_ids(read_at(&repo, &tenant, b, &units)?);
+    let mut d = publish::staging_diff(&after, &before, None);
+    for r in &mut d.resources {
+        r.id.clear();
+    }
+    if out.json() {
+        let resources: Vec<serde_json::Value> = d
+            .resources
+            .iter()
+            .map(|r| {
+                json!({
+                    "kind": r.kind, "name": r.name, "status": r.status,
+                    "changes": r.changes.iter().map(|c| json!({"path": c.path, "from": c.production, "to": c.staging})).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        out.json_value(&json!({"tenant": tenant, "from": a, "to": b, "has_changes": d.has_changes, "resources": resources}));
+    } else {
+        out.data(&diff_text(out, &d, a, b));
+    }
+    Ok(EXIT_OK)
+}
+
+/// `ferry publish`.
+pub(crate) fn publish(
+    g: &Global,
+    out: &Output,
+    tenant: &str,
+    agent: Option<String>,
+    message: &str,
+) -> Result<i32> {
+    let (repo, mut store) = super::commands::open(g)?;
+    let record = store.tenant(tenant)?;
+    let drafts = store.all_drafts(tenant)?;
+    let production = store.production(tenant)?;
+    let scope = match &agent {
+        Some(a) => Some(agent_scope(a, &drafts, &production)?),
+        None => None,
+    };
+    let d = publish::staging_diff(&drafts, &production, scope.as_ref());
+    if !d.has_changes {
+        if out.json() {
+            out.json_value(&json!({"tenant": tenant, "has_changes": false}));
+        }
+        bail!("nothing to publish: staging equals production for {}\nhint: `ferry diff --tenant {tenant}` compares them", agent.as_deref().map(|a| format!("agent `{a}`")).unwrap_or_else(|| format!("tenant `{tenant}`")));
+    }
+    let (versions, summary) = publish::prepare(&d, &drafts);
+    let number = store
+        .publishes(tenant)?
+        .first()
+        .map(|p| p.number + 1)
+        .unwrap_or(1);
+    let mut rec = PublishRecord {
+        tenant: tenant.to_string(),
+        number,
+        change_track_id: publish::change_track_id(tenant, number, &versions),
+        agent: agent.clone(),
+        published_by: actor(g, &repo),
+        published_at: store::now_rfc3339(),
+        message: message.to_string(),
+        summary,
+        tag: None,
+        commit: None,
+    };
+    // Tag the commit that holds the tree, when there is one.
+    let tree = pipeline::tree_of_resources(&record, &drafts)?;
+    let mut holding = vcs::commit_holding(&repo.root, &tenant_rel(tenant), &tree.files, None)?;
+    if let (Holding::NotHeld(_), Some(last)) = (&holding, record.last_commit.as_deref()) {
+        if applied_commit_holds(&repo, store.as_ref(), tenant, last)? {
+            holding = Holding::Commit(last.to_string());
+        }
+    }
+    match holding {
+        Holding::Commit(c) => {
+            let name = publish::tag_name(tenant, number);
+            rec.tag = Some(name.clone());
+            rec.commit = Some(c.clone());
+            let who = git_identity().unwrap_or_else(|| Identity {
+                name: rec.published_by.clone(),
+                email: format!("{}@ferry.invalid", rec.published_by),
+            });
+            match vcs::tag_annotated(
+                &repo.root,
+                &name,
+                &c,
+                &publish::tag_message(&rec),
+                Some(&who),
+            ) {
+                Ok(()) => {}
+                Err(vcs::VcsError::TagExists { .. }) => {
+                    out.warn(&format!("git tag `{name}` exists already (from another store?); this publish is not tagged"));
+                    rec.tag = None;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Holding::NotHeld(reason) => {
+            out.warn(&format!(
+                "publish {number} can't be reproduced from git: {reason}"
+            ));
+            out.hint(&format!("commit the tree first: `ferry export --tenant {tenant} --commit -m MSG`, then publish"));
+        }
+    }
+    if let Err(e) = store.publish(tenant, &rec, &versions) {
+        if let Some(t) = &rec.tag {
+            let _ = vcs::delete_tag(&repo.root, t);
+        }
+        return Err(e.into());
+    }
+    if out.json() {
+        out.json_value(&json!({
+            "tenant": tenant, "number": number, "change_track_id": rec.change_track_id, "has_changes": true,
+            "tag": rec.tag, "commit": rec.commit, "published_by": rec.published_by,
+            "published_at": rec.published_at, "summary": rec.summary,
+        }));
+    } else {
+        let mut s = format!(
+            "Published {tenant} #{number} ({}) by {}",
+            rec.change_track_id, rec.published_by
+        );
+        if let Some(t) = &rec.tag {
+            s.push_str(&format!("\n  tagged {t}"));
+        }
+        for l in rec.summary.lines() {
+            s.push_str(&format!("\n  {l}"));
+        }
+        out.data(&s);
+    }
+    Ok(EXIT_OK)
+}
+
+/// Whether the commit the tenant was last applied from holds its drafts:
+/// nothing drifted since that apply, and the commit has exactly the store's resources.
+fn applied_commit_holds(
+    repo: &Repo,
+    store: &dyn Store,
+    tenant: &str,
+    commit: &str,
+) -> Result<bool> {
+    if !store.drift(tenant)?.is_empty() {
+        return Ok(false);
+    }
+    let Ok(source) = GitTreeSource::open(&repo.root, &tenant_rel(tenant), commit) else {
+        return Ok(false);
+    };
+    let paths = source.list().unwrap_or_default();
+    let (units, _) = tree::units_of(&paths);
+    let at_commit: HashSet<String> = units.into_iter().map(|(p, _)| p).collect();
+    let (_, index) = store.index(tenant)?;
+    let in_store: HashSet<String> = index.entries().iter().map(|e| e.path()).collect();
+    Ok(at_commit == in_store)
+}
+
+/// `ferry publishes`.
+pub(crate) fn publishes(
+    g: &Global,
+    out: &Output,
+    tenant: &str,
+    agent: Option<String>,
+) -> Result<i32> {
+    let (_repo, store) = super::commands::open(g)?;
+    store.tenant(tenant)?;
+    let mut list = store.publishes(tenant)?;
+    if let Some(a) = &agent {
+        let drafts = store.all_drafts(tenant)?;
+        let production = store.production(tenant)?;
+        let id = publish::find_agent(a, &drafts, &production);
+        list.retain(|p| {
+            p.agent.as_deref() == Some(a.as_str())
+                || id.as_deref().is_some_and(|i| p.summary.mentions(i))
+        });
+    }
+    if out.json() {
+        out.json_value(&list);
+    } else if list.is_empty() {
+        out.data("No publishes.");
+    } else {
+        let mut lines = Vec::new();
+        for p in &list {
+            lines.push(format!(
+                "#{} {}  {}  {}  {}",
+                p.number,
+                p.change_track_id,
+                p.published_at,
+                p.published_by,
+                p.tag.as_deref().unwrap_or("(untagged)")
+            ));
+            lines.push(format!("    {}", p.message));
+            for l in p.summary.lines() {
+                lines.push(format!("    {l}"));
+            }
+        }
+        out.data(&lines.join("\n"));
+    }
+    Ok(EXIT_OK)
+}
+
+/// `ferry revert`.
+pub(crate) fn revert(
+    g: &Global,
+    out: &Output,
+    tenant: &str,
+    change_id: &str,
+    preview: bool,
+    write_tree: bool,
+) -> Result<i32> {
+    let (repo, mut store) = super::commands::open(g)?;
+    let record = store.tenant(tenant)?;
+    let pairs = store.publish_changes(tenant, change_id)?;
+    let (revision, _) = store.index(tenant)?;
+    let drafts = store.all_drafts(tenant)?;
+    let outcome = publish::revert(&pairs, &drafts);
+    // The drafts after the revert.
+    let mut result: BTreeMap<String, Resource> = drafts
+        .iter()
+        .filter_map(|r| r.id().map(|i| (i.to_string(), r.clone())))
+        .collect();
+    for id in &outcome.deletes {
+        result.remove(id);
+    }
+    for r in &outcome.upserts {
+        if let Some(id) = r.id() {
+            result.insert(id.to_string(), r.clone());
+        }
+    }
+    let result: Vec<Resource> = result.into_values().collect();
+    let mut written = false;
+    let mut tree_written = None;
+    if !preview && (!outcome.upserts.is_empty() || !outcome.deletes.is_empty()) {
+        if write_tree {
+            let tree = pipeline::tree_of_resources(&record, &result)?;
+            let dir = repo.tenant_dir(tenant);
+            crate::tree::folder::write_tree(&dir, &tree)?;
+            tree_written = Some(repo.tenant_rel(tenant));
+        } else {
+            let names = NameTable::of_resources(result.iter());
+            let mut batch = WriteBatch {
+                base_revision: revision,
+                deletes: outcome.deletes.clone(),
+                ..WriteBatch::default()
+            };
+            for r in &outcome.upserts {
+                let hash = pipeline::canonical_unit_hash(&render_names(r, &names))?;
+                batch
+                    .upserts
+                    .push((std::borrow::Cow::Owned(r.clone()), hash));
+            }
+            store.write(tenant, &batch, None)?;
+            written = true;
+        }
+    }
+    if out.json() {
+        out.json_value(&json!({
+            "tenant": tenant, "change_track_id": change_id, "preview": preview,
+            "written": written, "tree": tree_written,
+            "resources": outcome.resources, "conflicts": outcome.conflicts,
+        }));
+    } else {
+        let mut lines = Vec::new();
+        let verb = if preview { "Reverting" } else { "Reverted" };
+        if outcome.resources.is_empty() {
+            lines.push(format!("{verb} {change_id}: nothing to change in staging"));
+        } else {
+            lines.push(format!(
+                "{verb} {change_id}: staging changes as follows (staging now → after the revert)"
+            ));
+        }
+        for r in &outcome.resources {
+            lines.push(format!("  {} {} ({} draft)", r.kind, r.name, r.action));
+            lines.extend(print_staging_changes(out, &r.changes, "      "));
+        }
+        for c in &outcome.conflicts {
+            let field = if c.path.is_empty() {
+                String::new()
+            } else {
+                format!(" {}", c.path)
+            };
+            lines.push(format!(
+                "  CONFLICT {} {}{field}: {}",
+                c.kind, c.name, c.reason
+            ));
+        }
+        out.data(&lines.join("\n"));
+        if let Some(t) = &tree_written {
+            out.hint(&format!("the reverted tree is in {t}: commit it and open a pull request; the store is unchanged"));
+        } else if written {
+            out.hint(&format!(
+                "production is unchanged until `ferry publish --tenant {tenant} -m MSG`"
+            ));
+        } else if preview {
+            out.hint("nothing was written (--preview)");
+        }
+    }
+    if !outcome.conflicts.is_empty() {
+        out.status(&format!(
+            "{} conflict(s) kept as they are in staging",
+            outcome.conflicts.len()
+        ));
+        return Ok(EXIT_ERROR);
+    }
+    Ok(EXIT_OK)
+}

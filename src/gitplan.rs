@@ -1,0 +1,135 @@
+//! Plans from git revisions: a tenant's tree read straight from the object
+//! database at a commit, with no checkout.
+//!
+//! When the commit the store was last applied from is an ancestor of (or
+//! equal to) the revision, and the store has not drifted since, only the
+//! files that differ between the two commits' tenant folders are decoded;
+//! every other unit is taken as unchanged without reading it. Otherwise the
+//! whole tree is read (units whose hash the store knows are still skipped
+//! before parsing). Either way the plan records the commit, so apply can
+//! record it in the store.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use crate::pipeline::{self, PipelineError, TreePlan};
+use crate::plan::DiffOptions;
+use crate::store::{Store, StoreError};
+use crate::tree::SourceError;
+use crate::vcs::{self, GitTreeSource, VcsError};
+
+/// An error of planning from git.
+#[derive(Debug, thiserror::Error)]
+pub enum GitPlanError {
+    /// git failed, or the revision names no commit.
+    #[error(transparent)]
+    Vcs(#[from] VcsError),
+    /// The pipeline failed.
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A plan made from a git revision, with how it was read.
+#[derive(Debug)]
+pub struct GitPlan {
+    /// The plan (or the problems that prevent one); its `source_commit` is set.
+    pub tree_plan: TreePlan,
+    /// The full commit ID.
+    pub commit: String,
+    /// Whether only the files changed since the last applied commit were read.
+    pub incremental: bool,
+    /// Files that differ from the last applied commit (incremental plans only).
+    pub changed_files: Vec<String>,
+}
+
+/// The folder of a tenant inside the config repo.
+pub fn tenant_rel(tenant: &str) -> String {
+    format!("tenants/{tenant}")
+}
+
+/// The YAML units that files of a tree belong to (a content file belongs to the YAML beside it).
+pub fn units_of_paths(paths: &[String]) -> HashSet<String> {
+    paths
+        .iter()
+        .filter(|p| p.contains('/'))
+        .map(|p| {
+            if p.ends_with(".yaml") {
+                p.clone()
+            } else {
+                let (dir, file) = p.rsplit_once('/').unwrap_or(("", p));
+                let stem = match file.rfind('.') {
+                    Some(i) if i > 0 => &file[..i],
+                    _ => file,
+                };
+                format!("{dir}/{stem}.yaml")
+            }
+        })
+        .collect()
+}
+
+/// Plan tenant `tenant` of the store against its tree at git revision `rev`
+/// of the config repo at `repo_root`. This is the entry point the benchmark
+/// times next to a full plan.
+pub fn plan_from_git(
+    store: &dyn Store,
+    repo_root: &Path,
+    tenant: &str,
+    rev: &str,
+    options: DiffOptions,
+) -> Result<GitPlan, GitPlanError> {
+    let record = store.tenant(tenant)?;
+    let rel = tenant_rel(tenant);
+    let source = GitTreeSource::open(repo_root, &rel, rev)?;
+    if !source.exists() {
+        return Err(PipelineError::Source(SourceError::Missing {
+            path: format!("{rev}:{rel}"),
+        })
+        .into());
+    }
+    let commit = source.commit().to_string();
+    let drift = store.drift(tenant)?;
+    let mut changed_files = Vec::new();
+    let mut incremental = false;
+    if let Some(last) = record.last_commit.as_deref() {
+        if drift.is_empty() && vcs::is_ancestor(repo_root, last, &commit)? {
+            changed_files = vcs::changed_paths(repo_root, &rel, last, &commit)?;
+            incremental = true;
+        }
+    }
+    let mut tree_plan = if incremental {
+        let units = units_of_paths(&changed_files);
+        pipeline::plan_tree_changed(store, tenant, &source, options, Some(&units))?
+    } else {
+        pipeline::plan_tree(store, tenant, &source, options)?
+    };
+    if let Some(p) = &mut tree_plan.plan {
+        p.source_commit = Some(commit.clone());
+        p.drift = drift;
+    }
+    Ok(GitPlan {
+        tree_plan,
+        commit,
+        incremental,
+        changed_files,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_files_belong_to_their_yaml() {
+        let u = units_of_paths(&[
+            "documents/policy.pdf".into(),
+            "agents/bot.yaml".into(),
+            "tenant.toml".into(),
+        ]);
+        assert!(u.contains("documents/policy.yaml"));
+        assert!(u.contains("agents/bot.yaml"));
+        assert_eq!(u.len(), 2);
+    }
+}

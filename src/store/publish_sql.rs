@@ -1,0 +1,357 @@
+//! SQLite tables and queries of publishing and of git bookkeeping.
+//!
+//! `versions` (in the core schema) holds published versions 1..n of each
+//! resource; a version whose document is `null` takes the resource out of
+//! production. `publishes` is the publish log. `git_applied` records the
+//! tenant revision right after the last apply from a git commit, and
+//! `applied_resources` each resource's revision at that point: a resource
+//! whose revision moved since (or that appeared or disappeared) has drifted
+//! from git. When the tenant revision has not moved, there is no drift and
+//! nothing is scanned.
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::sqlite::{begin, tenant_revision, SqliteStore};
+use super::{StoreError, WriteBatch};
+use crate::model::{Kind, Resource};
+use crate::plan::Absent;
+use crate::publish::{PublishRecord, PublishSummary, PublishedVersion, VersionPair};
+use crate::state::{canonical_json, content_hash};
+
+/// The tables of publishing and git bookkeeping.
+pub const SCHEMA_PUBLISH: &str = r#"
+CREATE TABLE IF NOT EXISTS publishes (
+  tenant          TEXT NOT NULL,
+  number          INTEGER NOT NULL,
+  change_track_id TEXT NOT NULL,
+  agent           TEXT,
+  published_by    TEXT NOT NULL,
+  published_at    TEXT NOT NULL,
+  summary         TEXT NOT NULL,
+  message         TEXT NOT NULL,
+  tag             TEXT,
+  commit_id       TEXT,
+  PRIMARY KEY (tenant, number)
+);
+CREATE INDEX IF NOT EXISTS versions_by_change ON versions (tenant, change_id);
+CREATE TABLE IF NOT EXISTS git_applied (
+  tenant   TEXT PRIMARY KEY,
+  revision INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS applied_resources (
+  tenant   TEXT NOT NULL,
+  id       TEXT NOT NULL,
+  kind     TEXT NOT NULL,
+  name     TEXT NOT NULL,
+  revision INTEGER NOT NULL,
+  PRIMARY KEY (tenant, id)
+);
+"#;
+
+/// Inside an apply from git: remember each resource's revision, so later changes show as drift.
+pub(crate) fn record_git_apply(
+    tx: &rusqlite::Transaction<'_>,
+    tenant: &str,
+    before: u64,
+    after: u64,
+    batch: &WriteBatch,
+) -> Result<(), StoreError> {
+    let prev: Option<i64> = tx
+        .query_row(
+            "SELECT revision FROM git_applied WHERE tenant = ?1",
+            params![tenant],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if prev == Some(before as i64) {
+        // No drift before this apply: only what it wrote moves.
+        let mut up = tx.prepare_cached(
+            "INSERT OR REPLACE INTO applied_resources (tenant, id, kind, name, revision) \
+             SELECT tenant, id, kind, name, revision FROM resources WHERE tenant = ?1 AND id = ?2",
+        )?;
+        for (r, _) in &batch.upserts {
+            up.execute(params![tenant, r.id().unwrap_or_default()])?;
+        }
+        let mut del =
+            tx.prepare_cached("DELETE FROM applied_resources WHERE tenant = ?1 AND id = ?2")?;
+        for id in &batch.deletes {
+            del.execute(params![tenant, id])?;
+        }
+    } else {
+        tx.execute(
+            "DELETE FROM applied_resources WHERE tenant = ?1",
+            params![tenant],
+        )?;
+        tx.execute(
+            "INSERT INTO applied_resources (tenant, id, kind, name, revision) \
+             SELECT tenant, id, kind, name, revision FROM resources WHERE tenant = ?1",
+            params![tenant],
+        )?;
+    }
+    tx.execute(
+        "INSERT OR REPLACE INTO git_applied (tenant, revision) VALUES (?1, ?2)",
+        params![tenant, after as i64],
+    )?;
+    Ok(())
+}
+
+fn decode_version(
+    tenant: &str,
+    id: &str,
+    document: &str,
+    content: Option<Vec<u8>>,
+) -> Result<Option<Resource>, StoreError> {
+    if document == "null" {
+        return Ok(None);
+    }
+    SqliteStore::row_to_resource(tenant, id, document, content).map(Some)
+}
+
+/// The latest published version of each resource still in production.
+pub(crate) fn production(conn: &Connection, tenant: &str) -> Result<Vec<Resource>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT v.id, v.document, v.content FROM versions v WHERE v.tenant = ?1 AND v.version = \
+         (SELECT MAX(w.version) FROM versions w WHERE w.tenant = v.tenant AND w.id = v.id) ORDER BY v.id",
+    )?;
+    let rows = stmt.query_map(params![tenant], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, Option<Vec<u8>>>(2)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (id, doc, content) = row?;
+        if let Some(r) = decode_version(tenant, &id, &doc, content)? {
+            out.push(r);
+        }
+    }
+    Ok(out)
+}
+
+/// Write a publish in one transaction.
+pub(crate) fn publish(
+    conn: &mut Connection,
+    tenant: &str,
+    record: &PublishRecord,
+    versions: &[PublishedVersion],
+) -> Result<(), StoreError> {
+    let tx = begin(conn, tenant)?;
+    tenant_revision(&tx, tenant)?;
+    let next: i64 = tx.query_row(
+        "SELECT COALESCE(MAX(number), 0) + 1 FROM publishes WHERE tenant = ?1",
+        params![tenant],
+        |r| r.get(0),
+    )?;
+    if next as u64 != record.number {
+        return Err(StoreError::Refused {
+            message: format!(
+                "tenant `{tenant}` was published by someone else meanwhile (next publish is {next}, not {}); try again",
+                record.number
+            ),
+        });
+    }
+    {
+        let mut last = tx.prepare_cached(
+            "SELECT COALESCE(MAX(version), 0) FROM versions WHERE tenant = ?1 AND id = ?2",
+        )?;
+        let mut ins = tx.prepare_cached(
+            "INSERT INTO versions (tenant, id, version, document, content, content_hash, change_id, published_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )?;
+        for v in versions {
+            let n: i64 = last.query_row(params![tenant, v.id], |r| r.get(0))?;
+            let (doc, content, hash) = match &v.resource {
+                Some(r) => (
+                    String::from_utf8(canonical_json(r)).unwrap_or_default(),
+                    r.content.clone(),
+                    content_hash(r),
+                ),
+                None => ("null".to_string(), None, "deleted".to_string()),
+            };
+            ins.execute(params![
+                tenant,
+                v.id,
+                n + 1,
+                doc,
+                content,
+                hash,
+                record.change_track_id,
+                record.published_at
+            ])?;
+        }
+    }
+    let summary = serde_json::to_string(&record.summary).unwrap_or_default();
+    tx.execute(
+        "INSERT INTO publishes (tenant, number, change_track_id, agent, published_by, published_at, summary, message, tag, commit_id) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        params![
+            tenant,
+            record.number as i64,
+            record.change_track_id,
+            record.agent,
+            record.published_by,
+            record.published_at,
+            summary,
+            record.message,
+            record.tag,
+            record.commit
+        ],
+    )?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// The publish log, newest first.
+pub(crate) fn publishes(conn: &Connection, tenant: &str) -> Result<Vec<PublishRecord>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT number, change_track_id, agent, published_by, published_at, summary, message, tag, commit_id \
+         FROM publishes WHERE tenant = ?1 ORDER BY number DESC",
+    )?;
+    let rows = stmt.query_map(params![tenant], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, Option<String>>(2)?,
+            r.get::<_, String>(3)?,
+            r.get::<_, String>(4)?,
+            r.get::<_, String>(5)?,
+            r.get::<_, String>(6)?,
+            r.get::<_, Option<String>>(7)?,
+            r.get::<_, Option<String>>(8)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (
+            number,
+            change_track_id,
+            agent,
+            published_by,
+            published_at,
+            summary,
+            message,
+            tag,
+            commit,
+        ) = row?;
+        let summary: PublishSummary =
+            serde_json::from_str(&summary).map_err(|e| StoreError::Corrupt {
+                tenant: tenant.to_string(),
+                id: change_track_id.clone(),
+                reason: e.to_string(),
+            })?;
+        out.push(PublishRecord {
+            tenant: tenant.to_string(),
+            number: number as u64,
+            change_track_id,
+            agent,
+            published_by,
+            published_at,
+            message,
+            summary,
+            tag,
+            commit,
+        });
+    }
+    Ok(out)
+}
+
+/// The versions one publish wrote, with production before each.
+pub(crate) fn publish_changes(
+    conn: &Connection,
+    tenant: &str,
+    change_track_id: &str,
+) -> Result<Vec<VersionPair>, StoreError> {
+    let known: Option<i64> = conn
+        .query_row(
+            "SELECT number FROM publishes WHERE tenant = ?1 AND change_track_id = ?2",
+            params![tenant, change_track_id],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if known.is_none() {
+        return Err(StoreError::Refused {
+            message: format!(
+                "tenant `{tenant}` has no publish with change id `{change_track_id}`\nhint: `ferry publishes --tenant {tenant}` lists them"
+            ),
+        });
+    }
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, version, document, content FROM versions WHERE tenant = ?1 AND change_id = ?2 ORDER BY id",
+    )?;
+    let rows = stmt.query_map(params![tenant, change_track_id], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, Option<Vec<u8>>>(3)?,
+        ))
+    })?;
+    let raw: Vec<(String, i64, String, Option<Vec<u8>>)> = rows.collect::<Result<_, _>>()?;
+    let mut prev = conn.prepare_cached(
+        "SELECT document, content FROM versions WHERE tenant = ?1 AND id = ?2 AND version = ?3",
+    )?;
+    let mut out = Vec::new();
+    for (id, version, doc, content) in raw {
+        let after = decode_version(tenant, &id, &doc, content)?;
+        let before_row: Option<(String, Option<Vec<u8>>)> = prev
+            .query_row(params![tenant, id, version - 1], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()?;
+        let before = match before_row {
+            Some((d, c)) => decode_version(tenant, &id, &d, c)?,
+            None => None,
+        };
+        out.push(VersionPair { id, before, after });
+    }
+    Ok(out)
+}
+
+/// Resources changed since the last apply from git.
+pub(crate) fn drift(conn: &Connection, tenant: &str) -> Result<Vec<Absent>, StoreError> {
+    let applied: Option<i64> = conn
+        .query_row(
+            "SELECT revision FROM git_applied WHERE tenant = ?1",
+            params![tenant],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let current: Option<i64> = conn
+        .query_row(
+            "SELECT revision FROM tenants WHERE name = ?1",
+            params![tenant],
+            |r| r.get(0),
+        )
+        .optional()?;
+    match (applied, current) {
+        (Some(a), Some(c)) if a != c => {}
+        _ => return Ok(Vec::new()),
+    }
+    let mut stmt = conn.prepare_cached(
+        "SELECT r.kind, r.name, r.id FROM resources r LEFT JOIN applied_resources a \
+           ON a.tenant = r.tenant AND a.id = r.id \
+         WHERE r.tenant = ?1 AND (a.id IS NULL OR a.revision != r.revision) \
+         UNION \
+         SELECT a.kind, a.name, a.id FROM applied_resources a LEFT JOIN resources r \
+           ON r.tenant = a.tenant AND r.id = a.id \
+         WHERE a.tenant = ?1 AND r.id IS NULL",
+    )?;
+    let rows = stmt.query_map(params![tenant], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (kind, name, id) = row?;
+        if let Some(kind) = Kind::from_name(&kind) {
+            out.push(Absent { kind, name, id });
+        }
+    }
+    out.sort_by(|a, b| (a.kind, &a.name).cmp(&(b.kind, &b.name)));
+    Ok(out)
+}

@@ -1,0 +1,599 @@
+//! Git-backed publishing: plans from revisions, export --commit, staging
+//! diff, publish with tags, history, revert, and `git revert` round trips.
+
+use crate::common::*;
+
+const T: &str = "acme-dev";
+const BOT: &str = "tenants/acme-dev/agents/support-bot.yaml";
+
+/// A repo with tenant acme-dev applied from the small tree and committed canonically.
+fn applied_and_committed() -> TestEnv {
+    let env = TestEnv::new();
+    env.ferry(&["tenant", "create", T]).ok();
+    small_tree(&env, T);
+    env.ferry(&["apply", "--tenant", T, "--yes"]).ok();
+    env.ferry(&["export", "--tenant", T, "--commit", "-m", "initial tree"])
+        .ok();
+    env
+}
+
+fn edit(env: &TestEnv, rel: &str, from: &str, to: &str) {
+    let text = env.read(rel);
+    assert!(
+        text.contains(from),
+        "{rel} does not contain {from:?}:\n{text}"
+    );
+    env.write(rel, &text.replace(from, to));
+}
+
+fn publish(env: &TestEnv, msg: &str) -> serde_json::Value {
+    env.ferry(&["publish", "--tenant", T, "-m", msg, "--output", "json"])
+        .ok()
+        .json()
+}
+
+fn staging_diff(env: &TestEnv) -> serde_json::Value {
+    env.ferry(&["diff", "--tenant", T, "--output", "json"])
+        .ok()
+        .json()
+}
+
+#[test]
+fn export_commit_writes_a_clean_commit_and_plan_ref_reads_it() {
+    let env = applied_and_committed();
+    let status = env.git(&["status", "--porcelain"]);
+    assert!(
+        !status.contains("tenants/acme-dev"),
+        "the tenant folder must be clean:\n{status}"
+    );
+    let log = env.git(&["log", "--oneline"]);
+    assert!(log.contains("initial tree"));
+    // A second export commits nothing.
+    let again = env
+        .ferry(&[
+            "export", "--tenant", T, "--commit", "-m", "again", "--output", "json",
+        ])
+        .ok()
+        .json();
+    assert!(again["commit"].is_null());
+    // plan --ref reads the committed tree even with the folder gone from the working tree.
+    std::fs::remove_dir_all(env.path("tenants/acme-dev/agents")).unwrap();
+    let plan = env
+        .ferry(&["plan", "--tenant", T, "--ref", "HEAD", "--output", "json"])
+        .ok()
+        .json();
+    assert_eq!(plan["summary"]["skip"], 4);
+    let head = env.git(&["rev-parse", "HEAD"]).trim().to_string();
+    assert_eq!(plan["source_commit"], head);
+    env.git(&["checkout", "--", "."]);
+    // apply --ref records the commit; doing it again changes nothing.
+    env.ferry(&["apply", "--tenant", T, "--ref", "HEAD", "--yes"])
+        .ok();
+    let tenants = env
+        .ferry(&["tenant", "list", "--output", "json"])
+        .ok()
+        .json();
+    assert_eq!(tenants[0]["last_commit"], head);
+    let rev = tenants[0]["revision"].clone();
+    env.ferry(&["apply", "--tenant", T, "--ref", "HEAD", "--yes"])
+        .ok();
+    let tenants = env
+        .ferry(&["tenant", "list", "--output", "json"])
+        .ok()
+        .json();
+    assert_eq!(
+        tenants[0]["revision"], rev,
+        "re-recording the same commit must not bump the revision"
+    );
+}
+
+#[test]
+fn plan_ref_after_an_applied_commit_reads_only_the_change_and_matches_a_full_plan() {
+    let env = applied_and_committed();
+    env.ferry(&["apply", "--tenant", T, "--ref", "HEAD", "--yes"])
+        .ok();
+    edit(
+        &env,
+        BOT,
+        "Cite the knowledge base in every answer.",
+        "Always cite your sources.",
+    );
+    env.git(&["commit", "-qam", "sharper instructions"]);
+    let r = env
+        .ferry(&["plan", "--tenant", T, "--ref", "HEAD", "--output", "json"])
+        .ok();
+    let incremental = r.json();
+    let full = env
+        .ferry(&["plan", "--tenant", T, "--output", "json"])
+        .ok()
+        .json();
+    assert_eq!(incremental["summary"], full["summary"]);
+    assert_eq!(incremental["actions"], full["actions"]);
+    assert_eq!(incremental["summary"]["update"], 1);
+    let text = env.ferry(&["plan", "--tenant", T, "--ref", "HEAD"]).ok();
+    assert!(
+        text.stderr
+            .contains("1 file(s) changed since the last applied commit"),
+        "{}",
+        text.stderr
+    );
+    assert!(text.stdout.contains("Always cite your sources."));
+    // Markdown for a pull-request comment.
+    let md = env
+        .ferry(&[
+            "plan", "--tenant", T, "--ref", "HEAD", "--output", "markdown",
+        ])
+        .ok()
+        .stdout;
+    assert!(
+        md.contains("| create | update | skip | delete | conflict |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("<details><summary><code>UPDATE</code> Agent <b>support-bot</b></summary>"),
+        "{md}"
+    );
+    assert!(
+        md.contains("`spec.instructions`") && md.contains("+ Always cite your sources."),
+        "{md}"
+    );
+    assert!(md.contains("From commit `"), "{md}");
+}
+
+#[test]
+fn plan_reports_drift_when_the_store_changed_outside_git() {
+    let env = applied_and_committed();
+    env.ferry(&["apply", "--tenant", T, "--ref", "HEAD", "--yes"])
+        .ok();
+    let plan = env
+        .ferry(&["plan", "--tenant", T, "--ref", "HEAD", "--output", "json"])
+        .ok()
+        .json();
+    assert!(plan.get("drift").is_none());
+    // Change the store from an uncommitted folder: that is outside git.
+    edit(
+        &env,
+        BOT,
+        "Cite the knowledge base in every answer.",
+        "Hot fix.",
+    );
+    env.ferry(&["apply", "--tenant", T, "--yes"]).ok();
+    env.git(&["checkout", "--", "."]);
+    let plan = env
+        .ferry(&["plan", "--tenant", T, "--ref", "HEAD", "--output", "json"])
+        .ok()
+        .json();
+    let drift = plan["drift"].as_array().expect("drift listed");
+    assert_eq!(drift.len(), 1);
+    assert_eq!(drift[0]["name"], "support-bot");
+    assert_eq!(
+        plan["summary"]["update"], 1,
+        "the full plan puts git's version back"
+    );
+    let text = env
+        .ferry(&["plan", "--tenant", T, "--ref", "HEAD"])
+        .ok()
+        .stdout;
+    assert!(
+        text.contains("drift:") && text.contains("Agent support-bot"),
+        "{text}"
+    );
+    // Applying from git ends the drift.
+    env.ferry(&["apply", "--tenant", T, "--ref", "HEAD", "--yes"])
+        .ok();
+    let plan = env
+        .ferry(&["plan", "--tenant", T, "--ref", "HEAD", "--output", "json"])
+        .ok()
+        .json();
+    assert!(plan.get("drift").is_none());
+    assert_eq!(plan["summary"]["update"], 0);
+}
+
+#[test]
+fn publish_cycle() {
+    let env = applied_and_committed();
+    // 1. Publish: an annotated tag with who, when and the summary.
+    let p1 = publish(&env, "first release");
+    assert_eq!(p1["has_changes"], true);
+    assert_eq!(p1["tag"], "acme-dev/publish/1");
+    assert!(p1["change_track_id"].as_str().unwrap().starts_with("chg_"));
+    assert_eq!(
+        env.git(&["cat-file", "-t", "acme-dev/publish/1"]).trim(),
+        "tag"
+    );
+    let tag = env.git(&["cat-file", "-p", "acme-dev/publish/1"]);
+    assert!(tag.contains("published_by: Test User"), "{tag}");
+    assert!(tag.contains("published_at: 20"), "{tag}");
+    assert!(tag.contains("created Agent support-bot"), "{tag}");
+    assert!(
+        tag.contains(p1["change_track_id"].as_str().unwrap()),
+        "{tag}"
+    );
+    assert_eq!(
+        env.git(&["rev-list", "-n1", "acme-dev/publish/1"]).trim(),
+        env.git(&["rev-parse", "HEAD"]).trim()
+    );
+    // 2. Nothing changed: refused.
+    let again = env
+        .ferry(&["publish", "--tenant", T, "-m", "again", "--output", "json"])
+        .expect(1);
+    assert_eq!(again.json()["has_changes"], false);
+    assert_eq!(staging_diff(&env)["has_changes"], false);
+    // 3. Edit one agent's instructions and apply: the diff shows exactly that field.
+    let old = "You are Acme's support assistant.\nCite the knowledge base in every answer.\n";
+    let new = "You are Acme's support assistant.\nAlways cite your sources.\n";
+    edit(
+        &env,
+        BOT,
+        "Cite the knowledge base in every answer.",
+        "Always cite your sources.",
+    );
+    env.ferry(&["apply", "--tenant", T, "--yes"]).ok();
+    let d = staging_diff(&env);
+    assert_eq!(d["has_changes"], true);
+    let res = d["resources"].as_array().unwrap();
+    assert_eq!(res.len(), 1);
+    assert_eq!(res[0]["kind"], "Agent");
+    assert_eq!(res[0]["name"], "support-bot");
+    assert!(res[0]["id"].as_str().unwrap().starts_with("agt_"));
+    let changes = res[0]["changes"].as_array().unwrap();
+    assert_eq!(changes.len(), 1, "{changes:?}");
+    assert_eq!(changes[0]["path"], "spec.instructions");
+    assert_eq!(changes[0]["production"], old);
+    assert_eq!(changes[0]["staging"], new);
+    // 4. Publish 2; the history lists two, newest first.
+    env.ferry(&[
+        "export",
+        "--tenant",
+        T,
+        "--commit",
+        "-m",
+        "sharper instructions",
+    ])
+    .ok();
+    let p2 = publish(&env, "sharper instructions");
+    assert_eq!(p2["tag"], "acme-dev/publish/2");
+    assert_eq!(p2["summary"]["updated"][0]["name"], "support-bot");
+    let list = env
+        .ferry(&["publishes", "--tenant", T, "--output", "json"])
+        .ok()
+        .json();
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), 2);
+    assert_eq!(list[0]["number"], 2);
+    assert_eq!(list[0]["change_track_id"], p2["change_track_id"]);
+    assert_eq!(list[1]["number"], 1);
+    for p in list {
+        assert_eq!(p["published_by"], "Test User");
+        assert!(p["published_at"].as_str().unwrap().ends_with('Z'));
+        assert!(p["tag"].is_string() && p["commit"].is_string() && p["summary"].is_object());
+    }
+    let by_agent = env
+        .ferry(&[
+            "publishes",
+            "--tenant",
+            T,
+            "--agent",
+            "refund-bot",
+            "--output",
+            "json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(
+        by_agent.as_array().unwrap().len(),
+        1,
+        "refund-bot changed only in publish 1"
+    );
+    // 5. Revert publish 2: staging goes back, production stays.
+    let id2 = p2["change_track_id"].as_str().unwrap();
+    let preview = env
+        .ferry(&[
+            "revert",
+            "--tenant",
+            T,
+            id2,
+            "--preview",
+            "--output",
+            "json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(preview["written"], false);
+    assert_eq!(preview["resources"][0]["changes"][0]["staging"], old);
+    assert_eq!(
+        staging_diff(&env)["has_changes"],
+        false,
+        "preview writes nothing"
+    );
+    env.ferry(&["revert", "--tenant", T, id2]).ok();
+    let d = staging_diff(&env);
+    let c = &d["resources"][0]["changes"][0];
+    assert_eq!(c["path"], "spec.instructions");
+    assert_eq!(c["production"], new);
+    assert_eq!(c["staging"], old);
+    // 6. Publish 3: production equals publish 1's content.
+    let p3 = env
+        .ferry(&["publish", "--tenant", T, "-m", "revert", "--output", "json"])
+        .ok();
+    assert!(
+        p3.stderr.contains("can't be reproduced from git"),
+        "{}",
+        p3.stderr
+    );
+    assert!(p3.json()["tag"].is_null());
+    assert_eq!(staging_diff(&env)["has_changes"], false);
+    let out = env.tmp.path().join("now");
+    env.ferry(&["export", "--tenant", T, "--out", out.to_str().unwrap()])
+        .ok();
+    let now = std::fs::read_to_string(out.join("agents/support-bot.yaml")).unwrap();
+    let at1 = env.git(&["show", &format!("acme-dev/publish/1:{BOT}")]);
+    assert_eq!(now, at1);
+}
+
+#[test]
+fn revert_of_an_older_publish_keeps_later_changes_and_reports_conflicts() {
+    let env = applied_and_committed();
+    publish(&env, "one");
+    edit(
+        &env,
+        BOT,
+        "Cite the knowledge base in every answer.",
+        "Always cite your sources.",
+    );
+    env.ferry(&["apply", "--tenant", T, "--yes"]).ok();
+    let p2 = publish(&env, "two");
+    let id2 = p2["change_track_id"].as_str().unwrap().to_string();
+    // A later change to a different field of the same resource.
+    edit(&env, BOT, "temperature: 0.2", "temperature: 0.5");
+    env.ferry(&["apply", "--tenant", T, "--yes"]).ok();
+    publish(&env, "three");
+    let r = env
+        .ferry(&["revert", "--tenant", T, &id2, "--output", "json"])
+        .ok()
+        .json();
+    assert!(r["conflicts"].as_array().unwrap().is_empty());
+    let out = env.tmp.path().join("after");
+    env.ferry(&["export", "--tenant", T, "--out", out.to_str().unwrap()])
+        .ok();
+    let bot = std::fs::read_to_string(out.join("agents/support-bot.yaml")).unwrap();
+    assert!(
+        bot.contains("Cite the knowledge base in every answer."),
+        "{bot}"
+    );
+    assert!(bot.contains("temperature: 0.5"), "{bot}");
+
+    // Same field changed again after the publish: a conflict, kept.
+    let env = applied_and_committed();
+    publish(&env, "one");
+    edit(
+        &env,
+        BOT,
+        "Cite the knowledge base in every answer.",
+        "Always cite your sources.",
+    );
+    env.ferry(&["apply", "--tenant", T, "--yes"]).ok();
+    let p2 = publish(&env, "two");
+    let id2 = p2["change_track_id"].as_str().unwrap().to_string();
+    edit(&env, BOT, "Always cite your sources.", "Never guess.");
+    env.ferry(&["apply", "--tenant", T, "--yes"]).ok();
+    let r = env
+        .ferry(&["revert", "--tenant", T, &id2, "--output", "json"])
+        .expect(1);
+    let j = r.json();
+    let conflicts = j["conflicts"].as_array().unwrap();
+    assert_eq!(conflicts.len(), 1);
+    assert_eq!(conflicts[0]["path"], "spec.instructions");
+    assert_eq!(conflicts[0]["name"], "support-bot");
+    assert!(conflicts[0]["staging"]
+        .as_str()
+        .unwrap()
+        .contains("Never guess."));
+    let d = staging_diff(&env);
+    assert!(d["resources"][0]["changes"][0]["staging"]
+        .as_str()
+        .unwrap()
+        .contains("Never guess."));
+}
+
+#[test]
+fn revert_write_tree_writes_the_repo_not_the_store() {
+    let env = applied_and_committed();
+    publish(&env, "one");
+    edit(
+        &env,
+        BOT,
+        "Cite the knowledge base in every answer.",
+        "Always cite your sources.",
+    );
+    env.ferry(&["apply", "--tenant", T, "--yes"]).ok();
+    env.ferry(&["export", "--tenant", T, "--commit", "-m", "two"])
+        .ok();
+    let p2 = publish(&env, "two");
+    let id2 = p2["change_track_id"].as_str().unwrap();
+    env.ferry(&["revert", "--tenant", T, id2, "--write-tree"])
+        .ok();
+    assert!(env
+        .read(BOT)
+        .contains("Cite the knowledge base in every answer."));
+    assert_eq!(
+        staging_diff(&env)["has_changes"],
+        false,
+        "the store is unchanged"
+    );
+    let status = env.git(&["status", "--porcelain"]);
+    assert!(status.contains("agents/support-bot.yaml"), "{status}");
+}
+
+#[test]
+fn git_revert_of_a_publish_commit_validates_plans_and_applies() {
+    let env = applied_and_committed();
+    env.ferry(&["apply", "--tenant", T, "--ref", "HEAD", "--yes"])
+        .ok();
+    publish(&env, "one");
+    edit(
+        &env,
+        BOT,
+        "Cite the knowledge base in every answer.",
+        "Always cite your sources.",
+    );
+    env.write(
+        "tenants/acme-dev/tools/web-lookup.yaml",
+        "apiVersion: ferry/v1\nkind: Tool\nmetadata:\n  name: web-lookup\nspec:\n  type: http\n  connection: crm\n  request:\n    method: GET\n    path: /search\n",
+    );
+    env.git(&["add", "tenants"]);
+    env.git(&["commit", "-qm", "sharper instructions and a tool"]);
+    env.ferry(&["apply", "--tenant", T, "--ref", "HEAD", "--yes"])
+        .ok();
+    let p2 = publish(&env, "two");
+    assert_eq!(
+        p2["tag"], "acme-dev/publish/2",
+        "the applied commit holds the tree"
+    );
+    env.git(&["revert", "--no-edit", "HEAD"]);
+    env.ferry(&["validate", "--tenant", T]).ok();
+    let plan = env
+        .ferry(&[
+            "plan", "--tenant", T, "--ref", "HEAD", "--prune", "--output", "json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(plan["summary"]["update"], 1);
+    assert_eq!(plan["summary"]["delete"], 1);
+    env.ferry(&["apply", "--tenant", T, "--ref", "HEAD", "--prune", "--yes"])
+        .ok();
+    // The store matches the reverted tree.
+    let out = env.tmp.path().join("store-tree");
+    env.ferry(&["export", "--tenant", T, "--out", out.to_str().unwrap()])
+        .ok();
+    for f in [
+        "agents/support-bot.yaml",
+        "agents/refund-bot.yaml",
+        "tools/crm-lookup.yaml",
+        "connections/crm.yaml",
+    ] {
+        let at_head = env.git(&["show", &format!("HEAD:tenants/acme-dev/{f}")]);
+        assert_eq!(
+            std::fs::read_to_string(out.join(f)).unwrap(),
+            at_head,
+            "{f}"
+        );
+    }
+    assert!(!out.join("tools/web-lookup.yaml").exists());
+    let again = env
+        .ferry(&["plan", "--tenant", T, "--ref", "HEAD", "--output", "json"])
+        .ok()
+        .json();
+    assert_eq!(again["summary"]["update"], 0);
+    assert_eq!(again["summary"]["create"], 0);
+    // diff between two revisions.
+    let d = env
+        .ferry(&["diff", "HEAD~1", "HEAD", "--tenant", T, "--output", "json"])
+        .ok()
+        .json();
+    assert_eq!(d["has_changes"], true);
+    let names: Vec<&str> = d["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["web-lookup", "support-bot"]);
+    assert_eq!(d["resources"][0]["status"], "deleted");
+    assert_eq!(d["resources"][1]["changes"][0]["path"], "spec.instructions");
+}
+
+#[test]
+fn publish_agent_takes_the_agent_and_its_changed_dependencies() {
+    let env = applied_and_committed();
+    let p = env
+        .ferry(&[
+            "publish",
+            "--tenant",
+            T,
+            "--agent",
+            "refund-bot",
+            "-m",
+            "just refunds",
+            "--output",
+            "json",
+        ])
+        .ok()
+        .json();
+    let created: Vec<&str> = p["summary"]["created"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(created, ["refund-bot"]);
+    let p = env
+        .ferry(&[
+            "publish",
+            "--tenant",
+            T,
+            "--agent",
+            "support-bot",
+            "-m",
+            "support",
+            "--output",
+            "json",
+        ])
+        .ok()
+        .json();
+    let created: Vec<&str> = p["summary"]["created"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(created, ["crm", "crm-lookup", "support-bot"]);
+    env.ferry(&["publish", "--tenant", T, "-m", "all", "--output", "json"])
+        .expect(1);
+}
+
+#[test]
+fn bad_git_input_is_refused_clearly() {
+    let env = applied_and_committed();
+    let r = env
+        .ferry(&["plan", "--tenant", T, "--ref", "no-such-rev"])
+        .expect(1);
+    assert!(r.stderr.contains("no-such-rev"), "{}", r.stderr);
+    let r = env
+        .ferry(&["plan", "--tenant", "other", "--ref", "HEAD"])
+        .expect(1);
+    assert!(r.stderr.contains("other"), "{}", r.stderr);
+    env.ferry(&["tenant", "create", "empty-one"]).ok();
+    let r = env
+        .ferry(&["plan", "--tenant", "empty-one", "--ref", "HEAD"])
+        .expect(1);
+    assert!(r.stderr.contains("tree not found"), "{}", r.stderr);
+    let r = env
+        .ferry(&["revert", "--tenant", T, "chg_0000000000000000"])
+        .expect(1);
+    assert!(
+        r.stderr.contains("no publish with change id"),
+        "{}",
+        r.stderr
+    );
+    let r = env.ferry(&["export", "--tenant", T, "--commit"]).expect(1);
+    assert!(r.stderr.contains("commit message"), "{}", r.stderr);
+    let r = env.ferry(&["diff", "HEAD"]).expect(1);
+    assert!(r.stderr.contains("two revisions"), "{}", r.stderr);
+    let r = env
+        .ferry(&["diff", "--tenant", T, "--agent", "ghost"])
+        .expect(1);
+    assert!(r.stderr.contains("ghost"), "{}", r.stderr);
+    // A broken file at a revision names the file.
+    edit(
+        &env,
+        BOT,
+        "type: supervisor",
+        "type: supervisor\n  bogus: 1",
+    );
+    env.git(&["commit", "-qam", "broken"]);
+    let r = env
+        .ferry(&["plan", "--tenant", T, "--ref", "HEAD"])
+        .expect(1);
+    assert!(r.stderr.contains("agents/support-bot.yaml"), "{}", r.stderr);
+}
