@@ -7,6 +7,7 @@
 //! transaction. See `ARCHITECTURE.md` for the map.
 
 pub mod apply;
+pub mod archive;
 pub mod diagnostic;
 pub mod ids;
 pub mod model;

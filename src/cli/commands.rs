@@ -49,6 +49,7 @@ pub fn run(cmd: Command, g: &Global, out: &Output) -> Result<i32> {
         } => apply_cmd(g, out, tenant, &from, prune, force, yes, plan),
         Command::Secret(SecretCommand::Encrypt { tenant }) => secret_encrypt(g, out, &tenant),
         Command::Steps => steps(out),
+        Command::Zip(z) => super::zip::run(z, g, out),
         Command::Demo { keep } => super::demo::run_demo(out, keep),
     }
 }

@@ -11,6 +11,7 @@ mod commands;
 mod demo;
 mod output;
 pub mod repo;
+mod zip;
 
 use std::path::PathBuf;
 
@@ -143,6 +144,9 @@ enum Command {
     Secret(SecretCommand),
     /// The ordered sync steps.
     Steps,
+    /// ZIP artifacts: export with preview, import with strategies, pack and unpack.
+    #[command(subcommand)]
+    Zip(zip::ZipCommand),
     /// The whole story, end to end, in a temporary folder, narrated.
     Demo {
         /// Keep the demo folder and print where it is.

@@ -61,6 +61,19 @@ CREATE TABLE IF NOT EXISTS versions (
 );
 "#;
 
+/// Sync records: what each ZIP import or live sync wrote (baselines for conflicts).
+const SYNC_SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS sync_records (
+  tenant        TEXT NOT NULL,
+  local_id      TEXT NOT NULL,
+  source_key    TEXT NOT NULL,
+  origin_id     TEXT NOT NULL,
+  revision      INTEGER NOT NULL,
+  content_hash  TEXT NOT NULL,
+  PRIMARY KEY (tenant, local_id, source_key)
+);
+"#;
+
 /// The SQLite store.
 pub struct SqliteStore {
     conn: Connection,
@@ -91,6 +104,7 @@ impl SqliteStore {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.execute_batch(SCHEMA)?;
+        conn.execute_batch(SYNC_SCHEMA)?;
         Ok(SqliteStore { conn })
     }
 
@@ -438,5 +452,42 @@ impl Store for SqliteStore {
         };
         tx.commit()?;
         Ok(rev)
+    }
+
+    fn sync_records(&self, tenant: &str, source_key: &str) -> Result<Vec<super::SyncRecord>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT local_id, origin_id, revision, content_hash FROM sync_records \
+             WHERE tenant = ?1 AND source_key = ?2 ORDER BY local_id",
+        )?;
+        let rows = stmt.query_map(params![tenant, source_key], |r| {
+            Ok(super::SyncRecord {
+                local_id: r.get(0)?,
+                origin_id: r.get(1)?,
+                revision: r.get::<_, i64>(2)? as u64,
+                content_hash: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn record_syncs(
+        &mut self,
+        tenant: &str,
+        source_key: &str,
+        records: &[super::SyncRecord],
+    ) -> Result<(), StoreError> {
+        let tx = begin(&mut self.conn, tenant)?;
+        tenant_revision(&tx, tenant)?;
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT OR REPLACE INTO sync_records (tenant, local_id, source_key, origin_id, revision, content_hash) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
+            for r in records {
+                stmt.execute(params![tenant, r.local_id, source_key, r.origin_id, r.revision as i64, r.content_hash])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
     }
 }
