@@ -20,6 +20,9 @@ use crate::pipeline::{self, PipelineError};
 use crate::store::Store;
 use crate::tree::MemoryTree;
 
+/// A resource waiting in the walk: key, parent entry id, position, required.
+type Pending = ((Kind, String), Option<String>, Option<usize>, bool);
+
 /// What to export.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Scope {
@@ -118,7 +121,7 @@ pub fn scope(store: &dyn Store, tenant: &str, scope: &Scope) -> Result<Scoped, E
     let mut entries = Vec::new();
     let mut seen: HashSet<(Kind, String)> = HashSet::new();
     // (resource key, parent entry id, position, required)
-    let mut queue: VecDeque<((Kind, String), Option<String>, Option<usize>, bool)> = roots
+    let mut queue: VecDeque<Pending> = roots
         .iter()
         .map(|k| (k.clone(), None, None, true))
         .collect();
@@ -126,7 +129,9 @@ pub fn scope(store: &dyn Store, tenant: &str, scope: &Scope) -> Result<Scoped, E
         if !seen.insert(key.clone()) {
             continue;
         }
-        let Some(r) = full.get(key.0, &key.1) else { continue };
+        let Some(r) = full.get(key.0, &key.1) else {
+            continue;
+        };
         let id = id_of(r);
         entries.push(ExportEntry {
             id: id.clone(),
@@ -158,7 +163,13 @@ pub fn scope(store: &dyn Store, tenant: &str, scope: &Scope) -> Result<Scoped, E
                     });
                 }
                 push(Kind::Tool, &a.tools, &id, false, &mut queue);
-                push(Kind::KnowledgeBase, &a.knowledge_bases, &id, false, &mut queue);
+                push(
+                    Kind::KnowledgeBase,
+                    &a.knowledge_bases,
+                    &id,
+                    false,
+                    &mut queue,
+                );
                 push(Kind::Agent, &a.sub_agents, &id, false, &mut queue);
             }
             Spec::Workflow(w) => {
@@ -173,18 +184,42 @@ pub fn scope(store: &dyn Store, tenant: &str, scope: &Scope) -> Result<Scoped, E
                         required: false,
                     });
                     push(Kind::Tool, &s.tools, &sid, false, &mut queue);
-                    push(Kind::KnowledgeBase, &s.knowledge_bases, &sid, false, &mut queue);
+                    push(
+                        Kind::KnowledgeBase,
+                        &s.knowledge_bases,
+                        &sid,
+                        false,
+                        &mut queue,
+                    );
                     if let Some(wf) = &s.workflow {
-                        push(Kind::Workflow, std::slice::from_ref(wf), &sid, false, &mut queue);
+                        push(
+                            Kind::Workflow,
+                            std::slice::from_ref(wf),
+                            &sid,
+                            false,
+                            &mut queue,
+                        );
                     }
                 }
             }
             Spec::Tool(t) => {
                 if let Some(c) = &t.connection {
-                    push(Kind::Connection, std::slice::from_ref(c), &id, false, &mut queue);
+                    push(
+                        Kind::Connection,
+                        std::slice::from_ref(c),
+                        &id,
+                        false,
+                        &mut queue,
+                    );
                 }
                 if let Some(k) = &t.knowledge_base {
-                    push(Kind::KnowledgeBase, std::slice::from_ref(k), &id, false, &mut queue);
+                    push(
+                        Kind::KnowledgeBase,
+                        std::slice::from_ref(k),
+                        &id,
+                        false,
+                        &mut queue,
+                    );
                 }
             }
             Spec::KnowledgeBase(k) => push(Kind::Document, &k.documents, &id, false, &mut queue),
@@ -213,10 +248,7 @@ pub fn scope(store: &dyn Store, tenant: &str, scope: &Scope) -> Result<Scoped, E
         }
     }
     let agent = match scope {
-        Scope::Agent(_) => roots
-            .first()
-            .and_then(|(k, n)| full.get(*k, n))
-            .map(id_of),
+        Scope::Agent(_) => roots.first().and_then(|(k, n)| full.get(*k, n)).map(id_of),
         Scope::All => None,
     };
     Ok(Scoped {

@@ -160,7 +160,11 @@ fn summary(d: &[Diagnostic]) -> String {
         .filter(|d| d.severity == diagnostic::Severity::Error)
         .take(5)
         .map(|d| {
-            let f = d.field.as_deref().map(|f| format!(" {f}")).unwrap_or_default();
+            let f = d
+                .field
+                .as_deref()
+                .map(|f| format!(" {f}"))
+                .unwrap_or_default();
             format!("{}{f}: {}", d.file, d.message)
         })
         .collect::<Vec<_>>()
@@ -227,8 +231,12 @@ pub fn decode(read: &ReadArchive) -> Result<Archive, ImportError> {
         r.metadata.id = Some(id.clone());
         if let Some(other) = ids_seen.insert(id.clone(), l.path.clone()) {
             diags.push(
-                Diagnostic::error(l.path.clone(), "duplicate-id", format!("id `{id}` is also used by {other}"))
-                    .in_field("metadata.id"),
+                Diagnostic::error(
+                    l.path.clone(),
+                    "duplicate-id",
+                    format!("id `{id}` is also used by {other}"),
+                )
+                .in_field("metadata.id"),
             );
         }
         let mut allowed = HashSet::new();
@@ -237,7 +245,8 @@ pub fn decode(read: &ReadArchive) -> Result<Archive, ImportError> {
         for s in secrets::find_plain_secrets(&spec) {
             if !allowed.contains(&s.field) {
                 diags.push(
-                    Diagnostic::error(l.path.clone(), "plaintext-secret", s.reason.to_string()).in_field(s.field),
+                    Diagnostic::error(l.path.clone(), "plaintext-secret", s.reason.to_string())
+                        .in_field(s.field),
                 );
             }
         }
@@ -290,7 +299,13 @@ pub struct ImportPlan {
 }
 
 /// Restore the target's values wherever `src` holds the placeholder; else a variable.
-fn restore(src: &mut Value, tgt: Option<&Value>, path: &str, var_base: &str, notes: &mut Vec<String>) {
+fn restore(
+    src: &mut Value,
+    tgt: Option<&Value>,
+    path: &str,
+    var_base: &str,
+    notes: &mut Vec<String>,
+) {
     match src {
         Value::String(s) if s == PLACEHOLDER => match tgt {
             Some(Value::String(t)) if t != PLACEHOLDER => *s = t.clone(),
@@ -298,7 +313,13 @@ fn restore(src: &mut Value, tgt: Option<&Value>, path: &str, var_base: &str, not
                 let field = path.rsplit(['.', '[']).next().unwrap_or("SECRET");
                 let var: String = format!("{var_base}_{field}")
                     .chars()
-                    .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' })
+                    .map(|c| {
+                        if c.is_ascii_alphanumeric() {
+                            c.to_ascii_uppercase()
+                        } else {
+                            '_'
+                        }
+                    })
                     .collect();
                 notes.push(format!("{path} of `{var_base}` needs variable {var}"));
                 *s = format!("${{vars.{var}}}");
@@ -367,10 +388,12 @@ pub fn plan(
             }
             for r in archive.model.iter() {
                 let origin = r.id().unwrap_or_default();
-                let hit = by_origin
-                    .get(origin)
-                    .map(|s| s.to_string())
-                    .or_else(|| by_id.get(origin).filter(|t| t.kind() == r.kind()).map(|_| origin.to_string()));
+                let hit = by_origin.get(origin).map(|s| s.to_string()).or_else(|| {
+                    by_id
+                        .get(origin)
+                        .filter(|t| t.kind() == r.kind())
+                        .map(|_| origin.to_string())
+                });
                 let entry = match hit {
                     Some(id) => (id, true),
                     None => (ids::imported_id(tenant, origin, "", r.kind()), false),
@@ -380,7 +403,11 @@ pub fn plan(
         }
         Strategy::Upgrade => {
             let root = archive.root.clone().ok_or(ImportError::NoSourceAgent {
-                agents: archive.model.iter().filter(|r| r.kind() == Kind::Agent).count(),
+                agents: archive
+                    .model
+                    .iter()
+                    .filter(|r| r.kind() == Kind::Agent)
+                    .count(),
             })?;
             let root_id = archive
                 .model
@@ -392,7 +419,9 @@ pub fn plan(
                 Some(a) => Some(
                     target
                         .iter()
-                        .find(|r| r.kind() == Kind::Agent && (r.id() == Some(a.as_str()) || r.name() == a))
+                        .find(|r| {
+                            r.kind() == Kind::Agent && (r.id() == Some(a.as_str()) || r.name() == a)
+                        })
                         .and_then(|r| r.id().map(str::to_string))
                         .ok_or_else(|| ImportError::NoTargetAgent {
                             tenant: tenant.to_string(),
@@ -416,12 +445,20 @@ pub fn plan(
                     }
                 }
             };
-            let m = matching::match_structure(&archive.model, Some(&root), &target, target_root.as_deref());
+            let m = matching::match_structure(
+                &archive.model,
+                Some(&root),
+                &target,
+                target_root.as_deref(),
+            );
             for r in archive.model.iter() {
                 let key = (r.kind(), r.name().to_string());
                 let entry = match m.pairs.get(&key) {
                     Some(id) => (id.clone(), true),
-                    None => (ids::imported_id(tenant, r.id().unwrap_or_default(), "", r.kind()), false),
+                    None => (
+                        ids::imported_id(tenant, r.id().unwrap_or_default(), "", r.kind()),
+                        false,
+                    ),
                 };
                 local.insert(key, entry);
             }
@@ -445,7 +482,11 @@ pub fn plan(
         let key = (r.kind(), r.name().to_string());
         let (local_id, matched) = local.get(&key).cloned().unwrap_or_default();
         let origin_id = r.id().unwrap_or_default().to_string();
-        let tgt = if matched { by_id.get(&local_id).copied() } else { None };
+        let tgt = if matched {
+            by_id.get(&local_id).copied()
+        } else {
+            None
+        };
         let mut d = r.clone();
         d.metadata = match (opts.strategy, tgt) {
             (Strategy::Upgrade, Some(t)) => t.metadata.clone(),
@@ -489,7 +530,11 @@ pub fn plan(
                     let aligned: Vec<Value> = sub_pairs
                         .iter()
                         .filter(|(a, _)| a.is_some())
-                        .map(|(_, b)| b.and_then(|j| t.steps.get(j)).map(json_of).unwrap_or(Value::Null))
+                        .map(|(_, b)| {
+                            b.and_then(|j| t.steps.get(j))
+                                .map(json_of)
+                                .unwrap_or(Value::Null)
+                        })
                         .collect();
                     o.insert("steps".into(), Value::Array(aligned));
                 }
@@ -500,7 +545,11 @@ pub fn plan(
                     let aligned: Vec<Value> = sub_pairs
                         .iter()
                         .filter(|(a, _)| a.is_some())
-                        .map(|(_, b)| b.and_then(|j| t.snippets.get(j)).map(json_of).unwrap_or(Value::Null))
+                        .map(|(_, b)| {
+                            b.and_then(|j| t.snippets.get(j))
+                                .map(json_of)
+                                .unwrap_or(Value::Null)
+                        })
                         .collect();
                     o.insert("snippets".into(), Value::Array(aligned));
                 }
@@ -508,7 +557,13 @@ pub fn plan(
             _ => {}
         }
         let mut spec = d.spec.to_json();
-        restore(&mut spec, tgt_json.as_ref(), "spec", d.name(), &mut preview.warnings);
+        restore(
+            &mut spec,
+            tgt_json.as_ref(),
+            "spec",
+            d.name(),
+            &mut preview.warnings,
+        );
         if let Ok(s) = Spec::from_json(d.kind(), spec) {
             d.spec = s;
         }
@@ -521,23 +576,42 @@ pub fn plan(
                             || archive.model.iter().any(|x| {
                                 x.kind() == Kind::Workflow
                                     && (x.id() == Some(w.as_str()) || x.name() == w)
-                                    && local.get(&(Kind::Workflow, x.name().to_string())).map(|l| &l.0) == Some(*id)
+                                    && local
+                                        .get(&(Kind::Workflow, x.name().to_string()))
+                                        .map(|l| &l.0)
+                                        == Some(*id)
                             })
                             || by_id.get(*id).is_some_and(|t| t.name() == w)
                     });
                     match hit {
                         Some(id) if !first.contains(id) => first.push(id.clone()),
                         Some(_) => {}
-                        None => return Err(ImportError::UnknownWorkflow { workflow: w.clone() }),
+                        None => {
+                            return Err(ImportError::UnknownWorkflow {
+                                workflow: w.clone(),
+                            })
+                        }
                     }
                 }
-                let rest: Vec<String> = a.workflows.iter().filter(|w| !first.contains(w)).cloned().collect();
+                let rest: Vec<String> = a
+                    .workflows
+                    .iter()
+                    .filter(|w| !first.contains(w))
+                    .cloned()
+                    .collect();
                 first.extend(rest);
                 a.workflows = first;
             }
         }
         // Sub-rows: steps and snippets.
-        let sub_rows = sub_rows(&d, tgt, &origin_id, &local_id, &sub_pairs, &mut preview.removed);
+        let sub_rows = sub_rows(
+            &d,
+            tgt,
+            &origin_id,
+            &local_id,
+            &sub_pairs,
+            &mut preview.removed,
+        );
         // Classify.
         let entry = index.get(&local_id);
         let (mut action, mut reason) = match entry {
@@ -560,7 +634,10 @@ pub fn plan(
             None => (RowAction::Create, None),
         };
         if action != RowAction::Skip && action != RowAction::Conflict {
-            if let Some(other) = index.by_name(d.kind(), d.name()).filter(|e| e.id != local_id) {
+            if let Some(other) = index
+                .by_name(d.kind(), d.name())
+                .filter(|e| e.id != local_id)
+            {
                 action = RowAction::Conflict;
                 reason = Some(format!(
                     "a {} named `{}` exists already ({}); use --strategy merge or upgrade",
@@ -622,7 +699,9 @@ pub fn plan(
                     let name = archive
                         .model
                         .iter()
-                        .find(|x| local.get(&(x.kind(), x.name().to_string())).map(|l| &l.0) == Some(&r))
+                        .find(|x| {
+                            local.get(&(x.kind(), x.name().to_string())).map(|l| &l.0) == Some(&r)
+                        })
                         .map(|x| x.name().to_string())
                         .unwrap_or(r.clone());
                     format!("{} `{name}`", site.target)
@@ -644,7 +723,8 @@ pub fn plan(
     }
 
     items.sort_by(|a, b| {
-        (std::cmp::Reverse(a.desired.kind()), a.desired.name()).cmp(&(std::cmp::Reverse(b.desired.kind()), b.desired.name()))
+        (std::cmp::Reverse(a.desired.kind()), a.desired.name())
+            .cmp(&(std::cmp::Reverse(b.desired.kind()), b.desired.name()))
     });
     for it in &items {
         preview.resources.push(Row {
@@ -714,7 +794,13 @@ fn sub_rows(
                             None => RowAction::Create,
                         };
                         let name = st.name.clone().unwrap_or_else(|| st.step_type.clone());
-                        out.push(row("workflowStep", format!("step:{i}"), name, action, format!("step:{i}")));
+                        out.push(row(
+                            "workflowStep",
+                            format!("step:{i}"),
+                            name,
+                            action,
+                            format!("step:{i}"),
+                        ));
                     }
                     (None, Some(j)) => {
                         let ts = &t_steps[j];
@@ -758,7 +844,13 @@ fn sub_rows(
                     (None, Some(j)) => {
                         let ts = &t_snips[j];
                         let tag = format!("snippet:{}", ts.name);
-                        let mut r = row("snippet", String::new(), ts.name.clone(), RowAction::Skip, tag);
+                        let mut r = row(
+                            "snippet",
+                            String::new(),
+                            ts.name.clone(),
+                            RowAction::Skip,
+                            tag,
+                        );
                         r.origin_id = String::new();
                         r.reason = Some("the source agent no longer has this snippet".into());
                         removed.push(r);
@@ -828,7 +920,8 @@ pub fn execute(store: &mut dyn Store, plan: &ImportPlan) -> Result<ImportResult,
         .collect();
     let mut revision = store.index(&plan.tenant)?.0;
     if !writes.is_empty() {
-        let (p, diags) = pipeline::plan_resources(&*store, &plan.tenant, writes, DiffOptions::default())?;
+        let (p, diags) =
+            pipeline::plan_resources(&*store, &plan.tenant, writes, DiffOptions::default())?;
         let Some(p) = p else {
             return Err(ImportError::Invalid { diagnostics: diags });
         };
@@ -882,7 +975,8 @@ pub fn execute(store: &mut dyn Store, plan: &ImportPlan) -> Result<ImportResult,
         .into_iter()
         .map(|r| (r.local_id, r.revision, r.content_hash))
         .collect();
-    records.retain(|r| !existing.contains(&(r.local_id.clone(), r.revision, r.content_hash.clone())));
+    records
+        .retain(|r| !existing.contains(&(r.local_id.clone(), r.revision, r.content_hash.clone())));
     if !records.is_empty() {
         store.record_syncs(&plan.tenant, &plan.source_key, &records)?;
     }

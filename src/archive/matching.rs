@@ -60,7 +60,10 @@ pub fn find_target_agent(
         .filter(|r| {
             let id = r.id().unwrap_or_default();
             r.metadata.origin_id.as_deref() == Some(source_agent_id)
-                || r.metadata.synced_from.as_ref().is_some_and(|s| s.id == source_agent_id)
+                || r.metadata
+                    .synced_from
+                    .as_ref()
+                    .is_some_and(|s| s.id == source_agent_id)
                 || recorded.get(id).is_some_and(|o| o == source_agent_id)
         })
         .filter_map(|r| r.id().map(str::to_string))
@@ -119,7 +122,10 @@ pub fn match_structure(
             match sa.workflows.get(i) {
                 Some(sw) => {
                     let key = (Kind::Workflow, sw.clone());
-                    if !m.pairs.contains_key(&key) && !claimed.contains(tw) && by_id.contains_key(tw.as_str()) {
+                    if !m.pairs.contains_key(&key)
+                        && !claimed.contains(tw)
+                        && by_id.contains_key(tw.as_str())
+                    {
                         m.pairs.insert(key, tw.clone());
                         claimed.insert(tw.clone());
                     }
@@ -173,7 +179,10 @@ pub fn match_structure(
 
 /// Pair steps by type URI and occurrence: `(source index, target index)`,
 /// source order first, then target steps left over.
-pub fn pair_steps(source: &[WorkflowStep], target: &[WorkflowStep]) -> Vec<(Option<usize>, Option<usize>)> {
+pub fn pair_steps(
+    source: &[WorkflowStep],
+    target: &[WorkflowStep],
+) -> Vec<(Option<usize>, Option<usize>)> {
     let key = |steps: &[WorkflowStep]| -> Vec<(String, usize)> {
         let mut seen: HashMap<&str, usize> = HashMap::new();
         steps
@@ -189,13 +198,19 @@ pub fn pair_steps(source: &[WorkflowStep], target: &[WorkflowStep]) -> Vec<(Opti
 }
 
 /// Pair snippets by name: `(source index, target index)`.
-pub fn pair_snippets(source: &[Snippet], target: &[Snippet]) -> Vec<(Option<usize>, Option<usize>)> {
+pub fn pair_snippets(
+    source: &[Snippet],
+    target: &[Snippet],
+) -> Vec<(Option<usize>, Option<usize>)> {
     let s: Vec<String> = source.iter().map(|x| x.name.clone()).collect();
     let t: Vec<String> = target.iter().map(|x| x.name.clone()).collect();
     pair_by(&s, &t)
 }
 
-fn pair_by<K: Eq + std::hash::Hash>(source: &[K], target: &[K]) -> Vec<(Option<usize>, Option<usize>)> {
+fn pair_by<K: Eq + std::hash::Hash>(
+    source: &[K],
+    target: &[K],
+) -> Vec<(Option<usize>, Option<usize>)> {
     let pos: HashMap<&K, usize> = target.iter().enumerate().map(|(i, k)| (k, i)).collect();
     let mut used = vec![false; target.len()];
     let mut out = Vec::new();
@@ -233,9 +248,25 @@ mod tests {
 
     #[test]
     fn steps_pair_by_type_and_occurrence() {
-        let s = [step("ai.labs.llm"), step("ai.labs.httpcalls"), step("ai.labs.llm")];
-        let t = [step("ai.labs.httpcalls"), step("ai.labs.llm"), step("ai.labs.behavior")];
+        let s = [
+            step("ai.labs.llm"),
+            step("ai.labs.httpcalls"),
+            step("ai.labs.llm"),
+        ];
+        let t = [
+            step("ai.labs.httpcalls"),
+            step("ai.labs.llm"),
+            step("ai.labs.behavior"),
+        ];
         let p = pair_steps(&s, &t);
-        assert_eq!(p, vec![(Some(0), Some(1)), (Some(1), Some(0)), (Some(2), None), (None, Some(2))]);
+        assert_eq!(
+            p,
+            vec![
+                (Some(0), Some(1)),
+                (Some(1), Some(0)),
+                (Some(2), None),
+                (None, Some(2))
+            ]
+        );
     }
 }

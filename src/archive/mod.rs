@@ -80,11 +80,17 @@ pub struct Manifest {
 
 impl Manifest {
     /// A manifest for `tree` (its `manifest.json`, if any, left out).
-    pub fn for_tree(tree: &MemoryTree, source: ManifestSource, created_at: &str, agent: Option<String>) -> Manifest {
+    pub fn for_tree(
+        tree: &MemoryTree,
+        source: ManifestSource,
+        created_at: &str,
+        agent: Option<String>,
+    ) -> Manifest {
         let mut counts: BTreeMap<String, usize> = BTreeMap::new();
         for p in tree.files.keys() {
             if let Some((step, file)) = p.split_once('/') {
-                if Kind::from_step(step).is_some() && file.ends_with(".yaml") && !file.contains('/') {
+                if Kind::from_step(step).is_some() && file.ends_with(".yaml") && !file.contains('/')
+                {
                     *counts.entry(step.to_string()).or_default() += 1;
                 }
             }
@@ -203,7 +209,9 @@ pub enum ArchiveError {
         reason: String,
     },
     /// Two entries share a name.
-    #[error("archive entry `{entry}` appears more than once; refusing an archive with duplicate names")]
+    #[error(
+        "archive entry `{entry}` appears more than once; refusing an archive with duplicate names"
+    )]
     Duplicate {
         /// The name.
         entry: String,
@@ -243,7 +251,9 @@ pub enum ArchiveError {
 /// Write a tree as ZIP bytes, deterministically, compressing entries in parallel.
 pub fn write_zip(tree: &MemoryTree) -> Result<Vec<u8>, ArchiveError> {
     use zip::write::{PreparedZipFile, SimpleFileOptions};
-    let werr = |e: zip::result::ZipError| ArchiveError::Write { reason: e.to_string() };
+    let werr = |e: zip::result::ZipError| ArchiveError::Write {
+        reason: e.to_string(),
+    };
     let options = SimpleFileOptions::default()
         .compression_method(zip::CompressionMethod::Deflated)
         .compression_level(Some(6))
@@ -295,7 +305,10 @@ fn check_name(name: &str) -> Result<(), String> {
 /// Names of the central directory, read from the raw bytes (to name duplicates).
 fn raw_central_names(bytes: &[u8]) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
-    let Some(eocd) = bytes.windows(4).rposition(|w| w == [0x50, 0x4b, 0x05, 0x06]) else {
+    let Some(eocd) = bytes
+        .windows(4)
+        .rposition(|w| w == [0x50, 0x4b, 0x05, 0x06])
+    else {
         return out;
     };
     let get = |at: usize, n: usize| -> Option<u64> {
@@ -310,7 +323,8 @@ fn raw_central_names(bytes: &[u8]) -> Vec<Vec<u8>> {
         if bytes.get(at..at + 4) != Some(&[0x50, 0x4b, 0x01, 0x02][..]) {
             break;
         }
-        let (Some(n), Some(m), Some(k)) = (get(at + 28, 2), get(at + 30, 2), get(at + 32, 2)) else {
+        let (Some(n), Some(m), Some(k)) = (get(at + 28, 2), get(at + 30, 2), get(at + 32, 2))
+        else {
             break;
         };
         let start = at + 46;
@@ -333,7 +347,9 @@ fn read_entry(
     i: usize,
     limits: &Limits,
 ) -> Result<Entry, ArchiveError> {
-    let nz = |e: zip::result::ZipError| ArchiveError::NotZip { reason: e.to_string() };
+    let nz = |e: zip::result::ZipError| ArchiveError::NotZip {
+        reason: e.to_string(),
+    };
     let mut f = archive.by_index(i).map_err(nz)?;
     let name = f
         .name()
@@ -393,7 +409,10 @@ fn read_entry(
             });
         }
     }
-    Ok(Entry { name, data: Some(data) })
+    Ok(Entry {
+        name,
+        data: Some(data),
+    })
 }
 
 /// An archive read and checked: its files, and its manifest when it has one.
@@ -433,10 +452,7 @@ pub fn read_zip(bytes: &[u8], limits: &Limits) -> Result<ReadArchive, ArchiveErr
     }
     let entries: Vec<Entry> = (0..archive.len())
         .into_par_iter()
-        .map_init(
-            || archive.clone(),
-            |a, i| read_entry(a, i, limits),
-        )
+        .map_init(|| archive.clone(), |a, i| read_entry(a, i, limits))
         .collect::<Result<_, _>>()?;
     let mut total: u64 = 0;
     let mut tree = MemoryTree::default();
@@ -493,7 +509,11 @@ fn strip_single_top_folder(tree: MemoryTree) -> MemoryTree {
 /// Pack a folder's tree as ZIP bytes. A `manifest.json` that matches the
 /// files is kept byte for byte; one that does not (or none) is (re)made from
 /// `source` and `created_at`, keeping the old one's source and time if it parses.
-pub fn pack(tree: &MemoryTree, source: ManifestSource, created_at: &str) -> Result<(Vec<u8>, bool), ArchiveError> {
+pub fn pack(
+    tree: &MemoryTree,
+    source: ManifestSource,
+    created_at: &str,
+) -> Result<(Vec<u8>, bool), ArchiveError> {
     let mut tree = tree.clone();
     let existing = tree.files.get(MANIFEST).map(|b| Manifest::parse(b));
     let rewritten = match existing {
@@ -513,7 +533,10 @@ pub fn pack(tree: &MemoryTree, source: ManifestSource, created_at: &str) -> Resu
 }
 
 /// Write a tree with a fresh manifest as ZIP bytes.
-pub fn write_with_manifest(tree: &MemoryTree, manifest: &Manifest) -> Result<Vec<u8>, ArchiveError> {
+pub fn write_with_manifest(
+    tree: &MemoryTree,
+    manifest: &Manifest,
+) -> Result<Vec<u8>, ArchiveError> {
     let mut t = tree.clone();
     t.files.insert(MANIFEST.to_string(), manifest.to_bytes());
     write_zip(&t)

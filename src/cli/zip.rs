@@ -37,7 +37,12 @@ pub enum ZipCommand {
         #[arg(long)]
         preview: bool,
         /// The ZIP file to write.
-        #[arg(short = 'o', long = "out", value_name = "FILE", required_unless_present = "preview")]
+        #[arg(
+            short = 'o',
+            long = "out",
+            value_name = "FILE",
+            required_unless_present = "preview"
+        )]
         out: Option<PathBuf>,
         #[command(flatten)]
         stamp: Stamp,
@@ -104,7 +109,10 @@ impl Stamp {
         if let Some(t) = &self.created_at {
             return t.clone();
         }
-        if let Some(secs) = std::env::var("SOURCE_DATE_EPOCH").ok().and_then(|s| s.trim().parse::<i64>().ok()) {
+        if let Some(secs) = std::env::var("SOURCE_DATE_EPOCH")
+            .ok()
+            .and_then(|s| s.trim().parse::<i64>().ok())
+        {
             return crate::store::rfc3339(secs);
         }
         crate::store::now_rfc3339()
@@ -158,7 +166,8 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."));
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let mut tmp = tempfile::NamedTempFile::new_in(&dir).with_context(|| format!("cannot write in {}", dir.display()))?;
+    let mut tmp = tempfile::NamedTempFile::new_in(&dir)
+        .with_context(|| format!("cannot write in {}", dir.display()))?;
     std::io::Write::write_all(&mut tmp, bytes)?;
     tmp.persist(path)
         .map_err(|e| anyhow::anyhow!("cannot write {}: {}", path.display(), e.error))?;
@@ -245,7 +254,14 @@ pub fn run(cmd: ZipCommand, g: &Global, out: &Output) -> Result<i32> {
             let (_, mut store) = open(g)?;
             store.tenant(&tenant)?;
             if let Some(batch) = batch {
-                return run_batch(store.as_mut(), out, &tenant, strategy.into(), &batch, preview);
+                return run_batch(
+                    store.as_mut(),
+                    out,
+                    &tenant,
+                    strategy.into(),
+                    &batch,
+                    preview,
+                );
             }
             let Some(file) = file else {
                 bail!("say which ZIP to import, or --batch MAPPINGS.json");
@@ -262,7 +278,11 @@ pub fn run(cmd: ZipCommand, g: &Global, out: &Output) -> Result<i32> {
             }
             Ok(EXIT_OK)
         }
-        ZipCommand::Pack { dir, out: file, stamp } => {
+        ZipCommand::Pack {
+            dir,
+            out: file,
+            stamp,
+        } => {
             let src = FolderSource::new(&dir);
             let mut tree = MemoryTree::default();
             for p in src.list()? {
@@ -271,7 +291,9 @@ pub fn run(cmd: ZipCommand, g: &Global, out: &Output) -> Result<i32> {
             let tenant = tree
                 .files
                 .get(crate::tree::TENANT_FILE)
-                .and_then(|b| toml::from_str::<crate::tree::TenantFile>(&String::from_utf8_lossy(b)).ok())
+                .and_then(|b| {
+                    toml::from_str::<crate::tree::TenantFile>(&String::from_utf8_lossy(b)).ok()
+                })
                 .map(|t| t.name)
                 .unwrap_or_default();
             let source = ManifestSource {
@@ -287,28 +309,46 @@ pub fn run(cmd: ZipCommand, g: &Global, out: &Output) -> Result<i32> {
             if out.json() {
                 out.json_value(&serde_json::json!({"out": file.display().to_string(), "entries": tree.files.len() + usize::from(!tree.files.contains_key(archive::MANIFEST)), "manifestRewritten": rewritten}));
             } else {
-                out.data(&format!("Packed {} into {} ({} bytes)", dir.display(), file.display(), bytes.len()));
+                out.data(&format!(
+                    "Packed {} into {} ({} bytes)",
+                    dir.display(),
+                    file.display(),
+                    bytes.len()
+                ));
             }
             Ok(EXIT_OK)
         }
         ZipCommand::Unpack { file, dir } => {
-            let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
             let read = archive::read_zip(&bytes, &Limits::default())
                 .with_context(|| format!("{} refused; nothing was written", file.display()))?;
-            if dir.exists() && std::fs::read_dir(&dir).map(|mut d| d.next().is_some()).unwrap_or(true) {
-                bail!("{} exists and is not empty; unpack into a new folder", dir.display());
+            if dir.exists()
+                && std::fs::read_dir(&dir)
+                    .map(|mut d| d.next().is_some())
+                    .unwrap_or(true)
+            {
+                bail!(
+                    "{} exists and is not empty; unpack into a new folder",
+                    dir.display()
+                );
             }
             for (p, b) in &read.tree.files {
                 let dest = dir.join(p);
                 if let Some(parent) = dest.parent() {
                     std::fs::create_dir_all(parent)?;
                 }
-                std::fs::write(&dest, b).with_context(|| format!("cannot write {}", dest.display()))?;
+                std::fs::write(&dest, b)
+                    .with_context(|| format!("cannot write {}", dest.display()))?;
             }
             if out.json() {
                 out.json_value(&serde_json::json!({"dir": dir.display().to_string(), "files": read.tree.files.len()}));
             } else {
-                out.data(&format!("Unpacked {} files into {}", read.tree.files.len(), dir.display()));
+                out.data(&format!(
+                    "Unpacked {} files into {}",
+                    read.tree.files.len(),
+                    dir.display()
+                ));
             }
             Ok(EXIT_OK)
         }
@@ -323,7 +363,10 @@ fn depth_of(entries: &[export::ExportEntry], e: &export::ExportEntry) -> usize {
         if d > 64 {
             break;
         }
-        cur = entries.iter().find(|x| x.id == p).and_then(|x| x.parent.clone());
+        cur = entries
+            .iter()
+            .find(|x| x.id == p)
+            .and_then(|x| x.parent.clone());
     }
     d
 }
@@ -333,11 +376,18 @@ enum Done {
     Result(ImportResult),
 }
 
-fn import_one(store: &mut dyn Store, tenant: &str, file: &Path, opts: &ImportOptions, preview: bool) -> Result<Done> {
+fn import_one(
+    store: &mut dyn Store,
+    tenant: &str,
+    file: &Path,
+    opts: &ImportOptions,
+    preview: bool,
+) -> Result<Done> {
     let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
     let read = archive::read_zip(&bytes, &Limits::default())
         .with_context(|| format!("{} refused; nothing was written", file.display()))?;
-    let decoded = import::decode(&read).with_context(|| format!("{} refused; nothing was written", file.display()))?;
+    let decoded = import::decode(&read)
+        .with_context(|| format!("{} refused; nothing was written", file.display()))?;
     let plan = import::plan(&*store, tenant, &decoded, opts)?;
     if preview {
         return Ok(Done::Preview(plan.preview));
@@ -352,7 +402,11 @@ fn print_preview(out: &Output, p: &ImportPreview) {
     }
     for r in &p.resources {
         let indent = if r.parent.is_some() { "    " } else { "" };
-        let reason = r.reason.as_deref().map(|x| format!("  ({x})")).unwrap_or_default();
+        let reason = r
+            .reason
+            .as_deref()
+            .map(|x| format!("  ({x})"))
+            .unwrap_or_default();
         out.data(&format!(
             "{indent}{:<8} {} {}  {} -> {}{reason}",
             format!("{:?}", r.action).to_uppercase(),
@@ -363,7 +417,10 @@ fn print_preview(out: &Output, p: &ImportPreview) {
         ));
     }
     for r in &p.removed {
-        out.data(&format!("REMOVED  {} {}  {}", r.resource_type, r.name, r.local_id));
+        out.data(&format!(
+            "REMOVED  {} {}  {}",
+            r.resource_type, r.name, r.local_id
+        ));
     }
     for w in &p.warnings {
         out.warn(w);
@@ -429,14 +486,30 @@ struct BatchItem {
     result: Option<ImportResult>,
 }
 
-fn run_batch(store: &mut dyn Store, out: &Output, tenant: &str, strategy: Strategy, batch: &Path, preview: bool) -> Result<i32> {
-    let text = std::fs::read_to_string(batch).with_context(|| format!("cannot read {}", batch.display()))?;
-    let mappings: Vec<Mapping> =
-        serde_json::from_str(&text).with_context(|| format!("{} is not a list of {{file, targetAgent, selected, workflowOrder}}", batch.display()))?;
+fn run_batch(
+    store: &mut dyn Store,
+    out: &Output,
+    tenant: &str,
+    strategy: Strategy,
+    batch: &Path,
+    preview: bool,
+) -> Result<i32> {
+    let text = std::fs::read_to_string(batch)
+        .with_context(|| format!("cannot read {}", batch.display()))?;
+    let mappings: Vec<Mapping> = serde_json::from_str(&text).with_context(|| {
+        format!(
+            "{} is not a list of {{file, targetAgent, selected, workflowOrder}}",
+            batch.display()
+        )
+    })?;
     let base = batch.parent().map(Path::to_path_buf).unwrap_or_default();
     let mut items = Vec::new();
     for m in mappings {
-        let path = if m.file.is_absolute() { m.file.clone() } else { base.join(&m.file) };
+        let path = if m.file.is_absolute() {
+            m.file.clone()
+        } else {
+            base.join(&m.file)
+        };
         let mut run = || -> Result<Done> {
             if m.selected.as_ref().is_some_and(Vec::is_empty) {
                 bail!("selected is empty; an empty selection is an error, not \"everything\"");
@@ -485,7 +558,10 @@ fn run_batch(store: &mut dyn Store, out: &Output, tenant: &str, strategy: Strate
                 (None, None) => out.data(&format!("OK      {} (preview)", i.file)),
             }
         }
-        out.data(&format!("{} succeeded, {failed} failed", items.len() - failed));
+        out.data(&format!(
+            "{} succeeded, {failed} failed",
+            items.len() - failed
+        ));
     }
     Ok(if failed > 0 { EXIT_ERROR } else { EXIT_OK })
 }

@@ -12,7 +12,14 @@ const STAMP: &[&str] = &["--created-at", "2026-01-01T00:00:00Z"];
 
 /// A tenant with a connection holding an encrypted credential, a tool, two
 /// workflows, and an agent with snippets. `instructions` and `prefix` vary it.
-fn agent_tree(env: &TestEnv, tenant: &str, agent: &str, wf: [&str; 2], instructions: &str, enc: &str) {
+fn agent_tree(
+    env: &TestEnv,
+    tenant: &str,
+    agent: &str,
+    wf: [&str; 2],
+    instructions: &str,
+    enc: &str,
+) {
     let base = format!("tenants/{tenant}");
     env.write(
         &format!("{base}/connections/crm.yaml"),
@@ -47,19 +54,38 @@ fn encrypt(env: &TestEnv, tenant: &str) -> String {
 fn setup_source(env: &TestEnv) -> String {
     env.ferry(&["tenant", "create", "acme-dev"]).ok();
     let enc = encrypt(env, "acme-dev");
-    agent_tree(env, "acme-dev", "support-bot", ["triage", "answer"], "Be helpful.", &enc);
+    agent_tree(
+        env,
+        "acme-dev",
+        "support-bot",
+        ["triage", "answer"],
+        "Be helpful.",
+        &enc,
+    );
     env.ferry(&["apply", "--tenant", "acme-dev", "--yes"]).ok();
     enc
 }
 
 fn export_agent(env: &TestEnv, tenant: &str, agent: &str, file: &str) {
-    let mut args = vec!["zip", "export", "--tenant", tenant, "--agent", agent, "-o", file];
+    let mut args = vec![
+        "zip", "export", "--tenant", tenant, "--agent", agent, "-o", file,
+    ];
     args.extend_from_slice(STAMP);
     env.ferry(&args).ok();
 }
 
 fn import(env: &TestEnv, file: &str, tenant: &str, strategy: &str, extra: &[&str]) -> Value {
-    let mut args = vec!["zip", "import", file, "--tenant", tenant, "--strategy", strategy, "--output", "json"];
+    let mut args = vec![
+        "zip",
+        "import",
+        file,
+        "--tenant",
+        tenant,
+        "--strategy",
+        strategy,
+        "--output",
+        "json",
+    ];
     args.extend_from_slice(extra);
     env.ferry(&args).ok().json()
 }
@@ -69,9 +95,18 @@ fn count(v: &Value, key: &str) -> usize {
 }
 
 fn resources_of(env: &TestEnv, tenant: &str) -> u64 {
-    let list = env.ferry(&["tenant", "list", "--output", "json"]).ok().json();
-    let arr = list.as_array().cloned().or_else(|| list["tenants"].as_array().cloned()).unwrap();
-    arr.iter().find(|t| t["name"] == tenant).unwrap()["resources"].as_u64().unwrap()
+    let list = env
+        .ferry(&["tenant", "list", "--output", "json"])
+        .ok()
+        .json();
+    let arr = list
+        .as_array()
+        .cloned()
+        .or_else(|| list["tenants"].as_array().cloned())
+        .unwrap();
+    arr.iter().find(|t| t["name"] == tenant).unwrap()["resources"]
+        .as_u64()
+        .unwrap()
 }
 
 fn row<'a>(preview: &'a Value, ty: &str, name: &str) -> &'a Value {
@@ -93,11 +128,24 @@ fn round_trip_create_merge_update() {
     let created = import(&env, "a.zip", "acme-prod", "create", &[]);
     assert_eq!(count(&created, "created"), 5, "{created:#}");
     assert_eq!(resources_of(&env, "acme-prod"), 5);
-    let agent = created["created"].as_array().unwrap().iter().find(|o| o["resourceType"] == "agent").unwrap().clone();
+    let agent = created["created"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["resourceType"] == "agent")
+        .unwrap()
+        .clone();
     assert_ne!(agent["localId"], agent["originId"], "create gives new IDs");
-    env.ferry(&["export", "--tenant", "acme-prod", "--out", "prod-tree"]).ok();
+    env.ferry(&["export", "--tenant", "acme-prod", "--out", "prod-tree"])
+        .ok();
     let yaml = env.read("prod-tree/agents/support-bot.yaml");
-    assert!(yaml.contains(&format!("originId: {}", agent["originId"].as_str().unwrap())), "{yaml}");
+    assert!(
+        yaml.contains(&format!(
+            "originId: {}",
+            agent["originId"].as_str().unwrap()
+        )),
+        "{yaml}"
+    );
     let revision = created["revision"].clone();
 
     let merged = import(&env, "a.zip", "acme-prod", "merge", &[]);
@@ -105,7 +153,9 @@ fn round_trip_create_merge_update() {
     assert_eq!(count(&merged, "updated") + count(&merged, "created"), 0);
     assert_eq!(merged["revision"], revision, "a no-op sync writes nothing");
 
-    let a = env.read("tenants/acme-dev/agents/support-bot.yaml").replace("Be helpful.", "Be very helpful.");
+    let a = env
+        .read("tenants/acme-dev/agents/support-bot.yaml")
+        .replace("Be helpful.", "Be very helpful.");
     env.write("tenants/acme-dev/agents/support-bot.yaml", &a);
     env.ferry(&["apply", "--tenant", "acme-dev", "--yes"]).ok();
     export_agent(&env, "acme-dev", "support-bot", "b.zip");
@@ -115,7 +165,10 @@ fn round_trip_create_merge_update() {
     assert_eq!(count(&merged, "updated"), 1, "{merged:#}");
     let up = &merged["updated"][0];
     assert_eq!(up["resourceType"], "agent");
-    assert_eq!(up["revision"].as_u64().unwrap(), agent["revision"].as_u64().unwrap() + 1);
+    assert_eq!(
+        up["revision"].as_u64().unwrap(),
+        agent["revision"].as_u64().unwrap() + 1
+    );
 }
 
 #[test]
@@ -127,7 +180,9 @@ fn upgrade_matches_structure_and_keeps_target_ids() {
         "tenants/acme-dev/workflows/escalate.yaml",
         "apiVersion: ferry/v1\nkind: Workflow\nmetadata:\n  name: escalate\nspec:\n  steps:\n  - type: ai.labs.httpcalls\n",
     );
-    let agent = env.read("tenants/acme-dev/agents/support-bot.yaml").replace("  - answer\n", "  - answer\n  - escalate\n");
+    let agent = env
+        .read("tenants/acme-dev/agents/support-bot.yaml")
+        .replace("  - answer\n", "  - answer\n  - escalate\n");
     env.write("tenants/acme-dev/agents/support-bot.yaml", &agent);
     env.ferry(&["apply", "--tenant", "acme-dev", "--yes"]).ok();
     export_agent(&env, "acme-dev", "support-bot", "a.zip");
@@ -135,43 +190,99 @@ fn upgrade_matches_structure_and_keeps_target_ids() {
     // An independently built agent with the same shape, other names, one different step and snippet.
     env.ferry(&["tenant", "create", "acme-eu"]).ok();
     let enc_eu = encrypt(&env, "acme-eu");
-    agent_tree(&env, "acme-eu", "helpdesk", ["w-one", "w-two"], "Be helpful.", &enc_eu);
-    let w2 = env.read("tenants/acme-eu/workflows/w-two.yaml").replace("0.1", "0.7");
+    agent_tree(
+        &env,
+        "acme-eu",
+        "helpdesk",
+        ["w-one", "w-two"],
+        "Be helpful.",
+        &enc_eu,
+    );
+    let w2 = env
+        .read("tenants/acme-eu/workflows/w-two.yaml")
+        .replace("0.1", "0.7");
     env.write("tenants/acme-eu/workflows/w-two.yaml", &w2);
-    let a = env.read("tenants/acme-eu/agents/helpdesk.yaml").replace("text: Bye.", "text: Cheers.");
+    let a = env
+        .read("tenants/acme-eu/agents/helpdesk.yaml")
+        .replace("text: Bye.", "text: Cheers.");
     env.write("tenants/acme-eu/agents/helpdesk.yaml", &a);
     env.ferry(&["apply", "--tenant", "acme-eu", "--yes"]).ok();
-    env.ferry(&["export", "--tenant", "acme-eu", "--out", "before"]).ok();
+    env.ferry(&["export", "--tenant", "acme-eu", "--out", "before"])
+        .ok();
     let _ = enc;
 
-    let p = import(&env, "a.zip", "acme-eu", "upgrade", &["--target-agent", "helpdesk", "--preview"]);
+    let p = import(
+        &env,
+        "a.zip",
+        "acme-eu",
+        "upgrade",
+        &["--target-agent", "helpdesk", "--preview"],
+    );
     assert_eq!(row(&p, "agent", "helpdesk")["action"], "UPDATE", "{p:#}");
     assert_eq!(row(&p, "workflow", "w-one")["action"], "SKIP");
     assert_eq!(row(&p, "workflow", "w-two")["action"], "UPDATE");
     assert_eq!(row(&p, "workflow", "escalate")["action"], "CREATE");
     assert_eq!(row(&p, "tool", "crm-lookup")["action"], "SKIP");
-    assert_eq!(row(&p, "connection", "crm")["action"], "SKIP", "the target's own secret never counts");
+    assert_eq!(
+        row(&p, "connection", "crm")["action"],
+        "SKIP",
+        "the target's own secret never counts"
+    );
     assert_eq!(row(&p, "snippet", "greeting")["action"], "SKIP");
     assert_eq!(row(&p, "snippet", "signoff")["action"], "UPDATE");
-    assert_eq!(row(&p, "workflowStep", "ai.labs.llm")["resourceType"], "workflowStep");
-    let before_ids: Vec<String> = ["agents/helpdesk.yaml", "workflows/w-one.yaml", "workflows/w-two.yaml", "tools/crm-lookup.yaml", "connections/crm.yaml"]
-        .iter()
-        .map(|f| env.read(&format!("before/{f}")).lines().find(|l| l.trim_start().starts_with("id:")).unwrap().to_string())
-        .collect();
+    assert_eq!(
+        row(&p, "workflowStep", "ai.labs.llm")["resourceType"],
+        "workflowStep"
+    );
+    let before_ids: Vec<String> = [
+        "agents/helpdesk.yaml",
+        "workflows/w-one.yaml",
+        "workflows/w-two.yaml",
+        "tools/crm-lookup.yaml",
+        "connections/crm.yaml",
+    ]
+    .iter()
+    .map(|f| {
+        env.read(&format!("before/{f}"))
+            .lines()
+            .find(|l| l.trim_start().starts_with("id:"))
+            .unwrap()
+            .to_string()
+    })
+    .collect();
 
-    let r = import(&env, "a.zip", "acme-eu", "upgrade", &["--target-agent", "helpdesk"]);
+    let r = import(
+        &env,
+        "a.zip",
+        "acme-eu",
+        "upgrade",
+        &["--target-agent", "helpdesk"],
+    );
     assert_eq!(count(&r, "created"), 1, "{r:#}");
     assert_eq!(count(&r, "failures"), 0, "{r:#}");
-    env.ferry(&["export", "--tenant", "acme-eu", "--out", "after"]).ok();
-    for (f, id) in ["agents/helpdesk.yaml", "workflows/w-one.yaml", "workflows/w-two.yaml", "tools/crm-lookup.yaml", "connections/crm.yaml"]
-        .iter()
-        .zip(&before_ids)
+    env.ferry(&["export", "--tenant", "acme-eu", "--out", "after"])
+        .ok();
+    for (f, id) in [
+        "agents/helpdesk.yaml",
+        "workflows/w-one.yaml",
+        "workflows/w-two.yaml",
+        "tools/crm-lookup.yaml",
+        "connections/crm.yaml",
+    ]
+    .iter()
+    .zip(&before_ids)
     {
-        assert!(env.read(&format!("after/{f}")).contains(id.as_str()), "{f} kept its ID");
+        assert!(
+            env.read(&format!("after/{f}")).contains(id.as_str()),
+            "{f} kept its ID"
+        );
     }
     assert!(env.read("after/workflows/w-two.yaml").contains("0.1"));
     assert!(env.read("after/agents/helpdesk.yaml").contains("escalate"));
-    assert!(env.read("after/connections/crm.yaml").contains(&enc_eu), "the target keeps its own secret");
+    assert!(
+        env.read("after/connections/crm.yaml").contains(&enc_eu),
+        "the target keeps its own secret"
+    );
 }
 
 #[test]
@@ -181,20 +292,39 @@ fn hotfix_is_a_conflict_unless_selected() {
     export_agent(&env, "acme-dev", "support-bot", "a.zip");
     env.ferry(&["tenant", "create", "acme-eu"]).ok();
     let enc_eu = encrypt(&env, "acme-eu");
-    agent_tree(&env, "acme-eu", "helpdesk", ["w-one", "w-two"], "Be helpful.", &enc_eu);
+    agent_tree(
+        &env,
+        "acme-eu",
+        "helpdesk",
+        ["w-one", "w-two"],
+        "Be helpful.",
+        &enc_eu,
+    );
     env.ferry(&["apply", "--tenant", "acme-eu", "--yes"]).ok();
-    import(&env, "a.zip", "acme-eu", "upgrade", &["--target-agent", "helpdesk"]);
+    import(
+        &env,
+        "a.zip",
+        "acme-eu",
+        "upgrade",
+        &["--target-agent", "helpdesk"],
+    );
 
     // Hotfix on the target.
     env.ferry(&["export", "--tenant", "acme-eu"]).ok();
-    let a = env.read("tenants/acme-eu/agents/helpdesk.yaml").replace("Be helpful.", "HOTFIX: be careful.");
+    let a = env
+        .read("tenants/acme-eu/agents/helpdesk.yaml")
+        .replace("Be helpful.", "HOTFIX: be careful.");
     env.write("tenants/acme-eu/agents/helpdesk.yaml", &a);
     env.ferry(&["apply", "--tenant", "acme-eu", "--yes"]).ok();
 
     // The source moves on: instructions and the tool change.
-    let a = env.read("tenants/acme-dev/agents/support-bot.yaml").replace("Be helpful.", "Be brief.");
+    let a = env
+        .read("tenants/acme-dev/agents/support-bot.yaml")
+        .replace("Be helpful.", "Be brief.");
     env.write("tenants/acme-dev/agents/support-bot.yaml", &a);
-    let t = env.read("tenants/acme-dev/tools/crm-lookup.yaml").replace("Look up a customer.", "Find a customer.");
+    let t = env
+        .read("tenants/acme-dev/tools/crm-lookup.yaml")
+        .replace("Look up a customer.", "Find a customer.");
     env.write("tenants/acme-dev/tools/crm-lookup.yaml", &t);
     env.ferry(&["apply", "--tenant", "acme-dev", "--yes"]).ok();
     export_agent(&env, "acme-dev", "support-bot", "b.zip");
@@ -207,18 +337,34 @@ fn hotfix_is_a_conflict_unless_selected() {
     let r = import(&env, "b.zip", "acme-eu", "upgrade", &[]);
     assert_eq!(count(&r, "failures"), 1, "{r:#}");
     assert_eq!(count(&r, "updated"), 1);
-    env.ferry(&["export", "--tenant", "acme-eu", "--out", "mid"]).ok();
+    env.ferry(&["export", "--tenant", "acme-eu", "--out", "mid"])
+        .ok();
     assert!(env.read("mid/agents/helpdesk.yaml").contains("HOTFIX"));
-    assert!(env.read("mid/tools/crm-lookup.yaml").contains("Find a customer."));
+    assert!(env
+        .read("mid/tools/crm-lookup.yaml")
+        .contains("Find a customer."));
 
     let local = agent_row["localId"].as_str().unwrap();
     let r = import(&env, "b.zip", "acme-eu", "upgrade", &["--selected", local]);
     assert_eq!(count(&r, "updated"), 1, "{r:#}");
-    env.ferry(&["export", "--tenant", "acme-eu", "--out", "end"]).ok();
+    env.ferry(&["export", "--tenant", "acme-eu", "--out", "end"])
+        .ok();
     assert!(env.read("end/agents/helpdesk.yaml").contains("Be brief."));
 
     // An empty selection is an error.
-    let e = env.ferry(&["zip", "import", "b.zip", "--tenant", "acme-eu", "--strategy", "upgrade", "--selected", ""]).expect(1);
+    let e = env
+        .ferry(&[
+            "zip",
+            "import",
+            "b.zip",
+            "--tenant",
+            "acme-eu",
+            "--strategy",
+            "upgrade",
+            "--selected",
+            "",
+        ])
+        .expect(1);
     assert!(e.stderr.contains("empty"), "{}", e.stderr);
 }
 
@@ -228,14 +374,34 @@ fn batch_reports_each_agent() {
     setup_source(&env);
     export_agent(&env, "acme-dev", "support-bot", "a.zip");
     env.ferry(&["tenant", "create", "acme-eu"]).ok();
-    agent_tree(&env, "acme-eu", "helpdesk", ["w-one", "w-two"], "Be helpful.", &encrypt(&env, "acme-eu"));
+    agent_tree(
+        &env,
+        "acme-eu",
+        "helpdesk",
+        ["w-one", "w-two"],
+        "Be helpful.",
+        &encrypt(&env, "acme-eu"),
+    );
     env.ferry(&["apply", "--tenant", "acme-eu", "--yes"]).ok();
     env.write(
         "map.json",
         r#"[{"file":"a.zip","targetAgent":"helpdesk","selected":null,"workflowOrder":null},
             {"file":"missing.zip","targetAgent":"helpdesk"}]"#,
     );
-    let r = env.ferry(&["zip", "import", "--batch", "map.json", "--tenant", "acme-eu", "--strategy", "upgrade", "--output", "json"]).expect(1);
+    let r = env
+        .ferry(&[
+            "zip",
+            "import",
+            "--batch",
+            "map.json",
+            "--tenant",
+            "acme-eu",
+            "--strategy",
+            "upgrade",
+            "--output",
+            "json",
+        ])
+        .expect(1);
     let v = r.json();
     assert_eq!(v["succeeded"], 1);
     assert_eq!(v["failed"], 1);
@@ -247,17 +413,49 @@ fn batch_reports_each_agent() {
 fn export_preview_selection_and_workflow_order() {
     let env = TestEnv::new();
     setup_source(&env);
-    let p = env.ferry(&["zip", "export", "--tenant", "acme-dev", "--agent", "support-bot", "--preview", "--output", "json"]).ok().json();
+    let p = env
+        .ferry(&[
+            "zip",
+            "export",
+            "--tenant",
+            "acme-dev",
+            "--agent",
+            "support-bot",
+            "--preview",
+            "--output",
+            "json",
+        ])
+        .ok()
+        .json();
     let entries = p["resources"].as_array().unwrap();
-    let find = |ty: &str, name: &str| entries.iter().find(|e| e["resourceType"] == ty && e["name"] == name).unwrap().clone();
+    let find = |ty: &str, name: &str| {
+        entries
+            .iter()
+            .find(|e| e["resourceType"] == ty && e["name"] == name)
+            .unwrap()
+            .clone()
+    };
     let agent = find("agent", "support-bot");
     assert_eq!(agent["required"], true);
     assert_eq!(find("workflow", "answer")["required"], true);
     assert_eq!(find("workflow", "answer")["position"], 1);
     assert_eq!(find("tool", "crm-lookup")["required"], false);
     let snip = find("snippet", "greeting");
-    assert_eq!(snip["id"], format!("{}#snippet:greeting", agent["id"].as_str().unwrap()));
-    let mut args = vec!["zip", "export", "--tenant", "acme-dev", "--agent", "support-bot", "-o", "sel.zip", "--selected"];
+    assert_eq!(
+        snip["id"],
+        format!("{}#snippet:greeting", agent["id"].as_str().unwrap())
+    );
+    let mut args = vec![
+        "zip",
+        "export",
+        "--tenant",
+        "acme-dev",
+        "--agent",
+        "support-bot",
+        "-o",
+        "sel.zip",
+        "--selected",
+    ];
     let sel = snip["id"].as_str().unwrap().to_string();
     args.push(&sel);
     env.ferry(&args).ok();
@@ -268,10 +466,20 @@ fn export_preview_selection_and_workflow_order() {
 
     export_agent(&env, "acme-dev", "support-bot", "a.zip");
     env.ferry(&["tenant", "create", "acme-prod"]).ok();
-    import(&env, "a.zip", "acme-prod", "create", &["--workflow-order", "answer"]);
-    env.ferry(&["export", "--tenant", "acme-prod", "--out", "prod"]).ok();
+    import(
+        &env,
+        "a.zip",
+        "acme-prod",
+        "create",
+        &["--workflow-order", "answer"],
+    );
+    env.ferry(&["export", "--tenant", "acme-prod", "--out", "prod"])
+        .ok();
     let a = env.read("prod/agents/support-bot.yaml");
-    assert!(a.find("- answer").unwrap() < a.find("- triage").unwrap(), "{a}");
+    assert!(
+        a.find("- answer").unwrap() < a.find("- triage").unwrap(),
+        "{a}"
+    );
 }
 
 fn all_entries(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
@@ -291,7 +499,18 @@ fn exported_zip_holds_no_credential_and_other_tools_read_it() {
     let env = TestEnv::new();
     let enc = setup_source(&env);
     export_agent(&env, "acme-dev", "support-bot", "a.zip");
-    env.ferry(&["zip", "export", "--tenant", "acme-dev", "--all", "-o", "all.zip", "--created-at", "2026-01-01T00:00:00Z"]).ok();
+    env.ferry(&[
+        "zip",
+        "export",
+        "--tenant",
+        "acme-dev",
+        "--all",
+        "-o",
+        "all.zip",
+        "--created-at",
+        "2026-01-01T00:00:00Z",
+    ])
+    .ok();
     for f in ["a.zip", "all.zip"] {
         let bytes = std::fs::read(env.path(f)).unwrap();
         let needle = |hay: &[u8], n: &str| hay.windows(n.len()).any(|w| w == n.as_bytes());
@@ -301,23 +520,54 @@ fn exported_zip_holds_no_credential_and_other_tools_read_it() {
             assert!(!needle(&b, &enc[..40]), "{name} holds the encrypted value");
         }
         // unzip and Python's zipfile accept it.
-        let out = std::process::Command::new("unzip").arg("-t").arg(env.path(f)).output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
-        let out = std::process::Command::new("python3").args(["-m", "zipfile", "-t"]).arg(env.path(f)).output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = std::process::Command::new("unzip")
+            .arg("-t")
+            .arg(env.path(f))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let out = std::process::Command::new("python3")
+            .args(["-m", "zipfile", "-t"])
+            .arg(env.path(f))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     // Exporting twice gives the same bytes; unpack then pack is byte for byte.
     export_agent(&env, "acme-dev", "support-bot", "a2.zip");
-    assert_eq!(std::fs::read(env.path("a.zip")).unwrap(), std::fs::read(env.path("a2.zip")).unwrap());
+    assert_eq!(
+        std::fs::read(env.path("a.zip")).unwrap(),
+        std::fs::read(env.path("a2.zip")).unwrap()
+    );
     env.ferry(&["zip", "unpack", "a.zip", "unpacked"]).ok();
-    env.ferry(&["zip", "pack", "unpacked", "-o", "repacked.zip"]).ok();
-    assert_eq!(std::fs::read(env.path("a.zip")).unwrap(), std::fs::read(env.path("repacked.zip")).unwrap());
+    env.ferry(&["zip", "pack", "unpacked", "-o", "repacked.zip"])
+        .ok();
+    assert_eq!(
+        std::fs::read(env.path("a.zip")).unwrap(),
+        std::fs::read(env.path("repacked.zip")).unwrap()
+    );
 
     // A ZIP made by the zip command line from the tree imports (manifest included, and without it).
-    let out = std::process::Command::new("zip").current_dir(env.path("unpacked")).args(["-qr", "../cli.zip", "."]).output().unwrap();
+    let out = std::process::Command::new("zip")
+        .current_dir(env.path("unpacked"))
+        .args(["-qr", "../cli.zip", "."])
+        .output()
+        .unwrap();
     assert!(out.status.success());
     std::fs::remove_file(env.path("unpacked/manifest.json")).unwrap();
-    let out = std::process::Command::new("zip").current_dir(env.path("unpacked")).args(["-qr", "../plain.zip", "."]).output().unwrap();
+    let out = std::process::Command::new("zip")
+        .current_dir(env.path("unpacked"))
+        .args(["-qr", "../plain.zip", "."])
+        .output()
+        .unwrap();
     assert!(out.status.success());
     env.ferry(&["tenant", "create", "acme-prod"]).ok();
     let r = import(&env, "cli.zip", "acme-prod", "create", &[]);
@@ -326,8 +576,16 @@ fn exported_zip_holds_no_credential_and_other_tools_read_it() {
     assert_eq!(count(&r, "skipped"), 5, "{r:#}");
     // A ZIP written by Python from the tree imports too.
     let py = "import zipfile,os,sys\nz=zipfile.ZipFile(sys.argv[2],'w',zipfile.ZIP_DEFLATED)\nfor d,_,fs in os.walk(sys.argv[1]):\n  for f in fs:\n    p=os.path.join(d,f); z.write(p, os.path.relpath(p, sys.argv[1]))\nz.close()\n";
-    let out = std::process::Command::new("python3").current_dir(&env.repo).args(["-c", py, "unpacked", "py.zip"]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = std::process::Command::new("python3")
+        .current_dir(&env.repo)
+        .args(["-c", py, "unpacked", "py.zip"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let r = import(&env, "py.zip", "acme-prod", "merge", &[]);
     assert_eq!(count(&r, "skipped"), 5, "{r:#}");
 }
@@ -340,7 +598,8 @@ fn hostile(path: &Path, entries: &[(&str, Vec<u8>, u32)]) {
             .compression_method(zip::CompressionMethod::Deflated)
             .unix_permissions(*mode);
         if *mode & 0o170000 == 0o120000 {
-            w.add_symlink(*name, String::from_utf8_lossy(data), opts).unwrap();
+            w.add_symlink(*name, String::from_utf8_lossy(data), opts)
+                .unwrap();
         } else {
             w.start_file(*name, opts).unwrap();
             w.write_all(data).unwrap();
@@ -357,17 +616,37 @@ fn hostile_archives_are_refused_and_nothing_is_written() {
     export_agent(&env, "acme-dev", "support-bot", "good.zip");
     env.ferry(&["tenant", "create", "acme-prod"]).ok();
     let good: Vec<(String, Vec<u8>)> = all_entries(&std::fs::read(env.path("good.zip")).unwrap());
-    let tool = good.iter().find(|(n, _)| n.starts_with("tools/")).unwrap().1.clone();
+    let tool = good
+        .iter()
+        .find(|(n, _)| n.starts_with("tools/"))
+        .unwrap()
+        .1
+        .clone();
     let with = |extra: (&'static str, Vec<u8>, u32)| -> Vec<(&'static str, Vec<u8>, u32)> {
         vec![("tools/crm-lookup.yaml", tool.clone(), 0o100644), extra]
     };
 
-    hostile(&env.path("dotdot.zip"), &with(("../evil.yaml", b"x".to_vec(), 0o100644)));
-    hostile(&env.path("abs.zip"), &with(("/tmp/evil.yaml", b"x".to_vec(), 0o100644)));
-    hostile(&env.path("link.zip"), &with(("tools/link.yaml", b"/etc/passwd".to_vec(), 0o120777)));
-    hostile(&env.path("bomb.zip"), &with(("documents/bomb.txt", vec![0u8; 48 << 20], 0o100644)));
+    hostile(
+        &env.path("dotdot.zip"),
+        &with(("../evil.yaml", b"x".to_vec(), 0o100644)),
+    );
+    hostile(
+        &env.path("abs.zip"),
+        &with(("/tmp/evil.yaml", b"x".to_vec(), 0o100644)),
+    );
+    hostile(
+        &env.path("link.zip"),
+        &with(("tools/link.yaml", b"/etc/passwd".to_vec(), 0o120777)),
+    );
+    hostile(
+        &env.path("bomb.zip"),
+        &with(("documents/bomb.txt", vec![0u8; 48 << 20], 0o100644)),
+    );
     // Duplicates: write two same-length names, then rename the second in place.
-    hostile(&env.path("dup.zip"), &with(("tools/crm-lookuq.yaml", tool.clone(), 0o100644)));
+    hostile(
+        &env.path("dup.zip"),
+        &with(("tools/crm-lookuq.yaml", tool.clone(), 0o100644)),
+    );
     let mut b = std::fs::read(env.path("dup.zip")).unwrap();
     let from = b"tools/crm-lookuq.yaml";
     let to = b"tools/crm-lookup.yaml";
@@ -380,13 +659,22 @@ fn hostile_archives_are_refused_and_nothing_is_written() {
     }
     std::fs::write(env.path("dup.zip"), b).unwrap();
     // A wrong manifest hash: the good archive with one entry changed.
-    let mut tampered: Vec<(String, Vec<u8>, u32)> = good.iter().map(|(n, b)| (n.clone(), b.clone(), 0o100644)).collect();
+    let mut tampered: Vec<(String, Vec<u8>, u32)> = good
+        .iter()
+        .map(|(n, b)| (n.clone(), b.clone(), 0o100644))
+        .collect();
     for e in &mut tampered {
         if e.0.starts_with("agents/") {
-            e.1 = String::from_utf8(e.1.clone()).unwrap().replace("Be helpful.", "Be evil.").into_bytes();
+            e.1 = String::from_utf8(e.1.clone())
+                .unwrap()
+                .replace("Be helpful.", "Be evil.")
+                .into_bytes();
         }
     }
-    let refs: Vec<(&str, Vec<u8>, u32)> = tampered.iter().map(|(n, b, m)| (n.as_str(), b.clone(), *m)).collect();
+    let refs: Vec<(&str, Vec<u8>, u32)> = tampered
+        .iter()
+        .map(|(n, b, m)| (n.as_str(), b.clone(), *m))
+        .collect();
     hostile(&env.path("hash.zip"), &refs);
 
     for (f, needle) in [
@@ -397,7 +685,17 @@ fn hostile_archives_are_refused_and_nothing_is_written() {
         ("dup.zip", "more than once"),
         ("hash.zip", "manifest"),
     ] {
-        let r = env.ferry(&["zip", "import", f, "--tenant", "acme-prod", "--strategy", "create"]).expect(1);
+        let r = env
+            .ferry(&[
+                "zip",
+                "import",
+                f,
+                "--tenant",
+                "acme-prod",
+                "--strategy",
+                "create",
+            ])
+            .expect(1);
         assert!(r.stderr.contains(needle), "{f}: {}", r.stderr);
         let dir = format!("out-{f}");
         let r = env.ferry(&["zip", "unpack", f, &dir]).expect(1);
