@@ -8,6 +8,7 @@
 
 pub mod access;
 pub mod apply;
+pub mod archive;
 pub mod cli;
 pub mod diagnostic;
 pub mod gitplan;

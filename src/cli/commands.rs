@@ -77,6 +77,7 @@ pub fn run(cmd: Command, g: &Global, out: &Output) -> Result<i32> {
         Command::Grant { user, tenant, role } => {
             super::promote::grant(g, out, &user, &tenant, &role)
         }
+        Command::Zip(z) => super::zip::run(z, g, out),
         Command::Demo { keep } => super::demo::run_demo(out, keep),
     }
 }

@@ -13,6 +13,7 @@ mod git;
 mod output;
 mod promote;
 pub mod repo;
+mod zip;
 
 use std::path::PathBuf;
 
@@ -212,6 +213,9 @@ enum Command {
         /// viewer, editor, admin or owner.
         role: String,
     },
+    /// ZIP artifacts: export with preview, import with strategies, pack and unpack.
+    #[command(subcommand)]
+    Zip(zip::ZipCommand),
     /// The whole story, end to end, in a temporary folder, narrated.
     Demo {
         /// Keep the demo folder and print where it is.

@@ -201,6 +201,28 @@ pub trait Store {
     ) -> Result<Vec<crate::publish::VersionPair>, StoreError>;
     /// Resources changed in the store since the last apply from git (empty when none, or never applied from git).
     fn drift(&self, tenant: &str) -> Result<Vec<crate::plan::Absent>, StoreError>;
+    /// The sync records of a tenant written by syncs from `source_key` (ZIP import, live sync).
+    fn sync_records(&self, tenant: &str, source_key: &str) -> Result<Vec<SyncRecord>, StoreError>;
+    /// Record what a sync from `source_key` wrote (replacing earlier records of the same resources).
+    fn record_syncs(
+        &mut self,
+        tenant: &str,
+        source_key: &str,
+        records: &[SyncRecord],
+    ) -> Result<(), StoreError>;
+}
+
+/// What one sync wrote to one resource: the baseline for conflict detection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SyncRecord {
+    /// The local resource ID.
+    pub local_id: String,
+    /// The resource's ID at the source.
+    pub origin_id: String,
+    /// The resource revision after the sync.
+    pub revision: u64,
+    /// The content hash after the sync.
+    pub content_hash: String,
 }
 
 /// Open the store at `url`; relative paths are taken from `base`.

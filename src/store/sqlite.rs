@@ -62,6 +62,19 @@ CREATE TABLE IF NOT EXISTS versions (
 );
 "#;
 
+/// Sync records: what each ZIP import or live sync wrote (baselines for conflicts).
+const SYNC_SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS sync_records (
+  tenant        TEXT NOT NULL,
+  local_id      TEXT NOT NULL,
+  source_key    TEXT NOT NULL,
+  origin_id     TEXT NOT NULL,
+  revision      INTEGER NOT NULL,
+  content_hash  TEXT NOT NULL,
+  PRIMARY KEY (tenant, local_id, source_key)
+);
+"#;
+
 /// The SQLite store.
 pub struct SqliteStore {
     conn: Connection,
@@ -94,6 +107,7 @@ impl SqliteStore {
         conn.execute_batch(SCHEMA)?;
         conn.execute_batch(super::sqlite_access::SCHEMA)?;
         conn.execute_batch(super::publish_sql::SCHEMA_PUBLISH)?;
+        conn.execute_batch(SYNC_SCHEMA)?;
         Ok(SqliteStore { conn })
     }
 
@@ -504,5 +518,53 @@ impl Store for SqliteStore {
 
     fn drift(&self, tenant: &str) -> Result<Vec<crate::plan::Absent>, StoreError> {
         super::publish_sql::drift(&self.conn, tenant)
+    }
+
+    fn sync_records(
+        &self,
+        tenant: &str,
+        source_key: &str,
+    ) -> Result<Vec<super::SyncRecord>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT local_id, origin_id, revision, content_hash FROM sync_records \
+             WHERE tenant = ?1 AND source_key = ?2 ORDER BY local_id",
+        )?;
+        let rows = stmt.query_map(params![tenant, source_key], |r| {
+            Ok(super::SyncRecord {
+                local_id: r.get(0)?,
+                origin_id: r.get(1)?,
+                revision: r.get::<_, i64>(2)? as u64,
+                content_hash: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn record_syncs(
+        &mut self,
+        tenant: &str,
+        source_key: &str,
+        records: &[super::SyncRecord],
+    ) -> Result<(), StoreError> {
+        let tx = begin(&mut self.conn, tenant)?;
+        tenant_revision(&tx, tenant)?;
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT OR REPLACE INTO sync_records (tenant, local_id, source_key, origin_id, revision, content_hash) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
+            for r in records {
+                stmt.execute(params![
+                    tenant,
+                    r.local_id,
+                    source_key,
+                    r.origin_id,
+                    r.revision as i64,
+                    r.content_hash
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
     }
 }

@@ -8,3 +8,4 @@ mod git;
 mod promote;
 mod props;
 mod schemas;
+mod zip;

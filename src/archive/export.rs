@@ -1,0 +1,378 @@
+//! Export: an agent and what it needs (or a whole tenant) as an archive tree.
+//!
+//! The scope is computed on the tenant model in tree form (references by
+//! name): from the agent, its workflows (and their steps' tools, knowledge
+//! bases and sub-workflows), tools, their connections and knowledge bases,
+//! knowledge bases' documents, and sub-agents, recursively; built-in tools
+//! are never exported. The preview is the same walk as a tree of entries,
+//! each with id, kind, name, parent, position and `required`; sub-entries
+//! (workflow steps, prompt snippets) get stable ids `<id>#step:<n>` and
+//! `<id>#snippet:<name>`. Credentials are scrubbed from every spec before
+//! anything is encoded.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
+
+use serde::Serialize;
+
+use super::{resource_type, ArchiveError, Manifest, ManifestSource};
+use crate::model::{Kind, Resource, Spec, TenantModel};
+use crate::pipeline::{self, PipelineError};
+use crate::store::Store;
+use crate::tree::MemoryTree;
+
+/// A resource waiting in the walk: key, parent entry id, position, required.
+type Pending = ((Kind, String), Option<String>, Option<usize>, bool);
+
+/// What to export.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// One agent (by name or ID) and what it needs.
+    Agent(String),
+    /// Every resource of the tenant.
+    All,
+}
+
+/// One entry of the export preview tree.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExportEntry {
+    /// Resource ID, or `<id>#step:<n>` / `<id>#snippet:<name>` for sub-entries.
+    pub id: String,
+    /// `agent`, `workflow`, `tool`, …, `workflowStep`, `snippet`.
+    pub resource_type: String,
+    /// Name (a step's name, else its type URI).
+    pub name: String,
+    /// The entry this one hangs under.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
+    /// Position in its parent's list.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub position: Option<usize>,
+    /// Whether it is always exported (the agent and its workflows).
+    pub required: bool,
+}
+
+/// Why an export failed. Nothing was written.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    /// Reading the store failed.
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
+    /// The agent does not exist.
+    #[error("agent `{agent}` does not exist in tenant `{tenant}`")]
+    NoAgent {
+        /// The tenant.
+        tenant: String,
+        /// The name or ID asked for.
+        agent: String,
+    },
+    /// A selected ID is not in the export preview.
+    #[error("selected id `{id}` is not part of this export; see --preview for the ids")]
+    UnknownSelection {
+        /// The ID.
+        id: String,
+    },
+    /// `--selected` was given but empty.
+    #[error("--selected is empty; leave it out to export everything")]
+    EmptySelection,
+    /// The archive could not be written.
+    #[error(transparent)]
+    Archive(#[from] ArchiveError),
+    /// A resource could not be encoded.
+    #[error(transparent)]
+    Encode(#[from] crate::yaml::EncodeError),
+}
+
+/// A scoped export: the resources (tree form), the root agent and the preview.
+#[derive(Debug, Clone)]
+pub struct Scoped {
+    /// The resources in scope, tree form, IDs set.
+    pub model: TenantModel,
+    /// The ID of the root agent (agent scope).
+    pub agent: Option<String>,
+    /// The preview tree, in walk order.
+    pub entries: Vec<ExportEntry>,
+}
+
+fn id_of(r: &Resource) -> String {
+    r.id().unwrap_or_default().to_string()
+}
+
+/// Compute what an export of `scope` holds, with its preview tree.
+pub fn scope(store: &dyn Store, tenant: &str, scope: &Scope) -> Result<Scoped, ExportError> {
+    let full = pipeline::export_model(store, tenant)?;
+    let roots: Vec<(Kind, String)> = match scope {
+        Scope::Agent(a) => {
+            let found = full
+                .iter()
+                .find(|r| r.kind() == Kind::Agent && (r.name() == a || r.id() == Some(a.as_str())))
+                .ok_or_else(|| ExportError::NoAgent {
+                    tenant: tenant.to_string(),
+                    agent: a.clone(),
+                })?;
+            vec![(Kind::Agent, found.name().to_string())]
+        }
+        Scope::All => full
+            .iter()
+            .filter(|r| r.kind() == Kind::Agent)
+            .map(|r| (Kind::Agent, r.name().to_string()))
+            .collect(),
+    };
+    let mut entries = Vec::new();
+    let mut seen: HashSet<(Kind, String)> = HashSet::new();
+    // (resource key, parent entry id, position, required)
+    let mut queue: VecDeque<Pending> = roots
+        .iter()
+        .map(|k| (k.clone(), None, None, true))
+        .collect();
+    while let Some((key, parent, position, required)) = queue.pop_front() {
+        if !seen.insert(key.clone()) {
+            continue;
+        }
+        let Some(r) = full.get(key.0, &key.1) else {
+            continue;
+        };
+        let id = id_of(r);
+        entries.push(ExportEntry {
+            id: id.clone(),
+            resource_type: resource_type(r.kind()).to_string(),
+            name: r.name().to_string(),
+            parent: parent.clone(),
+            position,
+            required,
+        });
+        let is_root = parent.is_none() && required;
+        let push = |kind: Kind, list: &[String], parent: &str, req: bool, q: &mut VecDeque<_>| {
+            for (i, n) in list.iter().enumerate() {
+                if !crate::model::is_builtin(n) {
+                    q.push_back(((kind, n.clone()), Some(parent.to_string()), Some(i), req));
+                }
+            }
+        };
+        match &r.spec {
+            Spec::Agent(a) => {
+                push(Kind::Workflow, &a.workflows, &id, is_root, &mut queue);
+                for (i, s) in a.snippets.iter().enumerate() {
+                    entries.push(ExportEntry {
+                        id: format!("{id}#snippet:{}", s.name),
+                        resource_type: "snippet".into(),
+                        name: s.name.clone(),
+                        parent: Some(id.clone()),
+                        position: Some(i),
+                        required: false,
+                    });
+                }
+                push(Kind::Tool, &a.tools, &id, false, &mut queue);
+                push(
+                    Kind::KnowledgeBase,
+                    &a.knowledge_bases,
+                    &id,
+                    false,
+                    &mut queue,
+                );
+                push(Kind::Agent, &a.sub_agents, &id, false, &mut queue);
+            }
+            Spec::Workflow(w) => {
+                for (i, s) in w.steps.iter().enumerate() {
+                    let sid = format!("{id}#step:{i}");
+                    entries.push(ExportEntry {
+                        id: sid.clone(),
+                        resource_type: "workflowStep".into(),
+                        name: s.name.clone().unwrap_or_else(|| s.step_type.clone()),
+                        parent: Some(id.clone()),
+                        position: Some(i),
+                        required: false,
+                    });
+                    push(Kind::Tool, &s.tools, &sid, false, &mut queue);
+                    push(
+                        Kind::KnowledgeBase,
+                        &s.knowledge_bases,
+                        &sid,
+                        false,
+                        &mut queue,
+                    );
+                    if let Some(wf) = &s.workflow {
+                        push(
+                            Kind::Workflow,
+                            std::slice::from_ref(wf),
+                            &sid,
+                            false,
+                            &mut queue,
+                        );
+                    }
+                }
+            }
+            Spec::Tool(t) => {
+                if let Some(c) = &t.connection {
+                    push(
+                        Kind::Connection,
+                        std::slice::from_ref(c),
+                        &id,
+                        false,
+                        &mut queue,
+                    );
+                }
+                if let Some(k) = &t.knowledge_base {
+                    push(
+                        Kind::KnowledgeBase,
+                        std::slice::from_ref(k),
+                        &id,
+                        false,
+                        &mut queue,
+                    );
+                }
+            }
+            Spec::KnowledgeBase(k) => push(Kind::Document, &k.documents, &id, false, &mut queue),
+            _ => {}
+        }
+    }
+    if *scope == Scope::All {
+        for r in full.iter() {
+            if !seen.contains(&(r.kind(), r.name().to_string())) {
+                entries.push(ExportEntry {
+                    id: id_of(r),
+                    resource_type: resource_type(r.kind()).to_string(),
+                    name: r.name().to_string(),
+                    parent: None,
+                    position: None,
+                    required: false,
+                });
+                seen.insert((r.kind(), r.name().to_string()));
+            }
+        }
+    }
+    let mut model = TenantModel::default();
+    for (k, n) in &seen {
+        if let Some(r) = full.get(*k, n) {
+            model.insert(r.clone());
+        }
+    }
+    let agent = match scope {
+        Scope::Agent(_) => roots.first().and_then(|(k, n)| full.get(*k, n)).map(id_of),
+        Scope::All => None,
+    };
+    Ok(Scoped {
+        model,
+        agent,
+        entries,
+    })
+}
+
+/// Keep only the selected entries (plus the required ones).
+///
+/// A resource is kept when it is required or its id is selected. A step or
+/// snippet is kept when its own id is selected, or its parent's id is.
+pub fn select(scoped: &Scoped, selected: &[String]) -> Result<TenantModel, ExportError> {
+    if selected.is_empty() {
+        return Err(ExportError::EmptySelection);
+    }
+    let known: HashSet<&str> = scoped.entries.iter().map(|e| e.id.as_str()).collect();
+    if let Some(bad) = selected.iter().find(|s| !known.contains(s.as_str())) {
+        return Err(ExportError::UnknownSelection { id: bad.clone() });
+    }
+    let chosen: BTreeSet<&str> = selected.iter().map(String::as_str).collect();
+    let required: HashSet<&str> = scoped
+        .entries
+        .iter()
+        .filter(|e| e.required)
+        .map(|e| e.id.as_str())
+        .collect();
+    let mut model = TenantModel::default();
+    for r in scoped.model.iter() {
+        let id = id_of(r);
+        if !(required.contains(id.as_str()) || chosen.contains(id.as_str())) {
+            continue;
+        }
+        let whole = chosen.contains(id.as_str());
+        let mut r = r.clone();
+        match &mut r.spec {
+            Spec::Workflow(w) if !whole => {
+                let steps = std::mem::take(&mut w.steps);
+                w.steps = steps
+                    .into_iter()
+                    .enumerate()
+                    .filter(|(i, _)| chosen.contains(format!("{id}#step:{i}").as_str()))
+                    .map(|(_, s)| s)
+                    .collect();
+            }
+            Spec::Agent(a) if !whole => {
+                a.snippets
+                    .retain(|s| chosen.contains(format!("{id}#snippet:{}", s.name).as_str()));
+            }
+            _ => {}
+        }
+        model.insert(r);
+    }
+    Ok(model)
+}
+
+/// Replace every credential of every spec with the placeholder; returns how many.
+pub fn scrub_model(model: &mut TenantModel) -> usize {
+    let mut n = 0;
+    for r in model.resources.values_mut() {
+        let mut v = r.spec.to_json();
+        let k = crate::secrets::scrub(&mut v);
+        if k > 0 {
+            if let Ok(s) = Spec::from_json(r.kind(), v) {
+                r.spec = s;
+                n += k;
+            }
+        }
+    }
+    n
+}
+
+/// What an export made.
+#[derive(Debug, Clone)]
+pub struct Exported {
+    /// The ZIP bytes.
+    pub bytes: Vec<u8>,
+    /// Its manifest.
+    pub manifest: Manifest,
+    /// How many credentials were scrubbed.
+    pub scrubbed: usize,
+}
+
+/// Export `scope` of a tenant as ZIP bytes with a manifest.
+pub fn export_zip(
+    store: &dyn Store,
+    tenant: &str,
+    scope_of: &Scope,
+    selected: Option<&[String]>,
+    instance: &str,
+    created_at: &str,
+) -> Result<Exported, ExportError> {
+    let scoped = scope(store, tenant, scope_of)?;
+    let mut model = match selected {
+        Some(s) => select(&scoped, s)?,
+        None => scoped.model.clone(),
+    };
+    let scrubbed = scrub_model(&mut model);
+    let tree: MemoryTree = crate::tree::encode_model(&model)?;
+    let record = store.tenant(tenant).map_err(PipelineError::from)?;
+    let manifest = Manifest::for_tree(
+        &tree,
+        ManifestSource {
+            instance: instance.to_string(),
+            tenant: tenant.to_string(),
+            commit: record.last_commit.clone(),
+        },
+        created_at,
+        scoped.agent.clone(),
+    );
+    let bytes = super::write_with_manifest(&tree, &manifest)?;
+    Ok(Exported {
+        bytes,
+        manifest,
+        scrubbed,
+    })
+}
+
+/// Count entries per type in a preview (for summaries).
+pub fn preview_counts(entries: &[ExportEntry]) -> BTreeMap<String, usize> {
+    let mut m = BTreeMap::new();
+    for e in entries {
+        *m.entry(e.resource_type.clone()).or_default() += 1;
+    }
+    m
+}

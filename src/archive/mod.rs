@@ -1,0 +1,578 @@
+//! ZIP artifacts: a tenant tree (or one agent's part of it) plus `manifest.json`.
+//!
+//! This module owns the archive format and is the only one that names the
+//! `zip` crate. Writing is deterministic: entries sorted by path, a fixed
+//! timestamp (1980-01-01), fixed permissions (0644), deflate; entries are
+//! compressed in parallel and appended in order, so packing the same tree
+//! twice gives identical bytes. Reading checks the whole archive before the
+//! caller can write anything: entry names (absolute paths, `..`, links,
+//! duplicates), entry count, per-entry and total sizes measured while
+//! decompressing (never taken from the headers), expansion ratio, and the
+//! manifest's blake3 hash of every entry.
+//!
+//! The import and export pipelines live in [`export`], [`import`] and
+//! [`matching`]; they take and give trees in memory, so live sync over HTTP
+//! reuses them with another transport.
+
+pub mod export;
+pub mod import;
+pub mod matching;
+
+use std::collections::BTreeMap;
+use std::io::{Cursor, Read};
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::model::Kind;
+use crate::tree::MemoryTree;
+
+/// The name of the manifest entry at the root of every ferry ZIP.
+pub const MANIFEST: &str = "manifest.json";
+
+/// The manifest format version this build writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// The resource type of a kind as previews name it: `agent`, `workflow`, `knowledgeBase`, …
+pub fn resource_type(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Document => "document",
+        Kind::Connection => "connection",
+        Kind::KnowledgeBase => "knowledgeBase",
+        Kind::Tool => "tool",
+        Kind::Workflow => "workflow",
+        Kind::Agent => "agent",
+        Kind::Evaluation => "evaluation",
+    }
+}
+
+/// Where an archive came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ManifestSource {
+    /// The instance (installation) that exported it.
+    pub instance: String,
+    /// The tenant it was exported from.
+    pub tenant: String,
+    /// The git commit the tenant was last applied from, if known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+}
+
+/// `manifest.json`: what an archive holds and the hash of every entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Manifest {
+    /// Format version, [`FORMAT_VERSION`].
+    pub format_version: u32,
+    /// Where the archive came from.
+    pub source: ManifestSource,
+    /// When it was made (RFC 3339).
+    pub created_at: String,
+    /// The ID of the agent an agent export was made for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
+    /// Number of resources per step (`agents`, `tools`, …).
+    pub counts: BTreeMap<String, usize>,
+    /// blake3 (hex) of every other entry, by path.
+    pub entries: BTreeMap<String, String>,
+}
+
+impl Manifest {
+    /// A manifest for `tree` (its `manifest.json`, if any, left out).
+    pub fn for_tree(
+        tree: &MemoryTree,
+        source: ManifestSource,
+        created_at: &str,
+        agent: Option<String>,
+    ) -> Manifest {
+        let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+        for p in tree.files.keys() {
+            if let Some((step, file)) = p.split_once('/') {
+                if Kind::from_step(step).is_some() && file.ends_with(".yaml") && !file.contains('/')
+                {
+                    *counts.entry(step.to_string()).or_default() += 1;
+                }
+            }
+        }
+        Manifest {
+            format_version: FORMAT_VERSION,
+            source,
+            created_at: created_at.to_string(),
+            agent,
+            counts,
+            entries: entry_hashes(tree),
+        }
+    }
+
+    /// The manifest as canonical bytes (pretty JSON, LF, final newline).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut s = serde_json::to_string_pretty(self).unwrap_or_default();
+        s.push('\n');
+        s.into_bytes()
+    }
+
+    /// Parse manifest bytes.
+    pub fn parse(bytes: &[u8]) -> Result<Manifest, ArchiveError> {
+        let m: Manifest = serde_json::from_slice(bytes).map_err(|e| ArchiveError::BadManifest {
+            reason: e.to_string(),
+        })?;
+        if m.format_version != FORMAT_VERSION {
+            return Err(ArchiveError::BadManifest {
+                reason: format!(
+                    "formatVersion {} is not supported; this build reads version {FORMAT_VERSION}",
+                    m.format_version
+                ),
+            });
+        }
+        Ok(m)
+    }
+
+    /// The first difference between the manifest and the entries of `tree`, if any.
+    pub fn verify(&self, tree: &MemoryTree) -> Result<(), ArchiveError> {
+        let actual = entry_hashes(tree);
+        for (path, hash) in &actual {
+            match self.entries.get(path) {
+                None => {
+                    return Err(ArchiveError::ManifestMismatch {
+                        entry: path.clone(),
+                        reason: "the entry is not listed in manifest.json".into(),
+                    })
+                }
+                Some(h) if h != hash => {
+                    return Err(ArchiveError::ManifestMismatch {
+                        entry: path.clone(),
+                        reason: "its blake3 hash differs from the one in manifest.json".into(),
+                    })
+                }
+                Some(_) => {}
+            }
+        }
+        if let Some(path) = self.entries.keys().find(|p| !actual.contains_key(*p)) {
+            return Err(ArchiveError::ManifestMismatch {
+                entry: path.clone(),
+                reason: "manifest.json lists it, but the archive does not hold it".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// blake3 (hex) of every entry of a tree except the manifest.
+pub fn entry_hashes(tree: &MemoryTree) -> BTreeMap<String, String> {
+    tree.files
+        .par_iter()
+        .filter(|(p, _)| p.as_str() != MANIFEST)
+        .map(|(p, b)| (p.clone(), blake3::hash(b).to_hex().to_string()))
+        .collect()
+}
+
+/// Limits on what reading an archive accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Most entries.
+    pub max_entries: usize,
+    /// Largest entry, decompressed, in bytes.
+    pub max_entry_bytes: u64,
+    /// Largest total, decompressed, in bytes.
+    pub max_total_bytes: u64,
+    /// Largest expansion ratio of an entry that decompresses to more than 1 MiB.
+    pub max_ratio: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_entries: 1_000_000,
+            max_entry_bytes: 256 << 20,
+            max_total_bytes: 4 << 30,
+            max_ratio: 200,
+        }
+    }
+}
+
+/// Why an archive was refused or could not be made. Nothing was written.
+#[derive(Debug, thiserror::Error)]
+pub enum ArchiveError {
+    /// The bytes are not a ZIP archive.
+    #[error("not a readable ZIP archive: {reason}")]
+    NotZip {
+        /// What the reader said.
+        reason: String,
+    },
+    /// An entry's name is unsafe or unusable.
+    #[error("archive entry `{entry}` refused: {reason}")]
+    BadEntry {
+        /// The entry's name (lossy UTF-8).
+        entry: String,
+        /// Why.
+        reason: String,
+    },
+    /// Two entries share a name.
+    #[error(
+        "archive entry `{entry}` appears more than once; refusing an archive with duplicate names"
+    )]
+    Duplicate {
+        /// The name.
+        entry: String,
+    },
+    /// A limit was exceeded.
+    #[error("archive refused: {what} (limit {limit}){}", entry.as_ref().map(|e| format!(" at entry `{e}`")).unwrap_or_default())]
+    TooLarge {
+        /// What exceeded its limit.
+        what: String,
+        /// The limit.
+        limit: u64,
+        /// The entry, if one.
+        entry: Option<String>,
+    },
+    /// manifest.json does not parse.
+    #[error("manifest.json is not valid: {reason}")]
+    BadManifest {
+        /// Why.
+        reason: String,
+    },
+    /// An entry does not match the manifest.
+    #[error("archive entry `{entry}` does not match manifest.json: {reason}")]
+    ManifestMismatch {
+        /// The entry.
+        entry: String,
+        /// How.
+        reason: String,
+    },
+    /// Writing the ZIP failed.
+    #[error("cannot write the ZIP archive: {reason}")]
+    Write {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Write a tree as ZIP bytes, deterministically, compressing entries in parallel.
+pub fn write_zip(tree: &MemoryTree) -> Result<Vec<u8>, ArchiveError> {
+    use zip::write::{PreparedZipFile, SimpleFileOptions};
+    let werr = |e: zip::result::ZipError| ArchiveError::Write {
+        reason: e.to_string(),
+    };
+    let options = SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated)
+        .compression_level(Some(6))
+        .last_modified_time(zip::DateTime::default())
+        .unix_permissions(0o644)
+        .system(zip::System::Unix);
+    let prepared: Vec<PreparedZipFile> = tree
+        .files
+        .par_iter()
+        .map(|(name, data)| PreparedZipFile::from_data(name, options, data))
+        .collect::<Result<_, _>>()
+        .map_err(werr)?;
+    let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    for p in prepared {
+        w.add_prepared_file(p).map_err(werr)?;
+    }
+    let out = w.finish().map_err(werr)?;
+    Ok(out.into_inner())
+}
+
+/// Check an entry name: relative, `/`-separated, no `..`, `.` or empty parts, no NUL or backslash.
+fn check_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("empty name".into());
+    }
+    if name.starts_with('/') || name.starts_with('\\') {
+        return Err("absolute path".into());
+    }
+    if name.len() >= 2 && name.as_bytes()[1] == b':' {
+        return Err("absolute path (drive letter)".into());
+    }
+    if name.contains('\\') {
+        return Err("backslash in path".into());
+    }
+    if name.contains('\0') || name.chars().any(char::is_control) {
+        return Err("control character in path".into());
+    }
+    let trimmed = name.strip_suffix('/').unwrap_or(name);
+    for part in trimmed.split('/') {
+        match part {
+            ".." => return Err("path climbs out of the archive (`..`)".into()),
+            "." | "" => return Err("path has an empty or `.` component".into()),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Names of the central directory, read from the raw bytes (to name duplicates).
+fn raw_central_names(bytes: &[u8]) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let Some(eocd) = bytes
+        .windows(4)
+        .rposition(|w| w == [0x50, 0x4b, 0x05, 0x06])
+    else {
+        return out;
+    };
+    let get = |at: usize, n: usize| -> Option<u64> {
+        let s = bytes.get(at..at + n)?;
+        Some(s.iter().rev().fold(0u64, |a, b| (a << 8) | u64::from(*b)))
+    };
+    let (Some(count), Some(offset)) = (get(eocd + 10, 2), get(eocd + 16, 4)) else {
+        return out;
+    };
+    let mut at = offset as usize;
+    for _ in 0..count {
+        if bytes.get(at..at + 4) != Some(&[0x50, 0x4b, 0x01, 0x02][..]) {
+            break;
+        }
+        let (Some(n), Some(m), Some(k)) = (get(at + 28, 2), get(at + 30, 2), get(at + 32, 2))
+        else {
+            break;
+        };
+        let start = at + 46;
+        if let Some(name) = bytes.get(start..start + n as usize) {
+            out.push(name.to_vec());
+        }
+        at = start + (n + m + k) as usize;
+    }
+    out
+}
+
+/// One entry, read and measured.
+struct Entry {
+    name: String,
+    data: Option<Vec<u8>>,
+}
+
+fn read_entry(
+    archive: &mut zip::ZipArchive<Cursor<&[u8]>>,
+    i: usize,
+    limits: &Limits,
+) -> Result<Entry, ArchiveError> {
+    let nz = |e: zip::result::ZipError| ArchiveError::NotZip {
+        reason: e.to_string(),
+    };
+    let mut f = archive.by_index(i).map_err(nz)?;
+    let name = f
+        .name()
+        .map_err(|e| ArchiveError::BadEntry {
+            entry: format!("#{i}"),
+            reason: format!("name is not valid UTF-8 ({e})"),
+        })?
+        .into_owned();
+    check_name(&name).map_err(|reason| ArchiveError::BadEntry {
+        entry: name.clone(),
+        reason,
+    })?;
+    let mode = f.unix_mode().unwrap_or(0);
+    if f.is_symlink() || mode & 0o170000 == 0o120000 {
+        return Err(ArchiveError::BadEntry {
+            entry: name,
+            reason: "symbolic links are not allowed".into(),
+        });
+    }
+    if f.is_dir() || name.ends_with('/') {
+        return Ok(Entry { name, data: None });
+    }
+    if mode & 0o170000 != 0 && mode & 0o170000 != 0o100000 {
+        return Err(ArchiveError::BadEntry {
+            entry: name,
+            reason: "only regular files are allowed".into(),
+        });
+    }
+    let compressed = f.compressed_size().max(1);
+    let mut data = Vec::new();
+    let mut buf = [0u8; 64 * 1024];
+    loop {
+        let n = f.read(&mut buf).map_err(|e| ArchiveError::BadEntry {
+            entry: name.clone(),
+            reason: format!("cannot decompress: {e}"),
+        })?;
+        if n == 0 {
+            break;
+        }
+        data.extend_from_slice(&buf[..n]);
+        let len = data.len() as u64;
+        if len > limits.max_entry_bytes {
+            return Err(ArchiveError::TooLarge {
+                what: "an entry expands beyond the size limit".into(),
+                limit: limits.max_entry_bytes,
+                entry: Some(name),
+            });
+        }
+        if len > (1 << 20) && len / compressed > limits.max_ratio {
+            return Err(ArchiveError::TooLarge {
+                what: format!(
+                    "an entry expands more than {}-fold (a compression bomb)",
+                    limits.max_ratio
+                ),
+                limit: limits.max_ratio,
+                entry: Some(name),
+            });
+        }
+    }
+    Ok(Entry {
+        name,
+        data: Some(data),
+    })
+}
+
+/// An archive read and checked: its files, and its manifest when it has one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadArchive {
+    /// Every file, by path (the manifest included, if present).
+    pub tree: MemoryTree,
+    /// The parsed manifest, if the archive has one (already verified).
+    pub manifest: Option<Manifest>,
+}
+
+/// Read ZIP bytes into a tree, checking everything first; nothing is returned unless all is well.
+///
+/// An archive whose files all sit in one top folder that is not a step
+/// folder (`zip -r out.zip mytree/`) is read as if that folder were the root.
+pub fn read_zip(bytes: &[u8], limits: &Limits) -> Result<ReadArchive, ArchiveError> {
+    let archive = zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| ArchiveError::NotZip {
+        reason: e.to_string(),
+    })?;
+    let raw = raw_central_names(bytes);
+    if archive.has_duplicate_names() || raw.len() > archive.len() {
+        let mut seen = std::collections::HashSet::new();
+        let dup = raw
+            .iter()
+            .find(|n| !seen.insert(n.as_slice()))
+            .map(|n| String::from_utf8_lossy(n).into_owned())
+            .unwrap_or_else(|| "?".into());
+        return Err(ArchiveError::Duplicate { entry: dup });
+    }
+    let count = archive.len().max(raw.len());
+    if count > limits.max_entries {
+        return Err(ArchiveError::TooLarge {
+            what: format!("{count} entries"),
+            limit: limits.max_entries as u64,
+            entry: None,
+        });
+    }
+    let entries: Vec<Entry> = (0..archive.len())
+        .into_par_iter()
+        .map_init(|| archive.clone(), |a, i| read_entry(a, i, limits))
+        .collect::<Result<_, _>>()?;
+    let mut total: u64 = 0;
+    let mut tree = MemoryTree::default();
+    for e in entries {
+        if let Some(d) = e.data {
+            total += d.len() as u64;
+            if total > limits.max_total_bytes {
+                return Err(ArchiveError::TooLarge {
+                    what: "the archive expands beyond the total size limit".into(),
+                    limit: limits.max_total_bytes,
+                    entry: Some(e.name),
+                });
+            }
+            if tree.files.insert(e.name.clone(), d).is_some() {
+                return Err(ArchiveError::Duplicate { entry: e.name });
+            }
+        }
+    }
+    let tree = strip_single_top_folder(tree);
+    let manifest = match tree.files.get(MANIFEST) {
+        Some(b) => {
+            let m = Manifest::parse(b)?;
+            m.verify(&tree)?;
+            Some(m)
+        }
+        None => None,
+    };
+    Ok(ReadArchive { tree, manifest })
+}
+
+fn strip_single_top_folder(tree: MemoryTree) -> MemoryTree {
+    let mut tops = tree.files.keys().map(|p| p.split_once('/').map(|(t, _)| t));
+    let Some(Some(first)) = tops.next() else {
+        return tree;
+    };
+    let first = first.to_string();
+    let all_same = tree
+        .files
+        .keys()
+        .all(|p| p.split_once('/').is_some_and(|(t, _)| t == first));
+    if !all_same || Kind::from_step(&first).is_some() {
+        return tree;
+    }
+    let prefix = format!("{first}/");
+    MemoryTree {
+        files: tree
+            .files
+            .into_iter()
+            .map(|(p, b)| (p[prefix.len()..].to_string(), b))
+            .collect(),
+    }
+}
+
+/// Pack a folder's tree as ZIP bytes. A `manifest.json` that matches the
+/// files is kept byte for byte; one that does not (or none) is (re)made from
+/// `source` and `created_at`, keeping the old one's source and time if it parses.
+pub fn pack(
+    tree: &MemoryTree,
+    source: ManifestSource,
+    created_at: &str,
+) -> Result<(Vec<u8>, bool), ArchiveError> {
+    let mut tree = tree.clone();
+    let existing = tree.files.get(MANIFEST).map(|b| Manifest::parse(b));
+    let rewritten = match existing {
+        Some(Ok(m)) if m.verify(&tree).is_ok() => false,
+        Some(Ok(m)) => {
+            let fresh = Manifest::for_tree(&tree, m.source.clone(), &m.created_at, m.agent.clone());
+            tree.files.insert(MANIFEST.to_string(), fresh.to_bytes());
+            true
+        }
+        _ => {
+            let fresh = Manifest::for_tree(&tree, source, created_at, None);
+            tree.files.insert(MANIFEST.to_string(), fresh.to_bytes());
+            true
+        }
+    };
+    Ok((write_zip(&tree)?, rewritten))
+}
+
+/// Write a tree with a fresh manifest as ZIP bytes.
+pub fn write_with_manifest(
+    tree: &MemoryTree,
+    manifest: &Manifest,
+) -> Result<Vec<u8>, ArchiveError> {
+    let mut t = tree.clone();
+    t.files.insert(MANIFEST.to_string(), manifest.to_bytes());
+    write_zip(&t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tree() -> MemoryTree {
+        let mut t = MemoryTree::default();
+        t.files.insert("agents/a.yaml".into(), b"x: 1\n".to_vec());
+        t.files.insert("tools/t.yaml".into(), b"y: 2\n".to_vec());
+        t
+    }
+
+    #[test]
+    fn write_is_deterministic_and_round_trips() {
+        let t = tree();
+        let m = Manifest::for_tree(&t, ManifestSource::default(), "2026-01-01T00:00:00Z", None);
+        let a = write_with_manifest(&t, &m).unwrap();
+        let b = write_with_manifest(&t, &m).unwrap();
+        assert_eq!(a, b);
+        let back = read_zip(&a, &Limits::default()).unwrap();
+        assert_eq!(back.manifest.unwrap(), m);
+        assert_eq!(back.tree.files.get("agents/a.yaml").unwrap(), b"x: 1\n");
+    }
+
+    #[test]
+    fn names_are_checked() {
+        assert!(check_name("../x").is_err());
+        assert!(check_name("a/../x").is_err());
+        assert!(check_name("/etc/passwd").is_err());
+        assert!(check_name("C:/x").is_err());
+        assert!(check_name("a\\b").is_err());
+        assert!(check_name("agents/a.yaml").is_ok());
+        assert!(check_name("agents/").is_ok());
+    }
+}
