@@ -293,7 +293,7 @@ pub fn find_plain_secrets(spec: &serde_json::Value) -> Vec<PlainSecret> {
 fn walk(v: &serde_json::Value, path: &str, secret_ctx: bool, out: &mut Vec<PlainSecret>) {
     match v {
         serde_json::Value::String(s) => {
-            if s.is_empty() || is_encrypted(s) || is_template(s) {
+            if s.is_empty() || is_encrypted(s) || is_template(s) || s == PLACEHOLDER {
                 return;
             }
             if secret_ctx {

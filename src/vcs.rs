@@ -642,3 +642,12 @@ pub fn delete_tag(dir: &Path, name: &str) -> Result<(), VcsError> {
 pub fn is_repo(dir: &Path) -> bool {
     Repository::discover(dir).is_ok()
 }
+
+/// Set the identity git commits as in the repository at `dir` (its own config only).
+pub fn set_local_identity(dir: &Path, who: &Identity) -> Result<(), VcsError> {
+    let repo = Repository::open(dir)?;
+    let mut cfg = repo.config()?;
+    cfg.set_str("user.name", &who.name)?;
+    cfg.set_str("user.email", &who.email)?;
+    Ok(())
+}

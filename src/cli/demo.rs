@@ -1,50 +1,86 @@
 //! `ferry demo`: the whole story, end to end, in a temporary folder, narrated.
 //!
-//! The demo drives the same command functions a user runs, against the
-//! `fixtures/acme` config repo embedded in the binary.
+//! The demo drives the same command functions a user runs (each step is a
+//! command line parsed by the real argument parser), against the
+//! `fixtures/acme` config repo embedded in the binary: a new repo, a tenant,
+//! validate, plan, apply, a commit, a publish, a one-line change reviewed
+//! and applied from git, the staging diff, a second publish, a revert
+//! preview, a promotion to staging and a ZIP artifact.
 
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::{anyhow, Context, Result};
+use clap::Parser;
 
 use super::commands::run;
-use super::{Command, FromArgs, Global, Output, TenantCommand, EXIT_OK};
+use super::{Cli, Global, Output, EXIT_OK};
+use crate::tree::folder::FolderSource;
+use crate::tree::TreeSource;
+use crate::vcs;
 
 include!(concat!(env!("OUT_DIR"), "/acme_fixture.rs"));
 
-fn say(out: &Output, text: &str) {
-    out.status("");
-    out.status(&format!("== {text}"));
+/// The demo's running state: where it is and how it prints.
+struct Demo<'a> {
+    out: &'a Output,
+    global: Global,
+    repo: std::path::PathBuf,
 }
 
-fn show(out: &Output, cmd: &str) {
-    out.status(&format!("$ ferry {cmd}"));
+impl Demo<'_> {
+    fn say(&self, text: &str) {
+        self.out.status("");
+        self.out.status(&format!("== {text}"));
+    }
+
+    /// Run `ferry ARGS` as a user would type it, in the demo repo.
+    fn ferry(&self, args: &[&str]) -> Result<i32> {
+        self.out.status(&format!("$ ferry {}", args.join(" ")));
+        let cli = Cli::try_parse_from(std::iter::once("ferry").chain(args.iter().copied()))
+            .map_err(|e| anyhow!("demo step `ferry {}`: {e}", args.join(" ")))?;
+        run(cli.command, &self.global, self.out)
+    }
+
+    /// Commit the tenant folder as it is on disk, as a pull request would.
+    fn commit_tenant(&self, message: &str) -> Result<()> {
+        let dir = self.repo.join("tenants/acme-dev");
+        let source = FolderSource::new(&dir);
+        let mut files = std::collections::BTreeMap::new();
+        for p in source.list()? {
+            files.insert(p.clone(), source.read(&p)?);
+        }
+        vcs::commit_folder(&self.repo, "tenants/acme-dev", &files, message, None)?;
+        self.out.status(&format!("$ git commit -m {message:?}"));
+        Ok(())
+    }
 }
 
 /// Run the demo.
 pub fn run_demo(out: &Output, keep: bool) -> Result<i32> {
     let tmp = tempfile::Builder::new().prefix("ferry-demo-").tempdir()?;
     let repo = tmp.path().join("acme-config");
-    let g = Global {
-        repo: Some(repo.clone()),
-        store: None,
-        output: super::Format::Text,
-        actor: Some("demo".into()),
-    };
-    say(
+    let d = Demo {
         out,
-        "A new config repo: ferry.toml, tenants/, .gitignore and a git repository.",
-    );
-    show(out, &format!("init {}", repo.display()));
-    run(
-        Command::Init {
-            dir: Some(repo.clone()),
+        global: Global {
+            repo: Some(repo.clone()),
+            store: None,
+            output: super::Format::Text,
+            actor: Some("demo".into()),
         },
-        &g,
-        out,
+        repo: repo.clone(),
+    };
+
+    d.say("A new config repo: ferry.toml, tenants/, .gitignore and a git repository.");
+    d.ferry(&["init", &repo.display().to_string()])?;
+    vcs::set_local_identity(
+        &repo,
+        &vcs::Identity {
+            name: "Ferry Demo".into(),
+            email: "demo@ferry.invalid".into(),
+        },
     )?;
 
-    say(out, "The acme-dev tenant's tree: agents, tools, connections, knowledge bases, documents, workflows and evaluations as YAML.");
+    d.say("The acme-dev tenant's tree: agents, tools, connections, knowledge bases, documents, workflows and evaluations as YAML.");
     let mut count = 0;
     for (rel, bytes) in ACME_FIXTURE {
         if let Some(rest) = rel.strip_prefix("tenants/") {
@@ -62,77 +98,116 @@ pub fn run_demo(out: &Output, keep: bool) -> Result<i32> {
         "   copied {count} resource files into tenants/acme-dev/"
     ));
 
-    say(out, "Create the tenant in the store. It adopts the folder and gets an age key pair: the private key stays in the store, the public key goes to tenant.toml.");
-    show(out, "tenant create acme-dev --environment dev");
-    run(
-        Command::Tenant(TenantCommand::Create {
-            name: "acme-dev".into(),
-            environment: Some("dev".into()),
-        }),
-        &g,
-        out,
-    )?;
+    d.say("Create the tenant in the store. It adopts the folder and gets an age key pair: the private key stays in the store, the public key goes to tenant.toml.");
+    d.ferry(&["tenant", "create", "acme-dev", "--environment", "dev"])?;
 
-    say(
-        out,
-        "Validate: schema, references, cycles and secrets, every problem at once.",
-    );
-    show(out, "validate --tenant acme-dev");
-    run(
-        Command::Validate {
-            tenant: Some("acme-dev".into()),
-            path: None,
-        },
-        &g,
-        out,
-    )?;
+    d.say("Validate: schema, references, cycles and secrets, every problem at once.");
+    d.ferry(&["validate", "--tenant", "acme-dev"])?;
 
-    say(out, "Plan: what apply would do. Everything is new.");
-    show(out, "plan --tenant acme-dev");
-    plan(&g, out)?;
+    d.say("Plan: what apply would do. Everything is new.");
+    d.ferry(&["plan", "--tenant", "acme-dev"])?;
 
-    say(out, "Apply, in one transaction.");
-    show(out, "apply --tenant acme-dev --yes");
-    apply(&g, out)?;
+    d.say("Apply, in one transaction.");
+    d.ferry(&["apply", "--tenant", "acme-dev", "--yes"])?;
 
-    say(
-        out,
-        "Apply again: content hashes decide, so nothing changes.",
-    );
-    show(out, "plan --tenant acme-dev");
-    plan(&g, out)?;
+    d.say("Plan again: content hashes decide, so nothing would change.");
+    d.ferry(&["plan", "--tenant", "acme-dev"])?;
 
-    say(
-        out,
-        "Edit one line of support-bot's instructions, as a pull request would.",
-    );
+    d.say("Export the store and commit it: byte for byte the tree in git.");
+    d.ferry(&[
+        "export",
+        "--tenant",
+        "acme-dev",
+        "--commit",
+        "-m",
+        "Import acme-dev",
+    ])?;
+    d.ferry(&["apply", "--tenant", "acme-dev", "--ref", "HEAD", "--yes"])?;
+
+    d.say("Publish: staging becomes production, recorded and tagged in git.");
+    d.ferry(&["publish", "--tenant", "acme-dev", "-m", "First release"])?;
+
+    d.say("A pull request changes one line of support-bot's instructions.");
     let agent = repo.join("tenants/acme-dev/agents/support-bot.yaml");
     edit_instructions(&agent)?;
-    out.status("   tenants/acme-dev/agents/support-bot.yaml: one instruction line changed");
-    show(out, "plan --tenant acme-dev");
-    plan(&g, out)?;
+    d.commit_tenant("support-bot: answer in the customer's language")?;
+    d.ferry(&["plan", "--tenant", "acme-dev", "--ref", "HEAD"])?;
 
-    say(out, "Apply the one change.");
-    show(out, "apply --tenant acme-dev --yes");
-    apply(&g, out)?;
+    d.say("Merged: apply from git. The store records the commit.");
+    d.ferry(&["apply", "--tenant", "acme-dev", "--ref", "HEAD", "--yes"])?;
 
-    say(
-        out,
-        "Export the store back to the tree: byte for byte what is in git.",
-    );
-    show(out, "export --tenant acme-dev");
-    run(
-        Command::Export {
-            tenant: "acme-dev".into(),
-            out: None,
-            commit: false,
-            message: None,
-        },
-        &g,
-        out,
-    )?;
+    d.say("Staging against production, field by field.");
+    d.ferry(&["diff", "--tenant", "acme-dev"])?;
 
-    say(out, "Done.");
+    d.say("Publish the change, then look at the history.");
+    d.ferry(&[
+        "publish",
+        "--tenant",
+        "acme-dev",
+        "-m",
+        "Answer in the customer's language",
+    ])?;
+    d.ferry(&["publishes", "--tenant", "acme-dev"])?;
+
+    d.say("Changed your mind? Preview taking the last publish back out of staging.");
+    let store = crate::store::open(&crate::cli::repo::DEFAULT_STORE.to_string(), &repo)?;
+    let last = store
+        .publishes("acme-dev")?
+        .into_iter()
+        .next()
+        .context("the demo's publish is missing")?;
+    d.ferry(&[
+        "revert",
+        "--tenant",
+        "acme-dev",
+        &last.change_track_id,
+        "--preview",
+    ])?;
+
+    d.say("Promote what is syncable to acme-staging: dependencies come along, IDs are derived, secrets re-encrypted.");
+    d.ferry(&[
+        "tenant",
+        "create",
+        "acme-staging",
+        "--environment",
+        "staging",
+    ])?;
+    d.ferry(&["promote", "--from", "acme-dev", "--to", "acme-staging"])?;
+    d.say("Promote again: nothing changes.");
+    d.ferry(&[
+        "promote",
+        "--from",
+        "acme-dev",
+        "--to",
+        "acme-staging",
+        "--dry-run",
+    ])?;
+
+    d.say("Ship support-bot as a ZIP artifact, and import it into a sandbox tenant.");
+    let zip = tmp.path().join("support-bot.zip");
+    let zip = zip.display().to_string();
+    d.ferry(&[
+        "zip",
+        "export",
+        "--tenant",
+        "acme-dev",
+        "--agent",
+        "support-bot",
+        "-o",
+        &zip,
+    ])?;
+    d.ferry(&["tenant", "create", "acme-sandbox"])?;
+    d.ferry(&[
+        "zip",
+        "import",
+        &zip,
+        "--tenant",
+        "acme-sandbox",
+        "--strategy",
+        "create",
+    ])?;
+
+    d.say("Done.");
     if keep {
         let kept = tmp.keep();
         out.status(&format!(
@@ -141,35 +216,6 @@ pub fn run_demo(out: &Output, keep: bool) -> Result<i32> {
         ));
     }
     Ok(EXIT_OK)
-}
-
-fn plan(g: &Global, out: &Output) -> Result<i32> {
-    run(
-        Command::Plan {
-            tenant: "acme-dev".into(),
-            from: FromArgs::default(),
-            prune: false,
-            detailed_exitcode: false,
-            out: None,
-        },
-        g,
-        out,
-    )
-}
-
-fn apply(g: &Global, out: &Output) -> Result<i32> {
-    run(
-        Command::Apply {
-            tenant: Some("acme-dev".into()),
-            from: FromArgs::default(),
-            prune: false,
-            force: false,
-            yes: true,
-            plan: None,
-        },
-        g,
-        out,
-    )
 }
 
 fn edit_instructions(path: &Path) -> Result<()> {

@@ -188,6 +188,22 @@ fn the_demo_runs_end_to_end() {
     let r = env.ferry(&["demo"]).ok();
     assert!(r.stderr.contains("== Done."), "{}", r.stderr);
     assert!(r.stdout.contains("~ Agent support-bot"), "{}", r.stdout);
+    // The whole story: two tagged publishes, an idempotent promotion, a ZIP import.
+    assert!(
+        r.stdout.contains("tagged acme-dev/publish/2"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("0 to create, 0 to update, 25 unchanged"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("Imported into acme-sandbox"),
+        "{}",
+        r.stdout
+    );
 }
 
 /// The diagnostics a person reads for every invalid fixture, as one snapshot.
