@@ -150,7 +150,7 @@ pub fn run_demo(out: &Output, keep: bool) -> Result<i32> {
     d.ferry(&["publishes", "--tenant", "acme-dev"])?;
 
     d.say("Changed your mind? Preview taking the last publish back out of staging.");
-    let store = crate::store::open(&crate::cli::repo::DEFAULT_STORE.to_string(), &repo)?;
+    let store = crate::store::open(crate::cli::repo::DEFAULT_STORE, &repo)?;
     let last = store
         .publishes("acme-dev")?
         .into_iter()
