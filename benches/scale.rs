@@ -556,6 +556,10 @@ fn bench_size(bin: &Path, n: usize, runs: usize, report: &mut String) {
     });
 
     let _ = std::fs::write(&agent, &original);
+    run_child(&mut ferry(&["apply", "--tenant", "big", "--yes"]));
+
+    git_and_zip_rows(bin, &repo, work.path(), &tenant_dir, &mut rows);
+
     let mut s = format!(
         "\n#### {n} resources ({:.1} MB of YAML, {} files; median of {runs} runs)\n\n| operation | ferry | peak memory | baseline (same run) | baseline | ratio |\n|---|---:|---:|---|---:|---:|\n",
         tree_bytes as f64 / 1e6,
@@ -617,4 +621,106 @@ fn main() {
     let out = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench-report.md");
     let _ = std::fs::write(&out, &report);
     eprintln!("report written to {}", out.display());
+}
+
+/// Run a shell command line in `dir`, timed (baselines: git, zip, unzip).
+fn shell(dir: &Path, line: &str) -> Duration {
+    let mut c = Command::new("sh");
+    c.current_dir(dir)
+        .arg("-c")
+        .arg(line)
+        .env("GIT_AUTHOR_NAME", "bench")
+        .env("GIT_AUTHOR_EMAIL", "bench@example.invalid")
+        .env("GIT_COMMITTER_NAME", "bench")
+        .env("GIT_COMMITTER_EMAIL", "bench@example.invalid");
+    run_child(&mut c).0
+}
+
+/// The rows that need git and ZIP: plan --ref with one change, export +
+/// commit of everything and of one change, ZIP export and import.
+fn git_and_zip_rows(bin: &Path, repo: &Path, work: &Path, tenant_dir: &Path, rows: &mut Vec<Row>) {
+    let store = format!("sqlite:{}", repo.join(".ferry/store.db").display());
+    let repo2 = work.join("repo2");
+    let ferry2 = |args: &[&str]| {
+        let mut c = Command::new(bin);
+        c.current_dir(&repo2)
+            .args(args)
+            .args(["--store", &store])
+            .env("NO_COLOR", "1")
+            .env("GIT_AUTHOR_NAME", "bench")
+            .env("GIT_AUTHOR_EMAIL", "bench@example.invalid")
+            .env("GIT_COMMITTER_NAME", "bench")
+            .env("GIT_COMMITTER_EMAIL", "bench@example.invalid");
+        c
+    };
+    run_child(Command::new(bin).args(["init", repo2.to_str().unwrap_or("repo2")]));
+
+    // Baseline: write the files, then `git add -A && git commit`.
+    eprintln!("  git baselines");
+    let base_dir = work.join("git-baseline");
+    let _ = std::fs::create_dir_all(&base_dir);
+    shell(&base_dir, "git init -q .");
+    let t = Instant::now();
+    for entry in walkdir::WalkDir::new(tenant_dir).into_iter().flatten() {
+        if let Ok(rel) = entry.path().strip_prefix(tenant_dir) {
+            let dest = base_dir.join("tenants/big").join(rel);
+            if entry.file_type().is_dir() {
+                let _ = std::fs::create_dir_all(&dest);
+            } else if let Ok(b) = std::fs::read(entry.path()) {
+                let _ = std::fs::write(&dest, b);
+            }
+        }
+    }
+    let write = t.elapsed();
+    let add_commit = shell(&base_dir, "git add -A && git commit -q -m import");
+    let base_all = write + add_commit;
+
+    eprintln!("  export + commit of everything");
+    let (t_all, r_all) = run_child(&mut ferry2(&["export", "--tenant", "big", "--commit", "-m", "import"]));
+    rows.push(Row { op: "export + commit of everything".into(), ferry: t_all, rss_kib: r_all, baseline: "write the files, then `git add -A && git commit`".into(), base: Some(base_all) });
+    run_child(&mut ferry2(&["apply", "--tenant", "big", "--ref", "HEAD", "--yes"]));
+
+    // One change, in git: plan --ref reads only what changed since the applied commit.
+    eprintln!("  plan --ref with 1 changed file");
+    let agent = repo2.join("tenants/big/agents/agent-00002.yaml");
+    let original = std::fs::read_to_string(&agent).unwrap_or_default();
+    let _ = std::fs::write(&agent, original.replacen("instructions: |\n    ", "instructions: |\n    Be brief. ", 1));
+    shell(&repo2, "git commit -q -a -m edit");
+    let mut pt = Vec::new();
+    let mut pr = 0;
+    for _ in 0..3 {
+        let (t, r) = run_child(&mut ferry2(&["plan", "--tenant", "big", "--ref", "HEAD"]));
+        pt.push(t);
+        pr = pr.max(r);
+    }
+    let (full, _) = run_child(&mut ferry2(&["validate", "--tenant", "big"]));
+    rows.push(Row { op: "`plan --ref` with 1 changed file".into(), ferry: median(pt), rss_kib: pr, baseline: "the full plan (parse and check every file)".into(), base: Some(full) });
+
+    // Export + commit of one change made in the store.
+    eprintln!("  export + commit of 1 change");
+    run_child(&mut ferry2(&["apply", "--tenant", "big", "--ref", "HEAD", "--yes"]));
+    let other = tenant_dir.join("agents/agent-00003.yaml");
+    let other_text = std::fs::read_to_string(&other).unwrap_or_default();
+    let _ = std::fs::write(&other, other_text.replacen("instructions: |\n    ", "instructions: |\n    Be kind. ", 1));
+    let mut c = Command::new(bin);
+    c.current_dir(repo).args(["apply", "--tenant", "big", "--yes"]).env("NO_COLOR", "1");
+    run_child(&mut c);
+    let (t_one, r_one) = run_child(&mut ferry2(&["export", "--tenant", "big", "--commit", "-m", "one change"]));
+    let base_file = base_dir.join("tenants/big/agents/agent-00003.yaml");
+    let _ = std::fs::write(&base_file, other_text.replacen("instructions: |\n    ", "instructions: |\n    Be kind. ", 1));
+    let base_one = shell(&base_dir, "git commit -q -a -m one");
+    rows.push(Row { op: "export + commit of 1 change".into(), ferry: t_one, rss_kib: r_one, baseline: "`git commit -a`".into(), base: Some(base_one) });
+    let _ = std::fs::write(&other, &other_text);
+
+    // ZIP export and import.
+    eprintln!("  ZIP export and import");
+    let zip = work.join("big.zip");
+    let zip_s = zip.display().to_string();
+    let (t_zip, r_zip) = run_child(&mut ferry2(&["zip", "export", "--tenant", "big", "--all", "-o", &zip_s, "--created-at", "2026-01-01T00:00:00Z"]));
+    let base_zip = shell(&repo2.join("tenants"), &format!("zip -q -r {} big", work.join("cli.zip").display()));
+    rows.push(Row { op: "ZIP export of the tenant".into(), ferry: t_zip, rss_kib: r_zip, baseline: "`zip -q -r` of the same tree".into(), base: Some(base_zip) });
+    run_child(&mut ferry2(&["tenant", "create", "bigzip"]));
+    let (t_imp, r_imp) = run_child(&mut ferry2(&["zip", "import", &zip_s, "--tenant", "bigzip", "--strategy", "create"]));
+    let base_unzip = shell(work, &format!("unzip -q {zip_s} -d unzipped"));
+    rows.push(Row { op: "ZIP import into the store".into(), ferry: t_imp, rss_kib: r_imp, baseline: "`unzip -q` of the same archive".into(), base: Some(base_unzip) });
 }
