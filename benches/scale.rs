@@ -676,15 +676,32 @@ fn git_and_zip_rows(bin: &Path, repo: &Path, work: &Path, tenant_dir: &Path, row
     let base_all = write + add_commit;
 
     eprintln!("  export + commit of everything");
-    let (t_all, r_all) = run_child(&mut ferry2(&["export", "--tenant", "big", "--commit", "-m", "import"]));
-    rows.push(Row { op: "export + commit of everything".into(), ferry: t_all, rss_kib: r_all, baseline: "write the files, then `git add -A && git commit`".into(), base: Some(base_all) });
-    run_child(&mut ferry2(&["apply", "--tenant", "big", "--ref", "HEAD", "--yes"]));
+    let (t_all, r_all) = run_child(&mut ferry2(&[
+        "export", "--tenant", "big", "--commit", "-m", "import",
+    ]));
+    rows.push(Row {
+        op: "export + commit of everything".into(),
+        ferry: t_all,
+        rss_kib: r_all,
+        baseline: "write the files, then `git add -A && git commit`".into(),
+        base: Some(base_all),
+    });
+    run_child(&mut ferry2(&[
+        "apply", "--tenant", "big", "--ref", "HEAD", "--yes",
+    ]));
 
     // One change, in git: plan --ref reads only what changed since the applied commit.
     eprintln!("  plan --ref with 1 changed file");
     let agent = repo2.join("tenants/big/agents/agent-00002.yaml");
     let original = std::fs::read_to_string(&agent).unwrap_or_default();
-    let _ = std::fs::write(&agent, original.replacen("instructions: |\n    ", "instructions: |\n    Be brief. ", 1));
+    let _ = std::fs::write(
+        &agent,
+        original.replacen(
+            "instructions: |\n    ",
+            "instructions: |\n    Be brief. ",
+            1,
+        ),
+    );
     shell(&repo2, "git commit -q -a -m edit");
     let mut pt = Vec::new();
     let mut pr = 0;
@@ -694,33 +711,95 @@ fn git_and_zip_rows(bin: &Path, repo: &Path, work: &Path, tenant_dir: &Path, row
         pr = pr.max(r);
     }
     let (full, _) = run_child(&mut ferry2(&["validate", "--tenant", "big"]));
-    rows.push(Row { op: "`plan --ref` with 1 changed file".into(), ferry: median(pt), rss_kib: pr, baseline: "the full plan (parse and check every file)".into(), base: Some(full) });
+    rows.push(Row {
+        op: "`plan --ref` with 1 changed file".into(),
+        ferry: median(pt),
+        rss_kib: pr,
+        baseline: "the full plan (parse and check every file)".into(),
+        base: Some(full),
+    });
 
     // Export + commit of one change made in the store.
     eprintln!("  export + commit of 1 change");
-    run_child(&mut ferry2(&["apply", "--tenant", "big", "--ref", "HEAD", "--yes"]));
+    run_child(&mut ferry2(&[
+        "apply", "--tenant", "big", "--ref", "HEAD", "--yes",
+    ]));
     let other = tenant_dir.join("agents/agent-00003.yaml");
     let other_text = std::fs::read_to_string(&other).unwrap_or_default();
-    let _ = std::fs::write(&other, other_text.replacen("instructions: |\n    ", "instructions: |\n    Be kind. ", 1));
+    let _ = std::fs::write(
+        &other,
+        other_text.replacen("instructions: |\n    ", "instructions: |\n    Be kind. ", 1),
+    );
     let mut c = Command::new(bin);
-    c.current_dir(repo).args(["apply", "--tenant", "big", "--yes"]).env("NO_COLOR", "1");
+    c.current_dir(repo)
+        .args(["apply", "--tenant", "big", "--yes"])
+        .env("NO_COLOR", "1");
     run_child(&mut c);
-    let (t_one, r_one) = run_child(&mut ferry2(&["export", "--tenant", "big", "--commit", "-m", "one change"]));
+    let (t_one, r_one) = run_child(&mut ferry2(&[
+        "export",
+        "--tenant",
+        "big",
+        "--commit",
+        "-m",
+        "one change",
+    ]));
     let base_file = base_dir.join("tenants/big/agents/agent-00003.yaml");
-    let _ = std::fs::write(&base_file, other_text.replacen("instructions: |\n    ", "instructions: |\n    Be kind. ", 1));
+    let _ = std::fs::write(
+        &base_file,
+        other_text.replacen("instructions: |\n    ", "instructions: |\n    Be kind. ", 1),
+    );
     let base_one = shell(&base_dir, "git commit -q -a -m one");
-    rows.push(Row { op: "export + commit of 1 change".into(), ferry: t_one, rss_kib: r_one, baseline: "`git commit -a`".into(), base: Some(base_one) });
+    rows.push(Row {
+        op: "export + commit of 1 change".into(),
+        ferry: t_one,
+        rss_kib: r_one,
+        baseline: "`git commit -a`".into(),
+        base: Some(base_one),
+    });
     let _ = std::fs::write(&other, &other_text);
 
     // ZIP export and import.
     eprintln!("  ZIP export and import");
     let zip = work.join("big.zip");
     let zip_s = zip.display().to_string();
-    let (t_zip, r_zip) = run_child(&mut ferry2(&["zip", "export", "--tenant", "big", "--all", "-o", &zip_s, "--created-at", "2026-01-01T00:00:00Z"]));
-    let base_zip = shell(&repo2.join("tenants"), &format!("zip -q -r {} big", work.join("cli.zip").display()));
-    rows.push(Row { op: "ZIP export of the tenant".into(), ferry: t_zip, rss_kib: r_zip, baseline: "`zip -q -r` of the same tree".into(), base: Some(base_zip) });
+    let (t_zip, r_zip) = run_child(&mut ferry2(&[
+        "zip",
+        "export",
+        "--tenant",
+        "big",
+        "--all",
+        "-o",
+        &zip_s,
+        "--created-at",
+        "2026-01-01T00:00:00Z",
+    ]));
+    let base_zip = shell(
+        &repo2.join("tenants"),
+        &format!("zip -q -r {} big", work.join("cli.zip").display()),
+    );
+    rows.push(Row {
+        op: "ZIP export of the tenant".into(),
+        ferry: t_zip,
+        rss_kib: r_zip,
+        baseline: "`zip -q -r` of the same tree".into(),
+        base: Some(base_zip),
+    });
     run_child(&mut ferry2(&["tenant", "create", "bigzip"]));
-    let (t_imp, r_imp) = run_child(&mut ferry2(&["zip", "import", &zip_s, "--tenant", "bigzip", "--strategy", "create"]));
+    let (t_imp, r_imp) = run_child(&mut ferry2(&[
+        "zip",
+        "import",
+        &zip_s,
+        "--tenant",
+        "bigzip",
+        "--strategy",
+        "create",
+    ]));
     let base_unzip = shell(work, &format!("unzip -q {zip_s} -d unzipped"));
-    rows.push(Row { op: "ZIP import into the store".into(), ferry: t_imp, rss_kib: r_imp, baseline: "`unzip -q` of the same archive".into(), base: Some(base_unzip) });
+    rows.push(Row {
+        op: "ZIP import into the store".into(),
+        ferry: t_imp,
+        rss_kib: r_imp,
+        baseline: "`unzip -q` of the same archive".into(),
+        base: Some(base_unzip),
+    });
 }

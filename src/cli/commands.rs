@@ -32,7 +32,8 @@ pub fn run(cmd: Command, g: &Global, out: &Output) -> Result<i32> {
             out: dir,
             commit,
             message,
-        } => export(g, out, &tenant, dir, commit, message),
+            force,
+        } => export(g, out, &tenant, dir, commit, message, force),
         Command::Validate { tenant, path } => validate(g, out, tenant, path),
         Command::Plan {
             tenant,
@@ -224,6 +225,7 @@ fn tenant_list(g: &Global, out: &Output) -> Result<i32> {
     Ok(EXIT_OK)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn export(
     g: &Global,
     out: &Output,
@@ -231,11 +233,28 @@ fn export(
     dir: Option<PathBuf>,
     commit: bool,
     message: Option<String>,
+    force: bool,
 ) -> Result<i32> {
     let (repo, store) = open(g)?;
     let spinner = out.spinner("exporting");
     let tree = pipeline::export_tree(store.as_ref(), tenant)?;
     let dir = dir.unwrap_or_else(|| repo.tenant_dir(tenant));
+    // An empty tenant exported over a tree would delete the whole tree (a
+    // wrong --store does that): never without --force.
+    let exports_nothing = tree.files.keys().all(|p| p == crate::tree::TENANT_FILE);
+    if exports_nothing && !force {
+        let existing = FolderSource::new(&dir).list().unwrap_or_default();
+        let resources = existing
+            .iter()
+            .filter(|p| p.ends_with(".yaml") && p.contains('/'))
+            .count();
+        if resources > 0 {
+            bail!(
+                "tenant `{tenant}` has no resources in the store, and exporting it would delete the {resources} resource file(s) in {}\nhint: check --store; pass --force if the tree is meant to be emptied",
+                dir.display()
+            );
+        }
+    }
     let report =
         write_tree(&dir, &tree).with_context(|| format!("cannot write {}", dir.display()))?;
     if let Some(s) = spinner {

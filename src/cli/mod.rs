@@ -95,6 +95,9 @@ enum Command {
         /// Commit message (with --commit).
         #[arg(short = 'm', long = "message", requires = "commit")]
         message: Option<String>,
+        /// Allow exporting a tenant with no resources over a folder that has some.
+        #[arg(long)]
+        force: bool,
     },
     /// Check a tree: schema, references, cycles, secrets; every problem at once.
     Validate {

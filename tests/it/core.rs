@@ -381,3 +381,29 @@ fn a_missing_tenant_is_named_with_a_hint() {
     let r = env.ferry(&["tenant", "create", "acme-dev"]).expect(1);
     assert!(r.stderr.contains("already exists"), "{}", r.stderr);
 }
+
+#[test]
+fn exporting_an_empty_tenant_over_a_tree_needs_force() {
+    let env = TestEnv::new();
+    applied(&env);
+    let other = env.tmp.path().join("other.db");
+    let url = format!("sqlite:{}", other.display());
+    env.ferry(&["tenant", "create", "acme-dev", "--store", &url])
+        .ok();
+    let r = env
+        .ferry(&["export", "--tenant", "acme-dev", "--store", &url])
+        .expect(1);
+    assert!(
+        r.stderr.contains("would delete the 4 resource file(s)"),
+        "{}",
+        r.stderr
+    );
+    assert!(env
+        .path("tenants/acme-dev/agents/support-bot.yaml")
+        .is_file());
+    env.ferry(&["export", "--tenant", "acme-dev", "--store", &url, "--force"])
+        .ok();
+    assert!(!env
+        .path("tenants/acme-dev/agents/support-bot.yaml")
+        .exists());
+}
