@@ -79,6 +79,8 @@ pub fn run(cmd: Command, g: &Global, out: &Output) -> Result<i32> {
             super::promote::grant(g, out, &user, &tenant, &role)
         }
         Command::Zip(z) => super::zip::run(z, g, out),
+        Command::Serve(args) => super::serve::serve(g, out, &args),
+        Command::Token(t) => super::serve::token(g, out, t),
         Command::Demo { keep } => super::demo::run_demo(out, keep),
     }
 }

@@ -13,6 +13,7 @@ mod git;
 mod output;
 mod promote;
 pub mod repo;
+mod serve;
 mod zip;
 
 use std::path::PathBuf;
@@ -216,6 +217,11 @@ enum Command {
         /// viewer, editor, admin or owner.
         role: String,
     },
+    /// Serve the store over HTTP: tenant sync, agent sync and ZIP, staging and publishing.
+    Serve(serve::ServeArgs),
+    /// API tokens for `ferry serve`.
+    #[command(subcommand)]
+    Token(serve::TokenCommand),
     /// ZIP artifacts: export with preview, import with strategies, pack and unpack.
     #[command(subcommand)]
     Zip(zip::ZipCommand),

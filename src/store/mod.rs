@@ -179,6 +179,15 @@ pub trait Store {
     fn access(&self) -> Result<AccessState, StoreError>;
     /// Add a user; the first user of a store becomes its owner.
     fn add_user(&mut self, name: &str) -> Result<UserRecord, StoreError>;
+    /// Record an API token by its hash (the token itself is never stored).
+    fn add_token(
+        &mut self,
+        hash: &str,
+        user: &str,
+        tenant: Option<&str>,
+    ) -> Result<TokenRecord, StoreError>;
+    /// The token with this hash, if any.
+    fn token(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError>;
     /// Grant `role` on `tenant` to `user`, replacing an earlier grant there.
     fn grant(&mut self, user: &str, tenant: &str, role: Role) -> Result<(), StoreError>;
     /// Production: the latest published version of each resource still published (stored form).
@@ -212,6 +221,17 @@ pub trait Store {
     ) -> Result<(), StoreError>;
 }
 
+/// An API token as the store keeps it: whose it is, never the token itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TokenRecord {
+    /// The user the token acts as.
+    pub user: String,
+    /// The token's current tenant (the source tenant of a sync), if bound to one.
+    pub tenant: Option<String>,
+    /// When it was created, RFC 3339.
+    pub created_at: String,
+}
+
 /// What one sync wrote to one resource: the baseline for conflict detection.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SyncRecord {
@@ -226,7 +246,7 @@ pub struct SyncRecord {
 }
 
 /// Open the store at `url`; relative paths are taken from `base`.
-pub fn open(url: &str, base: &Path) -> Result<Box<dyn Store>, StoreError> {
+pub fn open(url: &str, base: &Path) -> Result<Box<dyn Store + Send>, StoreError> {
     if let Some(path) = url.strip_prefix("sqlite:") {
         let p = Path::new(path);
         let full = if p.is_absolute() {

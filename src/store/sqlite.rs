@@ -491,6 +491,19 @@ impl Store for SqliteStore {
         super::sqlite_access::grant(self, user, tenant, role)
     }
 
+    fn add_token(
+        &mut self,
+        hash: &str,
+        user: &str,
+        tenant: Option<&str>,
+    ) -> Result<super::TokenRecord, StoreError> {
+        super::sqlite_access::add_token(self, hash, user, tenant)
+    }
+
+    fn token(&self, hash: &str) -> Result<Option<super::TokenRecord>, StoreError> {
+        super::sqlite_access::token(self, hash)
+    }
+
     fn production(&self, tenant: &str) -> Result<Vec<Resource>, StoreError> {
         super::publish_sql::production(&self.conn, tenant)
     }

@@ -8,7 +8,7 @@
 use rusqlite::{params, OptionalExtension};
 
 use super::sqlite::{begin, tenant_revision, touch_tenant, SqliteStore};
-use super::{now_rfc3339, StoreError, VersionRecord};
+use super::{now_rfc3339, StoreError, TokenRecord, VersionRecord};
 use crate::access::{AccessState, Grant, Role, UserRecord};
 use crate::state::{canonical_json, content_hash};
 
@@ -24,6 +24,12 @@ CREATE TABLE IF NOT EXISTS grants (
   tenant TEXT NOT NULL,
   role   TEXT NOT NULL,
   PRIMARY KEY (user, tenant)
+);
+CREATE TABLE IF NOT EXISTS tokens (
+  hash       TEXT PRIMARY KEY,
+  user       TEXT NOT NULL REFERENCES users(name),
+  tenant     TEXT,
+  created_at TEXT NOT NULL
 );
 "#;
 
@@ -167,6 +173,60 @@ pub(crate) fn grant(
     )?;
     tx.commit()?;
     Ok(())
+}
+
+pub(crate) fn add_token(
+    store: &mut SqliteStore,
+    hash: &str,
+    user: &str,
+    tenant: Option<&str>,
+) -> Result<TokenRecord, StoreError> {
+    let tx = begin(store.connection_mut(), user)?;
+    let exists: Option<String> = tx
+        .query_row(
+            "SELECT name FROM users WHERE name = ?1",
+            params![user],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if exists.is_none() {
+        return Err(StoreError::Refused {
+            message: format!(
+                "user `{user}` does not exist in the store; add them with `ferry user add {user}`"
+            ),
+        });
+    }
+    if let Some(t) = tenant {
+        tenant_revision(&tx, t)?;
+    }
+    let created_at = now_rfc3339();
+    tx.execute(
+        "INSERT INTO tokens (hash, user, tenant, created_at) VALUES (?1, ?2, ?3, ?4)",
+        params![hash, user, tenant, created_at],
+    )?;
+    tx.commit()?;
+    Ok(TokenRecord {
+        user: user.to_string(),
+        tenant: tenant.map(str::to_string),
+        created_at,
+    })
+}
+
+pub(crate) fn token(store: &SqliteStore, hash: &str) -> Result<Option<TokenRecord>, StoreError> {
+    Ok(store
+        .connection()
+        .query_row(
+            "SELECT user, tenant, created_at FROM tokens WHERE hash = ?1",
+            params![hash],
+            |r| {
+                Ok(TokenRecord {
+                    user: r.get(0)?,
+                    tenant: r.get(1)?,
+                    created_at: r.get(2)?,
+                })
+            },
+        )
+        .optional()?)
 }
 
 /// Write one published version as it is, replacing the same number.

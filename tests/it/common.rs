@@ -216,3 +216,169 @@ pub fn small_tree(env: &TestEnv, tenant: &str) {
         "apiVersion: ferry/v1\nkind: Agent\nmetadata:\n  name: support-bot\n  syncable: true\nspec:\n  type: supervisor\n  model:\n    provider: openai\n    name: gpt-4o-mini\n    temperature: 0.2\n  instructions: |\n    You are Acme's support assistant.\n    Cite the knowledge base in every answer.\n  tools:\n  - crm-lookup\n  - builtin/web-search\n  subAgents:\n  - refund-bot\n",
     );
 }
+
+/// A `ferry serve` process on a loopback port, stopped (SIGTERM) when dropped.
+pub struct Server {
+    /// The child process.
+    pub child: std::process::Child,
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// Everything the server wrote to stderr so far.
+    pub log: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Server {
+    /// Start `ferry serve --addr 127.0.0.1:0 EXTRA` in the repo and wait until it listens.
+    pub fn start(env: &TestEnv, extra: &[&str]) -> Server {
+        use std::io::BufRead;
+        let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("ferry"));
+        c.current_dir(&env.repo)
+            .env("NO_COLOR", "1")
+            .args(["serve", "--addr", "127.0.0.1:0"])
+            .args(extra)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let log2 = log.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(addr) = line.strip_prefix("ferry: listening on ") {
+                    let _ = tx.send(addr.to_string());
+                }
+                let mut l = log2.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+        let base = rx
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("server did not start: {}", log.lock().unwrap()));
+        Server { child, base, log }
+    }
+
+    /// The full URL of `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// What the server logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Stop the server with SIGTERM and wait for it; returns its exit code.
+    pub fn stop(&mut self) -> Option<i32> {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        self.child.wait().ok().and_then(|s| s.code())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            self.stop();
+        }
+    }
+}
+
+/// An HTTP answer: status and body.
+#[derive(Debug)]
+pub struct Answer {
+    /// The status.
+    pub status: u16,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl Answer {
+    /// The body as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "body is not JSON ({e}): {}",
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+
+    /// Panic unless the status is `status`; returns the JSON body.
+    pub fn expect(&self, status: u16) -> serde_json::Value {
+        assert_eq!(
+            self.status,
+            status,
+            "status {} (expected {status}): {}",
+            self.status,
+            String::from_utf8_lossy(&self.body)
+        );
+        if self.body.is_empty() {
+            serde_json::Value::Null
+        } else {
+            self.json()
+        }
+    }
+}
+
+/// Send a request; `token` goes in `Authorization: Bearer`, `headers` as given.
+pub fn http(
+    method: &str,
+    url: &str,
+    token: Option<&str>,
+    headers: &[(&str, &str)],
+    body: Option<(&str, &[u8])>,
+) -> Answer {
+    use std::io::Read;
+    let agent = ureq::AgentBuilder::new().redirects(0).build();
+    let mut req = agent.request(method, url);
+    if let Some(t) = token {
+        req = req.set("Authorization", &format!("Bearer {t}"));
+    }
+    for (k, v) in headers {
+        req = req.set(k, v);
+    }
+    let result = match body {
+        Some((ct, bytes)) => req.set("Content-Type", ct).send_bytes(bytes),
+        None => req.call(),
+    };
+    let resp = match result {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("{method} {url}: {e}"),
+    };
+    let status = resp.status();
+    let mut body = Vec::new();
+    resp.into_reader().read_to_end(&mut body).unwrap();
+    Answer { status, body }
+}
+
+/// Send a JSON body.
+pub fn http_json(method: &str, url: &str, token: Option<&str>, body: &serde_json::Value) -> Answer {
+    let bytes = serde_json::to_vec(body).unwrap();
+    http(method, url, token, &[], Some(("application/json", &bytes)))
+}
+
+impl TestEnv {
+    /// Add `user`, acting as `root` (add `root` first: the first user owns everything), and grant roles.
+    pub fn user(&self, user: &str, grants: &[(&str, &str)]) {
+        self.ferry(&["--as", "root", "user", "add", user]).ok();
+        for (tenant, role) in grants {
+            self.ferry(&["--as", "root", "grant", user, tenant, role])
+                .ok();
+        }
+    }
+
+    /// `ferry token create --user U [--tenant T]`, acting as the user.
+    pub fn token(&self, user: &str, tenant: Option<&str>) -> String {
+        let mut args = vec!["--as", "root", "token", "create", "--user", user];
+        if let Some(t) = tenant {
+            args.extend(["--tenant", t]);
+        }
+        let run = self.ferry(&args).ok();
+        run.stdout.trim().to_string()
+    }
+}

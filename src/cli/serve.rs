@@ -1,0 +1,96 @@
+//! `ferry serve` and `ferry token create`: the CLI side of the HTTP server.
+//!
+//! `serve` opens the store (from the repo, or `--store` anywhere), reads the
+//! `--config` TOML file, and hands both to [`crate::server::run`]. It prints
+//! the address it listens on to stderr, and the server logs one JSON line
+//! per request there too. `token create` prints the new token, and nothing
+//! else, on stdout.
+
+use std::path::PathBuf;
+
+use anyhow::{anyhow, Context, Result};
+use clap::{Args, Subcommand};
+
+use super::repo::Repo;
+use super::{Global, Output, EXIT_OK};
+use crate::server;
+use crate::store::{self, Store};
+
+/// The options of `ferry serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// The address to listen on (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:7070")]
+    pub addr: String,
+    /// The server configuration (TOML; its [sync] table sets the live-sync source rules).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+/// `ferry token …`.
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Make an API token for a user; prints it once on stdout. The store keeps only its hash.
+    Create {
+        /// The user the token acts as.
+        #[arg(long)]
+        user: String,
+        /// The token's current tenant (the source tenant of a sync).
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+}
+
+/// Open the store for the server: the repo's, or `--store` from anywhere.
+fn open_store(g: &Global) -> Result<(Option<Repo>, Box<dyn Store + Send>)> {
+    match Repo::discover(g.repo.as_deref()) {
+        Ok(repo) => {
+            let url = repo.store_url(g.store.as_deref());
+            let s = store::open(&url, &repo.root)?;
+            Ok((Some(repo), s))
+        }
+        Err(e) => match &g.store {
+            Some(url) => {
+                let cwd = std::env::current_dir().context("cannot read the current folder")?;
+                Ok((None, store::open(url, &cwd)?))
+            }
+            None => Err(e.context("ferry serve needs a config repo or --store URL")),
+        },
+    }
+}
+
+/// `ferry serve`.
+pub fn serve(g: &Global, out: &Output, args: &ServeArgs) -> Result<i32> {
+    let config = match &args.config {
+        Some(path) => server::config::load(path)?,
+        None => server::config::ServerConfig::default(),
+    };
+    let (_repo, store) = open_store(g)?;
+    server::run(store, config, &args.addr, |addr| {
+        out.status(&format!("ferry: listening on http://{addr}"));
+    })
+    .map_err(|e| anyhow!(e))?;
+    out.status("ferry: stopped");
+    Ok(EXIT_OK)
+}
+
+/// `ferry token create`.
+pub fn token(g: &Global, out: &Output, cmd: TokenCommand) -> Result<i32> {
+    let TokenCommand::Create { user, tenant } = cmd;
+    let (repo, mut store) = open_store(g)?;
+    let actor = match &repo {
+        Some(r) => super::promote::actor(g, r),
+        None => g.actor.clone(),
+    };
+    if actor.as_deref() != Some(user.as_str()) {
+        store
+            .access()?
+            .require_owner(actor.as_deref(), "making tokens for other users")?;
+    }
+    let token = server::auth::create_token(store.as_mut(), &user, tenant.as_deref())?;
+    out.data(&token);
+    if !out.json() {
+        out.hint("the token is shown once; send it as `Authorization: Bearer <token>`");
+    }
+    Ok(EXIT_OK)
+}

@@ -1,0 +1,205 @@
+//! The HTTP error shape and how library errors map onto it.
+//!
+//! Every failure leaves the server as `{"error": {"code", "message",
+//! "hint"}}` with a status that says whose fault it is: 400 bad input, 401
+//! no or unknown token, 403 a role too weak, 404 nothing there (or nothing
+//! the caller may see), 409 a conflict with the store's state, 413 a body
+//! too large, 500 the server's own failure. Messages come from the library's
+//! structured errors, which never carry a secret.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+
+use crate::access::AccessError;
+use crate::promote::PromoteError;
+use crate::store::StoreError;
+
+/// An error answered over HTTP.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// A stable machine-readable code, e.g. `tenant_not_found`.
+    pub code: String,
+    /// What went wrong, for people.
+    pub message: String,
+    /// What to do about it, if there is something.
+    pub hint: Option<String>,
+    /// Extra top-level fields of the body (e.g. `has_changes: false`).
+    pub extra: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+impl ApiError {
+    /// An error with a status, a code and a message.
+    pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code: code.to_string(),
+            message: message.into(),
+            hint: None,
+            extra: None,
+        }
+    }
+
+    /// Add a hint.
+    pub fn hint(mut self, hint: impl Into<String>) -> ApiError {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    /// Add a top-level field to the body.
+    pub fn with(mut self, key: &str, value: serde_json::Value) -> ApiError {
+        self.extra
+            .get_or_insert_with(serde_json::Map::new)
+            .insert(key.to_string(), value);
+        self
+    }
+
+    /// 400: the request is wrong.
+    pub fn bad_request(code: &str, message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    /// 401: no token, or one the store does not know.
+    pub fn unauthorized(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+            .hint("send `Authorization: Bearer <token>`; `ferry token create --user U --tenant T` makes one")
+    }
+
+    /// 403: the caller's role is too weak.
+    pub fn forbidden(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+
+    /// 404: nothing there.
+    pub fn not_found(code: &str, message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, code, message)
+    }
+
+    /// 409: the store's state refuses the request.
+    pub fn conflict(code: &str, message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::CONFLICT, code, message)
+    }
+
+    /// 500: the server failed.
+    pub fn internal(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+    }
+
+    /// The JSON body.
+    pub fn body(&self) -> serde_json::Value {
+        let mut error = serde_json::Map::new();
+        error.insert("code".into(), self.code.clone().into());
+        error.insert("message".into(), self.message.clone().into());
+        if let Some(h) = &self.hint {
+            error.insert("hint".into(), h.clone().into());
+        }
+        let mut body = serde_json::Map::new();
+        body.insert("error".into(), serde_json::Value::Object(error));
+        if let Some(extra) = &self.extra {
+            body.extend(extra.clone());
+        }
+        serde_json::Value::Object(body)
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {}: {}",
+            self.status.as_u16(),
+            self.code,
+            self.message
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(self.body())).into_response()
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> ApiError {
+        let msg = e.to_string();
+        match e {
+            StoreError::NoTenant { .. } => ApiError::not_found("tenant_not_found", msg),
+            StoreError::TenantExists { .. } => ApiError::conflict("tenant_exists", msg),
+            StoreError::Stale { .. } => {
+                ApiError::conflict("stale", msg).hint("read the current state and try again")
+            }
+            StoreError::Busy { .. } => ApiError::conflict("busy", msg),
+            StoreError::Refused { .. } => ApiError::conflict("refused", msg),
+            StoreError::BadUrl { .. }
+            | StoreError::Corrupt { .. }
+            | StoreError::Sqlite(_)
+            | StoreError::Open { .. } => ApiError::internal(msg),
+        }
+    }
+}
+
+impl From<AccessError> for ApiError {
+    fn from(e: AccessError) -> ApiError {
+        match e {
+            AccessError::NoActor | AccessError::UnknownUser { .. } => {
+                ApiError::unauthorized(e.to_string())
+            }
+            _ => ApiError::forbidden(e.to_string()).hint(
+                "an owner of the tenant can grant a role with `ferry grant USER TENANT ROLE`",
+            ),
+        }
+    }
+}
+
+impl From<PromoteError> for ApiError {
+    fn from(e: PromoteError) -> ApiError {
+        let msg = e.to_string();
+        match e {
+            PromoteError::SameTenant { .. } => ApiError::bad_request("same_tenant", msg),
+            PromoteError::Lineage { .. } => ApiError::conflict("lineage", msg),
+            PromoteError::NameTaken { .. } => ApiError::conflict("name_taken", msg),
+            PromoteError::MissingDependencies { .. } => {
+                ApiError::conflict("missing_dependencies", msg)
+                    .hint("run the steps in the order GET /api/tenant/sync/steps gives")
+            }
+            PromoteError::DanglingSource { .. } | PromoteError::Invalid { .. } => {
+                ApiError::conflict("invalid_source", msg)
+            }
+            PromoteError::Store(s) => s.into(),
+            _ => ApiError::internal(msg),
+        }
+    }
+}
+
+/// A JSON body for an error, as the fallback handlers need it.
+pub fn error_body(status: StatusCode, code: &str, message: &str) -> Response {
+    ApiError::new(status, code, message).into_response()
+}
+
+/// Rewrite a framework error response (plain text) into the error shape.
+pub fn json_error(status: StatusCode) -> ApiError {
+    match status {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
+            status,
+            "too_large",
+            "the request body is larger than the server accepts",
+        ),
+        StatusCode::NOT_FOUND => ApiError::not_found("no_route", "no such endpoint")
+            .hint("GET /openapi.json lists the endpoints"),
+        StatusCode::METHOD_NOT_ALLOWED => ApiError::new(
+            status,
+            "method_not_allowed",
+            "this endpoint does not take that method",
+        ),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::new(
+            status,
+            "unsupported_media_type",
+            "the request body has the wrong content type",
+        ),
+        s if s.is_client_error() => ApiError::new(s, "bad_request", "the request is malformed"),
+        s => ApiError::new(s, "internal", "the server failed"),
+    }
+}

@@ -1,0 +1,247 @@
+//! `ferry serve`: the store over HTTP, with the endpoints of the three
+//! reference documents.
+//!
+//! This module is an edge, like the CLI: it owns the listener, the tokio
+//! runtime, request logging and the mapping of library results onto HTTP.
+//! Every rule (roles, promotion, staging, publish, ZIP import, matching)
+//! lives in the library and is called from here exactly as the CLI calls it.
+//! The store sits behind one mutex and is used from blocking tasks, so
+//! writes are serialised: each request sees the store as the previous one
+//! left it, and no accepted write is lost.
+//!
+//! Routes are registered through [`openapi::Registry`], which refuses a
+//! route that `/openapi.json` does not describe; a test checks the converse.
+
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod openapi;
+mod tenant_sync;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+
+use crate::store::Store;
+use config::ServerConfig;
+use error::ApiError;
+
+/// The largest request body accepted (a ZIP upload), in bytes.
+pub const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
+
+/// Why the server could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The address could not be bound.
+    #[error("cannot listen on {addr}: {reason}")]
+    Bind {
+        /// The address.
+        addr: String,
+        /// Why.
+        reason: String,
+    },
+    /// The runtime failed.
+    #[error("the server failed: {reason}")]
+    Runtime {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// What every request handler shares.
+pub struct AppState {
+    /// The store, one writer at a time.
+    store: Mutex<Box<dyn Store + Send>>,
+    /// The server's configuration.
+    pub config: ServerConfig,
+}
+
+/// The shared state handed to handlers.
+pub type Shared = Arc<AppState>;
+
+impl AppState {
+    /// State over a store with a configuration.
+    pub fn new(store: Box<dyn Store + Send>, config: ServerConfig) -> Shared {
+        Arc::new(AppState {
+            store: Mutex::new(store),
+            config,
+        })
+    }
+}
+
+/// Run `work` on the store in a blocking task, one request at a time.
+pub async fn with_store<T, F>(state: &Shared, work: F) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut dyn Store) -> Result<T, ApiError> + Send + 'static,
+{
+    let state = state.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut guard = state
+            .store
+            .lock()
+            .map_err(|_| ApiError::internal("the store lock was poisoned by a failed request"))?;
+        work(guard.as_mut())
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("a request task failed: {e}")))?
+}
+
+/// The whole API.
+pub fn router(state: Shared) -> Router {
+    let registry = openapi::Registry::new()
+        .add(Method::GET, "/health", get(health))
+        .add(Method::GET, "/openapi.json", get(openapi_json))
+        .add(Method::GET, "/api/tenants", get(tenants));
+    let registry = tenant_sync::routes(registry);
+    registry
+        .into_router()
+        .fallback(fallback)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(log_and_shape))
+        .with_state(state)
+}
+
+async fn health(State(state): State<Shared>) -> Result<Json<serde_json::Value>, ApiError> {
+    let revision = with_store(&state, |s| Ok(s.revision()?)).await?;
+    Ok(Json(json!({"status": "ok", "revision": revision})))
+}
+
+async fn openapi_json() -> Json<serde_json::Value> {
+    Json(openapi::document())
+}
+
+async fn tenants(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let list = with_store(&state, move |store| {
+        let caller = auth::authenticate(store, &headers)?;
+        let access = store.access()?;
+        let mut out = Vec::new();
+        for t in store.tenants()? {
+            if let Some(role) = access.role(&caller.user, &t.name) {
+                out.push(json!({"name": t.name, "environment": t.environment, "role": role, "revision": t.revision, "resources": t.resources}));
+            }
+        }
+        Ok(out)
+    })
+    .await?;
+    Ok(Json(json!({ "tenants": list })))
+}
+
+async fn fallback() -> ApiError {
+    error::json_error(StatusCode::NOT_FOUND)
+}
+
+/// One JSON log line per request; framework errors rewritten into the error shape.
+///
+/// The line holds the method, the path (never the query or a header, so no
+/// token reaches the log), the status and the time taken.
+async fn log_and_shape(req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let mut response = next.run(req).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if (status.is_client_error() || status.is_server_error()) && !is_json {
+        response = error::json_error(status).into_response();
+    }
+    let line = json!({
+        "ts": crate::store::now_rfc3339(),
+        "method": method.as_str(),
+        "path": path,
+        "status": status.as_u16(),
+        "ms": (start.elapsed().as_secs_f64() * 1000.0 * 10.0).round() / 10.0,
+    });
+    eprintln!("{line}");
+    response
+}
+
+/// A JSON response with a status.
+pub fn json_response(status: StatusCode, value: serde_json::Value) -> Response {
+    (status, Json(value)).into_response()
+}
+
+/// A binary response (a ZIP).
+pub fn zip_response(bytes: Vec<u8>, filename: &str) -> Response {
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "application/zip")
+        .header(
+            header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"{filename}\""),
+        )
+        .body(Body::from(bytes))
+        .unwrap_or_else(|_| ApiError::internal("cannot build the response").into_response())
+}
+
+/// Serve the API on `addr` until Ctrl-C or SIGTERM; `on_listen` hears the bound address.
+pub fn run(
+    store: Box<dyn Store + Send>,
+    config: ServerConfig,
+    addr: &str,
+    on_listen: impl FnOnce(SocketAddr),
+) -> Result<(), ServeError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| ServeError::Runtime {
+            reason: e.to_string(),
+        })?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| ServeError::Bind {
+                addr: addr.to_string(),
+                reason: e.to_string(),
+            })?;
+        let local = listener.local_addr().map_err(|e| ServeError::Bind {
+            addr: addr.to_string(),
+            reason: e.to_string(),
+        })?;
+        on_listen(local);
+        let app = router(AppState::new(store, config));
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+            .map_err(|e| ServeError::Runtime {
+                reason: e.to_string(),
+            })
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+}

@@ -1,0 +1,487 @@
+//! `/openapi.json`: the description of every endpoint, and the registry
+//! that keeps the router and the description the same.
+//!
+//! [`ROUTES`] is the one table of endpoints. [`Registry::add`] registers a
+//! handler only for a method and path the table holds (it refuses others at
+//! start-up, in debug builds and tests), and a test checks that every row of
+//! the table was registered, so the document can't drift from the router.
+
+use axum::http::Method;
+use axum::routing::MethodRouter;
+use axum::Router;
+use serde_json::{json, Map, Value};
+
+use super::Shared;
+
+/// One endpoint, as `/openapi.json` describes it.
+#[derive(Debug, Clone, Copy)]
+pub struct RouteDoc {
+    /// The HTTP method, upper case.
+    pub method: &'static str,
+    /// The path, with `{param}` segments.
+    pub path: &'static str,
+    /// The group, e.g. `staging`.
+    pub tag: &'static str,
+    /// What it does.
+    pub summary: &'static str,
+    /// Query parameters it reads.
+    pub query: &'static [&'static str],
+    /// The request body's media type, if it takes one.
+    pub body: Option<&'static str>,
+}
+
+const fn r(
+    method: &'static str,
+    path: &'static str,
+    tag: &'static str,
+    summary: &'static str,
+    query: &'static [&'static str],
+    body: Option<&'static str>,
+) -> RouteDoc {
+    RouteDoc {
+        method,
+        path,
+        tag,
+        summary,
+        query,
+        body,
+    }
+}
+
+const JSON: Option<&str> = Some("application/json");
+const ZIP: Option<&str> = Some("application/zip");
+const SYNC_Q: &[&str] = &[
+    "sourceUrl",
+    "sourceAgentId",
+    "sourceAgentVersion",
+    "targetAgentId",
+    "selectedResources",
+    "workflowOrder",
+];
+
+/// Every endpoint of the server.
+pub const ROUTES: &[RouteDoc] = &[
+    r(
+        "GET",
+        "/health",
+        "server",
+        "Liveness and the store revision",
+        &[],
+        None,
+    ),
+    r("GET", "/openapi.json", "server", "This document", &[], None),
+    r(
+        "GET",
+        "/api/tenants",
+        "server",
+        "The tenants the caller holds a role on",
+        &[],
+        None,
+    ),
+    // Document 000: tenant-to-tenant sync.
+    r(
+        "GET",
+        "/api/tenant/sync/steps",
+        "tenant-sync",
+        "The ordered list of sync steps",
+        &[],
+        None,
+    ),
+    r(
+        "POST",
+        "/api/tenant/sync/{targetTenantId}/{step}",
+        "tenant-sync",
+        "Sync one step from the caller's tenant to the target tenant (admin or owner of both)",
+        &[],
+        None,
+    ),
+    // Document 002: agent sync and ZIP.
+    r(
+        "GET",
+        "/backup/import/sync/agents",
+        "agent-sync",
+        "List the agents of the source instance",
+        &["sourceUrl"],
+        None,
+    ),
+    r(
+        "POST",
+        "/backup/import/sync/preview",
+        "agent-sync",
+        "Preview a single-agent sync",
+        SYNC_Q,
+        None,
+    ),
+    r(
+        "POST",
+        "/backup/import/sync/preview/batch",
+        "agent-sync",
+        "Preview several agent syncs (body: SyncMapping[])",
+        &["sourceUrl"],
+        JSON,
+    ),
+    r(
+        "POST",
+        "/backup/import/sync",
+        "agent-sync",
+        "Sync one agent from the source instance",
+        SYNC_Q,
+        None,
+    ),
+    r(
+        "POST",
+        "/backup/import/sync/batch",
+        "agent-sync",
+        "Sync several agents (body: SyncRequest[]); 207 when some fail",
+        &["sourceUrl"],
+        JSON,
+    ),
+    r(
+        "POST",
+        "/backup/import/preview",
+        "zip",
+        "Preview importing a ZIP",
+        &["targetAgentId", "strategy"],
+        ZIP,
+    ),
+    r(
+        "POST",
+        "/backup/import",
+        "zip",
+        "Import a ZIP with a strategy: create, merge or upgrade",
+        &[
+            "strategy",
+            "targetAgentId",
+            "selectedResources",
+            "workflowOrder",
+        ],
+        ZIP,
+    ),
+    r(
+        "POST",
+        "/backup/export/{agentId}/preview",
+        "zip",
+        "The resource tree an export of the agent would hold",
+        &["agentVersion"],
+        None,
+    ),
+    r(
+        "POST",
+        "/backup/export/{agentId}",
+        "zip",
+        "Export the agent and what it needs as a ZIP",
+        &["agentVersion", "selectedResources"],
+        None,
+    ),
+    // Document 003: staging and publishing.
+    r(
+        "GET",
+        "/api/v2/agents",
+        "staging",
+        "The agents of the caller's tenant",
+        &[],
+        None,
+    ),
+    r(
+        "GET",
+        "/api/v2/agents/{agent_id}",
+        "staging",
+        "The agent's staging (draft) configuration",
+        &[],
+        None,
+    ),
+    r(
+        "PUT",
+        "/api/v2/agents/{agent_id}",
+        "staging",
+        "Update the agent (JSON merge patch of its fields)",
+        &[],
+        JSON,
+    ),
+    r(
+        "POST",
+        "/api/v2/agents/{agent_id}/instructions",
+        "staging",
+        "Create instructions",
+        &[],
+        JSON,
+    ),
+    r(
+        "PUT",
+        "/api/v2/agents/{agent_id}/instructions",
+        "staging",
+        "Update instructions",
+        &[],
+        JSON,
+    ),
+    r(
+        "DELETE",
+        "/api/v2/agents/{agent_id}/instructions/{instruction_id}",
+        "staging",
+        "Delete an instruction",
+        &[],
+        None,
+    ),
+    r(
+        "POST",
+        "/api/v2/agents/{agent_id}/corpora",
+        "staging",
+        "Bulk connect corpora (knowledge bases)",
+        &[],
+        JSON,
+    ),
+    r(
+        "DELETE",
+        "/api/v2/agents/{agent_id}/corpora",
+        "staging",
+        "Bulk disconnect corpora",
+        &[],
+        JSON,
+    ),
+    r(
+        "POST",
+        "/api/v2/agents/{agent_id}/corpora/{corpus_id}",
+        "staging",
+        "Connect a corpus",
+        &[],
+        None,
+    ),
+    r(
+        "PUT",
+        "/api/v2/agents/{agent_id}/corpora/{corpus_id}",
+        "staging",
+        "Update a corpus connection",
+        &[],
+        JSON,
+    ),
+    r(
+        "DELETE",
+        "/api/v2/agents/{agent_id}/corpora/{corpus_id}",
+        "staging",
+        "Disconnect a corpus",
+        &[],
+        None,
+    ),
+    r(
+        "POST",
+        "/api/v2/agents/{agent_id}/tools/{tool_id}/enable",
+        "staging",
+        "Enable a tool",
+        &[],
+        None,
+    ),
+    r(
+        "DELETE",
+        "/api/v2/agents/{agent_id}/tools/{tool_id}/disable",
+        "staging",
+        "Disable a tool",
+        &[],
+        None,
+    ),
+    r(
+        "PATCH",
+        "/api/v2/agents/{agent_id}/tools/{tool_id}/actions/{action_id}",
+        "staging",
+        "Update an action's config",
+        &[],
+        JSON,
+    ),
+    r(
+        "POST",
+        "/api/v2/agents/{agent_id}/tools/{tool_id}/actions/{action_id}/enable",
+        "staging",
+        "Enable an action",
+        &[],
+        None,
+    ),
+    r(
+        "POST",
+        "/api/v2/agents/{agent_id}/tools/{tool_id}/actions/{action_id}/disable",
+        "staging",
+        "Disable an action",
+        &[],
+        None,
+    ),
+    r(
+        "PATCH",
+        "/api/v2/agents/{agent_id}/guardrails",
+        "staging",
+        "Enable or disable guardrails",
+        &[],
+        JSON,
+    ),
+    r(
+        "PUT",
+        "/api/v2/agents/{agent_id}/access",
+        "staging",
+        "Update the access level",
+        &[],
+        JSON,
+    ),
+    r(
+        "POST",
+        "/api/v2/agents/{agent_id}/annotates",
+        "staging",
+        "Update tags",
+        &[],
+        JSON,
+    ),
+    r(
+        "GET",
+        "/api/v2/agents/{agent_id}/staging-diff",
+        "publishing",
+        "Staging against production, changed fields only",
+        &[],
+        None,
+    ),
+    r(
+        "POST",
+        "/api/v2/agents/{agent_id}/publish",
+        "publishing",
+        "Publish staging to production (409 with has_changes: false when equal)",
+        &[],
+        JSON,
+    ),
+    r(
+        "GET",
+        "/api/v2/agents/{agent_id}/publishes",
+        "publishing",
+        "The agent's publish history",
+        &[],
+        None,
+    ),
+    r(
+        "GET",
+        "/api/v2/agents/{agent_id}/publishes/{change_track_id}/diff",
+        "publishing",
+        "What reverting this publish would change in staging",
+        &[],
+        None,
+    ),
+    r(
+        "PUT",
+        "/api/v2/agents/{agent_id}/rollback",
+        "publishing",
+        "Remove a publish's changes from staging (body: {\"change_track_id\": ...})",
+        &[],
+        JSON,
+    ),
+];
+
+/// The router under construction, with what has been registered.
+pub struct Registry {
+    router: Router<Shared>,
+    registered: Vec<(String, String)>,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Registry::new()
+    }
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new() -> Registry {
+        Registry {
+            router: Router::new(),
+            registered: Vec::new(),
+        }
+    }
+
+    /// Register `handler` for `method` on `path`; the pair must be in [`ROUTES`].
+    pub fn add(
+        mut self,
+        method: Method,
+        path: &'static str,
+        handler: MethodRouter<Shared>,
+    ) -> Registry {
+        debug_assert!(
+            ROUTES
+                .iter()
+                .any(|d| d.method == method.as_str() && d.path == path),
+            "route {method} {path} is not described in openapi::ROUTES"
+        );
+        self.registered
+            .push((method.as_str().to_string(), path.to_string()));
+        self.router = self.router.route(path, handler);
+        self
+    }
+
+    /// The method and path of every registered route.
+    pub fn registered(&self) -> &[(String, String)] {
+        &self.registered
+    }
+
+    /// The router.
+    pub fn into_router(self) -> Router<Shared> {
+        self.router
+    }
+}
+
+fn path_params(path: &str) -> Vec<&str> {
+    path.split('/')
+        .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+        .collect()
+}
+
+/// The OpenAPI 3.1 document.
+pub fn document() -> Value {
+    let mut paths: Map<String, Value> = Map::new();
+    for d in ROUTES {
+        let mut params: Vec<Value> = path_params(d.path)
+            .into_iter()
+            .map(|p| json!({"name": p, "in": "path", "required": true, "schema": {"type": "string"}}))
+            .collect();
+        params.extend(d.query.iter().map(|q| {
+            json!({"name": q, "in": "query", "required": *q == "sourceUrl", "schema": {"type": "string"}})
+        }));
+        let secured = !matches!(d.path, "/health" | "/openapi.json");
+        let mut op = json!({
+            "summary": d.summary,
+            "tags": [d.tag],
+            "operationId": format!("{}{}", d.method.to_lowercase(), d.path.replace(['/', '{', '}', '.', '-'], "_")),
+            "parameters": params,
+            "responses": {
+                "200": {"description": "OK"},
+                "400": {"$ref": "#/components/responses/Error"},
+                "401": {"$ref": "#/components/responses/Error"},
+                "403": {"$ref": "#/components/responses/Error"},
+                "404": {"$ref": "#/components/responses/Error"},
+                "409": {"$ref": "#/components/responses/Error"}
+            }
+        });
+        if let Some(media) = d.body {
+            op["requestBody"] = json!({"required": true, "content": {media: {}}});
+        }
+        if d.path.ends_with("/batch") {
+            op["responses"]["207"] =
+                json!({"description": "Some items failed; each item says which"});
+        }
+        if d.body == ZIP {
+            op["responses"]["413"] = json!({"$ref": "#/components/responses/Error"});
+        }
+        if !secured {
+            op["security"] = json!([]);
+        }
+        let entry = paths
+            .entry(d.path.to_string())
+            .or_insert_with(|| Value::Object(Map::new()));
+        entry[d.method.to_lowercase()] = op;
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {"title": "ferry", "version": env!("CARGO_PKG_VERSION"),
+                 "description": "Tenant sync, agent sync and ZIP, staging and publishing over the ferry store."},
+        "security": [{"bearer": []}],
+        "paths": paths,
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "responses": {"Error": {"description": "An error", "content": {"application/json": {"schema": {
+                "type": "object", "required": ["error"],
+                "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {
+                    "code": {"type": "string"}, "message": {"type": "string"}, "hint": {"type": "string"}}}}
+            }}}}}
+        }
+    })
+}
