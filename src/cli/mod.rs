@@ -14,6 +14,7 @@ mod output;
 mod promote;
 pub mod repo;
 mod serve;
+mod sync;
 mod zip;
 
 use std::path::PathBuf;
@@ -219,6 +220,8 @@ enum Command {
     },
     /// Serve the store over HTTP: tenant sync, agent sync and ZIP, staging and publishing.
     Serve(serve::ServeArgs),
+    /// Sync an agent live from another ferry instance into a tenant (or list the source's agents).
+    Sync(sync::SyncArgs),
     /// API tokens for `ferry serve`.
     #[command(subcommand)]
     Token(serve::TokenCommand),

@@ -13,6 +13,7 @@
 //! route that `/openapi.json` does not describe; a test checks the converse.
 
 pub mod auth;
+pub mod backup;
 pub mod config;
 pub mod error;
 pub mod openapi;
@@ -103,6 +104,7 @@ pub fn router(state: Shared) -> Router {
         .add(Method::GET, "/openapi.json", get(openapi_json))
         .add(Method::GET, "/api/tenants", get(tenants));
     let registry = tenant_sync::routes(registry);
+    let registry = backup::routes(registry);
     registry
         .into_router()
         .fallback(fallback)

@@ -289,3 +289,391 @@ fn sync_needs_admin_on_both_tenants() {
         .clone();
     assert_eq!(staging["resources"], 0, "{staging}");
 }
+
+/// The agent path of the support bot.
+fn bot(server: &Server, rest: &str) -> String {
+    server.url(&format!("/api/v2/agents/support-bot{rest}"))
+}
+
+#[test]
+fn document_003_edit_diff_publish_history_rollback() {
+    let (env, token) = acme_server_env();
+    env.user("vera", &[("acme-dev", "viewer")]);
+    let vera = env.token("vera", Some("acme-dev"));
+    let server = Server::start(&env, &[]);
+    let t = Some(token.as_str());
+
+    // A first publish makes production.
+    let first = http_json("POST", &bot(&server, "/publish"), t, &json!({"message": "first"})).expect(200);
+    assert_eq!(first["has_changes"], true);
+    // Nothing more to publish: 409 with has_changes false.
+    let e = http_json("POST", &bot(&server, "/publish"), t, &json!({})).expect(409);
+    assert_eq!(e["has_changes"], false);
+    assert_eq!(e["error"]["code"], "nothing_to_publish");
+    let d = http("GET", &bot(&server, "/staging-diff"), t, &[], None).expect(200);
+    assert_eq!(d["has_changes"], false, "{d}");
+
+    // The staging edits of the document.
+    http_json("PUT", &bot(&server, ""), t, &json!({"description": "Acme's front door", "model": {"temperature": 0.3}})).expect(200);
+    http_json("PUT", &bot(&server, "/instructions"), t, &json!({"instructions": "Be brief.\n"})).expect(200);
+    http_json("POST", &bot(&server, "/instructions"), t, &json!({"name": "apology", "text": "Sorry about that."})).expect(200);
+    http("DELETE", &bot(&server, "/instructions/greeting"), t, &[], None).expect(200);
+    http("POST", &bot(&server, "/tools/issue-refund/enable"), t, &[], None).expect(200);
+    http("DELETE", &bot(&server, "/tools/order-status/disable"), t, &[], None).expect(200);
+    http_json("PATCH", &bot(&server, "/tools/crm-lookup/actions/list-orders"), t, &json!({"config": {"limit": 5}})).expect(200);
+    http("POST", &bot(&server, "/tools/crm-lookup/actions/update-contact/disable"), t, &[], None).expect(200);
+    http_json("POST", &bot(&server, "/corpora"), t, &json!({"corpora": ["billing-kb"]})).expect(200);
+    http("DELETE", &bot(&server, "/corpora/product-kb"), t, &[], None).expect(200);
+    http_json("PATCH", &bot(&server, "/guardrails"), t, &json!([{"name": "profanity-filter", "enabled": true}])).expect(200);
+    http_json("PUT", &bot(&server, "/access"), t, &json!({"access": "private"})).expect(200);
+    http_json("POST", &bot(&server, "/annotates"), t, &json!({"tags": ["support", "beta"]})).expect(200);
+
+    // Bad edits: named field, unknown things, no changes to production.
+    let e = http_json("PUT", &bot(&server, ""), t, &json!({"model": {"temperature": "hot"}})).expect(400);
+    assert!(e["error"]["message"].as_str().unwrap().contains("temperature"), "{e}");
+    http("POST", &bot(&server, "/tools/no-such-tool/enable"), t, &[], None).expect(404);
+    http("GET", &server.url("/api/v2/agents/no-such-bot/staging-diff"), t, &[], None).expect(404);
+
+    // The staging diff over HTTP is the CLI's.
+    let d = http("GET", &bot(&server, "/staging-diff"), t, &[], None).expect(200);
+    assert_eq!(d["has_changes"], true);
+    let paths: Vec<String> = d["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r["changes"].as_array().unwrap().iter().map(|c| c["path"].as_str().unwrap().to_string()))
+        .collect();
+    for p in ["spec.description", "spec.instructions", "spec.tools", "spec.knowledgeBases", "spec.access", "spec.tags"] {
+        assert!(paths.iter().any(|x| x.starts_with(p)), "{p} not in {paths:?}");
+    }
+    let cli = env
+        .ferry(&["diff", "--tenant", "acme-dev", "--agent", "support-bot", "--output", "json"])
+        .ok()
+        .json();
+    assert_eq!(cli["has_changes"], d["has_changes"]);
+    assert_eq!(cli["resources"], d["resources"]);
+
+    // A viewer can read but not publish or edit.
+    http("GET", &bot(&server, "/staging-diff"), Some(&vera), &[], None).expect(200);
+    let e = http_json("POST", &bot(&server, "/publish"), Some(&vera), &json!({})).expect(403);
+    assert_eq!(e["error"]["code"], "forbidden");
+    http_json("PUT", &bot(&server, "/access"), Some(&vera), &json!({"access": "public"})).expect(403);
+
+    // Publish, history, publish diff.
+    let p = http_json("POST", &bot(&server, "/publish"), t, &json!({"message": "tighten support-bot"})).expect(200);
+    let change = p["change_track_id"].as_str().unwrap().to_string();
+    assert_eq!(p["published_by"], "root");
+    let h = http("GET", &bot(&server, "/publishes"), t, &[], None).expect(200);
+    let list = h["publishes"].as_array().unwrap();
+    assert_eq!(list.len(), 2);
+    assert_eq!(list[0]["change_track_id"], change.as_str());
+    assert_eq!(list[0]["message"], "tighten support-bot");
+    let cli = env
+        .ferry(&["publishes", "--tenant", "acme-dev", "--agent", "support-bot", "--output", "json"])
+        .ok()
+        .json();
+    assert_eq!(cli.as_array().unwrap().len(), 2);
+    assert_eq!(cli[0]["change_track_id"], change.as_str());
+    let pd = http("GET", &bot(&server, &format!("/publishes/{change}/diff")), t, &[], None).expect(200);
+    assert_eq!(pd["preview"], true);
+    assert!(!pd["resources"].as_array().unwrap().is_empty(), "{pd}");
+    http("GET", &bot(&server, "/publishes/ct_nope/diff"), t, &[], None).expect(404);
+    let d = http("GET", &bot(&server, "/staging-diff"), t, &[], None).expect(200);
+    assert_eq!(d["has_changes"], false);
+
+    // Rollback takes the publish's changes out of staging; production waits for a publish.
+    let r = http_json("PUT", &bot(&server, "/rollback"), t, &json!({"change_track_id": change})).expect(200);
+    assert_eq!(r["written"], true, "{r}");
+    let d = http("GET", &bot(&server, "/staging-diff"), t, &[], None).expect(200);
+    assert_eq!(d["has_changes"], true);
+    let desc = d["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r["changes"].as_array().unwrap().clone())
+        .find(|c| c["path"] == "spec.description")
+        .unwrap();
+    assert_eq!(desc["production"], "Acme's front door");
+    let p = http_json("POST", &bot(&server, "/publish"), t, &json!({"message": "roll back"})).expect(200);
+    assert_eq!(p["number"], 3);
+    let d = http("GET", &bot(&server, "/staging-diff"), t, &[], None).expect(200);
+    assert_eq!(d["has_changes"], false);
+    let a = http("GET", &bot(&server, ""), t, &[], None).expect(200);
+    assert_eq!(a["spec"]["access"], "public");
+}
+
+#[test]
+fn no_endpoint_reveals_another_tenant() {
+    let (env, root) = acme_server_env();
+    env.user("pam", &[("acme-prod", "owner")]);
+    let pam = env.token("pam", Some("acme-prod"));
+    let server = Server::start(&env, &[]);
+    // The support bot lives in acme-dev; pam's tenant is acme-prod.
+    let id = http("GET", &bot(&server, ""), Some(&root), &[], None).expect(200)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for path in [
+        format!("/api/v2/agents/{id}"),
+        format!("/api/v2/agents/{id}/staging-diff"),
+        format!("/api/v2/agents/{id}/publishes"),
+    ] {
+        let e = http("GET", &server.url(&path), Some(&pam), &[], None).expect(404);
+        assert!(!e.to_string().contains("instructions"), "{e}");
+    }
+    http("POST", &server.url(&format!("/backup/export/{id}")), Some(&pam), &[], None).expect(404);
+    let list = http("GET", &server.url("/api/v2/agents"), Some(&pam), &[], None).expect(200);
+    assert_eq!(list, json!([]));
+    // A token bound to a tenant pam holds no role on.
+    env.ferry(&["--as", "root", "token", "create", "--user", "pam", "--tenant", "acme-dev"]).ok();
+    let sneaky = env.token("pam", Some("acme-dev"));
+    http("GET", &server.url("/api/v2/agents"), Some(&sneaky), &[], None).expect(403);
+}
+
+/// A second instance: an empty acme-prod and a token bound to it.
+fn target_env() -> (TestEnv, String) {
+    let env = TestEnv::new();
+    env.ferry(&["tenant", "create", "acme-prod"]).ok();
+    env.ferry(&["--as", "root", "user", "add", "root"]).ok();
+    let token = env.token("root", Some("acme-prod"));
+    (env, token)
+}
+
+fn agent_id(server: &Server, token: &str, name: &str) -> String {
+    let list = http("GET", &server.url("/api/v2/agents"), Some(token), &[], None).expect(200);
+    list.as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == name)
+        .unwrap_or_else(|| panic!("{name} not in {list}"))["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn document_002_zip_export_and_import_over_http() {
+    let (env, token) = acme_server_env();
+    let prod = env.token("root", Some("acme-prod"));
+    let server = Server::start(&env, &[]);
+    let id = agent_id(&server, &token, "support-bot");
+
+    let tree = http("POST", &server.url(&format!("/backup/export/{id}/preview")), Some(&token), &[], None)
+        .expect(200);
+    let entries = tree["resources"].as_array().unwrap();
+    assert!(entries.iter().any(|e| e["resourceType"] == "agent" && e["required"] == true));
+    let zip = http("POST", &server.url(&format!("/backup/export/{id}")), Some(&token), &[], None);
+    assert_eq!(zip.status, 200);
+    assert_eq!(&zip.body[..2], b"PK");
+    let plain = String::from_utf8_lossy(&zip.body).to_string();
+    assert!(!plain.contains("ENC[age"), "no encrypted value leaves the tenant");
+
+    // The document's curl commands, into acme-prod of the same server.
+    std::fs::write(env.tmp.path().join("agent-export.zip"), &zip.body).unwrap();
+    let script = r#"
+cd "$DIR"
+curl -sS -X POST -H "Authorization: Bearer $TOKEN" -H "Content-Type: application/zip" \
+  --data-binary @agent-export.zip "$BASE/backup/import/preview"
+echo
+curl -sS -X POST -H "Authorization: Bearer $TOKEN" -H "Content-Type: application/zip" \
+  --data-binary @agent-export.zip "$BASE/backup/import?strategy=create"
+echo
+"#;
+    let out = sh(
+        script,
+        &[("BASE", &server.base), ("TOKEN", &prod), ("DIR", env.tmp.path().to_str().unwrap())],
+    );
+    let mut lines = out.lines().filter(|l| !l.trim().is_empty());
+    let preview: serde_json::Value = serde_json::from_str(lines.next().unwrap()).unwrap();
+    assert!(preview["resources"].as_array().unwrap().iter().all(|r| r["action"] == "CREATE"), "{preview}");
+    let result: serde_json::Value = serde_json::from_str(lines.next().unwrap()).unwrap();
+    assert!(!result["created"].as_array().unwrap().is_empty(), "{result}");
+    let local = agent_id(&server, &prod, "support-bot");
+
+    // Upgrade onto the imported agent: nothing differs, all SKIP.
+    let p = http(
+        "POST",
+        &server.url(&format!("/backup/import/preview?targetAgentId={local}")),
+        Some(&prod),
+        &[],
+        Some(("application/zip", &zip.body)),
+    )
+    .expect(200);
+    assert!(p["resources"].as_array().unwrap().iter().all(|r| r["action"] == "SKIP"), "{p}");
+
+    // Bad input: not a ZIP, wrong type, empty selection, unknown strategy, a viewer importing.
+    let e = http("POST", &server.url("/backup/import?strategy=create"), Some(&prod), &[], Some(("application/zip", b"not a zip"))).expect(400);
+    assert_eq!(e["error"]["code"], "bad_archive");
+    http("POST", &server.url("/backup/import?strategy=create"), Some(&prod), &[], Some(("text/plain", &zip.body))).expect(415);
+    http("POST", &server.url("/backup/import?strategy=create&selectedResources="), Some(&prod), &[], Some(("application/zip", &zip.body))).expect(400);
+    http("POST", &server.url("/backup/import?strategy=sideways"), Some(&prod), &[], Some(("application/zip", &zip.body))).expect(400);
+    env.user("vic", &[("acme-prod", "viewer")]);
+    let vic = env.token("vic", Some("acme-prod"));
+    http("POST", &server.url("/backup/import?strategy=create"), Some(&vic), &[], Some(("application/zip", &zip.body))).expect(403);
+    // An agent version that was never published.
+    http("POST", &server.url(&format!("/backup/export/{id}?agentVersion=9")), Some(&token), &[], None).expect(404);
+}
+
+/// Write a server config allowing `origins` as sources.
+fn sync_config(env: &TestEnv, origins: &[&str]) -> String {
+    let list: Vec<String> = origins.iter().map(|o| format!("\"{o}\"")).collect();
+    let path = env.tmp.path().join("server.toml");
+    std::fs::write(&path, format!("[sync]\nallowed_sources = [{}]\n", list.join(", "))).unwrap();
+    path.display().to_string()
+}
+
+#[test]
+fn document_002_live_sync_between_two_servers() {
+    let (src_env, src_token) = acme_server_env();
+    let source = Server::start(&src_env, &[]);
+    let (dst_env, dst_token) = target_env();
+    // Without allow-listing, the loopback http source is refused, naming the setting.
+    let strict = Server::start(&dst_env, &[]);
+    let q = format!("/backup/import/sync/agents?sourceUrl={}", source.base);
+    let e = http("GET", &strict.url(&q), Some(&dst_token), &[], None).expect(400);
+    assert!(e["error"]["message"].as_str().unwrap().contains("require_https"), "{e}");
+    drop(strict);
+
+    let config = sync_config(&dst_env, &[&source.base]);
+    let target = Server::start(&dst_env, &["--config", &config]);
+    let id = agent_id(&source, &src_token, "support-bot");
+    http_json("POST", &source.url(&format!("/api/v2/agents/{id}/publish")), Some(&src_token), &json!({})).expect(200);
+
+    // The document's sequence with curl: discover, preview, execute.
+    let script = r#"
+curl -sS -X GET "$BASE/backup/import/sync/agents?sourceUrl=$SRC" \
+  -H "Authorization: Bearer $TOKEN" -H "X-Source-Authorization: Bearer $SRC_TOKEN"
+echo
+curl -sS -X POST "$BASE/backup/import/sync/preview?sourceUrl=$SRC&sourceAgentId=$AGENT&sourceAgentVersion=1" \
+  -H "Authorization: Bearer $TOKEN" -H "X-Source-Authorization: Bearer $SRC_TOKEN"
+echo
+curl -sS -X POST "$BASE/backup/import/sync?sourceUrl=$SRC&sourceAgentId=$AGENT&sourceAgentVersion=1" \
+  -H "Authorization: Bearer $TOKEN" -H "X-Source-Authorization: Bearer $SRC_TOKEN"
+echo
+"#;
+    let vars = [
+        ("BASE", target.base.as_str()),
+        ("SRC", source.base.as_str()),
+        ("TOKEN", dst_token.as_str()),
+        ("SRC_TOKEN", src_token.as_str()),
+        ("AGENT", id.as_str()),
+    ];
+    let out = sh(script, &vars);
+    let v: Vec<serde_json::Value> = out
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(v[0].as_array().unwrap().iter().any(|a| a["name"] == "support-bot"), "{}", v[0]);
+    assert!(v[1]["resources"].as_array().unwrap().iter().any(|r| r["resourceType"] == "agent" && r["action"] == "CREATE"), "{}", v[1]);
+    assert!(!v[2]["created"].as_array().unwrap().is_empty(), "{}", v[2]);
+    let local = agent_id(&target, &dst_token, "support-bot");
+
+    // A second run changes nothing; the origin leads to the same local agent.
+    let again = sh(script, &vars);
+    let last: serde_json::Value = serde_json::from_str(again.lines().filter(|l| !l.trim().is_empty()).last().unwrap()).unwrap();
+    assert!(last["created"].as_array().unwrap().is_empty(), "{last}");
+    assert!(last["updated"].as_array().unwrap().is_empty(), "{last}");
+    assert_eq!(agent_id(&target, &dst_token, "support-bot"), local);
+
+    // A change at the source arrives as an UPDATE of the same local agent.
+    http_json("PUT", &source.url(&format!("/api/v2/agents/{id}")), Some(&src_token), &json!({"description": "changed at the source"})).expect(200);
+    let sync = |body: serde_json::Value, path: &str| {
+        let bytes = serde_json::to_vec(&body).unwrap();
+        http(
+            "POST",
+            &target.url(&format!("{path}?sourceUrl={}", source.base)),
+            Some(&dst_token),
+            &[("X-Source-Authorization", &format!("Bearer {src_token}"))],
+            Some(("application/json", &bytes)),
+        )
+    };
+    let pb = sync(json!([{"sourceAgentId": id, "targetAgentId": local}]), "/backup/import/sync/preview/batch").expect(200);
+    assert!(pb[0]["resources"].as_array().unwrap().iter().any(|r| r["resourceType"] == "agent" && r["action"] == "UPDATE"), "{pb}");
+    // Batch: one good mapping, one bad; 207, and the good one lands.
+    let b = sync(
+        json!([
+            {"sourceAgentId": id, "sourceAgentVersion": null, "targetAgentId": local, "selectedResources": null, "workflowOrder": null},
+            {"sourceAgentId": "agt_missing", "sourceAgentVersion": 1, "targetAgentId": null, "selectedResources": null, "workflowOrder": null}
+        ]),
+        "/backup/import/sync/batch",
+    );
+    let items = b.expect(207);
+    assert_eq!(items[0]["status"], "ok", "{items}");
+    assert_eq!(items[1]["status"], "failed", "{items}");
+    let a = http("GET", &target.url(&format!("/api/v2/agents/{local}")), Some(&dst_token), &[], None).expect(200);
+    assert_eq!(a["spec"]["description"], "changed at the source");
+
+    // Without the source's token, the source refuses and the target says so.
+    let e = http("GET", &target.url(&format!("/backup/import/sync/agents?sourceUrl={}", source.base)), Some(&dst_token), &[], None);
+    assert_eq!(e.status, 502, "{}", String::from_utf8_lossy(&e.body));
+    // No token at the target: 401 before anything leaves.
+    http("GET", &target.url(&format!("/backup/import/sync/agents?sourceUrl={}", source.base)), None, &[], None).expect(401);
+    // Nothing of the source token reached either log.
+    assert!(!target.log().contains(&src_token) && !source.log().contains(&src_token));
+}
+
+#[test]
+fn ssrf_refusals_name_the_setting() {
+    let (env, token) = target_env();
+    let urls = [
+        ("http://example.com", "require_https"),
+        ("https://127.0.0.1", "allow_private_sources"),
+        ("https://10.0.0.1", "allow_private_sources"),
+        ("https://169.254.169.254", "allow_private_sources"),
+        ("https://[::1]", "allow_private_sources"),
+        ("https://100.64.0.1", "allow_private_sources"),
+        ("https://localhost:9", "allow_private_sources"),
+    ];
+    // Inside a network namespace with only loopback when this machine allows one,
+    // so that a refusal can never reach a real address.
+    let isolated = std::process::Command::new("unshare")
+        .args(["-n", "true"])
+        .status()
+        .is_ok_and(|s| s.success());
+    let bin = assert_cmd::cargo::cargo_bin("ferry");
+    let mut script = String::from(
+        r#"
+set -u
+if [ "$ISOLATED" = 1 ]; then ip link set lo up; fi
+cd "$REPO"
+"$FERRY" serve --addr 127.0.0.1:0 2> "$LOG" &
+pid=$!
+for i in $(seq 1 100); do grep -q "listening on" "$LOG" && break; sleep 0.1; done
+base=$(grep -o 'http://[0-9.:]*' "$LOG" | head -1)
+"#,
+    );
+    for (u, _) in &urls {
+        script.push_str(&format!(
+            "curl -sS -G \"$base/backup/import/sync/agents\" --data-urlencode 'sourceUrl={u}' -H \"Authorization: Bearer $TOKEN\" -w ' %{{http_code}}\\n'\n"
+        ));
+    }
+    script.push_str("kill $pid; wait $pid || true\n");
+    let mut c = if isolated {
+        let mut c = std::process::Command::new("unshare");
+        c.args(["-n", "bash", "-c", &script]);
+        c
+    } else {
+        let mut c = std::process::Command::new("bash");
+        c.args(["-c", &script]);
+        c
+    };
+    let log = env.tmp.path().join("serve.log");
+    c.env("ISOLATED", if isolated { "1" } else { "0" })
+        .env("REPO", &env.repo)
+        .env("FERRY", &bin)
+        .env("LOG", &log)
+        .env("TOKEN", &token)
+        .env("NO_COLOR", "1");
+    let out = c.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), urls.len(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    for ((u, setting), line) in urls.iter().zip(&lines) {
+        let (body, status) = line.rsplit_once(' ').unwrap();
+        assert_eq!(status, "400", "{u}: {line}");
+        let v: serde_json::Value = serde_json::from_str(body).unwrap();
+        let msg = v["error"]["message"].as_str().unwrap();
+        assert!(msg.contains(setting), "{u}: {msg}");
+    }
+}

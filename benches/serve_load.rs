@@ -1,0 +1,293 @@
+//! Load benchmark of `ferry serve`: 32 concurrent clients for 60 seconds.
+//!
+//! Run with `cargo bench --bench serve_load` (add `-- SECONDS CLIENTS` to
+//! change the defaults). It starts the release binary on a loopback port
+//! over a copy of `fixtures/acme`, then the clients mix, on tenant acme-dev:
+//! staging edits of support-bot (each client its own guardrail), staging
+//! diffs, edits and publishes of billing-bot, rollbacks of those publishes;
+//! and tenant syncs from acme-dev into acme-staging. Afterwards it checks
+//! that no response was a 5xx, that every accepted edit is in the final
+//! state and every accepted publish is in the history, and prints requests
+//! per second and latency percentiles (also written to
+//! `target/serve-load.md`).
+
+use std::io::{BufRead, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+fn ferry_bin() -> PathBuf {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "--release", "--quiet", "--bin", "ferry"])
+        .current_dir(&root)
+        .status()
+        .expect("cargo build");
+    assert!(status.success());
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or(root.join("target"));
+    target.join("release/ferry")
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    for entry in walkdir::WalkDir::new(from) {
+        let entry = entry.expect("walk");
+        let rel = entry.path().strip_prefix(from).expect("prefix");
+        let dest = to.join(rel);
+        if entry.file_type().is_dir() {
+            std::fs::create_dir_all(&dest).expect("mkdir");
+        } else {
+            std::fs::copy(entry.path(), &dest).expect("copy");
+        }
+    }
+}
+
+fn ferry(bin: &Path, repo: &Path, args: &[&str]) -> String {
+    let out = Command::new(bin)
+        .args(args)
+        .current_dir(repo)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("ferry");
+    assert!(
+        out.status.success(),
+        "ferry {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+struct Reply {
+    status: u16,
+    body: Value,
+}
+
+fn call(agent: &ureq::Agent, method: &str, url: &str, token: &str, body: Option<&Value>) -> Reply {
+    let req = agent
+        .request(method, url)
+        .set("Authorization", &format!("Bearer {token}"));
+    let res = match body {
+        Some(b) => req
+            .set("Content-Type", "application/json")
+            .send_bytes(&serde_json::to_vec(b).unwrap_or_default()),
+        None => req.call(),
+    };
+    let resp = match res {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => {
+            return Reply {
+                status: 0,
+                body: json!({"transport": e.to_string()}),
+            }
+        }
+    };
+    let status = resp.status();
+    let mut s = String::new();
+    let _ = resp.into_reader().read_to_string(&mut s);
+    Reply {
+        status,
+        body: serde_json::from_str(&s).unwrap_or(Value::Null),
+    }
+}
+
+#[derive(Default)]
+struct Tally {
+    latencies: Vec<(String, Duration)>,
+    statuses: std::collections::BTreeMap<u16, u64>,
+    /// Per support-bot client: the last accepted guardrail value.
+    last_edit: Vec<(String, u64)>,
+    /// Accepted publishes.
+    publishes: Vec<String>,
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i]
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let seconds: u64 = args.first().and_then(|s| s.parse().ok()).unwrap_or(60);
+    let clients: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(32);
+    let bin = ferry_bin();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let repo = tmp.path().join("repo");
+    copy_dir(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/acme"), &repo);
+    ferry(&bin, &repo, &["tenant", "create", "acme-dev"]);
+    ferry(&bin, &repo, &["apply", "--tenant", "acme-dev", "--yes"]);
+    ferry(&bin, &repo, &["tenant", "create", "acme-staging"]);
+    ferry(&bin, &repo, &["--as", "root", "user", "add", "root"]);
+    let token = ferry(&bin, &repo, &["--as", "root", "token", "create", "--user", "root", "--tenant", "acme-dev"]);
+
+    let mut child = Command::new(&bin)
+        .args(["serve", "--addr", "127.0.0.1:0"])
+        .current_dir(&repo)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("serve");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(a) = line.strip_prefix("ferry: listening on ") {
+                let _ = tx.send(a.to_string());
+            }
+        }
+    });
+    let base = rx.recv_timeout(Duration::from_secs(30)).expect("server start");
+    let agent = ureq::AgentBuilder::new().max_idle_connections_per_host(64).build();
+    // A first publish of billing-bot, so rollbacks have something to take back.
+    call(&agent, "PUT", &format!("{base}/api/v2/agents/billing-bot"), &token, Some(&json!({"description": "v0"})));
+    let first = call(&agent, "POST", &format!("{base}/api/v2/agents/billing-bot/publish"), &token, Some(&json!({})));
+    let mut initial_publishes = vec![];
+    if let Some(c) = first.body["change_track_id"].as_str() {
+        initial_publishes.push(c.to_string());
+    }
+
+    let tally = Arc::new(Mutex::new(Tally::default()));
+    let recent: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(initial_publishes.clone()));
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let started = Instant::now();
+    let mut handles = Vec::new();
+    for c in 0..clients {
+        let (base, token, agent, tally, recent) =
+            (base.clone(), token.clone(), agent.clone(), tally.clone(), recent.clone());
+        handles.push(std::thread::spawn(move || {
+            let mut local: Vec<(String, Duration)> = Vec::new();
+            let mut statuses: std::collections::BTreeMap<u16, u64> = Default::default();
+            let mut last: Option<(String, u64)> = None;
+            let mut published = Vec::new();
+            let mut n: u64 = 0;
+            let steps = ["documents", "connections", "knowledgeBases", "tools", "workflows", "agents", "evaluations"];
+            while Instant::now() < deadline {
+                n += 1;
+                let (op, method, url, body): (&str, &str, String, Option<Value>) = match (c % 4, n % 3) {
+                    (0, 0) => ("staging-diff", "GET", format!("{base}/api/v2/agents/support-bot/staging-diff"), None),
+                    (0, _) => (
+                        "edit",
+                        "PATCH",
+                        format!("{base}/api/v2/agents/support-bot/guardrails"),
+                        Some(json!([{"name": format!("load-{c}"), "enabled": true, "config": {"seq": n}}])),
+                    ),
+                    (1, 0) => ("publish", "POST", format!("{base}/api/v2/agents/billing-bot/publish"), Some(json!({"message": format!("load {c}/{n}")}))),
+                    (1, _) => ("edit", "PUT", format!("{base}/api/v2/agents/billing-bot"), Some(json!({"description": format!("edit {c}/{n}")}))),
+                    (2, 0) => {
+                        let change = recent.lock().expect("lock").last().cloned().unwrap_or_default();
+                        ("rollback", "PUT", format!("{base}/api/v2/agents/billing-bot/rollback"), Some(json!({"change_track_id": change})))
+                    }
+                    (2, _) => ("staging-diff", "GET", format!("{base}/api/v2/agents/billing-bot/staging-diff"), None),
+                    _ => (
+                        "tenant-sync",
+                        "POST",
+                        format!("{base}/api/tenant/sync/acme-staging/{}", steps[(n as usize) % steps.len()]),
+                        None,
+                    ),
+                };
+                let t = Instant::now();
+                let r = call(&agent, method, &url, &token, body.as_ref());
+                local.push((op.to_string(), t.elapsed()));
+                *statuses.entry(r.status).or_default() += 1;
+                if r.status == 200 {
+                    if c % 4 == 0 && op == "edit" {
+                        last = Some((format!("load-{c}"), n));
+                    }
+                    if op == "publish" {
+                        if let Some(id) = r.body["change_track_id"].as_str() {
+                            published.push(id.to_string());
+                            recent.lock().expect("lock").push(id.to_string());
+                        }
+                    }
+                }
+            }
+            let mut t = tally.lock().expect("lock");
+            t.latencies.extend(local);
+            for (k, v) in statuses {
+                *t.statuses.entry(k).or_default() += v;
+            }
+            t.last_edit.extend(last);
+            t.publishes.extend(published);
+        }));
+    }
+    for h in handles {
+        h.join().expect("client");
+    }
+    let elapsed = started.elapsed();
+
+    // Checks: no 5xx, no lost update, every publish in the history.
+    let t = tally.lock().expect("lock");
+    let server_errors: u64 = t.statuses.iter().filter(|(s, _)| **s >= 500 || **s == 0).map(|(_, n)| n).sum();
+    let a = call(&agent, "GET", &format!("{base}/api/v2/agents/support-bot"), &token, None);
+    let guardrails = a.body["spec"]["guardrails"].as_array().cloned().unwrap_or_default();
+    let mut lost = 0;
+    for (name, seq) in &t.last_edit {
+        let found = guardrails.iter().find(|g| g["name"] == name.as_str());
+        if found.map(|g| g["config"]["seq"].as_u64()) != Some(Some(*seq)) {
+            lost += 1;
+        }
+    }
+    let h = call(&agent, "GET", &format!("{base}/api/v2/agents/billing-bot/publishes"), &token, None);
+    let history: Vec<String> = h.body["publishes"]
+        .as_array()
+        .map(|l| l.iter().filter_map(|p| p["change_track_id"].as_str().map(str::to_string)).collect())
+        .unwrap_or_default();
+    let missing = t.publishes.iter().filter(|p| !history.contains(p)).count();
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let _ = child.wait();
+
+    let mut all: Vec<Duration> = t.latencies.iter().map(|(_, d)| *d).collect();
+    all.sort();
+    let total = all.len();
+    let rps = total as f64 / elapsed.as_secs_f64();
+    let ms = |d: Duration| format!("{:.1}", d.as_secs_f64() * 1000.0);
+    let mut report = String::new();
+    report.push_str(&format!(
+        "ferry serve under load: {clients} clients for {:.0} s on {} cores\n\n",
+        elapsed.as_secs_f64(),
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    ));
+    report.push_str(&format!(
+        "- requests: {total} ({rps:.0} per second); statuses: {:?}\n",
+        t.statuses
+    ));
+    report.push_str(&format!(
+        "- 5xx or transport errors: {server_errors}; lost updates: {lost} of {}; publishes missing from the history: {missing} of {}\n\n",
+        t.last_edit.len(),
+        t.publishes.len()
+    ));
+    report.push_str("| operation | requests | p50 ms | p95 ms | p99 ms | max ms |\n|---|---:|---:|---:|---:|---:|\n");
+    let mut ops: Vec<&str> = t.latencies.iter().map(|(o, _)| o.as_str()).collect();
+    ops.sort();
+    ops.dedup();
+    for op in ops.iter().copied().chain(std::iter::once("all")) {
+        let mut v: Vec<Duration> = t
+            .latencies
+            .iter()
+            .filter(|(o, _)| op == "all" || o == op)
+            .map(|(_, d)| *d)
+            .collect();
+        v.sort();
+        report.push_str(&format!(
+            "| {op} | {} | {} | {} | {} | {} |\n",
+            v.len(),
+            ms(percentile(&v, 0.5)),
+            ms(percentile(&v, 0.95)),
+            ms(percentile(&v, 0.99)),
+            ms(v.last().copied().unwrap_or_default())
+        ));
+    }
+    println!("{report}");
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let _ = std::fs::write(root.join("target/serve-load.md"), &report);
+    assert_eq!(server_errors, 0, "5xx responses under load");
+    assert_eq!(lost, 0, "lost updates under load");
+    assert_eq!(missing, 0, "publishes missing from the history");
+}

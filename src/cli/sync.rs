@@ -1,0 +1,155 @@
+//! `ferry sync`: live agent sync from another ferry instance into a tenant
+//! of the local store, the command-line twin of `POST /backup/import/sync`.
+//!
+//! The source URL goes through the same SSRF check as the server's (the
+//! `[sync]` table of `--config`, strict by default), the agent comes over as
+//! the source's ZIP export, and the import is the same pipeline as `ferry
+//! zip import --strategy upgrade`. Without `--agent` it lists the source's
+//! agents.
+
+use std::path::PathBuf;
+
+use anyhow::{anyhow, bail, Result};
+use clap::Args;
+
+use super::commands::open;
+use super::{Global, Output, EXIT_OK};
+use crate::archive::import::{ImportOptions, Strategy};
+use crate::server::backup::{import_bytes, Imported};
+use crate::server::config::{self, ServerConfig};
+use crate::server::source::SourceClient;
+use crate::server::ssrf;
+
+/// The options of `ferry sync`.
+#[derive(Debug, Clone, Args)]
+pub struct SyncArgs {
+    /// The local tenant to sync into.
+    #[arg(long)]
+    pub tenant: String,
+    /// The source instance's base URL.
+    #[arg(long, value_name = "URL")]
+    pub source_url: String,
+    /// A bearer token of the source instance (sent as `Authorization: Bearer`).
+    #[arg(long, value_name = "TOKEN", env = "FERRY_SOURCE_TOKEN", hide_env_values = true)]
+    pub source_token: Option<String>,
+    /// The source agent's ID; without it, list the source's agents.
+    #[arg(long)]
+    pub agent: Option<String>,
+    /// The source agent's published version (default: its staging state).
+    #[arg(long)]
+    pub agent_version: Option<u64>,
+    /// The local agent to upgrade (name or ID); default: the one that came from the source agent, else a new one.
+    #[arg(long)]
+    pub target_agent: Option<String>,
+    /// Show what would change; write nothing.
+    #[arg(long)]
+    pub preview: bool,
+    /// Only these resources (comma-separated IDs); names a conflict to overwrite it.
+    #[arg(long, value_name = "ID,...")]
+    pub selected: Option<String>,
+    /// Workflows to put first in the agent's list (comma-separated).
+    #[arg(long, value_name = "ID,...")]
+    pub workflow_order: Option<String>,
+    /// The `[sync]` source rules (TOML, as for `ferry serve --config`).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+fn list(flag: &str, v: Option<&str>) -> Result<Option<Vec<String>>> {
+    let Some(v) = v else { return Ok(None) };
+    let ids: Vec<String> = v
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect();
+    if ids.is_empty() {
+        bail!("{flag} is empty; an empty list is an error, not \"everything\"");
+    }
+    Ok(Some(ids))
+}
+
+/// `ferry sync`.
+pub fn sync(g: &Global, out: &Output, args: &SyncArgs) -> Result<i32> {
+    let cfg: ServerConfig = match &args.config {
+        Some(p) => config::load(p)?,
+        None => ServerConfig::default(),
+    };
+    let checked = ssrf::check_source(&args.source_url, &cfg.sync)?;
+    let auth = args.source_token.as_ref().map(|t| format!("Bearer {t}"));
+    let client = SourceClient::new(checked, &cfg.sync, auth);
+    let Some(agent) = &args.agent else {
+        let agents: serde_json::Value = client.get_json("/api/v2/agents")?;
+        if out.json() {
+            out.json_value(&agents);
+        } else {
+            for a in agents.as_array().into_iter().flatten() {
+                out.data(&format!(
+                    "{}  {}  published: {}",
+                    a["id"].as_str().unwrap_or(""),
+                    a["name"].as_str().unwrap_or(""),
+                    a["publishedVersion"]
+                ));
+            }
+            out.hint("sync one with --agent ID");
+        }
+        return Ok(EXIT_OK);
+    };
+    let opts = ImportOptions {
+        strategy: Strategy::Upgrade,
+        target_agent: args.target_agent.clone(),
+        selected: list("--selected", args.selected.as_deref())?,
+        workflow_order: list("--workflow-order", args.workflow_order.as_deref())?,
+    };
+    let spinner = out.spinner(&format!("reading {agent} from {}", args.source_url));
+    let bytes = client.post(
+        &crate::server::live_sync::export_path(agent, args.agent_version),
+        None,
+        &[],
+    );
+    drop(spinner);
+    let bytes = bytes?;
+    let (_repo, mut store) = open(g)?;
+    store.tenant(&args.tenant)?;
+    let done = import_bytes(store.as_mut(), &args.tenant, &bytes, &opts, args.preview)
+        .map_err(|e| anyhow!("{}", e.message))?;
+    if out.json() {
+        out.json_value(&done.to_json());
+        return Ok(EXIT_OK);
+    }
+    match done {
+        Imported::Preview(p) => {
+            for r in &p.resources {
+                out.data(&format!(
+                    "{:<8} {} {}  {} -> {}",
+                    format!("{:?}", r.action).to_uppercase(),
+                    r.resource_type,
+                    r.name,
+                    r.origin_id,
+                    r.local_id
+                ));
+            }
+            out.hint("nothing was written (--preview)");
+        }
+        Imported::Result(r) => {
+            out.data(&format!(
+                "Synced {agent} into {} (revision {}): {} created, {} updated, {} unchanged, {} not written",
+                r.tenant,
+                r.revision,
+                r.created.len(),
+                r.updated.len(),
+                r.skipped.len(),
+                r.failures.len()
+            ));
+            for f in &r.failures {
+                out.data(&format!(
+                    "  not written: {} {}: {}",
+                    f.resource_type,
+                    f.name,
+                    f.reason.as_deref().unwrap_or("")
+                ));
+            }
+        }
+    }
+    Ok(EXIT_OK)
+}

@@ -1,0 +1,297 @@
+//! ZIP import and export over HTTP (document 002): preview and import of an
+//! uploaded archive, preview and download of an agent's export.
+//!
+//! The archive work is [`crate::archive`]'s, exactly as `ferry zip` does it:
+//! `read_zip` checks the archive whole, `import::decode` reads its tree,
+//! `import::plan` matches and previews, `import::execute` writes. The
+//! caller's token names the tenant; reads need viewer, imports editor.
+//! Live sync ([`super::live_sync`]) feeds the same functions with an archive
+//! fetched from the source instance.
+
+use std::collections::HashMap;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, Method};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Json;
+use serde_json::{json, Value};
+
+use super::error::ApiError;
+use super::openapi::Registry;
+use super::{auth, with_store, zip_response, Shared};
+use crate::access::Role;
+use crate::archive::export::{self, ExportError, Scope};
+use crate::archive::import::{self, ImportError, ImportOptions, ImportPreview, ImportResult, Strategy};
+use crate::archive::{self, ArchiveError, Limits};
+use crate::store::Store;
+
+/// Register the ZIP routes.
+pub fn routes(r: Registry) -> Registry {
+    r.add(Method::POST, "/backup/import/preview", post(import_preview))
+        .add(Method::POST, "/backup/import", post(import_zip))
+        .add(
+            Method::POST,
+            "/backup/export/{agentId}/preview",
+            post(export_preview),
+        )
+        .add(Method::POST, "/backup/export/{agentId}", post(export_agent))
+}
+
+impl From<ArchiveError> for ApiError {
+    fn from(e: ArchiveError) -> ApiError {
+        let msg = format!("{e}; nothing was written");
+        match e {
+            ArchiveError::TooLarge { .. } => {
+                ApiError::new(axum::http::StatusCode::PAYLOAD_TOO_LARGE, "archive_too_large", msg)
+            }
+            ArchiveError::Write { .. } => ApiError::internal(msg),
+            _ => ApiError::bad_request("bad_archive", msg),
+        }
+    }
+}
+
+impl From<ImportError> for ApiError {
+    fn from(e: ImportError) -> ApiError {
+        let msg = e.to_string();
+        match e {
+            ImportError::Store(s) => s.into(),
+            ImportError::Invalid { .. } => ApiError::bad_request("invalid_archive", msg),
+            ImportError::EmptySelection => ApiError::bad_request("empty_selection", msg)
+                .hint("leave selectedResources out to import everything"),
+            ImportError::NoTargetAgent { .. } => ApiError::not_found("agent_not_found", msg),
+            ImportError::AmbiguousTarget { .. } => ApiError::conflict("ambiguous_target", msg)
+                .hint("name the local agent with targetAgentId"),
+            ImportError::NoSourceAgent { .. } | ImportError::UnknownWorkflow { .. } => {
+                ApiError::bad_request("bad_import", msg)
+            }
+            ImportError::Apply(crate::apply::ApplyError::Store(s)) => s.into(),
+            _ => ApiError::internal(msg),
+        }
+    }
+}
+
+impl From<ExportError> for ApiError {
+    fn from(e: ExportError) -> ApiError {
+        let msg = e.to_string();
+        match e {
+            ExportError::NoAgent { .. } => ApiError::not_found("agent_not_found", msg),
+            ExportError::UnknownSelection { .. } | ExportError::EmptySelection => {
+                ApiError::bad_request("bad_selection", msg)
+            }
+            ExportError::Pipeline(crate::pipeline::PipelineError::Store(s)) => s.into(),
+            _ => ApiError::internal(msg),
+        }
+    }
+}
+
+/// A comma-separated query list: `None` when absent, an error when present and empty.
+pub fn id_list(name: &str, v: Option<&String>) -> Result<Option<Vec<String>>, ApiError> {
+    let Some(v) = v else { return Ok(None) };
+    let ids: Vec<String> = v
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect();
+    if ids.is_empty() {
+        return Err(ApiError::bad_request(
+            "empty_selection",
+            format!("{name} is empty; an empty list is an error, not \"everything\""),
+        ));
+    }
+    Ok(Some(ids))
+}
+
+/// The strategy named in a query (`create`, `merge`, `upgrade`).
+pub fn strategy_of(v: Option<&String>, default: Strategy) -> Result<Strategy, ApiError> {
+    match v.map(String::as_str) {
+        None => Ok(default),
+        Some("create") => Ok(Strategy::Create),
+        Some("merge") => Ok(Strategy::Merge),
+        Some("upgrade") => Ok(Strategy::Upgrade),
+        Some(other) => Err(ApiError::bad_request(
+            "bad_strategy",
+            format!("unknown strategy `{other}`: expected create, merge or upgrade"),
+        )),
+    }
+}
+
+/// What one import did: a preview or a result.
+#[derive(Debug, Clone)]
+pub enum Imported {
+    /// Nothing written.
+    Preview(ImportPreview),
+    /// Written.
+    Result(ImportResult),
+}
+
+impl Imported {
+    /// As JSON.
+    pub fn to_json(&self) -> Value {
+        match self {
+            Imported::Preview(p) => serde_json::to_value(p).unwrap_or(Value::Null),
+            Imported::Result(r) => serde_json::to_value(r).unwrap_or(Value::Null),
+        }
+    }
+}
+
+/// Check, decode, plan and (unless `preview`) execute an import of ZIP `bytes` into `tenant`.
+pub fn import_bytes(
+    store: &mut dyn Store,
+    tenant: &str,
+    bytes: &[u8],
+    opts: &ImportOptions,
+    preview: bool,
+) -> Result<Imported, ApiError> {
+    let read = archive::read_zip(bytes, &Limits::default())?;
+    let decoded = import::decode(&read)?;
+    let plan = import::plan(&*store, tenant, &decoded, opts)?;
+    if preview {
+        return Ok(Imported::Preview(plan.preview));
+    }
+    Ok(Imported::Result(import::execute(store, &plan)?))
+}
+
+fn zip_body(headers: &HeaderMap, body: &Bytes) -> Result<(), ApiError> {
+    let ct = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !(ct.starts_with("application/zip") || ct.starts_with("application/octet-stream")) {
+        return Err(ApiError::new(
+            axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!("the body must be a ZIP archive (Content-Type: application/zip), not `{ct}`"),
+        ));
+    }
+    if body.is_empty() {
+        return Err(ApiError::bad_request("empty_body", "the request has no ZIP archive in its body"));
+    }
+    Ok(())
+}
+
+async fn run_import(
+    state: Shared,
+    q: HashMap<String, String>,
+    headers: HeaderMap,
+    body: Bytes,
+    preview: bool,
+) -> Result<Json<Value>, ApiError> {
+    zip_body(&headers, &body)?;
+    let out = with_store(&state, move |store| {
+        let caller = auth::authenticate(store, &headers)?;
+        let tenant = caller.current_tenant()?.to_string();
+        let role = if preview { Role::Viewer } else { Role::Editor };
+        caller.require(store, &tenant, role, "importing an archive")?;
+        let target_agent = q.get("targetAgentId").cloned();
+        let default = if target_agent.is_some() {
+            Strategy::Upgrade
+        } else {
+            Strategy::Create
+        };
+        let opts = ImportOptions {
+            strategy: strategy_of(q.get("strategy"), default)?,
+            target_agent,
+            selected: id_list("selectedResources", q.get("selectedResources"))?,
+            workflow_order: id_list("workflowOrder", q.get("workflowOrder"))?,
+        };
+        import_bytes(store, &tenant, &body, &opts, preview)
+    })
+    .await?;
+    Ok(Json(out.to_json()))
+}
+
+async fn import_preview(
+    State(state): State<Shared>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    run_import(state, q, headers, body, true).await
+}
+
+async fn import_zip(
+    State(state): State<Shared>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    run_import(state, q, headers, body, false).await
+}
+
+/// Check `agentVersion`: absent or `0` is staging; a number must be a published version of the agent.
+fn check_version(
+    store: &dyn Store,
+    tenant: &str,
+    agent: &str,
+    v: Option<&String>,
+) -> Result<(), ApiError> {
+    let Some(v) = v.filter(|v| !v.is_empty() && v.as_str() != "null") else {
+        return Ok(());
+    };
+    let n: u64 = v.parse().map_err(|_| {
+        ApiError::bad_request("bad_version", format!("agentVersion `{v}` is not a number"))
+    })?;
+    if n == 0 {
+        return Ok(());
+    }
+    let drafts = store.all_drafts(tenant)?;
+    let production = store.production(tenant)?;
+    let id = crate::publish::find_agent(agent, &drafts, &production)
+        .ok_or_else(|| ApiError::not_found("agent_not_found", format!("agent `{agent}` does not exist in tenant `{tenant}`")))?;
+    let versions = store.versions(tenant, std::slice::from_ref(&id))?;
+    let latest = versions.iter().map(|v| v.version).max().unwrap_or(0);
+    if n > latest {
+        return Err(ApiError::not_found(
+            "version_not_found",
+            format!("agent `{agent}` has no published version {n} (latest: {latest})"),
+        ));
+    }
+    Ok(())
+}
+
+async fn export_preview(
+    State(state): State<Shared>,
+    Path(agent): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let out = with_store(&state, move |store| {
+        let caller = auth::authenticate(store, &headers)?;
+        let tenant = caller.current_tenant()?.to_string();
+        caller.require(store, &tenant, Role::Viewer, "exporting")?;
+        check_version(store, &tenant, &agent, q.get("agentVersion"))?;
+        let scoped = export::scope(&*store, &tenant, &Scope::Agent(agent.clone()))?;
+        Ok(json!({"tenant": tenant, "agent": scoped.agent, "resources": scoped.entries}))
+    })
+    .await?;
+    Ok(Json(out))
+}
+
+async fn export_agent(
+    State(state): State<Shared>,
+    Path(agent): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let (bytes, name) = with_store(&state, move |store| {
+        let caller = auth::authenticate(store, &headers)?;
+        let tenant = caller.current_tenant()?.to_string();
+        caller.require(store, &tenant, Role::Viewer, "exporting")?;
+        check_version(store, &tenant, &agent, q.get("agentVersion"))?;
+        let selected = id_list("selectedResources", q.get("selectedResources"))?;
+        let made = export::export_zip(
+            &*store,
+            &tenant,
+            &Scope::Agent(agent.clone()),
+            selected.as_deref(),
+            "ferry",
+            &crate::store::now_rfc3339(),
+        )?;
+        Ok((made.bytes, format!("{tenant}-{agent}.zip")))
+    })
+    .await?;
+    Ok(zip_response(bytes, &name).into_response())
+}

@@ -1,0 +1,615 @@
+//! Staging and publishing over HTTP (document 003), under
+//! `/api/v2/agents/{agent_id}`: the staging edits, the staging diff,
+//! publish, the publish history and its diffs, and rollback.
+//!
+//! Each handler authenticates the caller, checks their role on their
+//! current tenant before looking anything up (so no endpoint reveals what
+//! another tenant holds), and calls [`crate::staging`] or
+//! [`crate::publish_ops`], the functions behind `ferry diff`, `ferry
+//! publish`, `ferry publishes` and `ferry revert`. Reads need viewer,
+//! staging edits and rollback editor, publish admin.
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::routing::{delete, get, patch, post, put};
+use axum::Json;
+use serde_json::{json, Value};
+
+use super::error::ApiError;
+use super::openapi::Registry;
+use super::{auth, with_store, Shared};
+use crate::access::Role;
+use crate::model::{Kind, Spec};
+use crate::publish_ops;
+use crate::staging::{self, ErrorKind, GuardrailPatch, StagingEdit, StagingError};
+use crate::store::Store;
+
+const AGENT: &str = "/api/v2/agents/{agent_id}";
+
+/// Register the staging and publishing routes.
+pub fn routes(r: Registry) -> Registry {
+    r.add(Method::GET, "/api/v2/agents", get(list_agents))
+        .add(Method::GET, AGENT, get(get_agent))
+        .add(Method::PUT, AGENT, put(update_agent))
+        .add(Method::POST, "/api/v2/agents/{agent_id}/instructions", post(create_instructions))
+        .add(Method::PUT, "/api/v2/agents/{agent_id}/instructions", put(update_instructions))
+        .add(
+            Method::DELETE,
+            "/api/v2/agents/{agent_id}/instructions/{instruction_id}",
+            delete(delete_instruction),
+        )
+        .add(Method::POST, "/api/v2/agents/{agent_id}/corpora", post(connect_corpora))
+        .add(Method::DELETE, "/api/v2/agents/{agent_id}/corpora", delete(disconnect_corpora))
+        .add(
+            Method::POST,
+            "/api/v2/agents/{agent_id}/corpora/{corpus_id}",
+            post(connect_corpus),
+        )
+        .add(
+            Method::PUT,
+            "/api/v2/agents/{agent_id}/corpora/{corpus_id}",
+            put(update_corpus),
+        )
+        .add(
+            Method::DELETE,
+            "/api/v2/agents/{agent_id}/corpora/{corpus_id}",
+            delete(disconnect_corpus),
+        )
+        .add(
+            Method::POST,
+            "/api/v2/agents/{agent_id}/tools/{tool_id}/enable",
+            post(enable_tool),
+        )
+        .add(
+            Method::DELETE,
+            "/api/v2/agents/{agent_id}/tools/{tool_id}/disable",
+            delete(disable_tool),
+        )
+        .add(
+            Method::PATCH,
+            "/api/v2/agents/{agent_id}/tools/{tool_id}/actions/{action_id}",
+            patch(update_action),
+        )
+        .add(
+            Method::POST,
+            "/api/v2/agents/{agent_id}/tools/{tool_id}/actions/{action_id}/enable",
+            post(enable_action),
+        )
+        .add(
+            Method::POST,
+            "/api/v2/agents/{agent_id}/tools/{tool_id}/actions/{action_id}/disable",
+            post(disable_action),
+        )
+        .add(Method::PATCH, "/api/v2/agents/{agent_id}/guardrails", patch(guardrails))
+        .add(Method::PUT, "/api/v2/agents/{agent_id}/access", put(access))
+        .add(Method::POST, "/api/v2/agents/{agent_id}/annotates", post(annotates))
+        .add(Method::GET, "/api/v2/agents/{agent_id}/staging-diff", get(staging_diff))
+        .add(Method::POST, "/api/v2/agents/{agent_id}/publish", post(publish))
+        .add(Method::GET, "/api/v2/agents/{agent_id}/publishes", get(publishes))
+        .add(
+            Method::GET,
+            "/api/v2/agents/{agent_id}/publishes/{change_track_id}/diff",
+            get(publish_diff),
+        )
+        .add(Method::PUT, "/api/v2/agents/{agent_id}/rollback", put(rollback))
+}
+
+impl From<StagingError> for ApiError {
+    fn from(e: StagingError) -> ApiError {
+        let msg = e.to_string();
+        match e.status_kind() {
+            ErrorKind::NotFound => {
+                let code = match &e {
+                    StagingError::NoAgent { .. } => "agent_not_found",
+                    StagingError::NoTool { .. } => "tool_not_found",
+                    StagingError::NoAction { .. } => "action_not_found",
+                    StagingError::NoCorpus { .. } => "corpus_not_found",
+                    StagingError::NoInstruction { .. } => "instruction_not_found",
+                    StagingError::NoPublish { .. } => "publish_not_found",
+                    _ => "not_found",
+                };
+                ApiError::not_found(code, msg)
+            }
+            ErrorKind::BadRequest => ApiError::bad_request("invalid_edit", msg),
+            ErrorKind::Conflict => match e {
+                StagingError::Store(s) => s.into(),
+                _ => ApiError::conflict("conflict", msg),
+            },
+            ErrorKind::Internal => ApiError::internal(msg),
+        }
+    }
+}
+
+/// The caller's tenant, after checking they hold `role` there.
+fn tenant_for(
+    store: &dyn Store,
+    headers: &HeaderMap,
+    role: Role,
+    action: &str,
+) -> Result<(auth::Caller, String), ApiError> {
+    let caller = auth::authenticate(store, headers)?;
+    let tenant = caller.current_tenant()?.to_string();
+    caller.require(store, &tenant, role, action)?;
+    Ok((caller, tenant))
+}
+
+/// A JSON body, or 400 naming what is wrong.
+fn json_body(body: &Bytes) -> Result<Value, ApiError> {
+    if body.is_empty() {
+        return Ok(Value::Object(Default::default()));
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request("bad_body", format!("the body is not valid JSON: {e}")))
+}
+
+fn field<'a>(v: &'a Value, names: &[&str]) -> Option<&'a Value> {
+    names.iter().find_map(|n| v.get(*n))
+}
+
+fn string_field(v: &Value, names: &[&str]) -> Result<Option<String>, ApiError> {
+    match field(v, names) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(ApiError::bad_request(
+            "bad_body",
+            format!("field `{}` must be a string", names[0]),
+        )),
+    }
+}
+
+fn string_list(v: &Value, names: &[&str]) -> Result<Vec<String>, ApiError> {
+    let list = match v {
+        Value::Array(_) => Some(v),
+        _ => field(v, names),
+    };
+    let Some(Value::Array(items)) = list else {
+        return Err(ApiError::bad_request(
+            "bad_body",
+            format!("the body must hold `{}`: a list of strings", names[0]),
+        ));
+    };
+    items
+        .iter()
+        .map(|x| {
+            x.as_str().map(str::to_string).ok_or_else(|| {
+                ApiError::bad_request(
+                    "bad_body",
+                    format!("`{}` must hold only strings", names[0]),
+                )
+            })
+        })
+        .collect()
+}
+
+/// Run one staging edit for the caller and answer with its outcome.
+async fn edit(
+    state: Shared,
+    headers: HeaderMap,
+    agent: String,
+    make: impl FnOnce() -> Result<StagingEdit, ApiError> + Send + 'static,
+) -> Result<Json<Value>, ApiError> {
+    let out = with_store(&state, move |store| {
+        let (_, tenant) = tenant_for(store, &headers, Role::Editor, "editing staging")?;
+        let e = make()?;
+        let outcome = staging::apply_edit(store, &tenant, &agent, &e)?;
+        serde_json::to_value(outcome).map_err(|e| ApiError::internal(e.to_string()))
+    })
+    .await?;
+    Ok(Json(out))
+}
+
+async fn list_agents(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let out = with_store(&state, move |store| {
+        let (_, tenant) = tenant_for(store, &headers, Role::Viewer, "listing agents")?;
+        let drafts = store.all_drafts(&tenant)?;
+        let agents: Vec<&crate::model::Resource> =
+            drafts.iter().filter(|r| r.kind() == Kind::Agent).collect();
+        let ids: Vec<String> = agents
+            .iter()
+            .filter_map(|r| r.id().map(str::to_string))
+            .collect();
+        let versions = store.versions(&tenant, &ids)?;
+        let mut list = Vec::new();
+        for r in agents {
+            let id = r.id().unwrap_or_default();
+            let latest = versions
+                .iter()
+                .filter(|v| v.id == id)
+                .map(|v| v.version)
+                .max();
+            let description = match &r.spec {
+                Spec::Agent(a) => a.description.clone(),
+                _ => None,
+            };
+            list.push(json!({
+                "id": id, "name": r.name(), "description": description,
+                "publishedVersion": latest, "syncable": r.metadata.syncable,
+            }));
+        }
+        Ok(Value::Array(list))
+    })
+    .await?;
+    Ok(Json(out))
+}
+
+async fn get_agent(
+    State(state): State<Shared>,
+    Path(agent): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let out = with_store(&state, move |store| {
+        let (_, tenant) = tenant_for(store, &headers, Role::Viewer, "reading agents")?;
+        let id = staging::find_agent_id(&*store, &tenant, &agent)?;
+        let draft = store
+            .drafts(&tenant, std::slice::from_ref(&id))?
+            .pop()
+            .ok_or_else(|| {
+                ApiError::not_found(
+                    "agent_not_found",
+                    format!("agent `{agent}` has no staging state (it was deleted there)"),
+                )
+            })?;
+        Ok(json!({"id": id, "name": draft.name(), "syncable": draft.metadata.syncable, "spec": draft.spec.to_json()}))
+    })
+    .await?;
+    Ok(Json(out))
+}
+
+async fn update_agent(
+    State(state): State<Shared>,
+    Path(agent): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    edit(state, headers, agent, move || {
+        let v = json_body(&body)?;
+        if !v.is_object() {
+            return Err(ApiError::bad_request(
+                "bad_body",
+                "the body must be a JSON object: a merge patch of the agent's fields",
+            ));
+        }
+        Ok(StagingEdit::UpdateAgent(v))
+    })
+    .await
+}
+
+fn instructions_of(body: &Bytes) -> Result<(Option<String>, String), ApiError> {
+    let v = json_body(body)?;
+    let name = string_field(&v, &["name", "instruction_id", "id"])?;
+    let text = string_field(&v, &["text", "instructions", "content"])?.ok_or_else(|| {
+        ApiError::bad_request(
+            "bad_body",
+            "the body must hold `instructions` (or `text`): a string",
+        )
+    })?;
+    Ok((name, text))
+}
+
+async fn create_instructions(
+    State(state): State<Shared>,
+    Path(agent): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    edit(state, headers, agent, move || {
+        let (name, text) = instructions_of(&body)?;
+        Ok(StagingEdit::CreateInstructions { name, text })
+    })
+    .await
+}
+
+async fn update_instructions(
+    State(state): State<Shared>,
+    Path(agent): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    edit(state, headers, agent, move || {
+        let (name, text) = instructions_of(&body)?;
+        Ok(StagingEdit::UpdateInstructions { name, text })
+    })
+    .await
+}
+
+async fn delete_instruction(
+    State(state): State<Shared>,
+    Path((agent, instruction_id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    edit(state, headers, agent, move || {
+        Ok(StagingEdit::DeleteInstruction { instruction_id })
+    })
+    .await
+}
+
+const CORPORA: &[&str] = &["corpora", "corpus_ids", "knowledgeBases", "ids"];
+
+async fn connect_corpora(
+    State(state): State<Shared>,
+    Path(agent): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    edit(state, headers, agent, move || {
+        let corpora = string_list(&json_body(&body)?, CORPORA)?;
+        Ok(StagingEdit::ConnectCorpora { corpora })
+    })
+    .await
+}
+
+async fn disconnect_corpora(
+    State(state): State<Shared>,
+    Path(agent): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    edit(state, headers, agent, move || {
+        let corpora = string_list(&json_body(&body)?, CORPORA)?;
+        Ok(StagingEdit::DisconnectCorpora { corpora })
+    })
+    .await
+}
+
+async fn connect_corpus(
+    State(state): State<Shared>,
+    Path((agent, corpus)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    edit(state, headers, agent, move || {
+        Ok(StagingEdit::ConnectCorpora {
+            corpora: vec![corpus],
+        })
+    })
+    .await
+}
+
+async fn update_corpus(
+    State(state): State<Shared>,
+    Path((agent, corpus)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    edit(state, headers, agent, move || {
+        let patch = json_body(&body)?;
+        Ok(StagingEdit::UpdateCorpus { corpus, patch })
+    })
+    .await
+}
+
+async fn disconnect_corpus(
+    State(state): State<Shared>,
+    Path((agent, corpus)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    edit(state, headers, agent, move || {
+        Ok(StagingEdit::DisconnectCorpora {
+            corpora: vec![corpus],
+        })
+    })
+    .await
+}
+
+async fn enable_tool(
+    State(state): State<Shared>,
+    Path((agent, tool)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    edit(state, headers, agent, move || Ok(StagingEdit::EnableTool { tool })).await
+}
+
+async fn disable_tool(
+    State(state): State<Shared>,
+    Path((agent, tool)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    edit(state, headers, agent, move || Ok(StagingEdit::DisableTool { tool })).await
+}
+
+async fn update_action(
+    State(state): State<Shared>,
+    Path((agent, tool, action)): Path<(String, String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    edit(state, headers, agent, move || {
+        let v = json_body(&body)?;
+        let config = v.get("config").cloned().unwrap_or(v);
+        Ok(StagingEdit::UpdateToolAction {
+            tool,
+            action,
+            config,
+        })
+    })
+    .await
+}
+
+async fn enable_action(
+    State(state): State<Shared>,
+    Path((agent, tool, action)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    edit(state, headers, agent, move || {
+        Ok(StagingEdit::SetToolActionEnabled {
+            tool,
+            action,
+            enabled: true,
+        })
+    })
+    .await
+}
+
+async fn disable_action(
+    State(state): State<Shared>,
+    Path((agent, tool, action)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    edit(state, headers, agent, move || {
+        Ok(StagingEdit::SetToolActionEnabled {
+            tool,
+            action,
+            enabled: false,
+        })
+    })
+    .await
+}
+
+async fn guardrails(
+    State(state): State<Shared>,
+    Path(agent): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    edit(state, headers, agent, move || {
+        let v = json_body(&body)?;
+        let list = match &v {
+            Value::Array(_) => v.clone(),
+            Value::Object(o) if o.contains_key("guardrails") => o["guardrails"].clone(),
+            Value::Object(_) => Value::Array(vec![v.clone()]),
+            _ => Value::Null,
+        };
+        let patches: Vec<GuardrailPatch> = serde_json::from_value(list).map_err(|e| {
+            ApiError::bad_request(
+                "bad_body",
+                format!("the body must be a guardrail {{name, enabled, config}} or a list of them: {e}"),
+            )
+        })?;
+        Ok(StagingEdit::PatchGuardrails(patches))
+    })
+    .await
+}
+
+async fn access(
+    State(state): State<Shared>,
+    Path(agent): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    edit(state, headers, agent, move || {
+        let v = json_body(&body)?;
+        let access = string_field(&v, &["access", "access_level", "accessLevel"])?
+            .ok_or_else(|| ApiError::bad_request("bad_body", "the body must hold `access`: a string"))?;
+        Ok(StagingEdit::SetAccess { access })
+    })
+    .await
+}
+
+async fn annotates(
+    State(state): State<Shared>,
+    Path(agent): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    edit(state, headers, agent, move || {
+        let tags = string_list(&json_body(&body)?, &["tags"])?;
+        Ok(StagingEdit::SetTags { tags })
+    })
+    .await
+}
+
+async fn staging_diff(
+    State(state): State<Shared>,
+    Path(agent): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let out = with_store(&state, move |store| {
+        let (_, tenant) = tenant_for(store, &headers, Role::Viewer, "reading the staging diff")?;
+        let d = publish_ops::staging_diff_for(&*store, &tenant, Some(&agent))?;
+        serde_json::to_value(d).map_err(|e| ApiError::internal(e.to_string()))
+    })
+    .await?;
+    Ok(Json(out))
+}
+
+async fn publish(
+    State(state): State<Shared>,
+    Path(agent): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let out = with_store(&state, move |store| {
+        let (caller, tenant) = tenant_for(store, &headers, Role::Admin, "publishing")?;
+        let v = json_body(&body)?;
+        let message = string_field(&v, &["message", "description"])?
+            .unwrap_or_else(|| format!("publish {agent} over the API"));
+        let id = staging::find_agent_id(&*store, &tenant, &agent)?;
+        let record = publish_ops::publish_untagged(
+            store,
+            &tenant,
+            Some(&id),
+            &message,
+            &caller.user,
+            &crate::store::now_rfc3339(),
+        )?;
+        let Some(rec) = record else {
+            return Err(ApiError::conflict(
+                "nothing_to_publish",
+                format!("nothing to publish: staging equals production for agent `{agent}`"),
+            )
+            .hint("GET staging-diff shows what differs")
+            .with("has_changes", false.into()));
+        };
+        Ok(json!({
+            "has_changes": true, "tenant": tenant, "agent_id": id, "number": rec.number,
+            "change_track_id": rec.change_track_id, "published_by": rec.published_by,
+            "published_at": rec.published_at, "message": rec.message, "summary": rec.summary,
+            "tag": rec.tag,
+        }))
+    })
+    .await?;
+    Ok((StatusCode::OK, Json(out)))
+}
+
+async fn publishes(
+    State(state): State<Shared>,
+    Path(agent): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let out = with_store(&state, move |store| {
+        let (_, tenant) = tenant_for(store, &headers, Role::Viewer, "reading the publish history")?;
+        let id = staging::find_agent_id(&*store, &tenant, &agent)?;
+        let list = publish_ops::publishes_of(&*store, &tenant, Some(&id))?;
+        Ok(json!({"agent_id": id, "publishes": list}))
+    })
+    .await?;
+    Ok(Json(out))
+}
+
+async fn publish_diff(
+    State(state): State<Shared>,
+    Path((agent, change)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let out = with_store(&state, move |store| {
+        let (_, tenant) = tenant_for(store, &headers, Role::Viewer, "reading a publish")?;
+        staging::find_agent_id(&*store, &tenant, &agent)?;
+        let d = publish_ops::publish_diff(&*store, &tenant, &change)?;
+        serde_json::to_value(d).map_err(|e| ApiError::internal(e.to_string()))
+    })
+    .await?;
+    Ok(Json(out))
+}
+
+async fn rollback(
+    State(state): State<Shared>,
+    Path(agent): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let out = with_store(&state, move |store| {
+        let (_, tenant) = tenant_for(store, &headers, Role::Editor, "rolling back")?;
+        let v = json_body(&body)?;
+        let change = string_field(&v, &["change_track_id", "changeTrackId"])?.ok_or_else(|| {
+            ApiError::bad_request("bad_body", "the body must hold `change_track_id`")
+        })?;
+        staging::find_agent_id(&*store, &tenant, &agent)?;
+        let outcome = publish_ops::rollback(store, &tenant, &change, false)?;
+        serde_json::to_value(outcome).map_err(|e| ApiError::internal(e.to_string()))
+    })
+    .await?;
+    Ok(Json(out))
+}
