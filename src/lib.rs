@@ -20,6 +20,7 @@ pub mod promote;
 pub mod publish;
 pub mod schema;
 pub mod secrets;
+pub mod server;
 pub mod state;
 pub mod store;
 pub mod tree;
