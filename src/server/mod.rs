@@ -16,7 +16,10 @@ pub mod auth;
 pub mod backup;
 pub mod config;
 pub mod error;
+pub mod live_sync;
 pub mod openapi;
+pub mod source;
+pub mod ssrf;
 mod tenant_sync;
 
 use std::net::SocketAddr;
@@ -105,6 +108,7 @@ pub fn router(state: Shared) -> Router {
         .add(Method::GET, "/api/tenants", get(tenants));
     let registry = tenant_sync::routes(registry);
     let registry = backup::routes(registry);
+    let registry = live_sync::routes(registry);
     registry
         .into_router()
         .fallback(fallback)
