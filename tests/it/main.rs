@@ -8,4 +8,5 @@ mod git;
 mod promote;
 mod props;
 mod schemas;
+mod staging;
 mod zip;
