@@ -18,10 +18,11 @@ use crate::gitplan::{self, tenant_rel};
 use crate::model::Resource;
 use crate::pipeline::{self, TreePlan};
 use crate::plan::{DiffOptions, FieldChange};
-use crate::publish::{self, PublishRecord, StagingChange, StagingDiff};
-use crate::store::{self, Store, WriteBatch};
+use crate::publish::{self, StagingChange, StagingDiff};
+use crate::publish_ops;
+use crate::staging::StagingError;
+use crate::store::{self, Store};
 use crate::tree::{self, TreeSource};
-use crate::validate::{render_names, NameTable};
 use crate::vcs::{self, GitTreeSource, Holding, Identity};
 
 fn env(name: &str) -> Option<String> {
@@ -144,15 +145,15 @@ fn diff_text(out: &Output, d: &StagingDiff, left: &str, right: &str) -> String {
     lines.join("\n")
 }
 
-/// The IDs `--agent A` covers: the agent and what it needs.
-fn agent_scope(
-    agent: &str,
-    drafts: &[Resource],
-    production: &[Resource],
-) -> Result<HashSet<String>> {
-    let id = publish::find_agent(agent, drafts, production)
-        .ok_or_else(|| anyhow!("agent `{agent}` is neither in staging nor in production"))?;
-    Ok(publish::closure(&id, drafts))
+/// A library error as a CLI error: store errors stay visible to `hints_for`.
+fn cli_error(e: StagingError, tenant: &str) -> anyhow::Error {
+    match e {
+        StagingError::Store(s) => s.into(),
+        StagingError::NoPublish { .. } => {
+            anyhow!("{e}\nhint: `ferry publishes --tenant {tenant}` lists them")
+        }
+        other => other.into(),
+    }
 }
 
 /// `ferry diff`.
@@ -174,13 +175,8 @@ pub(crate) fn diff(
     };
     let (_repo, store) = super::commands::open(g)?;
     store.tenant(&tenant)?;
-    let drafts = store.all_drafts(&tenant)?;
-    let production = store.production(&tenant)?;
-    let scope = match &agent {
-        Some(a) => Some(agent_scope(a, &drafts, &production)?),
-        None => None,
-    };
-    let d = publish::staging_diff(&drafts, &production, scope.as_ref());
+    let d = publish_ops::staging_diff_for(store.as_ref(), &tenant, agent.as_deref())
+        .map_err(|e| cli_error(e, &tenant))?;
     if out.json() {
         out.json_value(&d);
     } else {
@@ -275,36 +271,24 @@ pub(crate) fn publish(
     let (repo, mut store) = super::commands::open(g)?;
     let record = store.tenant(tenant)?;
     let drafts = store.all_drafts(tenant)?;
-    let production = store.production(tenant)?;
-    let scope = match &agent {
-        Some(a) => Some(agent_scope(a, &drafts, &production)?),
-        None => None,
-    };
-    let d = publish::staging_diff(&drafts, &production, scope.as_ref());
-    if !d.has_changes {
+    let who = actor(g, &repo);
+    let prepared = publish_ops::prepare_publish_in(
+        store.as_ref(),
+        tenant,
+        agent.as_deref(),
+        message,
+        &who,
+        &store::now_rfc3339(),
+        &drafts,
+    )
+    .map_err(|e| cli_error(e, tenant))?;
+    let Some((mut rec, versions)) = prepared else {
         if out.json() {
             out.json_value(&json!({"tenant": tenant, "has_changes": false}));
         }
         bail!("nothing to publish: staging equals production for {}\nhint: `ferry diff --tenant {tenant}` compares them", agent.as_deref().map(|a| format!("agent `{a}`")).unwrap_or_else(|| format!("tenant `{tenant}`")));
-    }
-    let (versions, summary) = publish::prepare(&d, &drafts);
-    let number = store
-        .publishes(tenant)?
-        .first()
-        .map(|p| p.number + 1)
-        .unwrap_or(1);
-    let mut rec = PublishRecord {
-        tenant: tenant.to_string(),
-        number,
-        change_track_id: publish::change_track_id(tenant, number, &versions),
-        agent: agent.clone(),
-        published_by: actor(g, &repo),
-        published_at: store::now_rfc3339(),
-        message: message.to_string(),
-        summary,
-        tag: None,
-        commit: None,
     };
+    let number = rec.number;
     // Tag the commit that holds the tree, when there is one.
     let tree = pipeline::tree_of_resources(&record, &drafts)?;
     let mut holding = vcs::commit_holding(&repo.root, &tenant_rel(tenant), &tree.files, None)?;
@@ -403,16 +387,8 @@ pub(crate) fn publishes(
 ) -> Result<i32> {
     let (_repo, store) = super::commands::open(g)?;
     store.tenant(tenant)?;
-    let mut list = store.publishes(tenant)?;
-    if let Some(a) = &agent {
-        let drafts = store.all_drafts(tenant)?;
-        let production = store.production(tenant)?;
-        let id = publish::find_agent(a, &drafts, &production);
-        list.retain(|p| {
-            p.agent.as_deref() == Some(a.as_str())
-                || id.as_deref().is_some_and(|i| p.summary.mentions(i))
-        });
-    }
+    let list = publish_ops::publishes_of(store.as_ref(), tenant, agent.as_deref())
+        .map_err(|e| cli_error(e, tenant))?;
     if out.json() {
         out.json_value(&list);
     } else if list.is_empty() {
@@ -449,49 +425,23 @@ pub(crate) fn revert(
 ) -> Result<i32> {
     let (repo, mut store) = super::commands::open(g)?;
     let record = store.tenant(tenant)?;
-    let pairs = store.publish_changes(tenant, change_id)?;
-    let (revision, _) = store.index(tenant)?;
-    let drafts = store.all_drafts(tenant)?;
-    let outcome = publish::revert(&pairs, &drafts);
-    // The drafts after the revert.
-    let mut result: BTreeMap<String, Resource> = drafts
-        .iter()
-        .filter_map(|r| r.id().map(|i| (i.to_string(), r.clone())))
-        .collect();
-    for id in &outcome.deletes {
-        result.remove(id);
-    }
-    for r in &outcome.upserts {
-        if let Some(id) = r.id() {
-            result.insert(id.to_string(), r.clone());
-        }
-    }
-    let result: Vec<Resource> = result.into_values().collect();
+    let plan = publish_ops::plan_rollback(store.as_ref(), tenant, change_id)
+        .map_err(|e| cli_error(e, tenant))?;
     let mut written = false;
     let mut tree_written = None;
-    if !preview && (!outcome.upserts.is_empty() || !outcome.deletes.is_empty()) {
+    if !preview && plan.has_writes() {
         if write_tree {
-            let tree = pipeline::tree_of_resources(&record, &result)?;
+            let tree = pipeline::tree_of_resources(&record, &plan.result)?;
             let dir = repo.tenant_dir(tenant);
             crate::tree::folder::write_tree(&dir, &tree)?;
             tree_written = Some(repo.tenant_rel(tenant));
         } else {
-            let names = NameTable::of_resources(result.iter());
-            let mut batch = WriteBatch {
-                base_revision: revision,
-                deletes: outcome.deletes.clone(),
-                ..WriteBatch::default()
-            };
-            for r in &outcome.upserts {
-                let hash = pipeline::canonical_unit_hash(&render_names(r, &names))?;
-                batch
-                    .upserts
-                    .push((std::borrow::Cow::Owned(r.clone()), hash));
-            }
-            store.write(tenant, &batch, None)?;
+            publish_ops::write_rollback(store.as_mut(), tenant, &plan)
+                .map_err(|e| cli_error(e, tenant))?;
             written = true;
         }
     }
+    let outcome = plan.outcome;
     if out.json() {
         out.json_value(&json!({
             "tenant": tenant, "change_track_id": change_id, "preview": preview,

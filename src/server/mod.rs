@@ -20,6 +20,7 @@ pub mod live_sync;
 pub mod openapi;
 pub mod source;
 pub mod ssrf;
+mod staging;
 mod tenant_sync;
 
 use std::net::SocketAddr;
@@ -109,6 +110,7 @@ pub fn router(state: Shared) -> Router {
     let registry = tenant_sync::routes(registry);
     let registry = backup::routes(registry);
     let registry = live_sync::routes(registry);
+    let registry = staging::routes(registry);
     registry
         .into_router()
         .fallback(fallback)

@@ -9,4 +9,5 @@ mod promote;
 mod props;
 mod schemas;
 mod serve;
+mod staging;
 mod zip;
