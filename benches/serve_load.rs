@@ -114,18 +114,30 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
     let seconds: u64 = args.first().and_then(|s| s.parse().ok()).unwrap_or(60);
     let clients: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(32);
     let bin = ferry_bin();
     let tmp = tempfile::tempdir().expect("tmp");
     let repo = tmp.path().join("repo");
-    copy_dir(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/acme"), &repo);
+    copy_dir(
+        &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/acme"),
+        &repo,
+    );
     ferry(&bin, &repo, &["tenant", "create", "acme-dev"]);
     ferry(&bin, &repo, &["apply", "--tenant", "acme-dev", "--yes"]);
     ferry(&bin, &repo, &["tenant", "create", "acme-staging"]);
     ferry(&bin, &repo, &["--as", "root", "user", "add", "root"]);
-    let token = ferry(&bin, &repo, &["--as", "root", "token", "create", "--user", "root", "--tenant", "acme-dev"]);
+    let token = ferry(
+        &bin,
+        &repo,
+        &[
+            "--as", "root", "token", "create", "--user", "root", "--tenant", "acme-dev",
+        ],
+    );
 
     let mut child = Command::new(&bin)
         .args(["serve", "--addr", "127.0.0.1:0"])
@@ -137,17 +149,36 @@ fn main() {
     let stderr = child.stderr.take().expect("stderr");
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
             if let Some(a) = line.strip_prefix("ferry: listening on ") {
                 let _ = tx.send(a.to_string());
             }
         }
     });
-    let base = rx.recv_timeout(Duration::from_secs(30)).expect("server start");
-    let agent = ureq::AgentBuilder::new().max_idle_connections_per_host(64).build();
+    let base = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("server start");
+    let agent = ureq::AgentBuilder::new()
+        .max_idle_connections_per_host(64)
+        .build();
     // A first publish of billing-bot, so rollbacks have something to take back.
-    call(&agent, "PUT", &format!("{base}/api/v2/agents/billing-bot"), &token, Some(&json!({"description": "v0"})));
-    let first = call(&agent, "POST", &format!("{base}/api/v2/agents/billing-bot/publish"), &token, Some(&json!({})));
+    call(
+        &agent,
+        "PUT",
+        &format!("{base}/api/v2/agents/billing-bot"),
+        &token,
+        Some(&json!({"description": "v0"})),
+    );
+    let first = call(
+        &agent,
+        "POST",
+        &format!("{base}/api/v2/agents/billing-bot/publish"),
+        &token,
+        Some(&json!({})),
+    );
     let mut initial_publishes = vec![];
     if let Some(c) = first.body["change_track_id"].as_str() {
         initial_publishes.push(c.to_string());
@@ -159,8 +190,13 @@ fn main() {
     let started = Instant::now();
     let mut handles = Vec::new();
     for c in 0..clients {
-        let (base, token, agent, tally, recent) =
-            (base.clone(), token.clone(), agent.clone(), tally.clone(), recent.clone());
+        let (base, token, agent, tally, recent) = (
+            base.clone(),
+            token.clone(),
+            agent.clone(),
+            tally.clone(),
+            recent.clone(),
+        );
         handles.push(std::thread::spawn(move || {
             let mut local: Vec<(String, Duration)> = Vec::new();
             let mut statuses: std::collections::BTreeMap<u16, u64> = Default::default();
@@ -224,9 +260,23 @@ fn main() {
 
     // Checks: no 5xx, no lost update, every publish in the history.
     let t = tally.lock().expect("lock");
-    let server_errors: u64 = t.statuses.iter().filter(|(s, _)| **s >= 500 || **s == 0).map(|(_, n)| n).sum();
-    let a = call(&agent, "GET", &format!("{base}/api/v2/agents/support-bot"), &token, None);
-    let guardrails = a.body["spec"]["guardrails"].as_array().cloned().unwrap_or_default();
+    let server_errors: u64 = t
+        .statuses
+        .iter()
+        .filter(|(s, _)| **s >= 500 || **s == 0)
+        .map(|(_, n)| n)
+        .sum();
+    let a = call(
+        &agent,
+        "GET",
+        &format!("{base}/api/v2/agents/support-bot"),
+        &token,
+        None,
+    );
+    let guardrails = a.body["spec"]["guardrails"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     let mut lost = 0;
     for (name, seq) in &t.last_edit {
         let found = guardrails.iter().find(|g| g["name"] == name.as_str());
@@ -234,13 +284,25 @@ fn main() {
             lost += 1;
         }
     }
-    let h = call(&agent, "GET", &format!("{base}/api/v2/agents/billing-bot/publishes"), &token, None);
+    let h = call(
+        &agent,
+        "GET",
+        &format!("{base}/api/v2/agents/billing-bot/publishes"),
+        &token,
+        None,
+    );
     let history: Vec<String> = h.body["publishes"]
         .as_array()
-        .map(|l| l.iter().filter_map(|p| p["change_track_id"].as_str().map(str::to_string)).collect())
+        .map(|l| {
+            l.iter()
+                .filter_map(|p| p["change_track_id"].as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default();
     let missing = t.publishes.iter().filter(|p| !history.contains(p)).count();
-    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
     let _ = child.wait();
 
     let mut all: Vec<Duration> = t.latencies.iter().map(|(_, d)| *d).collect();
@@ -252,7 +314,9 @@ fn main() {
     report.push_str(&format!(
         "ferry serve under load: {clients} clients for {:.0} s on {} cores\n\n",
         elapsed.as_secs_f64(),
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
     ));
     report.push_str(&format!(
         "- requests: {total} ({rps:.0} per second); statuses: {:?}\n",

@@ -30,7 +30,12 @@ pub struct SyncArgs {
     #[arg(long, value_name = "URL")]
     pub source_url: String,
     /// A bearer token of the source instance (sent as `Authorization: Bearer`).
-    #[arg(long, value_name = "TOKEN", env = "FERRY_SOURCE_TOKEN", hide_env_values = true)]
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "FERRY_SOURCE_TOKEN",
+        hide_env_values = true
+    )]
     pub source_token: Option<String>,
     /// The source agent's ID; without it, list the source's agents.
     #[arg(long)]

@@ -23,7 +23,9 @@ use super::openapi::Registry;
 use super::{auth, with_store, zip_response, Shared};
 use crate::access::Role;
 use crate::archive::export::{self, ExportError, Scope};
-use crate::archive::import::{self, ImportError, ImportOptions, ImportPreview, ImportResult, Strategy};
+use crate::archive::import::{
+    self, ImportError, ImportOptions, ImportPreview, ImportResult, Strategy,
+};
 use crate::archive::{self, ArchiveError, Limits};
 use crate::store::Store;
 
@@ -43,9 +45,11 @@ impl From<ArchiveError> for ApiError {
     fn from(e: ArchiveError) -> ApiError {
         let msg = format!("{e}; nothing was written");
         match e {
-            ArchiveError::TooLarge { .. } => {
-                ApiError::new(axum::http::StatusCode::PAYLOAD_TOO_LARGE, "archive_too_large", msg)
-            }
+            ArchiveError::TooLarge { .. } => ApiError::new(
+                axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+                "archive_too_large",
+                msg,
+            ),
             ArchiveError::Write { .. } => ApiError::internal(msg),
             _ => ApiError::bad_request("bad_archive", msg),
         }
@@ -167,7 +171,10 @@ fn zip_body(headers: &HeaderMap, body: &Bytes) -> Result<(), ApiError> {
         ));
     }
     if body.is_empty() {
-        return Err(ApiError::bad_request("empty_body", "the request has no ZIP archive in its body"));
+        return Err(ApiError::bad_request(
+            "empty_body",
+            "the request has no ZIP archive in its body",
+        ));
     }
     Ok(())
 }
@@ -237,10 +244,7 @@ fn check_version(
     if n == 0 {
         return Ok(());
     }
-    let drafts = store.all_drafts(tenant)?;
-    let production = store.production(tenant)?;
-    let id = crate::publish::find_agent(agent, &drafts, &production)
-        .ok_or_else(|| ApiError::not_found("agent_not_found", format!("agent `{agent}` does not exist in tenant `{tenant}`")))?;
+    let id = crate::staging::find_agent_id(store, tenant, agent)?;
     let versions = store.versions(tenant, std::slice::from_ref(&id))?;
     let latest = versions.iter().map(|v| v.version).max().unwrap_or(0);
     if n > latest {

@@ -38,7 +38,11 @@ pub const SOURCE_AUTH_HEADER: &str = "x-source-authorization";
 /// Register the live-sync routes.
 pub fn routes(r: Registry) -> Registry {
     r.add(Method::GET, "/backup/import/sync/agents", get(agents))
-        .add(Method::POST, "/backup/import/sync/preview", post(preview_one))
+        .add(
+            Method::POST,
+            "/backup/import/sync/preview",
+            post(preview_one),
+        )
         .add(
             Method::POST,
             "/backup/import/sync/preview/batch",
@@ -177,8 +181,8 @@ pub fn export_path(agent: &str, version: Option<u64>) -> String {
 async fn fetch_export(client: Arc<SourceClient>, m: &Mapping) -> Result<Vec<u8>, ApiError> {
     let path = export_path(&m.source_agent_id, m.source_agent_version);
     tokio::task::spawn_blocking(move || Ok(client.post(&path, None, &[])?))
-    .await
-    .map_err(|e| ApiError::internal(format!("a request task failed: {e}")))?
+        .await
+        .map_err(|e| ApiError::internal(format!("a request task failed: {e}")))?
 }
 
 /// Sync one mapping: fetch from the source, then plan (and execute) locally.
@@ -259,7 +263,10 @@ async fn batch(
         )
     })?;
     if mappings.is_empty() {
-        return Err(ApiError::bad_request("empty_batch", "the batch holds no mappings"));
+        return Err(ApiError::bad_request(
+            "empty_batch",
+            "the batch holds no mappings",
+        ));
     }
     let client = client(&state, &q, &headers).await?;
     let mut items = Vec::with_capacity(mappings.len());
@@ -286,10 +293,7 @@ async fn batch(
         };
         if let Value::Object(o) = &mut item {
             o.insert("sourceAgentId".into(), m.source_agent_id.clone().into());
-            o.insert(
-                "targetAgentId".into(),
-                json!(m.target_agent_id.clone()),
-            );
+            o.insert("targetAgentId".into(), json!(m.target_agent_id.clone()));
         }
         items.push(item);
     }

@@ -101,8 +101,8 @@ where
     .map_err(|e| ApiError::internal(format!("a request task failed: {e}")))?
 }
 
-/// The whole API.
-pub fn router(state: Shared) -> Router {
+/// Every route of the API, registered against the OpenAPI table.
+pub fn registry() -> openapi::Registry {
     let registry = openapi::Registry::new()
         .add(Method::GET, "/health", get(health))
         .add(Method::GET, "/openapi.json", get(openapi_json))
@@ -110,8 +110,12 @@ pub fn router(state: Shared) -> Router {
     let registry = tenant_sync::routes(registry);
     let registry = backup::routes(registry);
     let registry = live_sync::routes(registry);
-    let registry = staging::routes(registry);
-    registry
+    staging::routes(registry)
+}
+
+/// The whole API.
+pub fn router(state: Shared) -> Router {
+    registry()
         .into_router()
         .fallback(fallback)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

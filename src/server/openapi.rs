@@ -485,3 +485,36 @@ pub fn document() -> Value {
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    #[test]
+    fn every_route_is_described_and_every_description_is_routed() {
+        let registry = crate::server::registry();
+        let registered: BTreeSet<(String, String)> =
+            registry.registered().iter().cloned().collect();
+        let described: BTreeSet<(String, String)> = ROUTES
+            .iter()
+            .map(|d| (d.method.to_string(), d.path.to_string()))
+            .collect();
+        assert_eq!(
+            registered.len(),
+            registry.registered().len(),
+            "a route registered twice"
+        );
+        assert_eq!(registered, described);
+        let doc = document();
+        for d in ROUTES {
+            assert!(
+                doc["paths"][d.path][d.method.to_lowercase()].is_object(),
+                "{} {}",
+                d.method,
+                d.path
+            );
+        }
+    }
+}

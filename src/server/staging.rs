@@ -32,15 +32,31 @@ pub fn routes(r: Registry) -> Registry {
     r.add(Method::GET, "/api/v2/agents", get(list_agents))
         .add(Method::GET, AGENT, get(get_agent))
         .add(Method::PUT, AGENT, put(update_agent))
-        .add(Method::POST, "/api/v2/agents/{agent_id}/instructions", post(create_instructions))
-        .add(Method::PUT, "/api/v2/agents/{agent_id}/instructions", put(update_instructions))
+        .add(
+            Method::POST,
+            "/api/v2/agents/{agent_id}/instructions",
+            post(create_instructions),
+        )
+        .add(
+            Method::PUT,
+            "/api/v2/agents/{agent_id}/instructions",
+            put(update_instructions),
+        )
         .add(
             Method::DELETE,
             "/api/v2/agents/{agent_id}/instructions/{instruction_id}",
             delete(delete_instruction),
         )
-        .add(Method::POST, "/api/v2/agents/{agent_id}/corpora", post(connect_corpora))
-        .add(Method::DELETE, "/api/v2/agents/{agent_id}/corpora", delete(disconnect_corpora))
+        .add(
+            Method::POST,
+            "/api/v2/agents/{agent_id}/corpora",
+            post(connect_corpora),
+        )
+        .add(
+            Method::DELETE,
+            "/api/v2/agents/{agent_id}/corpora",
+            delete(disconnect_corpora),
+        )
         .add(
             Method::POST,
             "/api/v2/agents/{agent_id}/corpora/{corpus_id}",
@@ -81,18 +97,42 @@ pub fn routes(r: Registry) -> Registry {
             "/api/v2/agents/{agent_id}/tools/{tool_id}/actions/{action_id}/disable",
             post(disable_action),
         )
-        .add(Method::PATCH, "/api/v2/agents/{agent_id}/guardrails", patch(guardrails))
+        .add(
+            Method::PATCH,
+            "/api/v2/agents/{agent_id}/guardrails",
+            patch(guardrails),
+        )
         .add(Method::PUT, "/api/v2/agents/{agent_id}/access", put(access))
-        .add(Method::POST, "/api/v2/agents/{agent_id}/annotates", post(annotates))
-        .add(Method::GET, "/api/v2/agents/{agent_id}/staging-diff", get(staging_diff))
-        .add(Method::POST, "/api/v2/agents/{agent_id}/publish", post(publish))
-        .add(Method::GET, "/api/v2/agents/{agent_id}/publishes", get(publishes))
+        .add(
+            Method::POST,
+            "/api/v2/agents/{agent_id}/annotates",
+            post(annotates),
+        )
+        .add(
+            Method::GET,
+            "/api/v2/agents/{agent_id}/staging-diff",
+            get(staging_diff),
+        )
+        .add(
+            Method::POST,
+            "/api/v2/agents/{agent_id}/publish",
+            post(publish),
+        )
+        .add(
+            Method::GET,
+            "/api/v2/agents/{agent_id}/publishes",
+            get(publishes),
+        )
         .add(
             Method::GET,
             "/api/v2/agents/{agent_id}/publishes/{change_track_id}/diff",
             get(publish_diff),
         )
-        .add(Method::PUT, "/api/v2/agents/{agent_id}/rollback", put(rollback))
+        .add(
+            Method::PUT,
+            "/api/v2/agents/{agent_id}/rollback",
+            put(rollback),
+        )
 }
 
 impl From<StagingError> for ApiError {
@@ -173,10 +213,7 @@ fn string_list(v: &Value, names: &[&str]) -> Result<Vec<String>, ApiError> {
         .iter()
         .map(|x| {
             x.as_str().map(str::to_string).ok_or_else(|| {
-                ApiError::bad_request(
-                    "bad_body",
-                    format!("`{}` must hold only strings", names[0]),
-                )
+                ApiError::bad_request("bad_body", format!("`{}` must hold only strings", names[0]))
             })
         })
         .collect()
@@ -399,7 +436,10 @@ async fn enable_tool(
     Path((agent, tool)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    edit(state, headers, agent, move || Ok(StagingEdit::EnableTool { tool })).await
+    edit(state, headers, agent, move || {
+        Ok(StagingEdit::EnableTool { tool })
+    })
+    .await
 }
 
 async fn disable_tool(
@@ -407,7 +447,10 @@ async fn disable_tool(
     Path((agent, tool)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    edit(state, headers, agent, move || Ok(StagingEdit::DisableTool { tool })).await
+    edit(state, headers, agent, move || {
+        Ok(StagingEdit::DisableTool { tool })
+    })
+    .await
 }
 
 async fn update_action(
@@ -475,7 +518,9 @@ async fn guardrails(
         let patches: Vec<GuardrailPatch> = serde_json::from_value(list).map_err(|e| {
             ApiError::bad_request(
                 "bad_body",
-                format!("the body must be a guardrail {{name, enabled, config}} or a list of them: {e}"),
+                format!(
+                    "the body must be a guardrail {{name, enabled, config}} or a list of them: {e}"
+                ),
             )
         })?;
         Ok(StagingEdit::PatchGuardrails(patches))
@@ -491,8 +536,10 @@ async fn access(
 ) -> Result<Json<Value>, ApiError> {
     edit(state, headers, agent, move || {
         let v = json_body(&body)?;
-        let access = string_field(&v, &["access", "access_level", "accessLevel"])?
-            .ok_or_else(|| ApiError::bad_request("bad_body", "the body must hold `access`: a string"))?;
+        let access =
+            string_field(&v, &["access", "access_level", "accessLevel"])?.ok_or_else(|| {
+                ApiError::bad_request("bad_body", "the body must hold `access`: a string")
+            })?;
         Ok(StagingEdit::SetAccess { access })
     })
     .await

@@ -304,7 +304,13 @@ fn document_003_edit_diff_publish_history_rollback() {
     let t = Some(token.as_str());
 
     // A first publish makes production.
-    let first = http_json("POST", &bot(&server, "/publish"), t, &json!({"message": "first"})).expect(200);
+    let first = http_json(
+        "POST",
+        &bot(&server, "/publish"),
+        t,
+        &json!({"message": "first"}),
+    )
+    .expect(200);
     assert_eq!(first["has_changes"], true);
     // Nothing more to publish: 409 with has_changes false.
     let e = http_json("POST", &bot(&server, "/publish"), t, &json!({})).expect(409);
@@ -314,25 +320,127 @@ fn document_003_edit_diff_publish_history_rollback() {
     assert_eq!(d["has_changes"], false, "{d}");
 
     // The staging edits of the document.
-    http_json("PUT", &bot(&server, ""), t, &json!({"description": "Acme's front door", "model": {"temperature": 0.3}})).expect(200);
-    http_json("PUT", &bot(&server, "/instructions"), t, &json!({"instructions": "Be brief.\n"})).expect(200);
-    http_json("POST", &bot(&server, "/instructions"), t, &json!({"name": "apology", "text": "Sorry about that."})).expect(200);
-    http("DELETE", &bot(&server, "/instructions/greeting"), t, &[], None).expect(200);
-    http("POST", &bot(&server, "/tools/issue-refund/enable"), t, &[], None).expect(200);
-    http("DELETE", &bot(&server, "/tools/order-status/disable"), t, &[], None).expect(200);
-    http_json("PATCH", &bot(&server, "/tools/crm-lookup/actions/list-orders"), t, &json!({"config": {"limit": 5}})).expect(200);
-    http("POST", &bot(&server, "/tools/crm-lookup/actions/update-contact/disable"), t, &[], None).expect(200);
-    http_json("POST", &bot(&server, "/corpora"), t, &json!({"corpora": ["billing-kb"]})).expect(200);
+    http_json(
+        "PUT",
+        &bot(&server, ""),
+        t,
+        &json!({"description": "Acme's front door", "model": {"temperature": 0.3}}),
+    )
+    .expect(200);
+    http_json(
+        "PUT",
+        &bot(&server, "/instructions"),
+        t,
+        &json!({"instructions": "Be brief.\n"}),
+    )
+    .expect(200);
+    http_json(
+        "POST",
+        &bot(&server, "/instructions"),
+        t,
+        &json!({"name": "apology", "text": "Sorry about that."}),
+    )
+    .expect(200);
+    http(
+        "DELETE",
+        &bot(&server, "/instructions/greeting"),
+        t,
+        &[],
+        None,
+    )
+    .expect(200);
+    http(
+        "POST",
+        &bot(&server, "/tools/issue-refund/enable"),
+        t,
+        &[],
+        None,
+    )
+    .expect(200);
+    http(
+        "DELETE",
+        &bot(&server, "/tools/order-status/disable"),
+        t,
+        &[],
+        None,
+    )
+    .expect(200);
+    http_json(
+        "PATCH",
+        &bot(&server, "/tools/crm-lookup/actions/list-orders"),
+        t,
+        &json!({"config": {"limit": 5}}),
+    )
+    .expect(200);
+    http(
+        "POST",
+        &bot(&server, "/tools/crm-lookup/actions/update-contact/disable"),
+        t,
+        &[],
+        None,
+    )
+    .expect(200);
+    http_json(
+        "POST",
+        &bot(&server, "/corpora"),
+        t,
+        &json!({"corpora": ["billing-kb"]}),
+    )
+    .expect(200);
     http("DELETE", &bot(&server, "/corpora/product-kb"), t, &[], None).expect(200);
-    http_json("PATCH", &bot(&server, "/guardrails"), t, &json!([{"name": "profanity-filter", "enabled": true}])).expect(200);
-    http_json("PUT", &bot(&server, "/access"), t, &json!({"access": "private"})).expect(200);
-    http_json("POST", &bot(&server, "/annotates"), t, &json!({"tags": ["support", "beta"]})).expect(200);
+    http_json(
+        "PATCH",
+        &bot(&server, "/guardrails"),
+        t,
+        &json!([{"name": "profanity-filter", "enabled": true}]),
+    )
+    .expect(200);
+    http_json(
+        "PUT",
+        &bot(&server, "/access"),
+        t,
+        &json!({"access": "private"}),
+    )
+    .expect(200);
+    http_json(
+        "POST",
+        &bot(&server, "/annotates"),
+        t,
+        &json!({"tags": ["support", "beta"]}),
+    )
+    .expect(200);
 
     // Bad edits: named field, unknown things, no changes to production.
-    let e = http_json("PUT", &bot(&server, ""), t, &json!({"model": {"temperature": "hot"}})).expect(400);
-    assert!(e["error"]["message"].as_str().unwrap().contains("temperature"), "{e}");
-    http("POST", &bot(&server, "/tools/no-such-tool/enable"), t, &[], None).expect(404);
-    http("GET", &server.url("/api/v2/agents/no-such-bot/staging-diff"), t, &[], None).expect(404);
+    let e = http_json(
+        "PUT",
+        &bot(&server, ""),
+        t,
+        &json!({"model": {"temperature": "hot"}}),
+    )
+    .expect(400);
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("temperature"),
+        "{e}"
+    );
+    http(
+        "POST",
+        &bot(&server, "/tools/no-such-tool/enable"),
+        t,
+        &[],
+        None,
+    )
+    .expect(404);
+    http(
+        "GET",
+        &server.url("/api/v2/agents/no-such-bot/staging-diff"),
+        t,
+        &[],
+        None,
+    )
+    .expect(404);
 
     // The staging diff over HTTP is the CLI's.
     let d = http("GET", &bot(&server, "/staging-diff"), t, &[], None).expect(200);
@@ -341,26 +449,69 @@ fn document_003_edit_diff_publish_history_rollback() {
         .as_array()
         .unwrap()
         .iter()
-        .flat_map(|r| r["changes"].as_array().unwrap().iter().map(|c| c["path"].as_str().unwrap().to_string()))
+        .flat_map(|r| {
+            r["changes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["path"].as_str().unwrap().to_string())
+        })
         .collect();
-    for p in ["spec.description", "spec.instructions", "spec.tools", "spec.knowledgeBases", "spec.access", "spec.tags"] {
-        assert!(paths.iter().any(|x| x.starts_with(p)), "{p} not in {paths:?}");
+    for p in [
+        "spec.description",
+        "spec.instructions",
+        "spec.tools",
+        "spec.knowledgeBases",
+        "spec.access",
+        "spec.tags",
+    ] {
+        assert!(
+            paths.iter().any(|x| x.starts_with(p)),
+            "{p} not in {paths:?}"
+        );
     }
     let cli = env
-        .ferry(&["diff", "--tenant", "acme-dev", "--agent", "support-bot", "--output", "json"])
+        .ferry(&[
+            "diff",
+            "--tenant",
+            "acme-dev",
+            "--agent",
+            "support-bot",
+            "--output",
+            "json",
+        ])
         .ok()
         .json();
     assert_eq!(cli["has_changes"], d["has_changes"]);
     assert_eq!(cli["resources"], d["resources"]);
 
     // A viewer can read but not publish or edit.
-    http("GET", &bot(&server, "/staging-diff"), Some(&vera), &[], None).expect(200);
+    http(
+        "GET",
+        &bot(&server, "/staging-diff"),
+        Some(&vera),
+        &[],
+        None,
+    )
+    .expect(200);
     let e = http_json("POST", &bot(&server, "/publish"), Some(&vera), &json!({})).expect(403);
     assert_eq!(e["error"]["code"], "forbidden");
-    http_json("PUT", &bot(&server, "/access"), Some(&vera), &json!({"access": "public"})).expect(403);
+    http_json(
+        "PUT",
+        &bot(&server, "/access"),
+        Some(&vera),
+        &json!({"access": "public"}),
+    )
+    .expect(403);
 
     // Publish, history, publish diff.
-    let p = http_json("POST", &bot(&server, "/publish"), t, &json!({"message": "tighten support-bot"})).expect(200);
+    let p = http_json(
+        "POST",
+        &bot(&server, "/publish"),
+        t,
+        &json!({"message": "tighten support-bot"}),
+    )
+    .expect(200);
     let change = p["change_track_id"].as_str().unwrap().to_string();
     assert_eq!(p["published_by"], "root");
     let h = http("GET", &bot(&server, "/publishes"), t, &[], None).expect(200);
@@ -369,20 +520,48 @@ fn document_003_edit_diff_publish_history_rollback() {
     assert_eq!(list[0]["change_track_id"], change.as_str());
     assert_eq!(list[0]["message"], "tighten support-bot");
     let cli = env
-        .ferry(&["publishes", "--tenant", "acme-dev", "--agent", "support-bot", "--output", "json"])
+        .ferry(&[
+            "publishes",
+            "--tenant",
+            "acme-dev",
+            "--agent",
+            "support-bot",
+            "--output",
+            "json",
+        ])
         .ok()
         .json();
     assert_eq!(cli.as_array().unwrap().len(), 2);
     assert_eq!(cli[0]["change_track_id"], change.as_str());
-    let pd = http("GET", &bot(&server, &format!("/publishes/{change}/diff")), t, &[], None).expect(200);
+    let pd = http(
+        "GET",
+        &bot(&server, &format!("/publishes/{change}/diff")),
+        t,
+        &[],
+        None,
+    )
+    .expect(200);
     assert_eq!(pd["preview"], true);
     assert!(!pd["resources"].as_array().unwrap().is_empty(), "{pd}");
-    http("GET", &bot(&server, "/publishes/ct_nope/diff"), t, &[], None).expect(404);
+    http(
+        "GET",
+        &bot(&server, "/publishes/ct_nope/diff"),
+        t,
+        &[],
+        None,
+    )
+    .expect(404);
     let d = http("GET", &bot(&server, "/staging-diff"), t, &[], None).expect(200);
     assert_eq!(d["has_changes"], false);
 
     // Rollback takes the publish's changes out of staging; production waits for a publish.
-    let r = http_json("PUT", &bot(&server, "/rollback"), t, &json!({"change_track_id": change})).expect(200);
+    let r = http_json(
+        "PUT",
+        &bot(&server, "/rollback"),
+        t,
+        &json!({"change_track_id": change}),
+    )
+    .expect(200);
     assert_eq!(r["written"], true, "{r}");
     let d = http("GET", &bot(&server, "/staging-diff"), t, &[], None).expect(200);
     assert_eq!(d["has_changes"], true);
@@ -394,7 +573,13 @@ fn document_003_edit_diff_publish_history_rollback() {
         .find(|c| c["path"] == "spec.description")
         .unwrap();
     assert_eq!(desc["production"], "Acme's front door");
-    let p = http_json("POST", &bot(&server, "/publish"), t, &json!({"message": "roll back"})).expect(200);
+    let p = http_json(
+        "POST",
+        &bot(&server, "/publish"),
+        t,
+        &json!({"message": "roll back"}),
+    )
+    .expect(200);
     assert_eq!(p["number"], 3);
     let d = http("GET", &bot(&server, "/staging-diff"), t, &[], None).expect(200);
     assert_eq!(d["has_changes"], false);
@@ -421,13 +606,30 @@ fn no_endpoint_reveals_another_tenant() {
         let e = http("GET", &server.url(&path), Some(&pam), &[], None).expect(404);
         assert!(!e.to_string().contains("instructions"), "{e}");
     }
-    http("POST", &server.url(&format!("/backup/export/{id}")), Some(&pam), &[], None).expect(404);
+    http(
+        "POST",
+        &server.url(&format!("/backup/export/{id}")),
+        Some(&pam),
+        &[],
+        None,
+    )
+    .expect(404);
     let list = http("GET", &server.url("/api/v2/agents"), Some(&pam), &[], None).expect(200);
     assert_eq!(list, json!([]));
     // A token bound to a tenant pam holds no role on.
-    env.ferry(&["--as", "root", "token", "create", "--user", "pam", "--tenant", "acme-dev"]).ok();
+    env.ferry(&[
+        "--as", "root", "token", "create", "--user", "pam", "--tenant", "acme-dev",
+    ])
+    .ok();
     let sneaky = env.token("pam", Some("acme-dev"));
-    http("GET", &server.url("/api/v2/agents"), Some(&sneaky), &[], None).expect(403);
+    http(
+        "GET",
+        &server.url("/api/v2/agents"),
+        Some(&sneaky),
+        &[],
+        None,
+    )
+    .expect(403);
 }
 
 /// A second instance: an empty acme-prod and a token bound to it.
@@ -458,15 +660,32 @@ fn document_002_zip_export_and_import_over_http() {
     let server = Server::start(&env, &[]);
     let id = agent_id(&server, &token, "support-bot");
 
-    let tree = http("POST", &server.url(&format!("/backup/export/{id}/preview")), Some(&token), &[], None)
-        .expect(200);
+    let tree = http(
+        "POST",
+        &server.url(&format!("/backup/export/{id}/preview")),
+        Some(&token),
+        &[],
+        None,
+    )
+    .expect(200);
     let entries = tree["resources"].as_array().unwrap();
-    assert!(entries.iter().any(|e| e["resourceType"] == "agent" && e["required"] == true));
-    let zip = http("POST", &server.url(&format!("/backup/export/{id}")), Some(&token), &[], None);
+    assert!(entries
+        .iter()
+        .any(|e| e["resourceType"] == "agent" && e["required"] == true));
+    let zip = http(
+        "POST",
+        &server.url(&format!("/backup/export/{id}")),
+        Some(&token),
+        &[],
+        None,
+    );
     assert_eq!(zip.status, 200);
     assert_eq!(&zip.body[..2], b"PK");
     let plain = String::from_utf8_lossy(&zip.body).to_string();
-    assert!(!plain.contains("ENC[age"), "no encrypted value leaves the tenant");
+    assert!(
+        !plain.contains("ENC[age"),
+        "no encrypted value leaves the tenant"
+    );
 
     // The document's curl commands, into acme-prod of the same server.
     std::fs::write(env.tmp.path().join("agent-export.zip"), &zip.body).unwrap();
@@ -481,13 +700,27 @@ echo
 "#;
     let out = sh(
         script,
-        &[("BASE", &server.base), ("TOKEN", &prod), ("DIR", env.tmp.path().to_str().unwrap())],
+        &[
+            ("BASE", &server.base),
+            ("TOKEN", &prod),
+            ("DIR", env.tmp.path().to_str().unwrap()),
+        ],
     );
     let mut lines = out.lines().filter(|l| !l.trim().is_empty());
     let preview: serde_json::Value = serde_json::from_str(lines.next().unwrap()).unwrap();
-    assert!(preview["resources"].as_array().unwrap().iter().all(|r| r["action"] == "CREATE"), "{preview}");
+    assert!(
+        preview["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["action"] == "CREATE"),
+        "{preview}"
+    );
     let result: serde_json::Value = serde_json::from_str(lines.next().unwrap()).unwrap();
-    assert!(!result["created"].as_array().unwrap().is_empty(), "{result}");
+    assert!(
+        !result["created"].as_array().unwrap().is_empty(),
+        "{result}"
+    );
     let local = agent_id(&server, &prod, "support-bot");
 
     // Upgrade onto the imported agent: nothing differs, all SKIP.
@@ -499,26 +732,79 @@ echo
         Some(("application/zip", &zip.body)),
     )
     .expect(200);
-    assert!(p["resources"].as_array().unwrap().iter().all(|r| r["action"] == "SKIP"), "{p}");
+    assert!(
+        p["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["action"] == "SKIP"),
+        "{p}"
+    );
 
     // Bad input: not a ZIP, wrong type, empty selection, unknown strategy, a viewer importing.
-    let e = http("POST", &server.url("/backup/import?strategy=create"), Some(&prod), &[], Some(("application/zip", b"not a zip"))).expect(400);
+    let e = http(
+        "POST",
+        &server.url("/backup/import?strategy=create"),
+        Some(&prod),
+        &[],
+        Some(("application/zip", b"not a zip")),
+    )
+    .expect(400);
     assert_eq!(e["error"]["code"], "bad_archive");
-    http("POST", &server.url("/backup/import?strategy=create"), Some(&prod), &[], Some(("text/plain", &zip.body))).expect(415);
-    http("POST", &server.url("/backup/import?strategy=create&selectedResources="), Some(&prod), &[], Some(("application/zip", &zip.body))).expect(400);
-    http("POST", &server.url("/backup/import?strategy=sideways"), Some(&prod), &[], Some(("application/zip", &zip.body))).expect(400);
+    http(
+        "POST",
+        &server.url("/backup/import?strategy=create"),
+        Some(&prod),
+        &[],
+        Some(("text/plain", &zip.body)),
+    )
+    .expect(415);
+    http(
+        "POST",
+        &server.url("/backup/import?strategy=create&selectedResources="),
+        Some(&prod),
+        &[],
+        Some(("application/zip", &zip.body)),
+    )
+    .expect(400);
+    http(
+        "POST",
+        &server.url("/backup/import?strategy=sideways"),
+        Some(&prod),
+        &[],
+        Some(("application/zip", &zip.body)),
+    )
+    .expect(400);
     env.user("vic", &[("acme-prod", "viewer")]);
     let vic = env.token("vic", Some("acme-prod"));
-    http("POST", &server.url("/backup/import?strategy=create"), Some(&vic), &[], Some(("application/zip", &zip.body))).expect(403);
+    http(
+        "POST",
+        &server.url("/backup/import?strategy=create"),
+        Some(&vic),
+        &[],
+        Some(("application/zip", &zip.body)),
+    )
+    .expect(403);
     // An agent version that was never published.
-    http("POST", &server.url(&format!("/backup/export/{id}?agentVersion=9")), Some(&token), &[], None).expect(404);
+    http(
+        "POST",
+        &server.url(&format!("/backup/export/{id}?agentVersion=9")),
+        Some(&token),
+        &[],
+        None,
+    )
+    .expect(404);
 }
 
 /// Write a server config allowing `origins` as sources.
 fn sync_config(env: &TestEnv, origins: &[&str]) -> String {
     let list: Vec<String> = origins.iter().map(|o| format!("\"{o}\"")).collect();
     let path = env.tmp.path().join("server.toml");
-    std::fs::write(&path, format!("[sync]\nallowed_sources = [{}]\n", list.join(", "))).unwrap();
+    std::fs::write(
+        &path,
+        format!("[sync]\nallowed_sources = [{}]\n", list.join(", ")),
+    )
+    .unwrap();
     path.display().to_string()
 }
 
@@ -531,13 +817,25 @@ fn document_002_live_sync_between_two_servers() {
     let strict = Server::start(&dst_env, &[]);
     let q = format!("/backup/import/sync/agents?sourceUrl={}", source.base);
     let e = http("GET", &strict.url(&q), Some(&dst_token), &[], None).expect(400);
-    assert!(e["error"]["message"].as_str().unwrap().contains("require_https"), "{e}");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("require_https"),
+        "{e}"
+    );
     drop(strict);
 
     let config = sync_config(&dst_env, &[&source.base]);
     let target = Server::start(&dst_env, &["--config", &config]);
     let id = agent_id(&source, &src_token, "support-bot");
-    http_json("POST", &source.url(&format!("/api/v2/agents/{id}/publish")), Some(&src_token), &json!({})).expect(200);
+    http_json(
+        "POST",
+        &source.url(&format!("/api/v2/agents/{id}/publish")),
+        Some(&src_token),
+        &json!({}),
+    )
+    .expect(200);
 
     // The document's sequence with curl: discover, preview, execute.
     let script = r#"
@@ -564,20 +862,42 @@ echo
         .filter(|l| !l.trim().is_empty())
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert!(v[0].as_array().unwrap().iter().any(|a| a["name"] == "support-bot"), "{}", v[0]);
-    assert!(v[1]["resources"].as_array().unwrap().iter().any(|r| r["resourceType"] == "agent" && r["action"] == "CREATE"), "{}", v[1]);
+    assert!(
+        v[0].as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["name"] == "support-bot"),
+        "{}",
+        v[0]
+    );
+    assert!(
+        v[1]["resources"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{}", v[1]))
+            .iter()
+            .any(|r| r["resourceType"] == "agent" && r["action"] == "CREATE"),
+        "{}",
+        v[1]
+    );
     assert!(!v[2]["created"].as_array().unwrap().is_empty(), "{}", v[2]);
     let local = agent_id(&target, &dst_token, "support-bot");
 
     // A second run changes nothing; the origin leads to the same local agent.
     let again = sh(script, &vars);
-    let last: serde_json::Value = serde_json::from_str(again.lines().filter(|l| !l.trim().is_empty()).last().unwrap()).unwrap();
+    let last: serde_json::Value =
+        serde_json::from_str(again.lines().rfind(|l| !l.trim().is_empty()).unwrap()).unwrap();
     assert!(last["created"].as_array().unwrap().is_empty(), "{last}");
     assert!(last["updated"].as_array().unwrap().is_empty(), "{last}");
     assert_eq!(agent_id(&target, &dst_token, "support-bot"), local);
 
     // A change at the source arrives as an UPDATE of the same local agent.
-    http_json("PUT", &source.url(&format!("/api/v2/agents/{id}")), Some(&src_token), &json!({"description": "changed at the source"})).expect(200);
+    http_json(
+        "PUT",
+        &source.url(&format!("/api/v2/agents/{id}")),
+        Some(&src_token),
+        &json!({"description": "changed at the source"}),
+    )
+    .expect(200);
     let sync = |body: serde_json::Value, path: &str| {
         let bytes = serde_json::to_vec(&body).unwrap();
         http(
@@ -588,8 +908,19 @@ echo
             Some(("application/json", &bytes)),
         )
     };
-    let pb = sync(json!([{"sourceAgentId": id, "targetAgentId": local}]), "/backup/import/sync/preview/batch").expect(200);
-    assert!(pb[0]["resources"].as_array().unwrap().iter().any(|r| r["resourceType"] == "agent" && r["action"] == "UPDATE"), "{pb}");
+    let pb = sync(
+        json!([{"sourceAgentId": id, "targetAgentId": local}]),
+        "/backup/import/sync/preview/batch",
+    )
+    .expect(200);
+    assert!(
+        pb[0]["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["resourceType"] == "agent" && r["action"] == "UPDATE"),
+        "{pb}"
+    );
     // Batch: one good mapping, one bad; 207, and the good one lands.
     let b = sync(
         json!([
@@ -601,14 +932,40 @@ echo
     let items = b.expect(207);
     assert_eq!(items[0]["status"], "ok", "{items}");
     assert_eq!(items[1]["status"], "failed", "{items}");
-    let a = http("GET", &target.url(&format!("/api/v2/agents/{local}")), Some(&dst_token), &[], None).expect(200);
+    let a = http(
+        "GET",
+        &target.url(&format!("/api/v2/agents/{local}")),
+        Some(&dst_token),
+        &[],
+        None,
+    )
+    .expect(200);
     assert_eq!(a["spec"]["description"], "changed at the source");
 
     // Without the source's token, the source refuses and the target says so.
-    let e = http("GET", &target.url(&format!("/backup/import/sync/agents?sourceUrl={}", source.base)), Some(&dst_token), &[], None);
+    let e = http(
+        "GET",
+        &target.url(&format!(
+            "/backup/import/sync/agents?sourceUrl={}",
+            source.base
+        )),
+        Some(&dst_token),
+        &[],
+        None,
+    );
     assert_eq!(e.status, 502, "{}", String::from_utf8_lossy(&e.body));
     // No token at the target: 401 before anything leaves.
-    http("GET", &target.url(&format!("/backup/import/sync/agents?sourceUrl={}", source.base)), None, &[], None).expect(401);
+    http(
+        "GET",
+        &target.url(&format!(
+            "/backup/import/sync/agents?sourceUrl={}",
+            source.base
+        )),
+        None,
+        &[],
+        None,
+    )
+    .expect(401);
     // Nothing of the source token reached either log.
     assert!(!target.log().contains(&src_token) && !source.log().contains(&src_token));
 }
@@ -668,7 +1025,12 @@ base=$(grep -o 'http://[0-9.:]*' "$LOG" | head -1)
     let out = c.output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(lines.len(), urls.len(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        lines.len(),
+        urls.len(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     for ((u, setting), line) in urls.iter().zip(&lines) {
         let (body, status) = line.rsplit_once(' ').unwrap();
         assert_eq!(status, "400", "{u}: {line}");
