@@ -1039,3 +1039,161 @@ base=$(grep -o 'http://[0-9.:]*' "$LOG" | head -1)
         assert!(msg.contains(setting), "{u}: {msg}");
     }
 }
+
+#[test]
+fn ferry_sync_cli_reads_a_live_source_into_the_local_store() {
+    let (src_env, src_token) = acme_server_env();
+    let source = Server::start(&src_env, &[]);
+    let (dst_env, _) = target_env();
+    let id = agent_id(&source, &src_token, "support-bot");
+
+    // Refused by default (http, loopback), naming the setting; nothing written.
+    let r = dst_env
+        .ferry(&[
+            "sync",
+            "--tenant",
+            "acme-prod",
+            "--source-url",
+            &source.base,
+            "--source-token",
+            &src_token,
+            "--agent",
+            &id,
+        ])
+        .expect(1);
+    assert!(r.stderr.contains("require_https"), "{}", r.stderr);
+    assert!(!r.stderr.contains(&src_token));
+
+    let config = sync_config(&dst_env, &[&source.base]);
+    let base = [
+        "sync",
+        "--tenant",
+        "acme-prod",
+        "--source-url",
+        &source.base,
+        "--config",
+        &config,
+    ];
+    let with = |extra: &[&str]| {
+        let mut a: Vec<&str> = base.to_vec();
+        a.extend_from_slice(extra);
+        a.extend_from_slice(&["--output", "json"]);
+        dst_env.ferry(&a)
+    };
+    // The token can come from the environment too; without one the source says 401.
+    let r = with(&[]).expect(1);
+    assert!(r.stderr.contains("401"), "{}", r.stderr);
+    let list = with(&["--source-token", &src_token]).ok().json();
+    assert!(list
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|a| a["id"] == id.as_str()));
+    let p = with(&["--source-token", &src_token, "--agent", &id, "--preview"])
+        .ok()
+        .json();
+    assert!(
+        p["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["action"] == "CREATE"),
+        "{p}"
+    );
+    let tenants = dst_env
+        .ferry(&["tenant", "list", "--output", "json"])
+        .ok()
+        .json();
+    assert_eq!(tenants[0]["resources"], 0, "a preview writes nothing");
+    let done = with(&["--source-token", &src_token, "--agent", &id])
+        .ok()
+        .json();
+    assert!(!done["created"].as_array().unwrap().is_empty(), "{done}");
+    let again = with(&["--source-token", &src_token, "--agent", &id])
+        .ok()
+        .json();
+    assert!(
+        again["created"].as_array().unwrap().is_empty()
+            && again["updated"].as_array().unwrap().is_empty(),
+        "{again}"
+    );
+    // What landed is the agent the source exported, with its tools.
+    let tree = dst_env.ferry(&["export", "--tenant", "acme-prod"]).ok();
+    assert!(tree.code == 0);
+    assert!(dst_env
+        .path("tenants/acme-prod/agents/support-bot.yaml")
+        .exists());
+    assert!(dst_env
+        .path("tenants/acme-prod/tools/crm-lookup.yaml")
+        .exists());
+    let r = with(&[
+        "--source-token",
+        &src_token,
+        "--agent",
+        &id,
+        "--selected",
+        "",
+    ])
+    .expect(1);
+    assert!(r.stderr.contains("empty"), "{}", r.stderr);
+}
+
+#[test]
+fn oversized_bodies_and_archive_bombs_are_413_and_bad_configs_are_refused() {
+    let (env, token) = target_env();
+    let server = Server::start(&env, &[]);
+    // An archive that expands far beyond its size.
+    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let opts = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated);
+    w.start_file("documents/bomb.txt", opts).unwrap();
+    std::io::Write::write_all(&mut w, &vec![0u8; 48 << 20]).unwrap();
+    let bomb = w.finish().unwrap().into_inner();
+    let e = http(
+        "POST",
+        &server.url("/backup/import?strategy=create"),
+        Some(&token),
+        &[],
+        Some(("application/zip", &bomb)),
+    )
+    .expect(413);
+    assert_eq!(e["error"]["code"], "archive_too_large");
+    // A body over the server's limit.
+    let big = vec![b'P'; ferry::server::MAX_BODY_BYTES + 1];
+    let e = http(
+        "POST",
+        &server.url("/backup/import?strategy=create"),
+        Some(&token),
+        &[],
+        Some(("application/zip", &big)),
+    )
+    .expect(413);
+    assert_eq!(e["error"]["code"], "too_large");
+    let tenants = env
+        .ferry(&["tenant", "list", "--output", "json"])
+        .ok()
+        .json();
+    assert_eq!(tenants[0]["resources"], 0);
+
+    // A configuration with an unknown key, or an allowed source that is not an origin.
+    env.write("bad.toml", "[sync]\nrequire_http = false\n");
+    let r = env
+        .ferry(&["serve", "--addr", "127.0.0.1:0", "--config", "bad.toml"])
+        .expect(1);
+    assert!(
+        r.stderr.contains("bad.toml") && r.stderr.contains("require_http"),
+        "{}",
+        r.stderr
+    );
+    env.write(
+        "bad2.toml",
+        "[sync]\nallowed_sources = [\"https://ok.example/path\"]\n",
+    );
+    let r = env
+        .ferry(&["serve", "--addr", "127.0.0.1:0", "--config", "bad2.toml"])
+        .expect(1);
+    assert!(r.stderr.contains("allowed_sources"), "{}", r.stderr);
+    // An address that cannot be bound.
+    let r = env.ferry(&["serve", "--addr", "256.0.0.1:1"]).expect(1);
+    assert!(r.stderr.contains("cannot listen"), "{}", r.stderr);
+}
