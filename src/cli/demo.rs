@@ -5,7 +5,8 @@
 //! `fixtures/acme` config repo embedded in the binary: a new repo, a tenant,
 //! validate, plan, apply, a commit, a publish, a one-line change reviewed
 //! and applied from git, the staging diff, a second publish, a revert
-//! preview, a promotion to staging and a ZIP artifact.
+//! preview, a promotion to staging, a ZIP artifact, and the HTTP API on a
+//! loopback port.
 
 use std::path::Path;
 
@@ -207,6 +208,8 @@ pub fn run_demo(out: &Output, keep: bool) -> Result<i32> {
         "create",
     ])?;
 
+    serve_segment(&d)?;
+
     d.say("Done.");
     if keep {
         let kept = tmp.keep();
@@ -216,6 +219,142 @@ pub fn run_demo(out: &Output, keep: bool) -> Result<i32> {
         ));
     }
     Ok(EXIT_OK)
+}
+
+/// Send one request to the demo server and print it as the curl line a user would type.
+fn demo_call(
+    out: &Output,
+    base: &str,
+    token: &str,
+    method: &str,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> Result<serde_json::Value> {
+    use std::io::Read;
+    let shown = body
+        .as_ref()
+        .map(|b| format!(" -d '{b}'"))
+        .unwrap_or_default();
+    out.status(&format!(
+        "$ curl -X {method} $BASE{path}{shown} -H \"Authorization: Bearer $TOKEN\""
+    ));
+    let req = ureq::request(method, &format!("{base}{path}"))
+        .set("Authorization", &format!("Bearer {token}"));
+    let res = match body {
+        Some(b) => req
+            .set("Content-Type", "application/json")
+            .send_bytes(&serde_json::to_vec(&b)?),
+        None => req.call(),
+    };
+    let resp = match res {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => return Err(anyhow!("demo request {method} {path}: {e}")),
+    };
+    let status = resp.status();
+    let mut text = String::new();
+    resp.into_reader().read_to_string(&mut text)?;
+    let value: serde_json::Value = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
+    out.status(&format!("   HTTP {status}"));
+    Ok(value)
+}
+
+/// The HTTP API: a token, a staging edit, the staging diff, a publish, over a real server on loopback.
+fn serve_segment(d: &Demo<'_>) -> Result<()> {
+    d.say("Serve the store over HTTP: a user, a token, and the staging API on a loopback port.");
+    d.ferry(&["user", "add", "demo"])?;
+    let mut store = crate::store::open(crate::cli::repo::DEFAULT_STORE, &d.repo)?;
+    let token = crate::server::auth::create_token(store.as_mut(), "demo", Some("acme-dev"))?;
+    d.out.status("$ ferry token create --user demo --tenant acme-dev   (printed once; the store keeps its hash)");
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    let server_store = crate::store::open(crate::cli::repo::DEFAULT_STORE, &d.repo)?;
+    let server = std::thread::spawn(move || {
+        crate::server::run_until(
+            server_store,
+            crate::server::config::ServerConfig::default(),
+            "127.0.0.1:0",
+            |a| {
+                let _ = addr_tx.send(a);
+            },
+            async move {
+                let _ = stop_rx.await;
+            },
+        )
+    });
+    let addr = addr_rx
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .map_err(|_| anyhow!("the demo server did not start"))?;
+    let base = format!("http://{addr}");
+    d.out.status(&format!("$ ferry serve --addr {addr} &"));
+    let steps = || -> Result<()> {
+        let agents = demo_call(d.out, &base, &token, "GET", "/api/v2/agents", None)?;
+        d.out.status(&format!(
+            "   {} agents in acme-dev",
+            agents.as_array().map(Vec::len).unwrap_or(0)
+        ));
+        demo_call(
+            d.out,
+            &base,
+            &token,
+            "PUT",
+            "/api/v2/agents/support-bot",
+            Some(serde_json::json!({"model": {"temperature": 0.3}})),
+        )?;
+        let diff = demo_call(
+            d.out,
+            &base,
+            &token,
+            "GET",
+            "/api/v2/agents/support-bot/staging-diff",
+            None,
+        )?;
+        for r in diff["resources"].as_array().into_iter().flatten() {
+            for c in r["changes"].as_array().into_iter().flatten() {
+                d.out.status(&format!(
+                    "   {} {}: {} -> {}",
+                    r["name"].as_str().unwrap_or(""),
+                    c["path"].as_str().unwrap_or(""),
+                    c["production"],
+                    c["staging"]
+                ));
+            }
+        }
+        let p = demo_call(
+            d.out,
+            &base,
+            &token,
+            "POST",
+            "/api/v2/agents/support-bot/publish",
+            Some(serde_json::json!({"message": "Cooler answers"})),
+        )?;
+        d.out.status(&format!(
+            "   published #{} ({})",
+            p["number"],
+            p["change_track_id"].as_str().unwrap_or("")
+        ));
+        let again = demo_call(
+            d.out,
+            &base,
+            &token,
+            "POST",
+            "/api/v2/agents/support-bot/publish",
+            None,
+        )?;
+        d.out.status(&format!(
+            "   {} (has_changes: {})",
+            again["error"]["message"].as_str().unwrap_or(""),
+            again["has_changes"]
+        ));
+        Ok(())
+    };
+    let result = steps();
+    let _ = stop_tx.send(());
+    server
+        .join()
+        .map_err(|_| anyhow!("the demo server failed"))?
+        .map_err(|e| anyhow!(e))?;
+    result
 }
 
 fn edit_instructions(path: &Path) -> Result<()> {

@@ -9,10 +9,11 @@
 
 use std::path::PathBuf;
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::{anyhow, Result};
 use clap::Args;
 
 use super::commands::open;
+use super::zip::{id_list, print_preview, print_result};
 use super::{Global, Output, EXIT_OK};
 use crate::archive::import::{ImportOptions, Strategy};
 use crate::server::backup::{import_bytes, Imported};
@@ -60,20 +61,6 @@ pub struct SyncArgs {
     pub config: Option<PathBuf>,
 }
 
-fn list(flag: &str, v: Option<&str>) -> Result<Option<Vec<String>>> {
-    let Some(v) = v else { return Ok(None) };
-    let ids: Vec<String> = v
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-        .collect();
-    if ids.is_empty() {
-        bail!("{flag} is empty; an empty list is an error, not \"everything\"");
-    }
-    Ok(Some(ids))
-}
-
 /// `ferry sync`.
 pub fn sync(g: &Global, out: &Output, args: &SyncArgs) -> Result<i32> {
     let cfg: ServerConfig = match &args.config {
@@ -103,8 +90,8 @@ pub fn sync(g: &Global, out: &Output, args: &SyncArgs) -> Result<i32> {
     let opts = ImportOptions {
         strategy: Strategy::Upgrade,
         target_agent: args.target_agent.clone(),
-        selected: list("--selected", args.selected.as_deref())?,
-        workflow_order: list("--workflow-order", args.workflow_order.as_deref())?,
+        selected: id_list("--selected", args.selected.as_deref())?,
+        workflow_order: id_list("--workflow-order", args.workflow_order.as_deref())?,
     };
     let spinner = out.spinner(&format!("reading {agent} from {}", args.source_url));
     let bytes = client.post(
@@ -118,43 +105,14 @@ pub fn sync(g: &Global, out: &Output, args: &SyncArgs) -> Result<i32> {
     store.tenant(&args.tenant)?;
     let done = import_bytes(store.as_mut(), &args.tenant, &bytes, &opts, args.preview)
         .map_err(|e| anyhow!("{}", e.message))?;
-    if out.json() {
-        out.json_value(&done.to_json());
-        return Ok(EXIT_OK);
-    }
     match done {
         Imported::Preview(p) => {
-            for r in &p.resources {
-                out.data(&format!(
-                    "{:<8} {} {}  {} -> {}",
-                    format!("{:?}", r.action).to_uppercase(),
-                    r.resource_type,
-                    r.name,
-                    r.origin_id,
-                    r.local_id
-                ));
-            }
-            out.hint("nothing was written (--preview)");
-        }
-        Imported::Result(r) => {
-            out.data(&format!(
-                "Synced {agent} into {} (revision {}): {} created, {} updated, {} unchanged, {} not written",
-                r.tenant,
-                r.revision,
-                r.created.len(),
-                r.updated.len(),
-                r.skipped.len(),
-                r.failures.len()
-            ));
-            for f in &r.failures {
-                out.data(&format!(
-                    "  not written: {} {}: {}",
-                    f.resource_type,
-                    f.name,
-                    f.reason.as_deref().unwrap_or("")
-                ));
+            print_preview(out, &p);
+            if !out.json() {
+                out.hint("nothing was written (--preview)");
             }
         }
+        Imported::Result(r) => print_result(out, &r),
     }
     Ok(EXIT_OK)
 }

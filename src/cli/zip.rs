@@ -140,7 +140,7 @@ impl From<StrategyArg> for Strategy {
     }
 }
 
-fn id_list(flag: &str, v: Option<&str>) -> Result<Option<Vec<String>>> {
+pub(crate) fn id_list(flag: &str, v: Option<&str>) -> Result<Option<Vec<String>>> {
     match v {
         None => Ok(None),
         Some(s) => {
@@ -400,7 +400,7 @@ fn import_one(
     Ok(Done::Result(import::execute(store, &plan)?))
 }
 
-fn print_preview(out: &Output, p: &ImportPreview) {
+pub(crate) fn print_preview(out: &Output, p: &ImportPreview) {
     if out.json() {
         out.json_value(p);
         return;
@@ -432,7 +432,7 @@ fn print_preview(out: &Output, p: &ImportPreview) {
     }
 }
 
-fn print_result(out: &Output, r: &ImportResult) {
+pub(crate) fn print_result(out: &Output, r: &ImportResult) {
     if out.json() {
         out.json_value(r);
     } else {

@@ -209,6 +209,17 @@ pub fn run(
     addr: &str,
     on_listen: impl FnOnce(SocketAddr),
 ) -> Result<(), ServeError> {
+    run_until(store, config, addr, on_listen, shutdown_signal())
+}
+
+/// Serve the API on `addr` until `shutdown` completes, then finish the requests in flight.
+pub fn run_until(
+    store: Box<dyn Store + Send>,
+    config: ServerConfig,
+    addr: &str,
+    on_listen: impl FnOnce(SocketAddr),
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -229,7 +240,7 @@ pub fn run(
         on_listen(local);
         let app = router(AppState::new(store, config));
         axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown_signal())
+            .with_graceful_shutdown(shutdown)
             .await
             .map_err(|e| ServeError::Runtime {
                 reason: e.to_string(),

@@ -153,6 +153,17 @@ pub(crate) fn grant(
 ) -> Result<(), StoreError> {
     let tx = begin(store.connection_mut(), tenant)?;
     tenant_revision(&tx, tenant)?;
+    require_user(&tx, user)?;
+    tx.execute(
+        "INSERT OR REPLACE INTO grants (user, tenant, role) VALUES (?1, ?2, ?3)",
+        params![user, tenant, role.name()],
+    )?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// Refuse a user the store does not know.
+fn require_user(tx: &rusqlite::Transaction<'_>, user: &str) -> Result<(), StoreError> {
     let exists: Option<String> = tx
         .query_row(
             "SELECT name FROM users WHERE name = ?1",
@@ -167,11 +178,6 @@ pub(crate) fn grant(
             ),
         });
     }
-    tx.execute(
-        "INSERT OR REPLACE INTO grants (user, tenant, role) VALUES (?1, ?2, ?3)",
-        params![user, tenant, role.name()],
-    )?;
-    tx.commit()?;
     Ok(())
 }
 
@@ -182,20 +188,7 @@ pub(crate) fn add_token(
     tenant: Option<&str>,
 ) -> Result<TokenRecord, StoreError> {
     let tx = begin(store.connection_mut(), user)?;
-    let exists: Option<String> = tx
-        .query_row(
-            "SELECT name FROM users WHERE name = ?1",
-            params![user],
-            |r| r.get(0),
-        )
-        .optional()?;
-    if exists.is_none() {
-        return Err(StoreError::Refused {
-            message: format!(
-                "user `{user}` does not exist in the store; add them with `ferry user add {user}`"
-            ),
-        });
-    }
+    require_user(&tx, user)?;
     if let Some(t) = tenant {
         tenant_revision(&tx, t)?;
     }
