@@ -97,8 +97,10 @@ fn call(agent: &ureq::Agent, method: &str, url: &str, token: &str, body: Option<
 
 #[derive(Default)]
 struct Tally {
-    latencies: Vec<(String, Duration)>,
+    latencies: Vec<(String, Duration, u16)>,
     statuses: std::collections::BTreeMap<u16, u64>,
+    /// Error codes of the answers that were not 2xx.
+    codes: std::collections::BTreeMap<String, u64>,
     /// Per support-bot client: the last accepted guardrail value.
     last_edit: Vec<(String, u64)>,
     /// Accepted publishes.
@@ -198,8 +200,9 @@ fn main() {
             recent.clone(),
         );
         handles.push(std::thread::spawn(move || {
-            let mut local: Vec<(String, Duration)> = Vec::new();
+            let mut local: Vec<(String, Duration, u16)> = Vec::new();
             let mut statuses: std::collections::BTreeMap<u16, u64> = Default::default();
+            let mut codes: std::collections::BTreeMap<String, u64> = Default::default();
             let mut last: Option<(String, u64)> = None;
             let mut published = Vec::new();
             let mut n: u64 = 0;
@@ -230,8 +233,15 @@ fn main() {
                 };
                 let t = Instant::now();
                 let r = call(&agent, method, &url, &token, body.as_ref());
-                local.push((op.to_string(), t.elapsed()));
+                local.push((op.to_string(), t.elapsed(), r.status));
                 *statuses.entry(r.status).or_default() += 1;
+                if let Some(code) = r.body["error"]["code"].as_str() {
+                    let key = format!("{op}: {code}");
+                    if !codes.contains_key(&key) && std::env::var_os("FERRY_LOAD_VERBOSE").is_some() {
+                        eprintln!("{key}: {}", r.body["error"]["message"]);
+                    }
+                    *codes.entry(key).or_default() += 1;
+                }
                 if r.status == 200 {
                     if c % 4 == 0 && op == "edit" {
                         last = Some((format!("load-{c}"), n));
@@ -248,6 +258,9 @@ fn main() {
             t.latencies.extend(local);
             for (k, v) in statuses {
                 *t.statuses.entry(k).or_default() += v;
+            }
+            for (k, v) in codes {
+                *t.codes.entry(k).or_default() += v;
             }
             t.last_edit.extend(last);
             t.publishes.extend(published);
@@ -305,7 +318,7 @@ fn main() {
         .status();
     let _ = child.wait();
 
-    let mut all: Vec<Duration> = t.latencies.iter().map(|(_, d)| *d).collect();
+    let mut all: Vec<Duration> = t.latencies.iter().map(|(_, d, _)| *d).collect();
     all.sort();
     let total = all.len();
     let rps = total as f64 / elapsed.as_secs_f64();
@@ -327,26 +340,38 @@ fn main() {
         t.last_edit.len(),
         t.publishes.len()
     ));
-    report.push_str("| operation | requests | p50 ms | p95 ms | p99 ms | max ms |\n|---|---:|---:|---:|---:|---:|\n");
-    let mut ops: Vec<&str> = t.latencies.iter().map(|(o, _)| o.as_str()).collect();
+    report.push_str("| operation | requests | 2xx | 4xx | p50 ms | p95 ms | p99 ms | max ms |\n|---|---:|---:|---:|---:|---:|---:|---:|\n");
+    let mut ops: Vec<&str> = t.latencies.iter().map(|(o, _, _)| o.as_str()).collect();
     ops.sort();
     ops.dedup();
     for op in ops.iter().copied().chain(std::iter::once("all")) {
-        let mut v: Vec<Duration> = t
+        let rows: Vec<&(String, Duration, u16)> = t
             .latencies
             .iter()
-            .filter(|(o, _)| op == "all" || o == op)
-            .map(|(_, d)| *d)
+            .filter(|(o, _, _)| op == "all" || o == op)
             .collect();
+        let ok = rows
+            .iter()
+            .filter(|(_, _, s)| (200..300).contains(s))
+            .count();
+        let client = rows
+            .iter()
+            .filter(|(_, _, s)| (400..500).contains(s))
+            .count();
+        let mut v: Vec<Duration> = rows.iter().map(|(_, d, _)| *d).collect();
         v.sort();
         report.push_str(&format!(
-            "| {op} | {} | {} | {} | {} | {} |\n",
+            "| {op} | {} | {ok} | {client} | {} | {} | {} | {} |\n",
             v.len(),
             ms(percentile(&v, 0.5)),
             ms(percentile(&v, 0.95)),
             ms(percentile(&v, 0.99)),
             ms(v.last().copied().unwrap_or_default())
         ));
+    }
+    report.push_str("\nAnswers that were not 2xx, by operation and error code (expected refusals, not failures):\n\n");
+    for (k, v) in &t.codes {
+        report.push_str(&format!("- {k}: {v}\n"));
     }
     println!("{report}");
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));

@@ -674,18 +674,26 @@ pub fn revert(pairs: &[VersionPair], staging: &[Resource]) -> RevertOutcome {
         .iter()
         .filter_map(|r| r.id().map(|i| (i.to_string(), r)))
         .collect();
-    let mut blocked = HashSet::new();
-    for r in staging {
-        let id = r.id().unwrap_or_default();
-        if deleting.contains(id) {
-            continue;
-        }
-        let r = merged.get(id).copied().unwrap_or(r);
-        for (_, t) in r.refs() {
-            if deleting.contains(&t) {
-                blocked.insert(t);
+    // Until nothing changes: a kept draft keeps what it references too.
+    let mut blocked: HashSet<String> = HashSet::new();
+    loop {
+        let mut more = Vec::new();
+        for r in staging {
+            let id = r.id().unwrap_or_default();
+            if deleting.contains(id) && !blocked.contains(id) {
+                continue;
+            }
+            let r = merged.get(id).copied().unwrap_or(r);
+            for (_, t) in r.refs() {
+                if deleting.contains(&t) && !blocked.contains(&t) {
+                    more.push(t);
+                }
             }
         }
+        if more.is_empty() {
+            break;
+        }
+        blocked.extend(more);
     }
     if !blocked.is_empty() {
         out.deletes.retain(|id| !blocked.contains(id));
@@ -713,4 +721,70 @@ pub fn revert(pairs: &[VersionPair], staging: &[Resource]) -> RevertOutcome {
     out.conflicts
         .sort_by(|a, b| (a.kind, &a.name, &a.path).cmp(&(b.kind, &b.name, &b.path)));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::resource_from_document;
+
+    fn res(kind: &str, id: &str, name: &str, spec: Value) -> Resource {
+        resource_from_document(
+            &serde_json::json!({"apiVersion": "ferry/v1", "kind": kind,
+                "metadata": {"id": id, "name": name}, "spec": spec}),
+            None,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn reverting_a_first_publish_keeps_what_staging_still_references_transitively() {
+        let conn = res(
+            "Connection",
+            "con_1",
+            "crm",
+            serde_json::json!({"type": "http", "baseUrl": "https://crm.example"}),
+        );
+        let tool = res(
+            "Tool",
+            "tol_1",
+            "lookup",
+            serde_json::json!({"type": "http", "connection": "con_1"}),
+        );
+        let lone = res(
+            "Tool",
+            "tol_2",
+            "lone",
+            serde_json::json!({"type": "javascript", "code": "1"}),
+        );
+        let agent = res(
+            "Agent",
+            "agt_1",
+            "bot",
+            serde_json::json!({"type": "assistant",
+            "model": {"provider": "openai", "name": "gpt-4o"}, "tools": ["tol_1"]}),
+        );
+        let staging = vec![conn.clone(), tool.clone(), lone.clone(), agent];
+        // The publish created the connection and both tools; the agent was not in it.
+        let pairs: Vec<VersionPair> = [&conn, &tool, &lone]
+            .into_iter()
+            .map(|r| VersionPair {
+                id: r.id().unwrap().to_string(),
+                before: None,
+                after: Some(r.clone()),
+            })
+            .collect();
+        let out = revert(&pairs, &staging);
+        assert_eq!(
+            out.deletes,
+            vec!["tol_2".to_string()],
+            "only what nothing references goes"
+        );
+        let kept: Vec<&str> = out.conflicts.iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(kept, ["con_1", "tol_1"]);
+        assert!(out
+            .conflicts
+            .iter()
+            .all(|c| c.reason.contains("still referenced")));
+    }
 }

@@ -12,6 +12,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 
 use crate::access::AccessError;
+use crate::apply::ApplyError;
+use crate::pipeline::PipelineError;
 use crate::promote::PromoteError;
 use crate::store::StoreError;
 
@@ -168,7 +170,13 @@ impl From<PromoteError> for ApiError {
             PromoteError::DanglingSource { .. } | PromoteError::Invalid { .. } => {
                 ApiError::conflict("invalid_source", msg)
             }
-            PromoteError::Store(s) => s.into(),
+            PromoteError::Store(s)
+            | PromoteError::Apply(ApplyError::Store(s))
+            | PromoteError::Pipeline(PipelineError::Store(s)) => s.into(),
+            PromoteError::Apply(ApplyError::MassDelete { .. }) => {
+                ApiError::conflict("mass_delete", msg)
+            }
+            PromoteError::Secret { .. } => ApiError::conflict("secret", msg),
             _ => ApiError::internal(msg),
         }
     }

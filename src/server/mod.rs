@@ -91,10 +91,13 @@ where
 {
     let state = state.clone();
     tokio::task::spawn_blocking(move || {
+        // A request that failed while holding the lock left no open
+        // transaction behind (SQLite rolls back on drop), so the store is
+        // still consistent: take the lock back instead of failing forever.
         let mut guard = state
             .store
             .lock()
-            .map_err(|_| ApiError::internal("the store lock was poisoned by a failed request"))?;
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         work(guard.as_mut())
     })
     .await
