@@ -122,6 +122,8 @@ fn main() {
         .collect();
     let seconds: u64 = args.first().and_then(|s| s.parse().ok()).unwrap_or(60);
     let clients: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(32);
+    // `diff`: every client only reads the staging diff (the read-only target).
+    let diff_only = args.get(2).is_some_and(|m| m == "diff");
     let bin = ferry_bin();
     let tmp = tempfile::tempdir().expect("tmp");
     let repo = tmp.path().join("repo");
@@ -209,7 +211,8 @@ fn main() {
             let steps = ["documents", "connections", "knowledgeBases", "tools", "workflows", "agents", "evaluations"];
             while Instant::now() < deadline {
                 n += 1;
-                let (op, method, url, body): (&str, &str, String, Option<Value>) = match (c % 4, n % 3) {
+                let mix = if diff_only { (0, 0) } else { (c % 4, n % 3) };
+                let (op, method, url, body): (&str, &str, String, Option<Value>) = match mix {
                     (0, 0) => ("staging-diff", "GET", format!("{base}/api/v2/agents/support-bot/staging-diff"), None),
                     (0, _) => (
                         "edit",

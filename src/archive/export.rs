@@ -72,6 +72,16 @@ pub enum ExportError {
         /// The ID.
         id: String,
     },
+    /// The agent has no such published version.
+    #[error("agent `{agent}` has no published version {version} (latest: {latest})")]
+    NoVersion {
+        /// The agent asked for.
+        agent: String,
+        /// The version asked for.
+        version: u64,
+        /// The latest published version (0: never published).
+        latest: u64,
+    },
     /// `--selected` was given but empty.
     #[error("--selected is empty; leave it out to export everything")]
     EmptySelection,
@@ -101,6 +111,56 @@ fn id_of(r: &Resource) -> String {
 /// Compute what an export of `scope` holds, with its preview tree.
 pub fn scope(store: &dyn Store, tenant: &str, scope: &Scope) -> Result<Scoped, ExportError> {
     let full = pipeline::export_model(store, tenant)?;
+    scope_in(full, tenant, scope)
+}
+
+/// The tenant as of one published version of an agent (tree form): that
+/// version of the agent, every other resource as in production (its latest
+/// published version), and drafts for what was never published.
+pub fn model_at_version(
+    store: &dyn Store,
+    tenant: &str,
+    agent: &str,
+    version: u64,
+) -> Result<TenantModel, ExportError> {
+    let drafts = store.all_drafts(tenant).map_err(PipelineError::from)?;
+    let production = store.production(tenant).map_err(PipelineError::from)?;
+    let mut by_id: BTreeMap<String, Resource> = drafts
+        .into_iter()
+        .chain(production)
+        .filter_map(|r| r.id().map(|id| (id.to_string(), r.clone())))
+        .collect();
+    let id = by_id
+        .values()
+        .find(|r| r.kind() == Kind::Agent && (r.name() == agent || r.id() == Some(agent)))
+        .and_then(|r| r.id().map(str::to_string))
+        .ok_or_else(|| ExportError::NoAgent {
+            tenant: tenant.to_string(),
+            agent: agent.to_string(),
+        })?;
+    let versions = store
+        .versions(tenant, std::slice::from_ref(&id))
+        .map_err(PipelineError::from)?;
+    let latest = versions.iter().map(|v| v.version).max().unwrap_or(0);
+    let at = versions
+        .into_iter()
+        .find(|v| v.version == version)
+        .ok_or_else(|| ExportError::NoVersion {
+            agent: agent.to_string(),
+            version,
+            latest,
+        })?;
+    by_id.insert(id, at.resource);
+    let names = crate::validate::NameTable::of_resources(by_id.values());
+    let mut model = TenantModel::default();
+    for r in by_id.values() {
+        model.insert(crate::validate::render_names(r, &names));
+    }
+    Ok(model)
+}
+
+/// [`scope`] over a model already read (tree form).
+pub fn scope_in(full: TenantModel, tenant: &str, scope: &Scope) -> Result<Scoped, ExportError> {
     let roots: Vec<(Kind, String)> = match scope {
         Scope::Agent(a) => {
             let found = full
@@ -343,6 +403,18 @@ pub fn export_zip(
     created_at: &str,
 ) -> Result<Exported, ExportError> {
     let scoped = scope(store, tenant, scope_of)?;
+    export_scoped(store, tenant, scoped, selected, instance, created_at)
+}
+
+/// Export an already scoped model (e.g. from [`model_at_version`] and [`scope_in`]) as ZIP bytes.
+pub fn export_scoped(
+    store: &dyn Store,
+    tenant: &str,
+    scoped: Scoped,
+    selected: Option<&[String]>,
+    instance: &str,
+    created_at: &str,
+) -> Result<Exported, ExportError> {
     let mut model = match selected {
         Some(s) => select(&scoped, s)?,
         None => scoped.model.clone(),

@@ -272,6 +272,7 @@ fn serve_segment(d: &Demo<'_>) -> Result<()> {
     let server = std::thread::spawn(move || {
         crate::server::run_until(
             server_store,
+            Vec::new(),
             crate::server::config::ServerConfig::default(),
             "127.0.0.1:0",
             |a| {

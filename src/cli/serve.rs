@@ -41,22 +41,28 @@ pub enum TokenCommand {
     },
 }
 
-/// Open the store for the server: the repo's, or `--store` from anywhere.
-fn open_store(g: &Global) -> Result<(Option<Repo>, Box<dyn Store + Send>)> {
+/// Where the server's store is: the repo's, or `--store` from anywhere (URL and base folder).
+fn store_location(g: &Global) -> Result<(Option<Repo>, String, PathBuf)> {
     match Repo::discover(g.repo.as_deref()) {
         Ok(repo) => {
             let url = repo.store_url(g.store.as_deref());
-            let s = store::open(&url, &repo.root)?;
-            Ok((Some(repo), s))
+            let base = repo.root.clone();
+            Ok((Some(repo), url, base))
         }
         Err(e) => match &g.store {
             Some(url) => {
                 let cwd = std::env::current_dir().context("cannot read the current folder")?;
-                Ok((None, store::open(url, &cwd)?))
+                Ok((None, url.clone(), cwd))
             }
             None => Err(e.context("ferry serve needs a config repo or --store URL")),
         },
     }
+}
+
+/// Open the store for the server.
+fn open_store(g: &Global) -> Result<(Option<Repo>, Box<dyn Store + Send>)> {
+    let (repo, url, base) = store_location(g)?;
+    Ok((repo, store::open(&url, &base)?))
 }
 
 /// `ferry serve`.
@@ -65,8 +71,14 @@ pub fn serve(g: &Global, out: &Output, args: &ServeArgs) -> Result<i32> {
         Some(path) => server::config::load(path)?,
         None => server::config::ServerConfig::default(),
     };
-    let (_repo, store) = open_store(g)?;
-    server::run(store, config, &args.addr, |addr| {
+    let (_repo, url, base) = store_location(g)?;
+    let store = store::open(&url, &base)?;
+    // One read connection per core: reads run beside each other and the writer.
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let readers = (0..cores.max(2))
+        .map(|_| store::open(&url, &base))
+        .collect::<Result<Vec<_>, _>>()?;
+    server::run(store, readers, config, &args.addr, |addr| {
         out.status(&format!("ferry: listening on http://{addr}"));
     })
     .map_err(|e| anyhow!(e))?;

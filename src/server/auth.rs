@@ -9,7 +9,7 @@
 use axum::http::HeaderMap;
 
 use super::error::ApiError;
-use crate::access::Role;
+use crate::access::{AccessState, Role};
 use crate::store::{Store, StoreError, TokenRecord};
 
 /// Why a token could not be made.
@@ -51,13 +51,15 @@ pub fn create_token(
     Ok(token)
 }
 
-/// Who is calling, from their token.
+/// Who is calling, from their token, with the store's roles as read for this request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
     /// The user.
     pub user: String,
     /// The token's current tenant, if bound to one.
     pub tenant: Option<String>,
+    /// Every user and grant of the store.
+    pub access: AccessState,
 }
 
 impl Caller {
@@ -73,15 +75,9 @@ impl Caller {
     }
 
     /// Require at least `role` on `tenant`; a tenant the caller may not see is a 403.
-    pub fn require(
-        &self,
-        store: &dyn Store,
-        tenant: &str,
-        role: Role,
-        action: &str,
-    ) -> Result<(), ApiError> {
-        let access = store.access()?;
-        access.require(Some(&self.user), tenant, role, action)?;
+    pub fn require(&self, tenant: &str, role: Role, action: &str) -> Result<(), ApiError> {
+        self.access
+            .require(Some(&self.user), tenant, role, action)?;
         Ok(())
     }
 }
@@ -109,12 +105,17 @@ pub fn authenticate(store: &dyn Store, headers: &HeaderMap) -> Result<Caller, Ap
             "the bearer token is not known to this server",
         ));
     };
-    if store.access()?.user(&user).is_none() {
+    let access = store.access()?;
+    if access.user(&user).is_none() {
         return Err(ApiError::unauthorized(format!(
             "the token's user `{user}` is no longer a user of this store"
         )));
     }
-    Ok(Caller { user, tenant })
+    Ok(Caller {
+        user,
+        tenant,
+        access,
+    })
 }
 
 #[cfg(test)]

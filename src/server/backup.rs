@@ -20,7 +20,7 @@ use serde_json::{json, Value};
 
 use super::error::ApiError;
 use super::openapi::Registry;
-use super::{auth, with_store, zip_response, Shared};
+use super::{auth, read_store, with_store, zip_response, Shared};
 use crate::access::Role;
 use crate::archive::export::{self, ExportError, Scope};
 use crate::archive::import::{
@@ -81,6 +81,7 @@ impl From<ExportError> for ApiError {
         let msg = e.to_string();
         match e {
             ExportError::NoAgent { .. } => ApiError::not_found("agent_not_found", msg),
+            ExportError::NoVersion { .. } => ApiError::not_found("version_not_found", msg),
             ExportError::UnknownSelection { .. } | ExportError::EmptySelection => {
                 ApiError::bad_request("bad_selection", msg)
             }
@@ -191,7 +192,7 @@ async fn run_import(
         let caller = auth::authenticate(store, &headers)?;
         let tenant = caller.current_tenant()?.to_string();
         let role = if preview { Role::Viewer } else { Role::Editor };
-        caller.require(store, &tenant, role, "importing an archive")?;
+        caller.require(&tenant, role, "importing an archive")?;
         let target_agent = q.get("targetAgentId").cloned();
         let default = if target_agent.is_some() {
             Strategy::Upgrade
@@ -228,32 +229,27 @@ async fn import_zip(
     run_import(state, q, headers, body, false).await
 }
 
-/// Check `agentVersion`: absent or `0` is staging; a number must be a published version of the agent.
-fn check_version(
+/// The agent's export scope: staging, or (with `agentVersion` N > 0) the agent as published in version N.
+fn scoped_at(
     store: &dyn Store,
     tenant: &str,
     agent: &str,
     v: Option<&String>,
-) -> Result<(), ApiError> {
-    let Some(v) = v.filter(|v| !v.is_empty() && v.as_str() != "null") else {
-        return Ok(());
+) -> Result<export::Scoped, ApiError> {
+    let version = match v.map(String::as_str) {
+        None | Some("") | Some("null") | Some("0") => None,
+        Some(v) => Some(v.parse::<u64>().map_err(|_| {
+            ApiError::bad_request("bad_version", format!("agentVersion `{v}` is not a number"))
+        })?),
     };
-    let n: u64 = v.parse().map_err(|_| {
-        ApiError::bad_request("bad_version", format!("agentVersion `{v}` is not a number"))
-    })?;
-    if n == 0 {
-        return Ok(());
-    }
-    let id = crate::staging::find_agent_id(store, tenant, agent)?;
-    let versions = store.versions(tenant, std::slice::from_ref(&id))?;
-    let latest = versions.iter().map(|v| v.version).max().unwrap_or(0);
-    if n > latest {
-        return Err(ApiError::not_found(
-            "version_not_found",
-            format!("agent `{agent}` has no published version {n} (latest: {latest})"),
-        ));
-    }
-    Ok(())
+    let scope = Scope::Agent(agent.to_string());
+    Ok(match version {
+        None => export::scope(store, tenant, &scope)?,
+        Some(n) => {
+            let model = export::model_at_version(store, tenant, agent, n)?;
+            export::scope_in(model, tenant, &scope)?
+        }
+    })
 }
 
 async fn export_preview(
@@ -262,12 +258,11 @@ async fn export_preview(
     Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    let out = with_store(&state, move |store| {
+    let out = read_store(&state, move |store| {
         let caller = auth::authenticate(store, &headers)?;
         let tenant = caller.current_tenant()?.to_string();
-        caller.require(store, &tenant, Role::Viewer, "exporting")?;
-        check_version(store, &tenant, &agent, q.get("agentVersion"))?;
-        let scoped = export::scope(&*store, &tenant, &Scope::Agent(agent.clone()))?;
+        caller.require(&tenant, Role::Viewer, "exporting")?;
+        let scoped = scoped_at(store, &tenant, &agent, q.get("agentVersion"))?;
         Ok(json!({"tenant": tenant, "agent": scoped.agent, "resources": scoped.entries}))
     })
     .await?;
@@ -280,16 +275,16 @@ async fn export_agent(
     Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let (bytes, name) = with_store(&state, move |store| {
+    let (bytes, name) = read_store(&state, move |store| {
         let caller = auth::authenticate(store, &headers)?;
         let tenant = caller.current_tenant()?.to_string();
-        caller.require(store, &tenant, Role::Viewer, "exporting")?;
-        check_version(store, &tenant, &agent, q.get("agentVersion"))?;
+        caller.require(&tenant, Role::Viewer, "exporting")?;
+        let scoped = scoped_at(store, &tenant, &agent, q.get("agentVersion"))?;
         let selected = id_list("selectedResources", q.get("selectedResources"))?;
-        let made = export::export_zip(
-            &*store,
+        let made = export::export_scoped(
+            store,
             &tenant,
-            &Scope::Agent(agent.clone()),
+            scoped,
             selected.as_deref(),
             "ferry",
             &crate::store::now_rfc3339(),

@@ -182,11 +182,6 @@ impl From<PromoteError> for ApiError {
     }
 }
 
-/// A JSON body for an error, as the fallback handlers need it.
-pub fn error_body(status: StatusCode, code: &str, message: &str) -> Response {
-    ApiError::new(status, code, message).into_response()
-}
-
 /// Rewrite a framework error response (plain text) into the error shape.
 pub fn json_error(status: StatusCode) -> ApiError {
     match status {

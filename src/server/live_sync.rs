@@ -28,7 +28,7 @@ use super::error::ApiError;
 use super::openapi::Registry;
 use super::source::{SourceClient, SourceError};
 use super::ssrf::{self, SsrfError};
-use super::{auth, with_store, Shared};
+use super::{auth, read_store, with_store, Shared};
 use crate::access::Role;
 use crate::archive::import::{ImportOptions, Strategy};
 
@@ -131,10 +131,10 @@ impl Mapping {
 /// The caller's tenant, after checking they may do this there.
 async fn authorize(state: &Shared, headers: &HeaderMap, role: Role) -> Result<String, ApiError> {
     let headers = headers.clone();
-    with_store(state, move |store| {
+    read_store(state, move |store| {
         let caller = auth::authenticate(store, &headers)?;
         let tenant = caller.current_tenant()?.to_string();
-        caller.require(store, &tenant, role, "syncing agents from another instance")?;
+        caller.require(&tenant, role, "syncing agents from another instance")?;
         Ok(tenant)
     })
     .await

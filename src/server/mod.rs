@@ -5,9 +5,11 @@
 //! runtime, request logging and the mapping of library results onto HTTP.
 //! Every rule (roles, promotion, staging, publish, ZIP import, matching)
 //! lives in the library and is called from here exactly as the CLI calls it.
-//! The store sits behind one mutex and is used from blocking tasks, so
-//! writes are serialised: each request sees the store as the previous one
-//! left it, and no accepted write is lost.
+//! Writes go through one store connection behind a mutex, used from
+//! blocking tasks, so they are serialised: each write sees the store as the
+//! previous one left it, and no accepted write is lost. Requests that only
+//! read use a small pool of other connections, each inside one read
+//! snapshot, so they run in parallel with each other and with the writer.
 //!
 //! Routes are registered through [`openapi::Registry`], which refuses a
 //! route that `/openapi.json` does not describe; a test checks the converse.
@@ -24,6 +26,7 @@ mod staging;
 mod tenant_sync;
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -66,6 +69,10 @@ pub enum ServeError {
 pub struct AppState {
     /// The store, one writer at a time.
     store: Mutex<Box<dyn Store + Send>>,
+    /// More connections to the same store, for requests that only read.
+    readers: Vec<Mutex<Box<dyn Store + Send>>>,
+    /// Where the next read starts looking for a free reader.
+    next_reader: AtomicUsize,
     /// The server's configuration.
     pub config: ServerConfig,
 }
@@ -74,13 +81,49 @@ pub struct AppState {
 pub type Shared = Arc<AppState>;
 
 impl AppState {
-    /// State over a store with a configuration.
-    pub fn new(store: Box<dyn Store + Send>, config: ServerConfig) -> Shared {
+    /// State over a store (and extra read connections to it) with a configuration.
+    pub fn new(
+        store: Box<dyn Store + Send>,
+        readers: Vec<Box<dyn Store + Send>>,
+        config: ServerConfig,
+    ) -> Shared {
         Arc::new(AppState {
             store: Mutex::new(store),
+            readers: readers.into_iter().map(Mutex::new).collect(),
+            next_reader: AtomicUsize::new(0),
             config,
         })
     }
+}
+
+/// Run read-only `work` on a reader connection (the writer when there are
+/// none), inside one read snapshot, so it sees one committed state.
+pub async fn read_store<T, F>(state: &Shared, work: F) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce(&dyn Store) -> Result<T, ApiError> + Send + 'static,
+{
+    if state.readers.is_empty() {
+        return with_store(state, move |s| work(&*s)).await;
+    }
+    let state = state.clone();
+    tokio::task::spawn_blocking(move || {
+        let n = state.readers.len();
+        let start = state.next_reader.fetch_add(1, Ordering::Relaxed);
+        let guard = (0..n)
+            .find_map(|i| state.readers[(start + i) % n].try_lock().ok())
+            .unwrap_or_else(|| {
+                state.readers[start % n]
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+            });
+        guard.begin_read()?;
+        let out = work(guard.as_ref());
+        guard.end_read()?;
+        out
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("a request task failed: {e}")))?
 }
 
 /// Run `work` on the store in a blocking task, one request at a time.
@@ -127,7 +170,7 @@ pub fn router(state: Shared) -> Router {
 }
 
 async fn health(State(state): State<Shared>) -> Result<Json<serde_json::Value>, ApiError> {
-    let revision = with_store(&state, |s| Ok(s.revision()?)).await?;
+    let revision = read_store(&state, |s| Ok(s.revision()?)).await?;
     Ok(Json(json!({"status": "ok", "revision": revision})))
 }
 
@@ -139,9 +182,9 @@ async fn tenants(
     State(state): State<Shared>,
     headers: HeaderMap,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let list = with_store(&state, move |store| {
+    let list = read_store(&state, move |store| {
         let caller = auth::authenticate(store, &headers)?;
-        let access = store.access()?;
+        let access = &caller.access;
         let mut out = Vec::new();
         for t in store.tenants()? {
             if let Some(role) = access.role(&caller.user, &t.name) {
@@ -187,11 +230,6 @@ async fn log_and_shape(req: Request, next: Next) -> Response {
     response
 }
 
-/// A JSON response with a status.
-pub fn json_response(status: StatusCode, value: serde_json::Value) -> Response {
-    (status, Json(value)).into_response()
-}
-
 /// A binary response (a ZIP).
 pub fn zip_response(bytes: Vec<u8>, filename: &str) -> Response {
     Response::builder()
@@ -208,16 +246,18 @@ pub fn zip_response(bytes: Vec<u8>, filename: &str) -> Response {
 /// Serve the API on `addr` until Ctrl-C or SIGTERM; `on_listen` hears the bound address.
 pub fn run(
     store: Box<dyn Store + Send>,
+    readers: Vec<Box<dyn Store + Send>>,
     config: ServerConfig,
     addr: &str,
     on_listen: impl FnOnce(SocketAddr),
 ) -> Result<(), ServeError> {
-    run_until(store, config, addr, on_listen, shutdown_signal())
+    run_until(store, readers, config, addr, on_listen, shutdown_signal())
 }
 
 /// Serve the API on `addr` until `shutdown` completes, then finish the requests in flight.
 pub fn run_until(
     store: Box<dyn Store + Send>,
+    readers: Vec<Box<dyn Store + Send>>,
     config: ServerConfig,
     addr: &str,
     on_listen: impl FnOnce(SocketAddr),
@@ -241,7 +281,7 @@ pub fn run_until(
             reason: e.to_string(),
         })?;
         on_listen(local);
-        let app = router(AppState::new(store, config));
+        let app = router(AppState::new(store, readers, config));
         axum::serve(listener, app)
             .with_graceful_shutdown(shutdown)
             .await

@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 
 use super::error::ApiError;
 use super::openapi::Registry;
-use super::{auth, with_store, Shared};
+use super::{auth, read_store, with_store, Shared};
 use crate::access::Role;
 use crate::model::{Kind, Spec};
 use crate::publish_ops;
@@ -170,7 +170,7 @@ fn tenant_for(
 ) -> Result<(auth::Caller, String), ApiError> {
     let caller = auth::authenticate(store, headers)?;
     let tenant = caller.current_tenant()?.to_string();
-    caller.require(store, &tenant, role, action)?;
+    caller.require(&tenant, role, action)?;
     Ok((caller, tenant))
 }
 
@@ -240,7 +240,7 @@ async fn list_agents(
     State(state): State<Shared>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    let out = with_store(&state, move |store| {
+    let out = read_store(&state, move |store| {
         let (_, tenant) = tenant_for(store, &headers, Role::Viewer, "listing agents")?;
         let drafts = store.all_drafts(&tenant)?;
         let agents: Vec<&crate::model::Resource> =
@@ -278,9 +278,9 @@ async fn get_agent(
     Path(agent): Path<String>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    let out = with_store(&state, move |store| {
+    let out = read_store(&state, move |store| {
         let (_, tenant) = tenant_for(store, &headers, Role::Viewer, "reading agents")?;
-        let id = staging::find_agent_id(&*store, &tenant, &agent)?;
+        let id = staging::find_agent_id(store, &tenant, &agent)?;
         let draft = store
             .drafts(&tenant, std::slice::from_ref(&id))?
             .pop()
@@ -563,9 +563,9 @@ async fn staging_diff(
     Path(agent): Path<String>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    let out = with_store(&state, move |store| {
+    let out = read_store(&state, move |store| {
         let (_, tenant) = tenant_for(store, &headers, Role::Viewer, "reading the staging diff")?;
-        let d = publish_ops::staging_diff_for(&*store, &tenant, Some(&agent))?;
+        let d = publish_ops::staging_diff_for(store, &tenant, Some(&agent))?;
         serde_json::to_value(d).map_err(|e| ApiError::internal(e.to_string()))
     })
     .await?;
@@ -616,10 +616,10 @@ async fn publishes(
     Path(agent): Path<String>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    let out = with_store(&state, move |store| {
+    let out = read_store(&state, move |store| {
         let (_, tenant) = tenant_for(store, &headers, Role::Viewer, "reading the publish history")?;
-        let id = staging::find_agent_id(&*store, &tenant, &agent)?;
-        let list = publish_ops::publishes_of(&*store, &tenant, Some(&id))?;
+        let id = staging::find_agent_id(store, &tenant, &agent)?;
+        let list = publish_ops::publishes_of(store, &tenant, Some(&id))?;
         Ok(json!({"agent_id": id, "publishes": list}))
     })
     .await?;
@@ -631,10 +631,10 @@ async fn publish_diff(
     Path((agent, change)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    let out = with_store(&state, move |store| {
+    let out = read_store(&state, move |store| {
         let (_, tenant) = tenant_for(store, &headers, Role::Viewer, "reading a publish")?;
-        staging::find_agent_id(&*store, &tenant, &agent)?;
-        let d = publish_ops::publish_diff(&*store, &tenant, &change)?;
+        staging::find_agent_id(store, &tenant, &agent)?;
+        let d = publish_ops::publish_diff(store, &tenant, &change)?;
         serde_json::to_value(d).map_err(|e| ApiError::internal(e.to_string()))
     })
     .await?;

@@ -51,8 +51,8 @@ async fn sync_step(
             )
             .hint("GET /api/tenant/sync/steps lists them in order")
         })?;
-        let acc = store.access()?;
-        access::authorize_promote(&acc, &acc, Some(&caller.user), &from, &target)?;
+        let acc = &caller.access;
+        access::authorize_promote(acc, acc, Some(&caller.user), &from, &target)?;
         store.tenant(&from)?;
         store.tenant(&target)?;
         let request = Request {

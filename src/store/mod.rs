@@ -212,6 +212,14 @@ pub trait Store {
     fn drift(&self, tenant: &str) -> Result<Vec<crate::plan::Absent>, StoreError>;
     /// The sync records of a tenant written by syncs from `source_key` (ZIP import, live sync).
     fn sync_records(&self, tenant: &str, source_key: &str) -> Result<Vec<SyncRecord>, StoreError>;
+    /// Start a read snapshot: every read until [`Store::end_read`] sees the same state.
+    fn begin_read(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+    /// End the read snapshot started by [`Store::begin_read`].
+    fn end_read(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
     /// Record what a sync from `source_key` wrote (replacing earlier records of the same resources).
     fn record_syncs(
         &mut self,

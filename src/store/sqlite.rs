@@ -257,6 +257,17 @@ const TENANT_SELECT: &str =
      (SELECT COUNT(*) FROM resources r WHERE r.tenant = t.name) FROM tenants t";
 
 impl Store for SqliteStore {
+    fn begin_read(&self) -> Result<(), StoreError> {
+        Ok(self.conn.execute_batch("BEGIN DEFERRED")?)
+    }
+
+    fn end_read(&self) -> Result<(), StoreError> {
+        if !self.conn.is_autocommit() {
+            self.conn.execute_batch("COMMIT")?;
+        }
+        Ok(())
+    }
+
     fn revision(&self) -> Result<u64, StoreError> {
         let rev: String =
             self.conn

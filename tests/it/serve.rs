@@ -786,7 +786,7 @@ echo
     )
     .expect(403);
     // An agent version that was never published.
-    http(
+    let e = http(
         "POST",
         &server.url(&format!("/backup/export/{id}?agentVersion=9")),
         Some(&token),
@@ -794,6 +794,44 @@ echo
         None,
     )
     .expect(404);
+    assert_eq!(e["error"]["code"], "version_not_found");
+
+    // agentVersion picks a published version; without it, staging goes.
+    http_json(
+        "POST",
+        &server.url(&format!("/api/v2/agents/{id}/publish")),
+        Some(&token),
+        &json!({}),
+    )
+    .expect(200);
+    http_json(
+        "PUT",
+        &server.url(&format!("/api/v2/agents/{id}")),
+        Some(&token),
+        &json!({"description": "staged, not published"}),
+    )
+    .expect(200);
+    let agent_yaml = |q: &str| -> String {
+        let z = http(
+            "POST",
+            &server.url(&format!("/backup/export/{id}{q}")),
+            Some(&token),
+            &[],
+            None,
+        );
+        assert_eq!(z.status, 200);
+        let mut archive = zip::ZipArchive::new(std::io::Cursor::new(z.body)).unwrap();
+        let mut f = archive.by_name("agents/support-bot.yaml").unwrap();
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut f, &mut text).unwrap();
+        text
+    };
+    assert!(agent_yaml("").contains("staged, not published"));
+    let v1 = agent_yaml("?agentVersion=1");
+    assert!(
+        !v1.contains("staged, not published") && v1.contains("Front-line assistant"),
+        "{v1}"
+    );
 }
 
 /// Write a server config allowing `origins` as sources.
