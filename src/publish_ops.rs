@@ -57,9 +57,51 @@ pub fn staging_diff_for(
     agent: Option<&str>,
 ) -> Result<StagingDiff, StagingError> {
     store.tenant(tenant)?;
+    if let Some(a) = agent {
+        // Read only the agent and what it needs: the work follows the
+        // agent's closure, not the size of the tenant.
+        let (_, index) = store.index(tenant)?;
+        if let Some(ids) = index_closure(&index, a) {
+            let drafts = store.drafts(tenant, &ids)?;
+            let production = store.production_of(tenant, &ids)?;
+            let scope: HashSet<String> = ids.into_iter().collect();
+            return Ok(publish::staging_diff(&drafts, &production, Some(&scope)));
+        }
+    }
     let drafts = store.all_drafts(tenant)?;
     let production = store.production(tenant)?;
     diff_in(tenant, agent, &drafts, &production)
+}
+
+/// The IDs of a staged agent (ID or name) and everything it references,
+/// transitively, from the index alone; `None` when the agent has no draft.
+fn index_closure(index: &crate::state::Index, agent: &str) -> Option<Vec<String>> {
+    let entries: std::collections::HashMap<&str, &crate::state::IndexEntry> =
+        index.entries().iter().map(|e| (e.id.as_str(), e)).collect();
+    let root = index
+        .entries()
+        .iter()
+        .filter(|e| e.kind == Kind::Agent)
+        .find(|e| e.id == agent)
+        .or_else(|| {
+            index
+                .entries()
+                .iter()
+                .find(|e| e.kind == Kind::Agent && e.name == agent)
+        })?;
+    let mut seen: HashSet<String> = HashSet::new();
+    let mut stack = vec![root.id.clone()];
+    while let Some(id) = stack.pop() {
+        if !seen.insert(id.clone()) {
+            continue;
+        }
+        if let Some(e) = entries.get(id.as_str()) {
+            stack.extend(e.refs.iter().filter(|r| !seen.contains(*r)).cloned());
+        }
+    }
+    let mut ids: Vec<String> = seen.into_iter().collect();
+    ids.sort();
+    Some(ids)
 }
 
 fn diff_in(

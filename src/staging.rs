@@ -1005,6 +1005,50 @@ mod tests {
     }
 
     #[test]
+    fn an_agent_diff_read_from_its_closure_equals_the_whole_tenant_diff_scoped() {
+        let (_tmp, mut store) = setup();
+        apply_edit(
+            &mut store,
+            T,
+            "support-bot",
+            &StagingEdit::UpdateAgent(json!({"description": "changed"})),
+        )
+        .unwrap();
+        apply_edit(
+            &mut store,
+            T,
+            "support-bot",
+            &StagingEdit::UpdateToolAction {
+                tool: "crm-lookup".into(),
+                action: "list-orders".into(),
+                config: json!({"limit": 3}),
+            },
+        )
+        .unwrap();
+        apply_edit(
+            &mut store,
+            T,
+            "billing-bot",
+            &StagingEdit::SetTags {
+                tags: vec!["x".into()],
+            },
+        )
+        .unwrap();
+        let drafts = store.all_drafts(T).unwrap();
+        let production = store.production(T).unwrap();
+        for agent in ["support-bot", "billing-bot", "refund-bot"] {
+            let scope = crate::publish_ops::agent_scope(T, agent, &drafts, &production).unwrap();
+            let whole = crate::publish::staging_diff(&drafts, &production, Some(&scope));
+            let read = staging_diff_for(&store, T, Some(agent)).unwrap();
+            assert_eq!(
+                serde_json::to_value(&read).unwrap(),
+                serde_json::to_value(&whole).unwrap(),
+                "{agent}"
+            );
+        }
+    }
+
+    #[test]
     fn every_edit_changes_staging_only() {
         let (_tmp, mut store) = setup();
         let id = find_agent_id(&store, T, "billing-bot").unwrap();

@@ -192,6 +192,15 @@ pub trait Store {
     fn grant(&mut self, user: &str, tenant: &str, role: Role) -> Result<(), StoreError>;
     /// Production: the latest published version of each resource still published (stored form).
     fn production(&self, tenant: &str) -> Result<Vec<Resource>, StoreError>;
+    /// Production of the given IDs only (the latest published version of each still published).
+    fn production_of(&self, tenant: &str, ids: &[String]) -> Result<Vec<Resource>, StoreError> {
+        let wanted: std::collections::HashSet<&str> = ids.iter().map(String::as_str).collect();
+        Ok(self
+            .production(tenant)?
+            .into_iter()
+            .filter(|r| r.id().is_some_and(|id| wanted.contains(id)))
+            .collect())
+    }
     /// Record a publish in one transaction: the new versions and the log entry.
     /// Refused when `record.number` is not the tenant's next publish number.
     fn publish(

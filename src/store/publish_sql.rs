@@ -130,6 +130,35 @@ pub(crate) fn production(conn: &Connection, tenant: &str) -> Result<Vec<Resource
     Ok(out)
 }
 
+/// Production of the given IDs: the latest version of each, if still published.
+pub(crate) fn production_of(
+    conn: &Connection,
+    tenant: &str,
+    ids: &[String],
+) -> Result<Vec<Resource>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT document, content FROM versions WHERE tenant = ?1 AND id = ?2 \
+         ORDER BY version DESC LIMIT 1",
+    )?;
+    let mut sorted: Vec<&String> = ids.iter().collect();
+    sorted.sort();
+    sorted.dedup();
+    let mut out = Vec::new();
+    for id in sorted {
+        let row = stmt
+            .query_row(params![tenant, id], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, Option<Vec<u8>>>(1)?))
+            })
+            .optional()?;
+        if let Some((doc, content)) = row {
+            if let Some(r) = decode_version(tenant, id, &doc, content)? {
+                out.push(r);
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Write a publish in one transaction.
 pub(crate) fn publish(
     conn: &mut Connection,

@@ -519,6 +519,10 @@ impl Store for SqliteStore {
         super::publish_sql::production(&self.conn, tenant)
     }
 
+    fn production_of(&self, tenant: &str, ids: &[String]) -> Result<Vec<Resource>, StoreError> {
+        super::publish_sql::production_of(&self.conn, tenant, ids)
+    }
+
     fn publish(
         &mut self,
         tenant: &str,
