@@ -30,6 +30,9 @@ pub enum ZipCommand {
         /// Export every resource of the tenant.
         #[arg(long)]
         all: bool,
+        /// Export the agent as published in this version (dependencies as in production); default: staging.
+        #[arg(long, value_name = "N", requires = "agent")]
+        agent_version: Option<u64>,
         /// Export only these entries (ids from --preview, comma-separated); required ones always go.
         #[arg(long, value_name = "ID,...")]
         selected: Option<String>,
@@ -185,6 +188,7 @@ pub fn run(cmd: ZipCommand, g: &Global, out: &Output) -> Result<i32> {
         ZipCommand::Export {
             tenant,
             agent,
+            agent_version,
             all,
             selected,
             preview,
@@ -197,8 +201,14 @@ pub fn run(cmd: ZipCommand, g: &Global, out: &Output) -> Result<i32> {
                 _ => Scope::All,
             };
             let selected = id_list("--selected", selected.as_deref())?;
+            let scoped = match (&scope, agent_version.filter(|v| *v > 0)) {
+                (Scope::Agent(a), Some(n)) => {
+                    let model = export::model_at_version(store.as_ref(), &tenant, a, n)?;
+                    export::scope_in(model, &tenant, &scope)?
+                }
+                _ => export::scope(store.as_ref(), &tenant, &scope)?,
+            };
             if preview {
-                let scoped = export::scope(store.as_ref(), &tenant, &scope)?;
                 if out.json() {
                     out.json_value(&serde_json::json!({
                         "tenant": tenant, "agent": scoped.agent, "resources": scoped.entries,
@@ -221,10 +231,10 @@ pub fn run(cmd: ZipCommand, g: &Global, out: &Output) -> Result<i32> {
             let Some(file) = file else {
                 bail!("say where to write the ZIP: -o FILE");
             };
-            let made = export::export_zip(
+            let made = export::export_scoped(
                 store.as_ref(),
                 &tenant,
-                &scope,
+                scoped,
                 selected.as_deref(),
                 &stamp.instance,
                 &stamp.created_at(),

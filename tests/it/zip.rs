@@ -705,3 +705,51 @@ fn hostile_archives_are_refused_and_nothing_is_written() {
     assert_eq!(resources_of(&env, "acme-prod"), 0);
     assert!(!env.tmp.path().join("evil.yaml").exists());
 }
+
+#[test]
+fn export_of_a_published_agent_version() {
+    let env = TestEnv::acme();
+    env.ferry(&["apply", "--tenant", "acme-dev", "--yes"]).ok();
+    env.ferry(&["publish", "--tenant", "acme-dev", "-m", "first"])
+        .ok();
+    env.edit_first_instruction_line("tenants/acme-dev/agents/support-bot.yaml", " STAGED-ONLY");
+    env.ferry(&["apply", "--tenant", "acme-dev", "--yes"]).ok();
+    let agent_yaml = |extra: &[&str], file: &str| -> String {
+        let mut args = vec![
+            "zip",
+            "export",
+            "--tenant",
+            "acme-dev",
+            "--agent",
+            "support-bot",
+            "-o",
+            file,
+        ];
+        args.extend_from_slice(extra);
+        env.ferry(&args).ok();
+        let bytes = std::fs::read(env.path(file)).unwrap();
+        let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
+        let mut f = archive.by_name("agents/support-bot.yaml").unwrap();
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut f, &mut text).unwrap();
+        text
+    };
+    assert!(agent_yaml(&[], "now.zip").contains("STAGED-ONLY"));
+    assert!(!agent_yaml(&["--agent-version", "1"], "v1.zip").contains("STAGED-ONLY"));
+    let r = env
+        .ferry(&[
+            "zip",
+            "export",
+            "--tenant",
+            "acme-dev",
+            "--agent",
+            "support-bot",
+            "--agent-version",
+            "7",
+            "-o",
+            "v7.zip",
+        ])
+        .expect(1);
+    assert!(r.stderr.contains("no published version 7"), "{}", r.stderr);
+    assert!(!env.path("v7.zip").exists());
+}
