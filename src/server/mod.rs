@@ -106,8 +106,9 @@ where
     if state.readers.is_empty() {
         return with_store(state, move |s| work(&*s)).await;
     }
-    let state = state.clone();
-    tokio::task::spawn_blocking(move || {
+    // Reads are short: run them on this worker (telling the runtime to move
+    // its other tasks away) rather than handing them to the blocking pool.
+    tokio::task::block_in_place(move || {
         let n = state.readers.len();
         let start = state.next_reader.fetch_add(1, Ordering::Relaxed);
         let guard = (0..n)
@@ -122,8 +123,6 @@ where
         guard.end_read()?;
         out
     })
-    .await
-    .map_err(|e| ApiError::internal(format!("a request task failed: {e}")))?
 }
 
 /// Run `work` on the store in a blocking task, one request at a time.
