@@ -225,8 +225,74 @@ async fn log_and_shape(req: Request, next: Next) -> Response {
         "status": status.as_u16(),
         "ms": (start.elapsed().as_secs_f64() * 1000.0 * 10.0).round() / 10.0,
     });
-    eprintln!("{line}");
+    log_line(line.to_string());
     response
+}
+
+/// What the log writer thread receives.
+enum LogMsg {
+    /// One line to write.
+    Line(String),
+    /// Write everything queued, then answer.
+    Flush(std::sync::mpsc::SyncSender<()>),
+}
+
+/// The log writer thread's queue, started on first use.
+fn log_queue() -> Option<&'static std::sync::mpsc::Sender<LogMsg>> {
+    static LOG: std::sync::OnceLock<Option<std::sync::mpsc::Sender<LogMsg>>> =
+        std::sync::OnceLock::new();
+    LOG.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel::<LogMsg>();
+        std::thread::Builder::new()
+            .name("ferry-log".into())
+            .spawn(move || {
+                use std::io::Write;
+                let mut err = std::io::BufWriter::new(std::io::stderr());
+                while let Ok(first) = rx.recv() {
+                    let mut acks = Vec::new();
+                    // Write what queued meanwhile in one go, then flush.
+                    for msg in
+                        std::iter::once(first).chain(std::iter::from_fn(|| rx.try_recv().ok()))
+                    {
+                        match msg {
+                            LogMsg::Line(l) => {
+                                let _ = writeln!(err, "{l}");
+                            }
+                            LogMsg::Flush(ack) => acks.push(ack),
+                        }
+                    }
+                    let _ = err.flush();
+                    for ack in acks {
+                        let _ = ack.send(());
+                    }
+                }
+            })
+            .ok()
+            .map(|_| tx)
+    })
+    .as_ref()
+}
+
+/// Hand a log line to the writer thread: requests never wait on stderr.
+fn log_line(line: String) {
+    match log_queue() {
+        Some(tx) => {
+            if let Err(std::sync::mpsc::SendError(LogMsg::Line(l))) = tx.send(LogMsg::Line(line)) {
+                eprintln!("{l}");
+            }
+        }
+        None => eprintln!("{line}"),
+    }
+}
+
+/// Wait until every queued log line is written.
+fn flush_log() {
+    if let Some(tx) = log_queue() {
+        let (ack, done) = std::sync::mpsc::sync_channel(1);
+        if tx.send(LogMsg::Flush(ack)).is_ok() {
+            let _ = done.recv_timeout(std::time::Duration::from_secs(5));
+        }
+    }
 }
 
 /// A binary response (a ZIP).
@@ -281,12 +347,14 @@ pub fn run_until(
         })?;
         on_listen(local);
         let app = router(AppState::new(store, readers, config));
-        axum::serve(listener, app)
+        let served = axum::serve(listener, app)
             .with_graceful_shutdown(shutdown)
             .await
             .map_err(|e| ServeError::Runtime {
                 reason: e.to_string(),
-            })
+            });
+        flush_log();
+        served
     })
 }
 
