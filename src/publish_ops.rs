@@ -148,11 +148,7 @@ pub(crate) fn prepare_publish_in(
         return Ok(None);
     }
     let (versions, summary) = publish::prepare(&d, drafts);
-    let number = store
-        .publishes(tenant)?
-        .first()
-        .map(|p| p.number + 1)
-        .unwrap_or(1);
+    let number = store.next_publish_number(tenant)?;
     let record = PublishRecord {
         tenant: tenant.to_string(),
         number,
@@ -250,11 +246,7 @@ pub fn plan_rollback(
     change_track_id: &str,
 ) -> Result<RollbackPlan, StagingError> {
     store.tenant(tenant)?;
-    if !store
-        .publishes(tenant)?
-        .iter()
-        .any(|p| p.change_track_id == change_track_id)
-    {
+    if !store.has_publish(tenant, change_track_id)? {
         return Err(StagingError::NoPublish {
             tenant: tenant.to_string(),
             change_track_id: change_track_id.to_string(),

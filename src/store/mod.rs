@@ -211,6 +211,17 @@ pub trait Store {
     ) -> Result<(), StoreError>;
     /// The tenant's publish log, newest first.
     fn publishes(&self, tenant: &str) -> Result<Vec<crate::publish::PublishRecord>, StoreError>;
+    /// The number the tenant's next publish gets (1 for the first).
+    fn next_publish_number(&self, tenant: &str) -> Result<u64, StoreError> {
+        Ok(self.publishes(tenant)?.first().map_or(1, |p| p.number + 1))
+    }
+    /// Whether the tenant has a publish with this change ID.
+    fn has_publish(&self, tenant: &str, change_track_id: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .publishes(tenant)?
+            .iter()
+            .any(|p| p.change_track_id == change_track_id))
+    }
     /// The versions one publish wrote, each with production before it.
     fn publish_changes(
         &self,

@@ -536,6 +536,28 @@ impl Store for SqliteStore {
         super::publish_sql::publishes(&self.conn, tenant)
     }
 
+    fn next_publish_number(&self, tenant: &str) -> Result<u64, StoreError> {
+        let next: i64 = self.conn.query_row(
+            "SELECT COALESCE(MAX(number), 0) + 1 FROM publishes WHERE tenant = ?1",
+            rusqlite::params![tenant],
+            |r| r.get(0),
+        )?;
+        Ok(next as u64)
+    }
+
+    fn has_publish(&self, tenant: &str, change_track_id: &str) -> Result<bool, StoreError> {
+        use rusqlite::OptionalExtension;
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT 1 FROM publishes WHERE tenant = ?1 AND change_track_id = ?2",
+                rusqlite::params![tenant, change_track_id],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
+    }
+
     fn publish_changes(
         &self,
         tenant: &str,
