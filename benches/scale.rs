@@ -15,7 +15,10 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use ferry::model::*;
+
+mod support;
 use rayon::prelude::*;
+use support::ferry_bin;
 
 /// One timed child process: wall time and peak RSS in KiB (measured by GNU time,
 /// so the figure is the child's own, not the forked copy of this process).
@@ -61,20 +64,6 @@ fn run_child(cmd: &mut Command) -> (Duration, u64) {
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]
-}
-
-fn ferry_bin() -> PathBuf {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "--release", "--quiet", "--bin", "ferry"])
-        .current_dir(&root)
-        .status()
-        .expect("cargo build");
-    assert!(status.success());
-    let target = std::env::var("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or(root.join("target"));
-    target.join("release/ferry")
 }
 
 fn words(seed: usize, n: usize) -> String {

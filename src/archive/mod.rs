@@ -248,6 +248,15 @@ pub enum ArchiveError {
     },
 }
 
+/// The IDs of a comma-separated list (`selectedResources`, `--selected`), blanks dropped.
+pub fn split_ids(list: &str) -> Vec<String> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
 /// Write a tree as ZIP bytes, deterministically, compressing entries in parallel.
 pub fn write_zip(tree: &MemoryTree) -> Result<Vec<u8>, ArchiveError> {
     use zip::write::{PreparedZipFile, SimpleFileOptions};

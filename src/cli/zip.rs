@@ -147,12 +147,7 @@ pub(crate) fn id_list(flag: &str, v: Option<&str>) -> Result<Option<Vec<String>>
     match v {
         None => Ok(None),
         Some(s) => {
-            let ids: Vec<String> = s
-                .split(',')
-                .map(str::trim)
-                .filter(|x| !x.is_empty())
-                .map(str::to_string)
-                .collect();
+            let ids = archive::split_ids(s);
             if ids.is_empty() {
                 bail!("{flag} is empty; an empty selection is an error, not \"everything\"\nhint: leave {flag} out to take everything");
             }

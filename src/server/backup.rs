@@ -94,12 +94,7 @@ impl From<ExportError> for ApiError {
 /// A comma-separated query list: `None` when absent, an error when present and empty.
 pub fn id_list(name: &str, v: Option<&String>) -> Result<Option<Vec<String>>, ApiError> {
     let Some(v) = v else { return Ok(None) };
-    let ids: Vec<String> = v
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-        .collect();
+    let ids = archive::split_ids(v);
     if ids.is_empty() {
         return Err(ApiError::bad_request(
             "empty_selection",

@@ -382,3 +382,12 @@ impl TestEnv {
         run.stdout.trim().to_string()
     }
 }
+
+/// One entry of ZIP bytes, as text.
+pub fn zip_entry(bytes: &[u8], name: &str) -> String {
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
+    let mut f = archive.by_name(name).unwrap();
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut f, &mut text).unwrap();
+    text
+}

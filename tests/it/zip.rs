@@ -727,12 +727,10 @@ fn export_of_a_published_agent_version() {
         ];
         args.extend_from_slice(extra);
         env.ferry(&args).ok();
-        let bytes = std::fs::read(env.path(file)).unwrap();
-        let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
-        let mut f = archive.by_name("agents/support-bot.yaml").unwrap();
-        let mut text = String::new();
-        std::io::Read::read_to_string(&mut f, &mut text).unwrap();
-        text
+        zip_entry(
+            &std::fs::read(env.path(file)).unwrap(),
+            "agents/support-bot.yaml",
+        )
     };
     assert!(agent_yaml(&[], "now.zip").contains("STAGED-ONLY"));
     assert!(!agent_yaml(&["--agent-version", "1"], "v1.zip").contains("STAGED-ONLY"));
