@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use ferry::model::*;
+use ferry::domain::model::*;
 
 mod support;
 use rayon::prelude::*;
@@ -339,9 +339,9 @@ fn bench_size(bin: &Path, n: usize, runs: usize, report: &mut String) {
     run_child(&mut ferry(&["tenant", "create", "big"]));
     eprintln!("[{n}] generating the tree");
     let model = generate(n);
-    let tree = ferry::tree::encode_model(&model).expect("encode");
+    let tree = ferry::domain::tree::encode_model(&model).expect("encode");
     let tenant_dir = repo.join("tenants/big");
-    ferry::tree::folder::write_tree(&tenant_dir, &tree).expect("write");
+    ferry::domain::tree::folder::write_tree(&tenant_dir, &tree).expect("write");
     let tree_bytes = dir_bytes(&tenant_dir);
     let files: Vec<PathBuf> = walkdir::WalkDir::new(&tenant_dir)
         .into_iter()
@@ -370,7 +370,7 @@ fn bench_size(bin: &Path, n: usize, runs: usize, report: &mut String) {
     let base_hash = median((0..runs).map(|_| hash_all()).collect());
     let parse_insert = || {
         let t = Instant::now();
-        let parsed: Vec<ferry::model::Resource> = files
+        let parsed: Vec<ferry::domain::model::Resource> = files
             .iter()
             .filter_map(|f| {
                 let b = std::fs::read(f).ok()?;
@@ -379,7 +379,7 @@ fn bench_size(bin: &Path, n: usize, runs: usize, report: &mut String) {
                     .ok()?
                     .to_string_lossy()
                     .into_owned();
-                ferry::tree::decode_file(&p, &b).ok()
+                ferry::domain::tree::decode_file(&p, &b).ok()
             })
             .collect();
         let db = tempfile::NamedTempFile::new().expect("tmp");
@@ -392,7 +392,7 @@ fn bench_size(bin: &Path, n: usize, runs: usize, report: &mut String) {
             for r in &parsed {
                 st.execute(rusqlite::params![
                     r.name(),
-                    String::from_utf8_lossy(&ferry::state::canonical_json(r))
+                    String::from_utf8_lossy(&ferry::domain::state::canonical_json(r))
                 ])
                 .expect("i");
             }

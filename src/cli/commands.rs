@@ -10,14 +10,14 @@ use super::repo::{new_config_text, Repo};
 use super::{
     Command, FromArgs, Global, SecretCommand, TenantCommand, EXIT_CHANGES, EXIT_ERROR, EXIT_OK,
 };
-use crate::apply::{self, ApplyOptions};
-use crate::diagnostic::has_errors;
-use crate::model::Kind;
-use crate::pipeline::{self, TreePlan};
-use crate::plan::{DiffOptions, Plan, PLAN_FORMAT};
-use crate::store::{self, Store};
-use crate::tree::folder::{write_tree, FolderSource};
-use crate::tree::{TenantFile, TreeSource, TENANT_FILE};
+use crate::backend::store::{self, Store};
+use crate::domain::diagnostic::has_errors;
+use crate::domain::model::Kind;
+use crate::domain::plan::{DiffOptions, Plan, PLAN_FORMAT};
+use crate::domain::tree::folder::{write_tree, FolderSource};
+use crate::domain::tree::{TenantFile, TreeSource, TENANT_FILE};
+use crate::service::apply::{self, ApplyOptions};
+use crate::service::pipeline::{self, TreePlan};
 
 /// Dispatch a parsed command.
 pub fn run(cmd: Command, g: &Global, out: &Output) -> Result<i32> {
@@ -116,7 +116,7 @@ fn init(dir: Option<PathBuf>, out: &Output) -> Result<i32> {
         ignore.push_str(".ferry/\n");
         std::fs::write(&gi, ignore)?;
     }
-    let created_git = crate::vcs::init_repo(&dir)?;
+    let created_git = crate::backend::vcs::init_repo(&dir)?;
     if out.json() {
         out.json_value(
             &serde_json::json!({"repo": dir.display().to_string(), "git_init": created_git}),
@@ -129,11 +129,11 @@ fn init(dir: Option<PathBuf>, out: &Output) -> Result<i32> {
 }
 
 fn tenant_create(g: &Global, out: &Output, name: &str, environment: Option<&str>) -> Result<i32> {
-    if !crate::model::is_valid_name(name) {
+    if !crate::domain::model::is_valid_name(name) {
         bail!("tenant name `{name}` must be lower-case letters, digits, `-`, `_` or `.`");
     }
     let (repo, mut store) = open(g)?;
-    let keys = crate::secrets::generate_keypair();
+    let keys = crate::domain::secrets::generate_keypair();
     let dir = repo.tenant_dir(name);
     let tf_path = dir.join(TENANT_FILE);
     // Read an existing tenant.toml before touching the store, so a broken one changes nothing.
@@ -244,7 +244,10 @@ fn export(
     let dir = dir.unwrap_or_else(|| repo.tenant_dir(tenant));
     // An empty tenant exported over a tree would delete the whole tree (a
     // wrong --store does that): never without --force.
-    let exports_nothing = tree.files.keys().all(|p| p == crate::tree::TENANT_FILE);
+    let exports_nothing = tree
+        .files
+        .keys()
+        .all(|p| p == crate::domain::tree::TENANT_FILE);
     if exports_nothing && !force {
         let existing = FolderSource::new(&dir).list().unwrap_or_default();
         let resources = existing
@@ -622,7 +625,7 @@ fn secret_encrypt(g: &Global, out: &Output, tenant: &str) -> Result<i32> {
     if input.is_empty() {
         bail!("nothing on standard input to encrypt\nhint: `printf %s \"$VALUE\" | ferry secret encrypt --tenant {tenant}`");
     }
-    let enc = crate::secrets::encrypt(&record.recipient, &input)?;
+    let enc = crate::domain::secrets::encrypt(&record.recipient, &input)?;
     if out.json() {
         out.json_value(&serde_json::json!({"tenant": tenant, "value": enc}));
     } else {
@@ -645,7 +648,7 @@ fn steps(out: &Output) -> Result<i32> {
 
 fn schemas(out: &Output, dir: &Path) -> Result<i32> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let files = crate::schema::generate();
+    let files = crate::domain::schema::generate();
     for (name, text) in &files {
         std::fs::write(dir.join(name), text)?;
     }

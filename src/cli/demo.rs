@@ -15,9 +15,9 @@ use clap::Parser;
 
 use super::commands::run;
 use super::{Cli, Global, Output, EXIT_OK};
-use crate::tree::folder::FolderSource;
-use crate::tree::TreeSource;
-use crate::vcs;
+use crate::backend::vcs;
+use crate::domain::tree::folder::FolderSource;
+use crate::domain::tree::TreeSource;
 
 include!(concat!(env!("OUT_DIR"), "/acme_fixture.rs"));
 
@@ -151,7 +151,7 @@ pub fn run_demo(out: &Output, keep: bool) -> Result<i32> {
     d.ferry(&["publishes", "--tenant", "acme-dev"])?;
 
     d.say("Changed your mind? Preview taking the last publish back out of staging.");
-    let store = crate::store::open(crate::cli::repo::DEFAULT_STORE, &repo)?;
+    let store = crate::backend::store::open(crate::cli::repo::DEFAULT_STORE, &repo)?;
     let last = store
         .publishes("acme-dev")?
         .into_iter()
@@ -263,12 +263,12 @@ fn demo_call(
 fn serve_segment(d: &Demo<'_>) -> Result<()> {
     d.say("Serve the store over HTTP: a user, a token, and the staging API on a loopback port.");
     d.ferry(&["user", "add", "demo"])?;
-    let mut store = crate::store::open(crate::cli::repo::DEFAULT_STORE, &d.repo)?;
+    let mut store = crate::backend::store::open(crate::cli::repo::DEFAULT_STORE, &d.repo)?;
     let token = crate::server::auth::create_token(store.as_mut(), "demo", Some("acme-dev"))?;
     d.out.status("$ ferry token create --user demo --tenant acme-dev   (printed once; the store keeps its hash)");
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-    let server_store = crate::store::open(crate::cli::repo::DEFAULT_STORE, &d.repo)?;
+    let server_store = crate::backend::store::open(crate::cli::repo::DEFAULT_STORE, &d.repo)?;
     let server = std::thread::spawn(move || {
         crate::server::run_until(
             server_store,

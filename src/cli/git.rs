@@ -2,8 +2,8 @@
 //! git halves of `plan --ref` and `export --commit`.
 //!
 //! This is the edge: it reads the environment (git identity, `$USER`) and
-//! the clock, calls [`crate::publish`], [`crate::gitplan`] and
-//! [`crate::vcs`], and prints.
+//! the clock, calls [`crate::domain::publish`], [`crate::service::gitplan`] and
+//! [`crate::backend::vcs`], and prints.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
@@ -14,16 +14,16 @@ use serde_json::json;
 use super::output::{change_lines, Output};
 use super::repo::Repo;
 use super::{Global, EXIT_ERROR, EXIT_OK};
-use crate::gitplan::{self, tenant_rel};
-use crate::model::Resource;
-use crate::pipeline::{self, TreePlan};
-use crate::plan::{DiffOptions, FieldChange};
-use crate::publish::{self, StagingChange, StagingDiff};
-use crate::publish_ops;
-use crate::staging::StagingError;
-use crate::store::{self, Store};
-use crate::tree::{self, TreeSource};
-use crate::vcs::{self, GitTreeSource, Holding, Identity};
+use crate::backend::store::{self, Store};
+use crate::backend::vcs::{self, GitTreeSource, Holding, Identity};
+use crate::domain::model::Resource;
+use crate::domain::plan::{DiffOptions, FieldChange};
+use crate::domain::publish::{self, StagingChange, StagingDiff};
+use crate::domain::tree::{self, TreeSource};
+use crate::service::gitplan::{self, tenant_rel};
+use crate::service::pipeline::{self, TreePlan};
+use crate::service::publishing;
+use crate::service::staging::StagingError;
 
 fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
@@ -175,7 +175,7 @@ pub(crate) fn diff(
     };
     let (_repo, store) = super::commands::open(g)?;
     store.tenant(&tenant)?;
-    let d = publish_ops::staging_diff_for(store.as_ref(), &tenant, agent.as_deref())
+    let d = publishing::staging_diff_for(store.as_ref(), &tenant, agent.as_deref())
         .map_err(|e| cli_error(e, &tenant))?;
     if out.json() {
         out.json_value(&d);
@@ -272,7 +272,7 @@ pub(crate) fn publish(
     let record = store.tenant(tenant)?;
     let drafts = store.all_drafts(tenant)?;
     let who = actor(g, &repo);
-    let prepared = publish_ops::prepare_publish_in(
+    let prepared = publishing::prepare_publish_in(
         store.as_ref(),
         tenant,
         agent.as_deref(),
@@ -387,7 +387,7 @@ pub(crate) fn publishes(
 ) -> Result<i32> {
     let (_repo, store) = super::commands::open(g)?;
     store.tenant(tenant)?;
-    let list = publish_ops::publishes_of(store.as_ref(), tenant, agent.as_deref())
+    let list = publishing::publishes_of(store.as_ref(), tenant, agent.as_deref())
         .map_err(|e| cli_error(e, tenant))?;
     if out.json() {
         out.json_value(&list);
@@ -425,7 +425,7 @@ pub(crate) fn revert(
 ) -> Result<i32> {
     let (repo, mut store) = super::commands::open(g)?;
     let record = store.tenant(tenant)?;
-    let plan = publish_ops::plan_rollback(store.as_ref(), tenant, change_id)
+    let plan = publishing::plan_rollback(store.as_ref(), tenant, change_id)
         .map_err(|e| cli_error(e, tenant))?;
     let mut written = false;
     let mut tree_written = None;
@@ -433,10 +433,10 @@ pub(crate) fn revert(
         if write_tree {
             let tree = pipeline::tree_of_resources(&record, &plan.result)?;
             let dir = repo.tenant_dir(tenant);
-            crate::tree::folder::write_tree(&dir, &tree)?;
+            crate::domain::tree::folder::write_tree(&dir, &tree)?;
             tree_written = Some(repo.tenant_rel(tenant));
         } else {
-            publish_ops::write_rollback(store.as_mut(), tenant, &plan)
+            publishing::write_rollback(store.as_mut(), tenant, &plan)
                 .map_err(|e| cli_error(e, tenant))?;
             written = true;
         }

@@ -294,12 +294,14 @@ pub fn main() -> i32 {
 fn hints_for(e: &anyhow::Error) -> Vec<String> {
     let mut hints = Vec::new();
     for cause in e.chain() {
-        if let Some(crate::store::StoreError::NoTenant { tenant }) = cause.downcast_ref() {
+        if let Some(crate::backend::store::StoreError::NoTenant { tenant }) = cause.downcast_ref() {
             hints.push(format!(
                 "create it with `ferry tenant create {tenant}`; `ferry tenant list` shows the tenants there are"
             ));
         }
-        if let Some(crate::store::StoreError::TenantExists { tenant }) = cause.downcast_ref() {
+        if let Some(crate::backend::store::StoreError::TenantExists { tenant }) =
+            cause.downcast_ref()
+        {
             hints.push(format!(
                 "`ferry tenant list` shows it; plan against it with `ferry plan --tenant {tenant}`"
             ));

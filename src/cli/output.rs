@@ -5,8 +5,8 @@ use std::io::{IsTerminal, Write};
 use similar::{ChangeTag, TextDiff};
 
 use super::Format;
-use crate::diagnostic::{Diagnostic, Severity};
-use crate::plan::{ActionKind, FieldChange, Plan};
+use crate::domain::diagnostic::{Diagnostic, Severity};
+use crate::domain::plan::{ActionKind, FieldChange, Plan};
 
 /// Where and how the CLI prints.
 #[derive(Debug, Clone, Copy)]

@@ -2,7 +2,7 @@
 //!
 //! These functions resolve who is acting (`--as`, else `user` in ferry.toml,
 //! else git's `user.name`, else `$USER`), check the store's roles through
-//! [`crate::access`], and hand the work to [`crate::promote`].
+//! [`crate::domain::access`], and hand the work to [`crate::service::promote`].
 
 use anyhow::{anyhow, bail, Result};
 use clap::Subcommand;
@@ -11,13 +11,13 @@ use super::commands::open;
 use super::output::{change_lines, Output, Style};
 use super::repo::Repo;
 use super::{Global, EXIT_OK};
-use crate::access::{self, Role};
-use crate::model::Kind;
-use crate::plan::ActionKind;
-use crate::promote::{self, PromoteError, Request};
-use crate::store::{self, Store, StoreError};
-use crate::tree::folder::write_tree;
-use crate::tree::{TenantFile, TENANT_FILE};
+use crate::backend::store::{self, Store, StoreError};
+use crate::domain::access::{self, Role};
+use crate::domain::model::Kind;
+use crate::domain::plan::ActionKind;
+use crate::domain::tree::folder::write_tree;
+use crate::domain::tree::{TenantFile, TENANT_FILE};
+use crate::service::promote::{self, PromoteError, Request};
 
 /// `ferry user …`.
 #[derive(Debug, Subcommand)]
@@ -59,7 +59,7 @@ pub fn actor(g: &Global, repo: &Repo) -> Option<String> {
     g.actor
         .clone()
         .or_else(|| repo.config.user.clone())
-        .or_else(|| crate::vcs::user_name(&repo.root))
+        .or_else(|| crate::backend::vcs::user_name(&repo.root))
         .or_else(|| std::env::var("USER").ok())
         .filter(|s| !s.is_empty())
 }
@@ -77,7 +77,9 @@ fn store_hint(e: StoreError) -> anyhow::Error {
 fn promote_error(e: PromoteError) -> anyhow::Error {
     match e {
         PromoteError::Store(s) => store_hint(s),
-        PromoteError::Apply(crate::apply::ApplyError::Store(StoreError::Stale { .. })) => {
+        PromoteError::Apply(crate::service::apply::ApplyError::Store(StoreError::Stale {
+            ..
+        })) => {
             anyhow!("{e}\nhint: run `ferry promote` again")
         }
         other => anyhow!(other),
@@ -86,7 +88,7 @@ fn promote_error(e: PromoteError) -> anyhow::Error {
 
 /// `ferry user add NAME`.
 pub fn user_add(g: &Global, out: &Output, name: &str) -> Result<i32> {
-    if !crate::model::is_valid_name(name) {
+    if !crate::domain::model::is_valid_name(name) {
         bail!("user name `{name}` must be lower-case letters, digits, `-`, `_` or `.`");
     }
     let (repo, mut store) = open(g)?;

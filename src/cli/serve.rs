@@ -13,8 +13,8 @@ use clap::{Args, Subcommand};
 
 use super::repo::Repo;
 use super::{Global, Output, EXIT_OK};
+use crate::backend::store::{self, Store};
 use crate::server;
-use crate::store::{self, Store};
 
 /// The options of `ferry serve`.
 #[derive(Debug, Clone, Args)]

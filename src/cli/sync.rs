@@ -15,11 +15,11 @@ use clap::Args;
 use super::commands::open;
 use super::zip::{id_list, print_preview, print_result};
 use super::{Global, Output, EXIT_OK};
-use crate::archive::import::{ImportOptions, Strategy};
 use crate::server::backup::{import_bytes, Imported};
 use crate::server::config::{self, ServerConfig};
 use crate::server::source::SourceClient;
 use crate::server::ssrf;
+use crate::service::zip_import::{ImportOptions, Strategy};
 
 /// The options of `ferry sync`.
 #[derive(Debug, Clone, Args)]

@@ -9,12 +9,12 @@ use serde::{Deserialize, Serialize};
 use super::commands::open;
 use super::output::Output;
 use super::{Global, EXIT_ERROR, EXIT_OK};
-use crate::archive::export::{self, Scope};
-use crate::archive::import::{self, ImportOptions, ImportPreview, ImportResult, Strategy};
-use crate::archive::{self, Limits, ManifestSource};
-use crate::store::Store;
-use crate::tree::folder::FolderSource;
-use crate::tree::{MemoryTree, TreeSource};
+use crate::backend::archive::{self, Limits, ManifestSource};
+use crate::backend::store::Store;
+use crate::domain::tree::folder::FolderSource;
+use crate::domain::tree::{MemoryTree, TreeSource};
+use crate::service::zip_export::{self, Scope};
+use crate::service::zip_import::{self, ImportOptions, ImportPreview, ImportResult, Strategy};
 
 /// ZIP artifacts.
 #[derive(Debug, Subcommand)]
@@ -116,9 +116,9 @@ impl Stamp {
             .ok()
             .and_then(|s| s.trim().parse::<i64>().ok())
         {
-            return crate::store::rfc3339(secs);
+            return crate::backend::store::rfc3339(secs);
         }
-        crate::store::now_rfc3339()
+        crate::backend::store::now_rfc3339()
     }
 }
 
@@ -198,10 +198,10 @@ pub fn run(cmd: ZipCommand, g: &Global, out: &Output) -> Result<i32> {
             let selected = id_list("--selected", selected.as_deref())?;
             let scoped = match (&scope, agent_version.filter(|v| *v > 0)) {
                 (Scope::Agent(a), Some(n)) => {
-                    let model = export::model_at_version(store.as_ref(), &tenant, a, n)?;
-                    export::scope_in(model, &tenant, &scope)?
+                    let model = zip_export::model_at_version(store.as_ref(), &tenant, a, n)?;
+                    zip_export::scope_in(model, &tenant, &scope)?
                 }
-                _ => export::scope(store.as_ref(), &tenant, &scope)?,
+                _ => zip_export::scope(store.as_ref(), &tenant, &scope)?,
             };
             if preview {
                 if out.json() {
@@ -226,7 +226,7 @@ pub fn run(cmd: ZipCommand, g: &Global, out: &Output) -> Result<i32> {
             let Some(file) = file else {
                 bail!("say where to write the ZIP: -o FILE");
             };
-            let made = export::export_scoped(
+            let made = zip_export::export_scoped(
                 store.as_ref(),
                 &tenant,
                 scoped,
@@ -300,9 +300,10 @@ pub fn run(cmd: ZipCommand, g: &Global, out: &Output) -> Result<i32> {
             }
             let tenant = tree
                 .files
-                .get(crate::tree::TENANT_FILE)
+                .get(crate::domain::tree::TENANT_FILE)
                 .and_then(|b| {
-                    toml::from_str::<crate::tree::TenantFile>(&String::from_utf8_lossy(b)).ok()
+                    toml::from_str::<crate::domain::tree::TenantFile>(&String::from_utf8_lossy(b))
+                        .ok()
                 })
                 .map(|t| t.name)
                 .unwrap_or_default();
@@ -365,7 +366,7 @@ pub fn run(cmd: ZipCommand, g: &Global, out: &Output) -> Result<i32> {
     }
 }
 
-fn depth_of(entries: &[export::ExportEntry], e: &export::ExportEntry) -> usize {
+fn depth_of(entries: &[zip_export::ExportEntry], e: &zip_export::ExportEntry) -> usize {
     let mut d = 0;
     let mut cur = e.parent.clone();
     while let Some(p) = cur {
@@ -396,13 +397,13 @@ fn import_one(
     let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
     let read = archive::read_zip(&bytes, &Limits::default())
         .with_context(|| format!("{} refused; nothing was written", file.display()))?;
-    let decoded = import::decode(&read)
+    let decoded = zip_import::decode(&read)
         .with_context(|| format!("{} refused; nothing was written", file.display()))?;
-    let plan = import::plan(&*store, tenant, &decoded, opts)?;
+    let plan = zip_import::plan(&*store, tenant, &decoded, opts)?;
     if preview {
         return Ok(Done::Preview(plan.preview));
     }
-    Ok(Done::Result(import::execute(store, &plan)?))
+    Ok(Done::Result(zip_import::execute(store, &plan)?))
 }
 
 pub(crate) fn print_preview(out: &Output, p: &ImportPreview) {

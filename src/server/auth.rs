@@ -4,13 +4,13 @@
 //! only its blake3 hash. A request's `Authorization: Bearer <token>` names
 //! the user and, if the token was made with `--tenant`, the current tenant
 //! (the source tenant of a sync). Roles are checked per tenant through
-//! [`crate::access`], the same rules the CLI uses.
+//! [`crate::domain::access`], the same rules the CLI uses.
 
 use axum::http::HeaderMap;
 
 use super::error::ApiError;
-use crate::access::{AccessState, Role};
-use crate::store::{Store, StoreError, TokenRecord};
+use crate::backend::store::{Store, StoreError, TokenRecord};
+use crate::domain::access::{AccessState, Role};
 
 /// Why a token could not be made.
 #[derive(Debug, thiserror::Error)]

@@ -1,9 +1,9 @@
 //! ZIP import and export over HTTP (document 002): preview and import of an
 //! uploaded archive, preview and download of an agent's export.
 //!
-//! The archive work is [`crate::archive`]'s, exactly as `ferry zip` does it:
-//! `read_zip` checks the archive whole, `import::decode` reads its tree,
-//! `import::plan` matches and previews, `import::execute` writes. The
+//! The archive work is [`crate::backend::archive`]'s, exactly as `ferry zip` does it:
+//! `read_zip` checks the archive whole, `zip_import::decode` reads its tree,
+//! `zip_import::plan` matches and previews, `zip_import::execute` writes. The
 //! caller's token names the tenant; reads need viewer, imports editor.
 //! Live sync ([`super::live_sync`]) feeds the same functions with an archive
 //! fetched from the source instance.
@@ -21,13 +21,13 @@ use serde_json::{json, Value};
 use super::error::ApiError;
 use super::openapi::Registry;
 use super::{auth, read_store, with_store, zip_response, Shared};
-use crate::access::Role;
-use crate::archive::export::{self, ExportError, Scope};
-use crate::archive::import::{
+use crate::backend::archive::{self, ArchiveError, Limits};
+use crate::backend::store::Store;
+use crate::domain::access::Role;
+use crate::service::zip_export::{self, ExportError, Scope};
+use crate::service::zip_import::{
     self, ImportError, ImportOptions, ImportPreview, ImportResult, Strategy,
 };
-use crate::archive::{self, ArchiveError, Limits};
-use crate::store::Store;
 
 /// Register the ZIP routes.
 pub fn routes(r: Registry) -> Registry {
@@ -70,7 +70,7 @@ impl From<ImportError> for ApiError {
             ImportError::NoSourceAgent { .. } | ImportError::UnknownWorkflow { .. } => {
                 ApiError::bad_request("bad_import", msg)
             }
-            ImportError::Apply(crate::apply::ApplyError::Store(s)) => s.into(),
+            ImportError::Apply(crate::service::apply::ApplyError::Store(s)) => s.into(),
             _ => ApiError::internal(msg),
         }
     }
@@ -85,7 +85,7 @@ impl From<ExportError> for ApiError {
             ExportError::UnknownSelection { .. } | ExportError::EmptySelection => {
                 ApiError::bad_request("bad_selection", msg)
             }
-            ExportError::Pipeline(crate::pipeline::PipelineError::Store(s)) => s.into(),
+            ExportError::Pipeline(crate::service::pipeline::PipelineError::Store(s)) => s.into(),
             _ => ApiError::internal(msg),
         }
     }
@@ -146,12 +146,12 @@ pub fn import_bytes(
     preview: bool,
 ) -> Result<Imported, ApiError> {
     let read = archive::read_zip(bytes, &Limits::default())?;
-    let decoded = import::decode(&read)?;
-    let plan = import::plan(&*store, tenant, &decoded, opts)?;
+    let decoded = zip_import::decode(&read)?;
+    let plan = zip_import::plan(&*store, tenant, &decoded, opts)?;
     if preview {
         return Ok(Imported::Preview(plan.preview));
     }
-    Ok(Imported::Result(import::execute(store, &plan)?))
+    Ok(Imported::Result(zip_import::execute(store, &plan)?))
 }
 
 fn zip_body(headers: &HeaderMap, body: &Bytes) -> Result<(), ApiError> {
@@ -230,7 +230,7 @@ fn scoped_at(
     tenant: &str,
     agent: &str,
     v: Option<&String>,
-) -> Result<export::Scoped, ApiError> {
+) -> Result<zip_export::Scoped, ApiError> {
     let version = match v.map(String::as_str) {
         None | Some("") | Some("null") | Some("0") => None,
         Some(v) => Some(v.parse::<u64>().map_err(|_| {
@@ -239,10 +239,10 @@ fn scoped_at(
     };
     let scope = Scope::Agent(agent.to_string());
     Ok(match version {
-        None => export::scope(store, tenant, &scope)?,
+        None => zip_export::scope(store, tenant, &scope)?,
         Some(n) => {
-            let model = export::model_at_version(store, tenant, agent, n)?;
-            export::scope_in(model, tenant, &scope)?
+            let model = zip_export::model_at_version(store, tenant, agent, n)?;
+            zip_export::scope_in(model, tenant, &scope)?
         }
     })
 }
@@ -276,13 +276,13 @@ async fn export_agent(
         caller.require(&tenant, Role::Viewer, "exporting")?;
         let scoped = scoped_at(store, &tenant, &agent, q.get("agentVersion"))?;
         let selected = id_list("selectedResources", q.get("selectedResources"))?;
-        let made = export::export_scoped(
+        let made = zip_export::export_scoped(
             store,
             &tenant,
             scoped,
             selected.as_deref(),
             "ferry",
-            &crate::store::now_rfc3339(),
+            &crate::backend::store::now_rfc3339(),
         )?;
         Ok((made.bytes, format!("{tenant}-{agent}.zip")))
     })

@@ -11,11 +11,11 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
-use crate::access::AccessError;
-use crate::apply::ApplyError;
-use crate::pipeline::PipelineError;
-use crate::promote::PromoteError;
-use crate::store::StoreError;
+use crate::backend::store::StoreError;
+use crate::domain::access::AccessError;
+use crate::service::apply::ApplyError;
+use crate::service::pipeline::PipelineError;
+use crate::service::promote::PromoteError;
 
 /// An error answered over HTTP.
 #[derive(Debug, Clone)]

@@ -29,8 +29,8 @@ use super::openapi::Registry;
 use super::source::{SourceClient, SourceError};
 use super::ssrf::{self, SsrfError};
 use super::{auth, read_store, with_store, Shared};
-use crate::access::Role;
-use crate::archive::import::{ImportOptions, Strategy};
+use crate::domain::access::Role;
+use crate::service::zip_import::{ImportOptions, Strategy};
 
 /// The header whose value is forwarded to the source as `Authorization`.
 pub const SOURCE_AUTH_HEADER: &str = "x-source-authorization";

@@ -39,7 +39,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
 
-use crate::store::Store;
+use crate::backend::store::Store;
 use config::ServerConfig;
 use error::ApiError;
 
@@ -219,7 +219,7 @@ async fn log_and_shape(req: Request, next: Next) -> Response {
         response = error::json_error(status).into_response();
     }
     let line = json!({
-        "ts": crate::store::now_rfc3339(),
+        "ts": crate::backend::store::now_rfc3339(),
         "method": method.as_str(),
         "path": path,
         "status": status.as_u16(),

@@ -4,8 +4,8 @@
 //!
 //! Each handler authenticates the caller, checks their role on their
 //! current tenant before looking anything up (so no endpoint reveals what
-//! another tenant holds), and calls [`crate::staging`] or
-//! [`crate::publish_ops`], the functions behind `ferry diff`, `ferry
+//! another tenant holds), and calls [`crate::service::staging`] or
+//! [`crate::service::publishing`], the functions behind `ferry diff`, `ferry
 //! publish`, `ferry publishes` and `ferry revert`. Reads need viewer,
 //! staging edits and rollback editor, publish admin.
 
@@ -19,11 +19,11 @@ use serde_json::{json, Value};
 use super::error::ApiError;
 use super::openapi::Registry;
 use super::{auth, read_store, with_store, Shared};
-use crate::access::Role;
-use crate::model::{Kind, Spec};
-use crate::publish_ops;
-use crate::staging::{self, ErrorKind, GuardrailPatch, StagingEdit, StagingError};
-use crate::store::Store;
+use crate::backend::store::Store;
+use crate::domain::access::Role;
+use crate::domain::model::{Kind, Spec};
+use crate::service::publishing;
+use crate::service::staging::{self, ErrorKind, GuardrailPatch, StagingEdit, StagingError};
 
 const AGENT: &str = "/api/v2/agents/{agent_id}";
 
@@ -243,7 +243,7 @@ async fn list_agents(
     let out = read_store(&state, move |store| {
         let (_, tenant) = tenant_for(store, &headers, Role::Viewer, "listing agents")?;
         let drafts = store.all_drafts(&tenant)?;
-        let agents: Vec<&crate::model::Resource> =
+        let agents: Vec<&crate::domain::model::Resource> =
             drafts.iter().filter(|r| r.kind() == Kind::Agent).collect();
         let ids: Vec<String> = agents
             .iter()
@@ -565,7 +565,7 @@ async fn staging_diff(
 ) -> Result<Json<Value>, ApiError> {
     let out = read_store(&state, move |store| {
         let (_, tenant) = tenant_for(store, &headers, Role::Viewer, "reading the staging diff")?;
-        let d = publish_ops::staging_diff_for(store, &tenant, Some(&agent))?;
+        let d = publishing::staging_diff_for(store, &tenant, Some(&agent))?;
         serde_json::to_value(d).map_err(|e| ApiError::internal(e.to_string()))
     })
     .await?;
@@ -584,13 +584,13 @@ async fn publish(
         let message = string_field(&v, &["message", "description"])?
             .unwrap_or_else(|| format!("publish {agent} over the API"));
         let id = staging::find_agent_id(&*store, &tenant, &agent)?;
-        let record = publish_ops::publish_untagged(
+        let record = publishing::publish_untagged(
             store,
             &tenant,
             Some(&id),
             &message,
             &caller.user,
-            &crate::store::now_rfc3339(),
+            &crate::backend::store::now_rfc3339(),
         )?;
         let Some(rec) = record else {
             return Err(ApiError::conflict(
@@ -619,7 +619,7 @@ async fn publishes(
     let out = read_store(&state, move |store| {
         let (_, tenant) = tenant_for(store, &headers, Role::Viewer, "reading the publish history")?;
         let id = staging::find_agent_id(store, &tenant, &agent)?;
-        let list = publish_ops::publishes_of(store, &tenant, Some(&id))?;
+        let list = publishing::publishes_of(store, &tenant, Some(&id))?;
         Ok(json!({"agent_id": id, "publishes": list}))
     })
     .await?;
@@ -634,7 +634,7 @@ async fn publish_diff(
     let out = read_store(&state, move |store| {
         let (_, tenant) = tenant_for(store, &headers, Role::Viewer, "reading a publish")?;
         staging::find_agent_id(store, &tenant, &agent)?;
-        let d = publish_ops::publish_diff(store, &tenant, &change)?;
+        let d = publishing::publish_diff(store, &tenant, &change)?;
         serde_json::to_value(d).map_err(|e| ApiError::internal(e.to_string()))
     })
     .await?;
@@ -654,7 +654,7 @@ async fn rollback(
             ApiError::bad_request("bad_body", "the body must hold `change_track_id`")
         })?;
         staging::find_agent_id(&*store, &tenant, &agent)?;
-        let outcome = publish_ops::rollback(store, &tenant, &change, false)?;
+        let outcome = publishing::rollback(store, &tenant, &change, false)?;
         serde_json::to_value(outcome).map_err(|e| ApiError::internal(e.to_string()))
     })
     .await?;

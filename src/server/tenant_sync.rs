@@ -2,8 +2,8 @@
 //! from the caller's tenant into a target tenant.
 //!
 //! A step is `ferry promote --step` through the same library calls:
-//! [`crate::access::authorize_promote`] (admin or owner of both tenants),
-//! [`crate::promote::plan`], then [`crate::promote::apply`] when something
+//! [`crate::domain::access::authorize_promote`] (admin or owner of both tenants),
+//! [`crate::service::promote::plan`], then [`crate::service::promote::apply`] when something
 //! changes. The answer is the promotion report, whose `summary` is the
 //! plan's.
 
@@ -16,9 +16,9 @@ use serde_json::{json, Value};
 use super::error::ApiError;
 use super::openapi::Registry;
 use super::{auth, with_store, Shared};
-use crate::access;
-use crate::model::Kind;
-use crate::promote::{self, Request};
+use crate::domain::access;
+use crate::domain::model::Kind;
+use crate::service::promote::{self, Request};
 
 /// Register the tenant-sync routes.
 pub fn routes(r: Registry) -> Registry {

@@ -2,10 +2,10 @@
 
 use std::collections::BTreeMap;
 
-use ferry::ids::promoted_id;
-use ferry::model::{Kind, Resource};
-use ferry::store::sqlite::SqliteStore;
-use ferry::store::{Store, VersionRecord};
+use ferry::backend::store::sqlite::SqliteStore;
+use ferry::backend::store::{Store, VersionRecord};
+use ferry::domain::ids::promoted_id;
+use ferry::domain::model::{Kind, Resource};
 
 use crate::common::*;
 
@@ -310,29 +310,32 @@ fn secrets_are_re_encrypted_and_never_shown() {
     let token = |tenant: &str| -> String {
         let d = drafts(&env, tenant);
         match &d[&(Kind::Connection, "crm".to_string())].spec {
-            ferry::model::Spec::Connection(c) => c.credentials["token"].clone(),
+            ferry::domain::model::Spec::Connection(c) => c.credentials["token"].clone(),
             _ => unreachable!(),
         }
     };
     let (dev_tok, stg_tok) = (token("acme-dev"), token("acme-staging"));
-    assert!(ferry::secrets::is_encrypted(&stg_tok));
+    assert!(ferry::domain::secrets::is_encrypted(&stg_tok));
     assert_ne!(dev_tok, stg_tok);
-    let plain = ferry::secrets::decrypt(
+    let plain = ferry::domain::secrets::decrypt(
         "acme-staging",
         &st.identity("acme-staging").unwrap(),
         &stg_tok,
     )
     .unwrap();
     assert_eq!(plain, PLAIN.as_bytes());
-    assert!(
-        ferry::secrets::decrypt("acme-dev", &st.identity("acme-dev").unwrap(), &stg_tok).is_err()
-    );
+    assert!(ferry::domain::secrets::decrypt(
+        "acme-dev",
+        &st.identity("acme-dev").unwrap(),
+        &stg_tok
+    )
+    .is_err());
     drop(st);
 
     // The template expression stays verbatim.
     let d = drafts(&env, "acme-staging");
     match &d[&(Kind::Connection, "crm".to_string())].spec {
-        ferry::model::Spec::Connection(c) => {
+        ferry::domain::model::Spec::Connection(c) => {
             assert_eq!(c.credentials["apiKey"], "${vars.CRM_API_KEY}");
             assert_eq!(c.base_url, "${vars.CRM_URL}");
         }
@@ -545,7 +548,7 @@ fn store_to_store_promotion_carries_published_versions() {
             let r = d[&(kind, name.to_string())].clone();
             for v in 1..=n {
                 let mut r = r.clone();
-                if let ferry::model::Spec::Agent(a) = &mut r.spec {
+                if let ferry::domain::model::Spec::Agent(a) = &mut r.spec {
                     a.description = Some(format!("version {v}"));
                 }
                 records.push(VersionRecord {
@@ -592,7 +595,7 @@ fn store_to_store_promotion_carries_published_versions() {
             v.iter()
                 .map(|r| {
                     let desc = match &r.resource.spec {
-                        ferry::model::Spec::Agent(a) => a.description.clone(),
+                        ferry::domain::model::Spec::Agent(a) => a.description.clone(),
                         _ => None,
                     };
                     (r.version, r.change_id.clone(), r.published_at.clone(), desc)

@@ -4,12 +4,12 @@
 
 use std::collections::BTreeMap;
 
-use ferry::model::*;
-use ferry::pipeline;
-use ferry::plan::DiffOptions;
-use ferry::store::sqlite::SqliteStore;
-use ferry::store::Store;
-use ferry::tree::{self, MemoryTree};
+use ferry::backend::store::sqlite::SqliteStore;
+use ferry::backend::store::Store;
+use ferry::domain::model::*;
+use ferry::domain::plan::DiffOptions;
+use ferry::domain::tree::{self, MemoryTree};
+use ferry::service::pipeline;
 use proptest::prelude::*;
 
 fn text() -> impl Strategy<Value = String> {
@@ -136,7 +136,7 @@ fn tenant() -> impl Strategy<Value = TenantModel> {
                             title,
                             media_type: "text/markdown".into(),
                             size: content.as_ref().map(|c| c.len() as u64),
-                            content_hash: content.as_ref().map(|c| ferry::ids::content_hash(c)),
+                            content_hash: content.as_ref().map(|c| ferry::domain::ids::content_hash(c)),
                             content_file: has.then(|| format!("{n}.md")),
                             source_url: None,
                             tags: vec![],
@@ -199,19 +199,23 @@ fn tenant() -> impl Strategy<Value = TenantModel> {
 
 fn store_with(tenant: &str) -> SqliteStore {
     let mut s = SqliteStore::in_memory().unwrap();
-    s.create_tenant(tenant, None, &ferry::secrets::generate_keypair())
+    s.create_tenant(tenant, None, &ferry::domain::secrets::generate_keypair())
         .unwrap();
     s
 }
 
-fn apply_tree(store: &mut SqliteStore, tree: &MemoryTree, prune: bool) -> ferry::plan::Plan {
+fn apply_tree(
+    store: &mut SqliteStore,
+    tree: &MemoryTree,
+    prune: bool,
+) -> ferry::domain::plan::Plan {
     let tp = pipeline::plan_tree(store, "t", tree, DiffOptions { prune }).unwrap();
     assert!(tp.diagnostics.is_empty(), "{:?}", tp.diagnostics);
     let plan = tp.plan.unwrap();
-    ferry::apply::apply(
+    ferry::service::apply::apply(
         store,
         &plan,
-        ferry::apply::ApplyOptions { force: true },
+        ferry::service::apply::ApplyOptions { force: true },
         None,
     )
     .unwrap();
@@ -230,13 +234,13 @@ proptest! {
     #[test]
     fn decode_encode_roundtrip(m in tenant()) {
         for r in m.iter() {
-            let text = ferry::yaml::encode_resource(&r.metadata, &r.spec).unwrap();
+            let text = ferry::domain::yaml::encode_resource(&r.metadata, &r.spec).unwrap();
             let path = resource_path(r.kind(), r.name());
             let back = tree::decode_file(&path, text.as_bytes()).unwrap();
             prop_assert_eq!(&back.metadata, &r.metadata);
             prop_assert_eq!(&back.spec, &r.spec);
             // Encoding is canonical: encoding the decoded value gives the same bytes.
-            prop_assert_eq!(ferry::yaml::encode_resource(&back.metadata, &back.spec).unwrap(), text);
+            prop_assert_eq!(ferry::domain::yaml::encode_resource(&back.metadata, &back.spec).unwrap(), text);
         }
     }
 

@@ -6,7 +6,7 @@ use crate::common::project_root;
 fn committed_schemas_are_fresh() {
     let dir = project_root().join("schemas");
     let mut stale = Vec::new();
-    for (name, text) in ferry::schema::generate() {
+    for (name, text) in ferry::domain::schema::generate() {
         let committed = std::fs::read_to_string(dir.join(&name)).unwrap_or_default();
         if committed != text {
             stale.push(name);

@@ -3,8 +3,8 @@
 //! keep the CLI's messages.
 
 use crate::common::*;
-use ferry::staging::{apply_edit, StagingEdit};
-use ferry::store::Store;
+use ferry::backend::store::Store;
+use ferry::service::staging::{apply_edit, StagingEdit};
 
 const T: &str = "acme-dev";
 
@@ -15,7 +15,7 @@ fn a_library_edit_is_diffed_published_and_reverted_by_the_cli() {
     env.ferry(&["publish", "--tenant", T, "-m", "first"]).ok();
     {
         let mut store =
-            ferry::store::sqlite::SqliteStore::open(&env.path(".ferry/store.db")).unwrap();
+            ferry::backend::store::sqlite::SqliteStore::open(&env.path(".ferry/store.db")).unwrap();
         let before = store.revision().unwrap();
         let out = apply_edit(
             &mut store,

@@ -18,9 +18,9 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::model::{Kind, Metadata, Resource, Spec};
-use crate::state::{content_hash, Index};
-use crate::validate::{render_names, Desired, Names};
+use crate::domain::model::{Kind, Metadata, Resource, Spec};
+use crate::domain::state::{content_hash, Index};
+use crate::domain::validate::{render_names, Desired, Names};
 use rayon::prelude::*;
 
 /// The format tag of a saved plan file.
@@ -79,7 +79,7 @@ impl Payload {
     /// The payload of a stored-form resource.
     pub fn of(resource: &Resource, file_hash: &str) -> Payload {
         Payload {
-            document: serde_json::from_slice(&crate::state::canonical_json(resource))
+            document: serde_json::from_slice(&crate::domain::state::canonical_json(resource))
                 .unwrap_or(Value::Null),
             content: resource
                 .content
@@ -328,7 +328,7 @@ pub fn field_changes(before: &Resource, after: &Resource) -> Vec<FieldChange> {
     if before.content != after.content {
         let h = |c: &Option<Vec<u8>>| {
             c.as_ref()
-                .map(|b| Value::String(crate::ids::content_hash(b)))
+                .map(|b| Value::String(crate::domain::ids::content_hash(b)))
                 .unwrap_or(Value::Null)
         };
         out.push(FieldChange {
@@ -471,7 +471,7 @@ pub fn diff<E>(
     }
 
     // Absent resources: reported, or deleted bottom-up with prune.
-    let gone: Vec<&crate::state::IndexEntry> = index
+    let gone: Vec<&crate::domain::state::IndexEntry> = index
         .entries()
         .iter()
         .filter(|e| !desired_ids.contains(&e.id) && !unchanged.contains(e.id.as_str()))

@@ -14,11 +14,11 @@ use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 
 use serde::Serialize;
 
-use super::{resource_type, ArchiveError, Manifest, ManifestSource};
-use crate::model::{Kind, Resource, Spec, TenantModel};
-use crate::pipeline::{self, PipelineError};
-use crate::store::Store;
-use crate::tree::MemoryTree;
+use crate::backend::archive::{resource_type, ArchiveError, Manifest, ManifestSource};
+use crate::backend::store::Store;
+use crate::domain::model::{Kind, Resource, Spec, TenantModel};
+use crate::domain::tree::MemoryTree;
+use crate::service::pipeline::{self, PipelineError};
 
 /// A resource waiting in the walk: key, parent entry id, position, required.
 type Pending = ((Kind, String), Option<String>, Option<usize>, bool);
@@ -90,7 +90,7 @@ pub enum ExportError {
     Archive(#[from] ArchiveError),
     /// A resource could not be encoded.
     #[error(transparent)]
-    Encode(#[from] crate::yaml::EncodeError),
+    Encode(#[from] crate::domain::yaml::EncodeError),
 }
 
 /// A scoped export: the resources (tree form), the root agent and the preview.
@@ -151,10 +151,10 @@ pub fn model_at_version(
             latest,
         })?;
     by_id.insert(id, at.resource);
-    let names = crate::validate::NameTable::of_resources(by_id.values());
+    let names = crate::domain::validate::NameTable::of_resources(by_id.values());
     let mut model = TenantModel::default();
     for r in by_id.values() {
-        model.insert(crate::validate::render_names(r, &names));
+        model.insert(crate::domain::validate::render_names(r, &names));
     }
     Ok(model)
 }
@@ -204,7 +204,7 @@ pub fn scope_in(full: TenantModel, tenant: &str, scope: &Scope) -> Result<Scoped
         let is_root = parent.is_none() && required;
         let push = |kind: Kind, list: &[String], parent: &str, req: bool, q: &mut VecDeque<_>| {
             for (i, n) in list.iter().enumerate() {
-                if !crate::model::is_builtin(n) {
+                if !crate::domain::model::is_builtin(n) {
                     q.push_back(((kind, n.clone()), Some(parent.to_string()), Some(i), req));
                 }
             }
@@ -371,7 +371,7 @@ pub fn scrub_model(model: &mut TenantModel) -> usize {
     let mut n = 0;
     for r in model.resources.values_mut() {
         let mut v = r.spec.to_json();
-        let k = crate::secrets::scrub(&mut v);
+        let k = crate::domain::secrets::scrub(&mut v);
         if k > 0 {
             if let Ok(s) = Spec::from_json(r.kind(), v) {
                 r.spec = s;
@@ -420,7 +420,7 @@ pub fn export_scoped(
         None => scoped.model.clone(),
     };
     let scrubbed = scrub_model(&mut model);
-    let tree: MemoryTree = crate::tree::encode_model(&model)?;
+    let tree: MemoryTree = crate::domain::tree::encode_model(&model)?;
     let record = store.tenant(tenant).map_err(PipelineError::from)?;
     let manifest = Manifest::for_tree(
         &tree,
@@ -432,7 +432,7 @@ pub fn export_scoped(
         created_at,
         scoped.agent.clone(),
     );
-    let bytes = super::write_with_manifest(&tree, &manifest)?;
+    let bytes = crate::backend::archive::write_with_manifest(&tree, &manifest)?;
     Ok(Exported {
         bytes,
         manifest,

@@ -17,11 +17,11 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::access::{AccessState, Role, UserRecord};
-use crate::model::Resource;
-use crate::plan::HashRefresh;
-use crate::secrets::KeyPair;
-use crate::state::Index;
+use crate::domain::access::{AccessState, Role, UserRecord};
+use crate::domain::model::Resource;
+use crate::domain::plan::HashRefresh;
+use crate::domain::secrets::KeyPair;
+use crate::domain::state::Index;
 
 /// An error of the store. Never carries a secret.
 #[derive(Debug, thiserror::Error)]
@@ -206,11 +206,14 @@ pub trait Store {
     fn publish(
         &mut self,
         tenant: &str,
-        record: &crate::publish::PublishRecord,
-        versions: &[crate::publish::PublishedVersion],
+        record: &crate::domain::publish::PublishRecord,
+        versions: &[crate::domain::publish::PublishedVersion],
     ) -> Result<(), StoreError>;
     /// The tenant's publish log, newest first.
-    fn publishes(&self, tenant: &str) -> Result<Vec<crate::publish::PublishRecord>, StoreError>;
+    fn publishes(
+        &self,
+        tenant: &str,
+    ) -> Result<Vec<crate::domain::publish::PublishRecord>, StoreError>;
     /// The number the tenant's next publish gets (1 for the first).
     fn next_publish_number(&self, tenant: &str) -> Result<u64, StoreError> {
         Ok(self.publishes(tenant)?.first().map_or(1, |p| p.number + 1))
@@ -227,9 +230,9 @@ pub trait Store {
         &self,
         tenant: &str,
         change_track_id: &str,
-    ) -> Result<Vec<crate::publish::VersionPair>, StoreError>;
+    ) -> Result<Vec<crate::domain::publish::VersionPair>, StoreError>;
     /// Resources changed in the store since the last apply from git (empty when none, or never applied from git).
-    fn drift(&self, tenant: &str) -> Result<Vec<crate::plan::Absent>, StoreError>;
+    fn drift(&self, tenant: &str) -> Result<Vec<crate::domain::plan::Absent>, StoreError>;
     /// The sync records of a tenant written by syncs from `source_key` (ZIP import, live sync).
     fn sync_records(&self, tenant: &str, source_key: &str) -> Result<Vec<SyncRecord>, StoreError>;
     /// Start a read snapshot: every read until [`Store::end_read`] sees the same state.

@@ -18,9 +18,9 @@ use std::collections::BTreeMap;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::diagnostic::Diagnostic;
-use crate::model::{self, is_valid_id, is_valid_name, Kind, Resource, Spec};
-use crate::yaml;
+use crate::domain::diagnostic::Diagnostic;
+use crate::domain::model::{self, is_valid_id, is_valid_name, Kind, Resource, Spec};
+use crate::domain::yaml;
 
 /// The file every tenant folder holds at its root.
 pub const TENANT_FILE: &str = "tenant.toml";
@@ -329,7 +329,7 @@ fn decode_inner(path: &str, bytes: &[u8]) -> Result<(Resource, Vec<Diagnostic>),
                 ),
             )
             .in_field("apiVersion")
-            .at_line(crate::diagnostic::locate(text, "apiVersion", None)),
+            .at_line(crate::domain::diagnostic::locate(text, "apiVersion", None)),
         );
     }
     let kind = doc.spec.kind();
@@ -342,11 +342,11 @@ fn decode_inner(path: &str, bytes: &[u8]) -> Result<(Resource, Vec<Diagnostic>),
                 format!("a {kind} belongs in `{}/`, not `{folder}/`", kind.step()),
             )
             .in_field("kind")
-            .at_line(crate::diagnostic::locate(text, "kind", None)),
+            .at_line(crate::domain::diagnostic::locate(text, "kind", None)),
         );
     }
     let name = &doc.metadata.name;
-    let name_line = crate::diagnostic::locate(text, "metadata.name", None);
+    let name_line = crate::domain::diagnostic::locate(text, "metadata.name", None);
     if !is_valid_name(name) {
         diags.push(
             Diagnostic::error(
@@ -380,7 +380,11 @@ fn decode_inner(path: &str, bytes: &[u8]) -> Result<(Resource, Vec<Diagnostic>),
                     format!("id `{id}` must be 1 to 64 ASCII letters, digits, `_` or `-`"),
                 )
                 .in_field("metadata.id")
-                .at_line(crate::diagnostic::locate(text, "metadata.id", None)),
+                .at_line(crate::domain::diagnostic::locate(
+                    text,
+                    "metadata.id",
+                    None,
+                )),
             );
         }
     }
@@ -398,11 +402,7 @@ fn decode_inner(path: &str, bytes: &[u8]) -> Result<(Resource, Vec<Diagnostic>),
                         format!("contentFile must be `{name}.<ext>`, beside this file"),
                     )
                     .in_field("spec.contentFile")
-                    .at_line(crate::diagnostic::locate(
-                        text,
-                        "contentFile",
-                        None,
-                    )),
+                    .at_line(crate::domain::diagnostic::locate(text, "contentFile", None)),
                 );
             }
         }
@@ -468,7 +468,7 @@ fn attach_content(
                 );
                 return;
             }
-            let hash = crate::ids::content_hash(&bytes);
+            let hash = crate::domain::ids::content_hash(&bytes);
             if let Some(stated) = &d.content_hash {
                 if *stated != hash {
                     diags.push(
@@ -594,7 +594,7 @@ pub fn read_tree_skipping(
                             .filter(|d| d.line.is_none() && d.file == *path)
                         {
                             if let Some(f) = &d.field {
-                                d.line = crate::diagnostic::locate(&text, f, None);
+                                d.line = crate::domain::diagnostic::locate(&text, f, None);
                             }
                         }
                     }

@@ -8,8 +8,8 @@
 
 use serde::Serialize;
 
-use crate::plan::{ActionKind, PayloadError, Plan, Summary};
-use crate::store::{Store, StoreError, VersionRecord, WriteBatch, WriteHook};
+use crate::backend::store::{Store, StoreError, VersionRecord, WriteBatch, WriteHook};
+use crate::domain::plan::{ActionKind, PayloadError, Plan, Summary};
 
 /// Options of an apply.
 #[derive(Debug, Clone, Copy, Default)]

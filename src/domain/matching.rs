@@ -12,7 +12,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use crate::model::{Kind, Resource, Snippet, Spec, TenantModel, WorkflowStep};
+use crate::domain::model::{Kind, Resource, Snippet, Spec, TenantModel, WorkflowStep};
 
 /// A target resource that the source no longer has, reported (never deleted).
 #[derive(Debug, Clone, PartialEq, Eq)]

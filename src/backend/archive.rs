@@ -10,13 +10,10 @@
 //! decompressing (never taken from the headers), expansion ratio, and the
 //! manifest's blake3 hash of every entry.
 //!
-//! The import and export pipelines live in [`export`], [`import`] and
-//! [`matching`]; they take and give trees in memory, so live sync over HTTP
-//! reuses them with another transport.
-
-pub mod export;
-pub mod import;
-pub mod matching;
+//! The import and export use cases live in [`crate::service::zip_export`]
+//! and [`crate::service::zip_import`], and structural matching in
+//! [`crate::domain::matching`]; they take and give trees in memory, so live
+//! sync over HTTP reuses them with another transport.
 
 use std::collections::BTreeMap;
 use std::io::{Cursor, Read};
@@ -24,8 +21,8 @@ use std::io::{Cursor, Read};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::model::Kind;
-use crate::tree::MemoryTree;
+use crate::domain::model::Kind;
+use crate::domain::tree::MemoryTree;
 
 /// The name of the manifest entry at the root of every ferry ZIP.
 pub const MANIFEST: &str = "manifest.json";

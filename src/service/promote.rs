@@ -25,17 +25,17 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::apply::{self, ApplyError, ApplyOptions, ApplyReport};
-use crate::diagnostic::{self, Diagnostic};
-use crate::ids;
-use crate::model::{is_builtin, Kind, Resource, Spec, SyncedFrom, TenantModel};
-use crate::pipeline::{self, PipelineError};
-use crate::plan::{ActionKind, DiffOptions, Plan};
-use crate::secrets;
-use crate::state::Index;
-use crate::store::{Store, StoreError, VersionRecord};
-use crate::tree::{self, MemoryTree, TenantFile};
-use crate::validate::{render_names, NameTable};
+use crate::backend::store::{Store, StoreError, VersionRecord};
+use crate::domain::diagnostic::{self, Diagnostic};
+use crate::domain::ids;
+use crate::domain::model::{is_builtin, Kind, Resource, Spec, SyncedFrom, TenantModel};
+use crate::domain::plan::{ActionKind, DiffOptions, Plan};
+use crate::domain::secrets;
+use crate::domain::state::Index;
+use crate::domain::tree::{self, MemoryTree, TenantFile};
+use crate::domain::validate::{render_names, NameTable};
+use crate::service::apply::{self, ApplyError, ApplyOptions, ApplyReport};
+use crate::service::pipeline::{self, PipelineError};
 
 /// Why a promotion was refused or failed. The target is unchanged in every case.
 #[derive(Debug, thiserror::Error)]
@@ -109,7 +109,7 @@ pub enum PromoteError {
     Apply(#[from] ApplyError),
     /// A resource could not be written as YAML.
     #[error(transparent)]
-    Encode(#[from] crate::yaml::EncodeError),
+    Encode(#[from] crate::domain::yaml::EncodeError),
 }
 
 /// What to promote.
@@ -817,7 +817,7 @@ pub fn report(p: &Promotion) -> PromotionReport {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Metadata, ToolSpec};
+    use crate::domain::model::{Metadata, ToolSpec};
 
     fn tool(id: &str, name: &str, syncable: bool, connection: Option<&str>) -> Resource {
         Resource {
@@ -878,11 +878,11 @@ mod tests {
         let index = Index::new(
             target
                 .iter()
-                .map(|r| crate::state::IndexEntry {
+                .map(|r| crate::domain::state::IndexEntry {
                     id: r.id().unwrap().into(),
                     kind: r.kind(),
                     name: r.name().into(),
-                    content_hash: crate::state::content_hash(r),
+                    content_hash: crate::domain::state::content_hash(r),
                     file_hash: String::new(),
                     refs: r.refs().into_iter().map(|(_, x)| x).collect(),
                     revision: 1,

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Kind, Resource};
+use crate::domain::model::{Kind, Resource};
 
 /// The summary of one stored resource.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,7 +34,7 @@ pub struct IndexEntry {
 impl IndexEntry {
     /// Path of its YAML file in a tree.
     pub fn path(&self) -> String {
-        crate::model::resource_path(self.kind, &self.name)
+        crate::domain::model::resource_path(self.kind, &self.name)
     }
 }
 
@@ -106,11 +106,11 @@ pub fn canonical_json(resource: &Resource) -> Vec<u8> {
     struct Env<'a> {
         api_version: &'a str,
         kind: &'a str,
-        metadata: &'a crate::model::Metadata,
-        spec: &'a crate::model::Spec,
+        metadata: &'a crate::domain::model::Metadata,
+        spec: &'a crate::domain::model::Spec,
     }
     serde_json::to_vec(&Env {
-        api_version: crate::model::API_VERSION,
+        api_version: crate::domain::model::API_VERSION,
         kind: resource.kind().name(),
         metadata: &resource.metadata,
         spec: &resource.spec,

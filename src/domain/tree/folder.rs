@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 
 use super::{MemoryTree, SourceError, TreeSource};
-use crate::model::Kind;
+use crate::domain::model::Kind;
 
 /// A tenant tree in a folder.
 #[derive(Debug, Clone)]

@@ -13,10 +13,10 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::sqlite::{begin, tenant_revision, SqliteStore};
 use super::{StoreError, WriteBatch};
-use crate::model::{Kind, Resource};
-use crate::plan::Absent;
-use crate::publish::{PublishRecord, PublishSummary, PublishedVersion, VersionPair};
-use crate::state::{canonical_json, content_hash};
+use crate::domain::model::{Kind, Resource};
+use crate::domain::plan::Absent;
+use crate::domain::publish::{PublishRecord, PublishSummary, PublishedVersion, VersionPair};
+use crate::domain::state::{canonical_json, content_hash};
 
 /// The tables of publishing and git bookkeeping.
 pub const SCHEMA_PUBLISH: &str = r#"

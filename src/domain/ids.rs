@@ -6,7 +6,7 @@
 //! is what makes applying a tree twice, or promoting twice, an update rather
 //! than a duplicate.
 
-use crate::model::Kind;
+use crate::domain::model::Kind;
 
 const ALPHABET: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
 

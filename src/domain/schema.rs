@@ -8,7 +8,7 @@
 use schemars::JsonSchema;
 use serde_json::{json, Value};
 
-use crate::model::{
+use crate::domain::model::{
     AgentSpec, ConnectionSpec, DocumentSpec, EvaluationSpec, Kind, KnowledgeBaseSpec, Metadata,
     ToolSpec, WorkflowSpec,
 };
@@ -53,7 +53,7 @@ fn schema_of<S: JsonSchema>(kind: Kind) -> Value {
         if let Some(Value::Object(props)) = o.get_mut("properties") {
             props.insert(
                 "apiVersion".into(),
-                json!({"description": "Always `ferry/v1`.", "const": crate::model::API_VERSION}),
+                json!({"description": "Always `ferry/v1`.", "const": crate::domain::model::API_VERSION}),
             );
             props.insert(
                 "kind".into(),

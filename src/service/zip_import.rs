@@ -4,13 +4,13 @@
 //! instance for live sync) and never touches a transport. It decodes the
 //! tree into a model, decides for every resource which local resource it
 //! becomes (a new ID, the resource whose origin or own ID matches, or the
-//! structural match of [`super::matching`]), rewrites it into stored form
+//! structural match of [`crate::domain::matching`]), rewrites it into stored form
 //! with the local IDs (restoring the target's own secrets wherever the
 //! archive holds a placeholder), and classifies it: CREATE, UPDATE, SKIP
 //! (equal after normalisation) or CONFLICT (the target changed since the
 //! last sync from this source, a name is taken, or a dependency cannot
-//! land). The writes end in [`crate::pipeline::plan_resources`] and
-//! [`crate::apply::apply`], in one transaction, and the sync records of
+//! land). The writes end in [`crate::service::pipeline::plan_resources`] and
+//! [`crate::service::apply::apply`], in one transaction, and the sync records of
 //! what was written become the baseline of the next sync.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -18,17 +18,17 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::matching::{self, TargetChoice};
-use super::{resource_type, Manifest, ReadArchive};
-use crate::apply::{self, ApplyOptions};
-use crate::diagnostic::{self, Diagnostic};
-use crate::ids;
-use crate::model::{is_builtin, Kind, Metadata, Resource, Spec, TenantModel};
-use crate::pipeline::{self, PipelineError};
-use crate::plan::DiffOptions;
-use crate::secrets::{self, PLACEHOLDER};
-use crate::state::{content_hash, Index};
-use crate::store::{Store, StoreError, SyncRecord};
+use crate::backend::archive::{resource_type, Manifest, ReadArchive};
+use crate::backend::store::{Store, StoreError, SyncRecord};
+use crate::domain::diagnostic::{self, Diagnostic};
+use crate::domain::ids;
+use crate::domain::matching::{self, TargetChoice};
+use crate::domain::model::{is_builtin, Kind, Metadata, Resource, Spec, TenantModel};
+use crate::domain::plan::DiffOptions;
+use crate::domain::secrets::{self, PLACEHOLDER};
+use crate::domain::state::{content_hash, Index};
+use crate::service::apply::{self, ApplyOptions};
+use crate::service::pipeline::{self, PipelineError};
 
 /// How an import maps archive resources onto local ones.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -203,7 +203,8 @@ fn placeholder_paths(v: &Value, path: &str, out: &mut HashSet<String>) {
 
 /// Decode an archive's tree into a model, checking it as a tree.
 pub fn decode(read: &ReadArchive) -> Result<Archive, ImportError> {
-    let loaded = crate::tree::read_tree(&read.tree, &|_, _| false).map_err(PipelineError::from)?;
+    let loaded =
+        crate::domain::tree::read_tree(&read.tree, &|_, _| false).map_err(PipelineError::from)?;
     let mut diags: Vec<Diagnostic> = loaded
         .diagnostics
         .into_iter()

@@ -12,11 +12,11 @@
 use std::collections::HashSet;
 use std::path::Path;
 
-use crate::pipeline::{self, PipelineError, TreePlan};
-use crate::plan::DiffOptions;
-use crate::store::{Store, StoreError};
-use crate::tree::SourceError;
-use crate::vcs::{self, GitTreeSource, VcsError};
+use crate::backend::store::{Store, StoreError};
+use crate::backend::vcs::{self, GitTreeSource, VcsError};
+use crate::domain::plan::DiffOptions;
+use crate::domain::tree::SourceError;
+use crate::service::pipeline::{self, PipelineError, TreePlan};
 
 /// An error of planning from git.
 #[derive(Debug, thiserror::Error)]

@@ -13,11 +13,11 @@ use std::time::Duration;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::{now_rfc3339, Store, StoreError, TenantRecord, VersionRecord, WriteBatch, WriteHook};
-use crate::access::{AccessState, Role, UserRecord};
-use crate::model::{Kind, Resource};
-use crate::plan::resource_from_document;
-use crate::secrets::KeyPair;
-use crate::state::{canonical, Index, IndexEntry};
+use crate::domain::access::{AccessState, Role, UserRecord};
+use crate::domain::model::{Kind, Resource};
+use crate::domain::plan::resource_from_document;
+use crate::domain::secrets::KeyPair;
+use crate::domain::state::{canonical, Index, IndexEntry};
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS meta (
@@ -526,13 +526,16 @@ impl Store for SqliteStore {
     fn publish(
         &mut self,
         tenant: &str,
-        record: &crate::publish::PublishRecord,
-        versions: &[crate::publish::PublishedVersion],
+        record: &crate::domain::publish::PublishRecord,
+        versions: &[crate::domain::publish::PublishedVersion],
     ) -> Result<(), StoreError> {
         super::publish_sql::publish(&mut self.conn, tenant, record, versions)
     }
 
-    fn publishes(&self, tenant: &str) -> Result<Vec<crate::publish::PublishRecord>, StoreError> {
+    fn publishes(
+        &self,
+        tenant: &str,
+    ) -> Result<Vec<crate::domain::publish::PublishRecord>, StoreError> {
         super::publish_sql::publishes(&self.conn, tenant)
     }
 
@@ -562,11 +565,11 @@ impl Store for SqliteStore {
         &self,
         tenant: &str,
         change_track_id: &str,
-    ) -> Result<Vec<crate::publish::VersionPair>, StoreError> {
+    ) -> Result<Vec<crate::domain::publish::VersionPair>, StoreError> {
         super::publish_sql::publish_changes(&self.conn, tenant, change_track_id)
     }
 
-    fn drift(&self, tenant: &str) -> Result<Vec<crate::plan::Absent>, StoreError> {
+    fn drift(&self, tenant: &str) -> Result<Vec<crate::domain::plan::Absent>, StoreError> {
         super::publish_sql::drift(&self.conn, tenant)
     }
 

@@ -12,10 +12,10 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::model::{Kind, Resource};
-use crate::plan::{diff_values, field_changes, resource_from_document, FieldChange};
-use crate::state::content_hash;
-use crate::validate::{render_names, NameTable};
+use crate::domain::model::{Kind, Resource};
+use crate::domain::plan::{diff_values, field_changes, resource_from_document, FieldChange};
+use crate::domain::state::content_hash;
+use crate::domain::validate::{render_names, NameTable};
 
 /// One changed field between production and staging.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -198,7 +198,7 @@ fn one_sided(r: &Resource, present_is_after: bool) -> Vec<FieldChange> {
     push("metadata", &meta);
     push("spec", &spec);
     if let Some(c) = &r.content {
-        let h = Value::String(crate::ids::content_hash(c));
+        let h = Value::String(crate::domain::ids::content_hash(c));
         let (before, after) = if present_is_after {
             (Value::Null, h)
         } else {
@@ -349,7 +349,7 @@ pub fn change_track_id(tenant: &str, number: u64, versions: &[PublishedVersion])
             )
         })
         .collect();
-    crate::ids::change_id(tenant, number, &content.join("\n"))
+    crate::domain::ids::change_id(tenant, number, &content.join("\n"))
 }
 
 /// The annotated tag of publish `number`: `<tenant>/publish/<n>`.
@@ -446,7 +446,7 @@ fn flat(r: &Resource) -> BTreeMap<Path, Value> {
     let doc = serde_json::json!({
         "metadata": serde_json::to_value(&r.metadata).unwrap_or(Value::Null),
         "spec": r.spec.to_json(),
-        "content": r.content.as_ref().map(|c| Value::String(crate::ids::content_hash(c))).unwrap_or(Value::Null),
+        "content": r.content.as_ref().map(|c| Value::String(crate::domain::ids::content_hash(c))).unwrap_or(Value::Null),
     });
     let mut out = BTreeMap::new();
     flatten(&doc, &mut Vec::new(), &mut out);
@@ -635,7 +635,7 @@ pub fn revert(pairs: &[VersionPair], staging: &[Resource]) -> RevertOutcome {
                     obj.remove("content");
                     obj.insert(
                         "apiVersion".into(),
-                        Value::String(crate::model::API_VERSION.into()),
+                        Value::String(crate::domain::model::API_VERSION.into()),
                     );
                     obj.insert("kind".into(), Value::String(o.kind().name().into()));
                 }
@@ -726,7 +726,7 @@ pub fn revert(pairs: &[VersionPair], staging: &[Resource]) -> RevertOutcome {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::resource_from_document;
+    use crate::domain::plan::resource_from_document;
 
     fn res(kind: &str, id: &str, name: &str, spec: Value) -> Resource {
         resource_from_document(

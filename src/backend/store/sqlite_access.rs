@@ -1,7 +1,7 @@
 //! Users, grants and published-version copies in the SQLite store.
 //!
 //! The `users` and `grants` tables hold who may do what (see
-//! [`crate::access`]); the first user added becomes the store's owner.
+//! [`crate::domain::access`]); the first user added becomes the store's owner.
 //! Version copies are how promotion carries a resource's published history
 //! into another tenant: rows of the `versions` table written as they are.
 
@@ -9,8 +9,8 @@ use rusqlite::{params, OptionalExtension};
 
 use super::sqlite::{begin, tenant_revision, touch_tenant, SqliteStore};
 use super::{now_rfc3339, StoreError, TokenRecord, VersionRecord};
-use crate::access::{AccessState, Grant, Role, UserRecord};
-use crate::state::{canonical_json, content_hash};
+use crate::domain::access::{AccessState, Grant, Role, UserRecord};
+use crate::domain::state::{canonical_json, content_hash};
 
 /// Users and their roles per tenant (promotion and the HTTP server check them).
 pub(crate) const SCHEMA: &str = r#"

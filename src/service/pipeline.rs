@@ -8,13 +8,13 @@
 
 use std::collections::HashSet;
 
-use crate::diagnostic::{self, Diagnostic};
-use crate::model::{Kind, TenantModel};
-use crate::plan::{diff, DiffInput, DiffOptions, Plan};
-use crate::state::Index;
-use crate::store::{Store, StoreError};
-use crate::tree::{self, MemoryTree, SourceError, TenantFile, TreeSource};
-use crate::validate::{self, render_names, NameTable};
+use crate::backend::store::{Store, StoreError};
+use crate::domain::diagnostic::{self, Diagnostic};
+use crate::domain::model::{Kind, TenantModel};
+use crate::domain::plan::{diff, DiffInput, DiffOptions, Plan};
+use crate::domain::state::Index;
+use crate::domain::tree::{self, MemoryTree, SourceError, TenantFile, TreeSource};
+use crate::domain::validate::{self, render_names, NameTable};
 
 /// An error of the pipeline (not a problem in the input: those are diagnostics).
 #[derive(Debug, thiserror::Error)]
@@ -35,7 +35,7 @@ pub enum PipelineError {
     },
     /// A resource could not be written as YAML.
     #[error(transparent)]
-    Encode(#[from] crate::yaml::EncodeError),
+    Encode(#[from] crate::domain::yaml::EncodeError),
 }
 
 /// Counts of how a tree was read.
@@ -103,7 +103,7 @@ fn read_and_resolve<'a>(
         parsed: read.loaded.len(),
         unchanged: read.unchanged.len(),
     };
-    let unchanged: Vec<&'a crate::state::IndexEntry> = read
+    let unchanged: Vec<&'a crate::domain::state::IndexEntry> = read
         .unchanged
         .iter()
         .filter_map(|(p, _)| index.by_path(p))
@@ -246,7 +246,7 @@ pub fn variables_of(model: &TenantModel) -> Vec<String> {
 
 fn collect_vars(v: &serde_json::Value, out: &mut Vec<String>) {
     match v {
-        serde_json::Value::String(s) => out.extend(crate::secrets::template_vars(s)),
+        serde_json::Value::String(s) => out.extend(crate::domain::secrets::template_vars(s)),
         serde_json::Value::Array(a) => a.iter().for_each(|x| collect_vars(x, out)),
         serde_json::Value::Object(o) => o.values().for_each(|x| collect_vars(x, out)),
         _ => {}
@@ -278,7 +278,9 @@ pub fn counts(model: &TenantModel) -> Vec<(Kind, usize)> {
 }
 
 /// The unit hash of a resource's canonical files (tree form).
-pub fn canonical_unit_hash(tree_form: &crate::model::Resource) -> Result<String, PipelineError> {
+pub fn canonical_unit_hash(
+    tree_form: &crate::domain::model::Resource,
+) -> Result<String, PipelineError> {
     let files = tree::encode_resource(tree_form)?;
     let yaml = &files[0].1;
     let content = files
@@ -298,7 +300,7 @@ pub fn canonical_unit_hash(tree_form: &crate::model::Resource) -> Result<String,
 pub fn plan_resources(
     store: &dyn Store,
     tenant: &str,
-    resources: Vec<crate::model::Resource>,
+    resources: Vec<crate::domain::model::Resource>,
     options: DiffOptions,
 ) -> Result<(Option<Plan>, Vec<Diagnostic>), PipelineError> {
     let (revision, index) = store.index(tenant)?;
@@ -311,7 +313,7 @@ pub fn plan_resources(
     let mut diags = Vec::new();
     let mut desired = Vec::with_capacity(resources.len());
     for r in resources {
-        let path = crate::model::resource_path(r.kind(), r.name());
+        let path = crate::domain::model::resource_path(r.kind(), r.name());
         for (site, target) in r.refs() {
             let ok = names
                 .name_of(&target)
@@ -359,8 +361,8 @@ pub fn plan_resources(
 /// A tenant's resources (stored form) as a canonical tree with its
 /// `tenant.toml`, as [`export_tree`] would write them.
 pub fn tree_of_resources(
-    record: &crate::store::TenantRecord,
-    resources: &[crate::model::Resource],
+    record: &crate::backend::store::TenantRecord,
+    resources: &[crate::domain::model::Resource],
 ) -> Result<MemoryTree, PipelineError> {
     let names = NameTable::of_resources(resources.iter());
     let mut model = TenantModel::default();

@@ -15,7 +15,7 @@ use std::sync::Mutex;
 use git2::{ObjectType, Oid, Repository, Signature, Tree, TreeWalkMode, TreeWalkResult};
 use rayon::prelude::*;
 
-use crate::tree::{SourceError, TreeSource};
+use crate::domain::tree::{SourceError, TreeSource};
 
 /// An error of a git operation.
 #[derive(Debug, thiserror::Error)]

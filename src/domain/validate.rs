@@ -1,6 +1,6 @@
 //! Validation across files, and resolution of names to IDs.
 //!
-//! Per-file problems are found while decoding (see [`crate::tree`]); this
+//! Per-file problems are found while decoding (see [`crate::domain::tree`]); this
 //! module checks what needs the whole tenant: duplicate names and IDs,
 //! references that point nowhere, reference cycles (sub-agents,
 //! sub-workflows), and plain-text credentials. It reports every problem at
@@ -13,12 +13,12 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use crate::diagnostic::Diagnostic;
-use crate::ids;
-use crate::model::{is_builtin, is_valid_name, Kind, Resource, BUILTIN_PREFIX};
-use crate::secrets;
-use crate::state::{Index, IndexEntry};
-use crate::tree::Loaded;
+use crate::domain::diagnostic::Diagnostic;
+use crate::domain::ids;
+use crate::domain::model::{is_builtin, is_valid_name, Kind, Resource, BUILTIN_PREFIX};
+use crate::domain::secrets;
+use crate::domain::state::{Index, IndexEntry};
+use crate::domain::tree::Loaded;
 
 use rayon::prelude::*;
 

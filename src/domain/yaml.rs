@@ -17,7 +17,7 @@ use std::fmt;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
-use crate::model::{
+use crate::domain::model::{
     AgentSpec, ConnectionSpec, DocumentSpec, EvaluationSpec, Kind, KnowledgeBaseSpec, Metadata,
     Spec, ToolSpec, WorkflowSpec,
 };
@@ -179,7 +179,7 @@ fn ser_options() -> serde_saphyr::SerializerOptions {
 /// Encode one resource file canonically, schema comment first.
 pub fn encode_resource(metadata: &Metadata, spec: &Spec) -> Result<String, EncodeError> {
     let env = EnvelopeOut {
-        api_version: crate::model::API_VERSION,
+        api_version: crate::domain::model::API_VERSION,
         kind: spec.kind().name(),
         metadata,
         spec,

@@ -8,7 +8,7 @@
 //! references that must exist, sub-agent cycles, plain-text secrets), and
 //! writes only what changed, in one transaction against the tenant revision
 //! it read. Production (published versions) is untouched until a publish;
-//! see [`crate::publish_ops`]. An edit that changes nothing writes nothing.
+//! see [`crate::service::publishing`]. An edit that changes nothing writes nothing.
 //! The HTTP server and the CLI share this one implementation.
 
 use std::borrow::Cow;
@@ -17,15 +17,15 @@ use std::collections::{BTreeMap, HashSet};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::model::{
+use crate::backend::store::{Store, StoreError, WriteBatch};
+use crate::domain::model::{
     is_valid_name, AgentSpec, Guardrail, Kind, KnowledgeBaseSpec, Metadata, Resource, Snippet,
     Spec, ToolSpec, BUILTIN_PREFIX,
 };
-use crate::pipeline::{self, PipelineError};
-use crate::publish::Named;
-use crate::state::{content_hash, Index};
-use crate::store::{Store, StoreError, WriteBatch};
-use crate::validate::{render_names, NameTable};
+use crate::domain::publish::Named;
+use crate::domain::state::{content_hash, Index};
+use crate::domain::validate::{render_names, NameTable};
+use crate::service::pipeline::{self, PipelineError};
 
 /// The instruction ID of an agent's main instructions text.
 pub const MAIN_INSTRUCTION: &str = "main";
@@ -500,7 +500,7 @@ impl Session<'_> {
         spec: &'t mut ToolSpec,
         tool: &str,
         action: &str,
-    ) -> Result<&'t mut crate::model::ToolAction, StagingError> {
+    ) -> Result<&'t mut crate::domain::model::ToolAction, StagingError> {
         spec.actions
             .iter_mut()
             .find(|a| a.name == action)
@@ -812,7 +812,7 @@ impl Session<'_> {
         if let Some(p) = problem {
             return Err(p);
         }
-        if let Some(s) = crate::secrets::find_plain_secrets(&r.spec.to_json()).first() {
+        if let Some(s) = crate::domain::secrets::find_plain_secrets(&r.spec.to_json()).first() {
             return Err(StagingError::bad(
                 strip_spec(&s.field),
                 format!(
@@ -948,11 +948,11 @@ pub fn apply_edit(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::publish::StagingDiff;
-    use crate::publish_ops::{
+    use crate::backend::store::sqlite::SqliteStore;
+    use crate::domain::publish::StagingDiff;
+    use crate::service::publishing::{
         publish_diff, publish_untagged, publishes_of, rollback, staging_diff_for,
     };
-    use crate::store::sqlite::SqliteStore;
     use serde_json::json;
 
     const T: &str = "acme-dev";
@@ -963,26 +963,26 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let mut store = SqliteStore::open(&tmp.path().join("ferry.db")).unwrap();
         store
-            .create_tenant(T, Some("dev"), &crate::secrets::generate_keypair())
+            .create_tenant(T, Some("dev"), &crate::domain::secrets::generate_keypair())
             .unwrap();
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("fixtures/acme/tenants")
             .join(T);
-        let source = crate::tree::folder::FolderSource::new(root);
+        let source = crate::domain::tree::folder::FolderSource::new(root);
         let tp = pipeline::plan_tree(
             &store,
             T,
             &source,
-            crate::plan::DiffOptions { prune: false },
+            crate::domain::plan::DiffOptions { prune: false },
         )
         .unwrap();
         assert!(
-            !crate::diagnostic::has_errors(&tp.diagnostics),
+            !crate::domain::diagnostic::has_errors(&tp.diagnostics),
             "{:?}",
             tp.diagnostics
         );
         let plan = tp.plan.unwrap();
-        crate::apply::apply(&mut store, &plan, Default::default(), None).unwrap();
+        crate::service::apply::apply(&mut store, &plan, Default::default(), None).unwrap();
         publish_untagged(&mut store, T, None, "first", "dora", NOW)
             .unwrap()
             .unwrap();
@@ -1037,8 +1037,9 @@ mod tests {
         let drafts = store.all_drafts(T).unwrap();
         let production = store.production(T).unwrap();
         for agent in ["support-bot", "billing-bot", "refund-bot"] {
-            let scope = crate::publish_ops::agent_scope(T, agent, &drafts, &production).unwrap();
-            let whole = crate::publish::staging_diff(&drafts, &production, Some(&scope));
+            let scope =
+                crate::service::publishing::agent_scope(T, agent, &drafts, &production).unwrap();
+            let whole = crate::domain::publish::staging_diff(&drafts, &production, Some(&scope));
             let read = staging_diff_for(&store, T, Some(agent)).unwrap();
             assert_eq!(
                 serde_json::to_value(&read).unwrap(),
@@ -1220,7 +1221,7 @@ mod tests {
         // The whole tenant still plans clean from its own export.
         let tree = pipeline::export_tree(&store, T).unwrap();
         let tp = pipeline::plan_tree(&store, T, &tree, Default::default()).unwrap();
-        assert!(!crate::diagnostic::has_errors(&tp.diagnostics));
+        assert!(!crate::domain::diagnostic::has_errors(&tp.diagnostics));
         assert_eq!(tp.plan.unwrap().summary.update, 0);
     }
 
@@ -1303,7 +1304,7 @@ mod tests {
             matches!(e, StagingError::CorpusNotConnected { .. }),
             "{e:?}"
         );
-        let e = crate::publish_ops::rollback(&mut store, T, "chg_nope", true).unwrap_err();
+        let e = crate::service::publishing::rollback(&mut store, T, "chg_nope", true).unwrap_err();
         assert!(matches!(e, StagingError::NoPublish { .. }), "{e:?}");
         assert_eq!(e.status_kind(), ErrorKind::NotFound);
     }

@@ -2,7 +2,7 @@
 //! tenant or one agent, preparing and recording a publish, the publish log
 //! of one agent, and rolling a publish back out of staging.
 //!
-//! [`crate::publish`] is the pure part (diffs, records, the three-way
+//! [`crate::domain::publish`] is the pure part (diffs, records, the three-way
 //! revert); this module reads a store, calls it, and writes the result in
 //! one transaction. The CLI (which adds git tags between
 //! [`prepare_publish`] and [`Store::publish`]) and the HTTP server share it.
@@ -13,15 +13,15 @@ use std::collections::{BTreeMap, HashSet};
 
 use serde::Serialize;
 
-use crate::model::{Kind, Resource};
-use crate::pipeline;
-use crate::publish::{
+use crate::backend::store::{Store, WriteBatch};
+use crate::domain::model::{Kind, Resource};
+use crate::domain::publish::{
     self, PublishRecord, PublishedVersion, RevertConflict, RevertOutcome, RevertedResource,
     StagingDiff,
 };
-use crate::staging::StagingError;
-use crate::store::{Store, WriteBatch};
-use crate::validate::{render_names, NameTable};
+use crate::domain::validate::{render_names, NameTable};
+use crate::service::pipeline;
+use crate::service::staging::StagingError;
 
 /// The ID of the agent `agent` (ID or name) among drafts, else among production.
 fn agent_id_in(agent: &str, drafts: &[Resource], production: &[Resource]) -> Option<String> {
@@ -75,8 +75,8 @@ pub fn staging_diff_for(
 
 /// The IDs of a staged agent (ID or name) and everything it references,
 /// transitively, from the index alone; `None` when the agent has no draft.
-fn index_closure(index: &crate::state::Index, agent: &str) -> Option<Vec<String>> {
-    let entries: std::collections::HashMap<&str, &crate::state::IndexEntry> =
+fn index_closure(index: &crate::domain::state::Index, agent: &str) -> Option<Vec<String>> {
+    let entries: std::collections::HashMap<&str, &crate::domain::state::IndexEntry> =
         index.entries().iter().map(|e| (e.id.as_str(), e)).collect();
     let root = index
         .entries()

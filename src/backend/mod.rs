@@ -1,0 +1,10 @@
+//! The back ends: what the use cases read from and write to.
+//!
+//! [`store`] is the live state behind traits (SQLite today), [`vcs`] is git
+//! through git2, and [`archive`] is the ZIP format through the zip crate.
+//! Each is the only module naming its crate, so another back end is a new
+//! implementation of a small interface, not a change to the core.
+
+pub mod archive;
+pub mod store;
+pub mod vcs;

@@ -1,0 +1,15 @@
+//! The use cases: one library function per thing a user does.
+//!
+//! Each function takes the store (and, for writes, the acting user), runs
+//! the pure core, and writes through the store traits in one transaction.
+//! The CLI and the server are thin front ends over this layer: they parse,
+//! call and render, and hold no rules of their own.
+
+pub mod apply;
+pub mod gitplan;
+pub mod pipeline;
+pub mod promote;
+pub mod publishing;
+pub mod staging;
+pub mod zip_export;
+pub mod zip_import;
