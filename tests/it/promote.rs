@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use ferry::backend::store::sqlite::SqliteStore;
-use ferry::backend::store::{Store, VersionRecord};
+use ferry::backend::store::{PublishStore, ResourceStore, VersionRecord};
 use ferry::domain::ids::promoted_id;
 use ferry::domain::model::{Kind, Resource};
 

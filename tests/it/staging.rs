@@ -3,7 +3,7 @@
 //! keep the CLI's messages.
 
 use crate::common::*;
-use ferry::backend::store::Store;
+use ferry::backend::store::ResourceStore;
 use ferry::service::staging::{apply_edit, StagingEdit};
 
 const T: &str = "acme-dev";
