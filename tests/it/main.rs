@@ -2,6 +2,7 @@
 //! temporary config repos through [`common::TestEnv`].
 
 mod common;
+mod conformance;
 mod core;
 mod fixtures;
 mod git;

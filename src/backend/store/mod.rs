@@ -213,7 +213,9 @@ pub trait ResourceStore {
 
 /// Published versions, production and the publish log (and drift from git).
 pub trait PublishStore {
-    /// Published versions of the given IDs, by ID then version number.
+    /// Published versions of the given IDs, by ID then version number. A
+    /// publish that took a resource out of production is not a version of
+    /// it and is left out (its number stays used).
     fn versions(&self, tenant: &str, ids: &[String]) -> Result<Vec<VersionRecord>, StoreError>;
     /// Record published versions as they are, replacing the same numbers, in one transaction.
     fn put_versions(&mut self, tenant: &str, versions: &[VersionRecord]) -> Result<(), StoreError>;

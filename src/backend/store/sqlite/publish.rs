@@ -117,10 +117,13 @@ pub(crate) fn versions(
         })?;
         for row in rows {
             let (version, doc, content, change_id, published_at) = row?;
+            let Some(resource) = decode_version(tenant, id, &doc, content)? else {
+                continue;
+            };
             out.push(VersionRecord {
                 id: id.clone(),
                 version: version as u64,
-                resource: SqliteStore::row_to_resource(tenant, id, &doc, content)?,
+                resource,
                 change_id,
                 published_at,
             });
