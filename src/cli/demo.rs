@@ -15,9 +15,11 @@ use clap::Parser;
 
 use super::commands::run;
 use super::{Cli, Global, Output, EXIT_OK};
+use crate::backend::sync_config::ServerConfig;
 use crate::backend::vcs;
 use crate::domain::tree::folder::FolderSource;
 use crate::domain::tree::TreeSource;
+use crate::service::serving::{ServeFn, ServeRequest};
 
 include!(concat!(env!("OUT_DIR"), "/acme_fixture.rs"));
 
@@ -26,6 +28,7 @@ struct Demo<'a> {
     out: &'a Output,
     global: Global,
     repo: std::path::PathBuf,
+    frontends: super::Frontends,
 }
 
 impl Demo<'_> {
@@ -39,7 +42,7 @@ impl Demo<'_> {
         self.out.status(&format!("$ ferry {}", args.join(" ")));
         let cli = Cli::try_parse_from(std::iter::once("ferry").chain(args.iter().copied()))
             .map_err(|e| anyhow!("demo step `ferry {}`: {e}", args.join(" ")))?;
-        run(cli.command, &self.global, self.out)
+        run(cli.command, &self.global, self.out, &self.frontends)
     }
 
     /// Commit the tenant folder as it is on disk, as a pull request would.
@@ -57,7 +60,7 @@ impl Demo<'_> {
 }
 
 /// Run the demo.
-pub fn run_demo(out: &Output, keep: bool) -> Result<i32> {
+pub fn run_demo(out: &Output, keep: bool, serve: ServeFn) -> Result<i32> {
     let tmp = tempfile::Builder::new().prefix("ferry-demo-").tempdir()?;
     let repo = tmp.path().join("acme-config");
     let d = Demo {
@@ -69,6 +72,7 @@ pub fn run_demo(out: &Output, keep: bool) -> Result<i32> {
             actor: Some("demo".into()),
         },
         repo: repo.clone(),
+        frontends: super::Frontends { serve },
     };
 
     d.say("A new config repo: ferry.toml, tenants/, .gitignore and a git repository.");
@@ -264,24 +268,29 @@ fn serve_segment(d: &Demo<'_>) -> Result<()> {
     d.say("Serve the store over HTTP: a user, a token, and the staging API on a loopback port.");
     d.ferry(&["user", "add", "demo"])?;
     let mut store = crate::backend::store::open(crate::cli::repo::DEFAULT_STORE, &d.repo)?;
-    let token = crate::server::auth::create_token(store.as_mut(), "demo", Some("acme-dev"))?;
+    let demo = crate::service::access::Actor::named("demo");
+    let token =
+        crate::service::access::create_token(store.as_mut(), &demo, "demo", Some("acme-dev"))?;
     d.out.status("$ ferry token create --user demo --tenant acme-dev   (printed once; the store keeps its hash)");
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let (addr_tx, addr_rx) = std::sync::mpsc::channel();
     let server_store = crate::backend::store::open(crate::cli::repo::DEFAULT_STORE, &d.repo)?;
+    let serve = d.frontends.serve;
+    let tagger = super::serve::repo_tagger(Some(&super::repo::Repo::load(&d.repo)?));
     let server = std::thread::spawn(move || {
-        crate::server::run_until(
-            server_store,
-            Vec::new(),
-            crate::server::config::ServerConfig::default(),
-            "127.0.0.1:0",
-            |a| {
+        serve(ServeRequest {
+            store: server_store,
+            readers: Vec::new(),
+            config: ServerConfig::default(),
+            tagger,
+            addr: "127.0.0.1:0".into(),
+            on_listen: Box::new(move |a| {
                 let _ = addr_tx.send(a);
-            },
-            async move {
+            }),
+            shutdown: Some(Box::pin(async move {
                 let _ = stop_rx.await;
-            },
-        )
+            })),
+        })
     });
     let addr = addr_rx
         .recv_timeout(std::time::Duration::from_secs(30))

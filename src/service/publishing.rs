@@ -4,22 +4,27 @@
 //!
 //! [`crate::domain::publish`] is the pure part (diffs, records, the three-way
 //! revert); this module reads a store, calls it, and writes the result in
-//! one transaction. The CLI (which adds git tags between
-//! [`prepare_publish`] and [`Store::publish`]) and the HTTP server share it.
-//! Errors are [`StagingError`]s.
+//! one transaction. [`publish`] is the one publish of the CLI and the HTTP
+//! server: it checks the actor is an admin, records the publish, and then
+//! tags the commit that holds it through a [`PublishTagger`] when the front
+//! end has one (so a tag exists only for a recorded publish). [`revert`]
+//! is the one rollback, with its preview. Errors are [`StagingError`]s.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
 
 use serde::Serialize;
 
-use crate::backend::store::{Store, WriteBatch};
+use crate::backend::store::{Store, TenantRecord, WriteBatch};
+use crate::domain::access::Role;
 use crate::domain::model::{Kind, Resource};
 use crate::domain::publish::{
     self, PublishRecord, PublishedVersion, RevertConflict, RevertOutcome, RevertedResource,
     StagingDiff,
 };
+use crate::domain::tagging::{Holding, PublishTagger};
 use crate::domain::validate::{render_names, NameTable};
+use crate::service::access::{authorize, Actor};
 use crate::service::pipeline;
 use crate::service::staging::StagingError;
 
@@ -133,7 +138,7 @@ pub fn prepare_publish(
 }
 
 /// [`prepare_publish`] with the tenant's drafts already read.
-pub(crate) fn prepare_publish_in(
+fn prepare_publish_in(
     store: &dyn Store,
     tenant: &str,
     agent: Option<&str>,
@@ -180,6 +185,166 @@ pub fn publish_untagged(
     };
     store.publish(tenant, &record, &versions)?;
     Ok(Some(record))
+}
+
+/// Why a publish was not tagged, for people.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "note", rename_all = "snake_case")]
+pub enum PublishNote {
+    /// The tag name is taken (by another store sharing the repo).
+    TagExists {
+        /// The tag.
+        name: String,
+    },
+    /// No commit holds what was published.
+    NotReproducible {
+        /// The publish number.
+        number: u64,
+        /// Why no commit holds it.
+        reason: String,
+    },
+    /// The publish was recorded, and creating its tag failed.
+    TagFailed {
+        /// The tag.
+        name: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl std::fmt::Display for PublishNote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PublishNote::TagExists { name } => write!(
+                f,
+                "git tag `{name}` exists already (from another store?); this publish is not tagged"
+            ),
+            PublishNote::NotReproducible { number, reason } => {
+                write!(f, "publish {number} can't be reproduced from git: {reason}")
+            }
+            PublishNote::TagFailed { name, reason } => write!(
+                f,
+                "the publish is recorded, and its git tag `{name}` could not be created: {reason}"
+            ),
+        }
+    }
+}
+
+/// A recorded publish, and why it is not tagged if it is not.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Published {
+    /// The record, as stored.
+    pub record: PublishRecord,
+    /// Notes about tagging.
+    pub notes: Vec<PublishNote>,
+}
+
+/// Publish staging (of the tenant, or of one agent and what it needs) as
+/// `actor`, an admin of the tenant: record it in one transaction, then tag
+/// the commit holding it through `tagger`, if there is one. `None` when
+/// staging equals production.
+pub fn publish(
+    store: &mut dyn Store,
+    actor: &Actor,
+    tagger: Option<&dyn PublishTagger>,
+    tenant: &str,
+    agent: Option<&str>,
+    message: &str,
+    now: &str,
+) -> Result<Option<Published>, StagingError> {
+    authorize::<StagingError>(&*store, actor, tenant, Role::Admin, "publishing")?;
+    let record = store.tenant(tenant)?;
+    let drafts = store.all_drafts(tenant)?;
+    let prepared = prepare_publish_in(
+        &*store,
+        tenant,
+        agent,
+        message,
+        actor.recorded(),
+        now,
+        &drafts,
+    )?;
+    let Some((mut rec, versions)) = prepared else {
+        return Ok(None);
+    };
+    let mut notes = Vec::new();
+    if let Some(t) = tagger {
+        if let Some(note) = choose_tag(&*store, t, &record, &drafts, &mut rec)? {
+            notes.push(note);
+        }
+    }
+    store.publish(tenant, &rec, &versions)?;
+    if let (Some(t), Some(name), Some(commit)) = (tagger, rec.tag.clone(), rec.commit.clone()) {
+        if let Err(e) = t.tag(
+            &name,
+            &commit,
+            &publish::tag_message(&rec),
+            &rec.published_by,
+        ) {
+            notes.push(PublishNote::TagFailed {
+                name,
+                reason: e.message,
+            });
+        }
+    }
+    Ok(Some(Published { record: rec, notes }))
+}
+
+/// Name the tag and the commit a publish gets (set on `rec`), or say why it gets none.
+fn choose_tag(
+    store: &dyn Store,
+    tagger: &dyn PublishTagger,
+    tenant: &TenantRecord,
+    drafts: &[Resource],
+    rec: &mut PublishRecord,
+) -> Result<Option<PublishNote>, StagingError> {
+    let folder = crate::service::gitplan::tenant_rel(&tenant.name);
+    let tree = pipeline::tree_of_resources(tenant, drafts)?;
+    let mut holding = tagger
+        .holding(&folder, &tree.files)
+        .unwrap_or_else(|e| Holding::NotHeld(e.message));
+    if let (Holding::NotHeld(_), Some(last)) = (&holding, tenant.last_commit.as_deref()) {
+        if applied_commit_holds(store, tagger, &tenant.name, &folder, last)? {
+            holding = Holding::Commit(last.to_string());
+        }
+    }
+    match holding {
+        Holding::Commit(c) => {
+            let name = publish::tag_name(&tenant.name, rec.number);
+            if tagger.tag_exists(&name) {
+                return Ok(Some(PublishNote::TagExists { name }));
+            }
+            rec.tag = Some(name);
+            rec.commit = Some(c);
+            Ok(None)
+        }
+        Holding::NotHeld(reason) => Ok(Some(PublishNote::NotReproducible {
+            number: rec.number,
+            reason,
+        })),
+    }
+}
+
+/// Whether the commit the tenant was last applied from holds its drafts:
+/// nothing drifted since that apply, and the commit has exactly the store's resources.
+fn applied_commit_holds(
+    store: &dyn Store,
+    tagger: &dyn PublishTagger,
+    tenant: &str,
+    folder: &str,
+    commit: &str,
+) -> Result<bool, StagingError> {
+    if !store.drift(tenant)?.is_empty() {
+        return Ok(false);
+    }
+    let Some(paths) = tagger.paths_at(folder, commit) else {
+        return Ok(false);
+    };
+    let (units, _) = crate::domain::tree::units_of(&paths);
+    let at_commit: HashSet<String> = units.into_iter().map(|(p, _)| p).collect();
+    let (_, index) = store.index(tenant)?;
+    let in_store: HashSet<String> = index.entries().iter().map(|e| e.path()).collect();
+    Ok(at_commit == in_store)
 }
 
 /// The tenant's publish log, newest first; with `agent` (ID or name), only
@@ -275,9 +440,22 @@ pub fn plan_rollback(
     })
 }
 
+/// Write a worked-out rollback to staging in one transaction as `actor` (an
+/// editor of the tenant); returns the new tenant revision, or `None` when it
+/// changes nothing.
+pub fn write_rollback_as(
+    store: &mut dyn Store,
+    actor: &Actor,
+    tenant: &str,
+    plan: &RollbackPlan,
+) -> Result<Option<u64>, StagingError> {
+    authorize::<StagingError>(&*store, actor, tenant, Role::Editor, "reverting a publish")?;
+    write_rollback(store, tenant, plan)
+}
+
 /// Write a worked-out rollback to staging in one transaction; returns the new
 /// tenant revision, or `None` when it changes nothing.
-pub fn write_rollback(
+fn write_rollback(
     store: &mut dyn Store,
     tenant: &str,
     plan: &RollbackPlan,
@@ -338,6 +516,21 @@ pub fn rollback(
         revision,
         plan,
     ))
+}
+
+/// Roll publish `change_track_id` back out of staging as `actor`: an editor
+/// of the tenant, unless `preview` (then nothing is written and nothing is checked).
+pub fn revert(
+    store: &mut dyn Store,
+    actor: &Actor,
+    tenant: &str,
+    change_track_id: &str,
+    preview: bool,
+) -> Result<RollbackOutcome, StagingError> {
+    if !preview {
+        authorize::<StagingError>(&*store, actor, tenant, Role::Editor, "reverting a publish")?;
+    }
+    rollback(store, tenant, change_track_id, preview)
 }
 
 /// What rolling publish `change_track_id` back would change in staging (nothing is written).
