@@ -239,6 +239,10 @@ fn export(
     force: bool,
 ) -> Result<i32> {
     let (repo, store) = open(g)?;
+    let actor = super::identity::actor(g, Some(&repo));
+    if commit {
+        crate::service::gitplan::authorize_commit(store.as_ref(), &actor, tenant)?;
+    }
     let spinner = out.spinner("exporting");
     let tree = pipeline::export_tree(store.as_ref(), tenant)?;
     let dir = dir.unwrap_or_else(|| repo.tenant_dir(tenant));
@@ -267,7 +271,6 @@ fn export(
         s.finish_and_clear();
     }
     let committed = if commit {
-        let actor = super::identity::actor(g, Some(&repo));
         super::git::commit_export(
             &repo,
             store.as_ref(),

@@ -631,3 +631,56 @@ fn run_batch(target: Target<'_>, out: &Output, strategy: Strategy, batch: &Path)
     }
     Ok(if failed > 0 { EXIT_ERROR } else { EXIT_OK })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_packed_tree_names_its_tenant_from_tenant_toml() {
+        let mut tree = MemoryTree::default();
+        assert_eq!(tenant_of_tree(&tree), "");
+        tree.files.insert(
+            crate::domain::tree::TENANT_FILE.into(),
+            b"name = \"acme-dev\"\n".to_vec(),
+        );
+        assert_eq!(tenant_of_tree(&tree), "acme-dev");
+    }
+
+    #[test]
+    fn an_empty_selection_is_an_error_not_everything() {
+        assert_eq!(id_list("--selected", None).unwrap(), None);
+        assert_eq!(
+            id_list("--selected", Some("a, b")).unwrap(),
+            Some(vec!["a".to_string(), "b".to_string()])
+        );
+        assert!(id_list("--selected", Some(" , ")).is_err());
+    }
+
+    #[test]
+    fn writes_are_atomic_and_create_the_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("sub/out.zip");
+        write_atomic(&file, b"PK").unwrap();
+        assert_eq!(std::fs::read(&file).unwrap(), b"PK");
+    }
+
+    #[test]
+    fn export_preview_depth_follows_parents() {
+        let entry = |id: &str, parent: Option<&str>| zip_export::ExportEntry {
+            id: id.into(),
+            resource_type: "agent".into(),
+            name: id.into(),
+            parent: parent.map(str::to_string),
+            position: None,
+            required: false,
+        };
+        let entries = vec![
+            entry("a", None),
+            entry("b", Some("a")),
+            entry("c", Some("b")),
+        ];
+        assert_eq!(depth_of(&entries, &entries[2]), 2);
+        assert_eq!(depth_of(&entries, &entries[0]), 0);
+    }
+}

@@ -36,6 +36,22 @@ pub enum GitPlanError {
     Access(#[from] AccessError),
 }
 
+/// Allow `actor` to commit a tenant's exported tree: an editor of the tenant.
+/// `ferry export --commit` asks before it writes the folder, so a refusal changes nothing.
+pub fn authorize_commit(
+    store: &dyn Store,
+    actor: &crate::service::access::Actor,
+    tenant: &str,
+) -> Result<(), GitPlanError> {
+    crate::service::access::authorize::<GitPlanError>(
+        store,
+        actor,
+        tenant,
+        Role::Editor,
+        "committing the exported tree",
+    )
+}
+
 /// `export --commit`: commit a tenant's exported `files` as its folder in the
 /// repo at `root`, as `actor` (an editor of the tenant). Returns the new
 /// commit, or `None` when HEAD holds the tree already.
@@ -48,13 +64,7 @@ pub fn commit_export(
     message: &str,
     who: Option<&Identity>,
 ) -> Result<Option<String>, GitPlanError> {
-    crate::service::access::authorize::<GitPlanError>(
-        store,
-        actor,
-        tenant,
-        Role::Editor,
-        "committing the exported tree",
-    )?;
+    authorize_commit(store, actor, tenant)?;
     let outcome = vcs::commit_folder(root, &tenant_rel(tenant), files, message, who)?;
     Ok(outcome.commit)
 }

@@ -542,3 +542,129 @@ pub fn publish_diff(
     let plan = plan_rollback(store, tenant, change_track_id)?;
     Ok(rollback_outcome(tenant, change_track_id, true, None, plan))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::collections::BTreeMap;
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::backend::store::sqlite::SqliteStore;
+    use crate::domain::tagging::TagError;
+
+    const T: &str = "acme-dev";
+    const NOW: &str = "2026-01-01T00:00:00Z";
+
+    /// A store file with the acme-dev fixture applied, never published.
+    fn applied() -> (tempfile::TempDir, PathBuf, SqliteStore) {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("ferry.db");
+        let mut store = SqliteStore::open(&path).unwrap();
+        store
+            .create_tenant(T, None, &crate::domain::secrets::generate_keypair())
+            .unwrap();
+        let root =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/acme/tenants/acme-dev");
+        let source = crate::domain::tree::folder::FolderSource::new(root);
+        let tp = pipeline::plan_tree(&store, T, &source, Default::default()).unwrap();
+        crate::service::apply::apply(&mut store, &tp.plan.unwrap(), Default::default(), None)
+            .unwrap();
+        (tmp, path, store)
+    }
+
+    /// A tagger that says HEAD holds everything and, when asked to tag,
+    /// looks in the store (through its own connection) for the publish.
+    struct Spy {
+        store: PathBuf,
+        seen: RefCell<Vec<(String, bool)>>,
+    }
+
+    impl PublishTagger for Spy {
+        fn holding(&self, _: &str, _: &BTreeMap<String, Vec<u8>>) -> Result<Holding, TagError> {
+            Ok(Holding::Commit("c0ffee".into()))
+        }
+        fn paths_at(&self, _: &str, _: &str) -> Option<Vec<String>> {
+            None
+        }
+        fn tag_exists(&self, _: &str) -> bool {
+            false
+        }
+        fn tag(&self, name: &str, _: &str, _: &str, _: &str) -> Result<(), TagError> {
+            let other = SqliteStore::open(&self.store).unwrap();
+            let recorded = other
+                .publishes(T)
+                .unwrap()
+                .iter()
+                .any(|p| p.tag.as_deref() == Some(name));
+            self.seen.borrow_mut().push((name.to_string(), recorded));
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_publish_is_recorded_before_it_is_tagged() {
+        let (_tmp, path, mut store) = applied();
+        let spy = Spy {
+            store: path,
+            seen: RefCell::new(Vec::new()),
+        };
+        let done = publish(
+            &mut store,
+            &Actor::named("dora"),
+            Some(&spy),
+            T,
+            None,
+            "m",
+            NOW,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(done.record.tag.as_deref(), Some("acme-dev/publish/1"));
+        assert_eq!(done.record.published_by, "dora");
+        assert_eq!(
+            *spy.seen.borrow(),
+            vec![("acme-dev/publish/1".to_string(), true)],
+            "the tag is made once the publish is in the store"
+        );
+    }
+
+    #[test]
+    fn a_refused_publish_makes_no_tag() {
+        let (_tmp, path, mut store) = applied();
+        store.add_user("root").unwrap();
+        store.add_user("vic").unwrap();
+        let spy = Spy {
+            store: path,
+            seen: RefCell::new(Vec::new()),
+        };
+        let e = publish(
+            &mut store,
+            &Actor::named("vic"),
+            Some(&spy),
+            T,
+            None,
+            "m",
+            NOW,
+        )
+        .unwrap_err();
+        assert!(matches!(e, StagingError::Access(_)), "{e}");
+        assert!(spy.seen.borrow().is_empty());
+        assert!(store.publishes(T).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_revert_needs_an_editor_except_its_preview() {
+        let (_tmp, _path, mut store) = applied();
+        let rec = publish(&mut store, &Actor::default(), None, T, None, "m", NOW)
+            .unwrap()
+            .unwrap()
+            .record;
+        store.add_user("root").unwrap();
+        store.add_user("vic").unwrap();
+        let vic = Actor::named("vic");
+        revert(&mut store, &vic, T, &rec.change_track_id, true).unwrap();
+        let e = revert(&mut store, &vic, T, &rec.change_track_id, false).unwrap_err();
+        assert!(e.to_string().contains("needs the editor role"), "{e}");
+    }
+}

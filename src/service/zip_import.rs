@@ -1170,3 +1170,278 @@ pub fn import_bytes(
     }
     Ok(Imported::Result(execute(store, &plan)?))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::store::sqlite::SqliteStore;
+    use crate::service::zip_export::{self, Scope};
+
+    const DEV: &str = "acme-dev";
+    const PROD: &str = "acme-prod";
+
+    /// A store with acme-dev applied from the fixture, an empty acme-prod,
+    /// and support-bot's export decoded.
+    fn setup() -> (tempfile::TempDir, SqliteStore, Archive) {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut store = SqliteStore::open(&tmp.path().join("ferry.db")).unwrap();
+        for t in [DEV, PROD] {
+            store
+                .create_tenant(t, None, &crate::domain::secrets::generate_keypair())
+                .unwrap();
+        }
+        let root =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/acme/tenants/acme-dev");
+        let source = crate::domain::tree::folder::FolderSource::new(root);
+        let tp = pipeline::plan_tree(&store, DEV, &source, DiffOptions::default()).unwrap();
+        apply::apply(&mut store, &tp.plan.unwrap(), Default::default(), None).unwrap();
+        let scoped = zip_export::scope(&store, DEV, &Scope::Agent("support-bot".into())).unwrap();
+        let made =
+            zip_export::export_scoped(&store, DEV, scoped, None, "ferry", "2026-01-01T00:00:00Z")
+                .unwrap();
+        let read = archive::read_zip(&made.bytes, &Limits::default()).unwrap();
+        let decoded = decode(&read).unwrap();
+        (tmp, store, decoded)
+    }
+
+    fn opts(strategy: Strategy) -> ImportOptions {
+        ImportOptions {
+            strategy,
+            target_agent: None,
+            selected: None,
+            workflow_order: None,
+        }
+    }
+
+    fn cx<'a>(target: &'a Target, archive: &'a Archive, opts: &'a ImportOptions) -> Ctx<'a> {
+        Ctx {
+            tenant: PROD,
+            archive,
+            opts,
+            by_id: target.by_id(),
+            target,
+        }
+    }
+
+    #[test]
+    fn execute_writes_resources_and_sync_records_in_one_transaction_at_the_preview_base() {
+        let (_t, mut store, archive) = setup();
+        let first = plan(&store, PROD, &archive, &opts(Strategy::Create)).unwrap();
+        let second = plan(&store, PROD, &archive, &opts(Strategy::Create)).unwrap();
+        assert_eq!(first.base_revision, second.base_revision);
+        assert_eq!(first.preview.base_revision, first.base_revision);
+        let done = execute(&mut store, &first).unwrap();
+        assert!(!done.created.is_empty());
+        let records = store.sync_records(PROD, &archive.source_key).unwrap();
+        let (revision, index) = store.index(PROD).unwrap();
+        assert_eq!(records.len(), done.created.len());
+        for r in &records {
+            let e = index.get(&r.local_id).unwrap();
+            assert_eq!((e.revision, &e.content_hash), (r.revision, &r.content_hash));
+        }
+        // The second plan was made at the old base: refused, nothing written.
+        let e = execute(&mut store, &second).unwrap_err();
+        assert!(
+            matches!(e, ImportError::Store(StoreError::Stale { .. })),
+            "{e}"
+        );
+        assert_eq!(store.index(PROD).unwrap().0, revision);
+        assert_eq!(
+            store.sync_records(PROD, &archive.source_key).unwrap(),
+            records
+        );
+    }
+
+    #[test]
+    fn create_gives_new_ids_and_merge_finds_them_again_by_origin() {
+        let (_t, mut store, archive) = setup();
+        let target = Target::read(&store, PROD, &archive.source_key).unwrap();
+        let create = opts(Strategy::Create);
+        let created = map_created(&cx(&target, &archive, &create));
+        assert!(created
+            .values()
+            .all(|(id, matched)| !matched && !id.is_empty()));
+        let p = plan(&store, PROD, &archive, &create).unwrap();
+        execute(&mut store, &p).unwrap();
+        let target = Target::read(&store, PROD, &archive.source_key).unwrap();
+        let merge = opts(Strategy::Merge);
+        let merged = map_merged(&cx(&target, &archive, &merge));
+        for (key, (id, matched)) in &merged {
+            assert!(*matched, "{key:?}");
+            assert_eq!(&created[key].0, id);
+        }
+    }
+
+    #[test]
+    fn an_equal_resource_is_skipped_and_an_unselected_one_too() {
+        let (_t, mut store, archive) = setup();
+        let create = opts(Strategy::Create);
+        let first = plan(&store, PROD, &archive, &create).unwrap();
+        execute(&mut store, &first).unwrap();
+        let again = plan(&store, PROD, &archive, &create).unwrap();
+        assert!(again
+            .preview
+            .resources
+            .iter()
+            .filter(|r| r.parent.is_none())
+            .all(|r| r.action == RowAction::Skip));
+        let target = Target::read(&store, PROD, &archive.source_key).unwrap();
+        let agent = archive.model.get(Kind::Agent, "support-bot").unwrap();
+        let mut changed = agent.clone();
+        changed.metadata.id = Some("agt_other".into());
+        changed.metadata.name = "other-bot".into();
+        let selective = ImportOptions {
+            selected: Some(vec!["nothing".into()]),
+            ..create.clone()
+        };
+        let c = cx(&target, &archive, &selective);
+        let (action, reason) = classify(&c, &changed, "agt_src", "agt_other", &[]);
+        assert_eq!(
+            (action, reason.as_deref()),
+            (RowAction::Skip, Some("not selected"))
+        );
+        let all = cx(&target, &archive, &create);
+        let (action, reason) =
+            classify(&all, &changed, "agt_src", "agt_other", &["tool `x`".into()]);
+        assert_eq!(action, RowAction::Conflict);
+        assert!(reason.unwrap().contains("tool `x`"));
+    }
+
+    #[test]
+    fn references_become_local_ids_or_are_reported_dangling() {
+        let (_t, store, archive) = setup();
+        let target = Target::read(&store, PROD, &archive.source_key).unwrap();
+        let create = opts(Strategy::Create);
+        let local = map_created(&cx(&target, &archive, &create));
+        let mut bot = archive
+            .model
+            .get(Kind::Agent, "support-bot")
+            .unwrap()
+            .clone();
+        assert!(rewrite_refs(&mut bot, &local, &target.index).is_empty());
+        let Spec::Agent(a) = &bot.spec else {
+            panic!("an agent")
+        };
+        let triage = &local[&(Kind::Workflow, "triage".to_string())].0;
+        assert!(a.workflows.contains(triage));
+        let mut lonely = archive
+            .model
+            .get(Kind::Agent, "support-bot")
+            .unwrap()
+            .clone();
+        let dangling = rewrite_refs(&mut lonely, &LocalIds::new(), &target.index);
+        assert!(
+            dangling.iter().any(|d| d.contains("`triage`")),
+            "{dangling:?}"
+        );
+    }
+
+    #[test]
+    fn workflow_order_puts_the_named_first_and_refuses_a_stranger() {
+        let (_t, store, archive) = setup();
+        let target = Target::read(&store, PROD, &archive.source_key).unwrap();
+        let create = opts(Strategy::Create);
+        let c = cx(&target, &archive, &create);
+        let local = map_created(&c);
+        let id = |n: &str| local[&(Kind::Workflow, n.to_string())].0.clone();
+        let list = vec![id("triage"), id("answer"), id("escalation")];
+        let ordered = ordered_workflows(&list, &["escalation".into()], &c, &local).unwrap();
+        assert_eq!(ordered, vec![id("escalation"), id("triage"), id("answer")]);
+        let e = ordered_workflows(&list, &["nope".into()], &c, &local).unwrap_err();
+        assert!(matches!(e, ImportError::UnknownWorkflow { .. }));
+    }
+
+    #[test]
+    fn a_write_whose_dependency_does_not_land_becomes_a_conflict() {
+        let (_t, store, archive) = setup();
+        let create = opts(Strategy::Create);
+        let mut p = plan(&store, PROD, &archive, &create).unwrap();
+        let target = Target::read(&store, PROD, &archive.source_key).unwrap();
+        let local = map_created(&cx(&target, &archive, &create));
+        for it in p
+            .items
+            .iter_mut()
+            .filter(|i| i.desired.kind() == Kind::Workflow)
+        {
+            it.action = RowAction::Conflict;
+        }
+        settle_dependencies(&mut p.items, &target.index, &archive, &local);
+        let bot = p
+            .items
+            .iter()
+            .find(|i| i.desired.name() == "support-bot")
+            .unwrap();
+        assert_eq!(bot.action, RowAction::Conflict);
+        assert!(!bot.settled);
+        assert!(bot
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("lands whole or not at all"));
+    }
+
+    #[test]
+    fn upgrade_matches_onto_the_named_agent_or_refuses_an_unknown_one() {
+        let (_t, mut store, archive) = setup();
+        let create = opts(Strategy::Create);
+        let first = plan(&store, PROD, &archive, &create).unwrap();
+        execute(&mut store, &first).unwrap();
+        let target = Target::read(&store, PROD, &archive.source_key).unwrap();
+        let upgrade = ImportOptions {
+            target_agent: Some("support-bot".into()),
+            ..opts(Strategy::Upgrade)
+        };
+        let c = cx(&target, &archive, &upgrade);
+        let root_id = archive
+            .model
+            .get(Kind::Agent, "support-bot")
+            .unwrap()
+            .id()
+            .unwrap()
+            .to_string();
+        let local_bot = target_agent(&c, &root_id).unwrap().unwrap();
+        let mut removed = Vec::new();
+        let local = map_upgraded(&c, &mut removed).unwrap();
+        assert_eq!(
+            local[&(Kind::Agent, "support-bot".to_string())],
+            (local_bot, true)
+        );
+        assert!(removed.is_empty());
+        let nobody = ImportOptions {
+            target_agent: Some("ghost".into()),
+            ..opts(Strategy::Upgrade)
+        };
+        let e = target_agent(&cx(&target, &archive, &nobody), &root_id).unwrap_err();
+        assert!(matches!(e, ImportError::NoTargetAgent { .. }), "{e}");
+    }
+
+    #[test]
+    fn upgrade_keeps_the_target_metadata_and_merge_its_lineage() {
+        let (_t, store, archive) = setup();
+        let r = archive.model.get(Kind::Agent, "support-bot").unwrap();
+        let mut t = r.clone();
+        t.metadata.id = Some("agt_local".into());
+        t.metadata.origin_id = Some("agt_first".into());
+        let up = local_metadata(Strategy::Upgrade, r, Some(&t), "agt_local", "agt_src");
+        assert_eq!(up, t.metadata);
+        let merged = local_metadata(Strategy::Merge, r, Some(&t), "agt_local", "agt_src");
+        assert_eq!(merged.origin_id.as_deref(), Some("agt_first"));
+        let new = local_metadata(Strategy::Create, r, None, "agt_new", "agt_src");
+        assert_eq!(new.origin_id.as_deref(), Some("agt_src"));
+        assert_eq!(new.id.as_deref(), Some("agt_new"));
+        let _ = store;
+    }
+
+    #[test]
+    fn preview_rows_list_agents_first_then_their_parts() {
+        let (_t, store, archive) = setup();
+        let p = plan(&store, PROD, &archive, &opts(Strategy::Create)).unwrap();
+        assert_eq!(p.preview.resources[0].resource_type, "agent");
+        let (pairs, aligned) = aligned_target(
+            archive.model.get(Kind::Agent, "support-bot").unwrap(),
+            archive.model.get(Kind::Agent, "support-bot"),
+        );
+        assert!(pairs.iter().all(|(a, b)| a == b));
+        assert!(aligned.is_some());
+    }
+}
