@@ -85,23 +85,7 @@ pub fn run_demo(out: &Output, keep: bool, serve: ServeFn) -> Result<i32> {
         },
     )?;
 
-    d.say("The acme-dev tenant's tree: agents, tools, connections, knowledge bases, documents, workflows and evaluations as YAML.");
-    let mut count = 0;
-    for (rel, bytes) in ACME_FIXTURE {
-        if let Some(rest) = rel.strip_prefix("tenants/") {
-            let dest = repo.join("tenants").join(rest);
-            if let Some(parent) = dest.parent() {
-                std::fs::create_dir_all(parent)?;
-            }
-            std::fs::write(&dest, bytes)?;
-            if rest.ends_with(".yaml") {
-                count += 1;
-            }
-        }
-    }
-    out.status(&format!(
-        "   copied {count} resource files into tenants/acme-dev/"
-    ));
+    copy_fixture(&d)?;
 
     d.say("Create the tenant in the store. It adopts the folder and gets an age key pair: the private key stays in the store, the public key goes to tenant.toml.");
     d.ferry(&["tenant", "create", "acme-dev", "--environment", "dev"])?;
@@ -154,8 +138,48 @@ pub fn run_demo(out: &Output, keep: bool, serve: ServeFn) -> Result<i32> {
     ])?;
     d.ferry(&["publishes", "--tenant", "acme-dev"])?;
 
+    revert_promote_zip_segment(&d, tmp.path())?;
+
+    serve_segment(&d)?;
+
+    d.say("Done.");
+    if keep {
+        let kept = tmp.keep();
+        out.status(&format!(
+            "The demo repo is kept at {}",
+            kept.join("acme-config").display()
+        ));
+    }
+    Ok(EXIT_OK)
+}
+
+/// The acme-dev tree, embedded in the binary, copied into the demo repo.
+fn copy_fixture(d: &Demo<'_>) -> Result<()> {
+    d.say("The acme-dev tenant's tree: agents, tools, connections, knowledge bases, documents, workflows and evaluations as YAML.");
+    let mut count = 0;
+    for (rel, bytes) in ACME_FIXTURE {
+        if let Some(rest) = rel.strip_prefix("tenants/") {
+            let dest = d.repo.join("tenants").join(rest);
+            if let Some(parent) = dest.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            std::fs::write(&dest, bytes)?;
+            if rest.ends_with(".yaml") {
+                count += 1;
+            }
+        }
+    }
+    d.out.status(&format!(
+        "   copied {count} resource files into tenants/acme-dev/"
+    ));
+
+    Ok(())
+}
+
+/// A revert preview, a promotion to acme-staging, and a ZIP artifact into a sandbox tenant.
+fn revert_promote_zip_segment(d: &Demo<'_>, work: &Path) -> Result<()> {
     d.say("Changed your mind? Preview taking the last publish back out of staging.");
-    let store = crate::backend::store::open(crate::cli::repo::DEFAULT_STORE, &repo)?;
+    let store = crate::backend::store::open(crate::cli::repo::DEFAULT_STORE, &d.repo)?;
     let last = store
         .publishes("acme-dev")?
         .into_iter()
@@ -189,7 +213,7 @@ pub fn run_demo(out: &Output, keep: bool, serve: ServeFn) -> Result<i32> {
     ])?;
 
     d.say("Ship support-bot as a ZIP artifact, and import it into a sandbox tenant.");
-    let zip = tmp.path().join("support-bot.zip");
+    let zip = work.join("support-bot.zip");
     let zip = zip.display().to_string();
     d.ferry(&[
         "zip",
@@ -212,17 +236,7 @@ pub fn run_demo(out: &Output, keep: bool, serve: ServeFn) -> Result<i32> {
         "create",
     ])?;
 
-    serve_segment(&d)?;
-
-    d.say("Done.");
-    if keep {
-        let kept = tmp.keep();
-        out.status(&format!(
-            "The demo repo is kept at {}",
-            kept.join("acme-config").display()
-        ));
-    }
-    Ok(EXIT_OK)
+    Ok(())
 }
 
 /// Send one request to the demo server and print it as the curl line a user would type.
