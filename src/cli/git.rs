@@ -349,6 +349,12 @@ pub(crate) fn publishes(
     Ok(EXIT_OK)
 }
 
+/// What `ferry revert` prints: how each draft changes, and the conflicts.
+struct RevertView {
+    resources: Vec<crate::domain::publish::RevertedResource>,
+    conflicts: Vec<crate::domain::publish::RevertConflict>,
+}
+
 /// `ferry revert`.
 pub(crate) fn revert(
     g: &Global,
@@ -360,24 +366,28 @@ pub(crate) fn revert(
 ) -> Result<i32> {
     let (repo, mut store) = super::commands::open(g)?;
     let record = store.tenant(tenant)?;
-    let plan = publishing::plan_rollback(store.as_ref(), tenant, change_id)
-        .map_err(|e| cli_error(e, tenant))?;
-    let mut written = false;
     let mut tree_written = None;
-    if !preview && plan.has_writes() {
-        if write_tree {
+    // Into the store (or a preview): the same library call as the rollback endpoint.
+    let (written, resources, conflicts) = if write_tree && !preview {
+        let plan = publishing::plan_rollback(store.as_ref(), tenant, change_id)
+            .map_err(|e| cli_error(e, tenant))?;
+        if plan.has_writes() {
             let tree = pipeline::tree_of_resources(&record, &plan.result)?;
             let dir = repo.tenant_dir(tenant);
             crate::domain::tree::folder::write_tree(&dir, &tree)?;
             tree_written = Some(repo.tenant_rel(tenant));
-        } else {
-            let actor = super::identity::actor(g, Some(&repo));
-            publishing::write_rollback_as(store.as_mut(), &actor, tenant, &plan)
-                .map_err(|e| cli_error(e, tenant))?;
-            written = true;
         }
-    }
-    let outcome = plan.outcome;
+        (false, plan.outcome.resources, plan.outcome.conflicts)
+    } else {
+        let actor = super::identity::actor(g, Some(&repo));
+        let done = publishing::revert(store.as_mut(), &actor, tenant, change_id, preview)
+            .map_err(|e| cli_error(e, tenant))?;
+        (done.written, done.resources, done.conflicts)
+    };
+    let outcome = RevertView {
+        resources,
+        conflicts,
+    };
     if out.json() {
         out.json_value(&json!({
             "tenant": tenant, "change_track_id": change_id, "preview": preview,

@@ -440,19 +440,6 @@ pub fn plan_rollback(
     })
 }
 
-/// Write a worked-out rollback to staging in one transaction as `actor` (an
-/// editor of the tenant); returns the new tenant revision, or `None` when it
-/// changes nothing.
-pub fn write_rollback_as(
-    store: &mut dyn Store,
-    actor: &Actor,
-    tenant: &str,
-    plan: &RollbackPlan,
-) -> Result<Option<u64>, StagingError> {
-    authorize::<StagingError>(&*store, actor, tenant, Role::Editor, "reverting a publish")?;
-    write_rollback(store, tenant, plan)
-}
-
 /// Write a worked-out rollback to staging in one transaction; returns the new
 /// tenant revision, or `None` when it changes nothing.
 fn write_rollback(
