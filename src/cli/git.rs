@@ -1,7 +1,7 @@
 //! Git-backed commands: `diff`, `publish`, `publishes`, `revert`, plus the
 //! git halves of `plan --ref` and `export --commit`.
 //!
-//! This is the edge: it reads the environment (git identity, `$USER`) and
+//! This is the edge: it reads the environment (the git identity) and
 //! the clock, calls [`crate::domain::publish`], [`crate::service::gitplan`] and
 //! [`crate::backend::vcs`], and prints.
 
