@@ -122,22 +122,9 @@ fn diff_in(
     Ok(publish::staging_diff(drafts, production, scope.as_ref()))
 }
 
-/// What a publish of the tenant (or of one agent, ID or name) would record:
-/// the record (untagged) and the versions; `None` when staging equals production.
-pub fn prepare_publish(
-    store: &dyn Store,
-    tenant: &str,
-    agent: Option<&str>,
-    message: &str,
-    actor: &str,
-    now: &str,
-) -> Result<Option<(PublishRecord, Vec<PublishedVersion>)>, StagingError> {
-    store.tenant(tenant)?;
-    let drafts = store.all_drafts(tenant)?;
-    prepare_publish_in(store, tenant, agent, message, actor, now, &drafts)
-}
-
-/// [`prepare_publish`] with the tenant's drafts already read.
+/// What a publish of the tenant (or of one agent, ID or name) would record,
+/// the tenant's drafts already read: the record (untagged) and the versions;
+/// `None` when staging equals production.
 fn prepare_publish_in(
     store: &dyn Store,
     tenant: &str,
@@ -169,9 +156,9 @@ fn prepare_publish_in(
     Ok(Some((record, versions)))
 }
 
-/// Publish staging (of the tenant, or of one agent and what it needs) without
-/// a git tag, in one transaction; `None` when there is nothing to publish.
-pub fn publish_untagged(
+/// [`publish`] as `actor` with no tagger, for tests; `None` when there is nothing to publish.
+#[cfg(test)]
+pub(crate) fn publish_untagged(
     store: &mut dyn Store,
     tenant: &str,
     agent: Option<&str>,
@@ -179,12 +166,16 @@ pub fn publish_untagged(
     actor: &str,
     now: &str,
 ) -> Result<Option<PublishRecord>, StagingError> {
-    let Some((record, versions)) = prepare_publish(&*store, tenant, agent, message, actor, now)?
-    else {
-        return Ok(None);
-    };
-    store.publish(tenant, &record, &versions)?;
-    Ok(Some(record))
+    let done = publish(
+        store,
+        &Actor::named(actor),
+        None,
+        tenant,
+        agent,
+        message,
+        now,
+    )?;
+    Ok(done.map(|p| p.record))
 }
 
 /// Why a publish was not tagged, for people.
