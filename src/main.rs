@@ -1,5 +1,10 @@
-//! The `ferry` binary: parse, run, map the outcome to an exit code. Nothing else.
+//! The `ferry` binary and the composition root: parse, run, map the outcome
+//! to an exit code, handing the CLI the front ends it starts but may not
+//! name (the HTTP server). Nothing else.
 
 fn main() {
-    std::process::exit(ferry::cli::main());
+    let frontends = ferry::cli::Frontends {
+        serve: ferry::server::serve,
+    };
+    std::process::exit(ferry::cli::main(&frontends));
 }

@@ -2,7 +2,8 @@
 //!
 //! ferry reads trees straight out of git objects (no checkout), records the
 //! commit each apply came from, and tags publishes. Everything here takes
-//! paths and revisions and gives back plain data. Writing a commit of a
+//! paths and revisions and gives back plain data; [`GitTagger`] is the
+//! publish-tag port of [`crate::domain::tagging`] over it. Writing a commit of a
 //! tenant folder writes only the blobs and trees that changed since the
 //! parent commit (a `TreeBuilder` per changed folder); comparing two
 //! revisions skips every subtree whose ID is equal on both sides, so both
@@ -15,6 +16,7 @@ use std::sync::Mutex;
 use git2::{ObjectType, Oid, Repository, Signature, Tree, TreeWalkMode, TreeWalkResult};
 use rayon::prelude::*;
 
+use crate::domain::tagging::{PublishTagger, TagError};
 use crate::domain::tree::{SourceError, TreeSource};
 
 /// An error of a git operation.
@@ -543,14 +545,7 @@ fn rebuild(
     Ok(Some(builder.write()?))
 }
 
-/// Whether a commit holds a folder: the commit, or why not.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Holding {
-    /// This commit holds exactly the files.
-    Commit(String),
-    /// No commit does; the reason, for people.
-    NotHeld(String),
-}
+pub use crate::domain::tagging::Holding;
 
 /// Which commit holds `dir/rel` exactly as `files`: HEAD, else `also` (e.g.
 /// the commit last applied), else why not.
@@ -650,4 +645,55 @@ pub fn set_local_identity(dir: &Path, who: &Identity) -> Result<(), VcsError> {
     cfg.set_str("user.name", &who.name)?;
     cfg.set_str("user.email", &who.email)?;
     Ok(())
+}
+
+/// Publish tags in the git repository at `root`: the [`PublishTagger`] a
+/// publish uses, from the CLI or from `ferry serve` running in a config repo.
+#[derive(Debug, Clone)]
+pub struct GitTagger {
+    /// The repository (or a folder inside it).
+    pub root: std::path::PathBuf,
+    /// Who tags; default: the publisher, as `NAME <NAME@ferry.invalid>`.
+    pub identity: Option<Identity>,
+}
+
+fn tag_error(e: VcsError) -> TagError {
+    TagError {
+        message: e.to_string(),
+    }
+}
+
+impl PublishTagger for GitTagger {
+    fn holding(
+        &self,
+        folder: &str,
+        files: &BTreeMap<String, Vec<u8>>,
+    ) -> Result<Holding, TagError> {
+        commit_holding(&self.root, folder, files, None).map_err(tag_error)
+    }
+
+    fn paths_at(&self, folder: &str, commit: &str) -> Option<Vec<String>> {
+        let source = GitTreeSource::open(&self.root, folder, commit).ok()?;
+        Some(source.list().unwrap_or_default())
+    }
+
+    fn tag_exists(&self, name: &str) -> bool {
+        open_at(&self.root, "")
+            .map(|(repo, _)| repo.find_reference(&format!("refs/tags/{name}")).is_ok())
+            .unwrap_or(false)
+    }
+
+    fn tag(
+        &self,
+        name: &str,
+        commit: &str,
+        message: &str,
+        publisher: &str,
+    ) -> Result<(), TagError> {
+        let who = self.identity.clone().unwrap_or_else(|| Identity {
+            name: publisher.to_string(),
+            email: format!("{publisher}@ferry.invalid"),
+        });
+        tag_annotated(&self.root, name, commit, message, Some(&who)).map_err(tag_error)
+    }
 }

@@ -20,7 +20,7 @@ use crate::service::apply::{self, ApplyOptions};
 use crate::service::pipeline::{self, TreePlan};
 
 /// Dispatch a parsed command.
-pub fn run(cmd: Command, g: &Global, out: &Output) -> Result<i32> {
+pub fn run(cmd: Command, g: &Global, out: &Output, frontends: &super::Frontends) -> Result<i32> {
     match cmd {
         Command::Init { dir } => init(dir, out),
         Command::Tenant(TenantCommand::Create { name, environment }) => {
@@ -79,10 +79,10 @@ pub fn run(cmd: Command, g: &Global, out: &Output) -> Result<i32> {
             super::promote::grant(g, out, &user, &tenant, &role)
         }
         Command::Zip(z) => super::zip::run(z, g, out),
-        Command::Serve(args) => super::serve::serve(g, out, &args),
+        Command::Serve(args) => super::serve::serve(g, out, &args, frontends.serve),
         Command::Token(t) => super::serve::token(g, out, t),
         Command::Sync(args) => super::sync::sync(g, out, &args),
-        Command::Demo { keep } => super::demo::run_demo(out, keep),
+        Command::Demo { keep } => super::demo::run_demo(out, keep, frontends.serve),
     }
 }
 
@@ -239,6 +239,10 @@ fn export(
     force: bool,
 ) -> Result<i32> {
     let (repo, store) = open(g)?;
+    let actor = super::identity::actor(g, Some(&repo));
+    if commit {
+        crate::service::gitplan::authorize_commit(store.as_ref(), &actor, tenant)?;
+    }
     let spinner = out.spinner("exporting");
     let tree = pipeline::export_tree(store.as_ref(), tenant)?;
     let dir = dir.unwrap_or_else(|| repo.tenant_dir(tenant));
@@ -267,7 +271,15 @@ fn export(
         s.finish_and_clear();
     }
     let committed = if commit {
-        super::git::commit_export(&repo, tenant, &dir, &tree.files, message)?
+        super::git::commit_export(
+            &repo,
+            store.as_ref(),
+            &actor,
+            tenant,
+            &dir,
+            &tree.files,
+            message,
+        )?
     } else {
         None
     };
@@ -586,16 +598,17 @@ fn apply_cmd(
         out.status("Nothing applied.");
         return Ok(EXIT_ERROR);
     }
-    let report =
-        apply::apply(store.as_mut(), &plan, ApplyOptions { force }).map_err(|e| match e {
-            apply::ApplyError::MassDelete { .. } => anyhow!(
-                "{e}\nhint: check the tree is complete; pass --force if the deletes are meant"
-            ),
-            apply::ApplyError::Store(store::StoreError::Stale { .. }) => {
-                anyhow!("{e}\nhint: run `ferry plan` again")
-            }
-            other => anyhow!(other),
-        })?;
+    let actor = super::identity::actor(g, Some(&repo));
+    let options = ApplyOptions { force };
+    let report = apply::apply_as(store.as_mut(), &actor, &plan, options).map_err(|e| match e {
+        apply::ApplyError::MassDelete { .. } => {
+            anyhow!("{e}\nhint: check the tree is complete; pass --force if the deletes are meant")
+        }
+        apply::ApplyError::Store(store::StoreError::Stale { .. }) => {
+            anyhow!("{e}\nhint: run `ferry plan` again")
+        }
+        other => anyhow!(other),
+    })?;
     if out.json() {
         out.json_value(&serde_json::json!({"tenant": report.tenant, "applied": true, "revision": report.revision, "summary": report.summary}));
     } else {

@@ -15,9 +15,11 @@ use clap::Parser;
 
 use super::commands::run;
 use super::{Cli, Global, Output, EXIT_OK};
+use crate::backend::sync_config::ServerConfig;
 use crate::backend::vcs;
 use crate::domain::tree::folder::FolderSource;
 use crate::domain::tree::TreeSource;
+use crate::service::serving::{ServeFn, ServeRequest};
 
 include!(concat!(env!("OUT_DIR"), "/acme_fixture.rs"));
 
@@ -26,6 +28,7 @@ struct Demo<'a> {
     out: &'a Output,
     global: Global,
     repo: std::path::PathBuf,
+    frontends: super::Frontends,
 }
 
 impl Demo<'_> {
@@ -39,7 +42,7 @@ impl Demo<'_> {
         self.out.status(&format!("$ ferry {}", args.join(" ")));
         let cli = Cli::try_parse_from(std::iter::once("ferry").chain(args.iter().copied()))
             .map_err(|e| anyhow!("demo step `ferry {}`: {e}", args.join(" ")))?;
-        run(cli.command, &self.global, self.out)
+        run(cli.command, &self.global, self.out, &self.frontends)
     }
 
     /// Commit the tenant folder as it is on disk, as a pull request would.
@@ -57,7 +60,7 @@ impl Demo<'_> {
 }
 
 /// Run the demo.
-pub fn run_demo(out: &Output, keep: bool) -> Result<i32> {
+pub fn run_demo(out: &Output, keep: bool, serve: ServeFn) -> Result<i32> {
     let tmp = tempfile::Builder::new().prefix("ferry-demo-").tempdir()?;
     let repo = tmp.path().join("acme-config");
     let d = Demo {
@@ -69,6 +72,7 @@ pub fn run_demo(out: &Output, keep: bool) -> Result<i32> {
             actor: Some("demo".into()),
         },
         repo: repo.clone(),
+        frontends: super::Frontends { serve },
     };
 
     d.say("A new config repo: ferry.toml, tenants/, .gitignore and a git repository.");
@@ -81,23 +85,7 @@ pub fn run_demo(out: &Output, keep: bool) -> Result<i32> {
         },
     )?;
 
-    d.say("The acme-dev tenant's tree: agents, tools, connections, knowledge bases, documents, workflows and evaluations as YAML.");
-    let mut count = 0;
-    for (rel, bytes) in ACME_FIXTURE {
-        if let Some(rest) = rel.strip_prefix("tenants/") {
-            let dest = repo.join("tenants").join(rest);
-            if let Some(parent) = dest.parent() {
-                std::fs::create_dir_all(parent)?;
-            }
-            std::fs::write(&dest, bytes)?;
-            if rest.ends_with(".yaml") {
-                count += 1;
-            }
-        }
-    }
-    out.status(&format!(
-        "   copied {count} resource files into tenants/acme-dev/"
-    ));
+    copy_fixture(&d)?;
 
     d.say("Create the tenant in the store. It adopts the folder and gets an age key pair: the private key stays in the store, the public key goes to tenant.toml.");
     d.ferry(&["tenant", "create", "acme-dev", "--environment", "dev"])?;
@@ -150,8 +138,48 @@ pub fn run_demo(out: &Output, keep: bool) -> Result<i32> {
     ])?;
     d.ferry(&["publishes", "--tenant", "acme-dev"])?;
 
+    revert_promote_zip_segment(&d, tmp.path())?;
+
+    serve_segment(&d)?;
+
+    d.say("Done.");
+    if keep {
+        let kept = tmp.keep();
+        out.status(&format!(
+            "The demo repo is kept at {}",
+            kept.join("acme-config").display()
+        ));
+    }
+    Ok(EXIT_OK)
+}
+
+/// The acme-dev tree, embedded in the binary, copied into the demo repo.
+fn copy_fixture(d: &Demo<'_>) -> Result<()> {
+    d.say("The acme-dev tenant's tree: agents, tools, connections, knowledge bases, documents, workflows and evaluations as YAML.");
+    let mut count = 0;
+    for (rel, bytes) in ACME_FIXTURE {
+        if let Some(rest) = rel.strip_prefix("tenants/") {
+            let dest = d.repo.join("tenants").join(rest);
+            if let Some(parent) = dest.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            std::fs::write(&dest, bytes)?;
+            if rest.ends_with(".yaml") {
+                count += 1;
+            }
+        }
+    }
+    d.out.status(&format!(
+        "   copied {count} resource files into tenants/acme-dev/"
+    ));
+
+    Ok(())
+}
+
+/// A revert preview, a promotion to acme-staging, and a ZIP artifact into a sandbox tenant.
+fn revert_promote_zip_segment(d: &Demo<'_>, work: &Path) -> Result<()> {
     d.say("Changed your mind? Preview taking the last publish back out of staging.");
-    let store = crate::backend::store::open(crate::cli::repo::DEFAULT_STORE, &repo)?;
+    let store = crate::backend::store::open(crate::cli::repo::DEFAULT_STORE, &d.repo)?;
     let last = store
         .publishes("acme-dev")?
         .into_iter()
@@ -185,7 +213,7 @@ pub fn run_demo(out: &Output, keep: bool) -> Result<i32> {
     ])?;
 
     d.say("Ship support-bot as a ZIP artifact, and import it into a sandbox tenant.");
-    let zip = tmp.path().join("support-bot.zip");
+    let zip = work.join("support-bot.zip");
     let zip = zip.display().to_string();
     d.ferry(&[
         "zip",
@@ -208,17 +236,7 @@ pub fn run_demo(out: &Output, keep: bool) -> Result<i32> {
         "create",
     ])?;
 
-    serve_segment(&d)?;
-
-    d.say("Done.");
-    if keep {
-        let kept = tmp.keep();
-        out.status(&format!(
-            "The demo repo is kept at {}",
-            kept.join("acme-config").display()
-        ));
-    }
-    Ok(EXIT_OK)
+    Ok(())
 }
 
 /// Send one request to the demo server and print it as the curl line a user would type.
@@ -264,24 +282,29 @@ fn serve_segment(d: &Demo<'_>) -> Result<()> {
     d.say("Serve the store over HTTP: a user, a token, and the staging API on a loopback port.");
     d.ferry(&["user", "add", "demo"])?;
     let mut store = crate::backend::store::open(crate::cli::repo::DEFAULT_STORE, &d.repo)?;
-    let token = crate::server::auth::create_token(store.as_mut(), "demo", Some("acme-dev"))?;
+    let demo = crate::service::access::Actor::named("demo");
+    let token =
+        crate::service::access::create_token(store.as_mut(), &demo, "demo", Some("acme-dev"))?;
     d.out.status("$ ferry token create --user demo --tenant acme-dev   (printed once; the store keeps its hash)");
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let (addr_tx, addr_rx) = std::sync::mpsc::channel();
     let server_store = crate::backend::store::open(crate::cli::repo::DEFAULT_STORE, &d.repo)?;
+    let serve = d.frontends.serve;
+    let tagger = super::serve::repo_tagger(Some(&super::repo::Repo::load(&d.repo)?));
     let server = std::thread::spawn(move || {
-        crate::server::run_until(
-            server_store,
-            Vec::new(),
-            crate::server::config::ServerConfig::default(),
-            "127.0.0.1:0",
-            |a| {
+        serve(ServeRequest {
+            store: server_store,
+            readers: Vec::new(),
+            config: ServerConfig::default(),
+            tagger,
+            addr: "127.0.0.1:0".into(),
+            on_listen: Box::new(move |a| {
                 let _ = addr_tx.send(a);
-            },
-            async move {
+            }),
+            shutdown: Some(Box::pin(async move {
                 let _ = stop_rx.await;
-            },
-        )
+            })),
+        })
     });
     let addr = addr_rx
         .recv_timeout(std::time::Duration::from_secs(30))

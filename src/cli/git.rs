@@ -1,7 +1,7 @@
 //! Git-backed commands: `diff`, `publish`, `publishes`, `revert`, plus the
 //! git halves of `plan --ref` and `export --commit`.
 //!
-//! This is the edge: it reads the environment (git identity, `$USER`) and
+//! This is the edge: it reads the environment (the git identity) and
 //! the clock, calls [`crate::domain::publish`], [`crate::service::gitplan`] and
 //! [`crate::backend::vcs`], and prints.
 
@@ -15,11 +15,12 @@ use super::output::{change_lines, Output};
 use super::repo::Repo;
 use super::{Global, EXIT_ERROR, EXIT_OK};
 use crate::backend::store::{self, Store};
-use crate::backend::vcs::{self, GitTreeSource, Holding, Identity};
+use crate::backend::vcs::{self, GitTreeSource, Identity};
 use crate::domain::model::Resource;
 use crate::domain::plan::{DiffOptions, FieldChange};
 use crate::domain::publish::{self, StagingChange, StagingDiff};
 use crate::domain::tree::{self, TreeSource};
+use crate::service::access::Actor;
 use crate::service::gitplan::{self, tenant_rel};
 use crate::service::pipeline::{self, TreePlan};
 use crate::service::publishing;
@@ -34,18 +35,6 @@ pub(crate) fn git_identity() -> Option<Identity> {
     let name = env("GIT_COMMITTER_NAME").or_else(|| env("GIT_AUTHOR_NAME"))?;
     let email = env("GIT_COMMITTER_EMAIL").or_else(|| env("GIT_AUTHOR_EMAIL"))?;
     Some(Identity { name, email })
-}
-
-/// Who acts: `--as`, else ferry.toml's user, else git's user, else `$USER`.
-pub(crate) fn actor(g: &Global, repo: &Repo) -> String {
-    g.actor
-        .clone()
-        .or_else(|| repo.config.user.clone())
-        .or_else(|| env("GIT_AUTHOR_NAME"))
-        .or_else(|| vcs::user_name(&repo.root))
-        .or_else(|| env("USER"))
-        .or_else(|| env("USERNAME"))
-        .unwrap_or_else(|| "unknown".to_string())
 }
 
 /// Plan from a git revision (`plan --ref`, `apply --ref`).
@@ -76,9 +65,11 @@ pub(crate) fn plan_ref(
     Ok(gp.tree_plan)
 }
 
-/// `export --commit`: commit the exported tenant folder.
+/// `export --commit`: commit the exported tenant folder (an editor's write).
 pub(crate) fn commit_export(
     repo: &Repo,
+    store: &dyn Store,
+    actor: &Actor,
     tenant: &str,
     dir: &Path,
     files: &BTreeMap<String, Vec<u8>>,
@@ -95,18 +86,21 @@ pub(crate) fn commit_export(
             dir.display()
         );
     }
-    let outcome = vcs::commit_folder(
+    gitplan::commit_export(
+        store,
+        actor,
         &repo.root,
-        &tenant_rel(tenant),
+        tenant,
         files,
         &message,
         git_identity().as_ref(),
     )
     .map_err(|e| match e {
-        vcs::VcsError::NoRepo { .. } => anyhow!("{e}\nhint: `git init` in {}", repo.root.display()),
+        gitplan::GitPlanError::Vcs(vcs::VcsError::NoRepo { .. }) => {
+            anyhow!("{e}\nhint: `git init` in {}", repo.root.display())
+        }
         other => anyhow!(other),
-    })?;
-    Ok(outcome.commit)
+    })
 }
 
 fn print_staging_changes(out: &Output, changes: &[StagingChange], indent: &str) -> Vec<String> {
@@ -269,81 +263,44 @@ pub(crate) fn publish(
     message: &str,
 ) -> Result<i32> {
     let (repo, mut store) = super::commands::open(g)?;
-    let record = store.tenant(tenant)?;
-    let drafts = store.all_drafts(tenant)?;
-    let who = actor(g, &repo);
-    let prepared = publishing::prepare_publish_in(
-        store.as_ref(),
+    store.tenant(tenant)?;
+    let actor = super::identity::actor(g, Some(&repo));
+    let tagger = vcs::GitTagger {
+        root: repo.root.clone(),
+        identity: git_identity(),
+    };
+    let published = publishing::publish(
+        store.as_mut(),
+        &actor,
+        Some(&tagger),
         tenant,
         agent.as_deref(),
         message,
-        &who,
         &store::now_rfc3339(),
-        &drafts,
     )
     .map_err(|e| cli_error(e, tenant))?;
-    let Some((mut rec, versions)) = prepared else {
+    let Some(publishing::Published { record: rec, notes }) = published else {
         if out.json() {
             out.json_value(&json!({"tenant": tenant, "has_changes": false}));
         }
         bail!("nothing to publish: staging equals production for {}\nhint: `ferry diff --tenant {tenant}` compares them", agent.as_deref().map(|a| format!("agent `{a}`")).unwrap_or_else(|| format!("tenant `{tenant}`")));
     };
-    let number = rec.number;
-    // Tag the commit that holds the tree, when there is one.
-    let tree = pipeline::tree_of_resources(&record, &drafts)?;
-    let mut holding = vcs::commit_holding(&repo.root, &tenant_rel(tenant), &tree.files, None)?;
-    if let (Holding::NotHeld(_), Some(last)) = (&holding, record.last_commit.as_deref()) {
-        if applied_commit_holds(&repo, store.as_ref(), tenant, last)? {
-            holding = Holding::Commit(last.to_string());
-        }
-    }
-    match holding {
-        Holding::Commit(c) => {
-            let name = publish::tag_name(tenant, number);
-            rec.tag = Some(name.clone());
-            rec.commit = Some(c.clone());
-            let who = git_identity().unwrap_or_else(|| Identity {
-                name: rec.published_by.clone(),
-                email: format!("{}@ferry.invalid", rec.published_by),
-            });
-            match vcs::tag_annotated(
-                &repo.root,
-                &name,
-                &c,
-                &publish::tag_message(&rec),
-                Some(&who),
-            ) {
-                Ok(()) => {}
-                Err(vcs::VcsError::TagExists { .. }) => {
-                    out.warn(&format!("git tag `{name}` exists already (from another store?); this publish is not tagged"));
-                    rec.tag = None;
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Holding::NotHeld(reason) => {
-            out.warn(&format!(
-                "publish {number} can't be reproduced from git: {reason}"
-            ));
+    for note in &notes {
+        out.warn(&note.to_string());
+        if let publishing::PublishNote::NotReproducible { .. } = note {
             out.hint(&format!("commit the tree first: `ferry export --tenant {tenant} --commit -m MSG`, then publish"));
         }
     }
-    if let Err(e) = store.publish(tenant, &rec, &versions) {
-        if let Some(t) = &rec.tag {
-            let _ = vcs::delete_tag(&repo.root, t);
-        }
-        return Err(e.into());
-    }
     if out.json() {
         out.json_value(&json!({
-            "tenant": tenant, "number": number, "change_track_id": rec.change_track_id, "has_changes": true,
+            "tenant": tenant, "number": rec.number, "change_track_id": rec.change_track_id, "has_changes": true,
             "tag": rec.tag, "commit": rec.commit, "published_by": rec.published_by,
             "published_at": rec.published_at, "summary": rec.summary,
         }));
     } else {
         let mut s = format!(
-            "Published {tenant} #{number} ({}) by {}",
-            rec.change_track_id, rec.published_by
+            "Published {tenant} #{} ({}) by {}",
+            rec.number, rec.change_track_id, rec.published_by
         );
         if let Some(t) = &rec.tag {
             s.push_str(&format!("\n  tagged {t}"));
@@ -354,28 +311,6 @@ pub(crate) fn publish(
         out.data(&s);
     }
     Ok(EXIT_OK)
-}
-
-/// Whether the commit the tenant was last applied from holds its drafts:
-/// nothing drifted since that apply, and the commit has exactly the store's resources.
-fn applied_commit_holds(
-    repo: &Repo,
-    store: &dyn Store,
-    tenant: &str,
-    commit: &str,
-) -> Result<bool> {
-    if !store.drift(tenant)?.is_empty() {
-        return Ok(false);
-    }
-    let Ok(source) = GitTreeSource::open(&repo.root, &tenant_rel(tenant), commit) else {
-        return Ok(false);
-    };
-    let paths = source.list().unwrap_or_default();
-    let (units, _) = tree::units_of(&paths);
-    let at_commit: HashSet<String> = units.into_iter().map(|(p, _)| p).collect();
-    let (_, index) = store.index(tenant)?;
-    let in_store: HashSet<String> = index.entries().iter().map(|e| e.path()).collect();
-    Ok(at_commit == in_store)
 }
 
 /// `ferry publishes`.
@@ -414,6 +349,12 @@ pub(crate) fn publishes(
     Ok(EXIT_OK)
 }
 
+/// What `ferry revert` prints: how each draft changes, and the conflicts.
+struct RevertView {
+    resources: Vec<crate::domain::publish::RevertedResource>,
+    conflicts: Vec<crate::domain::publish::RevertConflict>,
+}
+
 /// `ferry revert`.
 pub(crate) fn revert(
     g: &Global,
@@ -425,23 +366,28 @@ pub(crate) fn revert(
 ) -> Result<i32> {
     let (repo, mut store) = super::commands::open(g)?;
     let record = store.tenant(tenant)?;
-    let plan = publishing::plan_rollback(store.as_ref(), tenant, change_id)
-        .map_err(|e| cli_error(e, tenant))?;
-    let mut written = false;
     let mut tree_written = None;
-    if !preview && plan.has_writes() {
-        if write_tree {
+    // Into the store (or a preview): the same library call as the rollback endpoint.
+    let (written, resources, conflicts) = if write_tree && !preview {
+        let plan = publishing::plan_rollback(store.as_ref(), tenant, change_id)
+            .map_err(|e| cli_error(e, tenant))?;
+        if plan.has_writes() {
             let tree = pipeline::tree_of_resources(&record, &plan.result)?;
             let dir = repo.tenant_dir(tenant);
             crate::domain::tree::folder::write_tree(&dir, &tree)?;
             tree_written = Some(repo.tenant_rel(tenant));
-        } else {
-            publishing::write_rollback(store.as_mut(), tenant, &plan)
-                .map_err(|e| cli_error(e, tenant))?;
-            written = true;
         }
-    }
-    let outcome = plan.outcome;
+        (false, plan.outcome.resources, plan.outcome.conflicts)
+    } else {
+        let actor = super::identity::actor(g, Some(&repo));
+        let done = publishing::revert(store.as_mut(), &actor, tenant, change_id, preview)
+            .map_err(|e| cli_error(e, tenant))?;
+        (done.written, done.resources, done.conflicts)
+    };
+    let outcome = RevertView {
+        resources,
+        conflicts,
+    };
     if out.json() {
         out.json_value(&json!({
             "tenant": tenant, "change_track_id": change_id, "preview": preview,

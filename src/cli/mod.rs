@@ -10,6 +10,7 @@
 mod commands;
 mod demo;
 mod git;
+mod identity;
 mod output;
 mod promote;
 pub mod repo;
@@ -47,7 +48,7 @@ pub struct Global {
     /// Output format.
     #[arg(long, global = true, value_enum, default_value_t = Format::Text)]
     pub output: Format,
-    /// Act as this user (default: ferry.toml's user, else git's user.name, else $USER).
+    /// Act as this user (default: $FERRY_USER, else ferry.toml's user, else git's user name).
     #[arg(long = "as", global = true, value_name = "USER")]
     pub actor: Option<String>,
 }
@@ -267,8 +268,16 @@ pub const EXIT_ERROR: i32 = 1;
 /// Exit code of a usage error, and of `plan --detailed-exitcode` with changes.
 pub const EXIT_CHANGES: i32 = 2;
 
+/// The front ends the CLI starts but may not name: handed in by the
+/// composition root (`src/main.rs`), so `cli` and `server` never import each other.
+#[derive(Clone, Copy)]
+pub struct Frontends {
+    /// The HTTP server's entry point (`ferry serve`, `ferry demo`).
+    pub serve: crate::service::serving::ServeFn,
+}
+
 /// Run the command line; returns the exit code.
-pub fn main() -> i32 {
+pub fn main(frontends: &Frontends) -> i32 {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -278,7 +287,7 @@ pub fn main() -> i32 {
         }
     };
     let out = Output::new(cli.global.output);
-    match commands::run(cli.command, &cli.global, &out) {
+    match commands::run(cli.command, &cli.global, &out, frontends) {
         Ok(code) => code,
         Err(e) => {
             out.error(&e);

@@ -1,8 +1,8 @@
 //! The promotion commands: `ferry promote`, `ferry user …` and `ferry grant`.
 //!
-//! These functions resolve who is acting (`--as`, else `user` in ferry.toml,
-//! else git's `user.name`, else `$USER`), check the store's roles through
-//! [`crate::domain::access`], and hand the work to [`crate::service::promote`].
+//! These functions resolve who is acting once ([`super::identity::actor`])
+//! and hand the work to [`crate::service::promote`] and
+//! [`crate::service::access`], which check the store's roles.
 
 use anyhow::{anyhow, bail, Result};
 use clap::Subcommand;
@@ -12,11 +12,12 @@ use super::output::{change_lines, Output, Style};
 use super::repo::Repo;
 use super::{Global, EXIT_OK};
 use crate::backend::store::{self, Store, StoreError};
-use crate::domain::access::{self, Role};
+use crate::domain::access::Role;
 use crate::domain::model::Kind;
 use crate::domain::plan::ActionKind;
 use crate::domain::tree::folder::write_tree;
 use crate::domain::tree::{TenantFile, TENANT_FILE};
+use crate::service::access as access_use;
 use crate::service::promote::{self, PromoteError, Request};
 
 /// `ferry user …`.
@@ -54,16 +55,6 @@ pub struct PromoteArgs {
     pub to_store: Option<String>,
 }
 
-/// Who is acting: `--as`, else ferry.toml's `user`, else git's user.name, else `$USER`.
-pub fn actor(g: &Global, repo: &Repo) -> Option<String> {
-    g.actor
-        .clone()
-        .or_else(|| repo.config.user.clone())
-        .or_else(|| crate::backend::vcs::user_name(&repo.root))
-        .or_else(|| std::env::var("USER").ok())
-        .filter(|s| !s.is_empty())
-}
-
 fn store_hint(e: StoreError) -> anyhow::Error {
     match e {
         StoreError::NoTenant { ref tenant } => {
@@ -92,9 +83,8 @@ pub fn user_add(g: &Global, out: &Output, name: &str) -> Result<i32> {
         bail!("user name `{name}` must be lower-case letters, digits, `-`, `_` or `.`");
     }
     let (repo, mut store) = open(g)?;
-    let state = store.access()?;
-    state.require_owner(actor(g, &repo).as_deref(), "adding users")?;
-    let user = store.add_user(name)?;
+    let actor = super::identity::actor(g, Some(&repo));
+    let user = access_use::add_user(store.as_mut(), &actor, name)?;
     if out.json() {
         out.json_value(&user);
     } else if user.owner {
@@ -146,15 +136,10 @@ pub fn grant(g: &Global, out: &Output, user: &str, tenant: &str, role: &str) -> 
     };
     let (repo, mut store) = open(g)?;
     store.tenant(tenant).map_err(store_hint)?;
-    let state = store.access()?;
-    state.require_grant(actor(g, &repo).as_deref(), tenant)?;
-    store.grant(user, tenant, role)?;
+    let actor = super::identity::actor(g, Some(&repo));
+    let granted = access_use::grant(store.as_mut(), &actor, user, tenant, role)?;
     if out.json() {
-        out.json_value(&access::Grant {
-            user: user.to_string(),
-            tenant: tenant.to_string(),
-            role,
-        });
+        out.json_value(&granted);
     } else {
         out.data(&format!("Granted {role} on {tenant} to {user}"));
     }
@@ -259,15 +244,8 @@ pub fn promote(g: &Global, out: &Output, args: &PromoteArgs) -> Result<i32> {
         let target: &dyn Store = other.as_deref().unwrap_or(store.as_ref());
         store.tenant(&args.from).map_err(store_hint)?;
         target.tenant(&args.to).map_err(store_hint)?;
-        let who = actor(g, &repo);
-        access::authorize_promote(
-            &store.access()?,
-            &target.access()?,
-            who.as_deref(),
-            &args.from,
-            &args.to,
-        )?;
-        promote::plan(store.as_ref(), target, &request).map_err(promote_error)?
+        let actor = super::identity::actor(g, Some(&repo));
+        promote::plan_as(store.as_ref(), target, &actor, &request).map_err(promote_error)?
     };
     let report = promote::report(&promotion);
     if !out.json() {

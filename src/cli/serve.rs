@@ -1,7 +1,9 @@
 //! `ferry serve` and `ferry token create`: the CLI side of the HTTP server.
 //!
 //! `serve` opens the store (from the repo, or `--store` anywhere), reads the
-//! `--config` TOML file, and hands both to [`crate::server::run`]. It prints
+//! `--config` TOML file, and hands both (with a git publish tagger when the
+//! repo is a git repository) to the server's entry point, which the
+//! composition root passed in as a [`ServeFn`]. It prints
 //! the address it listens on to stderr, and the server logs one JSON line
 //! per request there too. `token create` prints the new token, and nothing
 //! else, on stdout.
@@ -14,7 +16,11 @@ use clap::{Args, Subcommand};
 use super::repo::Repo;
 use super::{Global, Output, EXIT_OK};
 use crate::backend::store::{self, Store};
-use crate::server;
+use crate::backend::sync_config::{self, ServerConfig};
+use crate::backend::vcs;
+use crate::domain::tagging::PublishTagger;
+use crate::service::access;
+use crate::service::serving::{ServeFn, ServeRequest};
 
 /// The options of `ferry serve`.
 #[derive(Debug, Clone, Args)]
@@ -65,21 +71,38 @@ fn open_store(g: &Global) -> Result<(Option<Repo>, Box<dyn Store + Send>)> {
     Ok((repo, store::open(&url, &base)?))
 }
 
+/// The publish tagger of the repo the server runs in, if it is a git repository.
+pub(crate) fn repo_tagger(repo: Option<&Repo>) -> Option<Box<dyn PublishTagger + Send + Sync>> {
+    let root = repo?.root.clone();
+    vcs::is_repo(&root).then(|| {
+        Box::new(vcs::GitTagger {
+            root,
+            identity: super::git::git_identity(),
+        }) as Box<dyn PublishTagger + Send + Sync>
+    })
+}
+
 /// `ferry serve`.
-pub fn serve(g: &Global, out: &Output, args: &ServeArgs) -> Result<i32> {
+pub fn serve(g: &Global, out: &Output, args: &ServeArgs, serve: ServeFn) -> Result<i32> {
     let config = match &args.config {
-        Some(path) => server::config::load(path)?,
-        None => server::config::ServerConfig::default(),
+        Some(path) => sync_config::load(path)?,
+        None => ServerConfig::default(),
     };
-    let (_repo, url, base) = store_location(g)?;
+    let (repo, url, base) = store_location(g)?;
     let store = store::open(&url, &base)?;
     // One read connection per core: reads run beside each other and the writer.
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let readers = (0..cores.max(2))
         .map(|_| store::open(&url, &base))
         .collect::<Result<Vec<_>, _>>()?;
-    server::run(store, readers, config, &args.addr, |addr| {
-        out.status(&format!("ferry: listening on http://{addr}"));
+    serve(ServeRequest {
+        store,
+        readers,
+        config,
+        tagger: repo_tagger(repo.as_ref()),
+        addr: args.addr.clone(),
+        on_listen: Box::new(|addr| out.status(&format!("ferry: listening on http://{addr}"))),
+        shutdown: None,
     })
     .map_err(|e| anyhow!(e))?;
     out.status("ferry: stopped");
@@ -90,16 +113,8 @@ pub fn serve(g: &Global, out: &Output, args: &ServeArgs) -> Result<i32> {
 pub fn token(g: &Global, out: &Output, cmd: TokenCommand) -> Result<i32> {
     let TokenCommand::Create { user, tenant } = cmd;
     let (repo, mut store) = open_store(g)?;
-    let actor = match &repo {
-        Some(r) => super::promote::actor(g, r),
-        None => g.actor.clone(),
-    };
-    if actor.as_deref() != Some(user.as_str()) {
-        store
-            .access()?
-            .require_owner(actor.as_deref(), "making tokens for other users")?;
-    }
-    let token = server::auth::create_token(store.as_mut(), &user, tenant.as_deref())?;
+    let actor = super::identity::actor(g, repo.as_ref());
+    let token = access::create_token(store.as_mut(), &actor, &user, tenant.as_deref())?;
     out.data(&token);
     if !out.json() {
         out.hint("the token is shown once; send it as `Authorization: Bearer <token>`");

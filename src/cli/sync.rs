@@ -1,25 +1,24 @@
 //! `ferry sync`: live agent sync from another ferry instance into a tenant
 //! of the local store, the command-line twin of `POST /backup/import/sync`.
 //!
-//! The source URL goes through the same SSRF check as the server's (the
-//! `[sync]` table of `--config`, strict by default), the agent comes over as
-//! the source's ZIP export, and the import is the same pipeline as `ferry
-//! zip import --strategy upgrade`. Without `--agent` it lists the source's
-//! agents.
+//! The use case is [`crate::service::live_sync`], the server's too: the
+//! source URL goes through the SSRF check (the `[sync]` table of
+//! `--config`, strict by default), the agent comes over as the source's ZIP
+//! export, and the import is [`crate::service::zip_import::import_bytes`],
+//! as for `ferry zip import --strategy upgrade`. Without `--agent` it lists
+//! the source's agents. Every form needs the editor role on the tenant.
 
 use std::path::PathBuf;
 
-use anyhow::{anyhow, Result};
+use anyhow::Result;
 use clap::Args;
 
 use super::commands::open;
-use super::zip::{id_list, print_preview, print_result};
+use super::zip::{id_list, print_imported};
 use super::{Global, Output, EXIT_OK};
-use crate::server::backup::{import_bytes, Imported};
-use crate::server::config::{self, ServerConfig};
-use crate::server::source::SourceClient;
-use crate::server::ssrf;
-use crate::service::zip_import::{ImportOptions, Strategy};
+use crate::backend::sync_config::{self, ServerConfig};
+use crate::service::live_sync;
+use crate::service::zip_import;
 
 /// The options of `ferry sync`.
 #[derive(Debug, Clone, Args)]
@@ -64,14 +63,17 @@ pub struct SyncArgs {
 /// `ferry sync`.
 pub fn sync(g: &Global, out: &Output, args: &SyncArgs) -> Result<i32> {
     let cfg: ServerConfig = match &args.config {
-        Some(p) => config::load(p)?,
+        Some(p) => sync_config::load(p)?,
         None => ServerConfig::default(),
     };
-    let checked = ssrf::check_source(&args.source_url, &cfg.sync)?;
+    let (repo, mut store) = open(g)?;
+    store.tenant(&args.tenant)?;
+    let actor = super::identity::actor(g, Some(&repo));
+    live_sync::authorize_sync(store.as_ref(), &actor, &args.tenant)?;
     let auth = args.source_token.as_ref().map(|t| format!("Bearer {t}"));
-    let client = SourceClient::new(checked, &cfg.sync, auth);
+    let client = live_sync::connect(&args.source_url, &cfg.sync, auth)?;
     let Some(agent) = &args.agent else {
-        let agents: serde_json::Value = client.get_json("/api/v2/agents")?;
+        let agents = live_sync::list_agents(&client)?;
         if out.json() {
             out.json_value(&agents);
         } else {
@@ -87,32 +89,24 @@ pub fn sync(g: &Global, out: &Output, args: &SyncArgs) -> Result<i32> {
         }
         return Ok(EXIT_OK);
     };
-    let opts = ImportOptions {
-        strategy: Strategy::Upgrade,
-        target_agent: args.target_agent.clone(),
-        selected: id_list("--selected", args.selected.as_deref())?,
-        workflow_order: id_list("--workflow-order", args.workflow_order.as_deref())?,
-    };
-    let spinner = out.spinner(&format!("reading {agent} from {}", args.source_url));
-    let bytes = client.post(
-        &crate::server::live_sync::export_path(agent, args.agent_version),
-        None,
-        &[],
+    let opts = live_sync::sync_options(
+        args.target_agent.clone(),
+        id_list("--selected", args.selected.as_deref())?,
+        id_list("--workflow-order", args.workflow_order.as_deref())?,
     );
+    let spinner = out.spinner(&format!("reading {agent} from {}", args.source_url));
+    let bytes = live_sync::fetch_agent(&client, agent, args.agent_version);
     drop(spinner);
     let bytes = bytes?;
-    let (_repo, mut store) = open(g)?;
-    store.tenant(&args.tenant)?;
-    let done = import_bytes(store.as_mut(), &args.tenant, &bytes, &opts, args.preview)
-        .map_err(|e| anyhow!("{}", e.message))?;
-    match done {
-        Imported::Preview(p) => {
-            print_preview(out, &p);
-            if !out.json() {
-                out.hint("nothing was written (--preview)");
-            }
-        }
-        Imported::Result(r) => print_result(out, &r),
-    }
+    let done = zip_import::import_bytes(
+        store.as_mut(),
+        &actor,
+        &args.tenant,
+        &bytes,
+        &opts,
+        args.preview,
+        None,
+    )?;
+    print_imported(out, &done, args.preview);
     Ok(EXIT_OK)
 }

@@ -13,8 +13,11 @@ use crate::backend::archive::{self, Limits, ManifestSource};
 use crate::backend::store::Store;
 use crate::domain::tree::folder::FolderSource;
 use crate::domain::tree::{MemoryTree, TreeSource};
+use crate::service::access::Actor;
 use crate::service::zip_export::{self, Scope};
-use crate::service::zip_import::{self, ImportOptions, ImportPreview, ImportResult, Strategy};
+use crate::service::zip_import::{
+    self, ImportError, ImportOptions, ImportPreview, ImportResult, Imported, Strategy,
+};
 
 /// ZIP artifacts.
 #[derive(Debug, Subcommand)]
@@ -190,66 +193,19 @@ pub fn run(cmd: ZipCommand, g: &Global, out: &Output) -> Result<i32> {
             out: file,
             stamp,
         } => {
-            let (_, store) = open(g)?;
             let scope = match (agent, all) {
                 (Some(a), false) => Scope::Agent(a),
                 _ => Scope::All,
             };
-            let selected = id_list("--selected", selected.as_deref())?;
-            let scoped = match (&scope, agent_version.filter(|v| *v > 0)) {
-                (Scope::Agent(a), Some(n)) => {
-                    let model = zip_export::model_at_version(store.as_ref(), &tenant, a, n)?;
-                    zip_export::scope_in(model, &tenant, &scope)?
-                }
-                _ => zip_export::scope(store.as_ref(), &tenant, &scope)?,
+            let request = ExportRequest {
+                tenant,
+                scope,
+                agent_version,
+                selected: id_list("--selected", selected.as_deref())?,
+                file,
+                stamp,
             };
-            if preview {
-                if out.json() {
-                    out.json_value(&serde_json::json!({
-                        "tenant": tenant, "agent": scoped.agent, "resources": scoped.entries,
-                    }));
-                } else {
-                    for e in &scoped.entries {
-                        let depth = depth_of(&scoped.entries, e);
-                        out.data(&format!(
-                            "{}{} {} ({}){}",
-                            "  ".repeat(depth),
-                            e.resource_type,
-                            e.name,
-                            e.id,
-                            if e.required { " required" } else { "" }
-                        ));
-                    }
-                }
-                return Ok(EXIT_OK);
-            }
-            let Some(file) = file else {
-                bail!("say where to write the ZIP: -o FILE");
-            };
-            let made = zip_export::export_scoped(
-                store.as_ref(),
-                &tenant,
-                scoped,
-                selected.as_deref(),
-                &stamp.instance,
-                &stamp.created_at(),
-            )?;
-            write_atomic(&file, &made.bytes)?;
-            if out.json() {
-                out.json_value(&serde_json::json!({
-                    "tenant": tenant, "out": file.display().to_string(), "bytes": made.bytes.len(),
-                    "counts": made.manifest.counts, "scrubbed": made.scrubbed,
-                }));
-            } else {
-                let total: usize = made.manifest.counts.values().sum();
-                out.data(&format!(
-                    "Exported {total} resources of {tenant} to {} ({} bytes, {} credentials scrubbed)",
-                    file.display(),
-                    made.bytes.len(),
-                    made.scrubbed
-                ));
-            }
-            Ok(EXIT_OK)
+            export(g, out, &request, preview)
         }
         ZipCommand::Import {
             file,
@@ -261,17 +217,17 @@ pub fn run(cmd: ZipCommand, g: &Global, out: &Output) -> Result<i32> {
             preview,
             batch,
         } => {
-            let (_, mut store) = open(g)?;
+            let (repo, mut store) = open(g)?;
             store.tenant(&tenant)?;
+            let actor = super::identity::actor(g, Some(&repo));
+            let target = Target {
+                store: store.as_mut(),
+                actor: &actor,
+                tenant: &tenant,
+                preview,
+            };
             if let Some(batch) = batch {
-                return run_batch(
-                    store.as_mut(),
-                    out,
-                    &tenant,
-                    strategy.into(),
-                    &batch,
-                    preview,
-                );
+                return run_batch(target, out, strategy.into(), &batch);
             }
             let Some(file) = file else {
                 bail!("say which ZIP to import, or --batch MAPPINGS.json");
@@ -282,88 +238,173 @@ pub fn run(cmd: ZipCommand, g: &Global, out: &Output) -> Result<i32> {
                 selected: id_list("--selected", selected.as_deref())?,
                 workflow_order: id_list("--workflow-order", workflow_order.as_deref())?,
             };
-            match import_one(store.as_mut(), &tenant, &file, &opts, preview)? {
-                Done::Preview(p) => print_preview(out, &p),
-                Done::Result(r) => print_result(out, &r),
-            }
+            let done = import_one(target, &file, &opts)?;
+            print_imported(out, &done, false);
             Ok(EXIT_OK)
         }
         ZipCommand::Pack {
             dir,
             out: file,
             stamp,
-        } => {
-            let src = FolderSource::new(&dir);
-            let mut tree = MemoryTree::default();
-            for p in src.list()? {
-                tree.files.insert(p.clone(), src.read(&p)?);
-            }
-            let tenant = tree
-                .files
-                .get(crate::domain::tree::TENANT_FILE)
-                .and_then(|b| {
-                    toml::from_str::<crate::domain::tree::TenantFile>(&String::from_utf8_lossy(b))
-                        .ok()
-                })
-                .map(|t| t.name)
-                .unwrap_or_default();
-            let source = ManifestSource {
-                instance: stamp.instance.clone(),
-                tenant,
-                commit: None,
-            };
-            let (bytes, rewritten) = archive::pack(&tree, source, &stamp.created_at())?;
-            write_atomic(&file, &bytes)?;
-            if rewritten {
-                out.status(&format!("wrote a new manifest.json for {}", dir.display()));
-            }
-            if out.json() {
-                out.json_value(&serde_json::json!({"out": file.display().to_string(), "entries": tree.files.len() + usize::from(!tree.files.contains_key(archive::MANIFEST)), "manifestRewritten": rewritten}));
-            } else {
-                out.data(&format!(
-                    "Packed {} into {} ({} bytes)",
-                    dir.display(),
-                    file.display(),
-                    bytes.len()
-                ));
-            }
-            Ok(EXIT_OK)
-        }
-        ZipCommand::Unpack { file, dir } => {
-            let bytes =
-                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
-            let read = archive::read_zip(&bytes, &Limits::default())
-                .with_context(|| format!("{} refused; nothing was written", file.display()))?;
-            if dir.exists()
-                && std::fs::read_dir(&dir)
-                    .map(|mut d| d.next().is_some())
-                    .unwrap_or(true)
-            {
-                bail!(
-                    "{} exists and is not empty; unpack into a new folder",
-                    dir.display()
-                );
-            }
-            for (p, b) in &read.tree.files {
-                let dest = dir.join(p);
-                if let Some(parent) = dest.parent() {
-                    std::fs::create_dir_all(parent)?;
-                }
-                std::fs::write(&dest, b)
-                    .with_context(|| format!("cannot write {}", dest.display()))?;
-            }
-            if out.json() {
-                out.json_value(&serde_json::json!({"dir": dir.display().to_string(), "files": read.tree.files.len()}));
-            } else {
-                out.data(&format!(
-                    "Unpacked {} files into {}",
-                    read.tree.files.len(),
-                    dir.display()
-                ));
-            }
-            Ok(EXIT_OK)
-        }
+        } => pack(out, &dir, &file, &stamp),
+        ZipCommand::Unpack { file, dir } => unpack(out, &file, &dir),
     }
+}
+
+/// What `ferry zip export` was asked for.
+struct ExportRequest {
+    tenant: String,
+    scope: Scope,
+    agent_version: Option<u64>,
+    selected: Option<Vec<String>>,
+    file: Option<PathBuf>,
+    stamp: Stamp,
+}
+
+/// The resources an export covers: staging, or the agent as published in a version.
+fn scoped(store: &dyn Store, r: &ExportRequest) -> Result<zip_export::Scoped> {
+    Ok(match (&r.scope, r.agent_version.filter(|v| *v > 0)) {
+        (Scope::Agent(a), Some(n)) => {
+            let model = zip_export::model_at_version(store, &r.tenant, a, n)?;
+            zip_export::scope_in(model, &r.tenant, &r.scope)?
+        }
+        _ => zip_export::scope(store, &r.tenant, &r.scope)?,
+    })
+}
+
+/// `ferry zip export`: the resource tree with `--preview`, else the ZIP.
+fn export(g: &Global, out: &Output, r: &ExportRequest, preview: bool) -> Result<i32> {
+    let (_, store) = open(g)?;
+    let scoped = scoped(store.as_ref(), r)?;
+    if preview {
+        print_export_preview(out, &r.tenant, &scoped);
+        return Ok(EXIT_OK);
+    }
+    let Some(file) = &r.file else {
+        bail!("say where to write the ZIP: -o FILE");
+    };
+    let made = zip_export::export_scoped(
+        store.as_ref(),
+        &r.tenant,
+        scoped,
+        r.selected.as_deref(),
+        &r.stamp.instance,
+        &r.stamp.created_at(),
+    )?;
+    write_atomic(file, &made.bytes)?;
+    if out.json() {
+        out.json_value(&serde_json::json!({
+            "tenant": r.tenant, "out": file.display().to_string(), "bytes": made.bytes.len(),
+            "counts": made.manifest.counts, "scrubbed": made.scrubbed,
+        }));
+    } else {
+        let total: usize = made.manifest.counts.values().sum();
+        out.data(&format!(
+            "Exported {total} resources of {} to {} ({} bytes, {} credentials scrubbed)",
+            r.tenant,
+            file.display(),
+            made.bytes.len(),
+            made.scrubbed
+        ));
+    }
+    Ok(EXIT_OK)
+}
+
+fn print_export_preview(out: &Output, tenant: &str, scoped: &zip_export::Scoped) {
+    if out.json() {
+        out.json_value(&serde_json::json!({
+            "tenant": tenant, "agent": scoped.agent, "resources": scoped.entries,
+        }));
+        return;
+    }
+    for e in &scoped.entries {
+        let depth = depth_of(&scoped.entries, e);
+        out.data(&format!(
+            "{}{} {} ({}){}",
+            "  ".repeat(depth),
+            e.resource_type,
+            e.name,
+            e.id,
+            if e.required { " required" } else { "" }
+        ));
+    }
+}
+
+/// The tenant a packed tree names in its tenant.toml (empty when none).
+fn tenant_of_tree(tree: &MemoryTree) -> String {
+    tree.files
+        .get(crate::domain::tree::TENANT_FILE)
+        .and_then(|b| {
+            toml::from_str::<crate::domain::tree::TenantFile>(&String::from_utf8_lossy(b)).ok()
+        })
+        .map(|t| t.name)
+        .unwrap_or_default()
+}
+
+/// `ferry zip pack`.
+fn pack(out: &Output, dir: &Path, file: &Path, stamp: &Stamp) -> Result<i32> {
+    let src = FolderSource::new(dir);
+    let mut tree = MemoryTree::default();
+    for p in src.list()? {
+        tree.files.insert(p.clone(), src.read(&p)?);
+    }
+    let source = ManifestSource {
+        instance: stamp.instance.clone(),
+        tenant: tenant_of_tree(&tree),
+        commit: None,
+    };
+    let (bytes, rewritten) = archive::pack(&tree, source, &stamp.created_at())?;
+    write_atomic(file, &bytes)?;
+    if rewritten {
+        out.status(&format!("wrote a new manifest.json for {}", dir.display()));
+    }
+    if out.json() {
+        out.json_value(&serde_json::json!({"out": file.display().to_string(), "entries": tree.files.len() + usize::from(!tree.files.contains_key(archive::MANIFEST)), "manifestRewritten": rewritten}));
+    } else {
+        out.data(&format!(
+            "Packed {} into {} ({} bytes)",
+            dir.display(),
+            file.display(),
+            bytes.len()
+        ));
+    }
+    Ok(EXIT_OK)
+}
+
+/// `ferry zip unpack`: check the whole archive, then write into a new folder.
+fn unpack(out: &Output, file: &Path, dir: &Path) -> Result<i32> {
+    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let read = archive::read_zip(&bytes, &Limits::default())
+        .with_context(|| format!("{} refused; nothing was written", file.display()))?;
+    if dir.exists()
+        && std::fs::read_dir(dir)
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(true)
+    {
+        bail!(
+            "{} exists and is not empty; unpack into a new folder",
+            dir.display()
+        );
+    }
+    for (p, b) in &read.tree.files {
+        let dest = dir.join(p);
+        if let Some(parent) = dest.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(&dest, b).with_context(|| format!("cannot write {}", dest.display()))?;
+    }
+    if out.json() {
+        out.json_value(
+            &serde_json::json!({"dir": dir.display().to_string(), "files": read.tree.files.len()}),
+        );
+    } else {
+        out.data(&format!(
+            "Unpacked {} files into {}",
+            read.tree.files.len(),
+            dir.display()
+        ));
+    }
+    Ok(EXIT_OK)
 }
 
 fn depth_of(entries: &[zip_export::ExportEntry], e: &zip_export::ExportEntry) -> usize {
@@ -382,28 +423,37 @@ fn depth_of(entries: &[zip_export::ExportEntry], e: &zip_export::ExportEntry) ->
     d
 }
 
-enum Done {
-    Preview(ImportPreview),
-    Result(ImportResult),
+/// Where imports go: the store, who imports, the tenant, and whether only to preview.
+struct Target<'a> {
+    store: &'a mut dyn Store,
+    actor: &'a Actor,
+    tenant: &'a str,
+    preview: bool,
 }
 
-fn import_one(
-    store: &mut dyn Store,
-    tenant: &str,
-    file: &Path,
-    opts: &ImportOptions,
-    preview: bool,
-) -> Result<Done> {
+/// Import one ZIP file through the library's one import sequence.
+fn import_one(t: Target<'_>, file: &Path, opts: &ImportOptions) -> Result<Imported> {
     let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let read = archive::read_zip(&bytes, &Limits::default())
-        .with_context(|| format!("{} refused; nothing was written", file.display()))?;
-    let decoded = zip_import::decode(&read)
-        .with_context(|| format!("{} refused; nothing was written", file.display()))?;
-    let plan = zip_import::plan(&*store, tenant, &decoded, opts)?;
-    if preview {
-        return Ok(Done::Preview(plan.preview));
+    zip_import::import_bytes(t.store, t.actor, t.tenant, &bytes, opts, t.preview, None).map_err(
+        |e| match e {
+            ImportError::Archive(_) | ImportError::Invalid { .. } => anyhow::Error::new(e)
+                .context(format!("{} refused; nothing was written", file.display())),
+            other => other.into(),
+        },
+    )
+}
+
+/// Print what an import did (or, in preview, would do); `note_preview` adds a hint that nothing was written.
+pub(crate) fn print_imported(out: &Output, done: &Imported, note_preview: bool) {
+    match done {
+        Imported::Preview(p) => {
+            print_preview(out, p);
+            if note_preview && !out.json() {
+                out.hint("nothing was written (--preview)");
+            }
+        }
+        Imported::Result(r) => print_result(out, r),
     }
-    Ok(Done::Result(zip_import::execute(store, &plan)?))
 }
 
 pub(crate) fn print_preview(out: &Output, p: &ImportPreview) {
@@ -497,14 +547,13 @@ struct BatchItem {
     result: Option<ImportResult>,
 }
 
-fn run_batch(
-    store: &mut dyn Store,
-    out: &Output,
-    tenant: &str,
-    strategy: Strategy,
-    batch: &Path,
-    preview: bool,
-) -> Result<i32> {
+fn run_batch(target: Target<'_>, out: &Output, strategy: Strategy, batch: &Path) -> Result<i32> {
+    let Target {
+        store,
+        actor,
+        tenant,
+        preview,
+    } = target;
     let text = std::fs::read_to_string(batch)
         .with_context(|| format!("cannot read {}", batch.display()))?;
     let mappings: Vec<Mapping> = serde_json::from_str(&text).with_context(|| {
@@ -521,7 +570,7 @@ fn run_batch(
         } else {
             base.join(&m.file)
         };
-        let mut run = || -> Result<Done> {
+        let mut run = || -> Result<Imported> {
             if m.selected.as_ref().is_some_and(Vec::is_empty) {
                 bail!("selected is empty; an empty selection is an error, not \"everything\"");
             }
@@ -531,7 +580,13 @@ fn run_batch(
                 selected: m.selected.clone(),
                 workflow_order: m.workflow_order.clone(),
             };
-            import_one(store, tenant, &path, &opts, preview)
+            let t = Target {
+                store: &mut *store,
+                actor,
+                tenant,
+                preview,
+            };
+            import_one(t, &path, &opts)
         };
         let mut item = BatchItem {
             file: m.file.display().to_string(),
@@ -542,8 +597,8 @@ fn run_batch(
             result: None,
         };
         match run() {
-            Ok(Done::Preview(p)) => item.preview = Some(p),
-            Ok(Done::Result(r)) => item.result = Some(r),
+            Ok(Imported::Preview(p)) => item.preview = Some(p),
+            Ok(Imported::Result(r)) => item.result = Some(r),
             Err(e) => {
                 item.ok = false;
                 item.error = Some(format!("{e:#}"));
@@ -575,4 +630,57 @@ fn run_batch(
         ));
     }
     Ok(if failed > 0 { EXIT_ERROR } else { EXIT_OK })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_packed_tree_names_its_tenant_from_tenant_toml() {
+        let mut tree = MemoryTree::default();
+        assert_eq!(tenant_of_tree(&tree), "");
+        tree.files.insert(
+            crate::domain::tree::TENANT_FILE.into(),
+            b"name = \"acme-dev\"\n".to_vec(),
+        );
+        assert_eq!(tenant_of_tree(&tree), "acme-dev");
+    }
+
+    #[test]
+    fn an_empty_selection_is_an_error_not_everything() {
+        assert_eq!(id_list("--selected", None).unwrap(), None);
+        assert_eq!(
+            id_list("--selected", Some("a, b")).unwrap(),
+            Some(vec!["a".to_string(), "b".to_string()])
+        );
+        assert!(id_list("--selected", Some(" , ")).is_err());
+    }
+
+    #[test]
+    fn writes_are_atomic_and_create_the_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("sub/out.zip");
+        write_atomic(&file, b"PK").unwrap();
+        assert_eq!(std::fs::read(&file).unwrap(), b"PK");
+    }
+
+    #[test]
+    fn export_preview_depth_follows_parents() {
+        let entry = |id: &str, parent: Option<&str>| zip_export::ExportEntry {
+            id: id.into(),
+            resource_type: "agent".into(),
+            name: id.into(),
+            parent: parent.map(str::to_string),
+            position: None,
+            required: false,
+        };
+        let entries = vec![
+            entry("a", None),
+            entry("b", Some("a")),
+            entry("c", Some("b")),
+        ];
+        assert_eq!(depth_of(&entries, &entries[2]), 2);
+        assert_eq!(depth_of(&entries, &entries[0]), 0);
+    }
 }

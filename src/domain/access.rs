@@ -82,24 +82,20 @@ pub struct AccessState {
     pub grants: Vec<Grant>,
 }
 
-/// Why an actor may not do something.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// Why an actor may not do something. Its text ends in a `hint:` line
+/// naming the command that fixes it, where there is one ([`AccessError::hint`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AccessError {
     /// No actor could be determined while the store has users.
-    #[error(
-        "this store has users, and no user was given; pass --as USER or set `user` in ferry.toml"
-    )]
     NoActor,
     /// The actor is not a user of the store.
-    #[error(
-        "`{user}` is not a user of this store; an owner can add them with `ferry user add {user}`"
-    )]
     UnknownUser {
         /// The actor.
         user: String,
+        /// The role the refused action needed, where it needed one on a tenant.
+        wanted: Option<Wanted>,
     },
     /// The actor's role on a tenant is too weak.
-    #[error("{action} needs the {needed} role on tenant `{tenant}`, and `{user}` has {}", held.map(|r| format!("only the {r} role there")).unwrap_or_else(|| "no role there".to_string()))]
     Forbidden {
         /// The actor.
         user: String,
@@ -113,13 +109,102 @@ pub enum AccessError {
         held: Option<Role>,
     },
     /// Only a global owner may do this.
-    #[error("{action} needs a store owner, and `{user}` is not one")]
     NotOwner {
         /// The actor.
         user: String,
         /// What was attempted.
         action: String,
     },
+}
+
+impl std::error::Error for AccessError {}
+
+impl fmt::Display for AccessError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.reason())?;
+        match self.hint() {
+            Some(h) => write!(f, "\nhint: {h}"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The role an action needed on a tenant (for the refusal's message and hint).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Wanted {
+    /// The tenant.
+    pub tenant: String,
+    /// The weakest role that would allow the action.
+    pub role: Role,
+    /// What was attempted.
+    pub action: String,
+}
+
+/// `s` quoted for a POSIX shell: inside single quotes, a `'` written as `'\''`.
+pub fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+/// The command that grants `user` the `role` on `tenant`, the user name shell-quoted.
+pub fn grant_command(user: &str, tenant: &str, role: Role) -> String {
+    format!("ferry grant {} {tenant} {role}", shell_quote(user))
+}
+
+impl AccessError {
+    /// What was refused and why, without the hint.
+    pub fn reason(&self) -> String {
+        match self {
+            AccessError::NoActor => "this store has users, and no user was given; pass --as USER or set `user` in ferry.toml".into(),
+            AccessError::UnknownUser { user, wanted } => format!(
+                "`{user}` is not a user of this store{}",
+                wanted
+                    .as_ref()
+                    .map(|w| format!(
+                        ", and {} needs the {} role on tenant `{}`",
+                        w.action, w.role, w.tenant
+                    ))
+                    .unwrap_or_default()
+            ),
+            AccessError::Forbidden {
+                user,
+                tenant,
+                action,
+                needed,
+                held,
+            } => format!(
+                "{action} needs the {needed} role on tenant `{tenant}`, and `{user}` has {}",
+                held.map(|r| format!("only the {r} role there"))
+                    .unwrap_or_else(|| "no role there".to_string())
+            ),
+            AccessError::NotOwner { user, action } => {
+                format!("{action} needs a store owner, and `{user}` is not one")
+            }
+        }
+    }
+
+    /// The command that would fix the refusal, for a `hint:` line.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            AccessError::NoActor => Some(
+                "say who you are: `ferry --as USER …`, FERRY_USER, `user` in ferry.toml, or git's user.name".into(),
+            ),
+            AccessError::UnknownUser { user, wanted } => Some(match wanted {
+                Some(w) => format!(
+                    "an owner runs `ferry user add {}`, then `{}`",
+                    shell_quote(user),
+                    grant_command(user, &w.tenant, w.role)
+                ),
+                None => format!("an owner runs `ferry user add {}`", shell_quote(user)),
+            }),
+            AccessError::Forbidden {
+                user, tenant, needed, ..
+            } => Some(format!(
+                "an owner of `{tenant}` runs `{}`",
+                grant_command(user, tenant, *needed)
+            )),
+            AccessError::NotOwner { .. } => None,
+        }
+    }
 }
 
 impl AccessState {
@@ -145,7 +230,11 @@ impl AccessState {
             .max()
     }
 
-    fn known<'a>(&self, actor: Option<&'a str>) -> Result<Option<&'a str>, AccessError> {
+    fn known<'a>(
+        &self,
+        actor: Option<&'a str>,
+        wanted: impl FnOnce() -> Option<Wanted>,
+    ) -> Result<Option<&'a str>, AccessError> {
         if self.is_open() {
             return Ok(None);
         }
@@ -153,6 +242,7 @@ impl AccessState {
         if self.user(user).is_none() {
             return Err(AccessError::UnknownUser {
                 user: user.to_string(),
+                wanted: wanted(),
             });
         }
         Ok(Some(user))
@@ -166,7 +256,14 @@ impl AccessState {
         needed: Role,
         action: &str,
     ) -> Result<(), AccessError> {
-        let Some(user) = self.known(actor)? else {
+        let wanted = || {
+            Some(Wanted {
+                tenant: tenant.to_string(),
+                role: needed,
+                action: action.to_string(),
+            })
+        };
+        let Some(user) = self.known(actor, wanted)? else {
             return Ok(());
         };
         let held = self.role(user, tenant);
@@ -185,7 +282,7 @@ impl AccessState {
 
     /// Allow `actor` to do `action` only if they are a global owner.
     pub fn require_owner(&self, actor: Option<&str>, action: &str) -> Result<(), AccessError> {
-        let Some(user) = self.known(actor)? else {
+        let Some(user) = self.known(actor, || None)? else {
             return Ok(());
         };
         if self.user(user).is_some_and(|u| u.owner) {
@@ -283,6 +380,31 @@ mod tests {
             authorize_promote(&s, &s, None, "dev", "prod"),
             Err(AccessError::NoActor)
         );
+    }
+
+    #[test]
+    fn refusals_name_the_role_and_the_grant_command_with_the_user_quoted() {
+        let s = state();
+        let e = s
+            .require(Some("vic"), "dev", Role::Editor, "applying")
+            .unwrap_err();
+        assert!(e.to_string().contains("needs the editor role"), "{e}");
+        assert_eq!(
+            e.hint().unwrap(),
+            "an owner of `dev` runs `ferry grant 'vic' dev editor`"
+        );
+        let e = s
+            .require(Some("o'brien"), "dev", Role::Admin, "publishing")
+            .unwrap_err();
+        assert!(e.to_string().contains("needs the admin role"), "{e}");
+        assert!(
+            e.hint()
+                .unwrap()
+                .contains("ferry grant 'o'\\''brien' dev admin"),
+            "{:?}",
+            e.hint()
+        );
+        assert_eq!(shell_quote("a b"), "'a b'");
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! models ([`plan`]). Publishing, reverting and structural matching are
 //! pure functions of models too ([`publish`], [`matching`]), and so are
 //! roles ([`access`]), IDs ([`ids`]) and the secret formats ([`secrets`]).
+//! A publish tags git through the [`tagging`] port, which a back end implements.
 //! Nothing here prints, reads the environment, opens a store or names git,
 //! SQLite or ZIP: the architecture test in `tests/it/layers.rs` fails if it does.
 
@@ -18,6 +19,7 @@ pub mod publish;
 pub mod schema;
 pub mod secrets;
 pub mod state;
+pub mod tagging;
 pub mod tree;
 pub mod validate;
 pub mod yaml;

@@ -1,7 +1,8 @@
-//! Bearer tokens: making them, and knowing the caller from one.
+//! Bearer tokens: knowing the caller from one.
 //!
-//! A token is 32 random bytes, printed once as `fy_<hex>`; the store keeps
-//! only its blake3 hash. A request's `Authorization: Bearer <token>` names
+//! Tokens are made by [`crate::service::access::create_token`] (32 random
+//! bytes, printed once as `fy_<hex>`; the store keeps only its blake3
+//! hash). A request's `Authorization: Bearer <token>` names
 //! the user and, if the token was made with `--tenant`, the current tenant
 //! (the source tenant of a sync). Roles are checked per tenant through
 //! [`crate::domain::access`], the same rules the CLI uses.
@@ -9,47 +10,9 @@
 use axum::http::HeaderMap;
 
 use super::error::ApiError;
-use crate::backend::store::{Store, StoreError, TokenRecord};
+use crate::backend::store::{Store, TokenRecord};
 use crate::domain::access::{AccessState, Role};
-
-/// Why a token could not be made.
-#[derive(Debug, thiserror::Error)]
-pub enum TokenError {
-    /// The system's random source failed.
-    #[error("cannot draw random bytes for a token: {reason}")]
-    Random {
-        /// Why.
-        reason: String,
-    },
-    /// The store refused the token.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-/// The hash under which the store keeps a token.
-pub fn token_hash(token: &str) -> String {
-    blake3::hash(token.as_bytes()).to_hex().to_string()
-}
-
-/// Make a new token for `user` (bound to `tenant` if given) and record its hash.
-///
-/// Returns the token; it is shown once and never stored.
-pub fn create_token(
-    store: &mut dyn Store,
-    user: &str,
-    tenant: Option<&str>,
-) -> Result<String, TokenError> {
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).map_err(|e| TokenError::Random {
-        reason: e.to_string(),
-    })?;
-    let token = format!(
-        "fy_{}",
-        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
-    );
-    store.add_token(&token_hash(&token), user, tenant)?;
-    Ok(token)
-}
+use crate::service::access::{token_hash, Actor};
 
 /// Who is calling, from their token, with the store's roles as read for this request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,6 +35,11 @@ impl Caller {
             )
             .hint("make one with `ferry token create --user USER --tenant TENANT`")
         })
+    }
+
+    /// The caller as the actor of a use case.
+    pub fn actor(&self) -> Actor {
+        Actor::named(self.user.clone())
     }
 
     /// Require at least `role` on `tenant`; a tenant the caller may not see is a 403.
@@ -134,11 +102,5 @@ mod tests {
         assert_eq!(bearer(&h), None);
         h.insert("authorization", "Bearer ".parse().unwrap());
         assert_eq!(bearer(&h), None);
-    }
-
-    #[test]
-    fn hash_is_stable_and_not_the_token() {
-        assert_eq!(token_hash("fy_1"), token_hash("fy_1"));
-        assert_ne!(token_hash("fy_1"), "fy_1");
     }
 }

@@ -1,11 +1,12 @@
 //! ZIP import and export over HTTP (document 002): preview and import of an
 //! uploaded archive, preview and download of an agent's export.
 //!
-//! The archive work is [`crate::backend::archive`]'s, exactly as `ferry zip` does it:
-//! `read_zip` checks the archive whole, `zip_import::decode` reads its tree,
-//! `zip_import::plan` matches and previews, `zip_import::execute` writes. The
-//! caller's token names the tenant; reads need viewer, imports editor.
-//! Live sync ([`super::live_sync`]) feeds the same functions with an archive
+//! An upload is [`zip_import::import_bytes`], the same call as `ferry zip
+//! import`: it checks the archive whole, decodes, previews or writes in one
+//! transaction, and checks the caller's role (editor, for the preview too).
+//! `baseRevision` (from a preview) makes the import refuse a tenant that
+//! moved since. The caller's token names the tenant; exports need viewer.
+//! Live sync ([`super::live_sync`]) feeds the same function with an archive
 //! fetched from the source instance.
 
 use std::collections::HashMap;
@@ -21,13 +22,11 @@ use serde_json::{json, Value};
 use super::error::ApiError;
 use super::openapi::Registry;
 use super::{auth, read_store, with_store, zip_response, Shared};
-use crate::backend::archive::{self, ArchiveError, Limits};
+use crate::backend::archive::{self, ArchiveError};
 use crate::backend::store::Store;
 use crate::domain::access::Role;
 use crate::service::zip_export::{self, ExportError, Scope};
-use crate::service::zip_import::{
-    self, ImportError, ImportOptions, ImportPreview, ImportResult, Strategy,
-};
+use crate::service::zip_import::{self, ImportError, ImportOptions, Strategy};
 
 /// Register the ZIP routes.
 pub fn routes(r: Registry) -> Registry {
@@ -61,6 +60,8 @@ impl From<ImportError> for ApiError {
         let msg = e.to_string();
         match e {
             ImportError::Store(s) => s.into(),
+            ImportError::Archive(a) => a.into(),
+            ImportError::Access(a) => a.into(),
             ImportError::Invalid { .. } => ApiError::bad_request("invalid_archive", msg),
             ImportError::EmptySelection => ApiError::bad_request("empty_selection", msg)
                 .hint("leave selectedResources out to import everything"),
@@ -118,42 +119,6 @@ pub fn strategy_of(v: Option<&String>, default: Strategy) -> Result<Strategy, Ap
     }
 }
 
-/// What one import did: a preview or a result.
-#[derive(Debug, Clone)]
-pub enum Imported {
-    /// Nothing written.
-    Preview(ImportPreview),
-    /// Written.
-    Result(ImportResult),
-}
-
-impl Imported {
-    /// As JSON.
-    pub fn to_json(&self) -> Value {
-        match self {
-            Imported::Preview(p) => serde_json::to_value(p).unwrap_or(Value::Null),
-            Imported::Result(r) => serde_json::to_value(r).unwrap_or(Value::Null),
-        }
-    }
-}
-
-/// Check, decode, plan and (unless `preview`) execute an import of ZIP `bytes` into `tenant`.
-pub fn import_bytes(
-    store: &mut dyn Store,
-    tenant: &str,
-    bytes: &[u8],
-    opts: &ImportOptions,
-    preview: bool,
-) -> Result<Imported, ApiError> {
-    let read = archive::read_zip(bytes, &Limits::default())?;
-    let decoded = zip_import::decode(&read)?;
-    let plan = zip_import::plan(&*store, tenant, &decoded, opts)?;
-    if preview {
-        return Ok(Imported::Preview(plan.preview));
-    }
-    Ok(Imported::Result(zip_import::execute(store, &plan)?))
-}
-
 fn zip_body(headers: &HeaderMap, body: &Bytes) -> Result<(), ApiError> {
     let ct = headers
         .get(axum::http::header::CONTENT_TYPE)
@@ -186,8 +151,15 @@ async fn run_import(
     let out = with_store(&state, move |store| {
         let caller = auth::authenticate(store, &headers)?;
         let tenant = caller.current_tenant()?.to_string();
-        let role = if preview { Role::Viewer } else { Role::Editor };
-        caller.require(&tenant, role, "importing an archive")?;
+        let base = match q.get("baseRevision").map(String::as_str) {
+            None | Some("") => None,
+            Some(v) => Some(v.parse::<u64>().map_err(|_| {
+                ApiError::bad_request(
+                    "bad_revision",
+                    format!("baseRevision `{v}` is not a number"),
+                )
+            })?),
+        };
         let target_agent = q.get("targetAgentId").cloned();
         let default = if target_agent.is_some() {
             Strategy::Upgrade
@@ -200,10 +172,12 @@ async fn run_import(
             selected: id_list("selectedResources", q.get("selectedResources"))?,
             workflow_order: id_list("workflowOrder", q.get("workflowOrder"))?,
         };
-        import_bytes(store, &tenant, &body, &opts, preview)
+        let done =
+            zip_import::import_bytes(store, &caller.actor(), &tenant, &body, &opts, preview, base)?;
+        serde_json::to_value(done).map_err(|e| ApiError::internal(e.to_string()))
     })
     .await?;
-    Ok(Json(out.to_json()))
+    Ok(Json(out))
 }
 
 async fn import_preview(

@@ -147,11 +147,15 @@ impl From<AccessError> for ApiError {
     fn from(e: AccessError) -> ApiError {
         match e {
             AccessError::NoActor | AccessError::UnknownUser { .. } => {
-                ApiError::unauthorized(e.to_string())
+                ApiError::unauthorized(e.reason())
             }
-            _ => ApiError::forbidden(e.to_string()).hint(
-                "an owner of the tenant can grant a role with `ferry grant USER TENANT ROLE`",
-            ),
+            _ => {
+                let hint = e.hint().unwrap_or_else(|| {
+                    "an owner of the tenant can grant a role with `ferry grant USER TENANT ROLE`"
+                        .to_string()
+                });
+                ApiError::forbidden(e.reason()).hint(hint)
+            }
         }
     }
 }
@@ -177,6 +181,7 @@ impl From<PromoteError> for ApiError {
                 ApiError::conflict("mass_delete", msg)
             }
             PromoteError::Secret { .. } => ApiError::conflict("secret", msg),
+            PromoteError::Access(a) => a.into(),
             _ => ApiError::internal(msg),
         }
     }

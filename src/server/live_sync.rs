@@ -2,14 +2,14 @@
 //! agents, preview and execute single and batch syncs.
 //!
 //! The source is another `ferry serve`, named by `sourceUrl` and read with
-//! the caller's `X-Source-Authorization`. Every URL passes
-//! [`super::ssrf::check_source`] first, and [`super::source::SourceClient`]
-//! connects only to the address that check vetted. The agent comes over as
-//! the source's own ZIP export and goes through the same pipeline as a ZIP
-//! upload ([`super::backup::import_bytes`], strategy `upgrade`): only the
-//! transport differs. The caller is authenticated and authorised before any
-//! request leaves the server, and the store is never locked while the
-//! source is read.
+//! the caller's `X-Source-Authorization`. The use case is
+//! [`crate::service::live_sync`], as for `ferry sync`: every URL passes the
+//! SSRF check first and the client connects only to the address it vetted;
+//! the agent comes over as the source's own ZIP export and lands through
+//! [`crate::service::zip_import::import_bytes`] (strategy `upgrade`). The
+//! caller is authenticated and authorised (editor, for lists and previews
+//! too) before any request leaves the server, and the store is never
+//! locked while the source is read.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -23,14 +23,15 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::backup::{id_list, import_bytes, Imported};
+use super::backup::id_list;
 use super::error::ApiError;
 use super::openapi::Registry;
-use super::source::{SourceClient, SourceError};
-use super::ssrf::{self, SsrfError};
 use super::{auth, read_store, with_store, Shared};
-use crate::domain::access::Role;
-use crate::service::zip_import::{ImportOptions, Strategy};
+use crate::backend::source::{SourceClient, SourceError};
+use crate::backend::ssrf::SsrfError;
+use crate::service::access::Actor;
+use crate::service::live_sync::{self, LiveSyncError};
+use crate::service::zip_import::{self, ImportOptions, Imported};
 
 /// The header whose value is forwarded to the source as `Authorization`.
 pub const SOURCE_AUTH_HEADER: &str = "x-source-authorization";
@@ -67,6 +68,17 @@ impl From<SsrfError> for ApiError {
 impl From<SourceError> for ApiError {
     fn from(e: SourceError) -> ApiError {
         ApiError::new(StatusCode::BAD_GATEWAY, e.code(), e.to_string())
+    }
+}
+
+impl From<LiveSyncError> for ApiError {
+    fn from(e: LiveSyncError) -> ApiError {
+        match e {
+            LiveSyncError::Ssrf(e) => e.into(),
+            LiveSyncError::Source(e) => e.into(),
+            LiveSyncError::Access(e) => e.into(),
+            LiveSyncError::Store(e) => e.into(),
+        }
     }
 }
 
@@ -119,23 +131,22 @@ impl Mapping {
                 "selectedResources is empty; an empty list is an error, not \"everything\"",
             ));
         }
-        Ok(ImportOptions {
-            strategy: Strategy::Upgrade,
-            target_agent: self.target_agent_id.clone(),
-            selected: self.selected_resources.clone(),
-            workflow_order: self.workflow_order.clone(),
-        })
+        Ok(live_sync::sync_options(
+            self.target_agent_id.clone(),
+            self.selected_resources.clone(),
+            self.workflow_order.clone(),
+        ))
     }
 }
 
-/// The caller's tenant, after checking they may do this there.
-async fn authorize(state: &Shared, headers: &HeaderMap, role: Role) -> Result<String, ApiError> {
+/// The caller and their tenant, after checking they may sync into it (editor).
+async fn authorize(state: &Shared, headers: &HeaderMap) -> Result<(Actor, String), ApiError> {
     let headers = headers.clone();
     read_store(state, move |store| {
         let caller = auth::authenticate(store, &headers)?;
         let tenant = caller.current_tenant()?.to_string();
-        caller.require(&tenant, role, "syncing agents from another instance")?;
-        Ok(tenant)
+        live_sync::authorize_sync(store, &caller.actor(), &tenant)?;
+        Ok((caller.actor(), tenant))
     })
     .await
 }
@@ -157,30 +168,16 @@ async fn client(
         .map(str::to_string);
     let cfg = state.config.sync.clone();
     tokio::task::spawn_blocking(move || {
-        let checked = ssrf::check_source(&url, &cfg)?;
-        Ok(Arc::new(SourceClient::new(checked, &cfg, authorization)))
+        Ok(Arc::new(live_sync::connect(&url, &cfg, authorization)?))
     })
     .await
     .map_err(|e| ApiError::internal(format!("a request task failed: {e}")))?
 }
 
-fn encode(s: &str) -> String {
-    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
-}
-
-/// The source's export endpoint for an agent (and version).
-pub fn export_path(agent: &str, version: Option<u64>) -> String {
-    let mut path = format!("/backup/export/{}", encode(agent));
-    if let Some(v) = version {
-        path.push_str(&format!("?agentVersion={v}"));
-    }
-    path
-}
-
 /// Fetch the source agent's export (off the async threads).
 async fn fetch_export(client: Arc<SourceClient>, m: &Mapping) -> Result<Vec<u8>, ApiError> {
-    let path = export_path(&m.source_agent_id, m.source_agent_version);
-    tokio::task::spawn_blocking(move || Ok(client.post(&path, None, &[])?))
+    let (agent, version) = (m.source_agent_id.clone(), m.source_agent_version);
+    tokio::task::spawn_blocking(move || Ok(live_sync::fetch_agent(&client, &agent, version)?))
         .await
         .map_err(|e| ApiError::internal(format!("a request task failed: {e}")))?
 }
@@ -189,17 +186,23 @@ async fn fetch_export(client: Arc<SourceClient>, m: &Mapping) -> Result<Vec<u8>,
 async fn run_one(
     state: &Shared,
     client: Arc<SourceClient>,
-    tenant: &str,
+    (actor, tenant): &(Actor, String),
     m: &Mapping,
     preview: bool,
 ) -> Result<Imported, ApiError> {
-    let opts = m.options()?;
+    let opts: ImportOptions = m.options()?;
     let bytes = fetch_export(client, m).await?;
-    let tenant = tenant.to_string();
+    let (actor, tenant) = (actor.clone(), tenant.clone());
     with_store(state, move |store| {
-        import_bytes(store, &tenant, &bytes, &opts, preview)
+        Ok(zip_import::import_bytes(
+            store, &actor, &tenant, &bytes, &opts, preview, None,
+        )?)
     })
     .await
+}
+
+fn json_of(done: &Imported) -> Value {
+    serde_json::to_value(done).unwrap_or(Value::Null)
 }
 
 async fn agents(
@@ -207,9 +210,9 @@ async fn agents(
     Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    authorize(&state, &headers, Role::Viewer).await?;
+    authorize(&state, &headers).await?;
     let client = client(&state, &q, &headers).await?;
-    let list = tokio::task::spawn_blocking(move || client.get_json::<Value>("/api/v2/agents"))
+    let list = tokio::task::spawn_blocking(move || live_sync::list_agents(&client))
         .await
         .map_err(|e| ApiError::internal(format!("a request task failed: {e}")))??;
     Ok(Json(list))
@@ -221,12 +224,11 @@ async fn single(
     headers: HeaderMap,
     preview: bool,
 ) -> Result<Json<Value>, ApiError> {
-    let role = if preview { Role::Viewer } else { Role::Editor };
-    let tenant = authorize(&state, &headers, role).await?;
+    let who = authorize(&state, &headers).await?;
     let m = Mapping::from_query(&q)?;
     let client = client(&state, &q, &headers).await?;
-    let r = run_one(&state, client, &tenant, &m, preview).await?;
-    Ok(Json(r.to_json()))
+    let r = run_one(&state, client, &who, &m, preview).await?;
+    Ok(Json(json_of(&r)))
 }
 
 async fn preview_one(
@@ -252,8 +254,7 @@ async fn batch(
     body: Bytes,
     preview: bool,
 ) -> Result<Response, ApiError> {
-    let role = if preview { Role::Viewer } else { Role::Editor };
-    let tenant = authorize(&state, &headers, role).await?;
+    let who = authorize(&state, &headers).await?;
     let mappings: Vec<Mapping> = serde_json::from_slice(&body).map_err(|e| {
         ApiError::bad_request(
             "bad_body",
@@ -272,10 +273,10 @@ async fn batch(
     let mut items = Vec::with_capacity(mappings.len());
     let mut failed = 0;
     for m in &mappings {
-        let r = run_one(&state, client.clone(), &tenant, m, preview).await;
+        let r = run_one(&state, client.clone(), &who, m, preview).await;
         let mut item = match r {
             Ok(done) => {
-                let mut v = done.to_json();
+                let mut v = json_of(&done);
                 if let Value::Object(o) = &mut v {
                     o.insert("status".into(), "ok".into());
                 }

@@ -12,20 +12,18 @@
 //! snapshot, so they run in parallel with each other and with the writer.
 //!
 //! Routes are registered through [`openapi::Registry`], which refuses a
-//! route that `/openapi.json` does not describe; a test checks the converse.
+//! route that `/openapi.json` does not describe (the server does not start);
+//! a test checks the converse. The entry point is [`serve`], which the
+//! composition root hands to the CLI as a [`ServeFn`](crate::service::serving::ServeFn).
 
 pub mod auth;
 pub mod backup;
-pub mod config;
 pub mod error;
 pub mod live_sync;
 pub mod openapi;
-pub mod source;
-pub mod ssrf;
 mod staging;
 mod tenant_sync;
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -40,30 +38,14 @@ use axum::{Json, Router};
 use serde_json::json;
 
 use crate::backend::store::Store;
-use config::ServerConfig;
+use crate::backend::sync_config::ServerConfig;
+use crate::domain::tagging::PublishTagger;
+pub use crate::service::serving::ServeError;
+use crate::service::serving::ServeRequest;
 use error::ApiError;
 
 /// The largest request body accepted (a ZIP upload), in bytes.
 pub const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
-
-/// Why the server could not run.
-#[derive(Debug, thiserror::Error)]
-pub enum ServeError {
-    /// The address could not be bound.
-    #[error("cannot listen on {addr}: {reason}")]
-    Bind {
-        /// The address.
-        addr: String,
-        /// Why.
-        reason: String,
-    },
-    /// The runtime failed.
-    #[error("the server failed: {reason}")]
-    Runtime {
-        /// Why.
-        reason: String,
-    },
-}
 
 /// What every request handler shares.
 pub struct AppState {
@@ -75,23 +57,28 @@ pub struct AppState {
     next_reader: AtomicUsize,
     /// The server's configuration.
     pub config: ServerConfig,
+    /// How publishes tag git, when the server runs in a config repo.
+    pub tagger: Option<Box<dyn PublishTagger + Send + Sync>>,
 }
 
 /// The shared state handed to handlers.
 pub type Shared = Arc<AppState>;
 
 impl AppState {
-    /// State over a store (and extra read connections to it) with a configuration.
+    /// State over a store (and extra read connections to it) with a
+    /// configuration and, in a config repo, a publish tagger.
     pub fn new(
         store: Box<dyn Store + Send>,
         readers: Vec<Box<dyn Store + Send>>,
         config: ServerConfig,
+        tagger: Option<Box<dyn PublishTagger + Send + Sync>>,
     ) -> Shared {
         Arc::new(AppState {
             store: Mutex::new(store),
             readers: readers.into_iter().map(Mutex::new).collect(),
             next_reader: AtomicUsize::new(0),
             config,
+            tagger,
         })
     }
 }
@@ -158,14 +145,14 @@ pub fn registry() -> openapi::Registry {
     staging::routes(registry)
 }
 
-/// The whole API.
-pub fn router(state: Shared) -> Router {
-    registry()
-        .into_router()
+/// The whole API; refused when a route is not in the OpenAPI table.
+pub fn router(state: Shared) -> Result<Router, ServeError> {
+    Ok(registry()
+        .into_router()?
         .fallback(fallback)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(log_and_shape))
-        .with_state(state)
+        .with_state(state))
 }
 
 async fn health(State(state): State<Shared>) -> Result<Json<serde_json::Value>, ApiError> {
@@ -308,26 +295,21 @@ pub fn zip_response(bytes: Vec<u8>, filename: &str) -> Response {
         .unwrap_or_else(|_| ApiError::internal("cannot build the response").into_response())
 }
 
-/// Serve the API on `addr` until Ctrl-C or SIGTERM; `on_listen` hears the bound address.
-pub fn run(
-    store: Box<dyn Store + Send>,
-    readers: Vec<Box<dyn Store + Send>>,
-    config: ServerConfig,
-    addr: &str,
-    on_listen: impl FnOnce(SocketAddr),
-) -> Result<(), ServeError> {
-    run_until(store, readers, config, addr, on_listen, shutdown_signal())
-}
-
-/// Serve the API on `addr` until `shutdown` completes, then finish the requests in flight.
-pub fn run_until(
-    store: Box<dyn Store + Send>,
-    readers: Vec<Box<dyn Store + Send>>,
-    config: ServerConfig,
-    addr: &str,
-    on_listen: impl FnOnce(SocketAddr),
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> Result<(), ServeError> {
+/// Serve the API until the request's shutdown (default: Ctrl-C or SIGTERM)
+/// completes, then finish the requests in flight. The request's `on_listen`
+/// hears the bound address.
+pub fn serve(req: ServeRequest<'_>) -> Result<(), ServeError> {
+    let ServeRequest {
+        store,
+        readers,
+        config,
+        tagger,
+        addr,
+        on_listen,
+        shutdown,
+    } = req;
+    let app = router(AppState::new(store, readers, config, tagger))?;
+    let shutdown = shutdown.unwrap_or_else(|| Box::pin(shutdown_signal()));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -335,18 +317,13 @@ pub fn run_until(
             reason: e.to_string(),
         })?;
     runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|e| ServeError::Bind {
-                addr: addr.to_string(),
-                reason: e.to_string(),
-            })?;
-        let local = listener.local_addr().map_err(|e| ServeError::Bind {
-            addr: addr.to_string(),
+        let bind = |e: std::io::Error| ServeError::Bind {
+            addr: addr.clone(),
             reason: e.to_string(),
-        })?;
+        };
+        let listener = tokio::net::TcpListener::bind(&addr).await.map_err(bind)?;
+        let local = listener.local_addr().map_err(bind)?;
         on_listen(local);
-        let app = router(AppState::new(store, readers, config));
         let served = axum::serve(listener, app)
             .with_graceful_shutdown(shutdown)
             .await

@@ -2,8 +2,9 @@
 //! that keeps the router and the description the same.
 //!
 //! [`ROUTES`] is the one table of endpoints. [`Registry::add`] registers a
-//! handler only for a method and path the table holds (it refuses others at
-//! start-up, in debug builds and tests), and a test checks that every row of
+//! handler only for a method and path the table holds; any other is kept
+//! out of the router and makes [`Registry::into_router`] fail, so the
+//! server does not start (in every build). A test checks that every row of
 //! the table was registered, so the document can't drift from the router.
 
 use axum::http::Method;
@@ -12,6 +13,7 @@ use axum::Router;
 use serde_json::{json, Map, Value};
 
 use super::Shared;
+use crate::service::serving::ServeError;
 
 /// One endpoint, as `/openapi.json` describes it.
 #[derive(Debug, Clone, Copy)]
@@ -154,6 +156,7 @@ pub const ROUTES: &[RouteDoc] = &[
             "targetAgentId",
             "selectedResources",
             "workflowOrder",
+            "baseRevision",
         ],
         ZIP,
     ),
@@ -372,6 +375,7 @@ pub const ROUTES: &[RouteDoc] = &[
 pub struct Registry {
     router: Router<Shared>,
     registered: Vec<(String, String)>,
+    refused: Vec<(String, String)>,
 }
 
 impl Default for Registry {
@@ -386,22 +390,26 @@ impl Registry {
         Registry {
             router: Router::new(),
             registered: Vec::new(),
+            refused: Vec::new(),
         }
     }
 
-    /// Register `handler` for `method` on `path`; the pair must be in [`ROUTES`].
+    /// Register `handler` for `method` on `path`; a pair not in [`ROUTES`] is
+    /// refused (left out, and [`Registry::into_router`] fails).
     pub fn add(
         mut self,
         method: Method,
         path: &'static str,
         handler: MethodRouter<Shared>,
     ) -> Registry {
-        debug_assert!(
-            ROUTES
-                .iter()
-                .any(|d| d.method == method.as_str() && d.path == path),
-            "route {method} {path} is not described in openapi::ROUTES"
-        );
+        let described = ROUTES
+            .iter()
+            .any(|d| d.method == method.as_str() && d.path == path);
+        if !described {
+            self.refused
+                .push((method.as_str().to_string(), path.to_string()));
+            return self;
+        }
         self.registered
             .push((method.as_str().to_string(), path.to_string()));
         self.router = self.router.route(path, handler);
@@ -413,9 +421,12 @@ impl Registry {
         &self.registered
     }
 
-    /// The router.
-    pub fn into_router(self) -> Router<Shared> {
-        self.router
+    /// The router, or the first route that is not in the table.
+    pub fn into_router(self) -> Result<Router<Shared>, ServeError> {
+        match self.refused.into_iter().next() {
+            Some((method, path)) => Err(ServeError::Undocumented { method, path }),
+            None => Ok(self.router),
+        }
     }
 }
 
@@ -507,6 +518,14 @@ mod tests {
             "a route registered twice"
         );
         assert_eq!(registered, described);
+        let refused = crate::server::registry().add(
+            Method::GET,
+            "/not/in/the/table",
+            axum::routing::get(|| async { "" }),
+        );
+        let err = refused.into_router().unwrap_err();
+        assert!(err.to_string().contains("GET /not/in/the/table"), "{err}");
+        assert!(registry.into_router().is_ok());
         let doc = document();
         for d in ROUTES {
             assert!(

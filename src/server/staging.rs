@@ -6,8 +6,10 @@
 //! current tenant before looking anything up (so no endpoint reveals what
 //! another tenant holds), and calls [`crate::service::staging`] or
 //! [`crate::service::publishing`], the functions behind `ferry diff`, `ferry
-//! publish`, `ferry publishes` and `ferry revert`. Reads need viewer,
-//! staging edits and rollback editor, publish admin.
+//! publish`, `ferry publishes` and `ferry revert`, which check the role again
+//! and record the caller. Reads need viewer, staging edits and rollback
+//! editor, publish admin. A publish tags git as the CLI's does when the
+//! server runs in a config repo.
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -156,6 +158,10 @@ impl From<StagingError> for ApiError {
                 StagingError::Store(s) => s.into(),
                 _ => ApiError::conflict("conflict", msg),
             },
+            ErrorKind::Forbidden => match e {
+                StagingError::Access(a) => a.into(),
+                _ => ApiError::forbidden(msg),
+            },
             ErrorKind::Internal => ApiError::internal(msg),
         }
     }
@@ -227,9 +233,9 @@ async fn edit(
     make: impl FnOnce() -> Result<StagingEdit, ApiError> + Send + 'static,
 ) -> Result<Json<Value>, ApiError> {
     let out = with_store(&state, move |store| {
-        let (_, tenant) = tenant_for(store, &headers, Role::Editor, "editing staging")?;
+        let (caller, tenant) = tenant_for(store, &headers, Role::Editor, "editing staging")?;
         let e = make()?;
-        let outcome = staging::apply_edit(store, &tenant, &agent, &e)?;
+        let outcome = staging::edit_staging(store, &caller.actor(), &tenant, &agent, &e)?;
         serde_json::to_value(outcome).map_err(|e| ApiError::internal(e.to_string()))
     })
     .await?;
@@ -578,21 +584,27 @@ async fn publish(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let tagging = state.clone();
     let out = with_store(&state, move |store| {
         let (caller, tenant) = tenant_for(store, &headers, Role::Admin, "publishing")?;
         let v = json_body(&body)?;
         let message = string_field(&v, &["message", "description"])?
             .unwrap_or_else(|| format!("publish {agent} over the API"));
         let id = staging::find_agent_id(&*store, &tenant, &agent)?;
-        let record = publishing::publish_untagged(
+        let tagger = tagging
+            .tagger
+            .as_deref()
+            .map(|t| t as &dyn crate::domain::tagging::PublishTagger);
+        let published = publishing::publish(
             store,
+            &caller.actor(),
+            tagger,
             &tenant,
             Some(&id),
             &message,
-            &caller.user,
             &crate::backend::store::now_rfc3339(),
         )?;
-        let Some(rec) = record else {
+        let Some(publishing::Published { record: rec, notes }) = published else {
             return Err(ApiError::conflict(
                 "nothing_to_publish",
                 format!("nothing to publish: staging equals production for agent `{agent}`"),
@@ -604,7 +616,8 @@ async fn publish(
             "has_changes": true, "tenant": tenant, "agent_id": id, "number": rec.number,
             "change_track_id": rec.change_track_id, "published_by": rec.published_by,
             "published_at": rec.published_at, "message": rec.message, "summary": rec.summary,
-            "tag": rec.tag,
+            "tag": rec.tag, "commit": rec.commit,
+            "warnings": notes.iter().map(ToString::to_string).collect::<Vec<_>>(),
         }))
     })
     .await?;
@@ -648,13 +661,13 @@ async fn rollback(
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let out = with_store(&state, move |store| {
-        let (_, tenant) = tenant_for(store, &headers, Role::Editor, "rolling back")?;
+        let (caller, tenant) = tenant_for(store, &headers, Role::Editor, "rolling back")?;
         let v = json_body(&body)?;
         let change = string_field(&v, &["change_track_id", "changeTrackId"])?.ok_or_else(|| {
             ApiError::bad_request("bad_body", "the body must hold `change_track_id`")
         })?;
         staging::find_agent_id(&*store, &tenant, &agent)?;
-        let outcome = publishing::rollback(store, &tenant, &change, false)?;
+        let outcome = publishing::revert(store, &caller.actor(), &tenant, &change, false)?;
         serde_json::to_value(outcome).map_err(|e| ApiError::internal(e.to_string()))
     })
     .await?;

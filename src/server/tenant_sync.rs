@@ -2,8 +2,8 @@
 //! from the caller's tenant into a target tenant.
 //!
 //! A step is `ferry promote --step` through the same library calls:
-//! [`crate::domain::access::authorize_promote`] (admin or owner of both tenants),
-//! [`crate::service::promote::plan`], then [`crate::service::promote::apply`] when something
+//! [`crate::service::promote::plan_as`] (which checks the caller is an admin
+//! or owner of both tenants), then [`crate::service::promote::apply`] when something
 //! changes. The answer is the promotion report, whose `summary` is the
 //! plan's.
 
@@ -16,7 +16,6 @@ use serde_json::{json, Value};
 use super::error::ApiError;
 use super::openapi::Registry;
 use super::{auth, with_store, Shared};
-use crate::domain::access;
 use crate::domain::model::Kind;
 use crate::service::promote::{self, Request};
 
@@ -51,10 +50,6 @@ async fn sync_step(
             )
             .hint("GET /api/tenant/sync/steps lists them in order")
         })?;
-        let acc = &caller.access;
-        access::authorize_promote(acc, acc, Some(&caller.user), &from, &target)?;
-        store.tenant(&from)?;
-        store.tenant(&target)?;
         let request = Request {
             from: from.clone(),
             to: target.clone(),
@@ -62,7 +57,7 @@ async fn sync_step(
             same_store: true,
             defined_variables: None,
         };
-        let promotion = promote::plan(&*store, &*store, &request)?;
+        let promotion = promote::plan_as(&*store, &*store, &caller.actor(), &request)?;
         let mut report = serde_json::to_value(promote::report(&promotion))
             .map_err(|e| ApiError::internal(e.to_string()))?;
         let (applied, revision) = if promote::has_changes(&promotion) {

@@ -9,7 +9,9 @@
 use serde::Serialize;
 
 use crate::backend::store::{Store, StoreError, VersionRecord, WriteBatch};
+use crate::domain::access::{AccessError, Role};
 use crate::domain::plan::{ActionKind, PayloadError, Plan, Summary};
+use crate::service::access::{authorize, Actor};
 
 /// Options of an apply.
 #[derive(Debug, Clone, Copy, Default)]
@@ -39,6 +41,9 @@ pub enum ApplyError {
     /// The store refused or failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The actor may not write the tenant's drafts.
+    #[error(transparent)]
+    Access(#[from] AccessError),
 }
 
 /// What an apply did.
@@ -57,7 +62,43 @@ pub fn is_mass_delete(deletes: usize, total: usize) -> bool {
     deletes > 0 && deletes * 2 > total
 }
 
-/// Apply `plan` to `store` in one transaction.
+/// The one [`WriteBatch`] a plan writes: its upserts in plan order, its
+/// deletes, hash refreshes and source commit, and `versions` as they are.
+pub fn batch_of(plan: &Plan, versions: Vec<VersionRecord>) -> Result<WriteBatch<'_>, ApplyError> {
+    let mut batch = WriteBatch {
+        base_revision: plan.base_revision,
+        commit: plan.source_commit.clone(),
+        refresh: plan.refresh.clone(),
+        versions,
+        ..WriteBatch::default()
+    };
+    for a in &plan.actions {
+        match a.action {
+            ActionKind::Create | ActionKind::Update => {
+                if let Some(w) = a.written()? {
+                    batch.upserts.push(w);
+                }
+            }
+            ActionKind::Delete => batch.deletes.push(a.id.clone()),
+            ActionKind::Skip | ActionKind::Conflict => {}
+        }
+    }
+    Ok(batch)
+}
+
+/// Apply a tree's `plan` as `actor`, an editor of the tenant (`ferry apply`).
+pub fn apply_as(
+    store: &mut dyn Store,
+    actor: &Actor,
+    plan: &Plan,
+    options: ApplyOptions,
+) -> Result<ApplyReport, ApplyError> {
+    authorize::<ApplyError>(&*store, actor, &plan.tenant, Role::Editor, "applying")?;
+    apply(store, plan, options)
+}
+
+/// Apply `plan` to `store` in one transaction (the step every use case that
+/// writes drafts ends in, after its own role check).
 pub fn apply(
     store: &mut dyn Store,
     plan: &Plan,
@@ -83,24 +124,7 @@ pub fn apply_with_versions(
             total,
         });
     }
-    let mut batch = WriteBatch {
-        base_revision: plan.base_revision,
-        commit: plan.source_commit.clone(),
-        refresh: plan.refresh.clone(),
-        versions,
-        ..WriteBatch::default()
-    };
-    for a in &plan.actions {
-        match a.action {
-            ActionKind::Create | ActionKind::Update => {
-                if let Some(w) = a.written()? {
-                    batch.upserts.push(w);
-                }
-            }
-            ActionKind::Delete => batch.deletes.push(a.id.clone()),
-            ActionKind::Skip | ActionKind::Conflict => {}
-        }
-    }
+    let batch = batch_of(plan, versions)?;
     let revision = store.write(&plan.tenant, &batch)?;
     Ok(ApplyReport {
         tenant: plan.tenant.clone(),

@@ -9,11 +9,12 @@
 //! before parsing). Either way the plan records the commit, so apply can
 //! record it in the store.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 
 use crate::backend::store::{Store, StoreError};
-use crate::backend::vcs::{self, GitTreeSource, VcsError};
+use crate::backend::vcs::{self, GitTreeSource, Identity, VcsError};
+use crate::domain::access::{AccessError, Role};
 use crate::domain::plan::DiffOptions;
 use crate::domain::tree::SourceError;
 use crate::service::pipeline::{self, PipelineError, TreePlan};
@@ -30,6 +31,42 @@ pub enum GitPlanError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The actor may not commit the tenant's tree.
+    #[error(transparent)]
+    Access(#[from] AccessError),
+}
+
+/// Allow `actor` to commit a tenant's exported tree: an editor of the tenant.
+/// `ferry export --commit` asks before it writes the folder, so a refusal changes nothing.
+pub fn authorize_commit(
+    store: &dyn Store,
+    actor: &crate::service::access::Actor,
+    tenant: &str,
+) -> Result<(), GitPlanError> {
+    crate::service::access::authorize::<GitPlanError>(
+        store,
+        actor,
+        tenant,
+        Role::Editor,
+        "committing the exported tree",
+    )
+}
+
+/// `export --commit`: commit a tenant's exported `files` as its folder in the
+/// repo at `root`, as `actor` (an editor of the tenant). Returns the new
+/// commit, or `None` when HEAD holds the tree already.
+pub fn commit_export(
+    store: &dyn Store,
+    actor: &crate::service::access::Actor,
+    root: &Path,
+    tenant: &str,
+    files: &BTreeMap<String, Vec<u8>>,
+    message: &str,
+    who: Option<&Identity>,
+) -> Result<Option<String>, GitPlanError> {
+    authorize_commit(store, actor, tenant)?;
+    let outcome = vcs::commit_folder(root, &tenant_rel(tenant), files, message, who)?;
+    Ok(outcome.commit)
 }
 
 /// A plan made from a git revision, with how it was read.

@@ -5,11 +5,14 @@
 //! The CLI and the server are thin front ends over this layer: they parse,
 //! call and render, and hold no rules of their own.
 
+pub mod access;
 pub mod apply;
 pub mod gitplan;
+pub mod live_sync;
 pub mod pipeline;
 pub mod promote;
 pub mod publishing;
+pub mod serving;
 pub mod staging;
 pub mod zip_export;
 pub mod zip_import;

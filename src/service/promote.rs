@@ -110,6 +110,9 @@ pub enum PromoteError {
     /// A resource could not be written as YAML.
     #[error(transparent)]
     Encode(#[from] crate::domain::yaml::EncodeError),
+    /// The actor may not promote between these tenants.
+    #[error(transparent)]
+    Access(#[from] crate::domain::access::AccessError),
 }
 
 /// What to promote.
@@ -610,6 +613,28 @@ pub struct Promotion {
 
 /// Plan a promotion from `source` (store holding `request.from`) to `target`
 /// (store holding `request.to`; may be the same store).
+/// Plan a promotion as `actor`, an admin or owner of both tenants (each
+/// checked in its own store): [`plan`] after the role check. `ferry promote`
+/// and the tenant-sync endpoint both call this.
+pub fn plan_as(
+    source: &dyn Store,
+    target: &dyn Store,
+    actor: &crate::service::access::Actor,
+    request: &Request,
+) -> Result<Promotion, PromoteError> {
+    crate::domain::access::authorize_promote(
+        &source.access()?,
+        &target.access()?,
+        actor.name(),
+        &request.from,
+        &request.to,
+    )?;
+    source.tenant(&request.from)?;
+    target.tenant(&request.to)?;
+    plan(source, target, request)
+}
+
+/// Plan a promotion (no role check: see [`plan_as`]).
 pub fn plan(
     source: &dyn Store,
     target: &dyn Store,

@@ -4,22 +4,27 @@
 //!
 //! [`crate::domain::publish`] is the pure part (diffs, records, the three-way
 //! revert); this module reads a store, calls it, and writes the result in
-//! one transaction. The CLI (which adds git tags between
-//! [`prepare_publish`] and [`Store::publish`]) and the HTTP server share it.
-//! Errors are [`StagingError`]s.
+//! one transaction. [`publish`] is the one publish of the CLI and the HTTP
+//! server: it checks the actor is an admin, records the publish, and then
+//! tags the commit that holds it through a [`PublishTagger`] when the front
+//! end has one (so a tag exists only for a recorded publish). [`revert`]
+//! is the one rollback, with its preview. Errors are [`StagingError`]s.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
 
 use serde::Serialize;
 
-use crate::backend::store::{Store, WriteBatch};
+use crate::backend::store::{Store, TenantRecord, WriteBatch};
+use crate::domain::access::Role;
 use crate::domain::model::{Kind, Resource};
 use crate::domain::publish::{
     self, PublishRecord, PublishedVersion, RevertConflict, RevertOutcome, RevertedResource,
     StagingDiff,
 };
+use crate::domain::tagging::{Holding, PublishTagger};
 use crate::domain::validate::{render_names, NameTable};
+use crate::service::access::{authorize, Actor};
 use crate::service::pipeline;
 use crate::service::staging::StagingError;
 
@@ -117,23 +122,10 @@ fn diff_in(
     Ok(publish::staging_diff(drafts, production, scope.as_ref()))
 }
 
-/// What a publish of the tenant (or of one agent, ID or name) would record:
-/// the record (untagged) and the versions; `None` when staging equals production.
-pub fn prepare_publish(
-    store: &dyn Store,
-    tenant: &str,
-    agent: Option<&str>,
-    message: &str,
-    actor: &str,
-    now: &str,
-) -> Result<Option<(PublishRecord, Vec<PublishedVersion>)>, StagingError> {
-    store.tenant(tenant)?;
-    let drafts = store.all_drafts(tenant)?;
-    prepare_publish_in(store, tenant, agent, message, actor, now, &drafts)
-}
-
-/// [`prepare_publish`] with the tenant's drafts already read.
-pub(crate) fn prepare_publish_in(
+/// What a publish of the tenant (or of one agent, ID or name) would record,
+/// the tenant's drafts already read: the record (untagged) and the versions;
+/// `None` when staging equals production.
+fn prepare_publish_in(
     store: &dyn Store,
     tenant: &str,
     agent: Option<&str>,
@@ -164,9 +156,9 @@ pub(crate) fn prepare_publish_in(
     Ok(Some((record, versions)))
 }
 
-/// Publish staging (of the tenant, or of one agent and what it needs) without
-/// a git tag, in one transaction; `None` when there is nothing to publish.
-pub fn publish_untagged(
+/// [`publish`] as `actor` with no tagger, for tests; `None` when there is nothing to publish.
+#[cfg(test)]
+pub(crate) fn publish_untagged(
     store: &mut dyn Store,
     tenant: &str,
     agent: Option<&str>,
@@ -174,12 +166,176 @@ pub fn publish_untagged(
     actor: &str,
     now: &str,
 ) -> Result<Option<PublishRecord>, StagingError> {
-    let Some((record, versions)) = prepare_publish(&*store, tenant, agent, message, actor, now)?
-    else {
+    let done = publish(
+        store,
+        &Actor::named(actor),
+        None,
+        tenant,
+        agent,
+        message,
+        now,
+    )?;
+    Ok(done.map(|p| p.record))
+}
+
+/// Why a publish was not tagged, for people.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "note", rename_all = "snake_case")]
+pub enum PublishNote {
+    /// The tag name is taken (by another store sharing the repo).
+    TagExists {
+        /// The tag.
+        name: String,
+    },
+    /// No commit holds what was published.
+    NotReproducible {
+        /// The publish number.
+        number: u64,
+        /// Why no commit holds it.
+        reason: String,
+    },
+    /// The publish was recorded, and creating its tag failed.
+    TagFailed {
+        /// The tag.
+        name: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl std::fmt::Display for PublishNote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PublishNote::TagExists { name } => write!(
+                f,
+                "git tag `{name}` exists already (from another store?); this publish is not tagged"
+            ),
+            PublishNote::NotReproducible { number, reason } => {
+                write!(f, "publish {number} can't be reproduced from git: {reason}")
+            }
+            PublishNote::TagFailed { name, reason } => write!(
+                f,
+                "the publish is recorded, and its git tag `{name}` could not be created: {reason}"
+            ),
+        }
+    }
+}
+
+/// A recorded publish, and why it is not tagged if it is not.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Published {
+    /// The record, as stored.
+    pub record: PublishRecord,
+    /// Notes about tagging.
+    pub notes: Vec<PublishNote>,
+}
+
+/// Publish staging (of the tenant, or of one agent and what it needs) as
+/// `actor`, an admin of the tenant: record it in one transaction, then tag
+/// the commit holding it through `tagger`, if there is one. `None` when
+/// staging equals production.
+pub fn publish(
+    store: &mut dyn Store,
+    actor: &Actor,
+    tagger: Option<&dyn PublishTagger>,
+    tenant: &str,
+    agent: Option<&str>,
+    message: &str,
+    now: &str,
+) -> Result<Option<Published>, StagingError> {
+    authorize::<StagingError>(&*store, actor, tenant, Role::Admin, "publishing")?;
+    let record = store.tenant(tenant)?;
+    let drafts = store.all_drafts(tenant)?;
+    let prepared = prepare_publish_in(
+        &*store,
+        tenant,
+        agent,
+        message,
+        actor.recorded(),
+        now,
+        &drafts,
+    )?;
+    let Some((mut rec, versions)) = prepared else {
         return Ok(None);
     };
-    store.publish(tenant, &record, &versions)?;
-    Ok(Some(record))
+    let mut notes = Vec::new();
+    if let Some(t) = tagger {
+        if let Some(note) = choose_tag(&*store, t, &record, &drafts, &mut rec)? {
+            notes.push(note);
+        }
+    }
+    store.publish(tenant, &rec, &versions)?;
+    if let (Some(t), Some(name), Some(commit)) = (tagger, rec.tag.clone(), rec.commit.clone()) {
+        if let Err(e) = t.tag(
+            &name,
+            &commit,
+            &publish::tag_message(&rec),
+            &rec.published_by,
+        ) {
+            notes.push(PublishNote::TagFailed {
+                name,
+                reason: e.message,
+            });
+        }
+    }
+    Ok(Some(Published { record: rec, notes }))
+}
+
+/// Name the tag and the commit a publish gets (set on `rec`), or say why it gets none.
+fn choose_tag(
+    store: &dyn Store,
+    tagger: &dyn PublishTagger,
+    tenant: &TenantRecord,
+    drafts: &[Resource],
+    rec: &mut PublishRecord,
+) -> Result<Option<PublishNote>, StagingError> {
+    let folder = crate::service::gitplan::tenant_rel(&tenant.name);
+    let tree = pipeline::tree_of_resources(tenant, drafts)?;
+    let mut holding = tagger
+        .holding(&folder, &tree.files)
+        .unwrap_or_else(|e| Holding::NotHeld(e.message));
+    if let (Holding::NotHeld(_), Some(last)) = (&holding, tenant.last_commit.as_deref()) {
+        if applied_commit_holds(store, tagger, &tenant.name, &folder, last)? {
+            holding = Holding::Commit(last.to_string());
+        }
+    }
+    match holding {
+        Holding::Commit(c) => {
+            let name = publish::tag_name(&tenant.name, rec.number);
+            if tagger.tag_exists(&name) {
+                return Ok(Some(PublishNote::TagExists { name }));
+            }
+            rec.tag = Some(name);
+            rec.commit = Some(c);
+            Ok(None)
+        }
+        Holding::NotHeld(reason) => Ok(Some(PublishNote::NotReproducible {
+            number: rec.number,
+            reason,
+        })),
+    }
+}
+
+/// Whether the commit the tenant was last applied from holds its drafts:
+/// nothing drifted since that apply, and the commit has exactly the store's resources.
+fn applied_commit_holds(
+    store: &dyn Store,
+    tagger: &dyn PublishTagger,
+    tenant: &str,
+    folder: &str,
+    commit: &str,
+) -> Result<bool, StagingError> {
+    if !store.drift(tenant)?.is_empty() {
+        return Ok(false);
+    }
+    let Some(paths) = tagger.paths_at(folder, commit) else {
+        return Ok(false);
+    };
+    let (units, _) = crate::domain::tree::units_of(&paths);
+    let at_commit: HashSet<String> = units.into_iter().map(|(p, _)| p).collect();
+    let (_, index) = store.index(tenant)?;
+    let in_store: HashSet<String> = index.entries().iter().map(|e| e.path()).collect();
+    Ok(at_commit == in_store)
 }
 
 /// The tenant's publish log, newest first; with `agent` (ID or name), only
@@ -277,7 +433,7 @@ pub fn plan_rollback(
 
 /// Write a worked-out rollback to staging in one transaction; returns the new
 /// tenant revision, or `None` when it changes nothing.
-pub fn write_rollback(
+fn write_rollback(
     store: &mut dyn Store,
     tenant: &str,
     plan: &RollbackPlan,
@@ -340,6 +496,21 @@ pub fn rollback(
     ))
 }
 
+/// Roll publish `change_track_id` back out of staging as `actor`: an editor
+/// of the tenant, unless `preview` (then nothing is written and nothing is checked).
+pub fn revert(
+    store: &mut dyn Store,
+    actor: &Actor,
+    tenant: &str,
+    change_track_id: &str,
+    preview: bool,
+) -> Result<RollbackOutcome, StagingError> {
+    if !preview {
+        authorize::<StagingError>(&*store, actor, tenant, Role::Editor, "reverting a publish")?;
+    }
+    rollback(store, tenant, change_track_id, preview)
+}
+
 /// What rolling publish `change_track_id` back would change in staging (nothing is written).
 pub fn publish_diff(
     store: &dyn Store,
@@ -348,4 +519,131 @@ pub fn publish_diff(
 ) -> Result<RollbackOutcome, StagingError> {
     let plan = plan_rollback(store, tenant, change_track_id)?;
     Ok(rollback_outcome(tenant, change_track_id, true, None, plan))
+}
+
+#[cfg(test)]
+mod tests {
+    #[allow(unused_imports)]
+    use crate::backend::store::{AccessStore, PublishStore, ResourceStore, SyncStore};
+    use std::cell::RefCell;
+    use std::collections::BTreeMap;
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::backend::store::sqlite::SqliteStore;
+    use crate::domain::tagging::TagError;
+
+    const T: &str = "acme-dev";
+    const NOW: &str = "2026-01-01T00:00:00Z";
+
+    /// A store file with the acme-dev fixture applied, never published.
+    fn applied() -> (tempfile::TempDir, PathBuf, SqliteStore) {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("ferry.db");
+        let mut store = SqliteStore::open(&path).unwrap();
+        store
+            .create_tenant(T, None, &crate::domain::secrets::generate_keypair())
+            .unwrap();
+        let root =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/acme/tenants/acme-dev");
+        let source = crate::domain::tree::folder::FolderSource::new(root);
+        let tp = pipeline::plan_tree(&store, T, &source, Default::default()).unwrap();
+        crate::service::apply::apply(&mut store, &tp.plan.unwrap(), Default::default()).unwrap();
+        (tmp, path, store)
+    }
+
+    /// A tagger that says HEAD holds everything and, when asked to tag,
+    /// looks in the store (through its own connection) for the publish.
+    struct Spy {
+        store: PathBuf,
+        seen: RefCell<Vec<(String, bool)>>,
+    }
+
+    impl PublishTagger for Spy {
+        fn holding(&self, _: &str, _: &BTreeMap<String, Vec<u8>>) -> Result<Holding, TagError> {
+            Ok(Holding::Commit("c0ffee".into()))
+        }
+        fn paths_at(&self, _: &str, _: &str) -> Option<Vec<String>> {
+            None
+        }
+        fn tag_exists(&self, _: &str) -> bool {
+            false
+        }
+        fn tag(&self, name: &str, _: &str, _: &str, _: &str) -> Result<(), TagError> {
+            let other = SqliteStore::open(&self.store).unwrap();
+            let recorded = other
+                .publishes(T)
+                .unwrap()
+                .iter()
+                .any(|p| p.tag.as_deref() == Some(name));
+            self.seen.borrow_mut().push((name.to_string(), recorded));
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_publish_is_recorded_before_it_is_tagged() {
+        let (_tmp, path, mut store) = applied();
+        let spy = Spy {
+            store: path,
+            seen: RefCell::new(Vec::new()),
+        };
+        let done = publish(
+            &mut store,
+            &Actor::named("dora"),
+            Some(&spy),
+            T,
+            None,
+            "m",
+            NOW,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(done.record.tag.as_deref(), Some("acme-dev/publish/1"));
+        assert_eq!(done.record.published_by, "dora");
+        assert_eq!(
+            *spy.seen.borrow(),
+            vec![("acme-dev/publish/1".to_string(), true)],
+            "the tag is made once the publish is in the store"
+        );
+    }
+
+    #[test]
+    fn a_refused_publish_makes_no_tag() {
+        let (_tmp, path, mut store) = applied();
+        store.add_user("root").unwrap();
+        store.add_user("vic").unwrap();
+        let spy = Spy {
+            store: path,
+            seen: RefCell::new(Vec::new()),
+        };
+        let e = publish(
+            &mut store,
+            &Actor::named("vic"),
+            Some(&spy),
+            T,
+            None,
+            "m",
+            NOW,
+        )
+        .unwrap_err();
+        assert!(matches!(e, StagingError::Access(_)), "{e}");
+        assert!(spy.seen.borrow().is_empty());
+        assert!(store.publishes(T).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_revert_needs_an_editor_except_its_preview() {
+        let (_tmp, _path, mut store) = applied();
+        let rec = publish(&mut store, &Actor::default(), None, T, None, "m", NOW)
+            .unwrap()
+            .unwrap()
+            .record;
+        store.add_user("root").unwrap();
+        store.add_user("vic").unwrap();
+        let vic = Actor::named("vic");
+        revert(&mut store, &vic, T, &rec.change_track_id, true).unwrap();
+        let e = revert(&mut store, &vic, T, &rec.change_track_id, false).unwrap_err();
+        assert!(e.to_string().contains("needs the editor role"), "{e}");
+    }
 }

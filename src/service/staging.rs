@@ -175,6 +175,8 @@ pub enum ErrorKind {
     BadRequest,
     /// The state changed meanwhile, or the request clashes with it (409).
     Conflict,
+    /// The actor's role is too weak (403).
+    Forbidden,
     /// The machinery failed (500).
     Internal,
 }
@@ -268,6 +270,9 @@ pub enum StagingError {
     /// A resource could not be encoded.
     #[error(transparent)]
     Pipeline(#[from] PipelineError),
+    /// The actor may not do this.
+    #[error(transparent)]
+    Access(#[from] crate::domain::access::AccessError),
 }
 
 fn store_kind(e: &StoreError) -> ErrorKind {
@@ -298,6 +303,7 @@ impl StagingError {
             StagingError::Store(e) => store_kind(e),
             StagingError::Pipeline(PipelineError::Store(e)) => store_kind(e),
             StagingError::Pipeline(_) => ErrorKind::Internal,
+            StagingError::Access(_) => ErrorKind::Forbidden,
         }
     }
 
@@ -307,6 +313,24 @@ impl StagingError {
             reason: reason.into(),
         }
     }
+}
+
+/// A staging edit as the `actor` (an editor of the tenant): [`apply_edit`] after the role check.
+pub fn edit_staging(
+    store: &mut dyn Store,
+    actor: &crate::service::access::Actor,
+    tenant: &str,
+    agent: &str,
+    edit: &StagingEdit,
+) -> Result<EditOutcome, StagingError> {
+    crate::service::access::authorize::<StagingError>(
+        &*store,
+        actor,
+        tenant,
+        crate::domain::access::Role::Editor,
+        "editing staging",
+    )?;
+    apply_edit(store, tenant, agent, edit)
 }
 
 /// Apply a JSON merge patch (RFC 7396) to `target`: objects merge key by

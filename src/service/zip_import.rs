@@ -10,16 +10,19 @@
 //! (equal after normalisation) or CONFLICT (the target changed since the
 //! last sync from this source, a name is taken, or a dependency cannot
 //! land). The writes end in [`crate::service::pipeline::plan_resources`] and
-//! [`crate::service::apply::apply`], in one transaction, and the sync records of
-//! what was written become the baseline of the next sync.
+//! one [`WriteBatch`] that carries the sync records too, so resources and
+//! records land in one transaction, checked against the revision the
+//! preview was made at; the records become the baseline of the next sync.
+//! [`import_bytes`] is the whole sequence, once, for every front end.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::backend::archive::{resource_type, Manifest, ReadArchive};
-use crate::backend::store::{Store, StoreError, SyncRecord};
+use crate::backend::archive::{self, resource_type, ArchiveError, Limits, Manifest, ReadArchive};
+use crate::backend::store::{Store, StoreError, SyncRecord, SyncWrite, WriteBatch};
+use crate::domain::access::{AccessError, Role};
 use crate::domain::diagnostic::{self, Diagnostic};
 use crate::domain::ids;
 use crate::domain::matching::{self, TargetChoice};
@@ -27,7 +30,8 @@ use crate::domain::model::{is_builtin, Kind, Metadata, Resource, Spec, TenantMod
 use crate::domain::plan::DiffOptions;
 use crate::domain::secrets::{self, PLACEHOLDER};
 use crate::domain::state::{content_hash, Index};
-use crate::service::apply::{self, ApplyOptions};
+use crate::service::access::{authorize, Actor};
+use crate::service::apply;
 use crate::service::pipeline::{self, PipelineError};
 
 /// How an import maps archive resources onto local ones.
@@ -93,7 +97,10 @@ pub struct Row {
 
 /// An import preview: the rows, what the target has that the source dropped, and notes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
+#[serde(rename_all = "camelCase")]
 pub struct ImportPreview {
+    /// The tenant revision the preview was made at; an import given it is refused once the tenant moved.
+    pub base_revision: u64,
     /// One row per resource, then its steps or snippets.
     pub resources: Vec<Row>,
     /// Target resources and parts the source no longer has (reported, never deleted).
@@ -113,9 +120,15 @@ pub enum ImportError {
         /// Every problem.
         diagnostics: Vec<Diagnostic>,
     },
-    /// The store failed.
+    /// The store failed (or refused a stale import).
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The archive is refused as a whole (size, paths, manifest).
+    #[error(transparent)]
+    Archive(#[from] ArchiveError),
+    /// The actor may not import into the tenant.
+    #[error(transparent)]
+    Access(#[from] AccessError),
     /// The pipeline failed.
     #[error(transparent)]
     Pipeline(#[from] PipelineError),
@@ -293,6 +306,8 @@ pub struct ImportPlan {
     pub tenant: String,
     /// The strategy.
     pub strategy: Strategy,
+    /// The tenant revision the plan was made at; execution is checked against it.
+    pub base_revision: u64,
     /// The preview.
     pub preview: ImportPreview,
     items: Vec<Item>,
@@ -346,7 +361,55 @@ fn json_of<T: Serialize>(v: &T) -> Value {
     serde_json::to_value(v).unwrap_or(Value::Null)
 }
 
-/// Compute an import of `archive` onto `tenant`: the preview and the writes.
+/// What the target tenant holds, as an import plans against it.
+struct Target {
+    /// The tenant revision the plan (and its preview) is made at.
+    revision: u64,
+    index: Index,
+    drafts: Vec<Resource>,
+    /// The sync records from this archive's source, by local ID.
+    records: HashMap<String, SyncRecord>,
+}
+
+impl Target {
+    fn read(store: &dyn Store, tenant: &str, source_key: &str) -> Result<Target, ImportError> {
+        let (revision, index) = store.index(tenant)?;
+        let drafts = store.all_drafts(tenant)?;
+        let records = store
+            .sync_records(tenant, source_key)?
+            .into_iter()
+            .map(|r| (r.local_id.clone(), r))
+            .collect();
+        Ok(Target {
+            revision,
+            index,
+            drafts,
+            records,
+        })
+    }
+
+    fn by_id(&self) -> HashMap<String, &Resource> {
+        self.drafts
+            .iter()
+            .filter_map(|r| r.id().map(|id| (id.to_string(), r)))
+            .collect()
+    }
+}
+
+/// Which local resource each archive resource becomes: `(kind, name)` → `(local ID, matched)`.
+type LocalIds = BTreeMap<(Kind, String), (String, bool)>;
+
+/// What every step of a plan reads.
+struct Ctx<'a> {
+    tenant: &'a str,
+    archive: &'a Archive,
+    opts: &'a ImportOptions,
+    target: &'a Target,
+    by_id: HashMap<String, &'a Resource>,
+}
+
+/// Compute an import of `archive` onto `tenant`: the preview and the writes,
+/// at the tenant revision the plan records as its base.
 pub fn plan(
     store: &dyn Store,
     tenant: &str,
@@ -356,341 +419,415 @@ pub fn plan(
     if opts.selected.as_ref().is_some_and(Vec::is_empty) {
         return Err(ImportError::EmptySelection);
     }
-    let (_, index) = store.index(tenant)?;
-    let target: Vec<Resource> = store.all_drafts(tenant)?;
-    let by_id: HashMap<String, &Resource> = target
-        .iter()
-        .filter_map(|r| r.id().map(|id| (id.to_string(), r)))
-        .collect();
-    let records: HashMap<String, SyncRecord> = store
-        .sync_records(tenant, &archive.source_key)?
-        .into_iter()
-        .map(|r| (r.local_id.clone(), r))
-        .collect();
-    let mut preview = ImportPreview::default();
+    let target = Target::read(store, tenant, &archive.source_key)?;
+    let cx = Ctx {
+        tenant,
+        archive,
+        opts,
+        by_id: target.by_id(),
+        target: &target,
+    };
+    let mut preview = ImportPreview {
+        base_revision: target.revision,
+        ..ImportPreview::default()
+    };
+    let local = map_ids(&cx, &mut preview.removed)?;
+    let mut items = Vec::new();
+    for r in archive.model.iter() {
+        items.push(item_of(&cx, &local, r, &mut preview)?);
+    }
+    settle_dependencies(&mut items, &target.index, archive, &local);
+    preview_rows(&mut items, &mut preview);
+    Ok(ImportPlan {
+        tenant: tenant.to_string(),
+        strategy: opts.strategy,
+        base_revision: target.revision,
+        preview,
+        items,
+        source_key: archive.source_key.clone(),
+    })
+}
 
-    // 1. Which local resource each archive resource becomes.
-    let mut local: BTreeMap<(Kind, String), (String, bool)> = BTreeMap::new(); // id, matched
-    match opts.strategy {
-        Strategy::Create => {
-            for r in archive.model.iter() {
-                let origin = r.id().unwrap_or_default();
-                let id = ids::imported_id(tenant, origin, "", r.kind());
-                let matched = by_id.contains_key(&id);
-                local.insert((r.kind(), r.name().to_string()), (id, matched));
-            }
+/// Step 1: which local resource each archive resource becomes, by strategy.
+fn map_ids(cx: &Ctx<'_>, removed: &mut Vec<Row>) -> Result<LocalIds, ImportError> {
+    match cx.opts.strategy {
+        Strategy::Create => Ok(map_created(cx)),
+        Strategy::Merge => Ok(map_merged(cx)),
+        Strategy::Upgrade => map_upgraded(cx, removed),
+    }
+}
+
+/// `create`: a new imported ID for everything (matched when imported before).
+fn map_created(cx: &Ctx<'_>) -> LocalIds {
+    let mut local = LocalIds::new();
+    for r in cx.archive.model.iter() {
+        let origin = r.id().unwrap_or_default();
+        let id = ids::imported_id(cx.tenant, origin, "", r.kind());
+        let matched = cx.by_id.contains_key(&id);
+        local.insert((r.kind(), r.name().to_string()), (id, matched));
+    }
+    local
+}
+
+/// `merge`: the local resource that came from the same origin, else the one with the same ID.
+fn map_merged(cx: &Ctx<'_>) -> LocalIds {
+    let mut by_origin: HashMap<&str, &str> = HashMap::new();
+    for r in &cx.target.drafts {
+        if let (Some(o), Some(id)) = (r.metadata.origin_id.as_deref(), r.id()) {
+            by_origin.entry(o).or_insert(id);
         }
-        Strategy::Merge => {
-            let mut by_origin: HashMap<&str, &str> = HashMap::new();
-            for r in &target {
-                if let (Some(o), Some(id)) = (r.metadata.origin_id.as_deref(), r.id()) {
-                    by_origin.entry(o).or_insert(id);
-                }
-            }
-            for r in archive.model.iter() {
-                let origin = r.id().unwrap_or_default();
-                let hit = by_origin.get(origin).map(|s| s.to_string()).or_else(|| {
-                    by_id
-                        .get(origin)
-                        .filter(|t| t.kind() == r.kind())
-                        .map(|_| origin.to_string())
-                });
-                let entry = match hit {
-                    Some(id) => (id, true),
-                    None => (ids::imported_id(tenant, origin, "", r.kind()), false),
-                };
-                local.insert((r.kind(), r.name().to_string()), entry);
-            }
+    }
+    let mut local = LocalIds::new();
+    for r in cx.archive.model.iter() {
+        let origin = r.id().unwrap_or_default();
+        let hit = by_origin.get(origin).map(|s| s.to_string()).or_else(|| {
+            cx.by_id
+                .get(origin)
+                .filter(|t| t.kind() == r.kind())
+                .map(|_| origin.to_string())
+        });
+        let entry = match hit {
+            Some(id) => (id, true),
+            None => (ids::imported_id(cx.tenant, origin, "", r.kind()), false),
+        };
+        local.insert((r.kind(), r.name().to_string()), entry);
+    }
+    local
+}
+
+/// `upgrade`: structural matching of the archive's agent onto the target agent.
+fn map_upgraded(cx: &Ctx<'_>, removed: &mut Vec<Row>) -> Result<LocalIds, ImportError> {
+    let model = &cx.archive.model;
+    let root = cx.archive.root.clone().ok_or(ImportError::NoSourceAgent {
+        agents: model.iter().filter(|r| r.kind() == Kind::Agent).count(),
+    })?;
+    let root_id = model
+        .get(Kind::Agent, &root)
+        .and_then(|r| r.id())
+        .unwrap_or_default()
+        .to_string();
+    let target_root = target_agent(cx, &root_id)?;
+    let m = matching::match_structure(
+        model,
+        Some(&root),
+        &cx.target.drafts,
+        target_root.as_deref(),
+    );
+    let mut local = LocalIds::new();
+    for r in model.iter() {
+        let key = (r.kind(), r.name().to_string());
+        let entry = match m.pairs.get(&key) {
+            Some(id) => (id.clone(), true),
+            None => (
+                ids::imported_id(cx.tenant, r.id().unwrap_or_default(), "", r.kind()),
+                false,
+            ),
+        };
+        local.insert(key, entry);
+    }
+    for rm in &m.removed {
+        removed.push(Row {
+            resource_type: resource_type(rm.kind).to_string(),
+            action: RowAction::Skip,
+            origin_id: String::new(),
+            local_id: rm.local_id.clone(),
+            name: rm.name.clone(),
+            parent: Some(rm.parent.clone()),
+            reason: Some("the source agent no longer lists it; left in place".into()),
+        });
+    }
+    Ok(local)
+}
+
+/// The local agent an upgrade lands on: the one named, else the one that came from the source agent.
+fn target_agent(cx: &Ctx<'_>, root_id: &str) -> Result<Option<String>, ImportError> {
+    if let Some(a) = &cx.opts.target_agent {
+        return cx
+            .target
+            .drafts
+            .iter()
+            .find(|r| r.kind() == Kind::Agent && (r.id() == Some(a.as_str()) || r.name() == a))
+            .and_then(|r| r.id().map(str::to_string))
+            .map(Some)
+            .ok_or_else(|| ImportError::NoTargetAgent {
+                tenant: cx.tenant.to_string(),
+                agent: a.clone(),
+            });
+    }
+    let recorded: HashMap<String, String> = cx
+        .target
+        .records
+        .values()
+        .map(|r| (r.local_id.clone(), r.origin_id.clone()))
+        .collect();
+    match matching::find_target_agent(root_id, &cx.target.drafts, &recorded) {
+        TargetChoice::One(id) => Ok(Some(id)),
+        TargetChoice::None => Ok(None),
+        TargetChoice::Many(c) => Err(ImportError::AmbiguousTarget {
+            source_agent: root_id.to_string(),
+            candidates: c,
+        }),
+    }
+}
+
+/// Step 2: one archive resource in stored form with local IDs, and what happens to it.
+fn item_of(
+    cx: &Ctx<'_>,
+    local: &LocalIds,
+    r: &Resource,
+    preview: &mut ImportPreview,
+) -> Result<Item, ImportError> {
+    let (local_id, matched) = local
+        .get(&(r.kind(), r.name().to_string()))
+        .cloned()
+        .unwrap_or_default();
+    let origin_id = r.id().unwrap_or_default().to_string();
+    let tgt = if matched {
+        cx.by_id.get(&local_id).copied()
+    } else {
+        None
+    };
+    let mut d = r.clone();
+    d.metadata = local_metadata(cx.opts.strategy, r, tgt, &local_id, &origin_id);
+    let dangling = rewrite_refs(&mut d, local, &cx.target.index);
+    let (sub_pairs, tgt_json) = aligned_target(&d, tgt);
+    let mut spec = d.spec.to_json();
+    restore(
+        &mut spec,
+        tgt_json.as_ref(),
+        "spec",
+        d.name(),
+        &mut preview.warnings,
+    );
+    if let Ok(s) = Spec::from_json(d.kind(), spec) {
+        d.spec = s;
+    }
+    if d.kind() == Kind::Agent && cx.archive.root.as_deref() == Some(r.name()) {
+        if let (Some(order), Spec::Agent(a)) = (&cx.opts.workflow_order, &mut d.spec) {
+            a.workflows = ordered_workflows(&a.workflows, order, cx, local)?;
         }
-        Strategy::Upgrade => {
-            let root = archive.root.clone().ok_or(ImportError::NoSourceAgent {
-                agents: archive
-                    .model
-                    .iter()
-                    .filter(|r| r.kind() == Kind::Agent)
-                    .count(),
-            })?;
-            let root_id = archive
-                .model
-                .get(Kind::Agent, &root)
-                .and_then(|r| r.id())
-                .unwrap_or_default()
-                .to_string();
-            let target_root = match &opts.target_agent {
-                Some(a) => Some(
-                    target
-                        .iter()
-                        .find(|r| {
-                            r.kind() == Kind::Agent && (r.id() == Some(a.as_str()) || r.name() == a)
-                        })
-                        .and_then(|r| r.id().map(str::to_string))
-                        .ok_or_else(|| ImportError::NoTargetAgent {
-                            tenant: tenant.to_string(),
-                            agent: a.clone(),
-                        })?,
-                ),
-                None => {
-                    let recorded: HashMap<String, String> = records
-                        .values()
-                        .map(|r| (r.local_id.clone(), r.origin_id.clone()))
-                        .collect();
-                    match matching::find_target_agent(&root_id, &target, &recorded) {
-                        TargetChoice::One(id) => Some(id),
-                        TargetChoice::None => None,
-                        TargetChoice::Many(c) => {
-                            return Err(ImportError::AmbiguousTarget {
-                                source_agent: root_id,
-                                candidates: c,
-                            })
-                        }
-                    }
-                }
-            };
-            let m = matching::match_structure(
-                &archive.model,
-                Some(&root),
-                &target,
-                target_root.as_deref(),
-            );
-            for r in archive.model.iter() {
-                let key = (r.kind(), r.name().to_string());
-                let entry = match m.pairs.get(&key) {
-                    Some(id) => (id.clone(), true),
-                    None => (
-                        ids::imported_id(tenant, r.id().unwrap_or_default(), "", r.kind()),
-                        false,
-                    ),
-                };
-                local.insert(key, entry);
-            }
-            for rm in &m.removed {
-                preview.removed.push(Row {
-                    resource_type: resource_type(rm.kind).to_string(),
-                    action: RowAction::Skip,
-                    origin_id: String::new(),
-                    local_id: rm.local_id.clone(),
-                    name: rm.name.clone(),
-                    parent: Some(rm.parent.clone()),
-                    reason: Some("the source agent no longer lists it; left in place".into()),
-                });
+    }
+    let sub_rows = sub_rows(
+        &d,
+        tgt,
+        &origin_id,
+        &local_id,
+        &sub_pairs,
+        &mut preview.removed,
+    );
+    let (action, reason) = classify(cx, &d, &origin_id, &local_id, &dangling);
+    let settled = matches!(action, RowAction::Create | RowAction::Update)
+        || (action == RowAction::Skip && reason.is_none());
+    Ok(Item {
+        origin_id,
+        desired: d,
+        action,
+        reason,
+        settled,
+        sub_rows,
+    })
+}
+
+/// The metadata a resource lands with: the target's (upgrade), the target's
+/// lineage with the archive's name (merge), or a new import's.
+fn local_metadata(
+    strategy: Strategy,
+    r: &Resource,
+    tgt: Option<&Resource>,
+    local_id: &str,
+    origin_id: &str,
+) -> Metadata {
+    match (strategy, tgt) {
+        (Strategy::Upgrade, Some(t)) => t.metadata.clone(),
+        (Strategy::Merge, Some(t)) => Metadata {
+            id: Some(local_id.to_string()),
+            name: r.name().to_string(),
+            syncable: r.metadata.syncable,
+            synced_from: t.metadata.synced_from.clone(),
+            origin_id: t.metadata.origin_id.clone(),
+            created_by: t.metadata.created_by.clone(),
+        },
+        _ => Metadata {
+            id: Some(local_id.to_string()),
+            name: r.name().to_string(),
+            syncable: r.metadata.syncable,
+            synced_from: None,
+            origin_id: Some(origin_id.to_string()),
+            created_by: r.metadata.created_by.clone(),
+        },
+    }
+}
+
+/// Rewrite references by name into local IDs (archive first, then the
+/// tenant); returns the references that resolve nowhere.
+fn rewrite_refs(d: &mut Resource, local: &LocalIds, index: &Index) -> Vec<String> {
+    let mut dangling = Vec::new();
+    d.visit_refs_mut(&mut |site, reference| {
+        if is_builtin(reference) {
+            return;
+        }
+        if let Some((id, _)) = local.get(&(site.target, reference.clone())) {
+            *reference = id.clone();
+        } else if let Some(e) = index.by_name(site.target, reference) {
+            *reference = e.id.clone();
+        } else {
+            dangling.push(format!("{} `{reference}`", site.target));
+        }
+    });
+    dangling
+}
+
+/// A source part (step or snippet) index paired with a target part index; either may be missing.
+type PartPair = (Option<usize>, Option<usize>);
+
+/// Steps pair by type and occurrence, snippets by name: the pairs, and the
+/// target's spec as JSON with its steps or snippets aligned to the source's.
+fn aligned_target(d: &Resource, tgt: Option<&Resource>) -> (Vec<PartPair>, Option<Value>) {
+    let mut tgt_json = tgt.map(|t| t.spec.to_json());
+    let (pairs, field, parts): (_, &str, Vec<Value>) = match (&d.spec, tgt.map(|t| &t.spec)) {
+        (Spec::Workflow(s), Some(Spec::Workflow(t))) => {
+            let pairs = matching::pair_steps(&s.steps, &t.steps);
+            let parts = t.steps.iter().map(json_of).collect();
+            (pairs, "steps", parts)
+        }
+        (Spec::Agent(s), Some(Spec::Agent(t))) => {
+            let pairs = matching::pair_snippets(&s.snippets, &t.snippets);
+            let parts = t.snippets.iter().map(json_of).collect();
+            (pairs, "snippets", parts)
+        }
+        _ => return (Vec::new(), tgt_json),
+    };
+    if let Some(Value::Object(o)) = &mut tgt_json {
+        let aligned: Vec<Value> = pairs
+            .iter()
+            .filter(|(a, _)| a.is_some())
+            .map(|(_, b)| b.and_then(|j| parts.get(j)).cloned().unwrap_or(Value::Null))
+            .collect();
+        o.insert(field.into(), Value::Array(aligned));
+    }
+    (pairs, tgt_json)
+}
+
+/// The agent's workflow list with the workflows of `order` (origin IDs,
+/// local IDs or names) first, the rest after in their order.
+fn ordered_workflows(
+    workflows: &[String],
+    order: &[String],
+    cx: &Ctx<'_>,
+    local: &LocalIds,
+) -> Result<Vec<String>, ImportError> {
+    let mut first: Vec<String> = Vec::new();
+    for w in order {
+        let hit = workflows.iter().find(|id| {
+            *id == w
+                || cx.archive.model.iter().any(|x| {
+                    x.kind() == Kind::Workflow
+                        && (x.id() == Some(w.as_str()) || x.name() == w)
+                        && local
+                            .get(&(Kind::Workflow, x.name().to_string()))
+                            .map(|l| &l.0)
+                            == Some(*id)
+                })
+                || cx.by_id.get(*id).is_some_and(|t| t.name() == w)
+        });
+        match hit {
+            Some(id) if !first.contains(id) => first.push(id.clone()),
+            Some(_) => {}
+            None => {
+                return Err(ImportError::UnknownWorkflow {
+                    workflow: w.clone(),
+                })
             }
         }
     }
+    let rest: Vec<String> = workflows
+        .iter()
+        .filter(|w| !first.contains(w))
+        .cloned()
+        .collect();
+    first.extend(rest);
+    Ok(first)
+}
 
-    // 2. Stored form with local IDs, placeholders restored.
-    let mut items: Vec<Item> = Vec::new();
-    for r in archive.model.iter() {
-        let key = (r.kind(), r.name().to_string());
-        let (local_id, matched) = local.get(&key).cloned().unwrap_or_default();
-        let origin_id = r.id().unwrap_or_default().to_string();
-        let tgt = if matched {
-            by_id.get(&local_id).copied()
-        } else {
-            None
-        };
-        let mut d = r.clone();
-        d.metadata = match (opts.strategy, tgt) {
-            (Strategy::Upgrade, Some(t)) => t.metadata.clone(),
-            (Strategy::Merge, Some(t)) => Metadata {
-                id: Some(local_id.clone()),
-                name: r.name().to_string(),
-                syncable: r.metadata.syncable,
-                synced_from: t.metadata.synced_from.clone(),
-                origin_id: t.metadata.origin_id.clone(),
-                created_by: t.metadata.created_by.clone(),
-            },
-            _ => Metadata {
-                id: Some(local_id.clone()),
-                name: r.name().to_string(),
-                syncable: r.metadata.syncable,
-                synced_from: None,
-                origin_id: Some(origin_id.clone()),
-                created_by: r.metadata.created_by.clone(),
-            },
-        };
-        let mut dangling: Vec<String> = Vec::new();
-        d.visit_refs_mut(&mut |site, reference| {
-            if is_builtin(reference) {
-                return;
-            }
-            if let Some((id, _)) = local.get(&(site.target, reference.clone())) {
-                *reference = id.clone();
-            } else if let Some(e) = index.by_name(site.target, reference) {
-                *reference = e.id.clone();
-            } else {
-                dangling.push(format!("{} `{reference}`", site.target));
-            }
-        });
-        // Steps pair by type and occurrence, snippets by name: align the target to the source.
-        let mut sub_pairs: Vec<(Option<usize>, Option<usize>)> = Vec::new();
-        let mut tgt_json = tgt.map(|t| t.spec.to_json());
-        match (&d.spec, tgt.map(|t| &t.spec)) {
-            (Spec::Workflow(s), Some(Spec::Workflow(t))) => {
-                sub_pairs = matching::pair_steps(&s.steps, &t.steps);
-                if let Some(Value::Object(o)) = &mut tgt_json {
-                    let aligned: Vec<Value> = sub_pairs
-                        .iter()
-                        .filter(|(a, _)| a.is_some())
-                        .map(|(_, b)| {
-                            b.and_then(|j| t.steps.get(j))
-                                .map(json_of)
-                                .unwrap_or(Value::Null)
-                        })
-                        .collect();
-                    o.insert("steps".into(), Value::Array(aligned));
-                }
-            }
-            (Spec::Agent(s), Some(Spec::Agent(t))) => {
-                sub_pairs = matching::pair_snippets(&s.snippets, &t.snippets);
-                if let Some(Value::Object(o)) = &mut tgt_json {
-                    let aligned: Vec<Value> = sub_pairs
-                        .iter()
-                        .filter(|(a, _)| a.is_some())
-                        .map(|(_, b)| {
-                            b.and_then(|j| t.snippets.get(j))
-                                .map(json_of)
-                                .unwrap_or(Value::Null)
-                        })
-                        .collect();
-                    o.insert("snippets".into(), Value::Array(aligned));
-                }
-            }
-            _ => {}
-        }
-        let mut spec = d.spec.to_json();
-        restore(
-            &mut spec,
-            tgt_json.as_ref(),
-            "spec",
-            d.name(),
-            &mut preview.warnings,
-        );
-        if let Ok(s) = Spec::from_json(d.kind(), spec) {
-            d.spec = s;
-        }
-        if d.kind() == Kind::Agent && archive.root.as_deref() == Some(r.name()) {
-            if let (Some(order), Spec::Agent(a)) = (&opts.workflow_order, &mut d.spec) {
-                let mut first: Vec<String> = Vec::new();
-                for w in order {
-                    let hit = a.workflows.iter().find(|id| {
-                        *id == w
-                            || archive.model.iter().any(|x| {
-                                x.kind() == Kind::Workflow
-                                    && (x.id() == Some(w.as_str()) || x.name() == w)
-                                    && local
-                                        .get(&(Kind::Workflow, x.name().to_string()))
-                                        .map(|l| &l.0)
-                                        == Some(*id)
-                            })
-                            || by_id.get(*id).is_some_and(|t| t.name() == w)
-                    });
-                    match hit {
-                        Some(id) if !first.contains(id) => first.push(id.clone()),
-                        Some(_) => {}
-                        None => {
-                            return Err(ImportError::UnknownWorkflow {
-                                workflow: w.clone(),
-                            })
-                        }
-                    }
-                }
-                let rest: Vec<String> = a
-                    .workflows
-                    .iter()
-                    .filter(|w| !first.contains(w))
-                    .cloned()
-                    .collect();
-                first.extend(rest);
-                a.workflows = first;
+/// CREATE, UPDATE, SKIP or CONFLICT for one resource in stored form, and why.
+fn classify(
+    cx: &Ctx<'_>,
+    d: &Resource,
+    origin_id: &str,
+    local_id: &str,
+    dangling: &[String],
+) -> (RowAction, Option<String>) {
+    let index = &cx.target.index;
+    let (mut action, mut reason) = match index.get(local_id) {
+        Some(e) if e.content_hash == content_hash(d) => (RowAction::Skip, None),
+        Some(e) => {
+            let moved = cx
+                .target
+                .records
+                .get(local_id)
+                .filter(|rec| e.revision > rec.revision && e.content_hash != rec.content_hash);
+            match moved {
+                Some(rec) if !is_named(cx.opts, origin_id, local_id) => (
+                    RowAction::Conflict,
+                    Some(format!(
+                        "changed in tenant `{}` since the last sync from {} (revision {} → {}); name it in --selected to overwrite",
+                        cx.tenant, cx.archive.source_key, rec.revision, e.revision
+                    )),
+                ),
+                _ => (RowAction::Update, None),
             }
         }
-        // Sub-rows: steps and snippets.
-        let sub_rows = sub_rows(
-            &d,
-            tgt,
-            &origin_id,
-            &local_id,
-            &sub_pairs,
-            &mut preview.removed,
-        );
-        // Classify.
-        let entry = index.get(&local_id);
-        let (mut action, mut reason) = match entry {
-            Some(e) if e.content_hash == content_hash(&d) => (RowAction::Skip, None),
-            Some(e) => {
-                let moved = records
-                    .get(&local_id)
-                    .filter(|rec| e.revision > rec.revision && e.content_hash != rec.content_hash);
-                match moved {
-                    Some(rec) if !is_named(opts, &origin_id, &local_id) => (
-                        RowAction::Conflict,
-                        Some(format!(
-                            "changed in tenant `{tenant}` since the last sync from {} (revision {} → {}); name it in --selected to overwrite",
-                            archive.source_key, rec.revision, e.revision
-                        )),
-                    ),
-                    _ => (RowAction::Update, None),
-                }
-            }
-            None => (RowAction::Create, None),
-        };
-        if action != RowAction::Skip && action != RowAction::Conflict {
-            if let Some(other) = index
-                .by_name(d.kind(), d.name())
-                .filter(|e| e.id != local_id)
-            {
-                action = RowAction::Conflict;
-                reason = Some(format!(
-                    "a {} named `{}` exists already ({}); use --strategy merge or upgrade",
-                    d.kind(),
-                    d.name(),
-                    other.id
-                ));
-            }
-        }
-        if !dangling.is_empty() && action != RowAction::Skip {
+        None => (RowAction::Create, None),
+    };
+    if action != RowAction::Skip && action != RowAction::Conflict {
+        if let Some(other) = index
+            .by_name(d.kind(), d.name())
+            .filter(|e| e.id != local_id)
+        {
             action = RowAction::Conflict;
             reason = Some(format!(
-                "needs {}, in neither the archive nor tenant `{tenant}`",
-                dangling.join(", ")
+                "a {} named `{}` exists already ({}); use --strategy merge or upgrade",
+                d.kind(),
+                d.name(),
+                other.id
             ));
         }
-        if let Some(sel) = &opts.selected {
-            let named = sel.iter().any(|s| {
-                *s == origin_id
-                    || *s == local_id
-                    || s.starts_with(&format!("{origin_id}#"))
-                    || s.starts_with(&format!("{local_id}#"))
-            });
-            if !named && matches!(action, RowAction::Create | RowAction::Update) {
-                action = RowAction::Skip;
-                reason = Some("not selected".into());
-            }
-        }
-        let settled = matches!(action, RowAction::Create | RowAction::Update)
-            || (action == RowAction::Skip && reason.is_none());
-        items.push(Item {
-            origin_id,
-            desired: d,
-            action,
-            reason,
-            settled,
-            sub_rows,
-        });
     }
+    if !dangling.is_empty() && action != RowAction::Skip {
+        action = RowAction::Conflict;
+        reason = Some(format!(
+            "needs {}, in neither the archive nor tenant `{}`",
+            dangling.join(", "),
+            cx.tenant
+        ));
+    }
+    if let Some(sel) = &cx.opts.selected {
+        let named = sel.iter().any(|s| {
+            *s == origin_id
+                || *s == local_id
+                || s.starts_with(&format!("{origin_id}#"))
+                || s.starts_with(&format!("{local_id}#"))
+        });
+        if !named && matches!(action, RowAction::Create | RowAction::Update) {
+            action = RowAction::Skip;
+            reason = Some("not selected".into());
+        }
+    }
+    (action, reason)
+}
 
-    // 3. Whole or nothing: a write whose references cannot all land is a conflict.
+/// Step 3, whole or nothing: a write whose references cannot all land is a
+/// conflict, repeated until nothing changes.
+fn settle_dependencies(items: &mut [Item], index: &Index, archive: &Archive, local: &LocalIds) {
+    let writes = |a: RowAction| matches!(a, RowAction::Create | RowAction::Update);
     loop {
         let landing: HashSet<String> = items
             .iter()
-            .filter(|i| matches!(i.action, RowAction::Create | RowAction::Update))
+            .filter(|i| writes(i.action))
             .filter_map(|i| i.desired.id().map(str::to_string))
             .collect();
         let mut changed = false;
-        for it in items.iter_mut() {
-            if !matches!(it.action, RowAction::Create | RowAction::Update) {
-                continue;
-            }
+        for it in items.iter_mut().filter(|i| writes(i.action)) {
             let missing: Vec<String> = it
                 .desired
                 .refs()
@@ -722,12 +859,15 @@ pub fn plan(
             break;
         }
     }
+}
 
+/// Step 4: the preview rows, agents first, each followed by its steps or snippets.
+fn preview_rows(items: &mut [Item], preview: &mut ImportPreview) {
     items.sort_by(|a, b| {
         (std::cmp::Reverse(a.desired.kind()), a.desired.name())
             .cmp(&(std::cmp::Reverse(b.desired.kind()), b.desired.name()))
     });
-    for it in &items {
+    for it in items.iter() {
         preview.resources.push(Row {
             resource_type: resource_type(it.desired.kind()).to_string(),
             action: it.action,
@@ -741,13 +881,6 @@ pub fn plan(
     }
     preview.warnings.sort();
     preview.warnings.dedup();
-    Ok(ImportPlan {
-        tenant: tenant.to_string(),
-        strategy: opts.strategy,
-        preview,
-        items,
-        source_key: archive.source_key.clone(),
-    })
 }
 
 fn is_named(opts: &ImportOptions, origin_id: &str, local_id: &str) -> bool {
@@ -911,7 +1044,10 @@ pub struct ImportResult {
     pub warnings: Vec<String>,
 }
 
-/// Execute an import plan: one apply of every CREATE and UPDATE, then the sync records.
+/// Execute an import plan in one transaction: every CREATE and UPDATE, and
+/// the sync records of what it settled, checked against the revision the
+/// plan (and its preview) was made at. A tenant that moved since is refused
+/// as stale, and nothing is written.
 pub fn execute(store: &mut dyn Store, plan: &ImportPlan) -> Result<ImportResult, ImportError> {
     let writes: Vec<Resource> = plan
         .items
@@ -919,19 +1055,43 @@ pub fn execute(store: &mut dyn Store, plan: &ImportPlan) -> Result<ImportResult,
         .filter(|i| matches!(i.action, RowAction::Create | RowAction::Update))
         .map(|i| i.desired.clone())
         .collect();
-    let mut revision = store.index(&plan.tenant)?.0;
-    if !writes.is_empty() {
+    let planned = if writes.is_empty() {
+        None
+    } else {
         let (p, diags) =
             pipeline::plan_resources(&*store, &plan.tenant, writes, DiffOptions::default())?;
-        let Some(p) = p else {
-            return Err(ImportError::Invalid { diagnostics: diags });
-        };
-        if p.has_changes() {
-            revision = apply::apply(store, &p, ApplyOptions::default())?.revision;
+        match p {
+            Some(p) => Some(p),
+            None => return Err(ImportError::Invalid { diagnostics: diags }),
         }
-    }
-    let (_, index): (u64, Index) = store.index(&plan.tenant)?;
-    let mut records = Vec::new();
+    };
+    let mut batch = match &planned {
+        Some(p) => apply::batch_of(p, Vec::new())?,
+        None => WriteBatch::default(),
+    };
+    // The base is the preview's, not the store's now: a tenant that moved is refused.
+    batch.base_revision = plan.base_revision;
+    batch.syncs = Some(SyncWrite {
+        source_key: plan.source_key.clone(),
+        origins: plan
+            .items
+            .iter()
+            .filter(|i| i.settled)
+            .map(|i| {
+                (
+                    i.desired.id().unwrap_or_default().to_string(),
+                    i.origin_id.clone(),
+                )
+            })
+            .collect(),
+    });
+    let revision = store.write(&plan.tenant, &batch)?;
+    let (_, index) = store.index(&plan.tenant)?;
+    Ok(result_of(plan, revision, &index))
+}
+
+/// What an executed plan did, resource by resource, as the index now shows it.
+fn result_of(plan: &ImportPlan, revision: u64, index: &Index) -> ImportResult {
     let mut result = ImportResult {
         tenant: plan.tenant.clone(),
         strategy: plan.strategy,
@@ -945,25 +1105,17 @@ pub fn execute(store: &mut dyn Store, plan: &ImportPlan) -> Result<ImportResult,
     };
     for it in &plan.items {
         let local_id = it.desired.id().unwrap_or_default().to_string();
-        let entry = index.get(&local_id);
         let o = Outcome {
             resource_type: resource_type(it.desired.kind()).to_string(),
             origin_id: it.origin_id.clone(),
-            local_id: local_id.clone(),
+            revision: index
+                .get(&local_id)
+                .filter(|_| it.settled)
+                .map(|e| e.revision),
+            local_id,
             name: it.desired.name().to_string(),
-            revision: entry.filter(|_| it.settled).map(|e| e.revision),
             reason: it.reason.clone(),
         };
-        if it.settled {
-            if let Some(e) = entry {
-                records.push(SyncRecord {
-                    local_id: local_id.clone(),
-                    origin_id: it.origin_id.clone(),
-                    revision: e.revision,
-                    content_hash: e.content_hash.clone(),
-                });
-            }
-        }
         match it.action {
             RowAction::Create => result.created.push(o),
             RowAction::Update => result.updated.push(o),
@@ -971,15 +1123,327 @@ pub fn execute(store: &mut dyn Store, plan: &ImportPlan) -> Result<ImportResult,
             RowAction::Conflict => result.failures.push(o),
         }
     }
-    let existing: BTreeSet<(String, u64, String)> = store
-        .sync_records(&plan.tenant, &plan.source_key)?
-        .into_iter()
-        .map(|r| (r.local_id, r.revision, r.content_hash))
-        .collect();
-    records
-        .retain(|r| !existing.contains(&(r.local_id.clone(), r.revision, r.content_hash.clone())));
-    if !records.is_empty() {
-        store.record_syncs(&plan.tenant, &plan.source_key, &records)?;
+    result
+}
+
+/// What one import did: a preview, or a result.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum Imported {
+    /// Nothing written.
+    Preview(ImportPreview),
+    /// Written.
+    Result(ImportResult),
+}
+
+/// Import ZIP `bytes` into `tenant` as `actor`, an editor of the tenant (the
+/// preview needs the role too): check the archive whole, decode it, plan,
+/// and unless `preview` execute in one transaction. With `base_revision`
+/// (the `baseRevision` of an earlier preview), a tenant that moved since is
+/// refused as stale. `ferry zip import`, `ferry sync`, the ZIP upload and
+/// the live-sync endpoints all call this.
+pub fn import_bytes(
+    store: &mut dyn Store,
+    actor: &Actor,
+    tenant: &str,
+    bytes: &[u8],
+    opts: &ImportOptions,
+    preview: bool,
+    base_revision: Option<u64>,
+) -> Result<Imported, ImportError> {
+    authorize::<ImportError>(&*store, actor, tenant, Role::Editor, "importing an archive")?;
+    let read = archive::read_zip(bytes, &Limits::default())?;
+    let decoded = decode(&read)?;
+    let mut plan = plan(&*store, tenant, &decoded, opts)?;
+    if let Some(base) = base_revision {
+        if base != plan.base_revision {
+            return Err(ImportError::Store(StoreError::Stale {
+                tenant: tenant.to_string(),
+                planned: base,
+                actual: plan.base_revision,
+            }));
+        }
+        plan.base_revision = base;
     }
-    Ok(result)
+    if preview {
+        return Ok(Imported::Preview(plan.preview));
+    }
+    Ok(Imported::Result(execute(store, &plan)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::store::sqlite::SqliteStore;
+    #[allow(unused_imports)]
+    use crate::backend::store::{AccessStore, PublishStore, ResourceStore, SyncStore};
+    use crate::service::zip_export::{self, Scope};
+
+    const DEV: &str = "acme-dev";
+    const PROD: &str = "acme-prod";
+
+    /// A store with acme-dev applied from the fixture, an empty acme-prod,
+    /// and support-bot's export decoded.
+    fn setup() -> (tempfile::TempDir, SqliteStore, Archive) {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut store = SqliteStore::open(&tmp.path().join("ferry.db")).unwrap();
+        for t in [DEV, PROD] {
+            store
+                .create_tenant(t, None, &crate::domain::secrets::generate_keypair())
+                .unwrap();
+        }
+        let root =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/acme/tenants/acme-dev");
+        let source = crate::domain::tree::folder::FolderSource::new(root);
+        let tp = pipeline::plan_tree(&store, DEV, &source, DiffOptions::default()).unwrap();
+        apply::apply(&mut store, &tp.plan.unwrap(), Default::default()).unwrap();
+        let scoped = zip_export::scope(&store, DEV, &Scope::Agent("support-bot".into())).unwrap();
+        let made =
+            zip_export::export_scoped(&store, DEV, scoped, None, "ferry", "2026-01-01T00:00:00Z")
+                .unwrap();
+        let read = archive::read_zip(&made.bytes, &Limits::default()).unwrap();
+        let decoded = decode(&read).unwrap();
+        (tmp, store, decoded)
+    }
+
+    fn opts(strategy: Strategy) -> ImportOptions {
+        ImportOptions {
+            strategy,
+            target_agent: None,
+            selected: None,
+            workflow_order: None,
+        }
+    }
+
+    fn cx<'a>(target: &'a Target, archive: &'a Archive, opts: &'a ImportOptions) -> Ctx<'a> {
+        Ctx {
+            tenant: PROD,
+            archive,
+            opts,
+            by_id: target.by_id(),
+            target,
+        }
+    }
+
+    #[test]
+    fn execute_writes_resources_and_sync_records_in_one_transaction_at_the_preview_base() {
+        let (_t, mut store, archive) = setup();
+        let first = plan(&store, PROD, &archive, &opts(Strategy::Create)).unwrap();
+        let second = plan(&store, PROD, &archive, &opts(Strategy::Create)).unwrap();
+        assert_eq!(first.base_revision, second.base_revision);
+        assert_eq!(first.preview.base_revision, first.base_revision);
+        let done = execute(&mut store, &first).unwrap();
+        assert!(!done.created.is_empty());
+        let records = store.sync_records(PROD, &archive.source_key).unwrap();
+        let (revision, index) = store.index(PROD).unwrap();
+        assert_eq!(records.len(), done.created.len());
+        for r in &records {
+            let e = index.get(&r.local_id).unwrap();
+            assert_eq!((e.revision, &e.content_hash), (r.revision, &r.content_hash));
+        }
+        // The second plan was made at the old base: refused, nothing written.
+        let e = execute(&mut store, &second).unwrap_err();
+        assert!(
+            matches!(e, ImportError::Store(StoreError::Stale { .. })),
+            "{e}"
+        );
+        assert_eq!(store.index(PROD).unwrap().0, revision);
+        assert_eq!(
+            store.sync_records(PROD, &archive.source_key).unwrap(),
+            records
+        );
+    }
+
+    #[test]
+    fn create_gives_new_ids_and_merge_finds_them_again_by_origin() {
+        let (_t, mut store, archive) = setup();
+        let target = Target::read(&store, PROD, &archive.source_key).unwrap();
+        let create = opts(Strategy::Create);
+        let created = map_created(&cx(&target, &archive, &create));
+        assert!(created
+            .values()
+            .all(|(id, matched)| !matched && !id.is_empty()));
+        let p = plan(&store, PROD, &archive, &create).unwrap();
+        execute(&mut store, &p).unwrap();
+        let target = Target::read(&store, PROD, &archive.source_key).unwrap();
+        let merge = opts(Strategy::Merge);
+        let merged = map_merged(&cx(&target, &archive, &merge));
+        for (key, (id, matched)) in &merged {
+            assert!(*matched, "{key:?}");
+            assert_eq!(&created[key].0, id);
+        }
+    }
+
+    #[test]
+    fn an_equal_resource_is_skipped_and_an_unselected_one_too() {
+        let (_t, mut store, archive) = setup();
+        let create = opts(Strategy::Create);
+        let first = plan(&store, PROD, &archive, &create).unwrap();
+        execute(&mut store, &first).unwrap();
+        let again = plan(&store, PROD, &archive, &create).unwrap();
+        assert!(again
+            .preview
+            .resources
+            .iter()
+            .filter(|r| r.parent.is_none())
+            .all(|r| r.action == RowAction::Skip));
+        let target = Target::read(&store, PROD, &archive.source_key).unwrap();
+        let agent = archive.model.get(Kind::Agent, "support-bot").unwrap();
+        let mut changed = agent.clone();
+        changed.metadata.id = Some("agt_other".into());
+        changed.metadata.name = "other-bot".into();
+        let selective = ImportOptions {
+            selected: Some(vec!["nothing".into()]),
+            ..create.clone()
+        };
+        let c = cx(&target, &archive, &selective);
+        let (action, reason) = classify(&c, &changed, "agt_src", "agt_other", &[]);
+        assert_eq!(
+            (action, reason.as_deref()),
+            (RowAction::Skip, Some("not selected"))
+        );
+        let all = cx(&target, &archive, &create);
+        let (action, reason) =
+            classify(&all, &changed, "agt_src", "agt_other", &["tool `x`".into()]);
+        assert_eq!(action, RowAction::Conflict);
+        assert!(reason.unwrap().contains("tool `x`"));
+    }
+
+    #[test]
+    fn references_become_local_ids_or_are_reported_dangling() {
+        let (_t, store, archive) = setup();
+        let target = Target::read(&store, PROD, &archive.source_key).unwrap();
+        let create = opts(Strategy::Create);
+        let local = map_created(&cx(&target, &archive, &create));
+        let mut bot = archive
+            .model
+            .get(Kind::Agent, "support-bot")
+            .unwrap()
+            .clone();
+        assert!(rewrite_refs(&mut bot, &local, &target.index).is_empty());
+        let Spec::Agent(a) = &bot.spec else {
+            panic!("an agent")
+        };
+        let triage = &local[&(Kind::Workflow, "triage".to_string())].0;
+        assert!(a.workflows.contains(triage));
+        let mut lonely = archive
+            .model
+            .get(Kind::Agent, "support-bot")
+            .unwrap()
+            .clone();
+        let dangling = rewrite_refs(&mut lonely, &LocalIds::new(), &target.index);
+        assert!(
+            dangling.iter().any(|d| d.contains("`triage`")),
+            "{dangling:?}"
+        );
+    }
+
+    #[test]
+    fn workflow_order_puts_the_named_first_and_refuses_a_stranger() {
+        let (_t, store, archive) = setup();
+        let target = Target::read(&store, PROD, &archive.source_key).unwrap();
+        let create = opts(Strategy::Create);
+        let c = cx(&target, &archive, &create);
+        let local = map_created(&c);
+        let id = |n: &str| local[&(Kind::Workflow, n.to_string())].0.clone();
+        let list = vec![id("triage"), id("answer"), id("escalation")];
+        let ordered = ordered_workflows(&list, &["escalation".into()], &c, &local).unwrap();
+        assert_eq!(ordered, vec![id("escalation"), id("triage"), id("answer")]);
+        let e = ordered_workflows(&list, &["nope".into()], &c, &local).unwrap_err();
+        assert!(matches!(e, ImportError::UnknownWorkflow { .. }));
+    }
+
+    #[test]
+    fn a_write_whose_dependency_does_not_land_becomes_a_conflict() {
+        let (_t, store, archive) = setup();
+        let create = opts(Strategy::Create);
+        let mut p = plan(&store, PROD, &archive, &create).unwrap();
+        let target = Target::read(&store, PROD, &archive.source_key).unwrap();
+        let local = map_created(&cx(&target, &archive, &create));
+        for it in p
+            .items
+            .iter_mut()
+            .filter(|i| i.desired.kind() == Kind::Workflow)
+        {
+            it.action = RowAction::Conflict;
+        }
+        settle_dependencies(&mut p.items, &target.index, &archive, &local);
+        let bot = p
+            .items
+            .iter()
+            .find(|i| i.desired.name() == "support-bot")
+            .unwrap();
+        assert_eq!(bot.action, RowAction::Conflict);
+        assert!(!bot.settled);
+        assert!(bot
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("lands whole or not at all"));
+    }
+
+    #[test]
+    fn upgrade_matches_onto_the_named_agent_or_refuses_an_unknown_one() {
+        let (_t, mut store, archive) = setup();
+        let create = opts(Strategy::Create);
+        let first = plan(&store, PROD, &archive, &create).unwrap();
+        execute(&mut store, &first).unwrap();
+        let target = Target::read(&store, PROD, &archive.source_key).unwrap();
+        let upgrade = ImportOptions {
+            target_agent: Some("support-bot".into()),
+            ..opts(Strategy::Upgrade)
+        };
+        let c = cx(&target, &archive, &upgrade);
+        let root_id = archive
+            .model
+            .get(Kind::Agent, "support-bot")
+            .unwrap()
+            .id()
+            .unwrap()
+            .to_string();
+        let local_bot = target_agent(&c, &root_id).unwrap().unwrap();
+        let mut removed = Vec::new();
+        let local = map_upgraded(&c, &mut removed).unwrap();
+        assert_eq!(
+            local[&(Kind::Agent, "support-bot".to_string())],
+            (local_bot, true)
+        );
+        assert!(removed.is_empty());
+        let nobody = ImportOptions {
+            target_agent: Some("ghost".into()),
+            ..opts(Strategy::Upgrade)
+        };
+        let e = target_agent(&cx(&target, &archive, &nobody), &root_id).unwrap_err();
+        assert!(matches!(e, ImportError::NoTargetAgent { .. }), "{e}");
+    }
+
+    #[test]
+    fn upgrade_keeps_the_target_metadata_and_merge_its_lineage() {
+        let (_t, store, archive) = setup();
+        let r = archive.model.get(Kind::Agent, "support-bot").unwrap();
+        let mut t = r.clone();
+        t.metadata.id = Some("agt_local".into());
+        t.metadata.origin_id = Some("agt_first".into());
+        let up = local_metadata(Strategy::Upgrade, r, Some(&t), "agt_local", "agt_src");
+        assert_eq!(up, t.metadata);
+        let merged = local_metadata(Strategy::Merge, r, Some(&t), "agt_local", "agt_src");
+        assert_eq!(merged.origin_id.as_deref(), Some("agt_first"));
+        let new = local_metadata(Strategy::Create, r, None, "agt_new", "agt_src");
+        assert_eq!(new.origin_id.as_deref(), Some("agt_src"));
+        assert_eq!(new.id.as_deref(), Some("agt_new"));
+        let _ = store;
+    }
+
+    #[test]
+    fn preview_rows_list_agents_first_then_their_parts() {
+        let (_t, store, archive) = setup();
+        let p = plan(&store, PROD, &archive, &opts(Strategy::Create)).unwrap();
+        assert_eq!(p.preview.resources[0].resource_type, "agent");
+        let (pairs, aligned) = aligned_target(
+            archive.model.get(Kind::Agent, "support-bot").unwrap(),
+            archive.model.get(Kind::Agent, "support-bot"),
+        );
+        assert!(pairs.iter().all(|(a, b)| a == b));
+        assert!(aligned.is_some());
+    }
 }

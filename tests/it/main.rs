@@ -9,6 +9,7 @@ mod git;
 mod layers;
 mod promote;
 mod props;
+mod roles;
 mod schemas;
 mod serve;
 mod staging;

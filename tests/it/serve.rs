@@ -1096,8 +1096,11 @@ fn ferry_sync_cli_reads_a_live_source_into_the_local_store() {
     let id = agent_id(&source, &src_token, "support-bot");
 
     // Refused by default (http, loopback), naming the setting; nothing written.
+    // The target store has users, so the sync acts as one with the role (root).
     let r = dst_env
         .ferry(&[
+            "--as",
+            "root",
             "sync",
             "--tenant",
             "acme-prod",
@@ -1114,6 +1117,8 @@ fn ferry_sync_cli_reads_a_live_source_into_the_local_store() {
 
     let config = sync_config(&dst_env, &[&source.base]);
     let base = [
+        "--as",
+        "root",
         "sync",
         "--tenant",
         "acme-prod",

@@ -129,6 +129,19 @@ pub struct WriteBatch<'a> {
     pub commit: Option<String>,
     /// Published versions to record as they are (promotion carries a history).
     pub versions: Vec<VersionRecord>,
+    /// Sync records to write in the same transaction (ZIP import, live sync).
+    pub syncs: Option<SyncWrite>,
+}
+
+/// The sync records of one import: for each local resource, its ID at the
+/// source. The store records each one's revision and content hash as the
+/// batch leaves them, inside the batch's transaction.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SyncWrite {
+    /// Identifies the source: `<instance>/<tenant>`.
+    pub source_key: String,
+    /// `(local_id, origin_id)` of every resource the import settled.
+    pub origins: Vec<(String, String)>,
 }
 
 /// One published version of a resource.

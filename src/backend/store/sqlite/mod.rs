@@ -461,6 +461,15 @@ impl ResourceStore for SqliteStore {
         for v in &batch.versions {
             publish::put_version(&tx, tenant, v)?;
         }
+        if let Some(syncs) = &batch.syncs {
+            let mut rec = tx.prepare_cached(
+                "INSERT OR REPLACE INTO sync_records (tenant, local_id, source_key, origin_id, revision, content_hash) \
+                 SELECT tenant, id, ?3, ?4, revision, content_hash FROM resources WHERE tenant = ?1 AND id = ?2",
+            )?;
+            for (local_id, origin_id) in &syncs.origins {
+                rec.execute(params![tenant, local_id, syncs.source_key, origin_id])?;
+            }
+        }
         let changed =
             !batch.upserts.is_empty() || !batch.deletes.is_empty() || !batch.versions.is_empty();
         let prev_commit: Option<String> = tx.query_row(

@@ -11,7 +11,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
 
 use url::{Host, Url};
 
-use super::config::{normalise_origin, SyncConfig};
+use super::sync_config::{normalise_origin, SyncConfig};
 
 /// A source URL that passed every check, with the addresses to dial.
 #[derive(Debug, Clone, PartialEq)]

@@ -1,8 +1,9 @@
-//! The `ferry serve` configuration file: a TOML document whose `[sync]`
-//! table governs which *source* instances a live sync may read from. This
-//! module owns the file's shape, its defaults, loading it from disk and
-//! validating it (in particular that every `allowed_sources` entry is a bare
-//! origin), so that the rest of the server only ever sees a checked config.
+//! The `ferry serve` (and `ferry sync`) configuration file: a TOML document
+//! whose `[sync]` table governs which *source* instances a live sync may
+//! read from. This module owns the file's shape, its defaults, loading it
+//! from disk and validating it (in particular that every `allowed_sources`
+//! entry is a bare origin), so that live sync, from the server or the CLI,
+//! only ever sees a checked config.
 
 use std::path::Path;
 

@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 
-use super::config::SyncConfig;
 use super::ssrf::CheckedSource;
+use super::sync_config::SyncConfig;
 
 /// The most characters of a source's error body kept in [`SourceError::Status`].
 const EXCERPT_CHARS: usize = 300;
@@ -425,7 +425,7 @@ fn excerpt(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::server::ssrf::check_source_with;
+    use crate::backend::ssrf::check_source_with;
     use std::io::{BufRead, BufReader, Write};
     use std::net::TcpListener;
     use std::sync::mpsc;

@@ -1,0 +1,447 @@
+//! One identity and roles on every write (issue 9): the actor is resolved
+//! once (`--as`, `FERRY_USER`, `ferry.toml`'s user, git's user name), the
+//! same name is checked and recorded, a store without users is single-user
+//! mode, and once it has users every write from the CLI or over HTTP checks
+//! the role, refusing with the role needed and the shell-quoted grant.
+
+use crate::common::*;
+
+const T: &str = "acme-dev";
+
+/// A repo with acme-dev applied from the small tree and committed, acme-staging created.
+fn committed() -> TestEnv {
+    let env = TestEnv::new();
+    env.ferry(&["tenant", "create", T]).ok();
+    env.ferry(&["tenant", "create", "acme-staging"]).ok();
+    small_tree(&env, T);
+    env.ferry(&["apply", "--tenant", T, "--yes"]).ok();
+    env.ferry(&["export", "--tenant", T, "--commit", "-m", "initial tree"])
+        .ok();
+    env
+}
+
+/// `ferry ARGS` with extra environment variables.
+fn ferry_env(env: &TestEnv, vars: &[(&str, &str)], args: &[&str]) -> Run {
+    let mut c = env.cmd();
+    for (k, v) in vars {
+        c.env(k, v);
+    }
+    c.args(args);
+    run(c)
+}
+
+fn revision(env: &TestEnv) -> serde_json::Value {
+    let list = env
+        .ferry(&["tenant", "list", "--output", "json"])
+        .ok()
+        .json();
+    list.as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == T)
+        .unwrap()["revision"]
+        .clone()
+}
+
+fn refused(r: Run, role: &str, grant: &str) {
+    let r = r.expect(1);
+    assert!(
+        r.stderr.contains(&format!("needs the {role} role")),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains(&format!("hint: {grant}")) || r.stderr.contains(grant),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn every_cli_write_checks_the_role_and_names_the_grant() {
+    let env = committed();
+    let publish1 = env
+        .ferry(&["publish", "--tenant", T, "-m", "first", "--output", "json"])
+        .ok()
+        .json();
+    let change = publish1["change_track_id"].as_str().unwrap().to_string();
+    env.ferry(&["--as", "root", "user", "add", "root"]).ok();
+    env.user("vic", &[(T, "viewer")]);
+    env.edit_first_instruction_line("tenants/acme-dev/agents/support-bot.yaml", " Be brief.");
+    let zip = env.path("bot.zip");
+    env.ferry(&[
+        "zip",
+        "export",
+        "--tenant",
+        T,
+        "--agent",
+        "support-bot",
+        "-o",
+        zip.to_str().unwrap(),
+    ])
+    .ok();
+    let before = revision(&env);
+    let as_vic = |args: &[&str]| {
+        let mut a = vec!["--as", "vic"];
+        a.extend_from_slice(args);
+        env.ferry(&a)
+    };
+    let grant = |role: &str| format!("ferry grant 'vic' {T} {role}");
+    refused(
+        as_vic(&["apply", "--tenant", T, "--yes"]),
+        "editor",
+        &grant("editor"),
+    );
+    refused(
+        as_vic(&["export", "--tenant", T, "--commit", "-m", "x"]),
+        "editor",
+        &grant("editor"),
+    );
+    assert!(
+        env.read("tenants/acme-dev/agents/support-bot.yaml")
+            .contains("Be brief."),
+        "a refused export --commit leaves the folder alone"
+    );
+    refused(
+        as_vic(&["publish", "--tenant", T, "-m", "x"]),
+        "admin",
+        &grant("admin"),
+    );
+    refused(
+        as_vic(&["revert", "--tenant", T, &change]),
+        "editor",
+        &grant("editor"),
+    );
+    refused(
+        as_vic(&[
+            "zip",
+            "import",
+            zip.to_str().unwrap(),
+            "--tenant",
+            T,
+            "--strategy",
+            "merge",
+        ]),
+        "editor",
+        &grant("editor"),
+    );
+    refused(
+        as_vic(&[
+            "zip",
+            "import",
+            zip.to_str().unwrap(),
+            "--tenant",
+            T,
+            "--strategy",
+            "merge",
+            "--preview",
+        ]),
+        "editor",
+        &grant("editor"),
+    );
+    refused(
+        as_vic(&[
+            "sync",
+            "--tenant",
+            T,
+            "--source-url",
+            "https://source.invalid",
+            "--agent",
+            "a",
+        ]),
+        "editor",
+        &grant("editor"),
+    );
+    refused(
+        as_vic(&["promote", "--from", T, "--to", "acme-staging"]),
+        "admin",
+        &grant("admin"),
+    );
+    refused(
+        as_vic(&["grant", "vic", T, "owner"]),
+        "owner",
+        &grant("owner"),
+    );
+    let r = as_vic(&["token", "create", "--user", "root"]).expect(1);
+    assert!(r.stderr.contains("needs a store owner"), "{}", r.stderr);
+    assert_eq!(revision(&env), before, "nothing was written");
+    assert!(!env.git(&["tag"]).contains("publish/2"));
+
+    // A non-user is told the role and both commands, the name shell-quoted.
+    let r = env
+        .ferry(&["--as", "mallory o'neil", "apply", "--tenant", T, "--yes"])
+        .expect(1);
+    assert!(
+        r.stderr.contains("is not a user of this store"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr
+            .contains("needs the editor role on tenant `acme-dev`"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("ferry user add 'mallory o'\\''neil'")
+            && r.stderr
+                .contains("ferry grant 'mallory o'\\''neil' acme-dev editor"),
+        "{}",
+        r.stderr
+    );
+
+    // An editor writes drafts and may not publish; the grant makes the difference.
+    env.user("ed", &[(T, "editor")]);
+    env.ferry(&["--as", "ed", "apply", "--tenant", T, "--yes"])
+        .ok();
+    refused(
+        env.ferry(&["--as", "ed", "publish", "--tenant", T, "-m", "x"]),
+        "admin",
+        &format!("ferry grant 'ed' {T} admin"),
+    );
+    env.ferry(&["--as", "root", "grant", "ed", T, "admin"]).ok();
+    env.ferry(&["--as", "ed", "publish", "--tenant", T, "-m", "now"])
+        .ok();
+}
+
+#[test]
+fn single_user_mode_allows_every_write_and_records_the_actor() {
+    let env = committed();
+    let r = ferry_env(&env, &[("FERRY_USER", "zoe")], &["user", "list"]).ok();
+    assert!(r.stdout.contains("No users"), "{}", r.stdout);
+    let p = ferry_env(
+        &env,
+        &[("FERRY_USER", "zoe")],
+        &["publish", "--tenant", T, "-m", "solo", "--output", "json"],
+    )
+    .ok()
+    .json();
+    assert_eq!(p["published_by"], "zoe");
+    let tag = env.git(&["cat-file", "-p", "acme-dev/publish/1"]);
+    assert!(tag.contains("published_by: zoe"), "{tag}");
+    env.edit_first_instruction_line("tenants/acme-dev/agents/support-bot.yaml", " Be brief.");
+    env.ferry(&["--as", "anyone", "apply", "--tenant", T, "--yes"])
+        .ok();
+}
+
+#[test]
+fn one_actor_is_checked_and_recorded_in_the_documented_order() {
+    let env = committed();
+    env.ferry(&["--as", "root", "user", "add", "root"]).ok();
+    env.user("ada", &[(T, "admin")]);
+    env.user("vic", &[(T, "viewer")]);
+    // FERRY_USER beats git's user name (GIT_AUTHOR_NAME is `Test User`, not a user).
+    let p = ferry_env(
+        &env,
+        &[("FERRY_USER", "ada")],
+        &["publish", "--tenant", T, "-m", "as ada", "--output", "json"],
+    )
+    .ok()
+    .json();
+    assert_eq!(
+        p["published_by"], "ada",
+        "the checked name is the recorded one"
+    );
+    // --as beats FERRY_USER: vic is checked (and refused), not ada.
+    env.edit_first_instruction_line("tenants/acme-dev/agents/support-bot.yaml", " Be brief.");
+    let r = ferry_env(
+        &env,
+        &[("FERRY_USER", "ada")],
+        &["--as", "vic", "apply", "--tenant", T, "--yes"],
+    );
+    refused(r, "editor", "ferry grant 'vic' acme-dev editor");
+    // ferry.toml's user comes after FERRY_USER and before git's.
+    let cfg = env.read("ferry.toml");
+    env.write("ferry.toml", &format!("user = \"vic\"\n{cfg}"));
+    refused(
+        env.ferry(&["apply", "--tenant", T, "--yes"]),
+        "editor",
+        "ferry grant 'vic' acme-dev editor",
+    );
+    ferry_env(
+        &env,
+        &[("FERRY_USER", "ada")],
+        &["apply", "--tenant", T, "--yes"],
+    )
+    .ok();
+    // git's user name last: Test User is no user of the store.
+    env.write("ferry.toml", &cfg);
+    env.edit_first_instruction_line("tenants/acme-dev/agents/support-bot.yaml", " Be kind.");
+    let r = env.ferry(&["apply", "--tenant", T, "--yes"]).expect(1);
+    assert!(
+        r.stderr.contains("`Test User` is not a user"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn an_http_publish_tags_git_after_recording_it() {
+    let env = committed();
+    env.ferry(&["--as", "root", "user", "add", "root"]).ok();
+    let token = env.token("root", Some(T));
+    let server = Server::start(&env, &[]);
+    let p = http_json(
+        "POST",
+        &server.url("/api/v2/agents/support-bot/publish"),
+        Some(&token),
+        &serde_json::json!({"message": "over http"}),
+    )
+    .expect(200);
+    assert_eq!(p["tag"], "acme-dev/publish/1", "{p}");
+    assert_eq!(p["published_by"], "root");
+    assert_eq!(
+        env.git(&["cat-file", "-t", "acme-dev/publish/1"]).trim(),
+        "tag"
+    );
+    let tag = env.git(&["cat-file", "-p", "acme-dev/publish/1"]);
+    assert!(
+        tag.contains("published_by: root") && tag.contains("over http"),
+        "{tag}"
+    );
+    assert_eq!(
+        env.git(&["rev-list", "-n1", "acme-dev/publish/1"]).trim(),
+        env.git(&["rev-parse", "HEAD"]).trim()
+    );
+    let list = env
+        .ferry(&["publishes", "--tenant", T, "--output", "json"])
+        .ok()
+        .json();
+    assert_eq!(list[0]["tag"], "acme-dev/publish/1");
+}
+
+#[test]
+fn a_zip_import_is_one_transaction_refused_when_stale() {
+    let env = committed();
+    env.ferry(&["tenant", "create", "acme-prod"]).ok();
+    env.ferry(&["--as", "root", "user", "add", "root"]).ok();
+    let token = env.token("root", Some("acme-prod"));
+    let zip = env.path("bot.zip");
+    env.ferry(&[
+        "zip",
+        "export",
+        "--tenant",
+        T,
+        "--agent",
+        "support-bot",
+        "-o",
+        zip.to_str().unwrap(),
+    ])
+    .ok();
+    let bytes = std::fs::read(&zip).unwrap();
+    let server = Server::start(&env, &[]);
+    let upload = |path: &str| {
+        http(
+            "POST",
+            &server.url(path),
+            Some(&token),
+            &[],
+            Some(("application/zip", &bytes)),
+        )
+    };
+    let preview = upload("/backup/import/preview?strategy=create").expect(200);
+    let base = preview["baseRevision"]
+        .as_u64()
+        .expect("the preview names its base");
+    // The tenant moves after the preview (another import), so the previewed import is stale.
+    upload("/backup/import?strategy=create").expect(200);
+    let list = env
+        .ferry(&["tenant", "list", "--output", "json"])
+        .ok()
+        .json();
+    let prod = |list: &serde_json::Value| {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == "acme-prod")
+            .unwrap()
+            .clone()
+    };
+    let moved = prod(&list);
+    assert_ne!(moved["revision"].as_u64().unwrap(), base);
+    let stale = upload(&format!(
+        "/backup/import?strategy=merge&baseRevision={base}"
+    ));
+    assert_eq!(
+        stale.status,
+        409,
+        "{}",
+        String::from_utf8_lossy(&stale.body)
+    );
+    assert_eq!(stale.json()["error"]["code"], "stale");
+    let after = env
+        .ferry(&["tenant", "list", "--output", "json"])
+        .ok()
+        .json();
+    assert_eq!(prod(&after), moved, "a refused import changes nothing");
+    // At the current base it goes through.
+    let now = moved["revision"].as_u64().unwrap();
+    upload(&format!("/backup/import?strategy=merge&baseRevision={now}")).expect(200);
+}
+
+#[test]
+fn live_sync_lists_and_previews_and_zip_import_previews_need_the_editor_role() {
+    let env = committed();
+    env.ferry(&["--as", "root", "user", "add", "root"]).ok();
+    env.user("vic", &[(T, "viewer")]);
+    let token = env.token("vic", Some(T));
+    let zip = env.path("bot.zip");
+    env.ferry(&[
+        "zip",
+        "export",
+        "--tenant",
+        T,
+        "--agent",
+        "support-bot",
+        "-o",
+        zip.to_str().unwrap(),
+    ])
+    .ok();
+    let bytes = std::fs::read(&zip).unwrap();
+    let server = Server::start(&env, &[]);
+    let src = "sourceUrl=https%3A%2F%2Fsource.invalid";
+    for (method, path) in [
+        ("GET", format!("/backup/import/sync/agents?{src}")),
+        (
+            "POST",
+            format!("/backup/import/sync/preview?{src}&sourceAgentId=a"),
+        ),
+    ] {
+        let a = http(method, &server.url(&path), Some(&token), &[], None);
+        assert_eq!(
+            a.status,
+            403,
+            "{path}: {}",
+            String::from_utf8_lossy(&a.body)
+        );
+        let v = a.json();
+        assert!(
+            v["error"]["message"].as_str().unwrap().contains("editor"),
+            "{v}"
+        );
+        assert!(
+            v["error"]["hint"]
+                .as_str()
+                .unwrap()
+                .contains("ferry grant 'vic' acme-dev editor"),
+            "{v}"
+        );
+    }
+    let a = http(
+        "POST",
+        &server.url("/backup/import/preview"),
+        Some(&token),
+        &[],
+        Some(("application/zip", &bytes)),
+    );
+    assert_eq!(a.status, 403);
+    // Reads stay open to a viewer.
+    http(
+        "GET",
+        &server.url("/api/v2/agents"),
+        Some(&token),
+        &[],
+        None,
+    )
+    .expect(200);
+}
