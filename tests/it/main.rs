@@ -5,6 +5,7 @@ mod common;
 mod core;
 mod fixtures;
 mod git;
+mod harden;
 mod layers;
 mod promote;
 mod props;
