@@ -137,6 +137,50 @@ impl Imported {
     }
 }
 
+/// How many archives a server reads at once (ZIP import, its preview, live
+/// sync): each may hold up to the archive budget in memory.
+const ARCHIVE_SLOTS: usize = 2;
+
+static ARCHIVE_WORK: ArchiveSlots = ArchiveSlots::new(ARCHIVE_SLOTS);
+
+/// A counting semaphore for blocking-pool work on archives.
+struct ArchiveSlots {
+    busy: std::sync::Mutex<usize>,
+    freed: std::sync::Condvar,
+    slots: usize,
+}
+
+/// A held slot; dropping it frees the slot.
+struct ArchiveSlot<'a>(&'a ArchiveSlots);
+
+impl ArchiveSlots {
+    const fn new(slots: usize) -> Self {
+        ArchiveSlots {
+            busy: std::sync::Mutex::new(0),
+            freed: std::sync::Condvar::new(),
+            slots,
+        }
+    }
+
+    /// Wait for a free slot.
+    fn acquire(&self) -> ArchiveSlot<'_> {
+        let mut busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
+        while *busy >= self.slots {
+            busy = self.freed.wait(busy).unwrap_or_else(|p| p.into_inner());
+        }
+        *busy += 1;
+        ArchiveSlot(self)
+    }
+}
+
+impl Drop for ArchiveSlot<'_> {
+    fn drop(&mut self) {
+        let mut busy = self.0.busy.lock().unwrap_or_else(|p| p.into_inner());
+        *busy -= 1;
+        self.0.freed.notify_one();
+    }
+}
+
 /// Check, decode, plan and (unless `preview`) execute an import of ZIP `bytes` into `tenant`.
 pub fn import_bytes(
     store: &mut dyn Store,
@@ -145,8 +189,11 @@ pub fn import_bytes(
     opts: &ImportOptions,
     preview: bool,
 ) -> Result<Imported, ApiError> {
-    let read = archive::read_zip(bytes, &Limits::default())?;
-    let decoded = zip_import::decode(&read)?;
+    let decoded = {
+        let _slot = ARCHIVE_WORK.acquire();
+        let read = archive::read_zip(bytes, &Limits::default())?;
+        zip_import::decode(&read)?
+    };
     let plan = zip_import::plan(&*store, tenant, &decoded, opts)?;
     if preview {
         return Ok(Imported::Preview(plan.preview));
@@ -288,4 +335,32 @@ async fn export_agent(
     })
     .await?;
     Ok(zip_response(bytes, &name).into_response())
+}
+
+#[cfg(test)]
+mod slot_tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[test]
+    fn archive_work_never_runs_more_than_its_slots_at_once() {
+        let slots = ArchiveSlots::new(2);
+        let now = AtomicUsize::new(0);
+        let most = AtomicUsize::new(0);
+        std::thread::scope(|s| {
+            for _ in 0..8 {
+                s.spawn(|| {
+                    for _ in 0..50 {
+                        let _slot = slots.acquire();
+                        let n = now.fetch_add(1, Ordering::SeqCst) + 1;
+                        most.fetch_max(n, Ordering::SeqCst);
+                        std::thread::yield_now();
+                        now.fetch_sub(1, Ordering::SeqCst);
+                    }
+                });
+            }
+        });
+        assert!(most.load(Ordering::SeqCst) <= 2);
+        assert_eq!(*slots.busy.lock().unwrap(), 0);
+    }
 }

@@ -134,3 +134,179 @@ fn git_links_and_submodules_are_refused_naming_the_path() {
     assert!(r.stderr.contains("tools/vendored"), "{}", r.stderr);
     assert!(r.stderr.contains("submodule"), "{}", r.stderr);
 }
+
+fn crc32(data: &[u8]) -> u32 {
+    let mut table = [0u32; 256];
+    for (i, t) in table.iter_mut().enumerate() {
+        let mut c = i as u32;
+        for _ in 0..8 {
+            c = if c & 1 != 0 {
+                0xEDB8_8320 ^ (c >> 1)
+            } else {
+                c >> 1
+            };
+        }
+        *t = c;
+    }
+    !data.iter().fold(!0u32, |c, b| {
+        table[((c ^ u32::from(*b)) & 0xff) as usize] ^ (c >> 8)
+    })
+}
+
+/// One entry of a hand-made ZIP: name, method (0 stored, 8 deflate), the
+/// bytes as stored, the uncompressed size and CRC.
+struct RawEntry {
+    name: String,
+    method: u16,
+    stored: Vec<u8>,
+    size: u32,
+    crc: u32,
+}
+
+/// Flags, method, time, CRC and sizes: the fields local and central headers share.
+fn entry_fields(out: &mut Vec<u8>, e: &RawEntry) {
+    out.extend_from_slice(&0u16.to_le_bytes());
+    out.extend_from_slice(&e.method.to_le_bytes());
+    out.extend_from_slice(&0u32.to_le_bytes());
+    out.extend_from_slice(&e.crc.to_le_bytes());
+    out.extend_from_slice(&(e.stored.len() as u32).to_le_bytes());
+    out.extend_from_slice(&e.size.to_le_bytes());
+}
+
+/// A ZIP written byte by byte: `locals` become local headers with data;
+/// `central` lists (name, index into locals) pairs, so several central
+/// entries can point at one local header.
+fn craft_zip(locals: &[RawEntry], central: &[(String, usize)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut offsets = Vec::new();
+    for e in locals {
+        offsets.push(out.len() as u32);
+        out.extend_from_slice(&0x0403_4b50u32.to_le_bytes());
+        out.extend_from_slice(&20u16.to_le_bytes());
+        entry_fields(&mut out, e);
+        out.extend_from_slice(&(e.name.len() as u16).to_le_bytes());
+        out.extend_from_slice(&0u16.to_le_bytes());
+        out.extend_from_slice(e.name.as_bytes());
+        out.extend_from_slice(&e.stored);
+    }
+    let cd_start = out.len() as u32;
+    for (name, i) in central {
+        let e = &locals[*i];
+        out.extend_from_slice(&0x0201_4b50u32.to_le_bytes());
+        out.extend_from_slice(&20u16.to_le_bytes());
+        out.extend_from_slice(&20u16.to_le_bytes());
+        entry_fields(&mut out, e);
+        out.extend_from_slice(&(name.len() as u16).to_le_bytes());
+        out.extend_from_slice(&[0u8; 8]);
+        out.extend_from_slice(&0u32.to_le_bytes());
+        out.extend_from_slice(&offsets[*i].to_le_bytes());
+        out.extend_from_slice(name.as_bytes());
+    }
+    let cd_len = out.len() as u32 - cd_start;
+    out.extend_from_slice(&0x0605_4b50u32.to_le_bytes());
+    out.extend_from_slice(&[0u8; 4]);
+    out.extend_from_slice(&(central.len() as u16).to_le_bytes());
+    out.extend_from_slice(&(central.len() as u16).to_le_bytes());
+    out.extend_from_slice(&cd_len.to_le_bytes());
+    out.extend_from_slice(&cd_start.to_le_bytes());
+    out.extend_from_slice(&0u16.to_le_bytes());
+    out
+}
+
+fn import_refused(env: &TestEnv, file: &str) -> String {
+    let r = env
+        .ferry(&["zip", "import", file, "--tenant", T, "--strategy", "create"])
+        .expect(1);
+    assert_eq!(resources_of(env, T), 0, "nothing imported");
+    r.stderr
+}
+
+#[test]
+fn zip_entries_sharing_one_local_header_are_refused_before_inflating() {
+    let env = TestEnv::acme();
+    let data = vec![b'a'; 1 << 20];
+    let local = RawEntry {
+        name: "documents/a.md".into(),
+        method: 0,
+        crc: crc32(&data),
+        size: data.len() as u32,
+        stored: data,
+    };
+    let central: Vec<(String, usize)> = (0..3900)
+        .map(|i| (format!("documents/d{i:04}.md"), 0))
+        .collect();
+    std::fs::write(env.path("overlap.zip"), craft_zip(&[local], &central)).unwrap();
+    let err = import_refused(&env, "overlap.zip");
+    assert!(err.contains("local header"), "{err}");
+    assert!(err.contains("ZIP bomb"), "{err}");
+}
+
+#[test]
+fn zip_entries_with_overlapping_data_are_refused() {
+    let env = TestEnv::acme();
+    let data = vec![b'b'; 4096];
+    let mk = |name: &str| RawEntry {
+        name: name.into(),
+        method: 0,
+        crc: crc32(&data),
+        size: data.len() as u32,
+        stored: data.clone(),
+    };
+    let mut bytes = craft_zip(
+        &[mk("documents/a.md"), mk("documents/b.md")],
+        &[("documents/a.md".into(), 0), ("documents/b.md".into(), 1)],
+    );
+    // Make entry a's data claim to run into b's local header.
+    let cd = bytes.len() - 22 - 2 * (46 + 14);
+    let size_at = cd + 20;
+    bytes[size_at..size_at + 4].copy_from_slice(&(8192u32).to_le_bytes());
+    std::fs::write(env.path("overlap2.zip"), bytes).unwrap();
+    let err = import_refused(&env, "overlap2.zip");
+    assert!(err.contains("overlap"), "{err}");
+}
+
+#[test]
+fn zip_whose_entries_declare_more_than_the_budget_is_refused_before_inflating() {
+    // 30 entries of 10 MiB each at a modest ratio (under the per-entry
+    // bomb check), all sharing one compressed stream written 30 times.
+    let env = TestEnv::acme();
+    let mut data = Vec::with_capacity(10 << 20);
+    let mut x: u32 = 7;
+    while data.len() < 10 << 20 {
+        data.extend_from_slice(&[0u8; 48]);
+        x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+        data.push((x >> 24) as u8);
+    }
+    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    w.start_file(
+        "x",
+        zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated),
+    )
+    .unwrap();
+    std::io::Write::write_all(&mut w, &data).unwrap();
+    let one = w.finish().unwrap().into_inner();
+    let mut a = zip::ZipArchive::new(std::io::Cursor::new(one)).unwrap();
+    let mut deflated = Vec::new();
+    std::io::Read::read_to_end(&mut a.by_index_raw(0).unwrap(), &mut deflated).unwrap();
+    let ratio = data.len() / deflated.len();
+    assert!((10..200).contains(&ratio), "ratio {ratio}");
+    let locals: Vec<RawEntry> = (0..30)
+        .map(|i| RawEntry {
+            name: format!("documents/big{i:02}.md"),
+            method: 8,
+            crc: crc32(&data),
+            size: data.len() as u32,
+            stored: deflated.clone(),
+        })
+        .collect();
+    let central: Vec<(String, usize)> = locals
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (e.name.clone(), i))
+        .collect();
+    std::fs::write(env.path("wide.zip"), craft_zip(&locals, &central)).unwrap();
+    let err = import_refused(&env, "wide.zip");
+    assert!(err.contains("declare"), "{err}");
+    assert!(err.contains("before inflating"), "{err}");
+}
