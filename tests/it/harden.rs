@@ -310,3 +310,32 @@ fn zip_whose_entries_declare_more_than_the_budget_is_refused_before_inflating() 
     assert!(err.contains("declare"), "{err}");
     assert!(err.contains("before inflating"), "{err}");
 }
+
+#[test]
+fn values_that_only_look_encrypted_are_refused_naming_the_field() {
+    for fake in ["ENC[age,sk-live-PLAINTEXT999]", "ENC[age,!!!garbage###]"] {
+        let env = TestEnv::acme();
+        let path = format!("{DEV}/connections/crm.yaml");
+        let text = env.read(&path);
+        let line = text
+            .lines()
+            .find(|l| l.contains("apiKey:"))
+            .unwrap()
+            .to_string();
+        let (key, _) = line.split_once(':').unwrap();
+        env.write(&path, &text.replace(&line, &format!("{key}: {fake}")));
+        let field = key.trim();
+        for args in [
+            &["validate", "--tenant", T][..],
+            &["apply", "--tenant", T, "--yes"][..],
+        ] {
+            let r = env.ferry(args).expect(1);
+            assert!(r.stderr.contains("connections/crm.yaml"), "{}", r.stderr);
+            assert!(r.stderr.contains(field), "{}", r.stderr);
+            assert!(r.stderr.contains("age ciphertext"), "{}", r.stderr);
+            assert!(!r.stderr.contains("PLAINTEXT999"), "{}", r.stderr);
+            assert!(!r.stderr.contains("garbage"), "{}", r.stderr);
+        }
+        assert_eq!(resources_of(&env, T), 0);
+    }
+}
