@@ -339,3 +339,63 @@ fn values_that_only_look_encrypted_are_refused_naming_the_field() {
         assert_eq!(resources_of(&env, T), 0);
     }
 }
+
+#[test]
+fn control_characters_non_finite_numbers_and_ranges_are_refused() {
+    const DESC: &str = "description: Front-line";
+    let path = format!("{DEV}/agents/support-bot.yaml");
+    let cases: [(&str, &str, &str); 7] = [
+        (
+            "temperature: 0.2",
+            "temperature: .nan",
+            "spec.model.temperature",
+        ),
+        (
+            "temperature: 0.2",
+            "temperature: .inf",
+            "spec.model.temperature",
+        ),
+        (
+            "temperature: 0.2",
+            "temperature: 2.5",
+            "spec.model.temperature",
+        ),
+        ("maxTokens: 1024", "maxTokens: 0", "spec.model.maxTokens"),
+        (
+            DESC,
+            "description: \"a\\u001b[31mred\" #",
+            "spec.description",
+        ),
+        (DESC, "description: \"a\\0b\" #", "spec.description"),
+        (DESC, "description: \"abc\\u202Edef\" #", "spec.description"),
+    ];
+    for (from, to, field) in cases {
+        let env = TestEnv::acme();
+        let text = env.read(&path);
+        assert!(text.contains(from));
+        env.write(&path, &text.replacen(from, to, 1));
+        let r = env.ferry(&["validate", "--tenant", T]).expect(1);
+        assert!(
+            r.stderr.contains("agents/support-bot.yaml"),
+            "{to}: {}",
+            r.stderr
+        );
+        assert!(r.stderr.contains(field), "{to}: {}", r.stderr);
+        assert!(
+            !r.stderr.contains('\u{1b}') && !r.stderr.contains('\u{202e}'),
+            "{to}"
+        );
+        env.ferry(&["apply", "--tenant", T, "--yes"]).expect(1);
+    }
+}
+
+#[test]
+fn the_schemas_carry_the_ranges() {
+    let agent = ferry::domain::schema::generate()
+        .into_iter()
+        .find(|(n, _)| n.starts_with("agent"))
+        .unwrap()
+        .1;
+    assert!(agent.contains("\"maximum\": 2.0"), "{agent}");
+    assert!(agent.contains("\"minimum\": 1"), "{agent}");
+}
