@@ -399,3 +399,28 @@ fn the_schemas_carry_the_ranges() {
     assert!(agent.contains("\"maximum\": 2.0"), "{agent}");
     assert!(agent.contains("\"minimum\": 1"), "{agent}");
 }
+
+#[test]
+fn a_placeholder_applied_back_never_overwrites_the_stored_secret() {
+    let env = TestEnv::acme();
+    let enc = env
+        .ferry_stdin(&["secret", "encrypt", "--tenant", T], "real-secret-1")
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    let path = format!("{DEV}/connections/crm.yaml");
+    let text = env.read(&path);
+    env.write(&path, &text.replace("${vars.CRM_API_KEY}", &enc));
+    env.ferry(&["apply", "--tenant", T, "--yes"]).ok();
+    // The tree comes back from a scrubbed export: the placeholder stands in.
+    env.write(
+        &path,
+        &text.replace("${vars.CRM_API_KEY}", "${secret:scrubbed}"),
+    );
+    env.ferry(&["apply", "--tenant", T, "--yes"]).ok();
+    env.ferry(&["export", "--tenant", T, "--out", "back"]).ok();
+    let back = std::fs::read_to_string(env.path("back/connections/crm.yaml")).unwrap();
+    assert!(back.contains(&enc), "the stored secret is kept:\n{back}");
+    assert!(!back.contains("secret:scrubbed"), "{back}");
+}
