@@ -6,9 +6,12 @@
 //! compressed in parallel and appended in order, so packing the same tree
 //! twice gives identical bytes. Reading checks the whole archive before the
 //! caller can write anything: entry names (absolute paths, `..`, links,
-//! duplicates), entry count, per-entry and total sizes measured while
-//! decompressing (never taken from the headers), expansion ratio, and the
-//! manifest's blake3 hash of every entry.
+//! duplicates), entry count, the layout the central directory declares
+//! (entries that share a local header or overlap are refused, and the
+//! declared sizes must fit the total budget, before anything is inflated),
+//! per-entry and total sizes measured while decompressing (an entry may not
+//! exceed its declared size), expansion ratio, and the manifest's blake3
+//! hash of every entry.
 //!
 //! The import and export use cases live in [`crate::service::zip_export`]
 //! and [`crate::service::zip_import`], and structural matching in
@@ -181,8 +184,8 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_entries: 1_000_000,
-            max_entry_bytes: 256 << 20,
-            max_total_bytes: 4 << 30,
+            max_entry_bytes: 128 << 20,
+            max_total_bytes: 192 << 20,
             max_ratio: 200,
         }
     }
@@ -342,6 +345,54 @@ fn raw_central_names(bytes: &[u8]) -> Vec<Vec<u8>> {
     out
 }
 
+/// Check the layout the central directory declares, before anything is
+/// inflated: every entry's local header and data must occupy its own range
+/// of the file (entries that share a local header or overlap are the
+/// overlapping-entry ZIP bomb), and the declared uncompressed sizes must fit
+/// the total budget. Reading then holds each entry to its declared size.
+fn check_layout(
+    archive: &mut zip::ZipArchive<Cursor<&[u8]>>,
+    limits: &Limits,
+) -> Result<(), ArchiveError> {
+    let mut spans: Vec<(u64, u64, String)> = Vec::with_capacity(archive.len());
+    let mut declared: u64 = 0;
+    for i in 0..archive.len() {
+        let f = archive.by_index_raw(i).map_err(|e| ArchiveError::NotZip {
+            reason: e.to_string(),
+        })?;
+        let name = String::from_utf8_lossy(f.name_raw()).into_owned();
+        declared = declared.saturating_add(f.size());
+        let start = f.header_start();
+        let data = f.data_start().unwrap_or(start).max(start);
+        spans.push((start, data.saturating_add(f.compressed_size()), name));
+    }
+    spans.sort();
+    for pair in spans.windows(2) {
+        let ((a_start, a_end, a), (b_start, _, b)) = (&pair[0], &pair[1]);
+        let reason = if a_start == b_start {
+            format!("it shares its local header with entry `{a}` (an overlapping-entry ZIP bomb)")
+        } else if b_start < a_end {
+            format!("its data overlaps entry `{a}` (an overlapping-entry ZIP bomb)")
+        } else {
+            continue;
+        };
+        return Err(ArchiveError::BadEntry {
+            entry: b.clone(),
+            reason,
+        });
+    }
+    if declared > limits.max_total_bytes {
+        return Err(ArchiveError::TooLarge {
+            what: format!(
+                "its entries declare {declared} bytes uncompressed in all (refused before inflating anything)"
+            ),
+            limit: limits.max_total_bytes,
+            entry: None,
+        });
+    }
+    Ok(())
+}
+
 /// One entry, read and measured.
 struct Entry {
     name: String,
@@ -385,6 +436,7 @@ fn read_entry(
         });
     }
     let compressed = f.compressed_size().max(1);
+    let declared = f.size();
     let mut data = Vec::new();
     let mut buf = [0u8; 64 * 1024];
     loop {
@@ -397,6 +449,13 @@ fn read_entry(
         }
         data.extend_from_slice(&buf[..n]);
         let len = data.len() as u64;
+        if len > declared {
+            return Err(ArchiveError::TooLarge {
+                what: "an entry expands beyond the size its header declares".into(),
+                limit: declared,
+                entry: Some(name),
+            });
+        }
         if len > limits.max_entry_bytes {
             return Err(ArchiveError::TooLarge {
                 what: "an entry expands beyond the size limit".into(),
@@ -435,9 +494,10 @@ pub struct ReadArchive {
 /// An archive whose files all sit in one top folder that is not a step
 /// folder (`zip -r out.zip mytree/`) is read as if that folder were the root.
 pub fn read_zip(bytes: &[u8], limits: &Limits) -> Result<ReadArchive, ArchiveError> {
-    let archive = zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| ArchiveError::NotZip {
-        reason: e.to_string(),
-    })?;
+    let mut archive =
+        zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| ArchiveError::NotZip {
+            reason: e.to_string(),
+        })?;
     let raw = raw_central_names(bytes);
     if archive.has_duplicate_names() || raw.len() > archive.len() {
         let mut seen = std::collections::HashSet::new();
@@ -456,6 +516,7 @@ pub fn read_zip(bytes: &[u8], limits: &Limits) -> Result<ReadArchive, ArchiveErr
             entry: None,
         });
     }
+    check_layout(&mut archive, limits)?;
     let entries: Vec<Entry> = (0..archive.len())
         .into_par_iter()
         .map_init(|| archive.clone(), |a, i| read_entry(a, i, limits))

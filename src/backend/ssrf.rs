@@ -56,8 +56,8 @@ pub enum Blocked {
     Multicast,
     /// 0/8, `::`.
     Unspecified,
-    /// A cloud instance-metadata endpoint (169.254.169.254,
-    /// 100.100.100.200, 192.0.0.192, fd00:ec2::254).
+    /// A cloud instance-metadata or platform address (the table
+    /// [`PLATFORM_ADDRESSES`]).
     CloudMetadata,
     /// 255.255.255.255.
     Broadcast,
@@ -306,10 +306,46 @@ pub fn classify(ip: IpAddr) -> Option<Blocked> {
     }
 }
 
+/// Cloud instance-metadata and platform addresses, with who serves them:
+/// the one list of them. Each is [`Blocked::CloudMetadata`], whatever range
+/// it sits in, and each has its own test.
+pub const PLATFORM_ADDRESSES: &[(IpAddr, &str)] = &[
+    (
+        IpAddr::V4(Ipv4Addr::new(169, 254, 169, 254)),
+        "AWS, GCP, Azure and OpenStack instance metadata",
+    ),
+    (
+        IpAddr::V4(Ipv4Addr::new(169, 254, 170, 2)),
+        "AWS ECS task metadata and credentials",
+    ),
+    (
+        IpAddr::V4(Ipv4Addr::new(168, 63, 129, 16)),
+        "Azure platform (WireServer, DNS, health probes)",
+    ),
+    (
+        IpAddr::V4(Ipv4Addr::new(100, 100, 100, 200)),
+        "Alibaba Cloud instance metadata",
+    ),
+    (
+        IpAddr::V4(Ipv4Addr::new(192, 0, 0, 192)),
+        "Oracle Cloud instance metadata",
+    ),
+    (
+        IpAddr::V6(Ipv6Addr::new(0xfd00, 0x0ec2, 0, 0, 0, 0, 0, 0x0254)),
+        "AWS instance metadata over IPv6",
+    ),
+];
+
+fn is_platform_address(ip: IpAddr) -> bool {
+    PLATFORM_ADDRESSES.iter().any(|(a, _)| *a == ip)
+}
+
 fn classify_v4(ip: Ipv4Addr) -> Option<Blocked> {
+    if is_platform_address(IpAddr::V4(ip)) {
+        return Some(Blocked::CloudMetadata);
+    }
     let o = ip.octets();
     let blocked = match o {
-        [169, 254, 169, 254] | [100, 100, 100, 200] | [192, 0, 0, 192] => Blocked::CloudMetadata,
         [255, 255, 255, 255] => Blocked::Broadcast,
         [0, ..] => Blocked::Unspecified,
         [127, ..] => Blocked::Loopback,
@@ -338,7 +374,7 @@ fn classify_v6(ip: Ipv6Addr) -> Option<Blocked> {
         Blocked::Unspecified
     } else if ip.is_loopback() {
         Blocked::Loopback
-    } else if s == [0xfd00, 0x0ec2, 0, 0, 0, 0, 0, 0x0254] {
+    } else if is_platform_address(IpAddr::V6(ip)) {
         Blocked::CloudMetadata
     } else if s[0] & 0xfe00 == 0xfc00 {
         Blocked::UniqueLocal
@@ -675,6 +711,55 @@ mod tests {
             classify("172.31.255.255".parse().unwrap()),
             Some(Blocked::Private)
         );
+    }
+
+    /// One test per entry of [`PLATFORM_ADDRESSES`]: the address itself, and
+    /// (for IPv4) its IPv4-mapped IPv6 form, are refused as cloud metadata.
+    macro_rules! platform_address_tests {
+        ($($name:ident: $addr:literal,)*) => {
+            $(
+                #[test]
+                fn $name() {
+                    let ip: IpAddr = $addr.parse().unwrap();
+                    assert!(
+                        PLATFORM_ADDRESSES.iter().any(|(a, _)| *a == ip),
+                        "{ip} is not in the table"
+                    );
+                    let mut forms = vec![match ip {
+                        IpAddr::V4(v4) => format!("https://{v4}"),
+                        IpAddr::V6(v6) => format!("https://[{v6}]"),
+                    }];
+                    if let IpAddr::V4(v4) = ip {
+                        forms.push(format!("https://[::ffff:{v4}]"));
+                    }
+                    for raw in forms {
+                        match check_source_with(&raw, &cfg(), &no_dns) {
+                            Err(SsrfError::BlockedAddress { class, .. }) => {
+                                assert_eq!(class, Blocked::CloudMetadata, "{raw}")
+                            }
+                            other => panic!("{raw}: {other:?}"),
+                        }
+                    }
+                }
+            )*
+            #[test]
+            fn every_platform_address_has_its_test() {
+                let tested: Vec<IpAddr> = vec![$($addr.parse().unwrap(),)*];
+                for (ip, platform) in PLATFORM_ADDRESSES {
+                    assert!(tested.contains(ip), "no test for {ip} ({platform})");
+                }
+                assert_eq!(tested.len(), PLATFORM_ADDRESSES.len());
+            }
+        };
+    }
+
+    platform_address_tests! {
+        platform_aws_gcp_azure_instance_metadata: "169.254.169.254",
+        platform_aws_ecs_task_metadata: "169.254.170.2",
+        platform_aws_imds_ipv6: "fd00:ec2::254",
+        platform_azure_wireserver: "168.63.129.16",
+        platform_alibaba_metadata: "100.100.100.200",
+        platform_oracle_metadata: "192.0.0.192",
     }
 
     #[test]

@@ -17,7 +17,7 @@ use git2::{ObjectType, Oid, Repository, Signature, Tree, TreeWalkMode, TreeWalkR
 use rayon::prelude::*;
 
 use crate::domain::tagging::{PublishTagger, TagError};
-use crate::domain::tree::{SourceError, TreeSource};
+use crate::domain::tree::{Irregular, Listing, SourceError, TreeSource, MAX_FILE_BYTES};
 
 /// An error of a git operation.
 #[derive(Debug, thiserror::Error)]
@@ -195,12 +195,45 @@ fn blobs_of(tree: &Tree<'_>) -> BTreeMap<String, (Oid, i32)> {
     out
 }
 
+/// The entries under a tree, split: regular file blobs (modes 100644 and
+/// 100755) by path, and everything else (links, mode 120000; submodules,
+/// commit entries) as [`Irregular`], never to be read.
+fn files_of(tree: &Tree<'_>) -> (BTreeMap<String, Oid>, Vec<Irregular>) {
+    let mut files = BTreeMap::new();
+    let mut irregular = Vec::new();
+    let _ = tree.walk(TreeWalkMode::PreOrder, |dir, entry| {
+        let path = format!("{dir}{}", entry.name().unwrap_or_default());
+        match (entry.kind(), entry.filemode()) {
+            (Some(ObjectType::Tree), _) => {}
+            (Some(ObjectType::Blob), 0o100644 | 0o100755) => {
+                files.insert(path, entry.id());
+            }
+            (Some(ObjectType::Blob), 0o120000) => irregular.push(Irregular {
+                path,
+                what: "symbolic link",
+            }),
+            (Some(ObjectType::Commit), _) => irregular.push(Irregular {
+                path,
+                what: "git submodule",
+            }),
+            _ => irregular.push(Irregular {
+                path,
+                what: "special git entry",
+            }),
+        }
+        TreeWalkResult::Ok
+    });
+    irregular.sort_by(|a, b| a.path.cmp(&b.path));
+    (files, irregular)
+}
+
 /// A tenant tree read straight from the git object database at one commit.
 pub struct GitTreeSource {
     repo: Mutex<Repository>,
     commit: String,
     prefix: String,
     blobs: BTreeMap<String, Oid>,
+    irregular: Vec<Irregular>,
 }
 
 impl std::fmt::Debug for GitTreeSource {
@@ -216,20 +249,21 @@ impl GitTreeSource {
     /// The folder `dir/rel` (e.g. the repo root and `tenants/acme-dev`) at revision `rev`.
     pub fn open(dir: &Path, rel: &str, rev: &str) -> Result<GitTreeSource, VcsError> {
         let (repo, prefix) = open_at(dir, rel)?;
-        let (commit, blobs) = {
+        let (commit, (blobs, irregular)) = {
             let c = peel_commit(&repo, rev)?;
             let root = c.tree()?;
-            let blobs = match subtree(&repo, &root, &prefix)? {
-                Some(t) => blobs_of(&t).into_iter().map(|(p, (o, _))| (p, o)).collect(),
-                None => BTreeMap::new(),
+            let entries = match subtree(&repo, &root, &prefix)? {
+                Some(t) => files_of(&t),
+                None => Default::default(),
             };
-            (c.id().to_string(), blobs)
+            (c.id().to_string(), entries)
         };
         Ok(GitTreeSource {
             repo: Mutex::new(repo),
             commit,
             prefix,
             blobs,
+            irregular,
         })
     }
 
@@ -240,7 +274,7 @@ impl GitTreeSource {
 
     /// Whether the folder exists at that commit.
     pub fn exists(&self) -> bool {
-        !self.blobs.is_empty()
+        !self.blobs.is_empty() || !self.irregular.is_empty()
     }
 }
 
@@ -254,26 +288,50 @@ impl TreeSource for GitTreeSource {
     }
 
     fn list(&self) -> Result<Vec<String>, SourceError> {
-        if self.blobs.is_empty() {
+        Ok(self.listing()?.into_paths())
+    }
+
+    fn listing(&self) -> Result<Listing, SourceError> {
+        if !self.exists() {
             return Err(SourceError::Missing {
                 path: self.describe(),
             });
         }
-        Ok(self.blobs.keys().cloned().collect())
+        Ok(Listing {
+            files: self.blobs.keys().cloned().collect(),
+            irregular: self.irregular.clone(),
+        })
     }
 
     fn read(&self, path: &str) -> Result<Vec<u8>, SourceError> {
-        let oid = self.blobs.get(path).ok_or_else(|| SourceError::Missing {
-            path: format!("{}/{path}", self.describe()),
-        })?;
+        let shown = || format!("{}/{path}", self.describe());
+        if let Some(i) = self.irregular.iter().find(|i| i.path == path) {
+            return Err(SourceError::NotRegular {
+                path: shown(),
+                what: i.what,
+            });
+        }
+        let oid = self
+            .blobs
+            .get(path)
+            .ok_or_else(|| SourceError::Missing { path: shown() })?;
         let repo = self.repo.lock().map_err(|_| SourceError::Read {
             path: path.to_string(),
             reason: "git repository lock poisoned".into(),
         })?;
-        let blob = repo.find_blob(*oid).map_err(|e| SourceError::Read {
-            path: format!("{}/{path}", self.describe()),
+        let git = |e: git2::Error| SourceError::Read {
+            path: shown(),
             reason: e.message().to_string(),
-        })?;
+        };
+        // The size from the object header, before the blob is loaded.
+        let (size, _) = repo.odb().map_err(git)?.read_header(*oid).map_err(git)?;
+        if size as u64 > MAX_FILE_BYTES {
+            return Err(SourceError::TooLarge {
+                path: shown(),
+                limit: MAX_FILE_BYTES,
+            });
+        }
+        let blob = repo.find_blob(*oid).map_err(git)?;
         Ok(blob.content().to_vec())
     }
 }

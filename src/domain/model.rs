@@ -378,11 +378,13 @@ pub struct ModelConfig {
     pub provider: String,
     /// Model name, e.g. `gpt-4o-mini` (may be `${vars.NAME}`).
     pub name: String,
-    /// Sampling temperature.
+    /// Sampling temperature, 0 to 2.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0, max = 2.0))]
     pub temperature: Option<f64>,
-    /// Maximum tokens in one answer.
+    /// Maximum tokens in one answer, at least 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
     pub max_tokens: Option<u32>,
 }
 
@@ -490,6 +492,7 @@ pub struct EvaluationSpec {
     pub target: EvaluationTarget,
     /// Share of cases that must pass, 0.0 to 1.0.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0, max = 1.0))]
     pub pass_threshold: Option<f64>,
     /// The cases.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -138,6 +138,20 @@ pub fn decrypt(tenant: &str, identity: &str, value: &str) -> Result<Vec<u8>, Sec
     Ok(out)
 }
 
+/// Whether an `ENC[age,…]` value holds what it claims: base64 of an age
+/// file whose header parses. It says nothing about which key can open it.
+pub fn parses_as_ciphertext(value: &str) -> bool {
+    let Some(body) = value
+        .strip_prefix(ENC_PREFIX)
+        .and_then(|v| v.strip_suffix(']'))
+    else {
+        return false;
+    };
+    base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .is_ok_and(|bytes| age::Decryptor::new(&bytes[..]).is_ok())
+}
+
 /// Whether a value is an encrypted value.
 pub fn is_encrypted(value: &str) -> bool {
     value.starts_with(ENC_PREFIX) && value.ends_with(']')
@@ -293,6 +307,13 @@ pub fn find_plain_secrets(spec: &serde_json::Value) -> Vec<PlainSecret> {
 fn walk(v: &serde_json::Value, path: &str, secret_ctx: bool, out: &mut Vec<PlainSecret>) {
     match v {
         serde_json::Value::String(s) => {
+            if s.starts_with("ENC[") && !parses_as_ciphertext(s) {
+                out.push(PlainSecret {
+                    field: path.to_string(),
+                    reason: "the value is marked `ENC[age,…]` but is not an age ciphertext",
+                });
+                return;
+            }
             if s.is_empty() || is_encrypted(s) || is_template(s) || s == PLACEHOLDER {
                 return;
             }
@@ -376,6 +397,24 @@ mod tests {
         assert_eq!(decrypt("t", &k.identity, &enc).unwrap(), b"s3cret-value");
         let other = generate_keypair();
         assert!(decrypt("t", &other.identity, &enc).is_err());
+    }
+
+    #[test]
+    fn only_real_ciphertexts_pass_as_encrypted() {
+        let k = generate_keypair();
+        let real = encrypt(&k.recipient, b"v").unwrap();
+        assert!(parses_as_ciphertext(&real));
+        for fake in [
+            "ENC[age,sk-live-PLAINTEXT999]",
+            "ENC[age,!!!garbage###]",
+            "ENC[age,]",
+        ] {
+            assert!(!parses_as_ciphertext(fake), "{fake}");
+            let found = find_plain_secrets(&serde_json::json!({"headers": {"X-Key": fake}}));
+            assert_eq!(found.len(), 1, "{fake}");
+            assert_eq!(found[0].field, "spec.headers.X-Key");
+        }
+        assert!(find_plain_secrets(&serde_json::json!({"apiKey": real})).is_empty());
     }
 
     #[test]

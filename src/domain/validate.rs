@@ -22,6 +22,8 @@ use crate::domain::tree::Loaded;
 
 use rayon::prelude::*;
 
+pub mod strings;
+
 /// A resource of the desired state, in stored form (ID references, ID set).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Desired {
@@ -364,6 +366,9 @@ pub fn resolve<'a>(
                     ),
                 }
             });
+            local.extend(strings::check_values(&path, &d.resource, &|f| {
+                lines(&path, f, None)
+            }));
             for s in secrets::find_plain_secrets(&d.resource.spec.to_json()) {
                 local.push(
                     Diagnostic::error(

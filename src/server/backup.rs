@@ -119,6 +119,50 @@ pub fn strategy_of(v: Option<&String>, default: Strategy) -> Result<Strategy, Ap
     }
 }
 
+/// How many archives a server reads at once (ZIP import, its preview, live
+/// sync): each may hold up to the archive budget in memory.
+const ARCHIVE_SLOTS: usize = 2;
+
+pub(super) static ARCHIVE_WORK: ArchiveSlots = ArchiveSlots::new(ARCHIVE_SLOTS);
+
+/// A counting semaphore for blocking-pool work on archives.
+pub(super) struct ArchiveSlots {
+    busy: std::sync::Mutex<usize>,
+    freed: std::sync::Condvar,
+    slots: usize,
+}
+
+/// A held slot; dropping it frees the slot.
+pub(super) struct ArchiveSlot<'a>(&'a ArchiveSlots);
+
+impl ArchiveSlots {
+    const fn new(slots: usize) -> Self {
+        ArchiveSlots {
+            busy: std::sync::Mutex::new(0),
+            freed: std::sync::Condvar::new(),
+            slots,
+        }
+    }
+
+    /// Wait for a free slot.
+    pub(super) fn acquire(&self) -> ArchiveSlot<'_> {
+        let mut busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
+        while *busy >= self.slots {
+            busy = self.freed.wait(busy).unwrap_or_else(|p| p.into_inner());
+        }
+        *busy += 1;
+        ArchiveSlot(self)
+    }
+}
+
+impl Drop for ArchiveSlot<'_> {
+    fn drop(&mut self) {
+        let mut busy = self.0.busy.lock().unwrap_or_else(|p| p.into_inner());
+        *busy -= 1;
+        self.0.freed.notify_one();
+    }
+}
+
 fn zip_body(headers: &HeaderMap, body: &Bytes) -> Result<(), ApiError> {
     let ct = headers
         .get(axum::http::header::CONTENT_TYPE)
@@ -172,8 +216,10 @@ async fn run_import(
             selected: id_list("selectedResources", q.get("selectedResources"))?,
             workflow_order: id_list("workflowOrder", q.get("workflowOrder"))?,
         };
-        let done =
-            zip_import::import_bytes(store, &caller.actor(), &tenant, &body, &opts, preview, base)?;
+        let done = {
+            let _slot = ARCHIVE_WORK.acquire();
+            zip_import::import_bytes(store, &caller.actor(), &tenant, &body, &opts, preview, base)?
+        };
         serde_json::to_value(done).map_err(|e| ApiError::internal(e.to_string()))
     })
     .await?;
@@ -262,4 +308,32 @@ async fn export_agent(
     })
     .await?;
     Ok(zip_response(bytes, &name).into_response())
+}
+
+#[cfg(test)]
+mod slot_tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[test]
+    fn archive_work_never_runs_more_than_its_slots_at_once() {
+        let slots = ArchiveSlots::new(2);
+        let now = AtomicUsize::new(0);
+        let most = AtomicUsize::new(0);
+        std::thread::scope(|s| {
+            for _ in 0..8 {
+                s.spawn(|| {
+                    for _ in 0..50 {
+                        let _slot = slots.acquire();
+                        let n = now.fetch_add(1, Ordering::SeqCst) + 1;
+                        most.fetch_max(n, Ordering::SeqCst);
+                        std::thread::yield_now();
+                        now.fetch_sub(1, Ordering::SeqCst);
+                    }
+                });
+            }
+        });
+        assert!(most.load(Ordering::SeqCst) <= 2);
+        assert_eq!(*slots.busy.lock().unwrap(), 0);
+    }
 }

@@ -194,6 +194,7 @@ async fn run_one(
     let bytes = fetch_export(client, m).await?;
     let (actor, tenant) = (actor.clone(), tenant.clone());
     with_store(state, move |store| {
+        let _slot = super::backup::ARCHIVE_WORK.acquire();
         Ok(zip_import::import_bytes(
             store, &actor, &tenant, &bytes, &opts, preview, None,
         )?)

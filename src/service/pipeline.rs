@@ -12,6 +12,7 @@ use crate::backend::store::{Store, StoreError};
 use crate::domain::diagnostic::{self, Diagnostic};
 use crate::domain::model::{Kind, TenantModel};
 use crate::domain::plan::{diff, DiffInput, DiffOptions, Plan};
+use crate::domain::secrets::PLACEHOLDER;
 use crate::domain::state::Index;
 use crate::domain::tree::{self, MemoryTree, SourceError, TenantFile, TreeSource};
 use crate::domain::validate::{self, render_names, NameTable};
@@ -198,12 +199,15 @@ pub fn plan_tree_changed(
             source_name: source.describe(),
         });
     }
+    let mut desired = res.desired;
+    let mut diagnostics = res.diagnostics;
+    keep_stored_secrets(store, tenant, &index, &mut desired, &mut diagnostics)?;
     let plan = diff(
         DiffInput {
             tenant,
             base_revision: revision,
             index: &index,
-            desired: res.desired,
+            desired,
             unchanged,
             names: &res.names,
         },
@@ -212,10 +216,61 @@ pub fn plan_tree_changed(
     )?;
     Ok(TreePlan {
         plan: Some(plan),
-        diagnostics: res.diagnostics,
+        diagnostics,
         stats,
         tenant_file,
     })
+}
+
+/// A placeholder (what a scrubbed export writes for a credential) never
+/// overwrites a stored secret: wherever a desired resource the store holds
+/// has the placeholder, the stored value stays, as in a ZIP import
+/// ([`crate::service::zip_import::restore`]); where the store has none, a
+/// variable stands in and a warning says so.
+fn keep_stored_secrets(
+    store: &dyn Store,
+    tenant: &str,
+    index: &crate::domain::state::Index,
+    desired: &mut [validate::Desired],
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Result<(), PipelineError> {
+    let holds_placeholder =
+        |d: &validate::Desired| d.resource.spec.to_json().to_string().contains(PLACEHOLDER);
+    let ids: Vec<String> = desired
+        .iter()
+        .filter(|d| holds_placeholder(d))
+        .filter_map(|d| d.resource.id().filter(|id| index.get(id).is_some()))
+        .map(str::to_string)
+        .collect();
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let stored: std::collections::HashMap<String, serde_json::Value> = store
+        .drafts(tenant, &ids)?
+        .into_iter()
+        .filter_map(|r| Some((r.id()?.to_string(), r.spec.to_json())))
+        .collect();
+    for d in desired.iter_mut() {
+        let Some(tgt) = d.resource.id().and_then(|id| stored.get(id)) else {
+            continue;
+        };
+        let mut spec = d.resource.spec.to_json();
+        let mut notes = Vec::new();
+        crate::service::zip_import::restore(
+            &mut spec,
+            Some(tgt),
+            "spec",
+            d.resource.name(),
+            &mut notes,
+        );
+        if let Ok(s) = crate::domain::model::Spec::from_json(d.resource.kind(), spec) {
+            d.resource.spec = s;
+        }
+        for n in notes {
+            diagnostics.push(Diagnostic::warning(d.path.clone(), "placeholder-secret", n));
+        }
+    }
+    Ok(())
 }
 
 /// A tenant's drafts as a model in tree form (references by name).

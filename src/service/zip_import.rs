@@ -315,7 +315,7 @@ pub struct ImportPlan {
 }
 
 /// Restore the target's values wherever `src` holds the placeholder; else a variable.
-fn restore(
+pub(crate) fn restore(
     src: &mut Value,
     tgt: Option<&Value>,
     path: &str,

@@ -6,6 +6,7 @@ mod conformance;
 mod core;
 mod fixtures;
 mod git;
+mod harden;
 mod layers;
 mod promote;
 mod props;

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
-use super::{MemoryTree, SourceError, TreeSource};
+use super::{Irregular, Listing, MemoryTree, SourceError, TreeSource, MAX_FILE_BYTES};
 use crate::domain::model::Kind;
 
 /// A tenant tree in a folder.
@@ -36,12 +36,16 @@ impl TreeSource for FolderSource {
     }
 
     fn list(&self) -> Result<Vec<String>, SourceError> {
+        Ok(self.listing()?.into_paths())
+    }
+
+    fn listing(&self) -> Result<Listing, SourceError> {
         if !self.root.is_dir() {
             return Err(SourceError::Missing {
                 path: self.root.display().to_string(),
             });
         }
-        let mut out = Vec::new();
+        let mut out = Listing::default();
         for entry in walkdir::WalkDir::new(&self.root)
             .follow_links(false)
             .sort_by_file_name()
@@ -50,7 +54,8 @@ impl TreeSource for FolderSource {
                 path: self.root.display().to_string(),
                 reason: e.to_string(),
             })?;
-            if entry.file_type().is_dir() {
+            let file_type = entry.file_type();
+            if file_type.is_dir() {
                 continue;
             }
             let rel = entry
@@ -64,18 +69,98 @@ impl TreeSource for FolderSource {
                 .components()
                 .map(|c| c.as_os_str().to_string_lossy().into_owned())
                 .collect();
-            out.push(rel.join("/"));
+            let path = rel.join("/");
+            match irregular_kind(file_type) {
+                None => out.files.push(path),
+                Some(what) => out.irregular.push(Irregular { path, what }),
+            }
         }
-        out.sort();
+        out.files.sort();
+        out.irregular.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(out)
     }
 
     fn read(&self, path: &str) -> Result<Vec<u8>, SourceError> {
-        std::fs::read(self.root.join(path)).map_err(|e| SourceError::Read {
-            path: self.root.join(path).display().to_string(),
-            reason: e.to_string(),
-        })
+        read_regular(&self.root.join(path), MAX_FILE_BYTES)
     }
+}
+
+/// What a non-regular file type is, or `None` for a regular file.
+fn irregular_kind(t: std::fs::FileType) -> Option<&'static str> {
+    if t.is_file() {
+        return None;
+    }
+    if t.is_symlink() {
+        return Some("symbolic link");
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if t.is_fifo() {
+            return Some("FIFO (named pipe)");
+        }
+        if t.is_char_device() {
+            return Some("character device");
+        }
+        if t.is_block_device() {
+            return Some("block device");
+        }
+        if t.is_socket() {
+            return Some("socket");
+        }
+    }
+    if t.is_dir() {
+        return Some("directory");
+    }
+    Some("special file")
+}
+
+/// Read a regular file, never following a link and never opening anything
+/// else (a FIFO would block, a device would not end): the type is checked
+/// first, then again on the opened handle, whose size must be within
+/// `limit`; at most `limit + 1` bytes are read.
+pub fn read_regular(path: &Path, limit: u64) -> Result<Vec<u8>, SourceError> {
+    let shown = || path.display().to_string();
+    let io = |e: std::io::Error| SourceError::Read {
+        path: shown(),
+        reason: e.to_string(),
+    };
+    let before = std::fs::symlink_metadata(path).map_err(io)?;
+    if let Some(what) = irregular_kind(before.file_type()) {
+        return Err(SourceError::NotRegular {
+            path: shown(),
+            what,
+        });
+    }
+    let file = std::fs::File::open(path).map_err(io)?;
+    let opened = file.metadata().map_err(io)?;
+    #[cfg(unix)]
+    let same = {
+        use std::os::unix::fs::MetadataExt;
+        opened.dev() == before.dev() && opened.ino() == before.ino()
+    };
+    #[cfg(not(unix))]
+    let same = true;
+    if !opened.is_file() || !same {
+        return Err(SourceError::NotRegular {
+            path: shown(),
+            what: "file that changed while it was read",
+        });
+    }
+    let too_large = || SourceError::TooLarge {
+        path: shown(),
+        limit,
+    };
+    if opened.len() > limit {
+        return Err(too_large());
+    }
+    let mut bytes = Vec::with_capacity(opened.len() as usize);
+    std::io::Read::read_to_end(&mut std::io::Read::take(file, limit + 1), &mut bytes)
+        .map_err(io)?;
+    if bytes.len() as u64 > limit {
+        return Err(too_large());
+    }
+    Ok(bytes)
 }
 
 /// What writing a tree changed.
@@ -99,7 +184,14 @@ pub fn write_tree(root: &Path, tree: &MemoryTree) -> std::io::Result<WriteReport
             .keys()
             .any(|p| p.starts_with(&format!("{}/", kind.step())));
         if has {
-            std::fs::create_dir_all(root.join(kind.step()))?;
+            let dir = root.join(kind.step());
+            if std::fs::symlink_metadata(&dir).is_ok_and(|m| !m.is_dir()) {
+                return Err(std::io::Error::other(format!(
+                    "`{}` is not a folder (a link?); ferry never writes through links",
+                    dir.display()
+                )));
+            }
+            std::fs::create_dir_all(dir)?;
         }
     }
     let results: Vec<std::io::Result<Option<String>>> = tree
@@ -107,8 +199,10 @@ pub fn write_tree(root: &Path, tree: &MemoryTree) -> std::io::Result<WriteReport
         .par_iter()
         .map(|(rel, bytes)| {
             let path = root.join(rel);
-            match std::fs::read(&path) {
+            match read_regular(&path, bytes.len() as u64) {
                 Ok(existing) if existing == *bytes => return Ok(None),
+                // Never write through a link: replace it with the file.
+                Err(SourceError::NotRegular { .. }) => std::fs::remove_file(&path)?,
                 _ => {}
             }
             if let Some(parent) = path.parent() {
@@ -137,4 +231,59 @@ pub fn write_tree(root: &Path, tree: &MemoryTree) -> std::io::Result<WriteReport
     }
     report.written.sort();
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_are_bounded_by_the_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("big.md");
+        std::fs::write(&p, vec![b'x'; 1000]).unwrap();
+        assert_eq!(read_regular(&p, 1000).unwrap().len(), 1000);
+        assert!(matches!(
+            read_regular(&p, 999),
+            Err(SourceError::TooLarge { limit: 999, .. })
+        ));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn devices_and_links_are_never_opened() {
+        assert!(matches!(
+            read_regular(Path::new("/dev/zero"), 10),
+            Err(SourceError::NotRegular {
+                what: "character device",
+                ..
+            })
+        ));
+        let dir = tempfile::tempdir().unwrap();
+        let link = dir.path().join("zero.yaml");
+        std::os::unix::fs::symlink("/dev/zero", &link).unwrap();
+        assert!(matches!(
+            read_regular(&link, 10),
+            Err(SourceError::NotRegular {
+                what: "symbolic link",
+                ..
+            })
+        ));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn export_never_writes_through_a_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = dir.path().join("outside.txt");
+        std::fs::write(&outside, "keep me").unwrap();
+        let root = dir.path().join("tree");
+        std::fs::create_dir_all(root.join("agents")).unwrap();
+        std::os::unix::fs::symlink(&outside, root.join("agents/a.yaml")).unwrap();
+        let mut tree = MemoryTree::default();
+        tree.files.insert("agents/a.yaml".into(), b"new".to_vec());
+        write_tree(&root, &tree).unwrap();
+        assert_eq!(std::fs::read_to_string(&outside).unwrap(), "keep me");
+        assert_eq!(std::fs::read(root.join("agents/a.yaml")).unwrap(), b"new");
+    }
 }

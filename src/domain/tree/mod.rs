@@ -42,16 +42,95 @@ pub enum SourceError {
         /// Where it was looked for.
         path: String,
     },
+    /// The path is a link, a FIFO, a device or another non-regular file; it is never read.
+    #[error(
+        "`{path}` is a {what}; a tree holds only regular files, and ferry never follows links"
+    )]
+    NotRegular {
+        /// The path.
+        path: String,
+        /// What it is, e.g. `symbolic link`.
+        what: &'static str,
+    },
+    /// The file is larger than [`MAX_FILE_BYTES`]; it was not read whole.
+    #[error("`{path}` is larger than {limit} bytes")]
+    TooLarge {
+        /// The path.
+        path: String,
+        /// The limit.
+        limit: u64,
+    },
+}
+
+/// The largest file a tree reader reads; more is refused, never buffered.
+pub const MAX_FILE_BYTES: u64 = 256 << 20;
+
+/// A path of a tree that is not a regular file: a link, a FIFO, a device,
+/// a socket, a git submodule. Readers list it but never read or follow it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Irregular {
+    /// Relative path, `/`-separated.
+    pub path: String,
+    /// What it is, e.g. `symbolic link`.
+    pub what: &'static str,
+}
+
+/// A tree's paths, split into regular files and everything else.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Listing {
+    /// Regular files, sorted.
+    pub files: Vec<String>,
+    /// Paths that are not regular files, sorted.
+    pub irregular: Vec<Irregular>,
+}
+
+impl Listing {
+    /// Every path, regular or not, sorted.
+    pub fn into_paths(self) -> Vec<String> {
+        let mut out = self.files;
+        out.extend(self.irregular.into_iter().map(|i| i.path));
+        out.sort();
+        out
+    }
+}
+
+/// The diagnostics for the non-regular paths of a listing, one per path.
+pub fn irregular_diagnostics(listing: &Listing) -> Vec<Diagnostic> {
+    listing
+        .irregular
+        .iter()
+        .map(|i| {
+            Diagnostic::error(
+                i.path.clone(),
+                "not-a-file",
+                format!(
+                    "this is a {}; a tree holds only regular files, and ferry never follows links (replace it with the file itself)",
+                    i.what
+                ),
+            )
+        })
+        .collect()
 }
 
 /// Somewhere the files of one tenant tree can be read from.
 pub trait TreeSource: Sync {
     /// A short description for messages, e.g. `tenants/acme-dev` or `HEAD:tenants/acme-dev`.
     fn describe(&self) -> String;
-    /// Every file path in the tree, relative, with `/` separators, sorted.
+    /// Every file path in the tree, relative, with `/` separators, sorted
+    /// (non-regular files included: reading one is an error).
     fn list(&self) -> Result<Vec<String>, SourceError>;
-    /// The bytes of one file.
+    /// The bytes of one file; a link or other non-regular file is
+    /// [`SourceError::NotRegular`], and a file over [`MAX_FILE_BYTES`] is
+    /// [`SourceError::TooLarge`].
     fn read(&self, path: &str) -> Result<Vec<u8>, SourceError>;
+    /// The paths split into regular files and the rest. Sources that can
+    /// hold only regular files keep this default.
+    fn listing(&self) -> Result<Listing, SourceError> {
+        Ok(Listing {
+            files: self.list()?,
+            irregular: Vec::new(),
+        })
+    }
 }
 
 /// A tree held in memory: relative path to bytes.
@@ -521,8 +600,10 @@ pub fn read_tree_skipping(
     known: &(dyn Fn(&str, &str) -> bool + Sync),
     skip: &(dyn Fn(&str) -> Option<String> + Sync),
 ) -> Result<TreeRead, SourceError> {
-    let paths = source.list()?;
+    let listing = source.listing()?;
     let mut out = TreeRead::default();
+    out.diagnostics.extend(irregular_diagnostics(&listing));
+    let paths = listing.files;
     if paths.iter().any(|p| p == TENANT_FILE) {
         let bytes = source.read(TENANT_FILE)?;
         match std::str::from_utf8(&bytes)
