@@ -6,8 +6,11 @@
 //! reads a tenant's [`Index`] and the drafts a plan needs, and hands back a
 //! [`WriteBatch`] that the store applies in one transaction.
 //!
-//! Implementations: [`sqlite::SqliteStore`] (the default, an embedded file).
+//! Implementations: [`sqlite::SqliteStore`] (the default, an embedded file)
+//! and [`postgres::PostgresStore`] (a database server that several `ferry
+//! serve` instances share).
 
+pub mod postgres;
 pub mod publish_sql;
 pub mod sqlite;
 mod sqlite_access;
@@ -27,7 +30,9 @@ use crate::domain::state::Index;
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The store URL is not one ferry knows.
-    #[error("unsupported store URL `{url}`: expected `sqlite:PATH`")]
+    #[error(
+        "unsupported store URL `{url}`: expected `sqlite:PATH` or `postgres://USER@HOST:PORT/DB`"
+    )]
     BadUrl {
         /// The URL given.
         url: String,
@@ -79,6 +84,26 @@ pub enum StoreError {
     /// The database failed.
     #[error("store database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// The database server failed a query.
+    #[error("store database error: {message}")]
+    Database {
+        /// The database's message.
+        message: String,
+    },
+    /// The database server cannot be reached (down, restarting, or the connection was lost).
+    #[error("the store database is unavailable: {reason}")]
+    Unavailable {
+        /// Why.
+        reason: String,
+    },
+    /// The store's schema was written by a newer ferry.
+    #[error("the store's schema is version {found}, newer than this ferry knows (version {known}); upgrade ferry to use this store")]
+    SchemaTooNew {
+        /// The version in the store.
+        found: u32,
+        /// The newest version this binary knows.
+        known: u32,
+    },
     /// The store file could not be created.
     #[error("cannot open store at {path}: {reason}")]
     Open {
@@ -286,6 +311,9 @@ pub fn open(url: &str, base: &Path) -> Result<Box<dyn Store + Send>, StoreError>
             base.join(p)
         };
         return Ok(Box::new(sqlite::SqliteStore::open(&full)?));
+    }
+    if postgres::is_postgres_url(url) {
+        return Ok(Box::new(postgres::PostgresStore::open(url)?));
     }
     Err(StoreError::BadUrl {
         url: url.to_string(),
