@@ -90,7 +90,7 @@ pub fn run(cmd: Command, g: &Global, out: &Output) -> Result<i32> {
 pub(crate) fn open(g: &Global) -> Result<(Repo, Box<dyn Store>)> {
     let repo = Repo::discover(g.repo.as_deref())?;
     let url = repo.store_url(g.store.as_deref());
-    let store = store::open(&url, &repo.root)?;
+    let store = store::open_with_fault(&url, &repo.root, fault_hook())?;
     Ok((repo, store))
 }
 
@@ -512,10 +512,12 @@ fn load_saved_plan(path: &Path) -> Result<Plan> {
 }
 
 /// The fault-injection hook used by tests: abort the process after N writes.
-fn fault_hook() -> Option<usize> {
+/// The crash test's fault: abort the process after this many writes of an apply.
+fn fault_hook() -> Option<store::WriteFault> {
     std::env::var("FERRY_TEST_ABORT_AFTER_WRITES")
         .ok()
         .and_then(|v| v.parse().ok())
+        .map(store::WriteFault::AbortAfter)
 }
 
 fn confirm(out: &Output, question: &str) -> Result<bool> {
@@ -584,23 +586,15 @@ fn apply_cmd(
         out.status("Nothing applied.");
         return Ok(EXIT_ERROR);
     }
-    let abort_after = fault_hook();
-    let hook = move |n: usize| {
-        if abort_after.is_some_and(|limit| n >= limit) {
-            std::process::abort();
-        }
-    };
     let report =
-        apply::apply(store.as_mut(), &plan, ApplyOptions { force }, Some(&hook)).map_err(|e| {
-            match e {
-                apply::ApplyError::MassDelete { .. } => anyhow!(
-                    "{e}\nhint: check the tree is complete; pass --force if the deletes are meant"
-                ),
-                apply::ApplyError::Store(store::StoreError::Stale { .. }) => {
-                    anyhow!("{e}\nhint: run `ferry plan` again")
-                }
-                other => anyhow!(other),
+        apply::apply(store.as_mut(), &plan, ApplyOptions { force }).map_err(|e| match e {
+            apply::ApplyError::MassDelete { .. } => anyhow!(
+                "{e}\nhint: check the tree is complete; pass --force if the deletes are meant"
+            ),
+            apply::ApplyError::Store(store::StoreError::Stale { .. }) => {
+                anyhow!("{e}\nhint: run `ferry plan` again")
             }
+            other => anyhow!(other),
         })?;
     if out.json() {
         out.json_value(&serde_json::json!({"tenant": report.tenant, "applied": true, "revision": report.revision, "summary": report.summary}));

@@ -41,8 +41,8 @@ pub struct Global {
     /// The config repo (default: the nearest folder upwards holding ferry.toml).
     #[arg(long, global = true, value_name = "DIR")]
     pub repo: Option<PathBuf>,
-    /// The store URL (default: from ferry.toml, else sqlite:.ferry/store.db under the repo).
-    #[arg(long, global = true, value_name = "URL")]
+    /// The store URL: `sqlite:PATH` or `postgres://USER@HOST:PORT/DB` (default: from ferry.toml, else sqlite:.ferry/store.db under the repo).
+    #[arg(long, global = true, value_name = "URL", env = "FERRY_STORE")]
     pub store: Option<String>,
     /// Output format.
     #[arg(long, global = true, value_enum, default_value_t = Format::Text)]

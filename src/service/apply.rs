@@ -8,7 +8,7 @@
 
 use serde::Serialize;
 
-use crate::backend::store::{Store, StoreError, VersionRecord, WriteBatch, WriteHook};
+use crate::backend::store::{Store, StoreError, VersionRecord, WriteBatch};
 use crate::domain::plan::{ActionKind, PayloadError, Plan, Summary};
 
 /// Options of an apply.
@@ -62,9 +62,8 @@ pub fn apply(
     store: &mut dyn Store,
     plan: &Plan,
     options: ApplyOptions,
-    hook: WriteHook<'_>,
 ) -> Result<ApplyReport, ApplyError> {
-    apply_with_versions(store, plan, Vec::new(), options, hook)
+    apply_with_versions(store, plan, Vec::new(), options)
 }
 
 /// Apply `plan` and record published `versions` as they are, in one
@@ -74,7 +73,6 @@ pub fn apply_with_versions(
     plan: &Plan,
     versions: Vec<VersionRecord>,
     options: ApplyOptions,
-    hook: WriteHook<'_>,
 ) -> Result<ApplyReport, ApplyError> {
     let total =
         plan.summary.skip + plan.summary.update + plan.summary.delete + plan.summary.conflict;
@@ -103,7 +101,7 @@ pub fn apply_with_versions(
             ActionKind::Skip | ActionKind::Conflict => {}
         }
     }
-    let revision = store.write(&plan.tenant, &batch, hook)?;
+    let revision = store.write(&plan.tenant, &batch)?;
     Ok(ApplyReport {
         tenant: plan.tenant.clone(),
         revision,

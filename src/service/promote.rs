@@ -674,7 +674,6 @@ pub fn apply(target: &mut dyn Store, p: &Promotion) -> Result<ApplyReport, Promo
         &p.plan,
         p.mapped.versions.clone(),
         ApplyOptions::default(),
-        None,
     )?)
 }
 

@@ -295,7 +295,7 @@ pub fn write_rollback(
         let hash = pipeline::canonical_unit_hash(&render_names(r, &names))?;
         batch.upserts.push((Cow::Borrowed(r), hash));
     }
-    Ok(Some(store.write(tenant, &batch, None)?))
+    Ok(Some(store.write(tenant, &batch)?))
 }
 
 fn rollback_outcome(

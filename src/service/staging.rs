@@ -941,7 +941,7 @@ pub fn apply_edit(
         let hash = pipeline::canonical_unit_hash(&render_names(r, &names))?;
         batch.upserts.push((Cow::Borrowed(r), hash));
     }
-    outcome.revision = store.write(tenant, &batch, None)?;
+    outcome.revision = store.write(tenant, &batch)?;
     Ok(outcome)
 }
 
@@ -949,6 +949,7 @@ pub fn apply_edit(
 mod tests {
     use super::*;
     use crate::backend::store::sqlite::SqliteStore;
+    use crate::backend::store::{PublishStore, ResourceStore};
     use crate::domain::publish::StagingDiff;
     use crate::service::publishing::{
         publish_diff, publish_untagged, publishes_of, rollback, staging_diff_for,
@@ -982,7 +983,7 @@ mod tests {
             tp.diagnostics
         );
         let plan = tp.plan.unwrap();
-        crate::service::apply::apply(&mut store, &plan, Default::default(), None).unwrap();
+        crate::service::apply::apply(&mut store, &plan, Default::default()).unwrap();
         publish_untagged(&mut store, T, None, "first", "dora", NOW)
             .unwrap()
             .unwrap();

@@ -927,7 +927,7 @@ pub fn execute(store: &mut dyn Store, plan: &ImportPlan) -> Result<ImportResult,
             return Err(ImportError::Invalid { diagnostics: diags });
         };
         if p.has_changes() {
-            revision = apply::apply(store, &p, ApplyOptions::default(), None)?.revision;
+            revision = apply::apply(store, &p, ApplyOptions::default())?.revision;
         }
     }
     let (_, index): (u64, Index) = store.index(&plan.tenant)?;

@@ -2,9 +2,11 @@
 //! temporary config repos through [`common::TestEnv`].
 
 mod common;
+mod conformance;
 mod core;
 mod fixtures;
 mod git;
+mod postgres;
 mod layers;
 mod promote;
 mod props;

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use ferry::backend::store::sqlite::SqliteStore;
-use ferry::backend::store::Store;
+use ferry::backend::store::ResourceStore;
 use ferry::domain::model::*;
 use ferry::domain::plan::DiffOptions;
 use ferry::domain::tree::{self, MemoryTree};
@@ -216,7 +216,6 @@ fn apply_tree(
         store,
         &plan,
         ferry::service::apply::ApplyOptions { force: true },
-        None,
     )
     .unwrap();
     plan

@@ -296,7 +296,7 @@ fn bot(server: &Server, rest: &str) -> String {
 }
 
 #[test]
-fn document_003_edit_diff_publish_history_rollback() {
+pub fn document_003_edit_diff_publish_history_rollback() {
     let (env, token) = acme_server_env();
     env.user("vera", &[("acme-dev", "viewer")]);
     let vera = env.token("vera", Some("acme-dev"));
@@ -668,7 +668,7 @@ fn agent_id(server: &Server, token: &str, name: &str) -> String {
 }
 
 #[test]
-fn document_002_zip_export_and_import_over_http() {
+pub fn document_002_zip_export_and_import_over_http() {
     let (env, token) = acme_server_env();
     let prod = env.token("root", Some("acme-prod"));
     let server = Server::start(&env, &[]);

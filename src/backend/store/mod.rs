@@ -6,14 +6,20 @@
 //! reads a tenant's [`Index`] and the drafts a plan needs, and hands back a
 //! [`WriteBatch`] that the store applies in one transaction.
 //!
-//! Implementations: [`sqlite::SqliteStore`] (the default, an embedded file)
-//! and [`postgres::PostgresStore`] (a database server that several `ferry
-//! serve` instances share).
+//! The contract is four traits, each a part a back end implements:
+//! [`ResourceStore`] (tenants, index, drafts, the one `write`, read
+//! snapshots), [`PublishStore`] (versions, production, the publish log,
+//! drift), [`AccessStore`] (users, grants, token hashes) and [`SyncStore`]
+//! (sync records). [`Store`] is all four, implemented for every type that
+//! has them. `tests/it/conformance.rs` states the contract as tests that
+//! every back end runs.
+//!
+//! Implementations, one folder per back end: [`sqlite::SqliteStore`] (the
+//! default, an embedded file) and [`postgres::PostgresStore`] (a database
+//! server that several `ferry serve` instances share).
 
 pub mod postgres;
-pub mod publish_sql;
 pub mod sqlite;
-mod sqlite_access;
 
 use std::borrow::Cow;
 use std::path::Path;
@@ -22,7 +28,8 @@ use serde::Serialize;
 
 use crate::domain::access::{AccessState, Role, UserRecord};
 use crate::domain::model::Resource;
-use crate::domain::plan::HashRefresh;
+use crate::domain::plan::{Absent, HashRefresh};
+use crate::domain::publish::{PublishRecord, PublishedVersion, VersionPair};
 use crate::domain::secrets::KeyPair;
 use crate::domain::state::Index;
 
@@ -163,11 +170,36 @@ pub struct VersionRecord {
     pub published_at: String,
 }
 
-/// A hook called after each write of a batch, with the count so far (fault injection in tests).
-pub type WriteHook<'a> = Option<&'a dyn Fn(usize)>;
+/// A fault injected into [`ResourceStore::write`], for tests of the one-transaction rule.
+///
+/// Not part of the store contract: a back end offers it through a
+/// `#[doc(hidden)]` setter on its own type (see
+/// [`sqlite::SqliteStore::set_write_fault`]), and [`open_with_fault`] sets it
+/// for the binary's crash test.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteFault {
+    /// Abort the process once this many rows of a batch are written.
+    AbortAfter(usize),
+    /// Fail the write with [`StoreError::Refused`] once this many rows are written.
+    FailAfter(usize),
+}
 
-/// The live state of the platform.
-pub trait Store {
+impl WriteFault {
+    /// Act on the fault, if `written` rows reach it.
+    pub fn check(fault: Option<WriteFault>, written: usize) -> Result<(), StoreError> {
+        match fault {
+            Some(WriteFault::AbortAfter(n)) if written >= n => std::process::abort(),
+            Some(WriteFault::FailAfter(n)) if written >= n => Err(StoreError::Refused {
+                message: format!("injected fault after {written} writes"),
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Tenants, their resources (drafts) and the one way to change them: [`ResourceStore::write`].
+pub trait ResourceStore {
     /// The store revision.
     fn revision(&self) -> Result<u64, StoreError>;
     /// Create a tenant with its key pair.
@@ -189,32 +221,28 @@ pub trait Store {
     fn drafts(&self, tenant: &str, ids: &[String]) -> Result<Vec<Resource>, StoreError>;
     /// Every draft of the tenant (stored form).
     fn all_drafts(&self, tenant: &str) -> Result<Vec<Resource>, StoreError>;
-    /// Apply a batch in one transaction; returns the new tenant revision.
-    fn write(
-        &mut self,
-        tenant: &str,
-        batch: &WriteBatch<'_>,
-        hook: WriteHook<'_>,
-    ) -> Result<u64, StoreError>;
-    /// Published versions of the given IDs, by ID then version number.
+    /// Apply a batch in one transaction, refused as [`StoreError::Stale`]
+    /// when the tenant moved past `batch.base_revision`; returns the new
+    /// tenant revision (unchanged when the batch changes nothing).
+    fn write(&mut self, tenant: &str, batch: &WriteBatch<'_>) -> Result<u64, StoreError>;
+    /// Start a read snapshot: every read until [`ResourceStore::end_read`] sees the same state.
+    fn begin_read(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+    /// End the read snapshot started by [`ResourceStore::begin_read`].
+    fn end_read(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+/// Published versions, production and the publish log (and drift from git).
+pub trait PublishStore {
+    /// Published versions of the given IDs, by ID then version number. A
+    /// publish that took a resource out of production is not a version of
+    /// it and is left out (its number stays used).
     fn versions(&self, tenant: &str, ids: &[String]) -> Result<Vec<VersionRecord>, StoreError>;
     /// Record published versions as they are, replacing the same numbers, in one transaction.
     fn put_versions(&mut self, tenant: &str, versions: &[VersionRecord]) -> Result<(), StoreError>;
-    /// Every user and grant of the store.
-    fn access(&self) -> Result<AccessState, StoreError>;
-    /// Add a user; the first user of a store becomes its owner.
-    fn add_user(&mut self, name: &str) -> Result<UserRecord, StoreError>;
-    /// Record an API token by its hash (the token itself is never stored).
-    fn add_token(
-        &mut self,
-        hash: &str,
-        user: &str,
-        tenant: Option<&str>,
-    ) -> Result<TokenRecord, StoreError>;
-    /// The token with this hash, if any.
-    fn token(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError>;
-    /// Grant `role` on `tenant` to `user`, replacing an earlier grant there.
-    fn grant(&mut self, user: &str, tenant: &str, role: Role) -> Result<(), StoreError>;
     /// Production: the latest published version of each resource still published (stored form).
     fn production(&self, tenant: &str) -> Result<Vec<Resource>, StoreError>;
     /// Production of the given IDs only (the latest published version of each still published).
@@ -231,14 +259,11 @@ pub trait Store {
     fn publish(
         &mut self,
         tenant: &str,
-        record: &crate::domain::publish::PublishRecord,
-        versions: &[crate::domain::publish::PublishedVersion],
+        record: &PublishRecord,
+        versions: &[PublishedVersion],
     ) -> Result<(), StoreError>;
     /// The tenant's publish log, newest first.
-    fn publishes(
-        &self,
-        tenant: &str,
-    ) -> Result<Vec<crate::domain::publish::PublishRecord>, StoreError>;
+    fn publishes(&self, tenant: &str) -> Result<Vec<PublishRecord>, StoreError>;
     /// The number the tenant's next publish gets (1 for the first).
     fn next_publish_number(&self, tenant: &str) -> Result<u64, StoreError> {
         Ok(self.publishes(tenant)?.first().map_or(1, |p| p.number + 1))
@@ -255,19 +280,34 @@ pub trait Store {
         &self,
         tenant: &str,
         change_track_id: &str,
-    ) -> Result<Vec<crate::domain::publish::VersionPair>, StoreError>;
+    ) -> Result<Vec<VersionPair>, StoreError>;
     /// Resources changed in the store since the last apply from git (empty when none, or never applied from git).
-    fn drift(&self, tenant: &str) -> Result<Vec<crate::domain::plan::Absent>, StoreError>;
+    fn drift(&self, tenant: &str) -> Result<Vec<Absent>, StoreError>;
+}
+
+/// Users, their grants per tenant, and API tokens (kept as hashes only).
+pub trait AccessStore {
+    /// Every user and grant of the store.
+    fn access(&self) -> Result<AccessState, StoreError>;
+    /// Add a user; the first user of a store becomes its owner.
+    fn add_user(&mut self, name: &str) -> Result<UserRecord, StoreError>;
+    /// Grant `role` on `tenant` to `user`, replacing an earlier grant there.
+    fn grant(&mut self, user: &str, tenant: &str, role: Role) -> Result<(), StoreError>;
+    /// Record an API token by its hash (the token itself is never stored).
+    fn add_token(
+        &mut self,
+        hash: &str,
+        user: &str,
+        tenant: Option<&str>,
+    ) -> Result<TokenRecord, StoreError>;
+    /// The token with this hash, if any.
+    fn token(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError>;
+}
+
+/// What ZIP imports and live syncs wrote: the baselines of conflict detection.
+pub trait SyncStore {
     /// The sync records of a tenant written by syncs from `source_key` (ZIP import, live sync).
     fn sync_records(&self, tenant: &str, source_key: &str) -> Result<Vec<SyncRecord>, StoreError>;
-    /// Start a read snapshot: every read until [`Store::end_read`] sees the same state.
-    fn begin_read(&self) -> Result<(), StoreError> {
-        Ok(())
-    }
-    /// End the read snapshot started by [`Store::begin_read`].
-    fn end_read(&self) -> Result<(), StoreError> {
-        Ok(())
-    }
     /// Record what a sync from `source_key` wrote (replacing earlier records of the same resources).
     fn record_syncs(
         &mut self,
@@ -276,6 +316,14 @@ pub trait Store {
         records: &[SyncRecord],
     ) -> Result<(), StoreError>;
 }
+
+/// The live state of the platform: every part of the store contract.
+///
+/// A back end implements the four parts; `Store` comes with them, so
+/// callers hold a `&mut dyn Store` or a `Box<dyn Store + Send>`.
+pub trait Store: ResourceStore + PublishStore + AccessStore + SyncStore {}
+
+impl<T: ResourceStore + PublishStore + AccessStore + SyncStore + ?Sized> Store for T {}
 
 /// An API token as the store keeps it: whose it is, never the token itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -303,6 +351,16 @@ pub struct SyncRecord {
 
 /// Open the store at `url`; relative paths are taken from `base`.
 pub fn open(url: &str, base: &Path) -> Result<Box<dyn Store + Send>, StoreError> {
+    open_with_fault(url, base, None)
+}
+
+/// [`open`], with a [`WriteFault`] injected into its writes (the crash test).
+#[doc(hidden)]
+pub fn open_with_fault(
+    url: &str,
+    base: &Path,
+    fault: Option<WriteFault>,
+) -> Result<Box<dyn Store + Send>, StoreError> {
     if let Some(path) = url.strip_prefix("sqlite:") {
         let p = Path::new(path);
         let full = if p.is_absolute() {
@@ -310,10 +368,14 @@ pub fn open(url: &str, base: &Path) -> Result<Box<dyn Store + Send>, StoreError>
         } else {
             base.join(p)
         };
-        return Ok(Box::new(sqlite::SqliteStore::open(&full)?));
+        let mut store = sqlite::SqliteStore::open(&full)?;
+        store.set_write_fault(fault);
+        return Ok(Box::new(store));
     }
     if postgres::is_postgres_url(url) {
-        return Ok(Box::new(postgres::PostgresStore::open(url)?));
+        let mut store = postgres::PostgresStore::open(url)?;
+        store.set_write_fault(fault);
+        return Ok(Box::new(store));
     }
     Err(StoreError::BadUrl {
         url: url.to_string(),

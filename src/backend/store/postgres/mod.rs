@@ -54,6 +54,7 @@ pub struct PostgresStore {
     url: String,
     client: Mutex<Client>,
     migrated: schema::Migrated,
+    fault: Option<WriteFault>,
 }
 
 impl PostgresStore {
@@ -76,7 +77,14 @@ impl PostgresStore {
             url,
             client: Mutex::new(client),
             migrated,
+            fault: None,
         })
+    }
+
+    /// Inject a fault into every later [`ResourceStore::write`] (tests only).
+    #[doc(hidden)]
+    pub fn set_write_fault(&mut self, fault: Option<WriteFault>) {
+        self.fault = fault;
     }
 
     /// The schema versions before and after the migrations run at open.
@@ -171,7 +179,10 @@ pub(crate) fn signed(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-use super::{Store, SyncRecord, TenantRecord, TokenRecord, VersionRecord, WriteBatch, WriteHook};
+use super::{
+    AccessStore, PublishStore, ResourceStore, SyncRecord, SyncStore, TenantRecord, TokenRecord,
+    VersionRecord, WriteBatch, WriteFault,
+};
 use crate::domain::access::{AccessState, Role, UserRecord};
 use crate::domain::model::Resource;
 use crate::domain::plan::Absent;
@@ -179,7 +190,7 @@ use crate::domain::publish::{PublishRecord, PublishedVersion, VersionPair};
 use crate::domain::secrets::KeyPair;
 use crate::domain::state::Index;
 
-impl Store for PostgresStore {
+impl ResourceStore for PostgresStore {
     fn begin_read(&self) -> Result<(), StoreError> {
         resources::begin_read(&mut *self.client()?)
     }
@@ -225,23 +236,12 @@ impl Store for PostgresStore {
         resources::all_drafts(&mut *self.client()?, tenant)
     }
 
-    fn write(
-        &mut self,
-        tenant: &str,
-        batch: &WriteBatch<'_>,
-        hook: WriteHook<'_>,
-    ) -> Result<u64, StoreError> {
-        resources::write(&mut *self.client()?, tenant, batch, hook)
+    fn write(&mut self, tenant: &str, batch: &WriteBatch<'_>) -> Result<u64, StoreError> {
+        resources::write(&mut *self.client()?, tenant, batch, self.fault)
     }
+}
 
-    fn versions(&self, tenant: &str, ids: &[String]) -> Result<Vec<VersionRecord>, StoreError> {
-        publish::versions(&mut *self.client()?, tenant, ids)
-    }
-
-    fn put_versions(&mut self, tenant: &str, versions: &[VersionRecord]) -> Result<(), StoreError> {
-        publish::put_versions(&mut *self.client()?, tenant, versions)
-    }
-
+impl AccessStore for PostgresStore {
     fn access(&self) -> Result<AccessState, StoreError> {
         access::access(&mut *self.client()?)
     }
@@ -265,6 +265,17 @@ impl Store for PostgresStore {
 
     fn grant(&mut self, user: &str, tenant: &str, role: Role) -> Result<(), StoreError> {
         access::grant(&mut *self.client()?, user, tenant, role)
+    }
+
+}
+
+impl PublishStore for PostgresStore {
+    fn versions(&self, tenant: &str, ids: &[String]) -> Result<Vec<VersionRecord>, StoreError> {
+        publish::versions(&mut *self.client()?, tenant, ids)
+    }
+
+    fn put_versions(&mut self, tenant: &str, versions: &[VersionRecord]) -> Result<(), StoreError> {
+        publish::put_versions(&mut *self.client()?, tenant, versions)
     }
 
     fn production(&self, tenant: &str) -> Result<Vec<Resource>, StoreError> {
@@ -308,6 +319,9 @@ impl Store for PostgresStore {
         publish::drift(&mut *self.client()?, tenant)
     }
 
+}
+
+impl SyncStore for PostgresStore {
     fn sync_records(&self, tenant: &str, source_key: &str) -> Result<Vec<SyncRecord>, StoreError> {
         access::sync_records(&mut *self.client()?, tenant, source_key)
     }

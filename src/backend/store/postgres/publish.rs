@@ -74,10 +74,14 @@ pub fn versions(
     let mut by_id: std::collections::BTreeMap<String, Vec<VersionRecord>> = Default::default();
     for r in rows {
         let id: String = r.get(0);
+        // A publish that took the resource out of production is no version of it.
+        let Some(resource) = decode_version(tenant, &id, r.get(2), r.get(3))? else {
+            continue;
+        };
         let record = VersionRecord {
             id: id.clone(),
             version: unsigned(r.get(1)),
-            resource: decode(tenant, &id, r.get(2), r.get(3))?,
+            resource,
             change_id: r.get(4),
             published_at: r.get(5),
         };

@@ -9,7 +9,7 @@
 
 use postgres::{GenericClient, Row, Transaction};
 
-use super::super::{now_rfc3339, StoreError, TenantRecord, WriteBatch, WriteHook};
+use super::super::{now_rfc3339, StoreError, TenantRecord, WriteBatch, WriteFault};
 use super::{for_tenant, signed, unsigned};
 use crate::domain::model::{Kind, Resource};
 use crate::domain::secrets::KeyPair;
@@ -205,7 +205,7 @@ pub fn write(
     c: &mut impl GenericClient,
     tenant: &str,
     batch: &WriteBatch<'_>,
-    hook: WriteHook<'_>,
+    fault: Option<WriteFault>,
 ) -> Result<u64, StoreError> {
     let now = now_rfc3339();
     let mut tx = c.transaction()?;
@@ -217,14 +217,7 @@ pub fn write(
             actual,
         });
     }
-    let mut n = 0usize;
-    let mut step = |n: &mut usize| {
-        *n += 1;
-        if let Some(h) = hook {
-            h(*n);
-        }
-    };
-    write_drafts(&mut tx, tenant, batch, &now, &mut n, &mut step)?;
+    write_drafts(&mut tx, tenant, batch, &now, fault)?;
     for v in &batch.versions {
         super::publish::put_version(&mut tx, tenant, v)?;
     }
@@ -255,15 +248,15 @@ pub fn write(
     Ok(rev)
 }
 
-/// The upserts, deletes and file-hash refreshes of a batch, calling `step` after each row.
+/// The upserts, deletes and file-hash refreshes of a batch, checking `fault` after each row.
 fn write_drafts(
     tx: &mut Transaction<'_>,
     tenant: &str,
     batch: &WriteBatch<'_>,
     now: &str,
-    n: &mut usize,
-    step: &mut dyn FnMut(&mut usize),
+    fault: Option<WriteFault>,
 ) -> Result<(), StoreError> {
+    let mut n = 0usize;
     let upsert = tx.prepare(
         "INSERT INTO resources (tenant, id, kind, name, document, content, content_hash, file_hash, refs, revision, updated_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1, $10) \
@@ -293,12 +286,14 @@ fn write_drafts(
                 &now,
             ],
         )?;
-        step(n);
+        n += 1;
+        WriteFault::check(fault, n)?;
     }
     let delete = tx.prepare("DELETE FROM resources WHERE tenant = $1 AND id = $2")?;
     for id in &batch.deletes {
         tx.execute(&delete, &[&tenant, id])?;
-        step(n);
+        n += 1;
+        WriteFault::check(fault, n)?;
     }
     let refresh =
         tx.prepare("UPDATE resources SET file_hash = $3 WHERE tenant = $1 AND id = $2")?;

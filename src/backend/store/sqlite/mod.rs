@@ -12,10 +12,17 @@ use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
-use super::{now_rfc3339, Store, StoreError, TenantRecord, VersionRecord, WriteBatch, WriteHook};
+mod access;
+mod publish;
+
+use super::{
+    now_rfc3339, AccessStore, PublishStore, ResourceStore, StoreError, SyncRecord, SyncStore,
+    TenantRecord, TokenRecord, VersionRecord, WriteBatch, WriteFault,
+};
 use crate::domain::access::{AccessState, Role, UserRecord};
 use crate::domain::model::{Kind, Resource};
-use crate::domain::plan::resource_from_document;
+use crate::domain::plan::{resource_from_document, Absent};
+use crate::domain::publish::{PublishRecord, PublishedVersion, VersionPair};
 use crate::domain::secrets::KeyPair;
 use crate::domain::state::{canonical, Index, IndexEntry};
 
@@ -78,6 +85,7 @@ CREATE TABLE IF NOT EXISTS sync_records (
 /// The SQLite store.
 pub struct SqliteStore {
     conn: Connection,
+    fault: Option<WriteFault>,
 }
 
 impl SqliteStore {
@@ -105,10 +113,16 @@ impl SqliteStore {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.execute_batch(SCHEMA)?;
-        conn.execute_batch(super::sqlite_access::SCHEMA)?;
-        conn.execute_batch(super::publish_sql::SCHEMA_PUBLISH)?;
+        conn.execute_batch(access::SCHEMA)?;
+        conn.execute_batch(publish::SCHEMA_PUBLISH)?;
         conn.execute_batch(SYNC_SCHEMA)?;
-        Ok(SqliteStore { conn })
+        Ok(SqliteStore { conn, fault: None })
+    }
+
+    /// Inject a fault into every later [`ResourceStore::write`] (tests only).
+    #[doc(hidden)]
+    pub fn set_write_fault(&mut self, fault: Option<WriteFault>) {
+        self.fault = fault;
     }
 
     /// The underlying connection, for modules that extend the schema (publishing).
@@ -256,7 +270,7 @@ const TENANT_SELECT: &str =
     "SELECT t.name, t.environment, t.recipient, t.revision, t.last_commit, \
      (SELECT COUNT(*) FROM resources r WHERE r.tenant = t.name) FROM tenants t";
 
-impl Store for SqliteStore {
+impl ResourceStore for SqliteStore {
     fn begin_read(&self) -> Result<(), StoreError> {
         Ok(self.conn.execute_batch("BEGIN DEFERRED")?)
     }
@@ -412,12 +426,7 @@ impl Store for SqliteStore {
             .collect()
     }
 
-    fn write(
-        &mut self,
-        tenant: &str,
-        batch: &WriteBatch<'_>,
-        hook: WriteHook<'_>,
-    ) -> Result<u64, StoreError> {
+    fn write(&mut self, tenant: &str, batch: &WriteBatch<'_>) -> Result<u64, StoreError> {
         let now = now_rfc3339();
         let tx = begin(&mut self.conn, tenant)?;
         let actual = tenant_revision(&tx, tenant)?;
@@ -432,9 +441,7 @@ impl Store for SqliteStore {
         for (resource, file_hash) in &batch.upserts {
             upsert_draft(&tx, tenant, resource, file_hash, &now)?;
             n += 1;
-            if let Some(h) = hook {
-                h(n);
-            }
+            WriteFault::check(self.fault, n)?;
         }
         {
             let mut del =
@@ -442,9 +449,7 @@ impl Store for SqliteStore {
             for id in &batch.deletes {
                 del.execute(params![tenant, id])?;
                 n += 1;
-                if let Some(h) = hook {
-                    h(n);
-                }
+                WriteFault::check(self.fault, n)?;
             }
             let mut refresh = tx.prepare_cached(
                 "UPDATE resources SET file_hash = ?3 WHERE tenant = ?1 AND id = ?2",
@@ -454,7 +459,7 @@ impl Store for SqliteStore {
             }
         }
         for v in &batch.versions {
-            super::sqlite_access::put_version(&tx, tenant, v)?;
+            publish::put_version(&tx, tenant, v)?;
         }
         let changed =
             !batch.upserts.is_empty() || !batch.deletes.is_empty() || !batch.versions.is_empty();
@@ -476,67 +481,41 @@ impl Store for SqliteStore {
             actual
         };
         if batch.commit.is_some() {
-            super::publish_sql::record_git_apply(&tx, tenant, actual, rev, batch)?;
+            publish::record_git_apply(&tx, tenant, actual, rev, batch)?;
         }
         tx.commit()?;
         Ok(rev)
     }
+}
 
+impl PublishStore for SqliteStore {
     fn versions(&self, tenant: &str, ids: &[String]) -> Result<Vec<VersionRecord>, StoreError> {
-        super::sqlite_access::versions(self, tenant, ids)
+        publish::versions(self, tenant, ids)
     }
 
     fn put_versions(&mut self, tenant: &str, versions: &[VersionRecord]) -> Result<(), StoreError> {
-        super::sqlite_access::put_versions(self, tenant, versions)
-    }
-
-    fn access(&self) -> Result<AccessState, StoreError> {
-        super::sqlite_access::access(self)
-    }
-
-    fn add_user(&mut self, name: &str) -> Result<UserRecord, StoreError> {
-        super::sqlite_access::add_user(self, name)
-    }
-
-    fn grant(&mut self, user: &str, tenant: &str, role: Role) -> Result<(), StoreError> {
-        super::sqlite_access::grant(self, user, tenant, role)
-    }
-
-    fn add_token(
-        &mut self,
-        hash: &str,
-        user: &str,
-        tenant: Option<&str>,
-    ) -> Result<super::TokenRecord, StoreError> {
-        super::sqlite_access::add_token(self, hash, user, tenant)
-    }
-
-    fn token(&self, hash: &str) -> Result<Option<super::TokenRecord>, StoreError> {
-        super::sqlite_access::token(self, hash)
+        publish::put_versions(self, tenant, versions)
     }
 
     fn production(&self, tenant: &str) -> Result<Vec<Resource>, StoreError> {
-        super::publish_sql::production(&self.conn, tenant)
+        publish::production(&self.conn, tenant)
     }
 
     fn production_of(&self, tenant: &str, ids: &[String]) -> Result<Vec<Resource>, StoreError> {
-        super::publish_sql::production_of(&self.conn, tenant, ids)
+        publish::production_of(&self.conn, tenant, ids)
     }
 
     fn publish(
         &mut self,
         tenant: &str,
-        record: &crate::domain::publish::PublishRecord,
-        versions: &[crate::domain::publish::PublishedVersion],
+        record: &PublishRecord,
+        versions: &[PublishedVersion],
     ) -> Result<(), StoreError> {
-        super::publish_sql::publish(&mut self.conn, tenant, record, versions)
+        publish::publish(&mut self.conn, tenant, record, versions)
     }
 
-    fn publishes(
-        &self,
-        tenant: &str,
-    ) -> Result<Vec<crate::domain::publish::PublishRecord>, StoreError> {
-        super::publish_sql::publishes(&self.conn, tenant)
+    fn publishes(&self, tenant: &str) -> Result<Vec<PublishRecord>, StoreError> {
+        publish::publishes(&self.conn, tenant)
     }
 
     fn next_publish_number(&self, tenant: &str) -> Result<u64, StoreError> {
@@ -565,25 +544,50 @@ impl Store for SqliteStore {
         &self,
         tenant: &str,
         change_track_id: &str,
-    ) -> Result<Vec<crate::domain::publish::VersionPair>, StoreError> {
-        super::publish_sql::publish_changes(&self.conn, tenant, change_track_id)
+    ) -> Result<Vec<VersionPair>, StoreError> {
+        publish::publish_changes(&self.conn, tenant, change_track_id)
     }
 
-    fn drift(&self, tenant: &str) -> Result<Vec<crate::domain::plan::Absent>, StoreError> {
-        super::publish_sql::drift(&self.conn, tenant)
+    fn drift(&self, tenant: &str) -> Result<Vec<Absent>, StoreError> {
+        publish::drift(&self.conn, tenant)
+    }
+}
+
+impl AccessStore for SqliteStore {
+    fn access(&self) -> Result<AccessState, StoreError> {
+        access::access(self)
     }
 
-    fn sync_records(
-        &self,
-        tenant: &str,
-        source_key: &str,
-    ) -> Result<Vec<super::SyncRecord>, StoreError> {
+    fn add_user(&mut self, name: &str) -> Result<UserRecord, StoreError> {
+        access::add_user(self, name)
+    }
+
+    fn grant(&mut self, user: &str, tenant: &str, role: Role) -> Result<(), StoreError> {
+        access::grant(self, user, tenant, role)
+    }
+
+    fn add_token(
+        &mut self,
+        hash: &str,
+        user: &str,
+        tenant: Option<&str>,
+    ) -> Result<TokenRecord, StoreError> {
+        access::add_token(self, hash, user, tenant)
+    }
+
+    fn token(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError> {
+        access::token(self, hash)
+    }
+}
+
+impl SyncStore for SqliteStore {
+    fn sync_records(&self, tenant: &str, source_key: &str) -> Result<Vec<SyncRecord>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT local_id, origin_id, revision, content_hash FROM sync_records \
              WHERE tenant = ?1 AND source_key = ?2 ORDER BY local_id",
         )?;
         let rows = stmt.query_map(params![tenant, source_key], |r| {
-            Ok(super::SyncRecord {
+            Ok(SyncRecord {
                 local_id: r.get(0)?,
                 origin_id: r.get(1)?,
                 revision: r.get::<_, i64>(2)? as u64,
@@ -597,7 +601,7 @@ impl Store for SqliteStore {
         &mut self,
         tenant: &str,
         source_key: &str,
-        records: &[super::SyncRecord],
+        records: &[SyncRecord],
     ) -> Result<(), StoreError> {
         let tx = begin(&mut self.conn, tenant)?;
         tenant_revision(&tx, tenant)?;

@@ -1,7 +1,7 @@
 //! SQLite tables and queries of publishing and of git bookkeeping.
 //!
 //! `versions` (in the core schema) holds published versions 1..n of each
-//! resource; a version whose document is `null` takes the resource out of
+//! resource (promotion copies them into another tenant as they are); a version whose document is `null` takes the resource out of
 //! production. `publishes` is the publish log. `git_applied` records the
 //! tenant revision right after the last apply from a git commit, and
 //! `applied_resources` each resource's revision at that point: a resource
@@ -11,8 +11,8 @@
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::sqlite::{begin, tenant_revision, SqliteStore};
-use super::{StoreError, WriteBatch};
+use super::{begin, tenant_revision, touch_tenant, SqliteStore};
+use crate::backend::store::{StoreError, VersionRecord, WriteBatch};
 use crate::domain::model::{Kind, Resource};
 use crate::domain::plan::Absent;
 use crate::domain::publish::{PublishRecord, PublishSummary, PublishedVersion, VersionPair};
@@ -92,6 +92,82 @@ pub(crate) fn record_git_apply(
         "INSERT OR REPLACE INTO git_applied (tenant, revision) VALUES (?1, ?2)",
         params![tenant, after as i64],
     )?;
+    Ok(())
+}
+
+pub(crate) fn versions(
+    store: &SqliteStore,
+    tenant: &str,
+    ids: &[String],
+) -> Result<Vec<VersionRecord>, StoreError> {
+    let mut stmt = store.connection().prepare_cached(
+        "SELECT version, document, content, change_id, published_at FROM versions \
+         WHERE tenant = ?1 AND id = ?2 ORDER BY version",
+    )?;
+    let mut out = Vec::new();
+    for id in ids {
+        let rows = stmt.query_map(params![tenant, id], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Option<Vec<u8>>>(2)?,
+                r.get::<_, Option<String>>(3)?,
+                r.get::<_, String>(4)?,
+            ))
+        })?;
+        for row in rows {
+            let (version, doc, content, change_id, published_at) = row?;
+            let Some(resource) = decode_version(tenant, id, &doc, content)? else {
+                continue;
+            };
+            out.push(VersionRecord {
+                id: id.clone(),
+                version: version as u64,
+                resource,
+                change_id,
+                published_at,
+            });
+        }
+    }
+    Ok(out)
+}
+
+pub(crate) fn put_versions(
+    store: &mut SqliteStore,
+    tenant: &str,
+    versions: &[VersionRecord],
+) -> Result<(), StoreError> {
+    let tx = begin(store.connection_mut(), tenant)?;
+    tenant_revision(&tx, tenant)?;
+    for v in versions {
+        put_version(&tx, tenant, v)?;
+    }
+    touch_tenant(&tx, tenant)?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// Write one published version as it is, replacing the same number.
+pub(crate) fn put_version(
+    tx: &rusqlite::Transaction<'_>,
+    tenant: &str,
+    v: &VersionRecord,
+) -> Result<(), StoreError> {
+    let document = String::from_utf8(canonical_json(&v.resource)).unwrap_or_default();
+    tx.execute(
+    "INSERT OR REPLACE INTO versions (tenant, id, version, document, content, content_hash, change_id, published_at) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    params![
+        tenant,
+        v.id,
+        v.version as i64,
+        document,
+        v.resource.content,
+        content_hash(&v.resource),
+        v.change_id,
+        v.published_at
+    ],
+)?;
     Ok(())
 }
 

@@ -1,16 +1,14 @@
-//! Users, grants and published-version copies in the SQLite store.
+//! Users, grants and API tokens in the SQLite store.
 //!
 //! The `users` and `grants` tables hold who may do what (see
 //! [`crate::domain::access`]); the first user added becomes the store's owner.
-//! Version copies are how promotion carries a resource's published history
-//! into another tenant: rows of the `versions` table written as they are.
+//! `tokens` holds API tokens by their blake3 hash, never the token itself.
 
 use rusqlite::{params, OptionalExtension};
 
-use super::sqlite::{begin, tenant_revision, touch_tenant, SqliteStore};
-use super::{now_rfc3339, StoreError, TokenRecord, VersionRecord};
+use super::{begin, tenant_revision, SqliteStore};
+use crate::backend::store::{now_rfc3339, StoreError, TokenRecord};
 use crate::domain::access::{AccessState, Grant, Role, UserRecord};
-use crate::domain::state::{canonical_json, content_hash};
 
 /// Users and their roles per tenant (promotion and the HTTP server check them).
 pub(crate) const SCHEMA: &str = r#"
@@ -32,55 +30,6 @@ CREATE TABLE IF NOT EXISTS tokens (
   created_at TEXT NOT NULL
 );
 "#;
-
-pub(crate) fn versions(
-    store: &SqliteStore,
-    tenant: &str,
-    ids: &[String],
-) -> Result<Vec<VersionRecord>, StoreError> {
-    let mut stmt = store.connection().prepare_cached(
-        "SELECT version, document, content, change_id, published_at FROM versions \
-         WHERE tenant = ?1 AND id = ?2 ORDER BY version",
-    )?;
-    let mut out = Vec::new();
-    for id in ids {
-        let rows = stmt.query_map(params![tenant, id], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, Option<Vec<u8>>>(2)?,
-                r.get::<_, Option<String>>(3)?,
-                r.get::<_, String>(4)?,
-            ))
-        })?;
-        for row in rows {
-            let (version, doc, content, change_id, published_at) = row?;
-            out.push(VersionRecord {
-                id: id.clone(),
-                version: version as u64,
-                resource: SqliteStore::row_to_resource(tenant, id, &doc, content)?,
-                change_id,
-                published_at,
-            });
-        }
-    }
-    Ok(out)
-}
-
-pub(crate) fn put_versions(
-    store: &mut SqliteStore,
-    tenant: &str,
-    versions: &[VersionRecord],
-) -> Result<(), StoreError> {
-    let tx = begin(store.connection_mut(), tenant)?;
-    tenant_revision(&tx, tenant)?;
-    for v in versions {
-        put_version(&tx, tenant, v)?;
-    }
-    touch_tenant(&tx, tenant)?;
-    tx.commit()?;
-    Ok(())
-}
 
 pub(crate) fn access(store: &SqliteStore) -> Result<AccessState, StoreError> {
     let mut stmt = store
@@ -220,28 +169,4 @@ pub(crate) fn token(store: &SqliteStore, hash: &str) -> Result<Option<TokenRecor
             },
         )
         .optional()?)
-}
-
-/// Write one published version as it is, replacing the same number.
-pub(crate) fn put_version(
-    tx: &rusqlite::Transaction<'_>,
-    tenant: &str,
-    v: &VersionRecord,
-) -> Result<(), StoreError> {
-    let document = String::from_utf8(canonical_json(&v.resource)).unwrap_or_default();
-    tx.execute(
-    "INSERT OR REPLACE INTO versions (tenant, id, version, document, content, content_hash, change_id, published_at) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-    params![
-        tenant,
-        v.id,
-        v.version as i64,
-        document,
-        v.resource.content,
-        content_hash(&v.resource),
-        v.change_id,
-        v.published_at
-    ],
-)?;
-    Ok(())
 }

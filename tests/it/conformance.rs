@@ -1,0 +1,793 @@
+//! The store contract as tests: what every back end of [`Store`] must do.
+//!
+//! Each property is one function taking a [`Fresh`] store (a new, empty
+//! store reached by URL), and speaks only through the store traits, never
+//! through SQL. [`store_conformance!`] turns the whole list into one
+//! `#[test]` per property for a back end's factory; SQLite runs it below,
+//! and the PostgreSQL store runs the same list with its own factory:
+//!
+//! ```ignore
+//! store_conformance!(postgres, crate::conformance::postgres_fresh);
+//! ```
+//!
+//! A factory returns a [`Fresh`]: the URL of an empty store that
+//! `ferry::backend::store::open_with_fault` opens, and a guard that removes
+//! it when dropped. Properties that need a second connection (read
+//! snapshots) or an injected fault open the URL again.
+
+use std::any::Any;
+use std::borrow::Cow;
+use std::path::PathBuf;
+
+use ferry::backend::store::{
+    open_with_fault, Store, StoreError, SyncRecord, VersionRecord, WriteBatch, WriteFault,
+};
+use ferry::domain::access::{Grant, Role, UserRecord};
+use ferry::domain::ids::derived_id;
+use ferry::domain::model::{Kind, Metadata, Resource, Spec};
+use ferry::domain::plan::{Absent, HashRefresh};
+use ferry::domain::publish::{Named, PublishRecord, PublishSummary, PublishedVersion};
+use ferry::domain::secrets::{generate_keypair, KeyPair};
+use ferry::domain::state::{content_hash, IndexEntry};
+use serde_json::json;
+
+/// A new, empty store of one back end, reached by its URL.
+pub struct Fresh {
+    /// The store URL, e.g. `sqlite:/tmp/…/store.db`.
+    pub url: String,
+    /// The folder relative URLs are taken from.
+    pub base: PathBuf,
+    /// Keeps the store alive (a temp folder, a throwaway database).
+    pub _guard: Box<dyn Any>,
+}
+
+impl Fresh {
+    /// A connection to the store.
+    pub fn open(&self) -> Box<dyn Store + Send> {
+        self.open_with(None)
+    }
+
+    /// A connection whose writes hit `fault`.
+    pub fn open_with(&self, fault: Option<WriteFault>) -> Box<dyn Store + Send> {
+        open_with_fault(&self.url, &self.base, fault)
+            .unwrap_or_else(|e| panic!("open {}: {e}", self.url))
+    }
+}
+
+/// What a factory gives: a store, or (`None`) a back end skipped on this machine.
+pub trait MaybeFresh {
+    /// The store, if there is one.
+    fn fresh(self) -> Option<Fresh>;
+}
+
+impl MaybeFresh for Fresh {
+    fn fresh(self) -> Option<Fresh> {
+        Some(self)
+    }
+}
+
+impl MaybeFresh for Option<Fresh> {
+    fn fresh(self) -> Option<Fresh> {
+        self
+    }
+}
+
+/// The SQLite factory: a store file in a new temp folder.
+pub fn sqlite_fresh() -> Fresh {
+    let dir = tempfile::tempdir().unwrap();
+    Fresh {
+        url: format!("sqlite:{}", dir.path().join("store.db").display()),
+        base: dir.path().to_path_buf(),
+        _guard: Box::new(dir),
+    }
+}
+
+/// One `#[test]` per property of the store contract, in module `$module`,
+/// each given a store from `$fresh` (a `fn() -> Fresh`).
+#[macro_export]
+macro_rules! store_conformance {
+    ($module:ident, $fresh:path) => {
+        mod $module {
+            $crate::store_conformance!(@tests $fresh;
+                tenants_are_created_and_listed_by_name,
+                a_duplicate_tenant_is_refused,
+                an_unknown_tenant_is_refused,
+                drafts_round_trip_through_a_write,
+                the_index_summarises_every_draft,
+                a_write_is_one_transaction,
+                a_stale_batch_is_refused_with_both_revisions,
+                a_write_that_changes_nothing_bumps_nothing,
+                a_resource_revision_moves_only_with_its_content,
+                a_write_moves_only_its_own_tenant,
+                the_source_commit_is_recorded_once,
+                versions_are_kept_as_written,
+                publish_numbers_count_from_one,
+                a_publish_with_a_wrong_number_is_refused,
+                production_is_the_latest_published_version,
+                publish_changes_pair_each_version_with_the_one_before,
+                drift_lists_what_changed_since_the_last_apply_from_git,
+                the_first_user_owns_the_store,
+                grants_name_known_users_and_tenants,
+                tokens_are_found_by_their_hash_only,
+                sync_records_are_kept_per_source,
+                a_read_snapshot_sees_one_state,
+            );
+        }
+    };
+    (@tests $fresh:path; $($property:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $property() {
+                // A factory may answer `None`: its back end is not here, and was not required.
+                if let Some(fresh) = $crate::conformance::MaybeFresh::fresh($fresh()) {
+                    $crate::conformance::$property(&fresh);
+                }
+            }
+        )*
+    };
+}
+
+store_conformance!(sqlite, crate::conformance::sqlite_fresh);
+
+// ---- building blocks -------------------------------------------------------
+
+const T: &str = "acme-dev";
+
+fn tenant(store: &mut dyn Store, name: &str) -> KeyPair {
+    let keys = generate_keypair();
+    store.create_tenant(name, Some("dev"), &keys).unwrap();
+    keys
+}
+
+fn resource(kind: Kind, name: &str, spec: serde_json::Value) -> Resource {
+    Resource {
+        metadata: Metadata {
+            id: Some(derived_id(T, kind, name)),
+            name: name.to_string(),
+            syncable: false,
+            synced_from: None,
+            origin_id: None,
+            created_by: None,
+        },
+        spec: Spec::from_json(kind, spec).unwrap(),
+        content: None,
+    }
+}
+
+fn tool(name: &str, description: &str) -> Resource {
+    resource(
+        Kind::Tool,
+        name,
+        json!({"type": "http", "description": description}),
+    )
+}
+
+fn document(name: &str, bytes: &[u8]) -> Resource {
+    let mut d = resource(
+        Kind::Document,
+        name,
+        json!({"title": name, "mediaType": "text/plain", "contentFile": format!("{name}.txt")}),
+    );
+    d.content = Some(bytes.to_vec());
+    d
+}
+
+fn knowledge_base(name: &str, documents: &[&Resource]) -> Resource {
+    let ids: Vec<&str> = documents.iter().filter_map(|d| d.id()).collect();
+    resource(
+        Kind::KnowledgeBase,
+        name,
+        json!({"description": "docs", "documents": ids}),
+    )
+}
+
+fn id(r: &Resource) -> String {
+    r.id().unwrap().to_string()
+}
+
+fn upserts<'a>(resources: &[&'a Resource]) -> Vec<(Cow<'a, Resource>, String)> {
+    resources
+        .iter()
+        .map(|r| (Cow::Borrowed(*r), format!("file:{}", r.name())))
+        .collect()
+}
+
+/// Write `resources` to tenant `T` at its current revision; returns the new revision.
+fn put(store: &mut dyn Store, resources: &[&Resource]) -> u64 {
+    let base_revision = store.tenant(T).unwrap().revision;
+    let batch = WriteBatch {
+        base_revision,
+        upserts: upserts(resources),
+        ..WriteBatch::default()
+    };
+    store.write(T, &batch).unwrap()
+}
+
+fn delete(store: &mut dyn Store, ids: &[String]) -> u64 {
+    let batch = WriteBatch {
+        base_revision: store.tenant(T).unwrap().revision,
+        deletes: ids.to_vec(),
+        ..WriteBatch::default()
+    };
+    store.write(T, &batch).unwrap()
+}
+
+/// The tenant revision and its index entries, comparable.
+fn entries(store: &dyn Store) -> (u64, Vec<IndexEntry>) {
+    let (revision, index) = store.index(T).unwrap();
+    (revision, index.entries().to_vec())
+}
+
+fn named(r: &Resource) -> Named {
+    Named {
+        kind: r.kind(),
+        name: r.name().to_string(),
+        id: id(r),
+    }
+}
+
+fn record(number: u64, change: &str, created: &[&Resource]) -> PublishRecord {
+    PublishRecord {
+        tenant: T.to_string(),
+        number,
+        change_track_id: change.to_string(),
+        agent: None,
+        published_by: "ada".to_string(),
+        published_at: format!("2026-01-0{number}T00:00:00Z"),
+        message: format!("publish {number}"),
+        summary: PublishSummary {
+            created: created.iter().map(|r| named(r)).collect(),
+            ..PublishSummary::default()
+        },
+        tag: None,
+        commit: None,
+    }
+}
+
+fn published(resources: &[&Resource]) -> Vec<PublishedVersion> {
+    resources
+        .iter()
+        .map(|r| PublishedVersion {
+            id: id(r),
+            resource: Some((*r).clone()),
+        })
+        .collect()
+}
+
+fn names(list: &[Resource]) -> Vec<&str> {
+    list.iter().map(Resource::name).collect()
+}
+
+// ---- tenants ---------------------------------------------------------------
+
+/// Tenants are listed by name, with their key, revision and resource count.
+pub fn tenants_are_created_and_listed_by_name(fresh: &Fresh) {
+    let mut store = fresh.open();
+    let before = store.revision().unwrap();
+    let keys = tenant(&mut *store, "zeta");
+    let created = store.create_tenant("alpha", None, &generate_keypair());
+    let created = created.unwrap();
+    assert_eq!(created.name, "alpha");
+    assert_eq!(created.environment, None);
+    assert_eq!(created.resources, 0);
+    assert!(
+        store.revision().unwrap() > before,
+        "creating a tenant is a write"
+    );
+    let list = store.tenants().unwrap();
+    let listed: Vec<&str> = list.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(listed, ["alpha", "zeta"]);
+    let zeta = store.tenant("zeta").unwrap();
+    assert_eq!(zeta.environment.as_deref(), Some("dev"));
+    assert_eq!(zeta.recipient, keys.recipient);
+    assert_eq!(zeta.last_commit, None);
+    assert_eq!(store.identity("zeta").unwrap(), keys.identity);
+}
+
+/// A second tenant of the same name is refused, and the first keeps its key.
+pub fn a_duplicate_tenant_is_refused(fresh: &Fresh) {
+    let mut store = fresh.open();
+    let keys = tenant(&mut *store, T);
+    let revision = store.revision().unwrap();
+    let err = store
+        .create_tenant(T, Some("prod"), &generate_keypair())
+        .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::TenantExists { tenant } if tenant == T),
+        "{err}"
+    );
+    assert_eq!(store.revision().unwrap(), revision, "nothing was written");
+    assert_eq!(store.identity(T).unwrap(), keys.identity);
+    assert_eq!(store.tenants().unwrap().len(), 1);
+}
+
+/// Reads and writes of a tenant the store does not hold are refused by name.
+pub fn an_unknown_tenant_is_refused(fresh: &Fresh) {
+    let mut store = fresh.open();
+    let no_tenant =
+        |e: StoreError| matches!(&e, StoreError::NoTenant { tenant } if tenant == "ghost");
+    assert!(no_tenant(store.tenant("ghost").unwrap_err()));
+    assert!(no_tenant(store.identity("ghost").unwrap_err()));
+    assert!(no_tenant(store.index("ghost").unwrap_err()));
+    assert!(no_tenant(store.all_drafts("ghost").unwrap_err()));
+    let t = tool("crm-lookup", "x");
+    let batch = WriteBatch {
+        upserts: upserts(&[&t]),
+        ..WriteBatch::default()
+    };
+    assert!(no_tenant(store.write("ghost", &batch).unwrap_err()));
+    assert!(store.tenants().unwrap().is_empty());
+}
+
+// ---- resources and drafts --------------------------------------------------
+
+/// What a write stores comes back equal from `drafts` and `all_drafts`, content bytes included.
+pub fn drafts_round_trip_through_a_write(fresh: &Fresh) {
+    let mut store = fresh.open();
+    tenant(&mut *store, T);
+    let doc = document("refund-policy", b"Refunds within 30 days.\n\x00\xff");
+    let kb = knowledge_base("policies", &[&doc]);
+    let t = tool("crm-lookup", "Looks up a customer.");
+    put(&mut *store, &[&doc, &kb, &t]);
+    let ids = vec![id(&t), "tol_unknown".to_string(), id(&doc)];
+    let got = store.drafts(T, &ids).unwrap();
+    assert_eq!(
+        got,
+        vec![t.clone(), doc.clone()],
+        "unknown IDs are left out"
+    );
+    let mut all = vec![doc, kb, t];
+    all.sort_by(|a, b| a.id().cmp(&b.id()));
+    assert_eq!(store.all_drafts(T).unwrap(), all, "every draft, by ID");
+    assert_eq!(store.tenant(T).unwrap().resources, 3);
+}
+
+/// The index holds each draft's kind, name, hashes, references and revision.
+pub fn the_index_summarises_every_draft(fresh: &Fresh) {
+    let mut store = fresh.open();
+    tenant(&mut *store, T);
+    let doc = document("refund-policy", b"text");
+    let kb = knowledge_base("policies", &[&doc]);
+    let revision = put(&mut *store, &[&doc, &kb]);
+    let (at, index) = store.index(T).unwrap();
+    assert_eq!(at, revision, "the index comes with the tenant revision");
+    assert_eq!(index.len(), 2);
+    let entry = index.get(&id(&kb)).unwrap();
+    assert_eq!(entry.kind, Kind::KnowledgeBase);
+    assert_eq!(entry.name, "policies");
+    assert_eq!(entry.content_hash, content_hash(&kb));
+    assert_eq!(entry.file_hash, "file:policies");
+    assert_eq!(entry.refs, vec![id(&doc)]);
+    assert_eq!(entry.revision, 1);
+    assert_eq!(
+        index.by_name(Kind::Document, "refund-policy").unwrap().id,
+        id(&doc)
+    );
+}
+
+/// A write that fails halfway leaves the store exactly as it was.
+pub fn a_write_is_one_transaction(fresh: &Fresh) {
+    let mut setup = fresh.open();
+    tenant(&mut *setup, T);
+    let old = tool("old", "written before");
+    put(&mut *setup, &[&old]);
+    drop(setup);
+
+    let mut store = fresh.open_with(Some(WriteFault::FailAfter(2)));
+    let revision = store.revision().unwrap();
+    let (tenant_revision, index) = entries(&*store);
+    let (a, b, c) = (tool("a", "1"), tool("b", "2"), tool("c", "3"));
+    let batch = WriteBatch {
+        base_revision: tenant_revision,
+        upserts: upserts(&[&a, &b, &c]),
+        deletes: vec![id(&old)],
+        commit: Some("c0ffee".to_string()),
+        ..WriteBatch::default()
+    };
+    let err = store.write(T, &batch).unwrap_err();
+    assert!(err.to_string().contains("injected fault"), "{err}");
+    assert_eq!(store.revision().unwrap(), revision);
+    assert_eq!(entries(&*store), (tenant_revision, index));
+    assert_eq!(store.all_drafts(T).unwrap(), vec![old]);
+    assert_eq!(store.tenant(T).unwrap().last_commit, None);
+
+    let mut healthy = fresh.open();
+    assert!(healthy.write(T, &batch).unwrap() > tenant_revision);
+    assert_eq!(names(&healthy.all_drafts(T).unwrap()).len(), 3);
+}
+
+/// A batch planned at an older revision is refused, naming both revisions.
+pub fn a_stale_batch_is_refused_with_both_revisions(fresh: &Fresh) {
+    let mut store = fresh.open();
+    tenant(&mut *store, T);
+    let planned = store.tenant(T).unwrap().revision;
+    let actual = put(&mut *store, &[&tool("a", "first")]);
+    let late = tool("b", "late");
+    let batch = WriteBatch {
+        base_revision: planned,
+        upserts: upserts(&[&late]),
+        ..WriteBatch::default()
+    };
+    match store.write(T, &batch).unwrap_err() {
+        StoreError::Stale {
+            tenant,
+            planned: p,
+            actual: a,
+        } => {
+            assert_eq!((tenant.as_str(), p, a), (T, planned, actual));
+        }
+        other => panic!("expected Stale, got {other}"),
+    }
+    assert_eq!(names(&store.all_drafts(T).unwrap()), ["a"]);
+}
+
+/// An empty batch, or one that only refreshes file hashes, moves no revision.
+pub fn a_write_that_changes_nothing_bumps_nothing(fresh: &Fresh) {
+    let mut store = fresh.open();
+    tenant(&mut *store, T);
+    let t = tool("crm-lookup", "x");
+    let revision = put(&mut *store, &[&t]);
+    let store_revision = store.revision().unwrap();
+    let empty = WriteBatch {
+        base_revision: revision,
+        ..WriteBatch::default()
+    };
+    assert_eq!(store.write(T, &empty).unwrap(), revision);
+    let refresh = WriteBatch {
+        base_revision: revision,
+        refresh: vec![HashRefresh {
+            id: id(&t),
+            file_hash: "file:reformatted".to_string(),
+        }],
+        ..WriteBatch::default()
+    };
+    assert_eq!(store.write(T, &refresh).unwrap(), revision);
+    assert_eq!(store.revision().unwrap(), store_revision);
+    let (at, index) = store.index(T).unwrap();
+    assert_eq!(at, revision);
+    assert_eq!(index.get(&id(&t)).unwrap().file_hash, "file:reformatted");
+    assert_eq!(index.get(&id(&t)).unwrap().revision, 1);
+}
+
+/// Writing a resource again moves its revision only when its content changed; a delete removes it.
+pub fn a_resource_revision_moves_only_with_its_content(fresh: &Fresh) {
+    let mut store = fresh.open();
+    tenant(&mut *store, T);
+    let t = tool("crm-lookup", "x");
+    put(&mut *store, &[&t]);
+    put(&mut *store, &[&t]);
+    let entry_revision = |s: &dyn Store| s.index(T).unwrap().1.get(&id(&t)).map(|e| e.revision);
+    assert_eq!(entry_revision(&*store), Some(1), "same content");
+    put(&mut *store, &[&tool("crm-lookup", "changed")]);
+    assert_eq!(entry_revision(&*store), Some(2), "new content");
+    delete(&mut *store, &[id(&t)]);
+    assert_eq!(entry_revision(&*store), None);
+    assert!(store.all_drafts(T).unwrap().is_empty());
+}
+
+/// Every write bumps the store revision and records it on its tenant only.
+pub fn a_write_moves_only_its_own_tenant(fresh: &Fresh) {
+    let mut store = fresh.open();
+    tenant(&mut *store, T);
+    tenant(&mut *store, "acme-prod");
+    let other = store.tenant("acme-prod").unwrap();
+    let before = store.revision().unwrap();
+    let revision = put(&mut *store, &[&tool("a", "x")]);
+    assert!(revision > before);
+    assert_eq!(store.revision().unwrap(), revision);
+    assert_eq!(store.tenant(T).unwrap().revision, revision);
+    assert_eq!(store.tenant("acme-prod").unwrap(), other);
+    assert!(store.all_drafts("acme-prod").unwrap().is_empty());
+}
+
+/// The commit a batch came from is recorded; the same commit again changes nothing.
+pub fn the_source_commit_is_recorded_once(fresh: &Fresh) {
+    let mut store = fresh.open();
+    tenant(&mut *store, T);
+    let base = store.tenant(T).unwrap().revision;
+    let batch = |base_revision| WriteBatch {
+        base_revision,
+        commit: Some("c0ffee".to_string()),
+        ..WriteBatch::default()
+    };
+    let after = store.write(T, &batch(base)).unwrap();
+    assert!(after > base, "a new commit is a change");
+    assert_eq!(
+        store.tenant(T).unwrap().last_commit.as_deref(),
+        Some("c0ffee")
+    );
+    assert_eq!(store.write(T, &batch(after)).unwrap(), after);
+}
+
+// ---- versions and the publish log ------------------------------------------
+
+/// Versions written as they are (by `put_versions` or inside a write) come back by ID, then number.
+pub fn versions_are_kept_as_written(fresh: &Fresh) {
+    let mut store = fresh.open();
+    tenant(&mut *store, T);
+    let (a1, a2, b1) = (tool("a", "1"), tool("a", "2"), tool("b", "1"));
+    let version = |r: &Resource, n: u64| VersionRecord {
+        id: id(r),
+        version: n,
+        resource: r.clone(),
+        change_id: Some(format!("chg_{n}")),
+        published_at: "2026-01-01T00:00:00Z".to_string(),
+    };
+    store
+        .put_versions(T, &[version(&a2, 2), version(&a1, 1)])
+        .unwrap();
+    let batch = WriteBatch {
+        base_revision: store.tenant(T).unwrap().revision,
+        upserts: upserts(&[&b1]),
+        versions: vec![version(&b1, 1)],
+        ..WriteBatch::default()
+    };
+    store.write(T, &batch).unwrap();
+    let mut ids = vec![id(&b1), id(&a1)];
+    ids.sort();
+    let mut expected = vec![version(&b1, 1), version(&a1, 1), version(&a2, 2)];
+    expected.sort_by(|x, y| (&x.id, x.version).cmp(&(&y.id, y.version)));
+    assert_eq!(store.versions(T, &ids).unwrap(), expected);
+    let mut production = vec![a2, b1];
+    production.sort_by(|x, y| x.id().cmp(&y.id()));
+    assert_eq!(store.production(T).unwrap(), production);
+}
+
+/// Publishes are numbered from 1, listed newest first, and found by change ID.
+pub fn publish_numbers_count_from_one(fresh: &Fresh) {
+    let mut store = fresh.open();
+    tenant(&mut *store, T);
+    let t = tool("crm-lookup", "x");
+    put(&mut *store, &[&t]);
+    assert_eq!(store.next_publish_number(T).unwrap(), 1);
+    assert!(store.publishes(T).unwrap().is_empty());
+    store
+        .publish(T, &record(1, "chg_one", &[&t]), &published(&[&t]))
+        .unwrap();
+    assert_eq!(store.next_publish_number(T).unwrap(), 2);
+    store.publish(T, &record(2, "chg_two", &[]), &[]).unwrap();
+    let log = store.publishes(T).unwrap();
+    assert_eq!(
+        log,
+        vec![record(2, "chg_two", &[]), record(1, "chg_one", &[&t])]
+    );
+    assert!(store.has_publish(T, "chg_one").unwrap());
+    assert!(!store.has_publish(T, "chg_three").unwrap());
+    assert_eq!(store.next_publish_number(T).unwrap(), 3);
+}
+
+/// A publish whose number is not the next one is refused and writes nothing.
+pub fn a_publish_with_a_wrong_number_is_refused(fresh: &Fresh) {
+    let mut store = fresh.open();
+    tenant(&mut *store, T);
+    let t = tool("crm-lookup", "x");
+    put(&mut *store, &[&t]);
+    store
+        .publish(T, &record(1, "chg_one", &[&t]), &published(&[&t]))
+        .unwrap();
+    let changed = tool("crm-lookup", "changed");
+    for wrong in [1, 3] {
+        let err = store
+            .publish(T, &record(wrong, "chg_x", &[]), &published(&[&changed]))
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Refused { .. }), "{err}");
+        assert!(err.to_string().contains("next publish is 2"), "{err}");
+    }
+    assert_eq!(store.publishes(T).unwrap().len(), 1);
+    assert_eq!(store.production(T).unwrap(), vec![t]);
+}
+
+/// Production is the latest published version of each resource still published.
+pub fn production_is_the_latest_published_version(fresh: &Fresh) {
+    let mut store = fresh.open();
+    tenant(&mut *store, T);
+    let (a, b) = (tool("a", "1"), tool("b", "1"));
+    store
+        .publish(T, &record(1, "chg_1", &[&a, &b]), &published(&[&a, &b]))
+        .unwrap();
+    let a2 = tool("a", "2");
+    let gone = PublishedVersion {
+        id: id(&b),
+        resource: None,
+    };
+    let mut second = published(&[&a2]);
+    second.push(gone);
+    store.publish(T, &record(2, "chg_2", &[]), &second).unwrap();
+    assert_eq!(store.production(T).unwrap(), vec![a2.clone()]);
+    let of = store
+        .production_of(T, &[id(&b), id(&a), id(&a), "tol_unknown".to_string()])
+        .unwrap();
+    assert_eq!(of, vec![a2], "deleted and unknown IDs are left out");
+    let history = store.versions(T, &[id(&b)]).unwrap();
+    let numbers: Vec<u64> = history.iter().map(|v| v.version).collect();
+    assert_eq!(numbers, [1], "a deletion is not a version of the resource");
+}
+
+/// `publish_changes` gives each version a publish wrote beside production before it.
+pub fn publish_changes_pair_each_version_with_the_one_before(fresh: &Fresh) {
+    let mut store = fresh.open();
+    tenant(&mut *store, T);
+    let (a, b) = (tool("a", "1"), tool("b", "1"));
+    store
+        .publish(T, &record(1, "chg_1", &[&a]), &published(&[&a]))
+        .unwrap();
+    let a2 = tool("a", "2");
+    store
+        .publish(T, &record(2, "chg_2", &[&b]), &published(&[&a2, &b]))
+        .unwrap();
+    let pairs = store.publish_changes(T, "chg_2").unwrap();
+    let seen: Vec<(String, Option<Resource>, Option<Resource>)> = pairs
+        .into_iter()
+        .map(|p| (p.id, p.before, p.after))
+        .collect();
+    let mut expected = vec![
+        (id(&a), Some(a.clone()), Some(a2)),
+        (id(&b), None, Some(b.clone())),
+    ];
+    expected.sort_by(|x, y| x.0.cmp(&y.0));
+    assert_eq!(seen, expected);
+    let err = store.publish_changes(T, "chg_unknown").unwrap_err();
+    assert!(err.to_string().contains("chg_unknown"), "{err}");
+}
+
+/// Drift is what changed after the last apply from git: edited, added and deleted resources.
+pub fn drift_lists_what_changed_since_the_last_apply_from_git(fresh: &Fresh) {
+    let mut store = fresh.open();
+    tenant(&mut *store, T);
+    let (a, b) = (tool("a", "1"), tool("b", "1"));
+    put(&mut *store, &[&a]);
+    assert!(store.drift(T).unwrap().is_empty(), "never applied from git");
+    let from_git = WriteBatch {
+        base_revision: store.tenant(T).unwrap().revision,
+        upserts: upserts(&[&a, &b]),
+        commit: Some("c0ffee".to_string()),
+        ..WriteBatch::default()
+    };
+    store.write(T, &from_git).unwrap();
+    assert!(store.drift(T).unwrap().is_empty(), "just applied from git");
+    let c = tool("c", "1");
+    put(&mut *store, &[&tool("a", "edited"), &c]);
+    delete(&mut *store, &[id(&b)]);
+    let absent = |r: &Resource| Absent {
+        kind: r.kind(),
+        name: r.name().to_string(),
+        id: id(r),
+    };
+    assert_eq!(
+        store.drift(T).unwrap(),
+        vec![absent(&a), absent(&b), absent(&c)]
+    );
+}
+
+// ---- access ----------------------------------------------------------------
+
+/// The first user of a store owns it; later users do not; a name is added once.
+pub fn the_first_user_owns_the_store(fresh: &Fresh) {
+    let mut store = fresh.open();
+    assert!(store.access().unwrap().users.is_empty());
+    let ada = store.add_user("ada").unwrap();
+    assert_eq!(ada, user("ada", true));
+    assert_eq!(store.add_user("bob").unwrap(), user("bob", false));
+    let err = store.add_user("ada").unwrap_err();
+    assert!(err.to_string().contains("already exists"), "{err}");
+    assert_eq!(
+        store.access().unwrap().users,
+        vec![user("ada", true), user("bob", false)]
+    );
+}
+
+fn user(name: &str, owner: bool) -> UserRecord {
+    UserRecord {
+        name: name.to_string(),
+        owner,
+    }
+}
+
+/// A grant names a known user and tenant, and replaces that user's earlier grant there.
+pub fn grants_name_known_users_and_tenants(fresh: &Fresh) {
+    let mut store = fresh.open();
+    tenant(&mut *store, T);
+    tenant(&mut *store, "acme-prod");
+    store.add_user("ada").unwrap();
+    store.add_user("bob").unwrap();
+    store.grant("bob", T, Role::Viewer).unwrap();
+    store.grant("bob", T, Role::Editor).unwrap();
+    store.grant("bob", "acme-prod", Role::Viewer).unwrap();
+    store.grant("ada", T, Role::Admin).unwrap();
+    let err = store.grant("mallory", T, Role::Owner).unwrap_err();
+    assert!(err.to_string().contains("mallory"), "{err}");
+    let err = store.grant("bob", "ghost", Role::Owner).unwrap_err();
+    assert!(matches!(err, StoreError::NoTenant { .. }), "{err}");
+    let grant = |user: &str, tenant: &str, role| Grant {
+        user: user.to_string(),
+        tenant: tenant.to_string(),
+        role,
+    };
+    assert_eq!(
+        store.access().unwrap().grants,
+        vec![
+            grant("ada", T, Role::Admin),
+            grant("bob", T, Role::Editor),
+            grant("bob", "acme-prod", Role::Viewer),
+        ]
+    );
+}
+
+/// A token is recorded and found by its hash; the token itself finds nothing.
+pub fn tokens_are_found_by_their_hash_only(fresh: &Fresh) {
+    let mut store = fresh.open();
+    tenant(&mut *store, T);
+    store.add_user("ada").unwrap();
+    let token = "fy_secret_token_value";
+    let hash = blake3::hash(token.as_bytes()).to_hex().to_string();
+    let recorded = store.add_token(&hash, "ada", Some(T)).unwrap();
+    assert_eq!(recorded.user, "ada");
+    assert_eq!(recorded.tenant.as_deref(), Some(T));
+    assert_eq!(store.token(&hash).unwrap(), Some(recorded));
+    assert_eq!(store.token(token).unwrap(), None);
+    let unbound = store.add_token("hash-two", "ada", None).unwrap();
+    assert_eq!(unbound.tenant, None);
+    let err = store.add_token("hash-three", "mallory", None).unwrap_err();
+    assert!(err.to_string().contains("mallory"), "{err}");
+    let err = store
+        .add_token("hash-four", "ada", Some("ghost"))
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NoTenant { .. }), "{err}");
+    assert_eq!(store.token("hash-three").unwrap(), None);
+}
+
+// ---- sync records ----------------------------------------------------------
+
+/// Sync records are kept per tenant and source, replaced per resource, listed by local ID.
+pub fn sync_records_are_kept_per_source(fresh: &Fresh) {
+    let mut store = fresh.open();
+    tenant(&mut *store, T);
+    let sync = |local: &str, revision| SyncRecord {
+        local_id: local.to_string(),
+        origin_id: format!("origin-{local}"),
+        revision,
+        content_hash: format!("hash-{revision}"),
+    };
+    store
+        .record_syncs(T, "zip:one", &[sync("tol_b", 1), sync("tol_a", 1)])
+        .unwrap();
+    store
+        .record_syncs(T, "zip:one", &[sync("tol_b", 2)])
+        .unwrap();
+    store
+        .record_syncs(T, "https://other", &[sync("tol_c", 1)])
+        .unwrap();
+    assert_eq!(
+        store.sync_records(T, "zip:one").unwrap(),
+        vec![sync("tol_a", 1), sync("tol_b", 2)]
+    );
+    assert_eq!(
+        store.sync_records(T, "https://other").unwrap(),
+        vec![sync("tol_c", 1)]
+    );
+    assert!(store.sync_records(T, "zip:none").unwrap().is_empty());
+    let err = store.record_syncs("ghost", "zip:one", &[sync("tol_a", 1)]);
+    assert!(matches!(err, Err(StoreError::NoTenant { .. })));
+}
+
+// ---- read snapshots --------------------------------------------------------
+
+/// Between `begin_read` and `end_read` a reader sees one committed state, whatever others write.
+pub fn a_read_snapshot_sees_one_state(fresh: &Fresh) {
+    let mut writer = fresh.open();
+    tenant(&mut *writer, T);
+    put(&mut *writer, &[&tool("a", "1")]);
+    let reader = fresh.open();
+    reader.begin_read().unwrap();
+    let (revision, index) = entries(&*reader);
+    put(&mut *writer, &[&tool("b", "1")]);
+    writer.publish(T, &record(1, "chg_1", &[]), &[]).unwrap();
+    assert_eq!(entries(&*reader), (revision, index));
+    assert_eq!(names(&reader.all_drafts(T).unwrap()), ["a"]);
+    assert!(reader.publishes(T).unwrap().is_empty());
+    reader.end_read().unwrap();
+    let (after, index_after) = reader.index(T).unwrap();
+    assert!(after > revision);
+    assert_eq!(index_after.len(), 2);
+    assert_eq!(reader.publishes(T).unwrap().len(), 1);
+}

@@ -1,0 +1,183 @@
+//! The PostgreSQL store: the conformance suite, the main scenarios and its own rules.
+//!
+//! These tests need a running server: `FERRY_TEST_POSTGRES_URL` names a
+//! database the tests may create databases from (`eval "$(.ci/postgres.sh
+//! start)"` starts a throwaway cluster and sets it). Without it they skip,
+//! and say so once on stderr; with `FERRY_REQUIRE_POSTGRES=1` (as `.ci/run`
+//! sets) a missing server fails them instead. Each test gets its own
+//! database, so they run in parallel.
+
+use std::io::Write;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::common::*;
+use crate::conformance::Fresh;
+
+/// The base URL of the test server, or `None` (after one line on stderr) when there is none.
+pub fn base_url() -> Option<String> {
+    static SKIPPED: std::sync::Once = std::sync::Once::new();
+    match std::env::var("FERRY_TEST_POSTGRES_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            assert!(
+                std::env::var("FERRY_REQUIRE_POSTGRES").as_deref() != Ok("1"),
+                "FERRY_REQUIRE_POSTGRES=1 but FERRY_TEST_POSTGRES_URL is not set; start a server with `eval \"$(.ci/postgres.sh start)\"`"
+            );
+            SKIPPED.call_once(|| {
+                // Written past the test harness's capture, so it shows in a plain `cargo test`.
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "note: the PostgreSQL tests were skipped (FERRY_TEST_POSTGRES_URL is not set); run them with `eval \"$(.ci/postgres.sh start)\" && cargo test`"
+                );
+            });
+            None
+        }
+    }
+}
+
+/// A database of its own for one test, dropped with it.
+pub struct Database {
+    /// The URL of the new database.
+    pub url: String,
+    admin: String,
+    name: String,
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        if let Ok(mut c) = postgres::Client::connect(&self.admin, postgres::NoTls) {
+            let _ = c.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+        }
+    }
+}
+
+/// `url` with its database name replaced.
+fn with_dbname(url: &str, name: &str) -> String {
+    let mut u = url::Url::parse(url).expect("FERRY_TEST_POSTGRES_URL is a URL");
+    u.set_path(&format!("/{name}"));
+    u.to_string()
+}
+
+/// A new empty database on the test server, or `None` when the tests are skipped.
+pub fn database() -> Option<Database> {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let admin = base_url()?;
+    let name = format!(
+        "ferry_t_{}_{}_{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos()
+    );
+    let mut c = postgres::Client::connect(&admin, postgres::NoTls)
+        .unwrap_or_else(|e| panic!("cannot connect to FERRY_TEST_POSTGRES_URL: {e}"));
+    c.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
+    Some(Database {
+        url: with_dbname(&admin, &name),
+        admin,
+        name,
+    })
+}
+
+/// The conformance suite's factory: a new database.
+pub fn fresh() -> Option<Fresh> {
+    let db = database()?;
+    Some(Fresh {
+        url: db.url.clone(),
+        base: std::env::temp_dir(),
+        _guard: Box::new(db),
+    })
+}
+
+crate::store_conformance!(conformance, crate::postgres::fresh);
+
+/// Run `scenario` with every `TestEnv` it makes on a new PostgreSQL database.
+fn on_postgres(scenario: fn()) {
+    if base_url().is_none() {
+        return;
+    }
+    set_test_store(Some(database));
+    scenario();
+    set_test_store(None);
+}
+
+/// The integration scenarios of the SQLite store, run again on PostgreSQL.
+macro_rules! scenarios_on_postgres {
+    ($($name:ident => $scenario:path),* $(,)?) => {
+        mod scenarios {
+            $(
+                #[test]
+                fn $name() {
+                    super::on_postgres($scenario);
+                }
+            )*
+        }
+    };
+}
+
+scenarios_on_postgres!(
+    small_tree_plans_applies_and_settles => crate::core::small_tree_plans_applies_and_settles,
+    an_apply_killed_halfway_leaves_the_store_as_it_was => crate::core::an_apply_killed_halfway_leaves_the_store_as_it_was,
+    a_saved_plan_applies_and_is_refused_once_the_store_moved => crate::core::a_saved_plan_applies_and_is_refused_once_the_store_moved,
+    two_applies_at_once_do_not_interleave => crate::core::two_applies_at_once_do_not_interleave,
+    plan_reports_drift_when_the_store_changed_outside_git => crate::git::plan_reports_drift_when_the_store_changed_outside_git,
+    publish_cycle => crate::git::publish_cycle,
+    revert_of_an_older_publish_keeps_later_changes_and_reports_conflicts => crate::git::revert_of_an_older_publish_keeps_later_changes_and_reports_conflicts,
+    dev_to_staging_promotes_the_closure_and_settles => crate::promote::dev_to_staging_promotes_the_closure_and_settles,
+    round_trip_create_merge_update => crate::zip::round_trip_create_merge_update,
+    upgrade_matches_structure_and_keeps_target_ids => crate::zip::upgrade_matches_structure_and_keeps_target_ids,
+    a_library_edit_is_diffed_published_and_reverted_by_the_cli => crate::staging::a_library_edit_is_diffed_published_and_reverted_by_the_cli,
+    document_003_edit_diff_publish_history_rollback => crate::serve::document_003_edit_diff_publish_history_rollback,
+    document_002_zip_export_and_import_over_http => crate::serve::document_002_zip_export_and_import_over_http,
+);
+
+#[test]
+fn the_url_forms_open_the_same_store() {
+    let Some(db) = database() else { return };
+    let env = TestEnv::new();
+    env.ferry(&["--store", &db.url, "tenant", "create", "acme-dev"])
+        .ok();
+    // The `postgresql://` scheme and the Unix socket form reach the same database.
+    let alt = db.url.replacen("postgres://", "postgresql://", 1);
+    let list = env.ferry(&["--store", &alt, "tenant", "list"]).ok();
+    assert!(list.stdout.contains("acme-dev"), "{}", list.stdout);
+    if let Ok(socket) = std::env::var("FERRY_TEST_POSTGRES_SOCKET_URL") {
+        let name = db.url.rsplit('/').next().unwrap();
+        let socket = socket.replacen("/ferry_test?", &format!("/{name}?"), 1);
+        let list = env.ferry(&["--store", &socket, "tenant", "list"]).ok();
+        assert!(list.stdout.contains("acme-dev"), "{}", list.stdout);
+    }
+}
+
+#[test]
+fn a_schema_newer_than_the_binary_is_refused() {
+    let Some(db) = database() else { return };
+    let env = TestEnv::new();
+    env.ferry(&["--store", &db.url, "tenant", "list"]).ok();
+    let mut c = postgres::Client::connect(&db.url, postgres::NoTls).unwrap();
+    c.batch_execute("INSERT INTO ferry_schema (version, applied_at) VALUES (999, 'later')")
+        .unwrap();
+    let r = env.ferry(&["--store", &db.url, "tenant", "list"]).expect(1);
+    assert!(
+        r.stderr.contains("schema is version 999, newer than this ferry knows"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn an_unreachable_server_is_a_clear_error() {
+    let env = TestEnv::new();
+    let r = env
+        .ferry(&[
+            "--store",
+            "postgres://nobody:s3cret-pw@127.0.0.1:1/none",
+            "tenant",
+            "list",
+        ])
+        .expect(1);
+    assert!(r.stderr.contains("unavailable"), "{}", r.stderr);
+    assert!(!r.stderr.contains("s3cret-pw"), "{}", r.stderr);
+}
