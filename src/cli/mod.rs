@@ -14,6 +14,7 @@ mod output;
 mod promote;
 pub mod repo;
 mod serve;
+mod store;
 mod sync;
 mod zip;
 
@@ -225,6 +226,9 @@ enum Command {
     /// API tokens for `ferry serve`.
     #[command(subcommand)]
     Token(serve::TokenCommand),
+    /// The store itself: schema migrations and status.
+    #[command(subcommand)]
+    Store(store::StoreCommand),
     /// ZIP artifacts: export with preview, import with strategies, pack and unpack.
     #[command(subcommand)]
     Zip(zip::ZipCommand),

@@ -46,7 +46,10 @@ pub struct Database {
 impl Drop for Database {
     fn drop(&mut self) {
         if let Ok(mut c) = postgres::Client::connect(&self.admin, postgres::NoTls) {
-            let _ = c.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+            let _ = c.batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ));
         }
     }
 }
@@ -161,7 +164,8 @@ fn a_schema_newer_than_the_binary_is_refused() {
         .unwrap();
     let r = env.ferry(&["--store", &db.url, "tenant", "list"]).expect(1);
     assert!(
-        r.stderr.contains("schema is version 999, newer than this ferry knows"),
+        r.stderr
+            .contains("schema is version 999, newer than this ferry knows"),
         "{}",
         r.stderr
     );
@@ -180,4 +184,52 @@ fn an_unreachable_server_is_a_clear_error() {
         .expect(1);
     assert!(r.stderr.contains("unavailable"), "{}", r.stderr);
     assert!(!r.stderr.contains("s3cret-pw"), "{}", r.stderr);
+}
+
+/// `ferry store migrate` then `ferry store status` on the env's store; returns status as JSON.
+fn migrate_and_status(env: &TestEnv, store: &str, back_end: &str) -> serde_json::Value {
+    let first = env.ferry(&["--store", store, "store", "migrate"]).ok();
+    assert!(
+        first.stdout.contains(&format!("{back_end} store schema")),
+        "{}",
+        first.stdout
+    );
+    env.ferry(&["--store", store, "tenant", "create", "acme-dev"])
+        .ok();
+    small_tree(env, "acme-dev");
+    env.ferry(&["--store", store, "apply", "--tenant", "acme-dev", "--yes"])
+        .ok();
+    let again = env.ferry(&["--store", store, "store", "migrate"]).ok();
+    assert!(
+        again.stdout.contains("nothing to migrate"),
+        "{}",
+        again.stdout
+    );
+    let text = env.ferry(&["--store", store, "store", "status"]).ok();
+    assert!(text.stdout.contains("tenants:        1"), "{}", text.stdout);
+    env.ferry(&["--store", store, "store", "status", "--output", "json"])
+        .ok()
+        .json()
+}
+
+#[test]
+fn store_migrate_and_status_on_both_back_ends() {
+    let env = TestEnv::new();
+    let s = migrate_and_status(&env, "sqlite:.ferry/store.db", "sqlite");
+    assert_eq!(s["back_end"], "sqlite");
+    assert_eq!(s["version"], 1);
+    assert_eq!(s["tenants"][0]["resources"], 4);
+    let Some(db) = database() else { return };
+    let env = TestEnv::new();
+    let first = env.ferry(&["--store", &db.url, "store", "migrate"]).ok();
+    assert!(
+        first.stdout.contains("migrated from version 0 to 2"),
+        "{}",
+        first.stdout
+    );
+    let s = migrate_and_status(&env, &db.url, "postgres");
+    assert_eq!(s["back_end"], "postgres");
+    assert_eq!(s["version"], 2);
+    assert_eq!(s["tenants"][0]["tenant"], "acme-dev");
+    assert_eq!(s["tenants"][0]["resources"], 4);
 }

@@ -382,6 +382,49 @@ pub fn open_with_fault(
     })
 }
 
+/// A store's schema, as `ferry store migrate` and `ferry store status` report it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SchemaState {
+    /// `sqlite` or `postgres`.
+    pub back_end: &'static str,
+    /// The schema version found before opening (0: a new store).
+    pub from: u32,
+    /// The schema version now.
+    pub version: u32,
+}
+
+/// Open the store at `url`, running its migrations, and say what its schema was and is.
+pub fn open_migrated(
+    url: &str,
+    base: &Path,
+) -> Result<(Box<dyn Store + Send>, SchemaState), StoreError> {
+    if postgres::is_postgres_url(url) {
+        let store = postgres::PostgresStore::open(url)?;
+        let m = store.migrated();
+        let state = SchemaState {
+            back_end: "postgres",
+            from: m.from.unsigned_abs(),
+            version: m.to.unsigned_abs(),
+        };
+        return Ok((Box::new(store), state));
+    }
+    let Some(path) = url.strip_prefix("sqlite:") else {
+        return Err(StoreError::BadUrl {
+            url: url.to_string(),
+        });
+    };
+    let full = base.join(path);
+    let existed = full.is_file();
+    let store = sqlite::SqliteStore::open(&full)?;
+    let version = store.schema_version()?;
+    let state = SchemaState {
+        back_end: "sqlite",
+        from: if existed { version } else { 0 },
+        version,
+    };
+    Ok((Box::new(store), state))
+}
+
 /// The time now as RFC 3339 UTC, to the second.
 pub fn now_rfc3339() -> String {
     let secs = std::time::SystemTime::now()

@@ -266,7 +266,6 @@ impl AccessStore for PostgresStore {
     fn grant(&mut self, user: &str, tenant: &str, role: Role) -> Result<(), StoreError> {
         access::grant(&mut *self.client()?, user, tenant, role)
     }
-
 }
 
 impl PublishStore for PostgresStore {
@@ -318,7 +317,6 @@ impl PublishStore for PostgresStore {
     fn drift(&self, tenant: &str) -> Result<Vec<Absent>, StoreError> {
         publish::drift(&mut *self.client()?, tenant)
     }
-
 }
 
 impl SyncStore for PostgresStore {

@@ -119,6 +119,16 @@ impl SqliteStore {
         Ok(SqliteStore { conn, fault: None })
     }
 
+    /// The schema version the store file records.
+    pub fn schema_version(&self) -> Result<u32, StoreError> {
+        let v: String =
+            self.conn
+                .query_row("SELECT value FROM meta WHERE key = 'schema'", [], |r| {
+                    r.get(0)
+                })?;
+        Ok(v.parse().unwrap_or(0))
+    }
+
     /// Inject a fault into every later [`ResourceStore::write`] (tests only).
     #[doc(hidden)]
     pub fn set_write_fault(&mut self, fault: Option<WriteFault>) {
