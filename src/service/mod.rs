@@ -11,5 +11,6 @@ pub mod pipeline;
 pub mod promote;
 pub mod publishing;
 pub mod staging;
+pub mod store_copy;
 pub mod zip_export;
 pub mod zip_import;

@@ -233,3 +233,114 @@ fn store_migrate_and_status_on_both_back_ends() {
     assert_eq!(s["tenants"][0]["tenant"], "acme-dev");
     assert_eq!(s["tenants"][0]["resources"], 4);
 }
+
+/// Every file of an exported tree, by path.
+fn export_files(env: &TestEnv, store: &str, tenant: &str, dir: &str) -> Vec<(String, Vec<u8>)> {
+    let out = env.tmp.path().join(dir);
+    env.ferry(&[
+        "--store",
+        store,
+        "export",
+        "--tenant",
+        tenant,
+        "--out",
+        out.to_str().unwrap(),
+    ])
+    .ok();
+    let mut files: Vec<(String, Vec<u8>)> = walkdir::WalkDir::new(&out)
+        .into_iter()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_type().is_file())
+        .map(|e| {
+            let rel = e.path().strip_prefix(&out).unwrap().display().to_string();
+            (rel, std::fs::read(e.path()).unwrap())
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// What a user sees of a store: every tenant's export and publish log.
+fn what_users_see(env: &TestEnv, store: &str, tag: &str) -> Vec<(String, Vec<u8>)> {
+    let mut seen = Vec::new();
+    for tenant in ["acme-dev", "acme-staging"] {
+        seen.extend(export_files(env, store, tenant, &format!("{tag}-{tenant}")));
+        let log = env
+            .ferry(&[
+                "--store",
+                store,
+                "publishes",
+                "--tenant",
+                tenant,
+                "--output",
+                "json",
+            ])
+            .ok();
+        seen.push((format!("publishes {tenant}"), log.stdout.into_bytes()));
+    }
+    seen
+}
+
+#[test]
+fn store_copy_sqlite_to_postgres_and_back_keeps_everything() {
+    let Some(db) = database() else { return };
+    let env = TestEnv::acme();
+    env.ferry(&["tenant", "create", "acme-staging"]).ok();
+    env.ferry(&["apply", "--tenant", "acme-dev", "--yes"]).ok();
+    env.ferry(&["publish", "--tenant", "acme-dev", "-m", "first"])
+        .ok();
+    env.edit_first_instruction_line("tenants/acme-dev/agents/support-bot.yaml", " Be brief.");
+    env.ferry(&["apply", "--tenant", "acme-dev", "--yes"]).ok();
+    env.ferry(&["publish", "--tenant", "acme-dev", "-m", "second"])
+        .ok();
+    env.ferry(&["promote", "--from", "acme-dev", "--to", "acme-staging"])
+        .ok();
+    env.user("root", &[]);
+    env.token("root", None);
+    let sqlite = "sqlite:.ferry/store.db";
+    let before = what_users_see(&env, sqlite, "before");
+
+    let there = env
+        .ferry(&["store", "copy", "--from", sqlite, "--to", &db.url])
+        .ok();
+    assert!(
+        there
+            .stdout
+            .contains("copied 2 tenant(s): acme-dev, acme-staging"),
+        "{}",
+        there.stdout
+    );
+    for table in ["versions", "publishes", "tokens", "users", "tenants"] {
+        assert!(there.stdout.contains(table), "{}", there.stdout);
+    }
+    assert!(there.stdout.contains("blake3 "), "{}", there.stdout);
+    assert_eq!(what_users_see(&env, &db.url, "pg"), before);
+
+    // A target holding the tenants is refused, and changes nothing, unless --force.
+    let refused = env
+        .ferry(&["store", "copy", "--from", sqlite, "--to", &db.url])
+        .expect(1);
+    assert!(
+        refused
+            .stderr
+            .contains("already holds tenant(s) `acme-dev`, `acme-staging`"),
+        "{}",
+        refused.stderr
+    );
+    assert!(refused.stderr.contains("--force"), "{}", refused.stderr);
+    env.ferry(&[
+        "store", "copy", "--from", sqlite, "--to", &db.url, "--force",
+    ])
+    .ok();
+
+    let back = "sqlite:back.db";
+    let returned = env
+        .ferry(&["store", "copy", "--from", &db.url, "--to", back])
+        .ok();
+    assert_eq!(
+        returned.stdout.lines().skip(1).collect::<Vec<_>>(),
+        there.stdout.lines().skip(1).collect::<Vec<_>>(),
+        "the same rows and hashes both ways"
+    );
+    assert_eq!(what_users_see(&env, back, "back"), before);
+}

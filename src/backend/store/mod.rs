@@ -18,6 +18,7 @@
 //! default, an embedded file) and [`postgres::PostgresStore`] (a database
 //! server that several `ferry serve` instances share).
 
+pub mod image;
 pub mod postgres;
 pub mod sqlite;
 
@@ -423,6 +424,19 @@ pub fn open_migrated(
         version,
     };
     Ok((Box::new(store), state))
+}
+
+/// Open the store at `url` as rows, for `ferry store copy`.
+pub fn open_image(url: &str, base: &Path) -> Result<Box<dyn image::ImageStore>, StoreError> {
+    if postgres::is_postgres_url(url) {
+        return Ok(Box::new(postgres::PostgresStore::open(url)?));
+    }
+    match url.strip_prefix("sqlite:") {
+        Some(path) => Ok(Box::new(sqlite::SqliteStore::open(&base.join(path))?)),
+        None => Err(StoreError::BadUrl {
+            url: url.to_string(),
+        }),
+    }
 }
 
 /// The time now as RFC 3339 UTC, to the second.

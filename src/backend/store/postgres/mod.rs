@@ -19,6 +19,7 @@
 //! [`access`] (users, grants, tokens, sync records).
 
 pub mod access;
+pub mod image;
 pub mod publish;
 pub mod resources;
 pub mod schema;

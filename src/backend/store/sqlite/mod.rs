@@ -13,6 +13,7 @@ use std::time::Duration;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 mod access;
+pub mod image;
 mod publish;
 
 use super::{
