@@ -344,3 +344,98 @@ fn store_copy_sqlite_to_postgres_and_back_keeps_everything() {
     );
     assert_eq!(what_users_see(&env, back, "back"), before);
 }
+
+#[test]
+fn two_servers_on_one_database_see_each_others_writes() {
+    if base_url().is_none() {
+        return;
+    }
+    set_test_store(Some(database));
+    let (env, token) = crate::serve::acme_server_env();
+    set_test_store(None);
+    let a = Server::start(&env, &[]);
+    let b = Server::start(&env, &[]);
+    let t = Some(token.as_str());
+    let bot = |s: &Server, rest: &str| s.url(&format!("/api/v2/agents/support-bot{rest}"));
+    http_json(
+        "PUT",
+        &bot(&a, ""),
+        t,
+        &serde_json::json!({"description": "written on A"}),
+    )
+    .expect(200);
+    let seen = http("GET", &bot(&b, ""), t, &[], None).expect(200);
+    assert_eq!(seen["spec"]["description"], "written on A", "{seen}");
+    http_json(
+        "POST",
+        &bot(&b, "/publish"),
+        t,
+        &serde_json::json!({"message": "from B"}),
+    )
+    .expect(200);
+    let log = http("GET", &bot(&a, "/publishes"), t, &[], None).expect(200);
+    assert!(log.to_string().contains("from B"), "{log}");
+}
+
+#[test]
+fn promote_to_store_works_both_ways() {
+    let Some(db) = database() else { return };
+    let env = TestEnv::acme();
+    env.ferry(&["apply", "--tenant", "acme-dev", "--yes"]).ok();
+    env.ferry(&["publish", "--tenant", "acme-dev", "-m", "first"])
+        .ok();
+    env.ferry(&["--store", &db.url, "tenant", "create", "acme-staging"])
+        .ok();
+    env.ferry(&[
+        "promote",
+        "--from",
+        "acme-dev",
+        "--to",
+        "acme-staging",
+        "--to-store",
+        &db.url,
+    ])
+    .ok();
+    let there = env
+        .ferry(&["--store", &db.url, "tenant", "list", "--output", "json"])
+        .ok();
+    assert!(there.stdout.contains("acme-staging"), "{}", there.stdout);
+    let plan = env
+        .ferry(&["--store", &db.url, "store", "status", "--output", "json"])
+        .ok()
+        .json();
+    assert!(
+        plan["tenants"][0]["resources"].as_u64().unwrap() > 0,
+        "{plan}"
+    );
+    // And back: from the PostgreSQL store to a SQLite file.
+    env.ferry(&["--store", "sqlite:prod.db", "tenant", "create", "acme-prod"])
+        .ok();
+    env.ferry(&[
+        "--store",
+        &db.url,
+        "promote",
+        "--from",
+        "acme-staging",
+        "--to",
+        "acme-prod",
+        "--to-store",
+        "sqlite:prod.db",
+    ])
+    .ok();
+    let back = env
+        .ferry(&[
+            "--store",
+            "sqlite:prod.db",
+            "store",
+            "status",
+            "--output",
+            "json",
+        ])
+        .ok()
+        .json();
+    assert!(
+        back["tenants"][0]["resources"].as_u64().unwrap() > 0,
+        "{back}"
+    );
+}

@@ -7,7 +7,7 @@ use crate::common::*;
 
 /// The acme repo with acme-dev applied, acme-staging and acme-prod created,
 /// `root` as owner and a token bound to acme-dev.
-fn acme_server_env() -> (TestEnv, String) {
+pub fn acme_server_env() -> (TestEnv, String) {
     let env = TestEnv::acme();
     env.ferry(&["apply", "--tenant", "acme-dev", "--yes"]).ok();
     for t in ["acme-staging", "acme-prod"] {
