@@ -81,6 +81,7 @@ pub fn run(cmd: Command, g: &Global, out: &Output, frontends: &super::Frontends)
         Command::Zip(z) => super::zip::run(z, g, out),
         Command::Serve(args) => super::serve::serve(g, out, &args, frontends.serve),
         Command::Token(t) => super::serve::token(g, out, t),
+        Command::Store(s) => super::store::run(s, g, out),
         Command::Sync(args) => super::sync::sync(g, out, &args),
         Command::Demo { keep } => super::demo::run_demo(out, keep, frontends.serve),
     }

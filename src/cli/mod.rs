@@ -15,6 +15,7 @@ mod output;
 mod promote;
 pub mod repo;
 mod serve;
+mod store;
 mod sync;
 mod zip;
 
@@ -42,8 +43,8 @@ pub struct Global {
     /// The config repo (default: the nearest folder upwards holding ferry.toml).
     #[arg(long, global = true, value_name = "DIR")]
     pub repo: Option<PathBuf>,
-    /// The store URL (default: from ferry.toml, else sqlite:.ferry/store.db under the repo).
-    #[arg(long, global = true, value_name = "URL")]
+    /// The store URL: `sqlite:PATH` or `postgres://USER@HOST:PORT/DB` (default: from ferry.toml, else sqlite:.ferry/store.db under the repo).
+    #[arg(long, global = true, value_name = "URL", env = "FERRY_STORE")]
     pub store: Option<String>,
     /// Output format.
     #[arg(long, global = true, value_enum, default_value_t = Format::Text)]
@@ -226,6 +227,9 @@ enum Command {
     /// API tokens for `ferry serve`.
     #[command(subcommand)]
     Token(serve::TokenCommand),
+    /// The store itself: schema migrations and status.
+    #[command(subcommand)]
+    Store(store::StoreCommand),
     /// ZIP artifacts: export with preview, import with strategies, pack and unpack.
     #[command(subcommand)]
     Zip(zip::ZipCommand),

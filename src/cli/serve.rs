@@ -48,7 +48,7 @@ pub enum TokenCommand {
 }
 
 /// Where the server's store is: the repo's, or `--store` from anywhere (URL and base folder).
-fn store_location(g: &Global) -> Result<(Option<Repo>, String, PathBuf)> {
+pub(crate) fn store_location(g: &Global) -> Result<(Option<Repo>, String, PathBuf)> {
     match Repo::discover(g.repo.as_deref()) {
         Ok(repo) => {
             let url = repo.store_url(g.store.as_deref());

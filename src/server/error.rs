@@ -84,6 +84,16 @@ impl ApiError {
         ApiError::new(StatusCode::CONFLICT, code, message)
     }
 
+    /// 503: the store's database cannot be reached; the client may try again.
+    pub fn unavailable(message: impl Into<String>) -> ApiError {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+            message,
+        )
+        .hint("the server's database is down or restarting; try again shortly")
+    }
+
     /// 500: the server failed.
     pub fn internal(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
@@ -135,9 +145,12 @@ impl From<StoreError> for ApiError {
             }
             StoreError::Busy { .. } => ApiError::conflict("busy", msg),
             StoreError::Refused { .. } => ApiError::conflict("refused", msg),
+            StoreError::Unavailable { .. } => ApiError::unavailable(msg),
             StoreError::BadUrl { .. }
             | StoreError::Corrupt { .. }
             | StoreError::Sqlite(_)
+            | StoreError::Database { .. }
+            | StoreError::SchemaTooNew { .. }
             | StoreError::Open { .. } => ApiError::internal(msg),
         }
     }

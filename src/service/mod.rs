@@ -14,5 +14,6 @@ pub mod promote;
 pub mod publishing;
 pub mod serving;
 pub mod staging;
+pub mod store_copy;
 pub mod zip_export;
 pub mod zip_import;

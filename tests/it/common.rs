@@ -50,6 +50,22 @@ pub struct TestEnv {
     pub tmp: tempfile::TempDir,
     /// The config repo.
     pub repo: PathBuf,
+    /// The store every command uses (`FERRY_STORE`), when not the repo's default SQLite file.
+    pub store: Option<String>,
+    /// Keeps that store alive (a throwaway database).
+    _store_guard: Option<Box<dyn std::any::Any>>,
+}
+
+/// Where the stores of the test envs made on this thread live: `None` for the repo's SQLite file.
+type StoreFactory = fn() -> Option<crate::postgres::Database>;
+
+thread_local! {
+    static TEST_STORE: std::cell::Cell<Option<StoreFactory>> = const { std::cell::Cell::new(None) };
+}
+
+/// Make every later `TestEnv` of this thread use a store from `factory` (`None`: back to SQLite).
+pub fn set_test_store(factory: Option<StoreFactory>) {
+    TEST_STORE.with(|f| f.set(factory));
 }
 
 /// The project's root (for fixtures).
@@ -76,7 +92,13 @@ impl TestEnv {
     pub fn empty() -> Self {
         let tmp = tempfile::tempdir().unwrap();
         let repo = tmp.path().join("repo");
-        TestEnv { tmp, repo }
+        let db = TEST_STORE.with(|f| f.get()).and_then(|factory| factory());
+        TestEnv {
+            tmp,
+            repo,
+            store: db.as_ref().map(|d| d.url.clone()),
+            _store_guard: db.map(|d| Box::new(d) as Box<dyn std::any::Any>),
+        }
     }
 
     /// A new config repo made by `ferry init`.
@@ -105,7 +127,28 @@ impl TestEnv {
             .env("GIT_COMMITTER_NAME", "Test User")
             .env("GIT_COMMITTER_EMAIL", "test@example.invalid")
             .env_remove("FERRY_TEST_ABORT_AFTER_WRITES");
+        match &self.store {
+            Some(url) => c.env("FERRY_STORE", url),
+            None => c.env_remove("FERRY_STORE"),
+        };
         c
+    }
+
+    /// Point a command at this env's store (`FERRY_STORE`), or at the repo's default.
+    pub fn store_env(&self, c: &mut std::process::Command) {
+        match &self.store {
+            Some(url) => c.env("FERRY_STORE", url),
+            None => c.env_remove("FERRY_STORE"),
+        };
+    }
+
+    /// A connection to this env's store, as the binary opens it.
+    pub fn open_store(&self) -> Box<dyn ferry::backend::store::Store + Send> {
+        let url = self
+            .store
+            .clone()
+            .unwrap_or_else(|| "sqlite:.ferry/store.db".to_string());
+        ferry::backend::store::open(&url, &self.repo).unwrap()
     }
 
     /// Run `ferry ARGS` in the repo.
@@ -235,9 +278,11 @@ impl Server {
         c.current_dir(&env.repo)
             .env("NO_COLOR", "1")
             .args(["serve", "--addr", "127.0.0.1:0"])
+            .env_remove("FERRY_STORE")
             .args(extra)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped());
+        env.store_env(&mut c);
         let mut child = c.spawn().unwrap();
         let stderr = child.stderr.take().unwrap();
         let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));

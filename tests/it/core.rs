@@ -3,7 +3,7 @@
 use crate::common::*;
 
 #[test]
-fn small_tree_plans_applies_and_settles() {
+pub fn small_tree_plans_applies_and_settles() {
     let env = TestEnv::new();
     env.ferry(&["tenant", "create", "acme-dev"]).ok();
     small_tree(&env, "acme-dev");
@@ -85,7 +85,7 @@ fn plan_json_has_the_documented_shape() {
 }
 
 #[test]
-fn an_apply_killed_halfway_leaves_the_store_as_it_was() {
+pub fn an_apply_killed_halfway_leaves_the_store_as_it_was() {
     let env = TestEnv::new();
     env.ferry(&["tenant", "create", "acme-dev"]).ok();
     small_tree(&env, "acme-dev");
@@ -109,7 +109,7 @@ fn an_apply_killed_halfway_leaves_the_store_as_it_was() {
 }
 
 #[test]
-fn a_saved_plan_applies_and_is_refused_once_the_store_moved() {
+pub fn a_saved_plan_applies_and_is_refused_once_the_store_moved() {
     let env = TestEnv::new();
     env.ferry(&["tenant", "create", "acme-dev"]).ok();
     small_tree(&env, "acme-dev");
@@ -149,13 +149,14 @@ fn a_saved_plan_applies_and_is_refused_once_the_store_moved() {
 }
 
 #[test]
-fn two_applies_at_once_do_not_interleave() {
+pub fn two_applies_at_once_do_not_interleave() {
     let env = TestEnv::new();
     env.ferry(&["tenant", "create", "acme-dev"]).ok();
     small_tree(&env, "acme-dev");
     let mut children = Vec::new();
     for _ in 0..2 {
         let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("ferry"));
+        env.store_env(&mut c);
         c.current_dir(&env.repo)
             .args(["apply", "--tenant", "acme-dev", "--yes"])
             .env("NO_COLOR", "1")

@@ -141,7 +141,7 @@ fn plan_ref_after_an_applied_commit_reads_only_the_change_and_matches_a_full_pla
 }
 
 #[test]
-fn plan_reports_drift_when_the_store_changed_outside_git() {
+pub fn plan_reports_drift_when_the_store_changed_outside_git() {
     let env = applied_and_committed();
     env.ferry(&["apply", "--tenant", T, "--ref", "HEAD", "--yes"])
         .ok();
@@ -190,7 +190,7 @@ fn plan_reports_drift_when_the_store_changed_outside_git() {
 }
 
 #[test]
-fn publish_cycle() {
+pub fn publish_cycle() {
     let env = applied_and_committed();
     // 1. Publish: an annotated tag with who, when and the summary.
     let p1 = publish(&env, "first release");
@@ -332,7 +332,7 @@ fn publish_cycle() {
 }
 
 #[test]
-fn revert_of_an_older_publish_keeps_later_changes_and_reports_conflicts() {
+pub fn revert_of_an_older_publish_keeps_later_changes_and_reports_conflicts() {
     let env = applied_and_committed();
     publish(&env, "one");
     edit(

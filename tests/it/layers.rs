@@ -36,6 +36,7 @@ fn allowed(from: &str) -> &'static [&'static str] {
 const CRATE_OWNERS: &[(&str, &[&str])] = &[
     ("git2", &["backend/vcs.rs"]),
     ("rusqlite", &["backend/store/"]),
+    ("postgres", &["backend/store/postgres/"]),
     ("zip", &["backend/archive.rs"]),
     ("serde_saphyr", &["domain/yaml.rs"]),
 ];

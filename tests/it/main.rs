@@ -8,6 +8,7 @@ mod fixtures;
 mod git;
 mod harden;
 mod layers;
+mod postgres;
 mod promote;
 mod props;
 mod roles;

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use ferry::backend::store::sqlite::SqliteStore;
-use ferry::backend::store::{PublishStore, ResourceStore, VersionRecord};
+use ferry::backend::store::{PublishStore, ResourceStore, Store, VersionRecord};
 use ferry::domain::ids::promoted_id;
 use ferry::domain::model::{Kind, Resource};
 
@@ -12,8 +12,8 @@ use crate::common::*;
 const PLAIN: &str = "sk-live-Pr0moteMeButNeverPrintMe-4242";
 
 /// The default store of a test repo.
-fn store(env: &TestEnv) -> SqliteStore {
-    SqliteStore::open(&env.path(".ferry/store.db")).unwrap()
+fn store(env: &TestEnv) -> Box<dyn Store + Send> {
+    env.open_store()
 }
 
 /// The drafts of a tenant by (kind, name).
@@ -100,7 +100,7 @@ const CLOSURE: [(Kind, &str); 6] = [
 ];
 
 #[test]
-fn dev_to_staging_promotes_the_closure_and_settles() {
+pub fn dev_to_staging_promotes_the_closure_and_settles() {
     let env = setup(&["acme-dev", "acme-staging"]);
     env.write(
         "tenants/acme-staging/tools/staging-only.yaml",

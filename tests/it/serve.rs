@@ -7,7 +7,7 @@ use crate::common::*;
 
 /// The acme repo with acme-dev applied, acme-staging and acme-prod created,
 /// `root` as owner and a token bound to acme-dev.
-fn acme_server_env() -> (TestEnv, String) {
+pub fn acme_server_env() -> (TestEnv, String) {
     let env = TestEnv::acme();
     env.ferry(&["apply", "--tenant", "acme-dev", "--yes"]).ok();
     for t in ["acme-staging", "acme-prod"] {
@@ -296,7 +296,7 @@ fn bot(server: &Server, rest: &str) -> String {
 }
 
 #[test]
-fn document_003_edit_diff_publish_history_rollback() {
+pub fn document_003_edit_diff_publish_history_rollback() {
     let (env, token) = acme_server_env();
     env.user("vera", &[("acme-dev", "viewer")]);
     let vera = env.token("vera", Some("acme-dev"));
@@ -668,7 +668,7 @@ fn agent_id(server: &Server, token: &str, name: &str) -> String {
 }
 
 #[test]
-fn document_002_zip_export_and_import_over_http() {
+pub fn document_002_zip_export_and_import_over_http() {
     let (env, token) = acme_server_env();
     let prod = env.token("root", Some("acme-prod"));
     let server = Server::start(&env, &[]);

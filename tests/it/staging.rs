@@ -3,22 +3,20 @@
 //! keep the CLI's messages.
 
 use crate::common::*;
-use ferry::backend::store::ResourceStore;
 use ferry::service::staging::{apply_edit, StagingEdit};
 
 const T: &str = "acme-dev";
 
 #[test]
-fn a_library_edit_is_diffed_published_and_reverted_by_the_cli() {
+pub fn a_library_edit_is_diffed_published_and_reverted_by_the_cli() {
     let env = TestEnv::acme();
     env.ferry(&["apply", "--tenant", T, "--yes"]).ok();
     env.ferry(&["publish", "--tenant", T, "-m", "first"]).ok();
     {
-        let mut store =
-            ferry::backend::store::sqlite::SqliteStore::open(&env.path(".ferry/store.db")).unwrap();
+        let mut store = env.open_store();
         let before = store.revision().unwrap();
         let out = apply_edit(
-            &mut store,
+            store.as_mut(),
             T,
             "billing-bot",
             &StagingEdit::SetAccess {

@@ -119,7 +119,7 @@ fn row<'a>(preview: &'a Value, ty: &str, name: &str) -> &'a Value {
 }
 
 #[test]
-fn round_trip_create_merge_update() {
+pub fn round_trip_create_merge_update() {
     let env = TestEnv::new();
     setup_source(&env);
     env.ferry(&["tenant", "create", "acme-prod"]).ok();
@@ -172,7 +172,7 @@ fn round_trip_create_merge_update() {
 }
 
 #[test]
-fn upgrade_matches_structure_and_keeps_target_ids() {
+pub fn upgrade_matches_structure_and_keeps_target_ids() {
     let env = TestEnv::new();
     let enc = setup_source(&env);
     // An extra source workflow, to be created.

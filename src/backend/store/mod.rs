@@ -14,9 +14,12 @@
 //! has them. `tests/it/conformance.rs` states the contract as tests that
 //! every back end runs.
 //!
-//! Implementations: [`sqlite::SqliteStore`] (the default, an embedded file;
-//! one folder per back end).
+//! Implementations, one folder per back end: [`sqlite::SqliteStore`] (the
+//! default, an embedded file) and [`postgres::PostgresStore`] (a database
+//! server that several `ferry serve` instances share).
 
+pub mod image;
+pub mod postgres;
 pub mod sqlite;
 
 use std::borrow::Cow;
@@ -35,7 +38,9 @@ use crate::domain::state::Index;
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The store URL is not one ferry knows.
-    #[error("unsupported store URL `{url}`: expected `sqlite:PATH`")]
+    #[error(
+        "unsupported store URL `{url}`: expected `sqlite:PATH` or `postgres://USER@HOST:PORT/DB`"
+    )]
     BadUrl {
         /// The URL given.
         url: String,
@@ -87,6 +92,26 @@ pub enum StoreError {
     /// The database failed.
     #[error("store database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// The database server failed a query.
+    #[error("store database error: {message}")]
+    Database {
+        /// The database's message.
+        message: String,
+    },
+    /// The database server cannot be reached (down, restarting, or the connection was lost).
+    #[error("the store database is unavailable: {reason}")]
+    Unavailable {
+        /// Why.
+        reason: String,
+    },
+    /// The store's schema was written by a newer ferry.
+    #[error("the store's schema is version {found}, newer than this ferry knows (version {known}); upgrade ferry to use this store")]
+    SchemaTooNew {
+        /// The version in the store.
+        found: u32,
+        /// The newest version this binary knows.
+        known: u32,
+    },
     /// The store file could not be created.
     #[error("cannot open store at {path}: {reason}")]
     Open {
@@ -361,9 +386,70 @@ pub fn open_with_fault(
         store.set_write_fault(fault);
         return Ok(Box::new(store));
     }
+    if postgres::is_postgres_url(url) {
+        let mut store = postgres::PostgresStore::open(url)?;
+        store.set_write_fault(fault);
+        return Ok(Box::new(store));
+    }
     Err(StoreError::BadUrl {
         url: url.to_string(),
     })
+}
+
+/// A store's schema, as `ferry store migrate` and `ferry store status` report it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SchemaState {
+    /// `sqlite` or `postgres`.
+    pub back_end: &'static str,
+    /// The schema version found before opening (0: a new store).
+    pub from: u32,
+    /// The schema version now.
+    pub version: u32,
+}
+
+/// Open the store at `url`, running its migrations, and say what its schema was and is.
+pub fn open_migrated(
+    url: &str,
+    base: &Path,
+) -> Result<(Box<dyn Store + Send>, SchemaState), StoreError> {
+    if postgres::is_postgres_url(url) {
+        let store = postgres::PostgresStore::open(url)?;
+        let m = store.migrated();
+        let state = SchemaState {
+            back_end: "postgres",
+            from: m.from.unsigned_abs(),
+            version: m.to.unsigned_abs(),
+        };
+        return Ok((Box::new(store), state));
+    }
+    let Some(path) = url.strip_prefix("sqlite:") else {
+        return Err(StoreError::BadUrl {
+            url: url.to_string(),
+        });
+    };
+    let full = base.join(path);
+    let existed = full.is_file();
+    let store = sqlite::SqliteStore::open(&full)?;
+    let version = store.schema_version()?;
+    let state = SchemaState {
+        back_end: "sqlite",
+        from: if existed { version } else { 0 },
+        version,
+    };
+    Ok((Box::new(store), state))
+}
+
+/// Open the store at `url` as rows, for `ferry store copy`.
+pub fn open_image(url: &str, base: &Path) -> Result<Box<dyn image::ImageStore>, StoreError> {
+    if postgres::is_postgres_url(url) {
+        return Ok(Box::new(postgres::PostgresStore::open(url)?));
+    }
+    match url.strip_prefix("sqlite:") {
+        Some(path) => Ok(Box::new(sqlite::SqliteStore::open(&base.join(path))?)),
+        None => Err(StoreError::BadUrl {
+            url: url.to_string(),
+        }),
+    }
 }
 
 /// The time now as RFC 3339 UTC, to the second.

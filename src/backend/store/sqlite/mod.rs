@@ -13,6 +13,7 @@ use std::time::Duration;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 mod access;
+pub mod image;
 mod publish;
 
 use super::{
@@ -117,6 +118,16 @@ impl SqliteStore {
         conn.execute_batch(publish::SCHEMA_PUBLISH)?;
         conn.execute_batch(SYNC_SCHEMA)?;
         Ok(SqliteStore { conn, fault: None })
+    }
+
+    /// The schema version the store file records.
+    pub fn schema_version(&self) -> Result<u32, StoreError> {
+        let v: String =
+            self.conn
+                .query_row("SELECT value FROM meta WHERE key = 'schema'", [], |r| {
+                    r.get(0)
+                })?;
+        Ok(v.parse().unwrap_or(0))
     }
 
     /// Inject a fault into every later [`ResourceStore::write`] (tests only).

@@ -1,0 +1,336 @@
+//! The PostgreSQL store: the store several `ferry serve` instances share.
+//!
+//! `postgres://USER@HOST:PORT/DB` (or `postgresql://…`, or a Unix socket
+//! folder with `?host=/path`) opens one connection with the `postgres`
+//! crate's blocking client, the only module of ferry naming it. Opening runs
+//! the versioned migrations of [`schema`] and refuses a schema newer than
+//! this binary. The semantics are those of the SQLite store: every write is
+//! one transaction that first locks the tenant's row (`SELECT … FOR
+//! UPDATE`), so a second apply to the same tenant waits, then finds the
+//! tenant revision moved and is refused as stale; every write bumps the
+//! store revision (one row, locked last, so writers never deadlock) and
+//! records it on the tenant. Read snapshots are `REPEATABLE READ READ ONLY`
+//! transactions. A connection lost to a restart of the database is opened
+//! again at the next call; the call that found it lost fails as
+//! [`StoreError::Unavailable`].
+//!
+//! The queries live by part of the store contract: [`resources`] (tenants,
+//! drafts, the one write), [`publish`] (versions, the publish log, drift),
+//! [`access`] (users, grants, tokens, sync records).
+
+pub mod access;
+pub mod image;
+pub mod publish;
+pub mod resources;
+pub mod schema;
+
+use std::str::FromStr;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use postgres::error::SqlState;
+use postgres::{Client, Config, NoTls};
+
+use super::StoreError;
+
+/// Whether `url` names a PostgreSQL store.
+pub fn is_postgres_url(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+/// `url` with any password taken out, for messages.
+pub fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// The PostgreSQL store: one connection, opened again when the database dropped it.
+pub struct PostgresStore {
+    config: Config,
+    url: String,
+    client: Mutex<Client>,
+    migrated: schema::Migrated,
+    fault: Option<WriteFault>,
+}
+
+impl PostgresStore {
+    /// Connect to the database at `url` and bring its schema up to date.
+    pub fn open(url: &str) -> Result<Self, StoreError> {
+        let mut config = Config::from_str(url).map_err(|e| StoreError::BadUrl {
+            url: format!("{} ({e})", redact(url)),
+        })?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(Duration::from_secs(10));
+        }
+        if config.get_application_name().is_none() {
+            config.application_name("ferry");
+        }
+        let url = redact(url);
+        let mut client = connect(&config, &url)?;
+        let migrated = schema::migrate(&mut client)?;
+        Ok(PostgresStore {
+            config,
+            url,
+            client: Mutex::new(client),
+            migrated,
+            fault: None,
+        })
+    }
+
+    /// Inject a fault into every later [`ResourceStore::write`] (tests only).
+    #[doc(hidden)]
+    pub fn set_write_fault(&mut self, fault: Option<WriteFault>) {
+        self.fault = fault;
+    }
+
+    /// The schema versions before and after the migrations run at open.
+    pub fn migrated(&self) -> schema::Migrated {
+        self.migrated
+    }
+
+    /// The connection, opened again first when the database had dropped it.
+    pub(crate) fn client(&self) -> Result<MutexGuard<'_, Client>, StoreError> {
+        let mut guard = self.client.lock().unwrap_or_else(|e| e.into_inner());
+        if guard.is_closed() {
+            *guard = connect(&self.config, &self.url)?;
+        }
+        Ok(guard)
+    }
+}
+
+/// Open one connection with the session settings every store call relies on.
+fn connect(config: &Config, url: &str) -> Result<Client, StoreError> {
+    let mut client = config.connect(NoTls).map_err(|e| StoreError::Unavailable {
+        reason: format!("cannot connect to {url}: {}", describe(&e)),
+    })?;
+    // A writer waits at most this long for another's tenant lock, then is told it is busy.
+    client
+        .batch_execute("SET lock_timeout = '30s'; SET client_min_messages = warning")
+        .map_err(StoreError::from)?;
+    Ok(client)
+}
+
+/// The database's own message for an error, without the driver's wrapping.
+fn describe(e: &postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => db.message().to_string(),
+        None => {
+            let mut text = e.to_string();
+            let mut source = std::error::Error::source(e);
+            while let Some(s) = source {
+                text = format!("{text}: {s}");
+                source = s.source();
+            }
+            text
+        }
+    }
+}
+
+impl From<postgres::Error> for StoreError {
+    fn from(e: postgres::Error) -> StoreError {
+        let code = e.code().cloned();
+        let lost = e.is_closed()
+            || e.as_db_error().is_none() && std::error::Error::source(&e).is_some()
+            || code.as_ref().is_some_and(|c| {
+                *c == SqlState::ADMIN_SHUTDOWN
+                    || *c == SqlState::CRASH_SHUTDOWN
+                    || *c == SqlState::CANNOT_CONNECT_NOW
+                    || c.code().starts_with("08")
+            });
+        if lost {
+            return StoreError::Unavailable {
+                reason: describe(&e),
+            };
+        }
+        if code.as_ref().is_some_and(|c| {
+            *c == SqlState::LOCK_NOT_AVAILABLE || *c == SqlState::T_R_DEADLOCK_DETECTED
+        }) {
+            return StoreError::Busy {
+                tenant: String::new(),
+            };
+        }
+        StoreError::Database {
+            message: describe(&e),
+        }
+    }
+}
+
+/// Name the tenant in a [`StoreError::Busy`] made from a driver error.
+pub(crate) fn for_tenant(tenant: &str) -> impl Fn(postgres::Error) -> StoreError + '_ {
+    move |e| match StoreError::from(e) {
+        StoreError::Busy { .. } => StoreError::Busy {
+            tenant: tenant.to_string(),
+        },
+        other => other,
+    }
+}
+
+/// A stored integer as the unsigned number the store contract uses.
+pub(crate) fn unsigned(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+/// An unsigned number as the `BIGINT` PostgreSQL stores.
+pub(crate) fn signed(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+use super::{
+    AccessStore, PublishStore, ResourceStore, SyncRecord, SyncStore, TenantRecord, TokenRecord,
+    VersionRecord, WriteBatch, WriteFault,
+};
+use crate::domain::access::{AccessState, Role, UserRecord};
+use crate::domain::model::Resource;
+use crate::domain::plan::Absent;
+use crate::domain::publish::{PublishRecord, PublishedVersion, VersionPair};
+use crate::domain::secrets::KeyPair;
+use crate::domain::state::Index;
+
+impl ResourceStore for PostgresStore {
+    fn begin_read(&self) -> Result<(), StoreError> {
+        resources::begin_read(&mut *self.client()?)
+    }
+
+    fn end_read(&self) -> Result<(), StoreError> {
+        resources::end_read(&mut *self.client()?)
+    }
+
+    fn revision(&self) -> Result<u64, StoreError> {
+        resources::revision(&mut *self.client()?)
+    }
+
+    fn create_tenant(
+        &mut self,
+        name: &str,
+        environment: Option<&str>,
+        keys: &KeyPair,
+    ) -> Result<TenantRecord, StoreError> {
+        resources::create_tenant(&mut *self.client()?, name, environment, keys)
+    }
+
+    fn tenants(&self) -> Result<Vec<TenantRecord>, StoreError> {
+        resources::tenants(&mut *self.client()?)
+    }
+
+    fn tenant(&self, name: &str) -> Result<TenantRecord, StoreError> {
+        resources::tenant(&mut *self.client()?, name)
+    }
+
+    fn identity(&self, tenant: &str) -> Result<String, StoreError> {
+        resources::identity(&mut *self.client()?, tenant)
+    }
+
+    fn index(&self, tenant: &str) -> Result<(u64, Index), StoreError> {
+        resources::index(&mut *self.client()?, tenant)
+    }
+
+    fn drafts(&self, tenant: &str, ids: &[String]) -> Result<Vec<Resource>, StoreError> {
+        resources::drafts(&mut *self.client()?, tenant, ids)
+    }
+
+    fn all_drafts(&self, tenant: &str) -> Result<Vec<Resource>, StoreError> {
+        resources::all_drafts(&mut *self.client()?, tenant)
+    }
+
+    fn write(&mut self, tenant: &str, batch: &WriteBatch<'_>) -> Result<u64, StoreError> {
+        resources::write(&mut *self.client()?, tenant, batch, self.fault)
+    }
+}
+
+impl AccessStore for PostgresStore {
+    fn access(&self) -> Result<AccessState, StoreError> {
+        access::access(&mut *self.client()?)
+    }
+
+    fn add_user(&mut self, name: &str) -> Result<UserRecord, StoreError> {
+        access::add_user(&mut *self.client()?, name)
+    }
+
+    fn add_token(
+        &mut self,
+        hash: &str,
+        user: &str,
+        tenant: Option<&str>,
+    ) -> Result<TokenRecord, StoreError> {
+        access::add_token(&mut *self.client()?, hash, user, tenant)
+    }
+
+    fn token(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError> {
+        access::token(&mut *self.client()?, hash)
+    }
+
+    fn grant(&mut self, user: &str, tenant: &str, role: Role) -> Result<(), StoreError> {
+        access::grant(&mut *self.client()?, user, tenant, role)
+    }
+}
+
+impl PublishStore for PostgresStore {
+    fn versions(&self, tenant: &str, ids: &[String]) -> Result<Vec<VersionRecord>, StoreError> {
+        publish::versions(&mut *self.client()?, tenant, ids)
+    }
+
+    fn put_versions(&mut self, tenant: &str, versions: &[VersionRecord]) -> Result<(), StoreError> {
+        publish::put_versions(&mut *self.client()?, tenant, versions)
+    }
+
+    fn production(&self, tenant: &str) -> Result<Vec<Resource>, StoreError> {
+        publish::production(&mut *self.client()?, tenant)
+    }
+
+    fn production_of(&self, tenant: &str, ids: &[String]) -> Result<Vec<Resource>, StoreError> {
+        publish::production_of(&mut *self.client()?, tenant, ids)
+    }
+
+    fn publish(
+        &mut self,
+        tenant: &str,
+        record: &PublishRecord,
+        versions: &[PublishedVersion],
+    ) -> Result<(), StoreError> {
+        publish::publish(&mut *self.client()?, tenant, record, versions)
+    }
+
+    fn publishes(&self, tenant: &str) -> Result<Vec<PublishRecord>, StoreError> {
+        publish::publishes(&mut *self.client()?, tenant)
+    }
+
+    fn next_publish_number(&self, tenant: &str) -> Result<u64, StoreError> {
+        publish::next_publish_number(&mut *self.client()?, tenant)
+    }
+
+    fn has_publish(&self, tenant: &str, change_track_id: &str) -> Result<bool, StoreError> {
+        publish::has_publish(&mut *self.client()?, tenant, change_track_id)
+    }
+
+    fn publish_changes(
+        &self,
+        tenant: &str,
+        change_track_id: &str,
+    ) -> Result<Vec<VersionPair>, StoreError> {
+        publish::publish_changes(&mut *self.client()?, tenant, change_track_id)
+    }
+
+    fn drift(&self, tenant: &str) -> Result<Vec<Absent>, StoreError> {
+        publish::drift(&mut *self.client()?, tenant)
+    }
+}
+
+impl SyncStore for PostgresStore {
+    fn sync_records(&self, tenant: &str, source_key: &str) -> Result<Vec<SyncRecord>, StoreError> {
+        access::sync_records(&mut *self.client()?, tenant, source_key)
+    }
+
+    fn record_syncs(
+        &mut self,
+        tenant: &str,
+        source_key: &str,
+        records: &[SyncRecord],
+    ) -> Result<(), StoreError> {
+        access::record_syncs(&mut *self.client()?, tenant, source_key, records)
+    }
+}

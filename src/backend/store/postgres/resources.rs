@@ -1,0 +1,327 @@
+//! Tenants, drafts, the index, read snapshots and the one write, in PostgreSQL.
+//!
+//! A write runs in one `READ COMMITTED` transaction that locks the tenant's
+//! row first (`SELECT … FOR UPDATE`): a second writer of the same tenant
+//! waits for the first to commit, then reads the revision it left and is
+//! refused as [`StoreError::Stale`]. The store revision is one row of
+//! `meta`, bumped last, after the tenant lock, so two writers never wait on
+//! each other in opposite orders.
+
+use postgres::{GenericClient, Row, Transaction};
+
+use super::super::{now_rfc3339, StoreError, TenantRecord, WriteBatch, WriteFault};
+use super::{for_tenant, signed, unsigned};
+use crate::domain::model::{Kind, Resource};
+use crate::domain::secrets::KeyPair;
+use crate::domain::state::{canonical, Index, IndexEntry};
+
+const TENANT_SELECT: &str =
+    "SELECT t.name, t.environment, t.recipient, t.revision, t.last_commit, \
+     (SELECT COUNT(*) FROM resources r WHERE r.tenant = t.name) FROM tenants t";
+
+fn tenant_from_row(r: &Row) -> TenantRecord {
+    TenantRecord {
+        name: r.get(0),
+        environment: r.get(1),
+        recipient: r.get(2),
+        revision: unsigned(r.get(3)),
+        last_commit: r.get(4),
+        resources: unsigned(r.get(5)),
+    }
+}
+
+/// A stored draft or version row as a resource (the SQLite store's decoding).
+pub(crate) fn decode(
+    tenant: &str,
+    id: &str,
+    document: &str,
+    content: Option<Vec<u8>>,
+) -> Result<Resource, StoreError> {
+    super::super::sqlite::SqliteStore::row_to_resource(tenant, id, document, content)
+}
+
+/// Start a read snapshot.
+pub fn begin_read(c: &mut impl GenericClient) -> Result<(), StoreError> {
+    Ok(c.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")?)
+}
+
+/// End the read snapshot.
+pub fn end_read(c: &mut impl GenericClient) -> Result<(), StoreError> {
+    Ok(c.batch_execute("COMMIT")?)
+}
+
+/// The store revision.
+pub fn revision(c: &mut impl GenericClient) -> Result<u64, StoreError> {
+    let row = c.query_one("SELECT value FROM meta WHERE key = 'revision'", &[])?;
+    Ok(unsigned(row.get(0)))
+}
+
+/// Bump the store revision (locking its row until commit); returns the new one.
+fn bump_revision(tx: &mut Transaction<'_>) -> Result<u64, StoreError> {
+    let row = tx.query_one(
+        "UPDATE meta SET value = value + 1 WHERE key = 'revision' RETURNING value",
+        &[],
+    )?;
+    Ok(unsigned(row.get(0)))
+}
+
+/// Lock a tenant's row for this transaction and read its revision, refusing a missing tenant.
+pub(crate) fn lock_tenant(tx: &mut Transaction<'_>, tenant: &str) -> Result<u64, StoreError> {
+    tx.query_opt(
+        "SELECT revision FROM tenants WHERE name = $1 FOR UPDATE",
+        &[&tenant],
+    )
+    .map_err(for_tenant(tenant))?
+    .map(|r| unsigned(r.get(0)))
+    .ok_or_else(|| StoreError::NoTenant {
+        tenant: tenant.to_string(),
+    })
+}
+
+/// Bump the store revision and record it on the tenant; returns it.
+pub(crate) fn touch_tenant(tx: &mut Transaction<'_>, tenant: &str) -> Result<u64, StoreError> {
+    let next = bump_revision(tx)?;
+    tx.execute(
+        "UPDATE tenants SET revision = $1 WHERE name = $2",
+        &[&signed(next), &tenant],
+    )?;
+    Ok(next)
+}
+
+/// Create a tenant with its key pair.
+pub fn create_tenant(
+    c: &mut impl GenericClient,
+    name: &str,
+    environment: Option<&str>,
+    keys: &KeyPair,
+) -> Result<TenantRecord, StoreError> {
+    let mut tx = c.transaction()?;
+    // The revision row is the lock here: two creators of one name cannot both pass the check.
+    let rev = bump_revision(&mut tx)?;
+    let exists = tx.query_opt("SELECT 1 FROM tenants WHERE name = $1", &[&name])?;
+    if exists.is_some() {
+        return Err(StoreError::TenantExists {
+            tenant: name.to_string(),
+        });
+    }
+    tx.execute(
+        "INSERT INTO tenants (name, environment, recipient, identity, revision, last_commit, created_at) \
+         VALUES ($1, $2, $3, $4, $5, NULL, $6)",
+        &[&name, &environment, &keys.recipient, &keys.identity, &signed(rev), &now_rfc3339()],
+    )?;
+    tx.commit()?;
+    tenant(c, name)
+}
+
+/// Every tenant, by name.
+pub fn tenants(c: &mut impl GenericClient) -> Result<Vec<TenantRecord>, StoreError> {
+    let rows = c.query(&format!("{TENANT_SELECT} ORDER BY t.name"), &[])?;
+    Ok(rows.iter().map(tenant_from_row).collect())
+}
+
+/// One tenant.
+pub fn tenant(c: &mut impl GenericClient, name: &str) -> Result<TenantRecord, StoreError> {
+    c.query_opt(&format!("{TENANT_SELECT} WHERE t.name = $1"), &[&name])?
+        .map(|r| tenant_from_row(&r))
+        .ok_or_else(|| StoreError::NoTenant {
+            tenant: name.to_string(),
+        })
+}
+
+/// The tenant's private key.
+pub fn identity(c: &mut impl GenericClient, tenant: &str) -> Result<String, StoreError> {
+    c.query_opt("SELECT identity FROM tenants WHERE name = $1", &[&tenant])?
+        .map(|r| r.get(0))
+        .ok_or_else(|| StoreError::NoTenant {
+            tenant: tenant.to_string(),
+        })
+}
+
+/// The tenant's revision and index.
+pub fn index(c: &mut impl GenericClient, tenant: &str) -> Result<(u64, Index), StoreError> {
+    let rev = self::tenant(c, tenant)?.revision;
+    let rows = c.query(
+        "SELECT id, kind, name, content_hash, file_hash, refs, revision FROM resources WHERE tenant = $1",
+        &[&tenant],
+    )?;
+    let mut entries = Vec::with_capacity(rows.len());
+    for r in rows {
+        let id: String = r.get(0);
+        let kind_name: String = r.get(1);
+        let kind = Kind::from_name(&kind_name).ok_or_else(|| StoreError::Corrupt {
+            tenant: tenant.to_string(),
+            id: id.clone(),
+            reason: format!("unknown kind {kind_name}"),
+        })?;
+        let refs: String = r.get(5);
+        entries.push(IndexEntry {
+            id,
+            kind,
+            name: r.get(2),
+            content_hash: r.get(3),
+            file_hash: r.get(4),
+            refs: refs.split_whitespace().map(str::to_string).collect(),
+            revision: unsigned(r.get(6)),
+        });
+    }
+    Ok((rev, Index::new(entries)))
+}
+
+/// The drafts of the given IDs, in the order asked; unknown IDs are left out.
+pub fn drafts(
+    c: &mut impl GenericClient,
+    tenant: &str,
+    ids: &[String],
+) -> Result<Vec<Resource>, StoreError> {
+    let rows = c.query(
+        "SELECT id, document, content FROM resources WHERE tenant = $1 AND id = ANY($2)",
+        &[&tenant, &ids],
+    )?;
+    let mut found: std::collections::HashMap<String, Resource> =
+        std::collections::HashMap::with_capacity(rows.len());
+    for r in rows {
+        let id: String = r.get(0);
+        let res = decode(tenant, &id, r.get(1), r.get(2))?;
+        found.insert(id, res);
+    }
+    Ok(ids.iter().filter_map(|id| found.remove(id)).collect())
+}
+
+/// Every draft of the tenant, by ID.
+pub fn all_drafts(c: &mut impl GenericClient, tenant: &str) -> Result<Vec<Resource>, StoreError> {
+    self::tenant(c, tenant)?;
+    let rows = c.query(
+        "SELECT id, document, content FROM resources WHERE tenant = $1 ORDER BY id",
+        &[&tenant],
+    )?;
+    use rayon::prelude::*;
+    rows.into_par_iter()
+        .map(|r| decode(tenant, r.get(0), r.get(1), r.get(2)))
+        .collect()
+}
+
+/// Apply a batch in one transaction, refused when the tenant moved past its base revision.
+pub fn write(
+    c: &mut impl GenericClient,
+    tenant: &str,
+    batch: &WriteBatch<'_>,
+    fault: Option<WriteFault>,
+) -> Result<u64, StoreError> {
+    let now = now_rfc3339();
+    let mut tx = c.transaction()?;
+    let actual = lock_tenant(&mut tx, tenant)?;
+    if actual != batch.base_revision {
+        return Err(StoreError::Stale {
+            tenant: tenant.to_string(),
+            planned: batch.base_revision,
+            actual,
+        });
+    }
+    write_drafts(&mut tx, tenant, batch, &now, fault)?;
+    for v in &batch.versions {
+        super::publish::put_version(&mut tx, tenant, v)?;
+    }
+    write_sync_records(&mut tx, tenant, batch)?;
+    let changed =
+        !batch.upserts.is_empty() || !batch.deletes.is_empty() || !batch.versions.is_empty();
+    let prev_commit: Option<String> = tx
+        .query_one(
+            "SELECT last_commit FROM tenants WHERE name = $1",
+            &[&tenant],
+        )?
+        .get(0);
+    let new_commit = batch.commit.is_some() && batch.commit != prev_commit;
+    if let Some(commit) = batch.commit.as_ref().filter(|_| new_commit) {
+        tx.execute(
+            "UPDATE tenants SET last_commit = $1 WHERE name = $2",
+            &[commit, &tenant],
+        )?;
+    }
+    let rev = if changed || new_commit {
+        touch_tenant(&mut tx, tenant)?
+    } else {
+        actual
+    };
+    if batch.commit.is_some() {
+        super::publish::record_git_apply(&mut tx, tenant, actual, rev, batch)?;
+    }
+    tx.commit()?;
+    Ok(rev)
+}
+
+/// The sync records of a batch (ZIP import, live sync): each settled
+/// resource's revision and content hash as this transaction leaves them.
+fn write_sync_records(
+    tx: &mut impl GenericClient,
+    tenant: &str,
+    batch: &WriteBatch<'_>,
+) -> Result<(), StoreError> {
+    let Some(syncs) = &batch.syncs else {
+        return Ok(());
+    };
+    let stmt = tx.prepare(
+        "INSERT INTO sync_records (tenant, local_id, source_key, origin_id, revision, content_hash) \
+         SELECT tenant, id, $3, $4, revision, content_hash FROM resources WHERE tenant = $1 AND id = $2 \
+         ON CONFLICT (tenant, local_id, source_key) DO UPDATE SET origin_id = EXCLUDED.origin_id, \
+           revision = EXCLUDED.revision, content_hash = EXCLUDED.content_hash",
+    )?;
+    for (local_id, origin_id) in &syncs.origins {
+        tx.execute(&stmt, &[&tenant, local_id, &syncs.source_key, origin_id])?;
+    }
+    Ok(())
+}
+
+/// The upserts, deletes and file-hash refreshes of a batch, checking `fault` after each row.
+fn write_drafts(
+    tx: &mut Transaction<'_>,
+    tenant: &str,
+    batch: &WriteBatch<'_>,
+    now: &str,
+    fault: Option<WriteFault>,
+) -> Result<(), StoreError> {
+    let mut n = 0usize;
+    let upsert = tx.prepare(
+        "INSERT INTO resources (tenant, id, kind, name, document, content, content_hash, file_hash, refs, revision, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1, $10) \
+         ON CONFLICT (tenant, id) DO UPDATE SET kind = EXCLUDED.kind, name = EXCLUDED.name, \
+           document = EXCLUDED.document, content = EXCLUDED.content, content_hash = EXCLUDED.content_hash, \
+           file_hash = EXCLUDED.file_hash, refs = EXCLUDED.refs, updated_at = EXCLUDED.updated_at, \
+           revision = CASE WHEN resources.content_hash = EXCLUDED.content_hash \
+                           THEN resources.revision ELSE resources.revision + 1 END",
+    )?;
+    for (resource, file_hash) in &batch.upserts {
+        let id = resource.id().unwrap_or_default();
+        let (json, hash) = canonical(resource);
+        let document = String::from_utf8(json).unwrap_or_default();
+        let refs: Vec<String> = resource.refs().into_iter().map(|(_, r)| r).collect();
+        tx.execute(
+            &upsert,
+            &[
+                &tenant,
+                &id,
+                &resource.kind().name(),
+                &resource.name(),
+                &document,
+                &resource.content,
+                &hash,
+                file_hash,
+                &refs.join(" "),
+                &now,
+            ],
+        )?;
+        n += 1;
+        WriteFault::check(fault, n)?;
+    }
+    let delete = tx.prepare("DELETE FROM resources WHERE tenant = $1 AND id = $2")?;
+    for id in &batch.deletes {
+        tx.execute(&delete, &[&tenant, id])?;
+        n += 1;
+        WriteFault::check(fault, n)?;
+    }
+    let refresh =
+        tx.prepare("UPDATE resources SET file_hash = $3 WHERE tenant = $1 AND id = $2")?;
+    for r in &batch.refresh {
+        tx.execute(&refresh, &[&tenant, &r.id, &r.file_hash])?;
+    }
+    Ok(())
+}
