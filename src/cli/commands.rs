@@ -27,6 +27,7 @@ pub fn run(cmd: Command, g: &Global, out: &Output) -> Result<i32> {
             tenant_create(g, out, &name, environment.as_deref())
         }
         Command::Tenant(TenantCommand::List) => tenant_list(g, out),
+        Command::New(args) => super::scaffold::new_resource(g, out, &args),
         Command::Export {
             tenant,
             out: dir,
@@ -110,6 +111,8 @@ fn init(dir: Option<PathBuf>, out: &Output) -> Result<i32> {
     std::fs::write(&cfg, new_config_text())?;
     std::fs::create_dir_all(dir.join("tenants"))?;
     std::fs::write(dir.join("tenants").join(".gitkeep"), "")?;
+    // The `$schema=` comments of resource files point here from the first commit.
+    write_schemas(&dir.join("schemas"))?;
     let gi = dir.join(".gitignore");
     let mut ignore = std::fs::read_to_string(&gi).unwrap_or_default();
     if !ignore.lines().any(|l| l.trim() == ".ferry/") {
@@ -646,16 +649,19 @@ fn steps(out: &Output) -> Result<i32> {
     Ok(EXIT_OK)
 }
 
-fn schemas(out: &Output, dir: &Path) -> Result<i32> {
+/// Write the JSON Schema of every kind into `dir`; returns how many.
+fn write_schemas(dir: &Path) -> Result<usize> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let files = crate::domain::schema::generate();
     for (name, text) in &files {
-        std::fs::write(dir.join(name), text)?;
+        std::fs::write(dir.join(name), text)
+            .with_context(|| format!("cannot write {}", dir.join(name).display()))?;
     }
-    out.data(&format!(
-        "Wrote {} schemas to {}",
-        files.len(),
-        dir.display()
-    ));
+    Ok(files.len())
+}
+
+fn schemas(out: &Output, dir: &Path) -> Result<i32> {
+    let n = write_schemas(dir)?;
+    out.data(&format!("Wrote {n} schemas to {}", dir.display()));
     Ok(EXIT_OK)
 }

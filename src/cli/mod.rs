@@ -13,6 +13,7 @@ mod git;
 mod output;
 mod promote;
 pub mod repo;
+mod scaffold;
 mod serve;
 mod sync;
 mod zip;
@@ -75,7 +76,7 @@ pub struct FromArgs {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Start a config repo: ferry.toml, tenants/, .gitignore, git init.
+    /// Start a config repo: ferry.toml, tenants/, schemas/, .gitignore, git init.
     Init {
         /// Where (default: the current folder).
         dir: Option<PathBuf>,
@@ -83,6 +84,8 @@ enum Command {
     /// Tenants in the store.
     #[command(subcommand)]
     Tenant(TenantCommand),
+    /// Write a minimal valid resource file: `ferry new agent support-bot`.
+    New(scaffold::NewArgs),
     /// Write a tenant's drafts from the store as a tree.
     Export {
         /// The tenant.

@@ -11,4 +11,5 @@ mod props;
 mod schemas;
 mod serve;
 mod staging;
+mod ux;
 mod zip;
