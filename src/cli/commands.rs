@@ -27,6 +27,9 @@ pub fn run(cmd: Command, g: &Global, out: &Output) -> Result<i32> {
             tenant_create(g, out, &name, environment.as_deref())
         }
         Command::Tenant(TenantCommand::List) => tenant_list(g, out),
+        Command::Tenant(TenantCommand::Delete { name, yes, force }) => {
+            super::tenant::tenant_delete(g, out, &name, yes, force)
+        }
         Command::New(args) => super::scaffold::new_resource(g, out, &args),
         Command::Export {
             tenant,
@@ -68,7 +71,20 @@ pub fn run(cmd: Command, g: &Global, out: &Output) -> Result<i32> {
             change_id,
             preview,
             write_tree,
-        } => super::git::revert(g, out, &tenant, &change_id, preview, write_tree),
+            yes,
+            force,
+        } => super::git::revert(
+            g,
+            out,
+            &tenant,
+            &change_id,
+            super::git::RevertFlags {
+                preview,
+                write_tree,
+                yes,
+                force,
+            },
+        ),
         Command::Steps => steps(out),
         Command::Schemas { out: dir } => schemas(out, &dir),
         Command::Promote(args) => super::promote::promote(g, out, &args),
@@ -166,6 +182,7 @@ fn tenant_create(g: &Global, out: &Output, name: &str, environment: Option<&str>
     }
     std::fs::create_dir_all(&dir)?;
     std::fs::write(&tf_path, tf.to_toml())?;
+    super::tenant::warn_if_store_committable(out, &repo, &repo.store_url(g.store.as_deref()));
     if out.json() {
         out.json_value(&serde_json::json!({
             "tenant": record.name,
@@ -522,8 +539,14 @@ fn fault_hook() -> Option<usize> {
 }
 
 fn confirm(out: &Output, question: &str) -> Result<bool> {
+    confirm_write(out, "apply", question)
+}
+
+/// Ask `question` on the terminal before `command` writes; without a
+/// terminal, refuse (the caller passes `--yes` to skip the question).
+pub(crate) fn confirm_write(out: &Output, command: &str, question: &str) -> Result<bool> {
     if !std::io::stdin().is_terminal() {
-        bail!("apply needs confirmation, and standard input is not a terminal\nhint: pass --yes to apply without asking");
+        bail!("{command} needs confirmation, and standard input is not a terminal\nhint: pass --yes to {command} without asking");
     }
     out.status(&format!("{question} [y/N] "));
     let mut answer = String::new();
@@ -543,6 +566,7 @@ fn apply_cmd(
     saved: Option<PathBuf>,
 ) -> Result<i32> {
     let (repo, mut store) = open(g)?;
+    super::tenant::warn_if_store_committable(out, &repo, &repo.store_url(g.store.as_deref()));
     let plan = match &saved {
         Some(path) => {
             let p = load_saved_plan(path)?;

@@ -173,7 +173,14 @@ pub fn run_demo(out: &Output, keep: bool) -> Result<i32> {
         "--environment",
         "staging",
     ])?;
-    d.ferry(&["promote", "--from", "acme-dev", "--to", "acme-staging"])?;
+    d.ferry(&[
+        "promote",
+        "--from",
+        "acme-dev",
+        "--to",
+        "acme-staging",
+        "--yes",
+    ])?;
     d.say("Promote again: nothing changes.");
     d.ferry(&[
         "promote",
@@ -206,6 +213,7 @@ pub fn run_demo(out: &Output, keep: bool) -> Result<i32> {
         "acme-sandbox",
         "--strategy",
         "create",
+        "--yes",
     ])?;
 
     serve_segment(&d)?;

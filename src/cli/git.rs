@@ -414,19 +414,38 @@ pub(crate) fn publishes(
     Ok(EXIT_OK)
 }
 
+/// The switches of `ferry revert`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RevertFlags {
+    /// Show, write nothing.
+    pub preview: bool,
+    /// Write the tree into the repo instead of the store.
+    pub write_tree: bool,
+    /// Do not ask.
+    pub yes: bool,
+    /// Allow deleting more than half of the drafts.
+    pub force: bool,
+}
+
 /// `ferry revert`.
 pub(crate) fn revert(
     g: &Global,
     out: &Output,
     tenant: &str,
-    change_id: &str,
-    preview: bool,
-    write_tree: bool,
+    publish: &str,
+    flags: RevertFlags,
 ) -> Result<i32> {
+    let RevertFlags {
+        preview,
+        write_tree,
+        ..
+    } = flags;
     let (repo, mut store) = super::commands::open(g)?;
     let record = store.tenant(tenant)?;
+    let change_id = &super::revert_guard::change_id_of(store.as_ref(), tenant, publish)?;
     let plan = publishing::plan_rollback(store.as_ref(), tenant, change_id)
         .map_err(|e| cli_error(e, tenant))?;
+    super::revert_guard::check(out, &record, &plan, flags)?;
     let mut written = false;
     let mut tree_written = None;
     if !preview && plan.has_writes() {
@@ -441,10 +460,11 @@ pub(crate) fn revert(
             written = true;
         }
     }
+    let deletes = plan.outcome.deletes.len();
     let outcome = plan.outcome;
     if out.json() {
         out.json_value(&json!({
-            "tenant": tenant, "change_track_id": change_id, "preview": preview,
+            "tenant": tenant, "change_track_id": change_id, "preview": preview, "deletes": deletes,
             "written": written, "tree": tree_written,
             "resources": outcome.resources, "conflicts": outcome.conflicts,
         }));

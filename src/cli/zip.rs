@@ -71,8 +71,11 @@ pub enum ZipCommand {
         #[arg(long, value_name = "ID,...")]
         workflow_order: Option<String>,
         /// Show what would happen; change nothing.
-        #[arg(long)]
+        #[arg(long, visible_alias = "dry-run")]
         preview: bool,
+        /// Do not ask for confirmation.
+        #[arg(long, short = 'y')]
+        yes: bool,
         /// A JSON list of {file, targetAgent, selected, workflowOrder}; each succeeds or fails alone.
         #[arg(long, value_name = "MAPPINGS.json")]
         batch: Option<PathBuf>,
@@ -259,11 +262,15 @@ pub fn run(cmd: ZipCommand, g: &Global, out: &Output) -> Result<i32> {
             selected,
             workflow_order,
             preview,
+            yes,
             batch,
         } => {
             let (_, mut store) = open(g)?;
             store.tenant(&tenant)?;
             if let Some(batch) = batch {
+                if !preview && !yes && !confirm_import(out, &tenant)? {
+                    return Ok(EXIT_ERROR);
+                }
                 return run_batch(
                     store.as_mut(),
                     out,
@@ -282,6 +289,19 @@ pub fn run(cmd: ZipCommand, g: &Global, out: &Output) -> Result<i32> {
                 selected: id_list("--selected", selected.as_deref())?,
                 workflow_order: id_list("--workflow-order", workflow_order.as_deref())?,
             };
+            if !preview && !yes {
+                // Show what the import would do, then ask (a refusal without a terminal comes first).
+                if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+                    if let Done::Preview(p) =
+                        import_one(store.as_mut(), &tenant, &file, &opts, true)?
+                    {
+                        print_preview(out, &p);
+                    }
+                }
+                if !confirm_import(out, &tenant)? {
+                    return Ok(EXIT_ERROR);
+                }
+            }
             match import_one(store.as_mut(), &tenant, &file, &opts, preview)? {
                 Done::Preview(p) => print_preview(out, &p),
                 Done::Result(r) => print_result(out, &r),
@@ -364,6 +384,15 @@ pub fn run(cmd: ZipCommand, g: &Global, out: &Output) -> Result<i32> {
             Ok(EXIT_OK)
         }
     }
+}
+
+/// Ask before an import writes; false (and a status line) when the answer is no.
+fn confirm_import(out: &Output, tenant: &str) -> Result<bool> {
+    let yes = super::commands::confirm_write(out, "zip import", &format!("Import into {tenant}?"))?;
+    if !yes {
+        out.status("Nothing imported.");
+    }
+    Ok(yes)
 }
 
 fn depth_of(entries: &[zip_export::ExportEntry], e: &zip_export::ExportEntry) -> usize {

@@ -11,6 +11,7 @@
 pub mod publish_sql;
 pub mod sqlite;
 mod sqlite_access;
+pub mod tenant_admin;
 
 use std::borrow::Cow;
 use std::path::Path;
@@ -22,6 +23,7 @@ use crate::domain::model::Resource;
 use crate::domain::plan::HashRefresh;
 use crate::domain::secrets::KeyPair;
 use crate::domain::state::Index;
+pub use tenant_admin::TenantAdmin;
 
 /// An error of the store. Never carries a secret.
 #[derive(Debug, thiserror::Error)]
@@ -250,6 +252,14 @@ pub trait Store {
         source_key: &str,
         records: &[SyncRecord],
     ) -> Result<(), StoreError>;
+    /// Tenant variables and tenant deletion, when this store has them.
+    fn tenant_admin(&self) -> Option<&dyn TenantAdmin> {
+        None
+    }
+    /// [`Store::tenant_admin`], to write.
+    fn tenant_admin_mut(&mut self) -> Option<&mut dyn TenantAdmin> {
+        None
+    }
 }
 
 /// An API token as the store keeps it: whose it is, never the token itself.
