@@ -782,6 +782,7 @@ fn git_and_zip_rows(bin: &Path, repo: &Path, work: &Path, tenant_dir: &Path, row
         "bigzip",
         "--strategy",
         "create",
+        "--yes",
     ]));
     let base_unzip = shell(work, &format!("unzip -q {zip_s} -d unzipped"));
     rows.push(Row {

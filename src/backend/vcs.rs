@@ -755,3 +755,20 @@ impl PublishTagger for GitTagger {
         tag_annotated(&self.root, name, commit, message, Some(&who)).map_err(tag_error)
     }
 }
+
+/// When `file` lies inside a git work tree and git does not ignore it: the
+/// work tree's root and the file's path relative to it. `None` when there is
+/// no work tree around the file, or the file is ignored.
+pub fn unignored_in_worktree(file: &Path) -> Option<(std::path::PathBuf, String)> {
+    let parent = file.parent()?;
+    let repo = Repository::discover(parent).ok()?;
+    let root = repo.workdir()?.canonicalize().ok()?;
+    let dir = parent.canonicalize().ok()?;
+    let name = file.file_name()?;
+    let rel = dir.join(name).strip_prefix(&root).ok()?.to_path_buf();
+    let rel_text = rel.to_string_lossy().replace('\\', "/");
+    match repo.is_path_ignored(&rel) {
+        Ok(false) => Some((root, rel_text)),
+        _ => None,
+    }
+}

@@ -27,6 +27,10 @@ pub fn run(cmd: Command, g: &Global, out: &Output, frontends: &super::Frontends)
             tenant_create(g, out, &name, environment.as_deref())
         }
         Command::Tenant(TenantCommand::List) => tenant_list(g, out),
+        Command::Tenant(TenantCommand::Delete { name, yes, force }) => {
+            super::tenant::tenant_delete(g, out, &name, yes, force)
+        }
+        Command::New(args) => super::scaffold::new_resource(g, out, &args),
         Command::Export {
             tenant,
             out: dir,
@@ -67,7 +71,20 @@ pub fn run(cmd: Command, g: &Global, out: &Output, frontends: &super::Frontends)
             change_id,
             preview,
             write_tree,
-        } => super::git::revert(g, out, &tenant, &change_id, preview, write_tree),
+            yes,
+            force,
+        } => super::git::revert(
+            g,
+            out,
+            &tenant,
+            &change_id,
+            super::git::RevertFlags {
+                preview,
+                write_tree,
+                yes,
+                force,
+            },
+        ),
         Command::Steps => steps(out),
         Command::Schemas { out: dir } => schemas(out, &dir),
         Command::Promote(args) => super::promote::promote(g, out, &args),
@@ -111,6 +128,8 @@ fn init(dir: Option<PathBuf>, out: &Output) -> Result<i32> {
     std::fs::write(&cfg, new_config_text())?;
     std::fs::create_dir_all(dir.join("tenants"))?;
     std::fs::write(dir.join("tenants").join(".gitkeep"), "")?;
+    // The `$schema=` comments of resource files point here from the first commit.
+    write_schemas(&dir.join("schemas"))?;
     let gi = dir.join(".gitignore");
     let mut ignore = std::fs::read_to_string(&gi).unwrap_or_default();
     if !ignore.lines().any(|l| l.trim() == ".ferry/") {
@@ -164,6 +183,7 @@ fn tenant_create(g: &Global, out: &Output, name: &str, environment: Option<&str>
     }
     std::fs::create_dir_all(&dir)?;
     std::fs::write(&tf_path, tf.to_toml())?;
+    super::tenant::warn_if_store_committable(out, &repo, &repo.store_url(g.store.as_deref()));
     if out.json() {
         out.json_value(&serde_json::json!({
             "tenant": record.name,
@@ -534,8 +554,14 @@ fn fault_hook() -> Option<store::WriteFault> {
 }
 
 fn confirm(out: &Output, question: &str) -> Result<bool> {
+    confirm_write(out, "apply", question)
+}
+
+/// Ask `question` on the terminal before `command` writes; without a
+/// terminal, refuse (the caller passes `--yes` to skip the question).
+pub(crate) fn confirm_write(out: &Output, command: &str, question: &str) -> Result<bool> {
     if !std::io::stdin().is_terminal() {
-        bail!("apply needs confirmation, and standard input is not a terminal\nhint: pass --yes to apply without asking");
+        bail!("{command} needs confirmation, and standard input is not a terminal\nhint: pass --yes to {command} without asking");
     }
     out.status(&format!("{question} [y/N] "));
     let mut answer = String::new();
@@ -555,6 +581,7 @@ fn apply_cmd(
     saved: Option<PathBuf>,
 ) -> Result<i32> {
     let (repo, mut store) = open(g)?;
+    super::tenant::warn_if_store_committable(out, &repo, &repo.store_url(g.store.as_deref()));
     let plan = match &saved {
         Some(path) => {
             let p = load_saved_plan(path)?;
@@ -654,16 +681,19 @@ fn steps(out: &Output) -> Result<i32> {
     Ok(EXIT_OK)
 }
 
-fn schemas(out: &Output, dir: &Path) -> Result<i32> {
+/// Write the JSON Schema of every kind into `dir`; returns how many.
+fn write_schemas(dir: &Path) -> Result<usize> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let files = crate::domain::schema::generate();
     for (name, text) in &files {
-        std::fs::write(dir.join(name), text)?;
+        std::fs::write(dir.join(name), text)
+            .with_context(|| format!("cannot write {}", dir.join(name).display()))?;
     }
-    out.data(&format!(
-        "Wrote {} schemas to {}",
-        files.len(),
-        dir.display()
-    ));
+    Ok(files.len())
+}
+
+fn schemas(out: &Output, dir: &Path) -> Result<i32> {
+    let n = write_schemas(dir)?;
+    out.data(&format!("Wrote {n} schemas to {}", dir.display()));
     Ok(EXIT_OK)
 }

@@ -201,7 +201,14 @@ fn revert_promote_zip_segment(d: &Demo<'_>, work: &Path) -> Result<()> {
         "--environment",
         "staging",
     ])?;
-    d.ferry(&["promote", "--from", "acme-dev", "--to", "acme-staging"])?;
+    d.ferry(&[
+        "promote",
+        "--from",
+        "acme-dev",
+        "--to",
+        "acme-staging",
+        "--yes",
+    ])?;
     d.say("Promote again: nothing changes.");
     d.ferry(&[
         "promote",
@@ -234,6 +241,7 @@ fn revert_promote_zip_segment(d: &Demo<'_>, work: &Path) -> Result<()> {
         "acme-sandbox",
         "--strategy",
         "create",
+        "--yes",
     ])?;
 
     Ok(())

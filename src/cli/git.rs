@@ -355,22 +355,49 @@ struct RevertView {
     conflicts: Vec<crate::domain::publish::RevertConflict>,
 }
 
+/// The switches of `ferry revert`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RevertFlags {
+    /// Show, write nothing.
+    pub preview: bool,
+    /// Write the tree into the repo instead of the store.
+    pub write_tree: bool,
+    /// Do not ask.
+    pub yes: bool,
+    /// Allow deleting more than half of the drafts.
+    pub force: bool,
+}
+
 /// `ferry revert`.
 pub(crate) fn revert(
     g: &Global,
     out: &Output,
     tenant: &str,
-    change_id: &str,
-    preview: bool,
-    write_tree: bool,
+    publish: &str,
+    flags: RevertFlags,
 ) -> Result<i32> {
+    let RevertFlags {
+        preview,
+        write_tree,
+        ..
+    } = flags;
     let (repo, mut store) = super::commands::open(g)?;
     let record = store.tenant(tenant)?;
+    let change_id = &super::revert_guard::change_id_of(store.as_ref(), tenant, publish)?;
+    let actor = super::identity::actor(g, Some(&repo));
+    if !preview && !write_tree {
+        publishing::authorize_revert(store.as_ref(), &actor, tenant)
+            .map_err(|e| cli_error(e, tenant))?;
+    }
+    // The guard reads what the revert would write; the library plans it again in its transaction.
+    let guarded = publishing::plan_rollback(store.as_ref(), tenant, change_id)
+        .map_err(|e| cli_error(e, tenant))?;
+    super::revert_guard::check(out, &record, &guarded, flags)?;
+    let deletes = guarded.outcome.deletes.len();
     let mut tree_written = None;
     // Into the store (or a preview): the same library call as the rollback endpoint.
     let (written, resources, conflicts) = if write_tree && !preview {
-        let plan = publishing::plan_rollback(store.as_ref(), tenant, change_id)
-            .map_err(|e| cli_error(e, tenant))?;
+        let plan = guarded;
         if plan.has_writes() {
             let tree = pipeline::tree_of_resources(&record, &plan.result)?;
             let dir = repo.tenant_dir(tenant);
@@ -379,7 +406,6 @@ pub(crate) fn revert(
         }
         (false, plan.outcome.resources, plan.outcome.conflicts)
     } else {
-        let actor = super::identity::actor(g, Some(&repo));
         let done = publishing::revert(store.as_mut(), &actor, tenant, change_id, preview)
             .map_err(|e| cli_error(e, tenant))?;
         (done.written, done.resources, done.conflicts)
@@ -390,7 +416,7 @@ pub(crate) fn revert(
     };
     if out.json() {
         out.json_value(&json!({
-            "tenant": tenant, "change_track_id": change_id, "preview": preview,
+            "tenant": tenant, "change_track_id": change_id, "preview": preview, "deletes": deletes,
             "written": written, "tree": tree_written,
             "resources": outcome.resources, "conflicts": outcome.conflicts,
         }));

@@ -14,9 +14,12 @@ mod identity;
 mod output;
 mod promote;
 pub mod repo;
+mod revert_guard;
+mod scaffold;
 mod serve;
 mod store;
 mod sync;
+mod tenant;
 mod zip;
 
 use std::path::PathBuf;
@@ -77,7 +80,7 @@ pub struct FromArgs {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Start a config repo: ferry.toml, tenants/, .gitignore, git init.
+    /// Start a config repo: ferry.toml, tenants/, schemas/, .gitignore, git init.
     Init {
         /// Where (default: the current folder).
         dir: Option<PathBuf>,
@@ -85,6 +88,8 @@ enum Command {
     /// Tenants in the store.
     #[command(subcommand)]
     Tenant(TenantCommand),
+    /// Write a minimal valid resource file: `ferry new agent support-bot`.
+    New(scaffold::NewArgs),
     /// Write a tenant's drafts from the store as a tree.
     Export {
         /// The tenant.
@@ -186,14 +191,21 @@ enum Command {
         /// The tenant.
         #[arg(long)]
         tenant: String,
-        /// The publish's change id (see `ferry publishes`).
+        /// The publish: its number (`3`), tag (`acme-dev/publish/3`) or change id (see `ferry publishes`).
+        #[arg(value_name = "PUBLISH")]
         change_id: String,
         /// Show what staging would become; write nothing.
-        #[arg(long)]
+        #[arg(long, visible_alias = "dry-run")]
         preview: bool,
         /// Write the resulting tree into the repo (for a pull request) instead of the store.
         #[arg(long)]
         write_tree: bool,
+        /// Do not ask for confirmation.
+        #[arg(long, short = 'y')]
+        yes: bool,
+        /// Allow a revert that deletes more than half of the tenant's drafts.
+        #[arg(long)]
+        force: bool,
     },
     /// Secrets.
     #[command(subcommand)]
@@ -253,6 +265,20 @@ enum TenantCommand {
     },
     /// List the tenants in the store.
     List,
+    /// Delete a tenant from the store (drafts, published versions, variables); the repo folder stays.
+    #[command(
+        after_help = "Examples:\n  ferry tenant delete acme-staging --yes\n  ferry tenant delete acme-dev --yes --force   # even though other tenants came from it"
+    )]
+    Delete {
+        /// The tenant.
+        name: String,
+        /// Really delete it (required).
+        #[arg(long, short = 'y')]
+        yes: bool,
+        /// Delete it even though other tenants' resources name it in their syncedFrom lineage.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -45,8 +45,14 @@ pub struct PromoteArgs {
     #[arg(long, value_name = "STEP")]
     pub step: Option<String>,
     /// Show the plan and change nothing.
-    #[arg(long)]
+    #[arg(long, visible_alias = "preview")]
     pub dry_run: bool,
+    /// Do not ask for confirmation.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Promote backwards (or sideways) along ferry.toml's `[promotion] chain`.
+    #[arg(long)]
+    pub against_chain: bool,
     /// Write the target tenant's tree to tenants/<TO>/ in the repo instead of the store.
     #[arg(long, conflicts_with = "dry_run")]
     pub write_tree: bool,
@@ -292,6 +298,16 @@ pub fn promote(g: &Global, out: &Output, args: &PromoteArgs) -> Result<i32> {
                 args.to
             ));
         }
+    } else if promote::has_changes(&promotion)
+        && !args.yes
+        && !super::commands::confirm_write(
+            out,
+            "promote",
+            &format!("Promote these changes into {}?", args.to),
+        )?
+    {
+        out.status("Nothing promoted.");
+        return Ok(super::EXIT_ERROR);
     } else if promote::has_changes(&promotion) {
         let target: &mut dyn Store = match other.as_mut() {
             Some(o) => o.as_mut(),

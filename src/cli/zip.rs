@@ -74,8 +74,11 @@ pub enum ZipCommand {
         #[arg(long, value_name = "ID,...")]
         workflow_order: Option<String>,
         /// Show what would happen; change nothing.
-        #[arg(long)]
+        #[arg(long, visible_alias = "dry-run")]
         preview: bool,
+        /// Do not ask for confirmation.
+        #[arg(long, short = 'y')]
+        yes: bool,
         /// A JSON list of {file, targetAgent, selected, workflowOrder}; each succeeds or fails alone.
         #[arg(long, value_name = "MAPPINGS.json")]
         batch: Option<PathBuf>,
@@ -215,19 +218,27 @@ pub fn run(cmd: ZipCommand, g: &Global, out: &Output) -> Result<i32> {
             selected,
             workflow_order,
             preview,
+            yes,
             batch,
         } => {
             let (repo, mut store) = open(g)?;
             store.tenant(&tenant)?;
             let actor = super::identity::actor(g, Some(&repo));
-            let target = Target {
-                store: store.as_mut(),
-                actor: &actor,
-                tenant: &tenant,
-                preview,
-            };
             if let Some(batch) = batch {
-                return run_batch(target, out, strategy.into(), &batch);
+                if !preview && !yes && !confirm_import(out, &tenant)? {
+                    return Ok(EXIT_ERROR);
+                }
+                return run_batch(
+                    Target {
+                        store: store.as_mut(),
+                        actor: &actor,
+                        tenant: &tenant,
+                        preview,
+                    },
+                    out,
+                    strategy.into(),
+                    &batch,
+                );
             }
             let Some(file) = file else {
                 bail!("say which ZIP to import, or --batch MAPPINGS.json");
@@ -238,7 +249,38 @@ pub fn run(cmd: ZipCommand, g: &Global, out: &Output) -> Result<i32> {
                 selected: id_list("--selected", selected.as_deref())?,
                 workflow_order: id_list("--workflow-order", workflow_order.as_deref())?,
             };
-            let done = import_one(target, &file, &opts)?;
+            if !preview && !yes {
+                // Show what the import would do, then ask (a refusal without a terminal comes first).
+                if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+                    print_imported(
+                        out,
+                        &import_one(
+                            Target {
+                                store: store.as_mut(),
+                                actor: &actor,
+                                tenant: &tenant,
+                                preview: true,
+                            },
+                            &file,
+                            &opts,
+                        )?,
+                        false,
+                    );
+                }
+                if !confirm_import(out, &tenant)? {
+                    return Ok(EXIT_ERROR);
+                }
+            }
+            let done = import_one(
+                Target {
+                    store: store.as_mut(),
+                    actor: &actor,
+                    tenant: &tenant,
+                    preview,
+                },
+                &file,
+                &opts,
+            )?;
             print_imported(out, &done, false);
             Ok(EXIT_OK)
         }
@@ -405,6 +447,15 @@ fn unpack(out: &Output, file: &Path, dir: &Path) -> Result<i32> {
         ));
     }
     Ok(EXIT_OK)
+}
+
+/// Ask before an import writes; false (and a status line) when the answer is no.
+fn confirm_import(out: &Output, tenant: &str) -> Result<bool> {
+    let yes = super::commands::confirm_write(out, "zip import", &format!("Import into {tenant}?"))?;
+    if !yes {
+        out.status("Nothing imported.");
+    }
+    Ok(yes)
 }
 
 fn depth_of(entries: &[zip_export::ExportEntry], e: &zip_export::ExportEntry) -> usize {

@@ -506,9 +506,19 @@ pub fn revert(
     preview: bool,
 ) -> Result<RollbackOutcome, StagingError> {
     if !preview {
-        authorize::<StagingError>(&*store, actor, tenant, Role::Editor, "reverting a publish")?;
+        authorize_revert(&*store, actor, tenant)?;
     }
     rollback(store, tenant, change_track_id, preview)
+}
+
+/// The role check of [`revert`] alone (editor), for a front end that asks
+/// before it writes and should refuse a lacking role before it asks.
+pub fn authorize_revert(
+    store: &dyn Store,
+    actor: &Actor,
+    tenant: &str,
+) -> Result<(), StagingError> {
+    authorize::<StagingError>(store, actor, tenant, Role::Editor, "reverting a publish")
 }
 
 /// What rolling publish `change_track_id` back would change in staging (nothing is written).

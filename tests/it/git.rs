@@ -290,6 +290,7 @@ pub fn publish_cycle() {
     let preview = env
         .ferry(&[
             "revert",
+            "--yes",
             "--tenant",
             T,
             id2,
@@ -306,7 +307,7 @@ pub fn publish_cycle() {
         false,
         "preview writes nothing"
     );
-    env.ferry(&["revert", "--tenant", T, id2]).ok();
+    env.ferry(&["revert", "--yes", "--tenant", T, id2]).ok();
     let d = staging_diff(&env);
     let c = &d["resources"][0]["changes"][0];
     assert_eq!(c["path"], "spec.instructions");
@@ -349,7 +350,7 @@ pub fn revert_of_an_older_publish_keeps_later_changes_and_reports_conflicts() {
     env.ferry(&["apply", "--tenant", T, "--yes"]).ok();
     publish(&env, "three");
     let r = env
-        .ferry(&["revert", "--tenant", T, &id2, "--output", "json"])
+        .ferry(&["revert", "--yes", "--tenant", T, &id2, "--output", "json"])
         .ok()
         .json();
     assert!(r["conflicts"].as_array().unwrap().is_empty());
@@ -378,7 +379,7 @@ pub fn revert_of_an_older_publish_keeps_later_changes_and_reports_conflicts() {
     edit(&env, BOT, "Always cite your sources.", "Never guess.");
     env.ferry(&["apply", "--tenant", T, "--yes"]).ok();
     let r = env
-        .ferry(&["revert", "--tenant", T, &id2, "--output", "json"])
+        .ferry(&["revert", "--yes", "--tenant", T, &id2, "--output", "json"])
         .expect(1);
     let j = r.json();
     let conflicts = j["conflicts"].as_array().unwrap();
@@ -411,7 +412,7 @@ fn revert_write_tree_writes_the_repo_not_the_store() {
         .ok();
     let p2 = publish(&env, "two");
     let id2 = p2["change_track_id"].as_str().unwrap();
-    env.ferry(&["revert", "--tenant", T, id2, "--write-tree"])
+    env.ferry(&["revert", "--yes", "--tenant", T, id2, "--write-tree"])
         .ok();
     assert!(env
         .read(BOT)
@@ -569,7 +570,7 @@ fn bad_git_input_is_refused_clearly() {
         .expect(1);
     assert!(r.stderr.contains("tree not found"), "{}", r.stderr);
     let r = env
-        .ferry(&["revert", "--tenant", T, "chg_0000000000000000"])
+        .ferry(&["revert", "--yes", "--tenant", T, "chg_0000000000000000"])
         .expect(1);
     assert!(
         r.stderr.contains("no publish with change id"),

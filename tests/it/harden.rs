@@ -215,7 +215,16 @@ fn craft_zip(locals: &[RawEntry], central: &[(String, usize)]) -> Vec<u8> {
 
 fn import_refused(env: &TestEnv, file: &str) -> String {
     let r = env
-        .ferry(&["zip", "import", file, "--tenant", T, "--strategy", "create"])
+        .ferry(&[
+            "zip",
+            "import",
+            file,
+            "--tenant",
+            T,
+            "--strategy",
+            "create",
+            "--yes",
+        ])
         .expect(1);
     assert_eq!(resources_of(env, T), 0, "nothing imported");
     r.stderr

@@ -15,4 +15,5 @@ mod roles;
 mod schemas;
 mod serve;
 mod staging;
+mod ux;
 mod zip;

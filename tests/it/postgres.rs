@@ -293,8 +293,15 @@ fn store_copy_sqlite_to_postgres_and_back_keeps_everything() {
     env.ferry(&["apply", "--tenant", "acme-dev", "--yes"]).ok();
     env.ferry(&["publish", "--tenant", "acme-dev", "-m", "second"])
         .ok();
-    env.ferry(&["promote", "--from", "acme-dev", "--to", "acme-staging"])
-        .ok();
+    env.ferry(&[
+        "promote",
+        "--from",
+        "acme-dev",
+        "--to",
+        "acme-staging",
+        "--yes",
+    ])
+    .ok();
     env.user("root", &[]);
     env.token("root", None);
     let sqlite = "sqlite:.ferry/store.db";
@@ -394,6 +401,7 @@ fn promote_to_store_works_both_ways() {
         "acme-staging",
         "--to-store",
         &db.url,
+        "--yes",
     ])
     .ok();
     let there = env
@@ -421,6 +429,7 @@ fn promote_to_store_works_both_ways() {
         "acme-prod",
         "--to-store",
         "sqlite:prod.db",
+        "--yes",
     ])
     .ok();
     let back = env

@@ -85,7 +85,9 @@ fn setup(tenants: &[&str]) -> TestEnv {
 }
 
 fn promote(env: &TestEnv, from: &str, to: &str, extra: &[&str]) -> Run {
-    let mut args = vec!["promote", "--from", from, "--to", to, "--output", "json"];
+    let mut args = vec![
+        "promote", "--yes", "--from", from, "--to", to, "--output", "json",
+    ];
     args.extend_from_slice(extra);
     env.ferry(&args)
 }
@@ -216,7 +218,14 @@ pub fn dev_to_staging_promotes_the_closure_and_settles() {
 fn text_output_groups_by_step() {
     let env = setup(&["acme-dev", "acme-staging"]);
     let run = env
-        .ferry(&["promote", "--from", "acme-dev", "--to", "acme-staging"])
+        .ferry(&[
+            "promote",
+            "--yes",
+            "--from",
+            "acme-dev",
+            "--to",
+            "acme-staging",
+        ])
         .ok();
     let doc = run.stdout.find("  documents").unwrap();
     let agents = run.stdout.find("  agents").unwrap();
@@ -295,6 +304,7 @@ fn secrets_are_re_encrypted_and_never_shown() {
     let r = env
         .ferry(&[
             "promote",
+            "--yes",
             "--from",
             "acme-dev",
             "--to",
@@ -354,6 +364,7 @@ fn secrets_are_re_encrypted_and_never_shown() {
     let r = env
         .ferry(&[
             "promote",
+            "--yes",
             "--from",
             "acme-dev",
             "--to",
@@ -393,7 +404,14 @@ fn an_undecryptable_secret_is_refused_without_showing_it() {
     );
     env.ferry(&["apply", "--tenant", "acme-dev", "--yes"]).ok();
     let r = env
-        .ferry(&["promote", "--from", "acme-dev", "--to", "acme-staging"])
+        .ferry(&[
+            "promote",
+            "--yes",
+            "--from",
+            "acme-dev",
+            "--to",
+            "acme-staging",
+        ])
         .expect(1);
     assert!(r.stderr.contains("Connection `crm`"), "{}", r.stderr);
     assert!(r.stderr.contains("spec.credentials.token"), "{}", r.stderr);
@@ -713,7 +731,14 @@ fn nothing_syncable_is_a_warning_not_an_error() {
     );
     env.ferry(&["apply", "--tenant", "acme-dev", "--yes"]).ok();
     let r = env
-        .ferry(&["promote", "--from", "acme-dev", "--to", "acme-staging"])
+        .ferry(&[
+            "promote",
+            "--yes",
+            "--from",
+            "acme-dev",
+            "--to",
+            "acme-staging",
+        ])
         .ok();
     assert!(r.stdout.contains("Nothing to promote."), "{}", r.stdout);
     assert!(r.stderr.contains("marked syncable"), "{}", r.stderr);

@@ -121,6 +121,7 @@ fn every_cli_write_checks_the_role_and_names_the_grant() {
             T,
             "--strategy",
             "merge",
+            "--yes",
         ]),
         "editor",
         &grant("editor"),

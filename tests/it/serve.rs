@@ -198,6 +198,7 @@ done
             "--as",
             "root",
             "promote",
+            "--yes",
             "--from",
             "acme-dev",
             "--to",

@@ -60,7 +60,7 @@ pub fn a_library_edit_is_diffed_published_and_reverted_by_the_cli() {
         .json();
     let chg = p["change_track_id"].as_str().unwrap().to_string();
     let r = env
-        .ferry(&["revert", "--tenant", T, &chg, "--output", "json"])
+        .ferry(&["revert", "--yes", "--tenant", T, &chg, "--output", "json"])
         .ok()
         .json();
     assert_eq!(r["written"], true);
@@ -78,7 +78,9 @@ pub fn a_library_edit_is_diffed_published_and_reverted_by_the_cli() {
         "{}",
         bad.stderr
     );
-    let bad = env.ferry(&["revert", "--tenant", T, "chg_nope"]).expect(1);
+    let bad = env
+        .ferry(&["revert", "--yes", "--tenant", T, "chg_nope"])
+        .expect(1);
     assert!(
         bad.stderr
             .contains("has no publish with change id `chg_nope`")

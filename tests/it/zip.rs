@@ -78,6 +78,7 @@ fn import(env: &TestEnv, file: &str, tenant: &str, strategy: &str, extra: &[&str
     let mut args = vec![
         "zip",
         "import",
+        "--yes",
         file,
         "--tenant",
         tenant,
@@ -356,6 +357,7 @@ fn hotfix_is_a_conflict_unless_selected() {
         .ferry(&[
             "zip",
             "import",
+            "--yes",
             "b.zip",
             "--tenant",
             "acme-eu",
@@ -392,6 +394,7 @@ fn batch_reports_each_agent() {
         .ferry(&[
             "zip",
             "import",
+            "--yes",
             "--batch",
             "map.json",
             "--tenant",
@@ -689,6 +692,7 @@ fn hostile_archives_are_refused_and_nothing_is_written() {
             .ferry(&[
                 "zip",
                 "import",
+                "--yes",
                 f,
                 "--tenant",
                 "acme-prod",

@@ -21,6 +21,7 @@
 pub mod image;
 pub mod postgres;
 pub mod sqlite;
+pub mod tenant_admin;
 
 use std::borrow::Cow;
 use std::path::Path;
@@ -33,6 +34,7 @@ use crate::domain::plan::{Absent, HashRefresh};
 use crate::domain::publish::{PublishRecord, PublishedVersion, VersionPair};
 use crate::domain::secrets::KeyPair;
 use crate::domain::state::Index;
+pub use tenant_admin::TenantAdmin;
 
 /// An error of the store. Never carries a secret.
 #[derive(Debug, thiserror::Error)]
@@ -214,6 +216,14 @@ impl WriteFault {
 
 /// Tenants, their resources (drafts) and the one way to change them: [`ResourceStore::write`].
 pub trait ResourceStore {
+    /// Tenant variables and tenant deletion, when this store has them.
+    fn tenant_admin(&self) -> Option<&dyn TenantAdmin> {
+        None
+    }
+    /// [`ResourceStore::tenant_admin`], to write.
+    fn tenant_admin_mut(&mut self) -> Option<&mut dyn TenantAdmin> {
+        None
+    }
     /// The store revision.
     fn revision(&self) -> Result<u64, StoreError>;
     /// Create a tenant with its key pair.

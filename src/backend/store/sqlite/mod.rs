@@ -117,6 +117,7 @@ impl SqliteStore {
         conn.execute_batch(access::SCHEMA)?;
         conn.execute_batch(publish::SCHEMA_PUBLISH)?;
         conn.execute_batch(SYNC_SCHEMA)?;
+        conn.execute_batch(super::tenant_admin::SCHEMA)?;
         Ok(SqliteStore { conn, fault: None })
     }
 
@@ -282,6 +283,14 @@ const TENANT_SELECT: &str =
      (SELECT COUNT(*) FROM resources r WHERE r.tenant = t.name) FROM tenants t";
 
 impl ResourceStore for SqliteStore {
+    fn tenant_admin(&self) -> Option<&dyn super::TenantAdmin> {
+        Some(self)
+    }
+
+    fn tenant_admin_mut(&mut self) -> Option<&mut dyn super::TenantAdmin> {
+        Some(self)
+    }
+
     fn begin_read(&self) -> Result<(), StoreError> {
         Ok(self.conn.execute_batch("BEGIN DEFERRED")?)
     }
