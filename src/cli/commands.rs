@@ -27,6 +27,7 @@ pub fn run(cmd: Command, g: &Global, out: &Output, frontends: &super::Frontends)
             tenant_create(g, out, &name, environment.as_deref())
         }
         Command::Tenant(TenantCommand::List) => tenant_list(g, out),
+        Command::Vars(v) => super::vars::run(g, out, v),
         Command::Tenant(TenantCommand::Delete { name, yes, force }) => {
             super::tenant::tenant_delete(g, out, &name, yes, force)
         }
@@ -649,14 +650,20 @@ fn apply_cmd(
     Ok(EXIT_OK)
 }
 
-fn secret_encrypt(g: &Global, out: &Output, tenant: &str) -> Result<i32> {
-    let (_repo, store) = open(g)?;
-    let record = store.tenant(tenant)?;
+/// A secret value from standard input, without its trailing line break.
+pub(crate) fn secret_from_stdin() -> Result<Vec<u8>> {
     let mut input = Vec::new();
     std::io::stdin().read_to_end(&mut input)?;
     while input.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
         input.pop();
     }
+    Ok(input)
+}
+
+fn secret_encrypt(g: &Global, out: &Output, tenant: &str) -> Result<i32> {
+    let (_repo, store) = open(g)?;
+    let record = store.tenant(tenant)?;
+    let input = secret_from_stdin()?;
     if input.is_empty() {
         bail!("nothing on standard input to encrypt\nhint: `printf %s \"$VALUE\" | ferry secret encrypt --tenant {tenant}`");
     }

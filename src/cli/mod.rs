@@ -20,6 +20,7 @@ mod serve;
 mod store;
 mod sync;
 mod tenant;
+mod vars;
 mod zip;
 
 use std::path::PathBuf;
@@ -88,6 +89,9 @@ enum Command {
     /// Tenants in the store.
     #[command(subcommand)]
     Tenant(TenantCommand),
+    /// A tenant's variables: the values behind `${vars.NAME}`, stored encrypted.
+    #[command(subcommand)]
+    Vars(vars::VarsCommand),
     /// Write a minimal valid resource file: `ferry new agent support-bot`.
     New(scaffold::NewArgs),
     /// Write a tenant's drafts from the store as a tree.

@@ -50,9 +50,6 @@ pub struct PromoteArgs {
     /// Do not ask for confirmation.
     #[arg(long, short = 'y')]
     pub yes: bool,
-    /// Promote backwards (or sideways) along ferry.toml's `[promotion] chain`.
-    #[arg(long)]
-    pub against_chain: bool,
     /// Write the target tenant's tree to tenants/<TO>/ in the repo instead of the store.
     #[arg(long, conflicts_with = "dry_run")]
     pub write_tree: bool,
@@ -266,9 +263,8 @@ pub fn promote(g: &Global, out: &Output, args: &PromoteArgs) -> Result<i32> {
                 report.missing_variables.join(", ")
             ));
             out.hint(&format!(
-                "declare them in {}/{TENANT_FILE} and give them values in {}",
-                repo.tenant_rel(&args.to),
-                args.to
+                "give each a value: printf %s \"$VALUE\" | ferry vars set --tenant {} {}",
+                args.to, report.missing_variables[0]
             ));
         }
     }

@@ -15,5 +15,6 @@ pub mod publishing;
 pub mod serving;
 pub mod staging;
 pub mod store_copy;
+pub mod vars;
 pub mod zip_export;
 pub mod zip_import;

@@ -654,8 +654,13 @@ pub fn plan(
     };
     let (_, index) = target.index(&request.to)?;
     let drafts = source.all_drafts(&request.from)?;
+    // A variable is defined when the target declares it or already has a value for it.
+    let mut with_values = request.clone();
+    let mut defined = request.defined_variables.clone().unwrap_or_default();
+    defined.extend(crate::service::vars::set_names(target, &request.to)?);
+    with_values.defined_variables = Some(defined);
     let mapped = map_tenant(MapInput {
-        request,
+        request: &with_values,
         source: drafts,
         target_index: &index,
         keys: &keys,

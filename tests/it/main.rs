@@ -11,6 +11,7 @@ mod layers;
 mod postgres;
 mod promote;
 mod props;
+mod readme_tour;
 mod roles;
 mod schemas;
 mod serve;

@@ -439,3 +439,105 @@ fn a_revert_that_empties_the_tenant_needs_force_and_says_how_many_it_deletes() {
         .json();
     assert_eq!(list[0]["resources"], 0, "{list}");
 }
+
+#[test]
+fn vars_are_set_from_stdin_stored_encrypted_listed_by_name_and_silence_promote() {
+    let env = TestEnv::acme();
+    env.ferry(&[
+        "tenant",
+        "create",
+        "acme-staging",
+        "--environment",
+        "staging",
+    ])
+    .ok();
+    env.ferry(&["apply", "--tenant", "acme-dev", "--yes"]).ok();
+    // Missing before anything is set.
+    let list = env
+        .ferry(&["vars", "list", "--tenant", "acme-dev", "--output", "json"])
+        .ok()
+        .json();
+    let missing: Vec<&str> = list["missing"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(missing.contains(&"CRM_BASE_URL"), "{list}");
+    assert!(list["set"].as_array().unwrap().is_empty());
+    // Set one from stdin: never printed, never stored as plain text.
+    let r = env
+        .ferry_stdin(
+            &["vars", "set", "--tenant", "acme-dev", "CRM_BASE_URL"],
+            "https://crm.secret-value-4711.example\n",
+        )
+        .ok();
+    assert!(!r.stdout.contains("4711") && !r.stderr.contains("4711"));
+    let db = std::fs::read(env.path(".ferry/store.db")).unwrap();
+    let wal = std::fs::read(env.path(".ferry/store.db-wal")).unwrap_or_default();
+    for bytes in [&db, &wal] {
+        assert!(
+            !bytes.windows(4).any(|w| w == b"4711"),
+            "the value is in the store file in plain text"
+        );
+    }
+    let text = env.ferry(&["vars", "list", "--tenant", "acme-dev"]).ok();
+    assert!(text.stdout.contains("CRM_BASE_URL  set"), "{}", text.stdout);
+    assert!(!text.stdout.contains("4711"));
+    // An empty value and a bad name are refused.
+    let r = env
+        .ferry_stdin(&["vars", "set", "--tenant", "acme-dev", "X"], "")
+        .expect(1);
+    assert!(
+        r.stderr.contains("nothing on standard input"),
+        "{}",
+        r.stderr
+    );
+    let r = env
+        .ferry_stdin(&["vars", "set", "--tenant", "acme-dev", "A-B"], "v")
+        .expect(1);
+    assert!(r.stderr.contains("not a variable name"), "{}", r.stderr);
+    // Promotion warns only about what the target still lacks.
+    let before = env
+        .ferry(&[
+            "promote",
+            "--from",
+            "acme-dev",
+            "--to",
+            "acme-staging",
+            "--dry-run",
+        ])
+        .ok();
+    assert!(before.stderr.contains("CRM_BASE_URL"), "{}", before.stderr);
+    env.ferry_stdin(
+        &["vars", "set", "--tenant", "acme-staging", "CRM_BASE_URL"],
+        "https://crm.staging.example",
+    )
+    .ok();
+    let after = env
+        .ferry(&[
+            "promote",
+            "--from",
+            "acme-dev",
+            "--to",
+            "acme-staging",
+            "--dry-run",
+        ])
+        .ok();
+    assert!(!after.stderr.contains("CRM_BASE_URL"), "{}", after.stderr);
+    // Unset.
+    env.ferry(&["vars", "unset", "--tenant", "acme-staging", "CRM_BASE_URL"])
+        .ok();
+    let list = env
+        .ferry(&[
+            "vars",
+            "list",
+            "--tenant",
+            "acme-staging",
+            "--output",
+            "json",
+        ])
+        .ok()
+        .json();
+    assert!(list["set"].as_array().unwrap().is_empty(), "{list}");
+}
