@@ -101,6 +101,8 @@ pub fn run(cmd: Command, g: &Global, out: &Output, frontends: &super::Frontends)
         Command::Token(t) => super::serve::token(g, out, t),
         Command::Store(s) => super::store::run(s, g, out),
         Command::Sync(args) => super::sync::sync(g, out, &args),
+        Command::Completions { shell } => super::completions::completions(shell),
+        Command::Man => super::completions::man(),
         Command::Demo { keep } => super::demo::run_demo(out, keep, frontends.serve),
     }
 }

@@ -8,6 +8,7 @@
 //! something would change).
 
 mod commands;
+mod completions;
 mod demo;
 mod git;
 mod identity;
@@ -249,6 +250,16 @@ enum Command {
     /// ZIP artifacts: export with preview, import with strategies, pack and unpack.
     #[command(subcommand)]
     Zip(zip::ZipCommand),
+    /// Shell completions on stdout: `ferry completions bash > /etc/bash_completion.d/ferry`.
+    #[command(
+        after_help = "Examples:\n  ferry completions bash > ~/.local/share/bash-completion/completions/ferry\n  ferry completions zsh > \"${fpath[1]}/_ferry\"\n  ferry completions fish > ~/.config/fish/completions/ferry.fish"
+    )]
+    Completions {
+        /// bash, zsh, fish, powershell or elvish.
+        shell: completions::Shell,
+    },
+    /// The man page (roff) on stdout: `ferry man | man -l -`.
+    Man,
     /// The whole story, end to end, in a temporary folder, narrated.
     Demo {
         /// Keep the demo folder and print where it is.

@@ -541,3 +541,36 @@ fn vars_are_set_from_stdin_stored_encrypted_listed_by_name_and_silence_promote()
         .json();
     assert!(list["set"].as_array().unwrap().is_empty(), "{list}");
 }
+
+#[test]
+fn completions_and_the_man_page_come_from_the_commands() {
+    let env = TestEnv::new();
+    for (shell, marker) in [
+        ("bash", "_ferry()"),
+        ("zsh", "#compdef ferry"),
+        ("fish", "complete -c ferry"),
+        ("powershell", "Register-ArgumentCompleter"),
+    ] {
+        let r = env.ferry(&["completions", shell]).ok();
+        assert!(
+            r.stdout.contains(marker),
+            "{shell}: {}",
+            &r.stdout[..200.min(r.stdout.len())]
+        );
+        assert!(
+            r.stdout.contains("promote"),
+            "{shell} completes subcommands"
+        );
+    }
+    let r = env.ferry(&["completions", "tcsh"]).expect(2);
+    assert!(r.stderr.contains("possible values"), "{}", r.stderr);
+    let man = env.ferry(&["man"]).ok();
+    assert!(
+        man.stdout.starts_with(".ie") || man.stdout.contains(".TH ferry 1"),
+        "{}",
+        &man.stdout[..100]
+    );
+    assert!(man.stdout.contains("promote"));
+    let help = env.ferry(&["completions", "--help"]).ok();
+    assert!(help.stdout.contains("Examples:"), "{}", help.stdout);
+}
