@@ -845,15 +845,15 @@ impl Session<'_> {
                 ),
             ));
         }
-        if let Spec::Agent(a) = &r.spec {
-            self.check_cycle(&id, a)?;
+        if kind == Kind::Agent {
+            self.check_cycle(&id, r.refs_to(Kind::Agent))?;
         }
         Ok(())
     }
 
     /// Refuse sub-agents that lead back to the agent.
-    fn check_cycle(&self, id: &str, spec: &AgentSpec) -> Result<(), StagingError> {
-        let mut stack = spec.sub_agents.clone();
+    fn check_cycle(&self, id: &str, sub_agents: Vec<String>) -> Result<(), StagingError> {
+        let mut stack = sub_agents;
         let mut seen = HashSet::new();
         while let Some(next) = stack.pop() {
             if next == id {
