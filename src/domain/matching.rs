@@ -12,7 +12,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use crate::domain::model::{Kind, Resource, Snippet, Spec, TenantModel, WorkflowStep};
+use crate::domain::model::{Kind, Resource, Snippet, TenantModel, WorkflowStep};
 
 /// A target resource that the source no longer has, reported (never deleted).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,8 +99,8 @@ pub fn match_structure(
     let mut claimed: HashSet<String> = HashSet::new();
     let mut positional: HashSet<String> = HashSet::new();
     for r in source.iter() {
-        if let Spec::Agent(a) = &r.spec {
-            positional.extend(a.workflows.iter().cloned());
+        if r.kind() == Kind::Agent {
+            positional.extend(r.refs_to(Kind::Workflow));
         }
     }
     let mut queue: Vec<(String, String)> = Vec::new();
@@ -112,14 +112,15 @@ pub fn match_structure(
         }
     }
     while let Some((s, t)) = queue.pop() {
-        let (Some(Spec::Agent(sa)), Some(Spec::Agent(ta))) = (
-            source.get(Kind::Agent, &s).map(|r| &r.spec),
-            by_id.get(t.as_str()).map(|r| &r.spec),
-        ) else {
+        let (Some(sa), Some(ta)) = (source.get(Kind::Agent, &s), by_id.get(t.as_str())) else {
             continue;
         };
-        for (i, tw) in ta.workflows.iter().enumerate() {
-            match sa.workflows.get(i) {
+        if ta.kind() != Kind::Agent {
+            continue;
+        }
+        let source_workflows = sa.refs_to(Kind::Workflow);
+        for (i, tw) in ta.refs_to(Kind::Workflow).iter().enumerate() {
+            match source_workflows.get(i) {
                 Some(sw) => {
                     let key = (Kind::Workflow, sw.clone());
                     if !m.pairs.contains_key(&key)
@@ -142,12 +143,13 @@ pub fn match_structure(
                 }
             }
         }
-        for ss in &sa.sub_agents {
+        let target_subs = ta.refs_to(Kind::Agent);
+        for ss in &sa.refs_to(Kind::Agent) {
             let key = (Kind::Agent, ss.clone());
             if m.pairs.contains_key(&key) {
                 continue;
             }
-            let hit = ta.sub_agents.iter().find(|ts| {
+            let hit = target_subs.iter().find(|ts| {
                 !claimed.contains(*ts) && by_id.get(ts.as_str()).is_some_and(|r| r.name() == ss)
             });
             if let Some(ts) = hit {

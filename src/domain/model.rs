@@ -569,6 +569,10 @@ pub struct RefSite {
     pub path: String,
     /// The kind the reference must point to.
     pub target: Kind,
+    /// Its position in its list (0 for a field holding one reference).
+    pub position: usize,
+    /// The list item the field belongs to: the workflow step or evaluation case.
+    pub item: Option<usize>,
 }
 
 /// The one description of where references live, for [`Resource::visit_refs`]
@@ -578,49 +582,51 @@ macro_rules! walk_refs {
         fn list(
             path: &str,
             target: Kind,
+            item: Option<usize>,
             v: &$($m)? [String],
             f: &mut dyn FnMut(&RefSite, &$($m)? String),
         ) {
             for (i, r) in v.into_iter().enumerate() {
-                f(&RefSite { path: format!("{path}[{i}]"), target }, r);
+                f(&RefSite { path: format!("{path}[{i}]"), target, position: i, item }, r);
             }
         }
         fn one(
             path: &str,
             target: Kind,
+            item: Option<usize>,
             v: &$($m)? Option<String>,
             f: &mut dyn FnMut(&RefSite, &$($m)? String),
         ) {
             if let Some(r) = v {
-                f(&RefSite { path: path.to_string(), target }, r);
+                f(&RefSite { path: path.to_string(), target, position: 0, item }, r);
             }
         }
         match &$($m)? $self.spec {
             Spec::Document(_) | Spec::Connection(_) => {}
-            Spec::KnowledgeBase(s) => list("spec.documents", Kind::Document, &$($m)? s.documents, $f),
+            Spec::KnowledgeBase(s) => list("spec.documents", Kind::Document, None, &$($m)? s.documents, $f),
             Spec::Tool(s) => {
-                one("spec.connection", Kind::Connection, &$($m)? s.connection, $f);
-                one("spec.knowledgeBase", Kind::KnowledgeBase, &$($m)? s.knowledge_base, $f);
+                one("spec.connection", Kind::Connection, None, &$($m)? s.connection, $f);
+                one("spec.knowledgeBase", Kind::KnowledgeBase, None, &$($m)? s.knowledge_base, $f);
             }
             Spec::Workflow(s) => {
                 for (i, step) in (&$($m)? s.steps).into_iter().enumerate() {
                     let p = format!("spec.steps[{i}]");
-                    list(&format!("{p}.tools"), Kind::Tool, &$($m)? step.tools, $f);
-                    list(&format!("{p}.knowledgeBases"), Kind::KnowledgeBase, &$($m)? step.knowledge_bases, $f);
-                    one(&format!("{p}.workflow"), Kind::Workflow, &$($m)? step.workflow, $f);
+                    list(&format!("{p}.tools"), Kind::Tool, Some(i), &$($m)? step.tools, $f);
+                    list(&format!("{p}.knowledgeBases"), Kind::KnowledgeBase, Some(i), &$($m)? step.knowledge_bases, $f);
+                    one(&format!("{p}.workflow"), Kind::Workflow, Some(i), &$($m)? step.workflow, $f);
                 }
             }
             Spec::Agent(s) => {
-                list("spec.tools", Kind::Tool, &$($m)? s.tools, $f);
-                list("spec.knowledgeBases", Kind::KnowledgeBase, &$($m)? s.knowledge_bases, $f);
-                list("spec.subAgents", Kind::Agent, &$($m)? s.sub_agents, $f);
-                list("spec.workflows", Kind::Workflow, &$($m)? s.workflows, $f);
+                list("spec.tools", Kind::Tool, None, &$($m)? s.tools, $f);
+                list("spec.knowledgeBases", Kind::KnowledgeBase, None, &$($m)? s.knowledge_bases, $f);
+                list("spec.subAgents", Kind::Agent, None, &$($m)? s.sub_agents, $f);
+                list("spec.workflows", Kind::Workflow, None, &$($m)? s.workflows, $f);
             }
             Spec::Evaluation(s) => {
-                one("spec.target.agent", Kind::Agent, &$($m)? s.target.agent, $f);
-                one("spec.target.workflow", Kind::Workflow, &$($m)? s.target.workflow, $f);
+                one("spec.target.agent", Kind::Agent, None, &$($m)? s.target.agent, $f);
+                one("spec.target.workflow", Kind::Workflow, None, &$($m)? s.target.workflow, $f);
                 for (i, c) in (&$($m)? s.cases).into_iter().enumerate() {
-                    list(&format!("spec.cases[{i}].expectTools"), Kind::Tool, &$($m)? c.expect_tools, $f);
+                    list(&format!("spec.cases[{i}].expectTools"), Kind::Tool, Some(i), &$($m)? c.expect_tools, $f);
                 }
             }
         }
@@ -674,6 +680,18 @@ impl Resource {
         self.visit_refs(&mut |site, r| {
             if !is_builtin(r) {
                 out.push((site.clone(), r.clone()));
+            }
+        });
+        out
+    }
+
+    /// The references of this resource that point to `target`, in field
+    /// order, built-ins included.
+    pub fn refs_to(&self, target: Kind) -> Vec<String> {
+        let mut out = Vec::new();
+        self.visit_refs(&mut |site, r| {
+            if site.target == target {
+                out.push(r.clone());
             }
         });
         out

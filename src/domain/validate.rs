@@ -199,30 +199,71 @@ pub fn resolve<'a>(
     failed: &[String],
     lines: LineLookup<'_>,
 ) -> Resolution<'a> {
-    let mut diags = Vec::new();
     let mut names = DesiredNames::new(index, unchanged.iter().map(|e| e.id.as_str()).collect());
-    // Files that failed to decode already have their diagnostic; stand in for
-    // them by the name their path gives, so that their referrers do not add
-    // a cascade of dangling-reference errors.
-    let mut placeholders: HashSet<String> = HashSet::new();
+    let placeholders = stand_in_for_failed(tenant, failed, index, &mut names);
+    let (mut desired, explicit) = assign_ids(tenant, loaded, index, &mut names);
+    let mut diags = duplicate_ids(&desired, &explicit, index, &names, lines);
+    diags.extend(duplicate_names(&desired, index, &names, lines));
+    diags.extend(check_each(
+        &mut desired,
+        &|kind, r| names.id_of(kind, r).map(str::to_string),
+        lines,
+    ));
+    diags.extend(renamed_under_unchanged(
+        unchanged,
+        index,
+        &names,
+        &placeholders,
+    ));
+    let graph = ReferenceGraph::around(&desired, index, &|id| names.is_unchanged(id));
+    diags.extend(graph.cycles(&names, lines));
+    diags.sort();
+    diags.dedup();
+    Resolution {
+        desired,
+        names,
+        diagnostics: diags,
+    }
+}
+
+/// Stand in for files that failed to decode (their problem is reported
+/// already) by the name their path gives, so that their referrers do not add
+/// a cascade of dangling-reference errors. Returns the IDs stood in for.
+fn stand_in_for_failed(
+    tenant: &str,
+    failed: &[String],
+    index: &Index,
+    names: &mut DesiredNames<'_>,
+) -> HashSet<String> {
+    let mut placeholders = HashSet::new();
     for path in failed {
-        if let Some((folder, file)) = path.split_once('/') {
-            if let (Some(kind), Some(name)) = (Kind::from_step(folder), file.strip_suffix(".yaml"))
-            {
-                let id = index
-                    .by_name(kind, name)
-                    .map(|e| e.id.clone())
-                    .unwrap_or_else(|| ids::derived_id(tenant, kind, name));
-                names.insert(kind, name, &id);
-                placeholders.insert(id);
-            }
+        let Some((folder, file)) = path.split_once('/') else {
+            continue;
+        };
+        if let (Some(kind), Some(name)) = (Kind::from_step(folder), file.strip_suffix(".yaml")) {
+            let id = index
+                .by_name(kind, name)
+                .map(|e| e.id.clone())
+                .unwrap_or_else(|| ids::derived_id(tenant, kind, name));
+            names.insert(kind, name, &id);
+            placeholders.insert(id);
         }
     }
+    placeholders
+}
 
-    let mut desired: Vec<Desired> = Vec::with_capacity(loaded.len());
-    // Whether each decoded resource wrote its ID (a derived ID can only
-    // collide with another through a duplicate name, reported as such).
-    let mut explicit: Vec<bool> = Vec::with_capacity(loaded.len());
+/// Give every decoded resource its ID: the one it writes, else the one the
+/// index holds for its name, else one derived from tenant, kind and name.
+/// Also returns whether each wrote its ID (a derived ID can only collide
+/// with another through a duplicate name, reported as such).
+fn assign_ids(
+    tenant: &str,
+    loaded: Vec<Loaded>,
+    index: &Index,
+    names: &mut DesiredNames<'_>,
+) -> (Vec<Desired>, Vec<bool>) {
+    let mut desired = Vec::with_capacity(loaded.len());
+    let mut explicit = Vec::with_capacity(loaded.len());
     for l in loaded {
         let mut resource = l.resource;
         explicit.push(resource.metadata.id.is_some());
@@ -242,154 +283,206 @@ pub fn resolve<'a>(
             resource,
         });
     }
+    (desired, explicit)
+}
 
-    // Duplicate IDs and names: among decoded units, and against unchanged ones.
-    {
-        let mut by_id: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-        let mut by_name: BTreeMap<(Kind, &str), Vec<&str>> = BTreeMap::new();
-        for (d, explicit) in desired.iter().zip(&explicit) {
-            if *explicit {
-                by_id
-                    .entry(d.resource.id().unwrap_or_default())
-                    .or_default()
-                    .push(d.path.as_str());
-            }
-            by_name
-                .entry((d.resource.kind(), d.resource.name()))
-                .or_default()
-                .push(d.path.as_str());
-        }
-        let mut extra_paths: Vec<(String, String)> = Vec::new();
-        for (id, paths) in &by_id {
-            if let Some(e) = index.get(id).filter(|e| names.is_unchanged(&e.id)) {
-                extra_paths.push((id.to_string(), e.path()));
-            }
-            let _ = paths;
-        }
-        let mut report =
-            |all: Vec<String>, code: &'static str, field: &str, what: String, value: &str| {
-                if all.len() < 2 {
-                    return;
-                }
-                for p in &all {
-                    diags.push(
-                        Diagnostic::error(
-                            p.clone(),
-                            code,
-                            format!("{what} is used by {}", all.join(", ")),
-                        )
-                        .in_field(field)
-                        .at_line(lines(p, field, Some(value))),
-                    );
-                }
-            };
-        for (id, paths) in &by_id {
-            let mut all: Vec<String> = paths.iter().map(|p| p.to_string()).collect();
-            all.extend(
-                extra_paths
-                    .iter()
-                    .filter(|(i, _)| i == id)
-                    .map(|(_, p)| p.clone()),
-            );
-            all.sort();
-            all.dedup();
-            report(all, "duplicate-id", "metadata.id", format!("id `{id}`"), id);
-        }
-        for ((kind, name), paths) in &by_name {
-            let mut all: Vec<String> = paths.iter().map(|p| p.to_string()).collect();
-            if let Some(e) = index
-                .by_name(*kind, name)
-                .filter(|e| names.is_unchanged(&e.id))
-            {
-                all.push(e.path());
-            }
-            all.sort();
-            all.dedup();
-            report(
-                all,
-                "duplicate-name",
-                "metadata.name",
-                format!("{kind} name `{name}`"),
-                name,
-            );
-        }
+/// One diagnostic per file of `paths` when two or more files share a value.
+fn shared_value(
+    mut paths: Vec<String>,
+    code: &'static str,
+    field: &str,
+    what: &str,
+    value: &str,
+    lines: LineLookup<'_>,
+) -> Vec<Diagnostic> {
+    paths.sort();
+    paths.dedup();
+    if paths.len() < 2 {
+        return Vec::new();
     }
+    paths
+        .iter()
+        .map(|p| {
+            Diagnostic::error(
+                p.clone(),
+                code,
+                format!("{what} is used by {}", paths.join(", ")),
+            )
+            .in_field(field)
+            .at_line(lines(p, field, Some(value)))
+        })
+        .collect()
+}
 
-    // Names to IDs (with dangling references and misplaced built-ins), and
-    // plain-text credentials: per resource, on all cores.
-    let per_resource: Vec<Vec<Diagnostic>> = desired
+/// IDs written by two decoded files, or by a decoded and an unchanged one.
+fn duplicate_ids(
+    desired: &[Desired],
+    explicit: &[bool],
+    index: &Index,
+    names: &DesiredNames<'_>,
+    lines: LineLookup<'_>,
+) -> Vec<Diagnostic> {
+    let mut by_id: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for (d, _) in desired.iter().zip(explicit).filter(|(_, e)| **e) {
+        by_id
+            .entry(d.resource.id().unwrap_or_default())
+            .or_default()
+            .push(d.path.clone());
+    }
+    let mut diags = Vec::new();
+    for (id, mut paths) in by_id {
+        if let Some(e) = index.get(id).filter(|e| names.is_unchanged(&e.id)) {
+            paths.push(e.path());
+        }
+        let what = format!("id `{id}`");
+        diags.extend(shared_value(
+            paths,
+            "duplicate-id",
+            "metadata.id",
+            &what,
+            id,
+            lines,
+        ));
+    }
+    diags
+}
+
+/// Names of one kind used by two decoded files, or by a decoded and an unchanged one.
+fn duplicate_names(
+    desired: &[Desired],
+    index: &Index,
+    names: &DesiredNames<'_>,
+    lines: LineLookup<'_>,
+) -> Vec<Diagnostic> {
+    let mut by_name: BTreeMap<(Kind, &str), Vec<String>> = BTreeMap::new();
+    for d in desired {
+        by_name
+            .entry((d.resource.kind(), d.resource.name()))
+            .or_default()
+            .push(d.path.clone());
+    }
+    let mut diags = Vec::new();
+    for ((kind, name), mut paths) in by_name {
+        if let Some(e) = index
+            .by_name(kind, name)
+            .filter(|e| names.is_unchanged(&e.id))
+        {
+            paths.push(e.path());
+        }
+        let what = format!("{kind} name `{name}`");
+        diags.extend(shared_value(
+            paths,
+            "duplicate-name",
+            "metadata.name",
+            &what,
+            name,
+            lines,
+        ));
+    }
+    diags
+}
+
+/// Finds the ID a reference of a given kind points to (`None`: it points nowhere).
+pub type RefLookup<'a> = &'a (dyn Fn(Kind, &str) -> Option<String> + Sync);
+
+/// The checks of each decoded resource on its own, on all cores:
+/// [`resolve_references`], [`strings::check_values`] and [`plain_secrets`].
+fn check_each(
+    desired: &mut [Desired],
+    lookup: RefLookup<'_>,
+    lines: LineLookup<'_>,
+) -> Vec<Diagnostic> {
+    desired
         .par_iter_mut()
         .map(|d| {
-            let path = d.path.clone();
-            let mut local = Vec::new();
-            d.resource.visit_refs_mut(&mut |site, reference| {
-                if let Some(builtin) = reference.strip_prefix(BUILTIN_PREFIX) {
-                    if site.target != Kind::Tool {
-                        local.push(
-                            Diagnostic::error(
-                                path.clone(),
-                                "builtin-reference",
-                                format!("`{reference}`: only tools can be built-in"),
-                            )
-                            .in_field(site.path.clone())
-                            .at_line(lines(
-                                &path,
-                                &site.path,
-                                Some(reference),
-                            )),
-                        );
-                    } else if !is_valid_name(builtin) {
-                        local.push(
-                            Diagnostic::error(
-                                path.clone(),
-                                "builtin-reference",
-                                format!("`{reference}` is not a valid built-in tool name"),
-                            )
-                            .in_field(site.path.clone()),
-                        );
-                    }
-                    return;
-                }
-                match names.id_of(site.target, reference) {
-                    Some(id) => *reference = id.to_string(),
-                    None => local.push(
-                        Diagnostic::error(
-                            path.clone(),
-                            "dangling-reference",
-                            format!(
-                                "{} `{reference}` does not exist in this tenant",
-                                site.target
-                            ),
-                        )
-                        .in_field(site.path.clone())
-                        .at_line(lines(&path, &site.path, Some(reference))),
-                    ),
-                }
-            });
-            local.extend(strings::check_values(&path, &d.resource, &|f| {
-                lines(&path, f, None)
+            let mut local = resolve_references(&mut d.resource, &d.path, lookup, lines);
+            local.extend(strings::check_values(&d.path, &d.resource, &|f| {
+                lines(&d.path, f, None)
             }));
-            for s in secrets::find_plain_secrets(&d.resource.spec.to_json()) {
-                local.push(
-                    Diagnostic::error(
-                        path.clone(),
-                        "plaintext-secret",
-                        format!(
-                            "{}; write `${{vars.NAME}}` or encrypt it with `ferry secret encrypt`",
-                            s.reason
-                        ),
-                    )
-                    .at_line(lines(&path, &s.field, None))
-                    .in_field(s.field),
-                );
-            }
+            local.extend(plain_secrets(&d.resource, &d.path, lines));
             local
         })
-        .collect();
-    diags.extend(per_resource.into_iter().flatten());
+        .collect::<Vec<_>>()
+        .into_iter()
+        .flatten()
+        .collect()
+}
 
-    // Unchanged units still name what they referenced when they were applied:
-    // check them only against the index entries that the tree renamed or removed.
+/// Rewrite the references of `resource` (in file `path`) to the IDs
+/// `lookup` finds, reporting each that points nowhere and each misplaced or
+/// misnamed built-in. Built-in tools are left as they are.
+pub fn resolve_references(
+    resource: &mut Resource,
+    path: &str,
+    lookup: RefLookup<'_>,
+    lines: LineLookup<'_>,
+) -> Vec<Diagnostic> {
+    let mut diags = Vec::new();
+    resource.visit_refs_mut(&mut |site, reference| {
+        let problem = if let Some(builtin) = reference.strip_prefix(BUILTIN_PREFIX) {
+            if site.target != Kind::Tool {
+                Some((
+                    "builtin-reference",
+                    format!("`{reference}`: only tools can be built-in"),
+                ))
+            } else if !is_valid_name(builtin) {
+                Some((
+                    "builtin-reference",
+                    format!("`{reference}` is not a valid built-in tool name"),
+                ))
+            } else {
+                None
+            }
+        } else if let Some(id) = lookup(site.target, reference) {
+            *reference = id;
+            None
+        } else {
+            Some((
+                "dangling-reference",
+                format!(
+                    "{} `{reference}` does not exist in this tenant",
+                    site.target
+                ),
+            ))
+        };
+        if let Some((code, message)) = problem {
+            diags.push(
+                Diagnostic::error(path, code, message)
+                    .in_field(site.path.clone())
+                    .at_line(lines(path, &site.path, Some(reference))),
+            );
+        }
+    });
+    diags
+}
+
+/// Plain-text credentials in the spec of `resource` (in file `path`).
+pub fn plain_secrets(resource: &Resource, path: &str, lines: LineLookup<'_>) -> Vec<Diagnostic> {
+    secrets::find_plain_secrets(&resource.spec.to_json())
+        .into_iter()
+        .map(|s| {
+            Diagnostic::error(
+                path,
+                "plaintext-secret",
+                format!(
+                    "{}; write `${{vars.NAME}}` or encrypt it with `ferry secret encrypt`",
+                    s.reason
+                ),
+            )
+            .at_line(lines(path, &s.field, None))
+            .in_field(s.field)
+        })
+        .collect()
+}
+
+/// Unchanged units still name what they referenced when they were applied:
+/// check them only against the index entries that the tree renamed or removed.
+fn renamed_under_unchanged(
+    unchanged: &[&IndexEntry],
+    index: &Index,
+    names: &DesiredNames<'_>,
+    placeholders: &HashSet<String>,
+) -> Vec<Diagnostic> {
     let moved: HashSet<&str> = index
         .entries()
         .iter()
@@ -397,107 +490,125 @@ pub fn resolve<'a>(
         .filter(|e| names.lookup(&e.id) != Some((e.kind, e.name.as_str())))
         .map(|e| e.id.as_str())
         .collect();
-    if !moved.is_empty() {
-        for e in unchanged {
-            for r in e.refs.iter().filter(|r| moved.contains(r.as_str())) {
-                if let Some(target) = index.get(r) {
-                    diags.push(Diagnostic::error(
-                        e.path(),
-                        "dangling-reference",
-                        format!(
-                            "{} `{}` does not exist in this tenant (it was renamed or removed)",
-                            target.kind, target.name
-                        ),
-                    ));
-                }
+    if moved.is_empty() {
+        return Vec::new();
+    }
+    let mut diags = Vec::new();
+    for e in unchanged {
+        for r in e.refs.iter().filter(|r| moved.contains(r.as_str())) {
+            if let Some(target) = index.get(r) {
+                diags.push(Diagnostic::error(
+                    e.path(),
+                    "dangling-reference",
+                    format!(
+                        "{} `{}` does not exist in this tenant (it was renamed or removed)",
+                        target.kind, target.name
+                    ),
+                ));
             }
         }
+    }
+    diags
+}
+
+/// The sub-agent and sub-workflow edges reachable from a set of decoded
+/// resources, through decoded resources and unchanged index entries.
+#[derive(Debug, Default)]
+pub struct ReferenceGraph {
+    edges: HashMap<String, Vec<String>>,
+    origin: HashMap<String, (Kind, String)>,
+}
+
+impl ReferenceGraph {
+    /// The graph around the agents and workflows of `decoded` (stored form):
+    /// a new cycle needs a changed edge, so only these are searched from.
+    /// Index entries take part when `is_unchanged` says their unit is part
+    /// of the desired state as the index holds it.
+    pub fn around(decoded: &[Desired], index: &Index, is_unchanged: &dyn Fn(&str) -> bool) -> Self {
+        let decoded: HashMap<&str, &Desired> = decoded
+            .iter()
+            .filter(|d| matches!(d.resource.kind(), Kind::Agent | Kind::Workflow))
+            .map(|d| (d.resource.id().unwrap_or_default(), d))
+            .collect();
+        let mut graph = ReferenceGraph::default();
+        let mut queue: Vec<String> = decoded.keys().map(|k| k.to_string()).collect();
+        while let Some(id) = queue.pop() {
+            if graph.edges.contains_key(&id) {
+                continue;
+            }
+            let (kind, path, next) = match decoded.get(id.as_str()) {
+                Some(d) => (
+                    d.resource.kind(),
+                    d.path.clone(),
+                    same_kind_refs(&d.resource),
+                ),
+                None => match index.get(&id).filter(|e| is_unchanged(&e.id)) {
+                    Some(e) => (e.kind, e.path(), same_kind_entries(e, index)),
+                    None => continue,
+                },
+            };
+            queue.extend(next.iter().cloned());
+            graph.origin.insert(id.clone(), (kind, path));
+            graph.edges.insert(id, next);
+        }
+        graph
     }
 
-    // Cycles among sub-agents and sub-workflows: a new cycle needs a changed
-    // edge, so search only from decoded agents and workflows.
-    let mut edges: HashMap<String, Vec<String>> = HashMap::new();
-    let mut paths: HashMap<String, (Kind, String)> = HashMap::new();
-    let decoded: HashMap<&str, &Desired> = desired
-        .iter()
-        .filter(|d| matches!(d.resource.kind(), Kind::Agent | Kind::Workflow))
-        .map(|d| (d.resource.id().unwrap_or_default(), d))
-        .collect();
-    let mut queue: Vec<String> = decoded.keys().map(|k| k.to_string()).collect();
-    while let Some(id) = queue.pop() {
-        if edges.contains_key(&id) {
-            continue;
-        }
-        let (kind, path, next): (Kind, String, Vec<String>) = match decoded.get(id.as_str()) {
-            Some(d) => {
-                let kind = d.resource.kind();
-                let next = d
-                    .resource
-                    .refs()
-                    .into_iter()
-                    .filter(|(site, _)| site.target == kind)
-                    .map(|(_, r)| r)
+    /// One diagnostic per cycle of the graph, at the file of its smallest member.
+    pub fn cycles(&self, names: &dyn Names, lines: LineLookup<'_>) -> Vec<Diagnostic> {
+        find_cycles(&self.edges)
+            .into_iter()
+            .map(|cycle| {
+                let labels: Vec<String> = cycle
+                    .iter()
+                    .map(|id| {
+                        names
+                            .lookup(id)
+                            .map_or_else(|| id.clone(), |(_, n)| n.to_string())
+                    })
                     .collect();
-                (kind, d.path.clone(), next)
-            }
-            None => match index.get(&id).filter(|e| names.is_unchanged(&e.id)) {
-                Some(e) => {
-                    let next = e
-                        .refs
-                        .iter()
-                        .filter(|r| index.get(r).is_some_and(|t| t.kind == e.kind))
-                        .cloned()
-                        .collect();
-                    (e.kind, e.path(), next)
-                }
-                None => continue,
-            },
-        };
-        queue.extend(next.iter().cloned());
-        paths.insert(id.clone(), (kind, path));
-        edges.insert(id, next);
-    }
-    for cycle in find_cycles(&edges) {
-        let labels: Vec<String> = cycle
-            .iter()
-            .map(|id| {
-                names
-                    .lookup(id)
-                    .map(|(_, n)| n.to_string())
-                    .unwrap_or_else(|| id.clone())
-            })
-            .collect();
-        let (kind, path) = paths
-            .get(&cycle[0])
-            .cloned()
-            .unwrap_or((Kind::Agent, String::new()));
-        let field = if kind == Kind::Agent {
-            "spec.subAgents"
-        } else {
-            "spec.steps"
-        };
-        diags.push(
-            Diagnostic::error(
-                path.clone(),
-                "reference-cycle",
-                format!(
+                let (kind, path) = self
+                    .origin
+                    .get(&cycle[0])
+                    .cloned()
+                    .unwrap_or((Kind::Agent, String::new()));
+                let field = if kind == Kind::Agent {
+                    "spec.subAgents"
+                } else {
+                    "spec.steps"
+                };
+                let message = format!(
                     "{kind} reference cycle: {} → {}",
                     labels.join(" → "),
                     labels[0]
-                ),
-            )
-            .in_field(field)
-            .at_line(lines(&path, field, labels.get(1).map(String::as_str))),
-        );
+                );
+                Diagnostic::error(path.clone(), "reference-cycle", message)
+                    .in_field(field)
+                    .at_line(lines(&path, field, labels.get(1).map(String::as_str)))
+            })
+            .collect()
     }
+}
 
-    diags.sort();
-    diags.dedup();
-    Resolution {
-        desired,
-        names,
-        diagnostics: diags,
-    }
+/// The references of a resource to its own kind (sub-agents, sub-workflows).
+fn same_kind_refs(resource: &Resource) -> Vec<String> {
+    let kind = resource.kind();
+    resource
+        .refs()
+        .into_iter()
+        .filter(|(site, _)| site.target == kind)
+        .map(|(_, r)| r)
+        .collect()
+}
+
+/// The references of an index entry to entries of its own kind.
+fn same_kind_entries(entry: &IndexEntry, index: &Index) -> Vec<String> {
+    entry
+        .refs
+        .iter()
+        .filter(|r| index.get(r).is_some_and(|t| t.kind == entry.kind))
+        .cloned()
+        .collect()
 }
 
 /// Every elementary cycle reachable in a directed graph, each reported once,
@@ -563,4 +674,242 @@ fn find_cycles(edges: &HashMap<String, Vec<String>>) -> Vec<Vec<String>> {
         }
     }
     cycles
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::model::{Metadata, Spec};
+    use serde_json::json;
+
+    const T: &str = "acme-dev";
+
+    fn no_lines(_: &str, _: &str, _: Option<&str>) -> Option<u64> {
+        None
+    }
+
+    fn resource(kind: Kind, name: &str, id: Option<&str>, spec: serde_json::Value) -> Resource {
+        Resource {
+            metadata: Metadata {
+                id: id.map(str::to_string),
+                name: name.to_string(),
+                syncable: false,
+                synced_from: None,
+                origin_id: None,
+                created_by: None,
+            },
+            spec: Spec::from_json(kind, spec).unwrap(),
+            content: None,
+        }
+    }
+
+    fn agent(name: &str, id: Option<&str>, sub_agents: &[&str]) -> Resource {
+        resource(
+            Kind::Agent,
+            name,
+            id,
+            json!({"type": "chat", "model": {"provider": "openai", "name": "gpt"}, "subAgents": sub_agents}),
+        )
+    }
+
+    fn tool(name: &str, id: Option<&str>) -> Resource {
+        resource(Kind::Tool, name, id, json!({"type": "http"}))
+    }
+
+    fn loaded(r: Resource) -> Loaded {
+        Loaded {
+            path: crate::domain::model::resource_path(r.kind(), r.name()),
+            hash: format!("h-{}", r.name()),
+            resource: r,
+        }
+    }
+
+    fn entry(kind: Kind, name: &str, id: &str, refs: &[&str]) -> IndexEntry {
+        IndexEntry {
+            id: id.to_string(),
+            kind,
+            name: name.to_string(),
+            content_hash: "c".to_string(),
+            file_hash: "f".to_string(),
+            refs: refs.iter().map(|r| r.to_string()).collect(),
+            revision: 1,
+        }
+    }
+
+    fn desired(r: Resource) -> Desired {
+        let l = loaded(r);
+        Desired {
+            path: l.path,
+            hash: l.hash,
+            resource: l.resource,
+        }
+    }
+
+    fn codes(diags: &[Diagnostic]) -> Vec<&str> {
+        diags.iter().map(|d| d.code).collect()
+    }
+
+    #[test]
+    fn a_failed_file_stands_in_under_its_name() {
+        let index = Index::new(vec![entry(Kind::Tool, "kept", "tol_kept", &[])]);
+        let mut names = DesiredNames::new(&index, HashSet::new());
+        let failed = vec![
+            "tools/kept.yaml".into(),
+            "tools/new.yaml".into(),
+            "junk".into(),
+        ];
+        let placeholders = stand_in_for_failed(T, &failed, &index, &mut names);
+        let derived = ids::derived_id(T, Kind::Tool, "new");
+        assert_eq!(names.id_of(Kind::Tool, "kept"), Some("tol_kept"));
+        assert_eq!(names.id_of(Kind::Tool, "new"), Some(derived.as_str()));
+        assert_eq!(placeholders, HashSet::from(["tol_kept".into(), derived]));
+    }
+
+    #[test]
+    fn ids_are_written_or_kept_from_the_index_or_derived() {
+        let index = Index::new(vec![entry(Kind::Tool, "known", "tol_known", &[])]);
+        let mut names = DesiredNames::new(&index, HashSet::new());
+        let loaded = vec![
+            loaded(tool("own", Some("tol_own"))),
+            loaded(tool("known", None)),
+            loaded(tool("fresh", None)),
+        ];
+        let (desired, explicit) = assign_ids(T, loaded, &index, &mut names);
+        let got: Vec<&str> = desired.iter().filter_map(|d| d.resource.id()).collect();
+        let derived = ids::derived_id(T, Kind::Tool, "fresh");
+        assert_eq!(got, ["tol_own", "tol_known", derived.as_str()]);
+        assert_eq!(explicit, [true, false, false]);
+        assert_eq!(names.id_of(Kind::Tool, "fresh"), Some(derived.as_str()));
+    }
+
+    #[test]
+    fn a_shared_id_is_reported_in_every_file_that_uses_it() {
+        let index = Index::new(vec![entry(Kind::Tool, "old", "tol_same", &[])]);
+        let names = DesiredNames::new(&index, HashSet::from(["tol_same"]));
+        let desired = vec![
+            desired(tool("a", Some("tol_same"))),
+            desired(tool("b", None)),
+        ];
+        let diags = duplicate_ids(&desired, &[true, false], &index, &names, &no_lines);
+        let files: Vec<&str> = diags.iter().map(|d| d.file.as_str()).collect();
+        assert_eq!(files, ["tools/a.yaml", "tools/old.yaml"]);
+        assert!(diags[0].message.contains("tools/a.yaml, tools/old.yaml"));
+        assert_eq!(codes(&diags), ["duplicate-id", "duplicate-id"]);
+    }
+
+    #[test]
+    fn a_shared_name_is_reported_among_decoded_files() {
+        let index = Index::default();
+        let names = DesiredNames::new(&index, HashSet::new());
+        let mut second = desired(tool("a", Some("tol_2")));
+        second.path = "tools/a-copy.yaml".into();
+        let desired = vec![
+            desired(tool("a", Some("tol_1"))),
+            second,
+            desired(tool("b", None)),
+        ];
+        let diags = duplicate_names(&desired, &index, &names, &no_lines);
+        assert_eq!(codes(&diags), ["duplicate-name", "duplicate-name"]);
+        assert_eq!(diags[0].field.as_deref(), Some("metadata.name"));
+    }
+
+    #[test]
+    fn references_become_ids_and_every_bad_one_is_reported() {
+        let mut r = resource(
+            Kind::Agent,
+            "bot",
+            None,
+            json!({"type": "chat", "model": {"provider": "o", "name": "m"},
+                   "tools": ["crm", "builtin/web-search", "nope", "builtin/Bad Name"],
+                   "subAgents": ["builtin/x"]}),
+        );
+        let lookup = |kind: Kind, name: &str| {
+            (kind == Kind::Tool && name == "crm").then(|| "tol_crm".to_string())
+        };
+        let diags = resolve_references(&mut r, "agents/bot.yaml", &lookup, &no_lines);
+        let fields: Vec<&str> = diags.iter().filter_map(|d| d.field.as_deref()).collect();
+        assert_eq!(
+            fields,
+            ["spec.tools[2]", "spec.tools[3]", "spec.subAgents[0]"]
+        );
+        assert_eq!(
+            codes(&diags),
+            [
+                "dangling-reference",
+                "builtin-reference",
+                "builtin-reference"
+            ]
+        );
+        let Spec::Agent(a) = &r.spec else { panic!() };
+        assert_eq!(a.tools[..2], ["tol_crm", "builtin/web-search"]);
+    }
+
+    #[test]
+    fn plain_text_credentials_are_reported_by_field() {
+        let r = resource(
+            Kind::Tool,
+            "crm",
+            None,
+            json!({"type": "http", "actions": [{"name": "a", "config": {"apiKey": "sk-live-0123456789abcdefghijklmnop"}}]}),
+        );
+        let diags = plain_secrets(&r, "tools/crm.yaml", &no_lines);
+        assert_eq!(codes(&diags), ["plaintext-secret"]);
+        assert!(diags[0].field.as_deref().unwrap_or("").contains("apiKey"));
+        assert!(!diags[0].message.contains("sk-live"), "never the value");
+        assert!(plain_secrets(&tool("t", None), "tools/t.yaml", &no_lines).is_empty());
+    }
+
+    #[test]
+    fn an_unchanged_unit_is_told_when_its_target_was_renamed() {
+        let index = Index::new(vec![
+            entry(Kind::Tool, "crm", "tol_crm", &[]),
+            entry(Kind::Agent, "bot", "agt_bot", &["tol_crm"]),
+        ]);
+        let mut names = DesiredNames::new(&index, HashSet::from(["agt_bot"]));
+        names.insert(Kind::Tool, "crm-renamed", "tol_crm");
+        let unchanged = [index.get("agt_bot").unwrap()];
+        let diags = renamed_under_unchanged(&unchanged, &index, &names, &HashSet::new());
+        assert_eq!(diags.len(), 1);
+        assert_eq!(diags[0].file, "agents/bot.yaml");
+        assert!(diags[0].message.contains("renamed or removed"));
+        let placeholders = HashSet::from(["tol_crm".to_string()]);
+        assert!(renamed_under_unchanged(&unchanged, &index, &names, &placeholders).is_empty());
+    }
+
+    #[test]
+    fn a_cycle_through_an_unchanged_agent_is_found_once() {
+        let index = Index::new(vec![
+            entry(Kind::Agent, "a", "agt_a", &[]),
+            entry(Kind::Agent, "b", "agt_b", &["agt_a"]),
+        ]);
+        let mut names = DesiredNames::new(&index, HashSet::from(["agt_b"]));
+        names.insert(Kind::Agent, "a", "agt_a");
+        let decoded = vec![desired(agent("a", Some("agt_a"), &["agt_b"]))];
+        let graph = ReferenceGraph::around(&decoded, &index, &|id| names.is_unchanged(id));
+        let diags = graph.cycles(&names, &no_lines);
+        assert_eq!(codes(&diags), ["reference-cycle"]);
+        assert_eq!(diags[0].message, "Agent reference cycle: a → b → a");
+        assert_eq!(diags[0].field.as_deref(), Some("spec.subAgents"));
+        let none = ReferenceGraph::around(&decoded, &index, &|_| false);
+        assert!(
+            none.cycles(&names, &no_lines).is_empty(),
+            "b is not part of the tree"
+        );
+    }
+
+    #[test]
+    fn resolve_reports_every_problem_of_a_tree_at_once() {
+        let index = Index::default();
+        let loaded = vec![
+            loaded(agent("a", None, &["b"])),
+            loaded(agent("b", None, &["a", "ghost"])),
+        ];
+        let r = resolve(T, loaded, &[], &index, &[], &no_lines);
+        assert_eq!(
+            codes(&r.diagnostics),
+            ["reference-cycle", "dangling-reference"]
+        );
+        assert_eq!(r.desired.len(), 2);
+        assert_eq!(r.names.id_of(Kind::Agent, "b"), r.desired[1].resource.id());
+    }
 }

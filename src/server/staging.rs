@@ -153,7 +153,11 @@ impl From<StagingError> for ApiError {
                 };
                 ApiError::not_found(code, msg)
             }
-            ErrorKind::BadRequest => ApiError::bad_request("invalid_edit", msg),
+            ErrorKind::BadRequest => match &e {
+                StagingError::Invalid { problems } => ApiError::bad_request("invalid_edit", msg)
+                    .with("problems", problems_json(problems)),
+                _ => ApiError::bad_request("invalid_edit", msg),
+            },
             ErrorKind::Conflict => match e {
                 StagingError::Store(s) => s.into(),
                 _ => ApiError::conflict("conflict", msg),
@@ -165,6 +169,21 @@ impl From<StagingError> for ApiError {
             ErrorKind::Internal => ApiError::internal(msg),
         }
     }
+}
+
+/// Every problem of an invalid edit: file, field, code and message (never a value).
+fn problems_json(problems: &[crate::domain::diagnostic::Diagnostic]) -> Value {
+    problems
+        .iter()
+        .map(|d| {
+            serde_json::json!({
+                "file": d.file,
+                "field": d.field,
+                "code": d.code,
+                "message": d.message,
+            })
+        })
+        .collect()
 }
 
 /// The caller's tenant, after checking they hold `role` there.

@@ -4,8 +4,10 @@
 //! This module owns [`StagingEdit`], [`apply_edit`] and the one error type of
 //! the staging and publish services ([`StagingError`], with [`ErrorKind`] for
 //! servers). An edit reads the drafts it touches (stored form, references as
-//! IDs), changes them, checks them as a tree would be checked (types, names,
-//! references that must exist, sub-agent cycles, plain-text secrets), and
+//! IDs), changes them, checks them with the tree's own checks from
+//! [`crate::domain::validate`] (types, names, references that must exist,
+//! strings, plain-text secrets, sub-agent cycles), reporting every problem
+//! at once as [`StagingError::Invalid`], and
 //! writes only what changed, in one transaction against the tenant revision
 //! it read. Production (published versions) is untouched until a publish;
 //! see [`crate::service::publishing`]. An edit that changes nothing writes nothing.
@@ -18,13 +20,17 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::backend::store::{Store, StoreError, WriteBatch};
+use crate::domain::diagnostic::Diagnostic;
+use crate::domain::model::resource_path;
 use crate::domain::model::{
     is_valid_name, AgentSpec, Guardrail, Kind, KnowledgeBaseSpec, Metadata, Resource, Snippet,
     Spec, ToolSpec, BUILTIN_PREFIX,
 };
 use crate::domain::publish::Named;
 use crate::domain::state::{content_hash, Index};
-use crate::domain::validate::{render_names, NameTable};
+use crate::domain::validate::{
+    plain_secrets, render_names, resolve_references, strings, Desired, NameTable, ReferenceGraph,
+};
 use crate::service::pipeline::{self, PipelineError};
 
 /// The instruction ID of an agent's main instructions text.
@@ -256,6 +262,12 @@ pub enum StagingError {
         /// What is wrong (never the value).
         reason: String,
     },
+    /// The edited drafts fail the checks a tree gets: every problem found.
+    #[error("the edit is invalid:{}", list_problems(problems))]
+    Invalid {
+        /// Every problem, each naming its resource file and field (never a value).
+        problems: Vec<Diagnostic>,
+    },
     /// The tenant has no publish with this change-track ID.
     #[error("tenant `{tenant}` has no publish with change id `{change_track_id}`")]
     NoPublish {
@@ -273,6 +285,17 @@ pub enum StagingError {
     /// The actor may not do this.
     #[error(transparent)]
     Access(#[from] crate::domain::access::AccessError),
+}
+
+/// Problems one per line: `file: field: message`.
+fn list_problems(problems: &[Diagnostic]) -> String {
+    problems
+        .iter()
+        .map(|d| match &d.field {
+            Some(f) => format!("\n  {}: {f}: {}", d.file, d.message),
+            None => format!("\n  {}: {}", d.file, d.message),
+        })
+        .collect()
 }
 
 fn store_kind(e: &StoreError) -> ErrorKind {
@@ -298,7 +321,8 @@ impl StagingError {
             | StagingError::NoPublish { .. } => ErrorKind::NotFound,
             StagingError::ToolNotAttached { .. }
             | StagingError::CorpusNotConnected { .. }
-            | StagingError::BadField { .. } => ErrorKind::BadRequest,
+            | StagingError::BadField { .. }
+            | StagingError::Invalid { .. } => ErrorKind::BadRequest,
             StagingError::InstructionExists { .. } => ErrorKind::Conflict,
             StagingError::Store(e) => store_kind(e),
             StagingError::Pipeline(PipelineError::Store(e)) => store_kind(e),
@@ -442,10 +466,6 @@ pub fn find_agent_id(store: &dyn Store, tenant: &str, agent: &str) -> Result<Str
             tenant: tenant.to_string(),
             agent: agent.to_string(),
         })
-}
-
-fn strip_spec(path: &str) -> String {
-    path.strip_prefix("spec.").unwrap_or(path).to_string()
 }
 
 /// An edit in progress: the agent's draft and the other drafts it touched.
@@ -790,14 +810,20 @@ impl Session<'_> {
         Ok(())
     }
 
-    /// Check one edited draft as a tree would be checked, resolving references given by name.
-    fn check(&self, r: &mut Resource) -> Result<(), StagingError> {
+    /// Check one edited draft as a tree would be checked, resolving
+    /// references given by name: every problem, none of them fatal alone.
+    fn check(&self, r: &mut Resource) -> Vec<Diagnostic> {
         let id = r.id().unwrap_or_default().to_string();
         let kind = r.kind();
+        let path = resource_path(kind, r.name());
+        let mut problems = Vec::new();
+        let name_problem = |code, message: String| {
+            Diagnostic::error(path.clone(), code, message).in_field("metadata.name")
+        };
         if !is_valid_name(r.name()) {
-            return Err(StagingError::bad(
-                "name",
-                "expected lower-case letters, digits, `-`, `_` and `.`, 1 to 128 long",
+            problems.push(name_problem(
+                "invalid-name",
+                "expected lower-case letters, digits, `-`, `_` and `.`, 1 to 128 long".into(),
             ));
         }
         if self
@@ -805,76 +831,36 @@ impl Session<'_> {
             .by_name(kind, r.name())
             .is_some_and(|e| e.id != id)
         {
-            return Err(StagingError::bad(
-                "name",
+            problems.push(name_problem(
+                "duplicate-name",
                 format!("a {kind} named `{}` exists already", r.name()),
             ));
         }
-        let mut problem = None;
-        r.visit_refs_mut(&mut |site, reference| {
-            if problem.is_some() {
-                return;
-            }
-            let field = strip_spec(&site.path);
-            if reference.starts_with(BUILTIN_PREFIX) && site.target != Kind::Tool {
-                problem = Some(StagingError::bad(field, "only tools can be built-in"));
-                return;
-            }
-            match resolve(self.index, site.target, reference) {
-                Some(id) => *reference = id,
-                None => {
-                    problem = Some(StagingError::bad(
-                        field,
-                        format!(
-                            "{} `{reference}` does not exist in tenant `{}`",
-                            site.target, self.tenant
-                        ),
-                    ))
-                }
-            }
-        });
-        if let Some(p) = problem {
-            return Err(p);
-        }
-        if let Some(s) = crate::domain::secrets::find_plain_secrets(&r.spec.to_json()).first() {
-            return Err(StagingError::bad(
-                strip_spec(&s.field),
-                format!(
-                    "{}; write `${{vars.NAME}}` or an encrypted `ENC[age,…]` value",
-                    s.reason
-                ),
-            ));
-        }
-        if let Spec::Agent(a) = &r.spec {
-            self.check_cycle(&id, a)?;
-        }
-        Ok(())
+        let no_lines = |_: &str, _: &str, _: Option<&str>| None;
+        let lookup = |kind: Kind, reference: &str| resolve(self.index, kind, reference);
+        problems.extend(resolve_references(r, &path, &lookup, &no_lines));
+        problems.extend(strings::check_values(&path, r, &|_| None));
+        problems.extend(plain_secrets(r, &path, &no_lines));
+        problems
     }
 
-    /// Refuse sub-agents that lead back to the agent.
-    fn check_cycle(&self, id: &str, spec: &AgentSpec) -> Result<(), StagingError> {
-        let mut stack = spec.sub_agents.clone();
-        let mut seen = HashSet::new();
-        while let Some(next) = stack.pop() {
-            if next == id {
-                return Err(StagingError::bad(
-                    "subAgents",
-                    format!("reference cycle back to agent `{}`", self.meta.name),
-                ));
-            }
-            if !seen.insert(next.clone()) {
-                continue;
-            }
-            if let Some(e) = self.index.get(&next) {
-                stack.extend(
-                    e.refs
-                        .iter()
-                        .filter(|r| self.index.get(r).is_some_and(|t| t.kind == Kind::Agent))
-                        .cloned(),
-                );
-            }
+    /// Sub-agent cycles through the edited drafts (stored form), as a tree's are found.
+    fn cycles(&self, edited: &[Resource]) -> Vec<Diagnostic> {
+        let decoded: Vec<Desired> = edited
+            .iter()
+            .map(|r| Desired {
+                path: resource_path(r.kind(), r.name()),
+                hash: String::new(),
+                resource: r.clone(),
+            })
+            .collect();
+        let ids: HashSet<&str> = edited.iter().filter_map(Resource::id).collect();
+        let graph = ReferenceGraph::around(&decoded, self.index, &|id| !ids.contains(id));
+        let mut names = NameTable::of_index(self.index);
+        for r in edited {
+            names.insert(r.kind(), r.name(), r.id().unwrap_or_default());
         }
-        Ok(())
+        graph.cycles(&names, &|_, _, _| None)
     }
 }
 
@@ -920,16 +906,23 @@ pub fn apply_edit(
     };
     edited.metadata.id = Some(session.agent_id.clone());
     let mut changed = Vec::new();
+    let mut problems = Vec::new();
     for (before, mut after) in std::iter::once((original.clone(), edited))
         .chain(std::mem::take(&mut session.others).into_values())
     {
         if content_hash(&before) == content_hash(&after) {
             continue;
         }
-        session.check(&mut after)?;
+        problems.extend(session.check(&mut after));
         if content_hash(&before) != content_hash(&after) {
             changed.push(after);
         }
+    }
+    problems.extend(session.cycles(&changed));
+    if !problems.is_empty() {
+        problems.sort();
+        problems.dedup();
+        return Err(StagingError::Invalid { problems });
     }
     let agent_name = session.meta.name.clone();
     drop(session);
@@ -1025,8 +1018,47 @@ mod tests {
         assert_eq!(e.status_kind(), ErrorKind::BadRequest, "{e}");
         match e {
             StagingError::BadField { field, .. } => field,
-            other => panic!("expected BadField, got {other:?}"),
+            StagingError::Invalid { problems } => {
+                assert_eq!(problems.len(), 1, "{problems:?}");
+                let field = problems[0].field.clone().unwrap_or_default();
+                let field = field.strip_prefix("metadata.").unwrap_or(&field);
+                field.strip_prefix("spec.").unwrap_or(field).to_string()
+            }
+            other => panic!("expected BadField or Invalid, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn an_edit_with_two_problems_reports_both_and_writes_nothing() {
+        let (_tmp, mut store) = setup();
+        let before = store.revision().unwrap();
+        let e = apply_edit(
+            &mut store,
+            T,
+            "support-bot",
+            &StagingEdit::UpdateAgent(json!({
+                "tools": ["nope"],
+                "subAgents": ["support-bot"],
+            })),
+        )
+        .unwrap_err();
+        assert_eq!(e.status_kind(), ErrorKind::BadRequest);
+        let StagingError::Invalid { problems } = &e else {
+            panic!("expected Invalid, got {e:?}");
+        };
+        let codes: Vec<&str> = problems.iter().map(|d| d.code).collect();
+        assert_eq!(
+            codes,
+            ["reference-cycle", "dangling-reference"],
+            "{problems:?}"
+        );
+        let text = e.to_string();
+        assert_eq!(text.lines().count(), 3, "one line per problem:\n{text}");
+        assert!(
+            text.contains("spec.tools[0]") && text.contains("`nope`"),
+            "{text}"
+        );
+        assert_eq!(store.revision().unwrap(), before, "nothing was written");
     }
 
     #[test]

@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use crate::backend::archive::{resource_type, ArchiveError, Manifest, ManifestSource};
 use crate::backend::store::Store;
-use crate::domain::model::{Kind, Resource, Spec, TenantModel};
+use crate::domain::model::{Kind, RefSite, Resource, Spec, TenantModel};
 use crate::domain::tree::MemoryTree;
 use crate::service::pipeline::{self, PipelineError};
 
@@ -202,16 +202,24 @@ pub fn scope_in(full: TenantModel, tenant: &str, scope: &Scope) -> Result<Scoped
             required,
         });
         let is_root = parent.is_none() && required;
-        let push = |kind: Kind, list: &[String], parent: &str, req: bool, q: &mut VecDeque<_>| {
-            for (i, n) in list.iter().enumerate() {
-                if !crate::domain::model::is_builtin(n) {
-                    q.push_back(((kind, n.clone()), Some(parent.to_string()), Some(i), req));
-                }
-            }
+        // An agent's workflows first (required with the root agent), then its
+        // snippets, then every other reference; a step's references follow it.
+        let refs = r.refs();
+        let push = |site: &RefSite, n: &String, parent: &str, req: bool, q: &mut VecDeque<_>| {
+            q.push_back((
+                (site.target, n.clone()),
+                Some(parent.to_string()),
+                Some(site.position),
+                req,
+            ));
         };
+        let agent_workflow =
+            |site: &RefSite| r.kind() == Kind::Agent && site.target == Kind::Workflow;
+        for (site, n) in refs.iter().filter(|(s, _)| agent_workflow(s)) {
+            push(site, n, &id, is_root, &mut queue);
+        }
         match &r.spec {
             Spec::Agent(a) => {
-                push(Kind::Workflow, &a.workflows, &id, is_root, &mut queue);
                 for (i, s) in a.snippets.iter().enumerate() {
                     entries.push(ExportEntry {
                         id: format!("{id}#snippet:{}", s.name),
@@ -222,15 +230,6 @@ pub fn scope_in(full: TenantModel, tenant: &str, scope: &Scope) -> Result<Scoped
                         required: false,
                     });
                 }
-                push(Kind::Tool, &a.tools, &id, false, &mut queue);
-                push(
-                    Kind::KnowledgeBase,
-                    &a.knowledge_bases,
-                    &id,
-                    false,
-                    &mut queue,
-                );
-                push(Kind::Agent, &a.sub_agents, &id, false, &mut queue);
             }
             Spec::Workflow(w) => {
                 for (i, s) in w.steps.iter().enumerate() {
@@ -243,47 +242,19 @@ pub fn scope_in(full: TenantModel, tenant: &str, scope: &Scope) -> Result<Scoped
                         position: Some(i),
                         required: false,
                     });
-                    push(Kind::Tool, &s.tools, &sid, false, &mut queue);
-                    push(
-                        Kind::KnowledgeBase,
-                        &s.knowledge_bases,
-                        &sid,
-                        false,
-                        &mut queue,
-                    );
-                    if let Some(wf) = &s.workflow {
-                        push(
-                            Kind::Workflow,
-                            std::slice::from_ref(wf),
-                            &sid,
-                            false,
-                            &mut queue,
-                        );
+                    for (site, n) in refs.iter().filter(|(s, _)| s.item == Some(i)) {
+                        push(site, n, &sid, false, &mut queue);
                     }
                 }
             }
-            Spec::Tool(t) => {
-                if let Some(c) = &t.connection {
-                    push(
-                        Kind::Connection,
-                        std::slice::from_ref(c),
-                        &id,
-                        false,
-                        &mut queue,
-                    );
-                }
-                if let Some(k) = &t.knowledge_base {
-                    push(
-                        Kind::KnowledgeBase,
-                        std::slice::from_ref(k),
-                        &id,
-                        false,
-                        &mut queue,
-                    );
-                }
-            }
-            Spec::KnowledgeBase(k) => push(Kind::Document, &k.documents, &id, false, &mut queue),
             _ => {}
+        }
+        // Evaluations are never reached: nothing references one.
+        for (site, n) in refs
+            .iter()
+            .filter(|(s, _)| s.item.is_none() && !agent_workflow(s))
+        {
+            push(site, n, &id, false, &mut queue);
         }
     }
     if *scope == Scope::All {
@@ -447,4 +418,76 @@ pub fn preview_counts(entries: &[ExportEntry]) -> BTreeMap<String, usize> {
         *m.entry(e.resource_type.clone()).or_default() += 1;
     }
     m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn resource(kind: Kind, name: &str, spec: serde_json::Value) -> Resource {
+        Resource {
+            metadata: serde_json::from_value(json!({ "name": name, "id": format!("id-{name}") }))
+                .unwrap(),
+            spec: Spec::from_json(kind, spec).unwrap(),
+            content: None,
+        }
+    }
+
+    /// The scope walk through the one reference visitor: workflows first and
+    /// required, step references parented to their step, positions kept,
+    /// built-ins never exported.
+    #[test]
+    fn scope_walks_references_through_the_visitor() {
+        let mut full = TenantModel::default();
+        full.insert(resource(
+            Kind::Agent,
+            "bot",
+            json!({"type": "chat", "model": {"provider": "p", "name": "m"},
+                "tools": ["builtin/web-search", "crm"], "workflows": ["flow"]}),
+        ));
+        full.insert(resource(
+            Kind::Workflow,
+            "flow",
+            json!({"steps": [{"type": "a"}, {"type": "b", "tools": ["builtin/x", "lookup"]}]}),
+        ));
+        full.insert(resource(
+            Kind::Tool,
+            "crm",
+            json!({"type": "http", "connection": "api"}),
+        ));
+        full.insert(resource(Kind::Tool, "lookup", json!({"type": "http"})));
+        full.insert(resource(
+            Kind::Connection,
+            "api",
+            json!({"type": "http", "baseUrl": "https://x.test"}),
+        ));
+        let scoped = scope_in(full, "t", &Scope::Agent("bot".into())).unwrap();
+        let rows: Vec<(String, Option<String>, Option<usize>, bool)> = scoped
+            .entries
+            .iter()
+            .map(|e| (e.name.clone(), e.parent.clone(), e.position, e.required))
+            .collect();
+        let bot = id_of(scoped.model.get(Kind::Agent, "bot").unwrap());
+        let flow = id_of(scoped.model.get(Kind::Workflow, "flow").unwrap());
+        let crm = id_of(scoped.model.get(Kind::Tool, "crm").unwrap());
+        assert_eq!(
+            rows,
+            vec![
+                ("bot".into(), None, None, true),
+                ("flow".into(), Some(bot.clone()), Some(0), true),
+                ("a".into(), Some(flow.clone()), Some(0), false),
+                ("b".into(), Some(flow.clone()), Some(1), false),
+                ("crm".into(), Some(bot.clone()), Some(1), false),
+                (
+                    "lookup".into(),
+                    Some(format!("{flow}#step:1")),
+                    Some(1),
+                    false
+                ),
+                ("api".into(), Some(crm), Some(0), false),
+            ]
+        );
+        assert_eq!(scoped.model.len(), 5);
+    }
 }

@@ -426,6 +426,26 @@ pub fn document_003_edit_diff_publish_history_rollback() {
             .contains("temperature"),
         "{e}"
     );
+    // Every problem of an edit at once, as a tree's checks find them.
+    let e = http_json(
+        "PUT",
+        &bot(&server, ""),
+        t,
+        &json!({"tools": ["no-such-tool"], "subAgents": ["support-bot"]}),
+    )
+    .expect(400);
+    let codes: Vec<&str> = e["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(codes, ["reference-cycle", "dangling-reference"], "{e}");
+    let message = e["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("spec.tools[0]") && message.contains("spec.subAgents"),
+        "{e}"
+    );
     http(
         "POST",
         &bot(&server, "/tools/no-such-tool/enable"),
