@@ -34,13 +34,14 @@ pub enum VcsError {
         /// The folder.
         path: String,
     },
-    /// A revision does not name a commit.
-    #[error("git revision `{rev}` does not name a commit: {message}")]
+    /// A revision does not name a commit. Its text is ferry's, not git's,
+    /// and ends in a `hint:` line: the closest branch or tag, or how to list them.
+    #[error("no branch, tag or commit named `{rev}`\nhint: {}", suggestion.as_deref().map(|s| format!("did you mean `{s}`?")).unwrap_or_else(|| "`git branch -a` and `git tag` list the names there are".to_string()))]
     BadRevision {
         /// The revision asked for.
         rev: String,
-        /// What git said.
-        message: String,
+        /// The closest branch or tag name, if one is close.
+        suggestion: Option<String>,
     },
     /// The folder is outside the repository's working tree.
     #[error("{path} is outside the git working tree {workdir}")]
@@ -126,10 +127,23 @@ fn open_at(dir: &Path, rel: &str) -> Result<(Repository, String), VcsError> {
 fn peel_commit<'r>(repo: &'r Repository, rev: &str) -> Result<git2::Commit<'r>, VcsError> {
     repo.revparse_single(rev)
         .and_then(|o| o.peel_to_commit())
-        .map_err(|e| VcsError::BadRevision {
+        .map_err(|_| VcsError::BadRevision {
             rev: rev.to_string(),
-            message: e.message().to_string(),
+            suggestion: closest_ref_name(repo, rev),
         })
+}
+
+/// The branch or tag name closest to `rev`, for a did-you-mean.
+fn closest_ref_name(repo: &Repository, rev: &str) -> Option<String> {
+    let mut names: Vec<String> = repo
+        .references()
+        .ok()?
+        .flatten()
+        .filter_map(|r| r.shorthand().ok().map(str::to_string))
+        .collect();
+    names.sort();
+    names.dedup();
+    crate::domain::suggest::closest(rev, names.iter().map(String::as_str)).map(str::to_string)
 }
 
 /// The full ID of the commit `rev` names, in the repository holding `dir`.

@@ -142,7 +142,7 @@ fn init(dir: Option<PathBuf>, out: &Output) -> Result<i32> {
     let created_git = crate::backend::vcs::init_repo(&dir)?;
     if out.json() {
         out.json_value(
-            &serde_json::json!({"repo": dir.display().to_string(), "git_init": created_git}),
+            &serde_json::json!({"repo": dir.display().to_string(), "gitInit": created_git}),
         );
     } else {
         out.data(&format!("Initialized config repo in {}", dir.display()));
@@ -218,17 +218,15 @@ fn tenant_list(g: &Global, out: &Output) -> Result<i32> {
     let (repo, store) = open(g)?;
     let tenants = store.tenants()?;
     if out.json() {
-        let v: Vec<serde_json::Value> = tenants
+        let items: Vec<store::TenantListing> = tenants
             .iter()
-            .map(|t| {
-                serde_json::json!({
-                    "name": t.name, "environment": t.environment, "recipient": t.recipient,
-                    "folder": repo.tenant_rel(&t.name), "revision": t.revision,
-                    "last_commit": t.last_commit, "resources": t.resources,
-                })
+            .map(|t| store::TenantListing {
+                tenant: t.clone(),
+                folder: Some(repo.tenant_rel(&t.name)),
+                role: None,
             })
             .collect();
-        out.json_value(&v);
+        out.json_value(&crate::domain::answer::Items::new(items));
     } else if tenants.is_empty() {
         out.data("No tenants.");
     } else {
@@ -417,13 +415,18 @@ pub(crate) fn make_plan(
 }
 
 fn report_invalid(out: &Output, tp: &TreePlan) -> Result<i32> {
-    if out.json() {
-        out.json_value(&serde_json::json!({"valid": false, "diagnostics": tp.diagnostics}));
-    } else {
+    if !out.json() {
         out.diagnostics(&tp.diagnostics);
     }
     let n = tp.diagnostics.iter().filter(|d| d.is_error()).count();
-    bail!("the tree has {n} problem(s); nothing was changed\nhint: `ferry validate` lists them");
+    let answer = crate::domain::answer::ErrorAnswer::new(
+        "invalid_tree",
+        format!("the tree has {n} problem(s); nothing was changed"),
+        Some("`ferry validate` lists them".into()),
+    )
+    .with("valid", false.into())
+    .with("diagnostics", serde_json::to_value(&tp.diagnostics)?);
+    Err(super::output::Failure::from_answer(answer).into())
 }
 
 fn print_plan(out: &Output, plan: &Plan) {
@@ -434,11 +437,14 @@ fn print_plan(out: &Output, plan: &Plan) {
     }
 }
 
-/// A compact pull-request comment: a summary table and one collapsible section per resource.
+/// A compact pull-request comment: a summary table and one collapsible
+/// section per resource, in the text plan's words; a multi-line field is a
+/// line diff (changed lines with a little context), as in the text plan.
 pub fn plan_markdown(plan: &Plan) -> String {
+    use super::output::{is_multiline, line_diff, show_value, DiffLine};
     let s = &plan.summary;
     let mut md = format!(
-        "### ferry plan for `{}`\n\n| create | update | skip | delete | conflict |\n|---:|---:|---:|---:|---:|\n| {} | {} | {} | {} | {} |\n\n",
+        "### ferry plan for `{}`\n\n| create | update | unchanged | delete | conflict |\n|---:|---:|---:|---:|---:|\n| {} | {} | {} | {} | {} |\n\n",
         plan.tenant, s.create, s.update, s.skip, s.delete, s.conflict
     );
     if let Some(c) = &plan.source_commit {
@@ -456,26 +462,29 @@ pub fn plan_markdown(plan: &Plan) -> String {
         ));
     }
     for a in &plan.actions {
-        let verb = serde_json::to_value(a.action)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_default();
         md.push_str(&format!(
-            "<details><summary><code>{verb}</code> {} <b>{}</b></summary>\n\n",
-            a.kind, a.name
+            "<details><summary><code>{}</code> {} <b>{}</b></summary>\n\n",
+            a.action.word(),
+            a.kind,
+            a.name
         ));
         if let Some(r) = &a.reason {
             md.push_str(&format!("{r}\n\n"));
         }
         for c in &a.changes {
-            md.push_str(&format!("`{}`\n\n```diff\n", c.path));
-            let before = super::output::show_value(&c.before);
-            let after = super::output::show_value(&c.after);
-            for l in before.lines() {
-                md.push_str(&format!("- {l}\n"));
+            let (before, after) = (show_value(&c.before), show_value(&c.after));
+            if !is_multiline(c) {
+                md.push_str(&format!("`{}`: `{before}` → `{after}`\n\n", c.path));
+                continue;
             }
-            for l in after.lines() {
-                md.push_str(&format!("+ {l}\n"));
+            md.push_str(&format!("`{}`\n\n```diff\n", c.path));
+            for l in line_diff(&before, &after) {
+                md.push_str(&match l {
+                    DiffLine::Removed(t) => format!("- {t}\n"),
+                    DiffLine::Added(t) => format!("+ {t}\n"),
+                    DiffLine::Same(t) => format!("  {t}\n"),
+                    DiffLine::Gap => "  …\n".to_string(),
+                });
             }
             md.push_str("```\n\n");
         }
@@ -681,7 +690,7 @@ fn secret_encrypt(g: &Global, out: &Output, tenant: &str) -> Result<i32> {
 fn steps(out: &Output) -> Result<i32> {
     let steps: Vec<&str> = Kind::ALL.iter().map(|k| k.step()).collect();
     if out.json() {
-        out.json_value(&steps);
+        out.json_value(&crate::domain::answer::Items::new(steps));
     } else {
         for (i, s) in steps.iter().enumerate() {
             out.data(&format!("{}. {s}", i + 1));

@@ -37,9 +37,10 @@ impl Demo<'_> {
         self.out.status(&format!("== {text}"));
     }
 
-    /// Run `ferry ARGS` as a user would type it, in the demo repo.
+    /// Run `ferry ARGS` as a user would type it, in the demo repo; the line
+    /// printed is shell-quoted, so it can be pasted.
     fn ferry(&self, args: &[&str]) -> Result<i32> {
-        self.out.status(&format!("$ ferry {}", args.join(" ")));
+        self.out.status(&format!("$ {}", shell_line("ferry", args)));
         let cli = Cli::try_parse_from(std::iter::once("ferry").chain(args.iter().copied()))
             .map_err(|e| anyhow!("demo step `ferry {}`: {e}", args.join(" ")))?;
         run(cli.command, &self.global, self.out, &self.frontends)
@@ -54,9 +55,24 @@ impl Demo<'_> {
             files.insert(p.clone(), source.read(&p)?);
         }
         vcs::commit_folder(&self.repo, "tenants/acme-dev", &files, message, None)?;
-        self.out.status(&format!("$ git commit -m {message:?}"));
+        self.out.status(&format!(
+            "$ {}",
+            shell_line("git", &["commit", "-m", message])
+        ));
         Ok(())
     }
+}
+
+/// `program ARGS` as a shell line: each argument quoted where the shell needs it.
+fn shell_line(program: &str, args: &[&str]) -> String {
+    let words = std::iter::once(program).chain(args.iter().copied());
+    shlex::try_join(words).unwrap_or_else(|_| {
+        // Only a NUL byte cannot be quoted; no demo argument has one.
+        std::iter::once(program)
+            .chain(args.iter().copied())
+            .collect::<Vec<_>>()
+            .join(" ")
+    })
 }
 
 /// Run the demo.
@@ -247,6 +263,37 @@ fn revert_promote_zip_segment(d: &Demo<'_>, work: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The demo's HTTP client: the server's address, the token, and the
+/// server's request log, printed after each answer so it stays in order.
+struct DemoApi<'a> {
+    out: &'a Output,
+    base: String,
+    token: String,
+    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl DemoApi<'_> {
+    /// Send one request and print it as the curl line a user would type,
+    /// then the status and the server's log line for it.
+    fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> Result<serde_json::Value> {
+        let value = demo_call(self.out, &self.base, &self.token, method, path, body)?;
+        let lines: Vec<String> = self
+            .log
+            .lock()
+            .map(|mut l| l.drain(..).collect())
+            .unwrap_or_default();
+        for l in lines {
+            self.out.status(&format!("   server: {l}"));
+        }
+        Ok(value)
+    }
+}
+
 /// Send one request to the demo server and print it as the curl line a user would type.
 fn demo_call(
     out: &Output,
@@ -259,10 +306,13 @@ fn demo_call(
     use std::io::Read;
     let shown = body
         .as_ref()
-        .map(|b| format!(" -d '{b}'"))
+        .map(|b| {
+            let b = b.to_string();
+            format!(" -d {}", shlex::try_quote(&b).unwrap_or(b.as_str().into()))
+        })
         .unwrap_or_default();
     out.status(&format!(
-        "$ curl -X {method} $BASE{path}{shown} -H \"Authorization: Bearer $TOKEN\""
+        "$ curl -X {method} \"$BASE{path}\"{shown} -H \"Authorization: Bearer $TOKEN\""
     ));
     let req = ureq::request(method, &format!("{base}{path}"))
         .set("Authorization", &format!("Bearer {token}"));
@@ -299,6 +349,14 @@ fn serve_segment(d: &Demo<'_>) -> Result<()> {
     let server_store = crate::backend::store::open(crate::cli::repo::DEFAULT_STORE, &d.repo)?;
     let serve = d.frontends.serve;
     let tagger = super::serve::repo_tagger(Some(&super::repo::Repo::load(&d.repo)?));
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = log.clone();
+    let request_log: crate::service::serving::RequestLog =
+        std::sync::Arc::new(move |line: String| {
+            if let Ok(mut l) = sink.lock() {
+                l.push(line);
+            }
+        });
     let server = std::thread::spawn(move || {
         serve(ServeRequest {
             store: server_store,
@@ -312,35 +370,31 @@ fn serve_segment(d: &Demo<'_>) -> Result<()> {
             shutdown: Some(Box::pin(async move {
                 let _ = stop_rx.await;
             })),
+            request_log: Some(request_log),
         })
     });
     let addr = addr_rx
         .recv_timeout(std::time::Duration::from_secs(30))
         .map_err(|_| anyhow!("the demo server did not start"))?;
-    let base = format!("http://{addr}");
+    let api = DemoApi {
+        out: d.out,
+        base: format!("http://{addr}"),
+        token,
+        log,
+    };
     d.out.status(&format!("$ ferry serve --addr {addr} &"));
     let steps = || -> Result<()> {
-        let agents = demo_call(d.out, &base, &token, "GET", "/api/v2/agents", None)?;
+        let agents = api.call("GET", "/api/v2/agents", None)?;
         d.out.status(&format!(
             "   {} agents in acme-dev",
-            agents.as_array().map(Vec::len).unwrap_or(0)
+            agents["items"].as_array().map(Vec::len).unwrap_or(0)
         ));
-        demo_call(
-            d.out,
-            &base,
-            &token,
+        api.call(
             "PUT",
             "/api/v2/agents/support-bot",
             Some(serde_json::json!({"model": {"temperature": 0.3}})),
         )?;
-        let diff = demo_call(
-            d.out,
-            &base,
-            &token,
-            "GET",
-            "/api/v2/agents/support-bot/staging-diff",
-            None,
-        )?;
+        let diff = api.call("GET", "/api/v2/agents/support-bot/staging-diff", None)?;
         for r in diff["resources"].as_array().into_iter().flatten() {
             for c in r["changes"].as_array().into_iter().flatten() {
                 d.out.status(&format!(
@@ -352,10 +406,7 @@ fn serve_segment(d: &Demo<'_>) -> Result<()> {
                 ));
             }
         }
-        let p = demo_call(
-            d.out,
-            &base,
-            &token,
+        let p = api.call(
             "POST",
             "/api/v2/agents/support-bot/publish",
             Some(serde_json::json!({"message": "Cooler answers"})),
@@ -363,20 +414,13 @@ fn serve_segment(d: &Demo<'_>) -> Result<()> {
         d.out.status(&format!(
             "   published #{} ({})",
             p["number"],
-            p["change_track_id"].as_str().unwrap_or("")
+            p["changeTrackId"].as_str().unwrap_or("")
         ));
-        let again = demo_call(
-            d.out,
-            &base,
-            &token,
-            "POST",
-            "/api/v2/agents/support-bot/publish",
-            None,
-        )?;
+        let again = api.call("POST", "/api/v2/agents/support-bot/publish", None)?;
         d.out.status(&format!(
-            "   {} (has_changes: {})",
+            "   {} (hasChanges: {})",
             again["error"]["message"].as_str().unwrap_or(""),
-            again["has_changes"]
+            again["hasChanges"]
         ));
         Ok(())
     };

@@ -243,11 +243,11 @@ fn diff_revs(g: &Global, out: &Output, tenant: Option<String>, a: &str, b: &str)
             .map(|r| {
                 json!({
                     "kind": r.kind, "name": r.name, "status": r.status,
-                    "changes": r.changes.iter().map(|c| json!({"path": c.path, "from": c.production, "to": c.staging})).collect::<Vec<_>>(),
+                    "changes": r.changes.iter().map(|c| json!({"path": c.path, "before": c.production, "after": c.staging})).collect::<Vec<_>>(),
                 })
             })
             .collect();
-        out.json_value(&json!({"tenant": tenant, "from": a, "to": b, "has_changes": d.has_changes, "resources": resources}));
+        out.json_value(&json!({"tenant": tenant, "from": a, "to": b, "hasChanges": d.has_changes, "resources": resources}));
     } else {
         out.data(&diff_text(out, &d, a, b));
     }
@@ -279,24 +279,28 @@ pub(crate) fn publish(
         &store::now_rfc3339(),
     )
     .map_err(|e| cli_error(e, tenant))?;
-    let Some(publishing::Published { record: rec, notes }) = published else {
-        if out.json() {
-            out.json_value(&json!({"tenant": tenant, "has_changes": false}));
-        }
-        bail!("nothing to publish: staging equals production for {}\nhint: `ferry diff --tenant {tenant}` compares them", agent.as_deref().map(|a| format!("agent `{a}`")).unwrap_or_else(|| format!("tenant `{tenant}`")));
+    let Some(done) = published else {
+        let what = agent
+            .as_deref()
+            .map(|a| format!("agent `{a}`"))
+            .unwrap_or_else(|| format!("tenant `{tenant}`"));
+        return Err(
+            super::output::Failure::from_answer(publishing::nothing_to_publish(
+                format!("nothing to publish: staging equals production for {what}"),
+                format!("`ferry diff --tenant {tenant}` compares them"),
+            ))
+            .into(),
+        );
     };
-    for note in &notes {
+    let (rec, notes) = (&done.record, &done.notes);
+    for note in notes {
         out.warn(&note.to_string());
         if let publishing::PublishNote::NotReproducible { .. } = note {
             out.hint(&format!("commit the tree first: `ferry export --tenant {tenant} --commit -m MSG`, then publish"));
         }
     }
     if out.json() {
-        out.json_value(&json!({
-            "tenant": tenant, "number": rec.number, "change_track_id": rec.change_track_id, "has_changes": true,
-            "tag": rec.tag, "commit": rec.commit, "published_by": rec.published_by,
-            "published_at": rec.published_at, "summary": rec.summary,
-        }));
+        out.json_value(&done.answer());
     } else {
         let mut s = format!(
             "Published {tenant} #{} ({}) by {}",
@@ -325,7 +329,7 @@ pub(crate) fn publishes(
     let list = publishing::publishes_of(store.as_ref(), tenant, agent.as_deref())
         .map_err(|e| cli_error(e, tenant))?;
     if out.json() {
-        out.json_value(&list);
+        out.json_value(&crate::domain::answer::Items::new(list));
     } else if list.is_empty() {
         out.data("No publishes.");
     } else {
@@ -396,7 +400,7 @@ pub(crate) fn revert(
     let deletes = guarded.outcome.deletes.len();
     let mut tree_written = None;
     // Into the store (or a preview): the same library call as the rollback endpoint.
-    let (written, resources, conflicts) = if write_tree && !preview {
+    let (written, revision, resources, conflicts) = if write_tree && !preview {
         let plan = guarded;
         if plan.has_writes() {
             let tree = pipeline::tree_of_resources(&record, &plan.result)?;
@@ -404,11 +408,16 @@ pub(crate) fn revert(
             crate::domain::tree::folder::write_tree(&dir, &tree)?;
             tree_written = Some(repo.tenant_rel(tenant));
         }
-        (false, plan.outcome.resources, plan.outcome.conflicts)
+        (
+            false,
+            record.revision,
+            plan.outcome.resources,
+            plan.outcome.conflicts,
+        )
     } else {
         let done = publishing::revert(store.as_mut(), &actor, tenant, change_id, preview)
             .map_err(|e| cli_error(e, tenant))?;
-        (done.written, done.resources, done.conflicts)
+        (done.written, done.revision, done.resources, done.conflicts)
     };
     let outcome = RevertView {
         resources,
@@ -416,8 +425,8 @@ pub(crate) fn revert(
     };
     if out.json() {
         out.json_value(&json!({
-            "tenant": tenant, "change_track_id": change_id, "preview": preview, "deletes": deletes,
-            "written": written, "tree": tree_written,
+            "tenant": tenant, "changeTrackId": change_id, "preview": preview, "deletes": deletes,
+            "written": written, "revision": revision, "tree": tree_written,
             "resources": outcome.resources, "conflicts": outcome.conflicts,
         }));
     } else {
@@ -431,8 +440,17 @@ pub(crate) fn revert(
             ));
         }
         for r in &outcome.resources {
-            lines.push(format!("  {} {} ({} draft)", r.kind, r.name, r.action));
-            lines.extend(print_staging_changes(out, &r.changes, "      "));
+            lines.push(format!(
+                "  {} {} ({} draft)",
+                r.kind,
+                r.name,
+                r.action.word()
+            ));
+            lines.extend(
+                r.changes
+                    .iter()
+                    .flat_map(|c| change_lines(out, c, "      ")),
+            );
         }
         for c in &outcome.conflicts {
             let field = if c.path.is_empty() {

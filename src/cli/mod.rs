@@ -101,7 +101,7 @@ enum Command {
         #[arg(long)]
         tenant: String,
         /// Where to write (default: tenants/<T> in the repo).
-        #[arg(long, value_name = "DIR")]
+        #[arg(short = 'o', long, value_name = "DIR")]
         out: Option<PathBuf>,
         /// Commit the exported tree.
         #[arg(long)]
@@ -135,7 +135,7 @@ enum Command {
         #[arg(long)]
         detailed_exitcode: bool,
         /// Save the plan to this file, to apply later with `apply --plan`.
-        #[arg(long, value_name = "PLANFILE")]
+        #[arg(short = 'o', long, value_name = "PLANFILE")]
         out: Option<PathBuf>,
     },
     /// Push a tree into the store as the tenant's drafts, in one transaction.
@@ -220,7 +220,7 @@ enum Command {
     /// Write the JSON Schemas of the resource files.
     Schemas {
         /// The folder to write to.
-        #[arg(long, value_name = "DIR", default_value = "schemas")]
+        #[arg(short = 'o', long, value_name = "DIR", default_value = "schemas")]
         out: PathBuf,
     },
     /// Promote a tenant's syncable resources to another tenant.
@@ -325,30 +325,102 @@ pub struct Frontends {
 pub fn main(frontends: &Frontends) -> i32 {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
-        Err(e) => {
-            let code = e.exit_code();
-            let _ = e.print();
-            return code;
-        }
+        Err(e) => return usage_error(e),
     };
     let out = Output::new(cli.global.output);
+    if out.format == Format::Markdown && !cli.command.has_markdown() {
+        let e = anyhow::anyhow!(
+            "`--output markdown` is not available for this command\nhint: only `ferry plan` has a Markdown form; use --output text or --output json"
+        );
+        out.error(&e, "usage", &[]);
+        return EXIT_CHANGES;
+    }
     match commands::run(cli.command, &cli.global, &out, frontends) {
         Ok(code) => code,
         Err(e) => {
-            out.error(&e);
-            for hint in hints_for(&e) {
-                out.hint(&hint);
-            }
+            out.error(&e, &error_code(&e), &hints_for(&e, &cli.global));
             EXIT_ERROR
         }
     }
 }
 
-/// Hints for errors whose fix is a known command.
-fn hints_for(e: &anyhow::Error) -> Vec<String> {
+/// A command line clap refused: its own text, or with `--output json` the
+/// error answer with code `usage`; exit 2 either way (0 for `--help`, `--version`).
+fn usage_error(e: clap::Error) -> i32 {
+    let code = e.exit_code();
+    let wants_json = {
+        let args: Vec<String> = std::env::args().collect();
+        args.windows(2)
+            .any(|w| w[0] == "--output" && w[1] == "json")
+            || args.iter().any(|a| a == "--output=json")
+    };
+    if code == EXIT_OK || !wants_json {
+        let _ = e.print();
+        return code;
+    }
+    let text = e.render().to_string();
+    let message = text
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .trim_start_matches("error: ")
+        .to_string();
+    let hint = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("tip: "))
+        .map(str::to_string);
+    let answer = crate::domain::answer::ErrorAnswer::new("usage", message, hint);
+    Output::new(Format::Json).json_value(&answer);
+    code
+}
+
+impl Command {
+    /// Whether the command has a Markdown form (`--output markdown`).
+    fn has_markdown(&self) -> bool {
+        matches!(self, Command::Plan { .. })
+    }
+}
+
+/// The stable code of an error, as `--output json` answers it: the same
+/// codes the server uses for the same library errors.
+fn error_code(e: &anyhow::Error) -> String {
+    use crate::domain::access::AccessError;
+    use crate::service::staging::StagingError;
+    for cause in e.chain() {
+        if let Some(f) = cause.downcast_ref::<output::Failure>() {
+            return f.answer.error.code.clone();
+        }
+        if let Some(s) = cause.downcast_ref::<crate::backend::store::StoreError>() {
+            return s.code().to_string();
+        }
+        if let Some(a) = cause.downcast_ref::<AccessError>() {
+            return match a {
+                AccessError::NoActor | AccessError::UnknownUser { .. } => "unauthorized",
+                _ => "forbidden",
+            }
+            .to_string();
+        }
+        if let Some(StagingError::Store(s)) = cause.downcast_ref::<StagingError>() {
+            return s.code().to_string();
+        }
+        if let Some(s) = cause.downcast_ref::<StagingError>() {
+            if let Ok(serde_json::Value::String(kind)) = serde_json::to_value(s.status_kind()) {
+                return kind;
+            }
+        }
+    }
+    "error".to_string()
+}
+
+/// Hints for errors whose fix is a known command; a tenant the store lacks
+/// gets the closest one it has first.
+fn hints_for(e: &anyhow::Error, g: &Global) -> Vec<String> {
     let mut hints = Vec::new();
     for cause in e.chain() {
         if let Some(crate::backend::store::StoreError::NoTenant { tenant }) = cause.downcast_ref() {
+            if let Some(h) = closest_tenant(g, tenant) {
+                hints.push(h);
+            }
             hints.push(format!(
                 "create it with `ferry tenant create {tenant}`; `ferry tenant list` shows the tenants there are"
             ));
@@ -363,4 +435,11 @@ fn hints_for(e: &anyhow::Error) -> Vec<String> {
     }
     hints.dedup();
     hints
+}
+
+/// `did you mean `acme-dev`?` for a tenant name the store does not have.
+fn closest_tenant(g: &Global, tenant: &str) -> Option<String> {
+    let (_repo, store) = commands::open(g).ok()?;
+    let names: Vec<String> = store.tenants().ok()?.into_iter().map(|t| t.name).collect();
+    crate::domain::suggest::did_you_mean(tenant, names.iter().map(String::as_str))
 }

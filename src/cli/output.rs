@@ -5,6 +5,7 @@ use std::io::{IsTerminal, Write};
 use similar::{ChangeTag, TextDiff};
 
 use super::Format;
+use crate::domain::answer::ErrorAnswer;
 use crate::domain::diagnostic::{Diagnostic, Severity};
 use crate::domain::plan::{ActionKind, FieldChange, Plan};
 
@@ -88,19 +89,39 @@ impl Output {
         eprintln!("{} {s}", self.paint(self.color_err, YELLOW, "warning:"));
     }
 
-    /// Print an error (with its causes and any `hint:` lines) to stderr.
-    pub fn error(&self, e: &anyhow::Error) {
+    /// Print an error (with its causes and any `hint:` lines) to stderr; with
+    /// `--output json`, the error answer `{"error": {code, message, hint}}` on stdout.
+    pub fn error(&self, e: &anyhow::Error, code: &str, hints: &[String]) {
         let msg = format!("{e:#}");
-        let mut lines = msg.lines();
+        let (text, mut hint_lines): (Vec<&str>, Vec<&str>) =
+            msg.lines().partition(|l| !l.starts_with("hint: "));
+        if self.json() {
+            let mut answer = e
+                .chain()
+                .find_map(|c| c.downcast_ref::<Failure>())
+                .map(|f| f.answer.clone())
+                .unwrap_or_else(|| ErrorAnswer::new(code, text.join("\n"), None));
+            let mut all: Vec<String> = answer.error.hint.take().into_iter().collect();
+            all.extend(hint_lines.iter().map(|h| h["hint: ".len()..].to_string()));
+            all.extend(hints.iter().cloned());
+            let mut seen = std::collections::HashSet::new();
+            all.retain(|h| seen.insert(h.clone()));
+            answer.error.hint = (!all.is_empty()).then(|| all.join("\n"));
+            self.json_value(&answer);
+            return;
+        }
+        let mut lines = text.into_iter();
         if let Some(first) = lines.next() {
             eprintln!("{} {first}", self.paint(self.color_err, RED, "error:"));
         }
         for l in lines {
-            if let Some(h) = l.strip_prefix("hint: ") {
-                self.hint(h);
-            } else {
-                eprintln!("{l}");
-            }
+            eprintln!("{l}");
+        }
+        for h in hint_lines.drain(..) {
+            self.hint(&h["hint: ".len()..]);
+        }
+        for h in hints {
+            self.hint(h);
         }
     }
 
@@ -127,6 +148,9 @@ impl Output {
                 d.message,
                 d.code
             );
+            if let Some(h) = &d.hint {
+                eprintln!("  {} {h}", self.paint(self.color_err, BOLD, "hint:"));
+            }
         }
     }
 
@@ -141,6 +165,36 @@ impl Output {
         Some(pb)
     }
 }
+
+/// An error that knows its answer: the code and the extra top-level fields
+/// (`hasChanges`, `diagnostics`) `--output json` prints with it. As text it
+/// reads as its message and its hint.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    /// The answer.
+    pub answer: ErrorAnswer,
+}
+
+impl Failure {
+    /// A failure from a library error answer.
+    pub fn from_answer(answer: ErrorAnswer) -> Failure {
+        Failure { answer }
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.answer.error.message)?;
+        if let Some(h) = &self.answer.error.hint {
+            for l in h.lines() {
+                write!(f, "\nhint: {l}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Failure {}
 
 /// Styles for stdout text.
 #[derive(Debug, Clone, Copy)]
@@ -178,25 +232,65 @@ pub fn show_value(v: &serde_json::Value) -> String {
     }
 }
 
+/// One line of a multi-line field's diff.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DiffLine {
+    /// A line both sides have, shown as context.
+    Same(String),
+    /// A line only the old side has.
+    Removed(String),
+    /// A line only the new side has.
+    Added(String),
+    /// Unchanged lines left out between two hunks.
+    Gap,
+}
+
+/// Lines of context shown around each change of a multi-line field.
+const DIFF_CONTEXT: usize = 1;
+
+/// The line diff of a multi-line value: only the changed lines, with
+/// [`DIFF_CONTEXT`] lines of context, hunks parted by a [`DiffLine::Gap`].
+/// The text and the Markdown plan both render this.
+pub fn line_diff(before: &str, after: &str) -> Vec<DiffLine> {
+    let diff = TextDiff::from_lines(before, after);
+    let mut lines = Vec::new();
+    for (i, group) in diff.grouped_ops(DIFF_CONTEXT).iter().enumerate() {
+        if i > 0 {
+            lines.push(DiffLine::Gap);
+        }
+        for op in group {
+            for change in diff.iter_changes(op) {
+                let text = change.value().trim_end_matches('\n').to_string();
+                lines.push(match change.tag() {
+                    ChangeTag::Delete => DiffLine::Removed(text),
+                    ChangeTag::Insert => DiffLine::Added(text),
+                    ChangeTag::Equal => DiffLine::Same(text),
+                });
+            }
+        }
+    }
+    lines
+}
+
+/// Whether a field change is shown as a line diff (either side spans lines).
+pub fn is_multiline(c: &FieldChange) -> bool {
+    show_value(&c.before).contains('\n') || show_value(&c.after).contains('\n')
+}
+
 /// Render one field change as text lines (multi-line strings diffed line by line).
 pub fn change_lines(out: &Output, c: &FieldChange, indent: &str) -> Vec<String> {
     let before = show_value(&c.before);
     let after = show_value(&c.after);
     let mut lines = Vec::new();
-    if before.contains('\n') || after.contains('\n') {
+    if is_multiline(c) {
         lines.push(format!("{indent}{}:", c.path));
-        let diff = TextDiff::from_lines(&before, &after);
-        for change in diff.iter_all_changes() {
-            let text = change.value().trim_end_matches('\n');
-            match change.tag() {
-                ChangeTag::Delete => {
-                    lines.push(out.style(Style::Red, &format!("{indent}  - {text}")))
-                }
-                ChangeTag::Insert => {
-                    lines.push(out.style(Style::Green, &format!("{indent}  + {text}")))
-                }
-                ChangeTag::Equal => {}
-            }
+        for l in line_diff(&before, &after) {
+            lines.push(match l {
+                DiffLine::Removed(t) => out.style(Style::Red, &format!("{indent}  - {t}")),
+                DiffLine::Added(t) => out.style(Style::Green, &format!("{indent}  + {t}")),
+                DiffLine::Same(t) => out.style(Style::Dim, &format!("{indent}    {t}")),
+                DiffLine::Gap => out.style(Style::Dim, &format!("{indent}    …")),
+            });
         }
     } else {
         lines.push(format!(

@@ -58,14 +58,10 @@ pub struct PromoteArgs {
     pub to_store: Option<String>,
 }
 
+/// A store error kept as itself, so the CLI's hints (the closest tenant,
+/// `ferry tenant create`) see it.
 fn store_hint(e: StoreError) -> anyhow::Error {
-    match e {
-        StoreError::NoTenant { ref tenant } => {
-            let t = tenant.clone();
-            anyhow!("{e}\nhint: create it with `ferry tenant create {t}`")
-        }
-        other => anyhow!(other),
-    }
+    e.into()
 }
 
 fn promote_error(e: PromoteError) -> anyhow::Error {
@@ -108,7 +104,7 @@ pub fn user_list(g: &Global, out: &Output) -> Result<i32> {
     let (_repo, store) = open(g)?;
     let state = store.access()?;
     if out.json() {
-        out.json_value(&state);
+        out.json_value(&crate::domain::answer::Items::new(state.listing()));
         return Ok(EXIT_OK);
     }
     if state.is_open() {
@@ -271,7 +267,7 @@ pub fn promote(g: &Global, out: &Output, args: &PromoteArgs) -> Result<i32> {
     let mut extra = serde_json::Map::new();
     if args.dry_run {
         extra.insert("applied".into(), false.into());
-        extra.insert("dry_run".into(), true.into());
+        extra.insert("dryRun".into(), true.into());
     } else if args.write_tree {
         let target: &dyn Store = other.as_deref().unwrap_or(store.as_ref());
         let tree = promote::target_tree(target, &promotion).map_err(promote_error)?;

@@ -103,6 +103,7 @@ pub fn serve(g: &Global, out: &Output, args: &ServeArgs, serve: ServeFn) -> Resu
         addr: args.addr.clone(),
         on_listen: Box::new(|addr| out.status(&format!("ferry: listening on http://{addr}"))),
         shutdown: None,
+        request_log: None,
     })
     .map_err(|e| anyhow!(e))?;
     out.status("ferry: stopped");

@@ -47,7 +47,7 @@ pub struct SyncArgs {
     #[arg(long)]
     pub target_agent: Option<String>,
     /// Show what would change; write nothing.
-    #[arg(long)]
+    #[arg(long, visible_alias = "dry-run")]
     pub preview: bool,
     /// Only these resources (comma-separated IDs); names a conflict to overwrite it.
     #[arg(long, value_name = "ID,...")]

@@ -40,7 +40,7 @@ pub enum ZipCommand {
         #[arg(long, value_name = "ID,...")]
         selected: Option<String>,
         /// Print the resource tree instead of writing a ZIP.
-        #[arg(long)]
+        #[arg(long, visible_alias = "dry-run")]
         preview: bool,
         /// The ZIP file to write.
         #[arg(

@@ -73,6 +73,26 @@ pub struct Grant {
     pub role: Role,
 }
 
+/// A user as `ferry user list` shows it: the user and their roles.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UserListing {
+    /// The user's name.
+    pub name: String,
+    /// Whether the user owns every tenant of the store.
+    pub owner: bool,
+    /// The user's roles, by tenant.
+    pub grants: Vec<TenantRole>,
+}
+
+/// One role on one tenant, in a [`UserListing`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TenantRole {
+    /// The tenant.
+    pub tenant: String,
+    /// The role.
+    pub role: Role,
+}
+
 /// Every user and grant of a store.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccessState {
@@ -208,6 +228,26 @@ impl AccessError {
 }
 
 impl AccessState {
+    /// Each user with their roles, by name.
+    pub fn listing(&self) -> Vec<UserListing> {
+        self.users
+            .iter()
+            .map(|u| UserListing {
+                name: u.name.clone(),
+                owner: u.owner,
+                grants: self
+                    .grants
+                    .iter()
+                    .filter(|g| g.user == u.name)
+                    .map(|g| TenantRole {
+                        tenant: g.tenant.clone(),
+                        role: g.role,
+                    })
+                    .collect(),
+            })
+            .collect()
+    }
+
     /// Whether the store has no users yet (everything is allowed).
     pub fn is_open(&self) -> bool {
         self.users.is_empty()

@@ -36,6 +36,9 @@ pub struct Diagnostic {
     pub code: &'static str,
     /// What is wrong.
     pub message: String,
+    /// What probably fixes it (`did you mean `crm-lookup`?`), when there is something to say.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
 }
 
 impl Diagnostic {
@@ -48,6 +51,7 @@ impl Diagnostic {
             field: None,
             code,
             message: message.into(),
+            hint: None,
         }
     }
 
@@ -75,6 +79,14 @@ impl Diagnostic {
         self
     }
 
+    /// The same diagnostic, with a hint (none is kept as none).
+    pub fn with_hint(mut self, hint: Option<String>) -> Self {
+        if hint.is_some() {
+            self.hint = hint;
+        }
+        self
+    }
+
     /// Whether this diagnostic blocks.
     pub fn is_error(&self) -> bool {
         self.severity == Severity::Error
@@ -95,7 +107,11 @@ impl fmt::Display for Diagnostic {
         if let Some(field) = &self.field {
             write!(f, "{field}: ")?;
         }
-        write!(f, "{} [{}]", self.message, self.code)
+        write!(f, "{} [{}]", self.message, self.code)?;
+        if let Some(h) = &self.hint {
+            write!(f, "\nhint: {h}")?;
+        }
+        Ok(())
     }
 }
 

@@ -24,7 +24,7 @@ use crate::domain::validate::{render_names, Desired, Names};
 use rayon::prelude::*;
 
 /// The format tag of a saved plan file.
-pub const PLAN_FORMAT: &str = "ferry-plan/v1";
+pub const PLAN_FORMAT: &str = "ferry-plan/v2";
 
 /// What an action does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -42,6 +42,20 @@ pub enum ActionKind {
     Conflict,
 }
 
+impl ActionKind {
+    /// The word people read for it, the same in every rendering: `create`,
+    /// `update`, `unchanged`, `delete`, `conflict`.
+    pub fn word(self) -> &'static str {
+        match self {
+            ActionKind::Create => "create",
+            ActionKind::Update => "update",
+            ActionKind::Skip => "unchanged",
+            ActionKind::Delete => "delete",
+            ActionKind::Conflict => "conflict",
+        }
+    }
+}
+
 /// One changed field.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FieldChange {
@@ -55,6 +69,7 @@ pub struct FieldChange {
 
 /// What an action would write: the resource in stored form.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Payload {
     /// The resource envelope as JSON (`apiVersion`, `kind`, `metadata`, `spec`), ID references.
     pub document: Value,
@@ -129,6 +144,7 @@ pub fn resource_from_document(document: &Value, content: Option<&str>) -> Result
 
 /// One action of a plan.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Action {
     /// What it does.
     pub action: ActionKind,
@@ -172,6 +188,7 @@ impl Action {
 
 /// Counts of actions by kind.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Summary {
     /// Resources to create.
     pub create: usize,
@@ -194,6 +211,7 @@ impl Summary {
 
 /// A resource in the store that the tree does not have, left alone without prune.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Absent {
     /// Kind.
     pub kind: Kind,
@@ -205,6 +223,7 @@ pub struct Absent {
 
 /// A unit whose content is equal but whose file bytes changed (reformatted).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct HashRefresh {
     /// The resource ID.
     pub id: String,
@@ -214,6 +233,7 @@ pub struct HashRefresh {
 
 /// What apply would do to one tenant.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Plan {
     /// The tenant.
     pub tenant: String,

@@ -13,7 +13,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::domain::model::{Kind, Resource};
-use crate::domain::plan::{diff_values, field_changes, resource_from_document, FieldChange};
+use crate::domain::plan::{
+    diff_values, field_changes, resource_from_document, ActionKind, FieldChange,
+};
 use crate::domain::state::content_hash;
 use crate::domain::validate::{render_names, NameTable};
 
@@ -42,6 +44,7 @@ pub enum Status {
 
 /// The changes of one resource.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ResourceDiff {
     /// Kind.
     pub kind: Kind,
@@ -57,6 +60,7 @@ pub struct ResourceDiff {
 
 /// Staging against production: only what differs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct StagingDiff {
     /// Whether there is anything to publish.
     pub has_changes: bool,
@@ -114,6 +118,7 @@ impl PublishSummary {
 
 /// One entry of the publish log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct PublishRecord {
     /// The tenant.
     pub tenant: String,
@@ -378,6 +383,7 @@ pub fn tag_message(r: &PublishRecord) -> String {
 
 /// A field that a revert cannot take back: it changed again after the publish.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct RevertConflict {
     /// Kind.
     pub kind: Kind,
@@ -399,6 +405,7 @@ pub struct RevertConflict {
 
 /// What a revert does to one resource's draft.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct RevertedResource {
     /// Kind.
     pub kind: Kind,
@@ -406,10 +413,10 @@ pub struct RevertedResource {
     pub name: String,
     /// ID.
     pub id: String,
-    /// `update`, `create` or `delete`, of the draft.
-    pub action: String,
-    /// How the draft changes.
-    pub changes: Vec<StagingChange>,
+    /// What happens to the draft: `UPDATE`, `CREATE` or `DELETE`, the plan's action names.
+    pub action: ActionKind,
+    /// How the draft changes: `before` is staging now, `after` staging after the revert.
+    pub changes: Vec<FieldChange>,
 }
 
 /// The outcome of a revert: the new drafts, and the conflicts kept.
@@ -492,15 +499,8 @@ pub fn revert(pairs: &[VersionPair], staging: &[Resource]) -> RevertOutcome {
     let names = names_of(staging, &prior);
     let mut out = RevertOutcome::default();
     let mut deleting: HashSet<String> = HashSet::new();
-    let changes_of = |a: Option<&Resource>, b: Option<&Resource>| -> Vec<StagingChange> {
+    let changes_of = |a: Option<&Resource>, b: Option<&Resource>| -> Vec<FieldChange> {
         resource_changes(a, b, &names)
-            .into_iter()
-            .map(|c| StagingChange {
-                path: c.path,
-                production: c.before,
-                staging: c.after,
-            })
-            .collect()
     };
     let conflict =
         |r: &Resource, path: &str, reason: &str, b: Value, t: Value, o: Value| RevertConflict {
@@ -538,7 +538,7 @@ pub fn revert(pairs: &[VersionPair], staging: &[Resource]) -> RevertOutcome {
                         kind: o.kind(),
                         name: o.name().to_string(),
                         id: pair.id.clone(),
-                        action: "delete".into(),
+                        action: ActionKind::Delete,
                         changes: changes_of(Some(o), None),
                     });
                 } else {
@@ -560,7 +560,7 @@ pub fn revert(pairs: &[VersionPair], staging: &[Resource]) -> RevertOutcome {
                     kind: b.kind(),
                     name: b.name().to_string(),
                     id: pair.id.clone(),
-                    action: "create".into(),
+                    action: ActionKind::Create,
                     changes: changes_of(None, Some(b)),
                 });
             }
@@ -649,7 +649,7 @@ pub fn revert(pairs: &[VersionPair], staging: &[Resource]) -> RevertOutcome {
                                 kind: merged.kind(),
                                 name: merged.name().to_string(),
                                 id: pair.id.clone(),
-                                action: "update".into(),
+                                action: ActionKind::Update,
                                 changes: changes_of(Some(o), Some(&merged)),
                             });
                             out.upserts.push(merged);
@@ -699,7 +699,7 @@ pub fn revert(pairs: &[VersionPair], staging: &[Resource]) -> RevertOutcome {
         out.deletes.retain(|id| !blocked.contains(id));
         let mut kept = Vec::new();
         for rr in std::mem::take(&mut out.resources) {
-            if rr.action == "delete" && blocked.contains(&rr.id) {
+            if rr.action == ActionKind::Delete && blocked.contains(&rr.id) {
                 if let Some(o) = s.get(&rr.id) {
                     kept.push(conflict(
                         o,

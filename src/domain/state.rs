@@ -14,6 +14,7 @@ use crate::domain::model::{Kind, Resource};
 
 /// The summary of one stored resource.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct IndexEntry {
     /// The resource ID.
     pub id: String,

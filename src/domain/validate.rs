@@ -18,6 +18,7 @@ use crate::domain::ids;
 use crate::domain::model::{is_builtin, is_valid_name, Kind, Resource, BUILTIN_PREFIX};
 use crate::domain::secrets;
 use crate::domain::state::{Index, IndexEntry};
+use crate::domain::suggest;
 use crate::domain::tree::Loaded;
 
 use rayon::prelude::*;
@@ -66,6 +67,17 @@ impl NameTable {
     /// The kind and name of `id`.
     pub fn name_of(&self, id: &str) -> Option<&(Kind, String)> {
         self.by_id.get(id)
+    }
+
+    /// The names of `kind`, sorted.
+    pub fn names_of(&self, kind: Kind) -> Vec<&str> {
+        let mut names: Vec<&str> = self
+            .by_name
+            .get(&kind)
+            .map(|m| m.keys().map(String::as_str).collect())
+            .unwrap_or_default();
+        names.sort_unstable();
+        names
     }
 
     /// A table for a set of stored-form resources.
@@ -140,6 +152,30 @@ impl<'a> DesiredNames<'a> {
     pub fn is_unchanged(&self, id: &str) -> bool {
         self.present.contains(id)
     }
+
+    /// `did you mean ...?` for a `kind` name the desired state lacks: the
+    /// closest of its names of that kind (an error path; it walks the index).
+    pub fn suggest(&self, kind: Kind, wanted: &str) -> Option<String> {
+        if let Some(e) = self.index.by_name(kind, wanted) {
+            if self.id_of(kind, wanted).is_none() {
+                return Some(format!(
+                    "its file {} was deleted or renamed in this tree: restore it, or change this reference",
+                    e.path()
+                ));
+            }
+        }
+        let mut names = self.overlay.names_of(kind);
+        names.extend(
+            self.index
+                .entries()
+                .iter()
+                .filter(|e| e.kind == kind && self.id_of(kind, &e.name) == Some(e.id.as_str()))
+                .map(|e| e.name.as_str()),
+        );
+        names.sort_unstable();
+        names.dedup();
+        suggest::did_you_mean(wanted, names)
+    }
 }
 
 impl Names for DesiredNames<'_> {
@@ -207,6 +243,7 @@ pub fn resolve<'a>(
     diags.extend(check_each(
         &mut desired,
         &|kind, r| names.id_of(kind, r).map(str::to_string),
+        &|kind, r| names.suggest(kind, r),
         lines,
     ));
     diags.extend(renamed_under_unchanged(
@@ -214,6 +251,7 @@ pub fn resolve<'a>(
         index,
         &names,
         &placeholders,
+        lines,
     ));
     let graph = ReferenceGraph::around(&desired, index, &|id| names.is_unchanged(id));
     diags.extend(graph.cycles(&names, lines));
@@ -385,17 +423,21 @@ fn duplicate_names(
 /// Finds the ID a reference of a given kind points to (`None`: it points nowhere).
 pub type RefLookup<'a> = &'a (dyn Fn(Kind, &str) -> Option<String> + Sync);
 
+/// A did-you-mean hint for a reference of a given kind that points nowhere.
+pub type Suggest<'a> = &'a (dyn Fn(Kind, &str) -> Option<String> + Sync);
+
 /// The checks of each decoded resource on its own, on all cores:
 /// [`resolve_references`], [`strings::check_values`] and [`plain_secrets`].
 fn check_each(
     desired: &mut [Desired],
     lookup: RefLookup<'_>,
+    suggest: Suggest<'_>,
     lines: LineLookup<'_>,
 ) -> Vec<Diagnostic> {
     desired
         .par_iter_mut()
         .map(|d| {
-            let mut local = resolve_references(&mut d.resource, &d.path, lookup, lines);
+            let mut local = resolve_references(&mut d.resource, &d.path, lookup, suggest, lines);
             local.extend(strings::check_values(&d.path, &d.resource, &|f| {
                 lines(&d.path, f, None)
             }));
@@ -409,16 +451,19 @@ fn check_each(
 }
 
 /// Rewrite the references of `resource` (in file `path`) to the IDs
-/// `lookup` finds, reporting each that points nowhere and each misplaced or
-/// misnamed built-in. Built-in tools are left as they are.
+/// `lookup` finds, reporting each that points nowhere (with `suggest`'s
+/// did-you-mean as its hint) and each misplaced or misnamed built-in.
+/// Built-in tools are left as they are.
 pub fn resolve_references(
     resource: &mut Resource,
     path: &str,
     lookup: RefLookup<'_>,
+    suggest: Suggest<'_>,
     lines: LineLookup<'_>,
 ) -> Vec<Diagnostic> {
     let mut diags = Vec::new();
     resource.visit_refs_mut(&mut |site, reference| {
+        let mut hint = None;
         let problem = if let Some(builtin) = reference.strip_prefix(BUILTIN_PREFIX) {
             if site.target != Kind::Tool {
                 Some((
@@ -437,6 +482,7 @@ pub fn resolve_references(
             *reference = id;
             None
         } else {
+            hint = suggest(site.target, reference);
             Some((
                 "dangling-reference",
                 format!(
@@ -449,7 +495,8 @@ pub fn resolve_references(
             diags.push(
                 Diagnostic::error(path, code, message)
                     .in_field(site.path.clone())
-                    .at_line(lines(path, &site.path, Some(reference))),
+                    .at_line(lines(path, &site.path, Some(reference)))
+                    .with_hint(hint.take()),
             );
         }
     });
@@ -482,6 +529,7 @@ fn renamed_under_unchanged(
     index: &Index,
     names: &DesiredNames<'_>,
     placeholders: &HashSet<String>,
+    lines: LineLookup<'_>,
 ) -> Vec<Diagnostic> {
     let moved: HashSet<&str> = index
         .entries()
@@ -497,14 +545,26 @@ fn renamed_under_unchanged(
     for e in unchanged {
         for r in e.refs.iter().filter(|r| moved.contains(r.as_str())) {
             if let Some(target) = index.get(r) {
-                diags.push(Diagnostic::error(
-                    e.path(),
-                    "dangling-reference",
-                    format!(
-                        "{} `{}` does not exist in this tenant (it was renamed or removed)",
-                        target.kind, target.name
-                    ),
-                ));
+                let gone = match names.lookup(&target.id) {
+                    Some((_, now)) => format!("renamed to `{now}`"),
+                    None => format!("its file {} was deleted or renamed", target.path()),
+                };
+                diags.push(
+                    Diagnostic::error(
+                        e.path(),
+                        "dangling-reference",
+                        format!(
+                            "{} `{}` does not exist in this tenant ({gone})",
+                            target.kind, target.name
+                        ),
+                    )
+                    .at_line(lines(&e.path(), "spec", Some(&target.name)))
+                    .with_hint(Some(format!(
+                        "{} still names `{}`: change or remove that reference",
+                        e.path(),
+                        target.name
+                    ))),
+                );
             }
         }
     }
@@ -826,7 +886,7 @@ mod tests {
         let lookup = |kind: Kind, name: &str| {
             (kind == Kind::Tool && name == "crm").then(|| "tol_crm".to_string())
         };
-        let diags = resolve_references(&mut r, "agents/bot.yaml", &lookup, &no_lines);
+        let diags = resolve_references(&mut r, "agents/bot.yaml", &lookup, &|_, _| None, &no_lines);
         let fields: Vec<&str> = diags.iter().filter_map(|d| d.field.as_deref()).collect();
         assert_eq!(
             fields,
@@ -868,12 +928,15 @@ mod tests {
         let mut names = DesiredNames::new(&index, HashSet::from(["agt_bot"]));
         names.insert(Kind::Tool, "crm-renamed", "tol_crm");
         let unchanged = [index.get("agt_bot").unwrap()];
-        let diags = renamed_under_unchanged(&unchanged, &index, &names, &HashSet::new());
+        let diags = renamed_under_unchanged(&unchanged, &index, &names, &HashSet::new(), &no_lines);
         assert_eq!(diags.len(), 1);
         assert_eq!(diags[0].file, "agents/bot.yaml");
-        assert!(diags[0].message.contains("renamed or removed"));
+        assert!(diags[0].message.contains("renamed to `crm-renamed`"));
         let placeholders = HashSet::from(["tol_crm".to_string()]);
-        assert!(renamed_under_unchanged(&unchanged, &index, &names, &placeholders).is_empty());
+        assert!(
+            renamed_under_unchanged(&unchanged, &index, &names, &placeholders, &no_lines)
+                .is_empty()
+        );
     }
 
     #[test]

@@ -13,6 +13,7 @@ use axum::Json;
 
 use crate::backend::store::StoreError;
 use crate::domain::access::AccessError;
+use crate::domain::answer::ErrorAnswer;
 use crate::service::apply::ApplyError;
 use crate::service::pipeline::PipelineError;
 use crate::service::promote::PromoteError;
@@ -28,7 +29,7 @@ pub struct ApiError {
     pub message: String,
     /// What to do about it, if there is something.
     pub hint: Option<String>,
-    /// Extra top-level fields of the body (e.g. `has_changes: false`).
+    /// Extra top-level fields of the body (e.g. `hasChanges: false`).
     pub extra: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
@@ -99,20 +100,24 @@ impl ApiError {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
     }
 
-    /// The JSON body.
+    /// An error answer of the library's (its code, message, hint and extra fields) with a status.
+    pub fn from_answer(status: StatusCode, answer: ErrorAnswer) -> ApiError {
+        ApiError {
+            status,
+            code: answer.error.code,
+            message: answer.error.message,
+            hint: answer.error.hint,
+            extra: (!answer.extra.is_empty()).then_some(answer.extra),
+        }
+    }
+
+    /// The JSON body: the library's one error shape.
     pub fn body(&self) -> serde_json::Value {
-        let mut error = serde_json::Map::new();
-        error.insert("code".into(), self.code.clone().into());
-        error.insert("message".into(), self.message.clone().into());
-        if let Some(h) = &self.hint {
-            error.insert("hint".into(), h.clone().into());
-        }
-        let mut body = serde_json::Map::new();
-        body.insert("error".into(), serde_json::Value::Object(error));
+        let mut answer = ErrorAnswer::new(&self.code, self.message.clone(), self.hint.clone());
         if let Some(extra) = &self.extra {
-            body.extend(extra.clone());
+            answer.extra.extend(extra.clone());
         }
-        serde_json::Value::Object(body)
+        answer.to_value()
     }
 }
 
@@ -137,14 +142,15 @@ impl IntoResponse for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
         let msg = e.to_string();
+        let code = e.code();
         match e {
-            StoreError::NoTenant { .. } => ApiError::not_found("tenant_not_found", msg),
-            StoreError::TenantExists { .. } => ApiError::conflict("tenant_exists", msg),
+            StoreError::NoTenant { .. } => ApiError::not_found(code, msg),
+            StoreError::TenantExists { .. }
+            | StoreError::Busy { .. }
+            | StoreError::Refused { .. } => ApiError::conflict(code, msg),
             StoreError::Stale { .. } => {
-                ApiError::conflict("stale", msg).hint("read the current state and try again")
+                ApiError::conflict(code, msg).hint("read the current state and try again")
             }
-            StoreError::Busy { .. } => ApiError::conflict("busy", msg),
-            StoreError::Refused { .. } => ApiError::conflict("refused", msg),
             StoreError::Unavailable { .. } => ApiError::unavailable(msg),
             StoreError::BadUrl { .. }
             | StoreError::Corrupt { .. }

@@ -41,7 +41,7 @@ use crate::backend::store::Store;
 use crate::backend::sync_config::ServerConfig;
 use crate::domain::tagging::PublishTagger;
 pub use crate::service::serving::ServeError;
-use crate::service::serving::ServeRequest;
+use crate::service::serving::{RequestLog, ServeRequest};
 use error::ApiError;
 
 /// The largest request body accepted (a ZIP upload), in bytes.
@@ -59,6 +59,8 @@ pub struct AppState {
     pub config: ServerConfig,
     /// How publishes tag git, when the server runs in a config repo.
     pub tagger: Option<Box<dyn PublishTagger + Send + Sync>>,
+    /// Where request log lines go instead of stderr, if somewhere.
+    request_log: Option<RequestLog>,
 }
 
 /// The shared state handed to handlers.
@@ -79,6 +81,7 @@ impl AppState {
             next_reader: AtomicUsize::new(0),
             config,
             tagger,
+            request_log: None,
         })
     }
 }
@@ -151,7 +154,10 @@ pub fn router(state: Shared) -> Result<Router, ServeError> {
         .into_router()?
         .fallback(fallback)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(axum::middleware::from_fn(log_and_shape))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            log_and_shape,
+        ))
         .with_state(state))
 }
 
@@ -174,13 +180,20 @@ async fn tenants(
         let mut out = Vec::new();
         for t in store.tenants()? {
             if let Some(role) = access.role(&caller.user, &t.name) {
-                out.push(json!({"name": t.name, "environment": t.environment, "role": role, "revision": t.revision, "resources": t.resources}));
+                out.push(crate::backend::store::TenantListing {
+                    tenant: t,
+                    folder: None,
+                    role: Some(role),
+                });
             }
         }
         Ok(out)
     })
     .await?;
-    Ok(Json(json!({ "tenants": list })))
+    Ok(Json(
+        serde_json::to_value(crate::domain::answer::Items::new(list))
+            .map_err(|e| ApiError::internal(e.to_string()))?,
+    ))
 }
 
 async fn fallback() -> ApiError {
@@ -191,7 +204,7 @@ async fn fallback() -> ApiError {
 ///
 /// The line holds the method, the path (never the query or a header, so no
 /// token reaches the log), the status and the time taken.
-async fn log_and_shape(req: Request, next: Next) -> Response {
+async fn log_and_shape(State(state): State<Shared>, req: Request, next: Next) -> Response {
     let start = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_string();
@@ -212,7 +225,10 @@ async fn log_and_shape(req: Request, next: Next) -> Response {
         "status": status.as_u16(),
         "ms": (start.elapsed().as_secs_f64() * 1000.0 * 10.0).round() / 10.0,
     });
-    log_line(line.to_string());
+    match &state.request_log {
+        Some(log) => log(line.to_string()),
+        None => log_line(line.to_string()),
+    }
     response
 }
 
@@ -307,8 +323,13 @@ pub fn serve(req: ServeRequest<'_>) -> Result<(), ServeError> {
         addr,
         on_listen,
         shutdown,
+        request_log,
     } = req;
-    let app = router(AppState::new(store, readers, config, tagger))?;
+    let mut state = AppState::new(store, readers, config, tagger);
+    if let Some(s) = Arc::get_mut(&mut state) {
+        s.request_log = request_log;
+    }
+    let app = router(state)?;
     let shutdown = shutdown.unwrap_or_else(|| Box::pin(shutdown_signal()));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -181,6 +181,7 @@ fn problems_json(problems: &[crate::domain::diagnostic::Diagnostic]) -> Value {
                 "field": d.field,
                 "code": d.code,
                 "message": d.message,
+                "hint": d.hint,
             })
         })
         .collect()
@@ -292,7 +293,7 @@ async fn list_agents(
                 "publishedVersion": latest, "syncable": r.metadata.syncable,
             }));
         }
-        Ok(Value::Array(list))
+        Ok(json!(crate::domain::answer::Items::new(list)))
     })
     .await?;
     Ok(Json(out))
@@ -623,21 +624,16 @@ async fn publish(
             &message,
             &crate::backend::store::now_rfc3339(),
         )?;
-        let Some(publishing::Published { record: rec, notes }) = published else {
-            return Err(ApiError::conflict(
-                "nothing_to_publish",
-                format!("nothing to publish: staging equals production for agent `{agent}`"),
-            )
-            .hint("GET staging-diff shows what differs")
-            .with("has_changes", false.into()));
+        let Some(done) = published else {
+            return Err(ApiError::from_answer(
+                StatusCode::CONFLICT,
+                publishing::nothing_to_publish(
+                    format!("nothing to publish: staging equals production for agent `{agent}`"),
+                    "GET staging-diff shows what differs",
+                ),
+            ));
         };
-        Ok(json!({
-            "has_changes": true, "tenant": tenant, "agent_id": id, "number": rec.number,
-            "change_track_id": rec.change_track_id, "published_by": rec.published_by,
-            "published_at": rec.published_at, "message": rec.message, "summary": rec.summary,
-            "tag": rec.tag, "commit": rec.commit,
-            "warnings": notes.iter().map(ToString::to_string).collect::<Vec<_>>(),
-        }))
+        serde_json::to_value(done.answer()).map_err(|e| ApiError::internal(e.to_string()))
     })
     .await?;
     Ok((StatusCode::OK, Json(out)))
@@ -652,7 +648,8 @@ async fn publishes(
         let (_, tenant) = tenant_for(store, &headers, Role::Viewer, "reading the publish history")?;
         let id = staging::find_agent_id(store, &tenant, &agent)?;
         let list = publishing::publishes_of(store, &tenant, Some(&id))?;
-        Ok(json!({"agent_id": id, "publishes": list}))
+        serde_json::to_value(crate::domain::answer::Items::new(list))
+            .map_err(|e| ApiError::internal(e.to_string()))
     })
     .await?;
     Ok(Json(out))
@@ -682,8 +679,8 @@ async fn rollback(
     let out = with_store(&state, move |store| {
         let (caller, tenant) = tenant_for(store, &headers, Role::Editor, "rolling back")?;
         let v = json_body(&body)?;
-        let change = string_field(&v, &["change_track_id", "changeTrackId"])?.ok_or_else(|| {
-            ApiError::bad_request("bad_body", "the body must hold `change_track_id`")
+        let change = string_field(&v, &["changeTrackId", "change_track_id"])?.ok_or_else(|| {
+            ApiError::bad_request("bad_body", "the body must hold `changeTrackId`")
         })?;
         staging::find_agent_id(&*store, &tenant, &agent)?;
         let outcome = publishing::revert(store, &caller.actor(), &tenant, &change, false)?;

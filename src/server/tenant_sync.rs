@@ -31,7 +31,7 @@ pub fn routes(r: Registry) -> Registry {
 
 async fn steps() -> Json<Value> {
     let steps: Vec<&str> = Kind::ALL.iter().map(|k| k.step()).collect();
-    Json(json!({ "steps": steps }))
+    Json(json!(crate::domain::answer::Items::new(steps)))
 }
 
 async fn sync_step(

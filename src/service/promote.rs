@@ -151,6 +151,7 @@ impl std::fmt::Debug for Keys {
 
 /// One promoted resource: where it came from and where it goes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Entry {
     /// Kind.
     pub kind: Kind,
@@ -166,6 +167,7 @@ pub struct Entry {
 
 /// Counts of published versions a promotion carries.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct VersionSummary {
     /// Versions the target does not have yet.
     pub create: usize,
@@ -740,6 +742,7 @@ pub fn target_tree(target: &dyn Store, p: &Promotion) -> Result<MemoryTree, Prom
 
 /// One promoted resource in a report.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct EntryReport {
     /// What the plan does with it.
     pub action: ActionKind,
@@ -757,6 +760,7 @@ pub struct EntryReport {
 
 /// One step of a promotion, in a report.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct StepReport {
     /// The step name, e.g. `tools`.
     pub step: &'static str,
@@ -773,6 +777,7 @@ pub struct StepReport {
 /// What `ferry promote --output json` prints: the plan in the core shape,
 /// plus the promotion's own fields.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct PromotionReport {
     /// The source tenant.
     pub from: String,

@@ -230,6 +230,43 @@ pub struct Published {
     pub notes: Vec<PublishNote>,
 }
 
+/// What a publish answers, the same on the CLI (`ferry publish --output
+/// json`) and over HTTP (`POST .../publish`): the record, `hasChanges:
+/// true`, and the tagging notes as warnings.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PublishAnswer {
+    /// Always `true`: a publish with nothing to publish is an error
+    /// ([`nothing_to_publish`]).
+    pub has_changes: bool,
+    /// The record, as stored.
+    #[serde(flatten)]
+    pub record: PublishRecord,
+    /// The tagging notes, as sentences.
+    pub warnings: Vec<String>,
+}
+
+impl Published {
+    /// The answer front ends give for this publish.
+    pub fn answer(&self) -> PublishAnswer {
+        PublishAnswer {
+            has_changes: true,
+            record: self.record.clone(),
+            warnings: self.notes.iter().map(ToString::to_string).collect(),
+        }
+    }
+}
+
+/// The error answer of a publish with nothing to publish: code
+/// `nothing_to_publish` and `hasChanges: false`, on the CLI and over HTTP.
+pub fn nothing_to_publish(
+    message: impl Into<String>,
+    hint: impl Into<String>,
+) -> crate::domain::answer::ErrorAnswer {
+    crate::domain::answer::ErrorAnswer::new("nothing_to_publish", message, Some(hint.into()))
+        .with("hasChanges", false.into())
+}
+
 /// Publish staging (of the tenant, or of one agent and what it needs) as
 /// `actor`, an admin of the tenant: record it in one transaction, then tag
 /// the commit holding it through `tagger`, if there is one. `None` when
@@ -378,6 +415,7 @@ impl RollbackPlan {
 
 /// What a rollback did (or, in preview, would do) to staging.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct RollbackOutcome {
     /// The tenant.
     pub tenant: String,

@@ -31,7 +31,14 @@ pub struct ServeRequest<'a> {
     pub on_listen: Box<dyn FnOnce(SocketAddr) + 'a>,
     /// Stop when this completes (default: Ctrl-C or SIGTERM).
     pub shutdown: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+    /// Where the request log's lines go (default: stderr, through a writer
+    /// thread). Called before the response leaves, so a caller that prints
+    /// them after each answer keeps them in order (`ferry demo`).
+    pub request_log: Option<RequestLog>,
 }
+
+/// A sink for the server's request log, one JSON line per request.
+pub type RequestLog = std::sync::Arc<dyn Fn(String) + Send + Sync>;
 
 /// Why the server could not run.
 #[derive(Debug, thiserror::Error)]

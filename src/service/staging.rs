@@ -156,6 +156,7 @@ pub enum StagingEdit {
 
 /// What an edit did.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct EditOutcome {
     /// The tenant.
     pub tenant: String,
@@ -838,7 +839,16 @@ impl Session<'_> {
         }
         let no_lines = |_: &str, _: &str, _: Option<&str>| None;
         let lookup = |kind: Kind, reference: &str| resolve(self.index, kind, reference);
-        problems.extend(resolve_references(r, &path, &lookup, &no_lines));
+        let suggest = |kind: Kind, reference: &str| {
+            let names = self
+                .index
+                .entries()
+                .iter()
+                .filter(|e| e.kind == kind)
+                .map(|e| e.name.as_str());
+            crate::domain::suggest::did_you_mean(reference, names)
+        };
+        problems.extend(resolve_references(r, &path, &lookup, &suggest, &no_lines));
         problems.extend(strings::check_values(&path, r, &|_| None));
         problems.extend(plain_secrets(r, &path, &no_lines));
         problems

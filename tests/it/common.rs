@@ -240,6 +240,24 @@ pub fn run(mut c: Command) -> Run {
 }
 
 /// A small valid tenant tree: a connection, a tool, two agents.
+/// A new repo with `tenant` applied from the small tree and committed canonically.
+pub fn applied_and_committed(tenant: &str) -> TestEnv {
+    let env = TestEnv::new();
+    env.ferry(&["tenant", "create", tenant]).ok();
+    small_tree(&env, tenant);
+    env.ferry(&["apply", "--tenant", tenant, "--yes"]).ok();
+    env.ferry(&[
+        "export",
+        "--tenant",
+        tenant,
+        "--commit",
+        "-m",
+        "initial tree",
+    ])
+    .ok();
+    env
+}
+
 pub fn small_tree(env: &TestEnv, tenant: &str) {
     let base = format!("tenants/{tenant}");
     env.write(

@@ -21,7 +21,8 @@ fn revision(env: &TestEnv, tenant: &str) -> u64 {
         .ferry(&["tenant", "list", "--output", "json"])
         .ok()
         .json();
-    list.as_array()
+    list["items"]
+        .as_array()
         .unwrap()
         .iter()
         .find(|t| t["name"] == tenant)
@@ -50,7 +51,7 @@ fn plan_json_has_the_documented_shape() {
         .ok()
         .json();
     assert_eq!(plan["tenant"], "acme-dev");
-    assert!(plan["base_revision"].as_u64().unwrap() > 0);
+    assert!(plan["baseRevision"].as_u64().unwrap() > 0);
     assert_eq!(
         plan["summary"],
         serde_json::json!({"create": 0, "update": 1, "skip": 3, "delete": 0, "conflict": 0})
@@ -350,7 +351,7 @@ fn steps_are_listed_in_order() {
     let env = TestEnv::new();
     let steps = env.ferry(&["steps", "--output", "json"]).ok().json();
     assert_eq!(
-        steps,
+        steps["items"],
         serde_json::json!([
             "documents",
             "connections",

@@ -8,13 +8,7 @@ const BOT: &str = "tenants/acme-dev/agents/support-bot.yaml";
 
 /// A repo with tenant acme-dev applied from the small tree and committed canonically.
 fn applied_and_committed() -> TestEnv {
-    let env = TestEnv::new();
-    env.ferry(&["tenant", "create", T]).ok();
-    small_tree(&env, T);
-    env.ferry(&["apply", "--tenant", T, "--yes"]).ok();
-    env.ferry(&["export", "--tenant", T, "--commit", "-m", "initial tree"])
-        .ok();
-    env
+    crate::common::applied_and_committed(T)
 }
 
 fn edit(env: &TestEnv, rel: &str, from: &str, to: &str) {
@@ -64,7 +58,7 @@ fn export_commit_writes_a_clean_commit_and_plan_ref_reads_it() {
         .json();
     assert_eq!(plan["summary"]["skip"], 4);
     let head = env.git(&["rev-parse", "HEAD"]).trim().to_string();
-    assert_eq!(plan["source_commit"], head);
+    assert_eq!(plan["sourceCommit"], head);
     env.git(&["checkout", "--", "."]);
     // apply --ref records the commit; doing it again changes nothing.
     env.ferry(&["apply", "--tenant", T, "--ref", "HEAD", "--yes"])
@@ -73,8 +67,8 @@ fn export_commit_writes_a_clean_commit_and_plan_ref_reads_it() {
         .ferry(&["tenant", "list", "--output", "json"])
         .ok()
         .json();
-    assert_eq!(tenants[0]["last_commit"], head);
-    let rev = tenants[0]["revision"].clone();
+    assert_eq!(tenants["items"][0]["lastCommit"], head);
+    let rev = tenants["items"][0]["revision"].clone();
     env.ferry(&["apply", "--tenant", T, "--ref", "HEAD", "--yes"])
         .ok();
     let tenants = env
@@ -82,7 +76,7 @@ fn export_commit_writes_a_clean_commit_and_plan_ref_reads_it() {
         .ok()
         .json();
     assert_eq!(
-        tenants[0]["revision"], rev,
+        tenants["items"][0]["revision"], rev,
         "re-recording the same commit must not bump the revision"
     );
 }
@@ -126,11 +120,11 @@ fn plan_ref_after_an_applied_commit_reads_only_the_change_and_matches_a_full_pla
         .ok()
         .stdout;
     assert!(
-        md.contains("| create | update | skip | delete | conflict |"),
+        md.contains("| create | update | unchanged | delete | conflict |"),
         "{md}"
     );
     assert!(
-        md.contains("<details><summary><code>UPDATE</code> Agent <b>support-bot</b></summary>"),
+        md.contains("<details><summary><code>update</code> Agent <b>support-bot</b></summary>"),
         "{md}"
     );
     assert!(
@@ -194,9 +188,9 @@ pub fn publish_cycle() {
     let env = applied_and_committed();
     // 1. Publish: an annotated tag with who, when and the summary.
     let p1 = publish(&env, "first release");
-    assert_eq!(p1["has_changes"], true);
+    assert_eq!(p1["hasChanges"], true);
     assert_eq!(p1["tag"], "acme-dev/publish/1");
-    assert!(p1["change_track_id"].as_str().unwrap().starts_with("chg_"));
+    assert!(p1["changeTrackId"].as_str().unwrap().starts_with("chg_"));
     assert_eq!(
         env.git(&["cat-file", "-t", "acme-dev/publish/1"]).trim(),
         "tag"
@@ -205,10 +199,7 @@ pub fn publish_cycle() {
     assert!(tag.contains("published_by: Test User"), "{tag}");
     assert!(tag.contains("published_at: 20"), "{tag}");
     assert!(tag.contains("created Agent support-bot"), "{tag}");
-    assert!(
-        tag.contains(p1["change_track_id"].as_str().unwrap()),
-        "{tag}"
-    );
+    assert!(tag.contains(p1["changeTrackId"].as_str().unwrap()), "{tag}");
     assert_eq!(
         env.git(&["rev-list", "-n1", "acme-dev/publish/1"]).trim(),
         env.git(&["rev-parse", "HEAD"]).trim()
@@ -217,8 +208,8 @@ pub fn publish_cycle() {
     let again = env
         .ferry(&["publish", "--tenant", T, "-m", "again", "--output", "json"])
         .expect(1);
-    assert_eq!(again.json()["has_changes"], false);
-    assert_eq!(staging_diff(&env)["has_changes"], false);
+    assert_eq!(again.json()["hasChanges"], false);
+    assert_eq!(staging_diff(&env)["hasChanges"], false);
     // 3. Edit one agent's instructions and apply: the diff shows exactly that field.
     let old = "You are Acme's support assistant.\nCite the knowledge base in every answer.\n";
     let new = "You are Acme's support assistant.\nAlways cite your sources.\n";
@@ -230,7 +221,7 @@ pub fn publish_cycle() {
     );
     env.ferry(&["apply", "--tenant", T, "--yes"]).ok();
     let d = staging_diff(&env);
-    assert_eq!(d["has_changes"], true);
+    assert_eq!(d["hasChanges"], true);
     let res = d["resources"].as_array().unwrap();
     assert_eq!(res.len(), 1);
     assert_eq!(res[0]["kind"], "Agent");
@@ -258,14 +249,14 @@ pub fn publish_cycle() {
         .ferry(&["publishes", "--tenant", T, "--output", "json"])
         .ok()
         .json();
-    let list = list.as_array().unwrap();
+    let list = list["items"].as_array().unwrap();
     assert_eq!(list.len(), 2);
     assert_eq!(list[0]["number"], 2);
-    assert_eq!(list[0]["change_track_id"], p2["change_track_id"]);
+    assert_eq!(list[0]["changeTrackId"], p2["changeTrackId"]);
     assert_eq!(list[1]["number"], 1);
     for p in list {
-        assert_eq!(p["published_by"], "Test User");
-        assert!(p["published_at"].as_str().unwrap().ends_with('Z'));
+        assert_eq!(p["publishedBy"], "Test User");
+        assert!(p["publishedAt"].as_str().unwrap().ends_with('Z'));
         assert!(p["tag"].is_string() && p["commit"].is_string() && p["summary"].is_object());
     }
     let by_agent = env
@@ -281,12 +272,12 @@ pub fn publish_cycle() {
         .ok()
         .json();
     assert_eq!(
-        by_agent.as_array().unwrap().len(),
+        by_agent["items"].as_array().unwrap().len(),
         1,
         "refund-bot changed only in publish 1"
     );
     // 5. Revert publish 2: staging goes back, production stays.
-    let id2 = p2["change_track_id"].as_str().unwrap();
+    let id2 = p2["changeTrackId"].as_str().unwrap();
     let preview = env
         .ferry(&[
             "revert",
@@ -301,9 +292,9 @@ pub fn publish_cycle() {
         .ok()
         .json();
     assert_eq!(preview["written"], false);
-    assert_eq!(preview["resources"][0]["changes"][0]["staging"], old);
+    assert_eq!(preview["resources"][0]["changes"][0]["after"], old);
     assert_eq!(
-        staging_diff(&env)["has_changes"],
+        staging_diff(&env)["hasChanges"],
         false,
         "preview writes nothing"
     );
@@ -323,7 +314,7 @@ pub fn publish_cycle() {
         p3.stderr
     );
     assert!(p3.json()["tag"].is_null());
-    assert_eq!(staging_diff(&env)["has_changes"], false);
+    assert_eq!(staging_diff(&env)["hasChanges"], false);
     let out = env.tmp.path().join("now");
     env.ferry(&["export", "--tenant", T, "--out", out.to_str().unwrap()])
         .ok();
@@ -344,7 +335,7 @@ pub fn revert_of_an_older_publish_keeps_later_changes_and_reports_conflicts() {
     );
     env.ferry(&["apply", "--tenant", T, "--yes"]).ok();
     let p2 = publish(&env, "two");
-    let id2 = p2["change_track_id"].as_str().unwrap().to_string();
+    let id2 = p2["changeTrackId"].as_str().unwrap().to_string();
     // A later change to a different field of the same resource.
     edit(&env, BOT, "temperature: 0.2", "temperature: 0.5");
     env.ferry(&["apply", "--tenant", T, "--yes"]).ok();
@@ -375,7 +366,7 @@ pub fn revert_of_an_older_publish_keeps_later_changes_and_reports_conflicts() {
     );
     env.ferry(&["apply", "--tenant", T, "--yes"]).ok();
     let p2 = publish(&env, "two");
-    let id2 = p2["change_track_id"].as_str().unwrap().to_string();
+    let id2 = p2["changeTrackId"].as_str().unwrap().to_string();
     edit(&env, BOT, "Always cite your sources.", "Never guess.");
     env.ferry(&["apply", "--tenant", T, "--yes"]).ok();
     let r = env
@@ -411,14 +402,14 @@ fn revert_write_tree_writes_the_repo_not_the_store() {
     env.ferry(&["export", "--tenant", T, "--commit", "-m", "two"])
         .ok();
     let p2 = publish(&env, "two");
-    let id2 = p2["change_track_id"].as_str().unwrap();
+    let id2 = p2["changeTrackId"].as_str().unwrap();
     env.ferry(&["revert", "--yes", "--tenant", T, id2, "--write-tree"])
         .ok();
     assert!(env
         .read(BOT)
         .contains("Cite the knowledge base in every answer."));
     assert_eq!(
-        staging_diff(&env)["has_changes"],
+        staging_diff(&env)["hasChanges"],
         false,
         "the store is unchanged"
     );
@@ -492,7 +483,7 @@ fn git_revert_of_a_publish_commit_validates_plans_and_applies() {
         .ferry(&["diff", "HEAD~1", "HEAD", "--tenant", T, "--output", "json"])
         .ok()
         .json();
-    assert_eq!(d["has_changes"], true);
+    assert_eq!(d["hasChanges"], true);
     let names: Vec<&str> = d["resources"]
         .as_array()
         .unwrap()

@@ -216,7 +216,7 @@ fn migrate_and_status(env: &TestEnv, store: &str, back_end: &str) -> serde_json:
 fn store_migrate_and_status_on_both_back_ends() {
     let env = TestEnv::new();
     let s = migrate_and_status(&env, "sqlite:.ferry/store.db", "sqlite");
-    assert_eq!(s["back_end"], "sqlite");
+    assert_eq!(s["backEnd"], "sqlite");
     assert_eq!(s["version"], 1);
     assert_eq!(s["tenants"][0]["resources"], 4);
     let Some(db) = database() else { return };
@@ -228,7 +228,7 @@ fn store_migrate_and_status_on_both_back_ends() {
         first.stdout
     );
     let s = migrate_and_status(&env, &db.url, "postgres");
-    assert_eq!(s["back_end"], "postgres");
+    assert_eq!(s["backEnd"], "postgres");
     assert_eq!(s["version"], 2);
     assert_eq!(s["tenants"][0]["tenant"], "acme-dev");
     assert_eq!(s["tenants"][0]["resources"], 4);

@@ -84,6 +84,11 @@ fn setup(tenants: &[&str]) -> TestEnv {
     env
 }
 
+/// What a run said, on stdout (`--output json` errors) and stderr.
+fn both(r: &Run) -> String {
+    format!("{}{}", r.stdout, r.stderr)
+}
+
 fn promote(env: &TestEnv, from: &str, to: &str, extra: &[&str]) -> Run {
     let mut args = vec![
         "promote", "--yes", "--from", from, "--to", to, "--output", "json",
@@ -140,7 +145,7 @@ pub fn dev_to_staging_promotes_the_closure_and_settles() {
         ]
     );
     assert_eq!(
-        dry["missing_variables"],
+        dry["missingVariables"],
         serde_json::json!(["CRM_API_KEY", "CRM_URL"])
     );
 
@@ -231,7 +236,7 @@ fn text_output_groups_by_step() {
     let agents = run.stdout.find("  agents").unwrap();
     assert!(doc < agents, "{}", run.stdout);
     assert!(run.stdout.contains("+ Agent support-bot"), "{}", run.stdout);
-    assert!(run.stderr.contains("CRM_API_KEY"), "{}", run.stderr);
+    assert!(both(&run).contains("CRM_API_KEY"), "{}", run.stderr);
 }
 
 fn prod_ids(env: &TestEnv) -> BTreeMap<(Kind, String), String> {
@@ -266,14 +271,14 @@ fn lineage_chain_gives_the_same_prod_ids_and_refuses_going_back() {
     // Back into a tenant of the lineage: refused, nothing changed.
     let before = drafts(&chain, "acme-dev");
     let back = promote(&chain, "acme-staging", "acme-dev", &[]).expect(1);
-    assert!(back.stderr.contains("lineage"), "{}", back.stderr);
+    assert!(both(&back).contains("lineage"), "{}", back.stderr);
     assert!(
-        back.stderr.contains("came from `acme-dev`"),
+        both(&back).contains("came from `acme-dev`"),
         "{}",
         back.stderr
     );
     assert!(
-        back.stderr.contains("Agent `support-bot`"),
+        both(&back).contains("Agent `support-bot`"),
         "{}",
         back.stderr
     );
@@ -413,9 +418,9 @@ fn an_undecryptable_secret_is_refused_without_showing_it() {
             "acme-staging",
         ])
         .expect(1);
-    assert!(r.stderr.contains("Connection `crm`"), "{}", r.stderr);
-    assert!(r.stderr.contains("spec.credentials.token"), "{}", r.stderr);
-    assert!(!r.stderr.contains(PLAIN) && !r.stdout.contains(PLAIN));
+    assert!(both(&r).contains("Connection `crm`"), "{}", r.stderr);
+    assert!(both(&r).contains("spec.credentials.token"), "{}", r.stderr);
+    assert!(!both(&r).contains(PLAIN) && !r.stdout.contains(PLAIN));
     assert!(drafts(&env, "acme-staging").is_empty());
 }
 
@@ -426,7 +431,7 @@ fn steps_run_alone_only_when_their_dependencies_are_there() {
         .ok()
         .json();
     assert_eq!(
-        steps,
+        steps["items"],
         serde_json::json!([
             "documents",
             "connections",
@@ -447,18 +452,17 @@ fn steps_run_alone_only_when_their_dependencies_are_there() {
 
     let r = promote(&env, "acme-dev", "acme-staging", &["--step", "agents"]).expect(1);
     assert!(
-        r.stderr.contains("step `agents` cannot run alone"),
+        both(&r).contains("step `agents` cannot run alone"),
         "{}",
         r.stderr
     );
     assert!(
-        r.stderr
-            .contains("Tool `crm-lookup` (needed by Agent `support-bot`)"),
+        both(&r).contains("Tool `crm-lookup` (needed by Agent `support-bot`)"),
         "{}",
         r.stderr
     );
     let r = promote(&env, "acme-dev", "acme-staging", &["--step", "tools"]).expect(1);
-    assert!(r.stderr.contains("Connection `crm`"), "{}", r.stderr);
+    assert!(both(&r).contains("Connection `crm`"), "{}", r.stderr);
     assert!(drafts(&env, "acme-staging").is_empty());
 
     let c = promote(&env, "acme-dev", "acme-staging", &["--step", "connections"])
@@ -479,7 +483,7 @@ fn steps_run_alone_only_when_their_dependencies_are_there() {
     assert_eq!(all["summary"]["create"], 0);
 
     let r = promote(&env, "acme-dev", "acme-staging", &["--step", "gadgets"]).expect(1);
-    assert!(r.stderr.contains("unknown step `gadgets`"), "{}", r.stderr);
+    assert!(both(&r).contains("unknown step `gadgets`"), "{}", r.stderr);
 }
 
 #[test]
@@ -508,7 +512,7 @@ fn only_admins_of_both_tenants_may_promote() {
         ("nobody", "not a user of this store"),
     ] {
         let r = promote(&env, "acme-dev", "acme-staging", &["--as", user]).expect(1);
-        assert!(r.stderr.contains(needle), "{user}: {}", r.stderr);
+        assert!(both(&r).contains(needle), "{user}: {}", r.stderr);
     }
     assert!(drafts(&env, "acme-staging").is_empty());
     promote(
@@ -527,21 +531,21 @@ fn only_admins_of_both_tenants_may_promote() {
     let r = env
         .ferry(&["user", "add", "mallory", "--as", "ada"])
         .expect(1);
-    assert!(r.stderr.contains("needs a store owner"), "{}", r.stderr);
+    assert!(both(&r).contains("needs a store owner"), "{}", r.stderr);
     let r = env
         .ferry(&["grant", "ed", "acme-dev", "owner", "--as", "adam"])
         .expect(1);
-    assert!(r.stderr.contains("owner role"), "{}", r.stderr);
+    assert!(both(&r).contains("owner role"), "{}", r.stderr);
     env.ferry(&["grant", "ed", "acme-staging", "admin", "--as", "ada"])
         .ok();
     let r = env
         .ferry(&["grant", "ed", "acme-dev", "emperor", "--as", "olga"])
         .expect(1);
-    assert!(r.stderr.contains("unknown role"), "{}", r.stderr);
+    assert!(both(&r).contains("unknown role"), "{}", r.stderr);
     let users = env.ferry(&["user", "list", "--output", "json"]).ok().json();
-    assert_eq!(users["users"][0]["name"], "ada");
+    assert_eq!(users["items"][0]["name"], "ada");
     assert_eq!(
-        users["users"]
+        users["items"]
             .as_array()
             .unwrap()
             .iter()
@@ -688,15 +692,15 @@ fn write_tree_writes_a_reviewable_tree_that_applies_from_git() {
 fn bad_promotions_are_refused_and_change_nothing() {
     let env = setup(&["acme-dev", "acme-staging"]);
     let r = promote(&env, "acme-dev", "acme-dev", &[]).expect(1);
-    assert!(r.stderr.contains("into itself"), "{}", r.stderr);
+    assert!(both(&r).contains("into itself"), "{}", r.stderr);
     let r = promote(&env, "acme-dev", "acme-nowhere", &[]).expect(1);
     assert!(
-        r.stderr.contains("`acme-nowhere` does not exist"),
+        both(&r).contains("`acme-nowhere` does not exist"),
         "{}",
         r.stderr
     );
     assert!(
-        r.stderr.contains("ferry tenant create acme-nowhere"),
+        both(&r).contains("ferry tenant create acme-nowhere"),
         "{}",
         r.stderr
     );
@@ -710,9 +714,9 @@ fn bad_promotions_are_refused_and_change_nothing() {
         .ok();
     let before = drafts(&env, "acme-staging");
     let r = promote(&env, "acme-dev", "acme-staging", &[]).expect(1);
-    assert!(r.stderr.contains("Tool `crm-lookup`"), "{}", r.stderr);
+    assert!(both(&r).contains("Tool `crm-lookup`"), "{}", r.stderr);
     assert!(
-        r.stderr.contains("created in `acme-staging` directly"),
+        both(&r).contains("created in `acme-staging` directly"),
         "{}",
         r.stderr
     );
@@ -741,19 +745,19 @@ fn nothing_syncable_is_a_warning_not_an_error() {
         ])
         .ok();
     assert!(r.stdout.contains("Nothing to promote."), "{}", r.stdout);
-    assert!(r.stderr.contains("marked syncable"), "{}", r.stderr);
+    assert!(both(&r).contains("marked syncable"), "{}", r.stderr);
 }
 
 #[test]
 fn bad_user_input_is_refused() {
     let env = setup(&["acme-dev", "acme-staging"]);
     let r = env.ferry(&["user", "add", "Not A Name"]).expect(1);
-    assert!(r.stderr.contains("user name `Not A Name`"), "{}", r.stderr);
+    assert!(both(&r).contains("user name `Not A Name`"), "{}", r.stderr);
     let r = env
         .ferry(&["grant", "ghost", "acme-dev", "viewer"])
         .expect(1);
     assert!(
-        r.stderr.contains("user `ghost` does not exist"),
+        both(&r).contains("user `ghost` does not exist"),
         "{}",
         r.stderr
     );
@@ -761,7 +765,7 @@ fn bad_user_input_is_refused() {
         .ferry(&["grant", "ghost", "acme-nowhere", "viewer"])
         .expect(1);
     assert!(
-        r.stderr.contains("`acme-nowhere` does not exist"),
+        both(&r).contains("`acme-nowhere` does not exist"),
         "{}",
         r.stderr
     );
@@ -770,6 +774,6 @@ fn bad_user_input_is_refused() {
         "name = \"acme-staging\"\nvariables = 3\n",
     );
     let r = promote(&env, "acme-dev", "acme-staging", &[]).expect(1);
-    assert!(r.stderr.contains("tenant.toml"), "{}", r.stderr);
+    assert!(both(&r).contains("tenant.toml"), "{}", r.stderr);
     assert!(drafts(&env, "acme-staging").is_empty());
 }

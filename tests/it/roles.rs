@@ -35,7 +35,8 @@ fn revision(env: &TestEnv) -> serde_json::Value {
         .ferry(&["tenant", "list", "--output", "json"])
         .ok()
         .json();
-    list.as_array()
+    list["items"]
+        .as_array()
         .unwrap()
         .iter()
         .find(|t| t["name"] == T)
@@ -64,7 +65,7 @@ fn every_cli_write_checks_the_role_and_names_the_grant() {
         .ferry(&["publish", "--tenant", T, "-m", "first", "--output", "json"])
         .ok()
         .json();
-    let change = publish1["change_track_id"].as_str().unwrap().to_string();
+    let change = publish1["changeTrackId"].as_str().unwrap().to_string();
     env.ferry(&["--as", "root", "user", "add", "root"]).ok();
     env.user("vic", &[(T, "viewer")]);
     env.edit_first_instruction_line("tenants/acme-dev/agents/support-bot.yaml", " Be brief.");
@@ -217,7 +218,7 @@ fn single_user_mode_allows_every_write_and_records_the_actor() {
     )
     .ok()
     .json();
-    assert_eq!(p["published_by"], "zoe");
+    assert_eq!(p["publishedBy"], "zoe");
     let tag = env.git(&["cat-file", "-p", "acme-dev/publish/1"]);
     assert!(tag.contains("published_by: zoe"), "{tag}");
     env.edit_first_instruction_line("tenants/acme-dev/agents/support-bot.yaml", " Be brief.");
@@ -240,7 +241,7 @@ fn one_actor_is_checked_and_recorded_in_the_documented_order() {
     .ok()
     .json();
     assert_eq!(
-        p["published_by"], "ada",
+        p["publishedBy"], "ada",
         "the checked name is the recorded one"
     );
     // --as beats FERRY_USER: vic is checked (and refused), not ada.
@@ -290,7 +291,7 @@ fn an_http_publish_tags_git_after_recording_it() {
     )
     .expect(200);
     assert_eq!(p["tag"], "acme-dev/publish/1", "{p}");
-    assert_eq!(p["published_by"], "root");
+    assert_eq!(p["publishedBy"], "root");
     assert_eq!(
         env.git(&["cat-file", "-t", "acme-dev/publish/1"]).trim(),
         "tag"
@@ -308,7 +309,7 @@ fn an_http_publish_tags_git_after_recording_it() {
         .ferry(&["publishes", "--tenant", T, "--output", "json"])
         .ok()
         .json();
-    assert_eq!(list[0]["tag"], "acme-dev/publish/1");
+    assert_eq!(list["items"][0]["tag"], "acme-dev/publish/1");
 }
 
 #[test]
@@ -351,7 +352,8 @@ fn a_zip_import_is_one_transaction_refused_when_stale() {
         .ok()
         .json();
     let prod = |list: &serde_json::Value| {
-        list.as_array()
+        list["items"]
+            .as_array()
             .unwrap()
             .iter()
             .find(|t| t["name"] == "acme-prod")

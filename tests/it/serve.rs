@@ -85,7 +85,7 @@ fn health_openapi_errors_and_tokens() {
     assert_eq!(e["error"]["code"], "no_route");
 
     let t = http("GET", &server.url("/api/tenants"), Some(&token), &[], None).expect(200);
-    let names: Vec<&str> = t["tenants"]
+    let names: Vec<&str> = t["items"]
         .as_array()
         .unwrap()
         .iter()
@@ -147,7 +147,7 @@ fn document_000_full_environment_promotion_loop() {
     )
     .expect(200);
     assert_eq!(
-        steps["steps"],
+        steps["items"],
         json!([
             "documents",
             "connections",
@@ -275,13 +275,13 @@ fn sync_needs_admin_on_both_tenants() {
     .expect(403);
     // A tenant with no grant is not listed.
     let t = http("GET", &server.url("/api/tenants"), Some(&ada), &[], None).expect(200);
-    assert_eq!(t["tenants"].as_array().unwrap().len(), 1);
+    assert_eq!(t["items"].as_array().unwrap().len(), 1);
     // Nothing changed in the target.
     let list = env
         .ferry(&["tenant", "list", "--output", "json"])
         .ok()
         .json();
-    let staging = list
+    let staging = list["items"]
         .as_array()
         .unwrap()
         .iter()
@@ -312,13 +312,13 @@ pub fn document_003_edit_diff_publish_history_rollback() {
         &json!({"message": "first"}),
     )
     .expect(200);
-    assert_eq!(first["has_changes"], true);
+    assert_eq!(first["hasChanges"], true);
     // Nothing more to publish: 409 with has_changes false.
     let e = http_json("POST", &bot(&server, "/publish"), t, &json!({})).expect(409);
-    assert_eq!(e["has_changes"], false);
+    assert_eq!(e["hasChanges"], false);
     assert_eq!(e["error"]["code"], "nothing_to_publish");
     let d = http("GET", &bot(&server, "/staging-diff"), t, &[], None).expect(200);
-    assert_eq!(d["has_changes"], false, "{d}");
+    assert_eq!(d["hasChanges"], false, "{d}");
 
     // The staging edits of the document.
     http_json(
@@ -465,7 +465,7 @@ pub fn document_003_edit_diff_publish_history_rollback() {
 
     // The staging diff over HTTP is the CLI's.
     let d = http("GET", &bot(&server, "/staging-diff"), t, &[], None).expect(200);
-    assert_eq!(d["has_changes"], true);
+    assert_eq!(d["hasChanges"], true);
     let paths: Vec<String> = d["resources"]
         .as_array()
         .unwrap()
@@ -503,7 +503,7 @@ pub fn document_003_edit_diff_publish_history_rollback() {
         ])
         .ok()
         .json();
-    assert_eq!(cli["has_changes"], d["has_changes"]);
+    assert_eq!(cli["hasChanges"], d["hasChanges"]);
     assert_eq!(cli["resources"], d["resources"]);
 
     // A viewer can read but not publish or edit.
@@ -533,12 +533,12 @@ pub fn document_003_edit_diff_publish_history_rollback() {
         &json!({"message": "tighten support-bot"}),
     )
     .expect(200);
-    let change = p["change_track_id"].as_str().unwrap().to_string();
-    assert_eq!(p["published_by"], "root");
+    let change = p["changeTrackId"].as_str().unwrap().to_string();
+    assert_eq!(p["publishedBy"], "root");
     let h = http("GET", &bot(&server, "/publishes"), t, &[], None).expect(200);
-    let list = h["publishes"].as_array().unwrap();
+    let list = h["items"].as_array().unwrap();
     assert_eq!(list.len(), 2);
-    assert_eq!(list[0]["change_track_id"], change.as_str());
+    assert_eq!(list[0]["changeTrackId"], change.as_str());
     assert_eq!(list[0]["message"], "tighten support-bot");
     let cli = env
         .ferry(&[
@@ -552,8 +552,7 @@ pub fn document_003_edit_diff_publish_history_rollback() {
         ])
         .ok()
         .json();
-    assert_eq!(cli.as_array().unwrap().len(), 2);
-    assert_eq!(cli[0]["change_track_id"], change.as_str());
+    assert_eq!(cli, h, "the CLI and the API give the same publish history");
     let pd = http(
         "GET",
         &bot(&server, &format!("/publishes/{change}/diff")),
@@ -573,19 +572,19 @@ pub fn document_003_edit_diff_publish_history_rollback() {
     )
     .expect(404);
     let d = http("GET", &bot(&server, "/staging-diff"), t, &[], None).expect(200);
-    assert_eq!(d["has_changes"], false);
+    assert_eq!(d["hasChanges"], false);
 
     // Rollback takes the publish's changes out of staging; production waits for a publish.
     let r = http_json(
         "PUT",
         &bot(&server, "/rollback"),
         t,
-        &json!({"change_track_id": change}),
+        &json!({"changeTrackId": change}),
     )
     .expect(200);
     assert_eq!(r["written"], true, "{r}");
     let d = http("GET", &bot(&server, "/staging-diff"), t, &[], None).expect(200);
-    assert_eq!(d["has_changes"], true);
+    assert_eq!(d["hasChanges"], true);
     let desc = d["resources"]
         .as_array()
         .unwrap()
@@ -603,7 +602,7 @@ pub fn document_003_edit_diff_publish_history_rollback() {
     .expect(200);
     assert_eq!(p["number"], 3);
     let d = http("GET", &bot(&server, "/staging-diff"), t, &[], None).expect(200);
-    assert_eq!(d["has_changes"], false);
+    assert_eq!(d["hasChanges"], false);
     let a = http("GET", &bot(&server, ""), t, &[], None).expect(200);
     assert_eq!(a["spec"]["access"], "public");
 }
@@ -636,7 +635,7 @@ fn no_endpoint_reveals_another_tenant() {
     )
     .expect(404);
     let list = http("GET", &server.url("/api/v2/agents"), Some(&pam), &[], None).expect(200);
-    assert_eq!(list, json!([]));
+    assert_eq!(list, json!({"items": []}));
     // Nor can pam change it or publish it from her tenant.
     let e = http_json(
         "PUT",
@@ -678,7 +677,8 @@ fn target_env() -> (TestEnv, String) {
 
 fn agent_id(server: &Server, token: &str, name: &str) -> String {
     let list = http("GET", &server.url("/api/v2/agents"), Some(token), &[], None).expect(200);
-    list.as_array()
+    list["items"]
+        .as_array()
         .unwrap()
         .iter()
         .find(|a| a["name"] == name)
@@ -932,7 +932,8 @@ echo
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert!(
-        v[0].as_array()
+        v[0]["items"]
+            .as_array()
             .unwrap()
             .iter()
             .any(|a| a["name"] == "support-bot"),
@@ -1156,9 +1157,9 @@ fn ferry_sync_cli_reads_a_live_source_into_the_local_store() {
     };
     // The token can come from the environment too; without one the source says 401.
     let r = with(&[]).expect(1);
-    assert!(r.stderr.contains("401"), "{}", r.stderr);
+    assert!(r.stdout.contains("401"), "{}", r.stdout);
     let list = with(&["--source-token", &src_token]).ok().json();
-    assert!(list
+    assert!(list["items"]
         .as_array()
         .unwrap()
         .iter()
@@ -1178,7 +1179,10 @@ fn ferry_sync_cli_reads_a_live_source_into_the_local_store() {
         .ferry(&["tenant", "list", "--output", "json"])
         .ok()
         .json();
-    assert_eq!(tenants[0]["resources"], 0, "a preview writes nothing");
+    assert_eq!(
+        tenants["items"][0]["resources"], 0,
+        "a preview writes nothing"
+    );
     let done = with(&["--source-token", &src_token, "--agent", &id])
         .ok()
         .json();
@@ -1208,7 +1212,14 @@ fn ferry_sync_cli_reads_a_live_source_into_the_local_store() {
         "",
     ])
     .expect(1);
-    assert!(r.stderr.contains("empty"), "{}", r.stderr);
+    assert!(
+        r.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("empty"),
+        "{}",
+        r.stdout
+    );
 }
 
 #[test]
@@ -1246,7 +1257,7 @@ fn oversized_bodies_and_archive_bombs_are_413_and_bad_configs_are_refused() {
         .ferry(&["tenant", "list", "--output", "json"])
         .ok()
         .json();
-    assert_eq!(tenants[0]["resources"], 0);
+    assert_eq!(tenants["items"][0]["resources"], 0);
 
     // A configuration with an unknown key, or an allowed source that is not an origin.
     env.write("bad.toml", "[sync]\nrequire_http = false\n");

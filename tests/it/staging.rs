@@ -39,7 +39,7 @@ pub fn a_library_edit_is_diffed_published_and_reverted_by_the_cli() {
         ])
         .ok()
         .json();
-    assert_eq!(d["has_changes"], true);
+    assert_eq!(d["hasChanges"], true);
     let change = &d["resources"][0]["changes"][0];
     assert_eq!(change["path"], "spec.access");
     assert_eq!(change["production"], "team");
@@ -58,7 +58,7 @@ pub fn a_library_edit_is_diffed_published_and_reverted_by_the_cli() {
         ])
         .ok()
         .json();
-    let chg = p["change_track_id"].as_str().unwrap().to_string();
+    let chg = p["changeTrackId"].as_str().unwrap().to_string();
     let r = env
         .ferry(&["revert", "--yes", "--tenant", T, &chg, "--output", "json"])
         .ok()

@@ -172,7 +172,7 @@ fn tenant_delete_needs_yes_and_respects_lineage() {
         .ferry(&["tenant", "list", "--output", "json"])
         .ok()
         .json();
-    assert_eq!(list.as_array().unwrap().len(), 2, "{list}");
+    assert_eq!(list["items"].as_array().unwrap().len(), 2, "{list}");
     // A tenant nobody comes from goes with --yes; its folder stays.
     let run = env
         .ferry(&["tenant", "delete", "acme-staging", "--yes"])
@@ -190,7 +190,7 @@ fn tenant_delete_needs_yes_and_respects_lineage() {
         .ferry(&["tenant", "list", "--output", "json"])
         .ok()
         .json();
-    assert_eq!(list.as_array().unwrap().len(), 0, "{list}");
+    assert_eq!(list["items"].as_array().unwrap().len(), 0, "{list}");
     // The name can be used again.
     env.ferry(&["tenant", "create", "acme-dev"]).ok();
     let plan = env.plan_json("acme-dev", 2);
@@ -294,7 +294,7 @@ fn promote_revert_and_zip_import_refuse_without_a_terminal_unless_yes() {
         .ferry(&["tenant", "list", "--output", "json"])
         .ok()
         .json();
-    let staging = after_refusals
+    let staging = after_refusals["items"]
         .as_array()
         .unwrap()
         .iter()
@@ -339,7 +339,10 @@ fn revert_names_a_publish_by_number_tag_or_change_id() {
         .ferry(&["publishes", "--tenant", "acme-dev", "--output", "json"])
         .ok()
         .json();
-    let chg = log[0]["change_track_id"].as_str().unwrap().to_string();
+    let chg = log["items"][0]["changeTrackId"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let preview = |publish: &str| {
         env.ferry(&[
             "revert",
@@ -354,7 +357,7 @@ fn revert_names_a_publish_by_number_tag_or_change_id() {
         .json()
     };
     let by_id = preview(&chg);
-    assert_eq!(by_id["change_track_id"], chg.as_str());
+    assert_eq!(by_id["changeTrackId"], chg.as_str());
     assert_eq!(preview("2"), by_id);
     assert_eq!(preview("acme-dev/publish/2"), by_id);
     // A number the tenant does not have, or another tenant's tag: a clear error.
@@ -437,7 +440,7 @@ fn a_revert_that_empties_the_tenant_needs_force_and_says_how_many_it_deletes() {
         .ferry(&["tenant", "list", "--output", "json"])
         .ok()
         .json();
-    assert_eq!(list[0]["resources"], 0, "{list}");
+    assert_eq!(list["items"][0]["resources"], 0, "{list}");
 }
 
 #[test]

@@ -103,7 +103,7 @@ fn resources_of(env: &TestEnv, tenant: &str) -> u64 {
     let arr = list
         .as_array()
         .cloned()
-        .or_else(|| list["tenants"].as_array().cloned())
+        .or_else(|| list["items"].as_array().cloned())
         .unwrap();
     arr.iter().find(|t| t["name"] == tenant).unwrap()["resources"]
         .as_u64()

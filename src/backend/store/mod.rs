@@ -124,8 +124,44 @@ pub enum StoreError {
     },
 }
 
+impl StoreError {
+    /// The stable code front ends answer with (`{"error": {"code": ...}}`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            StoreError::NoTenant { .. } => "tenant_not_found",
+            StoreError::TenantExists { .. } => "tenant_exists",
+            StoreError::Stale { .. } => "stale",
+            StoreError::Busy { .. } => "busy",
+            StoreError::Refused { .. } => "refused",
+            StoreError::Unavailable { .. } => "store_unavailable",
+            StoreError::SchemaTooNew { .. } => "schema_too_new",
+            StoreError::BadUrl { .. } => "bad_store_url",
+            StoreError::Corrupt { .. }
+            | StoreError::Sqlite(_)
+            | StoreError::Database { .. }
+            | StoreError::Open { .. } => "internal",
+        }
+    }
+}
+
+/// A tenant as a listing shows it, on the CLI (`tenant list`, with its
+/// folder) and over HTTP (`GET /api/tenants`, with the caller's role).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TenantListing {
+    /// The tenant.
+    #[serde(flatten)]
+    pub tenant: TenantRecord,
+    /// Its folder in the repo, relative to the repo root.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub folder: Option<String>,
+    /// The caller's role on it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<crate::domain::access::Role>,
+}
+
 /// A tenant as the store knows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct TenantRecord {
     /// Name, e.g. `acme-dev`.
     pub name: String,
@@ -351,6 +387,7 @@ impl<T: ResourceStore + PublishStore + AccessStore + SyncStore + ?Sized> Store f
 
 /// An API token as the store keeps it: whose it is, never the token itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct TokenRecord {
     /// The user the token acts as.
     pub user: String,
@@ -362,6 +399,7 @@ pub struct TokenRecord {
 
 /// What one sync wrote to one resource: the baseline for conflict detection.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct SyncRecord {
     /// The local resource ID.
     pub local_id: String,
@@ -408,6 +446,7 @@ pub fn open_with_fault(
 
 /// A store's schema, as `ferry store migrate` and `ferry store status` report it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct SchemaState {
     /// `sqlite` or `postgres`.
     pub back_end: &'static str,

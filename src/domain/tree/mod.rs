@@ -347,6 +347,31 @@ fn key_on_line(text: &str, line: Option<u64>) -> Option<String> {
     .then(|| key.to_string())
 }
 
+/// The 1-based line of the first line indented with a tab, for a file YAML refused.
+fn tab_indent_line(text: &str) -> Option<u64> {
+    text.lines()
+        .position(|l| {
+            l.chars()
+                .take_while(|c| c.is_whitespace())
+                .any(|c| c == '\t')
+                && !l.trim().is_empty()
+        })
+        .map(|i| i as u64 + 1)
+}
+
+/// `did you mean ...?` for "unknown field `x`, expected one of a, b, c"
+/// (the expected names bare or in backticks).
+fn unknown_field_hint(message: &str) -> Option<String> {
+    let unknown = message.split('`').nth(1)?;
+    let (_, expected) = message.split_once("expected ")?;
+    let expected = expected.trim_start_matches("one of ");
+    let names = expected
+        .split([',', ' '])
+        .map(|w| w.trim().trim_matches('`'))
+        .filter(|w| !w.is_empty() && *w != "or");
+    crate::domain::suggest::did_you_mean(unknown, names)
+}
+
 /// Decode one resource file: the resource when it could be read, and every problem found.
 pub fn decode_unit(path: &str, bytes: &[u8]) -> (Option<Resource>, Vec<Diagnostic>) {
     match decode_inner(path, bytes) {
@@ -386,7 +411,21 @@ fn decode_inner(path: &str, bytes: &[u8]) -> Result<(Resource, Vec<Diagnostic>),
             } else {
                 "yaml"
             };
-            let mut d = Diagnostic::error(path, code, e.message).at_line(e.line);
+            if let Some(tab) = tab_indent_line(text) {
+                return Err(vec![Diagnostic::error(
+                    path,
+                    "yaml-tab",
+                    "a tab in the indentation; YAML does not allow tabs there",
+                )
+                .at_line(Some(tab))
+                .with_hint(Some("YAML indents with spaces".into()))]);
+            }
+            let hint = (code == "unknown-field")
+                .then(|| unknown_field_hint(&e.message))
+                .flatten();
+            let mut d = Diagnostic::error(path, code, e.message)
+                .at_line(e.line)
+                .with_hint(hint);
             if code == "wrong-type" {
                 if let Some(k) = key_on_line(text, e.line) {
                     d = d.in_field(k);
