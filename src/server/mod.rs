@@ -24,6 +24,9 @@ pub mod openapi;
 mod staging;
 mod tenant_sync;
 
+#[doc(hidden)]
+pub use staging::{edit_of_body, EditBody};
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;

@@ -4,7 +4,9 @@
 mod common;
 mod conformance;
 mod core;
+mod crash;
 mod fixtures;
+mod fuzz_corpus;
 mod git;
 mod harden;
 mod layers;

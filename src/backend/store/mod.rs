@@ -195,9 +195,9 @@ pub struct VersionRecord {
 #[doc(hidden)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WriteFault {
-    /// Abort the process once this many rows of a batch are written.
+    /// Abort the process once this many rows of a batch are written (0: before the first).
     AbortAfter(usize),
-    /// Fail the write with [`StoreError::Refused`] once this many rows are written.
+    /// Fail the write with [`StoreError::Refused`] once this many rows are written (0: before the first).
     FailAfter(usize),
 }
 
