@@ -16,5 +16,6 @@ mod roles;
 mod schemas;
 mod serve;
 mod staging;
+mod tokens;
 mod ux;
 mod zip;
