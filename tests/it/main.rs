@@ -4,6 +4,7 @@
 mod common;
 mod conformance;
 mod core;
+mod credentials;
 mod fixtures;
 mod git;
 mod harden;
