@@ -9,6 +9,7 @@ mod fixtures;
 mod git;
 mod harden;
 mod layers;
+mod matrix;
 mod postgres;
 mod promote;
 mod props;
