@@ -268,7 +268,7 @@ fn export(
         crate::service::gitplan::authorize_commit(store.as_ref(), &actor, tenant)?;
     }
     let spinner = out.spinner("exporting");
-    let tree = pipeline::export_tree(store.as_ref(), tenant)?;
+    let (tree, scrubbed) = pipeline::export_tree_scrubbed(store.as_ref(), tenant)?;
     let dir = dir.unwrap_or_else(|| repo.tenant_dir(tenant));
     // An empty tenant exported over a tree would delete the whole tree (a
     // wrong --store does that): never without --force.
@@ -311,9 +311,15 @@ fn export(
         out.json_value(&serde_json::json!({
             "tenant": tenant, "out": dir.display().to_string(), "files": tree.files.len(),
             "written": report.written, "removed": report.removed, "unchanged": report.unchanged,
-            "commit": committed,
+            "commit": committed, "scrubbed": scrubbed,
         }));
     } else {
+        if scrubbed > 0 {
+            out.warn(&format!(
+                "{scrubbed} plain-text credential(s) scrubbed: written as `{}`, the store keeps the values; move them to `${{vars.NAME}}` or `ENC[age,…]`",
+                crate::domain::secrets::PLACEHOLDER
+            ));
+        }
         out.data(&format!(
             "Exported {tenant} to {}: {} files ({} written, {} removed, {} unchanged)",
             dir.display(),
