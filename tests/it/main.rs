@@ -12,6 +12,7 @@ mod postgres;
 mod promote;
 mod props;
 mod readme_tour;
+mod remote;
 mod roles;
 mod schemas;
 mod serve;
