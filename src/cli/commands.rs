@@ -434,12 +434,20 @@ fn print_plan(out: &Output, plan: &Plan) {
     }
 }
 
-/// A compact pull-request comment: a summary table and one collapsible section per resource.
+/// The hidden first line of a Markdown plan: a CI step finds the pull
+/// request's earlier plan comment by it and updates that comment in place.
+pub fn plan_marker(tenant: &str) -> String {
+    format!("<!-- ferry-plan:{tenant} -->")
+}
+
+/// A compact pull-request comment: a hidden marker, a summary table and one collapsible section per resource.
 pub fn plan_markdown(plan: &Plan) -> String {
     let s = &plan.summary;
     let mut md = format!(
-        "### ferry plan for `{}`\n\n| create | update | skip | delete | conflict |\n|---:|---:|---:|---:|---:|\n| {} | {} | {} | {} | {} |\n\n",
-        plan.tenant, s.create, s.update, s.skip, s.delete, s.conflict
+        "{}\n### ferry plan for `{}`\n\n| create | update | skip | delete | conflict |\n|---:|---:|---:|---:|---:|\n| {} | {} | {} | {} | {} |\n\n",
+        plan_marker(&plan.tenant),
+        plan.tenant,
+        s.create, s.update, s.skip, s.delete, s.conflict
     );
     if let Some(c) = &plan.source_commit {
         md.push_str(&format!("From commit `{c}`.\n\n"));

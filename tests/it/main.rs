@@ -1,6 +1,7 @@
 //! The integration tests: one binary, driving the real `ferry` binary in
 //! temporary config repos through [`common::TestEnv`].
 
+mod ci_recipe;
 mod common;
 mod conformance;
 mod core;

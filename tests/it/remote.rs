@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
 
-use crate::common::{copy_dir, http, project_root, run, Run, Server, TestEnv};
+use crate::common::{copy_dir, git_at, http, project_root, run, Run, Server, TestEnv};
 use crate::conformance::Fresh;
 
 /// A `ferry serve` over its own folder's store: acme-dev (and acme-staging)
@@ -47,35 +47,15 @@ impl Hub {
     }
 }
 
-fn git(dir: &Path, args: &[&str]) {
-    let out = std::process::Command::new("git")
-        .current_dir(dir)
-        .args(args)
-        .env("GIT_AUTHOR_NAME", "Test User")
-        .env("GIT_AUTHOR_EMAIL", "test@example.invalid")
-        .env("GIT_COMMITTER_NAME", "Test User")
-        .env("GIT_COMMITTER_EMAIL", "test@example.invalid")
-        // A fixed date: the same tree gives the same commit ID in every clone.
-        .env("GIT_AUTHOR_DATE", "2026-01-01T00:00:00Z")
-        .env("GIT_COMMITTER_DATE", "2026-01-01T00:00:00Z")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// A fresh clone of `fixtures/acme` (no `.ferry/` folder) at `tmp/<name>`.
 fn clone_of_acme(tmp: &Path, name: &str) -> PathBuf {
     let origin = tmp.join(format!("{name}-origin"));
     copy_dir(&project_root().join("fixtures/acme"), &origin);
-    git(&origin, &["init", "-q", "-b", "main"]);
-    git(&origin, &["add", "-A"]);
-    git(&origin, &["commit", "-q", "-m", "acme"]);
+    git_at(&origin, &["init", "-q", "-b", "main"]);
+    git_at(&origin, &["add", "-A"]);
+    git_at(&origin, &["commit", "-q", "-m", "acme"]);
     let clone = tmp.join(name);
-    git(
+    git_at(
         tmp,
         &[
             "clone",
