@@ -111,7 +111,7 @@ pub fn run(cmd: Command, g: &Global, out: &Output, frontends: &super::Frontends)
 pub(crate) fn open(g: &Global) -> Result<(Repo, Box<dyn Store>)> {
     let repo = Repo::discover(g.repo.as_deref())?;
     let url = repo.store_url(g.store.as_deref());
-    let store = store::open_with_fault(&url, &repo.root, fault_hook())?;
+    let store = super::remote::open_url(g, &url, &repo.root, fault_hook())?;
     Ok((repo, store))
 }
 

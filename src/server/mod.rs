@@ -19,6 +19,7 @@
 pub mod auth;
 pub mod backup;
 pub mod error;
+mod ferry_api;
 pub mod live_sync;
 pub mod openapi;
 mod staging;
@@ -171,6 +172,7 @@ pub fn registry() -> openapi::Registry {
     let registry = tenant_sync::routes(registry);
     let registry = backup::routes(registry);
     let registry = live_sync::routes(registry);
+    let registry = ferry_api::routes(registry);
     staging::routes(registry)
 }
 

@@ -16,6 +16,7 @@ mod postgres;
 mod promote;
 mod props;
 mod readme_tour;
+mod remote;
 mod roles;
 mod schemas;
 mod serve;
