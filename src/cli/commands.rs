@@ -13,7 +13,7 @@ use super::{
 use crate::backend::store::{self, Store};
 use crate::domain::diagnostic::has_errors;
 use crate::domain::model::Kind;
-use crate::domain::plan::{DiffOptions, Plan, PLAN_FORMAT};
+use crate::domain::plan::{read_saved, DiffOptions, Plan, SavedPlanError, PLAN_FORMAT};
 use crate::domain::tree::folder::{write_tree, FolderSource};
 use crate::domain::tree::{TenantFile, TreeSource, TENANT_FILE};
 use crate::service::apply::{self, ApplyOptions};
@@ -268,7 +268,7 @@ fn export(
         crate::service::gitplan::authorize_commit(store.as_ref(), &actor, tenant)?;
     }
     let spinner = out.spinner("exporting");
-    let tree = pipeline::export_tree(store.as_ref(), tenant)?;
+    let (tree, scrubbed) = pipeline::export_tree_scrubbed(store.as_ref(), tenant)?;
     let dir = dir.unwrap_or_else(|| repo.tenant_dir(tenant));
     // An empty tenant exported over a tree would delete the whole tree (a
     // wrong --store does that): never without --force.
@@ -311,9 +311,15 @@ fn export(
         out.json_value(&serde_json::json!({
             "tenant": tenant, "out": dir.display().to_string(), "files": tree.files.len(),
             "written": report.written, "removed": report.removed, "unchanged": report.unchanged,
-            "commit": committed,
+            "commit": committed, "scrubbed": scrubbed,
         }));
     } else {
+        if scrubbed > 0 {
+            out.warn(&format!(
+                "{scrubbed} plain-text credential(s) scrubbed: written as `{}`, the store keeps the values; move them to `${{vars.NAME}}` or `ENC[age,…]`",
+                crate::domain::secrets::PLACEHOLDER
+            ));
+        }
         out.data(&format!(
             "Exported {tenant} to {}: {} files ({} written, {} removed, {} unchanged)",
             dir.display(),
@@ -547,12 +553,13 @@ fn plan_cmd(
 
 fn load_saved_plan(path: &Path) -> Result<Plan> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let v: serde_json::Value = serde_json::from_slice(&bytes)
-        .map_err(|e| anyhow!("{}: not a plan file: {e}", path.display()))?;
-    if v.get("format").and_then(|f| f.as_str()) != Some(PLAN_FORMAT) {
-        bail!("{}: not a saved ferry plan (expected \"format\": \"{PLAN_FORMAT}\")\nhint: save one with `ferry plan --out FILE`", path.display());
-    }
-    serde_json::from_value(v).map_err(|e| anyhow!("{}: {e}", path.display()))
+    read_saved(&bytes).map_err(|e| match e {
+        SavedPlanError::NotAPlan => anyhow!(
+            "{}: {e}\nhint: save one with `ferry plan --out FILE`",
+            path.display()
+        ),
+        other => anyhow!("{}: {other}", path.display()),
+    })
 }
 
 /// The fault-injection hook used by tests: abort the process after N writes.

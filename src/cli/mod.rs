@@ -31,6 +31,16 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 pub use output::Output;
 
+/// A plan as `ferry plan` and `ferry apply --plan` print it: text and
+/// Markdown (the plan-file fuzz target renders every plan it reads).
+#[doc(hidden)]
+pub fn plan_renderings(plan: &crate::domain::plan::Plan) -> [String; 2] {
+    [
+        output::plan_text(&Output::new(Format::Text), plan),
+        commands::plan_markdown(plan),
+    ]
+}
+
 /// Output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
 pub enum Format {

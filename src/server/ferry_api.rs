@@ -8,12 +8,14 @@
 //! `domain::access` rules the services use (reads: viewer of the tenant;
 //! draft writes and sync records: editor; published versions, publishes and
 //! the tenant's private key: admin; users, tokens of other users, token
-//! lookups and new tenants: a store owner; grants: an owner of the tenant)
+//! lookups and new tenants: a store owner; grants: an owner of the tenant;
+//! token lists and revocations: as `service::access` allows)
 //! before it touches the store, so a refusal changes nothing. Reads run on
 //! a reader connection in one snapshot; writes go through the one write
-//! connection. Error answers carry the fields a client needs to rebuild the
+//! connection. A body is read only after its caller is admitted. Error answers carry the fields a client needs to rebuild the
 //! store error (`tenant`, and `planned`/`actual` for a stale write).
 
+use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, Method};
 use axum::routing::{get, post, put};
@@ -25,7 +27,7 @@ use super::error::ApiError;
 use super::openapi::Registry;
 use super::{read_store, with_store, Shared};
 use crate::backend::store::remote::wire;
-use crate::backend::store::{Store, StoreError};
+use crate::backend::store::{Store, StoreError, TenantRecord, TokenRecord};
 use crate::domain::access::Role;
 use crate::domain::secrets::KeyPair;
 
@@ -89,6 +91,43 @@ fn bad_body(reason: String) -> ApiError {
     )
 }
 
+/// Why an operation failed: the store (answered with [`refusal`]) or the request.
+enum Fault {
+    Store(StoreError),
+    Api(ApiError),
+}
+
+impl From<StoreError> for Fault {
+    fn from(e: StoreError) -> Fault {
+        Fault::Store(e)
+    }
+}
+
+impl From<ApiError> for Fault {
+    fn from(e: ApiError) -> Fault {
+        Fault::Api(e)
+    }
+}
+
+impl From<crate::domain::access::AccessError> for Fault {
+    fn from(e: crate::domain::access::AccessError) -> Fault {
+        Fault::Api(e.into())
+    }
+}
+
+fn answer<T>(r: Result<T, Fault>) -> Result<T, ApiError> {
+    r.map_err(|f| match f {
+        Fault::Store(e) => refusal(e),
+        Fault::Api(e) => e,
+    })
+}
+
+/// The JSON body of a request, read only once its caller is admitted (so a
+/// refused caller learns nothing from the body's shape).
+fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Fault> {
+    serde_json::from_slice(body).map_err(|e| Fault::Api(bad_body(e.to_string())))
+}
+
 /// Answer a read on a reader connection, after admitting the caller.
 async fn read<T, F>(
     state: &Shared,
@@ -99,11 +138,11 @@ async fn read<T, F>(
 ) -> Result<Json<T>, ApiError>
 where
     T: Serialize + Send + 'static,
-    F: FnOnce(&dyn Store, &Caller) -> Result<T, StoreError> + Send + 'static,
+    F: FnOnce(&dyn Store, &Caller) -> Result<T, Fault> + Send + 'static,
 {
     read_store(state, move |store| {
         let caller = admit(store, &headers, tenant.as_deref(), need)?;
-        work(store, &caller).map_err(refusal)
+        answer(work(store, &caller))
     })
     .await
     .map(Json)
@@ -119,11 +158,11 @@ async fn write<T, F>(
 ) -> Result<Json<T>, ApiError>
 where
     T: Serialize + Send + 'static,
-    F: FnOnce(&mut dyn Store, &Caller) -> Result<T, ApiError> + Send + 'static,
+    F: FnOnce(&mut dyn Store, &Caller) -> Result<T, Fault> + Send + 'static,
 {
     with_store(state, move |store| {
         let caller = admit(&*store, &headers, tenant.as_deref(), need)?;
-        work(store, &caller)
+        answer(work(store, &caller))
     })
     .await
     .map(Json)
@@ -138,7 +177,7 @@ async fn view<T, F>(
 ) -> Result<Json<T>, ApiError>
 where
     T: Serialize + Send + 'static,
-    F: FnOnce(&dyn Store, &str) -> Result<T, StoreError> + Send + 'static,
+    F: FnOnce(&dyn Store, &str) -> Result<T, Fault> + Send + 'static,
 {
     let need = Need::Role(Role::Viewer, "reading the tenant");
     read(
@@ -173,7 +212,7 @@ async fn revision(State(s): State<Shared>, h: HeaderMap) -> Result<Json<wire::Re
 async fn tenants(
     State(s): State<Shared>,
     h: HeaderMap,
-) -> Result<Json<Vec<crate::backend::store::TenantRecord>>, ApiError> {
+) -> Result<Json<Vec<TenantRecord>>, ApiError> {
     read(&s, h, None, Need::Token, |store, c| {
         Ok(store
             .tenants()?
@@ -187,18 +226,15 @@ async fn tenants(
 async fn create_tenant(
     State(s): State<Shared>,
     h: HeaderMap,
-    Json(body): Json<wire::NewTenant>,
-) -> Result<Json<crate::backend::store::TenantRecord>, ApiError> {
+    body: Bytes,
+) -> Result<Json<TenantRecord>, ApiError> {
     write(
         &s,
         h,
         None,
         Need::Owner("creating tenants"),
         move |store, _| {
-            let keys = KeyPair {
-                identity: body.identity,
-                recipient: body.recipient,
-            };
+            let body: wire::NewTenant = parse(&body)?;
             if !crate::domain::model::is_valid_name(&body.name) {
                 return Err(ApiError::bad_request(
                     "bad_name",
@@ -206,11 +242,14 @@ async fn create_tenant(
                         "tenant name `{}` must be lower-case letters, digits, `-`, `_` or `.`",
                         body.name
                     ),
-                ));
+                )
+                .into());
             }
-            store
-                .create_tenant(&body.name, body.environment.as_deref(), &keys)
-                .map_err(refusal)
+            let keys = KeyPair {
+                identity: body.identity,
+                recipient: body.recipient,
+            };
+            Ok(store.create_tenant(&body.name, body.environment.as_deref(), &keys)?)
         },
     )
     .await
@@ -220,8 +259,8 @@ async fn tenant(
     State(s): State<Shared>,
     h: HeaderMap,
     Path(t): Path<String>,
-) -> Result<Json<crate::backend::store::TenantRecord>, ApiError> {
-    view(&s, h, t, move |store, t| store.tenant(t)).await
+) -> Result<Json<TenantRecord>, ApiError> {
+    view(&s, h, t, |store, t| Ok(store.tenant(t)?)).await
 }
 
 async fn identity(
@@ -243,7 +282,7 @@ async fn index(
     h: HeaderMap,
     Path(t): Path<String>,
 ) -> Result<Json<wire::IndexBody>, ApiError> {
-    view(&s, h, t, move |store, t| {
+    view(&s, h, t, |store, t| {
         let (revision, index) = store.index(t)?;
         Ok(wire::IndexBody {
             revision,
@@ -258,7 +297,7 @@ async fn all_drafts(
     h: HeaderMap,
     Path(t): Path<String>,
 ) -> Result<Json<wire::Resources>, ApiError> {
-    view(&s, h, t, move |store, t| {
+    view(&s, h, t, |store, t| {
         Ok(wire::Resources::of(&store.all_drafts(t)?))
     })
     .await
@@ -268,10 +307,11 @@ async fn drafts(
     State(s): State<Shared>,
     h: HeaderMap,
     Path(t): Path<String>,
-    Json(body): Json<wire::Ids>,
+    body: Bytes,
 ) -> Result<Json<wire::Resources>, ApiError> {
     view(&s, h, t, move |store, t| {
-        Ok(wire::Resources::of(&store.drafts(t, &body.ids)?))
+        let ids: wire::Ids = parse(&body)?;
+        Ok(wire::Resources::of(&store.drafts(t, &ids.ids)?))
     })
     .await
 }
@@ -280,18 +320,18 @@ async fn write_batch(
     State(s): State<Shared>,
     h: HeaderMap,
     Path(t): Path<String>,
-    Json(body): Json<wire::Batch>,
+    body: Bytes,
 ) -> Result<Json<wire::Revision>, ApiError> {
-    // A batch carrying published versions is a promotion's: admin, as promotion needs.
-    let need = if body.versions.is_empty() {
-        Need::Role(Role::Editor, "applying")
-    } else {
-        Need::Role(Role::Admin, "promoting")
-    };
-    write(&s, h, Some(t.clone()), need, move |store, _| {
+    let need = Need::Role(Role::Editor, "applying");
+    write(&s, h, Some(t.clone()), need, move |store, caller| {
+        let body: wire::Batch = parse(&body)?;
+        // A batch carrying published versions is a promotion's: admin, as promotion needs.
+        if !body.versions.is_empty() {
+            caller.require(&t, Role::Admin, "promoting")?;
+        }
         let batch = body.batch().map_err(bad_body)?;
         Ok(wire::Revision {
-            revision: store.write(&t, &batch).map_err(refusal)?,
+            revision: store.write(&t, &batch)?,
         })
     })
     .await
@@ -301,10 +341,11 @@ async fn versions(
     State(s): State<Shared>,
     h: HeaderMap,
     Path(t): Path<String>,
-    Json(body): Json<wire::Ids>,
+    body: Bytes,
 ) -> Result<Json<wire::Versions>, ApiError> {
     view(&s, h, t, move |store, t| {
-        Ok(wire::wire_versions(&store.versions(t, &body.ids)?))
+        let ids: wire::Ids = parse(&body)?;
+        Ok(wire::wire_versions(&store.versions(t, &ids.ids)?))
     })
     .await
 }
@@ -313,12 +354,13 @@ async fn put_versions(
     State(s): State<Shared>,
     h: HeaderMap,
     Path(t): Path<String>,
-    Json(body): Json<wire::Versions>,
+    body: Bytes,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let need = Need::Role(Role::Admin, "recording published versions");
     write(&s, h, Some(t.clone()), need, move |store, _| {
+        let body: wire::Versions = parse(&body)?;
         let versions = wire::version_records(&body).map_err(bad_body)?;
-        store.put_versions(&t, &versions).map_err(refusal)?;
+        store.put_versions(&t, &versions)?;
         Ok(serde_json::json!({}))
     })
     .await
@@ -329,7 +371,7 @@ async fn production(
     h: HeaderMap,
     Path(t): Path<String>,
 ) -> Result<Json<wire::Resources>, ApiError> {
-    view(&s, h, t, move |store, t| {
+    view(&s, h, t, |store, t| {
         Ok(wire::Resources::of(&store.production(t)?))
     })
     .await
@@ -339,10 +381,11 @@ async fn production_of(
     State(s): State<Shared>,
     h: HeaderMap,
     Path(t): Path<String>,
-    Json(body): Json<wire::Ids>,
+    body: Bytes,
 ) -> Result<Json<wire::Resources>, ApiError> {
     view(&s, h, t, move |store, t| {
-        Ok(wire::Resources::of(&store.production_of(t, &body.ids)?))
+        let ids: wire::Ids = parse(&body)?;
+        Ok(wire::Resources::of(&store.production_of(t, &ids.ids)?))
     })
     .await
 }
@@ -351,14 +394,13 @@ async fn publish(
     State(s): State<Shared>,
     h: HeaderMap,
     Path(t): Path<String>,
-    Json(body): Json<wire::Publish>,
+    body: Bytes,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let need = Need::Role(Role::Admin, "publishing");
     write(&s, h, Some(t.clone()), need, move |store, _| {
+        let body: wire::Publish = parse(&body)?;
         let versions = body.published().map_err(bad_body)?;
-        store
-            .publish(&t, &body.record, &versions)
-            .map_err(refusal)?;
+        store.publish(&t, &body.record, &versions)?;
         Ok(serde_json::json!({}))
     })
     .await
@@ -369,7 +411,7 @@ async fn publishes(
     h: HeaderMap,
     Path(t): Path<String>,
 ) -> Result<Json<wire::Publishes>, ApiError> {
-    view(&s, h, t, move |store, t| {
+    view(&s, h, t, |store, t| {
         Ok(wire::Publishes {
             publishes: store.publishes(t)?,
         })
@@ -382,7 +424,7 @@ async fn next_publish(
     h: HeaderMap,
     Path(t): Path<String>,
 ) -> Result<Json<wire::Number>, ApiError> {
-    view(&s, h, t, move |store, t| {
+    view(&s, h, t, |store, t| {
         Ok(wire::Number {
             number: store.next_publish_number(t)?,
         })
@@ -406,23 +448,24 @@ async fn drift(
     h: HeaderMap,
     Path(t): Path<String>,
 ) -> Result<Json<Vec<crate::domain::plan::Absent>>, ApiError> {
-    view(&s, h, t, move |store, t| store.drift(t)).await
+    view(&s, h, t, |store, t| Ok(store.drift(t)?)).await
 }
 
 async fn access(
     State(s): State<Shared>,
     h: HeaderMap,
 ) -> Result<Json<crate::domain::access::AccessState>, ApiError> {
-    read(&s, h, None, Need::Token, |store, _| store.access()).await
+    read(&s, h, None, Need::Token, |store, _| Ok(store.access()?)).await
 }
 
 async fn add_user(
     State(s): State<Shared>,
     h: HeaderMap,
-    Json(body): Json<wire::NewUser>,
+    body: Bytes,
 ) -> Result<Json<crate::domain::access::UserRecord>, ApiError> {
     write(&s, h, None, Need::Owner("adding users"), move |store, _| {
-        store.add_user(&body.name).map_err(refusal)
+        let body: wire::NewUser = parse(&body)?;
+        Ok(store.add_user(&body.name)?)
     })
     .await
 }
@@ -430,14 +473,12 @@ async fn add_user(
 async fn grant(
     State(s): State<Shared>,
     h: HeaderMap,
-    Json(body): Json<wire::NewGrant>,
+    body: Bytes,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let tenant = Some(body.tenant.clone());
-    let need = Need::Role(Role::Owner, "granting roles");
-    write(&s, h, tenant, need, move |store, _| {
-        store
-            .grant(&body.user, &body.tenant, body.role)
-            .map_err(refusal)?;
+    write(&s, h, None, Need::Token, move |store, caller| {
+        let body: wire::NewGrant = parse(&body)?;
+        caller.require(&body.tenant, Role::Owner, "granting roles")?;
+        store.grant(&body.user, &body.tenant, body.role)?;
         Ok(serde_json::json!({}))
     })
     .await
@@ -446,17 +487,17 @@ async fn grant(
 async fn add_token(
     State(s): State<Shared>,
     h: HeaderMap,
-    Json(body): Json<wire::NewToken>,
-) -> Result<Json<crate::backend::store::TokenRecord>, ApiError> {
+    body: Bytes,
+) -> Result<Json<TokenRecord>, ApiError> {
     write(&s, h, None, Need::Token, move |store, caller| {
+        let body: wire::NewToken = parse(&body)?;
         if caller.user != body.user {
             caller
                 .access
                 .require_owner(Some(&caller.user), "making tokens for other users")?;
         }
-        store
-            .add_token(&body.hash, &body.user, body.tenant.as_deref())
-            .map_err(refusal)
+        let (tenant, expires) = (body.tenant.as_deref(), body.expires_at.as_deref());
+        Ok(store.add_token(&body.hash, &body.user, tenant, expires)?)
     })
     .await
 }
@@ -464,17 +505,56 @@ async fn add_token(
 async fn token(
     State(s): State<Shared>,
     h: HeaderMap,
-    Json(body): Json<wire::TokenHash>,
-) -> Result<Json<Option<crate::backend::store::TokenRecord>>, ApiError> {
+    body: Bytes,
+) -> Result<Json<Option<TokenRecord>>, ApiError> {
     let need = Need::Owner("looking up tokens");
-    read(&s, h, None, need, move |store, _| store.token(&body.hash)).await
+    read(&s, h, None, need, move |store, _| {
+        let body: wire::TokenHash = parse(&body)?;
+        Ok(store.token(&body.hash)?)
+    })
+    .await
+}
+
+async fn tokens(State(s): State<Shared>, h: HeaderMap) -> Result<Json<Vec<TokenRecord>>, ApiError> {
+    read(&s, h, None, Need::Token, |store, c| {
+        Ok(store
+            .tokens()?
+            .into_iter()
+            .filter(|t| {
+                c.access
+                    .may_manage_token(Some(&c.user), &t.user, t.tenant.as_deref())
+            })
+            .collect())
+    })
+    .await
+}
+
+async fn revoke_token(
+    State(s): State<Shared>,
+    h: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<TokenRecord>, ApiError> {
+    write(&s, h, None, Need::Token, move |store, caller| {
+        let Some(found) = store.tokens()?.into_iter().find(|t| t.id == id) else {
+            return Err(crate::backend::store::unknown_token(&id).into());
+        };
+        caller.access.require_token_of(
+            Some(&caller.user),
+            &found.user,
+            found.tenant.as_deref(),
+            "revoking another user's token",
+        )?;
+        Ok(store.revoke_token(&id, &crate::backend::store::now_rfc3339())?)
+    })
+    .await
 }
 
 /// The query of `GET …/syncs`.
 #[derive(Debug, Deserialize)]
 struct SourceQuery {
     /// The source key, `<instance>/<tenant>`.
-    source: String,
+    #[serde(default)]
+    source: Option<String>,
 }
 
 async fn sync_records(
@@ -484,9 +564,12 @@ async fn sync_records(
     Query(q): Query<SourceQuery>,
 ) -> Result<Json<wire::Syncs>, ApiError> {
     view(&s, h, t, move |store, t| {
+        let Some(source) = q.source else {
+            return Err(ApiError::bad_request("no_source", "the query needs `source`").into());
+        };
         Ok(wire::Syncs {
-            records: store.sync_records(t, &q.source)?,
-            source_key: q.source,
+            records: store.sync_records(t, &source)?,
+            source_key: source,
         })
     })
     .await
@@ -496,13 +579,12 @@ async fn record_syncs(
     State(s): State<Shared>,
     h: HeaderMap,
     Path(t): Path<String>,
-    Json(body): Json<wire::Syncs>,
+    body: Bytes,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let need = Need::Role(Role::Editor, "recording syncs");
     write(&s, h, Some(t.clone()), need, move |store, _| {
-        store
-            .record_syncs(&t, &body.source_key, &body.records)
-            .map_err(refusal)?;
+        let body: wire::Syncs = parse(&body)?;
+        store.record_syncs(&t, &body.source_key, &body.records)?;
         Ok(serde_json::json!({}))
     })
     .await
@@ -600,4 +682,10 @@ pub fn routes(r: Registry) -> Registry {
         .add(Method::PUT, "/api/ferry/v1/grants", put(grant))
         .add(Method::POST, "/api/ferry/v1/tokens", post(add_token))
         .add(Method::POST, "/api/ferry/v1/tokens/lookup", post(token))
+        .add(Method::GET, "/api/ferry/v1/tokens", get(tokens))
+        .add(
+            Method::POST,
+            "/api/ferry/v1/tokens/{token_id}/revoke",
+            post(revoke_token),
+        )
 }

@@ -578,6 +578,22 @@ pub const ROUTES: &[RouteDoc] = &[
         &[],
         JSON,
     ),
+    r(
+        "GET",
+        "/api/ferry/v1/tokens",
+        "ferry",
+        "The tokens the caller may manage (never a token)",
+        &[],
+        None,
+    ),
+    r(
+        "POST",
+        "/api/ferry/v1/tokens/{token_id}/revoke",
+        "ferry",
+        "Revoke a token (its user, a store owner, or an owner of its tenant)",
+        &[],
+        None,
+    ),
 ];
 
 /// The router under construction, with what has been registered.

@@ -519,7 +519,12 @@ pub fn remote_fresh() -> Fresh {
         let mut store = ferry::backend::store::open(&url, &env.repo).unwrap();
         store.add_user("root").unwrap();
         store
-            .add_token(&ferry::service::access::token_hash(token), "root", None)
+            .add_token(
+                &ferry::service::access::token_hash(token),
+                "root",
+                None,
+                None,
+            )
             .unwrap();
     }
     env.store = Some(url);
@@ -534,7 +539,9 @@ pub fn remote_fresh() -> Fresh {
 
 // The store contract against the remote store. Left out: the first user
 // owning the store (the factory's token needs a user), an injected write
-// fault (the server's store is another process), and read snapshots
+// fault (the server's store is another process), token lists and recorded
+// uses (the factory's own token is listed, and the server records a token's
+// use itself, so the client's `touch_token` writes nothing), and read snapshots
 // (each call is its own request; the server reads each in one snapshot).
 mod conformance {
     crate::store_conformance!(@tests super::remote_fresh;

@@ -452,11 +452,13 @@ impl AccessStore for RemoteStore {
         hash: &str,
         user: &str,
         tenant: Option<&str>,
+        expires_at: Option<&str>,
     ) -> Result<TokenRecord, StoreError> {
         let body = wire::NewToken {
             hash: hash.to_string(),
             user: user.to_string(),
             tenant: tenant.map(str::to_string),
+            expires_at: expires_at.map(str::to_string),
         };
         self.send("POST", "/tokens", &body)
     }
@@ -466,6 +468,26 @@ impl AccessStore for RemoteStore {
             hash: hash.to_string(),
         };
         self.send("POST", "/tokens/lookup", &body)
+    }
+
+    fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
+        self.get("/tokens")
+    }
+
+    /// Revoked at the server's time, not `at`: the server is the authority.
+    fn revoke_token(&mut self, id: &str, _at: &str) -> Result<TokenRecord, StoreError> {
+        self.send("POST", &format!("/tokens/{}/revoke", seg(id)), &Value::Null)
+    }
+
+    /// The server records each token's use itself as its requests arrive;
+    /// a client has nothing to record.
+    fn touch_token(
+        &mut self,
+        _hash: &str,
+        _at: &str,
+        _not_before: &str,
+    ) -> Result<bool, StoreError> {
+        Ok(false)
     }
 }
 

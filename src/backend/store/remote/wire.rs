@@ -393,6 +393,9 @@ pub struct NewToken {
     pub user: String,
     /// Its current tenant.
     pub tenant: Option<String>,
+    /// When it stops working, RFC 3339.
+    #[serde(default)]
+    pub expires_at: Option<String>,
 }
 
 /// `POST /tokens/lookup`: a token hash (in the body, so it never lands in a request log).
