@@ -502,6 +502,17 @@ fn the_token_comes_from_a_file_and_an_unknown_one_is_refused() {
         "{}",
         r.stderr
     );
+    // Token lifecycle through the server: list (IDs, never a token), revoke, then refused.
+    hub.env.user("vic", &[("acme-dev", "viewer")]);
+    let vic = hub.env.token("vic", None);
+    let vic_at = |args: &[&str]| ferry_at(&client, &hub.server.base, Some(&vic), args);
+    let list = vic_at(&["token", "list", "--output", "json"]).ok().json();
+    let mine = list["tokens"].as_array().unwrap();
+    assert_eq!(mine.len(), 1, "{list}");
+    assert!(!list.to_string().contains(&vic), "{list}");
+    vic_at(&["token", "revoke", mine[0]["id"].as_str().unwrap()]).ok();
+    let r = vic_at(&["tenant", "list"]).expect(1);
+    assert!(r.stderr.contains("revoked"), "{}", r.stderr);
     assert!(
         !hub.server.log().contains(&hub.root),
         "the token reached the server log"
