@@ -16,6 +16,7 @@ mod props;
 mod readme_tour;
 mod roles;
 mod schemas;
+mod secret_scan;
 mod serve;
 mod staging;
 mod tokens;
