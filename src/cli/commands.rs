@@ -13,7 +13,7 @@ use super::{
 use crate::backend::store::{self, Store};
 use crate::domain::diagnostic::has_errors;
 use crate::domain::model::Kind;
-use crate::domain::plan::{DiffOptions, Plan, PLAN_FORMAT};
+use crate::domain::plan::{read_saved, DiffOptions, Plan, SavedPlanError, PLAN_FORMAT};
 use crate::domain::tree::folder::{write_tree, FolderSource};
 use crate::domain::tree::{TenantFile, TreeSource, TENANT_FILE};
 use crate::service::apply::{self, ApplyOptions};
@@ -111,7 +111,7 @@ pub fn run(cmd: Command, g: &Global, out: &Output, frontends: &super::Frontends)
 pub(crate) fn open(g: &Global) -> Result<(Repo, Box<dyn Store>)> {
     let repo = Repo::discover(g.repo.as_deref())?;
     let url = repo.store_url(g.store.as_deref());
-    let store = store::open_with_fault(&url, &repo.root, fault_hook())?;
+    let store = super::remote::open_url(g, &url, &repo.root, fault_hook())?;
     Ok((repo, store))
 }
 
@@ -545,12 +545,13 @@ fn plan_cmd(
 
 fn load_saved_plan(path: &Path) -> Result<Plan> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let v: serde_json::Value = serde_json::from_slice(&bytes)
-        .map_err(|e| anyhow!("{}: not a plan file: {e}", path.display()))?;
-    if v.get("format").and_then(|f| f.as_str()) != Some(PLAN_FORMAT) {
-        bail!("{}: not a saved ferry plan (expected \"format\": \"{PLAN_FORMAT}\")\nhint: save one with `ferry plan --out FILE`", path.display());
-    }
-    serde_json::from_value(v).map_err(|e| anyhow!("{}: {e}", path.display()))
+    read_saved(&bytes).map_err(|e| match e {
+        SavedPlanError::NotAPlan => anyhow!(
+            "{}: {e}\nhint: save one with `ferry plan --out FILE`",
+            path.display()
+        ),
+        other => anyhow!("{}: {other}", path.display()),
+    })
 }
 
 /// The fault-injection hook used by tests: abort the process after N writes.

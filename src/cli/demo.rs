@@ -68,6 +68,7 @@ pub fn run_demo(out: &Output, keep: bool, serve: ServeFn) -> Result<i32> {
         global: Global {
             repo: Some(repo.clone()),
             store: None,
+            token_file: None,
             output: super::Format::Text,
             actor: Some("demo".into()),
         },

@@ -145,7 +145,23 @@ impl From<StoreError> for ApiError {
             }
             StoreError::Busy { .. } => ApiError::conflict("busy", msg),
             StoreError::Refused { .. } => ApiError::conflict("refused", msg),
-            StoreError::Unavailable { .. } => ApiError::unavailable(msg),
+            StoreError::Unavailable { .. } | StoreError::Unreachable { .. } => {
+                ApiError::unavailable(msg)
+            }
+            StoreError::Remote {
+                status,
+                code,
+                message,
+                hint,
+            } => {
+                let status =
+                    StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                let e = ApiError::new(status, &code, message);
+                match hint {
+                    Some(h) => e.hint(h),
+                    None => e,
+                }
+            }
             StoreError::BadUrl { .. }
             | StoreError::Corrupt { .. }
             | StoreError::Sqlite(_)
@@ -168,6 +184,20 @@ impl From<AccessError> for ApiError {
                         .to_string()
                 });
                 ApiError::forbidden(e.reason()).hint(hint)
+            }
+        }
+    }
+}
+
+impl From<crate::service::access::AccessUseError> for ApiError {
+    fn from(e: crate::service::access::AccessUseError) -> ApiError {
+        use crate::service::access::AccessUseError as E;
+        match e {
+            E::Access(a) => a.into(),
+            E::Store(s) => s.into(),
+            E::Random { .. } => ApiError::internal(e.to_string()),
+            E::BadName { .. } | E::Lifetime(_) => {
+                ApiError::bad_request("bad_request", e.to_string())
             }
         }
     }

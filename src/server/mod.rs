@@ -19,10 +19,14 @@
 pub mod auth;
 pub mod backup;
 pub mod error;
+mod ferry_api;
 pub mod live_sync;
 pub mod openapi;
 mod staging;
 mod tenant_sync;
+
+#[doc(hidden)]
+pub use staging::{edit_of_body, EditBody};
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -168,6 +172,7 @@ pub fn registry() -> openapi::Registry {
     let registry = tenant_sync::routes(registry);
     let registry = backup::routes(registry);
     let registry = live_sync::routes(registry);
+    let registry = ferry_api::routes(registry);
     staging::routes(registry)
 }
 

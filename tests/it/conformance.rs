@@ -11,7 +11,8 @@
 //! ```
 //!
 //! A factory returns a [`Fresh`]: the URL of an empty store that
-//! `ferry::backend::store::open_with_fault` opens, and a guard that removes
+//! `ferry::backend::store::open_with_options` opens (with a token, for a
+//! remote store), and a guard that removes
 //! it when dropped. Properties that need a second connection (read
 //! snapshots) or an injected fault open the URL again.
 
@@ -20,7 +21,7 @@ use std::borrow::Cow;
 use std::path::PathBuf;
 
 use ferry::backend::store::{
-    open_with_fault, Store, StoreError, SyncRecord, VersionRecord, WriteBatch, WriteFault,
+    open_with_options, Store, StoreError, SyncRecord, VersionRecord, WriteBatch, WriteFault,
 };
 use ferry::domain::access::{Grant, Role, UserRecord};
 use ferry::domain::ids::derived_id;
@@ -37,6 +38,8 @@ pub struct Fresh {
     pub url: String,
     /// The folder relative URLs are taken from.
     pub base: PathBuf,
+    /// The bearer token of a remote store.
+    pub token: Option<String>,
     /// Keeps the store alive (a temp folder, a throwaway database).
     pub _guard: Box<dyn Any>,
 }
@@ -49,7 +52,7 @@ impl Fresh {
 
     /// A connection whose writes hit `fault`.
     pub fn open_with(&self, fault: Option<WriteFault>) -> Box<dyn Store + Send> {
-        open_with_fault(&self.url, &self.base, fault)
+        open_with_options(&self.url, &self.base, fault, self.token.as_deref())
             .unwrap_or_else(|e| panic!("open {}: {e}", self.url))
     }
 }
@@ -78,6 +81,7 @@ pub fn sqlite_fresh() -> Fresh {
     Fresh {
         url: format!("sqlite:{}", dir.path().join("store.db").display()),
         base: dir.path().to_path_buf(),
+        token: None,
         _guard: Box::new(dir),
     }
 }

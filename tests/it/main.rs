@@ -4,8 +4,10 @@
 mod common;
 mod conformance;
 mod core;
+mod crash;
 mod credentials;
 mod fixtures;
+mod fuzz_corpus;
 mod git;
 mod harden;
 mod layers;
@@ -14,6 +16,7 @@ mod postgres;
 mod promote;
 mod props;
 mod readme_tour;
+mod remote;
 mod roles;
 mod schemas;
 mod secret_scan;

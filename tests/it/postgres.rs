@@ -90,6 +90,7 @@ pub fn fresh() -> Option<Fresh> {
     Some(Fresh {
         url: db.url.clone(),
         base: std::env::temp_dir(),
+        token: None,
         _guard: Box::new(db),
     })
 }

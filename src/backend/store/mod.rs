@@ -20,13 +20,14 @@
 
 pub mod image;
 pub mod postgres;
+pub mod remote;
 pub mod sqlite;
 pub mod tenant_admin;
 
 use std::borrow::Cow;
 use std::path::Path;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::domain::access::{AccessState, Role, UserRecord};
 use crate::domain::model::Resource;
@@ -41,7 +42,7 @@ pub use tenant_admin::TenantAdmin;
 pub enum StoreError {
     /// The store URL is not one ferry knows.
     #[error(
-        "unsupported store URL `{url}`: expected `sqlite:PATH` or `postgres://USER@HOST:PORT/DB`"
+        "unsupported store URL `{url}`: expected `sqlite:PATH`, `postgres://USER@HOST:PORT/DB` or `http(s)://HOST[:PORT]` (a ferry serve)"
     )]
     BadUrl {
         /// The URL given.
@@ -114,6 +115,26 @@ pub enum StoreError {
         /// The newest version this binary knows.
         known: u32,
     },
+    /// The `ferry serve` of a remote store cannot be reached.
+    #[error("cannot reach the ferry server at {url}: {reason}\nhint: check that `ferry serve` runs there, that the store URL (--store or FERRY_STORE) names it, and that this machine can connect to it")]
+    Unreachable {
+        /// The server's URL.
+        url: String,
+        /// What failed.
+        reason: String,
+    },
+    /// The `ferry serve` of a remote store refused or failed a request.
+    #[error("{message}{}", hint.as_ref().map(|h| format!("\nhint: {h}")).unwrap_or_default())]
+    Remote {
+        /// The HTTP status (0: refused before any request).
+        status: u16,
+        /// The server's error code, e.g. `forbidden`.
+        code: String,
+        /// The server's message.
+        message: String,
+        /// The server's hint.
+        hint: Option<String>,
+    },
     /// The store file could not be created.
     #[error("cannot open store at {path}: {reason}")]
     Open {
@@ -125,7 +146,7 @@ pub enum StoreError {
 }
 
 /// A tenant as the store knows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TenantRecord {
     /// Name, e.g. `acme-dev`.
     pub name: String,
@@ -195,9 +216,9 @@ pub struct VersionRecord {
 #[doc(hidden)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WriteFault {
-    /// Abort the process once this many rows of a batch are written.
+    /// Abort the process once this many rows of a batch are written (0: before the first).
     AbortAfter(usize),
-    /// Fail the write with [`StoreError::Refused`] once this many rows are written.
+    /// Fail the write with [`StoreError::Refused`] once this many rows are written (0: before the first).
     FailAfter(usize),
 }
 
@@ -362,7 +383,7 @@ pub trait Store: ResourceStore + PublishStore + AccessStore + SyncStore {}
 impl<T: ResourceStore + PublishStore + AccessStore + SyncStore + ?Sized> Store for T {}
 
 /// An API token as the store keeps it: whose it is, never the token itself.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenRecord {
     /// The token's ID (`tok_…`, [`token_id`] of its hash): safe to show and to revoke by.
     pub id: String,
@@ -410,7 +431,7 @@ pub fn unknown_token(id: &str) -> StoreError {
 }
 
 /// What one sync wrote to one resource: the baseline for conflict detection.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SyncRecord {
     /// The local resource ID.
     pub local_id: String,
@@ -434,6 +455,26 @@ pub fn open_with_fault(
     base: &Path,
     fault: Option<WriteFault>,
 ) -> Result<Box<dyn Store + Send>, StoreError> {
+    open_with_options(url, base, fault, None)
+}
+
+/// [`open`], with a fault for local stores and the bearer token of a remote
+/// one (`http(s)://HOST[:PORT]`, a [`remote::RemoteStore`]).
+#[doc(hidden)]
+pub fn open_with_options(
+    url: &str,
+    base: &Path,
+    fault: Option<WriteFault>,
+    token: Option<&str>,
+) -> Result<Box<dyn Store + Send>, StoreError> {
+    if remote::is_remote_url(url) {
+        if fault.is_some() {
+            return Err(StoreError::Refused {
+                message: "write faults are injected into local stores only".into(),
+            });
+        }
+        return Ok(Box::new(remote::RemoteStore::open(url, token)?));
+    }
     if let Some(path) = url.strip_prefix("sqlite:") {
         let p = Path::new(path);
         let full = if p.is_absolute() {

@@ -512,6 +512,7 @@ impl ResourceStore for SqliteStore {
             });
         }
         let mut n = 0usize;
+        WriteFault::check(self.fault, n)?;
         for (resource, file_hash) in &batch.upserts {
             upsert_draft(&tx, tenant, resource, file_hash, &now)?;
             n += 1;
