@@ -449,6 +449,13 @@ fn an_unreachable_server_or_a_missing_token_is_a_clear_error() {
         r.stderr
     );
     assert!(!r.stderr.contains("fy_x"), "{}", r.stderr);
+    let r = ferry_at(&client, "http://127.0.0.1:9", None, &["store", "status"]).expect(1);
+    assert!(
+        r.stderr
+            .contains("run `ferry store` commands on the server"),
+        "{}",
+        r.stderr
+    );
     let r = ferry_at(&client, "http://127.0.0.1:9", None, &["tenant", "list"]).expect(1);
     assert!(
         r.stderr.contains("no token for the ferry server"),
