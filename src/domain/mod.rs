@@ -4,12 +4,13 @@
 //! names resolve to IDs ([`validate`]), and a plan is the difference of two
 //! models ([`plan`]). Publishing, reverting and structural matching are
 //! pure functions of models too ([`publish`], [`matching`]), and so are
-//! roles ([`access`]), IDs ([`ids`]) and the secret formats ([`secrets`]).
+//! roles ([`access`]), the promotion order ([`chain`]), IDs ([`ids`]) and the secret formats ([`secrets`]).
 //! A publish tags git through the [`tagging`] port, which a back end implements.
 //! Nothing here prints, reads the environment, opens a store or names git,
 //! SQLite or ZIP: the architecture test in `tests/it/layers.rs` fails if it does.
 
 pub mod access;
+pub mod chain;
 pub mod diagnostic;
 pub mod ids;
 pub mod matching;

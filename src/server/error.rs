@@ -208,7 +208,14 @@ impl From<PromoteError> for ApiError {
         let msg = e.to_string();
         match e {
             PromoteError::SameTenant { .. } => ApiError::bad_request("same_tenant", msg),
-            PromoteError::Lineage { .. } => ApiError::conflict("lineage", msg),
+            PromoteError::Lineage { .. } => {
+                let hint = e.hint().unwrap_or_default();
+                ApiError::conflict("lineage", msg).hint(hint)
+            }
+            PromoteError::AgainstChain(_) => {
+                let hint = e.hint().unwrap_or_default();
+                ApiError::conflict("against_chain", msg).hint(hint)
+            }
             PromoteError::NameTaken { .. } => ApiError::conflict("name_taken", msg),
             PromoteError::MissingDependencies { .. } => {
                 ApiError::conflict("missing_dependencies", msg)

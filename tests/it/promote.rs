@@ -773,3 +773,207 @@ fn bad_user_input_is_refused() {
     assert!(r.stderr.contains("tenant.toml"), "{}", r.stderr);
     assert!(drafts(&env, "acme-staging").is_empty());
 }
+
+/// Set `[promotion] chain` in the test repo's ferry.toml.
+fn set_chain(env: &TestEnv, tenants: &[&str]) {
+    let path = env.repo.join("ferry.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let list: Vec<String> = tenants.iter().map(|t| format!("\"{t}\"")).collect();
+    let text = text.replace("chain = []", &format!("chain = [{}]", list.join(", ")));
+    assert!(text.contains("chain = ["), "{text}");
+    std::fs::write(path, text).unwrap();
+}
+
+const CHAIN: [&str; 3] = ["acme-dev", "acme-staging", "acme-prod"];
+
+#[test]
+fn with_a_chain_promotion_goes_one_step_forward_only() {
+    let env = setup(&CHAIN);
+    set_chain(&env, &CHAIN);
+
+    // Skipping staging is refused, with the chain and the way forward.
+    let before = drafts(&env, "acme-prod");
+    let skip = promote(&env, "acme-dev", "acme-prod", &[]).expect(1);
+    assert!(
+        skip.stderr
+            .contains("against the promotion chain acme-dev → acme-staging → acme-prod"),
+        "{}",
+        skip.stderr
+    );
+    assert!(
+        skip.stderr.contains("it skips `acme-staging`"),
+        "{}",
+        skip.stderr
+    );
+    assert!(
+        skip.stderr.contains(
+            "hint: promote one step at a time: acme-dev → acme-staging → acme-prod; or pass --against-chain"
+        ),
+        "{}",
+        skip.stderr
+    );
+    assert_eq!(drafts(&env, "acme-prod"), before);
+
+    let first = promote(&env, "acme-dev", "acme-staging", &[]).ok().json();
+    assert_eq!(first["summary"]["create"], 6);
+    assert!(first.get("against_chain").is_none(), "{first}");
+    promote(&env, "acme-staging", "acme-prod", &[]).ok();
+
+    // Backward is refused and changes nothing.
+    let before = drafts(&env, "acme-staging");
+    let back = promote(&env, "acme-prod", "acme-staging", &[]).expect(1);
+    assert!(
+        back.stderr
+            .contains("`acme-staging` comes before `acme-prod`"),
+        "{}",
+        back.stderr
+    );
+    assert!(
+        back.stderr
+            .contains("hint: `acme-staging` is promoted from `acme-dev` only"),
+        "{}",
+        back.stderr
+    );
+    assert_eq!(drafts(&env, "acme-staging"), before);
+
+    // A tenant outside the chain is against it too.
+    env.ferry(&["tenant", "create", "acme-scratch"]).ok();
+    let off = promote(&env, "acme-dev", "acme-scratch", &[]).expect(1);
+    assert!(
+        off.stderr.contains("`acme-scratch` is not in the chain"),
+        "{}",
+        off.stderr
+    );
+    assert!(
+        off.stderr.contains("hint: add the tenant"),
+        "{}",
+        off.stderr
+    );
+}
+
+#[test]
+fn against_the_chain_is_allowed_when_asked_and_recorded() {
+    let env = setup(&CHAIN);
+    set_chain(&env, &CHAIN);
+    let skip = promote(&env, "acme-dev", "acme-prod", &["--against-chain"])
+        .ok()
+        .json();
+    assert_eq!(skip["applied"], true);
+    assert_eq!(skip["summary"]["create"], 6);
+    assert_eq!(skip["against_chain"]["from"], "acme-dev");
+    assert_eq!(skip["against_chain"]["chain"], serde_json::json!(CHAIN));
+    assert_eq!(
+        skip["against_chain"]["departure"],
+        serde_json::json!({"kind": "skips", "tenants": ["acme-staging"]})
+    );
+    let warnings = skip["warnings"].to_string();
+    assert!(
+        warnings.contains(
+            "promoted against the chain acme-dev → acme-staging → acme-prod from `acme-dev` to `acme-prod`: it skips `acme-staging`"
+        ),
+        "{warnings}"
+    );
+    assert_eq!(drafts(&env, "acme-prod").len(), 6);
+
+    // Backward, in text: the record is printed as a warning.
+    let back = env
+        .ferry(&[
+            "promote",
+            "--yes",
+            "--from",
+            "acme-prod",
+            "--to",
+            "acme-staging",
+            "--against-chain",
+        ])
+        .ok();
+    assert!(
+        back.stderr.contains(
+            "promoted against the chain acme-dev → acme-staging → acme-prod from `acme-prod` to `acme-staging`: `acme-staging` comes before `acme-prod`"
+        ),
+        "{}",
+        back.stderr
+    );
+    assert!(
+        back.stdout.contains("Promoted to acme-staging"),
+        "{}",
+        back.stdout
+    );
+    assert_eq!(drafts(&env, "acme-staging").len(), 6);
+}
+
+#[test]
+fn without_a_chain_any_order_goes_as_before() {
+    let env = setup(&CHAIN);
+    let direct = promote(&env, "acme-dev", "acme-prod", &[]).ok().json();
+    assert_eq!(direct["summary"]["create"], 6);
+    assert!(direct.get("against_chain").is_none(), "{direct}");
+    assert!(
+        !direct["warnings"].to_string().contains("chain"),
+        "{direct}"
+    );
+    let back = promote(&env, "acme-prod", "acme-staging", &[]).ok().json();
+    assert_eq!(back["summary"]["create"], 6);
+}
+
+#[test]
+fn a_chain_naming_a_tenant_twice_is_refused() {
+    let env = setup(&["acme-dev", "acme-staging"]);
+    set_chain(&env, &["acme-dev", "acme-staging", "acme-dev"]);
+    let r = promote(&env, "acme-dev", "acme-staging", &[]).expect(1);
+    assert!(
+        r.stderr
+            .contains("ferry.toml: [promotion] chain: tenant `acme-dev` appears more than once"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("hint: list each tenant once"),
+        "{}",
+        r.stderr
+    );
+    assert!(drafts(&env, "acme-staging").is_empty());
+}
+
+#[test]
+fn a_lineage_refusal_lists_ten_resources_a_line_then_how_many_more() {
+    let env = TestEnv::new();
+    for t in ["acme-dev", "acme-staging"] {
+        env.ferry(&["tenant", "create", t]).ok();
+    }
+    for i in 0..13 {
+        env.write(
+            &format!("tenants/acme-dev/tools/tool-{i:02}.yaml"),
+            &format!("apiVersion: ferry/v1\nkind: Tool\nmetadata:\n  name: tool-{i:02}\n  syncable: true\nspec:\n  type: javascript\n  code: return {i};\n"),
+        );
+    }
+    env.ferry(&["apply", "--tenant", "acme-dev", "--yes"]).ok();
+    promote(&env, "acme-dev", "acme-staging", &[]).ok();
+    let before = drafts(&env, "acme-dev");
+    let back = promote(&env, "acme-staging", "acme-dev", &[]).expect(1);
+    let lines: Vec<&str> = back.stderr.lines().collect();
+    assert!(
+        lines[0].starts_with("error: refusing to promote from `acme-staging` to `acme-dev`")
+            && lines[0].contains("lineage of 13 resources, which came from `acme-dev`"),
+        "{}",
+        back.stderr
+    );
+    let listed: Vec<&str> = lines
+        .iter()
+        .filter(|l| l.starts_with("  Tool `"))
+        .copied()
+        .collect();
+    assert_eq!(listed.len(), 10, "{}", back.stderr);
+    assert_eq!(listed[0], "  Tool `tool-00`");
+    assert_eq!(listed[9], "  Tool `tool-09`");
+    assert!(lines.contains(&"  and 3 more"), "{}", back.stderr);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("hint: promotion flows one way only")),
+        "{}",
+        back.stderr
+    );
+    assert!(lines.iter().all(|l| l.len() < 200), "{}", back.stderr);
+    assert_eq!(drafts(&env, "acme-dev"), before);
+}
