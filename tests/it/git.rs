@@ -664,3 +664,29 @@ pub fn export_commit_of_the_drafts_clears_the_drift_of_a_revert() {
         "the last applied commit: {tenants}"
     );
 }
+
+/// Issue 13.4, the drafts committed by hand first: `export --commit` has
+/// nothing to commit, and HEAD, which holds the drafts, becomes the last applied commit.
+#[test]
+fn export_commit_records_head_when_it_holds_the_drafts_already() {
+    let env = published_from_git_and_edited();
+    env.git(&["commit", "-qam", "cite sources"]);
+    env.ferry(&["apply", "--tenant", T, "--ref", "HEAD", "--yes"])
+        .ok();
+    let two = change_id_of(&publish(&env, "two"));
+    env.ferry(&["revert", "--yes", "--tenant", T, &two]).ok();
+    env.ferry(&["export", "--tenant", T]).ok();
+    env.git(&["commit", "-qam", "the reverted drafts"]);
+    let run = env
+        .ferry(&[
+            "export", "--tenant", T, "--commit", "-m", "again", "--output", "json",
+        ])
+        .ok()
+        .json();
+    assert!(run["commit"].is_null(), "nothing new to commit: {run:#}");
+    let plan = env
+        .ferry(&["plan", "--tenant", T, "--ref", "HEAD", "--output", "json"])
+        .ok()
+        .json();
+    assert!(plan.get("drift").is_none(), "{plan:#}");
+}
