@@ -614,17 +614,23 @@ fn change_id_of(p: &serde_json::Value) -> String {
         .to_string()
 }
 
-/// Issue 13.4: a revert changes the store outside git (drift); committing
-/// the store's own drafts with `export --commit` makes that commit the last
-/// applied one, so `plan` no longer reports drift, from git or from the folder.
-#[test]
-pub fn export_commit_of_the_drafts_clears_the_drift_of_a_revert() {
+/// Publish 2 applied from a commit, then reverted: the store drifted from git.
+fn reverted_outside_git() -> TestEnv {
     let env = published_from_git_and_edited();
     env.git(&["commit", "-qam", "cite sources"]);
     env.ferry(&["apply", "--tenant", T, "--ref", "HEAD", "--yes"])
         .ok();
     let two = change_id_of(&publish(&env, "two"));
     env.ferry(&["revert", "--yes", "--tenant", T, &two]).ok();
+    env
+}
+
+/// Issue 13.4: a revert changes the store outside git (drift); committing
+/// the store's own drafts with `export --commit` makes that commit the last
+/// applied one, so `plan` no longer reports drift, from git or from the folder.
+#[test]
+pub fn export_commit_of_the_drafts_clears_the_drift_of_a_revert() {
+    let env = reverted_outside_git();
     let plan = env
         .ferry(&["plan", "--tenant", T, "--ref", "HEAD", "--output", "json"])
         .ok()
@@ -669,12 +675,7 @@ pub fn export_commit_of_the_drafts_clears_the_drift_of_a_revert() {
 /// nothing to commit, and HEAD, which holds the drafts, becomes the last applied commit.
 #[test]
 fn export_commit_records_head_when_it_holds_the_drafts_already() {
-    let env = published_from_git_and_edited();
-    env.git(&["commit", "-qam", "cite sources"]);
-    env.ferry(&["apply", "--tenant", T, "--ref", "HEAD", "--yes"])
-        .ok();
-    let two = change_id_of(&publish(&env, "two"));
-    env.ferry(&["revert", "--yes", "--tenant", T, &two]).ok();
+    let env = reverted_outside_git();
     env.ferry(&["export", "--tenant", T]).ok();
     env.git(&["commit", "-qam", "the reverted drafts"]);
     let run = env
