@@ -291,6 +291,9 @@ enum TenantCommand {
         /// The environment, e.g. dev.
         #[arg(long)]
         environment: Option<String>,
+        /// Replace the public key an existing tenant.toml names (another store's key).
+        #[arg(long)]
+        force: bool,
     },
     /// List the tenants in the store.
     List,

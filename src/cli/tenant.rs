@@ -120,6 +120,18 @@ pub(crate) fn tenant_delete(
     Ok(EXIT_OK)
 }
 
+/// Why `tenant create` refuses a folder whose tenant.toml names a public key
+/// this store does not hold (another store's tenant, or a deleted one).
+pub(crate) fn foreign_recipient(folder: &str, tenant: &str, recipient: &str) -> String {
+    format!(
+        "{folder}/tenant.toml already names a public key ({recipient}) that this store holds no private key for: \
+         another store has tenant `{tenant}`, or had it. Creating it here would replace that key, and every \
+         `ENC[age,…]` value in the folder would stop decrypting where it is applied now\n\
+         hint: point --store (or FERRY_STORE) at the store that holds tenant `{tenant}`; or pass --force to give it a \
+         new key here, then encrypt its secrets again with `ferry secret encrypt --tenant {tenant}`"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::ignore_line;

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::domain::model::{Kind, Metadata, Resource, Spec};
+use crate::domain::secrets::abbreviate_value;
 use crate::domain::state::{content_hash, Index, IndexEntry};
 use crate::domain::validate::{render_names, Desired, Names};
 use rayon::prelude::*;
@@ -359,10 +360,11 @@ pub fn diff_values(path: &str, a: &Value, b: &Value, out: &mut Vec<FieldChange>)
                 diff_values(&format!("{path}[{i}]"), ea, eb, out);
             }
         }
+        // Field changes are for people: ciphertext is shown abbreviated.
         _ => out.push(FieldChange {
             path: path.to_string(),
-            before: a.clone(),
-            after: b.clone(),
+            before: abbreviate_value(a),
+            after: abbreviate_value(b),
         }),
     }
 }

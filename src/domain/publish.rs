@@ -481,8 +481,10 @@ fn unflatten(map: &BTreeMap<Path, Value>) -> Value {
     root
 }
 
+/// A field's value as a revert preview shows it: ciphertext abbreviated.
 fn show(v: Option<&Value>) -> Value {
-    v.cloned().unwrap_or(Value::Null)
+    v.map(crate::domain::secrets::abbreviate_value)
+        .unwrap_or(Value::Null)
 }
 
 /// Take one publish's changes back out of staging: a field-level three-way

@@ -25,6 +25,7 @@ use super::{auth, read_store, with_store, zip_response, Shared};
 use crate::backend::archive::{self, ArchiveError};
 use crate::backend::store::Store;
 use crate::domain::access::Role;
+use crate::domain::tagging::PublishTagger;
 use crate::service::zip_export::{self, ExportError, Scope};
 use crate::service::zip_import::{self, ImportError, ImportOptions, Strategy};
 
@@ -291,6 +292,7 @@ async fn export_agent(
     Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    let repo = state.clone();
     let (bytes, name) = read_store(&state, move |store| {
         let caller = auth::authenticate(store, &headers)?;
         let tenant = caller.current_tenant()?.to_string();
@@ -304,6 +306,7 @@ async fn export_agent(
             selected.as_deref(),
             "ferry",
             &crate::backend::store::now_rfc3339(),
+            repo.tagger.as_deref().map(|t| t as &dyn PublishTagger),
         )?;
         Ok((made.bytes, format!("{tenant}-{agent}.zip")))
     })

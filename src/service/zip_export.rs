@@ -17,7 +17,9 @@ use serde::Serialize;
 use crate::backend::archive::{resource_type, ArchiveError, Manifest, ManifestSource};
 use crate::backend::store::Store;
 use crate::domain::model::{Kind, RefSite, Resource, Spec, TenantModel};
+use crate::domain::tagging::PublishTagger;
 use crate::domain::tree::MemoryTree;
+use crate::service::gitplan;
 use crate::service::pipeline::{self, PipelineError};
 
 /// A resource waiting in the walk: key, parent entry id, position, required.
@@ -405,10 +407,12 @@ pub fn export_zip(
     created_at: &str,
 ) -> Result<Exported, ExportError> {
     let scoped = scope(store, tenant, scope_of)?;
-    export_scoped(store, tenant, scoped, selected, instance, created_at)
+    export_scoped(store, tenant, scoped, selected, instance, created_at, None)
 }
 
 /// Export an already scoped model (e.g. from [`model_at_version`] and [`scope_in`]) as ZIP bytes.
+/// The manifest names a commit only when it holds what the archive holds
+/// ([`exported_commit`]); `repo` is the config repo, when at hand, to check that.
 pub fn export_scoped(
     store: &dyn Store,
     tenant: &str,
@@ -416,6 +420,7 @@ pub fn export_scoped(
     selected: Option<&[String]>,
     instance: &str,
     created_at: &str,
+    repo: Option<&dyn PublishTagger>,
 ) -> Result<Exported, ExportError> {
     let mut model = match selected {
         Some(s) => select(&scoped, s)?,
@@ -423,13 +428,14 @@ pub fn export_scoped(
     };
     let scrubbed = scrub_model(&mut model);
     let tree: MemoryTree = crate::domain::tree::encode_model(&model)?;
-    let record = store.tenant(tenant).map_err(PipelineError::from)?;
+    let commit = exported_commit(store, tenant, &scoped.model, repo)?;
     let manifest = Manifest::for_tree(
         &tree,
         ManifestSource {
             instance: instance.to_string(),
             tenant: tenant.to_string(),
-            commit: record.last_commit.clone(),
+            dirty: commit.is_none(),
+            commit,
         },
         created_at,
         scoped.agent.clone(),
@@ -440,6 +446,29 @@ pub fn export_scoped(
         manifest,
         scrubbed,
     })
+}
+
+/// The commit whose tree holds `exported` as it is: the commit the tenant's
+/// drafts were last applied from ([`gitplan::applied_commit`]), when every
+/// exported resource is its draft (an export of an older published version
+/// is not); else `None`.
+fn exported_commit(
+    store: &dyn Store,
+    tenant: &str,
+    exported: &TenantModel,
+    repo: Option<&dyn PublishTagger>,
+) -> Result<Option<String>, ExportError> {
+    let record = store.tenant(tenant).map_err(PipelineError::from)?;
+    let Some(commit) =
+        gitplan::applied_commit(store, repo, &record).map_err(PipelineError::from)?
+    else {
+        return Ok(None);
+    };
+    let drafts = pipeline::export_model(store, tenant)?;
+    let all_drafts = exported
+        .iter()
+        .all(|r| drafts.get(r.kind(), r.name()) == Some(r));
+    Ok(all_drafts.then_some(commit))
 }
 
 /// Count entries per type in a preview (for summaries).

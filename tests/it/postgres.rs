@@ -135,6 +135,10 @@ scenarios_on_postgres!(
     a_library_edit_is_diffed_published_and_reverted_by_the_cli => crate::staging::a_library_edit_is_diffed_published_and_reverted_by_the_cli,
     document_003_edit_diff_publish_history_rollback => crate::serve::document_003_edit_diff_publish_history_rollback,
     document_002_zip_export_and_import_over_http => crate::serve::document_002_zip_export_and_import_over_http,
+    export_commit_of_the_drafts_clears_the_drift_of_a_revert => crate::git::export_commit_of_the_drafts_clears_the_drift_of_a_revert,
+    merge_matches_the_copies_promoted_from_the_archives_tenant => crate::zip::merge_matches_the_copies_promoted_from_the_archives_tenant,
+    manifest_names_a_commit_only_when_it_holds_the_archive => crate::zip::manifest_names_a_commit_only_when_it_holds_the_archive,
+    values_encrypted_to_another_key_are_refused_where_the_store_is_at_hand => crate::harden::values_encrypted_to_another_key_are_refused_where_the_store_is_at_hand,
 );
 
 #[test]

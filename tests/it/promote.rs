@@ -402,7 +402,43 @@ fn an_undecryptable_secret_is_refused_without_showing_it() {
         "tenants/acme-dev/connections/crm.yaml",
         &format!("apiVersion: ferry/v1\nkind: Connection\nmetadata:\n  name: crm\n  syncable: true\nspec:\n  type: http\n  baseUrl: https://crm.example.com\n  credentials:\n    token: {wrong}\n"),
     );
+    // Apply refuses it (the tenant's key cannot open it), naming the field.
+    let r = env
+        .ferry(&["apply", "--tenant", "acme-dev", "--yes"])
+        .expect(1);
+    assert!(r.stderr.contains("spec.credentials.token"), "{}", r.stderr);
+    assert!(!r.stderr.contains(&wrong) && !r.stderr.contains(PLAIN));
+    // A store written before that check may still hold one: promote refuses it too.
+    let own = env
+        .ferry_stdin(&["secret", "encrypt", "--tenant", "acme-dev"], PLAIN)
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    let text = env.read("tenants/acme-dev/connections/crm.yaml");
+    env.write(
+        "tenants/acme-dev/connections/crm.yaml",
+        &text.replace(&wrong, &own),
+    );
     env.ferry(&["apply", "--tenant", "acme-dev", "--yes"]).ok();
+    let mut s = store(&env);
+    let (revision, _) = s.index("acme-dev").unwrap();
+    let mut crm = s.all_drafts("acme-dev").unwrap().pop().unwrap();
+    let spec = serde_json::to_string(&crm.spec.to_json())
+        .unwrap()
+        .replace(&own, &wrong);
+    crm.spec = ferry::domain::model::Spec::from_json(
+        Kind::Connection,
+        serde_json::from_str(&spec).unwrap(),
+    )
+    .unwrap();
+    let batch = ferry::backend::store::WriteBatch {
+        base_revision: revision,
+        upserts: vec![(std::borrow::Cow::Owned(crm), "legacy".into())],
+        ..Default::default()
+    };
+    s.write("acme-dev", &batch).unwrap();
+    drop(s);
     let r = env
         .ferry(&[
             "promote",

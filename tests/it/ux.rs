@@ -191,8 +191,11 @@ fn tenant_delete_needs_yes_and_respects_lineage() {
         .ok()
         .json();
     assert_eq!(list.as_array().unwrap().len(), 0, "{list}");
-    // The name can be used again.
-    env.ferry(&["tenant", "create", "acme-dev"]).ok();
+    // The name can be used again; the folder's tenant.toml still names the
+    // deleted tenant's key, which only --force replaces.
+    let run = env.ferry(&["tenant", "create", "acme-dev"]).expect(1);
+    assert!(run.stderr.contains("--force"), "{}", run.stderr);
+    env.ferry(&["tenant", "create", "acme-dev", "--force"]).ok();
     let plan = env.plan_json("acme-dev", 2);
     assert_eq!(plan["summary"]["create"], 4, "{plan}");
 }
