@@ -8,6 +8,7 @@ mod fixtures;
 mod git;
 mod harden;
 mod layers;
+mod pg_outage;
 mod postgres;
 mod promote;
 mod props;

@@ -119,6 +119,18 @@ CREATE INDEX versions_by_change ON versions (tenant, change_id);
 CREATE INDEX publishes_by_change ON publishes (tenant, change_track_id);
 "#,
     ),
+    (
+        3,
+        r#"
+CREATE TABLE tenant_variables (
+  tenant     TEXT COLLATE "C" NOT NULL REFERENCES tenants(name),
+  name       TEXT COLLATE "C" NOT NULL,
+  value      TEXT COLLATE "C" NOT NULL,
+  updated_at TEXT COLLATE "C" NOT NULL,
+  PRIMARY KEY (tenant, name)
+);
+"#,
+    ),
 ];
 
 /// The schema version this binary writes.
