@@ -58,6 +58,9 @@ impl From<ArchiveError> for ApiError {
 
 impl From<ImportError> for ApiError {
     fn from(e: ImportError) -> ApiError {
+        if let Some(unavailable) = ApiError::if_unavailable(&e) {
+            return unavailable;
+        }
         let msg = e.to_string();
         match e {
             ImportError::Store(s) => s.into(),
@@ -80,6 +83,9 @@ impl From<ImportError> for ApiError {
 
 impl From<ExportError> for ApiError {
     fn from(e: ExportError) -> ApiError {
+        if let Some(unavailable) = ApiError::if_unavailable(&e) {
+            return unavailable;
+        }
         let msg = e.to_string();
         match e {
             ExportError::NoAgent { .. } => ApiError::not_found("agent_not_found", msg),

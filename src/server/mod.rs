@@ -366,7 +366,8 @@ pub fn serve(req: ServeRequest<'_>) -> Result<(), ServeError> {
         on_listen,
         shutdown,
     } = req;
-    let app = router(AppState::new(store, readers, config, tagger))?;
+    let state = AppState::new(store, readers, config, tagger);
+    let app = router(state.clone())?;
     let shutdown = shutdown.unwrap_or_else(|| Box::pin(shutdown_signal()));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -374,7 +375,7 @@ pub fn serve(req: ServeRequest<'_>) -> Result<(), ServeError> {
         .map_err(|e| ServeError::Runtime {
             reason: e.to_string(),
         })?;
-    runtime.block_on(async move {
+    let served = runtime.block_on(async move {
         let bind = |e: std::io::Error| ServeError::Bind {
             addr: addr.clone(),
             reason: e.to_string(),
@@ -390,7 +391,13 @@ pub fn serve(req: ServeRequest<'_>) -> Result<(), ServeError> {
             });
         flush_log();
         served
-    })
+    });
+    // The store connections go last, outside the runtime: a PostgreSQL
+    // connection closes by blocking on a runtime of its own, which may not
+    // start inside another.
+    drop(runtime);
+    drop(state);
+    served
 }
 
 async fn shutdown_signal() {

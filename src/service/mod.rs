@@ -7,6 +7,7 @@
 
 pub mod access;
 pub mod apply;
+pub mod failure;
 pub mod gitplan;
 pub mod live_sync;
 pub mod pipeline;
@@ -15,6 +16,7 @@ pub mod publishing;
 pub mod serving;
 pub mod staging;
 pub mod store_copy;
+pub mod tenants;
 pub mod vars;
 pub mod zip_export;
 pub mod zip_import;

@@ -183,6 +183,8 @@ pub enum ErrorKind {
     Conflict,
     /// The actor's role is too weak (403).
     Forbidden,
+    /// The store's database cannot be reached; the caller may try again (503).
+    Unavailable,
     /// The machinery failed (500).
     Internal,
 }
@@ -305,6 +307,7 @@ fn store_kind(e: &StoreError) -> ErrorKind {
         | StoreError::Busy { .. }
         | StoreError::TenantExists { .. }
         | StoreError::Refused { .. } => ErrorKind::Conflict,
+        StoreError::Unavailable { .. } => ErrorKind::Unavailable,
         _ => ErrorKind::Internal,
     }
 }

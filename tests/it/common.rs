@@ -117,6 +117,16 @@ impl TestEnv {
         env
     }
 
+    /// [`TestEnv::acme`] on the store at `store` (a database the caller owns).
+    pub fn acme_on(store: &str) -> Self {
+        let mut env = TestEnv::empty();
+        env.store = Some(store.to_string());
+        copy_dir(&project_root().join("fixtures/acme"), &env.repo);
+        env.ferry(&["tenant", "create", "acme-dev", "--environment", "dev"])
+            .ok();
+        env
+    }
+
     /// A `ferry` command run in the repo, with colour off and a git identity.
     pub fn cmd(&self) -> Command {
         let mut c = Command::cargo_bin("ferry").unwrap();

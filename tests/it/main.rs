@@ -13,6 +13,7 @@ mod git;
 mod harden;
 mod layers;
 mod matrix;
+mod pg_outage;
 mod postgres;
 mod promote;
 mod props;

@@ -11,8 +11,10 @@
 //! snapshots), [`PublishStore`] (versions, production, the publish log,
 //! drift), [`AccessStore`] (users, grants, token hashes) and [`SyncStore`]
 //! (sync records). [`Store`] is all four, implemented for every type that
-//! has them. `tests/it/conformance.rs` states the contract as tests that
-//! every back end runs.
+//! has them. A fifth part, [`TenantAdmin`] (tenant variables and tenant
+//! deletion), is handed out by [`ResourceStore::tenant_admin`] where a back
+//! end has it; both back ends here do. `tests/it/conformance.rs` states the
+//! contract as tests that every back end runs.
 //!
 //! Implementations, one folder per back end: [`sqlite::SqliteStore`] (the
 //! default, an embedded file) and [`postgres::PostgresStore`] (a database
@@ -22,7 +24,6 @@ pub mod image;
 pub mod postgres;
 pub mod remote;
 pub mod sqlite;
-pub mod tenant_admin;
 
 use std::borrow::Cow;
 use std::path::Path;
@@ -35,7 +36,6 @@ use crate::domain::plan::{Absent, HashRefresh};
 use crate::domain::publish::{PublishRecord, PublishedVersion, VersionPair};
 use crate::domain::secrets::KeyPair;
 use crate::domain::state::Index;
-pub use tenant_admin::TenantAdmin;
 
 /// An error of the store. Never carries a secret.
 #[derive(Debug, thiserror::Error)]
@@ -278,6 +278,29 @@ pub trait ResourceStore {
     fn end_read(&self) -> Result<(), StoreError> {
         Ok(())
     }
+}
+
+/// Tenant housekeeping: a tenant's variables (the values behind
+/// `${vars.NAME}`, kept only as `ENC[age,…]` ciphertext encrypted to the
+/// tenant's key, never returned) and deleting a tenant.
+///
+/// A store that has it hands it out through [`ResourceStore::tenant_admin`].
+pub trait TenantAdmin {
+    /// The names of the tenant's variables that have a value, sorted.
+    fn variable_names(&self, tenant: &str) -> Result<Vec<String>, StoreError>;
+    /// Set a variable to `ciphertext` (an `ENC[age,…]` value encrypted to the tenant).
+    fn set_variable(
+        &mut self,
+        tenant: &str,
+        name: &str,
+        ciphertext: &str,
+    ) -> Result<(), StoreError>;
+    /// Remove a variable; returns whether it was set.
+    fn unset_variable(&mut self, tenant: &str, name: &str) -> Result<bool, StoreError>;
+    /// Delete a tenant and everything the store keeps of it (drafts,
+    /// versions, the publish log, variables, sync records, grants, tokens
+    /// bound to it), in one transaction that bumps the store revision.
+    fn delete_tenant(&mut self, tenant: &str) -> Result<(), StoreError>;
 }
 
 /// Published versions, production and the publish log (and drift from git).

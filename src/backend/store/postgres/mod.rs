@@ -16,13 +16,15 @@
 //!
 //! The queries live by part of the store contract: [`resources`] (tenants,
 //! drafts, the one write), [`publish`] (versions, the publish log, drift),
-//! [`access`] (users, grants, tokens, sync records).
+//! [`access`] (users, grants, tokens, sync records); `tenant_admin.rs`
+//! implements [`super::TenantAdmin`] (tenant variables, tenant deletion).
 
 pub mod access;
 pub mod image;
 pub mod publish;
 pub mod resources;
 pub mod schema;
+mod tenant_admin;
 
 use std::str::FromStr;
 use std::sync::{Mutex, MutexGuard};
@@ -192,6 +194,14 @@ use crate::domain::secrets::KeyPair;
 use crate::domain::state::Index;
 
 impl ResourceStore for PostgresStore {
+    fn tenant_admin(&self) -> Option<&dyn super::TenantAdmin> {
+        Some(self)
+    }
+
+    fn tenant_admin_mut(&mut self) -> Option<&mut dyn super::TenantAdmin> {
+        Some(self)
+    }
+
     fn begin_read(&self) -> Result<(), StoreError> {
         resources::begin_read(&mut *self.client()?)
     }

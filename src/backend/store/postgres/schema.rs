@@ -130,6 +130,18 @@ UPDATE tokens SET id = 'tok_' || substr(hash, 1, 12);
 CREATE UNIQUE INDEX tokens_by_id ON tokens (id);
 "#,
     ),
+    (
+        4,
+        r#"
+CREATE TABLE tenant_variables (
+  tenant     TEXT COLLATE "C" NOT NULL REFERENCES tenants(name),
+  name       TEXT COLLATE "C" NOT NULL,
+  value      TEXT COLLATE "C" NOT NULL,
+  updated_at TEXT COLLATE "C" NOT NULL,
+  PRIMARY KEY (tenant, name)
+);
+"#,
+    ),
 ];
 
 /// The schema version this binary writes.

@@ -15,6 +15,7 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 mod access;
 pub mod image;
 mod publish;
+mod tenant_admin;
 
 use super::{
     now_rfc3339, AccessStore, PublishStore, ResourceStore, StoreError, SyncRecord, SyncStore,
@@ -161,7 +162,7 @@ impl SqliteStore {
         conn.execute_batch(access::SCHEMA)?;
         conn.execute_batch(publish::SCHEMA_PUBLISH)?;
         conn.execute_batch(SYNC_SCHEMA)?;
-        conn.execute_batch(super::tenant_admin::SCHEMA)?;
+        conn.execute_batch(tenant_admin::SCHEMA)?;
         let migrated_from = migrate(&mut conn)?;
         Ok(SqliteStore {
             conn,

@@ -1,16 +1,13 @@
-//! Tenant housekeeping: a tenant's variables (the values behind
-//! `${vars.NAME}`, kept encrypted to the tenant's key) and deleting a tenant.
+//! [`TenantAdmin`] for SQLite: tenant variables in the `tenant_variables`
+//! table and deleting a tenant with all its rows.
 //!
-//! This is its own small trait, [`TenantAdmin`], beside [`super::Store`]:
-//! a store that has it hands it out through `Store::tenant_admin`. The
-//! SQLite implementation keeps the variables in the `tenant_variables`
-//! table; a value is stored only as `ENC[age,…]` ciphertext, and nothing
-//! here ever returns it.
+//! A value is stored only as `ENC[age,…]` ciphertext, and nothing here ever
+//! returns it.
 
 use rusqlite::params;
 
-use super::sqlite::{begin, tenant_revision, touch_tenant, SqliteStore};
-use super::{now_rfc3339, StoreError};
+use super::{begin, tenant_revision, touch_tenant, SqliteStore};
+use crate::backend::store::{now_rfc3339, StoreError, TenantAdmin};
 
 /// The table of tenant variables.
 pub(crate) const SCHEMA: &str = r#"
@@ -22,23 +19,6 @@ CREATE TABLE IF NOT EXISTS tenant_variables (
   PRIMARY KEY (tenant, name)
 );
 "#;
-
-/// Variables and deletion of tenants.
-pub trait TenantAdmin {
-    /// The names of the tenant's variables that have a value, sorted.
-    fn variable_names(&self, tenant: &str) -> Result<Vec<String>, StoreError>;
-    /// Set a variable to `ciphertext` (an `ENC[age,…]` value encrypted to the tenant).
-    fn set_variable(
-        &mut self,
-        tenant: &str,
-        name: &str,
-        ciphertext: &str,
-    ) -> Result<(), StoreError>;
-    /// Remove a variable; returns whether it was set.
-    fn unset_variable(&mut self, tenant: &str, name: &str) -> Result<bool, StoreError>;
-    /// Delete a tenant and everything the store keeps of it, in one transaction.
-    fn delete_tenant(&mut self, tenant: &str) -> Result<(), StoreError>;
-}
 
 /// The tables holding rows of a tenant, in the order they are deleted.
 const TENANT_TABLES: &[&str] = &[
