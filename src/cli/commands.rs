@@ -483,8 +483,8 @@ pub fn plan_markdown(plan: &Plan) -> String {
         }
         for c in &a.changes {
             md.push_str(&format!("`{}`\n\n```diff\n", c.path));
-            let before = super::output::show_value(&c.before);
-            let after = super::output::show_value(&c.after);
+            let before = super::output::show_value(&c.shown_before());
+            let after = super::output::show_value(&c.shown_after());
             for l in before.lines() {
                 md.push_str(&format!("- {l}\n"));
             }

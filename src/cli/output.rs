@@ -180,8 +180,8 @@ pub fn show_value(v: &serde_json::Value) -> String {
 
 /// Render one field change as text lines (multi-line strings diffed line by line).
 pub fn change_lines(out: &Output, c: &FieldChange, indent: &str) -> Vec<String> {
-    let before = show_value(&c.before);
-    let after = show_value(&c.after);
+    let before = show_value(&c.shown_before());
+    let after = show_value(&c.shown_after());
     let mut lines = Vec::new();
     if before.contains('\n') || after.contains('\n') {
         lines.push(format!("{indent}{}:", c.path));

@@ -76,8 +76,10 @@ pub enum ActionKind {
     Conflict,
 }
 
-/// One changed field.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One changed field. It serializes (plans, previews, HTTP bodies) with
+/// plain-text credentials hidden ([`crate::domain::secrets::shown`]); the
+/// writes come from payloads, never from these values.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct FieldChange {
     /// Dotted path, e.g. `spec.instructions`.
     pub path: String,
@@ -85,6 +87,29 @@ pub struct FieldChange {
     pub before: Value,
     /// The value in the tree (`null` when absent).
     pub after: Value,
+}
+
+impl FieldChange {
+    /// The value before, as it may be shown.
+    pub fn shown_before(&self) -> Value {
+        crate::domain::secrets::shown(&self.path, &self.before)
+    }
+
+    /// The value after, as it may be shown.
+    pub fn shown_after(&self) -> Value {
+        crate::domain::secrets::shown(&self.path, &self.after)
+    }
+}
+
+impl Serialize for FieldChange {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("FieldChange", 3)?;
+        st.serialize_field("path", &self.path)?;
+        st.serialize_field("before", &self.shown_before())?;
+        st.serialize_field("after", &self.shown_after())?;
+        st.end()
+    }
 }
 
 /// What an action would write: the resource in stored form.

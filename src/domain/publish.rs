@@ -17,8 +17,9 @@ use crate::domain::plan::{diff_values, field_changes, resource_from_document, Fi
 use crate::domain::state::content_hash;
 use crate::domain::validate::{render_names, NameTable};
 
-/// One changed field between production and staging.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One changed field between production and staging. It serializes with
+/// plain-text credentials hidden ([`crate::domain::secrets::shown`]).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct StagingChange {
     /// Dotted path, e.g. `spec.instructions`.
     pub path: String,
@@ -26,6 +27,18 @@ pub struct StagingChange {
     pub production: Value,
     /// The staging value (`null` when absent).
     pub staging: Value,
+}
+
+impl Serialize for StagingChange {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let shown = |v| crate::domain::secrets::shown(&self.path, v);
+        let mut st = s.serialize_struct("StagingChange", 3)?;
+        st.serialize_field("path", &self.path)?;
+        st.serialize_field("production", &shown(&self.production))?;
+        st.serialize_field("staging", &shown(&self.staging))?;
+        st.end()
+    }
 }
 
 /// How a resource differs between production and staging.

@@ -484,6 +484,44 @@ fn walk(v: &serde_json::Value, path: &str, secret_ctx: bool, out: &mut Vec<Plain
     }
 }
 
+/// What a shown change prints in place of a plain-text credential.
+pub const HIDDEN: &str = "(credential hidden)";
+
+/// `value` of the field at dotted `path` as it may be shown (a plan, a diff,
+/// a revert preview, an HTTP body): plain-text credentials (in a credential
+/// field, or credential-shaped anywhere) become [`HIDDEN`]; `ENC[age,…]`
+/// ciphertexts, templates and everything else stay.
+pub fn shown(path: &str, value: &serde_json::Value) -> serde_json::Value {
+    fn go(v: &mut serde_json::Value, secret_ctx: bool) {
+        match v {
+            serde_json::Value::String(s) => {
+                let hide = if is_encrypted(s) {
+                    !parses_as_ciphertext(s)
+                } else {
+                    let plain = !s.is_empty() && s != PLACEHOLDER && !is_template(s);
+                    (secret_ctx && plain) || looks_like_secret(s)
+                };
+                if hide {
+                    *s = HIDDEN.to_string();
+                }
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(|x| go(x, secret_ctx)),
+            serde_json::Value::Object(map) => {
+                for (k, x) in map.iter_mut() {
+                    go(x, secret_ctx || is_secret_field(k));
+                }
+            }
+            _ => {}
+        }
+    }
+    let secret_ctx = path
+        .split(['.', '['])
+        .any(|seg| !seg.is_empty() && is_secret_field(seg));
+    let mut out = value.clone();
+    go(&mut out, secret_ctx);
+    out
+}
+
 /// The placeholder that stands for a scrubbed credential in exports.
 pub const PLACEHOLDER: &str = "${secret:scrubbed}";
 
@@ -674,6 +712,49 @@ mod tests {
             scrub_plain(&mut git),
             0,
             "scrubbing twice replaces nothing more"
+        );
+    }
+
+    #[test]
+    fn shown_values_hide_plain_credentials_only() {
+        let k = generate_keypair();
+        let real = encrypt(&k.recipient, b"v").unwrap();
+        assert_eq!(
+            shown(
+                "spec.headers.X-Debug",
+                &serde_json::json!("Bearer sk-live-HDRSECRET456")
+            ),
+            serde_json::json!(HIDDEN)
+        );
+        assert_eq!(
+            shown("spec.credentials.apiKey", &serde_json::json!("hunter2")),
+            serde_json::json!(HIDDEN)
+        );
+        assert_eq!(
+            shown("spec.credentials.apiKey", &serde_json::json!(real)),
+            serde_json::json!(real)
+        );
+        assert_eq!(
+            shown(
+                "spec.credentials",
+                &serde_json::json!({"apiKey": "${vars.K}"})
+            ),
+            serde_json::json!({"apiKey": "${vars.K}"})
+        );
+        assert_eq!(
+            shown(
+                "spec.headers",
+                &serde_json::json!({"Authorization": "x1", "Accept": "json"})
+            ),
+            serde_json::json!({"Authorization": HIDDEN, "Accept": "json"})
+        );
+        assert_eq!(
+            shown("spec.maxTokens", &serde_json::json!(512)),
+            serde_json::json!(512)
+        );
+        assert_eq!(
+            shown("spec.instructions", &serde_json::json!("Be kind.")),
+            serde_json::json!("Be kind.")
         );
     }
 }

@@ -191,9 +191,10 @@ async fn run_import(
     body: Bytes,
     preview: bool,
 ) -> Result<Json<Value>, ApiError> {
-    zip_body(&headers, &body)?;
     let out = with_store(&state, move |store| {
+        // The caller first: an unauthenticated request learns nothing of what the body should be.
         let caller = auth::authenticate(store, &headers)?;
+        zip_body(&headers, &body)?;
         let tenant = caller.current_tenant()?.to_string();
         let base = match q.get("baseRevision").map(String::as_str) {
             None | Some("") => None,

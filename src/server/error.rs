@@ -189,6 +189,20 @@ impl From<AccessError> for ApiError {
     }
 }
 
+impl From<crate::service::access::AccessUseError> for ApiError {
+    fn from(e: crate::service::access::AccessUseError) -> ApiError {
+        use crate::service::access::AccessUseError as E;
+        match e {
+            E::Access(a) => a.into(),
+            E::Store(s) => s.into(),
+            E::Random { .. } => ApiError::internal(e.to_string()),
+            E::BadName { .. } | E::Lifetime(_) => {
+                ApiError::bad_request("bad_request", e.to_string())
+            }
+        }
+    }
+}
+
 impl From<PromoteError> for ApiError {
     fn from(e: PromoteError) -> ApiError {
         let msg = e.to_string();

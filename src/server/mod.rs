@@ -218,13 +218,14 @@ async fn tenants(
     Ok(Json(json!({ "tenants": list })))
 }
 
-/// After a request its token let in, record the token's last use (at most
-/// once a minute per token; the store skips revoked and unknown tokens).
+/// After a request its token let in ([`auth::take_admitted`]: a made-up
+/// token never causes a write), record the token's last use (at most once a
+/// minute per token; the store skips revoked and unknown tokens).
 async fn record_token_use(State(state): State<Shared>, req: Request, next: Next) -> Response {
     let token = auth::bearer(req.headers()).map(str::to_string);
     let response = next.run(req).await;
     if let Some(token) = token {
-        if response.status() != StatusCode::UNAUTHORIZED && state.token_use_due(&token) {
+        if auth::take_admitted(&token) && state.token_use_due(&token) {
             let recorded = with_store(&state, move |s| {
                 Ok(crate::service::access::record_token_use(s, &token)?)
             })

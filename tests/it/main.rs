@@ -20,6 +20,7 @@ mod readme_tour;
 mod remote;
 mod roles;
 mod schemas;
+mod secret_scan;
 mod serve;
 mod staging;
 mod tokens;

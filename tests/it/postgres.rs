@@ -305,7 +305,31 @@ fn store_copy_sqlite_to_postgres_and_back_keeps_everything() {
     .ok();
     env.user("root", &[]);
     env.token("root", None);
+    // Tokens with an expiry, a last use and a revocation travel with their columns.
     let sqlite = "sqlite:.ferry/store.db";
+    let tokens_of = |store: &str| {
+        env.ferry(&[
+            "--store", store, "--as", "root", "token", "list", "--output", "json",
+        ])
+        .ok()
+        .stdout
+    };
+    env.ferry(&[
+        "--as",
+        "root",
+        "token",
+        "create",
+        "--user",
+        "root",
+        "--expires",
+        "30d",
+    ])
+    .ok();
+    let listed: serde_json::Value = serde_json::from_str(&tokens_of(sqlite)).unwrap();
+    let first = listed["tokens"][0]["id"].as_str().unwrap().to_string();
+    env.ferry(&["--as", "root", "token", "revoke", &first]).ok();
+    let tokens_before = tokens_of(sqlite);
+    assert!(tokens_before.contains("revoked") && tokens_before.contains("expires_at"));
     let before = what_users_see(&env, sqlite, "before");
 
     let there = env
@@ -351,6 +375,8 @@ fn store_copy_sqlite_to_postgres_and_back_keeps_everything() {
         "the same rows and hashes both ways"
     );
     assert_eq!(what_users_see(&env, back, "back"), before);
+    assert_eq!(tokens_of(&db.url), tokens_before);
+    assert_eq!(tokens_of(back), tokens_before);
 }
 
 #[test]

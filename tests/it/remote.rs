@@ -449,6 +449,13 @@ fn an_unreachable_server_or_a_missing_token_is_a_clear_error() {
         r.stderr
     );
     assert!(!r.stderr.contains("fy_x"), "{}", r.stderr);
+    let r = ferry_at(&client, "http://127.0.0.1:9", None, &["store", "status"]).expect(1);
+    assert!(
+        r.stderr
+            .contains("run `ferry store` commands on the server"),
+        "{}",
+        r.stderr
+    );
     let r = ferry_at(&client, "http://127.0.0.1:9", None, &["tenant", "list"]).expect(1);
     assert!(
         r.stderr.contains("no token for the ferry server"),
@@ -576,4 +583,59 @@ mod conformance {
         tokens_are_found_by_their_hash_only,
         sync_records_are_kept_per_source,
     );
+}
+
+#[test]
+fn tokens_are_made_listed_and_revoked_through_a_remote_server() {
+    let hub = hub();
+    hub.env.user("vic", &[("acme-dev", "viewer")]);
+    let vic = hub.env.token("vic", None);
+    let client = clone_of_acme(hub.env.tmp.path(), "client");
+    let dir = client.as_path();
+    let url = hub.server.base.clone();
+    let made = ferry_at(
+        dir,
+        &url,
+        Some(&vic),
+        &["token", "create", "--user", "vic", "--expires", "12h"],
+    )
+    .ok();
+    let second = made.stdout.trim().to_string();
+    assert!(made.stderr.contains("expires 20"), "{}", made.stderr);
+    // vic sees their two tokens, never root's, and never a token itself.
+    let list = ferry_at(
+        dir,
+        &url,
+        Some(&vic),
+        &["token", "list", "--output", "json"],
+    )
+    .ok();
+    let rows = list.json()["tokens"].as_array().unwrap().clone();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert!(rows.iter().all(|r| r["user"] == "vic"), "{rows:?}");
+    assert!(!list.stdout.contains(&second) && !list.stdout.contains(&vic));
+    let expiring = rows.iter().find(|r| r["expires_at"].is_string()).unwrap();
+    let id = expiring["id"].as_str().unwrap();
+    // Revoking root's token is refused; revoking their own works, and it then gets 401.
+    let all = ferry_at(
+        dir,
+        &url,
+        Some(&hub.root),
+        &["token", "list", "--output", "json"],
+    )
+    .ok();
+    let root_id = all.json()["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["user"] == "root")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    ferry_at(dir, &url, Some(&vic), &["token", "revoke", &root_id]).expect(1);
+    ferry_at(dir, &url, Some(&vic), &["token", "revoke", id]).ok();
+    let r = ferry_at(dir, &url, Some(&second), &["tenant", "list"]).expect(1);
+    assert!(r.stderr.contains("revoked"), "{}", r.stderr);
+    ferry_at(dir, &url, Some(&hub.root), &["tenant", "list"]).ok();
 }

@@ -496,6 +496,16 @@ pub fn open_with_options(
     })
 }
 
+/// Schema migrations and row copies work on a store's own database, not through a `ferry serve`.
+fn refuse_remote(url: &str) -> Result<(), StoreError> {
+    if remote::is_remote_url(url) {
+        return Err(StoreError::Refused {
+            message: format!("`{url}` is a ferry serve: its schema and rows are the server's own\nhint: run `ferry store` commands on the server, against the store it serves"),
+        });
+    }
+    Ok(())
+}
+
 /// A store's schema, as `ferry store migrate` and `ferry store status` report it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SchemaState {
@@ -512,6 +522,7 @@ pub fn open_migrated(
     url: &str,
     base: &Path,
 ) -> Result<(Box<dyn Store + Send>, SchemaState), StoreError> {
+    refuse_remote(url)?;
     if postgres::is_postgres_url(url) {
         let store = postgres::PostgresStore::open(url)?;
         let m = store.migrated();
@@ -541,6 +552,7 @@ pub fn open_migrated(
 
 /// Open the store at `url` as rows, for `ferry store copy`.
 pub fn open_image(url: &str, base: &Path) -> Result<Box<dyn image::ImageStore>, StoreError> {
+    refuse_remote(url)?;
     if postgres::is_postgres_url(url) {
         return Ok(Box::new(postgres::PostgresStore::open(url)?));
     }
