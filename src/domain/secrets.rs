@@ -496,7 +496,7 @@ pub fn shown(path: &str, value: &serde_json::Value) -> serde_json::Value {
         match v {
             serde_json::Value::String(s) => {
                 let hide = if is_encrypted(s) {
-                    !parses_as_ciphertext(s)
+                    !parses_as_ciphertext(s) && !is_abbreviated(s)
                 } else {
                     let plain = !s.is_empty() && s != PLACEHOLDER && !is_template(s);
                     (secret_ctx && plain) || looks_like_secret(s)
@@ -578,6 +578,15 @@ pub fn abbreviate(value: &str) -> std::borrow::Cow<'_, str> {
         chars[chars.len().saturating_sub(4)..].iter().collect()
     };
     std::borrow::Cow::Owned(format!("{ENC_PREFIX}…{tail}]"))
+}
+
+/// Whether `value` is an [`abbreviate`]d ciphertext, `ENC[age,…3f9a]`.
+pub fn is_abbreviated(value: &str) -> bool {
+    value
+        .strip_prefix(ENC_PREFIX)
+        .and_then(|v| v.strip_suffix(']'))
+        .and_then(|v| v.strip_prefix('…'))
+        .is_some_and(|tail| tail.chars().count() <= 4)
 }
 
 /// A JSON value with every `ENC[age,…]` string in it [`abbreviate`]d.
@@ -715,6 +724,12 @@ mod tests {
         assert_eq!(short, format!("ENC[age,…{}]", &body[body.len() - 4..]));
         assert_eq!(abbreviate("ENC[age,ab]"), "ENC[age,…ab]");
         assert_eq!(abbreviate("plain"), "plain");
+        assert!(is_abbreviated(&short));
+        assert!(!is_abbreviated(&enc));
+        assert_eq!(
+            shown("spec.credentials.apiKey", &serde_json::json!(short)),
+            serde_json::json!(short)
+        );
     }
 
     #[test]

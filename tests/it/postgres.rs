@@ -231,13 +231,13 @@ fn store_migrate_and_status_on_both_back_ends() {
     let env = TestEnv::new();
     let first = env.ferry(&["--store", &db.url, "store", "migrate"]).ok();
     assert!(
-        first.stdout.contains("migrated from version 0 to 3"),
+        first.stdout.contains("migrated from version 0 to 4"),
         "{}",
         first.stdout
     );
     let s = migrate_and_status(&env, &db.url, "postgres");
     assert_eq!(s["back_end"], "postgres");
-    assert_eq!(s["version"], 3);
+    assert_eq!(s["version"], 4);
     assert_eq!(s["tenants"][0]["tenant"], "acme-dev");
     assert_eq!(s["tenants"][0]["resources"], 4);
 }
