@@ -16,5 +16,6 @@ mod roles;
 mod schemas;
 mod serve;
 mod staging;
+mod ui;
 mod ux;
 mod zip;

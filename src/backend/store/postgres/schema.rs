@@ -119,6 +119,17 @@ CREATE INDEX versions_by_change ON versions (tenant, change_id);
 CREATE INDEX publishes_by_change ON publishes (tenant, change_track_id);
 "#,
     ),
+    (
+        3,
+        r#"
+CREATE TABLE sessions (
+  hash       TEXT COLLATE "C" PRIMARY KEY,
+  "user"     TEXT COLLATE "C" NOT NULL REFERENCES users(name),
+  token_hash TEXT COLLATE "C" NOT NULL,
+  expires_at BIGINT NOT NULL
+);
+"#,
+    ),
 ];
 
 /// The schema version this binary writes.
