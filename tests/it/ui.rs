@@ -520,3 +520,92 @@ fn a_viewer_sees_no_controls_and_a_forged_post_is_refused() {
     b.goto("/t/acme-dev");
     assert_eq!(b.path(), "/sign-in");
 }
+
+#[test]
+fn zip_export_with_one_resource_left_out_then_import_with_a_preview() {
+    let (env, token) = acme_server_env();
+    let server = Server::start(&env, &[]);
+    let Some(b) = Browser::start(&server.base) else {
+        return;
+    };
+    b.sign_in(&token);
+
+    // The preview tree: required entries locked, one optional resource unticked.
+    b.goto("/t/acme-dev/agents/support-bot/export");
+    b.wait_text("#export");
+    assert!(
+        b.count("#export input[type=checkbox][disabled]") >= 1,
+        "the agent is locked"
+    );
+    let li = "#export li[data-id^=\"tol_\"]";
+    let left_out = b.wait_text(li);
+    let left_out = left_out.trim_start_matches("tool ").trim().to_string();
+    b.click(&format!("{li} input[type=checkbox]"));
+    b.screenshot("export-tree");
+    let script = "const [done] = arguments; const f = document.querySelector('#export');
+        const q = new URLSearchParams(new FormData(f));
+        fetch(f.action + '?' + q).then(r => r.arrayBuffer()).then(buf => {
+          let s = ''; new Uint8Array(buf).forEach(x => s += String.fromCharCode(x)); done(btoa(s)); });";
+    let out = b.rt.block_on(b.c().execute_async(script, vec![])).unwrap();
+    use base64::Engine;
+    let zip = base64::engine::general_purpose::STANDARD
+        .decode(out.as_str().unwrap())
+        .unwrap();
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(&zip)).unwrap();
+    let names: Vec<String> = (0..archive.len())
+        .map(|i| archive.by_index(i).unwrap().name().unwrap().to_string())
+        .collect();
+    assert!(names.iter().any(|n| n.contains("support-bot")), "{names:?}");
+    assert!(
+        !names
+            .iter()
+            .any(|n| n.contains(&format!("tools/{left_out}."))),
+        "{left_out} was left out: {names:?}"
+    );
+    let file = env.tmp.path().join("support-bot.zip");
+    std::fs::write(&file, &zip).unwrap();
+
+    // Staging moves on meanwhile; then import the archive back with `merge`, preview first.
+    let url = server.url("/api/v2/agents/support-bot");
+    http_json(
+        "PUT",
+        &url,
+        Some(&token),
+        &json!({"description": "Edited after the export"}),
+    )
+    .expect(200);
+    b.goto("/t/acme-dev/import");
+    b.fill("#archive", file.to_str().unwrap(), false);
+    b.select("#strategy", "merge");
+    b.click("#import-preview-button");
+    let rows = b.wait_text("#import-rows");
+    assert!(rows.contains("support-bot"), "{rows}");
+    assert!(
+        !rows.contains(&left_out),
+        "{left_out} is not in the archive: {rows}"
+    );
+    let row = "#import-rows tr[data-name=\"support-bot\"]";
+    let action = b.rt.block_on(async {
+        let e = b.c().find(Locator::Css(row)).await.unwrap();
+        e.attr("data-action").await.unwrap().unwrap_or_default()
+    });
+    assert!(
+        ["UPDATE", "CONFLICT"].contains(&action.as_str()),
+        "{action}"
+    );
+    if action == "CONFLICT" {
+        // A conflict is written only when ticked.
+        b.click(&format!("{row} input[type=checkbox]"));
+    }
+    b.screenshot("import-preview");
+    b.click("#import-button");
+    b.wait_text("#imported");
+    let imported = b.wait_text("main");
+    assert!(imported.contains("Imported into acme-dev"), "{imported}");
+    b.screenshot("import-done");
+    let api = agent_json(&server, &token, "support-bot");
+    assert_ne!(
+        api["spec"]["description"], "Edited after the export",
+        "the archive's agent was written: {imported}"
+    );
+}

@@ -16,6 +16,7 @@
 //! The UI's routes are not part of `/openapi.json` (they are pages, not
 //! the API); [`router`] is merged into the server's router.
 
+mod backup;
 mod history;
 mod resources;
 mod staging;
@@ -62,6 +63,19 @@ pub fn router() -> Router<Shared> {
         .route("/t/{tenant}/history/{change}", get(history::preview))
         .route("/t/{tenant}/history/{change}/revert", post(history::revert))
         .route("/t/{tenant}/sync", get(sync::page).post(sync::run))
+        .route(
+            "/t/{tenant}/agents/{agent}/export",
+            get(backup::export_page),
+        )
+        .route(
+            "/t/{tenant}/agents/{agent}/export.zip",
+            get(backup::export_zip),
+        )
+        .route(
+            "/t/{tenant}/import",
+            get(backup::import_page).post(backup::import),
+        )
+        .route("/t/{tenant}/import/preview", post(backup::import_preview))
 }
 
 async fn htmx_js() -> Response {
@@ -345,6 +359,7 @@ pub fn layout(title: &str, me: Option<&Me>, tenant: Option<&str>, body: Markup) 
                         a href={ "/t/" (t) } { "Resources" }
                         a href={ "/t/" (t) "/history" } { "History" }
                         a href={ "/t/" (t) "/sync" } { "Sync" }
+                        a href={ "/t/" (t) "/import" } { "Import a ZIP" }
                     }
                 }
                 main #main { (body) }

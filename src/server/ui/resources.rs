@@ -54,6 +54,7 @@ fn row(tenant: &str, me: &Me, r: &Resource, q: &str) -> Markup {
                 }
                 @if r.kind() == Kind::Agent {
                     " " a href={ "/t/" (tenant) "/agents/" (r.name()) "/diff" } { "Diff" }
+                    " " a href={ "/t/" (tenant) "/agents/" (r.name()) "/export" } { "Export" }
                 }
             }
         }
