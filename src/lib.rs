@@ -9,5 +9,7 @@
 pub mod backend;
 pub mod cli;
 pub mod domain;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod server;
 pub mod service;

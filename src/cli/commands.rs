@@ -13,7 +13,7 @@ use super::{
 use crate::backend::store::{self, Store};
 use crate::domain::diagnostic::has_errors;
 use crate::domain::model::Kind;
-use crate::domain::plan::{DiffOptions, Plan, PLAN_FORMAT};
+use crate::domain::plan::{read_saved, DiffOptions, Plan, SavedPlanError, PLAN_FORMAT};
 use crate::domain::tree::folder::{write_tree, FolderSource};
 use crate::domain::tree::{TenantFile, TreeSource, TENANT_FILE};
 use crate::service::apply::{self, ApplyOptions};
@@ -111,7 +111,7 @@ pub fn run(cmd: Command, g: &Global, out: &Output, frontends: &super::Frontends)
 pub(crate) fn open(g: &Global) -> Result<(Repo, Box<dyn Store>)> {
     let repo = Repo::discover(g.repo.as_deref())?;
     let url = repo.store_url(g.store.as_deref());
-    let store = store::open_with_fault(&url, &repo.root, fault_hook())?;
+    let store = super::remote::open_url(g, &url, &repo.root, fault_hook())?;
     Ok((repo, store))
 }
 
@@ -268,7 +268,7 @@ fn export(
         crate::service::gitplan::authorize_commit(store.as_ref(), &actor, tenant)?;
     }
     let spinner = out.spinner("exporting");
-    let tree = pipeline::export_tree(store.as_ref(), tenant)?;
+    let (tree, scrubbed) = pipeline::export_tree_scrubbed(store.as_ref(), tenant)?;
     let dir = dir.unwrap_or_else(|| repo.tenant_dir(tenant));
     // An empty tenant exported over a tree would delete the whole tree (a
     // wrong --store does that): never without --force.
@@ -311,9 +311,15 @@ fn export(
         out.json_value(&serde_json::json!({
             "tenant": tenant, "out": dir.display().to_string(), "files": tree.files.len(),
             "written": report.written, "removed": report.removed, "unchanged": report.unchanged,
-            "commit": committed,
+            "commit": committed, "scrubbed": scrubbed,
         }));
     } else {
+        if scrubbed > 0 {
+            out.warn(&format!(
+                "{scrubbed} plain-text credential(s) scrubbed: written as `{}`, the store keeps the values; move them to `${{vars.NAME}}` or `ENC[age,…]`",
+                crate::domain::secrets::PLACEHOLDER
+            ));
+        }
         out.data(&format!(
             "Exported {tenant} to {}: {} files ({} written, {} removed, {} unchanged)",
             dir.display(),
@@ -434,12 +440,20 @@ fn print_plan(out: &Output, plan: &Plan) {
     }
 }
 
-/// A compact pull-request comment: a summary table and one collapsible section per resource.
+/// The hidden first line of a Markdown plan: a CI step finds the pull
+/// request's earlier plan comment by it and updates that comment in place.
+pub fn plan_marker(tenant: &str) -> String {
+    format!("<!-- ferry-plan:{tenant} -->")
+}
+
+/// A compact pull-request comment: a hidden marker, a summary table and one collapsible section per resource.
 pub fn plan_markdown(plan: &Plan) -> String {
     let s = &plan.summary;
     let mut md = format!(
-        "### ferry plan for `{}`\n\n| create | update | skip | delete | conflict |\n|---:|---:|---:|---:|---:|\n| {} | {} | {} | {} | {} |\n\n",
-        plan.tenant, s.create, s.update, s.skip, s.delete, s.conflict
+        "{}\n### ferry plan for `{}`\n\n| create | update | skip | delete | conflict |\n|---:|---:|---:|---:|---:|\n| {} | {} | {} | {} | {} |\n\n",
+        plan_marker(&plan.tenant),
+        plan.tenant,
+        s.create, s.update, s.skip, s.delete, s.conflict
     );
     if let Some(c) = &plan.source_commit {
         md.push_str(&format!("From commit `{c}`.\n\n"));
@@ -539,12 +553,13 @@ fn plan_cmd(
 
 fn load_saved_plan(path: &Path) -> Result<Plan> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let v: serde_json::Value = serde_json::from_slice(&bytes)
-        .map_err(|e| anyhow!("{}: not a plan file: {e}", path.display()))?;
-    if v.get("format").and_then(|f| f.as_str()) != Some(PLAN_FORMAT) {
-        bail!("{}: not a saved ferry plan (expected \"format\": \"{PLAN_FORMAT}\")\nhint: save one with `ferry plan --out FILE`", path.display());
-    }
-    serde_json::from_value(v).map_err(|e| anyhow!("{}: {e}", path.display()))
+    read_saved(&bytes).map_err(|e| match e {
+        SavedPlanError::NotAPlan => anyhow!(
+            "{}: {e}\nhint: save one with `ferry plan --out FILE`",
+            path.display()
+        ),
+        other => anyhow!("{}: {other}", path.display()),
+    })
 }
 
 /// The fault-injection hook used by tests: abort the process after N writes.

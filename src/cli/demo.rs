@@ -68,6 +68,7 @@ pub fn run_demo(out: &Output, keep: bool, serve: ServeFn) -> Result<i32> {
         global: Global {
             repo: Some(repo.clone()),
             store: None,
+            token_file: None,
             output: super::Format::Text,
             actor: Some("demo".into()),
         },
@@ -294,8 +295,14 @@ fn serve_segment(d: &Demo<'_>) -> Result<String> {
     d.ferry(&["user", "add", "demo"])?;
     let mut store = crate::backend::store::open(crate::cli::repo::DEFAULT_STORE, &d.repo)?;
     let demo = crate::service::access::Actor::named("demo");
-    let token =
-        crate::service::access::create_token(store.as_mut(), &demo, "demo", Some("acme-dev"))?;
+    let token = crate::service::access::create_token(
+        store.as_mut(),
+        &demo,
+        "demo",
+        Some("acme-dev"),
+        None,
+    )?
+    .token;
     d.out.status("$ ferry token create --user demo --tenant acme-dev   (printed once; the store keeps its hash)");
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let (addr_tx, addr_rx) = std::sync::mpsc::channel();

@@ -14,6 +14,7 @@ mod git;
 mod identity;
 mod output;
 mod promote;
+mod remote;
 pub mod repo;
 mod revert_guard;
 mod scaffold;
@@ -29,6 +30,16 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 pub use output::Output;
+
+/// A plan as `ferry plan` and `ferry apply --plan` print it: text and
+/// Markdown (the plan-file fuzz target renders every plan it reads).
+#[doc(hidden)]
+pub fn plan_renderings(plan: &crate::domain::plan::Plan) -> [String; 2] {
+    [
+        output::plan_text(&Output::new(Format::Text), plan),
+        commands::plan_markdown(plan),
+    ]
+}
 
 /// Output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
@@ -48,9 +59,12 @@ pub struct Global {
     /// The config repo (default: the nearest folder upwards holding ferry.toml).
     #[arg(long, global = true, value_name = "DIR")]
     pub repo: Option<PathBuf>,
-    /// The store URL: `sqlite:PATH` or `postgres://USER@HOST:PORT/DB` (default: from ferry.toml, else sqlite:.ferry/store.db under the repo).
+    /// The store URL: `sqlite:PATH`, `postgres://USER@HOST:PORT/DB` or a `ferry serve` at `http(s)://HOST[:PORT]` (default: from ferry.toml, else sqlite:.ferry/store.db under the repo).
     #[arg(long, global = true, value_name = "URL", env = "FERRY_STORE")]
     pub store: Option<String>,
+    /// The API token for a remote store, read from this file (default: $FERRY_TOKEN).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub token_file: Option<PathBuf>,
     /// Output format.
     #[arg(long, global = true, value_enum, default_value_t = Format::Text)]
     pub output: Format,

@@ -11,7 +11,7 @@ use super::commands::open;
 use super::output::{change_lines, Output, Style};
 use super::repo::Repo;
 use super::{Global, EXIT_OK};
-use crate::backend::store::{self, Store, StoreError};
+use crate::backend::store::{Store, StoreError};
 use crate::domain::access::Role;
 use crate::domain::model::Kind;
 use crate::domain::plan::ActionKind;
@@ -233,7 +233,7 @@ pub fn promote(g: &Global, out: &Output, args: &PromoteArgs) -> Result<i32> {
     let (repo, mut store) = open(g)?;
     let source_url = repo.store_url(g.store.as_deref());
     let mut other: Option<Box<dyn Store>> = match &args.to_store {
-        Some(url) if *url != source_url => Some(store::open(url, &repo.root)?),
+        Some(url) if *url != source_url => Some(super::remote::open_url(g, url, &repo.root, None)?),
         _ => None,
     };
     let request = Request {

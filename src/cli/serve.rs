@@ -1,4 +1,4 @@
-//! `ferry serve` and `ferry token create`: the CLI side of the HTTP server.
+//! `ferry serve` and `ferry token create/list/revoke`: the CLI side of the HTTP server.
 //!
 //! `serve` opens the store (from the repo, or `--store` anywhere), reads the
 //! `--config` TOML file, and hands both (with a git publish tagger when the
@@ -6,7 +6,7 @@
 //! composition root passed in as a [`ServeFn`]. It prints
 //! the address it listens on to stderr, and the server logs one JSON line
 //! per request there too. `token create` prints the new token, and nothing
-//! else, on stdout.
+//! else, on stdout; `token list` shows IDs, never a token.
 
 use std::path::PathBuf;
 
@@ -44,6 +44,17 @@ pub enum TokenCommand {
         /// The token's current tenant (the source tenant of a sync).
         #[arg(long)]
         tenant: Option<String>,
+        /// Let the token expire after this long: a number and s, m, h, d or w (`12h`, `30d`).
+        #[arg(long, value_name = "DURATION")]
+        expires: Option<String>,
+    },
+    /// The tokens you may manage (yours; a tenant's as its owner; all as a store owner):
+    /// ID, user, tenant, creation, last use, expiry and status. Never a token.
+    List,
+    /// Revoke a token by its ID (from `ferry token list`); its next request gets 401.
+    Revoke {
+        /// The token's ID, `tok_…`.
+        id: String,
     },
 }
 
@@ -68,7 +79,7 @@ pub(crate) fn store_location(g: &Global) -> Result<(Option<Repo>, String, PathBu
 /// Open the store for the server.
 fn open_store(g: &Global) -> Result<(Option<Repo>, Box<dyn Store + Send>)> {
     let (repo, url, base) = store_location(g)?;
-    Ok((repo, store::open(&url, &base)?))
+    Ok((repo, super::remote::open_url(g, &url, &base, None)?))
 }
 
 /// The publish tagger of the repo the server runs in, if it is a git repository.
@@ -109,15 +120,98 @@ pub fn serve(g: &Global, out: &Output, args: &ServeArgs, serve: ServeFn) -> Resu
     Ok(EXIT_OK)
 }
 
-/// `ferry token create`.
+/// `ferry token …`.
 pub fn token(g: &Global, out: &Output, cmd: TokenCommand) -> Result<i32> {
-    let TokenCommand::Create { user, tenant } = cmd;
     let (repo, mut store) = open_store(g)?;
     let actor = super::identity::actor(g, repo.as_ref());
-    let token = access::create_token(store.as_mut(), &actor, &user, tenant.as_deref())?;
-    out.data(&token);
-    if !out.json() {
-        out.hint("the token is shown once; send it as `Authorization: Bearer <token>`");
+    match cmd {
+        TokenCommand::Create {
+            user,
+            tenant,
+            expires,
+        } => {
+            let new = access::create_token(
+                store.as_mut(),
+                &actor,
+                &user,
+                tenant.as_deref(),
+                expires.as_deref(),
+            )?;
+            out.data(&new.token);
+            if !out.json() {
+                let expiry = new
+                    .record
+                    .expires_at
+                    .as_deref()
+                    .map_or("never expires".to_string(), |e| format!("expires {e}"));
+                out.status(&format!("token {} for {user}, {expiry}", new.record.id));
+                out.hint("the token is shown once; send it as `Authorization: Bearer <token>`");
+            }
+        }
+        TokenCommand::List => {
+            let list = access::tokens(store.as_ref(), &actor)?;
+            if out.json() {
+                out.json_value(&serde_json::json!({ "tokens": list }));
+            } else {
+                out.data(&token_table(&list));
+            }
+        }
+        TokenCommand::Revoke { id } => {
+            let record = access::revoke_token(store.as_mut(), &actor, &id)?;
+            if out.json() {
+                out.json_value(&record);
+            } else {
+                out.data(&format!(
+                    "Revoked token {} of {} at {}",
+                    record.id,
+                    record.user,
+                    record.revoked_at.as_deref().unwrap_or("?")
+                ));
+            }
+        }
     }
     Ok(EXIT_OK)
+}
+
+/// The text of `ferry token list`: one row per token, `-` where there is nothing.
+fn token_table(list: &[access::TokenView]) -> String {
+    if list.is_empty() {
+        return "No tokens.".to_string();
+    }
+    let dash = |v: Option<&str>| v.unwrap_or("-").to_string();
+    let mut rows = vec![[
+        "ID".to_string(),
+        "USER".into(),
+        "TENANT".into(),
+        "CREATED".into(),
+        "LAST USED".into(),
+        "EXPIRES".into(),
+        "STATUS".into(),
+    ]];
+    for t in list {
+        let r = &t.record;
+        rows.push([
+            r.id.clone(),
+            r.user.clone(),
+            dash(r.tenant.as_deref()),
+            r.created_at.clone(),
+            dash(r.last_used_at.as_deref()),
+            r.expires_at.clone().unwrap_or_else(|| "never".into()),
+            t.status.name().to_string(),
+        ]);
+    }
+    let widths: Vec<usize> = (0..7)
+        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+        .collect();
+    rows.iter()
+        .map(|r| {
+            let cells: Vec<String> = r
+                .iter()
+                .zip(&widths)
+                .map(|(c, w)| format!("{c:<w$}"))
+                .collect();
+            cells.join("  ").trim_end().to_string()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }

@@ -301,6 +301,107 @@ impl AccessState {
     }
 }
 
+/// The longest lifetime a token may be given (ten years), in seconds.
+pub const MAX_TOKEN_LIFETIME: u64 = 10 * 366 * 86_400;
+
+/// A token lifetime that could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{text}` is not a token lifetime; write a whole number and a unit: `30m`, `12h`, `30d`, `2w` (at most ten years)")]
+pub struct LifetimeError {
+    /// What was given.
+    pub text: String,
+}
+
+/// A token lifetime as people write it (`90s`, `30m`, `12h`, `30d`, `2w`), in seconds.
+pub fn parse_lifetime(text: &str) -> Result<u64, LifetimeError> {
+    let bad = || LifetimeError {
+        text: text.to_string(),
+    };
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+    let (number, unit) = t.split_at(split);
+    let n: u64 = number.parse().map_err(|_| bad())?;
+    let unit_secs = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        "w" => 7 * 86_400,
+        _ => return Err(bad()),
+    };
+    match n.checked_mul(unit_secs) {
+        Some(secs) if secs > 0 && secs <= MAX_TOKEN_LIFETIME => Ok(secs),
+        _ => Err(bad()),
+    }
+}
+
+/// Where a token stands at a moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenStatus {
+    /// It works.
+    Active,
+    /// Its expiry has passed.
+    Expired,
+    /// It was revoked.
+    Revoked,
+}
+
+impl TokenStatus {
+    /// The status of a token revoked at `revoked_at` and expiring at
+    /// `expires_at`, at `now` (all RFC 3339 UTC to the second, which compare as text).
+    pub fn at(revoked_at: Option<&str>, expires_at: Option<&str>, now: &str) -> TokenStatus {
+        if revoked_at.is_some() {
+            TokenStatus::Revoked
+        } else if expires_at.is_some_and(|e| e <= now) {
+            TokenStatus::Expired
+        } else {
+            TokenStatus::Active
+        }
+    }
+
+    /// `active`, `expired` or `revoked`.
+    pub fn name(self) -> &'static str {
+        match self {
+            TokenStatus::Active => "active",
+            TokenStatus::Expired => "expired",
+            TokenStatus::Revoked => "revoked",
+        }
+    }
+}
+
+impl AccessState {
+    /// Whether `actor` may see and revoke a token of `user` bound to `tenant`:
+    /// their own, any as a store owner, and those bound to a tenant they own
+    /// (the rule of [`AccessState::require_token_of`]).
+    pub fn may_manage_token(&self, actor: Option<&str>, user: &str, tenant: Option<&str>) -> bool {
+        self.require_token_of(actor, user, tenant, "managing tokens")
+            .is_ok()
+    }
+
+    /// Allow `actor` to `action` a token of `user` bound to `tenant`: the user
+    /// themselves, a store owner, or (for a token bound to a tenant) an owner
+    /// of that tenant. A store with no users allows everything.
+    pub fn require_token_of(
+        &self,
+        actor: Option<&str>,
+        user: &str,
+        tenant: Option<&str>,
+        action: &str,
+    ) -> Result<(), AccessError> {
+        let Some(me) = self.known(actor, || None)? else {
+            return Ok(());
+        };
+        if me == user {
+            return Ok(());
+        }
+        match tenant {
+            Some(t) => self.require(Some(me), t, Role::Owner, action),
+            None => self.require_owner(Some(me), action),
+        }
+    }
+}
+
 /// Allow `actor` to promote from `from` to `to`: an admin or owner of both.
 ///
 /// The two tenants may live in different stores; each is checked against the
@@ -405,6 +506,56 @@ mod tests {
             e.hint()
         );
         assert_eq!(shell_quote("a b"), "'a b'");
+    }
+
+    #[test]
+    fn lifetimes_are_a_number_and_a_unit() {
+        assert_eq!(parse_lifetime("12h"), Ok(12 * 3600));
+        assert_eq!(parse_lifetime("30d"), Ok(30 * 86_400));
+        assert_eq!(parse_lifetime("2w"), Ok(14 * 86_400));
+        assert_eq!(parse_lifetime("90s"), Ok(90));
+        for bad in [
+            "",
+            "30",
+            "d",
+            "0d",
+            "-1d",
+            "1.5h",
+            "30 days",
+            "99999999999999999999d",
+            "4000d",
+        ] {
+            let e = parse_lifetime(bad).unwrap_err();
+            assert!(e.to_string().contains("`30d`"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn token_status_and_who_may_manage_a_token() {
+        let now = "2026-01-02T00:00:00Z";
+        assert_eq!(TokenStatus::at(None, None, now), TokenStatus::Active);
+        assert_eq!(
+            TokenStatus::at(None, Some("2026-01-02T00:00:01Z"), now),
+            TokenStatus::Active
+        );
+        assert_eq!(TokenStatus::at(None, Some(now), now), TokenStatus::Expired);
+        assert_eq!(
+            TokenStatus::at(Some("2025-01-01T00:00:00Z"), None, now),
+            TokenStatus::Revoked
+        );
+        let s = state();
+        assert!(s.may_manage_token(Some("ann"), "ann", None));
+        assert!(s.may_manage_token(Some("root"), "ann", None));
+        assert!(s.may_manage_token(Some("vic"), "ann", Some("prod")));
+        assert!(!s.may_manage_token(Some("vic"), "ann", Some("dev")));
+        assert!(!s.may_manage_token(Some("ann"), "vic", Some("dev")));
+        assert!(!s.may_manage_token(Some("vic"), "ann", None));
+        assert!(!s.may_manage_token(None, "ann", None));
+        let e = s
+            .require_token_of(Some("ann"), "vic", Some("dev"), "revoking a token")
+            .unwrap_err();
+        assert!(e.to_string().contains("needs the owner role"), "{e}");
+        assert!(AccessState::default().may_manage_token(None, "ann", None));
     }
 
     #[test]

@@ -26,6 +26,40 @@ use rayon::prelude::*;
 /// The format tag of a saved plan file.
 pub const PLAN_FORMAT: &str = "ferry-plan/v1";
 
+/// Why the bytes of a saved plan file are not a plan.
+#[derive(Debug, thiserror::Error)]
+pub enum SavedPlanError {
+    /// The bytes are not JSON.
+    #[error("not a plan file: {reason}")]
+    NotJson {
+        /// What the JSON reader said.
+        reason: String,
+    },
+    /// JSON, but not tagged as a ferry plan.
+    #[error("not a saved ferry plan (expected \"format\": \"{PLAN_FORMAT}\")")]
+    NotAPlan,
+    /// A ferry plan whose fields do not fit.
+    #[error("{reason}")]
+    Invalid {
+        /// What does not fit, and where.
+        reason: String,
+    },
+}
+
+/// Read a saved plan file (`ferry plan --out FILE`): JSON tagged with
+/// [`PLAN_FORMAT`], whose payloads are decoded only when applied.
+pub fn read_saved(bytes: &[u8]) -> Result<Plan, SavedPlanError> {
+    let v: Value = serde_json::from_slice(bytes).map_err(|e| SavedPlanError::NotJson {
+        reason: e.to_string(),
+    })?;
+    if v.get("format").and_then(Value::as_str) != Some(PLAN_FORMAT) {
+        return Err(SavedPlanError::NotAPlan);
+    }
+    serde_json::from_value(v).map_err(|e| SavedPlanError::Invalid {
+        reason: e.to_string(),
+    })
+}
+
 /// What an action does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]

@@ -223,6 +223,8 @@ pub fn is_secret_field(name: &str) -> bool {
         && n != "maxtokens"
 }
 
+/// Prefixes of well-known API keys; what follows must be a run of at least
+/// [`MIN_KEY_BODY`] key characters holding a digit.
 const KEY_PREFIXES: &[&str] = &[
     "sk-",
     "sk_live_",
@@ -231,12 +233,9 @@ const KEY_PREFIXES: &[&str] = &[
     "ghp_",
     "gho_",
     "ghs_",
+    "ghu_",
     "github_pat_",
-    "xoxb-",
-    "xoxp-",
     "xapp-",
-    "AKIA",
-    "ASIA",
     "AIza",
     "glpat-",
     "hf_",
@@ -244,29 +243,168 @@ const KEY_PREFIXES: &[&str] = &[
     "SG.",
 ];
 
-/// Whether a value has the shape of a credential: a known key prefix, or a
-/// long, high-entropy token with no spaces.
+/// The shortest key body after a [`KEY_PREFIXES`] prefix.
+const MIN_KEY_BODY: usize = 10;
+
+/// What kind of credential was found (for messages: never the value).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CredentialShape {
+    /// `Bearer <token>`.
+    Bearer,
+    /// A well-known API key prefix (`sk-…`, `ghp_…`, `xoxb-…`, `AKIA…`).
+    KeyPrefix,
+    /// A JSON Web Token, `eyJ….….…`.
+    Jwt,
+    /// A long, high-entropy run of characters.
+    HighEntropy,
+}
+
+impl CredentialShape {
+    /// What the shape is, for a message.
+    pub fn describe(self) -> &'static str {
+        match self {
+            CredentialShape::Bearer => "the value holds a bearer token",
+            CredentialShape::KeyPrefix => "the value holds an API key of a well-known shape",
+            CredentialShape::Jwt => "the value holds a JSON Web Token",
+            CredentialShape::HighEntropy => {
+                "the value holds a long high-entropy string, like a credential"
+            }
+        }
+    }
+}
+
+fn is_key_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '-' || c == '_'
+}
+
+/// Whether `word` is a key with a well-known prefix.
+fn is_prefixed_key(word: &str) -> bool {
+    let keyish = |body: &str, min: usize| {
+        body.chars().count() >= min
+            && body.chars().all(is_key_char)
+            && body.chars().any(|c| c.is_ascii_digit())
+    };
+    if let Some(body) = word
+        .strip_prefix("AKIA")
+        .or_else(|| word.strip_prefix("ASIA"))
+    {
+        return body.len() == 16
+            && body
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
+    }
+    // Slack: xoxb-, xoxp-, xoxa-, xoxr-, xoxs-, xoxe-…
+    if let Some(rest) = word.strip_prefix("xox") {
+        let mut chars = rest.chars();
+        if chars.next().is_some_and(|c| c.is_ascii_lowercase()) && chars.next() == Some('-') {
+            return keyish(&rest[2..], MIN_KEY_BODY);
+        }
+    }
+    KEY_PREFIXES.iter().any(|p| {
+        word.strip_prefix(p)
+            .is_some_and(|b| keyish(b, MIN_KEY_BODY))
+    })
+}
+
+/// Whether `word` is a JSON Web Token: `eyJ` header, three base64url parts.
+fn is_jwt(word: &str) -> bool {
+    if !word.starts_with("eyJ") {
+        return false;
+    }
+    let parts: Vec<&str> = word.split('.').collect();
+    parts.len() == 3
+        && parts.iter().all(|p| {
+            p.len() >= 4
+                && p.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        })
+}
+
+/// Whether `word` is a long, high-entropy run: 32 characters or more, lower
+/// and upper case and digits, no path, entropy of at least 4 bits a character.
+fn is_high_entropy(word: &str) -> bool {
+    if word.len() < 32 || word.contains('/') || word.starts_with("blake3") {
+        return false;
+    }
+    let lower = word.bytes().any(|b| b.is_ascii_lowercase());
+    let upper = word.bytes().any(|b| b.is_ascii_uppercase());
+    let digit = word.bytes().any(|b| b.is_ascii_digit());
+    lower && upper && digit && shannon_entropy(word) >= 4.0
+}
+
+/// `value` with what may stand beside a credential without being one blanked
+/// out: `ENC[age,…]` values, `${vars.NAME}` expressions and the scrub placeholder.
+fn without_safe_spans(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    let mut rest = value;
+    loop {
+        let next = [ENC_PREFIX, "${vars.", PLACEHOLDER]
+            .iter()
+            .filter_map(|m| rest.find(m).map(|i| (i, *m)))
+            .min();
+        let Some((i, marker)) = next else {
+            out.push_str(rest);
+            return out;
+        };
+        out.push_str(&rest[..i]);
+        out.push(' ');
+        let after = &rest[i..];
+        let end = if marker == PLACEHOLDER {
+            Some(PLACEHOLDER.len())
+        } else {
+            let close = if marker == ENC_PREFIX { ']' } else { '}' };
+            after.find(close).map(|j| j + 1)
+        };
+        match end {
+            Some(e) => rest = &after[e..],
+            None => {
+                out.push_str(after);
+                return out;
+            }
+        }
+    }
+}
+
+/// The shape of the first credential inside `value`, anywhere in it: a
+/// `Bearer …` token, a well-known key (`sk-…`, `sk_live_…`, `ghp_…`,
+/// `xox?-…`, `AKIA…`), a JWT (`eyJ….….…`) or a long high-entropy run, also
+/// amid prose, quotes, `key=value` pairs or `${…}`. Encrypted values and
+/// `${vars.NAME}` expressions are not credentials.
+pub fn credential_in(value: &str) -> Option<CredentialShape> {
+    let text = without_safe_spans(value);
+    let words: Vec<&str> = text
+        .split(|c: char| c.is_whitespace() || "\"'`()<>{}[],;=|$:\\".contains(c))
+        .map(|w| w.trim_matches(|c: char| c == '.' || c == '!' || c == '?' || c == '*'))
+        .filter(|w| !w.is_empty())
+        .collect();
+    for (i, word) in words.iter().enumerate() {
+        if word.eq_ignore_ascii_case("bearer") {
+            if let Some(next) = words.get(i + 1) {
+                let has_digit = next.chars().any(|c| c.is_ascii_digit());
+                let has_alpha = next.chars().any(|c| c.is_ascii_alphabetic());
+                if next.len() >= 12 && has_digit && has_alpha {
+                    return Some(CredentialShape::Bearer);
+                }
+            }
+        }
+        if is_prefixed_key(word) {
+            return Some(CredentialShape::KeyPrefix);
+        }
+        if is_jwt(word) {
+            return Some(CredentialShape::Jwt);
+        }
+        if is_high_entropy(word) {
+            return Some(CredentialShape::HighEntropy);
+        }
+    }
+    None
+}
+
+/// Whether a value holds something shaped like a credential anywhere in it
+/// ([`credential_in`]).
 pub fn looks_like_secret(value: &str) -> bool {
     let v = value.trim();
-    if v.is_empty() || is_encrypted(v) || v.starts_with("blake3:") || v.contains("${") {
-        return false;
-    }
-    if v.contains(char::is_whitespace) {
-        return false;
-    }
-    if v.len() >= 20 && KEY_PREFIXES.iter().any(|p| v.starts_with(p)) {
-        return true;
-    }
-    if v.len() < 32 || v.contains("://") || v.contains('/') {
-        return false;
-    }
-    let lower = v.bytes().any(|b| b.is_ascii_lowercase());
-    let upper = v.bytes().any(|b| b.is_ascii_uppercase());
-    let digit = v.bytes().any(|b| b.is_ascii_digit());
-    if !(lower && upper && digit) {
-        return false;
-    }
-    shannon_entropy(v) >= 4.0
+    !v.is_empty() && !is_encrypted(v) && credential_in(v).is_some()
 }
 
 fn shannon_entropy(s: &str) -> f64 {
@@ -290,7 +428,8 @@ fn shannon_entropy(s: &str) -> f64 {
 pub struct PlainSecret {
     /// Dotted path, e.g. `spec.credentials.apiKey`.
     pub field: String,
-    /// Why it was flagged.
+    /// Why it was flagged: what the value holds or that the field is a
+    /// credential field (`a bearer token`, `a credential field holds plain text`).
     pub reason: &'static str,
 }
 
@@ -314,18 +453,18 @@ fn walk(v: &serde_json::Value, path: &str, secret_ctx: bool, out: &mut Vec<Plain
                 });
                 return;
             }
-            if s.is_empty() || is_encrypted(s) || is_template(s) || s == PLACEHOLDER {
+            if s.is_empty() || is_encrypted(s) || s == PLACEHOLDER {
                 return;
             }
-            if secret_ctx {
+            if secret_ctx && !is_template(s) {
                 out.push(PlainSecret {
                     field: path.to_string(),
                     reason: "a credential field holds plain text",
                 });
-            } else if looks_like_secret(s) {
+            } else if let Some(shape) = credential_in(s) {
                 out.push(PlainSecret {
                     field: path.to_string(),
-                    reason: "the value looks like a credential",
+                    reason: shape.describe(),
                 });
             }
         }
@@ -352,12 +491,33 @@ pub const PLACEHOLDER: &str = "${secret:scrubbed}";
 ///
 /// Encrypted values are scrubbed too: they can only be decrypted by the
 /// source tenant, and they must never leave it. Template expressions stay.
+/// Returns how many values were replaced.
 pub fn scrub(spec: &mut serde_json::Value) -> usize {
-    fn go(v: &mut serde_json::Value, path: &str, secret_ctx: bool) -> usize {
+    scrub_values(spec, true)
+}
+
+/// Replace every plain-text credential in a spec (credential-field values
+/// and credential-shaped values anywhere) with [`PLACEHOLDER`], keeping
+/// `ENC[age,…]` values and template expressions: what a tree written to a
+/// folder or to git may hold. Returns how many values were replaced.
+pub fn scrub_plain(spec: &mut serde_json::Value) -> usize {
+    scrub_values(spec, false)
+}
+
+fn scrub_values(spec: &mut serde_json::Value, encrypted_too: bool) -> usize {
+    fn go(v: &mut serde_json::Value, path: &str, secret_ctx: bool, enc: bool) -> usize {
         match v {
             serde_json::Value::String(s) => {
-                let plain_secret = secret_ctx && !s.is_empty() && !is_template(s);
-                if plain_secret || is_encrypted(s) || looks_like_secret(s) {
+                if s == PLACEHOLDER || s.is_empty() {
+                    return 0;
+                }
+                let scrubbed = if is_encrypted(s) {
+                    // A real ciphertext leaves only with `enc`; a fake one never.
+                    enc || !parses_as_ciphertext(s)
+                } else {
+                    (secret_ctx && !is_template(s)) || looks_like_secret(s)
+                };
+                if scrubbed {
                     *s = PLACEHOLDER.to_string();
                     1
                 } else {
@@ -367,21 +527,21 @@ pub fn scrub(spec: &mut serde_json::Value) -> usize {
             serde_json::Value::Array(items) => items
                 .iter_mut()
                 .enumerate()
-                .map(|(i, x)| go(x, &format!("{path}[{i}]"), secret_ctx))
+                .map(|(i, x)| go(x, &format!("{path}[{i}]"), secret_ctx, enc))
                 .sum(),
             serde_json::Value::Object(map) => {
                 let in_credentials = path == "spec.credentials";
                 map.iter_mut()
                     .map(|(k, x)| {
                         let child = secret_ctx || in_credentials || is_secret_field(k);
-                        go(x, &format!("{path}.{k}"), child)
+                        go(x, &format!("{path}.{k}"), child, enc)
                     })
                     .sum()
             }
             _ => 0,
         }
     }
-    go(spec, "spec", false)
+    go(spec, "spec", false, encrypted_too)
 }
 
 #[cfg(test)]
@@ -436,5 +596,84 @@ mod tests {
         let found = find_plain_secrets(&spec);
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].field, "spec.credentials.apiKey");
+    }
+
+    const SHAPED: &[(&str, CredentialShape)] = &[
+        ("Bearer sk-live-HDRSECRET456", CredentialShape::Bearer),
+        ("bearer  abcdef0123456789xyz", CredentialShape::Bearer),
+        ("use sk-live-HDRSECRET456 for the demo", CredentialShape::KeyPrefix),
+        ("key=sk_live_51HxQabcdefgh12", CredentialShape::KeyPrefix),
+        ("${sk-proj-AbCdEf0123456789}", CredentialShape::KeyPrefix),
+        ("token: ghp_16C7e42F292c6912E7710c838347Ae178B4a", CredentialShape::KeyPrefix),
+        ("xoxb-123456789012-abcdefABCDEF", CredentialShape::KeyPrefix),
+        ("xoxp-9876543210-secretvalue", CredentialShape::KeyPrefix),
+        ("aws AKIAIOSFODNN7EXAMPLE here", CredentialShape::KeyPrefix),
+        (
+            "jwt eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+            CredentialShape::Jwt,
+        ),
+        ("\"Zx9Qw7Er5Ty3Ui1Op0As8Df6Gh4Jk2LmN\"", CredentialShape::HighEntropy),
+        ("${vars.A} sk-live-HDRSECRET456", CredentialShape::KeyPrefix),
+    ];
+
+    #[test]
+    fn credential_shapes_are_found_anywhere_in_a_string() {
+        for (value, shape) in SHAPED {
+            assert_eq!(credential_in(value), Some(*shape), "{value}");
+            let found = find_plain_secrets(&serde_json::json!({"headers": {"X-Debug": value}}));
+            assert_eq!(found.len(), 1, "{value}");
+            assert_eq!(found[0].field, "spec.headers.X-Debug");
+            assert!(!found[0].reason.contains(value.trim()), "{value}");
+        }
+    }
+
+    #[test]
+    fn prose_ids_hashes_and_templates_are_not_credentials() {
+        let k = generate_keypair();
+        let real = encrypt(&k.recipient, b"sk-live-HDRSECRET456").unwrap();
+        for value in [
+            "Bearer ${vars.CRM_TOKEN}",
+            "Bearer tokens are sent in the Authorization header.",
+            "You are a helpful billing assistant. Be concise; cite the FAQ.",
+            "agt_0123456789abcdef0123456789abcdef",
+            "blake3:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+            "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+            "https://api.example.com/v1/customers/{customerId}?expand=Invoices2024",
+            "550e8400-e29b-41d4-a716-446655440000",
+            "the sk-learn library and task-runner-2",
+            "gpt-4o-mini",
+            "${secret:scrubbed}",
+            "ENC[age,YWdlLWVuY3J5cHRpb24ub3JnL3YxCi0+IFgyNTUxOSB4eXo=]",
+            real.as_str(),
+        ] {
+            assert_eq!(credential_in(value), None, "{value}");
+        }
+        assert!(find_plain_secrets(&serde_json::json!({"headers": {"X-Key": real}})).is_empty());
+    }
+
+    #[test]
+    fn scrubbing_counts_what_it_replaces() {
+        let k = generate_keypair();
+        let real = encrypt(&k.recipient, b"v").unwrap();
+        let spec = serde_json::json!({
+            "credentials": {"apiKey": real, "other": "${vars.X}"},
+            "headers": {"X-Debug": "Bearer sk-live-HDRSECRET456", "X-Team": "ops"},
+            "description": "call with key=ghp_16C7e42F292c6912E7710c838347Ae178B4a please",
+        });
+        let mut zip = spec.clone();
+        assert_eq!(scrub(&mut zip), 3);
+        assert_eq!(zip["credentials"]["apiKey"], PLACEHOLDER);
+        assert_eq!(zip["credentials"]["other"], "${vars.X}");
+        assert_eq!(zip["headers"]["X-Team"], "ops");
+        assert!(!zip.to_string().contains("HDRSECRET") && !zip.to_string().contains("ghp_"));
+        let mut git = spec.clone();
+        assert_eq!(scrub_plain(&mut git), 2);
+        assert_eq!(git["credentials"]["apiKey"], real);
+        assert_eq!(git["headers"]["X-Debug"], PLACEHOLDER);
+        assert_eq!(
+            scrub_plain(&mut git),
+            0,
+            "scrubbing twice replaces nothing more"
+        );
     }
 }

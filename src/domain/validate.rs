@@ -465,7 +465,7 @@ pub fn plain_secrets(resource: &Resource, path: &str, lines: LineLookup<'_>) -> 
                 path,
                 "plaintext-secret",
                 format!(
-                    "{}; write `${{vars.NAME}}` or encrypt it with `ferry secret encrypt`",
+                    "{}; keep it out of the tree: write `${{vars.NAME}}` (`ferry vars set`) or an `ENC[age,…]` value (`ferry secret encrypt`)",
                     s.reason
                 ),
             )

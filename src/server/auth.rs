@@ -4,15 +4,18 @@
 //! bytes, printed once as `fy_<hex>`; the store keeps only its blake3
 //! hash). A request's `Authorization: Bearer <token>` names
 //! the user and, if the token was made with `--tenant`, the current tenant
-//! (the source tenant of a sync). Roles are checked per tenant through
-//! [`crate::domain::access`], the same rules the CLI uses.
+//! (the source tenant of a sync). A revoked or expired token, or one whose
+//! user is gone, is a 401 ([`crate::service::access::check_token`]). Roles
+//! are checked per tenant through [`crate::domain::access`], the same rules
+//! the CLI uses. The server records each token's last use at most once a
+//! minute, after the request ([`crate::service::access::record_token_use`]).
 
 use axum::http::HeaderMap;
 
 use super::error::ApiError;
-use crate::backend::store::{Store, TokenRecord};
+use crate::backend::store::Store;
 use crate::domain::access::{AccessState, Role};
-use crate::service::access::{token_hash, Actor};
+use crate::service::access::{check_token, Actor};
 
 /// Who is calling, from their token, with the store's roles as read for this request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,27 +66,20 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
-/// Know the caller from the request's token: 401 when there is none or the store does not know it.
+/// Know the caller from the request's token: 401 when there is none, or
+/// the store does not know it, or it was revoked or expired.
 pub fn authenticate(store: &dyn Store, headers: &HeaderMap) -> Result<Caller, ApiError> {
     let Some(token) = bearer(headers) else {
         return Err(ApiError::unauthorized("this endpoint needs a bearer token"));
     };
-    let Some(TokenRecord { user, tenant, .. }) = store.token(&token_hash(token))? else {
-        return Err(ApiError::unauthorized(
-            "the bearer token is not known to this server",
-        ));
-    };
-    let access = store.access()?;
-    if access.user(&user).is_none() {
-        return Err(ApiError::unauthorized(format!(
-            "the token's user `{user}` is no longer a user of this store"
-        )));
+    match check_token(store, token)? {
+        Ok((record, access)) => Ok(Caller {
+            user: record.user,
+            tenant: record.tenant,
+            access,
+        }),
+        Err(refusal) => Err(ApiError::unauthorized(refusal.to_string())),
     }
-    Ok(Caller {
-        user,
-        tenant,
-        access,
-    })
 }
 
 #[cfg(test)]

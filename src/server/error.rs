@@ -145,7 +145,23 @@ impl From<StoreError> for ApiError {
             }
             StoreError::Busy { .. } => ApiError::conflict("busy", msg),
             StoreError::Refused { .. } => ApiError::conflict("refused", msg),
-            StoreError::Unavailable { .. } => ApiError::unavailable(msg),
+            StoreError::Unavailable { .. } | StoreError::Unreachable { .. } => {
+                ApiError::unavailable(msg)
+            }
+            StoreError::Remote {
+                status,
+                code,
+                message,
+                hint,
+            } => {
+                let status =
+                    StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                let e = ApiError::new(status, &code, message);
+                match hint {
+                    Some(h) => e.hint(h),
+                    None => e,
+                }
+            }
             StoreError::BadUrl { .. }
             | StoreError::Corrupt { .. }
             | StoreError::Sqlite(_)

@@ -19,11 +19,15 @@
 pub mod auth;
 pub mod backup;
 pub mod error;
+mod ferry_api;
 pub mod live_sync;
 pub mod openapi;
 mod staging;
 mod tenant_sync;
 pub mod ui;
+
+#[doc(hidden)]
+pub use staging::{edit_of_body, EditBody};
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -60,6 +64,9 @@ pub struct AppState {
     pub config: ServerConfig,
     /// How publishes tag git, when the server runs in a config repo.
     pub tagger: Option<Box<dyn PublishTagger + Send + Sync>>,
+    /// When this server last wrote each token's use (by token, Unix seconds),
+    /// so a busy token costs one small write a minute, not one per request.
+    token_uses: Mutex<std::collections::HashMap<String, i64>>,
 }
 
 /// The shared state handed to handlers.
@@ -80,7 +87,30 @@ impl AppState {
             next_reader: AtomicUsize::new(0),
             config,
             tagger,
+            token_uses: Mutex::new(std::collections::HashMap::new()),
         })
+    }
+
+    /// Whether this token's use is due to be written (none written in the
+    /// last minute), marking it written now if so.
+    fn token_use_due(&self, token: &str) -> bool {
+        let hash = crate::service::access::token_hash(token);
+        let now = crate::backend::store::now_secs();
+        let mut uses = self
+            .token_uses
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if uses
+            .get(&hash)
+            .is_some_and(|t| now - t < crate::service::access::TOKEN_USE_INTERVAL)
+        {
+            return false;
+        }
+        if uses.len() >= 4096 {
+            uses.clear();
+        }
+        uses.insert(hash, now);
+        true
     }
 }
 
@@ -143,6 +173,7 @@ pub fn registry() -> openapi::Registry {
     let registry = tenant_sync::routes(registry);
     let registry = backup::routes(registry);
     let registry = live_sync::routes(registry);
+    let registry = ferry_api::routes(registry);
     staging::routes(registry)
 }
 
@@ -153,6 +184,10 @@ pub fn router(state: Shared) -> Result<Router, ServeError> {
         .merge(ui::router())
         .fallback(fallback)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            record_token_use,
+        ))
         .layer(axum::middleware::from_fn(log_and_shape))
         .with_state(state))
 }
@@ -183,6 +218,28 @@ async fn tenants(
     })
     .await?;
     Ok(Json(json!({ "tenants": list })))
+}
+
+/// After a request its token let in, record the token's last use (at most
+/// once a minute per token; the store skips revoked and unknown tokens).
+async fn record_token_use(State(state): State<Shared>, req: Request, next: Next) -> Response {
+    let token = auth::bearer(req.headers()).map(str::to_string);
+    let response = next.run(req).await;
+    if let Some(token) = token {
+        if response.status() != StatusCode::UNAUTHORIZED && state.token_use_due(&token) {
+            let recorded = with_store(&state, move |s| {
+                Ok(crate::service::access::record_token_use(s, &token)?)
+            })
+            .await;
+            if let Err(e) = recorded {
+                log_line(
+                    json!({"warning": "cannot record a token's use", "error": e.to_string()})
+                        .to_string(),
+                );
+            }
+        }
+    }
+    response
 }
 
 async fn fallback() -> ApiError {

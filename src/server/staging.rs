@@ -244,6 +244,120 @@ fn string_list(v: &Value, names: &[&str]) -> Result<Vec<String>, ApiError> {
         .collect()
 }
 
+/// A staging edit that takes a request body, named by its route; the
+/// path's own parameters travel with it.
+#[doc(hidden)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EditBody {
+    /// `PUT /api/v2/agents/{agent_id}`: a merge patch of the agent.
+    UpdateAgent,
+    /// `POST …/instructions`.
+    CreateInstructions,
+    /// `PUT …/instructions`.
+    UpdateInstructions,
+    /// `POST …/corpora`.
+    ConnectCorpora,
+    /// `DELETE …/corpora`.
+    DisconnectCorpora,
+    /// `PUT …/corpora/{corpus_id}`.
+    UpdateCorpus {
+        /// The path's knowledge base.
+        corpus: String,
+    },
+    /// `PUT …/tools/{tool_id}/actions/{action}`.
+    UpdateToolAction {
+        /// The path's tool.
+        tool: String,
+        /// The path's action.
+        action: String,
+    },
+    /// `PATCH …/guardrails`.
+    Guardrails,
+    /// `PUT …/access`.
+    Access,
+    /// `PUT …/annotates`.
+    Tags,
+}
+
+/// The staging edit a request `body` asks for on `route`, or the 400 naming
+/// what is wrong with the body (the handlers' one reading of bodies; the
+/// fuzz targets call it too).
+#[doc(hidden)]
+pub fn edit_of_body(route: &EditBody, body: &[u8]) -> Result<StagingEdit, ApiError> {
+    let body = Bytes::copy_from_slice(body);
+    Ok(match route {
+        EditBody::UpdateAgent => {
+            let v = json_body(&body)?;
+            if !v.is_object() {
+                return Err(ApiError::bad_request(
+                    "bad_body",
+                    "the body must be a JSON object: a merge patch of the agent's fields",
+                ));
+            }
+            StagingEdit::UpdateAgent(v)
+        }
+        EditBody::CreateInstructions => {
+            let (name, text) = instructions_of(&body)?;
+            StagingEdit::CreateInstructions { name, text }
+        }
+        EditBody::UpdateInstructions => {
+            let (name, text) = instructions_of(&body)?;
+            StagingEdit::UpdateInstructions { name, text }
+        }
+        EditBody::ConnectCorpora => StagingEdit::ConnectCorpora {
+            corpora: string_list(&json_body(&body)?, CORPORA)?,
+        },
+        EditBody::DisconnectCorpora => StagingEdit::DisconnectCorpora {
+            corpora: string_list(&json_body(&body)?, CORPORA)?,
+        },
+        EditBody::UpdateCorpus { corpus } => StagingEdit::UpdateCorpus {
+            corpus: corpus.clone(),
+            patch: json_body(&body)?,
+        },
+        EditBody::UpdateToolAction { tool, action } => {
+            let v = json_body(&body)?;
+            StagingEdit::UpdateToolAction {
+                tool: tool.clone(),
+                action: action.clone(),
+                config: v.get("config").cloned().unwrap_or(v),
+            }
+        }
+        EditBody::Guardrails => guardrails_of(&body)?,
+        EditBody::Access => access_of(&body)?,
+        EditBody::Tags => StagingEdit::SetTags {
+            tags: string_list(&json_body(&body)?, &["tags"])?,
+        },
+    })
+}
+
+fn guardrails_of(body: &Bytes) -> Result<StagingEdit, ApiError> {
+    let v = json_body(body)?;
+    let list = match &v {
+        Value::Array(_) => v.clone(),
+        Value::Object(o) if o.contains_key("guardrails") => o["guardrails"].clone(),
+        Value::Object(_) => Value::Array(vec![v.clone()]),
+        _ => Value::Null,
+    };
+    let patches: Vec<GuardrailPatch> = serde_json::from_value(list).map_err(|e| {
+        ApiError::bad_request(
+            "bad_body",
+            format!(
+                "the body must be a guardrail {{name, enabled, config}} or a list of them: {e}"
+            ),
+        )
+    })?;
+    Ok(StagingEdit::PatchGuardrails(patches))
+}
+
+fn access_of(body: &Bytes) -> Result<StagingEdit, ApiError> {
+    let v = json_body(body)?;
+    let access =
+        string_field(&v, &["access", "access_level", "accessLevel"])?.ok_or_else(|| {
+            ApiError::bad_request("bad_body", "the body must hold `access`: a string")
+        })?;
+    Ok(StagingEdit::SetAccess { access })
+}
+
 /// Run one staging edit for the caller and answer with its outcome.
 async fn edit(
     state: Shared,
@@ -328,14 +442,7 @@ async fn update_agent(
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     edit(state, headers, agent, move || {
-        let v = json_body(&body)?;
-        if !v.is_object() {
-            return Err(ApiError::bad_request(
-                "bad_body",
-                "the body must be a JSON object: a merge patch of the agent's fields",
-            ));
-        }
-        Ok(StagingEdit::UpdateAgent(v))
+        edit_of_body(&EditBody::UpdateAgent, &body)
     })
     .await
 }
@@ -359,8 +466,7 @@ async fn create_instructions(
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     edit(state, headers, agent, move || {
-        let (name, text) = instructions_of(&body)?;
-        Ok(StagingEdit::CreateInstructions { name, text })
+        edit_of_body(&EditBody::CreateInstructions, &body)
     })
     .await
 }
@@ -372,8 +478,7 @@ async fn update_instructions(
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     edit(state, headers, agent, move || {
-        let (name, text) = instructions_of(&body)?;
-        Ok(StagingEdit::UpdateInstructions { name, text })
+        edit_of_body(&EditBody::UpdateInstructions, &body)
     })
     .await
 }
@@ -398,8 +503,7 @@ async fn connect_corpora(
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     edit(state, headers, agent, move || {
-        let corpora = string_list(&json_body(&body)?, CORPORA)?;
-        Ok(StagingEdit::ConnectCorpora { corpora })
+        edit_of_body(&EditBody::ConnectCorpora, &body)
     })
     .await
 }
@@ -411,8 +515,7 @@ async fn disconnect_corpora(
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     edit(state, headers, agent, move || {
-        let corpora = string_list(&json_body(&body)?, CORPORA)?;
-        Ok(StagingEdit::DisconnectCorpora { corpora })
+        edit_of_body(&EditBody::DisconnectCorpora, &body)
     })
     .await
 }
@@ -437,8 +540,7 @@ async fn update_corpus(
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     edit(state, headers, agent, move || {
-        let patch = json_body(&body)?;
-        Ok(StagingEdit::UpdateCorpus { corpus, patch })
+        edit_of_body(&EditBody::UpdateCorpus { corpus }, &body)
     })
     .await
 }
@@ -485,13 +587,7 @@ async fn update_action(
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     edit(state, headers, agent, move || {
-        let v = json_body(&body)?;
-        let config = v.get("config").cloned().unwrap_or(v);
-        Ok(StagingEdit::UpdateToolAction {
-            tool,
-            action,
-            config,
-        })
+        edit_of_body(&EditBody::UpdateToolAction { tool, action }, &body)
     })
     .await
 }
@@ -533,22 +629,7 @@ async fn guardrails(
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     edit(state, headers, agent, move || {
-        let v = json_body(&body)?;
-        let list = match &v {
-            Value::Array(_) => v.clone(),
-            Value::Object(o) if o.contains_key("guardrails") => o["guardrails"].clone(),
-            Value::Object(_) => Value::Array(vec![v.clone()]),
-            _ => Value::Null,
-        };
-        let patches: Vec<GuardrailPatch> = serde_json::from_value(list).map_err(|e| {
-            ApiError::bad_request(
-                "bad_body",
-                format!(
-                    "the body must be a guardrail {{name, enabled, config}} or a list of them: {e}"
-                ),
-            )
-        })?;
-        Ok(StagingEdit::PatchGuardrails(patches))
+        edit_of_body(&EditBody::Guardrails, &body)
     })
     .await
 }
@@ -560,12 +641,7 @@ async fn access(
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     edit(state, headers, agent, move || {
-        let v = json_body(&body)?;
-        let access =
-            string_field(&v, &["access", "access_level", "accessLevel"])?.ok_or_else(|| {
-                ApiError::bad_request("bad_body", "the body must hold `access`: a string")
-            })?;
-        Ok(StagingEdit::SetAccess { access })
+        edit_of_body(&EditBody::Access, &body)
     })
     .await
 }
@@ -577,8 +653,7 @@ async fn annotates(
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     edit(state, headers, agent, move || {
-        let tags = string_list(&json_body(&body)?, &["tags"])?;
-        Ok(StagingEdit::SetTags { tags })
+        edit_of_body(&EditBody::Tags, &body)
     })
     .await
 }

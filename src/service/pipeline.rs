@@ -310,8 +310,19 @@ fn collect_vars(v: &serde_json::Value, out: &mut Vec<String>) {
 
 /// A tenant's drafts as a canonical tree, with its `tenant.toml`.
 pub fn export_tree(store: &dyn Store, tenant: &str) -> Result<MemoryTree, PipelineError> {
+    Ok(export_tree_scrubbed(store, tenant)?.0)
+}
+
+/// [`export_tree`], and how many plain-text credentials it replaced with the
+/// placeholder (`ENC[age,…]` values and `${vars.NAME}` stay; a plan of the
+/// exported tree keeps the stored values, see [`keep_stored_secrets`]).
+pub fn export_tree_scrubbed(
+    store: &dyn Store,
+    tenant: &str,
+) -> Result<(MemoryTree, usize), PipelineError> {
     let record = store.tenant(tenant)?;
-    let model = export_model(store, tenant)?;
+    let mut model = export_model(store, tenant)?;
+    let scrubbed = scrub_plain_model(&mut model);
     let mut tree = tree::encode_model(&model)?;
     let tf = TenantFile {
         name: tenant.to_string(),
@@ -321,7 +332,33 @@ pub fn export_tree(store: &dyn Store, tenant: &str) -> Result<MemoryTree, Pipeli
     };
     tree.files
         .insert(tree::TENANT_FILE.to_string(), tf.to_toml().into_bytes());
-    Ok(tree)
+    Ok((tree, scrubbed))
+}
+
+/// Replace the plain-text credentials of every spec with the placeholder
+/// ([`crate::domain::secrets::scrub_plain`]); how many were replaced.
+pub fn scrub_plain_model(model: &mut TenantModel) -> usize {
+    scrub_model_with(model, crate::domain::secrets::scrub_plain)
+}
+
+/// Replace credentials in every spec with `scrub`; how many were replaced
+/// (a spec the replacement would make invalid is left out of the count and kept whole).
+pub fn scrub_model_with(
+    model: &mut TenantModel,
+    scrub: fn(&mut serde_json::Value) -> usize,
+) -> usize {
+    let mut n = 0;
+    for r in model.resources.values_mut() {
+        let mut v = r.spec.to_json();
+        let k = scrub(&mut v);
+        if k > 0 {
+            if let Ok(s) = crate::domain::model::Spec::from_json(r.kind(), v) {
+                r.spec = s;
+                n += k;
+            }
+        }
+    }
+    n
 }
 
 /// Counts of resources per kind in a model, in step order.
@@ -414,7 +451,8 @@ pub fn plan_resources(
 }
 
 /// A tenant's resources (stored form) as a canonical tree with its
-/// `tenant.toml`, as [`export_tree`] would write them.
+/// `tenant.toml`, as [`export_tree`] would write them (plain-text
+/// credentials scrubbed).
 pub fn tree_of_resources(
     record: &crate::backend::store::TenantRecord,
     resources: &[crate::domain::model::Resource],
@@ -424,6 +462,7 @@ pub fn tree_of_resources(
     for r in resources {
         model.insert(render_names(r, &names));
     }
+    scrub_plain_model(&mut model);
     let mut tree = tree::encode_model(&model)?;
     let tf = TenantFile {
         name: record.name.clone(),

@@ -6,13 +6,13 @@
 //! (`AccessStore::add_session`). Sessions live in the store, so several
 //! `ferry serve` instances on one store share them. A session ends at
 //! sign-out, after [`SESSION_SECONDS`], or as soon as the token it was made
-//! with or its user is gone. The CSRF token of a session is derived from
+//! with is revoked, expires or is gone, or its user is. The CSRF token of a session is derived from
 //! its secret (blake3 `derive_key`), so it is never stored and a page from
 //! another session cannot forge it.
 
-use crate::backend::store::{SessionRecord, Store, StoreError};
-use crate::domain::access::AccessState;
-use crate::service::access::token_hash;
+use crate::backend::store::{now_rfc3339, SessionRecord, Store, StoreError};
+use crate::domain::access::{AccessState, TokenStatus};
+use crate::service::access::{check_token, token_hash, TokenRefusal};
 
 /// How long a session lasts after sign-in, in seconds (12 hours).
 pub const SESSION_SECONDS: i64 = 12 * 3600;
@@ -20,15 +20,9 @@ pub const SESSION_SECONDS: i64 = 12 * 3600;
 /// Why a sign-in failed.
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
-    /// The token is not one the store knows.
-    #[error("this API token is not known to the server")]
-    UnknownToken,
-    /// The token's user was removed.
-    #[error("the token's user `{user}` is no longer a user of this store")]
-    GoneUser {
-        /// The user.
-        user: String,
-    },
+    /// The token does not let its bearer in (unknown, revoked, expired, its user gone).
+    #[error("{0}")]
+    Refused(TokenRefusal),
     /// No randomness for the secret.
     #[error("cannot make a session secret: {reason}")]
     Random {
@@ -84,11 +78,9 @@ pub fn csrf_matches(secret: &str, given: &str) -> bool {
 /// Sign in with an API token: a new session for the token's user, valid
 /// from `now` (Unix seconds) for [`SESSION_SECONDS`].
 pub fn sign_in(store: &mut dyn Store, token: &str, now: i64) -> Result<NewSession, SessionError> {
-    let hash = token_hash(token.trim());
-    let record = store.token(&hash)?.ok_or(SessionError::UnknownToken)?;
-    if store.access()?.user(&record.user).is_none() {
-        return Err(SessionError::GoneUser { user: record.user });
-    }
+    let token = token.trim();
+    let (record, _) = check_token(&*store, token)?.map_err(SessionError::Refused)?;
+    let hash = token_hash(token);
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).map_err(|e| SessionError::Random {
         reason: e.to_string(),
@@ -118,7 +110,18 @@ pub fn session_user(
     let Some(s) = store.session(&session_hash(secret))? else {
         return Ok(None);
     };
-    if s.expires_at <= now || store.token(&s.token_hash)?.is_none() {
+    if s.expires_at <= now {
+        return Ok(None);
+    }
+    let Some(t) = store.token(&s.token_hash)? else {
+        return Ok(None);
+    };
+    let status = TokenStatus::at(
+        t.revoked_at.as_deref(),
+        t.expires_at.as_deref(),
+        &now_rfc3339(),
+    );
+    if status != TokenStatus::Active {
         return Ok(None);
     }
     let access = store.access()?;
@@ -143,17 +146,18 @@ mod tests {
     use crate::backend::store::sqlite::SqliteStore;
     #[allow(unused_imports)]
     use crate::backend::store::{AccessStore, ResourceStore};
-    use crate::service::access::{create_token, Actor};
+    use crate::service::access::{create_token, revoke_token, Actor};
 
     #[test]
     fn a_session_lives_until_sign_out_expiry_or_its_token_is_gone() {
         let tmp = tempfile::tempdir().unwrap();
         let mut store = SqliteStore::open(&tmp.path().join("s.db")).unwrap();
         store.add_user("ada").unwrap();
-        let token = create_token(&mut store, &Actor::named("ada"), "ada", None).unwrap();
+        let made = create_token(&mut store, &Actor::named("ada"), "ada", None, None).unwrap();
+        let token = made.token;
         assert!(matches!(
             sign_in(&mut store, "fy_nope", 100),
-            Err(SessionError::UnknownToken)
+            Err(SessionError::Refused(TokenRefusal::Unknown))
         ));
         let s = sign_in(&mut store, &token, 100).unwrap();
         assert_eq!(s.user, "ada");
@@ -171,5 +175,15 @@ mod tests {
         assert!(sign_out(&mut store, &s.secret, 101).unwrap());
         assert!(session_user(&store, &s.secret, 101).unwrap().is_none());
         assert!(!sign_out(&mut store, &s.secret, 101).unwrap());
+
+        // Revoking the token ends its sessions, and it signs in no more.
+        let s = sign_in(&mut store, &token, 100).unwrap();
+        assert!(session_user(&store, &s.secret, 101).unwrap().is_some());
+        revoke_token(&mut store, &Actor::named("ada"), &made.record.id).unwrap();
+        assert!(session_user(&store, &s.secret, 101).unwrap().is_none());
+        assert!(matches!(
+            sign_in(&mut store, &token, 100),
+            Err(SessionError::Refused(TokenRefusal::Revoked { .. }))
+        ));
     }
 }

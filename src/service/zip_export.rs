@@ -339,18 +339,7 @@ pub fn select(scoped: &Scoped, selected: &[String]) -> Result<TenantModel, Expor
 
 /// Replace every credential of every spec with the placeholder; returns how many.
 pub fn scrub_model(model: &mut TenantModel) -> usize {
-    let mut n = 0;
-    for r in model.resources.values_mut() {
-        let mut v = r.spec.to_json();
-        let k = crate::domain::secrets::scrub(&mut v);
-        if k > 0 {
-            if let Ok(s) = Spec::from_json(r.kind(), v) {
-                r.spec = s;
-                n += k;
-            }
-        }
-    }
-    n
+    pipeline::scrub_model_with(model, crate::domain::secrets::scrub)
 }
 
 /// What an export made.

@@ -11,7 +11,8 @@
 //! ```
 //!
 //! A factory returns a [`Fresh`]: the URL of an empty store that
-//! `ferry::backend::store::open_with_fault` opens, and a guard that removes
+//! `ferry::backend::store::open_with_options` opens (with a token, for a
+//! remote store), and a guard that removes
 //! it when dropped. Properties that need a second connection (read
 //! snapshots) or an injected fault open the URL again.
 
@@ -20,7 +21,7 @@ use std::borrow::Cow;
 use std::path::PathBuf;
 
 use ferry::backend::store::{
-    open_with_fault, Store, StoreError, SyncRecord, VersionRecord, WriteBatch, WriteFault,
+    open_with_options, Store, StoreError, SyncRecord, VersionRecord, WriteBatch, WriteFault,
 };
 use ferry::domain::access::{Grant, Role, UserRecord};
 use ferry::domain::ids::derived_id;
@@ -37,6 +38,8 @@ pub struct Fresh {
     pub url: String,
     /// The folder relative URLs are taken from.
     pub base: PathBuf,
+    /// The bearer token of a remote store.
+    pub token: Option<String>,
     /// Keeps the store alive (a temp folder, a throwaway database).
     pub _guard: Box<dyn Any>,
 }
@@ -49,7 +52,7 @@ impl Fresh {
 
     /// A connection whose writes hit `fault`.
     pub fn open_with(&self, fault: Option<WriteFault>) -> Box<dyn Store + Send> {
-        open_with_fault(&self.url, &self.base, fault)
+        open_with_options(&self.url, &self.base, fault, self.token.as_deref())
             .unwrap_or_else(|e| panic!("open {}: {e}", self.url))
     }
 }
@@ -78,6 +81,7 @@ pub fn sqlite_fresh() -> Fresh {
     Fresh {
         url: format!("sqlite:{}", dir.path().join("store.db").display()),
         base: dir.path().to_path_buf(),
+        token: None,
         _guard: Box::new(dir),
     }
 }
@@ -110,6 +114,7 @@ macro_rules! store_conformance {
                 grants_name_known_users_and_tenants,
                 tokens_are_found_by_their_hash_only,
                 sessions_are_kept_by_hash_and_expire,
+                tokens_are_listed_revoked_and_their_use_recorded,
                 sync_records_are_kept_per_source,
                 a_read_snapshot_sees_one_state,
             );
@@ -721,20 +726,98 @@ pub fn tokens_are_found_by_their_hash_only(fresh: &Fresh) {
     store.add_user("ada").unwrap();
     let token = "fy_secret_token_value";
     let hash = blake3::hash(token.as_bytes()).to_hex().to_string();
-    let recorded = store.add_token(&hash, "ada", Some(T)).unwrap();
+    let recorded = store.add_token(&hash, "ada", Some(T), None).unwrap();
     assert_eq!(recorded.user, "ada");
     assert_eq!(recorded.tenant.as_deref(), Some(T));
+    assert_eq!(recorded.id, format!("tok_{}", &hash[..12]));
     assert_eq!(store.token(&hash).unwrap(), Some(recorded));
     assert_eq!(store.token(token).unwrap(), None);
-    let unbound = store.add_token("hash-two", "ada", None).unwrap();
+    let unbound = store
+        .add_token("hash-two-000000", "ada", None, None)
+        .unwrap();
     assert_eq!(unbound.tenant, None);
-    let err = store.add_token("hash-three", "mallory", None).unwrap_err();
+    let err = store
+        .add_token("hash-three-0000", "mallory", None, None)
+        .unwrap_err();
     assert!(err.to_string().contains("mallory"), "{err}");
     let err = store
-        .add_token("hash-four", "ada", Some("ghost"))
+        .add_token("hash-four-00000", "ada", Some("ghost"), None)
         .unwrap_err();
     assert!(matches!(err, StoreError::NoTenant { .. }), "{err}");
-    assert_eq!(store.token("hash-three").unwrap(), None);
+    assert_eq!(store.token("hash-three-0000").unwrap(), None);
+}
+
+/// Tokens are listed with their expiry, revoked once by ID (kept, with the
+/// first time), and their use is written only when the last one is older
+/// than the interval; nothing of this moves the store revision.
+pub fn tokens_are_listed_revoked_and_their_use_recorded(fresh: &Fresh) {
+    let mut store = fresh.open();
+    tenant(&mut *store, T);
+    store.add_user("ada").unwrap();
+    let before = store.revision().unwrap();
+    let a = store
+        .add_token(
+            "aaaaaaaaaaaa-hash",
+            "ada",
+            Some(T),
+            Some("2030-01-01T00:00:00Z"),
+        )
+        .unwrap();
+    let b = store
+        .add_token("bbbbbbbbbbbb-hash", "ada", None, None)
+        .unwrap();
+    assert_eq!(a.expires_at.as_deref(), Some("2030-01-01T00:00:00Z"));
+    let mut listed = store.tokens().unwrap();
+    listed.sort_by(|x, y| x.id.cmp(&y.id));
+    assert_eq!(listed, vec![a.clone(), b.clone()]);
+
+    let revoked = store.revoke_token(&a.id, "2026-01-01T00:00:00Z").unwrap();
+    assert_eq!(revoked.revoked_at.as_deref(), Some("2026-01-01T00:00:00Z"));
+    let again = store.revoke_token(&a.id, "2026-06-01T00:00:00Z").unwrap();
+    assert_eq!(again.revoked_at.as_deref(), Some("2026-01-01T00:00:00Z"));
+    assert_eq!(store.token("aaaaaaaaaaaa-hash").unwrap(), Some(again));
+    let err = store
+        .revoke_token("tok_nothing", "2026-01-01T00:00:00Z")
+        .unwrap_err();
+    assert!(err.to_string().contains("tok_nothing"), "{err}");
+
+    let touch = |s: &mut dyn Store, at: &str, not_before: &str| {
+        s.touch_token("bbbbbbbbbbbb-hash", at, not_before).unwrap()
+    };
+    assert!(touch(
+        &mut *store,
+        "2026-01-01T00:00:00Z",
+        "2025-12-31T23:59:00Z"
+    ));
+    assert!(!touch(
+        &mut *store,
+        "2026-01-01T00:00:30Z",
+        "2025-12-31T23:59:30Z"
+    ));
+    assert!(!touch(
+        &mut *store,
+        "2026-01-01T00:01:00Z",
+        "2026-01-01T00:00:00Z"
+    ));
+    assert!(touch(
+        &mut *store,
+        "2026-01-01T00:01:01Z",
+        "2026-01-01T00:00:01Z"
+    ));
+    let used = store.token("bbbbbbbbbbbb-hash").unwrap().unwrap();
+    assert_eq!(used.last_used_at.as_deref(), Some("2026-01-01T00:01:01Z"));
+    // A revoked or unknown token's use is not written.
+    assert!(!store
+        .touch_token(
+            "aaaaaaaaaaaa-hash",
+            "2026-02-01T00:00:00Z",
+            "2026-01-31T00:00:00Z"
+        )
+        .unwrap());
+    assert!(!store
+        .touch_token("unknown", "2026-02-01T00:00:00Z", "2026-01-31T00:00:00Z")
+        .unwrap());
+    assert_eq!(store.revision().unwrap(), before);
 }
 
 /// Sessions are found by their hash, refused for an unknown user, and

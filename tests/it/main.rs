@@ -1,21 +1,28 @@
 //! The integration tests: one binary, driving the real `ferry` binary in
 //! temporary config repos through [`common::TestEnv`].
 
+mod ci_recipe;
 mod common;
 mod conformance;
 mod core;
+mod crash;
+mod credentials;
 mod fixtures;
+mod fuzz_corpus;
 mod git;
 mod harden;
 mod layers;
+mod matrix;
 mod postgres;
 mod promote;
 mod props;
 mod readme_tour;
+mod remote;
 mod roles;
 mod schemas;
 mod serve;
 mod staging;
+mod tokens;
 mod ui;
 mod ux;
 mod zip;

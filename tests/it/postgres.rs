@@ -90,6 +90,7 @@ pub fn fresh() -> Option<Fresh> {
     Some(Fresh {
         url: db.url.clone(),
         base: std::env::temp_dir(),
+        token: None,
         _guard: Box::new(db),
     })
 }
@@ -217,7 +218,7 @@ fn store_migrate_and_status_on_both_back_ends() {
     let env = TestEnv::new();
     let s = migrate_and_status(&env, "sqlite:.ferry/store.db", "sqlite");
     assert_eq!(s["back_end"], "sqlite");
-    assert_eq!(s["version"], 1);
+    assert_eq!(s["version"], 2);
     assert_eq!(s["tenants"][0]["resources"], 4);
     let Some(db) = database() else { return };
     let env = TestEnv::new();

@@ -668,7 +668,7 @@ fn no_endpoint_reveals_another_tenant() {
 }
 
 /// A second instance: an empty acme-prod and a token bound to it.
-fn target_env() -> (TestEnv, String) {
+pub fn target_env() -> (TestEnv, String) {
     let env = TestEnv::new();
     env.ferry(&["tenant", "create", "acme-prod"]).ok();
     env.ferry(&["--as", "root", "user", "add", "root"]).ok();
@@ -676,7 +676,7 @@ fn target_env() -> (TestEnv, String) {
     (env, token)
 }
 
-fn agent_id(server: &Server, token: &str, name: &str) -> String {
+pub fn agent_id(server: &Server, token: &str, name: &str) -> String {
     let list = http("GET", &server.url("/api/v2/agents"), Some(token), &[], None).expect(200);
     list.as_array()
         .unwrap()
@@ -866,7 +866,7 @@ echo
 }
 
 /// Write a server config allowing `origins` as sources.
-fn sync_config(env: &TestEnv, origins: &[&str]) -> String {
+pub fn sync_config(env: &TestEnv, origins: &[&str]) -> String {
     let list: Vec<String> = origins.iter().map(|o| format!("\"{o}\"")).collect();
     let path = env.tmp.path().join("server.toml");
     std::fs::write(

@@ -4,7 +4,8 @@
 //! so a copy is those rows read from one store and written, as they are, to
 //! the other in one transaction: tenants with their keys, drafts with their
 //! revisions, every version, the publish log, git bookkeeping (drift), sync
-//! records, users, grants and token hashes. [`TableImage::digest`] hashes a
+//! records, users, grants and token hashes (with their IDs, expiry, last
+//! use and revocation). [`TableImage::digest`] hashes a
 //! table's rows in a fixed order, so a copy can be checked end to end.
 
 use serde::Serialize;
@@ -130,7 +131,16 @@ pub const TABLES: &[TableSpec] = &[
     },
     TableSpec {
         name: "tokens",
-        columns: &["hash", "user", "tenant", "created_at"],
+        columns: &[
+            "hash",
+            "id",
+            "user",
+            "tenant",
+            "created_at",
+            "expires_at",
+            "last_used_at",
+            "revoked_at",
+        ],
         tenant_column: None,
     },
 ];

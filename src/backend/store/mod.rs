@@ -20,13 +20,14 @@
 
 pub mod image;
 pub mod postgres;
+pub mod remote;
 pub mod sqlite;
 pub mod tenant_admin;
 
 use std::borrow::Cow;
 use std::path::Path;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::domain::access::{AccessState, Role, UserRecord};
 use crate::domain::model::Resource;
@@ -41,7 +42,7 @@ pub use tenant_admin::TenantAdmin;
 pub enum StoreError {
     /// The store URL is not one ferry knows.
     #[error(
-        "unsupported store URL `{url}`: expected `sqlite:PATH` or `postgres://USER@HOST:PORT/DB`"
+        "unsupported store URL `{url}`: expected `sqlite:PATH`, `postgres://USER@HOST:PORT/DB` or `http(s)://HOST[:PORT]` (a ferry serve)"
     )]
     BadUrl {
         /// The URL given.
@@ -114,6 +115,26 @@ pub enum StoreError {
         /// The newest version this binary knows.
         known: u32,
     },
+    /// The `ferry serve` of a remote store cannot be reached.
+    #[error("cannot reach the ferry server at {url}: {reason}\nhint: check that `ferry serve` runs there, that the store URL (--store or FERRY_STORE) names it, and that this machine can connect to it")]
+    Unreachable {
+        /// The server's URL.
+        url: String,
+        /// What failed.
+        reason: String,
+    },
+    /// The `ferry serve` of a remote store refused or failed a request.
+    #[error("{message}{}", hint.as_ref().map(|h| format!("\nhint: {h}")).unwrap_or_default())]
+    Remote {
+        /// The HTTP status (0: refused before any request).
+        status: u16,
+        /// The server's error code, e.g. `forbidden`.
+        code: String,
+        /// The server's message.
+        message: String,
+        /// The server's hint.
+        hint: Option<String>,
+    },
     /// The store file could not be created.
     #[error("cannot open store at {path}: {reason}")]
     Open {
@@ -125,7 +146,7 @@ pub enum StoreError {
 }
 
 /// A tenant as the store knows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TenantRecord {
     /// Name, e.g. `acme-dev`.
     pub name: String,
@@ -195,9 +216,9 @@ pub struct VersionRecord {
 #[doc(hidden)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WriteFault {
-    /// Abort the process once this many rows of a batch are written.
+    /// Abort the process once this many rows of a batch are written (0: before the first).
     AbortAfter(usize),
-    /// Fail the write with [`StoreError::Refused`] once this many rows are written.
+    /// Fail the write with [`StoreError::Refused`] once this many rows are written (0: before the first).
     FailAfter(usize),
 }
 
@@ -317,14 +338,16 @@ pub trait AccessStore {
     fn add_user(&mut self, name: &str) -> Result<UserRecord, StoreError>;
     /// Grant `role` on `tenant` to `user`, replacing an earlier grant there.
     fn grant(&mut self, user: &str, tenant: &str, role: Role) -> Result<(), StoreError>;
-    /// Record an API token by its hash (the token itself is never stored).
+    /// Record an API token by its hash (the token itself is never stored),
+    /// expiring at `expires_at` (RFC 3339) if given; its ID is [`token_id`] of the hash.
     fn add_token(
         &mut self,
         hash: &str,
         user: &str,
         tenant: Option<&str>,
+        expires_at: Option<&str>,
     ) -> Result<TokenRecord, StoreError>;
-    /// The token with this hash, if any.
+    /// The token with this hash, if any (revoked and expired ones too).
     fn token(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError>;
     /// Record a web UI session by the hash of its secret (the secret itself is never stored).
     fn add_session(&mut self, session: &SessionRecord) -> Result<(), StoreError>;
@@ -333,6 +356,16 @@ pub trait AccessStore {
     /// Remove the session with this hash, and every session that expired
     /// before `now` (Unix seconds); whether the named one existed.
     fn remove_session(&mut self, hash: &str, now: i64) -> Result<bool, StoreError>;
+    /// Every token of the store, by creation time then ID.
+    fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError>;
+    /// Mark the token with this ID revoked at `at` (kept for the record);
+    /// a token revoked before keeps its first time. Refused for an unknown ID.
+    fn revoke_token(&mut self, id: &str, at: &str) -> Result<TokenRecord, StoreError>;
+    /// Record that the token with this hash was used at `at`, unless its last
+    /// recorded use is at or after `not_before` (so a busy token writes at most
+    /// once per interval); revoked or unknown tokens are left alone. Whether a
+    /// row was written. Does not move any revision.
+    fn touch_token(&mut self, hash: &str, at: &str, not_before: &str) -> Result<bool, StoreError>;
 }
 
 /// What ZIP imports and live syncs wrote: the baselines of conflict detection.
@@ -357,14 +390,51 @@ pub trait Store: ResourceStore + PublishStore + AccessStore + SyncStore {}
 impl<T: ResourceStore + PublishStore + AccessStore + SyncStore + ?Sized> Store for T {}
 
 /// An API token as the store keeps it: whose it is, never the token itself.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenRecord {
+    /// The token's ID (`tok_…`, [`token_id`] of its hash): safe to show and to revoke by.
+    pub id: String,
     /// The user the token acts as.
     pub user: String,
     /// The token's current tenant (the source tenant of a sync), if bound to one.
     pub tenant: Option<String>,
     /// When it was created, RFC 3339.
     pub created_at: String,
+    /// When it stops working, RFC 3339 (`None`: never).
+    pub expires_at: Option<String>,
+    /// When it was last used (recorded at most about once a minute), RFC 3339.
+    pub last_used_at: Option<String>,
+    /// When it was revoked, RFC 3339.
+    pub revoked_at: Option<String>,
+}
+
+impl TokenRecord {
+    /// A token just made: created now, never used, not revoked.
+    pub fn new(hash: &str, user: &str, tenant: Option<&str>, expires_at: Option<&str>) -> Self {
+        TokenRecord {
+            id: token_id(hash),
+            user: user.to_string(),
+            tenant: tenant.map(str::to_string),
+            created_at: now_rfc3339(),
+            expires_at: expires_at.map(str::to_string),
+            last_used_at: None,
+            revoked_at: None,
+        }
+    }
+}
+
+/// The ID of the token whose blake3 hash (hex) is `hash`: `tok_` and the
+/// hash's first 12 hex digits. It names the token in lists and revocations;
+/// it cannot be turned back into the token.
+pub fn token_id(hash: &str) -> String {
+    format!("tok_{}", hash.get(..12).unwrap_or(hash))
+}
+
+/// The refusal of a token ID the store does not hold.
+pub fn unknown_token(id: &str) -> StoreError {
+    StoreError::Refused {
+        message: format!("no token has the ID `{id}`\nhint: `ferry token list` shows the IDs"),
+    }
 }
 
 /// A web UI session as the store keeps it: the hash of its secret, never the secret.
@@ -381,7 +451,7 @@ pub struct SessionRecord {
 }
 
 /// What one sync wrote to one resource: the baseline for conflict detection.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SyncRecord {
     /// The local resource ID.
     pub local_id: String,
@@ -405,6 +475,26 @@ pub fn open_with_fault(
     base: &Path,
     fault: Option<WriteFault>,
 ) -> Result<Box<dyn Store + Send>, StoreError> {
+    open_with_options(url, base, fault, None)
+}
+
+/// [`open`], with a fault for local stores and the bearer token of a remote
+/// one (`http(s)://HOST[:PORT]`, a [`remote::RemoteStore`]).
+#[doc(hidden)]
+pub fn open_with_options(
+    url: &str,
+    base: &Path,
+    fault: Option<WriteFault>,
+    token: Option<&str>,
+) -> Result<Box<dyn Store + Send>, StoreError> {
+    if remote::is_remote_url(url) {
+        if fault.is_some() {
+            return Err(StoreError::Refused {
+                message: "write faults are injected into local stores only".into(),
+            });
+        }
+        return Ok(Box::new(remote::RemoteStore::open(url, token)?));
+    }
     if let Some(path) = url.strip_prefix("sqlite:") {
         let p = Path::new(path);
         let full = if p.is_absolute() {
@@ -463,7 +553,7 @@ pub fn open_migrated(
     let version = store.schema_version()?;
     let state = SchemaState {
         back_end: "sqlite",
-        from: if existed { version } else { 0 },
+        from: if existed { store.migrated_from() } else { 0 },
         version,
     };
     Ok((Box::new(store), state))
@@ -484,11 +574,15 @@ pub fn open_image(url: &str, base: &Path) -> Result<Box<dyn image::ImageStore>, 
 
 /// The time now as RFC 3339 UTC, to the second.
 pub fn now_rfc3339() -> String {
-    let secs = std::time::SystemTime::now()
+    rfc3339(now_secs())
+}
+
+/// The time now in Unix seconds.
+pub fn now_secs() -> i64 {
+    std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    rfc3339(secs)
+        .unwrap_or(0)
 }
 
 /// Format Unix seconds as RFC 3339 UTC.

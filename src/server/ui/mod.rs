@@ -403,9 +403,7 @@ async fn sign_in(State(state): State<Shared>, headers: HeaderMap, body: Bytes) -
     let made = with_store(&state, move |store| {
         match sessions::sign_in(store, &token, now_secs()) {
             Ok(s) => Ok(Ok(s)),
-            Err(e @ (SessionError::UnknownToken | SessionError::GoneUser { .. })) => {
-                Ok(Err(e.to_string()))
-            }
+            Err(e @ SessionError::Refused(_)) => Ok(Err(e.to_string())),
             Err(SessionError::Store(s)) => Err(s.into()),
             Err(e) => Err(ApiError::internal(e.to_string())),
         }

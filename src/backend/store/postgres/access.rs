@@ -7,7 +7,9 @@
 
 use postgres::GenericClient;
 
-use super::super::{now_rfc3339, SessionRecord, StoreError, SyncRecord, TokenRecord};
+use super::super::{
+    now_rfc3339, unknown_token, SessionRecord, StoreError, SyncRecord, TokenRecord,
+};
 use super::resources::lock_tenant;
 use super::{signed, unsigned};
 use crate::domain::access::{AccessState, Grant, Role, UserRecord};
@@ -97,42 +99,109 @@ pub fn grant(
     Ok(())
 }
 
+/// The columns of a [`TokenRecord`], in [`token_row`]'s order.
+const TOKEN_COLUMNS: &str =
+    "id, \"user\", tenant, created_at, expires_at, last_used_at, revoked_at";
+
+fn token_row(r: &postgres::Row) -> TokenRecord {
+    TokenRecord {
+        id: r.get(0),
+        user: r.get(1),
+        tenant: r.get(2),
+        created_at: r.get(3),
+        expires_at: r.get(4),
+        last_used_at: r.get(5),
+        revoked_at: r.get(6),
+    }
+}
+
 /// Record an API token by its hash.
 pub fn add_token(
     c: &mut impl GenericClient,
     hash: &str,
     user: &str,
     tenant: Option<&str>,
+    expires_at: Option<&str>,
 ) -> Result<TokenRecord, StoreError> {
     let mut tx = c.transaction()?;
     require_user(&mut tx, user)?;
     if let Some(t) = tenant {
         lock_tenant(&mut tx, t)?;
     }
-    let created_at = now_rfc3339();
+    let record = TokenRecord::new(hash, user, tenant, expires_at);
     tx.execute(
-        "INSERT INTO tokens (hash, \"user\", tenant, created_at) VALUES ($1, $2, $3, $4)",
-        &[&hash, &user, &tenant, &created_at],
+        "INSERT INTO tokens (hash, id, \"user\", tenant, created_at, expires_at) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+        &[
+            &hash,
+            &record.id,
+            &user,
+            &tenant,
+            &record.created_at,
+            &expires_at,
+        ],
     )?;
     tx.commit()?;
-    Ok(TokenRecord {
-        user: user.to_string(),
-        tenant: tenant.map(str::to_string),
-        created_at,
-    })
+    Ok(record)
 }
 
 /// The token with this hash, if any.
 pub fn token(c: &mut impl GenericClient, hash: &str) -> Result<Option<TokenRecord>, StoreError> {
     Ok(c.query_opt(
-        "SELECT \"user\", tenant, created_at FROM tokens WHERE hash = $1",
+        &format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE hash = $1"),
         &[&hash],
     )?
-    .map(|r| TokenRecord {
-        user: r.get(0),
-        tenant: r.get(1),
-        created_at: r.get(2),
-    }))
+    .as_ref()
+    .map(token_row))
+}
+
+/// Every token, by creation time then ID.
+pub fn tokens(c: &mut impl GenericClient) -> Result<Vec<TokenRecord>, StoreError> {
+    Ok(c.query(
+        &format!("SELECT {TOKEN_COLUMNS} FROM tokens ORDER BY created_at, id"),
+        &[],
+    )?
+    .iter()
+    .map(token_row)
+    .collect())
+}
+
+/// Mark a token revoked (once); refused for an unknown ID.
+pub fn revoke_token(
+    c: &mut impl GenericClient,
+    id: &str,
+    at: &str,
+) -> Result<TokenRecord, StoreError> {
+    let mut tx = c.transaction()?;
+    tx.execute(
+        "UPDATE tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
+        &[&id, &at],
+    )?;
+    let record = tx
+        .query_opt(
+            &format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE id = $1"),
+            &[&id],
+        )?
+        .as_ref()
+        .map(token_row)
+        .ok_or_else(|| unknown_token(id))?;
+    tx.commit()?;
+    Ok(record)
+}
+
+/// Record a token's use, at most once per interval.
+pub fn touch_token(
+    c: &mut impl GenericClient,
+    hash: &str,
+    at: &str,
+    not_before: &str,
+) -> Result<bool, StoreError> {
+    let n = c.execute(
+        "UPDATE tokens SET last_used_at = $2 WHERE hash = $1 AND revoked_at IS NULL \
+         AND (last_used_at IS NULL OR last_used_at < $3)",
+        &[&hash, &at, &not_before],
+    )?;
+    Ok(n > 0)
 }
 
 /// Record a web UI session by the hash of its secret.

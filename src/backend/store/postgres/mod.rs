@@ -256,8 +256,9 @@ impl AccessStore for PostgresStore {
         hash: &str,
         user: &str,
         tenant: Option<&str>,
+        expires_at: Option<&str>,
     ) -> Result<TokenRecord, StoreError> {
-        access::add_token(&mut *self.client()?, hash, user, tenant)
+        access::add_token(&mut *self.client()?, hash, user, tenant, expires_at)
     }
 
     fn token(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError> {
@@ -274,6 +275,18 @@ impl AccessStore for PostgresStore {
 
     fn remove_session(&mut self, hash: &str, now: i64) -> Result<bool, StoreError> {
         access::remove_session(&mut *self.client()?, hash, now)
+    }
+
+    fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
+        access::tokens(&mut *self.client()?)
+    }
+
+    fn revoke_token(&mut self, id: &str, at: &str) -> Result<TokenRecord, StoreError> {
+        access::revoke_token(&mut *self.client()?, id, at)
+    }
+
+    fn touch_token(&mut self, hash: &str, at: &str, not_before: &str) -> Result<bool, StoreError> {
+        access::touch_token(&mut *self.client()?, hash, at, not_before)
     }
 
     fn grant(&mut self, user: &str, tenant: &str, role: Role) -> Result<(), StoreError> {

@@ -280,6 +280,7 @@ fn write_drafts(
     fault: Option<WriteFault>,
 ) -> Result<(), StoreError> {
     let mut n = 0usize;
+    WriteFault::check(fault, n)?;
     let upsert = tx.prepare(
         "INSERT INTO resources (tenant, id, kind, name, document, content, content_hash, file_hash, refs, revision, updated_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1, $10) \

@@ -122,6 +122,17 @@ CREATE INDEX publishes_by_change ON publishes (tenant, change_track_id);
     (
         3,
         r#"
+ALTER TABLE tokens ADD COLUMN id TEXT COLLATE "C";
+ALTER TABLE tokens ADD COLUMN expires_at TEXT COLLATE "C";
+ALTER TABLE tokens ADD COLUMN last_used_at TEXT COLLATE "C";
+ALTER TABLE tokens ADD COLUMN revoked_at TEXT COLLATE "C";
+UPDATE tokens SET id = 'tok_' || substr(hash, 1, 12);
+CREATE UNIQUE INDEX tokens_by_id ON tokens (id);
+"#,
+    ),
+    (
+        4,
+        r#"
 CREATE TABLE sessions (
   hash       TEXT COLLATE "C" PRIMARY KEY,
   "user"     TEXT COLLATE "C" NOT NULL REFERENCES users(name),

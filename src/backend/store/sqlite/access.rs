@@ -4,11 +4,13 @@
 //! [`crate::domain::access`]); the first user added becomes the store's owner.
 //! `tokens` holds API tokens by their blake3 hash, never the token itself;
 //! `sessions` holds web UI sessions the same way.
+//! `tokens` holds API tokens by their blake3 hash, never the token itself,
+//! with their ID, expiry, last use and revocation (schema 2, [`MIGRATION_2`]).
 
 use rusqlite::{params, OptionalExtension};
 
 use super::{begin, tenant_revision, SqliteStore};
-use crate::backend::store::{now_rfc3339, SessionRecord, StoreError, TokenRecord};
+use crate::backend::store::{now_rfc3339, unknown_token, SessionRecord, StoreError, TokenRecord};
 use crate::domain::access::{AccessState, Grant, Role, UserRecord};
 
 /// Users and their roles per tenant (promotion and the HTTP server check them).
@@ -37,6 +39,32 @@ CREATE TABLE IF NOT EXISTS sessions (
   expires_at INTEGER NOT NULL
 );
 "#;
+
+/// Schema 2: tokens get an ID (derived from the hash, so existing tokens
+/// get theirs), an expiry, a last use and a revocation time.
+pub(crate) const MIGRATION_2: &str = r#"
+ALTER TABLE tokens ADD COLUMN id TEXT;
+ALTER TABLE tokens ADD COLUMN expires_at TEXT;
+ALTER TABLE tokens ADD COLUMN last_used_at TEXT;
+ALTER TABLE tokens ADD COLUMN revoked_at TEXT;
+UPDATE tokens SET id = 'tok_' || substr(hash, 1, 12);
+CREATE UNIQUE INDEX tokens_by_id ON tokens (id);
+"#;
+
+/// The columns of a [`TokenRecord`], in [`token_row`]'s order.
+const TOKEN_COLUMNS: &str = "id, user, tenant, created_at, expires_at, last_used_at, revoked_at";
+
+fn token_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TokenRecord> {
+    Ok(TokenRecord {
+        id: r.get(0)?,
+        user: r.get(1)?,
+        tenant: r.get(2)?,
+        created_at: r.get(3)?,
+        expires_at: r.get(4)?,
+        last_used_at: r.get(5)?,
+        revoked_at: r.get(6)?,
+    })
+}
 
 pub(crate) fn access(store: &SqliteStore) -> Result<AccessState, StoreError> {
     let mut stmt = store
@@ -142,38 +170,30 @@ pub(crate) fn add_token(
     hash: &str,
     user: &str,
     tenant: Option<&str>,
+    expires_at: Option<&str>,
 ) -> Result<TokenRecord, StoreError> {
     let tx = begin(store.connection_mut(), user)?;
     require_user(&tx, user)?;
     if let Some(t) = tenant {
         tenant_revision(&tx, t)?;
     }
-    let created_at = now_rfc3339();
+    let record = TokenRecord::new(hash, user, tenant, expires_at);
     tx.execute(
-        "INSERT INTO tokens (hash, user, tenant, created_at) VALUES (?1, ?2, ?3, ?4)",
-        params![hash, user, tenant, created_at],
+        "INSERT INTO tokens (hash, id, user, tenant, created_at, expires_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![hash, record.id, user, tenant, record.created_at, expires_at],
     )?;
     tx.commit()?;
-    Ok(TokenRecord {
-        user: user.to_string(),
-        tenant: tenant.map(str::to_string),
-        created_at,
-    })
+    Ok(record)
 }
 
 pub(crate) fn token(store: &SqliteStore, hash: &str) -> Result<Option<TokenRecord>, StoreError> {
     Ok(store
         .connection()
         .query_row(
-            "SELECT user, tenant, created_at FROM tokens WHERE hash = ?1",
+            &format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE hash = ?1"),
             params![hash],
-            |r| {
-                Ok(TokenRecord {
-                    user: r.get(0)?,
-                    tenant: r.get(1)?,
-                    created_at: r.get(2)?,
-                })
-            },
+            token_row,
         )
         .optional()?)
 }
@@ -220,4 +240,48 @@ pub(crate) fn remove_session(
     tx.execute("DELETE FROM sessions WHERE expires_at < ?1", params![now])?;
     tx.commit()?;
     Ok(removed > 0)
+}
+
+pub(crate) fn tokens(store: &SqliteStore) -> Result<Vec<TokenRecord>, StoreError> {
+    let mut stmt = store.connection().prepare_cached(&format!(
+        "SELECT {TOKEN_COLUMNS} FROM tokens ORDER BY created_at, id"
+    ))?;
+    let rows = stmt.query_map([], token_row)?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
+pub(crate) fn revoke_token(
+    store: &mut SqliteStore,
+    id: &str,
+    at: &str,
+) -> Result<TokenRecord, StoreError> {
+    let tx = begin(store.connection_mut(), id)?;
+    tx.execute(
+        "UPDATE tokens SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
+        params![id, at],
+    )?;
+    let record = tx
+        .query_row(
+            &format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE id = ?1"),
+            params![id],
+            token_row,
+        )
+        .optional()?
+        .ok_or_else(|| unknown_token(id))?;
+    tx.commit()?;
+    Ok(record)
+}
+
+pub(crate) fn touch_token(
+    store: &mut SqliteStore,
+    hash: &str,
+    at: &str,
+    not_before: &str,
+) -> Result<bool, StoreError> {
+    let n = store.connection().execute(
+        "UPDATE tokens SET last_used_at = ?2 WHERE hash = ?1 AND revoked_at IS NULL \
+         AND (last_used_at IS NULL OR last_used_at < ?3)",
+        params![hash, at, not_before],
+    )?;
+    Ok(n > 0)
 }

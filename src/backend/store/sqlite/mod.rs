@@ -83,10 +83,54 @@ CREATE TABLE IF NOT EXISTS sync_records (
 );
 "#;
 
+/// The migrations after schema 1, in order: (version, SQL). Never edit one
+/// that has shipped; add the next. Each runs in its own immediate
+/// transaction with the new version recorded in `meta`, so a killed open
+/// leaves the file at the version before or after it.
+const MIGRATIONS: &[(u32, &str)] = &[(2, access::MIGRATION_2)];
+
+/// The schema version this binary writes.
+fn latest_schema() -> u32 {
+    MIGRATIONS.last().map_or(1, |(v, _)| *v)
+}
+
+/// Run every migration newer than the file's schema; refuse a newer schema.
+/// The version found before.
+fn migrate(conn: &mut Connection) -> Result<u32, StoreError> {
+    let read = |c: &Connection| -> Result<u32, StoreError> {
+        let v: String = c.query_row("SELECT value FROM meta WHERE key = 'schema'", [], |r| {
+            r.get(0)
+        })?;
+        Ok(v.parse().unwrap_or(0))
+    };
+    let from = read(conn)?;
+    if from > latest_schema() {
+        return Err(StoreError::SchemaTooNew {
+            found: from,
+            known: latest_schema(),
+        });
+    }
+    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > from) {
+        let tx = begin(conn, "")?;
+        // Another process may have migrated meanwhile.
+        if read(&tx)? >= *version {
+            continue;
+        }
+        tx.execute_batch(sql)?;
+        tx.execute(
+            "UPDATE meta SET value = ?1 WHERE key = 'schema'",
+            params![version.to_string()],
+        )?;
+        tx.commit()?;
+    }
+    Ok(from)
+}
+
 /// The SQLite store.
 pub struct SqliteStore {
     conn: Connection,
     fault: Option<WriteFault>,
+    migrated_from: u32,
 }
 
 impl SqliteStore {
@@ -109,7 +153,7 @@ impl SqliteStore {
         Self::init(Connection::open_in_memory()?)
     }
 
-    fn init(conn: Connection) -> Result<Self, StoreError> {
+    fn init(mut conn: Connection) -> Result<Self, StoreError> {
         conn.busy_timeout(Duration::from_secs(30))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
@@ -118,7 +162,12 @@ impl SqliteStore {
         conn.execute_batch(publish::SCHEMA_PUBLISH)?;
         conn.execute_batch(SYNC_SCHEMA)?;
         conn.execute_batch(super::tenant_admin::SCHEMA)?;
-        Ok(SqliteStore { conn, fault: None })
+        let migrated_from = migrate(&mut conn)?;
+        Ok(SqliteStore {
+            conn,
+            fault: None,
+            migrated_from,
+        })
     }
 
     /// The schema version the store file records.
@@ -129,6 +178,11 @@ impl SqliteStore {
                     r.get(0)
                 })?;
         Ok(v.parse().unwrap_or(0))
+    }
+
+    /// The schema version the file had before this open ran its migrations.
+    pub fn migrated_from(&self) -> u32 {
+        self.migrated_from
     }
 
     /// Inject a fault into every later [`ResourceStore::write`] (tests only).
@@ -458,6 +512,7 @@ impl ResourceStore for SqliteStore {
             });
         }
         let mut n = 0usize;
+        WriteFault::check(self.fault, n)?;
         for (resource, file_hash) in &batch.upserts {
             upsert_draft(&tx, tenant, resource, file_hash, &now)?;
             n += 1;
@@ -600,8 +655,9 @@ impl AccessStore for SqliteStore {
         hash: &str,
         user: &str,
         tenant: Option<&str>,
+        expires_at: Option<&str>,
     ) -> Result<TokenRecord, StoreError> {
-        access::add_token(self, hash, user, tenant)
+        access::add_token(self, hash, user, tenant, expires_at)
     }
 
     fn token(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError> {
@@ -618,6 +674,18 @@ impl AccessStore for SqliteStore {
 
     fn remove_session(&mut self, hash: &str, now: i64) -> Result<bool, StoreError> {
         access::remove_session(self, hash, now)
+    }
+
+    fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
+        access::tokens(self)
+    }
+
+    fn revoke_token(&mut self, id: &str, at: &str) -> Result<TokenRecord, StoreError> {
+        access::revoke_token(self, id, at)
+    }
+
+    fn touch_token(&mut self, hash: &str, at: &str, not_before: &str) -> Result<bool, StoreError> {
+        access::touch_token(self, hash, at, not_before)
     }
 }
 

@@ -1,0 +1,484 @@
+//! The authorisation matrix (issue 14, "Keep it so"): every route of the
+//! route table (`ferry::server::openapi::ROUTES`) × {no token, revoked
+//! token, viewer, editor, admin, owner, another tenant's owner}, each
+//! answering the status [`NEEDS`] documents for it. A route added to the
+//! table without a row here fails the test; a refusal changes nothing in
+//! the store.
+
+use std::collections::BTreeSet;
+
+use ferry::backend::store::image::StoreImage;
+use ferry::server::openapi::ROUTES;
+
+use crate::common::*;
+use crate::serve::acme_server_env;
+
+/// What a route asks of its caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Needs {
+    /// Anyone, with or without a token: always 200.
+    Public,
+    /// A token that lets its bearer in (any user): 401 without one.
+    AnyToken,
+    /// At least this role on the token's tenant (and, for a tenant sync, on the target).
+    Role(&'static str),
+    /// A store owner (a global owner, which none of the matrix's callers is): 403 for every token.
+    StoreOwner,
+}
+
+use Needs::*;
+
+/// The documented requirement of every route, by method and path (`docs/server.md`).
+const NEEDS: &[(&str, &str, Needs)] = &[
+    ("GET", "/health", Public),
+    ("GET", "/openapi.json", Public),
+    ("GET", "/api/tenants", AnyToken),
+    ("GET", "/api/tenant/sync/steps", Public),
+    (
+        "POST",
+        "/api/tenant/sync/{targetTenantId}/{step}",
+        Role("admin"),
+    ),
+    ("GET", "/backup/import/sync/agents", Role("editor")),
+    ("POST", "/backup/import/sync/preview", Role("editor")),
+    ("POST", "/backup/import/sync/preview/batch", Role("editor")),
+    ("POST", "/backup/import/sync", Role("editor")),
+    ("POST", "/backup/import/sync/batch", Role("editor")),
+    ("POST", "/backup/import/preview", Role("editor")),
+    ("POST", "/backup/import", Role("editor")),
+    ("POST", "/backup/export/{agentId}/preview", Role("viewer")),
+    ("POST", "/backup/export/{agentId}", Role("viewer")),
+    ("GET", "/api/v2/agents", Role("viewer")),
+    ("GET", "/api/v2/agents/{agent_id}", Role("viewer")),
+    ("PUT", "/api/v2/agents/{agent_id}", Role("editor")),
+    (
+        "POST",
+        "/api/v2/agents/{agent_id}/instructions",
+        Role("editor"),
+    ),
+    (
+        "PUT",
+        "/api/v2/agents/{agent_id}/instructions",
+        Role("editor"),
+    ),
+    (
+        "DELETE",
+        "/api/v2/agents/{agent_id}/instructions/{instruction_id}",
+        Role("editor"),
+    ),
+    ("POST", "/api/v2/agents/{agent_id}/corpora", Role("editor")),
+    (
+        "DELETE",
+        "/api/v2/agents/{agent_id}/corpora",
+        Role("editor"),
+    ),
+    (
+        "POST",
+        "/api/v2/agents/{agent_id}/corpora/{corpus_id}",
+        Role("editor"),
+    ),
+    (
+        "PUT",
+        "/api/v2/agents/{agent_id}/corpora/{corpus_id}",
+        Role("editor"),
+    ),
+    (
+        "DELETE",
+        "/api/v2/agents/{agent_id}/corpora/{corpus_id}",
+        Role("editor"),
+    ),
+    (
+        "POST",
+        "/api/v2/agents/{agent_id}/tools/{tool_id}/enable",
+        Role("editor"),
+    ),
+    (
+        "DELETE",
+        "/api/v2/agents/{agent_id}/tools/{tool_id}/disable",
+        Role("editor"),
+    ),
+    (
+        "PATCH",
+        "/api/v2/agents/{agent_id}/tools/{tool_id}/actions/{action_id}",
+        Role("editor"),
+    ),
+    (
+        "POST",
+        "/api/v2/agents/{agent_id}/tools/{tool_id}/actions/{action_id}/enable",
+        Role("editor"),
+    ),
+    (
+        "POST",
+        "/api/v2/agents/{agent_id}/tools/{tool_id}/actions/{action_id}/disable",
+        Role("editor"),
+    ),
+    (
+        "PATCH",
+        "/api/v2/agents/{agent_id}/guardrails",
+        Role("editor"),
+    ),
+    ("PUT", "/api/v2/agents/{agent_id}/access", Role("editor")),
+    (
+        "POST",
+        "/api/v2/agents/{agent_id}/annotates",
+        Role("editor"),
+    ),
+    (
+        "GET",
+        "/api/v2/agents/{agent_id}/staging-diff",
+        Role("viewer"),
+    ),
+    ("POST", "/api/v2/agents/{agent_id}/publish", Role("admin")),
+    ("GET", "/api/v2/agents/{agent_id}/publishes", Role("viewer")),
+    (
+        "GET",
+        "/api/v2/agents/{agent_id}/publishes/{change_track_id}/diff",
+        Role("viewer"),
+    ),
+    ("PUT", "/api/v2/agents/{agent_id}/rollback", Role("editor")),
+    // ferry's own API (the remote store). `{tenant}` is acme-dev; routes whose
+    // role depends on the body (grants, tokens) check a token first, then 400
+    // on the matrix's empty body.
+    ("GET", "/api/ferry/v1/whoami", AnyToken),
+    ("GET", "/api/ferry/v1/revision", AnyToken),
+    ("GET", "/api/ferry/v1/tenants", AnyToken),
+    ("POST", "/api/ferry/v1/tenants", StoreOwner),
+    ("GET", "/api/ferry/v1/tenants/{tenant}", Role("viewer")),
+    (
+        "GET",
+        "/api/ferry/v1/tenants/{tenant}/identity",
+        Role("admin"),
+    ),
+    (
+        "GET",
+        "/api/ferry/v1/tenants/{tenant}/index",
+        Role("viewer"),
+    ),
+    (
+        "GET",
+        "/api/ferry/v1/tenants/{tenant}/drafts",
+        Role("viewer"),
+    ),
+    (
+        "POST",
+        "/api/ferry/v1/tenants/{tenant}/drafts/lookup",
+        Role("viewer"),
+    ),
+    (
+        "POST",
+        "/api/ferry/v1/tenants/{tenant}/write",
+        Role("editor"),
+    ),
+    (
+        "POST",
+        "/api/ferry/v1/tenants/{tenant}/versions/lookup",
+        Role("viewer"),
+    ),
+    (
+        "PUT",
+        "/api/ferry/v1/tenants/{tenant}/versions",
+        Role("admin"),
+    ),
+    (
+        "GET",
+        "/api/ferry/v1/tenants/{tenant}/production",
+        Role("viewer"),
+    ),
+    (
+        "POST",
+        "/api/ferry/v1/tenants/{tenant}/production/lookup",
+        Role("viewer"),
+    ),
+    (
+        "GET",
+        "/api/ferry/v1/tenants/{tenant}/publishes",
+        Role("viewer"),
+    ),
+    (
+        "POST",
+        "/api/ferry/v1/tenants/{tenant}/publishes",
+        Role("admin"),
+    ),
+    (
+        "GET",
+        "/api/ferry/v1/tenants/{tenant}/publishes/next",
+        Role("viewer"),
+    ),
+    (
+        "GET",
+        "/api/ferry/v1/tenants/{tenant}/publishes/{change_track_id}/changes",
+        Role("viewer"),
+    ),
+    (
+        "GET",
+        "/api/ferry/v1/tenants/{tenant}/drift",
+        Role("viewer"),
+    ),
+    (
+        "GET",
+        "/api/ferry/v1/tenants/{tenant}/syncs",
+        Role("viewer"),
+    ),
+    (
+        "POST",
+        "/api/ferry/v1/tenants/{tenant}/syncs",
+        Role("editor"),
+    ),
+    ("GET", "/api/ferry/v1/access", AnyToken),
+    ("POST", "/api/ferry/v1/users", StoreOwner),
+    ("PUT", "/api/ferry/v1/grants", AnyToken),
+    ("POST", "/api/ferry/v1/tokens", AnyToken),
+    ("POST", "/api/ferry/v1/tokens/lookup", StoreOwner),
+    ("GET", "/api/ferry/v1/tokens", AnyToken),
+    ("POST", "/api/ferry/v1/tokens/{token_id}/revoke", AnyToken),
+];
+
+/// The support bot of `fixtures/acme`, and a tool and a knowledge base it uses.
+const AGENT: &str = "agt_8fybwtpnvna39w5h";
+const TOOL: &str = "tol_z1qkv4kj7378pdan";
+const CORPUS: &str = "kb_ts11z0we3mf28n3c";
+
+/// The path with every `{param}` filled in with something of acme-dev.
+fn concrete(path: &str) -> String {
+    let mut out = String::new();
+    let mut rest = path;
+    while let Some(i) = rest.find('{') {
+        out.push_str(&rest[..i]);
+        let j = rest[i..].find('}').unwrap() + i;
+        out.push_str(match &rest[i + 1..j] {
+            "agent_id" | "agentId" => AGENT,
+            "tool_id" => TOOL,
+            "corpus_id" => CORPUS,
+            "targetTenantId" => "acme-staging",
+            "step" => "documents",
+            "instruction_id" => "ins_none",
+            "action_id" => "act_none",
+            "change_track_id" => "chg_none",
+            "tenant" => "acme-dev",
+            "token_id" => "tok_none",
+            other => panic!("the matrix does not know how to fill `{{{other}}}` in {path}"),
+        });
+        rest = &rest[j + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The body a route gets: `{}` for JSON, bytes that are not a ZIP for ZIPs.
+fn body(route: &ferry::server::openapi::RouteDoc) -> Option<(&'static str, &'static [u8])> {
+    route.body.map(|ct| {
+        let bytes: &'static [u8] = if ct == "application/zip" {
+            b"not a zip"
+        } else {
+            b"{}"
+        };
+        (ct, bytes)
+    })
+}
+
+/// Send `route` (its path filled in, its body) with `token`.
+fn ask(server: &Server, route: &ferry::server::openapi::RouteDoc, token: Option<&str>) -> Answer {
+    let url = server.url(&concrete(route.path));
+    http(route.method, &url, token, &[], body(route))
+}
+
+/// One caller of the matrix.
+struct Caller {
+    name: &'static str,
+    token: Option<String>,
+    /// Whether the token lets its bearer in at all.
+    valid: bool,
+    /// The role held on acme-dev (and acme-staging, the target of a tenant sync).
+    role: Option<&'static str>,
+}
+
+/// The store as rows, leaving out what a request may record without changing
+/// anything (a token's last use).
+fn snapshot(env: &TestEnv) -> StoreImage {
+    let url = env
+        .store
+        .clone()
+        .unwrap_or_else(|| "sqlite:.ferry/store.db".to_string());
+    let mut image = ferry::backend::store::open_image(&url, &env.repo)
+        .unwrap()
+        .dump(None)
+        .unwrap();
+    image.tables.retain(|t| t.name != "tokens");
+    image
+}
+
+fn role_rank(role: &str) -> usize {
+    ["viewer", "editor", "admin", "owner"]
+        .iter()
+        .position(|r| *r == role)
+        .unwrap()
+}
+
+/// The callers: none, revoked, the four roles, and an owner of acme-prod
+/// whose token names acme-dev.
+fn callers(env: &TestEnv) -> Vec<Caller> {
+    let mut out = vec![Caller {
+        name: "no token",
+        token: None,
+        valid: false,
+        role: None,
+    }];
+    env.user("rita", &[("acme-dev", "owner"), ("acme-staging", "owner")]);
+    let revoked = env.token("rita", Some("acme-dev"));
+    let list = env
+        .ferry(&["--as", "root", "token", "list", "--output", "json"])
+        .ok()
+        .json();
+    for t in list["tokens"].as_array().unwrap() {
+        if t["user"] == "rita" {
+            env.ferry(&["--as", "root", "token", "revoke", t["id"].as_str().unwrap()])
+                .ok();
+        }
+    }
+    out.push(Caller {
+        name: "revoked token",
+        token: Some(revoked),
+        valid: false,
+        role: None,
+    });
+    for (user, role) in [
+        ("vera", "viewer"),
+        ("ed", "editor"),
+        ("ada", "admin"),
+        ("olly", "owner"),
+    ] {
+        env.user(user, &[("acme-dev", role), ("acme-staging", role)]);
+        out.push(Caller {
+            name: role,
+            token: Some(env.token(user, Some("acme-dev"))),
+            valid: true,
+            role: Some(role),
+        });
+    }
+    env.user("pam", &[("acme-prod", "owner")]);
+    out.push(Caller {
+        name: "another tenant's owner",
+        token: Some(env.token("pam", Some("acme-dev"))),
+        valid: true,
+        role: None,
+    });
+    out
+}
+
+/// The status `caller` must get from a route that `needs` this, if it is a
+/// refusal; `None` when the caller is let through.
+fn refusal(needs: Needs, caller: &Caller) -> Option<u16> {
+    match needs {
+        Public => None,
+        _ if !caller.valid => Some(401),
+        AnyToken => None,
+        StoreOwner => Some(403),
+        Role(needed) => match caller.role {
+            Some(held) if role_rank(held) >= role_rank(needed) => None,
+            _ => Some(403),
+        },
+    }
+}
+
+#[test]
+fn every_route_answers_every_caller_as_documented_and_refusals_change_nothing() {
+    // Every route has a row, and every row a route.
+    let routes: BTreeSet<(&str, &str)> = ROUTES.iter().map(|r| (r.method, r.path)).collect();
+    let rows: BTreeSet<(&str, &str)> = NEEDS.iter().map(|(m, p, _)| (*m, *p)).collect();
+    let missing: Vec<_> = routes.difference(&rows).collect();
+    assert!(
+        missing.is_empty(),
+        "routes without an entry in the authorisation matrix (tests/it/matrix.rs NEEDS): {missing:?}"
+    );
+    let stale: Vec<_> = rows.difference(&routes).collect();
+    assert!(
+        stale.is_empty(),
+        "matrix rows for routes that are gone: {stale:?}"
+    );
+
+    let (env, _root) = acme_server_env();
+    let callers = callers(&env);
+    let server = Server::start(&env, &[]);
+    let needs_of = |r: &ferry::server::openapi::RouteDoc| {
+        NEEDS
+            .iter()
+            .find(|(m, p, _)| *m == r.method && *p == r.path)
+            .map(|(_, _, n)| *n)
+            .unwrap()
+    };
+
+    // First every refusal: each answers its status, and the store stays as it was.
+    let before = snapshot(&env);
+    let mut cells = 0;
+    for route in ROUTES {
+        for caller in &callers {
+            let Some(expected) = refusal(needs_of(route), caller) else {
+                continue;
+            };
+            let a = ask(&server, route, caller.token.as_deref());
+            assert_eq!(
+                a.status,
+                expected,
+                "{} {} as {}: {}",
+                route.method,
+                route.path,
+                caller.name,
+                String::from_utf8_lossy(&a.body)
+            );
+            let e = a.json();
+            let code = e["error"]["code"].as_str().unwrap_or_default();
+            assert_eq!(
+                code,
+                if expected == 401 {
+                    "unauthorized"
+                } else {
+                    "forbidden"
+                },
+                "{e}"
+            );
+            cells += 1;
+        }
+    }
+    // An owner of acme-prod, on their own tenant, never reaches acme-dev's agent.
+    let pam_prod = env.token("pam", Some("acme-prod"));
+    for route in ROUTES.iter().filter(|r| r.path.contains("{agent")) {
+        let a = ask(&server, route, Some(&pam_prod));
+        let text = String::from_utf8_lossy(&a.body);
+        assert!(
+            [400, 403, 404].contains(&a.status) && !text.contains("support-bot"),
+            "{} {} as acme-prod's owner: {} {text}",
+            route.method,
+            route.path,
+            a.status,
+        );
+    }
+    assert_eq!(
+        snapshot(&env),
+        before,
+        "a refused request changed the store"
+    );
+
+    // Then every caller let through: never a 401, 403 or 5xx.
+    for route in ROUTES {
+        for caller in &callers {
+            if refusal(needs_of(route), caller).is_some() {
+                continue;
+            }
+            let a = ask(&server, route, caller.token.as_deref());
+            assert!(
+                ![401, 403].contains(&a.status) && a.status < 500,
+                "{} {} as {}: {} {}",
+                route.method,
+                route.path,
+                caller.name,
+                a.status,
+                String::from_utf8_lossy(&a.body)
+            );
+            if needs_of(route) == Public {
+                assert_eq!(a.status, 200, "{} {}", route.method, route.path);
+            }
+            cells += 1;
+        }
+    }
+    assert_eq!(cells, ROUTES.len() * callers.len());
+}
