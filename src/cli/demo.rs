@@ -141,9 +141,12 @@ pub fn run_demo(out: &Output, keep: bool, serve: ServeFn) -> Result<i32> {
 
     revert_promote_zip_segment(&d, tmp.path())?;
 
-    serve_segment(&d)?;
+    let base = serve_segment(&d)?;
 
     d.say("Done.");
+    out.status(&format!(
+        "The web UI of the demo's server was at {base}/ (sign in with an API token); `ferry serve` serves it"
+    ));
     if keep {
         let kept = tmp.keep();
         out.status(&format!(
@@ -287,7 +290,7 @@ fn demo_call(
 }
 
 /// The HTTP API: a token, a staging edit, the staging diff, a publish, over a real server on loopback.
-fn serve_segment(d: &Demo<'_>) -> Result<()> {
+fn serve_segment(d: &Demo<'_>) -> Result<String> {
     d.say("Serve the store over HTTP: a user, a token, and the staging API on a loopback port.");
     d.ferry(&["user", "add", "demo"])?;
     let mut store = crate::backend::store::open(crate::cli::repo::DEFAULT_STORE, &d.repo)?;
@@ -393,7 +396,7 @@ fn serve_segment(d: &Demo<'_>) -> Result<()> {
         .join()
         .map_err(|_| anyhow!("the demo server failed"))?
         .map_err(|e| anyhow!(e))?;
-    result
+    result.map(|()| base)
 }
 
 fn edit_instructions(path: &Path) -> Result<()> {

@@ -24,6 +24,7 @@ pub mod live_sync;
 pub mod openapi;
 mod staging;
 mod tenant_sync;
+pub mod ui;
 
 #[doc(hidden)]
 pub use staging::{edit_of_body, EditBody};
@@ -180,6 +181,7 @@ pub fn registry() -> openapi::Registry {
 pub fn router(state: Shared) -> Result<Router, ServeError> {
     Ok(registry()
         .into_router()?
+        .merge(ui::router())
         .fallback(fallback)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn_with_state(
@@ -255,12 +257,12 @@ async fn log_and_shape(req: Request, next: Next) -> Response {
     let path = req.uri().path().to_string();
     let mut response = next.run(req).await;
     let status = response.status();
-    let is_json = response
+    let shaped = response
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    if (status.is_client_error() || status.is_server_error()) && !is_json {
+        .is_some_and(|v| v.starts_with("application/json") || v.starts_with("text/html"));
+    if (status.is_client_error() || status.is_server_error()) && !shaped {
         response = error::json_error(status).into_response();
     }
     let line = json!({

@@ -114,6 +114,7 @@ macro_rules! store_conformance {
                 the_first_user_owns_the_store,
                 grants_name_known_users_and_tenants,
                 tokens_are_found_by_their_hash_only,
+                sessions_are_kept_by_hash_and_expire,
                 tokens_are_listed_revoked_and_their_use_recorded,
                 sync_records_are_kept_per_source,
                 a_read_snapshot_sees_one_state,
@@ -820,6 +821,36 @@ pub fn tokens_are_listed_revoked_and_their_use_recorded(fresh: &Fresh) {
         .touch_token("unknown", "2026-02-01T00:00:00Z", "2026-01-31T00:00:00Z")
         .unwrap());
     assert_eq!(store.revision().unwrap(), before);
+}
+
+/// Sessions are found by their hash, refused for an unknown user, and
+/// removed one by one; removing one also drops every expired session.
+pub fn sessions_are_kept_by_hash_and_expire(fresh: &Fresh) {
+    let mut store = fresh.open();
+    store.add_user("ada").unwrap();
+    let session = |hash: &str, expires_at: i64| ferry::backend::store::SessionRecord {
+        hash: hash.into(),
+        user: "ada".into(),
+        token_hash: "token-hash".into(),
+        expires_at,
+    };
+    store.add_session(&session("live", 1_000)).unwrap();
+    store.add_session(&session("old", 10)).unwrap();
+    assert_eq!(store.session("live").unwrap(), Some(session("live", 1_000)));
+    assert_eq!(store.session("nope").unwrap(), None);
+    let mut ghost = session("ghost", 1_000);
+    ghost.user = "mallory".into();
+    let err = store.add_session(&ghost).unwrap_err();
+    assert!(err.to_string().contains("mallory"), "{err}");
+    assert!(!store.remove_session("nope", 100).unwrap());
+    assert_eq!(
+        store.session("old").unwrap(),
+        None,
+        "expired at 10, removed at 100"
+    );
+    assert!(store.session("live").unwrap().is_some());
+    assert!(store.remove_session("live", 100).unwrap());
+    assert_eq!(store.session("live").unwrap(), None);
 }
 
 // ---- sync records ----------------------------------------------------------

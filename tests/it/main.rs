@@ -25,5 +25,6 @@ mod secret_scan;
 mod serve;
 mod staging;
 mod tokens;
+mod ui;
 mod ux;
 mod zip;

@@ -372,6 +372,13 @@ pub trait AccessStore {
     ) -> Result<TokenRecord, StoreError>;
     /// The token with this hash, if any (revoked and expired ones too).
     fn token(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError>;
+    /// Record a web UI session by the hash of its secret (the secret itself is never stored).
+    fn add_session(&mut self, session: &SessionRecord) -> Result<(), StoreError>;
+    /// The session with this hash, if any (expired or not: the caller checks).
+    fn session(&self, hash: &str) -> Result<Option<SessionRecord>, StoreError>;
+    /// Remove the session with this hash, and every session that expired
+    /// before `now` (Unix seconds); whether the named one existed.
+    fn remove_session(&mut self, hash: &str, now: i64) -> Result<bool, StoreError>;
     /// Every token of the store, by creation time then ID.
     fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError>;
     /// Mark the token with this ID revoked at `at` (kept for the record);
@@ -451,6 +458,19 @@ pub fn unknown_token(id: &str) -> StoreError {
     StoreError::Refused {
         message: format!("no token has the ID `{id}`\nhint: `ferry token list` shows the IDs"),
     }
+}
+
+/// A web UI session as the store keeps it: the hash of its secret, never the secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SessionRecord {
+    /// blake3 of the session secret (hex).
+    pub hash: String,
+    /// The signed-in user.
+    pub user: String,
+    /// The hash of the API token signed in with: removing the token ends the session.
+    pub token_hash: String,
+    /// When the session ends, Unix seconds.
+    pub expires_at: i64,
 }
 
 /// What one sync wrote to one resource: the baseline for conflict detection.

@@ -183,8 +183,8 @@ pub(crate) fn signed(n: u64) -> i64 {
 }
 
 use super::{
-    AccessStore, PublishStore, ResourceStore, SyncRecord, SyncStore, TenantRecord, TokenRecord,
-    VersionRecord, WriteBatch, WriteFault,
+    AccessStore, PublishStore, ResourceStore, SessionRecord, SyncRecord, SyncStore, TenantRecord,
+    TokenRecord, VersionRecord, WriteBatch, WriteFault,
 };
 use crate::domain::access::{AccessState, Role, UserRecord};
 use crate::domain::model::Resource;
@@ -273,6 +273,18 @@ impl AccessStore for PostgresStore {
 
     fn token(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError> {
         access::token(&mut *self.client()?, hash)
+    }
+
+    fn add_session(&mut self, session: &SessionRecord) -> Result<(), StoreError> {
+        access::add_session(&mut *self.client()?, session)
+    }
+
+    fn session(&self, hash: &str) -> Result<Option<SessionRecord>, StoreError> {
+        access::session(&mut *self.client()?, hash)
+    }
+
+    fn remove_session(&mut self, hash: &str, now: i64) -> Result<bool, StoreError> {
+        access::remove_session(&mut *self.client()?, hash, now)
     }
 
     fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {

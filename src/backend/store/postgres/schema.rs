@@ -142,6 +142,17 @@ CREATE TABLE tenant_variables (
 );
 "#,
     ),
+    (
+        5,
+        r#"
+CREATE TABLE sessions (
+  hash       TEXT COLLATE "C" PRIMARY KEY,
+  "user"     TEXT COLLATE "C" NOT NULL REFERENCES users(name),
+  token_hash TEXT COLLATE "C" NOT NULL,
+  expires_at BIGINT NOT NULL
+);
+"#,
+    ),
 ];
 
 /// The schema version this binary writes.

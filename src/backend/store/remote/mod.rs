@@ -28,8 +28,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::{
-    AccessStore, PublishStore, ResourceStore, StoreError, SyncRecord, SyncStore, TenantRecord,
-    TokenRecord, VersionRecord, WriteBatch,
+    AccessStore, PublishStore, ResourceStore, SessionRecord, StoreError, SyncRecord, SyncStore,
+    TenantRecord, TokenRecord, VersionRecord, WriteBatch,
 };
 use crate::domain::access::{AccessState, Role, UserRecord};
 use crate::domain::model::Resource;
@@ -487,6 +487,22 @@ impl AccessStore for RemoteStore {
         _at: &str,
         _not_before: &str,
     ) -> Result<bool, StoreError> {
+        Ok(false)
+    }
+
+    /// Web UI sessions live in the store of the server that serves the UI;
+    /// a `ferry serve` over a remote store has no UI sessions of its own.
+    fn add_session(&mut self, _session: &SessionRecord) -> Result<(), StoreError> {
+        Err(StoreError::Refused {
+            message: "web UI sessions need a SQLite or PostgreSQL store; open the UI of the server this remote store points at".into(),
+        })
+    }
+
+    fn session(&self, _hash: &str) -> Result<Option<SessionRecord>, StoreError> {
+        Ok(None)
+    }
+
+    fn remove_session(&mut self, _hash: &str, _now: i64) -> Result<bool, StoreError> {
         Ok(false)
     }
 }
