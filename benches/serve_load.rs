@@ -10,6 +10,13 @@
 //! state and every accepted publish is in the history, and prints requests
 //! per second and latency percentiles (also written to
 //! `target/serve-load.md`).
+//!
+//! A third argument picks the setup: `diff` (every client only reads
+//! staging diffs), `postgres` (two `ferry serve` instances on one PostgreSQL
+//! database, the clients spread over both) or `both` (the single SQLite
+//! instance, then the two PostgreSQL instances, in one run). PostgreSQL
+//! comes from `FERRY_TEST_POSTGRES_URL` (a new database is made there and
+//! dropped after), else `.ci/postgres.sh` starts a throwaway cluster.
 
 use std::io::{BufRead, Read};
 use std::path::{Path, PathBuf};
@@ -22,13 +29,14 @@ use serde_json::{json, Value};
 mod support;
 use support::{copy_dir, ferry_bin};
 
-fn ferry(bin: &Path, repo: &Path, args: &[&str]) -> String {
-    let out = Command::new(bin)
-        .args(args)
-        .current_dir(repo)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("ferry");
+fn ferry(bin: &Path, repo: &Path, store: Option<&str>, args: &[&str]) -> String {
+    let mut c = Command::new(bin);
+    c.args(args).current_dir(repo).env("NO_COLOR", "1");
+    match store {
+        Some(url) => c.env("FERRY_STORE", url),
+        None => c.env_remove("FERRY_STORE"),
+    };
+    let out = c.output().expect("ferry");
     assert!(
         out.status.success(),
         "ferry {args:?}: {}",
@@ -91,6 +99,96 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[i]
 }
 
+/// What one run does: how long, how many clients, which requests.
+#[derive(Clone, Copy)]
+struct Load {
+    seconds: u64,
+    clients: usize,
+    /// Every client only reads the staging diff (the read-only target).
+    diff_only: bool,
+}
+
+/// What one run found.
+struct Outcome {
+    report: String,
+    server_errors: u64,
+    lost: usize,
+    missing: usize,
+}
+
+/// A throwaway PostgreSQL database for the two-instance mode, dropped at the
+/// end (with the cluster, when this bench started one).
+struct Database {
+    url: String,
+    admin: String,
+    name: String,
+    cluster_state: Option<PathBuf>,
+}
+
+fn postgres_script(command: &str, state: &Path) -> Command {
+    let mut c = Command::new("bash");
+    c.arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".ci/postgres.sh"))
+        .arg(command)
+        .env("FERRY_PG_STATE", state);
+    c
+}
+
+impl Database {
+    /// A new database on `FERRY_TEST_POSTGRES_URL`'s server, or on a cluster
+    /// started with `.ci/postgres.sh` when that variable is not set.
+    fn create() -> Database {
+        let (admin, cluster_state) = match std::env::var("FERRY_TEST_POSTGRES_URL") {
+            Ok(url) if !url.is_empty() => (url, None),
+            _ => {
+                let state =
+                    std::env::temp_dir().join(format!("ferry-bench-pg-{}", std::process::id()));
+                let out = postgres_script("start", &state)
+                    .stderr(Stdio::inherit())
+                    .output()
+                    .expect("run .ci/postgres.sh start");
+                assert!(out.status.success(), ".ci/postgres.sh start failed");
+                let text = String::from_utf8_lossy(&out.stdout).to_string();
+                let url = text
+                    .lines()
+                    .find_map(|l| l.strip_prefix("export FERRY_TEST_POSTGRES_URL='"))
+                    .and_then(|l| l.strip_suffix('\''))
+                    .expect("the cluster's URL")
+                    .to_string();
+                (url, Some(state))
+            }
+        };
+        let name = format!("ferry_load_{}", std::process::id());
+        let mut c =
+            postgres::Client::connect(&admin, postgres::NoTls).expect("connect to PostgreSQL");
+        c.batch_execute(&format!(
+            "DROP DATABASE IF EXISTS {name}; CREATE DATABASE {name}"
+        ))
+        .expect("create the bench database");
+        let mut u = url::Url::parse(&admin).expect("a URL");
+        u.set_path(&format!("/{name}"));
+        Database {
+            url: u.to_string(),
+            admin,
+            name,
+            cluster_state,
+        }
+    }
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        if let Ok(mut c) = postgres::Client::connect(&self.admin, postgres::NoTls) {
+            let _ = c.batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ));
+        }
+        if let Some(state) = &self.cluster_state {
+            let _ = postgres_script("stop", state).status();
+        }
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args()
         .skip(1)
@@ -98,34 +196,50 @@ fn main() {
         .collect();
     let seconds: u64 = args.first().and_then(|s| s.parse().ok()).unwrap_or(60);
     let clients: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(32);
-    // `diff`: every client only reads the staging diff (the read-only target).
-    let diff_only = args.get(2).is_some_and(|m| m == "diff");
+    // `diff`: read-only; `postgres`: two instances on one PostgreSQL database;
+    // `both`: the single SQLite instance, then the two PostgreSQL instances.
+    let mode = args.get(2).map(String::as_str).unwrap_or("sqlite");
+    let load = Load {
+        seconds,
+        clients,
+        diff_only: mode == "diff",
+    };
     let bin = ferry_bin();
-    let tmp = tempfile::tempdir().expect("tmp");
-    let repo = tmp.path().join("repo");
-    copy_dir(
-        &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/acme"),
-        &repo,
-    );
-    ferry(&bin, &repo, &["tenant", "create", "acme-dev"]);
-    ferry(&bin, &repo, &["apply", "--tenant", "acme-dev", "--yes"]);
-    ferry(&bin, &repo, &["tenant", "create", "acme-staging"]);
-    ferry(&bin, &repo, &["--as", "root", "user", "add", "root"]);
-    let token = ferry(
-        &bin,
-        &repo,
-        &[
-            "--as", "root", "token", "create", "--user", "root", "--tenant", "acme-dev",
-        ],
-    );
+    let mut outcomes = Vec::new();
+    if mode != "postgres" {
+        outcomes.push(run_load(&bin, None, 1, load));
+    }
+    if mode == "postgres" || mode == "both" {
+        let db = Database::create();
+        outcomes.push(run_load(&bin, Some(&db.url), 2, load));
+    }
+    let report = outcomes
+        .iter()
+        .map(|o| o.report.as_str())
+        .collect::<Vec<_>>()
+        .join("\n");
+    println!("{report}");
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let _ = std::fs::write(root.join("target/serve-load.md"), &report);
+    for o in &outcomes {
+        assert_eq!(o.server_errors, 0, "5xx responses under load");
+        assert_eq!(o.lost, 0, "lost updates under load");
+        assert_eq!(o.missing, 0, "publishes missing from the history");
+    }
+}
 
-    let mut child = Command::new(&bin)
-        .args(["serve", "--addr", "127.0.0.1:0"])
-        .current_dir(&repo)
+/// Start `ferry serve` on a loopback port over `store` (the repo's own when `None`).
+fn start_server(bin: &Path, repo: &Path, store: Option<&str>) -> (std::process::Child, String) {
+    let mut c = Command::new(bin);
+    c.args(["serve", "--addr", "127.0.0.1:0"])
+        .current_dir(repo)
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("serve");
+        .stderr(Stdio::piped());
+    match store {
+        Some(url) => c.env("FERRY_STORE", url),
+        None => c.env_remove("FERRY_STORE"),
+    };
+    let mut child = c.spawn().expect("serve");
     let stderr = child.stderr.take().expect("stderr");
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -141,6 +255,36 @@ fn main() {
     let base = rx
         .recv_timeout(Duration::from_secs(30))
         .expect("server start");
+    (child, base)
+}
+
+/// One run: `instances` servers on `store` (the repo's SQLite file when
+/// `None`), the clients spread over them round-robin.
+fn run_load(bin: &Path, store: Option<&str>, instances: usize, load: Load) -> Outcome {
+    let Load {
+        seconds,
+        clients,
+        diff_only,
+    } = load;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let repo = tmp.path().join("repo");
+    copy_dir(
+        &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/acme"),
+        &repo,
+    );
+    let ferry = |args: &[&str]| ferry(bin, &repo, store, args);
+    ferry(&["tenant", "create", "acme-dev"]);
+    ferry(&["apply", "--tenant", "acme-dev", "--yes"]);
+    ferry(&["tenant", "create", "acme-staging"]);
+    ferry(&["--as", "root", "user", "add", "root"]);
+    let token = ferry(&[
+        "--as", "root", "token", "create", "--user", "root", "--tenant", "acme-dev",
+    ]);
+    let servers: Vec<(std::process::Child, String)> = (0..instances)
+        .map(|_| start_server(bin, &repo, store))
+        .collect();
+    let bases: Vec<String> = servers.iter().map(|(_, b)| b.clone()).collect();
+    let base = bases[0].clone();
     let agent = ureq::AgentBuilder::new()
         .max_idle_connections_per_host(64)
         .build();
@@ -171,7 +315,7 @@ fn main() {
     let mut handles = Vec::new();
     for c in 0..clients {
         let (base, token, agent, tally, recent) = (
-            base.clone(),
+            bases[c % bases.len()].clone(),
             token.clone(),
             agent.clone(),
             tally.clone(),
@@ -292,10 +436,12 @@ fn main() {
         })
         .unwrap_or_default();
     let missing = t.publishes.iter().filter(|p| !history.contains(p)).count();
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let _ = child.wait();
+    for (mut child, _) in servers {
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let _ = child.wait();
+    }
 
     let mut all: Vec<Duration> = t.latencies.iter().map(|(_, d, _)| *d).collect();
     all.sort();
@@ -303,8 +449,12 @@ fn main() {
     let rps = total as f64 / elapsed.as_secs_f64();
     let ms = |d: Duration| format!("{:.1}", d.as_secs_f64() * 1000.0);
     let mut report = String::new();
+    let setup = match store {
+        Some(_) => format!("{instances} instances on one PostgreSQL database"),
+        None => "one instance on SQLite".to_string(),
+    };
     report.push_str(&format!(
-        "ferry serve under load: {clients} clients for {:.0} s on {} cores\n\n",
+        "ferry serve under load ({setup}): {clients} clients for {:.0} s on {} cores\n\n",
         elapsed.as_secs_f64(),
         std::thread::available_parallelism()
             .map(|n| n.get())
@@ -352,10 +502,10 @@ fn main() {
     for (k, v) in &t.codes {
         report.push_str(&format!("- {k}: {v}\n"));
     }
-    println!("{report}");
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let _ = std::fs::write(root.join("target/serve-load.md"), &report);
-    assert_eq!(server_errors, 0, "5xx responses under load");
-    assert_eq!(lost, 0, "lost updates under load");
-    assert_eq!(missing, 0, "publishes missing from the history");
+    Outcome {
+        report,
+        server_errors,
+        lost,
+        missing,
+    }
 }

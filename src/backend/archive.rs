@@ -54,9 +54,18 @@ pub struct ManifestSource {
     pub instance: String,
     /// The tenant it was exported from.
     pub tenant: String,
-    /// The git commit the tenant was last applied from, if known.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The git commit that holds exactly what the archive holds: the commit
+    /// the tenant was last applied from, when nothing changed since; else `null`.
+    #[serde(default)]
     pub commit: Option<String>,
+    /// The content is in no commit ferry knows (the store changed since its
+    /// last apply from git, or was never applied from git).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub dirty: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// `manifest.json`: what an archive holds and the hash of every entry.

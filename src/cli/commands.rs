@@ -23,9 +23,11 @@ use crate::service::pipeline::{self, TreePlan};
 pub fn run(cmd: Command, g: &Global, out: &Output, frontends: &super::Frontends) -> Result<i32> {
     match cmd {
         Command::Init { dir } => init(dir, out),
-        Command::Tenant(TenantCommand::Create { name, environment }) => {
-            tenant_create(g, out, &name, environment.as_deref())
-        }
+        Command::Tenant(TenantCommand::Create {
+            name,
+            environment,
+            force,
+        }) => tenant_create(g, out, &name, environment.as_deref(), force),
         Command::Tenant(TenantCommand::List) => tenant_list(g, out),
         Command::Vars(v) => super::vars::run(g, out, v),
         Command::Tenant(TenantCommand::Delete { name, yes, force }) => {
@@ -111,7 +113,7 @@ pub fn run(cmd: Command, g: &Global, out: &Output, frontends: &super::Frontends)
 pub(crate) fn open(g: &Global) -> Result<(Repo, Box<dyn Store>)> {
     let repo = Repo::discover(g.repo.as_deref())?;
     let url = repo.store_url(g.store.as_deref());
-    let store = store::open_with_fault(&url, &repo.root, fault_hook())?;
+    let store = super::remote::open_url(g, &url, &repo.root, fault_hook())?;
     Ok((repo, store))
 }
 
@@ -151,7 +153,13 @@ fn init(dir: Option<PathBuf>, out: &Output) -> Result<i32> {
     Ok(EXIT_OK)
 }
 
-fn tenant_create(g: &Global, out: &Output, name: &str, environment: Option<&str>) -> Result<i32> {
+fn tenant_create(
+    g: &Global,
+    out: &Output,
+    name: &str,
+    environment: Option<&str>,
+    force: bool,
+) -> Result<i32> {
     if !crate::domain::model::is_valid_name(name) {
         bail!("tenant name `{name}` must be lower-case letters, digits, `-`, `_` or `.`");
     }
@@ -169,6 +177,15 @@ fn tenant_create(g: &Global, out: &Output, name: &str, environment: Option<&str>
     } else {
         None
     };
+    if let Some(recipient) = existing.as_ref().and_then(|t| t.recipient.as_deref()) {
+        if !force && store.tenant(name).is_err() {
+            bail!(super::tenant::foreign_recipient(
+                &repo.tenant_rel(name),
+                name,
+                recipient
+            ));
+        }
+    }
     let record = store.create_tenant(
         name,
         environment.or(existing.as_ref().and_then(|t| t.environment.as_deref())),
@@ -260,12 +277,13 @@ fn export(
     message: Option<String>,
     force: bool,
 ) -> Result<i32> {
-    let (repo, store) = open(g)?;
+    let (repo, mut store) = open(g)?;
     let actor = super::identity::actor(g, Some(&repo));
     if commit {
         crate::service::gitplan::authorize_commit(store.as_ref(), &actor, tenant)?;
     }
     let spinner = out.spinner("exporting");
+    let drafts_at = store.tenant(tenant)?.revision;
     let (tree, scrubbed) = pipeline::export_tree_scrubbed(store.as_ref(), tenant)?;
     let dir = dir.unwrap_or_else(|| repo.tenant_dir(tenant));
     // An empty tenant exported over a tree would delete the whole tree (a
@@ -295,11 +313,11 @@ fn export(
     let committed = if commit {
         super::git::commit_export(
             &repo,
-            store.as_ref(),
+            store.as_mut(),
             &actor,
             tenant,
             &dir,
-            &tree.files,
+            (&tree.files, drafts_at),
             message,
         )?
     } else {
@@ -365,7 +383,8 @@ fn validate(
         (None, None) => bail!("say what to validate: --tenant T or a tenant folder\nhint: `ferry validate --tenant acme-dev`"),
     };
     let source = FolderSource::new(&dir);
-    let (diags, stats) = pipeline::validate_tree(&name, &source)?;
+    let store = store_at_hand(g);
+    let (diags, stats) = pipeline::validate_tree(&name, &source, store.as_deref())?;
     let ok = !has_errors(&diags);
     if out.json() {
         out.json_value(&serde_json::json!({
@@ -386,6 +405,20 @@ fn validate(
         }
     }
     Ok(if ok { EXIT_OK } else { EXIT_ERROR })
+}
+
+/// The repo's store, when there is one already (validate never creates one).
+fn store_at_hand(g: &Global) -> Option<Box<dyn Store>> {
+    let repo = Repo::discover(g.repo.as_deref()).ok()?;
+    let url = repo.store_url(g.store.as_deref());
+    if let Some(path) = url.strip_prefix("sqlite:") {
+        if !repo.root.join(path).is_file() {
+            return None;
+        }
+    }
+    store::open(&url, &repo.root)
+        .ok()
+        .map(|s| s as Box<dyn Store>)
 }
 
 /// Read the tree a plan needs and plan it against the store.
@@ -443,6 +476,12 @@ fn print_plan(out: &Output, plan: &Plan) {
     }
 }
 
+/// The hidden first line of a Markdown plan: a CI step finds the pull
+/// request's earlier plan comment by it and updates that comment in place.
+pub fn plan_marker(tenant: &str) -> String {
+    format!("<!-- ferry-plan:{tenant} -->")
+}
+
 /// A compact pull-request comment: a summary table and one collapsible
 /// section per resource, in the text plan's words; a multi-line field is a
 /// line diff (changed lines with a little context), as in the text plan.
@@ -450,8 +489,10 @@ pub fn plan_markdown(plan: &Plan) -> String {
     use super::output::{is_multiline, line_diff, show_value, DiffLine};
     let s = &plan.summary;
     let mut md = format!(
-        "### ferry plan for `{}`\n\n| create | update | unchanged | delete | conflict |\n|---:|---:|---:|---:|---:|\n| {} | {} | {} | {} | {} |\n\n",
-        plan.tenant, s.create, s.update, s.skip, s.delete, s.conflict
+        "{}\n### ferry plan for `{}`\n\n| create | update | unchanged | delete | conflict |\n|---:|---:|---:|---:|---:|\n| {} | {} | {} | {} | {} |\n\n",
+        plan_marker(&plan.tenant),
+        plan.tenant,
+        s.create, s.update, s.skip, s.delete, s.conflict
     );
     if let Some(c) = &plan.source_commit {
         md.push_str(&format!("From commit `{c}`.\n\n"));
@@ -478,7 +519,7 @@ pub fn plan_markdown(plan: &Plan) -> String {
             md.push_str(&format!("{r}\n\n"));
         }
         for c in &a.changes {
-            let (before, after) = (show_value(&c.before), show_value(&c.after));
+            let (before, after) = (show_value(&c.shown_before()), show_value(&c.shown_after()));
             if !is_multiline(c) {
                 md.push_str(&format!("`{}`: `{before}` → `{after}`\n\n", c.path));
                 continue;

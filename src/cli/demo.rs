@@ -84,6 +84,7 @@ pub fn run_demo(out: &Output, keep: bool, serve: ServeFn) -> Result<i32> {
         global: Global {
             repo: Some(repo.clone()),
             store: None,
+            token_file: None,
             output: super::Format::Text,
             actor: Some("demo".into()),
         },
@@ -156,9 +157,12 @@ pub fn run_demo(out: &Output, keep: bool, serve: ServeFn) -> Result<i32> {
 
     revert_promote_zip_segment(&d, tmp.path())?;
 
-    serve_segment(&d)?;
+    let base = serve_segment(&d)?;
 
     d.say("Done.");
+    out.status(&format!(
+        "The web UI of the demo's server was at {base}/ (sign in with an API token); `ferry serve` serves it"
+    ));
     if keep {
         let kept = tmp.keep();
         out.status(&format!(
@@ -336,7 +340,7 @@ fn demo_call(
 }
 
 /// The HTTP API: a token, a staging edit, the staging diff, a publish, over a real server on loopback.
-fn serve_segment(d: &Demo<'_>) -> Result<()> {
+fn serve_segment(d: &Demo<'_>) -> Result<String> {
     d.say("Serve the store over HTTP: a user, a token, and the staging API on a loopback port.");
     d.ferry(&["user", "add", "demo"])?;
     let mut store = crate::backend::store::open(crate::cli::repo::DEFAULT_STORE, &d.repo)?;
@@ -436,7 +440,7 @@ fn serve_segment(d: &Demo<'_>) -> Result<()> {
         .join()
         .map_err(|_| anyhow!("the demo server failed"))?
         .map_err(|e| anyhow!(e))?;
-    result
+    result.map(|()| api.base)
 }
 
 fn edit_instructions(path: &Path) -> Result<()> {

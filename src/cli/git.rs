@@ -68,11 +68,11 @@ pub(crate) fn plan_ref(
 /// `export --commit`: commit the exported tenant folder (an editor's write).
 pub(crate) fn commit_export(
     repo: &Repo,
-    store: &dyn Store,
+    store: &mut dyn Store,
     actor: &Actor,
     tenant: &str,
     dir: &Path,
-    files: &BTreeMap<String, Vec<u8>>,
+    tree: (&BTreeMap<String, Vec<u8>>, u64),
     message: Option<String>,
 ) -> Result<Option<String>> {
     let Some(message) = message else {
@@ -91,7 +91,8 @@ pub(crate) fn commit_export(
         actor,
         &repo.root,
         tenant,
-        files,
+        tree.0,
+        tree.1,
         &message,
         git_identity().as_ref(),
     )

@@ -14,6 +14,7 @@ mod git;
 mod identity;
 mod output;
 mod promote;
+mod remote;
 pub mod repo;
 mod revert_guard;
 mod scaffold;
@@ -58,9 +59,12 @@ pub struct Global {
     /// The config repo (default: the nearest folder upwards holding ferry.toml).
     #[arg(long, global = true, value_name = "DIR")]
     pub repo: Option<PathBuf>,
-    /// The store URL: `sqlite:PATH` or `postgres://USER@HOST:PORT/DB` (default: from ferry.toml, else sqlite:.ferry/store.db under the repo).
+    /// The store URL: `sqlite:PATH`, `postgres://USER@HOST:PORT/DB` or a `ferry serve` at `http(s)://HOST[:PORT]` (default: from ferry.toml, else sqlite:.ferry/store.db under the repo).
     #[arg(long, global = true, value_name = "URL", env = "FERRY_STORE")]
     pub store: Option<String>,
+    /// The API token for a remote store, read from this file (default: $FERRY_TOKEN).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub token_file: Option<PathBuf>,
     /// Output format.
     #[arg(long, global = true, value_enum, default_value_t = Format::Text)]
     pub output: Format,
@@ -287,6 +291,9 @@ enum TenantCommand {
         /// The environment, e.g. dev.
         #[arg(long)]
         environment: Option<String>,
+        /// Replace the public key an existing tenant.toml names (another store's key).
+        #[arg(long)]
+        force: bool,
     },
     /// List the tenants in the store.
     List,

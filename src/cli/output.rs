@@ -274,13 +274,13 @@ pub fn line_diff(before: &str, after: &str) -> Vec<DiffLine> {
 
 /// Whether a field change is shown as a line diff (either side spans lines).
 pub fn is_multiline(c: &FieldChange) -> bool {
-    show_value(&c.before).contains('\n') || show_value(&c.after).contains('\n')
+    show_value(&c.shown_before()).contains('\n') || show_value(&c.shown_after()).contains('\n')
 }
 
 /// Render one field change as text lines (multi-line strings diffed line by line).
 pub fn change_lines(out: &Output, c: &FieldChange, indent: &str) -> Vec<String> {
-    let before = show_value(&c.before);
-    let after = show_value(&c.after);
+    let before = show_value(&c.shown_before());
+    let after = show_value(&c.shown_after());
     let mut lines = Vec::new();
     if is_multiline(c) {
         lines.push(format!("{indent}{}:", c.path));

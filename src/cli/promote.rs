@@ -11,8 +11,9 @@ use super::commands::open;
 use super::output::{change_lines, Output, Style};
 use super::repo::Repo;
 use super::{Global, EXIT_OK};
-use crate::backend::store::{self, Store, StoreError};
+use crate::backend::store::{Store, StoreError};
 use crate::domain::access::Role;
+use crate::domain::chain::Chain;
 use crate::domain::model::Kind;
 use crate::domain::plan::ActionKind;
 use crate::domain::tree::folder::write_tree;
@@ -56,6 +57,9 @@ pub struct PromoteArgs {
     /// The store that holds the target tenant (default: the same store).
     #[arg(long, value_name = "URL")]
     pub to_store: Option<String>,
+    /// Promote even against ferry.toml's `[promotion] chain` (backward, or skipping a tenant); the promotion is recorded as against the chain.
+    #[arg(long)]
+    pub against_chain: bool,
 }
 
 /// A store error kept as itself, so the CLI's hints (the closest tenant,
@@ -65,6 +69,9 @@ fn store_hint(e: StoreError) -> anyhow::Error {
 }
 
 fn promote_error(e: PromoteError) -> anyhow::Error {
+    if let Some(h) = e.hint() {
+        return anyhow!("{e}\nhint: {h}");
+    }
     match e {
         PromoteError::Store(s) => store_hint(s),
         PromoteError::Apply(crate::service::apply::ApplyError::Store(StoreError::Stale {
@@ -157,6 +164,16 @@ fn declared_variables(repo: &Repo, tenant: &str) -> Result<Option<Vec<String>>> 
     Ok(Some(tf.variables))
 }
 
+/// The promotion chain of `ferry.toml`, checked.
+fn chain_of(repo: &Repo) -> Result<Chain> {
+    Chain::new(repo.config.promotion.chain.clone()).map_err(|e| {
+        anyhow!(
+            "{}: [promotion] chain: {e}\nhint: list each tenant once, in promotion order",
+            repo.root.join(super::repo::CONFIG_FILE).display()
+        )
+    })
+}
+
 fn action_symbol(out: &Output, a: ActionKind) -> String {
     let (sym, style) = match a {
         ActionKind::Create => ("+", Style::Green),
@@ -229,7 +246,7 @@ pub fn promote(g: &Global, out: &Output, args: &PromoteArgs) -> Result<i32> {
     let (repo, mut store) = open(g)?;
     let source_url = repo.store_url(g.store.as_deref());
     let mut other: Option<Box<dyn Store>> = match &args.to_store {
-        Some(url) if *url != source_url => Some(store::open(url, &repo.root)?),
+        Some(url) if *url != source_url => Some(super::remote::open_url(g, url, &repo.root, None)?),
         _ => None,
     };
     let request = Request {
@@ -238,6 +255,8 @@ pub fn promote(g: &Global, out: &Output, args: &PromoteArgs) -> Result<i32> {
         step,
         same_store: other.is_none(),
         defined_variables: declared_variables(&repo, &args.to)?,
+        chain: chain_of(&repo)?,
+        against_chain: args.against_chain,
     };
     let promotion = {
         let target: &dyn Store = other.as_deref().unwrap_or(store.as_ref());

@@ -79,7 +79,7 @@ pub(crate) fn store_location(g: &Global) -> Result<(Option<Repo>, String, PathBu
 /// Open the store for the server.
 fn open_store(g: &Global) -> Result<(Option<Repo>, Box<dyn Store + Send>)> {
     let (repo, url, base) = store_location(g)?;
-    Ok((repo, store::open(&url, &base)?))
+    Ok((repo, super::remote::open_url(g, &url, &base, None)?))
 }
 
 /// The publish tagger of the repo the server runs in, if it is a git repository.

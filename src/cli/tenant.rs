@@ -1,19 +1,12 @@
 //! Tenant housekeeping at the edge: the warning when the store file could be
-//! committed to git, and `ferry tenant delete` with its guards.
+//! committed to git, and `ferry tenant delete` over `service::tenants`.
 
 use anyhow::{bail, Result};
 
 use super::output::Output;
 use super::repo::Repo;
 use super::{Global, EXIT_OK};
-use crate::backend::store::{Store, TenantAdmin};
-
-/// The store's tenant housekeeping, or a clear error when this store has none.
-pub(crate) fn admin_mut(store: &mut dyn Store) -> Result<&mut dyn TenantAdmin> {
-    store
-        .tenant_admin_mut()
-        .ok_or_else(|| anyhow::anyhow!("this store cannot keep tenant variables or delete tenants"))
-}
+use crate::service::tenants::{self, Dependant, TenantError};
 
 /// The `.gitignore` line that keeps the store file at `rel` (relative to the work tree) out of git.
 fn ignore_line(rel: &str) -> String {
@@ -48,27 +41,7 @@ pub(crate) fn warn_if_store_committable(out: &Output, repo: &Repo, store_url: &s
     }
 }
 
-/// The resources of other tenants whose `syncedFrom` names `tenant`: (tenant, kind, name).
-fn dependants(store: &dyn Store, tenant: &str) -> Result<Vec<(String, String, String)>> {
-    let mut found = Vec::new();
-    for t in store.tenants()? {
-        if t.name == tenant {
-            continue;
-        }
-        for r in store.all_drafts(&t.name)? {
-            if r.metadata
-                .synced_from
-                .as_ref()
-                .is_some_and(|s| s.tenant == tenant)
-            {
-                found.push((t.name.clone(), r.kind().to_string(), r.name().to_string()));
-            }
-        }
-    }
-    Ok(found)
-}
-
-/// `ferry tenant delete T --yes [--force]`.
+/// `ferry tenant delete T --yes [--force]`: the owner's check and the lineage guard first, then `--yes`.
 pub(crate) fn tenant_delete(
     g: &Global,
     out: &Output,
@@ -77,32 +50,20 @@ pub(crate) fn tenant_delete(
     force: bool,
 ) -> Result<i32> {
     let (repo, mut store) = super::commands::open(g)?;
-    let record = store.tenant(tenant)?;
-    let users = dependants(store.as_ref(), tenant)?;
-    if !users.is_empty() && !force {
-        let mut lines = vec![format!(
-            "tenant `{tenant}` is the origin (syncedFrom) of {} resource(s) in other tenants:",
-            users.len()
-        )];
-        lines.extend(
-            users
-                .iter()
-                .take(10)
-                .map(|(t, k, n)| format!("  {t}: {k} {n}")),
-        );
-        if users.len() > 10 {
-            lines.push(format!("  and {} more", users.len() - 10));
+    let actor = super::identity::actor(g, Some(&repo));
+    let record = match tenants::check_delete(store.as_ref(), &actor, tenant, force) {
+        Err(TenantError::Origin { dependants, .. }) => {
+            bail!("{}", origin_refusal(tenant, &dependants))
         }
-        lines.push("hint: pass --force to delete it anyway; their lineage then names a tenant that is gone".into());
-        bail!("{}", lines.join("\n"));
-    }
+        other => other?,
+    };
     if !yes {
         bail!(
             "deleting tenant `{tenant}` removes its {} resource(s), published versions and variables from the store\nhint: pass --yes to delete it",
             record.resources
         );
     }
-    admin_mut(store.as_mut())?.delete_tenant(tenant)?;
+    tenants::delete(store.as_mut(), &actor, tenant, force)?;
     if out.json() {
         out.json_value(
             &serde_json::json!({"tenant": tenant, "deleted": true, "resources": record.resources}),
@@ -118,6 +79,40 @@ pub(crate) fn tenant_delete(
         ));
     }
     Ok(EXIT_OK)
+}
+
+/// Why `tenant create` refuses a folder whose tenant.toml names a public key
+/// this store does not hold (another store's tenant, or a deleted one).
+pub(crate) fn foreign_recipient(folder: &str, tenant: &str, recipient: &str) -> String {
+    format!(
+        "{folder}/tenant.toml already names a public key ({recipient}) that this store holds no private key for: \
+         another store has tenant `{tenant}`, or had it. Creating it here would replace that key, and every \
+         `ENC[age,…]` value in the folder would stop decrypting where it is applied now\n\
+         hint: point --store (or FERRY_STORE) at the store that holds tenant `{tenant}`; or pass --force to give it a \
+         new key here, then encrypt its secrets again with `ferry secret encrypt --tenant {tenant}`"
+    )
+}
+
+/// The refusal of a tenant others came from: the first ten of those resources, and the way past.
+fn origin_refusal(tenant: &str, dependants: &[Dependant]) -> String {
+    let mut lines = vec![format!(
+        "tenant `{tenant}` is the origin (syncedFrom) of {} resource(s) in other tenants:",
+        dependants.len()
+    )];
+    lines.extend(
+        dependants
+            .iter()
+            .take(10)
+            .map(|d| format!("  {}: {} {}", d.tenant, d.kind, d.name)),
+    );
+    if dependants.len() > 10 {
+        lines.push(format!("  and {} more", dependants.len() - 10));
+    }
+    lines.push(
+        "hint: pass --force to delete it anyway; their lineage then names a tenant that is gone"
+            .into(),
+    );
+    lines.join("\n")
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ use super::output::Output;
 use super::{Global, EXIT_ERROR, EXIT_OK};
 use crate::backend::archive::{self, Limits, ManifestSource};
 use crate::backend::store::Store;
+use crate::domain::tagging::PublishTagger;
 use crate::domain::tree::folder::FolderSource;
 use crate::domain::tree::{MemoryTree, TreeSource};
 use crate::service::access::Actor;
@@ -316,7 +317,7 @@ fn scoped(store: &dyn Store, r: &ExportRequest) -> Result<zip_export::Scoped> {
 
 /// `ferry zip export`: the resource tree with `--preview`, else the ZIP.
 fn export(g: &Global, out: &Output, r: &ExportRequest, preview: bool) -> Result<i32> {
-    let (_, store) = open(g)?;
+    let (repo, store) = open(g)?;
     let scoped = scoped(store.as_ref(), r)?;
     if preview {
         print_export_preview(out, &r.tenant, &scoped);
@@ -332,6 +333,9 @@ fn export(g: &Global, out: &Output, r: &ExportRequest, preview: bool) -> Result<
         r.selected.as_deref(),
         &r.stamp.instance,
         &r.stamp.created_at(),
+        super::serve::repo_tagger(Some(&repo))
+            .as_deref()
+            .map(|t| t as &dyn PublishTagger),
     )?;
     write_atomic(file, &made.bytes)?;
     if out.json() {
@@ -394,6 +398,7 @@ fn pack(out: &Output, dir: &Path, file: &Path, stamp: &Stamp) -> Result<i32> {
         instance: stamp.instance.clone(),
         tenant: tenant_of_tree(&tree),
         commit: None,
+        dirty: false,
     };
     let (bytes, rewritten) = archive::pack(&tree, source, &stamp.created_at())?;
     write_atomic(file, &bytes)?;

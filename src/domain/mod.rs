@@ -4,7 +4,7 @@
 //! names resolve to IDs ([`validate`]), and a plan is the difference of two
 //! models ([`plan`]). Publishing, reverting and structural matching are
 //! pure functions of models too ([`publish`], [`matching`]), and so are
-//! roles ([`access`]), IDs ([`ids`]) and the secret formats ([`secrets`]).
+//! roles ([`access`]), the promotion order ([`chain`]), IDs ([`ids`]) and the secret formats ([`secrets`]).
 //! The JSON shapes the front ends answer in are [`answer`].
 //! A publish tags git through the [`tagging`] port, which a back end implements.
 //! Nothing here prints, reads the environment, opens a store or names git,
@@ -12,6 +12,7 @@
 
 pub mod access;
 pub mod answer;
+pub mod chain;
 pub mod diagnostic;
 pub mod ids;
 pub mod matching;

@@ -19,7 +19,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::domain::model::{Kind, Metadata, Resource, Spec};
-use crate::domain::state::{content_hash, Index};
+use crate::domain::secrets::abbreviate_value;
+use crate::domain::state::{content_hash, Index, IndexEntry};
 use crate::domain::validate::{render_names, Desired, Names};
 use rayon::prelude::*;
 
@@ -90,8 +91,10 @@ impl ActionKind {
     }
 }
 
-/// One changed field.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One changed field. It serializes (plans, previews, HTTP bodies) with
+/// plain-text credentials hidden ([`crate::domain::secrets::shown`]); the
+/// writes come from payloads, never from these values.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct FieldChange {
     /// Dotted path, e.g. `spec.instructions`.
     pub path: String,
@@ -99,6 +102,29 @@ pub struct FieldChange {
     pub before: Value,
     /// The value in the tree (`null` when absent).
     pub after: Value,
+}
+
+impl FieldChange {
+    /// The value before, as it may be shown.
+    pub fn shown_before(&self) -> Value {
+        crate::domain::secrets::shown(&self.path, &self.before)
+    }
+
+    /// The value after, as it may be shown.
+    pub fn shown_after(&self) -> Value {
+        crate::domain::secrets::shown(&self.path, &self.after)
+    }
+}
+
+impl Serialize for FieldChange {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("FieldChange", 3)?;
+        st.serialize_field("path", &self.path)?;
+        st.serialize_field("before", &self.shown_before())?;
+        st.serialize_field("after", &self.shown_after())?;
+        st.end()
+    }
 }
 
 /// What an action would write: the resource in stored form.
@@ -354,10 +380,11 @@ pub fn diff_values(path: &str, a: &Value, b: &Value, out: &mut Vec<FieldChange>)
                 diff_values(&format!("{path}[{i}]"), ea, eb, out);
             }
         }
+        // Field changes are for people: ciphertext is shown abbreviated.
         _ => out.push(FieldChange {
             path: path.to_string(),
-            before: a.clone(),
-            after: b.clone(),
+            before: abbreviate_value(a),
+            after: abbreviate_value(b),
         }),
     }
 }
@@ -421,6 +448,13 @@ pub struct DiffInput<'a> {
 pub type FetchDrafts<'a, E> = dyn Fn(&[String]) -> Result<Vec<Resource>, E> + 'a;
 
 /// Compute a plan. `fetch` returns the stored drafts of the given IDs.
+///
+/// The steps: [`compare_with_index`] sorts the desired resources into
+/// creates, updates and unchanged ones by content hash; [`upsert_actions`]
+/// orders creates and updates top-down with their field changes (only the
+/// updated drafts are fetched); the resources the tree no longer has are
+/// then deleted bottom-up with prune ([`delete_actions`]) or reported as
+/// absent ([`absent_of`]).
 pub fn diff<E>(
     input: DiffInput<'_>,
     options: DiffOptions,
@@ -438,35 +472,9 @@ pub fn diff<E>(
         skip: unchanged.len(),
         ..Summary::default()
     };
-    let mut refresh = Vec::new();
-    let mut creates: Vec<(Resource, String)> = Vec::new();
-    let mut updates: Vec<(Resource, String)> = Vec::new();
-    let mut desired_ids: HashSet<String> = HashSet::with_capacity(desired.len());
-    let hashes: Vec<String> = desired
-        .par_iter()
-        .map(|d| content_hash(&d.resource))
-        .collect();
-    for (d, hash) in desired.into_iter().zip(hashes) {
-        let id = d.resource.id().unwrap_or_default().to_string();
-        desired_ids.insert(id.clone());
-        match index.get(&id) {
-            None => creates.push((d.resource, d.hash)),
-            Some(e) => {
-                if e.content_hash == hash {
-                    summary.skip += 1;
-                    if e.file_hash != d.hash {
-                        refresh.push(HashRefresh {
-                            id,
-                            file_hash: d.hash,
-                        });
-                    }
-                } else {
-                    updates.push((d.resource, d.hash));
-                }
-            }
-        }
-    }
-    let update_ids: Vec<String> = updates
+    let compared = compare_with_index(desired, index, &mut summary);
+    let update_ids: Vec<String> = compared
+        .updates
         .iter()
         .map(|(r, _)| r.id().unwrap_or_default().to_string())
         .collect();
@@ -474,13 +482,104 @@ pub fn diff<E>(
         .into_iter()
         .filter_map(|r| r.id().map(|id| (id.to_string(), r.clone())))
         .collect();
-
-    // Create and update, top-down.
-    let mut upserts: Vec<(ActionKind, Resource, String)> = creates
+    let upserts = compared
+        .creates
         .into_iter()
         .map(|(r, h)| (ActionKind::Create, r, h))
-        .chain(updates.into_iter().map(|(r, h)| (ActionKind::Update, r, h)))
+        .chain(
+            compared
+                .updates
+                .into_iter()
+                .map(|(r, h)| (ActionKind::Update, r, h)),
+        )
         .collect();
+    let mut actions = upsert_actions(upserts, &current, index, names, &mut summary);
+
+    let gone: Vec<&IndexEntry> = index
+        .entries()
+        .iter()
+        .filter(|e| !compared.desired_ids.contains(&e.id) && !unchanged.contains(e.id.as_str()))
+        .collect();
+    let absent = if options.prune {
+        let updated: HashSet<&str> = update_ids.iter().map(String::as_str).collect();
+        let deletes = delete_actions(&gone, &actions, index, &updated, &mut summary);
+        actions.extend(deletes);
+        Vec::new()
+    } else {
+        absent_of(&gone)
+    };
+    let mut refresh = compared.refresh;
+    refresh.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(Plan {
+        tenant: tenant.to_string(),
+        base_revision,
+        summary,
+        actions,
+        absent,
+        refresh,
+        source_commit: None,
+        drift: Vec::new(),
+        warnings: Vec::new(),
+    })
+}
+
+/// A resource to write and its unit hash.
+type Staged = (Resource, String);
+
+/// The desired resources sorted against the index.
+struct Compared {
+    /// Not in the index.
+    creates: Vec<Staged>,
+    /// In the index with other content.
+    updates: Vec<Staged>,
+    /// Equal content, new file bytes: the unit hash to refresh.
+    refresh: Vec<HashRefresh>,
+    /// Every desired ID.
+    desired_ids: HashSet<String>,
+}
+
+/// Sort the desired resources by their content hash against the index:
+/// creates, updates, and unchanged ones (counted as skips in `summary`).
+fn compare_with_index(desired: Vec<Desired>, index: &Index, summary: &mut Summary) -> Compared {
+    let mut out = Compared {
+        creates: Vec::new(),
+        updates: Vec::new(),
+        refresh: Vec::new(),
+        desired_ids: HashSet::with_capacity(desired.len()),
+    };
+    let hashes: Vec<String> = desired
+        .par_iter()
+        .map(|d| content_hash(&d.resource))
+        .collect();
+    for (d, hash) in desired.into_iter().zip(hashes) {
+        let id = d.resource.id().unwrap_or_default().to_string();
+        out.desired_ids.insert(id.clone());
+        match index.get(&id) {
+            None => out.creates.push((d.resource, d.hash)),
+            Some(e) if e.content_hash == hash => {
+                summary.skip += 1;
+                if e.file_hash != d.hash {
+                    out.refresh.push(HashRefresh {
+                        id,
+                        file_hash: d.hash,
+                    });
+                }
+            }
+            Some(_) => out.updates.push((d.resource, d.hash)),
+        }
+    }
+    out
+}
+
+/// The create and update actions, top-down along references; an update
+/// carries its field changes against `current` (the stored drafts).
+fn upsert_actions(
+    mut upserts: Vec<(ActionKind, Resource, String)>,
+    current: &HashMap<String, Resource>,
+    index: &Index,
+    names: &dyn Names,
+    summary: &mut Summary,
+) -> Vec<Action> {
     let order = topo(
         &upserts
             .iter()
@@ -523,100 +622,98 @@ pub fn diff<E>(
             staged: Some(Box::new((resource, hash))),
         });
     }
+    actions
+}
 
-    // Absent resources: reported, or deleted bottom-up with prune.
-    let gone: Vec<&crate::domain::state::IndexEntry> = index
-        .entries()
-        .iter()
-        .filter(|e| !desired_ids.contains(&e.id) && !unchanged.contains(e.id.as_str()))
-        .collect();
-    let mut absent = Vec::new();
-    if options.prune {
-        let gone_ids: HashSet<&str> = gone.iter().map(|e| e.id.as_str()).collect();
-        // Who still references what would be deleted (from outside the delete set)?
-        let mut referrers: BTreeMap<&str, Vec<String>> = BTreeMap::new();
-        for a in &actions {
-            if let Some(s) = &a.staged {
-                for (_, t) in s.0.refs() {
-                    if let Some(t) = gone_ids.get(t.as_str()) {
-                        referrers.entry(t).or_default().push(a.name.clone());
-                    }
+/// Who still references each resource that would be deleted, from outside
+/// the delete set: the resources being written (`actions`), and the stored
+/// ones neither deleted nor `updated` (an update's references are its new ones).
+fn referrers_of<'a>(
+    gone: &[&'a IndexEntry],
+    actions: &[Action],
+    index: &Index,
+    updated: &HashSet<&str>,
+) -> BTreeMap<&'a str, Vec<String>> {
+    let gone_ids: HashSet<&'a str> = gone.iter().map(|e| e.id.as_str()).collect();
+    let mut referrers: BTreeMap<&'a str, Vec<String>> = BTreeMap::new();
+    for a in actions {
+        if let Some(s) = &a.staged {
+            for (_, t) in s.0.refs() {
+                if let Some(&t) = gone_ids.get(t.as_str()) {
+                    referrers.entry(t).or_default().push(a.name.clone());
                 }
             }
         }
-        let updated: HashSet<&str> = update_ids.iter().map(String::as_str).collect();
-        for e in index.entries() {
-            if gone_ids.contains(e.id.as_str()) || updated.contains(e.id.as_str()) {
-                continue;
-            }
-            for t in &e.refs {
-                if let Some(t) = gone_ids.get(t.as_str()) {
-                    referrers.entry(t).or_default().push(e.name.clone());
-                }
-            }
-        }
-        let order = topo(
-            &gone
-                .iter()
-                .map(|e| (e.id.clone(), e.kind, e.name.clone(), e.refs.clone()))
-                .collect::<Vec<_>>(),
-        );
-        for i in order.into_iter().rev() {
-            let e = gone[i];
-            match referrers.get(e.id.as_str()) {
-                Some(by) => {
-                    summary.conflict += 1;
-                    actions.push(Action {
-                        action: ActionKind::Conflict,
-                        kind: e.kind,
-                        name: e.name.clone(),
-                        id: e.id.clone(),
-                        changes: Vec::new(),
-                        reason: Some(format!(
-                            "not deleted: still referenced by {}",
-                            by.join(", ")
-                        )),
-                        payload: None,
-                        staged: None,
-                    });
-                }
-                None => {
-                    summary.delete += 1;
-                    actions.push(Action {
-                        action: ActionKind::Delete,
-                        kind: e.kind,
-                        name: e.name.clone(),
-                        id: e.id.clone(),
-                        changes: Vec::new(),
-                        reason: None,
-                        payload: None,
-                        staged: None,
-                    });
-                }
-            }
-        }
-    } else {
-        for e in gone {
-            absent.push(Absent {
-                kind: e.kind,
-                name: e.name.clone(),
-                id: e.id.clone(),
-            });
-        }
-        absent.sort_by(|a, b| (a.kind, &a.name).cmp(&(b.kind, &b.name)));
     }
-    refresh.sort_by(|a, b| a.id.cmp(&b.id));
-    Ok(Plan {
-        tenant: tenant.to_string(),
-        base_revision,
-        summary,
-        actions,
-        absent,
-        refresh,
-        source_commit: None,
-        drift: Vec::new(),
-        warnings: Vec::new(),
-    })
+    for e in index.entries() {
+        if gone_ids.contains(e.id.as_str()) || updated.contains(e.id.as_str()) {
+            continue;
+        }
+        for t in &e.refs {
+            if let Some(&t) = gone_ids.get(t.as_str()) {
+                referrers.entry(t).or_default().push(e.name.clone());
+            }
+        }
+    }
+    referrers
+}
+
+/// With prune: the resources the tree no longer has, deleted bottom-up; one
+/// still referenced from outside the delete set is a conflict instead.
+fn delete_actions(
+    gone: &[&IndexEntry],
+    actions: &[Action],
+    index: &Index,
+    updated: &HashSet<&str>,
+    summary: &mut Summary,
+) -> Vec<Action> {
+    let referrers = referrers_of(gone, actions, index, updated);
+    let order = topo(
+        &gone
+            .iter()
+            .map(|e| (e.id.clone(), e.kind, e.name.clone(), e.refs.clone()))
+            .collect::<Vec<_>>(),
+    );
+    let mut out = Vec::with_capacity(gone.len());
+    for i in order.into_iter().rev() {
+        let e = gone[i];
+        let (action, reason) = match referrers.get(e.id.as_str()) {
+            Some(by) => {
+                summary.conflict += 1;
+                let reason = format!("not deleted: still referenced by {}", by.join(", "));
+                (ActionKind::Conflict, Some(reason))
+            }
+            None => {
+                summary.delete += 1;
+                (ActionKind::Delete, None)
+            }
+        };
+        out.push(Action {
+            action,
+            kind: e.kind,
+            name: e.name.clone(),
+            id: e.id.clone(),
+            changes: Vec::new(),
+            reason,
+            payload: None,
+            staged: None,
+        });
+    }
+    out
+}
+
+/// Without prune: the resources the tree no longer has, by kind and name.
+fn absent_of(gone: &[&IndexEntry]) -> Vec<Absent> {
+    let mut absent: Vec<Absent> = gone
+        .iter()
+        .map(|e| Absent {
+            kind: e.kind,
+            name: e.name.clone(),
+            id: e.id.clone(),
+        })
+        .collect();
+    absent.sort_by(|a, b| (a.kind, &a.name).cmp(&(b.kind, &b.name)));
+    absent
 }
 
 /// Order items so that each comes after what it references: by kind, then
@@ -662,4 +759,190 @@ pub fn topo(items: &[(String, Kind, String, Vec<String>)]) -> Vec<usize> {
         }
     }
     out
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A resource of `kind` from its stored-form spec (test data).
+    pub(crate) fn res(kind: &str, id: &str, name: &str, spec: Value) -> Resource {
+        resource_from_document(
+            &serde_json::json!({"apiVersion": "ferry/v1", "kind": kind,
+                "metadata": {"id": id, "name": name}, "spec": spec}),
+            None,
+        )
+        .unwrap()
+    }
+
+    fn connection(id: &str, name: &str) -> Resource {
+        res(
+            "Connection",
+            id,
+            name,
+            serde_json::json!({"type": "http", "baseUrl": "https://crm.example"}),
+        )
+    }
+
+    fn tool(id: &str, name: &str, connection: Option<&str>) -> Resource {
+        let mut spec = serde_json::json!({"type": "http"});
+        if let Some(c) = connection {
+            spec["connection"] = c.into();
+        }
+        res("Tool", id, name, spec)
+    }
+
+    fn entry(r: &Resource, file_hash: &str) -> IndexEntry {
+        IndexEntry {
+            id: r.id().unwrap().to_string(),
+            kind: r.kind(),
+            name: r.name().to_string(),
+            content_hash: content_hash(r),
+            file_hash: file_hash.to_string(),
+            refs: r.refs().into_iter().map(|(_, t)| t).collect(),
+            revision: 1,
+        }
+    }
+
+    fn desired(r: &Resource, hash: &str) -> Desired {
+        Desired {
+            path: resource_path_of(r),
+            hash: hash.to_string(),
+            resource: r.clone(),
+        }
+    }
+
+    fn resource_path_of(r: &Resource) -> String {
+        crate::domain::model::resource_path(r.kind(), r.name())
+    }
+
+    #[test]
+    fn compare_with_index_sorts_by_content_hash() {
+        let same = connection("con_1", "crm");
+        let reformatted = connection("con_2", "erp");
+        let changed = tool("tol_1", "lookup", None);
+        let index = Index::new(vec![
+            entry(&same, "h1"),
+            entry(&reformatted, "h2"),
+            entry(&tool("tol_1", "lookup", Some("con_1")), "h3"),
+        ]);
+        let new = tool("tol_2", "fresh", None);
+        let mut summary = Summary::default();
+        let c = compare_with_index(
+            vec![
+                desired(&same, "h1"),
+                desired(&reformatted, "h2-new"),
+                desired(&changed, "h3"),
+                desired(&new, "h4"),
+            ],
+            &index,
+            &mut summary,
+        );
+        assert_eq!(summary.skip, 2);
+        assert_eq!(c.creates, vec![(new, "h4".to_string())]);
+        assert_eq!(c.updates, vec![(changed, "h3".to_string())]);
+        assert_eq!(
+            c.refresh,
+            vec![HashRefresh {
+                id: "con_2".into(),
+                file_hash: "h2-new".into()
+            }]
+        );
+        assert_eq!(c.desired_ids.len(), 4);
+    }
+
+    #[test]
+    fn upsert_actions_come_top_down_with_the_changes_of_updates() {
+        let old = tool("tol_1", "lookup", None);
+        let index = Index::new(vec![entry(&old, "h")]);
+        let conn = connection("con_1", "crm");
+        let new = tool("tol_1", "lookup", Some("con_1"));
+        let mut summary = Summary::default();
+        let current: HashMap<String, Resource> = [("tol_1".to_string(), old)].into();
+        let mut names = crate::domain::validate::NameTable::of_resources([&conn, &new]);
+        names.insert(Kind::Tool, "lookup", "tol_1");
+        let actions = upsert_actions(
+            vec![
+                (ActionKind::Update, new, "h2".into()),
+                (ActionKind::Create, conn, "h1".into()),
+            ],
+            &current,
+            &index,
+            &names,
+            &mut summary,
+        );
+        let order: Vec<(&str, ActionKind)> =
+            actions.iter().map(|a| (a.id.as_str(), a.action)).collect();
+        assert_eq!(
+            order,
+            [("con_1", ActionKind::Create), ("tol_1", ActionKind::Update)]
+        );
+        assert_eq!((summary.create, summary.update), (1, 1));
+        assert_eq!(actions[1].changes[0].path, "spec.connection");
+        assert_eq!(actions[1].changes[0].after, "crm");
+        assert!(actions[0].changes.is_empty());
+    }
+
+    #[test]
+    fn delete_actions_come_bottom_up_and_spare_what_is_still_referenced() {
+        let conn = connection("con_1", "crm");
+        let user = tool("tol_1", "lookup", Some("con_1"));
+        let lone = connection("con_2", "erp");
+        let index = Index::new(vec![
+            entry(&conn, "a"),
+            entry(&user, "b"),
+            entry(&lone, "c"),
+        ]);
+        let gone: Vec<&IndexEntry> = index.entries().iter().filter(|e| e.id != "tol_1").collect();
+        let mut summary = Summary::default();
+        let actions = delete_actions(&gone, &[], &index, &HashSet::new(), &mut summary);
+        let by_id: HashMap<&str, &Action> = actions.iter().map(|a| (a.id.as_str(), a)).collect();
+        assert_eq!(by_id["con_2"].action, ActionKind::Delete);
+        assert_eq!(by_id["con_1"].action, ActionKind::Conflict);
+        assert_eq!(
+            by_id["con_1"].reason.as_deref(),
+            Some("not deleted: still referenced by lookup")
+        );
+        assert_eq!((summary.delete, summary.conflict), (1, 1));
+
+        // An update that drops the reference frees the connection.
+        let updated: HashSet<&str> = ["tol_1"].into();
+        let mut summary = Summary::default();
+        let actions = delete_actions(&gone, &[], &index, &updated, &mut summary);
+        assert!(actions.iter().all(|a| a.action == ActionKind::Delete));
+    }
+
+    #[test]
+    fn referrers_of_counts_what_is_being_written() {
+        let conn = connection("con_1", "crm");
+        let index = Index::new(vec![entry(&conn, "a")]);
+        let gone: Vec<&IndexEntry> = index.entries().iter().collect();
+        let writes = Action {
+            action: ActionKind::Create,
+            kind: Kind::Tool,
+            name: "new-tool".into(),
+            id: "tol_9".into(),
+            changes: Vec::new(),
+            reason: None,
+            payload: None,
+            staged: Some(Box::new((
+                tool("tol_9", "new-tool", Some("con_1")),
+                "h".into(),
+            ))),
+        };
+        let r = referrers_of(&gone, &[writes], &index, &HashSet::new());
+        assert_eq!(r["con_1"], ["new-tool"]);
+    }
+
+    #[test]
+    fn absent_of_lists_by_kind_then_name() {
+        let index = Index::new(vec![
+            entry(&tool("tol_1", "b-tool", None), "a"),
+            entry(&tool("tol_2", "a-tool", None), "b"),
+            entry(&connection("con_1", "z-conn"), "c"),
+        ]);
+        let gone: Vec<&IndexEntry> = index.entries().iter().collect();
+        let names: Vec<String> = absent_of(&gone).into_iter().map(|a| a.name).collect();
+        assert_eq!(names, ["z-conn", "a-tool", "b-tool"]);
+    }
 }

@@ -19,8 +19,9 @@ use crate::domain::plan::{
 use crate::domain::state::content_hash;
 use crate::domain::validate::{render_names, NameTable};
 
-/// One changed field between production and staging.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One changed field between production and staging. It serializes with
+/// plain-text credentials hidden ([`crate::domain::secrets::shown`]).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct StagingChange {
     /// Dotted path, e.g. `spec.instructions`.
     pub path: String,
@@ -28,6 +29,18 @@ pub struct StagingChange {
     pub production: Value,
     /// The staging value (`null` when absent).
     pub staging: Value,
+}
+
+impl Serialize for StagingChange {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let shown = |v| crate::domain::secrets::shown(&self.path, v);
+        let mut st = s.serialize_struct("StagingChange", 3)?;
+        st.serialize_field("path", &self.path)?;
+        st.serialize_field("production", &shown(&self.production))?;
+        st.serialize_field("staging", &shown(&self.staging))?;
+        st.end()
+    }
 }
 
 /// How a resource differs between production and staging.
@@ -254,14 +267,7 @@ pub fn staging_diff(
                 continue;
             }
         }
-        let changes: Vec<StagingChange> = resource_changes(pr, st, &names)
-            .into_iter()
-            .map(|c| StagingChange {
-                path: c.path,
-                production: c.before,
-                staging: c.after,
-            })
-            .collect();
+        let changes = staging_changes(pr, st, &names);
         let (status, r) = match (st, pr) {
             (Some(a), Some(_)) => (Status::Updated, a),
             (Some(a), None) => (Status::Created, a),
@@ -482,199 +488,340 @@ fn unflatten(map: &BTreeMap<Path, Value>) -> Value {
     root
 }
 
+/// A field's value as a revert preview shows it: ciphertext abbreviated.
 fn show(v: Option<&Value>) -> Value {
-    v.cloned().unwrap_or(Value::Null)
+    v.map(crate::domain::secrets::abbreviate_value)
+        .unwrap_or(Value::Null)
 }
 
 /// Take one publish's changes back out of staging: a field-level three-way
 /// revert (base = before the publish, theirs = what it published, ours = the
 /// draft now). A field still equal to what the publish made goes back to
 /// base; a field changed again since is a conflict and is kept.
+///
+/// The steps: each resource of the publish is reverted on its own
+/// ([`Revert::resource`]); then drafts the publish created that a kept draft
+/// still references are kept after all ([`still_referenced`],
+/// [`Revert::keep_referenced`]).
 pub fn revert(pairs: &[VersionPair], staging: &[Resource]) -> RevertOutcome {
-    let s = by_id(staging);
     let prior: Vec<Resource> = pairs
         .iter()
         .flat_map(|p| p.before.iter().chain(p.after.iter()).cloned())
         .collect();
-    let names = names_of(staging, &prior);
-    let mut out = RevertOutcome::default();
-    let mut deleting: HashSet<String> = HashSet::new();
-    let changes_of = |a: Option<&Resource>, b: Option<&Resource>| -> Vec<FieldChange> {
-        resource_changes(a, b, &names)
-    };
-    let conflict =
-        |r: &Resource, path: &str, reason: &str, b: Value, t: Value, o: Value| RevertConflict {
-            kind: r.kind(),
-            name: r.name().to_string(),
-            id: r.id().unwrap_or_default().to_string(),
-            path: path.to_string(),
-            reason: reason.to_string(),
-            base: b,
-            published: t,
-            staging: o,
-        };
-    let whole = |r: Option<&Resource>| {
-        r.map(|x| Value::String(content_hash(x)))
-            .unwrap_or(Value::Null)
+    let mut run = Revert {
+        staging: by_id(staging),
+        names: names_of(staging, &prior),
+        out: RevertOutcome::default(),
+        deleting: HashSet::new(),
     };
     for pair in pairs {
-        let ours = s.get(&pair.id).copied();
-        let same = |a: Option<&Resource>, b: Option<&Resource>| match (a, b) {
-            (Some(x), Some(y)) => content_hash(x) == content_hash(y),
-            (None, None) => true,
-            _ => false,
-        };
+        run.resource(pair);
+    }
+    let blocked = still_referenced(staging, &run.deleting, &run.out.upserts);
+    run.keep_referenced(&blocked);
+    let mut out = run.out;
+    out.resources
+        .sort_by(|a, b| (a.kind, &a.name).cmp(&(b.kind, &b.name)));
+    out.conflicts
+        .sort_by(|a, b| (a.kind, &a.name, &a.path).cmp(&(b.kind, &b.name, &b.path)));
+    out
+}
+
+/// A revert under way: the drafts by ID, the names values are shown with,
+/// what it does so far, and the drafts it would delete.
+struct Revert<'a> {
+    staging: BTreeMap<String, &'a Resource>,
+    names: NameTable,
+    out: RevertOutcome,
+    deleting: HashSet<String>,
+}
+
+/// Whether two optional resources hold the same content.
+fn same_content(a: Option<&Resource>, b: Option<&Resource>) -> bool {
+    match (a, b) {
+        (Some(x), Some(y)) => content_hash(x) == content_hash(y),
+        (None, None) => true,
+        _ => false,
+    }
+}
+
+/// A whole resource as a conflict shows it: its content hash, or `null`.
+fn whole(r: Option<&Resource>) -> Value {
+    r.map(|x| Value::String(content_hash(x)))
+        .unwrap_or(Value::Null)
+}
+
+/// A conflict on `r` at `path` (`""` for the whole resource).
+fn conflict(
+    r: &Resource,
+    path: &str,
+    reason: &str,
+    [base, published, staging]: [Value; 3],
+) -> RevertConflict {
+    RevertConflict {
+        kind: r.kind(),
+        name: r.name().to_string(),
+        id: r.id().unwrap_or_default().to_string(),
+        path: path.to_string(),
+        reason: reason.to_string(),
+        base,
+        published,
+        staging,
+    }
+}
+
+/// The field changes from `before` to `after` as staging changes (tree form).
+fn staging_changes(
+    before: Option<&Resource>,
+    after: Option<&Resource>,
+    names: &NameTable,
+) -> Vec<StagingChange> {
+    resource_changes(before, after, names)
+        .into_iter()
+        .map(|c| StagingChange {
+            path: c.path,
+            production: c.before,
+            staging: c.after,
+        })
+        .collect()
+}
+
+impl Revert<'_> {
+    /// Revert one resource of the publish, by what the publish did to it and
+    /// what staging holds now.
+    fn resource(&mut self, pair: &VersionPair) {
+        let ours = self.staging.get(&pair.id).copied();
         let (base, theirs) = (pair.before.as_ref(), pair.after.as_ref());
-        if same(base, theirs) {
-            continue;
+        if same_content(base, theirs) {
+            return;
         }
         match (base, theirs, ours) {
-            // Created by the publish.
-            (None, Some(t), Some(o)) => {
-                if same(Some(t), Some(o)) {
-                    deleting.insert(pair.id.clone());
-                    out.deletes.push(pair.id.clone());
-                    out.resources.push(RevertedResource {
-                        kind: o.kind(),
-                        name: o.name().to_string(),
-                        id: pair.id.clone(),
-                        action: ActionKind::Delete,
-                        changes: changes_of(Some(o), None),
-                    });
-                } else {
-                    out.conflicts.push(conflict(
-                        o,
-                        "",
-                        "created by this publish and changed in staging since; not deleted",
-                        Value::Null,
-                        whole(Some(t)),
-                        whole(Some(o)),
-                    ));
-                }
-            }
-            (None, Some(_), None) => {}
-            // Deleted by the publish.
-            (Some(b), None, None) => {
-                out.upserts.push(b.clone());
-                out.resources.push(RevertedResource {
-                    kind: b.kind(),
-                    name: b.name().to_string(),
-                    id: pair.id.clone(),
-                    action: ActionKind::Create,
-                    changes: changes_of(None, Some(b)),
-                });
-            }
+            (None, Some(t), Some(o)) => self.undo_create(&pair.id, t, o),
+            (Some(b), None, None) => self.restore_deleted(&pair.id, b),
             (Some(b), None, Some(o)) => {
-                if !same(Some(b), Some(o)) {
-                    out.conflicts.push(conflict(
+                if !same_content(Some(b), Some(o)) {
+                    self.out.conflicts.push(conflict(
                         o,
                         "",
                         "deleted by this publish and created again in staging since; kept",
-                        whole(Some(b)),
-                        Value::Null,
-                        whole(Some(o)),
+                        [whole(Some(b)), Value::Null, whole(Some(o))],
                     ));
                 }
             }
-            (Some(b), Some(t), None) => {
-                out.conflicts.push(conflict(
-                    b,
-                    "",
-                    "deleted from staging since this publish; not restored",
-                    whole(Some(b)),
-                    whole(Some(t)),
-                    Value::Null,
-                ));
-            }
-            (Some(b), Some(t), Some(o)) => {
-                let (fb, ft, fo) = (flat(b), flat(t), flat(o));
-                let paths: BTreeSet<&Path> = fb.keys().chain(ft.keys()).chain(fo.keys()).collect();
-                let mut result = fo.clone();
-                let mut local_conflicts = Vec::new();
-                for p in paths {
-                    if p.first().is_some_and(|k| k == "content") {
-                        continue;
-                    }
-                    let (vb, vt, vo) = (fb.get(p), ft.get(p), fo.get(p));
-                    if vt == vb || vo == vb {
-                        continue;
-                    }
-                    if vo == vt {
-                        match vb {
-                            Some(v) => result.insert(p.clone(), v.clone()),
-                            None => result.remove(p),
-                        };
-                    } else {
-                        local_conflicts.push(conflict(
-                            o,
-                            &p.join("."),
-                            "changed in staging since this publish; kept",
-                            show(vb),
-                            show(vt),
-                            show(vo),
-                        ));
-                    }
-                }
-                let mut content = o.content.clone();
-                if t.content != b.content {
-                    if o.content == t.content {
-                        content = b.content.clone();
-                    } else if o.content != b.content {
-                        local_conflicts.push(conflict(
-                            o,
-                            "content",
-                            "changed in staging since this publish; kept",
-                            whole(None),
-                            whole(None),
-                            whole(None),
-                        ));
-                    }
-                }
-                let mut doc = unflatten(&result);
-                if let Value::Object(obj) = &mut doc {
-                    obj.remove("content");
-                    obj.insert(
-                        "apiVersion".into(),
-                        Value::String(crate::domain::model::API_VERSION.into()),
-                    );
-                    obj.insert("kind".into(), Value::String(o.kind().name().into()));
-                }
-                match resource_from_document(&doc, None) {
-                    Ok(mut merged) => {
-                        merged.content = content;
-                        merged.metadata.id = Some(pair.id.clone());
-                        out.conflicts.extend(local_conflicts);
-                        if content_hash(&merged) != content_hash(o) {
-                            out.resources.push(RevertedResource {
-                                kind: merged.kind(),
-                                name: merged.name().to_string(),
-                                id: pair.id.clone(),
-                                action: ActionKind::Update,
-                                changes: changes_of(Some(o), Some(&merged)),
-                            });
-                            out.upserts.push(merged);
-                        }
-                    }
-                    Err(e) => out.conflicts.push(conflict(
-                        o,
-                        "",
-                        &format!("the merged fields do not make a valid resource ({e}); kept"),
-                        whole(Some(b)),
-                        whole(Some(t)),
-                        whole(Some(o)),
-                    )),
-                }
-            }
-            (None, None, _) => {}
+            (Some(b), Some(t), None) => self.out.conflicts.push(conflict(
+                b,
+                "",
+                "deleted from staging since this publish; not restored",
+                [whole(Some(b)), whole(Some(t)), Value::Null],
+            )),
+            (Some(b), Some(t), Some(o)) => self.undo_update(&pair.id, b, t, o),
+            (None, Some(_), None) | (None, None, _) => {}
         }
     }
-    // A draft still referenced by one that stays cannot be deleted.
-    let merged: HashMap<String, &Resource> = out
-        .upserts
-        .iter()
-        .filter_map(|r| r.id().map(|i| (i.to_string(), r)))
+
+    /// Created by the publish: delete the draft, unless it changed since.
+    fn undo_create(&mut self, id: &str, theirs: &Resource, ours: &Resource) {
+        if !same_content(Some(theirs), Some(ours)) {
+            self.out.conflicts.push(conflict(
+                ours,
+                "",
+                "created by this publish and changed in staging since; not deleted",
+                [Value::Null, whole(Some(theirs)), whole(Some(ours))],
+            ));
+            return;
+        }
+        self.deleting.insert(id.to_string());
+        self.out.deletes.push(id.to_string());
+        self.out.resources.push(RevertedResource {
+            kind: ours.kind(),
+            name: ours.name().to_string(),
+            id: id.to_string(),
+            action: ActionKind::Delete,
+            changes: resource_changes(Some(ours), None, &self.names),
+        });
+    }
+
+    /// Deleted by the publish and not in staging: create the draft again.
+    fn restore_deleted(&mut self, id: &str, base: &Resource) {
+        self.out.upserts.push(base.clone());
+        self.out.resources.push(RevertedResource {
+            kind: base.kind(),
+            name: base.name().to_string(),
+            id: id.to_string(),
+            action: ActionKind::Create,
+            changes: resource_changes(None, Some(base), &self.names),
+        });
+    }
+
+    /// Updated by the publish: the three-way merge of its fields.
+    fn undo_update(&mut self, id: &str, base: &Resource, theirs: &Resource, ours: &Resource) {
+        let (merged, field_conflicts) = merge_three_way(id, base, theirs, ours);
+        match merged {
+            Ok(merged) => {
+                self.out.conflicts.extend(field_conflicts);
+                if content_hash(&merged) != content_hash(ours) {
+                    self.out.resources.push(RevertedResource {
+                        kind: merged.kind(),
+                        name: merged.name().to_string(),
+                        id: id.to_string(),
+                        action: ActionKind::Update,
+                        changes: resource_changes(Some(ours), Some(&merged), &self.names),
+                    });
+                    self.out.upserts.push(merged);
+                }
+            }
+            Err(e) => self.out.conflicts.push(conflict(
+                ours,
+                "",
+                &format!("the merged fields do not make a valid resource ({e}); kept"),
+                [whole(Some(base)), whole(Some(theirs)), whole(Some(ours))],
+            )),
+        }
+    }
+
+    /// Keep the drafts in `blocked` that the revert would delete: each
+    /// becomes a conflict instead of a deletion.
+    fn keep_referenced(&mut self, blocked: &HashSet<String>) {
+        if blocked.is_empty() {
+            return;
+        }
+        self.out.deletes.retain(|id| !blocked.contains(id));
+        let mut kept = Vec::new();
+        for rr in std::mem::take(&mut self.out.resources) {
+            if rr.action == ActionKind::Delete && blocked.contains(&rr.id) {
+                if let Some(o) = self.staging.get(&rr.id) {
+                    kept.push(conflict(
+                        o,
+                        "",
+                        "created by this publish but still referenced in staging; not deleted",
+                        [Value::Null, whole(Some(o)), whole(Some(o))],
+                    ));
+                }
+            } else {
+                self.out.resources.push(rr);
+            }
+        }
+        self.out.conflicts.extend(kept);
+    }
+}
+
+/// The three-way merge of an updated resource: each field of `ours` still
+/// equal to `theirs` goes back to `base`; a field changed since is a
+/// conflict and is kept. The merged resource, or why it is not valid, and
+/// the conflicts.
+fn merge_three_way(
+    id: &str,
+    base: &Resource,
+    theirs: &Resource,
+    ours: &Resource,
+) -> (Result<Resource, String>, Vec<RevertConflict>) {
+    let (fields, mut conflicts) = merge_fields(&flat(base), &flat(theirs), &flat(ours), ours);
+    let (content, content_conflict) = merge_content(base, theirs, ours);
+    conflicts.extend(content_conflict);
+    let merged = rebuild(&fields, ours.kind(), id, content);
+    (merged, conflicts)
+}
+
+/// The flattened fields of `ours` after taking back what the publish
+/// changed, and a conflict per field changed again since (`content` is
+/// merged apart, by [`merge_content`]).
+fn merge_fields(
+    base: &BTreeMap<Path, Value>,
+    theirs: &BTreeMap<Path, Value>,
+    ours: &BTreeMap<Path, Value>,
+    resource: &Resource,
+) -> (BTreeMap<Path, Value>, Vec<RevertConflict>) {
+    let paths: BTreeSet<&Path> = base
+        .keys()
+        .chain(theirs.keys())
+        .chain(ours.keys())
         .collect();
-    // Until nothing changes: a kept draft keeps what it references too.
+    let mut result = ours.clone();
+    let mut conflicts = Vec::new();
+    for p in paths {
+        if p.first().is_some_and(|k| k == "content") {
+            continue;
+        }
+        let (vb, vt, vo) = (base.get(p), theirs.get(p), ours.get(p));
+        if vt == vb || vo == vb {
+            continue;
+        }
+        if vo == vt {
+            match vb {
+                Some(v) => result.insert(p.clone(), v.clone()),
+                None => result.remove(p),
+            };
+        } else {
+            conflicts.push(conflict(
+                resource,
+                &p.join("."),
+                "changed in staging since this publish; kept",
+                [show(vb), show(vt), show(vo)],
+            ));
+        }
+    }
+    (result, conflicts)
+}
+
+/// A document's content after the revert, and a conflict when it changed
+/// again since the publish.
+fn merge_content(
+    base: &Resource,
+    theirs: &Resource,
+    ours: &Resource,
+) -> (Option<Vec<u8>>, Option<RevertConflict>) {
+    if theirs.content == base.content {
+        return (ours.content.clone(), None);
+    }
+    if ours.content == theirs.content {
+        return (base.content.clone(), None);
+    }
+    if ours.content == base.content {
+        return (ours.content.clone(), None);
+    }
+    let kept = conflict(
+        ours,
+        "content",
+        "changed in staging since this publish; kept",
+        [whole(None), whole(None), whole(None)],
+    );
+    (ours.content.clone(), Some(kept))
+}
+
+/// A resource of `kind` with ID `id` from merged flattened fields and content.
+fn rebuild(
+    fields: &BTreeMap<Path, Value>,
+    kind: Kind,
+    id: &str,
+    content: Option<Vec<u8>>,
+) -> Result<Resource, String> {
+    let mut doc = unflatten(fields);
+    if let Value::Object(obj) = &mut doc {
+        obj.remove("content");
+        obj.insert(
+            "apiVersion".into(),
+            Value::String(crate::domain::model::API_VERSION.into()),
+        );
+        obj.insert("kind".into(), Value::String(kind.name().into()));
+    }
+    let mut merged = resource_from_document(&doc, None)?;
+    merged.content = content;
+    merged.metadata.id = Some(id.to_string());
+    Ok(merged)
+}
+
+/// The drafts the revert would delete that a draft it keeps still
+/// references, transitively (a kept draft keeps what it references too).
+/// A kept draft is read as the revert leaves it (`upserts`).
+fn still_referenced(
+    staging: &[Resource],
+    deleting: &HashSet<String>,
+    upserts: &[Resource],
+) -> HashSet<String> {
+    let merged: HashMap<&str, &Resource> = upserts
+        .iter()
+        .filter_map(|r| r.id().map(|i| (i, r)))
+        .collect();
     let mut blocked: HashSet<String> = HashSet::new();
     loop {
         let mut more = Vec::new();
@@ -691,54 +838,19 @@ pub fn revert(pairs: &[VersionPair], staging: &[Resource]) -> RevertOutcome {
             }
         }
         if more.is_empty() {
-            break;
+            return blocked;
         }
         blocked.extend(more);
     }
-    if !blocked.is_empty() {
-        out.deletes.retain(|id| !blocked.contains(id));
-        let mut kept = Vec::new();
-        for rr in std::mem::take(&mut out.resources) {
-            if rr.action == ActionKind::Delete && blocked.contains(&rr.id) {
-                if let Some(o) = s.get(&rr.id) {
-                    kept.push(conflict(
-                        o,
-                        "",
-                        "created by this publish but still referenced in staging; not deleted",
-                        Value::Null,
-                        whole(Some(o)),
-                        whole(Some(o)),
-                    ));
-                }
-            } else {
-                out.resources.push(rr);
-            }
-        }
-        out.conflicts.extend(kept);
-    }
-    out.resources
-        .sort_by(|a, b| (a.kind, &a.name).cmp(&(b.kind, &b.name)));
-    out.conflicts
-        .sort_by(|a, b| (a.kind, &a.name, &a.path).cmp(&(b.kind, &b.name, &b.path)));
-    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::plan::resource_from_document;
+    use crate::domain::plan::tests::res;
 
-    fn res(kind: &str, id: &str, name: &str, spec: Value) -> Resource {
-        resource_from_document(
-            &serde_json::json!({"apiVersion": "ferry/v1", "kind": kind,
-                "metadata": {"id": id, "name": name}, "spec": spec}),
-            None,
-        )
-        .unwrap()
-    }
-
-    #[test]
-    fn reverting_a_first_publish_keeps_what_staging_still_references_transitively() {
+    /// A connection and a tool that uses it.
+    fn connection_and_tool() -> (Resource, Resource) {
         let conn = res(
             "Connection",
             "con_1",
@@ -751,6 +863,12 @@ mod tests {
             "lookup",
             serde_json::json!({"type": "http", "connection": "con_1"}),
         );
+        (conn, tool)
+    }
+
+    #[test]
+    fn reverting_a_first_publish_keeps_what_staging_still_references_transitively() {
+        let (conn, tool) = connection_and_tool();
         let lone = res(
             "Tool",
             "tol_2",
@@ -786,5 +904,145 @@ mod tests {
             .conflicts
             .iter()
             .all(|c| c.reason.contains("still referenced")));
+    }
+
+    fn revert_of<'a>(staging: &'a [Resource]) -> Revert<'a> {
+        Revert {
+            staging: by_id(staging),
+            names: names_of(staging, &[]),
+            out: RevertOutcome::default(),
+            deleting: HashSet::new(),
+        }
+    }
+
+    fn js_tool(id: &str, name: &str, code: &str) -> Resource {
+        res(
+            "Tool",
+            id,
+            name,
+            serde_json::json!({"type": "javascript", "code": code}),
+        )
+    }
+
+    #[test]
+    fn undo_create_deletes_an_unchanged_draft_and_keeps_a_changed_one() {
+        let published = js_tool("tol_1", "a", "1");
+        let changed = js_tool("tol_1", "a", "2");
+        let staging = [published.clone()];
+        let mut run = revert_of(&staging);
+        run.undo_create("tol_1", &published, &published);
+        assert_eq!(run.out.deletes, ["tol_1"]);
+        assert_eq!(run.out.resources[0].action, ActionKind::Delete);
+        assert!(run.deleting.contains("tol_1"));
+
+        let staging = [changed.clone()];
+        let mut run = revert_of(&staging);
+        run.undo_create("tol_1", &published, &changed);
+        assert!(run.out.deletes.is_empty());
+        assert!(run.out.conflicts[0]
+            .reason
+            .contains("changed in staging since"));
+        assert_eq!(run.out.conflicts[0].published, whole(Some(&published)));
+    }
+
+    #[test]
+    fn restore_deleted_creates_the_draft_again() {
+        let base = js_tool("tol_1", "a", "1");
+        let mut run = revert_of(&[]);
+        run.restore_deleted("tol_1", &base);
+        assert_eq!(run.out.upserts, [base]);
+        assert_eq!(run.out.resources[0].action, ActionKind::Create);
+        assert!(run.out.resources[0]
+            .changes
+            .iter()
+            .any(|c| c.path == "spec.code" && c.after == "1"));
+    }
+
+    #[test]
+    fn merge_fields_takes_back_what_the_publish_changed_and_keeps_what_changed_since() {
+        let f = |code: &str, desc: Option<&str>| {
+            let mut spec = serde_json::json!({"type": "javascript", "code": code});
+            if let Some(d) = desc {
+                spec["description"] = d.into();
+            }
+            flat(&res("Tool", "tol_1", "a", spec))
+        };
+        let ours_resource = js_tool("tol_1", "a", "3");
+        // code: base 1, published 2, staging 3 (changed since) — a conflict;
+        // description: added by the publish, untouched since — removed again.
+        let (merged, conflicts) = merge_fields(
+            &f("1", None),
+            &f("2", Some("new")),
+            &f("3", Some("new")),
+            &ours_resource,
+        );
+        let code = vec!["spec".to_string(), "code".to_string()];
+        let desc = vec!["spec".to_string(), "description".to_string()];
+        assert_eq!(merged.get(&code), Some(&Value::String("3".into())));
+        assert!(!merged.contains_key(&desc));
+        assert_eq!(conflicts.len(), 1);
+        assert_eq!(conflicts[0].path, "spec.code");
+        assert_eq!(
+            (
+                &conflicts[0].base,
+                &conflicts[0].published,
+                &conflicts[0].staging
+            ),
+            (&"1".into(), &"2".into(), &"3".into())
+        );
+    }
+
+    #[test]
+    fn merge_content_goes_back_only_when_staging_kept_what_was_published() {
+        let doc = |content: &[u8]| {
+            let mut r = res(
+                "Document",
+                "doc_1",
+                "d",
+                serde_json::json!({"title": "D", "mediaType": "text/plain"}),
+            );
+            r.content = Some(content.to_vec());
+            r
+        };
+        let (b, t) = (doc(b"base"), doc(b"published"));
+        assert_eq!(merge_content(&b, &t, &t), (Some(b"base".to_vec()), None));
+        assert_eq!(merge_content(&b, &t, &b), (Some(b"base".to_vec()), None));
+        assert_eq!(
+            merge_content(&b, &b, &t),
+            (Some(b"published".to_vec()), None)
+        );
+        let (kept, conflict) = merge_content(&b, &t, &doc(b"since"));
+        assert_eq!(kept, Some(b"since".to_vec()));
+        assert_eq!(conflict.map(|c| c.path), Some("content".to_string()));
+    }
+
+    #[test]
+    fn rebuild_makes_a_resource_of_merged_fields_or_says_why_not() {
+        let r = js_tool("tol_1", "a", "1");
+        let mut fields = flat(&r);
+        let rebuilt = rebuild(&fields, Kind::Tool, "tol_1", None).unwrap();
+        assert_eq!(content_hash(&rebuilt), content_hash(&r));
+        fields.insert(
+            vec!["spec".to_string(), "nonsense".to_string()],
+            Value::Bool(true),
+        );
+        assert!(rebuild(&fields, Kind::Tool, "tol_1", None).is_err());
+    }
+
+    #[test]
+    fn still_referenced_follows_kept_drafts_and_their_new_references() {
+        let (conn, tool) = connection_and_tool();
+        let staging = vec![conn.clone(), tool.clone()];
+        let deleting: HashSet<String> = ["con_1".to_string()].into();
+        // The tool stays and references the connection: kept.
+        assert_eq!(still_referenced(&staging, &deleting, &[]), deleting);
+        // The revert rewrites the tool without its connection: deleted after all.
+        let rewritten = res(
+            "Tool",
+            "tol_1",
+            "lookup",
+            serde_json::json!({"type": "http"}),
+        );
+        assert!(still_referenced(&staging, &deleting, &[rewritten]).is_empty());
     }
 }

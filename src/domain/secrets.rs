@@ -484,6 +484,129 @@ fn walk(v: &serde_json::Value, path: &str, secret_ctx: bool, out: &mut Vec<Plain
     }
 }
 
+/// What a shown change prints in place of a plain-text credential.
+pub const HIDDEN: &str = "(credential hidden)";
+
+/// `value` of the field at dotted `path` as it may be shown (a plan, a diff,
+/// a revert preview, an HTTP body): plain-text credentials (in a credential
+/// field, or credential-shaped anywhere) become [`HIDDEN`]; `ENC[age,…]`
+/// ciphertexts, templates and everything else stay.
+pub fn shown(path: &str, value: &serde_json::Value) -> serde_json::Value {
+    fn go(v: &mut serde_json::Value, secret_ctx: bool) {
+        match v {
+            serde_json::Value::String(s) => {
+                let hide = if is_encrypted(s) {
+                    !parses_as_ciphertext(s) && !is_abbreviated(s)
+                } else {
+                    let plain = !s.is_empty() && s != PLACEHOLDER && !is_template(s);
+                    (secret_ctx && plain) || looks_like_secret(s)
+                };
+                if hide {
+                    *s = HIDDEN.to_string();
+                }
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(|x| go(x, secret_ctx)),
+            serde_json::Value::Object(map) => {
+                for (k, x) in map.iter_mut() {
+                    go(x, secret_ctx || is_secret_field(k));
+                }
+            }
+            _ => {}
+        }
+    }
+    let secret_ctx = path
+        .split(['.', '['])
+        .any(|seg| !seg.is_empty() && is_secret_field(seg));
+    let mut out = value.clone();
+    go(&mut out, secret_ctx);
+    out
+}
+
+/// The `ENC[age,…]` values of a spec (as JSON) that are age ciphertexts but
+/// do not decrypt with the tenant's private key `identity`: encrypted to
+/// another tenant's key (another store's `tenant.toml`), or damaged. Values
+/// that are not ciphertexts at all are [`find_plain_secrets`]' business.
+/// Holds fields only; what a value decrypts to is dropped at once.
+pub fn undecryptable(spec: &serde_json::Value, tenant: &str, identity: &str) -> Vec<PlainSecret> {
+    fn go(
+        v: &serde_json::Value,
+        path: &str,
+        opens: &dyn Fn(&str) -> bool,
+        out: &mut Vec<PlainSecret>,
+    ) {
+        match v {
+            serde_json::Value::String(s) if parses_as_ciphertext(s) && !opens(s) => {
+                out.push(PlainSecret {
+                    field: path.to_string(),
+                    reason: "the `ENC[age,…]` value does not decrypt with this tenant's key (it was encrypted to another key)",
+                });
+            }
+            serde_json::Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    go(item, &format!("{path}[{i}]"), opens, out);
+                }
+            }
+            serde_json::Value::Object(map) => {
+                for (k, item) in map {
+                    go(item, &format!("{path}.{k}"), opens, out);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    go(
+        spec,
+        "spec",
+        &|s| decrypt(tenant, identity, s).is_ok(),
+        &mut out,
+    );
+    out
+}
+
+/// An `ENC[age,…]` value shortened for people: `ENC[age,…3f9a]`, the last
+/// four characters of the ciphertext. Anything else is returned as it is.
+pub fn abbreviate(value: &str) -> std::borrow::Cow<'_, str> {
+    let Some(body) = value
+        .strip_prefix(ENC_PREFIX)
+        .and_then(|v| v.strip_suffix(']'))
+    else {
+        return std::borrow::Cow::Borrowed(value);
+    };
+    let tail: String = {
+        let chars: Vec<char> = body.chars().collect();
+        chars[chars.len().saturating_sub(4)..].iter().collect()
+    };
+    std::borrow::Cow::Owned(format!("{ENC_PREFIX}…{tail}]"))
+}
+
+/// Whether `value` is an [`abbreviate`]d ciphertext, `ENC[age,…3f9a]`.
+pub fn is_abbreviated(value: &str) -> bool {
+    value
+        .strip_prefix(ENC_PREFIX)
+        .and_then(|v| v.strip_suffix(']'))
+        .and_then(|v| v.strip_prefix('…'))
+        .is_some_and(|tail| tail.chars().count() <= 4)
+}
+
+/// A JSON value with every `ENC[age,…]` string in it [`abbreviate`]d.
+pub fn abbreviate_value(v: &serde_json::Value) -> serde_json::Value {
+    match v {
+        serde_json::Value::String(s) if is_encrypted(s) => {
+            serde_json::Value::String(abbreviate(s).into_owned())
+        }
+        serde_json::Value::Array(items) => {
+            serde_json::Value::Array(items.iter().map(abbreviate_value).collect())
+        }
+        serde_json::Value::Object(map) => serde_json::Value::Object(
+            map.iter()
+                .map(|(k, x)| (k.clone(), abbreviate_value(x)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
 /// The placeholder that stands for a scrubbed credential in exports.
 pub const PLACEHOLDER: &str = "${secret:scrubbed}";
 
@@ -575,6 +698,38 @@ mod tests {
             assert_eq!(found[0].field, "spec.headers.X-Key");
         }
         assert!(find_plain_secrets(&serde_json::json!({"apiKey": real})).is_empty());
+    }
+
+    #[test]
+    fn values_encrypted_to_another_key_are_found_by_field() {
+        let mine = generate_keypair();
+        let theirs = generate_keypair();
+        let ok = encrypt(&mine.recipient, b"sk-live-MINE").unwrap();
+        let foreign = encrypt(&theirs.recipient, b"sk-live-THEIRS").unwrap();
+        let spec = serde_json::json!({"credentials": {"apiKey": ok, "token": foreign},
+            "headers": [{"X": "plain"}]});
+        let found = undecryptable(&spec, "t", &mine.identity);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].field, "spec.credentials.token");
+        assert!(!found[0].reason.contains("THEIRS"));
+        assert!(undecryptable(&spec, "t", &theirs.identity)[0].field == "spec.credentials.apiKey");
+    }
+
+    #[test]
+    fn ciphertext_is_abbreviated_to_its_last_four_characters() {
+        let k = generate_keypair();
+        let enc = encrypt(&k.recipient, b"v").unwrap();
+        let short = abbreviate(&enc);
+        let body = &enc[ENC_PREFIX.len()..enc.len() - 1];
+        assert_eq!(short, format!("ENC[age,…{}]", &body[body.len() - 4..]));
+        assert_eq!(abbreviate("ENC[age,ab]"), "ENC[age,…ab]");
+        assert_eq!(abbreviate("plain"), "plain");
+        assert!(is_abbreviated(&short));
+        assert!(!is_abbreviated(&enc));
+        assert_eq!(
+            shown("spec.credentials.apiKey", &serde_json::json!(short)),
+            serde_json::json!(short)
+        );
     }
 
     #[test]
@@ -674,6 +829,49 @@ mod tests {
             scrub_plain(&mut git),
             0,
             "scrubbing twice replaces nothing more"
+        );
+    }
+
+    #[test]
+    fn shown_values_hide_plain_credentials_only() {
+        let k = generate_keypair();
+        let real = encrypt(&k.recipient, b"v").unwrap();
+        assert_eq!(
+            shown(
+                "spec.headers.X-Debug",
+                &serde_json::json!("Bearer sk-live-HDRSECRET456")
+            ),
+            serde_json::json!(HIDDEN)
+        );
+        assert_eq!(
+            shown("spec.credentials.apiKey", &serde_json::json!("hunter2")),
+            serde_json::json!(HIDDEN)
+        );
+        assert_eq!(
+            shown("spec.credentials.apiKey", &serde_json::json!(real)),
+            serde_json::json!(real)
+        );
+        assert_eq!(
+            shown(
+                "spec.credentials",
+                &serde_json::json!({"apiKey": "${vars.K}"})
+            ),
+            serde_json::json!({"apiKey": "${vars.K}"})
+        );
+        assert_eq!(
+            shown(
+                "spec.headers",
+                &serde_json::json!({"Authorization": "x1", "Accept": "json"})
+            ),
+            serde_json::json!({"Authorization": HIDDEN, "Accept": "json"})
+        );
+        assert_eq!(
+            shown("spec.maxTokens", &serde_json::json!(512)),
+            serde_json::json!(512)
+        );
+        assert_eq!(
+            shown("spec.instructions", &serde_json::json!("Be kind.")),
+            serde_json::json!("Be kind.")
         );
     }
 }

@@ -522,6 +522,45 @@ pub fn plain_secrets(resource: &Resource, path: &str, lines: LineLookup<'_>) -> 
         .collect()
 }
 
+/// `ENC[age,…]` values of `resource` (in file `path`) that do not decrypt
+/// with tenant `tenant`'s private key `identity`; checked wherever the store
+/// (which alone holds that key) is at hand. Names the field, never the value.
+pub fn undecryptable_secrets(
+    resource: &Resource,
+    path: &str,
+    tenant: &str,
+    identity: &str,
+    lines: LineLookup<'_>,
+) -> Vec<Diagnostic> {
+    secrets::undecryptable(&resource.spec.to_json(), tenant, identity)
+        .into_iter()
+        .map(|s| {
+            Diagnostic::error(
+                path,
+                "foreign-ciphertext",
+                format!(
+                    "the `ENC[age,…]` value does not decrypt with the key of tenant `{tenant}` (it was encrypted to another key); encrypt it again with `ferry secret encrypt --tenant {tenant}`"
+                ),
+            )
+            .at_line(lines(path, &s.field, None))
+            .in_field(s.field)
+        })
+        .collect()
+}
+
+/// [`undecryptable_secrets`] of every decoded resource, on all cores.
+pub fn undecryptable_in(
+    desired: &[Desired],
+    tenant: &str,
+    identity: &str,
+    lines: LineLookup<'_>,
+) -> Vec<Diagnostic> {
+    desired
+        .par_iter()
+        .flat_map_iter(|d| undecryptable_secrets(&d.resource, &d.path, tenant, identity, lines))
+        .collect()
+}
+
 /// Unchanged units still name what they referenced when they were applied:
 /// check them only against the index entries that the tree renamed or removed.
 fn renamed_under_unchanged(

@@ -73,13 +73,43 @@ pub fn authenticate(store: &dyn Store, headers: &HeaderMap) -> Result<Caller, Ap
         return Err(ApiError::unauthorized("this endpoint needs a bearer token"));
     };
     match check_token(store, token)? {
-        Ok((record, access)) => Ok(Caller {
-            user: record.user,
-            tenant: record.tenant,
-            access,
-        }),
+        Ok((record, access)) => {
+            note_admitted(token);
+            Ok(Caller {
+                user: record.user,
+                tenant: record.tenant,
+                access,
+            })
+        }
         Err(refusal) => Err(ApiError::unauthorized(refusal.to_string())),
     }
+}
+
+/// The tokens (by hash) that let a request in since their use was last
+/// taken: only these get their use recorded, so a request with a made-up
+/// token (on a public route, say) never causes a write.
+fn admitted() -> &'static std::sync::Mutex<std::collections::HashSet<String>> {
+    static ADMITTED: std::sync::OnceLock<std::sync::Mutex<std::collections::HashSet<String>>> =
+        std::sync::OnceLock::new();
+    ADMITTED.get_or_init(Default::default)
+}
+
+fn note_admitted(token: &str) {
+    let mut set = admitted()
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if set.len() >= 4096 {
+        set.clear();
+    }
+    set.insert(crate::service::access::token_hash(token));
+}
+
+/// Whether `token` let a request in since the last call for it (and forget it).
+pub fn take_admitted(token: &str) -> bool {
+    admitted()
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .remove(&crate::service::access::token_hash(token))
 }
 
 #[cfg(test)]
@@ -98,5 +128,13 @@ mod tests {
         assert_eq!(bearer(&h), None);
         h.insert("authorization", "Bearer ".parse().unwrap());
         assert_eq!(bearer(&h), None);
+    }
+
+    #[test]
+    fn only_an_admitted_token_is_taken_and_only_once() {
+        assert!(!take_admitted("fy_made_up"));
+        note_admitted("fy_known");
+        assert!(take_admitted("fy_known"));
+        assert!(!take_admitted("fy_known"));
     }
 }

@@ -25,6 +25,7 @@ use super::{auth, read_store, with_store, zip_response, Shared};
 use crate::backend::archive::{self, ArchiveError};
 use crate::backend::store::Store;
 use crate::domain::access::Role;
+use crate::domain::tagging::PublishTagger;
 use crate::service::zip_export::{self, ExportError, Scope};
 use crate::service::zip_import::{self, ImportError, ImportOptions, Strategy};
 
@@ -57,6 +58,9 @@ impl From<ArchiveError> for ApiError {
 
 impl From<ImportError> for ApiError {
     fn from(e: ImportError) -> ApiError {
+        if let Some(unavailable) = ApiError::if_unavailable(&e) {
+            return unavailable;
+        }
         let msg = e.to_string();
         match e {
             ImportError::Store(s) => s.into(),
@@ -79,6 +83,9 @@ impl From<ImportError> for ApiError {
 
 impl From<ExportError> for ApiError {
     fn from(e: ExportError) -> ApiError {
+        if let Some(unavailable) = ApiError::if_unavailable(&e) {
+            return unavailable;
+        }
         let msg = e.to_string();
         match e {
             ExportError::NoAgent { .. } => ApiError::not_found("agent_not_found", msg),
@@ -191,9 +198,10 @@ async fn run_import(
     body: Bytes,
     preview: bool,
 ) -> Result<Json<Value>, ApiError> {
-    zip_body(&headers, &body)?;
     let out = with_store(&state, move |store| {
+        // The caller first: an unauthenticated request learns nothing of what the body should be.
         let caller = auth::authenticate(store, &headers)?;
+        zip_body(&headers, &body)?;
         let tenant = caller.current_tenant()?.to_string();
         let base = match q.get("baseRevision").map(String::as_str) {
             None | Some("") => None,
@@ -290,6 +298,7 @@ async fn export_agent(
     Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    let repo = state.clone();
     let (bytes, name) = read_store(&state, move |store| {
         let caller = auth::authenticate(store, &headers)?;
         let tenant = caller.current_tenant()?.to_string();
@@ -303,6 +312,7 @@ async fn export_agent(
             selected.as_deref(),
             "ferry",
             &crate::backend::store::now_rfc3339(),
+            repo.tagger.as_deref().map(|t| t as &dyn PublishTagger),
         )?;
         Ok((made.bytes, format!("{tenant}-{agent}.zip")))
     })

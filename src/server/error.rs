@@ -4,8 +4,10 @@
 //! "hint"}}` with a status that says whose fault it is: 400 bad input, 401
 //! no or unknown token, 403 a role too weak, 404 nothing there (or nothing
 //! the caller may see), 409 a conflict with the store's state, 413 a body
-//! too large, 500 the server's own failure. Messages come from the library's
-//! structured errors, which never carry a secret.
+//! too large, 500 the server's own failure, 503 the store's database
+//! unavailable (whatever use-case error wraps it: [`StoreCause`] finds it).
+//! Messages come from the library's structured errors, which never carry a
+//! secret.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -15,6 +17,7 @@ use crate::backend::store::StoreError;
 use crate::domain::access::AccessError;
 use crate::domain::answer::ErrorAnswer;
 use crate::service::apply::ApplyError;
+use crate::service::failure::StoreCause;
 use crate::service::pipeline::PipelineError;
 use crate::service::promote::PromoteError;
 
@@ -95,6 +98,14 @@ impl ApiError {
         .hint("the server's database is down or restarting; try again shortly")
     }
 
+    /// 503 when the store's database is unavailable under `e`, however it is wrapped.
+    pub fn if_unavailable(e: &impl StoreCause) -> Option<ApiError> {
+        match e.store_cause() {
+            Some(s @ StoreError::Unavailable { .. }) => Some(ApiError::unavailable(s.to_string())),
+            _ => None,
+        }
+    }
+
     /// 500: the server failed.
     pub fn internal(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
@@ -142,16 +153,32 @@ impl IntoResponse for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
         let msg = e.to_string();
-        let code = e.code();
+        let known = e.code().to_string();
         match e {
-            StoreError::NoTenant { .. } => ApiError::not_found(code, msg),
+            StoreError::NoTenant { .. } => ApiError::not_found(&known, msg),
             StoreError::TenantExists { .. }
             | StoreError::Busy { .. }
-            | StoreError::Refused { .. } => ApiError::conflict(code, msg),
+            | StoreError::Refused { .. } => ApiError::conflict(&known, msg),
             StoreError::Stale { .. } => {
-                ApiError::conflict(code, msg).hint("read the current state and try again")
+                ApiError::conflict(&known, msg).hint("read the current state and try again")
             }
-            StoreError::Unavailable { .. } => ApiError::unavailable(msg),
+            StoreError::Unavailable { .. } | StoreError::Unreachable { .. } => {
+                ApiError::unavailable(msg)
+            }
+            StoreError::Remote {
+                status,
+                code,
+                message,
+                hint,
+            } => {
+                let status =
+                    StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                let e = ApiError::new(status, &code, message);
+                match hint {
+                    Some(h) => e.hint(h),
+                    None => e,
+                }
+            }
             StoreError::BadUrl { .. }
             | StoreError::Corrupt { .. }
             | StoreError::Sqlite(_)
@@ -179,12 +206,36 @@ impl From<AccessError> for ApiError {
     }
 }
 
+impl From<crate::service::access::AccessUseError> for ApiError {
+    fn from(e: crate::service::access::AccessUseError) -> ApiError {
+        use crate::service::access::AccessUseError as E;
+        match e {
+            E::Access(a) => a.into(),
+            E::Store(s) => s.into(),
+            E::Random { .. } => ApiError::internal(e.to_string()),
+            E::BadName { .. } | E::Lifetime(_) => {
+                ApiError::bad_request("bad_request", e.to_string())
+            }
+        }
+    }
+}
+
 impl From<PromoteError> for ApiError {
     fn from(e: PromoteError) -> ApiError {
+        if let Some(unavailable) = ApiError::if_unavailable(&e) {
+            return unavailable;
+        }
         let msg = e.to_string();
         match e {
             PromoteError::SameTenant { .. } => ApiError::bad_request("same_tenant", msg),
-            PromoteError::Lineage { .. } => ApiError::conflict("lineage", msg),
+            PromoteError::Lineage { .. } => {
+                let hint = e.hint().unwrap_or_default();
+                ApiError::conflict("lineage", msg).hint(hint)
+            }
+            PromoteError::AgainstChain(_) => {
+                let hint = e.hint().unwrap_or_default();
+                ApiError::conflict("against_chain", msg).hint(hint)
+            }
             PromoteError::NameTaken { .. } => ApiError::conflict("name_taken", msg),
             PromoteError::MissingDependencies { .. } => {
                 ApiError::conflict("missing_dependencies", msg)
@@ -228,5 +279,81 @@ pub fn json_error(status: StatusCode) -> ApiError {
         ),
         s if s.is_client_error() => ApiError::new(s, "bad_request", "the request is malformed"),
         s => ApiError::new(s, "internal", "the server failed"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::service::live_sync::LiveSyncError;
+    use crate::service::staging::StagingError;
+    use crate::service::zip_export::ExportError;
+    use crate::service::zip_import::ImportError;
+
+    fn down() -> StoreError {
+        StoreError::Unavailable {
+            reason: "connection refused".into(),
+        }
+    }
+
+    /// The database down is a 503 with the error shape and a hint, whichever use case met it.
+    #[test]
+    fn an_unavailable_store_is_503_however_it_is_wrapped() {
+        let answers: Vec<(&str, ApiError)> = vec![
+            ("store", down().into()),
+            ("staging", StagingError::Store(down()).into()),
+            (
+                "staging pipeline",
+                StagingError::Pipeline(PipelineError::Store(down())).into(),
+            ),
+            ("promote", PromoteError::Store(down()).into()),
+            (
+                "promote pipeline",
+                PromoteError::Pipeline(PipelineError::Store(down())).into(),
+            ),
+            (
+                "promote apply",
+                PromoteError::Apply(ApplyError::Store(down())).into(),
+            ),
+            ("import", ImportError::Store(down()).into()),
+            (
+                "import pipeline",
+                ImportError::Pipeline(PipelineError::Store(down())).into(),
+            ),
+            (
+                "import apply",
+                ImportError::Apply(ApplyError::Store(down())).into(),
+            ),
+            (
+                "export pipeline",
+                ExportError::Pipeline(PipelineError::Store(down())).into(),
+            ),
+            ("live sync", LiveSyncError::Store(down()).into()),
+        ];
+        for (path, a) in answers {
+            assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE, "{path}: {a}");
+            let body = a.body();
+            assert_eq!(body["error"]["code"], "store_unavailable", "{path}");
+            assert!(
+                body["error"]["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("unavailable")),
+                "{path}: {body}"
+            );
+            assert!(body["error"]["hint"].is_string(), "{path}: {body}");
+        }
+    }
+
+    #[test]
+    fn other_wrapped_store_errors_keep_their_status() {
+        let stale = || StoreError::Stale {
+            tenant: "acme-dev".into(),
+            planned: 1,
+            actual: 2,
+        };
+        let a: ApiError = ImportError::Apply(ApplyError::Store(stale())).into();
+        assert_eq!(a.status, StatusCode::CONFLICT);
+        let a: ApiError = StagingError::Pipeline(PipelineError::Store(stale())).into();
+        assert_eq!(a.status, StatusCode::CONFLICT);
     }
 }

@@ -73,6 +73,9 @@ impl From<SourceError> for ApiError {
 
 impl From<LiveSyncError> for ApiError {
     fn from(e: LiveSyncError) -> ApiError {
+        if let Some(unavailable) = ApiError::if_unavailable(&e) {
+            return unavailable;
+        }
         match e {
             LiveSyncError::Ssrf(e) => e.into(),
             LiveSyncError::Source(e) => e.into(),

@@ -19,10 +19,12 @@
 pub mod auth;
 pub mod backup;
 pub mod error;
+mod ferry_api;
 pub mod live_sync;
 pub mod openapi;
 mod staging;
 mod tenant_sync;
+pub mod ui;
 
 #[doc(hidden)]
 pub use staging::{edit_of_body, EditBody};
@@ -174,6 +176,7 @@ pub fn registry() -> openapi::Registry {
     let registry = tenant_sync::routes(registry);
     let registry = backup::routes(registry);
     let registry = live_sync::routes(registry);
+    let registry = ferry_api::routes(registry);
     staging::routes(registry)
 }
 
@@ -181,6 +184,7 @@ pub fn registry() -> openapi::Registry {
 pub fn router(state: Shared) -> Result<Router, ServeError> {
     Ok(registry()
         .into_router()?
+        .merge(ui::router())
         .fallback(fallback)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn_with_state(
@@ -229,13 +233,14 @@ async fn tenants(
     ))
 }
 
-/// After a request its token let in, record the token's last use (at most
-/// once a minute per token; the store skips revoked and unknown tokens).
+/// After a request its token let in ([`auth::take_admitted`]: a made-up
+/// token never causes a write), record the token's last use (at most once a
+/// minute per token; the store skips revoked and unknown tokens).
 async fn record_token_use(State(state): State<Shared>, req: Request, next: Next) -> Response {
     let token = auth::bearer(req.headers()).map(str::to_string);
     let response = next.run(req).await;
     if let Some(token) = token {
-        if response.status() != StatusCode::UNAUTHORIZED && state.token_use_due(&token) {
+        if auth::take_admitted(&token) && state.token_use_due(&token) {
             let recorded = with_store(&state, move |s| {
                 Ok(crate::service::access::record_token_use(s, &token)?)
             })
@@ -265,12 +270,12 @@ async fn log_and_shape(State(state): State<Shared>, req: Request, next: Next) ->
     let path = req.uri().path().to_string();
     let mut response = next.run(req).await;
     let status = response.status();
-    let is_json = response
+    let shaped = response
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    if (status.is_client_error() || status.is_server_error()) && !is_json {
+        .is_some_and(|v| v.starts_with("application/json") || v.starts_with("text/html"));
+    if (status.is_client_error() || status.is_server_error()) && !shaped {
         response = error::json_error(status).into_response();
     }
     let line = json!({
@@ -384,7 +389,7 @@ pub fn serve(req: ServeRequest<'_>) -> Result<(), ServeError> {
     if let Some(s) = Arc::get_mut(&mut state) {
         s.request_log = request_log;
     }
-    let app = router(state)?;
+    let app = router(state.clone())?;
     let shutdown = shutdown.unwrap_or_else(|| Box::pin(shutdown_signal()));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -392,7 +397,7 @@ pub fn serve(req: ServeRequest<'_>) -> Result<(), ServeError> {
         .map_err(|e| ServeError::Runtime {
             reason: e.to_string(),
         })?;
-    runtime.block_on(async move {
+    let served = runtime.block_on(async move {
         let bind = |e: std::io::Error| ServeError::Bind {
             addr: addr.clone(),
             reason: e.to_string(),
@@ -408,7 +413,13 @@ pub fn serve(req: ServeRequest<'_>) -> Result<(), ServeError> {
             });
         flush_log();
         served
-    })
+    });
+    // The store connections go last, outside the runtime: a PostgreSQL
+    // connection closes by blocking on a runtime of its own, which may not
+    // start inside another.
+    drop(runtime);
+    drop(state);
+    served
 }
 
 async fn shutdown_signal() {

@@ -13,6 +13,7 @@ use axum::Router;
 use serde_json::{json, Map, Value};
 
 use super::Shared;
+use crate::domain::model::Kind;
 use crate::service::serving::ServeError;
 
 /// One endpoint, as `/openapi.json` describes it.
@@ -369,6 +370,231 @@ pub const ROUTES: &[RouteDoc] = &[
         &[],
         JSON,
     ),
+    // ferry's own API: the store contract for the remote store (`--store http(s)://…`).
+    r(
+        "GET",
+        "/api/ferry/v1/whoami",
+        "ferry",
+        "The token's user and current tenant",
+        &[],
+        None,
+    ),
+    r(
+        "GET",
+        "/api/ferry/v1/revision",
+        "ferry",
+        "The store revision",
+        &[],
+        None,
+    ),
+    r(
+        "GET",
+        "/api/ferry/v1/tenants",
+        "ferry",
+        "The tenants the caller holds a role on, as the store keeps them",
+        &[],
+        None,
+    ),
+    r(
+        "POST",
+        "/api/ferry/v1/tenants",
+        "ferry",
+        "Create a tenant with its key pair (store owner)",
+        &[],
+        JSON,
+    ),
+    r(
+        "GET",
+        "/api/ferry/v1/tenants/{tenant}",
+        "ferry",
+        "One tenant (viewer)",
+        &[],
+        None,
+    ),
+    r(
+        "GET",
+        "/api/ferry/v1/tenants/{tenant}/identity",
+        "ferry",
+        "The tenant's private key, for promotion (admin)",
+        &[],
+        None,
+    ),
+    r(
+        "GET",
+        "/api/ferry/v1/tenants/{tenant}/index",
+        "ferry",
+        "The tenant's revision and index (viewer)",
+        &[],
+        None,
+    ),
+    r(
+        "GET",
+        "/api/ferry/v1/tenants/{tenant}/drafts",
+        "ferry",
+        "Every draft, stored form (viewer)",
+        &[],
+        None,
+    ),
+    r(
+        "POST",
+        "/api/ferry/v1/tenants/{tenant}/drafts/lookup",
+        "ferry",
+        "The drafts of the given IDs (viewer)",
+        &[],
+        JSON,
+    ),
+    r(
+        "POST",
+        "/api/ferry/v1/tenants/{tenant}/write",
+        "ferry",
+        "Write a batch in one transaction at its base revision; 409 stale with both revisions (editor; admin with published versions)",
+        &[],
+        JSON,
+    ),
+    r(
+        "POST",
+        "/api/ferry/v1/tenants/{tenant}/versions/lookup",
+        "ferry",
+        "Published versions of the given IDs (viewer)",
+        &[],
+        JSON,
+    ),
+    r(
+        "PUT",
+        "/api/ferry/v1/tenants/{tenant}/versions",
+        "ferry",
+        "Record published versions as they are (admin)",
+        &[],
+        JSON,
+    ),
+    r(
+        "GET",
+        "/api/ferry/v1/tenants/{tenant}/production",
+        "ferry",
+        "Production: the latest published version of each resource (viewer)",
+        &[],
+        None,
+    ),
+    r(
+        "POST",
+        "/api/ferry/v1/tenants/{tenant}/production/lookup",
+        "ferry",
+        "Production of the given IDs (viewer)",
+        &[],
+        JSON,
+    ),
+    r(
+        "GET",
+        "/api/ferry/v1/tenants/{tenant}/publishes",
+        "ferry",
+        "The publish log, newest first (viewer)",
+        &[],
+        None,
+    ),
+    r(
+        "POST",
+        "/api/ferry/v1/tenants/{tenant}/publishes",
+        "ferry",
+        "Record a publish and its versions in one transaction (admin)",
+        &[],
+        JSON,
+    ),
+    r(
+        "GET",
+        "/api/ferry/v1/tenants/{tenant}/publishes/next",
+        "ferry",
+        "The number the next publish gets (viewer)",
+        &[],
+        None,
+    ),
+    r(
+        "GET",
+        "/api/ferry/v1/tenants/{tenant}/publishes/{change_track_id}/changes",
+        "ferry",
+        "The versions one publish wrote, with production before it (viewer)",
+        &[],
+        None,
+    ),
+    r(
+        "GET",
+        "/api/ferry/v1/tenants/{tenant}/drift",
+        "ferry",
+        "Resources changed since the last apply from git (viewer)",
+        &[],
+        None,
+    ),
+    r(
+        "GET",
+        "/api/ferry/v1/tenants/{tenant}/syncs",
+        "ferry",
+        "The sync records of one source (viewer)",
+        &["source"],
+        None,
+    ),
+    r(
+        "POST",
+        "/api/ferry/v1/tenants/{tenant}/syncs",
+        "ferry",
+        "Record what a sync wrote (editor)",
+        &[],
+        JSON,
+    ),
+    r(
+        "GET",
+        "/api/ferry/v1/access",
+        "ferry",
+        "Every user and grant of the store",
+        &[],
+        None,
+    ),
+    r(
+        "POST",
+        "/api/ferry/v1/users",
+        "ferry",
+        "Add a user (store owner)",
+        &[],
+        JSON,
+    ),
+    r(
+        "PUT",
+        "/api/ferry/v1/grants",
+        "ferry",
+        "Grant a role on a tenant (owner of the tenant)",
+        &[],
+        JSON,
+    ),
+    r(
+        "POST",
+        "/api/ferry/v1/tokens",
+        "ferry",
+        "Record a token by its hash (a store owner for another user's token)",
+        &[],
+        JSON,
+    ),
+    r(
+        "POST",
+        "/api/ferry/v1/tokens/lookup",
+        "ferry",
+        "The token with this hash, if any (store owner)",
+        &[],
+        JSON,
+    ),
+    r(
+        "GET",
+        "/api/ferry/v1/tokens",
+        "ferry",
+        "The tokens the caller may manage (never a token)",
+        &[],
+        None,
+    ),
+    r(
+        "POST",
+        "/api/ferry/v1/tokens/{token_id}/revoke",
+        "ferry",
+        "Revoke a token (its user, a store owner, or an owner of its tenant)",
+        &[],
+        None,
+    ),
 ];
 
 /// The router under construction, with what has been registered.
@@ -436,18 +662,127 @@ fn path_params(path: &str) -> Vec<&str> {
         .collect()
 }
 
+/// The largest version or revision number a query or body may name (2^53 - 1, exact in every JSON reader).
+const MAX_NUMBER: u64 = (1 << 53) - 1;
+
+/// The schema of a path parameter: a sync step is one of the steps, in order.
+fn path_schema(name: &str) -> Value {
+    match name {
+        "step" => {
+            let steps: Vec<&str> = Kind::ALL.iter().map(|k| k.step()).collect();
+            json!({"type": "string", "enum": steps})
+        }
+        _ => json!({"type": "string", "minLength": 1}),
+    }
+}
+
+/// Whether a query parameter is required, and its schema, as the handlers read it.
+fn query_schema(name: &str) -> (bool, Value) {
+    match name {
+        "sourceUrl" => (true, json!({"type": "string", "format": "uri"})),
+        "sourceAgentId" => (true, json!({"type": "string", "minLength": 1})),
+        "sourceAgentVersion" | "agentVersion" | "baseRevision" => (
+            false,
+            json!({"type": "integer", "minimum": 0, "maximum": MAX_NUMBER}),
+        ),
+        "strategy" => (
+            false,
+            json!({"type": "string", "enum": ["create", "merge", "upgrade"]}),
+        ),
+        _ => (false, json!({"type": "string", "minLength": 1})),
+    }
+}
+
+/// A list of strings, or an object holding one under any of `names`.
+fn list_body(names: &[&str]) -> Value {
+    let list = json!({"type": "array", "items": {"type": "string"}});
+    let properties: Map<String, Value> = names
+        .iter()
+        .map(|n| (n.to_string(), list.clone()))
+        .collect();
+    let one_of: Vec<Value> = names.iter().map(|n| json!({"required": [n]})).collect();
+    json!({"anyOf": [list, {"type": "object", "properties": properties, "anyOf": one_of}]})
+}
+
+/// An object holding a string under any of `names` (and, for
+/// instructions, an optional name).
+fn text_body(names: &[&str], optional: &[&str]) -> Value {
+    let mut properties: Map<String, Value> = names
+        .iter()
+        .map(|n| (n.to_string(), json!({"type": "string"})))
+        .collect();
+    for n in optional {
+        properties.insert(n.to_string(), json!({"type": ["string", "null"]}));
+    }
+    let one_of: Vec<Value> = names.iter().map(|n| json!({"required": [n]})).collect();
+    json!({"type": "object", "properties": properties, "anyOf": one_of})
+}
+
+/// Whether a route's request body is required, and its schema: what the handler accepts.
+fn body_schema(method: &str, path: &str) -> (bool, Value) {
+    let guardrail = json!({"type": "object", "required": ["name"], "properties": {
+        "name": {"type": "string"}, "enabled": {"type": ["boolean", "null"]}, "config": {}}});
+    let mapping = json!({"type": "object", "required": ["sourceAgentId"], "additionalProperties": false, "properties": {
+        "sourceAgentId": {"type": "string", "minLength": 1},
+        "sourceAgentVersion": {"type": ["integer", "null"], "minimum": 0, "maximum": MAX_NUMBER},
+        "targetAgentId": {"type": ["string", "null"]},
+        "selectedResources": {"type": ["array", "null"], "items": {"type": "string"}},
+        "workflowOrder": {"type": ["array", "null"], "items": {"type": "string"}}}});
+    let last = path.rsplit('/').next().unwrap_or_default();
+    match (method, last) {
+        (_, "import" | "preview") => (true, json!({"type": "string", "format": "binary"})),
+        (_, "batch") => (
+            true,
+            json!({"type": "array", "minItems": 1, "items": mapping}),
+        ),
+        (_, "instructions") => (
+            true,
+            text_body(
+                &["text", "instructions", "content"],
+                &["name", "instruction_id", "id"],
+            ),
+        ),
+        (_, "corpora") => (
+            true,
+            list_body(&["corpora", "corpus_ids", "knowledgeBases", "ids"]),
+        ),
+        (_, "annotates") => (true, list_body(&["tags"])),
+        (_, "access") => (
+            true,
+            text_body(&["access", "access_level", "accessLevel"], &[]),
+        ),
+        (_, "rollback") => (true, text_body(&["change_track_id", "changeTrackId"], &[])),
+        (_, "guardrails") => (
+            true,
+            json!({"anyOf": [
+                {"type": "array", "items": guardrail},
+                {"type": "object", "required": ["guardrails"], "properties": {"guardrails": {"type": "array", "items": guardrail}}},
+                guardrail]}),
+        ),
+        (_, "publish") => (
+            false,
+            json!({"type": "object", "properties": {"message": {"type": "string"}, "description": {"type": "string"}}}),
+        ),
+        _ => (true, json!({"type": "object"})),
+    }
+}
+
 /// The OpenAPI 3.1 document.
 pub fn document() -> Value {
     let mut paths: Map<String, Value> = Map::new();
     for d in ROUTES {
         let mut params: Vec<Value> = path_params(d.path)
             .into_iter()
-            .map(|p| json!({"name": p, "in": "path", "required": true, "schema": {"type": "string"}}))
+            .map(|p| json!({"name": p, "in": "path", "required": true, "schema": path_schema(p)}))
             .collect();
         params.extend(d.query.iter().map(|q| {
-            json!({"name": q, "in": "query", "required": *q == "sourceUrl", "schema": {"type": "string"}})
+            let (required, schema) = query_schema(q);
+            json!({"name": q, "in": "query", "required": required, "schema": schema})
         }));
-        let secured = !matches!(d.path, "/health" | "/openapi.json");
+        let secured = !matches!(
+            d.path,
+            "/health" | "/openapi.json" | "/api/tenant/sync/steps"
+        );
         let mut op = json!({
             "summary": d.summary,
             "tags": [d.tag],
@@ -463,14 +798,18 @@ pub fn document() -> Value {
             }
         });
         if let Some(media) = d.body {
-            op["requestBody"] = json!({"required": true, "content": {media: {}}});
+            let (required, schema) = body_schema(d.method, d.path);
+            op["requestBody"] =
+                json!({"required": required, "content": {media: {"schema": schema}}});
         }
         if d.path.ends_with("/batch") {
             op["responses"]["207"] =
                 json!({"description": "Some items failed; each item says which"});
         }
         if d.body == ZIP {
-            op["responses"]["413"] = json!({"$ref": "#/components/responses/Error"});
+            for status in ["413", "415"] {
+                op["responses"][status] = json!({"$ref": "#/components/responses/Error"});
+            }
         }
         if !secured {
             op["security"] = json!([]);
@@ -535,5 +874,38 @@ mod tests {
                 d.path
             );
         }
+    }
+
+    #[test]
+    fn bodies_and_parameters_are_described_as_the_handlers_read_them() {
+        let doc = document();
+        let op = |m: &str, p: &str| doc["paths"][p][m].clone();
+        let sync = op("post", "/api/tenant/sync/{targetTenantId}/{step}");
+        let step = sync["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "step")
+            .unwrap()
+            .clone();
+        assert_eq!(step["schema"]["enum"][0], "documents", "{step}");
+        let import = op("post", "/backup/import");
+        assert!(import["responses"]["415"].is_object(), "{import}");
+        let version = &import["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "baseRevision")
+            .unwrap()["schema"];
+        assert_eq!(version["type"], "integer");
+        let instructions = op("post", "/api/v2/agents/{agent_id}/instructions");
+        let schema = &instructions["requestBody"]["content"]["application/json"]["schema"];
+        assert_eq!(schema["anyOf"].as_array().unwrap().len(), 3, "{schema}");
+        let batch = op("post", "/backup/import/sync/batch");
+        let schema = &batch["requestBody"]["content"]["application/json"]["schema"];
+        assert_eq!(schema["items"]["required"][0], "sourceAgentId", "{schema}");
+        let publish = op("post", "/api/v2/agents/{agent_id}/publish");
+        assert_eq!(publish["requestBody"]["required"], false);
+        assert_eq!(op("get", "/api/tenant/sync/steps")["security"], json!([]));
     }
 }

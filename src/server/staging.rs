@@ -139,6 +139,9 @@ pub fn routes(r: Registry) -> Registry {
 
 impl From<StagingError> for ApiError {
     fn from(e: StagingError) -> ApiError {
+        if let Some(unavailable) = ApiError::if_unavailable(&e) {
+            return unavailable;
+        }
         let msg = e.to_string();
         match e.status_kind() {
             ErrorKind::NotFound => {
@@ -166,6 +169,7 @@ impl From<StagingError> for ApiError {
                 StagingError::Access(a) => a.into(),
                 _ => ApiError::forbidden(msg),
             },
+            ErrorKind::Unavailable => ApiError::unavailable(msg),
             ErrorKind::Internal => ApiError::internal(msg),
         }
     }

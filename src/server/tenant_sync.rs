@@ -16,6 +16,7 @@ use serde_json::{json, Value};
 use super::error::ApiError;
 use super::openapi::Registry;
 use super::{auth, with_store, Shared};
+use crate::domain::chain::Chain;
 use crate::domain::model::Kind;
 use crate::service::promote::{self, Request};
 
@@ -56,6 +57,8 @@ async fn sync_step(
             step: Some(kind),
             same_store: true,
             defined_variables: None,
+            chain: Chain::default(),
+            against_chain: false,
         };
         let promotion = promote::plan_as(&*store, &*store, &caller.actor(), &request)?;
         let mut report = serde_json::to_value(promote::report(&promotion))

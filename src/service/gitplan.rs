@@ -12,10 +12,11 @@
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 
-use crate::backend::store::{Store, StoreError};
+use crate::backend::store::{Store, StoreError, TenantRecord, WriteBatch};
 use crate::backend::vcs::{self, GitTreeSource, Identity, VcsError};
 use crate::domain::access::{AccessError, Role};
 use crate::domain::plan::DiffOptions;
+use crate::domain::tagging::PublishTagger;
 use crate::domain::tree::SourceError;
 use crate::service::pipeline::{self, PipelineError, TreePlan};
 
@@ -52,21 +53,75 @@ pub fn authorize_commit(
     )
 }
 
-/// `export --commit`: commit a tenant's exported `files` as its folder in the
-/// repo at `root`, as `actor` (an editor of the tenant). Returns the new
-/// commit, or `None` when HEAD holds the tree already.
+/// `export --commit`: commit a tenant's exported `files` (its drafts as of
+/// tenant revision `drafts_at`) as its folder in the repo at `root`, as
+/// `actor` (an editor of the tenant). Returns the new commit, or `None` when
+/// HEAD holds the tree already.
+///
+/// Either way the commit holding the drafts becomes the tenant's last
+/// applied commit, so drift (a revert, a staging edit) is cleared by
+/// committing it. That is recorded as an empty [`WriteBatch`] naming the
+/// commit, checked against `drafts_at`: when the drafts moved on meanwhile,
+/// the commit does not hold them and nothing is recorded.
+#[allow(clippy::too_many_arguments)]
 pub fn commit_export(
-    store: &dyn Store,
+    store: &mut dyn Store,
     actor: &crate::service::access::Actor,
     root: &Path,
     tenant: &str,
     files: &BTreeMap<String, Vec<u8>>,
+    drafts_at: u64,
     message: &str,
     who: Option<&Identity>,
 ) -> Result<Option<String>, GitPlanError> {
     authorize_commit(store, actor, tenant)?;
     let outcome = vcs::commit_folder(root, &tenant_rel(tenant), files, message, who)?;
+    let holding = match &outcome.commit {
+        Some(c) => Some(c.clone()),
+        None => vcs::head_commit(root)?,
+    };
+    if let Some(commit) = holding {
+        let batch = WriteBatch {
+            base_revision: drafts_at,
+            commit: Some(commit),
+            ..WriteBatch::default()
+        };
+        match store.write(tenant, &batch) {
+            Ok(_) | Err(StoreError::Stale { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
     Ok(outcome.commit)
+}
+
+/// The commit the tenant was last applied from, when it still holds the
+/// tenant's drafts: nothing drifted since that apply, and (when the repo is
+/// at hand) the commit's folder has exactly the store's resources. `None`
+/// when the drafts moved on, or were never applied from git.
+pub fn applied_commit(
+    store: &dyn Store,
+    repo: Option<&dyn PublishTagger>,
+    tenant: &TenantRecord,
+) -> Result<Option<String>, StoreError> {
+    let Some(last) = tenant.last_commit.as_deref() else {
+        return Ok(None);
+    };
+    if !store.drift(&tenant.name)?.is_empty() {
+        return Ok(None);
+    }
+    if let Some(repo) = repo {
+        let Some(paths) = repo.paths_at(&tenant_rel(&tenant.name), last) else {
+            return Ok(None);
+        };
+        let (units, _) = crate::domain::tree::units_of(&paths);
+        let at_commit: HashSet<String> = units.into_iter().map(|(p, _)| p).collect();
+        let (_, index) = store.index(&tenant.name)?;
+        let in_store: HashSet<String> = index.entries().iter().map(|e| e.path()).collect();
+        if at_commit != in_store {
+            return Ok(None);
+        }
+    }
+    Ok(Some(last.to_string()))
 }
 
 /// A plan made from a git revision, with how it was read.

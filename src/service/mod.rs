@@ -7,14 +7,18 @@
 
 pub mod access;
 pub mod apply;
+pub mod failure;
 pub mod gitplan;
 pub mod live_sync;
 pub mod pipeline;
 pub mod promote;
 pub mod publishing;
 pub mod serving;
+pub mod sessions;
 pub mod staging;
 pub mod store_copy;
+pub mod syncable;
+pub mod tenants;
 pub mod vars;
 pub mod zip_export;
 pub mod zip_import;

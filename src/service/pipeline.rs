@@ -144,18 +144,73 @@ fn read_and_resolve<'a>(
     })
 }
 
-/// Validate a tree on its own, without a store.
+/// Validate a tree on its own; with a `store` that holds the tenant, its
+/// encrypted values are also checked to decrypt with the tenant's key.
 pub fn validate_tree(
     tenant: &str,
     source: &dyn TreeSource,
+    store: Option<&dyn Store>,
 ) -> Result<(Vec<Diagnostic>, ReadStats), PipelineError> {
     let index = Index::default();
     let Resolved {
-        resolution: res,
+        resolution: mut res,
         stats,
         ..
     } = read_and_resolve(tenant, source, &index, None)?;
+    if let Some(store) = store.filter(|s| s.tenant(tenant).is_ok()) {
+        check_decryption(store, tenant, source, &mut res)?;
+    }
     Ok((res.diagnostics, stats))
+}
+
+/// Every decoded `ENC[age,…]` value must decrypt with the tenant's key,
+/// which only the store holds: a value encrypted to another key (another
+/// store's `tenant.toml`) is an error naming its field.
+fn check_decryption(
+    store: &dyn Store,
+    tenant: &str,
+    source: &dyn TreeSource,
+    res: &mut validate::Resolution<'_>,
+) -> Result<(), PipelineError> {
+    let lookup = line_lookup(source);
+    let mut found = undecryptable(store, tenant, &res.desired, &lookup)?;
+    if !found.is_empty() {
+        res.diagnostics.append(&mut found);
+        res.diagnostics.sort();
+        res.diagnostics.dedup();
+    }
+    Ok(())
+}
+
+/// The `ENC[age,…]` values of `desired` that do not decrypt with tenant
+/// `tenant`'s key, as errors naming file and field (never the value). The
+/// key is read only when some value is encrypted.
+pub fn undecryptable(
+    store: &dyn Store,
+    tenant: &str,
+    desired: &[validate::Desired],
+    lines: validate::LineLookup<'_>,
+) -> Result<Vec<Diagnostic>, PipelineError> {
+    let encrypted = |d: &validate::Desired| {
+        d.resource
+            .spec
+            .to_json()
+            .to_string()
+            .contains(crate::domain::secrets::ENC_PREFIX)
+    };
+    if !desired.iter().any(encrypted) {
+        return Ok(Vec::new());
+    }
+    let identity = match store.identity(tenant) {
+        Ok(identity) => identity,
+        // A remote store keeps the key from callers below admin: this side
+        // cannot check, and does not refuse what it cannot check.
+        Err(StoreError::Remote { status: 403, .. }) => return Ok(Vec::new()),
+        Err(e) => return Err(e.into()),
+    };
+    Ok(validate::undecryptable_in(
+        desired, tenant, &identity, lines,
+    ))
 }
 
 /// Plan a tree against a store tenant.
@@ -180,11 +235,12 @@ pub fn plan_tree_changed(
 ) -> Result<TreePlan, PipelineError> {
     let (revision, index) = store.index(tenant)?;
     let Resolved {
-        resolution: res,
+        resolution: mut res,
         unchanged,
         stats,
         tenant_file,
     } = read_and_resolve(tenant, source, &index, changed)?;
+    check_decryption(store, tenant, source, &mut res)?;
     if diagnostic::has_errors(&res.diagnostics) {
         return Ok(TreePlan {
             plan: None,
@@ -431,6 +487,7 @@ pub fn plan_resources(
             resource: r,
         });
     }
+    diags.extend(undecryptable(store, tenant, &desired, &|_, _, _| None)?);
     if diagnostic::has_errors(&diags) {
         diags.sort();
         return Ok((None, diags));

@@ -26,6 +26,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::backend::store::{Store, StoreError, VersionRecord};
+use crate::domain::chain::{AgainstChain, Chain, ChainMove};
 use crate::domain::diagnostic::{self, Diagnostic};
 use crate::domain::ids;
 use crate::domain::model::{is_builtin, Kind, Resource, Spec, SyncedFrom, TenantModel};
@@ -46,8 +47,11 @@ pub enum PromoteError {
         /// The tenant.
         tenant: String,
     },
-    /// Resources would flow back into a tenant of their lineage.
-    #[error("refusing to promote from `{from}` to `{to}`: `{to}` is already in the lineage of {}, which came from `{to}` (metadata.syncedFrom); promotion flows one way only, so change them in `{to}` instead", resources.join(", "))]
+    /// The promotion goes against the repo's promotion chain, and that was not asked for.
+    #[error("refusing to promote from `{}` to `{}`: it goes against the promotion chain {} ({})", .0.from, .0.to, .0.chain_text(), .0.departure_text())]
+    AgainstChain(AgainstChain),
+    /// Resources would flow back into a tenant of their lineage: one line per resource.
+    #[error("refusing to promote from `{from}` to `{to}`: `{to}` is already in the lineage of {}, which came from `{to}` (metadata.syncedFrom):\n{}", count(resources.len(), "resource"), listing(resources))]
     Lineage {
         /// The source tenant.
         from: String,
@@ -115,6 +119,47 @@ pub enum PromoteError {
     Access(#[from] crate::domain::access::AccessError),
 }
 
+/// At most this many resources are listed in a refusal, then "and N more".
+pub const LISTED_AT_MOST: usize = 10;
+
+/// `n` things, e.g. `3 resources`.
+fn count(n: usize, what: &str) -> String {
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
+    }
+}
+
+/// One indented line per item, at most [`LISTED_AT_MOST`], then `and N more`.
+fn listing(items: &[String]) -> String {
+    let mut lines: Vec<String> = items
+        .iter()
+        .take(LISTED_AT_MOST)
+        .map(|i| format!("  {i}"))
+        .collect();
+    if items.len() > LISTED_AT_MOST {
+        lines.push(format!("  and {} more", items.len() - LISTED_AT_MOST));
+    }
+    lines.join("\n")
+}
+
+impl PromoteError {
+    /// What would fix the refusal, for a `hint:` line, where there is something.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            PromoteError::AgainstChain(a) => Some(format!(
+                "{}; or pass --against-chain to promote anyway (the promotion is then recorded as against the chain)",
+                a.forward_instead()
+            )),
+            PromoteError::Lineage { to, .. } => Some(format!(
+                "promotion flows one way only: change them in `{to}` and promote them forward from there"
+            )),
+            _ => None,
+        }
+    }
+}
+
 /// What to promote.
 #[derive(Debug, Clone)]
 pub struct Request {
@@ -128,6 +173,10 @@ pub struct Request {
     pub same_store: bool,
     /// The `${vars.*}` names the target declares (its `tenant.toml`), if known.
     pub defined_variables: Option<Vec<String>>,
+    /// The repo's promotion chain (empty: none).
+    pub chain: Chain,
+    /// Promote even against the chain, and record it.
+    pub against_chain: bool,
 }
 
 /// The keys a promotion needs. Private keys never leave this struct's users.
@@ -395,8 +444,119 @@ impl Mapper<'_> {
     }
 }
 
+/// The drafts of a run, rewritten for the target.
+struct MappedDrafts {
+    /// The rewritten drafts, in run order.
+    resources: Vec<Resource>,
+    /// Where each came from and goes.
+    entries: Vec<Entry>,
+    /// Their target IDs, in run order.
+    target_ids: Vec<String>,
+}
+
+impl<'a> Mapper<'a> {
+    /// A mapper for `source`: each source draft's target ID from its origin.
+    fn new(request: &'a Request, keys: &'a Keys, source: &[Resource]) -> Self {
+        let ids = source
+            .iter()
+            .filter_map(|r| {
+                let id = r.id()?;
+                let o = origin_of(&request.from, r);
+                Some((
+                    id.to_string(),
+                    ids::promoted_id(&o.tenant, &request.to, &o.id, r.kind()),
+                ))
+            })
+            .collect();
+        Mapper { request, keys, ids }
+    }
+
+    /// Rewrite the drafts of the run, against what the target holds for them now.
+    fn map_drafts(
+        &self,
+        run: &[&Resource],
+        fetch_target: FetchDrafts<'_>,
+    ) -> Result<MappedDrafts, PromoteError> {
+        let target_ids: Vec<String> = run
+            .iter()
+            .map(|r| self.target_id(r.id().unwrap_or_default(), r.kind()))
+            .collect();
+        let current: HashMap<String, Resource> = fetch_target(&target_ids)?
+            .into_iter()
+            .filter_map(|r| Some((r.id()?.to_string(), r)))
+            .collect();
+        let mut resources = Vec::with_capacity(run.len());
+        let mut entries = Vec::with_capacity(run.len());
+        for (r, id) in run.iter().zip(&target_ids) {
+            resources.push(self.map(r, current.get(id))?);
+            entries.push(Entry {
+                kind: r.kind(),
+                name: r.name().to_string(),
+                source_id: r.id().unwrap_or_default().to_string(),
+                id: id.clone(),
+                synced_from: origin_of(&self.request.from, r),
+            });
+        }
+        Ok(MappedDrafts {
+            resources,
+            entries,
+            target_ids,
+        })
+    }
+
+    /// Rewrite the published versions of the run, keeping their numbers: the
+    /// versions the target lacks or holds with other content, and the counts.
+    fn map_versions(
+        &self,
+        run: &[&Resource],
+        target_ids: &[String],
+        source_versions: FetchVersions<'_>,
+        target_versions: FetchVersions<'_>,
+    ) -> Result<(Vec<VersionRecord>, VersionSummary), PromoteError> {
+        let source_ids: Vec<String> = run
+            .iter()
+            .map(|r| r.id().unwrap_or_default().to_string())
+            .collect();
+        let theirs: HashMap<(String, u64), VersionRecord> = target_versions(target_ids)?
+            .into_iter()
+            .map(|v| ((v.id.clone(), v.version), v))
+            .collect();
+        let mut versions = Vec::new();
+        let mut summary = VersionSummary::default();
+        for v in source_versions(&source_ids)? {
+            let id = self.target_id(&v.id, v.resource.kind());
+            let prev = theirs.get(&(id.clone(), v.version));
+            let resource = self.map(&v.resource, prev.map(|p| &p.resource))?;
+            let record = VersionRecord {
+                id,
+                version: v.version,
+                resource,
+                change_id: v.change_id.clone(),
+                published_at: v.published_at.clone(),
+            };
+            match prev {
+                Some(p) if *p == record => summary.skip += 1,
+                Some(_) => {
+                    summary.update += 1;
+                    versions.push(record);
+                }
+                None => {
+                    summary.create += 1;
+                    versions.push(record);
+                }
+            }
+        }
+        Ok((versions, summary))
+    }
+}
+
 /// Rewrite the source tenant for the target: select, map IDs and references,
 /// re-encrypt secrets, carry versions, and check lineage, names and steps.
+///
+/// The steps: [`select`], [`check_lineage`], [`run_set`] (the selection or
+/// one step of it), [`check_names_free`], [`check_step_dependencies`],
+/// [`Mapper::map_drafts`], [`Mapper::map_versions`] and
+/// [`variables_to_define`].
 pub fn map_tenant(input: MapInput<'_>) -> Result<Mapped, PromoteError> {
     let MapInput {
         request,
@@ -408,54 +568,81 @@ pub fn map_tenant(input: MapInput<'_>) -> Result<Mapped, PromoteError> {
         target_versions,
     } = input;
     let selected = select(&request.from, &source)?;
+    check_lineage(request, &source, &selected)?;
+    let mapper = Mapper::new(request, keys, &source);
+    let run = run_set(request, &source, &selected);
+    check_names_free(&mapper, &run, target_index)?;
+    if let Some(step) = request.step {
+        check_step_dependencies(step, &mapper, &run, &source, target_index)?;
+    }
+    let drafts = mapper.map_drafts(&run, fetch_target)?;
+    let (versions, version_summary) =
+        mapper.map_versions(&run, &drafts.target_ids, source_versions, target_versions)?;
+    let (variables, missing_variables) = variables_to_define(&drafts.resources, request);
+    let mut warnings = Vec::new();
+    if selected.is_empty() {
+        warnings.push(format!(
+            "no resource of tenant `{}` is marked syncable: nothing to promote (set `metadata.syncable: true`)",
+            request.from
+        ));
+    }
+    Ok(Mapped {
+        resources: drafts.resources,
+        entries: drafts.entries,
+        versions,
+        version_summary,
+        variables,
+        missing_variables,
+        warnings,
+    })
+}
 
-    // Lineage: nothing may flow back into the tenant it came from.
+/// Lineage: nothing selected may flow back into the tenant it came from.
+fn check_lineage(
+    request: &Request,
+    source: &[Resource],
+    selected: &BTreeSet<String>,
+) -> Result<(), PromoteError> {
     let mut lineage: Vec<String> = source
         .iter()
         .filter(|r| r.id().is_some_and(|id| selected.contains(id)))
         .filter(|r| origin_of(&request.from, r).tenant == request.to)
         .map(|r| label(r.kind(), r.name()))
         .collect();
-    if !lineage.is_empty() {
-        lineage.sort();
-        return Err(PromoteError::Lineage {
-            from: request.from.clone(),
-            to: request.to.clone(),
-            resources: lineage,
-        });
+    if lineage.is_empty() {
+        return Ok(());
     }
+    lineage.sort();
+    Err(PromoteError::Lineage {
+        from: request.from.clone(),
+        to: request.to.clone(),
+        resources: lineage,
+    })
+}
 
-    let mapper = Mapper {
-        request,
-        keys,
-        ids: source
-            .iter()
-            .filter_map(|r| {
-                let id = r.id()?;
-                let o = origin_of(&request.from, r);
-                Some((
-                    id.to_string(),
-                    ids::promoted_id(&o.tenant, &request.to, &o.id, r.kind()),
-                ))
-            })
-            .collect(),
-    };
-
-    // The run set: the selection, or one step of it.
+/// The resources this run promotes: the selection, or one step of it, by kind and name.
+fn run_set<'a>(
+    request: &Request,
+    source: &'a [Resource],
+    selected: &BTreeSet<String>,
+) -> Vec<&'a Resource> {
     let mut run: Vec<&Resource> = source
         .iter()
         .filter(|r| r.id().is_some_and(|id| selected.contains(id)))
         .filter(|r| request.step.is_none_or(|k| r.kind() == k))
         .collect();
     run.sort_by(|a, b| (a.kind(), a.name()).cmp(&(b.kind(), b.name())));
-    let names: HashMap<&str, (Kind, &str)> = source
-        .iter()
-        .filter_map(|r| Some((r.id()?, (r.kind(), r.name()))))
-        .collect();
+    run
+}
 
-    // Names held in the target by resources that did not come from this promotion.
+/// Names held in the target by resources that did not come from this promotion.
+fn check_names_free(
+    mapper: &Mapper<'_>,
+    run: &[&Resource],
+    target_index: &Index,
+) -> Result<(), PromoteError> {
     let mut taken = Vec::new();
-    for r in &run {
+    for r in run {
         let id = mapper.target_id(r.id().unwrap_or_default(), r.kind());
         if let Some(e) = target_index.by_name(r.kind(), r.name()) {
             if e.id != id {
@@ -463,112 +650,69 @@ pub fn map_tenant(input: MapInput<'_>) -> Result<Mapped, PromoteError> {
             }
         }
     }
-    if !taken.is_empty() {
-        return Err(PromoteError::NameTaken {
-            to: request.to.clone(),
-            resources: taken,
-        });
+    if taken.is_empty() {
+        return Ok(());
     }
+    Err(PromoteError::NameTaken {
+        to: mapper.request.to.clone(),
+        resources: taken,
+    })
+}
 
-    // A single step needs its dependencies in the target already.
-    if let Some(step) = request.step {
-        let in_run: HashSet<&str> = run.iter().filter_map(|r| r.id()).collect();
-        let mut missing: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-        for r in &run {
-            for (_, t) in r.refs() {
-                if in_run.contains(t.as_str()) {
-                    continue;
-                }
-                let (kind, name) = names
-                    .get(t.as_str())
-                    .copied()
-                    .unwrap_or((Kind::Document, "?"));
-                if target_index.get(&mapper.target_id(&t, kind)).is_none() {
-                    missing
-                        .entry(label(kind, name))
-                        .or_default()
-                        .insert(label(r.kind(), r.name()));
-                }
-            }
-        }
-        if !missing.is_empty() {
-            return Err(PromoteError::MissingDependencies {
-                step: step.step().to_string(),
-                to: request.to.clone(),
-                missing: missing
-                    .into_iter()
-                    .map(|(m, by)| {
-                        format!(
-                            "{m} (needed by {})",
-                            by.into_iter().collect::<Vec<_>>().join(", ")
-                        )
-                    })
-                    .collect(),
-            });
-        }
-    }
-
-    // Map the drafts.
-    let target_ids: Vec<String> = run
+/// A single step needs its dependencies in the target already.
+fn check_step_dependencies(
+    step: Kind,
+    mapper: &Mapper<'_>,
+    run: &[&Resource],
+    source: &[Resource],
+    target_index: &Index,
+) -> Result<(), PromoteError> {
+    let names: HashMap<&str, (Kind, &str)> = source
         .iter()
-        .map(|r| mapper.target_id(r.id().unwrap_or_default(), r.kind()))
+        .filter_map(|r| Some((r.id()?, (r.kind(), r.name()))))
         .collect();
-    let current: HashMap<String, Resource> = fetch_target(&target_ids)?
-        .into_iter()
-        .filter_map(|r| Some((r.id()?.to_string(), r)))
-        .collect();
-    let mut resources = Vec::with_capacity(run.len());
-    let mut entries = Vec::with_capacity(run.len());
-    for (r, id) in run.iter().zip(&target_ids) {
-        let mapped = mapper.map(r, current.get(id))?;
-        entries.push(Entry {
-            kind: r.kind(),
-            name: r.name().to_string(),
-            source_id: r.id().unwrap_or_default().to_string(),
-            id: id.clone(),
-            synced_from: origin_of(&request.from, r),
-        });
-        resources.push(mapped);
-    }
-
-    // Map the published versions, keeping their numbers.
-    let source_ids: Vec<String> = run
-        .iter()
-        .map(|r| r.id().unwrap_or_default().to_string())
-        .collect();
-    let theirs: HashMap<(String, u64), VersionRecord> = target_versions(&target_ids)?
-        .into_iter()
-        .map(|v| ((v.id.clone(), v.version), v))
-        .collect();
-    let mut versions = Vec::new();
-    let mut version_summary = VersionSummary::default();
-    for v in source_versions(&source_ids)? {
-        let id = mapper.target_id(&v.id, v.resource.kind());
-        let prev = theirs.get(&(id.clone(), v.version));
-        let resource = mapper.map(&v.resource, prev.map(|p| &p.resource))?;
-        let record = VersionRecord {
-            id,
-            version: v.version,
-            resource,
-            change_id: v.change_id.clone(),
-            published_at: v.published_at.clone(),
-        };
-        match prev {
-            Some(p) if *p == record => version_summary.skip += 1,
-            Some(_) => {
-                version_summary.update += 1;
-                versions.push(record);
+    let in_run: HashSet<&str> = run.iter().filter_map(|r| r.id()).collect();
+    let mut missing: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for r in run {
+        for (_, t) in r.refs() {
+            if in_run.contains(t.as_str()) {
+                continue;
             }
-            None => {
-                version_summary.create += 1;
-                versions.push(record);
+            let (kind, name) = names
+                .get(t.as_str())
+                .copied()
+                .unwrap_or((Kind::Document, "?"));
+            if target_index.get(&mapper.target_id(&t, kind)).is_none() {
+                missing
+                    .entry(label(kind, name))
+                    .or_default()
+                    .insert(label(r.kind(), r.name()));
             }
         }
     }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(PromoteError::MissingDependencies {
+        step: step.step().to_string(),
+        to: mapper.request.to.clone(),
+        missing: missing
+            .into_iter()
+            .map(|(m, by)| {
+                format!(
+                    "{m} (needed by {})",
+                    by.into_iter().collect::<Vec<_>>().join(", ")
+                )
+            })
+            .collect(),
+    })
+}
 
-    // Variables the target has to define.
+/// The `${vars.*}` names the promoted resources use, and of those the ones
+/// the target does not define.
+fn variables_to_define(resources: &[Resource], request: &Request) -> (Vec<String>, Vec<String>) {
     let mut model = TenantModel::default();
-    for r in &resources {
+    for r in resources {
         model.insert(r.clone());
     }
     let variables = pipeline::variables_of(&model);
@@ -578,28 +722,12 @@ pub fn map_tenant(input: MapInput<'_>) -> Result<Mapped, PromoteError> {
         .flatten()
         .map(String::as_str)
         .collect();
-    let missing_variables = variables
+    let missing = variables
         .iter()
         .filter(|v| !defined.contains(v.as_str()))
         .cloned()
         .collect();
-
-    let mut warnings = Vec::new();
-    if selected.is_empty() {
-        warnings.push(format!(
-            "no resource of tenant `{}` is marked syncable: nothing to promote (set `metadata.syncable: true`)",
-            request.from
-        ));
-    }
-    Ok(Mapped {
-        resources,
-        entries,
-        versions,
-        version_summary,
-        variables,
-        missing_variables,
-        warnings,
-    })
+    (variables, missing)
 }
 
 /// A planned promotion: the target's plan plus what promotion adds to it.
@@ -611,6 +739,8 @@ pub struct Promotion {
     pub plan: Plan,
     /// The mapping.
     pub mapped: Mapped,
+    /// Set when the promotion goes against the chain (asked for with `against_chain`).
+    pub against_chain: Option<AgainstChain>,
 }
 
 /// Plan a promotion from `source` (store holding `request.from`) to `target`
@@ -647,6 +777,7 @@ pub fn plan(
             tenant: request.from.clone(),
         });
     }
+    let against_chain = check_chain(request)?;
     source.tenant(&request.from)?;
     let target_record = target.tenant(&request.to)?;
     let keys = Keys {
@@ -686,12 +817,25 @@ pub fn plan(
     }
     // Resources of the target that promotion did not bring are not its business.
     plan.absent.clear();
+    plan.warnings
+        .extend(against_chain.iter().map(AgainstChain::record_line));
     plan.warnings.extend(mapped.warnings.iter().cloned());
     Ok(Promotion {
         request: request.clone(),
         plan,
         mapped,
+        against_chain,
     })
+}
+
+/// The promotion order: with a chain, one step forward along it, unless the
+/// request asks to go against it; then how it departs, to record.
+pub fn check_chain(request: &Request) -> Result<Option<AgainstChain>, PromoteError> {
+    match request.chain.judge(&request.from, &request.to) {
+        ChainMove::Unchained | ChainMove::Forward => Ok(None),
+        ChainMove::Against(a) if request.against_chain => Ok(Some(a)),
+        ChainMove::Against(a) => Err(PromoteError::AgainstChain(a)),
+    }
 }
 
 /// Whether applying the promotion would write anything.
@@ -795,6 +939,9 @@ pub struct PromotionReport {
     pub versions: VersionSummary,
     /// `${vars.*}` names the target tenant does not define yet.
     pub missing_variables: Vec<String>,
+    /// Set when the promotion goes against the promotion chain: the chain and how.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub against_chain: Option<AgainstChain>,
 }
 
 /// The report of a planned promotion.
@@ -845,6 +992,7 @@ pub fn report(p: &Promotion) -> PromotionReport {
         steps,
         versions: p.mapped.version_summary,
         missing_variables: p.mapped.missing_variables.clone(),
+        against_chain: p.against_chain.clone(),
     }
 }
 
@@ -900,6 +1048,8 @@ mod tests {
             step: None,
             same_store: true,
             defined_variables: Some(Vec::new()),
+            chain: Chain::default(),
+            against_chain: false,
         }
     }
 
@@ -909,20 +1059,7 @@ mod tests {
         source: Vec<Resource>,
         target: Vec<Resource>,
     ) -> Result<Mapped, PromoteError> {
-        let index = Index::new(
-            target
-                .iter()
-                .map(|r| crate::domain::state::IndexEntry {
-                    id: r.id().unwrap().into(),
-                    kind: r.kind(),
-                    name: r.name().into(),
-                    content_hash: crate::domain::state::content_hash(r),
-                    file_hash: String::new(),
-                    refs: r.refs().into_iter().map(|(_, x)| x).collect(),
-                    revision: 1,
-                })
-                .collect(),
-        );
+        let index = index_of(&target);
         map_tenant(MapInput {
             request: req,
             source,
@@ -1054,5 +1191,176 @@ mod tests {
             msg.contains("Tool `a`") && msg.contains("con_gone") && msg.contains("spec.connection"),
             "{msg}"
         );
+    }
+
+    fn index_of(target: &[Resource]) -> Index {
+        Index::new(
+            target
+                .iter()
+                .map(|r| crate::domain::state::IndexEntry {
+                    id: r.id().unwrap().into(),
+                    kind: r.kind(),
+                    name: r.name().into(),
+                    content_hash: crate::domain::state::content_hash(r),
+                    file_hash: String::new(),
+                    refs: r.refs().into_iter().map(|(_, x)| x).collect(),
+                    revision: 1,
+                })
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn a_lineage_refusal_lists_ten_resources_then_how_many_more() {
+        let source: Vec<Resource> = (0..12)
+            .map(|i| {
+                let mut t = tool(&format!("tol_{i:02}"), &format!("t{i:02}"), true, None);
+                t.metadata.synced_from = Some(SyncedFrom {
+                    tenant: "dev".into(),
+                    id: format!("tol_d{i}"),
+                });
+                t
+            })
+            .collect();
+        let selected = select("staging", &source).unwrap();
+        let e = check_lineage(&request("staging", "dev"), &source, &selected).unwrap_err();
+        let msg = e.to_string();
+        let lines: Vec<&str> = msg.lines().collect();
+        assert_eq!(lines.len(), 12, "{msg}");
+        assert!(lines[0].contains("lineage of 12 resources"), "{msg}");
+        assert_eq!(lines[1], "  Tool `t00`");
+        assert_eq!(lines[10], "  Tool `t09`");
+        assert_eq!(lines[11], "  and 2 more");
+        assert!(e.hint().unwrap().contains("change them in `dev`"));
+        assert!(check_lineage(&request("staging", "prod"), &source, &selected).is_ok());
+    }
+
+    #[test]
+    fn the_run_set_is_the_selection_or_one_step_in_name_order() {
+        let source = vec![
+            tool("tol_b", "b", true, Some("con_c")),
+            tool("tol_a", "a", true, None),
+            connection("con_c", "x"),
+        ];
+        let selected = select("dev", &source).unwrap();
+        let all = run_set(&request("dev", "prod"), &source, &selected);
+        let names: Vec<&str> = all.iter().map(|r| r.name()).collect();
+        assert_eq!(names, ["crm", "a", "b"], "by kind, then name");
+        let mut step = request("dev", "prod");
+        step.step = Some(Kind::Tool);
+        assert_eq!(run_set(&step, &source, &selected).len(), 2);
+    }
+
+    #[test]
+    fn a_name_held_by_another_id_in_the_target_is_refused() {
+        let (k, _, _) = keys();
+        let req = request("dev", "prod");
+        let source = vec![tool("tol_a", "a", true, None)];
+        let mapper = Mapper::new(&req, &k, &source);
+        let run: Vec<&Resource> = source.iter().collect();
+        let theirs = tool("tol_other", "a", false, None);
+        let e = check_names_free(&mapper, &run, &index_of(&[theirs])).unwrap_err();
+        assert!(e.to_string().contains("Tool `a` (tol_other)"), "{e}");
+        let promoted = mapper.map(&source[0], None).unwrap();
+        assert!(check_names_free(&mapper, &run, &index_of(&[promoted])).is_ok());
+    }
+
+    #[test]
+    fn a_step_alone_needs_its_dependencies_in_the_target() {
+        let (k, _, _) = keys();
+        let req = request("dev", "prod");
+        let source = vec![
+            tool("tol_a", "a", true, Some("con_c")),
+            connection("con_c", "x"),
+        ];
+        let mapper = Mapper::new(&req, &k, &source);
+        let run: Vec<&Resource> = source.iter().take(1).collect();
+        let e = check_step_dependencies(Kind::Tool, &mapper, &run, &source, &index_of(&[]))
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("Connection `crm` (needed by Tool `a`)"),
+            "{e}"
+        );
+        let there = mapper.map(&source[1], None).unwrap();
+        assert!(
+            check_step_dependencies(Kind::Tool, &mapper, &run, &source, &index_of(&[there]))
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn variables_to_define_leaves_out_the_defined_ones() {
+        let resources = vec![connection("con_c", "x")];
+        let mut req = request("dev", "prod");
+        assert_eq!(
+            variables_to_define(&resources, &req),
+            (vec!["URL".to_string()], vec!["URL".to_string()])
+        );
+        req.defined_variables = Some(vec!["URL".into()]);
+        assert_eq!(
+            variables_to_define(&resources, &req).1,
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn versions_keep_their_numbers_and_are_counted() {
+        let (k, _, _) = keys();
+        let req = request("dev", "prod");
+        let source = vec![tool("tol_a", "a", true, None)];
+        let mapper = Mapper::new(&req, &k, &source);
+        let run: Vec<&Resource> = source.iter().collect();
+        let version = |n: u64, r: Resource| VersionRecord {
+            id: r.id().unwrap().to_string(),
+            version: n,
+            resource: r,
+            change_id: Some(format!("chg_{n}")),
+            published_at: "2026-01-01T00:00:00Z".into(),
+        };
+        let src = vec![version(1, source[0].clone()), version(2, source[0].clone())];
+        let mapped_1 = version(1, mapper.map(&source[0], None).unwrap());
+        let target_ids = vec![mapper.target_id("tol_a", Kind::Tool)];
+        let (versions, summary) = mapper
+            .map_versions(&run, &target_ids, &|_| Ok(src.clone()), &|_| {
+                Ok(vec![mapped_1.clone()])
+            })
+            .unwrap();
+        assert_eq!(
+            summary,
+            VersionSummary {
+                create: 1,
+                update: 0,
+                skip: 1
+            }
+        );
+        assert_eq!(versions.len(), 1);
+        assert_eq!(
+            (versions[0].version, versions[0].id.as_str()),
+            (2, target_ids[0].as_str())
+        );
+    }
+
+    #[test]
+    fn the_chain_refuses_going_backward_unless_asked_and_then_says_so() {
+        let mut req = request("prod", "staging");
+        req.chain = Chain::new(vec!["dev".into(), "staging".into(), "prod".into()]).unwrap();
+        let e = check_chain(&req).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("against the promotion chain dev → staging → prod"),
+            "{e}"
+        );
+        assert!(e.hint().unwrap().contains("--against-chain"));
+        req.against_chain = true;
+        let against = check_chain(&req).unwrap().unwrap();
+        assert!(against
+            .record_line()
+            .starts_with("promoted against the chain"));
+        let forward = Request {
+            from: "dev".into(),
+            ..req
+        };
+        assert_eq!(check_chain(&forward).unwrap(), None);
     }
 }

@@ -331,9 +331,9 @@ fn choose_tag(
     let mut holding = tagger
         .holding(&folder, &tree.files)
         .unwrap_or_else(|e| Holding::NotHeld(e.message));
-    if let (Holding::NotHeld(_), Some(last)) = (&holding, tenant.last_commit.as_deref()) {
-        if applied_commit_holds(store, tagger, &tenant.name, &folder, last)? {
-            holding = Holding::Commit(last.to_string());
+    if let Holding::NotHeld(_) = &holding {
+        if let Some(last) = crate::service::gitplan::applied_commit(store, Some(tagger), tenant)? {
+            holding = Holding::Commit(last);
         }
     }
     match holding {
@@ -351,28 +351,6 @@ fn choose_tag(
             reason,
         })),
     }
-}
-
-/// Whether the commit the tenant was last applied from holds its drafts:
-/// nothing drifted since that apply, and the commit has exactly the store's resources.
-fn applied_commit_holds(
-    store: &dyn Store,
-    tagger: &dyn PublishTagger,
-    tenant: &str,
-    folder: &str,
-    commit: &str,
-) -> Result<bool, StagingError> {
-    if !store.drift(tenant)?.is_empty() {
-        return Ok(false);
-    }
-    let Some(paths) = tagger.paths_at(folder, commit) else {
-        return Ok(false);
-    };
-    let (units, _) = crate::domain::tree::units_of(&paths);
-    let at_commit: HashSet<String> = units.into_iter().map(|(p, _)| p).collect();
-    let (_, index) = store.index(tenant)?;
-    let in_store: HashSet<String> = index.entries().iter().map(|e| e.path()).collect();
-    Ok(at_commit == in_store)
 }
 
 /// The tenant's publish log, newest first; with `agent` (ID or name), only

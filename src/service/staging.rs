@@ -184,6 +184,8 @@ pub enum ErrorKind {
     Conflict,
     /// The actor's role is too weak (403).
     Forbidden,
+    /// The store's database cannot be reached; the caller may try again (503).
+    Unavailable,
     /// The machinery failed (500).
     Internal,
 }
@@ -306,6 +308,7 @@ fn store_kind(e: &StoreError) -> ErrorKind {
         | StoreError::Busy { .. }
         | StoreError::TenantExists { .. }
         | StoreError::Refused { .. } => ErrorKind::Conflict,
+        StoreError::Unavailable { .. } => ErrorKind::Unavailable,
         _ => ErrorKind::Internal,
     }
 }
@@ -856,14 +859,7 @@ impl Session<'_> {
 
     /// Sub-agent cycles through the edited drafts (stored form), as a tree's are found.
     fn cycles(&self, edited: &[Resource]) -> Vec<Diagnostic> {
-        let decoded: Vec<Desired> = edited
-            .iter()
-            .map(|r| Desired {
-                path: resource_path(r.kind(), r.name()),
-                hash: String::new(),
-                resource: r.clone(),
-            })
-            .collect();
+        let decoded = as_desired(edited);
         let ids: HashSet<&str> = edited.iter().filter_map(Resource::id).collect();
         let graph = ReferenceGraph::around(&decoded, self.index, &|id| !ids.contains(id));
         let mut names = NameTable::of_index(self.index);
@@ -872,6 +868,33 @@ impl Session<'_> {
         }
         graph.cycles(&names, &|_, _, _| None)
     }
+}
+
+/// The `ENC[age,…]` values of the edited drafts that do not decrypt with the
+/// tenant's key, as a tree's are found.
+fn undecryptable_edits(
+    store: &dyn Store,
+    tenant: &str,
+    edited: &[Resource],
+) -> Result<Vec<Diagnostic>, StagingError> {
+    Ok(pipeline::undecryptable(
+        store,
+        tenant,
+        &as_desired(edited),
+        &|_, _, _| None,
+    )?)
+}
+
+/// Edited drafts as a tree's decoded resources, at the paths their files would have.
+fn as_desired(edited: &[Resource]) -> Vec<Desired> {
+    edited
+        .iter()
+        .map(|r| Desired {
+            path: resource_path(r.kind(), r.name()),
+            hash: String::new(),
+            resource: r.clone(),
+        })
+        .collect()
 }
 
 /// Apply one staging edit to the draft of `agent` (ID or name) in `tenant`,
@@ -929,6 +952,7 @@ pub fn apply_edit(
         }
     }
     problems.extend(session.cycles(&changed));
+    problems.extend(undecryptable_edits(&*store, tenant, &changed)?);
     if !problems.is_empty() {
         problems.sort();
         problems.dedup();

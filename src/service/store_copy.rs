@@ -1,11 +1,12 @@
 //! `ferry store copy`: every row of one store written to another, then checked.
 //!
 //! The source is read as one image (tenants with their keys, drafts, every
-//! version, the publish log, drift bookkeeping, sync records, users, grants,
-//! token hashes), written to the target in one transaction (refused when
-//! the target holds any of the tenants, unless replacing), then read back
-//! from the target and compared table by table: row counts and blake3 of
-//! the rows. A difference is an error naming the table.
+//! version, the publish log, drift bookkeeping, sync records, tenant
+//! variables, users, grants, token hashes), written to the target in one
+//! transaction (refused when the target holds any of the tenants, unless
+//! replacing), then read back from the target and compared table by table:
+//! row counts and blake3 of the rows. A difference is an error naming the
+//! table.
 
 use serde::Serialize;
 

@@ -17,7 +17,9 @@ use serde::Serialize;
 use crate::backend::archive::{resource_type, ArchiveError, Manifest, ManifestSource};
 use crate::backend::store::Store;
 use crate::domain::model::{Kind, RefSite, Resource, Spec, TenantModel};
+use crate::domain::tagging::PublishTagger;
 use crate::domain::tree::MemoryTree;
+use crate::service::gitplan;
 use crate::service::pipeline::{self, PipelineError};
 
 /// A resource waiting in the walk: key, parent entry id, position, required.
@@ -160,8 +162,41 @@ pub fn model_at_version(
 }
 
 /// [`scope`] over a model already read (tree form).
+///
+/// The steps: [`roots_of`] the scope, the walk from them ([`ScopeWalk`]),
+/// for a whole tenant the resources no agent reaches ([`ScopeWalk::add_unreached`]),
+/// and the model of everything reached.
 pub fn scope_in(full: TenantModel, tenant: &str, scope: &Scope) -> Result<Scoped, ExportError> {
-    let roots: Vec<(Kind, String)> = match scope {
+    let roots = roots_of(&full, tenant, scope)?;
+    let mut walk = ScopeWalk::default();
+    walk.run(&full, &roots);
+    if *scope == Scope::All {
+        walk.add_unreached(&full);
+    }
+    let mut model = TenantModel::default();
+    for (k, n) in &walk.seen {
+        if let Some(r) = full.get(*k, n) {
+            model.insert(r.clone());
+        }
+    }
+    let agent = match scope {
+        Scope::Agent(_) => roots.first().and_then(|(k, n)| full.get(*k, n)).map(id_of),
+        Scope::All => None,
+    };
+    Ok(Scoped {
+        model,
+        agent,
+        entries: walk.entries,
+    })
+}
+
+/// Where the walk starts: the one agent (by name or ID), or every agent.
+fn roots_of(
+    full: &TenantModel,
+    tenant: &str,
+    scope: &Scope,
+) -> Result<Vec<(Kind, String)>, ExportError> {
+    match scope {
         Scope::Agent(a) => {
             let found = full
                 .iter()
@@ -170,58 +205,88 @@ pub fn scope_in(full: TenantModel, tenant: &str, scope: &Scope) -> Result<Scoped
                     tenant: tenant.to_string(),
                     agent: a.clone(),
                 })?;
-            vec![(Kind::Agent, found.name().to_string())]
+            Ok(vec![(Kind::Agent, found.name().to_string())])
         }
-        Scope::All => full
+        Scope::All => Ok(full
             .iter()
             .filter(|r| r.kind() == Kind::Agent)
             .map(|r| (Kind::Agent, r.name().to_string()))
-            .collect(),
-    };
-    let mut entries = Vec::new();
-    let mut seen: HashSet<(Kind, String)> = HashSet::new();
-    // (resource key, parent entry id, position, required)
-    let mut queue: VecDeque<Pending> = roots
-        .iter()
-        .map(|k| (k.clone(), None, None, true))
-        .collect();
-    while let Some((key, parent, position, required)) = queue.pop_front() {
-        if !seen.insert(key.clone()) {
-            continue;
+            .collect()),
+    }
+}
+
+/// The walk of an export's scope, breadth-first from its roots: the preview
+/// entries in walk order and the resources reached.
+#[derive(Default)]
+struct ScopeWalk {
+    entries: Vec<ExportEntry>,
+    seen: HashSet<(Kind, String)>,
+    queue: VecDeque<Pending>,
+}
+
+/// The preview entry of a whole resource.
+fn resource_entry(
+    r: &Resource,
+    parent: Option<String>,
+    position: Option<usize>,
+    required: bool,
+) -> ExportEntry {
+    ExportEntry {
+        id: id_of(r),
+        resource_type: resource_type(r.kind()).to_string(),
+        name: r.name().to_string(),
+        parent,
+        position,
+        required,
+    }
+}
+
+impl ScopeWalk {
+    /// Walk from `roots` (each required) until nothing new is reached.
+    fn run(&mut self, full: &TenantModel, roots: &[(Kind, String)]) {
+        self.queue = roots
+            .iter()
+            .map(|k| (k.clone(), None, None, true))
+            .collect();
+        while let Some((key, parent, position, required)) = self.queue.pop_front() {
+            if !self.seen.insert(key.clone()) {
+                continue;
+            }
+            let Some(r) = full.get(key.0, &key.1) else {
+                continue;
+            };
+            let is_root = parent.is_none() && required;
+            self.entries
+                .push(resource_entry(r, parent, position, required));
+            self.visit(r, is_root);
         }
-        let Some(r) = full.get(key.0, &key.1) else {
-            continue;
-        };
-        let id = id_of(r);
-        entries.push(ExportEntry {
-            id: id.clone(),
-            resource_type: resource_type(r.kind()).to_string(),
-            name: r.name().to_string(),
-            parent: parent.clone(),
-            position,
+    }
+
+    /// Queue a reference of the entry `parent` for the walk.
+    fn follow(&mut self, site: &RefSite, name: &str, parent: &str, required: bool) {
+        self.queue.push_back((
+            (site.target, name.to_string()),
+            Some(parent.to_string()),
+            Some(site.position),
             required,
-        });
-        let is_root = parent.is_none() && required;
-        // An agent's workflows first (required with the root agent), then its
-        // snippets, then every other reference; a step's references follow it.
+        ));
+    }
+
+    /// What one reached resource adds: an agent's workflows first (required
+    /// with the root agent), then its snippets; a workflow's steps, each
+    /// followed by its references; then every other reference.
+    fn visit(&mut self, r: &Resource, is_root: bool) {
+        let id = id_of(r);
         let refs = r.refs();
-        let push = |site: &RefSite, n: &String, parent: &str, req: bool, q: &mut VecDeque<_>| {
-            q.push_back((
-                (site.target, n.clone()),
-                Some(parent.to_string()),
-                Some(site.position),
-                req,
-            ));
-        };
         let agent_workflow =
             |site: &RefSite| r.kind() == Kind::Agent && site.target == Kind::Workflow;
         for (site, n) in refs.iter().filter(|(s, _)| agent_workflow(s)) {
-            push(site, n, &id, is_root, &mut queue);
+            self.follow(site, n, &id, is_root);
         }
         match &r.spec {
             Spec::Agent(a) => {
                 for (i, s) in a.snippets.iter().enumerate() {
-                    entries.push(ExportEntry {
+                    self.entries.push(ExportEntry {
                         id: format!("{id}#snippet:{}", s.name),
                         resource_type: "snippet".into(),
                         name: s.name.clone(),
@@ -234,7 +299,7 @@ pub fn scope_in(full: TenantModel, tenant: &str, scope: &Scope) -> Result<Scoped
             Spec::Workflow(w) => {
                 for (i, s) in w.steps.iter().enumerate() {
                     let sid = format!("{id}#step:{i}");
-                    entries.push(ExportEntry {
+                    self.entries.push(ExportEntry {
                         id: sid.clone(),
                         resource_type: "workflowStep".into(),
                         name: s.name.clone().unwrap_or_else(|| s.step_type.clone()),
@@ -243,7 +308,7 @@ pub fn scope_in(full: TenantModel, tenant: &str, scope: &Scope) -> Result<Scoped
                         required: false,
                     });
                     for (site, n) in refs.iter().filter(|(s, _)| s.item == Some(i)) {
-                        push(site, n, &sid, false, &mut queue);
+                        self.follow(site, n, &sid, false);
                     }
                 }
             }
@@ -254,39 +319,18 @@ pub fn scope_in(full: TenantModel, tenant: &str, scope: &Scope) -> Result<Scoped
             .iter()
             .filter(|(s, _)| s.item.is_none() && !agent_workflow(s))
         {
-            push(site, n, &id, false, &mut queue);
+            self.follow(site, n, &id, false);
         }
     }
-    if *scope == Scope::All {
+
+    /// A whole tenant's export holds what no agent reaches too, as top-level entries.
+    fn add_unreached(&mut self, full: &TenantModel) {
         for r in full.iter() {
-            if !seen.contains(&(r.kind(), r.name().to_string())) {
-                entries.push(ExportEntry {
-                    id: id_of(r),
-                    resource_type: resource_type(r.kind()).to_string(),
-                    name: r.name().to_string(),
-                    parent: None,
-                    position: None,
-                    required: false,
-                });
-                seen.insert((r.kind(), r.name().to_string()));
+            if self.seen.insert((r.kind(), r.name().to_string())) {
+                self.entries.push(resource_entry(r, None, None, false));
             }
         }
     }
-    let mut model = TenantModel::default();
-    for (k, n) in &seen {
-        if let Some(r) = full.get(*k, n) {
-            model.insert(r.clone());
-        }
-    }
-    let agent = match scope {
-        Scope::Agent(_) => roots.first().and_then(|(k, n)| full.get(*k, n)).map(id_of),
-        Scope::All => None,
-    };
-    Ok(Scoped {
-        model,
-        agent,
-        entries,
-    })
 }
 
 /// Keep only the selected entries (plus the required ones).
@@ -363,10 +407,12 @@ pub fn export_zip(
     created_at: &str,
 ) -> Result<Exported, ExportError> {
     let scoped = scope(store, tenant, scope_of)?;
-    export_scoped(store, tenant, scoped, selected, instance, created_at)
+    export_scoped(store, tenant, scoped, selected, instance, created_at, None)
 }
 
 /// Export an already scoped model (e.g. from [`model_at_version`] and [`scope_in`]) as ZIP bytes.
+/// The manifest names a commit only when it holds what the archive holds
+/// ([`exported_commit`]); `repo` is the config repo, when at hand, to check that.
 pub fn export_scoped(
     store: &dyn Store,
     tenant: &str,
@@ -374,6 +420,7 @@ pub fn export_scoped(
     selected: Option<&[String]>,
     instance: &str,
     created_at: &str,
+    repo: Option<&dyn PublishTagger>,
 ) -> Result<Exported, ExportError> {
     let mut model = match selected {
         Some(s) => select(&scoped, s)?,
@@ -381,13 +428,14 @@ pub fn export_scoped(
     };
     let scrubbed = scrub_model(&mut model);
     let tree: MemoryTree = crate::domain::tree::encode_model(&model)?;
-    let record = store.tenant(tenant).map_err(PipelineError::from)?;
+    let commit = exported_commit(store, tenant, &scoped.model, repo)?;
     let manifest = Manifest::for_tree(
         &tree,
         ManifestSource {
             instance: instance.to_string(),
             tenant: tenant.to_string(),
-            commit: record.last_commit.clone(),
+            dirty: commit.is_none(),
+            commit,
         },
         created_at,
         scoped.agent.clone(),
@@ -398,6 +446,29 @@ pub fn export_scoped(
         manifest,
         scrubbed,
     })
+}
+
+/// The commit whose tree holds `exported` as it is: the commit the tenant's
+/// drafts were last applied from ([`gitplan::applied_commit`]), when every
+/// exported resource is its draft (an export of an older published version
+/// is not); else `None`.
+fn exported_commit(
+    store: &dyn Store,
+    tenant: &str,
+    exported: &TenantModel,
+    repo: Option<&dyn PublishTagger>,
+) -> Result<Option<String>, ExportError> {
+    let record = store.tenant(tenant).map_err(PipelineError::from)?;
+    let Some(commit) =
+        gitplan::applied_commit(store, repo, &record).map_err(PipelineError::from)?
+    else {
+        return Ok(None);
+    };
+    let drafts = pipeline::export_model(store, tenant)?;
+    let all_drafts = exported
+        .iter()
+        .all(|r| drafts.get(r.kind(), r.name()) == Some(r));
+    Ok(all_drafts.then_some(commit))
 }
 
 /// Count entries per type in a preview (for summaries).
@@ -478,5 +549,78 @@ mod tests {
             ]
         );
         assert_eq!(scoped.model.len(), 5);
+    }
+
+    fn agent(name: &str, tools: &[&str]) -> Resource {
+        resource(
+            Kind::Agent,
+            name,
+            json!({"type": "chat", "model": {"provider": "p", "name": "m"}, "tools": tools}),
+        )
+    }
+
+    #[test]
+    fn roots_are_the_agent_by_name_or_id_or_every_agent() {
+        let mut full = TenantModel::default();
+        full.insert(agent("a", &[]));
+        full.insert(agent("b", &[]));
+        let by_name = roots_of(&full, "t", &Scope::Agent("b".into())).unwrap();
+        assert_eq!(by_name, [(Kind::Agent, "b".to_string())]);
+        let by_id = roots_of(&full, "t", &Scope::Agent("id-a".into())).unwrap();
+        assert_eq!(by_id, [(Kind::Agent, "a".to_string())]);
+        assert_eq!(roots_of(&full, "t", &Scope::All).unwrap().len(), 2);
+        let e = roots_of(&full, "t", &Scope::Agent("nobody".into())).unwrap_err();
+        assert_eq!(e.to_string(), "agent `nobody` does not exist in tenant `t`");
+    }
+
+    #[test]
+    fn a_walk_reaches_each_resource_once_and_skips_missing_ones() {
+        let mut full = TenantModel::default();
+        full.insert(agent("a", &["shared", "gone"]));
+        full.insert(agent("b", &["shared"]));
+        full.insert(resource(Kind::Tool, "shared", json!({"type": "http"})));
+        let mut walk = ScopeWalk::default();
+        walk.run(
+            &full,
+            &[
+                (Kind::Agent, "a".to_string()),
+                (Kind::Agent, "b".to_string()),
+            ],
+        );
+        let names: Vec<&str> = walk.entries.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(names, ["a", "b", "shared"]);
+        assert_eq!(walk.seen.len(), 4, "the missing tool is seen, not listed");
+    }
+
+    #[test]
+    fn a_whole_tenant_adds_what_no_agent_reaches_at_the_top() {
+        let mut full = TenantModel::default();
+        full.insert(agent("a", &[]));
+        full.insert(resource(Kind::Tool, "loose", json!({"type": "http"})));
+        let mut walk = ScopeWalk::default();
+        walk.run(&full, &[(Kind::Agent, "a".to_string())]);
+        walk.add_unreached(&full);
+        let loose = walk.entries.last().unwrap();
+        assert_eq!(
+            (loose.name.as_str(), &loose.parent, loose.required),
+            ("loose", &None, false)
+        );
+        assert_eq!(walk.entries.len(), 2);
+        let scoped = scope_in(full, "t", &Scope::All).unwrap();
+        assert_eq!(scoped.model.len(), 2);
+        assert_eq!(scoped.agent, None);
+    }
+
+    #[test]
+    fn an_agent_lists_its_snippets_under_it() {
+        let mut a = agent("a", &[]);
+        if let Spec::Agent(spec) = &mut a.spec {
+            spec.snippets =
+                serde_json::from_value(json!([{"name": "greet", "text": "hi"}])).unwrap();
+        }
+        let mut walk = ScopeWalk::default();
+        walk.visit(&a, true);
+        assert_eq!(walk.entries[0].id, "id-a#snippet:greet");
+        assert_eq!(walk.entries[0].resource_type, "snippet");
     }
 }

@@ -26,10 +26,13 @@ use crate::domain::access::{AccessError, Role};
 use crate::domain::diagnostic::{self, Diagnostic};
 use crate::domain::ids;
 use crate::domain::matching::{self, TargetChoice};
-use crate::domain::model::{is_builtin, Kind, Metadata, Resource, Spec, TenantModel};
+use crate::domain::model::{
+    is_builtin, resource_path, Kind, Metadata, Resource, Spec, TenantModel,
+};
 use crate::domain::plan::DiffOptions;
 use crate::domain::secrets::{self, PLACEHOLDER};
 use crate::domain::state::{content_hash, Index};
+use crate::domain::validate;
 use crate::service::access::{authorize, Actor};
 use crate::service::apply;
 use crate::service::pipeline::{self, PipelineError};
@@ -420,6 +423,7 @@ pub fn plan(
         return Err(ImportError::EmptySelection);
     }
     let target = Target::read(store, tenant, &archive.source_key)?;
+    foreign_secrets(store, tenant, archive)?;
     let cx = Ctx {
         tenant,
         archive,
@@ -448,6 +452,27 @@ pub fn plan(
     })
 }
 
+/// An archive's `ENC[age,…]` values must decrypt with the target tenant's
+/// key (an export scrubs them; a packed tree may hold some): else the
+/// import is refused as invalid, naming each field.
+fn foreign_secrets(store: &dyn Store, tenant: &str, archive: &Archive) -> Result<(), ImportError> {
+    let desired: Vec<validate::Desired> = archive
+        .model
+        .iter()
+        .map(|r| validate::Desired {
+            path: resource_path(r.kind(), r.name()),
+            hash: String::new(),
+            resource: r.clone(),
+        })
+        .collect();
+    let diagnostics = pipeline::undecryptable(store, tenant, &desired, &|_, _, _| None)?;
+    if diagnostics.is_empty() {
+        Ok(())
+    } else {
+        Err(ImportError::Invalid { diagnostics })
+    }
+}
+
 /// Step 1: which local resource each archive resource becomes, by strategy.
 fn map_ids(cx: &Ctx<'_>, removed: &mut Vec<Row>) -> Result<LocalIds, ImportError> {
     match cx.opts.strategy {
@@ -469,23 +494,37 @@ fn map_created(cx: &Ctx<'_>) -> LocalIds {
     local
 }
 
-/// `merge`: the local resource that came from the same origin, else the one with the same ID.
+/// `merge`: the local resource that came from the same origin (imported
+/// from it, or promoted from it: `syncedFrom.id`), else the one with the same ID.
 fn map_merged(cx: &Ctx<'_>) -> LocalIds {
-    let mut by_origin: HashMap<&str, &str> = HashMap::new();
+    let mut by_origin: HashMap<(Kind, &str), &str> = HashMap::new();
     for r in &cx.target.drafts {
-        if let (Some(o), Some(id)) = (r.metadata.origin_id.as_deref(), r.id()) {
-            by_origin.entry(o).or_insert(id);
+        let Some(id) = r.id() else { continue };
+        let promoted = r.metadata.synced_from.as_ref().map(|s| s.id.as_str());
+        for o in [r.metadata.origin_id.as_deref(), promoted]
+            .into_iter()
+            .flatten()
+        {
+            by_origin.entry((r.kind(), o)).or_insert(id);
         }
     }
     let mut local = LocalIds::new();
     for r in cx.archive.model.iter() {
         let origin = r.id().unwrap_or_default();
-        let hit = by_origin.get(origin).map(|s| s.to_string()).or_else(|| {
-            cx.by_id
-                .get(origin)
-                .filter(|t| t.kind() == r.kind())
-                .map(|_| origin.to_string())
-        });
+        // A copy promoted into the archive's tenant shares its lineage with
+        // the copies promoted elsewhere: match on that too.
+        let lineage = r.metadata.synced_from.as_ref().map(|s| s.id.as_str());
+        let hit = [Some(origin), lineage]
+            .into_iter()
+            .flatten()
+            .find_map(|o| by_origin.get(&(r.kind(), o)))
+            .map(|s| s.to_string())
+            .or_else(|| {
+                cx.by_id
+                    .get(origin)
+                    .filter(|t| t.kind() == r.kind())
+                    .map(|_| origin.to_string())
+            });
         let entry = match hit {
             Some(id) => (id, true),
             None => (ids::imported_id(cx.tenant, origin, "", r.kind()), false),
@@ -786,10 +825,11 @@ fn classify(
         {
             action = RowAction::Conflict;
             reason = Some(format!(
-                "a {} named `{}` exists already ({}); use --strategy merge or upgrade",
+                "a {} named `{}` exists already ({}); {}",
                 d.kind(),
                 d.name(),
-                other.id
+                other.id,
+                name_taken_hint(cx.opts.strategy)
             ));
         }
     }
@@ -814,6 +854,20 @@ fn classify(
         }
     }
     (action, reason)
+}
+
+/// What to do about a name taken by a resource the strategy did not match:
+/// never the strategy already chosen.
+fn name_taken_hint(strategy: Strategy) -> &'static str {
+    match strategy {
+        Strategy::Create => "use --strategy merge or upgrade",
+        Strategy::Merge => {
+            "it did not come from this archive's source (by ID, import or promotion); rename one of them, or use --strategy upgrade to match by structure"
+        }
+        Strategy::Upgrade => {
+            "it is not part of the target agent's structure; rename one of them, or name the agent with --target-agent"
+        }
+    }
 }
 
 /// Step 3, whole or nothing: a write whose references cannot all land is a
@@ -1198,9 +1252,16 @@ mod tests {
         let tp = pipeline::plan_tree(&store, DEV, &source, DiffOptions::default()).unwrap();
         apply::apply(&mut store, &tp.plan.unwrap(), Default::default()).unwrap();
         let scoped = zip_export::scope(&store, DEV, &Scope::Agent("support-bot".into())).unwrap();
-        let made =
-            zip_export::export_scoped(&store, DEV, scoped, None, "ferry", "2026-01-01T00:00:00Z")
-                .unwrap();
+        let made = zip_export::export_scoped(
+            &store,
+            DEV,
+            scoped,
+            None,
+            "ferry",
+            "2026-01-01T00:00:00Z",
+            None,
+        )
+        .unwrap();
         let read = archive::read_zip(&made.bytes, &Limits::default()).unwrap();
         let decoded = decode(&read).unwrap();
         (tmp, store, decoded)

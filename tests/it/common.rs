@@ -117,6 +117,16 @@ impl TestEnv {
         env
     }
 
+    /// [`TestEnv::acme`] on the store at `store` (a database the caller owns).
+    pub fn acme_on(store: &str) -> Self {
+        let mut env = TestEnv::empty();
+        env.store = Some(store.to_string());
+        copy_dir(&project_root().join("fixtures/acme"), &env.repo);
+        env.ferry(&["tenant", "create", "acme-dev", "--environment", "dev"])
+            .ok();
+        env
+    }
+
     /// A `ferry` command run in the repo, with colour off and a git identity.
     pub fn cmd(&self) -> Command {
         let mut c = Command::cargo_bin("ferry").unwrap();
@@ -453,4 +463,26 @@ pub fn zip_entry(bytes: &[u8], name: &str) -> String {
     let mut text = String::new();
     std::io::Read::read_to_string(&mut f, &mut text).unwrap();
     text
+}
+
+/// Run git in `dir` as a fixed author at a fixed date (the same tree gives
+/// the same commit ID in every clone); panics with git's message on failure.
+pub fn git_at(dir: &Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .current_dir(dir)
+        .args(args)
+        .env("GIT_AUTHOR_NAME", "Test User")
+        .env("GIT_AUTHOR_EMAIL", "test@example.invalid")
+        .env("GIT_COMMITTER_NAME", "Test User")
+        .env("GIT_COMMITTER_EMAIL", "test@example.invalid")
+        .env("GIT_AUTHOR_DATE", "2026-01-01T00:00:00Z")
+        .env("GIT_COMMITTER_DATE", "2026-01-01T00:00:00Z")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }

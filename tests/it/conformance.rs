@@ -11,7 +11,8 @@
 //! ```
 //!
 //! A factory returns a [`Fresh`]: the URL of an empty store that
-//! `ferry::backend::store::open_with_fault` opens, and a guard that removes
+//! `ferry::backend::store::open_with_options` opens (with a token, for a
+//! remote store), and a guard that removes
 //! it when dropped. Properties that need a second connection (read
 //! snapshots) or an injected fault open the URL again.
 
@@ -20,14 +21,15 @@ use std::borrow::Cow;
 use std::path::PathBuf;
 
 use ferry::backend::store::{
-    open_with_fault, Store, StoreError, SyncRecord, VersionRecord, WriteBatch, WriteFault,
+    open_with_options, Store, StoreError, SyncRecord, TenantAdmin, VersionRecord, WriteBatch,
+    WriteFault,
 };
 use ferry::domain::access::{Grant, Role, UserRecord};
 use ferry::domain::ids::derived_id;
 use ferry::domain::model::{Kind, Metadata, Resource, Spec};
 use ferry::domain::plan::{Absent, HashRefresh};
 use ferry::domain::publish::{Named, PublishRecord, PublishSummary, PublishedVersion};
-use ferry::domain::secrets::{generate_keypair, KeyPair};
+use ferry::domain::secrets::{encrypt, generate_keypair, KeyPair};
 use ferry::domain::state::{content_hash, IndexEntry};
 use serde_json::json;
 
@@ -37,6 +39,8 @@ pub struct Fresh {
     pub url: String,
     /// The folder relative URLs are taken from.
     pub base: PathBuf,
+    /// The bearer token of a remote store.
+    pub token: Option<String>,
     /// Keeps the store alive (a temp folder, a throwaway database).
     pub _guard: Box<dyn Any>,
 }
@@ -49,7 +53,7 @@ impl Fresh {
 
     /// A connection whose writes hit `fault`.
     pub fn open_with(&self, fault: Option<WriteFault>) -> Box<dyn Store + Send> {
-        open_with_fault(&self.url, &self.base, fault)
+        open_with_options(&self.url, &self.base, fault, self.token.as_deref())
             .unwrap_or_else(|e| panic!("open {}: {e}", self.url))
     }
 }
@@ -78,6 +82,7 @@ pub fn sqlite_fresh() -> Fresh {
     Fresh {
         url: format!("sqlite:{}", dir.path().join("store.db").display()),
         base: dir.path().to_path_buf(),
+        token: None,
         _guard: Box::new(dir),
     }
 }
@@ -109,9 +114,12 @@ macro_rules! store_conformance {
                 the_first_user_owns_the_store,
                 grants_name_known_users_and_tenants,
                 tokens_are_found_by_their_hash_only,
+                sessions_are_kept_by_hash_and_expire,
                 tokens_are_listed_revoked_and_their_use_recorded,
                 sync_records_are_kept_per_source,
                 a_read_snapshot_sees_one_state,
+                variables_are_kept_per_tenant_by_name,
+                deleting_a_tenant_removes_everything_it_holds,
             );
         }
     };
@@ -815,6 +823,36 @@ pub fn tokens_are_listed_revoked_and_their_use_recorded(fresh: &Fresh) {
     assert_eq!(store.revision().unwrap(), before);
 }
 
+/// Sessions are found by their hash, refused for an unknown user, and
+/// removed one by one; removing one also drops every expired session.
+pub fn sessions_are_kept_by_hash_and_expire(fresh: &Fresh) {
+    let mut store = fresh.open();
+    store.add_user("ada").unwrap();
+    let session = |hash: &str, expires_at: i64| ferry::backend::store::SessionRecord {
+        hash: hash.into(),
+        user: "ada".into(),
+        token_hash: "token-hash".into(),
+        expires_at,
+    };
+    store.add_session(&session("live", 1_000)).unwrap();
+    store.add_session(&session("old", 10)).unwrap();
+    assert_eq!(store.session("live").unwrap(), Some(session("live", 1_000)));
+    assert_eq!(store.session("nope").unwrap(), None);
+    let mut ghost = session("ghost", 1_000);
+    ghost.user = "mallory".into();
+    let err = store.add_session(&ghost).unwrap_err();
+    assert!(err.to_string().contains("mallory"), "{err}");
+    assert!(!store.remove_session("nope", 100).unwrap());
+    assert_eq!(
+        store.session("old").unwrap(),
+        None,
+        "expired at 10, removed at 100"
+    );
+    assert!(store.session("live").unwrap().is_some());
+    assert!(store.remove_session("live", 100).unwrap());
+    assert_eq!(store.session("live").unwrap(), None);
+}
+
 // ---- sync records ----------------------------------------------------------
 
 /// Sync records are kept per tenant and source, replaced per resource, listed by local ID.
@@ -869,4 +907,123 @@ pub fn a_read_snapshot_sees_one_state(fresh: &Fresh) {
     assert!(after > revision);
     assert_eq!(index_after.len(), 2);
     assert_eq!(reader.publishes(T).unwrap().len(), 1);
+}
+
+// ---- tenant housekeeping ---------------------------------------------------
+
+/// The store's [`TenantAdmin`]: every back end has one.
+fn admin(store: &mut dyn Store) -> &mut dyn TenantAdmin {
+    store
+        .tenant_admin_mut()
+        .expect("the back end keeps tenant variables and deletes tenants")
+}
+
+/// Variables are kept per tenant as ciphertext, listed by name only and
+/// sorted; setting again replaces; unsetting says whether one was set.
+pub fn variables_are_kept_per_tenant_by_name(fresh: &Fresh) {
+    let mut store = fresh.open();
+    let keys = tenant(&mut *store, T);
+    tenant(&mut *store, "acme-prod");
+    let revision = store.revision().unwrap();
+    let enc = |v: &[u8]| encrypt(&keys.recipient, v).unwrap();
+    admin(&mut *store)
+        .set_variable(T, "ZETA", &enc(b"z"))
+        .unwrap();
+    admin(&mut *store)
+        .set_variable(T, "CRM_API_KEY", &enc(b"one"))
+        .unwrap();
+    admin(&mut *store)
+        .set_variable(T, "CRM_API_KEY", &enc(b"two"))
+        .unwrap();
+    let read = fresh.open();
+    let admin_of = |s: &dyn Store, t: &str| s.tenant_admin().unwrap().variable_names(t).unwrap();
+    assert_eq!(admin_of(&*read, T), ["CRM_API_KEY", "ZETA"]);
+    assert!(admin_of(&*read, "acme-prod").is_empty());
+    assert!(admin(&mut *store).unset_variable(T, "ZETA").unwrap());
+    assert!(!admin(&mut *store).unset_variable(T, "ZETA").unwrap());
+    assert_eq!(admin_of(&*read, T), ["CRM_API_KEY"]);
+    let err = admin(&mut *store)
+        .set_variable("ghost", "X", &enc(b"x"))
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NoTenant { .. }), "{err}");
+    let err = admin(&mut *store).unset_variable("ghost", "X").unwrap_err();
+    assert!(matches!(err, StoreError::NoTenant { .. }), "{err}");
+    // Variables are not drafts: they move no revision, so no plan goes stale.
+    assert_eq!(store.revision().unwrap(), revision);
+}
+
+/// Deleting a tenant removes its drafts, versions, publishes, variables,
+/// sync records, grants and bound tokens in one step, moves the store
+/// revision, leaves other tenants alone, and frees the name.
+pub fn deleting_a_tenant_removes_everything_it_holds(fresh: &Fresh) {
+    let mut store = fresh.open();
+    let keys = tenant(&mut *store, T);
+    tenant(&mut *store, "acme-prod");
+    let a = tool("a", "1");
+    put(&mut *store, &[&a]);
+    store
+        .publish(T, &record(1, "chg_1", &[&a]), &published(&[&a]))
+        .unwrap();
+    let other = WriteBatch {
+        base_revision: store.tenant("acme-prod").unwrap().revision,
+        upserts: upserts(&[&a]),
+        ..WriteBatch::default()
+    };
+    store.write("acme-prod", &other).unwrap();
+    let secret = encrypt(&keys.recipient, b"v").unwrap();
+    admin(&mut *store).set_variable(T, "X", &secret).unwrap();
+    admin(&mut *store)
+        .set_variable("acme-prod", "X", &secret)
+        .unwrap();
+    let sync = SyncRecord {
+        local_id: id(&a),
+        origin_id: "origin".into(),
+        revision: 1,
+        content_hash: "h".into(),
+    };
+    store.record_syncs(T, "zip:one", &[sync]).unwrap();
+    store.add_user("ada").unwrap();
+    store.grant("ada", T, Role::Editor).unwrap();
+    store.grant("ada", "acme-prod", Role::Viewer).unwrap();
+    store.add_token("bound", "ada", Some(T), None).unwrap();
+    store.add_token("free", "ada", None, None).unwrap();
+    let before = store.revision().unwrap();
+
+    admin(&mut *store).delete_tenant(T).unwrap();
+    assert!(store.revision().unwrap() > before);
+    let names: Vec<String> = store
+        .tenants()
+        .unwrap()
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
+    assert_eq!(names, ["acme-prod"]);
+    assert!(matches!(store.tenant(T), Err(StoreError::NoTenant { .. })));
+    let grants = store.access().unwrap().grants;
+    assert_eq!(grants.len(), 1, "{grants:?}");
+    assert_eq!(grants[0].tenant, "acme-prod");
+    assert_eq!(store.token("bound").unwrap(), None);
+    assert!(store.token("free").unwrap().is_some());
+    assert_eq!(store.all_drafts("acme-prod").unwrap().len(), 1);
+    let prod_vars = store
+        .tenant_admin()
+        .unwrap()
+        .variable_names("acme-prod")
+        .unwrap();
+    assert_eq!(prod_vars, ["X"]);
+
+    // The name is free again, and the new tenant starts empty.
+    tenant(&mut *store, T);
+    assert!(store.all_drafts(T).unwrap().is_empty());
+    assert!(store.versions(T, &[id(&a)]).unwrap().is_empty());
+    assert!(store.publishes(T).unwrap().is_empty());
+    assert!(store.sync_records(T, "zip:one").unwrap().is_empty());
+    assert!(store
+        .tenant_admin()
+        .unwrap()
+        .variable_names(T)
+        .unwrap()
+        .is_empty());
+    let err = admin(&mut *store).delete_tenant("ghost").unwrap_err();
+    assert!(matches!(err, StoreError::NoTenant { .. }), "{err}");
 }

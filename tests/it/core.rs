@@ -390,7 +390,8 @@ fn exporting_an_empty_tenant_over_a_tree_needs_force() {
     applied(&env);
     let other = env.tmp.path().join("other.db");
     let url = format!("sqlite:{}", other.display());
-    env.ferry(&["tenant", "create", "acme-dev", "--store", &url])
+    // A second store adopting the folder: --force, as tenant.toml names the first store's key.
+    env.ferry(&["tenant", "create", "acme-dev", "--store", &url, "--force"])
         .ok();
     let r = env
         .ferry(&["export", "--tenant", "acme-dev", "--store", &url])

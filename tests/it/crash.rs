@@ -296,7 +296,16 @@ fn local_operations(kills: usize, rng: &mut Rng) -> usize {
         name: "promote",
         env: &env,
         tenant: PROD,
-        args: args(&["promote", "--from", DEV, "--to", PROD, "--yes"]),
+        // The fixture's chain is dev → staging → prod: straight to prod goes against it.
+        args: args(&[
+            "promote",
+            "--from",
+            DEV,
+            "--to",
+            PROD,
+            "--against-chain",
+            "--yes",
+        ]),
     };
     let t = crash_loop(&promote, kills, rng, |i| {
         edit_agents(&env, 2000 + i);

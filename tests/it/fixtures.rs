@@ -187,6 +187,12 @@ fn the_demo_runs_end_to_end() {
     std::fs::create_dir_all(&env.repo).unwrap();
     let r = env.ferry(&["demo"]).ok();
     assert!(r.stderr.contains("== Done."), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("The web UI of the demo's server was at http://127.0.0.1:"),
+        "{}",
+        r.stderr
+    );
     assert!(r.stdout.contains("~ Agent support-bot"), "{}", r.stdout);
     // The whole story: two tagged publishes, an idempotent promotion, a ZIP import.
     assert!(

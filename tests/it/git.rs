@@ -417,8 +417,8 @@ fn revert_write_tree_writes_the_repo_not_the_store() {
     assert!(status.contains("agents/support-bot.yaml"), "{status}");
 }
 
-#[test]
-fn git_revert_of_a_publish_commit_validates_plans_and_applies() {
+/// Applied from HEAD and published once, then the agent's instructions edited in the folder.
+fn published_from_git_and_edited() -> TestEnv {
     let env = applied_and_committed();
     env.ferry(&["apply", "--tenant", T, "--ref", "HEAD", "--yes"])
         .ok();
@@ -429,6 +429,12 @@ fn git_revert_of_a_publish_commit_validates_plans_and_applies() {
         "Cite the knowledge base in every answer.",
         "Always cite your sources.",
     );
+    env
+}
+
+#[test]
+fn git_revert_of_a_publish_commit_validates_plans_and_applies() {
+    let env = published_from_git_and_edited();
     env.write(
         "tenants/acme-dev/tools/web-lookup.yaml",
         "apiVersion: ferry/v1\nkind: Tool\nmetadata:\n  name: web-lookup\nspec:\n  type: http\n  connection: crm\n  request:\n    method: GET\n    path: /search\n",
@@ -588,4 +594,91 @@ fn bad_git_input_is_refused_clearly() {
         .ferry(&["plan", "--tenant", T, "--ref", "HEAD"])
         .expect(1);
     assert!(r.stderr.contains("agents/support-bot.yaml"), "{}", r.stderr);
+}
+
+/// The change ID of a publish answer, whichever case its keys are in.
+fn change_id_of(p: &serde_json::Value) -> String {
+    p["change_track_id"]
+        .as_str()
+        .or(p["changeTrackId"].as_str())
+        .unwrap()
+        .to_string()
+}
+
+/// Publish 2 applied from a commit, then reverted: the store drifted from git.
+fn reverted_outside_git() -> TestEnv {
+    let env = published_from_git_and_edited();
+    env.git(&["commit", "-qam", "cite sources"]);
+    env.ferry(&["apply", "--tenant", T, "--ref", "HEAD", "--yes"])
+        .ok();
+    let two = change_id_of(&publish(&env, "two"));
+    env.ferry(&["revert", "--yes", "--tenant", T, &two]).ok();
+    env
+}
+
+/// Issue 13.4: a revert changes the store outside git (drift); committing
+/// the store's own drafts with `export --commit` makes that commit the last
+/// applied one, so `plan` no longer reports drift, from git or from the folder.
+#[test]
+pub fn export_commit_of_the_drafts_clears_the_drift_of_a_revert() {
+    let env = reverted_outside_git();
+    let plan = env
+        .ferry(&["plan", "--tenant", T, "--ref", "HEAD", "--output", "json"])
+        .ok()
+        .json();
+    assert_eq!(plan["drift"][0]["name"], "support-bot", "{plan:#}");
+
+    let run = env
+        .ferry(&[
+            "export",
+            "--tenant",
+            T,
+            "--commit",
+            "-m",
+            "capture drift",
+            "--output",
+            "json",
+        ])
+        .ok()
+        .json();
+    let head = env.git(&["rev-parse", "HEAD"]).trim().to_string();
+    assert_eq!(run["commit"], head.as_str(), "{run:#}");
+    assert!(env.read(BOT).contains("Cite the knowledge base"));
+    for args in [
+        &["plan", "--tenant", T, "--ref", "HEAD", "--output", "json"][..],
+        &["plan", "--tenant", T, "--output", "json"][..],
+    ] {
+        let plan = env.ferry(args).ok().json();
+        assert!(plan.get("drift").is_none(), "{args:?}: {plan:#}");
+        assert_eq!(plan["summary"]["update"], 0, "{args:?}: {plan:#}");
+    }
+    let tenants = env
+        .ferry(&["tenant", "list", "--output", "json"])
+        .ok()
+        .stdout;
+    assert!(
+        tenants.contains(&head),
+        "the last applied commit: {tenants}"
+    );
+}
+
+/// Issue 13.4, the drafts committed by hand first: `export --commit` has
+/// nothing to commit, and HEAD, which holds the drafts, becomes the last applied commit.
+#[test]
+fn export_commit_records_head_when_it_holds_the_drafts_already() {
+    let env = reverted_outside_git();
+    env.ferry(&["export", "--tenant", T]).ok();
+    env.git(&["commit", "-qam", "the reverted drafts"]);
+    let run = env
+        .ferry(&[
+            "export", "--tenant", T, "--commit", "-m", "again", "--output", "json",
+        ])
+        .ok()
+        .json();
+    assert!(run["commit"].is_null(), "nothing new to commit: {run:#}");
+    let plan = env
+        .ferry(&["plan", "--tenant", T, "--ref", "HEAD", "--output", "json"])
+        .ok()
+        .json();
+    assert!(plan.get("drift").is_none(), "{plan:#}");
 }

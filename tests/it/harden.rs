@@ -324,16 +324,8 @@ fn zip_whose_entries_declare_more_than_the_budget_is_refused_before_inflating() 
 fn values_that_only_look_encrypted_are_refused_naming_the_field() {
     for fake in ["ENC[age,sk-live-PLAINTEXT999]", "ENC[age,!!!garbage###]"] {
         let env = TestEnv::acme();
-        let path = format!("{DEV}/connections/crm.yaml");
-        let text = env.read(&path);
-        let line = text
-            .lines()
-            .find(|l| l.contains("apiKey:"))
-            .unwrap()
-            .to_string();
-        let (key, _) = line.split_once(':').unwrap();
-        env.write(&path, &text.replace(&line, &format!("{key}: {fake}")));
-        let field = key.trim();
+        let field = set_crm_key(&env, fake);
+        let field = field.as_str();
         for args in [
             &["validate", "--tenant", T][..],
             &["apply", "--tenant", T, "--yes"][..],
@@ -432,4 +424,196 @@ fn a_placeholder_applied_back_never_overwrites_the_stored_secret() {
     let back = std::fs::read_to_string(env.path("back/connections/crm.yaml")).unwrap();
     assert!(back.contains(&enc), "the stored secret is kept:\n{back}");
     assert!(!back.contains("secret:scrubbed"), "{back}");
+}
+
+/// `ferry secret encrypt --tenant TENANT` of `plain`.
+fn encrypt_to(env: &TestEnv, tenant: &str, plain: &str) -> String {
+    env.ferry_stdin(&["secret", "encrypt", "--tenant", tenant], plain)
+        .ok()
+        .stdout
+        .trim()
+        .to_string()
+}
+
+/// Put `value` as the CRM connection's API key of acme-dev; returns the key's field name.
+fn set_crm_key(env: &TestEnv, value: &str) -> String {
+    let path = format!("{DEV}/connections/crm.yaml");
+    let text = env.read(&path);
+    let line = text
+        .lines()
+        .find(|l| l.contains("apiKey:"))
+        .unwrap()
+        .to_string();
+    let (key, _) = line.split_once(':').unwrap();
+    env.write(&path, &text.replace(&line, &format!("{key}: {value}")));
+    key.trim().to_string()
+}
+
+/// Issue 13.6: a second store must not silently give an existing
+/// tenant.toml a new public key: refused (naming why, with a hint) unless `--force`.
+#[test]
+fn tenant_create_refuses_a_tenant_toml_that_names_another_stores_key() {
+    let env = TestEnv::acme();
+    let toml = format!("{DEV}/tenant.toml");
+    let before = env.read(&toml);
+    assert!(before.contains("recipient"), "{before}");
+    let other = ["--store", "sqlite:other.db"];
+    let r = env
+        .ferry(&[&other[..], &["tenant", "create", T]].concat())
+        .expect(1);
+    assert!(
+        r.stderr.contains("already names a public key"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("hint:") && r.stderr.contains("--force"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(env.read(&toml), before, "tenant.toml untouched");
+    let list = env
+        .ferry(&[&other[..], &["tenant", "list", "--output", "json"]].concat())
+        .ok()
+        .stdout;
+    assert!(!list.contains(T), "nothing created: {list}");
+    env.ferry(&[&other[..], &["tenant", "create", T, "--force"]].concat())
+        .ok();
+    assert_ne!(
+        env.read(&toml),
+        before,
+        "--force gives the folder the new key"
+    );
+    // The tenant the store holds already: its own error, as before.
+    let r = env.ferry(&["tenant", "create", T]).expect(1);
+    assert!(r.stderr.contains("exists"), "{}", r.stderr);
+}
+
+/// Issue 13.6: an `ENC[age,…]` value encrypted to another key fails every
+/// command that has the store (validate, plan, apply, ZIP import), naming
+/// the file and field and never the value; one encrypted to the tenant passes.
+#[test]
+pub fn values_encrypted_to_another_key_are_refused_where_the_store_is_at_hand() {
+    let env = TestEnv::acme();
+    env.ferry(&["tenant", "create", "acme-prod"]).ok();
+    let foreign = encrypt_to(&env, "acme-prod", "sk-live-FOREIGN777");
+    set_crm_key(&env, &foreign);
+    for args in [
+        &["validate", "--tenant", T][..],
+        &["plan", "--tenant", T][..],
+        &["apply", "--tenant", T, "--yes"][..],
+    ] {
+        let r = env.ferry(args).expect(1);
+        for want in [
+            "connections/crm.yaml",
+            "apiKey",
+            "does not decrypt",
+            "acme-dev",
+        ] {
+            assert!(r.stderr.contains(want), "{args:?} {want}: {}", r.stderr);
+        }
+        for out in [&r.stdout, &r.stderr] {
+            assert!(!out.contains(&foreign) && !out.contains("FOREIGN777"));
+        }
+    }
+    assert_eq!(resources_of(&env, T), 0);
+    env.ferry(&["zip", "pack", DEV, "-o", "dev.zip"]).ok();
+    let r = env
+        .ferry(&[
+            "zip",
+            "import",
+            "--yes",
+            "dev.zip",
+            "--tenant",
+            T,
+            "--strategy",
+            "create",
+        ])
+        .expect(1);
+    assert!(r.stderr.contains("apiKey"), "{}", r.stderr);
+    assert!(r.stderr.contains("does not decrypt"), "{}", r.stderr);
+    assert!(!r.stderr.contains(&foreign));
+    assert_eq!(resources_of(&env, T), 0);
+
+    set_crm_key(&env, &encrypt_to(&env, T, "sk-live-OWN555"));
+    env.ferry(&["validate", "--tenant", T]).ok();
+    env.ferry(&["apply", "--tenant", T, "--yes"]).ok();
+}
+
+/// Issue 14.3 and 13.6 over HTTP: a staging edit holding a value that only
+/// looks encrypted, or one encrypted to another tenant's key, answers 400
+/// naming the field (never the value); the tenant's own ciphertext lands.
+#[test]
+fn staging_edits_refuse_fake_and_foreign_ciphertexts_naming_the_field() {
+    use serde_json::json;
+    let (env, token) = crate::serve::acme_server_env();
+    let foreign = encrypt_to(&env, "acme-prod", "sk-live-FOREIGN777");
+    let own = encrypt_to(&env, T, "sk-live-OWN555");
+    let server = crate::common::Server::start(&env, &[]);
+    let url = server.url("/api/v2/agents/support-bot/tools/crm-lookup/actions/list-orders");
+    let t = Some(token.as_str());
+    for (value, says) in [
+        ("ENC[age,sk-live-PLAINTEXT999]", "age ciphertext"),
+        ("ENC[age,!!!garbage###]", "age ciphertext"),
+        (foreign.as_str(), "does not decrypt"),
+    ] {
+        let a = crate::common::http_json("PATCH", &url, t, &json!({"config": {"apiKey": value}}));
+        let body = String::from_utf8_lossy(&a.body).into_owned();
+        assert_eq!(a.status, 400, "{body}");
+        assert!(body.contains("apiKey") && body.contains(says), "{body}");
+        for leak in ["PLAINTEXT999", "garbage", "FOREIGN777", value] {
+            assert!(!body.contains(leak), "{leak} in {body}");
+        }
+    }
+    crate::common::http_json("PATCH", &url, t, &json!({"config": {"apiKey": own}})).expect(200);
+}
+
+/// Issue 13.6: plans (text, Markdown, JSON) and revert previews show a
+/// ciphertext as `ENC[age,…XXXX]`, its last four characters, never in full.
+#[test]
+fn plans_and_revert_previews_show_ciphertext_abbreviated() {
+    let env = TestEnv::acme();
+    let first = encrypt_to(&env, T, "first-secret");
+    let second = encrypt_to(&env, T, "second-secret");
+    let short = |enc: &str| format!("ENC[age,…{}]", &enc[enc.len() - 5..enc.len() - 1]);
+    let whole = |out: &str, enc: &str| out.contains(&enc[8..40]);
+    set_crm_key(&env, &first);
+    let created = env.ferry(&["plan", "--tenant", T]).ok().stdout;
+    assert!(!whole(&created, &first), "{created}");
+    env.ferry(&["apply", "--tenant", T, "--yes"]).ok();
+    env.ferry(&["publish", "--tenant", T, "-m", "one"]).ok();
+    set_crm_key(&env, &second);
+    for format in ["text", "markdown", "json"] {
+        let out = env
+            .ferry(&["plan", "--tenant", T, "--output", format])
+            .ok()
+            .stdout;
+        assert!(out.contains(&short(&second)), "{format}: {out}");
+        assert!(out.contains(&short(&first)), "{format}: {out}");
+        assert!(
+            !whole(&out, &first) && !whole(&out, &second),
+            "{format}: {out}"
+        );
+    }
+    env.ferry(&["apply", "--tenant", T, "--yes"]).ok();
+    env.ferry(&["publish", "--tenant", T, "-m", "two"]).ok();
+    for format in ["text", "json"] {
+        let out = env
+            .ferry(&[
+                "revert",
+                "--preview",
+                "--tenant",
+                T,
+                "2",
+                "--output",
+                format,
+            ])
+            .ok()
+            .stdout;
+        assert!(out.contains(&short(&first)), "{format}: {out}");
+        assert!(
+            !whole(&out, &first) && !whole(&out, &second),
+            "{format}: {out}"
+        );
+    }
 }

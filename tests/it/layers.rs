@@ -56,6 +56,20 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
+/// Every `.rs` file under `src`, in path order: its path relative to `src` (with `/`) and its text.
+fn sources(src: &Path) -> Vec<(String, String)> {
+    let mut files = Vec::new();
+    rust_files(src, &mut files);
+    files
+        .iter()
+        .map(|file| {
+            let rel = file.strip_prefix(src).expect("under src");
+            let rel_text = rel.to_string_lossy().replace('\\', "/");
+            (rel_text, std::fs::read_to_string(file).expect("read file"))
+        })
+        .collect()
+}
+
 /// The code of a line without its `//` comment (string literals are rare enough here to ignore).
 fn code_of(line: &str) -> &str {
     match line.find("//") {
@@ -66,14 +80,9 @@ fn code_of(line: &str) -> &str {
 
 /// Every forbidden arrow and crate use in the source tree rooted at `src`.
 pub fn violations(src: &Path) -> Vec<String> {
-    let mut files = Vec::new();
-    rust_files(src, &mut files);
     let mut found = Vec::new();
-    for file in &files {
-        let rel = file.strip_prefix(src).expect("under src");
-        let rel_text = rel.to_string_lossy().replace('\\', "/");
-        let text = std::fs::read_to_string(file).expect("read file");
-        let from = layer_of(rel);
+    for (rel_text, text) in sources(src) {
+        let from = layer_of(Path::new(&rel_text));
         let local_mods: Vec<String> = text
             .lines()
             .filter_map(|l| {
@@ -136,10 +145,14 @@ pub fn violations(src: &Path) -> Vec<String> {
 
 #[test]
 fn the_layers_hold() {
-    let found = violations(&project_root().join("src"));
+    none_found("forbidden imports", violations(&project_root().join("src")));
+}
+
+/// Fail listing every finding, one per line.
+fn none_found(what: &str, found: Vec<String>) {
     assert!(
         found.is_empty(),
-        "forbidden imports ({}):\n{}",
+        "{what} ({}):\n{}",
         found.len(),
         found.join("\n")
     );
@@ -170,4 +183,122 @@ fn a_forbidden_arrow_is_caught() {
     assert!(found[1].contains("`domain` may not use `crate::service`"));
     assert!(found[2].contains("`server` may not use `crate::cli`"));
     assert!(found[3].contains("names the `git2` crate"));
+}
+
+/// The longest a function of `src/` may run, in lines (signature to closing brace).
+const MAX_FN_LINES: usize = 120;
+
+/// Whether a (trimmed) line starts a function: `fn`, after any `pub(…)`,
+/// `const`, `async` or `unsafe`.
+fn starts_fn(trimmed: &str) -> Option<String> {
+    let mut rest = trimmed;
+    if let Some(r) = rest.strip_prefix("pub") {
+        rest = match r.strip_prefix('(') {
+            Some(inner) => inner.split_once(')').map(|(_, after)| after)?,
+            None => r,
+        };
+        rest = rest.strip_prefix(' ')?;
+    }
+    for qualifier in ["const ", "async ", "unsafe ", "extern \"C\" "] {
+        rest = rest.strip_prefix(qualifier).unwrap_or(rest);
+    }
+    let name: String = rest
+        .strip_prefix("fn ")?
+        .chars()
+        .take_while(|c| c.is_alphanumeric() || *c == '_')
+        .collect();
+    (!name.is_empty()).then_some(name)
+}
+
+fn indent_of(line: &str) -> usize {
+    line.len() - line.trim_start().len()
+}
+
+/// The line index of the `}` closing the item opened at `start` (rustfmt
+/// style: the closing brace sits at the item's indentation), or `None` for a
+/// declaration without a body.
+fn item_end(lines: &[&str], start: usize) -> Option<usize> {
+    let ind = indent_of(lines[start]);
+    // The signature ends at the first line at the item's indentation ending in `{` or `;`.
+    let mut j = start;
+    while j < lines.len() {
+        let code = code_of(lines[j]).trim_end();
+        if indent_of(lines[j]) == ind && (code.ends_with(';') || code.ends_with('{')) {
+            break;
+        }
+        if j == start && code.ends_with('}') {
+            return Some(j);
+        }
+        j += 1;
+    }
+    if j >= lines.len() || code_of(lines[j]).trim_end().ends_with(';') {
+        return None;
+    }
+    (j..lines.len()).find(|&k| lines[k].trim() == "}" && indent_of(lines[k]) == ind)
+}
+
+/// Every function of the source tree rooted at `src` longer than `max`
+/// lines, outside `#[cfg(test)]` items: `src/<file>:<line>: fn <name> is N lines`.
+pub fn long_functions(src: &Path, max: usize) -> Vec<String> {
+    let mut found = Vec::new();
+    for (rel_text, text) in sources(src) {
+        let lines: Vec<&str> = text.lines().collect();
+        let mut i = 0;
+        while i < lines.len() {
+            let trimmed = lines[i].trim();
+            if trimmed == "#[cfg(test)]" {
+                // Skip the test item that follows (a module or a function).
+                let item = (i + 1..lines.len()).find(|&k| !lines[k].trim().starts_with("#["));
+                i = item.and_then(|k| item_end(&lines, k)).unwrap_or(i) + 1;
+                continue;
+            }
+            if let Some(name) = starts_fn(trimmed) {
+                if let Some(end) = item_end(&lines, i) {
+                    let len = end - i + 1;
+                    if len > max {
+                        found.push(format!(
+                            "src/{rel_text}:{}: fn {name} is {len} lines (at most {max}); split it into named steps",
+                            i + 1
+                        ));
+                    }
+                }
+            }
+            i += 1;
+        }
+    }
+    found
+}
+
+#[test]
+fn no_function_runs_past_120_lines() {
+    none_found(
+        "functions too long to hold in one's head",
+        long_functions(&project_root().join("src"), MAX_FN_LINES),
+    );
+}
+
+#[test]
+fn a_long_function_is_caught_and_tests_are_not() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let src = tmp.path();
+    std::fs::create_dir_all(src.join("domain")).expect("mkdir");
+    let body = |n: usize| "    let x = 1;\n".repeat(n);
+    let text = format!(
+        "pub(crate) fn long_one(\n    a: u8,\n) -> u8 {{\n{}}}\n\nfn short() {{\n{}}}\n\nfn one_line() {{}}\n\ntrait T {{\n    fn declared(\n        &self,\n    ) -> u8;\n}}\n\n#[cfg(test)]\nmod tests {{\n    fn long_test() {{\n{}    }}\n}}\n\nimpl X {{\n    pub async fn long_method(&self) {{\n{}    }}\n}}\n",
+        body(130),
+        body(10),
+        body(200),
+        body(125)
+    );
+    std::fs::write(src.join("domain/plan.rs"), text).expect("w");
+    let found = long_functions(src, MAX_FN_LINES);
+    assert_eq!(found.len(), 2, "{found:#?}");
+    assert!(
+        found[0].starts_with("src/domain/plan.rs:1: fn long_one is 134 lines"),
+        "{found:#?}"
+    );
+    assert!(
+        found[1].contains(": fn long_method is 127 lines"),
+        "{found:#?}"
+    );
 }

@@ -1,6 +1,7 @@
 //! The integration tests: one binary, driving the real `ferry` binary in
 //! temporary config repos through [`common::TestEnv`].
 
+mod ci_recipe;
 mod common;
 mod conformance;
 mod core;
@@ -13,14 +14,18 @@ mod harden;
 mod layers;
 mod matrix;
 mod output;
+mod pg_outage;
 mod postgres;
 mod promote;
 mod props;
 mod readme_tour;
+mod remote;
 mod roles;
 mod schemas;
+mod secret_scan;
 mod serve;
 mod staging;
 mod tokens;
+mod ui;
 mod ux;
 mod zip;

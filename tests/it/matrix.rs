@@ -1,6 +1,6 @@
 //! The authorisation matrix (issue 14, "Keep it so"): every route of the
 //! route table (`ferry::server::openapi::ROUTES`) × {no token, revoked
-//! token, viewer, editor, admin, owner, another tenant's owner}, each
+//! token, viewer, editor, admin, owner, another tenant's owner, store owner}, each
 //! answering the status [`NEEDS`] documents for it. A route added to the
 //! table without a row here fails the test; a refusal changes nothing in
 //! the store.
@@ -22,6 +22,8 @@ enum Needs {
     AnyToken,
     /// At least this role on the token's tenant (and, for a tenant sync, on the target).
     Role(&'static str),
+    /// A store owner.
+    StoreOwner,
 }
 
 use Needs::*;
@@ -134,7 +136,143 @@ const NEEDS: &[(&str, &str, Needs)] = &[
         Role("viewer"),
     ),
     ("PUT", "/api/v2/agents/{agent_id}/rollback", Role("editor")),
+    // ferry's own API, the remote store's contract.
+    ("GET", "/api/ferry/v1/whoami", AnyToken),
+    ("GET", "/api/ferry/v1/revision", AnyToken),
+    ("GET", "/api/ferry/v1/tenants", AnyToken),
+    ("POST", "/api/ferry/v1/tenants", StoreOwner),
+    ("GET", "/api/ferry/v1/tenants/{tenant}", Role("viewer")),
+    (
+        "GET",
+        "/api/ferry/v1/tenants/{tenant}/identity",
+        Role("admin"),
+    ),
+    (
+        "GET",
+        "/api/ferry/v1/tenants/{tenant}/index",
+        Role("viewer"),
+    ),
+    (
+        "GET",
+        "/api/ferry/v1/tenants/{tenant}/drafts",
+        Role("viewer"),
+    ),
+    (
+        "POST",
+        "/api/ferry/v1/tenants/{tenant}/drafts/lookup",
+        Role("viewer"),
+    ),
+    (
+        "POST",
+        "/api/ferry/v1/tenants/{tenant}/write",
+        Role("editor"),
+    ),
+    (
+        "POST",
+        "/api/ferry/v1/tenants/{tenant}/versions/lookup",
+        Role("viewer"),
+    ),
+    (
+        "PUT",
+        "/api/ferry/v1/tenants/{tenant}/versions",
+        Role("admin"),
+    ),
+    (
+        "GET",
+        "/api/ferry/v1/tenants/{tenant}/production",
+        Role("viewer"),
+    ),
+    (
+        "POST",
+        "/api/ferry/v1/tenants/{tenant}/production/lookup",
+        Role("viewer"),
+    ),
+    (
+        "GET",
+        "/api/ferry/v1/tenants/{tenant}/publishes",
+        Role("viewer"),
+    ),
+    (
+        "POST",
+        "/api/ferry/v1/tenants/{tenant}/publishes",
+        Role("admin"),
+    ),
+    (
+        "GET",
+        "/api/ferry/v1/tenants/{tenant}/publishes/next",
+        Role("viewer"),
+    ),
+    (
+        "GET",
+        "/api/ferry/v1/tenants/{tenant}/publishes/{change_track_id}/changes",
+        Role("viewer"),
+    ),
+    (
+        "GET",
+        "/api/ferry/v1/tenants/{tenant}/drift",
+        Role("viewer"),
+    ),
+    (
+        "GET",
+        "/api/ferry/v1/tenants/{tenant}/syncs",
+        Role("viewer"),
+    ),
+    (
+        "POST",
+        "/api/ferry/v1/tenants/{tenant}/syncs",
+        Role("editor"),
+    ),
+    ("GET", "/api/ferry/v1/access", AnyToken),
+    ("POST", "/api/ferry/v1/users", StoreOwner),
+    ("PUT", "/api/ferry/v1/grants", Role("owner")),
+    ("POST", "/api/ferry/v1/tokens", StoreOwner),
+    ("POST", "/api/ferry/v1/tokens/lookup", StoreOwner),
+    ("GET", "/api/ferry/v1/tokens", AnyToken),
+    ("POST", "/api/ferry/v1/tokens/{token_id}/revoke", AnyToken),
 ];
+
+/// The JSON body a route of ferry's own API gets: one that decodes, so the
+/// answer is about the caller (for a caller let through, a harmless write:
+/// stale, empty or refused by the store).
+fn ferry_body(method: &str, path: &str) -> Option<serde_json::Value> {
+    let keys = ferry::domain::secrets::generate_keypair();
+    let publish = serde_json::json!({
+        "record": {
+            "tenant": "acme-dev", "number": 99, "change_track_id": "chg_matrix",
+            "published_by": "matrix", "published_at": "2026-01-01T00:00:00Z", "message": "m",
+            "summary": {"created": [], "updated": [], "deleted": []}, "tag": null, "commit": null,
+        },
+        "versions": [],
+    });
+    Some(
+        match (method, path.rsplit('/').next().unwrap_or_default()) {
+            ("POST", "tenants") => serde_json::json!({
+                "name": "matrix-tenant", "environment": null,
+                "recipient": keys.recipient, "identity": keys.identity,
+            }),
+            ("POST", "lookup") if path.ends_with("tokens/lookup") => {
+                serde_json::json!({"hash": "x"})
+            }
+            ("POST", "lookup") => serde_json::json!({"ids": []}),
+            ("POST", "write") => serde_json::json!({
+                "base_revision": 0, "upserts": [], "deletes": [], "refresh": [],
+                "commit": null, "versions": [], "syncs": null,
+            }),
+            ("PUT", "versions") => serde_json::json!({"versions": []}),
+            ("POST", "publishes") => publish,
+            ("POST", "syncs") => serde_json::json!({"source_key": "matrix/x", "records": []}),
+            ("POST", "users") => serde_json::json!({"name": "matrix-user"}),
+            ("PUT", "grants") => {
+                serde_json::json!({"user": "vera", "tenant": "acme-dev", "role": "viewer"})
+            }
+            ("POST", "tokens") => {
+                serde_json::json!({"hash": "matrix-hash", "user": "root", "tenant": null})
+            }
+            ("POST", "revoke") => serde_json::json!({"id": "tok_000000000000"}),
+            _ => return None,
+        },
+    )
+}
 
 /// The support bot of `fixtures/acme`, and a tool and a knowledge base it uses.
 const AGENT: &str = "agt_8fybwtpnvna39w5h";
@@ -155,6 +293,8 @@ fn concrete(path: &str) -> String {
             "targetTenantId" => "acme-staging",
             "step" => "documents",
             "instruction_id" => "ins_none",
+            "tenant" => "acme-dev",
+            "token_id" => "tok_none",
             "action_id" => "act_none",
             "change_track_id" => "chg_none",
             other => panic!("the matrix does not know how to fill `{{{other}}}` in {path}"),
@@ -165,13 +305,15 @@ fn concrete(path: &str) -> String {
     out
 }
 
-/// The body a route gets: `{}` for JSON, bytes that are not a ZIP for ZIPs.
-fn body(route: &ferry::server::openapi::RouteDoc) -> Option<(&'static str, &'static [u8])> {
+/// The body a route gets: for ferry's own API one that decodes
+/// ([`ferry_body`]), else `{}` for JSON and bytes that are not a ZIP for ZIPs.
+fn body(route: &ferry::server::openapi::RouteDoc) -> Option<(&'static str, Vec<u8>)> {
     route.body.map(|ct| {
-        let bytes: &'static [u8] = if ct == "application/zip" {
-            b"not a zip"
+        let bytes = if ct == "application/zip" {
+            b"not a zip".to_vec()
         } else {
-            b"{}"
+            ferry_body(route.method, route.path)
+                .map_or_else(|| b"{}".to_vec(), |v| serde_json::to_vec(&v).unwrap())
         };
         (ct, bytes)
     })
@@ -179,8 +321,18 @@ fn body(route: &ferry::server::openapi::RouteDoc) -> Option<(&'static str, &'sta
 
 /// Send `route` (its path filled in, its body) with `token`.
 fn ask(server: &Server, route: &ferry::server::openapi::RouteDoc, token: Option<&str>) -> Answer {
-    let url = server.url(&concrete(route.path));
-    http(route.method, &url, token, &[], body(route))
+    let mut url = server.url(&concrete(route.path));
+    if route.query.contains(&"source") {
+        url.push_str("?source=matrix%2Fx"); // a required query
+    }
+    let body = body(route);
+    http(
+        route.method,
+        &url,
+        token,
+        &[],
+        body.as_ref().map(|(ct, b)| (*ct, b.as_slice())),
+    )
 }
 
 /// One caller of the matrix.
@@ -189,6 +341,8 @@ struct Caller {
     token: Option<String>,
     /// Whether the token lets its bearer in at all.
     valid: bool,
+    /// Whether the caller owns the whole store.
+    store_owner: bool,
     /// The role held on acme-dev (and acme-staging, the target of a tenant sync).
     role: Option<&'static str>,
 }
@@ -222,6 +376,7 @@ fn callers(env: &TestEnv) -> Vec<Caller> {
         name: "no token",
         token: None,
         valid: false,
+        store_owner: false,
         role: None,
     }];
     env.user("rita", &[("acme-dev", "owner"), ("acme-staging", "owner")]);
@@ -230,7 +385,7 @@ fn callers(env: &TestEnv) -> Vec<Caller> {
         .ferry(&["--as", "root", "token", "list", "--output", "json"])
         .ok()
         .json();
-    for t in list["tokens"].as_array().unwrap() {
+    for t in list["items"].as_array().unwrap() {
         if t["user"] == "rita" {
             env.ferry(&["--as", "root", "token", "revoke", t["id"].as_str().unwrap()])
                 .ok();
@@ -240,6 +395,7 @@ fn callers(env: &TestEnv) -> Vec<Caller> {
         name: "revoked token",
         token: Some(revoked),
         valid: false,
+        store_owner: false,
         role: None,
     });
     for (user, role) in [
@@ -253,6 +409,7 @@ fn callers(env: &TestEnv) -> Vec<Caller> {
             name: role,
             token: Some(env.token(user, Some("acme-dev"))),
             valid: true,
+            store_owner: false,
             role: Some(role),
         });
     }
@@ -261,7 +418,15 @@ fn callers(env: &TestEnv) -> Vec<Caller> {
         name: "another tenant's owner",
         token: Some(env.token("pam", Some("acme-dev"))),
         valid: true,
+        store_owner: false,
         role: None,
+    });
+    out.push(Caller {
+        name: "store owner",
+        token: Some(env.token("root", Some("acme-dev"))),
+        valid: true,
+        store_owner: true,
+        role: Some("owner"),
     });
     out
 }
@@ -273,6 +438,8 @@ fn refusal(needs: Needs, caller: &Caller) -> Option<u16> {
         Public => None,
         _ if !caller.valid => Some(401),
         AnyToken => None,
+        StoreOwner if caller.store_owner => None,
+        StoreOwner => Some(403),
         Role(needed) => match caller.role {
             Some(held) if role_rank(held) >= role_rank(needed) => None,
             _ => Some(403),

@@ -90,6 +90,7 @@ pub fn fresh() -> Option<Fresh> {
     Some(Fresh {
         url: db.url.clone(),
         base: std::env::temp_dir(),
+        token: None,
         _guard: Box::new(db),
     })
 }
@@ -134,6 +135,13 @@ scenarios_on_postgres!(
     a_library_edit_is_diffed_published_and_reverted_by_the_cli => crate::staging::a_library_edit_is_diffed_published_and_reverted_by_the_cli,
     document_003_edit_diff_publish_history_rollback => crate::serve::document_003_edit_diff_publish_history_rollback,
     document_002_zip_export_and_import_over_http => crate::serve::document_002_zip_export_and_import_over_http,
+    export_commit_of_the_drafts_clears_the_drift_of_a_revert => crate::git::export_commit_of_the_drafts_clears_the_drift_of_a_revert,
+    merge_matches_the_copies_promoted_from_the_archives_tenant => crate::zip::merge_matches_the_copies_promoted_from_the_archives_tenant,
+    manifest_names_a_commit_only_when_it_holds_the_archive => crate::zip::manifest_names_a_commit_only_when_it_holds_the_archive,
+    values_encrypted_to_another_key_are_refused_where_the_store_is_at_hand => crate::harden::values_encrypted_to_another_key_are_refused_where_the_store_is_at_hand,
+    vars_are_set_stored_encrypted_and_listed_by_name => crate::ux::vars_are_set_from_stdin_stored_encrypted_listed_by_name_and_silence_promote,
+    tenant_delete_needs_yes_and_respects_lineage => crate::ux::tenant_delete_needs_yes_and_respects_lineage,
+    tenant_delete_needs_an_owner_of_the_tenant => crate::roles::tenant_delete_needs_an_owner_of_the_tenant,
 );
 
 #[test]
@@ -222,14 +230,17 @@ fn store_migrate_and_status_on_both_back_ends() {
     let Some(db) = database() else { return };
     let env = TestEnv::new();
     let first = env.ferry(&["--store", &db.url, "store", "migrate"]).ok();
+    let latest = ferry::backend::store::postgres::schema::latest();
     assert!(
-        first.stdout.contains("migrated from version 0 to 3"),
+        first
+            .stdout
+            .contains(&format!("migrated from version 0 to {latest}")),
         "{}",
         first.stdout
     );
     let s = migrate_and_status(&env, &db.url, "postgres");
     assert_eq!(s["backEnd"], "postgres");
-    assert_eq!(s["version"], 3);
+    assert_eq!(s["version"], latest);
     assert_eq!(s["tenants"][0]["tenant"], "acme-dev");
     assert_eq!(s["tenants"][0]["resources"], 4);
 }
@@ -277,6 +288,13 @@ fn what_users_see(env: &TestEnv, store: &str, tag: &str) -> Vec<(String, Vec<u8>
             ])
             .ok();
         seen.push((format!("publishes {tenant}"), log.stdout.into_bytes()));
+        let vars = env
+            .ferry(&[
+                "--as", "root", "--store", store, "vars", "list", "--tenant", tenant, "--output",
+                "json",
+            ])
+            .ok();
+        seen.push((format!("vars {tenant}"), vars.stdout.into_bytes()));
     }
     seen
 }
@@ -302,9 +320,65 @@ fn store_copy_sqlite_to_postgres_and_back_keeps_everything() {
         "--yes",
     ])
     .ok();
+    // A ZIP import leaves sync records behind.
+    env.ferry(&["tenant", "create", "acme-test"]).ok();
+    env.ferry(&[
+        "zip",
+        "export",
+        "--tenant",
+        "acme-dev",
+        "--agent",
+        "support-bot",
+        "-o",
+        "bot.zip",
+    ])
+    .ok();
+    env.ferry(&[
+        "zip",
+        "import",
+        "--yes",
+        "bot.zip",
+        "--tenant",
+        "acme-test",
+        "--strategy",
+        "create",
+    ])
+    .ok();
+    for (tenant, name) in [
+        ("acme-dev", "CRM_API_KEY"),
+        ("acme-dev", "ZENDESK_TOKEN"),
+        ("acme-staging", "CRM_API_KEY"),
+    ] {
+        env.ferry_stdin(&["vars", "set", "--tenant", tenant, name], "s3cret-value\n")
+            .ok();
+    }
     env.user("root", &[]);
     env.token("root", None);
+    // Tokens with an expiry, a last use and a revocation travel with their columns.
     let sqlite = "sqlite:.ferry/store.db";
+    let tokens_of = |store: &str| {
+        env.ferry(&[
+            "--store", store, "--as", "root", "token", "list", "--output", "json",
+        ])
+        .ok()
+        .stdout
+    };
+    env.ferry(&[
+        "--as",
+        "root",
+        "token",
+        "create",
+        "--user",
+        "root",
+        "--expires",
+        "30d",
+    ])
+    .ok();
+    let listed: serde_json::Value = serde_json::from_str(&tokens_of(sqlite)).unwrap();
+    let first = listed["items"][0]["id"].as_str().unwrap().to_string();
+    env.ferry(&["--as", "root", "token", "revoke", &first]).ok();
+    let tokens_before = tokens_of(sqlite);
+    assert!(tokens_before.contains("revoked") && tokens_before.contains("expiresAt"));
     let before = what_users_see(&env, sqlite, "before");
 
     let there = env
@@ -313,14 +387,40 @@ fn store_copy_sqlite_to_postgres_and_back_keeps_everything() {
     assert!(
         there
             .stdout
-            .contains("copied 2 tenant(s): acme-dev, acme-staging"),
+            .contains("copied 3 tenant(s): acme-dev, acme-staging, acme-test"),
         "{}",
         there.stdout
     );
-    for table in ["versions", "publishes", "tokens", "users", "tenants"] {
+    for table in [
+        "versions",
+        "publishes",
+        "tokens",
+        "users",
+        "tenants",
+        "tenant_variables",
+        "sync_records",
+        "grants",
+    ] {
         assert!(there.stdout.contains(table), "{}", there.stdout);
     }
     assert!(there.stdout.contains("blake3 "), "{}", there.stdout);
+    // Every table of the list carries rows, each checked by count and blake3.
+    for (table, rows) in [
+        ("tenant_variables", 3),
+        ("versions", 0),
+        ("publishes", 0),
+        ("sync_records", 0),
+        ("tokens", 0),
+    ] {
+        let line = there
+            .stdout
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("{table} ")))
+            .unwrap_or_else(|| panic!("{table}: {}", there.stdout));
+        let count: usize = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+        assert!(count > 0 && (rows == 0 || count == rows), "{line}");
+    }
+    assert!(!there.stdout.contains("s3cret-value"), "{}", there.stdout);
     assert_eq!(what_users_see(&env, &db.url, "pg"), before);
 
     // A target holding the tenants is refused, and changes nothing, unless --force.
@@ -330,7 +430,7 @@ fn store_copy_sqlite_to_postgres_and_back_keeps_everything() {
     assert!(
         refused
             .stderr
-            .contains("already holds tenant(s) `acme-dev`, `acme-staging`"),
+            .contains("already holds tenant(s) `acme-dev`, `acme-staging`, `acme-test`"),
         "{}",
         refused.stderr
     );
@@ -350,6 +450,8 @@ fn store_copy_sqlite_to_postgres_and_back_keeps_everything() {
         "the same rows and hashes both ways"
     );
     assert_eq!(what_users_see(&env, back, "back"), before);
+    assert_eq!(tokens_of(&db.url), tokens_before);
+    assert_eq!(tokens_of(back), tokens_before);
 }
 
 #[test]

@@ -97,6 +97,13 @@ fn promote(env: &TestEnv, from: &str, to: &str, extra: &[&str]) -> Run {
     env.ferry(&args)
 }
 
+/// `promote` as a person types it, in text: refusals come on stderr, line by line.
+fn promote_text(env: &TestEnv, from: &str, to: &str, extra: &[&str]) -> Run {
+    let mut args = vec!["promote", "--yes", "--from", from, "--to", to];
+    args.extend_from_slice(extra);
+    env.ferry(&args)
+}
+
 const CLOSURE: [(Kind, &str); 6] = [
     (Kind::Document, "refund-policy"),
     (Kind::KnowledgeBase, "billing-faq"),
@@ -407,7 +414,43 @@ fn an_undecryptable_secret_is_refused_without_showing_it() {
         "tenants/acme-dev/connections/crm.yaml",
         &format!("apiVersion: ferry/v1\nkind: Connection\nmetadata:\n  name: crm\n  syncable: true\nspec:\n  type: http\n  baseUrl: https://crm.example.com\n  credentials:\n    token: {wrong}\n"),
     );
+    // Apply refuses it (the tenant's key cannot open it), naming the field.
+    let r = env
+        .ferry(&["apply", "--tenant", "acme-dev", "--yes"])
+        .expect(1);
+    assert!(r.stderr.contains("spec.credentials.token"), "{}", r.stderr);
+    assert!(!r.stderr.contains(&wrong) && !r.stderr.contains(PLAIN));
+    // A store written before that check may still hold one: promote refuses it too.
+    let own = env
+        .ferry_stdin(&["secret", "encrypt", "--tenant", "acme-dev"], PLAIN)
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    let text = env.read("tenants/acme-dev/connections/crm.yaml");
+    env.write(
+        "tenants/acme-dev/connections/crm.yaml",
+        &text.replace(&wrong, &own),
+    );
     env.ferry(&["apply", "--tenant", "acme-dev", "--yes"]).ok();
+    let mut s = store(&env);
+    let (revision, _) = s.index("acme-dev").unwrap();
+    let mut crm = s.all_drafts("acme-dev").unwrap().pop().unwrap();
+    let spec = serde_json::to_string(&crm.spec.to_json())
+        .unwrap()
+        .replace(&own, &wrong);
+    crm.spec = ferry::domain::model::Spec::from_json(
+        Kind::Connection,
+        serde_json::from_str(&spec).unwrap(),
+    )
+    .unwrap();
+    let batch = ferry::backend::store::WriteBatch {
+        base_revision: revision,
+        upserts: vec![(std::borrow::Cow::Owned(crm), "legacy".into())],
+        ..Default::default()
+    };
+    s.write("acme-dev", &batch).unwrap();
+    drop(s);
     let r = env
         .ferry(&[
             "promote",
@@ -776,4 +819,218 @@ fn bad_user_input_is_refused() {
     let r = promote(&env, "acme-dev", "acme-staging", &[]).expect(1);
     assert!(both(&r).contains("tenant.toml"), "{}", r.stderr);
     assert!(drafts(&env, "acme-staging").is_empty());
+}
+
+/// Set `[promotion] chain` in the test repo's ferry.toml.
+fn set_chain(env: &TestEnv, tenants: &[&str]) {
+    let path = env.repo.join("ferry.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let list: Vec<String> = tenants.iter().map(|t| format!("\"{t}\"")).collect();
+    let text = text.replace("chain = []", &format!("chain = [{}]", list.join(", ")));
+    assert!(text.contains("chain = ["), "{text}");
+    std::fs::write(path, text).unwrap();
+}
+
+const CHAIN: [&str; 3] = ["acme-dev", "acme-staging", "acme-prod"];
+
+#[test]
+fn with_a_chain_promotion_goes_one_step_forward_only() {
+    let env = setup(&CHAIN);
+    set_chain(&env, &CHAIN);
+
+    // Skipping staging is refused, with the chain and the way forward.
+    let before = drafts(&env, "acme-prod");
+    let skip = promote_text(&env, "acme-dev", "acme-prod", &[]).expect(1);
+    assert!(
+        skip.stderr
+            .contains("against the promotion chain acme-dev → acme-staging → acme-prod"),
+        "{}",
+        skip.stderr
+    );
+    assert!(
+        skip.stderr.contains("it skips `acme-staging`"),
+        "{}",
+        skip.stderr
+    );
+    assert!(
+        skip.stderr.contains(
+            "hint: promote one step at a time: acme-dev → acme-staging → acme-prod; or pass --against-chain"
+        ),
+        "{}",
+        skip.stderr
+    );
+    assert_eq!(drafts(&env, "acme-prod"), before);
+    // With --output json the same refusal is the one error shape on stdout.
+    let answer = promote(&env, "acme-dev", "acme-prod", &[]).expect(1).json();
+    assert!(
+        answer["error"]["hint"]
+            .as_str()
+            .unwrap_or("")
+            .contains("promote one step at a time"),
+        "{answer}"
+    );
+    assert_eq!(drafts(&env, "acme-prod"), before);
+
+    let first = promote(&env, "acme-dev", "acme-staging", &[]).ok().json();
+    assert_eq!(first["summary"]["create"], 6);
+    assert!(first.get("againstChain").is_none(), "{first}");
+    promote(&env, "acme-staging", "acme-prod", &[]).ok();
+
+    // Backward is refused and changes nothing.
+    let before = drafts(&env, "acme-staging");
+    let back = promote_text(&env, "acme-prod", "acme-staging", &[]).expect(1);
+    assert!(
+        back.stderr
+            .contains("`acme-staging` comes before `acme-prod`"),
+        "{}",
+        back.stderr
+    );
+    assert!(
+        back.stderr
+            .contains("hint: `acme-staging` is promoted from `acme-dev` only"),
+        "{}",
+        back.stderr
+    );
+    assert_eq!(drafts(&env, "acme-staging"), before);
+
+    // A tenant outside the chain is against it too.
+    env.ferry(&["tenant", "create", "acme-scratch"]).ok();
+    let off = promote_text(&env, "acme-dev", "acme-scratch", &[]).expect(1);
+    assert!(
+        off.stderr.contains("`acme-scratch` is not in the chain"),
+        "{}",
+        off.stderr
+    );
+    assert!(
+        off.stderr.contains("hint: add the tenant"),
+        "{}",
+        off.stderr
+    );
+}
+
+#[test]
+fn against_the_chain_is_allowed_when_asked_and_recorded() {
+    let env = setup(&CHAIN);
+    set_chain(&env, &CHAIN);
+    let skip = promote(&env, "acme-dev", "acme-prod", &["--against-chain"])
+        .ok()
+        .json();
+    assert_eq!(skip["applied"], true);
+    assert_eq!(skip["summary"]["create"], 6);
+    assert_eq!(skip["againstChain"]["from"], "acme-dev");
+    assert_eq!(skip["againstChain"]["chain"], serde_json::json!(CHAIN));
+    assert_eq!(
+        skip["againstChain"]["departure"],
+        serde_json::json!({"kind": "skips", "tenants": ["acme-staging"]})
+    );
+    let warnings = skip["warnings"].to_string();
+    assert!(
+        warnings.contains(
+            "promoted against the chain acme-dev → acme-staging → acme-prod from `acme-dev` to `acme-prod`: it skips `acme-staging`"
+        ),
+        "{warnings}"
+    );
+    assert_eq!(drafts(&env, "acme-prod").len(), 6);
+
+    // Backward, in text: the record is printed as a warning.
+    let back = env
+        .ferry(&[
+            "promote",
+            "--yes",
+            "--from",
+            "acme-prod",
+            "--to",
+            "acme-staging",
+            "--against-chain",
+        ])
+        .ok();
+    assert!(
+        back.stderr.contains(
+            "promoted against the chain acme-dev → acme-staging → acme-prod from `acme-prod` to `acme-staging`: `acme-staging` comes before `acme-prod`"
+        ),
+        "{}",
+        back.stderr
+    );
+    assert!(
+        back.stdout.contains("Promoted to acme-staging"),
+        "{}",
+        back.stdout
+    );
+    assert_eq!(drafts(&env, "acme-staging").len(), 6);
+}
+
+#[test]
+fn without_a_chain_any_order_goes_as_before() {
+    let env = setup(&CHAIN);
+    let direct = promote(&env, "acme-dev", "acme-prod", &[]).ok().json();
+    assert_eq!(direct["summary"]["create"], 6);
+    assert!(direct.get("againstChain").is_none(), "{direct}");
+    assert!(
+        !direct["warnings"].to_string().contains("chain"),
+        "{direct}"
+    );
+    let back = promote(&env, "acme-prod", "acme-staging", &[]).ok().json();
+    assert_eq!(back["summary"]["create"], 6);
+}
+
+#[test]
+fn a_chain_naming_a_tenant_twice_is_refused() {
+    let env = setup(&["acme-dev", "acme-staging"]);
+    set_chain(&env, &["acme-dev", "acme-staging", "acme-dev"]);
+    let r = promote_text(&env, "acme-dev", "acme-staging", &[]).expect(1);
+    assert!(
+        r.stderr
+            .contains("ferry.toml: [promotion] chain: tenant `acme-dev` appears more than once"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("hint: list each tenant once"),
+        "{}",
+        r.stderr
+    );
+    assert!(drafts(&env, "acme-staging").is_empty());
+}
+
+#[test]
+fn a_lineage_refusal_lists_ten_resources_a_line_then_how_many_more() {
+    let env = TestEnv::new();
+    for t in ["acme-dev", "acme-staging"] {
+        env.ferry(&["tenant", "create", t]).ok();
+    }
+    for i in 0..13 {
+        env.write(
+            &format!("tenants/acme-dev/tools/tool-{i:02}.yaml"),
+            &format!("apiVersion: ferry/v1\nkind: Tool\nmetadata:\n  name: tool-{i:02}\n  syncable: true\nspec:\n  type: javascript\n  code: return {i};\n"),
+        );
+    }
+    env.ferry(&["apply", "--tenant", "acme-dev", "--yes"]).ok();
+    promote(&env, "acme-dev", "acme-staging", &[]).ok();
+    let before = drafts(&env, "acme-dev");
+    let back = promote_text(&env, "acme-staging", "acme-dev", &[]).expect(1);
+    let lines: Vec<&str> = back.stderr.lines().collect();
+    assert!(
+        lines[0].starts_with("error: refusing to promote from `acme-staging` to `acme-dev`")
+            && lines[0].contains("lineage of 13 resources, which came from `acme-dev`"),
+        "{}",
+        back.stderr
+    );
+    let listed: Vec<&str> = lines
+        .iter()
+        .filter(|l| l.starts_with("  Tool `"))
+        .copied()
+        .collect();
+    assert_eq!(listed.len(), 10, "{}", back.stderr);
+    assert_eq!(listed[0], "  Tool `tool-00`");
+    assert_eq!(listed[9], "  Tool `tool-09`");
+    assert!(lines.contains(&"  and 3 more"), "{}", back.stderr);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("hint: promotion flows one way only")),
+        "{}",
+        back.stderr
+    );
+    assert!(lines.iter().all(|l| l.len() < 200), "{}", back.stderr);
+    assert_eq!(drafts(&env, "acme-dev"), before);
 }

@@ -448,3 +448,50 @@ fn live_sync_lists_and_previews_and_zip_import_previews_need_the_editor_role() {
     )
     .expect(200);
 }
+
+#[test]
+pub fn tenant_delete_needs_an_owner_of_the_tenant() {
+    let env = committed();
+    env.ferry(&["--as", "root", "user", "add", "root"]).ok();
+    env.user("ada", &[(T, "admin")]);
+    env.user("olga", &[(T, "owner")]);
+    // An admin is refused, with or without --yes: the role is checked before it asks.
+    for args in [
+        &["tenant", "delete", T][..],
+        &["tenant", "delete", T, "--yes"],
+    ] {
+        let mut a = vec!["--as", "ada"];
+        a.extend_from_slice(args);
+        refused(
+            env.ferry(&a),
+            "owner",
+            &format!("ferry grant 'ada' {T} owner"),
+        );
+    }
+    // An owner of another tenant is not an owner of this one.
+    refused(
+        env.ferry(&["--as", "olga", "tenant", "delete", "acme-staging", "--yes"]),
+        "owner",
+        "ferry grant 'olga' acme-staging owner",
+    );
+    let list = env
+        .ferry(&["tenant", "list", "--output", "json"])
+        .ok()
+        .json();
+    assert_eq!(
+        list["items"].as_array().unwrap().len(),
+        2,
+        "nothing was deleted: {list}"
+    );
+    let r = env
+        .ferry(&["--as", "olga", "tenant", "delete", T, "--yes"])
+        .ok();
+    assert!(r.stdout.contains("Deleted tenant acme-dev"), "{}", r.stdout);
+    env.ferry(&["--as", "root", "tenant", "delete", "acme-staging", "--yes"])
+        .ok();
+    let list = env
+        .ferry(&["tenant", "list", "--output", "json"])
+        .ok()
+        .json();
+    assert_eq!(list["items"].as_array().unwrap().len(), 0, "{list}");
+}

@@ -794,6 +794,15 @@ echo
         Some(("text/plain", &zip.body)),
     )
     .expect(415);
+    // Without a token, the caller is refused before the body is looked at.
+    http(
+        "POST",
+        &server.url("/backup/import?strategy=create"),
+        None,
+        &[],
+        Some(("text/plain", &zip.body)),
+    )
+    .expect(401);
     http(
         "POST",
         &server.url("/backup/import?strategy=create&selectedResources="),

@@ -135,7 +135,7 @@ fn a_store_git_would_commit_is_warned_about_with_the_line_to_add() {
 }
 
 #[test]
-fn tenant_delete_needs_yes_and_respects_lineage() {
+pub fn tenant_delete_needs_yes_and_respects_lineage() {
     let env = TestEnv::new();
     env.ferry(&["tenant", "create", "acme-dev"]).ok();
     env.ferry(&["tenant", "create", "acme-staging"]).ok();
@@ -191,8 +191,11 @@ fn tenant_delete_needs_yes_and_respects_lineage() {
         .ok()
         .json();
     assert_eq!(list["items"].as_array().unwrap().len(), 0, "{list}");
-    // The name can be used again.
-    env.ferry(&["tenant", "create", "acme-dev"]).ok();
+    // The name can be used again; the folder's tenant.toml still names the
+    // deleted tenant's key, which only --force replaces.
+    let run = env.ferry(&["tenant", "create", "acme-dev"]).expect(1);
+    assert!(run.stderr.contains("--force"), "{}", run.stderr);
+    env.ferry(&["tenant", "create", "acme-dev", "--force"]).ok();
     let plan = env.plan_json("acme-dev", 2);
     assert_eq!(plan["summary"]["create"], 4, "{plan}");
 }
@@ -443,8 +446,35 @@ fn a_revert_that_empties_the_tenant_needs_force_and_says_how_many_it_deletes() {
     assert_eq!(list["items"][0]["resources"], 0, "{list}");
 }
 
+/// `needle` is nowhere in the store: not in the SQLite file and its WAL, nor
+/// in a PostgreSQL store's variables, which are all age ciphertexts.
+fn assert_not_stored_in_plain_text(env: &TestEnv, needle: &str) {
+    let Some(url) = &env.store else {
+        let db = std::fs::read(env.path(".ferry/store.db")).unwrap();
+        let wal = std::fs::read(env.path(".ferry/store.db-wal")).unwrap_or_default();
+        for bytes in [&db, &wal] {
+            assert!(
+                !bytes.windows(needle.len()).any(|w| w == needle.as_bytes()),
+                "the value is in the store file in plain text"
+            );
+        }
+        return;
+    };
+    let mut c = postgres::Client::connect(url, postgres::NoTls).unwrap();
+    let values: Vec<String> = c
+        .query("SELECT value FROM tenant_variables", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(!values.is_empty());
+    for v in values {
+        assert!(v.starts_with("ENC[age,") && !v.contains(needle), "{v}");
+    }
+}
+
 #[test]
-fn vars_are_set_from_stdin_stored_encrypted_listed_by_name_and_silence_promote() {
+pub fn vars_are_set_from_stdin_stored_encrypted_listed_by_name_and_silence_promote() {
     let env = TestEnv::acme();
     env.ferry(&[
         "tenant",
@@ -476,14 +506,7 @@ fn vars_are_set_from_stdin_stored_encrypted_listed_by_name_and_silence_promote()
         )
         .ok();
     assert!(!r.stdout.contains("4711") && !r.stderr.contains("4711"));
-    let db = std::fs::read(env.path(".ferry/store.db")).unwrap();
-    let wal = std::fs::read(env.path(".ferry/store.db-wal")).unwrap_or_default();
-    for bytes in [&db, &wal] {
-        assert!(
-            !bytes.windows(4).any(|w| w == b"4711"),
-            "the value is in the store file in plain text"
-        );
-    }
+    assert_not_stored_in_plain_text(&env, "4711");
     let text = env.ferry(&["vars", "list", "--tenant", "acme-dev"]).ok();
     assert!(text.stdout.contains("CRM_BASE_URL  set"), "{}", text.stdout);
     assert!(!text.stdout.contains("4711"));

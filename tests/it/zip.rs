@@ -755,3 +755,128 @@ fn export_of_a_published_agent_version() {
     assert!(r.stderr.contains("no published version 7"), "{}", r.stderr);
     assert!(!env.path("v7.zip").exists());
 }
+
+/// Issue 13.3: the copies promoted into acme-prod carry `syncedFrom.id`
+/// equal to the IDs in a ZIP exported from acme-dev, so `merge` updates them
+/// instead of reporting every one as a CONFLICT; a name taken by a resource
+/// of another lineage is a CONFLICT whose hint never names `merge` again.
+#[test]
+pub fn merge_matches_the_copies_promoted_from_the_archives_tenant() {
+    let env = TestEnv::new();
+    setup_source(&env);
+    let agent = "tenants/acme-dev/agents/support-bot.yaml";
+    let text = env.read(agent).replace(
+        "  name: support-bot\n",
+        "  name: support-bot\n  syncable: true\n",
+    );
+    env.write(agent, &text);
+    env.ferry(&["apply", "--tenant", "acme-dev", "--yes"]).ok();
+    env.ferry(&["tenant", "create", "acme-prod"]).ok();
+    env.ferry(&[
+        "promote",
+        "--yes",
+        "--from",
+        "acme-dev",
+        "--to",
+        "acme-prod",
+    ])
+    .ok();
+    assert_eq!(resources_of(&env, "acme-prod"), 5);
+    env.write(
+        agent,
+        &env.read(agent).replace("Be helpful.", "Be very helpful."),
+    );
+    env.ferry(&["apply", "--tenant", "acme-dev", "--yes"]).ok();
+    export_agent(&env, "acme-dev", "support-bot", "dev.zip");
+
+    let preview = import(&env, "dev.zip", "acme-prod", "merge", &["--preview"]);
+    let rows = preview["resources"].as_array().unwrap();
+    assert!(
+        rows.iter().all(|r| r["action"] != "CONFLICT"),
+        "{preview:#}"
+    );
+    let bot = row(&preview, "agent", "support-bot");
+    assert_eq!(bot["action"], "UPDATE", "{preview:#}");
+    assert_ne!(
+        bot["localId"], bot["originId"],
+        "the promoted copy's own ID"
+    );
+    for (ty, name) in [
+        ("tool", "crm-lookup"),
+        ("connection", "crm"),
+        ("workflow", "triage"),
+    ] {
+        assert_eq!(row(&preview, ty, name)["action"], "SKIP", "{preview:#}");
+    }
+    let merged = import(&env, "dev.zip", "acme-prod", "merge", &[]);
+    assert_eq!(count(&merged, "updated"), 1, "{merged:#}");
+    assert_eq!(count(&merged, "created"), 0, "{merged:#}");
+    assert_eq!(resources_of(&env, "acme-prod"), 5, "nothing duplicated");
+    env.ferry(&["export", "--tenant", "acme-prod", "--out", "prod-tree"])
+        .ok();
+    let yaml = env.read("prod-tree/agents/support-bot.yaml");
+    assert!(yaml.contains("Be very helpful."), "{yaml}");
+    assert!(yaml.contains("syncedFrom:"), "lineage kept: {yaml}");
+
+    // A tenant built on its own has the names but not the lineage.
+    env.ferry(&["tenant", "create", "acme-eu"]).ok();
+    let enc = encrypt(&env, "acme-eu");
+    agent_tree(
+        &env,
+        "acme-eu",
+        "support-bot",
+        ["triage", "answer"],
+        "Be helpful.",
+        &enc,
+    );
+    env.ferry(&["apply", "--tenant", "acme-eu", "--yes"]).ok();
+    let preview = import(&env, "dev.zip", "acme-eu", "merge", &["--preview"]);
+    let conflict = row(&preview, "tool", "crm-lookup");
+    assert_eq!(conflict["action"], "CONFLICT", "{preview:#}");
+    let reason = conflict["reason"].as_str().unwrap();
+    assert!(reason.contains("exists already"), "{reason}");
+    assert!(!reason.contains("--strategy merge"), "{reason}");
+    assert!(reason.contains("--strategy upgrade"), "{reason}");
+}
+
+/// The `source` object of an exported ZIP's manifest.
+fn manifest_source(env: &TestEnv, file: &str) -> Value {
+    let bytes = std::fs::read(env.path(file)).unwrap();
+    let (_, m) = all_entries(&bytes)
+        .into_iter()
+        .find(|(n, _)| n == "manifest.json")
+        .unwrap();
+    serde_json::from_slice::<Value>(&m).unwrap()["source"].clone()
+}
+
+/// Issue 13.5: the manifest names a commit only when that commit holds what
+/// the store holds; otherwise `"commit": null` and `"dirty": true`.
+#[test]
+pub fn manifest_names_a_commit_only_when_it_holds_the_archive() {
+    let env = TestEnv::new();
+    setup_source(&env);
+    export_agent(&env, "acme-dev", "support-bot", "never.zip");
+    let source = manifest_source(&env, "never.zip");
+    assert!(source["commit"].is_null(), "{source}");
+    assert_eq!(source["dirty"], true, "{source}");
+
+    env.ferry(&["export", "--tenant", "acme-dev", "--commit", "-m", "tree"])
+        .ok();
+    let head = env.git(&["rev-parse", "HEAD"]).trim().to_string();
+    export_agent(&env, "acme-dev", "support-bot", "clean.zip");
+    let source = manifest_source(&env, "clean.zip");
+    assert_eq!(source["commit"], head.as_str(), "{source}");
+    assert!(source.get("dirty").is_none(), "{source}");
+
+    // An apply of an uncommitted change: HEAD no longer holds the store.
+    let agent = "tenants/acme-dev/agents/support-bot.yaml";
+    env.write(agent, &env.read(agent).replace("Be helpful.", "Be kind."));
+    env.ferry(&["apply", "--tenant", "acme-dev", "--yes"]).ok();
+    export_agent(&env, "acme-dev", "support-bot", "dirty.zip");
+    let source = manifest_source(&env, "dirty.zip");
+    assert!(source["commit"].is_null(), "{source}");
+    assert_eq!(source["dirty"], true, "{source}");
+    // The ZIP still imports (its manifest is checked as before).
+    env.ferry(&["tenant", "create", "acme-prod"]).ok();
+    import(&env, "dirty.zip", "acme-prod", "create", &[]);
+}

@@ -4,8 +4,8 @@
 //! so a copy is those rows read from one store and written, as they are, to
 //! the other in one transaction: tenants with their keys, drafts with their
 //! revisions, every version, the publish log, git bookkeeping (drift), sync
-//! records, users, grants and token hashes (with their IDs, expiry, last
-//! use and revocation). [`TableImage::digest`] hashes a
+//! records, tenant variables (as their ciphertext), users, grants and token
+//! hashes (with their IDs, expiry, last use and revocation). [`TableImage::digest`] hashes a
 //! table's rows in a fixed order, so a copy can be checked end to end.
 
 use serde::Serialize;
@@ -122,6 +122,11 @@ pub const TABLES: &[TableSpec] = &[
             "revision",
             "content_hash",
         ],
+        tenant_column: Some("tenant"),
+    },
+    TableSpec {
+        name: "tenant_variables",
+        columns: &["tenant", "name", "value", "updated_at"],
         tenant_column: Some("tenant"),
     },
     TableSpec {

@@ -11,8 +11,10 @@
 //! snapshots), [`PublishStore`] (versions, production, the publish log,
 //! drift), [`AccessStore`] (users, grants, token hashes) and [`SyncStore`]
 //! (sync records). [`Store`] is all four, implemented for every type that
-//! has them. `tests/it/conformance.rs` states the contract as tests that
-//! every back end runs.
+//! has them. A fifth part, [`TenantAdmin`] (tenant variables and tenant
+//! deletion), is handed out by [`ResourceStore::tenant_admin`] where a back
+//! end has it; both back ends here do. `tests/it/conformance.rs` states the
+//! contract as tests that every back end runs.
 //!
 //! Implementations, one folder per back end: [`sqlite::SqliteStore`] (the
 //! default, an embedded file) and [`postgres::PostgresStore`] (a database
@@ -20,13 +22,13 @@
 
 pub mod image;
 pub mod postgres;
+pub mod remote;
 pub mod sqlite;
-pub mod tenant_admin;
 
 use std::borrow::Cow;
 use std::path::Path;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::domain::access::{AccessState, Role, UserRecord};
 use crate::domain::model::Resource;
@@ -34,14 +36,13 @@ use crate::domain::plan::{Absent, HashRefresh};
 use crate::domain::publish::{PublishRecord, PublishedVersion, VersionPair};
 use crate::domain::secrets::KeyPair;
 use crate::domain::state::Index;
-pub use tenant_admin::TenantAdmin;
 
 /// An error of the store. Never carries a secret.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The store URL is not one ferry knows.
     #[error(
-        "unsupported store URL `{url}`: expected `sqlite:PATH` or `postgres://USER@HOST:PORT/DB`"
+        "unsupported store URL `{url}`: expected `sqlite:PATH`, `postgres://USER@HOST:PORT/DB` or `http(s)://HOST[:PORT]` (a ferry serve)"
     )]
     BadUrl {
         /// The URL given.
@@ -114,6 +115,26 @@ pub enum StoreError {
         /// The newest version this binary knows.
         known: u32,
     },
+    /// The `ferry serve` of a remote store cannot be reached.
+    #[error("cannot reach the ferry server at {url}: {reason}\nhint: check that `ferry serve` runs there, that the store URL (--store or FERRY_STORE) names it, and that this machine can connect to it")]
+    Unreachable {
+        /// The server's URL.
+        url: String,
+        /// What failed.
+        reason: String,
+    },
+    /// The `ferry serve` of a remote store refused or failed a request.
+    #[error("{message}{}", hint.as_ref().map(|h| format!("\nhint: {h}")).unwrap_or_default())]
+    Remote {
+        /// The HTTP status (0: refused before any request).
+        status: u16,
+        /// The server's error code, e.g. `forbidden`.
+        code: String,
+        /// The server's message.
+        message: String,
+        /// The server's hint.
+        hint: Option<String>,
+    },
     /// The store file could not be created.
     #[error("cannot open store at {path}: {reason}")]
     Open {
@@ -126,14 +147,15 @@ pub enum StoreError {
 
 impl StoreError {
     /// The stable code front ends answer with (`{"error": {"code": ...}}`).
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> &str {
         match self {
+            StoreError::Remote { code, .. } => code,
             StoreError::NoTenant { .. } => "tenant_not_found",
             StoreError::TenantExists { .. } => "tenant_exists",
             StoreError::Stale { .. } => "stale",
             StoreError::Busy { .. } => "busy",
             StoreError::Refused { .. } => "refused",
-            StoreError::Unavailable { .. } => "store_unavailable",
+            StoreError::Unavailable { .. } | StoreError::Unreachable { .. } => "store_unavailable",
             StoreError::SchemaTooNew { .. } => "schema_too_new",
             StoreError::BadUrl { .. } => "bad_store_url",
             StoreError::Corrupt { .. }
@@ -160,7 +182,7 @@ pub struct TenantListing {
 }
 
 /// A tenant as the store knows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TenantRecord {
     /// Name, e.g. `acme-dev`.
@@ -295,6 +317,29 @@ pub trait ResourceStore {
     }
 }
 
+/// Tenant housekeeping: a tenant's variables (the values behind
+/// `${vars.NAME}`, kept only as `ENC[age,…]` ciphertext encrypted to the
+/// tenant's key, never returned) and deleting a tenant.
+///
+/// A store that has it hands it out through [`ResourceStore::tenant_admin`].
+pub trait TenantAdmin {
+    /// The names of the tenant's variables that have a value, sorted.
+    fn variable_names(&self, tenant: &str) -> Result<Vec<String>, StoreError>;
+    /// Set a variable to `ciphertext` (an `ENC[age,…]` value encrypted to the tenant).
+    fn set_variable(
+        &mut self,
+        tenant: &str,
+        name: &str,
+        ciphertext: &str,
+    ) -> Result<(), StoreError>;
+    /// Remove a variable; returns whether it was set.
+    fn unset_variable(&mut self, tenant: &str, name: &str) -> Result<bool, StoreError>;
+    /// Delete a tenant and everything the store keeps of it (drafts,
+    /// versions, the publish log, variables, sync records, grants, tokens
+    /// bound to it), in one transaction that bumps the store revision.
+    fn delete_tenant(&mut self, tenant: &str) -> Result<(), StoreError>;
+}
+
 /// Published versions, production and the publish log (and drift from git).
 pub trait PublishStore {
     /// Published versions of the given IDs, by ID then version number. A
@@ -364,6 +409,13 @@ pub trait AccessStore {
     ) -> Result<TokenRecord, StoreError>;
     /// The token with this hash, if any (revoked and expired ones too).
     fn token(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError>;
+    /// Record a web UI session by the hash of its secret (the secret itself is never stored).
+    fn add_session(&mut self, session: &SessionRecord) -> Result<(), StoreError>;
+    /// The session with this hash, if any (expired or not: the caller checks).
+    fn session(&self, hash: &str) -> Result<Option<SessionRecord>, StoreError>;
+    /// Remove the session with this hash, and every session that expired
+    /// before `now` (Unix seconds); whether the named one existed.
+    fn remove_session(&mut self, hash: &str, now: i64) -> Result<bool, StoreError>;
     /// Every token of the store, by creation time then ID.
     fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError>;
     /// Mark the token with this ID revoked at `at` (kept for the record);
@@ -398,7 +450,7 @@ pub trait Store: ResourceStore + PublishStore + AccessStore + SyncStore {}
 impl<T: ResourceStore + PublishStore + AccessStore + SyncStore + ?Sized> Store for T {}
 
 /// An API token as the store keeps it: whose it is, never the token itself.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TokenRecord {
     /// The token's ID (`tok_…`, [`token_id`] of its hash): safe to show and to revoke by.
@@ -446,8 +498,21 @@ pub fn unknown_token(id: &str) -> StoreError {
     }
 }
 
-/// What one sync wrote to one resource: the baseline for conflict detection.
+/// A web UI session as the store keeps it: the hash of its secret, never the secret.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SessionRecord {
+    /// blake3 of the session secret (hex).
+    pub hash: String,
+    /// The signed-in user.
+    pub user: String,
+    /// The hash of the API token signed in with: removing the token ends the session.
+    pub token_hash: String,
+    /// When the session ends, Unix seconds.
+    pub expires_at: i64,
+}
+
+/// What one sync wrote to one resource: the baseline for conflict detection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SyncRecord {
     /// The local resource ID.
@@ -472,6 +537,26 @@ pub fn open_with_fault(
     base: &Path,
     fault: Option<WriteFault>,
 ) -> Result<Box<dyn Store + Send>, StoreError> {
+    open_with_options(url, base, fault, None)
+}
+
+/// [`open`], with a fault for local stores and the bearer token of a remote
+/// one (`http(s)://HOST[:PORT]`, a [`remote::RemoteStore`]).
+#[doc(hidden)]
+pub fn open_with_options(
+    url: &str,
+    base: &Path,
+    fault: Option<WriteFault>,
+    token: Option<&str>,
+) -> Result<Box<dyn Store + Send>, StoreError> {
+    if remote::is_remote_url(url) {
+        if fault.is_some() {
+            return Err(StoreError::Refused {
+                message: "write faults are injected into local stores only".into(),
+            });
+        }
+        return Ok(Box::new(remote::RemoteStore::open(url, token)?));
+    }
     if let Some(path) = url.strip_prefix("sqlite:") {
         let p = Path::new(path);
         let full = if p.is_absolute() {
@@ -493,6 +578,16 @@ pub fn open_with_fault(
     })
 }
 
+/// Schema migrations and row copies work on a store's own database, not through a `ferry serve`.
+fn refuse_remote(url: &str) -> Result<(), StoreError> {
+    if remote::is_remote_url(url) {
+        return Err(StoreError::Refused {
+            message: format!("`{url}` is a ferry serve: its schema and rows are the server's own\nhint: run `ferry store` commands on the server, against the store it serves"),
+        });
+    }
+    Ok(())
+}
+
 /// A store's schema, as `ferry store migrate` and `ferry store status` report it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -510,6 +605,7 @@ pub fn open_migrated(
     url: &str,
     base: &Path,
 ) -> Result<(Box<dyn Store + Send>, SchemaState), StoreError> {
+    refuse_remote(url)?;
     if postgres::is_postgres_url(url) {
         let store = postgres::PostgresStore::open(url)?;
         let m = store.migrated();
@@ -539,6 +635,7 @@ pub fn open_migrated(
 
 /// Open the store at `url` as rows, for `ferry store copy`.
 pub fn open_image(url: &str, base: &Path) -> Result<Box<dyn image::ImageStore>, StoreError> {
+    refuse_remote(url)?;
     if postgres::is_postgres_url(url) {
         return Ok(Box::new(postgres::PostgresStore::open(url)?));
     }

@@ -381,150 +381,22 @@ pub fn decode_unit(path: &str, bytes: &[u8]) -> (Option<Resource>, Vec<Diagnosti
 }
 
 fn decode_inner(path: &str, bytes: &[u8]) -> Result<(Resource, Vec<Diagnostic>), Vec<Diagnostic>> {
-    let text = match std::str::from_utf8(bytes) {
-        Ok(t) => t,
-        Err(e) => {
-            return Err(vec![Diagnostic::error(
-                path,
-                "not-utf8",
-                format!(
-                    "file is not UTF-8 (invalid byte at offset {})",
-                    e.valid_up_to()
-                ),
-            )
-            .at_line(Some(line_of_byte(bytes, e.valid_up_to())))])
-        }
-    };
-    let doc = match yaml::decode_resource(text) {
-        Ok(d) => d,
-        Err(e) => {
-            let code = if e.message.contains("unknown field") {
-                "unknown-field"
-            } else if e.message.contains("unknown kind") {
-                "unknown-kind"
-            } else if e.message.contains("duplicate mapping key") {
-                "duplicate-key"
-            } else if e.message.contains("budget") || e.message.contains("alias") {
-                "yaml-budget"
-            } else if e.message.starts_with("invalid") || e.message.starts_with("expected") {
-                "wrong-type"
-            } else {
-                "yaml"
-            };
-            if let Some(tab) = tab_indent_line(text) {
-                return Err(vec![Diagnostic::error(
-                    path,
-                    "yaml-tab",
-                    "a tab in the indentation; YAML does not allow tabs there",
-                )
-                .at_line(Some(tab))
-                .with_hint(Some("YAML indents with spaces".into()))]);
-            }
-            let hint = (code == "unknown-field")
-                .then(|| unknown_field_hint(&e.message))
-                .flatten();
-            let mut d = Diagnostic::error(path, code, e.message)
-                .at_line(e.line)
-                .with_hint(hint);
-            if code == "wrong-type" {
-                if let Some(k) = key_on_line(text, e.line) {
-                    d = d.in_field(k);
-                }
-            }
-            return Err(vec![d]);
-        }
-    };
-    let mut diags = Vec::new();
-    if doc.api_version != model::API_VERSION {
-        diags.push(
-            Diagnostic::error(
-                path,
-                "api-version",
-                format!(
-                    "apiVersion `{}` is not supported; expected `{}`",
-                    doc.api_version,
-                    model::API_VERSION
-                ),
-            )
-            .in_field("apiVersion")
-            .at_line(crate::domain::diagnostic::locate(text, "apiVersion", None)),
-        );
-    }
+    let text = utf8_text(path, bytes).map_err(|d| vec![d])?;
+    let doc = yaml::decode_resource(text).map_err(|e| vec![yaml_problem(path, text, e)])?;
     let kind = doc.spec.kind();
-    let (folder, file) = path.split_once('/').unwrap_or(("", path));
-    if folder != kind.step() {
-        diags.push(
-            Diagnostic::error(
-                path,
-                "wrong-folder",
-                format!("a {kind} belongs in `{}/`, not `{folder}/`", kind.step()),
-            )
-            .in_field("kind")
-            .at_line(crate::domain::diagnostic::locate(text, "kind", None)),
-        );
-    }
-    let name = &doc.metadata.name;
-    let name_line = crate::domain::diagnostic::locate(text, "metadata.name", None);
-    if !is_valid_name(name) {
-        diags.push(
-            Diagnostic::error(
-                path,
-                "bad-name",
-                format!("name `{name}` must be lower-case letters, digits, `-`, `_` or `.`"),
-            )
-            .in_field("metadata.name")
-            .at_line(name_line),
-        );
-    } else if file.strip_suffix(".yaml") != Some(name.as_str()) {
-        diags.push(
-            Diagnostic::error(
-                path,
-                "path-mismatch",
-                format!(
-                    "the file of `{name}` must be `{}`",
-                    model::resource_path(kind, name)
-                ),
-            )
-            .in_field("metadata.name")
-            .at_line(name_line),
-        );
-    }
-    if let Some(id) = &doc.metadata.id {
-        if !is_valid_id(id) {
-            diags.push(
-                Diagnostic::error(
-                    path,
-                    "bad-id",
-                    format!("id `{id}` must be 1 to 64 ASCII letters, digits, `_` or `-`"),
-                )
-                .in_field("metadata.id")
-                .at_line(crate::domain::diagnostic::locate(
-                    text,
-                    "metadata.id",
-                    None,
-                )),
-            );
-        }
-    }
-    if let Spec::Document(d) = &doc.spec {
-        if let Some(cf) = &d.content_file {
-            let ok = cf
-                .strip_prefix(name.as_str())
-                .is_some_and(|rest| rest.starts_with('.') && rest.len() > 1 && !rest.contains('/'))
-                && !cf.ends_with(".yaml");
-            if !ok {
-                diags.push(
-                    Diagnostic::error(
-                        path,
-                        "content-file",
-                        format!("contentFile must be `{name}.<ext>`, beside this file"),
-                    )
-                    .in_field("spec.contentFile")
-                    .at_line(crate::domain::diagnostic::locate(text, "contentFile", None)),
-                );
-            }
-        }
-    }
+    let diags: Vec<Diagnostic> = [
+        check_api_version(path, text, &doc.api_version),
+        check_folder(path, text, kind),
+        check_name_and_path(path, text, kind, &doc.metadata.name),
+        doc.metadata
+            .id
+            .as_deref()
+            .and_then(|id| check_id(path, text, id)),
+        check_content_file(path, text, &doc.metadata.name, &doc.spec),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
     let fatal = diags
         .iter()
         .any(|d| matches!(d.code, "bad-name" | "wrong-folder"));
@@ -539,6 +411,156 @@ fn decode_inner(path: &str, bytes: &[u8]) -> Result<(Resource, Vec<Diagnostic>),
         },
         diags,
     ))
+}
+
+/// The file as text, or the `not-utf8` problem at the first bad byte.
+// A Diagnostic is the error here by design (broken input is data), read once per file.
+#[allow(clippy::result_large_err)]
+fn utf8_text<'a>(path: &str, bytes: &'a [u8]) -> Result<&'a str, Diagnostic> {
+    std::str::from_utf8(bytes).map_err(|e| {
+        Diagnostic::error(
+            path,
+            "not-utf8",
+            format!(
+                "file is not UTF-8 (invalid byte at offset {})",
+                e.valid_up_to()
+            ),
+        )
+        .at_line(Some(line_of_byte(bytes, e.valid_up_to())))
+    })
+}
+
+/// The diagnostic code of a YAML decoding error, from its message.
+fn yaml_error_code(message: &str) -> &'static str {
+    if message.contains("unknown field") {
+        "unknown-field"
+    } else if message.contains("unknown kind") {
+        "unknown-kind"
+    } else if message.contains("duplicate mapping key") {
+        "duplicate-key"
+    } else if message.contains("budget") || message.contains("alias") {
+        "yaml-budget"
+    } else if message.starts_with("invalid") || message.starts_with("expected") {
+        "wrong-type"
+    } else {
+        "yaml"
+    }
+}
+
+/// A YAML decoding error as a diagnostic; a wrong type names the field on its line.
+fn yaml_problem(path: &str, text: &str, e: yaml::YamlError) -> Diagnostic {
+    if let Some(tab) = tab_indent_line(text) {
+        return Diagnostic::error(
+            path,
+            "yaml-tab",
+            "a tab in the indentation; YAML does not allow tabs there",
+        )
+        .at_line(Some(tab))
+        .with_hint(Some("YAML indents with spaces".into()));
+    }
+    let code = yaml_error_code(&e.message);
+    let hint = (code == "unknown-field")
+        .then(|| unknown_field_hint(&e.message))
+        .flatten();
+    let d = Diagnostic::error(path, code, e.message)
+        .at_line(e.line)
+        .with_hint(hint);
+    if code != "wrong-type" {
+        return d;
+    }
+    match key_on_line(text, e.line) {
+        Some(k) => d.in_field(k),
+        None => d,
+    }
+}
+
+/// `apiVersion` must be the one this ferry reads.
+fn check_api_version(path: &str, text: &str, api_version: &str) -> Option<Diagnostic> {
+    (api_version != model::API_VERSION).then(|| {
+        Diagnostic::error(
+            path,
+            "api-version",
+            format!(
+                "apiVersion `{api_version}` is not supported; expected `{}`",
+                model::API_VERSION
+            ),
+        )
+        .in_field("apiVersion")
+        .at_line(crate::domain::diagnostic::locate(text, "apiVersion", None))
+    })
+}
+
+/// A resource lives in its kind's folder.
+fn check_folder(path: &str, text: &str, kind: Kind) -> Option<Diagnostic> {
+    let (folder, _) = path.split_once('/').unwrap_or(("", path));
+    (folder != kind.step()).then(|| {
+        Diagnostic::error(
+            path,
+            "wrong-folder",
+            format!("a {kind} belongs in `{}/`, not `{folder}/`", kind.step()),
+        )
+        .in_field("kind")
+        .at_line(crate::domain::diagnostic::locate(text, "kind", None))
+    })
+}
+
+/// The name is valid, and the file is named after it.
+fn check_name_and_path(path: &str, text: &str, kind: Kind, name: &str) -> Option<Diagnostic> {
+    let (_, file) = path.split_once('/').unwrap_or(("", path));
+    let name_line = crate::domain::diagnostic::locate(text, "metadata.name", None);
+    let problem = if !is_valid_name(name) {
+        Diagnostic::error(
+            path,
+            "bad-name",
+            format!("name `{name}` must be lower-case letters, digits, `-`, `_` or `.`"),
+        )
+    } else if file.strip_suffix(".yaml") != Some(name) {
+        Diagnostic::error(
+            path,
+            "path-mismatch",
+            format!(
+                "the file of `{name}` must be `{}`",
+                model::resource_path(kind, name)
+            ),
+        )
+    } else {
+        return None;
+    };
+    Some(problem.in_field("metadata.name").at_line(name_line))
+}
+
+/// An ID, when given, has the shape of one.
+fn check_id(path: &str, text: &str, id: &str) -> Option<Diagnostic> {
+    (!is_valid_id(id)).then(|| {
+        Diagnostic::error(
+            path,
+            "bad-id",
+            format!("id `{id}` must be 1 to 64 ASCII letters, digits, `_` or `-`"),
+        )
+        .in_field("metadata.id")
+        .at_line(crate::domain::diagnostic::locate(text, "metadata.id", None))
+    })
+}
+
+/// A document's `contentFile` is `<name>.<ext>`, beside its YAML file.
+fn check_content_file(path: &str, text: &str, name: &str, spec: &Spec) -> Option<Diagnostic> {
+    let Spec::Document(d) = spec else {
+        return None;
+    };
+    let cf = d.content_file.as_deref()?;
+    let beside = cf
+        .strip_prefix(name)
+        .is_some_and(|rest| rest.starts_with('.') && rest.len() > 1 && !rest.contains('/'))
+        && !cf.ends_with(".yaml");
+    (!beside).then(|| {
+        Diagnostic::error(
+            path,
+            "content-file",
+            format!("contentFile must be `{name}.<ext>`, beside this file"),
+        )
+        .in_field("spec.contentFile")
+        .at_line(crate::domain::diagnostic::locate(text, "contentFile", None))
+    })
 }
 
 /// Attach a document's content bytes, checking and filling in its hash and size.
@@ -774,4 +796,96 @@ pub fn encode_model(model: &model::TenantModel) -> Result<MemoryTree, yaml::Enco
         }
     }
     Ok(tree)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TOOL: &str =
+        "apiVersion: ferry/v1\nkind: Tool\nmetadata:\n  name: crm-lookup\nspec:\n  type: http\n";
+
+    #[test]
+    fn utf8_text_names_the_line_of_the_bad_byte() {
+        assert_eq!(utf8_text("tools/a.yaml", b"ok"), Ok("ok"));
+        let d = utf8_text("tools/a.yaml", b"a: 1\nb: \xff\n").unwrap_err();
+        assert_eq!((d.code, d.line), ("not-utf8", Some(2)));
+    }
+
+    #[test]
+    fn yaml_errors_get_a_code_from_their_message() {
+        assert_eq!(yaml_error_code("unknown field `x`"), "unknown-field");
+        assert_eq!(yaml_error_code("unknown kind `Robot`"), "unknown-kind");
+        assert_eq!(yaml_error_code("duplicate mapping key"), "duplicate-key");
+        assert_eq!(yaml_error_code("alias budget exceeded"), "yaml-budget");
+        assert_eq!(yaml_error_code("invalid type: string"), "wrong-type");
+        assert_eq!(yaml_error_code("mapping values not allowed"), "yaml");
+        let e = yaml::YamlError {
+            message: "invalid type: string, expected a boolean".into(),
+            line: Some(4),
+            column: None,
+        };
+        let text = "a: 1\nb: 2\nc: 3\n  syncable: yes\n";
+        let d = yaml_problem("tools/a.yaml", text, e);
+        assert_eq!(
+            (d.code, d.line, d.field.as_deref()),
+            ("wrong-type", Some(4), Some("syncable"))
+        );
+    }
+
+    #[test]
+    fn envelope_checks_each_name_their_field() {
+        let bad = check_api_version("tools/a.yaml", TOOL, "ferry/v0").unwrap();
+        assert_eq!(bad.field.as_deref(), Some("apiVersion"));
+        assert!(check_api_version("tools/a.yaml", TOOL, model::API_VERSION).is_none());
+        let folder = check_folder("agents/crm-lookup.yaml", TOOL, Kind::Tool).unwrap();
+        assert_eq!((folder.code, folder.line), ("wrong-folder", Some(2)));
+        assert!(check_folder("tools/crm-lookup.yaml", TOOL, Kind::Tool).is_none());
+    }
+
+    #[test]
+    fn a_name_must_be_valid_and_match_its_file() {
+        let check = |path, name| check_name_and_path(path, TOOL, Kind::Tool, name).map(|d| d.code);
+        assert_eq!(check("tools/crm-lookup.yaml", "crm-lookup"), None);
+        assert_eq!(
+            check("tools/other.yaml", "crm-lookup"),
+            Some("path-mismatch")
+        );
+        assert_eq!(check("tools/Bad Name.yaml", "Bad Name"), Some("bad-name"));
+        assert_eq!(
+            check_id("tools/a.yaml", TOOL, "tol 1").map(|d| d.code),
+            Some("bad-id")
+        );
+        assert!(check_id("tools/a.yaml", TOOL, "tol_1").is_none());
+    }
+
+    #[test]
+    fn a_content_file_lies_beside_its_document() {
+        let spec = |cf: &str| {
+            Spec::from_json(
+                Kind::Document,
+                serde_json::json!({"title": "T", "mediaType": "text/plain", "contentFile": cf}),
+            )
+            .unwrap()
+        };
+        let check = |cf| check_content_file("documents/faq.yaml", "", "faq", &spec(cf));
+        assert!(check("faq.md").is_none());
+        for bad in ["other.md", "faq.", "faq.yaml", "faq./x", "faq"] {
+            assert_eq!(check(bad).map(|d| d.code), Some("content-file"), "{bad}");
+        }
+    }
+
+    #[test]
+    fn decoding_stops_at_a_fatal_problem_and_keeps_the_others() {
+        let (r, d) = decode_unit("tools/crm-lookup.yaml", TOOL.as_bytes());
+        assert!(r.is_some() && d.is_empty());
+        let v0 = TOOL.replace("ferry/v1", "ferry/v0");
+        let (r, d) = decode_unit("tools/crm-lookup.yaml", v0.as_bytes());
+        assert!(r.is_some());
+        assert_eq!(d[0].code, "api-version");
+        let (r, d) = decode_unit("agents/crm-lookup.yaml", v0.as_bytes());
+        assert!(r.is_none());
+        let codes: Vec<&str> = d.iter().map(|d| d.code).collect();
+        assert_eq!(codes, ["api-version", "wrong-folder"]);
+    }
 }

@@ -7,7 +7,9 @@
 
 use postgres::GenericClient;
 
-use super::super::{now_rfc3339, unknown_token, StoreError, SyncRecord, TokenRecord};
+use super::super::{
+    now_rfc3339, unknown_token, SessionRecord, StoreError, SyncRecord, TokenRecord,
+};
 use super::resources::lock_tenant;
 use super::{signed, unsigned};
 use crate::domain::access::{AccessState, Grant, Role, UserRecord};
@@ -200,6 +202,48 @@ pub fn touch_token(
         &[&hash, &at, &not_before],
     )?;
     Ok(n > 0)
+}
+
+/// Record a web UI session by the hash of its secret.
+pub fn add_session(c: &mut impl GenericClient, s: &SessionRecord) -> Result<(), StoreError> {
+    let mut tx = c.transaction()?;
+    require_user(&mut tx, &s.user)?;
+    tx.execute(
+        "INSERT INTO sessions (hash, \"user\", token_hash, expires_at) VALUES ($1, $2, $3, $4)",
+        &[&s.hash, &s.user, &s.token_hash, &s.expires_at],
+    )?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// The session with this hash, if any.
+pub fn session(
+    c: &mut impl GenericClient,
+    hash: &str,
+) -> Result<Option<SessionRecord>, StoreError> {
+    Ok(c.query_opt(
+        "SELECT hash, \"user\", token_hash, expires_at FROM sessions WHERE hash = $1",
+        &[&hash],
+    )?
+    .map(|r| SessionRecord {
+        hash: r.get(0),
+        user: r.get(1),
+        token_hash: r.get(2),
+        expires_at: r.get(3),
+    }))
+}
+
+/// Remove one session and every expired one.
+pub fn remove_session(
+    c: &mut impl GenericClient,
+    hash: &str,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let mut tx = c.transaction()?;
+    let removed = tx.execute("DELETE FROM sessions WHERE hash = $1", &[&hash])?;
+    tx.execute("DELETE FROM sessions WHERE expires_at < $1", &[&now])?;
+    tx.commit()?;
+    Ok(removed > 0)
 }
 
 /// The sync records of a tenant written by syncs from `source_key`, by local ID.

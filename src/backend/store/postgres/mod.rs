@@ -16,13 +16,15 @@
 //!
 //! The queries live by part of the store contract: [`resources`] (tenants,
 //! drafts, the one write), [`publish`] (versions, the publish log, drift),
-//! [`access`] (users, grants, tokens, sync records).
+//! [`access`] (users, grants, tokens, sync records); `tenant_admin.rs`
+//! implements [`super::TenantAdmin`] (tenant variables, tenant deletion).
 
 pub mod access;
 pub mod image;
 pub mod publish;
 pub mod resources;
 pub mod schema;
+mod tenant_admin;
 
 use std::str::FromStr;
 use std::sync::{Mutex, MutexGuard};
@@ -181,8 +183,8 @@ pub(crate) fn signed(n: u64) -> i64 {
 }
 
 use super::{
-    AccessStore, PublishStore, ResourceStore, SyncRecord, SyncStore, TenantRecord, TokenRecord,
-    VersionRecord, WriteBatch, WriteFault,
+    AccessStore, PublishStore, ResourceStore, SessionRecord, SyncRecord, SyncStore, TenantRecord,
+    TokenRecord, VersionRecord, WriteBatch, WriteFault,
 };
 use crate::domain::access::{AccessState, Role, UserRecord};
 use crate::domain::model::Resource;
@@ -192,6 +194,14 @@ use crate::domain::secrets::KeyPair;
 use crate::domain::state::Index;
 
 impl ResourceStore for PostgresStore {
+    fn tenant_admin(&self) -> Option<&dyn super::TenantAdmin> {
+        Some(self)
+    }
+
+    fn tenant_admin_mut(&mut self) -> Option<&mut dyn super::TenantAdmin> {
+        Some(self)
+    }
+
     fn begin_read(&self) -> Result<(), StoreError> {
         resources::begin_read(&mut *self.client()?)
     }
@@ -263,6 +273,18 @@ impl AccessStore for PostgresStore {
 
     fn token(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError> {
         access::token(&mut *self.client()?, hash)
+    }
+
+    fn add_session(&mut self, session: &SessionRecord) -> Result<(), StoreError> {
+        access::add_session(&mut *self.client()?, session)
+    }
+
+    fn session(&self, hash: &str) -> Result<Option<SessionRecord>, StoreError> {
+        access::session(&mut *self.client()?, hash)
+    }
+
+    fn remove_session(&mut self, hash: &str, now: i64) -> Result<bool, StoreError> {
+        access::remove_session(&mut *self.client()?, hash, now)
     }
 
     fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {

@@ -130,6 +130,29 @@ UPDATE tokens SET id = 'tok_' || substr(hash, 1, 12);
 CREATE UNIQUE INDEX tokens_by_id ON tokens (id);
 "#,
     ),
+    (
+        4,
+        r#"
+CREATE TABLE tenant_variables (
+  tenant     TEXT COLLATE "C" NOT NULL REFERENCES tenants(name),
+  name       TEXT COLLATE "C" NOT NULL,
+  value      TEXT COLLATE "C" NOT NULL,
+  updated_at TEXT COLLATE "C" NOT NULL,
+  PRIMARY KEY (tenant, name)
+);
+"#,
+    ),
+    (
+        5,
+        r#"
+CREATE TABLE sessions (
+  hash       TEXT COLLATE "C" PRIMARY KEY,
+  "user"     TEXT COLLATE "C" NOT NULL REFERENCES users(name),
+  token_hash TEXT COLLATE "C" NOT NULL,
+  expires_at BIGINT NOT NULL
+);
+"#,
+    ),
 ];
 
 /// The schema version this binary writes.

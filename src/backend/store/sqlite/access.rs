@@ -2,13 +2,15 @@
 //!
 //! The `users` and `grants` tables hold who may do what (see
 //! [`crate::domain::access`]); the first user added becomes the store's owner.
+//! `tokens` holds API tokens by their blake3 hash, never the token itself;
+//! `sessions` holds web UI sessions the same way.
 //! `tokens` holds API tokens by their blake3 hash, never the token itself,
 //! with their ID, expiry, last use and revocation (schema 2, [`MIGRATION_2`]).
 
 use rusqlite::{params, OptionalExtension};
 
 use super::{begin, tenant_revision, SqliteStore};
-use crate::backend::store::{now_rfc3339, unknown_token, StoreError, TokenRecord};
+use crate::backend::store::{now_rfc3339, unknown_token, SessionRecord, StoreError, TokenRecord};
 use crate::domain::access::{AccessState, Grant, Role, UserRecord};
 
 /// Users and their roles per tenant (promotion and the HTTP server check them).
@@ -29,6 +31,12 @@ CREATE TABLE IF NOT EXISTS tokens (
   user       TEXT NOT NULL REFERENCES users(name),
   tenant     TEXT,
   created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sessions (
+  hash       TEXT PRIMARY KEY,
+  user       TEXT NOT NULL REFERENCES users(name),
+  token_hash TEXT NOT NULL,
+  expires_at INTEGER NOT NULL
 );
 "#;
 
@@ -188,6 +196,50 @@ pub(crate) fn token(store: &SqliteStore, hash: &str) -> Result<Option<TokenRecor
             token_row,
         )
         .optional()?)
+}
+
+pub(crate) fn add_session(store: &mut SqliteStore, s: &SessionRecord) -> Result<(), StoreError> {
+    let tx = begin(store.connection_mut(), &s.user)?;
+    require_user(&tx, &s.user)?;
+    tx.execute(
+        "INSERT INTO sessions (hash, user, token_hash, expires_at) VALUES (?1, ?2, ?3, ?4)",
+        params![s.hash, s.user, s.token_hash, s.expires_at],
+    )?;
+    tx.commit()?;
+    Ok(())
+}
+
+pub(crate) fn session(
+    store: &SqliteStore,
+    hash: &str,
+) -> Result<Option<SessionRecord>, StoreError> {
+    Ok(store
+        .connection()
+        .query_row(
+            "SELECT hash, user, token_hash, expires_at FROM sessions WHERE hash = ?1",
+            params![hash],
+            |r| {
+                Ok(SessionRecord {
+                    hash: r.get(0)?,
+                    user: r.get(1)?,
+                    token_hash: r.get(2)?,
+                    expires_at: r.get(3)?,
+                })
+            },
+        )
+        .optional()?)
+}
+
+pub(crate) fn remove_session(
+    store: &mut SqliteStore,
+    hash: &str,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let tx = begin(store.connection_mut(), hash)?;
+    let removed = tx.execute("DELETE FROM sessions WHERE hash = ?1", params![hash])?;
+    tx.execute("DELETE FROM sessions WHERE expires_at < ?1", params![now])?;
+    tx.commit()?;
+    Ok(removed > 0)
 }
 
 pub(crate) fn tokens(store: &SqliteStore) -> Result<Vec<TokenRecord>, StoreError> {

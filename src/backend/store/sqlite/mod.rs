@@ -15,10 +15,11 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 mod access;
 pub mod image;
 mod publish;
+mod tenant_admin;
 
 use super::{
-    now_rfc3339, AccessStore, PublishStore, ResourceStore, StoreError, SyncRecord, SyncStore,
-    TenantRecord, TokenRecord, VersionRecord, WriteBatch, WriteFault,
+    now_rfc3339, AccessStore, PublishStore, ResourceStore, SessionRecord, StoreError, SyncRecord,
+    SyncStore, TenantRecord, TokenRecord, VersionRecord, WriteBatch, WriteFault,
 };
 use crate::domain::access::{AccessState, Role, UserRecord};
 use crate::domain::model::{Kind, Resource};
@@ -161,7 +162,7 @@ impl SqliteStore {
         conn.execute_batch(access::SCHEMA)?;
         conn.execute_batch(publish::SCHEMA_PUBLISH)?;
         conn.execute_batch(SYNC_SCHEMA)?;
-        conn.execute_batch(super::tenant_admin::SCHEMA)?;
+        conn.execute_batch(tenant_admin::SCHEMA)?;
         let migrated_from = migrate(&mut conn)?;
         Ok(SqliteStore {
             conn,
@@ -662,6 +663,18 @@ impl AccessStore for SqliteStore {
 
     fn token(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError> {
         access::token(self, hash)
+    }
+
+    fn add_session(&mut self, session: &SessionRecord) -> Result<(), StoreError> {
+        access::add_session(self, session)
+    }
+
+    fn session(&self, hash: &str) -> Result<Option<SessionRecord>, StoreError> {
+        access::session(self, hash)
+    }
+
+    fn remove_session(&mut self, hash: &str, now: i64) -> Result<bool, StoreError> {
+        access::remove_session(self, hash, now)
     }
 
     fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {

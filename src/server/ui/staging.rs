@@ -1,0 +1,607 @@
+//! An agent's staging pages: the editor (saved through
+//! [`staging::edit_staging`], validation errors beside the field they
+//! name), the side-by-side staging diff (Production against Staging, only
+//! the changed fields) and Publish ([`publishing::publish`]).
+
+use std::collections::BTreeSet;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use maud::{html, Markup};
+use serde_json::{json, Map, Value};
+
+use super::{csrf_field, layout, ok, read_page, see_other, view, write_form, Form, Me, Shared};
+use crate::backend::store::Store;
+use crate::domain::access::Role;
+use crate::domain::model::{AgentSpec, Kind, Resource, Spec, BUILTIN_PREFIX};
+use crate::domain::validate::{render_names, NameTable};
+use crate::server::error::ApiError;
+use crate::service::publishing;
+use crate::service::staging::{self, StagingEdit, StagingError, ACCESS_VALUES};
+
+type Notes = std::collections::HashMap<String, String>;
+
+/// What the editor shows in its fields: from the draft, or as submitted.
+#[derive(Debug, Clone, Default)]
+struct Values {
+    name: String,
+    description: String,
+    provider: String,
+    model: String,
+    temperature: String,
+    max_tokens: String,
+    instructions: String,
+    knowledge_bases: Vec<String>,
+    tools: Vec<String>,
+    guardrails_on: Vec<String>,
+    access: String,
+    tags: String,
+}
+
+/// What the editor offers to pick from.
+struct Choices {
+    knowledge_bases: Vec<String>,
+    tools: Vec<String>,
+    guardrails: Vec<String>,
+    /// Each attached tool's actions: (tool, action, enabled).
+    actions: Vec<(String, String, bool)>,
+}
+
+/// The agent's draft in tree form (references by name), and its spec.
+fn draft_of(
+    store: &dyn Store,
+    tenant: &str,
+    agent: &str,
+) -> Result<(Resource, AgentSpec), ApiError> {
+    let id = staging::find_agent_id(store, tenant, agent)?;
+    let (_, index) = store.index(tenant)?;
+    let stored = store
+        .drafts(tenant, std::slice::from_ref(&id))?
+        .pop()
+        .ok_or_else(|| {
+            ApiError::not_found(
+                "agent_not_found",
+                format!("agent `{agent}` has no staging state (it was deleted there)"),
+            )
+        })?;
+    let tree = render_names(&stored, &NameTable::of_index(&index));
+    let Spec::Agent(spec) = &tree.spec else {
+        return Err(ApiError::not_found(
+            "agent_not_found",
+            format!("`{agent}` is not an agent"),
+        ));
+    };
+    let spec = (**spec).clone();
+    Ok((tree, spec))
+}
+
+fn values_of(r: &Resource, s: &AgentSpec) -> Values {
+    let num = |v: Option<String>| v.unwrap_or_default();
+    Values {
+        name: r.name().to_string(),
+        description: s.description.clone().unwrap_or_default(),
+        provider: s.model.provider.clone(),
+        model: s.model.name.clone(),
+        temperature: num(s.model.temperature.map(|t| t.to_string())),
+        max_tokens: num(s.model.max_tokens.map(|t| t.to_string())),
+        instructions: s.instructions.clone().unwrap_or_default(),
+        knowledge_bases: s.knowledge_bases.clone(),
+        tools: s.tools.clone(),
+        guardrails_on: s
+            .guardrails
+            .iter()
+            .filter(|g| g.enabled)
+            .map(|g| g.name.clone())
+            .collect(),
+        access: s.access.clone().unwrap_or_default(),
+        tags: s.tags.join(", "),
+    }
+}
+
+fn values_from(form: &Form) -> Values {
+    let text = |k: &str| form.get(k).unwrap_or("").replace("\r\n", "\n");
+    let list = |k: &str| form.all(k).into_iter().map(str::to_string).collect();
+    Values {
+        name: text("name"),
+        description: text("description"),
+        provider: text("model.provider"),
+        model: text("model.name"),
+        temperature: text("model.temperature"),
+        max_tokens: text("model.maxTokens"),
+        instructions: text("instructions"),
+        knowledge_bases: list("knowledgeBases"),
+        tools: list("tools"),
+        guardrails_on: list("guardrails"),
+        access: text("access"),
+        tags: text("tags"),
+    }
+}
+
+fn choices(store: &dyn Store, tenant: &str, spec: &AgentSpec) -> Result<Choices, ApiError> {
+    let (_, index) = store.index(tenant)?;
+    let names = |k: Kind| -> Vec<String> {
+        let mut v: Vec<String> = index
+            .entries()
+            .iter()
+            .filter(|e| e.kind == k)
+            .map(|e| e.name.clone())
+            .collect();
+        v.sort();
+        v
+    };
+    // What the agent has first, in its order (the form posts in this order), then the rest.
+    let offer = |mine: &[String], k: Kind| -> Vec<String> {
+        let mut v = mine.to_vec();
+        v.extend(names(k).into_iter().filter(|n| !mine.contains(n)));
+        v
+    };
+    let tools = offer(&spec.tools, Kind::Tool);
+    let attached: Vec<String> = spec
+        .tools
+        .iter()
+        .filter(|t| !t.starts_with(BUILTIN_PREFIX))
+        .filter_map(|t| index.by_name(Kind::Tool, t).map(|e| e.id.clone()))
+        .collect();
+    let mut actions = Vec::new();
+    for t in store.drafts(tenant, &attached)? {
+        if let Spec::Tool(ts) = &t.spec {
+            for a in &ts.actions {
+                actions.push((t.name().to_string(), a.name.clone(), a.enabled));
+            }
+        }
+    }
+    Ok(Choices {
+        knowledge_bases: offer(&spec.knowledge_bases, Kind::KnowledgeBase),
+        tools,
+        guardrails: spec.guardrails.iter().map(|g| g.name.clone()).collect(),
+        actions,
+    })
+}
+
+/// A number field as JSON: a number when it reads as one, else the text (the service names what is wrong).
+fn number(v: &str) -> Value {
+    let v = v.trim();
+    if v.is_empty() {
+        return Value::Null;
+    }
+    v.parse::<u64>()
+        .map(Value::from)
+        .or_else(|_| v.parse::<f64>().map(Value::from))
+        .unwrap_or_else(|_| Value::String(v.to_string()))
+}
+
+fn or_null(v: &str) -> Value {
+    if v.trim().is_empty() {
+        Value::Null
+    } else {
+        Value::String(v.to_string())
+    }
+}
+
+/// The merge patch of the editor's form: every field it shows.
+fn patch_of(v: &Values, spec: &AgentSpec) -> Value {
+    let on: BTreeSet<&str> = v.guardrails_on.iter().map(String::as_str).collect();
+    let guardrails: Vec<Value> = spec
+        .guardrails
+        .iter()
+        .map(|g| json!({"name": g.name, "enabled": on.contains(g.name.as_str()), "config": g.config}))
+        .collect();
+    let tags: Vec<&str> = v
+        .tags
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .collect();
+    let mut p = Map::new();
+    p.insert("name".into(), v.name.trim().into());
+    p.insert("description".into(), or_null(&v.description));
+    p.insert(
+        "model".into(),
+        json!({"provider": v.provider.trim(), "name": v.model.trim(),
+               "temperature": number(&v.temperature), "maxTokens": number(&v.max_tokens)}),
+    );
+    p.insert("instructions".into(), or_null(&v.instructions));
+    p.insert("knowledgeBases".into(), json!(v.knowledge_bases));
+    p.insert("tools".into(), json!(v.tools));
+    p.insert("guardrails".into(), Value::Array(guardrails));
+    p.insert("access".into(), or_null(&v.access));
+    p.insert("tags".into(), json!(tags));
+    Value::Object(p)
+}
+
+/// The form field a problem's path names (`spec.model.temperature` → `model.temperature`).
+fn field_key(path: &str) -> String {
+    let p = path.strip_prefix("spec.").unwrap_or(path);
+    let p = if p == "metadata.name" { "name" } else { p };
+    p.split('[').next().unwrap_or(p).to_string()
+}
+
+const FIELDS: [&str; 12] = [
+    "name",
+    "description",
+    "model.provider",
+    "model.name",
+    "model.temperature",
+    "model.maxTokens",
+    "instructions",
+    "knowledgeBases",
+    "tools",
+    "guardrails",
+    "access",
+    "tags",
+];
+
+/// Each problem of a refused edit, by the form field it names (`""`: the edit as a whole).
+fn notes_of(e: &StagingError) -> Option<Notes> {
+    let mut notes = Notes::new();
+    let mut add = |field: &str, msg: String| {
+        let key = field_key(field);
+        let key = if FIELDS.contains(&key.as_str()) {
+            key
+        } else {
+            String::new()
+        };
+        notes
+            .entry(key)
+            .and_modify(|m: &mut String| {
+                m.push_str("; ");
+                m.push_str(&msg)
+            })
+            .or_insert(msg);
+    };
+    match e {
+        StagingError::BadField { field, reason } => add(field, format!("{field}: {reason}")),
+        StagingError::Invalid { problems } => {
+            for d in problems {
+                add(d.field.as_deref().unwrap_or(""), d.message.clone());
+            }
+        }
+        _ => return None,
+    }
+    Some(notes)
+}
+
+fn note(notes: &Notes, key: &str) -> Markup {
+    html! { @if let Some(m) = notes.get(key) { p.field-error id={ "err-" (key) } role="alert" { (m) } } }
+}
+
+fn text_input(label: &str, key: &str, value: &str, notes: &Notes, readonly: bool) -> Markup {
+    html! {
+        label for=(key) { (label) }
+        input id=(key) type="text" name=(key) value=(value) readonly[readonly]
+            aria-invalid=[notes.contains_key(key).then_some("true")];
+        (note(notes, key))
+    }
+}
+
+fn checkboxes(
+    legend: &str,
+    key: &str,
+    all: &[String],
+    on: &[String],
+    notes: &Notes,
+    readonly: bool,
+) -> Markup {
+    html! {
+        fieldset id={ "fs-" (key) } {
+            legend { (legend) }
+            @if all.is_empty() { p.muted { "None in this tenant." } }
+            @for n in all {
+                label.inline {
+                    input type="checkbox" name=(key) value=(n) checked[on.contains(n)] disabled[readonly];
+                    (n)
+                }
+            }
+            (note(notes, key))
+        }
+    }
+}
+
+fn editor_form(
+    tenant: &str,
+    agent: &str,
+    me: &Me,
+    v: &Values,
+    c: &Choices,
+    notes: &Notes,
+) -> Markup {
+    let ro = !me.may(tenant, Role::Editor);
+    html! {
+        @if let Some(m) = notes.get("") { div.error role="alert" { p { (m) } } }
+        form.card #editor method="post" action={ "/t/" (tenant) "/agents/" (agent) "/edit" } {
+            (csrf_field(me))
+            (text_input("Name", "name", &v.name, notes, ro))
+            (text_input("Description", "description", &v.description, notes, ro))
+            fieldset {
+                legend { "Model settings" }
+                (text_input("Provider", "model.provider", &v.provider, notes, ro))
+                (text_input("Model", "model.name", &v.model, notes, ro))
+                (text_input("Temperature (0 to 2)", "model.temperature", &v.temperature, notes, ro))
+                (text_input("Maximum tokens", "model.maxTokens", &v.max_tokens, notes, ro))
+            }
+            label for="instructions" { "Instructions" }
+            textarea #instructions name="instructions" rows="12" readonly[ro] { (v.instructions) }
+            (note(notes, "instructions"))
+            (checkboxes("Knowledge sources", "knowledgeBases", &c.knowledge_bases, &v.knowledge_bases, notes, ro))
+            (checkboxes("Tools", "tools", &c.tools, &v.tools, notes, ro))
+            (checkboxes("Guardrails (on)", "guardrails", &c.guardrails, &v.guardrails_on, notes, ro))
+            label for="access" { "Access" }
+            select #access name="access" disabled[ro] {
+                option value="" selected[v.access.is_empty()] { "(not set)" }
+                @for a in ACCESS_VALUES { option value=(a) selected[v.access == a] { (a) } }
+            }
+            (note(notes, "access"))
+            (text_input("Tags (comma-separated)", "tags", &v.tags, notes, ro))
+            @if !ro { p { button #save type="submit" { "Save to staging" } } }
+        }
+        @if !c.actions.is_empty() {
+            form.card #actions method="post" action={ "/t/" (tenant) "/agents/" (agent) "/edit" } {
+                (csrf_field(me))
+                input type="hidden" name="form" value="actions";
+                fieldset {
+                    legend { "Tool actions (on)" }
+                    @for (tool, action, enabled) in &c.actions {
+                        input type="hidden" name="action" value={ (tool) "/" (action) };
+                        label.inline {
+                            input type="checkbox" name="enabled" value={ (tool) "/" (action) } checked[*enabled] disabled[ro];
+                            (tool) " · " (action)
+                        }
+                    }
+                }
+                @if !ro { button type="submit" { "Save tool actions" } }
+            }
+        }
+    }
+}
+
+fn editor_page(
+    tenant: &str,
+    agent: &str,
+    me: &Me,
+    v: &Values,
+    c: &Choices,
+    notes: &Notes,
+    saved: bool,
+) -> Markup {
+    let body = html! {
+        h1 { "Agent " (agent) " — staging" }
+        p.row {
+            a href={ "/t/" (tenant) "/agents/" (agent) "/diff" } { "Compare with production and publish" }
+            a href={ "/t/" (tenant) "/history" } { "History" }
+        }
+        @if saved { div.notice role="status" { p #saved { "Saved to staging. Production moves at the next publish." } } }
+        @if !me.may(tenant, Role::Editor) { p.muted { "You may read this agent; editing needs the editor role." } }
+        (editor_form(tenant, agent, me, v, c, notes))
+    };
+    layout(&format!("Agent {agent}"), Some(me), Some(tenant), body)
+}
+
+/// `GET /t/{tenant}/agents/{agent}`: the staging editor.
+pub async fn editor(
+    State(state): State<Shared>,
+    Path((tenant, agent)): Path<(String, String)>,
+    Query(q): Query<std::collections::HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    read_page(
+        &state,
+        headers,
+        tenant,
+        Role::Viewer,
+        "reading agents",
+        move |store, me, tenant| {
+            let (r, spec) = draft_of(store, tenant, &agent)?;
+            let c = choices(store, tenant, &spec)?;
+            let saved = q.contains_key("saved");
+            ok(editor_page(
+                tenant,
+                r.name(),
+                me,
+                &values_of(&r, &spec),
+                &c,
+                &Notes::new(),
+                saved,
+            ))
+        },
+    )
+    .await
+}
+
+/// The tool-action edits of the actions form: one per action whose state changes.
+fn action_edits(form: &Form, c: &Choices) -> Vec<StagingEdit> {
+    let on: BTreeSet<&str> = form.all("enabled").into_iter().collect();
+    c.actions
+        .iter()
+        .filter(|(tool, action, enabled)| {
+            on.contains(format!("{tool}/{action}").as_str()) != *enabled
+        })
+        .map(
+            |(tool, action, enabled)| StagingEdit::SetToolActionEnabled {
+                tool: tool.clone(),
+                action: action.clone(),
+                enabled: !enabled,
+            },
+        )
+        .collect()
+}
+
+/// `POST /t/{tenant}/agents/{agent}/edit`: save the editor (or the tool actions) to staging.
+pub async fn save(
+    State(state): State<Shared>,
+    Path((tenant, agent)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    write_form(&state, headers, body, move |store, me, form| {
+        let (_, spec) = draft_of(&*store, &tenant, &agent)?;
+        let actor = me.actor();
+        let mut name = agent.clone();
+        if form.get("form") == Some("actions") {
+            let c = choices(&*store, &tenant, &spec)?;
+            for e in action_edits(form, &c) {
+                staging::edit_staging(store, &actor, &tenant, &agent, &e)?;
+            }
+        } else {
+            let v = values_from(form);
+            let edit = StagingEdit::UpdateAgent(patch_of(&v, &spec));
+            match staging::edit_staging(store, &actor, &tenant, &agent, &edit) {
+                Ok(outcome) => name = outcome.agent_name,
+                Err(e) => {
+                    let Some(notes) = notes_of(&e) else {
+                        return Err(e.into());
+                    };
+                    let c = choices(&*store, &tenant, &spec)?;
+                    let page = editor_page(&tenant, &agent, me, &v, &c, &notes, false);
+                    return Ok((StatusCode::BAD_REQUEST, Html(page.into_string())).into_response());
+                }
+            }
+        }
+        Ok(see_other(&format!("/t/{tenant}/agents/{name}?saved=1")))
+    })
+    .await
+}
+
+fn diff_page(
+    tenant: &str,
+    agent: &str,
+    me: &Me,
+    d: &crate::domain::publish::StagingDiff,
+    nothing: bool,
+) -> Markup {
+    let may_publish = me.may(tenant, Role::Admin);
+    let body = html! {
+        h1 { "Staging diff — agent " (agent) }
+        p.row {
+            a href={ "/t/" (tenant) "/agents/" (agent) } { "Edit staging" }
+            a href={ "/t/" (tenant) "/history" } { "History" }
+        }
+        @if nothing { div.warning role="status" { p { "Nothing to publish: staging equals production." } } }
+        @if d.has_changes {
+            p { "Only the fields that differ are shown: Production on the left, Staging on the right." }
+        } @else {
+            p #no-changes { "No changes: staging equals production for this agent and what it uses." }
+        }
+        @for r in &d.resources {
+            section.card.resource-diff data-id=(r.id) {
+                h2 { span class={ "badge " (format!("{:?}", r.status).to_lowercase()) } { (format!("{:?}", r.status).to_lowercase()) } " " (r.kind) " " (r.name) }
+                @for c in &r.changes { (view::change(&c.path, &c.production, &c.staging, ("Production", "Staging"))) }
+            }
+        }
+        @if may_publish {
+            form.card #publish method="post" action={ "/t/" (tenant) "/agents/" (agent) "/publish" } {
+                (csrf_field(me))
+                label for="message" { "Publish message" }
+                input #message type="text" name="message" disabled[!d.has_changes] placeholder="What changed, for the history";
+                p {
+                    @if d.has_changes { button #publish-button type="submit" { "Publish" } }
+                    @else { button #publish-button type="submit" disabled { "Nothing to publish" } }
+                }
+            }
+        } @else {
+            p.muted #publish-needs-admin { "Publishing needs the admin role on " (tenant) "." }
+        }
+    };
+    layout(
+        &format!("Staging diff of {agent}"),
+        Some(me),
+        Some(tenant),
+        body,
+    )
+}
+
+/// `GET /t/{tenant}/agents/{agent}/diff`: Production and Staging side by side, and Publish.
+pub async fn diff(
+    State(state): State<Shared>,
+    Path((tenant, agent)): Path<(String, String)>,
+    Query(q): Query<std::collections::HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    read_page(
+        &state,
+        headers,
+        tenant,
+        Role::Viewer,
+        "reading the staging diff",
+        move |store, me, tenant| {
+            let d = publishing::staging_diff_for(store, tenant, Some(&agent))?;
+            ok(diff_page(tenant, &agent, me, &d, q.contains_key("nothing")))
+        },
+    )
+    .await
+}
+
+/// `POST /t/{tenant}/agents/{agent}/publish`: publish the agent (admin), then show the history.
+pub async fn publish(
+    State(state): State<Shared>,
+    Path((tenant, agent)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let tagging = state.clone();
+    write_form(&state, headers, body, move |store, me, form| {
+        let id = staging::find_agent_id(&*store, &tenant, &agent)?;
+        let message = form
+            .get("message")
+            .map(str::trim)
+            .filter(|m| !m.is_empty())
+            .map_or_else(
+                || format!("publish {agent} from the web UI"),
+                str::to_string,
+            );
+        let tagger = tagging
+            .tagger
+            .as_deref()
+            .map(|t| t as &dyn crate::domain::tagging::PublishTagger);
+        let now = crate::backend::store::now_rfc3339();
+        let done = publishing::publish(
+            store,
+            &me.actor(),
+            tagger,
+            &tenant,
+            Some(&id),
+            &message,
+            &now,
+        )?;
+        Ok(match done {
+            Some(p) => see_other(&format!(
+                "/t/{tenant}/history?published={}",
+                p.record.number
+            )),
+            None => see_other(&format!("/t/{tenant}/agents/{agent}/diff?nothing=1")),
+        })
+    })
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn problems_land_beside_the_field_they_name() {
+        assert_eq!(field_key("spec.model.temperature"), "model.temperature");
+        assert_eq!(field_key("metadata.name"), "name");
+        assert_eq!(field_key("spec.tools[1]"), "tools");
+        let e = StagingError::BadField {
+            field: "model.maxTokens".into(),
+            reason: "wrong type".into(),
+        };
+        let notes = notes_of(&e).unwrap();
+        assert!(notes["model.maxTokens"].contains("wrong type"));
+        let e = StagingError::BadField {
+            field: "spec.snippets".into(),
+            reason: "x".into(),
+        };
+        assert!(notes_of(&e).unwrap().contains_key(""));
+    }
+
+    #[test]
+    fn number_fields_become_numbers_or_stay_text() {
+        assert_eq!(number("0.3"), json!(0.3));
+        assert_eq!(number("512"), json!(512));
+        assert_eq!(number(" "), Value::Null);
+        assert_eq!(number("warm"), json!("warm"));
+    }
+}

@@ -1,0 +1,94 @@
+//! Marking a resource syncable (document 000, step 1): the flag that makes
+//! tenant sync ([`crate::service::promote`]) select it.
+//!
+//! [`set_syncable`] is a staging edit of one draft of any kind: an editor
+//! of the tenant flips `metadata.syncable`, and the draft is written in one
+//! transaction against the tenant revision it was read at, with the unit
+//! hash its tree form would have. Production is untouched until a publish.
+
+use std::borrow::Cow;
+
+use crate::backend::store::{Store, StoreError, WriteBatch};
+use crate::domain::access::{AccessError, Role};
+use crate::domain::validate::{render_names, NameTable};
+use crate::service::access::{authorize, Actor};
+use crate::service::pipeline::{self, PipelineError};
+
+/// Why the flag could not be set.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncableError {
+    /// No draft has that ID.
+    #[error("tenant `{tenant}` has no resource `{id}` in staging")]
+    NoResource {
+        /// The tenant.
+        tenant: String,
+        /// The ID asked for.
+        id: String,
+    },
+    /// The actor's role is too weak.
+    #[error(transparent)]
+    Access(#[from] AccessError),
+    /// The store failed or refused.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The draft does not encode.
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
+}
+
+/// What setting the flag did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncableOutcome {
+    /// The resource's name.
+    pub name: String,
+    /// The flag now.
+    pub syncable: bool,
+    /// Whether the draft was written (false when it already had the flag).
+    pub changed: bool,
+    /// The tenant revision after the edit.
+    pub revision: u64,
+}
+
+/// Set `metadata.syncable` of the draft `id` in `tenant` as `actor` (an editor).
+pub fn set_syncable(
+    store: &mut dyn Store,
+    actor: &Actor,
+    tenant: &str,
+    id: &str,
+    syncable: bool,
+) -> Result<SyncableOutcome, SyncableError> {
+    authorize::<SyncableError>(
+        &*store,
+        actor,
+        tenant,
+        Role::Editor,
+        "marking resources syncable",
+    )?;
+    let (revision, index) = store.index(tenant)?;
+    let mut draft = store
+        .drafts(tenant, &[id.to_string()])?
+        .pop()
+        .ok_or_else(|| SyncableError::NoResource {
+            tenant: tenant.to_string(),
+            id: id.to_string(),
+        })?;
+    let mut outcome = SyncableOutcome {
+        name: draft.name().to_string(),
+        syncable,
+        changed: draft.metadata.syncable != syncable,
+        revision,
+    };
+    if !outcome.changed {
+        return Ok(outcome);
+    }
+    draft.metadata.syncable = syncable;
+    let names = NameTable::of_index(&index);
+    let hash = pipeline::canonical_unit_hash(&render_names(&draft, &names))?;
+    let batch = WriteBatch {
+        base_revision: revision,
+        upserts: vec![(Cow::Borrowed(&draft), hash)],
+        ..WriteBatch::default()
+    };
+    outcome.revision = store.write(tenant, &batch)?;
+    Ok(outcome)
+}

@@ -1,0 +1,157 @@
+//! Deleting a tenant (`ferry tenant delete`): the owner's use case.
+//!
+//! Only an owner of the tenant (or of the store) may delete it, checked with
+//! [`authorize`] before anything else is looked at. A tenant that other
+//! tenants' resources name as their origin (`syncedFrom`) is refused unless
+//! forced, listing those resources. The deletion itself is one transaction
+//! of the store's [`TenantAdmin`]: drafts, versions, the publish log,
+//! variables, sync records, grants and tokens bound to it go together.
+
+use crate::backend::store::{Store, StoreError, TenantRecord};
+use crate::domain::access::{AccessError, Role};
+use crate::service::access::{authorize, Actor};
+
+/// A resource of another tenant that names the tenant as its origin.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Dependant {
+    /// The other tenant.
+    pub tenant: String,
+    /// The resource's kind.
+    pub kind: String,
+    /// The resource's name.
+    pub name: String,
+}
+
+/// Why a tenant could not be deleted. Nothing was deleted.
+#[derive(Debug, thiserror::Error)]
+pub enum TenantError {
+    /// The actor may not delete the tenant.
+    #[error(transparent)]
+    Access(#[from] AccessError),
+    /// Other tenants' resources came from this one.
+    #[error("tenant `{tenant}` is the origin (syncedFrom) of {} resource(s) in other tenants", dependants.len())]
+    Origin {
+        /// The tenant.
+        tenant: String,
+        /// Those resources.
+        dependants: Vec<Dependant>,
+    },
+    /// This store cannot delete tenants.
+    #[error("this store cannot delete tenants")]
+    Unsupported,
+    /// The store refused or failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The resources of other tenants whose `syncedFrom` names `tenant`.
+pub fn dependants(store: &dyn Store, tenant: &str) -> Result<Vec<Dependant>, StoreError> {
+    let mut found = Vec::new();
+    for t in store.tenants()? {
+        if t.name == tenant {
+            continue;
+        }
+        for r in store.all_drafts(&t.name)? {
+            if r.metadata
+                .synced_from
+                .as_ref()
+                .is_some_and(|s| s.tenant == tenant)
+            {
+                found.push(Dependant {
+                    tenant: t.name.clone(),
+                    kind: r.kind().to_string(),
+                    name: r.name().to_string(),
+                });
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// Check that `actor` may delete `tenant` (owner), and that nothing comes
+/// from it unless `force`; returns the tenant as it is. Changes nothing.
+pub fn check_delete(
+    store: &dyn Store,
+    actor: &Actor,
+    tenant: &str,
+    force: bool,
+) -> Result<TenantRecord, TenantError> {
+    let record = store.tenant(tenant)?;
+    authorize::<TenantError>(store, actor, tenant, Role::Owner, "deleting a tenant")?;
+    if store.tenant_admin().is_none() {
+        return Err(TenantError::Unsupported);
+    }
+    if !force {
+        let dependants = dependants(store, tenant)?;
+        if !dependants.is_empty() {
+            return Err(TenantError::Origin {
+                tenant: tenant.to_string(),
+                dependants,
+            });
+        }
+    }
+    Ok(record)
+}
+
+/// `ferry tenant delete`: [`check_delete`], then delete the tenant and all
+/// it holds in one transaction; returns the tenant as it was.
+pub fn delete(
+    store: &mut dyn Store,
+    actor: &Actor,
+    tenant: &str,
+    force: bool,
+) -> Result<TenantRecord, TenantError> {
+    let record = check_delete(&*store, actor, tenant, force)?;
+    store
+        .tenant_admin_mut()
+        .ok_or(TenantError::Unsupported)?
+        .delete_tenant(tenant)?;
+    Ok(record)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::store::sqlite::SqliteStore;
+    #[allow(unused_imports)]
+    use crate::backend::store::{AccessStore, ResourceStore};
+    use crate::domain::secrets::generate_keypair;
+
+    fn store_with_users() -> SqliteStore {
+        let mut store = SqliteStore::in_memory().unwrap();
+        for t in ["acme-dev", "acme-prod"] {
+            store.create_tenant(t, None, &generate_keypair()).unwrap();
+        }
+        store.add_user("root").unwrap();
+        for (user, role) in [("olga", Role::Owner), ("adam", Role::Admin)] {
+            store.add_user(user).unwrap();
+            store.grant(user, "acme-dev", role).unwrap();
+        }
+        store
+    }
+
+    #[test]
+    fn only_an_owner_of_the_tenant_deletes_it() {
+        let mut store = store_with_users();
+        for who in ["adam", "olga"] {
+            let err = delete(&mut store, &Actor::named(who), "acme-prod", false).unwrap_err();
+            assert!(matches!(err, TenantError::Access(_)), "{who}: {err}");
+        }
+        let err = delete(&mut store, &Actor::named("adam"), "acme-dev", false).unwrap_err();
+        assert!(err.to_string().contains("owner"), "{err}");
+        assert_eq!(store.tenants().unwrap().len(), 2, "nothing was deleted");
+        delete(&mut store, &Actor::named("olga"), "acme-dev", false).unwrap();
+        delete(&mut store, &Actor::named("root"), "acme-prod", false).unwrap();
+        assert!(store.tenants().unwrap().is_empty());
+    }
+
+    #[test]
+    fn an_unknown_tenant_is_refused_before_the_role() {
+        let mut store = store_with_users();
+        let err = delete(&mut store, &Actor::named("adam"), "ghost", false).unwrap_err();
+        assert!(
+            matches!(err, TenantError::Store(StoreError::NoTenant { .. })),
+            "{err}"
+        );
+    }
+}
