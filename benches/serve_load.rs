@@ -160,10 +160,11 @@ impl Database {
         let name = format!("ferry_load_{}", std::process::id());
         let mut c =
             postgres::Client::connect(&admin, postgres::NoTls).expect("connect to PostgreSQL");
-        c.batch_execute(&format!(
-            "DROP DATABASE IF EXISTS {name}; CREATE DATABASE {name}"
-        ))
-        .expect("create the bench database");
+        // One statement each: neither may run inside a transaction block.
+        c.batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))
+            .expect("drop a leftover bench database");
+        c.batch_execute(&format!("CREATE DATABASE {name}"))
+            .expect("create the bench database");
         let mut u = url::Url::parse(&admin).expect("a URL");
         u.set_path(&format!("/{name}"));
         Database {
@@ -208,17 +209,18 @@ fn main() {
     let mut outcomes = Vec::new();
     if mode != "postgres" {
         outcomes.push(run_load(&bin, None, 1, load));
+        println!("{}", outcomes[outcomes.len() - 1].report);
     }
     if mode == "postgres" || mode == "both" {
         let db = Database::create();
         outcomes.push(run_load(&bin, Some(&db.url), 2, load));
+        println!("{}", outcomes[outcomes.len() - 1].report);
     }
     let report = outcomes
         .iter()
         .map(|o| o.report.as_str())
         .collect::<Vec<_>>()
         .join("\n");
-    println!("{report}");
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let _ = std::fs::write(root.join("target/serve-load.md"), &report);
     for o in &outcomes {
