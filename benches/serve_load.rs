@@ -306,7 +306,7 @@ fn run_load(bin: &Path, store: Option<&str>, instances: usize, load: Load) -> Ou
         Some(&json!({})),
     );
     let mut initial_publishes = vec![];
-    if let Some(c) = first.body["change_track_id"].as_str() {
+    if let Some(c) = first.body["changeTrackId"].as_str() {
         initial_publishes.push(c.to_string());
     }
 
@@ -346,7 +346,7 @@ fn run_load(bin: &Path, store: Option<&str>, instances: usize, load: Load) -> Ou
                     (1, _) => ("edit", "PUT", format!("{base}/api/v2/agents/billing-bot"), Some(json!({"description": format!("edit {c}/{n}")}))),
                     (2, 0) => {
                         let change = recent.lock().expect("lock").last().cloned().unwrap_or_default();
-                        ("rollback", "PUT", format!("{base}/api/v2/agents/billing-bot/rollback"), Some(json!({"change_track_id": change})))
+                        ("rollback", "PUT", format!("{base}/api/v2/agents/billing-bot/rollback"), Some(json!({"changeTrackId": change})))
                     }
                     (2, _) => ("staging-diff", "GET", format!("{base}/api/v2/agents/billing-bot/staging-diff"), None),
                     _ => (
@@ -372,7 +372,7 @@ fn run_load(bin: &Path, store: Option<&str>, instances: usize, load: Load) -> Ou
                         last = Some((format!("load-{c}"), n));
                     }
                     if op == "publish" {
-                        if let Some(id) = r.body["change_track_id"].as_str() {
+                        if let Some(id) = r.body["changeTrackId"].as_str() {
                             published.push(id.to_string());
                             recent.lock().expect("lock").push(id.to_string());
                         }
@@ -429,11 +429,11 @@ fn run_load(bin: &Path, store: Option<&str>, instances: usize, load: Load) -> Ou
         &token,
         None,
     );
-    let history: Vec<String> = h.body["publishes"]
+    let history: Vec<String> = h.body["items"]
         .as_array()
         .map(|l| {
             l.iter()
-                .filter_map(|p| p["change_track_id"].as_str().map(str::to_string))
+                .filter_map(|p| p["changeTrackId"].as_str().map(str::to_string))
                 .collect()
         })
         .unwrap_or_default();
