@@ -190,7 +190,7 @@ pub const ROUTES: &[RouteDoc] = &[
         "GET",
         "/api/v2/agents/{agent_id}",
         "staging",
-        "The agent's staging (draft) configuration",
+        "The agent's staging (draft) configuration, its draft revision, who created it, who last changed it and when, the production version and every published version",
         &[],
         None,
     ),
@@ -440,6 +440,14 @@ pub const ROUTES: &[RouteDoc] = &[
         "/api/ferry/v1/tenants/{tenant}/drafts/lookup",
         "ferry",
         "The drafts of the given IDs (viewer)",
+        &[],
+        JSON,
+    ),
+    r(
+        "POST",
+        "/api/ferry/v1/tenants/{tenant}/drafts/stamps",
+        "ferry",
+        "Who created and last changed the drafts of the given IDs, and when (viewer)",
         &[],
         JSON,
     ),
@@ -767,6 +775,44 @@ fn body_schema(method: &str, path: &str) -> (bool, Value) {
     }
 }
 
+/// The schema of a route's 200 answer, where the document describes it.
+fn answer_schema(method: &str, path: &str) -> Option<Value> {
+    let text_or_null = json!({"type": ["string", "null"]});
+    let number = json!({"type": "integer", "minimum": 0});
+    match (method, path) {
+        ("GET", "/api/v2/agents/{agent_id}") => Some(json!({
+            "type": "object",
+            "required": ["id", "name", "syncable", "spec", "draftRevision", "productionVersion",
+                         "versions", "createdBy", "lastChangedBy", "lastChangedAt"],
+            "properties": {
+                "id": {"type": "string"},
+                "name": {"type": "string"},
+                "syncable": {"type": "boolean"},
+                "spec": {"type": "object", "description": "The staging (draft) configuration, references by ID"},
+                "draftRevision": {"type": "integer", "minimum": 0,
+                                  "description": "1 when created, one more at each change of the draft's content"},
+                "productionVersion": {"type": ["integer", "null"], "minimum": 1,
+                                      "description": "The published version production runs; null when not in production"},
+                "versions": {"type": "array", "description": "Every published version, oldest first", "items": {
+                    "type": "object",
+                    "required": ["version", "changeTrackId", "publishedBy", "publishedAt"],
+                    "properties": {
+                        "version": number,
+                        "changeTrackId": text_or_null,
+                        "publishedBy": text_or_null,
+                        "publishedAt": {"type": "string"}
+                    }
+                }},
+                "createdBy": {"type": ["string", "null"],
+                              "description": "Who created the agent (the store's record of its first write, else metadata.createdBy)"},
+                "lastChangedBy": {"type": ["string", "null"], "description": "Who last changed the draft's content"},
+                "lastChangedAt": {"type": ["string", "null"], "description": "When the draft's content last changed, RFC 3339"}
+            }
+        })),
+        _ => None,
+    }
+}
+
 /// The OpenAPI 3.1 document.
 pub fn document() -> Value {
     let mut paths: Map<String, Value> = Map::new();
@@ -797,6 +843,10 @@ pub fn document() -> Value {
                 "409": {"$ref": "#/components/responses/Error"}
             }
         });
+        if let Some(schema) = answer_schema(d.method, d.path) {
+            op["responses"]["200"] =
+                json!({"description": "OK", "content": {"application/json": {"schema": schema}}});
+        }
         if let Some(media) = d.body {
             let (required, schema) = body_schema(d.method, d.path);
             op["requestBody"] =
@@ -906,6 +956,17 @@ mod tests {
         assert_eq!(schema["items"]["required"][0], "sourceAgentId", "{schema}");
         let publish = op("post", "/api/v2/agents/{agent_id}/publish");
         assert_eq!(publish["requestBody"]["required"], false);
+        let agent = op("get", "/api/v2/agents/{agent_id}");
+        let answer = &agent["responses"]["200"]["content"]["application/json"]["schema"];
+        for field in [
+            "draftRevision",
+            "productionVersion",
+            "versions",
+            "createdBy",
+            "lastChangedAt",
+        ] {
+            assert!(answer["properties"][field].is_object(), "{field}: {answer}");
+        }
         assert_eq!(op("get", "/api/tenant/sync/steps")["security"], json!([]));
     }
 }

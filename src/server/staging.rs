@@ -24,8 +24,8 @@ use super::{auth, read_store, with_store, Shared};
 use crate::backend::store::Store;
 use crate::domain::access::Role;
 use crate::domain::model::{Kind, Spec};
-use crate::service::publishing;
 use crate::service::staging::{self, ErrorKind, GuardrailPatch, StagingEdit, StagingError};
+use crate::service::{agent_view, publishing};
 
 const AGENT: &str = "/api/v2/agents/{agent_id}";
 
@@ -423,18 +423,15 @@ async fn get_agent(
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     let out = read_store(&state, move |store| {
-        let (_, tenant) = tenant_for(store, &headers, Role::Viewer, "reading agents")?;
-        let id = staging::find_agent_id(store, &tenant, &agent)?;
-        let draft = store
-            .drafts(&tenant, std::slice::from_ref(&id))?
-            .pop()
-            .ok_or_else(|| {
+        let (caller, tenant) = tenant_for(store, &headers, Role::Viewer, "reading agents")?;
+        let view =
+            agent_view::agent_view(store, &caller.actor(), &tenant, &agent)?.ok_or_else(|| {
                 ApiError::not_found(
                     "agent_not_found",
                     format!("agent `{agent}` has no staging state (it was deleted there)"),
                 )
             })?;
-        Ok(json!({"id": id, "name": draft.name(), "syncable": draft.metadata.syncable, "spec": draft.spec.to_json()}))
+        serde_json::to_value(view).map_err(|e| ApiError::internal(e.to_string()))
     })
     .await?;
     Ok(Json(out))

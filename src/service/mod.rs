@@ -6,6 +6,7 @@
 //! call and render, and hold no rules of their own.
 
 pub mod access;
+pub mod agent_view;
 pub mod apply;
 pub mod failure;
 pub mod gitplan;

@@ -358,7 +358,7 @@ pub fn edit_staging(
         crate::domain::access::Role::Editor,
         "editing staging",
     )?;
-    apply_edit(store, tenant, agent, edit)
+    edit_as(store, actor.name(), tenant, agent, edit)
 }
 
 /// Apply a JSON merge patch (RFC 7396) to `target`: objects merge key by
@@ -909,6 +909,17 @@ pub fn apply_edit(
     agent: &str,
     edit: &StagingEdit,
 ) -> Result<EditOutcome, StagingError> {
+    edit_as(store, None, tenant, agent, edit)
+}
+
+/// [`apply_edit`], recording `by` as the last editor of the drafts it changes.
+fn edit_as(
+    store: &mut dyn Store,
+    by: Option<&str>,
+    tenant: &str,
+    agent: &str,
+    edit: &StagingEdit,
+) -> Result<EditOutcome, StagingError> {
     let (revision, index) = store.index(tenant)?;
     let no_agent = || StagingError::NoAgent {
         tenant: tenant.to_string(),
@@ -986,6 +997,7 @@ pub fn apply_edit(
     }
     let mut batch = WriteBatch {
         base_revision: revision,
+        actor: by.map(str::to_string),
         ..WriteBatch::default()
     };
     for r in &changed {

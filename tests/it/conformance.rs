@@ -103,6 +103,7 @@ macro_rules! store_conformance {
                 a_stale_batch_is_refused_with_both_revisions,
                 a_write_that_changes_nothing_bumps_nothing,
                 a_resource_revision_moves_only_with_its_content,
+                drafts_record_their_creator_and_last_change,
                 a_write_moves_only_its_own_tenant,
                 the_source_commit_is_recorded_once,
                 versions_are_kept_as_written,
@@ -472,6 +473,39 @@ pub fn a_resource_revision_moves_only_with_its_content(fresh: &Fresh) {
     delete(&mut *store, &[id(&t)]);
     assert_eq!(entry_revision(&*store), None);
     assert!(store.all_drafts(T).unwrap().is_empty());
+}
+
+/// A draft's first writer is its creator; its last editor and time move only with its content.
+pub fn drafts_record_their_creator_and_last_change(fresh: &Fresh) {
+    let mut store = fresh.open();
+    tenant(&mut *store, T);
+    let write_as = |store: &mut dyn Store, r: &Resource, by: &str| {
+        let batch = WriteBatch {
+            base_revision: store.tenant(T).unwrap().revision,
+            upserts: upserts(&[r]),
+            actor: Some(by.to_string()),
+            ..WriteBatch::default()
+        };
+        store.write(T, &batch).unwrap();
+    };
+    let t = tool("crm-lookup", "x");
+    write_as(&mut *store, &t, "root");
+    let ids = [id(&t), "tol_unknown".to_string()];
+    let first = store.draft_stamps(T, &ids).unwrap();
+    assert_eq!(first.len(), 1, "unknown IDs are left out: {first:?}");
+    assert_eq!(first[0].id, id(&t));
+    assert_eq!(first[0].revision, 1);
+    assert_eq!(first[0].created_by.as_deref(), Some("root"));
+    assert_eq!(first[0].updated_by.as_deref(), Some("root"));
+    assert!(first[0].updated_at.ends_with('Z'), "{first:?}");
+    // The same content again changes nothing of it.
+    write_as(&mut *store, &t, "someone-else");
+    assert_eq!(store.draft_stamps(T, &ids).unwrap(), first);
+    write_as(&mut *store, &tool("crm-lookup", "changed"), "root");
+    let second = store.draft_stamps(T, &ids).unwrap();
+    assert_eq!(second[0].revision, 2);
+    assert_eq!(second[0].created_by.as_deref(), Some("root"));
+    assert!(second[0].updated_at >= first[0].updated_at);
 }
 
 /// Every write bumps the store revision and records it on its tenant only.

@@ -164,6 +164,11 @@ const NEEDS: &[(&str, &str, Needs)] = &[
     ),
     (
         "POST",
+        "/api/ferry/v1/tenants/{tenant}/drafts/stamps",
+        Role("viewer"),
+    ),
+    (
+        "POST",
         "/api/ferry/v1/tenants/{tenant}/write",
         Role("editor"),
     ),
@@ -253,7 +258,7 @@ fn ferry_body(method: &str, path: &str) -> Option<serde_json::Value> {
             ("POST", "lookup") if path.ends_with("tokens/lookup") => {
                 serde_json::json!({"hash": "x"})
             }
-            ("POST", "lookup") => serde_json::json!({"ids": []}),
+            ("POST", "lookup" | "stamps") => serde_json::json!({"ids": []}),
             ("POST", "write") => serde_json::json!({
                 "base_revision": 0, "upserts": [], "deletes": [], "refresh": [],
                 "commit": null, "versions": [], "syncs": null,

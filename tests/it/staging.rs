@@ -91,3 +91,65 @@ pub fn a_library_edit_is_diffed_published_and_reverted_by_the_cli() {
         bad.stderr
     );
 }
+
+/// `GET /api/v2/agents/{id}`: the draft revision, who created the agent and
+/// who last changed it and when, the production version and every published
+/// version (number, change ID, who, when), after an edit and a publish.
+#[test]
+pub fn the_agent_answer_holds_its_revision_authors_and_published_versions() {
+    let env = TestEnv::acme();
+    env.ferry(&["--as", "carol", "apply", "--tenant", T, "--yes"])
+        .ok();
+    env.user("root", &[]);
+    env.user("ed", &[(T, "editor")]);
+    env.user("ada", &[(T, "admin")]);
+    let ed = env.token("ed", Some(T));
+    let ada = env.token("ada", Some(T));
+    let server = Server::start(&env, &[]);
+    let url = server.url("/api/v2/agents/billing-bot");
+    let get = || http("GET", &url, Some(&ed), &[], None).expect(200);
+
+    let fresh = get();
+    assert_eq!(fresh["name"], "billing-bot");
+    assert_eq!(fresh["draftRevision"], 1, "{fresh}");
+    assert_eq!(fresh["createdBy"], "carol", "{fresh}");
+    assert_eq!(fresh["lastChangedBy"], "carol", "{fresh}");
+    assert!(fresh["lastChangedAt"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(fresh["productionVersion"], serde_json::Value::Null);
+    assert_eq!(fresh["versions"], serde_json::json!([]));
+
+    http_json(
+        "PUT",
+        &url,
+        Some(&ed),
+        &serde_json::json!({"description": "Bills"}),
+    )
+    .expect(200);
+    let edited = get();
+    assert_eq!(edited["draftRevision"], 2, "{edited}");
+    assert_eq!(edited["createdBy"], "carol");
+    assert_eq!(edited["lastChangedBy"], "ed");
+    assert!(edited["lastChangedAt"].as_str().unwrap() >= fresh["lastChangedAt"].as_str().unwrap());
+    assert_eq!(edited["spec"]["description"], "Bills");
+
+    let published = http_json(
+        "POST",
+        &server.url("/api/v2/agents/billing-bot/publish"),
+        Some(&ada),
+        &serde_json::json!({"message": "bills"}),
+    )
+    .expect(200);
+    let after = get();
+    assert_eq!(after["productionVersion"], 1, "{after}");
+    assert_eq!(
+        after["draftRevision"], 2,
+        "a publish leaves the draft as it is"
+    );
+    let versions = after["versions"].as_array().unwrap();
+    assert_eq!(versions.len(), 1, "{after}");
+    assert_eq!(versions[0]["version"], 1);
+    assert_eq!(versions[0]["changeTrackId"], published["changeTrackId"]);
+    assert_eq!(versions[0]["publishedBy"], "ada");
+    assert!(versions[0]["publishedAt"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(after["lastChangedBy"], "ed");
+}

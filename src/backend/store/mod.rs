@@ -216,6 +216,28 @@ pub struct WriteBatch<'a> {
     pub versions: Vec<VersionRecord>,
     /// Sync records to write in the same transaction (ZIP import, live sync).
     pub syncs: Option<SyncWrite>,
+    /// Who writes the batch: recorded as the creator of each draft it
+    /// creates and the last editor of each draft whose content it changes.
+    /// A remote store's server puts its caller here, whatever the client sent.
+    pub actor: Option<String>,
+}
+
+/// Who created a draft, and who last changed it and when, as the store
+/// recorded them when the rows were written (`None` where it does not know:
+/// rows written before the store kept it, or by a writer without a name).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DraftStamp {
+    /// The resource ID.
+    pub id: String,
+    /// The draft's revision (1 when created, one more at each change of its content).
+    pub revision: u64,
+    /// Who wrote the draft first.
+    pub created_by: Option<String>,
+    /// Who last changed its content.
+    pub updated_by: Option<String>,
+    /// When its content last changed, RFC 3339.
+    pub updated_at: String,
 }
 
 /// The sync records of one import: for each local resource, its ID at the
@@ -303,6 +325,8 @@ pub trait ResourceStore {
     fn drafts(&self, tenant: &str, ids: &[String]) -> Result<Vec<Resource>, StoreError>;
     /// Every draft of the tenant (stored form).
     fn all_drafts(&self, tenant: &str) -> Result<Vec<Resource>, StoreError>;
+    /// Who created and last changed the drafts of the given IDs, and when; unknown IDs are left out.
+    fn draft_stamps(&self, tenant: &str, ids: &[String]) -> Result<Vec<DraftStamp>, StoreError>;
     /// Apply a batch in one transaction, refused as [`StoreError::Stale`]
     /// when the tenant moved past `batch.base_revision`; returns the new
     /// tenant revision (unchanged when the batch changes nothing).

@@ -183,8 +183,8 @@ pub(crate) fn signed(n: u64) -> i64 {
 }
 
 use super::{
-    AccessStore, PublishStore, ResourceStore, SessionRecord, SyncRecord, SyncStore, TenantRecord,
-    TokenRecord, VersionRecord, WriteBatch, WriteFault,
+    AccessStore, DraftStamp, PublishStore, ResourceStore, SessionRecord, SyncRecord, SyncStore,
+    TenantRecord, TokenRecord, VersionRecord, WriteBatch, WriteFault,
 };
 use crate::domain::access::{AccessState, Role, UserRecord};
 use crate::domain::model::Resource;
@@ -245,6 +245,10 @@ impl ResourceStore for PostgresStore {
 
     fn all_drafts(&self, tenant: &str) -> Result<Vec<Resource>, StoreError> {
         resources::all_drafts(&mut *self.client()?, tenant)
+    }
+
+    fn draft_stamps(&self, tenant: &str, ids: &[String]) -> Result<Vec<DraftStamp>, StoreError> {
+        resources::draft_stamps(&mut *self.client()?, tenant, ids)
     }
 
     fn write(&mut self, tenant: &str, batch: &WriteBatch<'_>) -> Result<u64, StoreError> {

@@ -9,7 +9,7 @@
 
 use postgres::{GenericClient, Row, Transaction};
 
-use super::super::{now_rfc3339, StoreError, TenantRecord, WriteBatch, WriteFault};
+use super::super::{now_rfc3339, DraftStamp, StoreError, TenantRecord, WriteBatch, WriteFault};
 use super::{for_tenant, signed, unsigned};
 use crate::domain::model::{Kind, Resource};
 use crate::domain::secrets::KeyPair;
@@ -187,6 +187,33 @@ pub fn drafts(
     Ok(ids.iter().filter_map(|id| found.remove(id)).collect())
 }
 
+/// Who created and last changed the drafts of the given IDs, in the order asked.
+pub fn draft_stamps(
+    c: &mut impl GenericClient,
+    tenant: &str,
+    ids: &[String],
+) -> Result<Vec<DraftStamp>, StoreError> {
+    let rows = c.query(
+        "SELECT id, revision, created_by, updated_by, updated_at FROM resources WHERE tenant = $1 AND id = ANY($2)",
+        &[&tenant, &ids],
+    )?;
+    let mut found: std::collections::HashMap<String, DraftStamp> = rows
+        .into_iter()
+        .map(|r| {
+            let id: String = r.get(0);
+            let stamp = DraftStamp {
+                id: id.clone(),
+                revision: unsigned(r.get(1)),
+                created_by: r.get(2),
+                updated_by: r.get(3),
+                updated_at: r.get(4),
+            };
+            (id, stamp)
+        })
+        .collect();
+    Ok(ids.iter().filter_map(|id| found.remove(id)).collect())
+}
+
 /// Every draft of the tenant, by ID.
 pub fn all_drafts(c: &mut impl GenericClient, tenant: &str) -> Result<Vec<Resource>, StoreError> {
     self::tenant(c, tenant)?;
@@ -282,11 +309,15 @@ fn write_drafts(
     let mut n = 0usize;
     WriteFault::check(fault, n)?;
     let upsert = tx.prepare(
-        "INSERT INTO resources (tenant, id, kind, name, document, content, content_hash, file_hash, refs, revision, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1, $10) \
+        "INSERT INTO resources (tenant, id, kind, name, document, content, content_hash, file_hash, refs, revision, updated_at, created_by, updated_by) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1, $10, $11, $11) \
          ON CONFLICT (tenant, id) DO UPDATE SET kind = EXCLUDED.kind, name = EXCLUDED.name, \
            document = EXCLUDED.document, content = EXCLUDED.content, content_hash = EXCLUDED.content_hash, \
-           file_hash = EXCLUDED.file_hash, refs = EXCLUDED.refs, updated_at = EXCLUDED.updated_at, \
+           file_hash = EXCLUDED.file_hash, refs = EXCLUDED.refs, \
+           updated_at = CASE WHEN resources.content_hash = EXCLUDED.content_hash \
+                             THEN resources.updated_at ELSE EXCLUDED.updated_at END, \
+           updated_by = CASE WHEN resources.content_hash = EXCLUDED.content_hash \
+                             THEN resources.updated_by ELSE EXCLUDED.updated_by END, \
            revision = CASE WHEN resources.content_hash = EXCLUDED.content_hash \
                            THEN resources.revision ELSE resources.revision + 1 END",
     )?;
@@ -308,6 +339,7 @@ fn write_drafts(
                 file_hash,
                 &refs.join(" "),
                 &now,
+                &batch.actor,
             ],
         )?;
         n += 1;

@@ -18,8 +18,8 @@ mod publish;
 mod tenant_admin;
 
 use super::{
-    now_rfc3339, AccessStore, PublishStore, ResourceStore, SessionRecord, StoreError, SyncRecord,
-    SyncStore, TenantRecord, TokenRecord, VersionRecord, WriteBatch, WriteFault,
+    now_rfc3339, AccessStore, DraftStamp, PublishStore, ResourceStore, SessionRecord, StoreError,
+    SyncRecord, SyncStore, TenantRecord, TokenRecord, VersionRecord, WriteBatch, WriteFault,
 };
 use crate::domain::access::{AccessState, Role, UserRecord};
 use crate::domain::model::{Kind, Resource};
@@ -88,7 +88,13 @@ CREATE TABLE IF NOT EXISTS sync_records (
 /// that has shipped; add the next. Each runs in its own immediate
 /// transaction with the new version recorded in `meta`, so a killed open
 /// leaves the file at the version before or after it.
-const MIGRATIONS: &[(u32, &str)] = &[(2, access::MIGRATION_2)];
+const MIGRATIONS: &[(u32, &str)] = &[(2, access::MIGRATION_2), (3, MIGRATION_3)];
+
+/// Schema 3: who created each draft and who last changed it.
+const MIGRATION_3: &str = r#"
+ALTER TABLE resources ADD COLUMN created_by TEXT;
+ALTER TABLE resources ADD COLUMN updated_by TEXT;
+"#;
 
 /// The schema version this binary writes.
 fn latest_schema() -> u32 {
@@ -285,13 +291,16 @@ pub(crate) fn touch_tenant(
     Ok(next)
 }
 
-/// Write one draft (insert or update), bumping its revision when its content changed.
+/// Write one draft (insert or update), bumping its revision, its last
+/// change and its last editor when its content changed; `by` is recorded as
+/// the creator of a new draft.
 pub(crate) fn upsert_draft(
     tx: &rusqlite::Transaction<'_>,
     tenant: &str,
     resource: &Resource,
     file_hash: &str,
     now: &str,
+    by: Option<&str>,
 ) -> Result<(), StoreError> {
     let id = resource.id().unwrap_or_default();
     let (json, hash) = canonical(resource);
@@ -299,11 +308,15 @@ pub(crate) fn upsert_draft(
     let refs: Vec<String> = resource.refs().into_iter().map(|(_, r)| r).collect();
     let refs = refs.join(" ");
     let mut stmt = tx.prepare_cached(
-        "INSERT INTO resources (tenant, id, kind, name, document, content, content_hash, file_hash, refs, revision, updated_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 1, ?10) \
+        "INSERT INTO resources (tenant, id, kind, name, document, content, content_hash, file_hash, refs, revision, updated_at, created_by, updated_by) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 1, ?10, ?11, ?11) \
          ON CONFLICT (tenant, id) DO UPDATE SET kind = excluded.kind, name = excluded.name, \
            document = excluded.document, content = excluded.content, content_hash = excluded.content_hash, \
-           file_hash = excluded.file_hash, refs = excluded.refs, updated_at = excluded.updated_at, \
+           file_hash = excluded.file_hash, refs = excluded.refs, \
+           updated_at = CASE WHEN resources.content_hash = excluded.content_hash \
+                             THEN resources.updated_at ELSE excluded.updated_at END, \
+           updated_by = CASE WHEN resources.content_hash = excluded.content_hash \
+                             THEN resources.updated_by ELSE excluded.updated_by END, \
            revision = CASE WHEN resources.content_hash = excluded.content_hash \
                            THEN resources.revision ELSE resources.revision + 1 END",
     )?;
@@ -317,7 +330,8 @@ pub(crate) fn upsert_draft(
         hash,
         file_hash,
         refs,
-        now
+        now,
+        by
     ])?;
     Ok(())
 }
@@ -482,6 +496,28 @@ impl ResourceStore for SqliteStore {
         Ok(out)
     }
 
+    fn draft_stamps(&self, tenant: &str, ids: &[String]) -> Result<Vec<DraftStamp>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT revision, created_by, updated_by, updated_at FROM resources WHERE tenant = ?1 AND id = ?2",
+        )?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            let row = stmt
+                .query_row(params![tenant, id], |r| {
+                    Ok(DraftStamp {
+                        id: id.clone(),
+                        revision: r.get::<_, i64>(0)? as u64,
+                        created_by: r.get(1)?,
+                        updated_by: r.get(2)?,
+                        updated_at: r.get(3)?,
+                    })
+                })
+                .optional()?;
+            out.extend(row);
+        }
+        Ok(out)
+    }
+
     fn all_drafts(&self, tenant: &str) -> Result<Vec<Resource>, StoreError> {
         self.tenant(tenant)?;
         let mut stmt = self.conn.prepare_cached(
@@ -515,7 +551,14 @@ impl ResourceStore for SqliteStore {
         let mut n = 0usize;
         WriteFault::check(self.fault, n)?;
         for (resource, file_hash) in &batch.upserts {
-            upsert_draft(&tx, tenant, resource, file_hash, &now)?;
+            upsert_draft(
+                &tx,
+                tenant,
+                resource,
+                file_hash,
+                &now,
+                batch.actor.as_deref(),
+            )?;
             n += 1;
             WriteFault::check(self.fault, n)?;
         }
