@@ -331,6 +331,30 @@ pub const ROUTES: &[RouteDoc] = &[
         JSON,
     ),
     r(
+        "POST",
+        "/api/v2/agents/{agent_id}/sharepoint/folder",
+        "staging",
+        "Create the agent's SharePoint folder connection (409 when it has one)",
+        &[],
+        JSON,
+    ),
+    r(
+        "PUT",
+        "/api/v2/agents/{agent_id}/sharepoint/folder",
+        "staging",
+        "Update the SharePoint folder connection (JSON merge patch of its fields; 404 when it has none)",
+        &[],
+        JSON,
+    ),
+    r(
+        "DELETE",
+        "/api/v2/agents/{agent_id}/sharepoint/folder",
+        "staging",
+        "Delete the SharePoint folder connection (404 when it has none)",
+        &[],
+        None,
+    ),
+    r(
         "GET",
         "/api/v2/agents/{agent_id}/staging-diff",
         "publishing",
@@ -759,6 +783,16 @@ fn body_schema(method: &str, path: &str) -> (bool, Value) {
             true,
             text_body(&["access", "access_level", "accessLevel"], &[]),
         ),
+        ("POST" | "PUT", "folder") => {
+            let folder = json!({"type": "object", "additionalProperties": false, "properties": {
+                "folderUrl": {"type": "string", "pattern": "^https://[^/@\\s]+(/.*)?$",
+                              "description": "The folder's https:// URL"},
+                "name": {"type": ["string", "null"]},
+                "includeSubfolders": {"type": ["boolean", "null"]}}});
+            let mut create = folder.clone();
+            create["required"] = json!(["folderUrl"]);
+            (true, if method == "POST" { create } else { folder })
+        }
         (_, "rollback") => (true, text_body(&["change_track_id", "changeTrackId"], &[])),
         (_, "guardrails") => (
             true,

@@ -124,6 +124,21 @@ const NEEDS: &[(&str, &str, Needs)] = &[
         Role("editor"),
     ),
     (
+        "POST",
+        "/api/v2/agents/{agent_id}/sharepoint/folder",
+        Role("editor"),
+    ),
+    (
+        "PUT",
+        "/api/v2/agents/{agent_id}/sharepoint/folder",
+        Role("editor"),
+    ),
+    (
+        "DELETE",
+        "/api/v2/agents/{agent_id}/sharepoint/folder",
+        Role("editor"),
+    ),
+    (
         "GET",
         "/api/v2/agents/{agent_id}/staging-diff",
         Role("viewer"),

@@ -153,3 +153,187 @@ pub fn the_agent_answer_holds_its_revision_authors_and_published_versions() {
     assert!(versions[0]["publishedAt"].as_str().unwrap().ends_with('Z'));
     assert_eq!(after["lastChangedBy"], "ed");
 }
+
+/// Document 003's SharePoint folder endpoints: staging edits of the agent's
+/// folder connection, shown by the staging diff, made production by a
+/// publish, written to the tree by an export; bad input is a 400 naming the
+/// field and changes nothing; a viewer is refused.
+#[test]
+pub fn the_sharepoint_folder_is_created_updated_and_deleted_in_staging() {
+    let (env, root) = crate::serve::acme_server_env();
+    env.user("vera", &[(T, "viewer")]);
+    let vera = env.token("vera", Some(T));
+    let server = Server::start(&env, &[]);
+    let t = Some(root.as_str());
+    let folder = server.url("/api/v2/agents/billing-bot/sharepoint/folder");
+    let agent = || {
+        http(
+            "GET",
+            &server.url("/api/v2/agents/billing-bot"),
+            t,
+            &[],
+            None,
+        )
+        .expect(200)
+    };
+    let url = "https://acme.sharepoint.com/sites/billing/Shared%20Documents/faq";
+
+    // Bad input: each a 400 naming the field, and the store is as it was.
+    let revision = |env: &TestEnv| env.open_store().revision().unwrap();
+    let before = revision(&env);
+    for (body, field) in [
+        (serde_json::json!({}), "sharepointFolder.folderUrl"),
+        (
+            serde_json::json!({"name": "FAQ"}),
+            "sharepointFolder.folderUrl",
+        ),
+        (
+            serde_json::json!({"folderUrl": 7}),
+            "sharepointFolder.folderUrl",
+        ),
+        (
+            serde_json::json!({"folderUrl": url, "colour": "red"}),
+            "sharepointFolder.colour",
+        ),
+    ] {
+        let e = http_json("POST", &folder, t, &body).expect(400);
+        assert_eq!(e["field"], field, "{body}: {e}");
+        assert!(
+            e["error"]["message"].as_str().unwrap().contains(field),
+            "{e}"
+        );
+    }
+    let e = http_json(
+        "POST",
+        &folder,
+        t,
+        &serde_json::json!({"folderUrl": "http://acme.sharepoint.com/x"}),
+    )
+    .expect(400);
+    assert_eq!(
+        e["problems"][0]["field"], "spec.sharepointFolder.folderUrl",
+        "{e}"
+    );
+    let e = http(
+        "PUT",
+        &folder,
+        t,
+        &[],
+        Some(("application/json", b"{\"name\": \"x\"}")),
+    )
+    .expect(404);
+    assert_eq!(e["error"]["code"], "sharepoint_folder_not_found", "{e}");
+    http("DELETE", &folder, t, &[], None).expect(404);
+    // A viewer may not.
+    let refused = http_json(
+        "POST",
+        &folder,
+        Some(&vera),
+        &serde_json::json!({"folderUrl": url}),
+    );
+    assert_eq!(refused.status, 403);
+    assert_eq!(revision(&env), before, "a refused edit changed the store");
+    assert!(agent()["spec"].get("sharepointFolder").is_none());
+
+    // Create, then the diff shows it.
+    let made = http_json(
+        "POST",
+        &folder,
+        t,
+        &serde_json::json!({"folderUrl": url, "name": "Billing FAQ"}),
+    )
+    .expect(200);
+    assert_eq!(made["changed"], true, "{made}");
+    assert_eq!(
+        agent()["spec"]["sharepointFolder"],
+        serde_json::json!({"folderUrl": url, "name": "Billing FAQ"})
+    );
+    let again = http_json("POST", &folder, t, &serde_json::json!({"folderUrl": url}));
+    assert_eq!(
+        again.status,
+        409,
+        "{}",
+        String::from_utf8_lossy(&again.body)
+    );
+    let diff = http(
+        "GET",
+        &server.url("/api/v2/agents/billing-bot/staging-diff"),
+        t,
+        &[],
+        None,
+    )
+    .expect(200);
+    assert_eq!(diff["hasChanges"], true);
+    let text = diff.to_string();
+    assert!(
+        text.contains("sharepointFolder") && text.contains(url),
+        "{diff}"
+    );
+
+    // Update: a merge patch of its fields.
+    http_json(
+        "PUT",
+        &folder,
+        t,
+        &serde_json::json!({"includeSubfolders": false, "name": null}),
+    )
+    .expect(200);
+    assert_eq!(
+        agent()["spec"]["sharepointFolder"],
+        serde_json::json!({"folderUrl": url, "includeSubfolders": false})
+    );
+
+    // A publish makes it production; the tree gets it from an export.
+    http_json(
+        "POST",
+        &server.url("/api/v2/agents/billing-bot/publish"),
+        t,
+        &serde_json::json!({"message": "faq"}),
+    )
+    .expect(200);
+    let clean = http(
+        "GET",
+        &server.url("/api/v2/agents/billing-bot/staging-diff"),
+        t,
+        &[],
+        None,
+    )
+    .expect(200);
+    assert_eq!(clean["hasChanges"], false, "{clean}");
+    let production = {
+        let store = env.open_store();
+        let id = store
+            .index(T)
+            .unwrap()
+            .1
+            .entries()
+            .iter()
+            .find(|e| e.name == "billing-bot")
+            .unwrap()
+            .id
+            .clone();
+        store.production_of(T, &[id]).unwrap().pop().unwrap()
+    };
+    assert!(production.spec.to_json()["sharepointFolder"]["folderUrl"] == url);
+    env.ferry(&["--as", "root", "export", "--tenant", T]).ok();
+    let yaml = env.read("tenants/acme-dev/agents/billing-bot.yaml");
+    assert!(
+        yaml.contains("sharepointFolder:") && yaml.contains("includeSubfolders: false"),
+        "{yaml}"
+    );
+    env.ferry(&["--as", "root", "validate", "--tenant", T]).ok();
+
+    // Delete: staging drops it, the diff shows production's folder going.
+    http("DELETE", &folder, t, &[], None).expect(200);
+    assert!(agent()["spec"].get("sharepointFolder").is_none());
+    let diff = http(
+        "GET",
+        &server.url("/api/v2/agents/billing-bot/staging-diff"),
+        t,
+        &[],
+        None,
+    )
+    .expect(200);
+    assert_eq!(diff["hasChanges"], true, "{diff}");
+    assert!(diff.to_string().contains("sharepointFolder"), "{diff}");
+}
