@@ -177,6 +177,10 @@ pub fn the_sharepoint_folder_is_created_updated_and_deleted_in_staging() {
         .expect(200)
     };
     let url = "https://acme.sharepoint.com/sites/billing/Shared%20Documents/faq";
+    let staging_diff = || {
+        let diff = server.url("/api/v2/agents/billing-bot/staging-diff");
+        http("GET", &diff, t, &[], None).expect(200)
+    };
 
     // Bad input: each a 400 naming the field, and the store is as it was.
     let revision = |env: &TestEnv| env.open_store().revision().unwrap();
@@ -255,14 +259,7 @@ pub fn the_sharepoint_folder_is_created_updated_and_deleted_in_staging() {
         "{}",
         String::from_utf8_lossy(&again.body)
     );
-    let diff = http(
-        "GET",
-        &server.url("/api/v2/agents/billing-bot/staging-diff"),
-        t,
-        &[],
-        None,
-    )
-    .expect(200);
+    let diff = staging_diff();
     assert_eq!(diff["hasChanges"], true);
     let text = diff.to_string();
     assert!(
@@ -291,14 +288,7 @@ pub fn the_sharepoint_folder_is_created_updated_and_deleted_in_staging() {
         &serde_json::json!({"message": "faq"}),
     )
     .expect(200);
-    let clean = http(
-        "GET",
-        &server.url("/api/v2/agents/billing-bot/staging-diff"),
-        t,
-        &[],
-        None,
-    )
-    .expect(200);
+    let clean = staging_diff();
     assert_eq!(clean["hasChanges"], false, "{clean}");
     let production = {
         let store = env.open_store();
@@ -326,14 +316,7 @@ pub fn the_sharepoint_folder_is_created_updated_and_deleted_in_staging() {
     // Delete: staging drops it, the diff shows production's folder going.
     http("DELETE", &folder, t, &[], None).expect(200);
     assert!(agent()["spec"].get("sharepointFolder").is_none());
-    let diff = http(
-        "GET",
-        &server.url("/api/v2/agents/billing-bot/staging-diff"),
-        t,
-        &[],
-        None,
-    )
-    .expect(200);
+    let diff = staging_diff();
     assert_eq!(diff["hasChanges"], true, "{diff}");
     assert!(diff.to_string().contains("sharepointFolder"), "{diff}");
 }
