@@ -629,11 +629,15 @@ pub const ROUTES: &[RouteDoc] = &[
     ),
 ];
 
-/// The router under construction, with what has been registered.
+/// The router under construction, with what has been registered. It holds
+/// its table of routes: the API's [`ROUTES`] ([`Registry::new`]), or
+/// another (the web UI's, [`Registry::listing`]).
 pub struct Registry {
     router: Router<Shared>,
     registered: Vec<(String, String)>,
     refused: Vec<(String, String)>,
+    listed: fn(&str, &str) -> bool,
+    unlisted: fn(String, String) -> ServeError,
 }
 
 impl Default for Registry {
@@ -643,16 +647,30 @@ impl Default for Registry {
 }
 
 impl Registry {
-    /// An empty registry.
+    /// An empty registry for the routes of [`ROUTES`].
     pub fn new() -> Registry {
+        Registry::listing(
+            |method, path| ROUTES.iter().any(|d| d.method == method && d.path == path),
+            |method, path| ServeError::Undocumented { method, path },
+        )
+    }
+
+    /// An empty registry for the routes `listed` says are in its table; a
+    /// route that is not becomes the error `unlisted` makes.
+    pub fn listing(
+        listed: fn(&str, &str) -> bool,
+        unlisted: fn(String, String) -> ServeError,
+    ) -> Registry {
         Registry {
             router: Router::new(),
             registered: Vec::new(),
             refused: Vec::new(),
+            listed,
+            unlisted,
         }
     }
 
-    /// Register `handler` for `method` on `path`; a pair not in [`ROUTES`] is
+    /// Register `handler` for `method` on `path`; a pair not in the table is
     /// refused (left out, and [`Registry::into_router`] fails).
     pub fn add(
         mut self,
@@ -660,16 +678,12 @@ impl Registry {
         path: &'static str,
         handler: MethodRouter<Shared>,
     ) -> Registry {
-        let described = ROUTES
-            .iter()
-            .any(|d| d.method == method.as_str() && d.path == path);
-        if !described {
-            self.refused
-                .push((method.as_str().to_string(), path.to_string()));
+        let pair = (method.as_str().to_string(), path.to_string());
+        if !(self.listed)(method.as_str(), path) {
+            self.refused.push(pair);
             return self;
         }
-        self.registered
-            .push((method.as_str().to_string(), path.to_string()));
+        self.registered.push(pair);
         self.router = self.router.route(path, handler);
         self
     }
@@ -682,7 +696,7 @@ impl Registry {
     /// The router, or the first route that is not in the table.
     pub fn into_router(self) -> Result<Router<Shared>, ServeError> {
         match self.refused.into_iter().next() {
-            Some((method, path)) => Err(ServeError::Undocumented { method, path }),
+            Some((method, path)) => Err((self.unlisted)(method, path)),
             None => Ok(self.router),
         }
     }

@@ -27,5 +27,6 @@ mod serve;
 mod staging;
 mod tokens;
 mod ui;
+mod ui_matrix;
 mod ux;
 mod zip;
