@@ -593,3 +593,22 @@ impl UiSession {
 
 /// The media type of a URL-encoded form.
 pub const FORM: &str = "application/x-www-form-urlencoded";
+
+/// A `multipart/form-data` body of `fields`, then `zip` as the file field
+/// `archive`; its content type and bytes.
+pub fn multipart(fields: &[(&str, &str)], zip: &[u8]) -> (String, Vec<u8>) {
+    let boundary = "ferry-test-boundary";
+    let mut body = Vec::new();
+    for (k, v) in fields {
+        body.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n")
+                .as_bytes(),
+        );
+    }
+    body.extend_from_slice(
+        format!("--{boundary}\r\nContent-Disposition: form-data; name=\"archive\"; filename=\"a.zip\"\r\nContent-Type: application/zip\r\n\r\n").as_bytes(),
+    );
+    body.extend_from_slice(zip);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}

@@ -74,24 +74,6 @@ fn fields<'a>(path: &str, fx: &'a Fixture) -> Vec<(&'static str, &'a str)> {
     }
 }
 
-/// A multipart body: `fields`, then the archive.
-fn multipart(fields: &[(&str, &str)], zip: &[u8]) -> (String, Vec<u8>) {
-    let boundary = "ferry-matrix-boundary";
-    let mut body = Vec::new();
-    for (k, v) in fields {
-        body.extend_from_slice(
-            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n")
-                .as_bytes(),
-        );
-    }
-    body.extend_from_slice(
-        format!("--{boundary}\r\nContent-Disposition: form-data; name=\"archive\"; filename=\"a.zip\"\r\nContent-Type: application/zip\r\n\r\n").as_bytes(),
-    );
-    body.extend_from_slice(zip);
-    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-    (format!("multipart/form-data; boundary={boundary}"), body)
-}
-
 /// Post `path`'s form with `cookie` and `csrf` (none: left out).
 fn post(
     server: &Server,

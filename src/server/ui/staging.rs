@@ -100,6 +100,27 @@ fn values_of(r: &Resource, s: &AgentSpec) -> Values {
     }
 }
 
+/// The values of a refused form as the page shows them again: a text field
+/// that holds a credential comes back empty, so the page never shows one.
+fn without_credentials(mut v: Values) -> Values {
+    for field in [
+        &mut v.name,
+        &mut v.description,
+        &mut v.provider,
+        &mut v.model,
+        &mut v.temperature,
+        &mut v.max_tokens,
+        &mut v.instructions,
+        &mut v.access,
+        &mut v.tags,
+    ] {
+        if crate::domain::secrets::credential_in(field).is_some() {
+            field.clear();
+        }
+    }
+    v
+}
+
 fn values_from(form: &Form) -> Values {
     let text = |k: &str| form.get(k).unwrap_or("").replace("\r\n", "\n");
     let list = |k: &str| form.all(k).into_iter().map(str::to_string).collect();
@@ -453,6 +474,7 @@ pub async fn save(
                         return Err(e.into());
                     };
                     let c = choices(&*store, &tenant, &spec)?;
+                    let v = without_credentials(v);
                     let page = editor_page(&tenant, &agent, me, &v, &c, &notes, false);
                     return Ok((StatusCode::BAD_REQUEST, Html(page.into_string())).into_response());
                 }
