@@ -262,6 +262,14 @@ pub fn the_sharepoint_folder_is_created_updated_and_deleted_in_staging() {
     let diff = staging_diff();
     assert_eq!(diff["hasChanges"], true);
     let text = diff.to_string();
+    // The UI's side-by-side diff shows it too.
+    let page = UiSession::sign_in(&server, &root)
+        .get(&server, "/t/acme-dev/agents/billing-bot/diff")
+        .text();
+    assert!(
+        page.contains("sharepointFolder") && page.contains(url),
+        "{page}"
+    );
     assert!(
         text.contains("sharepointFolder") && text.contains(url),
         "{diff}"
