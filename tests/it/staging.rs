@@ -152,6 +152,23 @@ pub fn the_agent_answer_holds_its_revision_authors_and_published_versions() {
     assert_eq!(versions[0]["publishedBy"], "ada");
     assert!(versions[0]["publishedAt"].as_str().unwrap().ends_with('Z'));
     assert_eq!(after["lastChangedBy"], "ed");
+
+    // The answer holds what /openapi.json says it does.
+    let doc = http("GET", &server.url("/openapi.json"), None, &[], None).expect(200);
+    let schema = &doc["paths"]["/api/v2/agents/{agent_id}"]["get"]["responses"]["200"]["content"]
+        ["application/json"]["schema"];
+    let has_all = |value: &serde_json::Value, schema: &serde_json::Value| {
+        schema["required"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|k| value.get(k.as_str().unwrap()).is_some())
+    };
+    assert!(has_all(&after, schema), "{after} against {schema}");
+    assert!(has_all(
+        &versions[0],
+        &schema["properties"]["versions"]["items"]
+    ));
 }
 
 /// Document 003's SharePoint folder endpoints: staging edits of the agent's
