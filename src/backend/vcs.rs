@@ -209,36 +209,82 @@ fn blobs_of(tree: &Tree<'_>) -> BTreeMap<String, (Oid, i32)> {
     out
 }
 
+/// A folder's regular files by path, and its other entries.
+type FolderFiles = (BTreeMap<String, Oid>, Vec<Irregular>);
+
 /// The entries under a tree, split: regular file blobs (modes 100644 and
 /// 100755) by path, and everything else (links, mode 120000; submodules,
 /// commit entries) as [`Irregular`], never to be read.
-fn files_of(tree: &Tree<'_>) -> (BTreeMap<String, Oid>, Vec<Irregular>) {
+fn files_of(tree: &Tree<'_>) -> FolderFiles {
     let mut files = BTreeMap::new();
     let mut irregular = Vec::new();
     let _ = tree.walk(TreeWalkMode::PreOrder, |dir, entry| {
         let path = format!("{dir}{}", entry.name().unwrap_or_default());
-        match (entry.kind(), entry.filemode()) {
-            (Some(ObjectType::Tree), _) => {}
-            (Some(ObjectType::Blob), 0o100644 | 0o100755) => {
-                files.insert(path, entry.id());
-            }
-            (Some(ObjectType::Blob), 0o120000) => irregular.push(Irregular {
-                path,
-                what: "symbolic link",
-            }),
-            (Some(ObjectType::Commit), _) => irregular.push(Irregular {
-                path,
-                what: "git submodule",
-            }),
-            _ => irregular.push(Irregular {
-                path,
-                what: "special git entry",
-            }),
-        }
+        sort_entry(entry, path, &mut files, &mut irregular);
         TreeWalkResult::Ok
     });
     irregular.sort_by(|a, b| a.path.cmp(&b.path));
     (files, irregular)
+}
+
+/// File one tree entry at `path`: a regular blob into `files`, a link,
+/// submodule or other special entry into `irregular`, a subtree nowhere.
+fn sort_entry(
+    entry: &git2::TreeEntry<'_>,
+    path: String,
+    files: &mut BTreeMap<String, Oid>,
+    irregular: &mut Vec<Irregular>,
+) {
+    let what = match (entry.kind(), entry.filemode()) {
+        (Some(ObjectType::Tree), _) => return,
+        (Some(ObjectType::Blob), 0o100644 | 0o100755) => {
+            files.insert(path, entry.id());
+            return;
+        }
+        (Some(ObjectType::Blob), 0o120000) => "symbolic link",
+        (Some(ObjectType::Commit), _) => "git submodule",
+        _ => "special git entry",
+    };
+    irregular.push(Irregular { path, what });
+}
+
+/// The files of `units` under a tenant's tree, split as [`files_of`] does:
+/// each unit's folder is looked up once, and of its entries only those
+/// sharing a unit's stem are kept.
+fn unit_files(
+    repo: &Repository,
+    tenant: &Tree<'_>,
+    units: &std::collections::HashSet<String>,
+) -> Result<FolderFiles, VcsError> {
+    let mut stems: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for unit in units {
+        if let Some((folder, file)) = unit.rsplit_once('/') {
+            let stem = file.strip_suffix(".yaml").unwrap_or(file);
+            stems.entry(folder).or_default().push(stem);
+        }
+    }
+    let mut files = BTreeMap::new();
+    let mut irregular = Vec::new();
+    for (folder, wanted) in stems {
+        let Some(tree) = subtree(repo, tenant, folder)? else {
+            continue;
+        };
+        for entry in tree.iter() {
+            let name = entry.name().unwrap_or_default();
+            let stem = name.rsplit_once('.').map_or(name, |(s, _)| s);
+            if !wanted.contains(&stem) {
+                continue;
+            }
+            sort_entry(
+                &entry,
+                format!("{folder}/{name}"),
+                &mut files,
+                &mut irregular,
+            );
+        }
+    }
+    irregular.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok((files, irregular))
 }
 
 /// A tenant tree read straight from the git object database at one commit.
@@ -248,6 +294,7 @@ pub struct GitTreeSource {
     prefix: String,
     blobs: BTreeMap<String, Oid>,
     irregular: Vec<Irregular>,
+    present: bool,
 }
 
 impl std::fmt::Debug for GitTreeSource {
@@ -262,15 +309,40 @@ impl std::fmt::Debug for GitTreeSource {
 impl GitTreeSource {
     /// The folder `dir/rel` (e.g. the repo root and `tenants/acme-dev`) at revision `rev`.
     pub fn open(dir: &Path, rel: &str, rev: &str) -> Result<GitTreeSource, VcsError> {
+        Self::open_with(dir, rel, rev, |_, folder| Ok(files_of(folder)))
+    }
+
+    /// Only the files of the given YAML units (`agents/bot.yaml`: the YAML
+    /// and the files beside it that share its stem, such as a document's
+    /// content) of the folder `dir/rel` at revision `rev`, looked up by path:
+    /// the trees read are the folders of those units, never the whole
+    /// tenant. A unit the commit does not have is simply not listed.
+    pub fn open_units(
+        dir: &Path,
+        rel: &str,
+        rev: &str,
+        units: &std::collections::HashSet<String>,
+    ) -> Result<GitTreeSource, VcsError> {
+        Self::open_with(dir, rel, rev, |repo, folder| unit_files(repo, folder, units))
+    }
+
+    /// The folder `dir/rel` at `rev`, with the files `pick` lists from its tree.
+    fn open_with(
+        dir: &Path,
+        rel: &str,
+        rev: &str,
+        pick: impl FnOnce(&Repository, &Tree<'_>) -> Result<FolderFiles, VcsError>,
+    ) -> Result<GitTreeSource, VcsError> {
         let (repo, prefix) = open_at(dir, rel)?;
-        let (commit, (blobs, irregular)) = {
+        let (commit, (blobs, irregular), present) = {
             let c = peel_commit(&repo, rev)?;
             let root = c.tree()?;
-            let entries = match subtree(&repo, &root, &prefix)? {
-                Some(t) => files_of(&t),
+            let folder = subtree(&repo, &root, &prefix)?;
+            let files = match &folder {
+                Some(t) => pick(&repo, t)?,
                 None => Default::default(),
             };
-            (c.id().to_string(), entries)
+            (c.id().to_string(), files, folder.is_some())
         };
         Ok(GitTreeSource {
             repo: Mutex::new(repo),
@@ -278,6 +350,7 @@ impl GitTreeSource {
             prefix,
             blobs,
             irregular,
+            present,
         })
     }
 
@@ -288,7 +361,7 @@ impl GitTreeSource {
 
     /// Whether the folder exists at that commit.
     pub fn exists(&self) -> bool {
-        !self.blobs.is_empty() || !self.irregular.is_empty()
+        self.present
     }
 }
 

@@ -10,6 +10,7 @@ pub mod apply;
 pub mod failure;
 pub mod gitplan;
 pub mod live_sync;
+pub mod partial_plan;
 pub mod pipeline;
 pub mod promote;
 pub mod publishing;

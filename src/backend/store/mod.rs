@@ -31,11 +31,11 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::access::{AccessState, Role, UserRecord};
-use crate::domain::model::Resource;
+use crate::domain::model::{Kind, Resource};
 use crate::domain::plan::{Absent, HashRefresh};
 use crate::domain::publish::{PublishRecord, PublishedVersion, VersionPair};
 use crate::domain::secrets::KeyPair;
-use crate::domain::state::Index;
+use crate::domain::state::{Index, IndexEntry};
 
 /// An error of the store. Never carries a secret.
 #[derive(Debug, thiserror::Error)]
@@ -272,6 +272,47 @@ impl WriteFault {
     }
 }
 
+/// Which index entries to look up: by path of their YAML file, by ID, or
+/// by kind and name ([`ResourceStore::index_entries`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IndexKeys {
+    /// Paths of YAML units, e.g. `agents/support-bot.yaml`.
+    pub paths: Vec<String>,
+    /// Resource IDs.
+    pub ids: Vec<String>,
+    /// Kinds and names.
+    pub names: Vec<(Kind, String)>,
+}
+
+impl IndexKeys {
+    /// Whether no key is asked for.
+    pub fn is_empty(&self) -> bool {
+        self.paths.is_empty() && self.ids.is_empty() && self.names.is_empty()
+    }
+
+    /// Whether `entry` matches one of the keys.
+    pub fn matches(&self, entry: &IndexEntry) -> bool {
+        self.ids.contains(&entry.id)
+            || self
+                .names
+                .iter()
+                .any(|(k, n)| *k == entry.kind && *n == entry.name)
+            || self.paths.iter().any(|p| *p == entry.path())
+    }
+
+    /// The paths as kinds and names (a path that no resource could have is left out).
+    pub fn path_names(&self) -> Vec<(Kind, String)> {
+        self.paths
+            .iter()
+            .filter_map(|p| {
+                let (folder, file) = p.split_once('/')?;
+                let name = file.strip_suffix(".yaml")?;
+                Some((Kind::from_step(folder)?, name.to_string()))
+            })
+            .collect()
+    }
+}
+
 /// Tenants, their resources (drafts) and the one way to change them: [`ResourceStore::write`].
 pub trait ResourceStore {
     /// Tenant variables and tenant deletion, when this store has them.
@@ -299,6 +340,29 @@ pub trait ResourceStore {
     fn identity(&self, tenant: &str) -> Result<String, StoreError>;
     /// The tenant's revision and index.
     fn index(&self, tenant: &str) -> Result<(u64, Index), StoreError>;
+    /// The tenant's revision and the index entries that match `keys` (by
+    /// path, by ID, or by kind and name), each once, in no set order. A
+    /// plan that knows which units changed asks only for these, so its
+    /// reads follow the change, not the tenant. Back ends answer with keyed
+    /// queries; this default filters the whole index.
+    fn index_entries(
+        &self,
+        tenant: &str,
+        keys: &IndexKeys,
+    ) -> Result<(u64, Vec<IndexEntry>), StoreError> {
+        let (revision, index) = self.index(tenant)?;
+        let entries = index
+            .entries()
+            .iter()
+            .filter(|e| keys.matches(e))
+            .cloned()
+            .collect();
+        Ok((revision, entries))
+    }
+    /// How many resources the tenant holds.
+    fn resource_count(&self, tenant: &str) -> Result<usize, StoreError> {
+        Ok(self.index(tenant)?.1.len())
+    }
     /// The drafts of the given IDs (stored form); unknown IDs are left out.
     fn drafts(&self, tenant: &str, ids: &[String]) -> Result<Vec<Resource>, StoreError>;
     /// Every draft of the tenant (stored form).

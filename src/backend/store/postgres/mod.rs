@@ -183,15 +183,15 @@ pub(crate) fn signed(n: u64) -> i64 {
 }
 
 use super::{
-    AccessStore, PublishStore, ResourceStore, SessionRecord, SyncRecord, SyncStore, TenantRecord,
-    TokenRecord, VersionRecord, WriteBatch, WriteFault,
+    AccessStore, IndexKeys, PublishStore, ResourceStore, SessionRecord, SyncRecord, SyncStore,
+    TenantRecord, TokenRecord, VersionRecord, WriteBatch, WriteFault,
 };
 use crate::domain::access::{AccessState, Role, UserRecord};
 use crate::domain::model::Resource;
 use crate::domain::plan::Absent;
 use crate::domain::publish::{PublishRecord, PublishedVersion, VersionPair};
 use crate::domain::secrets::KeyPair;
-use crate::domain::state::Index;
+use crate::domain::state::{Index, IndexEntry};
 
 impl ResourceStore for PostgresStore {
     fn tenant_admin(&self) -> Option<&dyn super::TenantAdmin> {
@@ -237,6 +237,18 @@ impl ResourceStore for PostgresStore {
 
     fn index(&self, tenant: &str) -> Result<(u64, Index), StoreError> {
         resources::index(&mut *self.client()?, tenant)
+    }
+
+    fn index_entries(
+        &self,
+        tenant: &str,
+        keys: &IndexKeys,
+    ) -> Result<(u64, Vec<IndexEntry>), StoreError> {
+        resources::index_entries(&mut *self.client()?, tenant, keys)
+    }
+
+    fn resource_count(&self, tenant: &str) -> Result<usize, StoreError> {
+        resources::resource_count(&mut *self.client()?, tenant)
     }
 
     fn drafts(&self, tenant: &str, ids: &[String]) -> Result<Vec<Resource>, StoreError> {
