@@ -323,7 +323,9 @@ impl GitTreeSource {
         rev: &str,
         units: &std::collections::HashSet<String>,
     ) -> Result<GitTreeSource, VcsError> {
-        Self::open_with(dir, rel, rev, |repo, folder| unit_files(repo, folder, units))
+        Self::open_with(dir, rel, rev, |repo, folder| {
+            unit_files(repo, folder, units)
+        })
     }
 
     /// The folder `dir/rel` at `rev`, with the files `pick` lists from its tree.
