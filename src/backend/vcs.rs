@@ -425,6 +425,15 @@ impl TreeSource for GitTreeSource {
     }
 }
 
+/// The ID of the tree at `dir/rel` in revision `rev`, when it has that folder.
+pub fn folder_tree_id(dir: &Path, rel: &str, rev: &str) -> Result<Option<String>, VcsError> {
+    let (repo, prefix) = open_at(dir, rel)?;
+    let commit = peel_commit(&repo, rev)?;
+    let root = commit.tree()?;
+    let id = subtree(&repo, &root, &prefix)?.map(|t| t.id().to_string());
+    Ok(id)
+}
+
 /// Paths (relative to `rel`) whose content differs between two commits,
 /// skipping every subtree whose ID is equal on both sides.
 pub fn changed_paths(dir: &Path, rel: &str, from: &str, to: &str) -> Result<Vec<String>, VcsError> {
@@ -567,16 +576,85 @@ pub fn commit_folder(
     who: Option<&Identity>,
 ) -> Result<CommitOutcome, VcsError> {
     let (repo, prefix) = open_at(dir, rel)?;
-    let parent = repo.head().ok().and_then(|h| h.peel_to_commit().ok());
-    let root = match &parent {
-        Some(c) => Some(c.tree()?),
-        None => None,
-    };
+    let Head { parent, root } = Head::of(&repo)?;
     let old = match &root {
         Some(r) => subtree(&repo, r, &prefix)?,
         None => None,
     };
     let (delta, _ids) = delta_against(old.as_ref(), files);
+    let head = Head { parent, root };
+    write_delta(&repo, &prefix, head, delta, files, message, who)
+}
+
+/// Commit the folder `dir/rel` as HEAD holds it with only `changed` files
+/// (relative paths to their bytes, written on disk already) replaced and
+/// `removed` files taken out: the rest of the folder is never read. A
+/// changed file equal to HEAD's is left out of the delta.
+pub fn commit_changes(
+    dir: &Path,
+    rel: &str,
+    changed: &BTreeMap<String, Vec<u8>>,
+    removed: &[String],
+    message: &str,
+    who: Option<&Identity>,
+) -> Result<CommitOutcome, VcsError> {
+    let (repo, prefix) = open_at(dir, rel)?;
+    let Head { parent, root } = Head::of(&repo)?;
+    let full = |p: &str| match prefix.as_str() {
+        "" => p.to_string(),
+        _ => format!("{prefix}/{p}"),
+    };
+    let at_head = |p: &str| -> Option<Oid> {
+        root.as_ref()?
+            .get_path(Path::new(&full(p)))
+            .ok()
+            .map(|e| e.id())
+    };
+    let mut delta = FolderDelta::default();
+    for (p, bytes) in changed {
+        if at_head(p) != Some(Oid::hash_object(ObjectType::Blob, bytes)?) {
+            delta.changed.push(p.clone());
+        }
+    }
+    delta.removed = removed
+        .iter()
+        .filter(|p| at_head(p).is_some())
+        .cloned()
+        .collect();
+    let head = Head { parent, root };
+    write_delta(&repo, &prefix, head, delta, changed, message, who)
+}
+
+/// HEAD's commit and tree, when the repo has a HEAD.
+struct Head<'r> {
+    parent: Option<git2::Commit<'r>>,
+    root: Option<Tree<'r>>,
+}
+
+impl<'r> Head<'r> {
+    fn of(repo: &'r Repository) -> Result<Head<'r>, VcsError> {
+        let parent = repo.head().ok().and_then(|h| h.peel_to_commit().ok());
+        let root = match &parent {
+            Some(c) => Some(c.tree()?),
+            None => None,
+        };
+        Ok(Head { parent, root })
+    }
+}
+
+/// Commit `delta` (the bytes of changed files in `files`) on top of `head`,
+/// writing only the changed blobs and the trees above them, and keep the
+/// index in step for just those paths.
+fn write_delta(
+    repo: &Repository,
+    prefix: &str,
+    head: Head<'_>,
+    delta: FolderDelta,
+    files: &BTreeMap<String, Vec<u8>>,
+    message: &str,
+    who: Option<&Identity>,
+) -> Result<CommitOutcome, VcsError> {
+    let Head { parent, root } = head;
     if delta.is_empty() && parent.is_some() {
         return Ok(CommitOutcome {
             commit: None,
@@ -599,13 +677,13 @@ pub fn commit_folder(
     for p in &delta.removed {
         changes.insert(full(p), None);
     }
-    let tree_id = rebuild(&repo, root.as_ref(), &changes)?;
+    let tree_id = rebuild(repo, root.as_ref(), &changes)?;
     let tree_id = match tree_id {
         Some(t) => t,
         None => repo.treebuilder(None)?.write()?,
     };
     let tree = repo.find_tree(tree_id)?;
-    let sig = signature(&repo, who)?;
+    let sig = signature(repo, who)?;
     let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
     let commit = repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &parents)?;
     // Keep the index in step for just the changed paths.

@@ -77,8 +77,24 @@ pub fn commit_export(
 ) -> Result<Option<String>, GitPlanError> {
     authorize_commit(store, actor, tenant)?;
     let outcome = vcs::commit_folder(root, &tenant_rel(tenant), files, message, who)?;
-    let holding = match &outcome.commit {
-        Some(c) => Some(c.clone()),
+    record_holding(store, root, tenant, outcome.commit.as_deref(), drafts_at)?;
+    Ok(outcome.commit)
+}
+
+/// After an export commit: the new commit (or HEAD, when nothing needed
+/// committing) holds the drafts as of tenant revision `drafts_at`, so it
+/// becomes the tenant's last applied commit; an empty [`WriteBatch`]
+/// naming it, checked against `drafts_at` (when the drafts moved on
+/// meanwhile, nothing is recorded).
+pub fn record_holding(
+    store: &mut dyn Store,
+    root: &Path,
+    tenant: &str,
+    commit: Option<&str>,
+    drafts_at: u64,
+) -> Result<(), GitPlanError> {
+    let holding = match commit {
+        Some(c) => Some(c.to_string()),
         None => vcs::head_commit(root)?,
     };
     if let Some(commit) = holding {
@@ -92,7 +108,7 @@ pub fn commit_export(
             Err(e) => return Err(e.into()),
         }
     }
-    Ok(outcome.commit)
+    Ok(())
 }
 
 /// The commit the tenant was last applied from, when it still holds the

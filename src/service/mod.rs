@@ -7,6 +7,7 @@
 
 pub mod access;
 pub mod apply;
+pub mod changed_export;
 pub mod failure;
 pub mod gitplan;
 pub mod live_sync;

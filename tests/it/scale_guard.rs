@@ -67,8 +67,9 @@ fn walk_files(dir: &Path) -> Vec<std::path::PathBuf> {
 }
 
 /// What one change costs at tenant size `n`: store rows read by `plan --ref`,
-/// and git objects written by `export --commit` of one staging-side change.
-fn one_change_costs(n: usize) -> (u64, usize) {
+/// and by `export --commit` of one change made in the store, and the git
+/// objects that export writes.
+fn one_change_costs(n: usize) -> (u64, u64, usize) {
     let env = TestEnv::new();
     env.ferry(&["tenant", "create", T]).ok();
     write_tenant(&env, n);
@@ -105,9 +106,34 @@ fn one_change_costs(n: usize) -> (u64, usize) {
     env.ferry(&["apply", "--tenant", T, "--yes"]).ok();
     env.git(&["checkout", "--", "."]);
     let objects = loose_objects(&env.repo);
-    env.ferry(&["export", "--tenant", T, "--commit", "-m", "from the store"])
-        .ok();
-    (rows, loose_objects(&env.repo) - objects)
+    let mut store = SqliteStore::open(&env.path(".ferry/store.db")).unwrap();
+    let before = store.rows_read();
+    let actor = ferry::service::access::Actor::named("ferry-ci");
+    let who = ferry::backend::vcs::Identity {
+        name: "Test User".into(),
+        email: "test@example.invalid".into(),
+    };
+    let done = ferry::service::changed_export::export_changes(
+        &mut store,
+        &actor,
+        &env.repo,
+        T,
+        "from the store",
+        Some(&who),
+    )
+    .unwrap()
+    .expect("only the change is exported");
+    let export_rows = store.rows_read() - before;
+    assert_eq!(done.written, vec!["agents/agent-00001.yaml".to_string()]);
+    assert!(done.commit.is_some());
+    assert_eq!(env.read(&bot), text.replace("briefly", "very briefly"));
+    drop(store);
+    let status = env.git(&["status", "--porcelain", "--", &format!("tenants/{T}")]);
+    assert!(
+        status.trim().is_empty(),
+        "the folder is clean after the commit:\n{status}"
+    );
+    (rows, export_rows, loose_objects(&env.repo) - objects)
 }
 
 #[test]
@@ -120,10 +146,14 @@ fn one_change_costs_the_same_at_1k_and_10k_resources() {
     );
     assert_eq!(
         small.1, large.1,
+        "store rows read by a one-change export --commit must not grow with the tenant"
+    );
+    assert_eq!(
+        small.2, large.2,
         "git objects written by a one-change export --commit must not grow with the tenant"
     );
     // The blob, its folder, the tenant folder, `tenants/`, the root tree and the commit.
-    assert_eq!(large.1, 6);
+    assert_eq!(large.2, 6);
 }
 
 /// `plan --ref` and a plan of the whole checked-out folder, as JSON without

@@ -181,6 +181,17 @@ pub struct TenantListing {
     pub role: Option<crate::domain::access::Role>,
 }
 
+/// One resource that changed since the tenant's last applied commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitChange {
+    /// Its ID.
+    pub id: String,
+    /// Its kind and name at the commit (`None`: created since).
+    pub then: Option<(Kind, String)>,
+    /// Its kind and name now (`None`: deleted since).
+    pub now: Option<(Kind, String)>,
+}
+
 /// A tenant as the store knows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -452,6 +463,13 @@ pub trait PublishStore {
     ) -> Result<Vec<VersionPair>, StoreError>;
     /// Resources changed in the store since the last apply from git (empty when none, or never applied from git).
     fn drift(&self, tenant: &str) -> Result<Vec<Absent>, StoreError>;
+    /// The same changes as [`PublishStore::drift`], each with where its file
+    /// was at the last applied commit and where it is now, so that an export
+    /// can rewrite only those files. `None` when the tenant has no applied
+    /// commit, or the back end cannot say without reading every draft.
+    fn changes_since_commit(&self, _tenant: &str) -> Result<Option<Vec<CommitChange>>, StoreError> {
+        Ok(None)
+    }
 }
 
 /// Users, their grants per tenant, and API tokens (kept as hashes only).

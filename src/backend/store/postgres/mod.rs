@@ -183,8 +183,8 @@ pub(crate) fn signed(n: u64) -> i64 {
 }
 
 use super::{
-    AccessStore, IndexKeys, PublishStore, ResourceStore, SessionRecord, SyncRecord, SyncStore,
-    TenantRecord, TokenRecord, VersionRecord, WriteBatch, WriteFault,
+    AccessStore, CommitChange, IndexKeys, PublishStore, ResourceStore, SessionRecord, SyncRecord,
+    SyncStore, TenantRecord, TokenRecord, VersionRecord, WriteBatch, WriteFault,
 };
 use crate::domain::access::{AccessState, Role, UserRecord};
 use crate::domain::model::Resource;
@@ -364,6 +364,10 @@ impl PublishStore for PostgresStore {
 
     fn drift(&self, tenant: &str) -> Result<Vec<Absent>, StoreError> {
         publish::drift(&mut *self.client()?, tenant)
+    }
+
+    fn changes_since_commit(&self, tenant: &str) -> Result<Option<Vec<CommitChange>>, StoreError> {
+        publish::changes_since_commit(&mut *self.client()?, tenant)
     }
 }
 

@@ -18,8 +18,9 @@ mod publish;
 mod tenant_admin;
 
 use super::{
-    now_rfc3339, AccessStore, IndexKeys, PublishStore, ResourceStore, SessionRecord, StoreError,
-    SyncRecord, SyncStore, TenantRecord, TokenRecord, VersionRecord, WriteBatch, WriteFault,
+    now_rfc3339, AccessStore, CommitChange, IndexKeys, PublishStore, ResourceStore, SessionRecord,
+    StoreError, SyncRecord, SyncStore, TenantRecord, TokenRecord, VersionRecord, WriteBatch,
+    WriteFault,
 };
 use crate::domain::access::{AccessState, Role, UserRecord};
 use crate::domain::model::{Kind, Resource};
@@ -696,6 +697,12 @@ impl PublishStore for SqliteStore {
 
     fn drift(&self, tenant: &str) -> Result<Vec<Absent>, StoreError> {
         publish::drift(&self.conn, tenant)
+    }
+
+    fn changes_since_commit(&self, tenant: &str) -> Result<Option<Vec<CommitChange>>, StoreError> {
+        let changes = publish::changes_since_commit(&self.conn, tenant)?;
+        self.count_rows(changes.as_ref().map_or(0, Vec::len));
+        Ok(changes)
     }
 }
 
