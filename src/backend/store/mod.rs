@@ -370,6 +370,14 @@ pub trait ResourceStore {
             .collect();
         Ok((revision, entries))
     }
+    /// How many resource rows (index entries, drafts, changes) this
+    /// connection's reads have returned so far, for back ends that count
+    /// them (0 otherwise). The scale guard compares it across tenant sizes:
+    /// a count of work, not a time.
+    #[doc(hidden)]
+    fn rows_read(&self) -> u64 {
+        0
+    }
     /// How many resources the tenant holds.
     fn resource_count(&self, tenant: &str) -> Result<usize, StoreError> {
         Ok(self.index(tenant)?.1.len())

@@ -58,6 +58,7 @@ pub struct PostgresStore {
     client: Mutex<Client>,
     migrated: schema::Migrated,
     fault: Option<WriteFault>,
+    rows_read: std::sync::atomic::AtomicU64,
 }
 
 impl PostgresStore {
@@ -81,6 +82,7 @@ impl PostgresStore {
             client: Mutex::new(client),
             migrated,
             fault: None,
+            rows_read: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -193,6 +195,13 @@ use crate::domain::publish::{PublishRecord, PublishedVersion, VersionPair};
 use crate::domain::secrets::KeyPair;
 use crate::domain::state::{Index, IndexEntry};
 
+impl PostgresStore {
+    fn count_rows(&self, n: usize) {
+        self.rows_read
+            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 impl ResourceStore for PostgresStore {
     fn tenant_admin(&self) -> Option<&dyn super::TenantAdmin> {
         Some(self)
@@ -236,7 +245,9 @@ impl ResourceStore for PostgresStore {
     }
 
     fn index(&self, tenant: &str) -> Result<(u64, Index), StoreError> {
-        resources::index(&mut *self.client()?, tenant)
+        let (revision, index) = resources::index(&mut *self.client()?, tenant)?;
+        self.count_rows(index.len());
+        Ok((revision, index))
     }
 
     fn index_entries(
@@ -244,7 +255,13 @@ impl ResourceStore for PostgresStore {
         tenant: &str,
         keys: &IndexKeys,
     ) -> Result<(u64, Vec<IndexEntry>), StoreError> {
-        resources::index_entries(&mut *self.client()?, tenant, keys)
+        let (revision, entries) = resources::index_entries(&mut *self.client()?, tenant, keys)?;
+        self.count_rows(entries.len());
+        Ok((revision, entries))
+    }
+
+    fn rows_read(&self) -> u64 {
+        self.rows_read.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn resource_count(&self, tenant: &str) -> Result<usize, StoreError> {
@@ -252,11 +269,15 @@ impl ResourceStore for PostgresStore {
     }
 
     fn drafts(&self, tenant: &str, ids: &[String]) -> Result<Vec<Resource>, StoreError> {
-        resources::drafts(&mut *self.client()?, tenant, ids)
+        let drafts = resources::drafts(&mut *self.client()?, tenant, ids)?;
+        self.count_rows(drafts.len());
+        Ok(drafts)
     }
 
     fn all_drafts(&self, tenant: &str) -> Result<Vec<Resource>, StoreError> {
-        resources::all_drafts(&mut *self.client()?, tenant)
+        let drafts = resources::all_drafts(&mut *self.client()?, tenant)?;
+        self.count_rows(drafts.len());
+        Ok(drafts)
     }
 
     fn write(&mut self, tenant: &str, batch: &WriteBatch<'_>) -> Result<u64, StoreError> {
@@ -367,7 +388,9 @@ impl PublishStore for PostgresStore {
     }
 
     fn changes_since_commit(&self, tenant: &str) -> Result<Option<Vec<CommitChange>>, StoreError> {
-        publish::changes_since_commit(&mut *self.client()?, tenant)
+        let changes = publish::changes_since_commit(&mut *self.client()?, tenant)?;
+        self.count_rows(changes.as_ref().map_or(0, Vec::len));
+        Ok(changes)
     }
 }
 

@@ -192,14 +192,6 @@ impl SqliteStore {
         self.migrated_from
     }
 
-    /// How many resource rows (index entries and drafts) this connection's
-    /// reads have returned so far: what the scale guard counts to show that
-    /// a plan's reads follow the change, not the tenant.
-    #[doc(hidden)]
-    pub fn rows_read(&self) -> u64 {
-        self.rows_read.load(std::sync::atomic::Ordering::Relaxed)
-    }
-
     fn count_rows(&self, n: usize) {
         self.rows_read
             .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
@@ -514,6 +506,10 @@ impl ResourceStore for SqliteStore {
         let mut seen = std::collections::HashSet::new();
         entries.retain(|e| seen.insert(e.id.clone()));
         Ok((rev, entries))
+    }
+
+    fn rows_read(&self) -> u64 {
+        self.rows_read.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn resource_count(&self, tenant: &str) -> Result<usize, StoreError> {
