@@ -99,6 +99,7 @@ macro_rules! store_conformance {
                 an_unknown_tenant_is_refused,
                 drafts_round_trip_through_a_write,
                 the_index_summarises_every_draft,
+                index_entries_are_found_by_path_id_and_name,
                 a_write_is_one_transaction,
                 a_stale_batch_is_refused_with_both_revisions,
                 a_write_that_changes_nothing_bumps_nothing,
@@ -112,6 +113,7 @@ macro_rules! store_conformance {
                 production_is_the_latest_published_version,
                 publish_changes_pair_each_version_with_the_one_before,
                 drift_lists_what_changed_since_the_last_apply_from_git,
+                changes_since_the_commit_say_where_each_file_was_and_is,
                 the_first_user_owns_the_store,
                 grants_name_known_users_and_tenants,
                 tokens_are_found_by_their_hash_only,
@@ -373,6 +375,32 @@ pub fn the_index_summarises_every_draft(fresh: &Fresh) {
         index.by_name(Kind::Document, "refund-policy").unwrap().id,
         id(&doc)
     );
+}
+
+/// Index entries looked up by path, by ID or by kind and name are the
+/// whole index's entries, each once; unknown keys find nothing.
+pub fn index_entries_are_found_by_path_id_and_name(fresh: &Fresh) {
+    let mut store = fresh.open();
+    tenant(&mut *store, T);
+    let (a, b, c) = (tool("a", "1"), tool("b", "1"), tool("c", "1"));
+    put(&mut *store, &[&a, &b, &c]);
+    let (revision, all) = entries(&*store);
+    let keys = ferry::backend::store::IndexKeys {
+        paths: vec![
+            "tools/a.yaml".into(),
+            "tools/nothing.yaml".into(),
+            "odd".into(),
+        ],
+        ids: vec![id(&b), id(&a), "tol_unknown".into()],
+        names: vec![(Kind::Tool, "a".into()), (Kind::Agent, "b".into())],
+    };
+    let (at, mut found) = store.index_entries(T, &keys).unwrap();
+    assert_eq!(at, revision);
+    found.sort_by(|x, y| x.id.cmp(&y.id));
+    let mut want: Vec<IndexEntry> = all.into_iter().filter(|e| e.name != "c").collect();
+    want.sort_by(|x, y| x.id.cmp(&y.id));
+    assert_eq!(found, want);
+    assert_eq!(store.resource_count(T).unwrap(), 3);
 }
 
 /// A write that fails halfway leaves the store exactly as it was.
@@ -699,6 +727,70 @@ pub fn drift_lists_what_changed_since_the_last_apply_from_git(fresh: &Fresh) {
     assert_eq!(
         store.drift(T).unwrap(),
         vec![absent(&a), absent(&b), absent(&c)]
+    );
+}
+
+/// Where a back end says what changed since the last applied commit, each
+/// change has its path then and now: renamed, created, deleted, edited.
+/// Recording a commit again leaves nothing changed. (A back end that cannot
+/// say answers `None`, and its exports read everything.)
+pub fn changes_since_the_commit_say_where_each_file_was_and_is(fresh: &Fresh) {
+    let mut store = fresh.open();
+    tenant(&mut *store, T);
+    let (a, b, d) = (tool("a", "1"), tool("b", "1"), tool("d", "1"));
+    let from_git = WriteBatch {
+        base_revision: store.tenant(T).unwrap().revision,
+        upserts: upserts(&[&a, &b, &d]),
+        commit: Some("c0ffee".to_string()),
+        ..WriteBatch::default()
+    };
+    store.write(T, &from_git).unwrap();
+    let Some(none) = store.changes_since_commit(T).unwrap() else {
+        return;
+    };
+    assert!(none.is_empty(), "just applied from git: {none:?}");
+    let mut renamed = tool("a2", "1");
+    renamed.metadata.id = Some(id(&a));
+    let c = tool("c", "1");
+    put(&mut *store, &[&renamed, &c, &tool("d", "edited")]);
+    delete(&mut *store, &[id(&b)]);
+    let place = |n: &str| Some((Kind::Tool, n.to_string()));
+    let mut changes = store.changes_since_commit(T).unwrap().unwrap();
+    changes.sort_by(|x, y| x.id.cmp(&y.id));
+    let mut want = vec![
+        ferry::backend::store::CommitChange {
+            id: id(&a),
+            then: place("a"),
+            now: place("a2"),
+        },
+        ferry::backend::store::CommitChange {
+            id: id(&b),
+            then: place("b"),
+            now: None,
+        },
+        ferry::backend::store::CommitChange {
+            id: id(&c),
+            then: None,
+            now: place("c"),
+        },
+        ferry::backend::store::CommitChange {
+            id: id(&d),
+            then: place("d"),
+            now: place("d"),
+        },
+    ];
+    want.sort_by(|x, y| x.id.cmp(&y.id));
+    assert_eq!(changes, want);
+    let again = WriteBatch {
+        base_revision: store.tenant(T).unwrap().revision,
+        commit: Some("c0ffee2".to_string()),
+        ..WriteBatch::default()
+    };
+    store.write(T, &again).unwrap();
+    assert_eq!(store.changes_since_commit(T).unwrap(), Some(Vec::new()));
+    assert!(
+        store.drift(T).unwrap().is_empty(),
+        "the commit holds the drafts"
     );
 }
 

@@ -21,6 +21,7 @@ mod props;
 mod readme_tour;
 mod remote;
 mod roles;
+mod scale_guard;
 mod schemas;
 mod secret_scan;
 mod serve;

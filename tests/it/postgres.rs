@@ -98,7 +98,7 @@ pub fn fresh() -> Option<Fresh> {
 crate::store_conformance!(conformance, crate::postgres::fresh);
 
 /// Run `scenario` with every `TestEnv` it makes on a new PostgreSQL database.
-fn on_postgres(scenario: fn()) {
+pub fn on_postgres(scenario: fn()) {
     if base_url().is_none() {
         return;
     }

@@ -9,7 +9,9 @@
 
 use postgres::{GenericClient, Row, Transaction};
 
-use super::super::{now_rfc3339, DraftStamp, StoreError, TenantRecord, WriteBatch, WriteFault};
+use super::super::{
+    now_rfc3339, DraftStamp, IndexKeys, StoreError, TenantRecord, WriteBatch, WriteFault,
+};
 use super::{for_tenant, signed, unsigned};
 use crate::domain::model::{Kind, Resource};
 use crate::domain::secrets::KeyPair;
@@ -144,6 +146,44 @@ pub fn index(c: &mut impl GenericClient, tenant: &str) -> Result<(u64, Index), S
         "SELECT id, kind, name, content_hash, file_hash, refs, revision FROM resources WHERE tenant = $1",
         &[&tenant],
     )?;
+    Ok((rev, Index::new(entries_of(tenant, rows)?)))
+}
+
+/// The tenant's revision and the index entries matching `keys`, by keyed queries.
+pub fn index_entries(
+    c: &mut impl GenericClient,
+    tenant: &str,
+    keys: &IndexKeys,
+) -> Result<(u64, Vec<IndexEntry>), StoreError> {
+    let rev = self::tenant(c, tenant)?.revision;
+    let (kinds, names): (Vec<String>, Vec<String>) = keys
+        .names
+        .iter()
+        .cloned()
+        .chain(keys.path_names())
+        .map(|(k, n)| (k.name().to_string(), n))
+        .unzip();
+    let rows = c.query(
+        "SELECT id, kind, name, content_hash, file_hash, refs, revision FROM resources \
+         WHERE tenant = $1 AND (id = ANY($2) OR (kind, name) IN \
+           (SELECT * FROM unnest($3::text[], $4::text[])))",
+        &[&tenant, &keys.ids, &kinds, &names],
+    )?;
+    Ok((rev, entries_of(tenant, rows)?))
+}
+
+/// How many resources the tenant holds.
+pub fn resource_count(c: &mut impl GenericClient, tenant: &str) -> Result<usize, StoreError> {
+    self::tenant(c, tenant)?;
+    let row = c.query_one(
+        "SELECT count(*) FROM resources WHERE tenant = $1",
+        &[&tenant],
+    )?;
+    Ok(usize::try_from(row.get::<_, i64>(0)).unwrap_or(0))
+}
+
+/// Index entries from rows of `id, kind, name, content_hash, file_hash, refs, revision`.
+fn entries_of(tenant: &str, rows: Vec<Row>) -> Result<Vec<IndexEntry>, StoreError> {
     let mut entries = Vec::with_capacity(rows.len());
     for r in rows {
         let id: String = r.get(0);
@@ -164,7 +204,7 @@ pub fn index(c: &mut impl GenericClient, tenant: &str) -> Result<(u64, Index), S
             revision: unsigned(r.get(6)),
         });
     }
-    Ok((rev, Index::new(entries)))
+    Ok(entries)
 }
 
 /// The drafts of the given IDs, in the order asked; unknown IDs are left out.
