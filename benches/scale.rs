@@ -422,7 +422,9 @@ fn bench_size(bin: &Path, n: usize, runs: usize, report: &mut String) {
     let mut rss = 0;
     for i in 0..runs.min(3) {
         let url = format!("sqlite:.ferry/fresh-{i}.db");
-        run_child(&mut ferry(&["tenant", "create", "big", "--store", &url]));
+        run_child(&mut ferry(&[
+            "tenant", "create", "big", "--store", &url, "--force",
+        ]));
         let (t, r) = run_child(&mut ferry(&[
             "apply", "--tenant", "big", "--yes", "--store", &url,
         ]));
