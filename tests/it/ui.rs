@@ -704,3 +704,76 @@ fn live_sync_from_a_second_server_in_a_browser() {
     let log = server.log.lock().unwrap().clone();
     assert!(!log.contains(&src_token), "the token is not logged");
 }
+
+#[test]
+fn snippets_and_tool_action_settings_in_the_editor() {
+    let (env, token) = published_env();
+    let server = Server::start(&env, &[]);
+    let Some(b) = Browser::start(&server.base) else {
+        return;
+    };
+    b.sign_in(&token);
+    let snippets = || agent_json(&server, &token, "support-bot")["spec"]["snippets"].clone();
+
+    // Change one snippet's text and add one.
+    b.goto("/t/acme-dev/agents/support-bot");
+    assert_eq!(b.value("#snippet-0-name"), "greeting");
+    b.fill("#snippet-0-text", "Hello there.", true);
+    b.fill("#snippet-2-name", "apology", true);
+    b.fill("#snippet-2-text", "Sorry for the wait.", true);
+    b.click("#save");
+    assert!(b.wait_text("#saved").contains("Saved to staging"));
+    assert_eq!(
+        snippets(),
+        json!([
+            {"name": "greeting", "text": "Hello there."},
+            {"name": "sign-off", "text": "Is there anything else I can help you with today?\nThe Acme Support Team\n"},
+            {"name": "apology", "text": "Sorry for the wait."},
+        ])
+    );
+
+    // A second snippet of the same name is refused beside it; nothing is written.
+    b.fill("#snippet-3-name", "greeting", true);
+    b.fill("#snippet-3-text", "Hi again.", true);
+    b.click("#save");
+    let err = b.wait_text("#err-snippet-3");
+    assert!(err.contains("same name"), "{err}");
+    assert_eq!(b.value("#snippet-3-text"), "Hi again.", "the form keeps it");
+    b.screenshot("editor-snippet-error");
+    assert_eq!(
+        snippets().as_array().unwrap().len(),
+        3,
+        "nothing was written"
+    );
+
+    // A tool action's settings: bad JSON is refused beside the field, then saved.
+    let exported = |name: &str| {
+        let out = env.tmp.path().join(name);
+        env.ferry(&[
+            "export",
+            "--tenant",
+            "acme-dev",
+            "-o",
+            out.to_str().unwrap(),
+        ])
+        .ok();
+        std::fs::read_to_string(out.join("tools/crm-lookup.yaml")).unwrap()
+    };
+    b.goto("/t/acme-dev/agents/support-bot");
+    let settings = "div.action[data-action=\"crm-lookup/list-orders\"] textarea";
+    assert!(b.value(settings).contains("\"limit\": 20"));
+    b.fill(settings, "{\"limit\": 5", true);
+    b.click("#save-actions");
+    let err = b.wait_text("div.action[data-action=\"crm-lookup/list-orders\"] .field-error");
+    assert!(err.contains("not valid JSON"), "{err}");
+    assert!(exported("before").contains("limit: 20"));
+    b.fill(settings, "{\"limit\": 5}", true);
+    b.click("#save-actions");
+    assert!(b.wait_text("#saved").contains("Saved to staging"));
+    b.screenshot("editor-tool-actions");
+    let tool = exported("after");
+    assert!(
+        tool.contains("limit: 5") && !tool.contains("limit: 20"),
+        "{tool}"
+    );
+}

@@ -1,6 +1,7 @@
 //! Checks on the values inside one resource that no type can express:
 //! control characters (and bidi overrides) in strings, non-finite numbers,
-//! and the ranges of model settings. Each finding names the field, never
+//! the ranges of model settings, and snippet names (present, and unique
+//! within their agent). Each finding names the field, never
 //! the value, so nothing raw reaches a terminal.
 
 use crate::domain::diagnostic::Diagnostic;
@@ -41,6 +42,18 @@ pub fn value_problems(resource: &Resource) -> Vec<(String, &'static str, String)
                     "out-of-range",
                     "must be greater than 0".to_string(),
                 ));
+            }
+            for (i, sn) in a.snippets.iter().enumerate() {
+                let field = format!("spec.snippets[{i}].name");
+                if sn.name.trim().is_empty() {
+                    out.push((field, "empty-name", "a snippet needs a name".to_string()));
+                } else if a.snippets[..i].iter().any(|o| o.name == sn.name) {
+                    out.push((
+                        field,
+                        "duplicate-name",
+                        "another snippet of this agent has the same name".to_string(),
+                    ));
+                }
             }
         }
         Spec::Evaluation(e) => number("spec.passThreshold", e.pass_threshold, 0.0, 1.0),
