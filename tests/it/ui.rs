@@ -510,6 +510,11 @@ fn a_viewer_sees_no_controls_and_a_forged_post_is_refused() {
         json!({"csrf": csrf, "name": "support-bot", "instructions": "forged"}),
     );
     assert_eq!(status, 403);
+    let status = b.post_from_page(
+        "/t/acme-dev/live-sync",
+        json!({"csrf": csrf, "source": "https://example.invalid", "step": "agents"}),
+    );
+    assert_eq!(status, 403, "live sync needs an editor");
     // Without the CSRF token: refused before anything is read.
     let status = b.post_from_page("/t/acme-dev/history/x/revert", json!({}));
     assert_eq!(status, 403);
@@ -524,6 +529,8 @@ fn a_viewer_sees_no_controls_and_a_forged_post_is_refused() {
     );
 
     // An error page is a page.
+    b.goto("/t/acme-dev/live-sync");
+    assert_eq!(b.wait_text("h1"), "Not allowed");
     b.goto("/t/acme-staging");
     let h1 = b.wait_text("h1");
     assert_eq!(h1, "Not allowed");
