@@ -272,6 +272,7 @@ fn generate(n: usize) -> TenantModel {
                     "builtin/web-search".into(),
                 ],
                 knowledge_bases: vec![format!("kb-{:05}", i % kbs)],
+                sharepoint_folder: None,
                 sub_agents: if i > 0 && i % 10 == 0 {
                     vec![format!("agent-{:05}", i - 1)]
                 } else {

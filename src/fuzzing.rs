@@ -136,7 +136,7 @@ pub fn zip_import_plan(bytes: &[u8]) {
 
 /// The routes a staging-edit input can address: its first byte picks one.
 fn edit_route(selector: u8) -> EditBody {
-    match selector % 10 {
+    match selector % 12 {
         0 => EditBody::UpdateAgent,
         1 => EditBody::CreateInstructions,
         2 => EditBody::UpdateInstructions,
@@ -151,7 +151,9 @@ fn edit_route(selector: u8) -> EditBody {
         },
         7 => EditBody::Guardrails,
         8 => EditBody::Access,
-        _ => EditBody::Tags,
+        9 => EditBody::Tags,
+        10 => EditBody::CreateFolder,
+        _ => EditBody::UpdateFolder,
     }
 }
 

@@ -209,36 +209,82 @@ fn blobs_of(tree: &Tree<'_>) -> BTreeMap<String, (Oid, i32)> {
     out
 }
 
+/// A folder's regular files by path, and its other entries.
+type FolderFiles = (BTreeMap<String, Oid>, Vec<Irregular>);
+
 /// The entries under a tree, split: regular file blobs (modes 100644 and
 /// 100755) by path, and everything else (links, mode 120000; submodules,
 /// commit entries) as [`Irregular`], never to be read.
-fn files_of(tree: &Tree<'_>) -> (BTreeMap<String, Oid>, Vec<Irregular>) {
+fn files_of(tree: &Tree<'_>) -> FolderFiles {
     let mut files = BTreeMap::new();
     let mut irregular = Vec::new();
     let _ = tree.walk(TreeWalkMode::PreOrder, |dir, entry| {
         let path = format!("{dir}{}", entry.name().unwrap_or_default());
-        match (entry.kind(), entry.filemode()) {
-            (Some(ObjectType::Tree), _) => {}
-            (Some(ObjectType::Blob), 0o100644 | 0o100755) => {
-                files.insert(path, entry.id());
-            }
-            (Some(ObjectType::Blob), 0o120000) => irregular.push(Irregular {
-                path,
-                what: "symbolic link",
-            }),
-            (Some(ObjectType::Commit), _) => irregular.push(Irregular {
-                path,
-                what: "git submodule",
-            }),
-            _ => irregular.push(Irregular {
-                path,
-                what: "special git entry",
-            }),
-        }
+        sort_entry(entry, path, &mut files, &mut irregular);
         TreeWalkResult::Ok
     });
     irregular.sort_by(|a, b| a.path.cmp(&b.path));
     (files, irregular)
+}
+
+/// File one tree entry at `path`: a regular blob into `files`, a link,
+/// submodule or other special entry into `irregular`, a subtree nowhere.
+fn sort_entry(
+    entry: &git2::TreeEntry<'_>,
+    path: String,
+    files: &mut BTreeMap<String, Oid>,
+    irregular: &mut Vec<Irregular>,
+) {
+    let what = match (entry.kind(), entry.filemode()) {
+        (Some(ObjectType::Tree), _) => return,
+        (Some(ObjectType::Blob), 0o100644 | 0o100755) => {
+            files.insert(path, entry.id());
+            return;
+        }
+        (Some(ObjectType::Blob), 0o120000) => "symbolic link",
+        (Some(ObjectType::Commit), _) => "git submodule",
+        _ => "special git entry",
+    };
+    irregular.push(Irregular { path, what });
+}
+
+/// The files of `units` under a tenant's tree, split as [`files_of`] does:
+/// each unit's folder is looked up once, and of its entries only those
+/// sharing a unit's stem are kept.
+fn unit_files(
+    repo: &Repository,
+    tenant: &Tree<'_>,
+    units: &std::collections::HashSet<String>,
+) -> Result<FolderFiles, VcsError> {
+    let mut stems: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for unit in units {
+        if let Some((folder, file)) = unit.rsplit_once('/') {
+            let stem = file.strip_suffix(".yaml").unwrap_or(file);
+            stems.entry(folder).or_default().push(stem);
+        }
+    }
+    let mut files = BTreeMap::new();
+    let mut irregular = Vec::new();
+    for (folder, wanted) in stems {
+        let Some(tree) = subtree(repo, tenant, folder)? else {
+            continue;
+        };
+        for entry in tree.iter() {
+            let name = entry.name().unwrap_or_default();
+            let stem = name.rsplit_once('.').map_or(name, |(s, _)| s);
+            if !wanted.contains(&stem) {
+                continue;
+            }
+            sort_entry(
+                &entry,
+                format!("{folder}/{name}"),
+                &mut files,
+                &mut irregular,
+            );
+        }
+    }
+    irregular.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok((files, irregular))
 }
 
 /// A tenant tree read straight from the git object database at one commit.
@@ -248,6 +294,7 @@ pub struct GitTreeSource {
     prefix: String,
     blobs: BTreeMap<String, Oid>,
     irregular: Vec<Irregular>,
+    present: bool,
 }
 
 impl std::fmt::Debug for GitTreeSource {
@@ -262,15 +309,42 @@ impl std::fmt::Debug for GitTreeSource {
 impl GitTreeSource {
     /// The folder `dir/rel` (e.g. the repo root and `tenants/acme-dev`) at revision `rev`.
     pub fn open(dir: &Path, rel: &str, rev: &str) -> Result<GitTreeSource, VcsError> {
+        Self::open_with(dir, rel, rev, |_, folder| Ok(files_of(folder)))
+    }
+
+    /// Only the files of the given YAML units (`agents/bot.yaml`: the YAML
+    /// and the files beside it that share its stem, such as a document's
+    /// content) of the folder `dir/rel` at revision `rev`, looked up by path:
+    /// the trees read are the folders of those units, never the whole
+    /// tenant. A unit the commit does not have is simply not listed.
+    pub fn open_units(
+        dir: &Path,
+        rel: &str,
+        rev: &str,
+        units: &std::collections::HashSet<String>,
+    ) -> Result<GitTreeSource, VcsError> {
+        Self::open_with(dir, rel, rev, |repo, folder| {
+            unit_files(repo, folder, units)
+        })
+    }
+
+    /// The folder `dir/rel` at `rev`, with the files `pick` lists from its tree.
+    fn open_with(
+        dir: &Path,
+        rel: &str,
+        rev: &str,
+        pick: impl FnOnce(&Repository, &Tree<'_>) -> Result<FolderFiles, VcsError>,
+    ) -> Result<GitTreeSource, VcsError> {
         let (repo, prefix) = open_at(dir, rel)?;
-        let (commit, (blobs, irregular)) = {
+        let (commit, (blobs, irregular), present) = {
             let c = peel_commit(&repo, rev)?;
             let root = c.tree()?;
-            let entries = match subtree(&repo, &root, &prefix)? {
-                Some(t) => files_of(&t),
+            let folder = subtree(&repo, &root, &prefix)?;
+            let files = match &folder {
+                Some(t) => pick(&repo, t)?,
                 None => Default::default(),
             };
-            (c.id().to_string(), entries)
+            (c.id().to_string(), files, folder.is_some())
         };
         Ok(GitTreeSource {
             repo: Mutex::new(repo),
@@ -278,6 +352,7 @@ impl GitTreeSource {
             prefix,
             blobs,
             irregular,
+            present,
         })
     }
 
@@ -288,7 +363,7 @@ impl GitTreeSource {
 
     /// Whether the folder exists at that commit.
     pub fn exists(&self) -> bool {
-        !self.blobs.is_empty() || !self.irregular.is_empty()
+        self.present
     }
 }
 
@@ -348,6 +423,15 @@ impl TreeSource for GitTreeSource {
         let blob = repo.find_blob(*oid).map_err(git)?;
         Ok(blob.content().to_vec())
     }
+}
+
+/// The ID of the tree at `dir/rel` in revision `rev`, when it has that folder.
+pub fn folder_tree_id(dir: &Path, rel: &str, rev: &str) -> Result<Option<String>, VcsError> {
+    let (repo, prefix) = open_at(dir, rel)?;
+    let commit = peel_commit(&repo, rev)?;
+    let root = commit.tree()?;
+    let id = subtree(&repo, &root, &prefix)?.map(|t| t.id().to_string());
+    Ok(id)
 }
 
 /// Paths (relative to `rel`) whose content differs between two commits,
@@ -492,16 +576,85 @@ pub fn commit_folder(
     who: Option<&Identity>,
 ) -> Result<CommitOutcome, VcsError> {
     let (repo, prefix) = open_at(dir, rel)?;
-    let parent = repo.head().ok().and_then(|h| h.peel_to_commit().ok());
-    let root = match &parent {
-        Some(c) => Some(c.tree()?),
-        None => None,
-    };
+    let Head { parent, root } = Head::of(&repo)?;
     let old = match &root {
         Some(r) => subtree(&repo, r, &prefix)?,
         None => None,
     };
     let (delta, _ids) = delta_against(old.as_ref(), files);
+    let head = Head { parent, root };
+    write_delta(&repo, &prefix, head, delta, files, message, who)
+}
+
+/// Commit the folder `dir/rel` as HEAD holds it with only `changed` files
+/// (relative paths to their bytes, written on disk already) replaced and
+/// `removed` files taken out: the rest of the folder is never read. A
+/// changed file equal to HEAD's is left out of the delta.
+pub fn commit_changes(
+    dir: &Path,
+    rel: &str,
+    changed: &BTreeMap<String, Vec<u8>>,
+    removed: &[String],
+    message: &str,
+    who: Option<&Identity>,
+) -> Result<CommitOutcome, VcsError> {
+    let (repo, prefix) = open_at(dir, rel)?;
+    let Head { parent, root } = Head::of(&repo)?;
+    let full = |p: &str| match prefix.as_str() {
+        "" => p.to_string(),
+        _ => format!("{prefix}/{p}"),
+    };
+    let at_head = |p: &str| -> Option<Oid> {
+        root.as_ref()?
+            .get_path(Path::new(&full(p)))
+            .ok()
+            .map(|e| e.id())
+    };
+    let mut delta = FolderDelta::default();
+    for (p, bytes) in changed {
+        if at_head(p) != Some(Oid::hash_object(ObjectType::Blob, bytes)?) {
+            delta.changed.push(p.clone());
+        }
+    }
+    delta.removed = removed
+        .iter()
+        .filter(|p| at_head(p).is_some())
+        .cloned()
+        .collect();
+    let head = Head { parent, root };
+    write_delta(&repo, &prefix, head, delta, changed, message, who)
+}
+
+/// HEAD's commit and tree, when the repo has a HEAD.
+struct Head<'r> {
+    parent: Option<git2::Commit<'r>>,
+    root: Option<Tree<'r>>,
+}
+
+impl<'r> Head<'r> {
+    fn of(repo: &'r Repository) -> Result<Head<'r>, VcsError> {
+        let parent = repo.head().ok().and_then(|h| h.peel_to_commit().ok());
+        let root = match &parent {
+            Some(c) => Some(c.tree()?),
+            None => None,
+        };
+        Ok(Head { parent, root })
+    }
+}
+
+/// Commit `delta` (the bytes of changed files in `files`) on top of `head`,
+/// writing only the changed blobs and the trees above them, and keep the
+/// index in step for just those paths.
+fn write_delta(
+    repo: &Repository,
+    prefix: &str,
+    head: Head<'_>,
+    delta: FolderDelta,
+    files: &BTreeMap<String, Vec<u8>>,
+    message: &str,
+    who: Option<&Identity>,
+) -> Result<CommitOutcome, VcsError> {
+    let Head { parent, root } = head;
     if delta.is_empty() && parent.is_some() {
         return Ok(CommitOutcome {
             commit: None,
@@ -524,13 +677,13 @@ pub fn commit_folder(
     for p in &delta.removed {
         changes.insert(full(p), None);
     }
-    let tree_id = rebuild(&repo, root.as_ref(), &changes)?;
+    let tree_id = rebuild(repo, root.as_ref(), &changes)?;
     let tree_id = match tree_id {
         Some(t) => t,
         None => repo.treebuilder(None)?.write()?,
     };
     let tree = repo.find_tree(tree_id)?;
-    let sig = signature(&repo, who)?;
+    let sig = signature(repo, who)?;
     let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
     let commit = repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &parents)?;
     // Keep the index in step for just the changed paths.

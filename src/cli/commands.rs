@@ -282,6 +282,13 @@ fn export(
     if commit {
         crate::service::gitplan::authorize_commit(store.as_ref(), &actor, tenant)?;
     }
+    if commit && dir.is_none() {
+        let done = super::git::export_changes(&repo, store.as_mut(), &actor, tenant, &message)?;
+        if let Some(done) = done {
+            super::git::print_changed_export(out, &repo, tenant, &done);
+            return Ok(EXIT_OK);
+        }
+    }
     let spinner = out.spinner("exporting");
     let drafts_at = store.tenant(tenant)?.revision;
     let (tree, scrubbed) = pipeline::export_tree_scrubbed(store.as_ref(), tenant)?;

@@ -21,6 +21,7 @@ use crate::domain::plan::{DiffOptions, FieldChange};
 use crate::domain::publish::{self, StagingChange, StagingDiff};
 use crate::domain::tree::{self, TreeSource};
 use crate::service::access::Actor;
+use crate::service::changed_export;
 use crate::service::gitplan::{self, tenant_rel};
 use crate::service::pipeline::{self, TreePlan};
 use crate::service::publishing;
@@ -63,6 +64,69 @@ pub(crate) fn plan_ref(
         ));
     }
     Ok(gp.tree_plan)
+}
+
+/// `export --commit` of only what changed since the last applied commit,
+/// when that is enough ([`changed_export::export_changes`]); `None` runs the whole export.
+pub(crate) fn export_changes(
+    repo: &Repo,
+    store: &mut dyn Store,
+    actor: &Actor,
+    tenant: &str,
+    message: &Option<String>,
+) -> Result<Option<changed_export::ChangedExport>> {
+    let Some(message) = message else {
+        bail!("export --commit needs a commit message\nhint: `ferry export --tenant {tenant} --commit -m \"MSG\"`");
+    };
+    changed_export::export_changes(
+        store,
+        actor,
+        &repo.root,
+        tenant,
+        message,
+        git_identity().as_ref(),
+    )
+    .map_err(|e| match e {
+        gitplan::GitPlanError::Vcs(vcs::VcsError::NoRepo { .. }) => {
+            anyhow!("{e}\nhint: `git init` in {}", repo.root.display())
+        }
+        other => anyhow!(other),
+    })
+}
+
+/// What an export of only the changes did, as text or JSON.
+pub(crate) fn print_changed_export(
+    out: &Output,
+    repo: &Repo,
+    tenant: &str,
+    done: &changed_export::ChangedExport,
+) {
+    let dir = repo.tenant_dir(tenant).display().to_string();
+    if out.json() {
+        out.json_value(&serde_json::json!({
+            "tenant": tenant, "out": dir, "files": null, "since": done.since,
+            "written": done.written, "removed": done.removed, "unchanged": null,
+            "commit": done.commit, "scrubbed": done.scrubbed,
+        }));
+        return;
+    }
+    if done.scrubbed > 0 {
+        out.warn(&format!(
+            "{} plain-text credential(s) scrubbed: written as `{}`, the store keeps the values; move them to `${{vars.NAME}}` or `ENC[age,…]`",
+            done.scrubbed,
+            crate::domain::secrets::PLACEHOLDER
+        ));
+    }
+    out.data(&format!(
+        "Exported {tenant} to {dir}: what changed since {} ({} written, {} removed)",
+        &done.since[..done.since.len().min(12)],
+        done.written.len(),
+        done.removed.len()
+    ));
+    match &done.commit {
+        Some(c) => out.data(&format!("Committed {} as {c}", repo.tenant_rel(tenant))),
+        None => out.data("Nothing to commit: HEAD holds this tree already"),
+    }
 }
 
 /// `export --commit`: commit the exported tenant folder (an editor's write).

@@ -412,6 +412,22 @@ pub struct Guardrail {
     pub config: BTreeMap<String, serde_json::Value>,
 }
 
+/// A SharePoint folder connection: a knowledge source of an agent
+/// (document 003's `/sharepoint/folder` endpoints edit it in staging).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SharePointFolder {
+    /// The folder's `https://` URL, e.g. `https://acme.sharepoint.com/sites/support/Shared Documents/faq`.
+    #[schemars(regex(pattern = r"^https://[^/@\s]+(/.*)?$"))]
+    pub folder_url: String,
+    /// What a person reads about the folder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Whether the folders inside it are read too.
+    #[serde(default = "default_true", skip_serializing_if = "is_true")]
+    pub include_subfolders: bool,
+}
+
 /// An agent.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -445,6 +461,9 @@ pub struct AgentSpec {
     /// Knowledge bases (references).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub knowledge_bases: Vec<String>,
+    /// A SharePoint folder the agent reads as a knowledge source.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sharepoint_folder: Option<SharePointFolder>,
     /// Sub-agents of a supervisor (references).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sub_agents: Vec<String>,

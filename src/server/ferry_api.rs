@@ -316,6 +316,21 @@ async fn drafts(
     .await
 }
 
+async fn draft_stamps(
+    State(s): State<Shared>,
+    h: HeaderMap,
+    Path(t): Path<String>,
+    body: Bytes,
+) -> Result<Json<wire::Stamps>, ApiError> {
+    view(&s, h, t, move |store, t| {
+        let ids: wire::Ids = parse(&body)?;
+        Ok(wire::Stamps {
+            stamps: store.draft_stamps(t, &ids.ids)?,
+        })
+    })
+    .await
+}
+
 async fn write_batch(
     State(s): State<Shared>,
     h: HeaderMap,
@@ -329,7 +344,8 @@ async fn write_batch(
         if !body.versions.is_empty() {
             caller.require(&t, Role::Admin, "promoting")?;
         }
-        let batch = body.batch().map_err(bad_body)?;
+        let mut batch = body.batch().map_err(bad_body)?;
+        batch.actor = Some(caller.user.clone());
         Ok(wire::Revision {
             revision: store.write(&t, &batch)?,
         })
@@ -616,6 +632,11 @@ pub fn routes(r: Registry) -> Registry {
             Method::POST,
             "/api/ferry/v1/tenants/{tenant}/drafts/lookup",
             post(drafts),
+        )
+        .add(
+            Method::POST,
+            "/api/ferry/v1/tenants/{tenant}/drafts/stamps",
+            post(draft_stamps),
         )
         .add(
             Method::POST,

@@ -184,7 +184,7 @@ pub fn registry() -> openapi::Registry {
 pub fn router(state: Shared) -> Result<Router, ServeError> {
     Ok(registry()
         .into_router()?
-        .merge(ui::router())
+        .merge(ui::router()?)
         .fallback(fallback)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn_with_state(

@@ -190,7 +190,7 @@ pub const ROUTES: &[RouteDoc] = &[
         "GET",
         "/api/v2/agents/{agent_id}",
         "staging",
-        "The agent's staging (draft) configuration",
+        "The agent's staging (draft) configuration, its draft revision, who created it, who last changed it and when, the production version and every published version",
         &[],
         None,
     ),
@@ -331,6 +331,30 @@ pub const ROUTES: &[RouteDoc] = &[
         JSON,
     ),
     r(
+        "POST",
+        "/api/v2/agents/{agent_id}/sharepoint/folder",
+        "staging",
+        "Create the agent's SharePoint folder connection (409 when it has one)",
+        &[],
+        JSON,
+    ),
+    r(
+        "PUT",
+        "/api/v2/agents/{agent_id}/sharepoint/folder",
+        "staging",
+        "Update the SharePoint folder connection (JSON merge patch of its fields; 404 when it has none)",
+        &[],
+        JSON,
+    ),
+    r(
+        "DELETE",
+        "/api/v2/agents/{agent_id}/sharepoint/folder",
+        "staging",
+        "Delete the SharePoint folder connection (404 when it has none)",
+        &[],
+        None,
+    ),
+    r(
         "GET",
         "/api/v2/agents/{agent_id}/staging-diff",
         "publishing",
@@ -440,6 +464,14 @@ pub const ROUTES: &[RouteDoc] = &[
         "/api/ferry/v1/tenants/{tenant}/drafts/lookup",
         "ferry",
         "The drafts of the given IDs (viewer)",
+        &[],
+        JSON,
+    ),
+    r(
+        "POST",
+        "/api/ferry/v1/tenants/{tenant}/drafts/stamps",
+        "ferry",
+        "Who created and last changed the drafts of the given IDs, and when (viewer)",
         &[],
         JSON,
     ),
@@ -597,11 +629,15 @@ pub const ROUTES: &[RouteDoc] = &[
     ),
 ];
 
-/// The router under construction, with what has been registered.
+/// The router under construction, with what has been registered. It holds
+/// its table of routes: the API's [`ROUTES`] ([`Registry::new`]), or
+/// another (the web UI's, [`Registry::listing`]).
 pub struct Registry {
     router: Router<Shared>,
     registered: Vec<(String, String)>,
     refused: Vec<(String, String)>,
+    listed: fn(&str, &str) -> bool,
+    unlisted: fn(String, String) -> ServeError,
 }
 
 impl Default for Registry {
@@ -611,16 +647,30 @@ impl Default for Registry {
 }
 
 impl Registry {
-    /// An empty registry.
+    /// An empty registry for the routes of [`ROUTES`].
     pub fn new() -> Registry {
+        Registry::listing(
+            |method, path| ROUTES.iter().any(|d| d.method == method && d.path == path),
+            |method, path| ServeError::Undocumented { method, path },
+        )
+    }
+
+    /// An empty registry for the routes `listed` says are in its table; a
+    /// route that is not becomes the error `unlisted` makes.
+    pub fn listing(
+        listed: fn(&str, &str) -> bool,
+        unlisted: fn(String, String) -> ServeError,
+    ) -> Registry {
         Registry {
             router: Router::new(),
             registered: Vec::new(),
             refused: Vec::new(),
+            listed,
+            unlisted,
         }
     }
 
-    /// Register `handler` for `method` on `path`; a pair not in [`ROUTES`] is
+    /// Register `handler` for `method` on `path`; a pair not in the table is
     /// refused (left out, and [`Registry::into_router`] fails).
     pub fn add(
         mut self,
@@ -628,16 +678,12 @@ impl Registry {
         path: &'static str,
         handler: MethodRouter<Shared>,
     ) -> Registry {
-        let described = ROUTES
-            .iter()
-            .any(|d| d.method == method.as_str() && d.path == path);
-        if !described {
-            self.refused
-                .push((method.as_str().to_string(), path.to_string()));
+        let pair = (method.as_str().to_string(), path.to_string());
+        if !(self.listed)(method.as_str(), path) {
+            self.refused.push(pair);
             return self;
         }
-        self.registered
-            .push((method.as_str().to_string(), path.to_string()));
+        self.registered.push(pair);
         self.router = self.router.route(path, handler);
         self
     }
@@ -650,7 +696,7 @@ impl Registry {
     /// The router, or the first route that is not in the table.
     pub fn into_router(self) -> Result<Router<Shared>, ServeError> {
         match self.refused.into_iter().next() {
-            Some((method, path)) => Err(ServeError::Undocumented { method, path }),
+            Some((method, path)) => Err((self.unlisted)(method, path)),
             None => Ok(self.router),
         }
     }
@@ -751,6 +797,16 @@ fn body_schema(method: &str, path: &str) -> (bool, Value) {
             true,
             text_body(&["access", "access_level", "accessLevel"], &[]),
         ),
+        ("POST" | "PUT", "folder") => {
+            let folder = json!({"type": "object", "additionalProperties": false, "properties": {
+                "folderUrl": {"type": "string", "pattern": "^https://[^/@\\s]+(/.*)?$",
+                              "description": "The folder's https:// URL"},
+                "name": {"type": ["string", "null"]},
+                "includeSubfolders": {"type": ["boolean", "null"]}}});
+            let mut create = folder.clone();
+            create["required"] = json!(["folderUrl"]);
+            (true, if method == "POST" { create } else { folder })
+        }
         (_, "rollback") => (true, text_body(&["change_track_id", "changeTrackId"], &[])),
         (_, "guardrails") => (
             true,
@@ -764,6 +820,44 @@ fn body_schema(method: &str, path: &str) -> (bool, Value) {
             json!({"type": "object", "properties": {"message": {"type": "string"}, "description": {"type": "string"}}}),
         ),
         _ => (true, json!({"type": "object"})),
+    }
+}
+
+/// The schema of a route's 200 answer, where the document describes it.
+fn answer_schema(method: &str, path: &str) -> Option<Value> {
+    let text_or_null = json!({"type": ["string", "null"]});
+    let number = json!({"type": "integer", "minimum": 0});
+    match (method, path) {
+        ("GET", "/api/v2/agents/{agent_id}") => Some(json!({
+            "type": "object",
+            "required": ["id", "name", "syncable", "spec", "draftRevision", "productionVersion",
+                         "versions", "createdBy", "lastChangedBy", "lastChangedAt"],
+            "properties": {
+                "id": {"type": "string"},
+                "name": {"type": "string"},
+                "syncable": {"type": "boolean"},
+                "spec": {"type": "object", "description": "The staging (draft) configuration, references by ID"},
+                "draftRevision": {"type": "integer", "minimum": 0,
+                                  "description": "1 when created, one more at each change of the draft's content"},
+                "productionVersion": {"type": ["integer", "null"], "minimum": 1,
+                                      "description": "The published version production runs; null when not in production"},
+                "versions": {"type": "array", "description": "Every published version, oldest first", "items": {
+                    "type": "object",
+                    "required": ["version", "changeTrackId", "publishedBy", "publishedAt"],
+                    "properties": {
+                        "version": number,
+                        "changeTrackId": text_or_null,
+                        "publishedBy": text_or_null,
+                        "publishedAt": {"type": "string"}
+                    }
+                }},
+                "createdBy": {"type": ["string", "null"],
+                              "description": "Who created the agent (the store's record of its first write, else metadata.createdBy)"},
+                "lastChangedBy": {"type": ["string", "null"], "description": "Who last changed the draft's content"},
+                "lastChangedAt": {"type": ["string", "null"], "description": "When the draft's content last changed, RFC 3339"}
+            }
+        })),
+        _ => None,
     }
 }
 
@@ -797,6 +891,10 @@ pub fn document() -> Value {
                 "409": {"$ref": "#/components/responses/Error"}
             }
         });
+        if let Some(schema) = answer_schema(d.method, d.path) {
+            op["responses"]["200"] =
+                json!({"description": "OK", "content": {"application/json": {"schema": schema}}});
+        }
         if let Some(media) = d.body {
             let (required, schema) = body_schema(d.method, d.path);
             op["requestBody"] =
@@ -906,6 +1004,17 @@ mod tests {
         assert_eq!(schema["items"]["required"][0], "sourceAgentId", "{schema}");
         let publish = op("post", "/api/v2/agents/{agent_id}/publish");
         assert_eq!(publish["requestBody"]["required"], false);
+        let agent = op("get", "/api/v2/agents/{agent_id}");
+        let answer = &agent["responses"]["200"]["content"]["application/json"]["schema"];
+        for field in [
+            "draftRevision",
+            "productionVersion",
+            "versions",
+            "createdBy",
+            "lastChangedAt",
+        ] {
+            assert!(answer["properties"][field].is_object(), "{field}: {answer}");
+        }
         assert_eq!(op("get", "/api/tenant/sync/steps")["security"], json!([]));
     }
 }

@@ -24,10 +24,13 @@ use super::{auth, read_store, with_store, Shared};
 use crate::backend::store::Store;
 use crate::domain::access::Role;
 use crate::domain::model::{Kind, Spec};
-use crate::service::publishing;
-use crate::service::staging::{self, ErrorKind, GuardrailPatch, StagingEdit, StagingError};
+use crate::service::staging::{
+    self, ErrorKind, FolderEdit, GuardrailPatch, StagingEdit, StagingError,
+};
+use crate::service::{agent_view, publishing};
 
 const AGENT: &str = "/api/v2/agents/{agent_id}";
+const FOLDER: &str = "/api/v2/agents/{agent_id}/sharepoint/folder";
 
 /// Register the staging and publishing routes.
 pub fn routes(r: Registry) -> Registry {
@@ -110,6 +113,9 @@ pub fn routes(r: Registry) -> Registry {
             "/api/v2/agents/{agent_id}/annotates",
             post(annotates),
         )
+        .add(Method::POST, FOLDER, post(create_folder))
+        .add(Method::PUT, FOLDER, put(update_folder))
+        .add(Method::DELETE, FOLDER, delete(delete_folder))
         .add(
             Method::GET,
             "/api/v2/agents/{agent_id}/staging-diff",
@@ -151,6 +157,7 @@ impl From<StagingError> for ApiError {
                     StagingError::NoAction { .. } => "action_not_found",
                     StagingError::NoCorpus { .. } => "corpus_not_found",
                     StagingError::NoInstruction { .. } => "instruction_not_found",
+                    StagingError::NoSharePointFolder { .. } => "sharepoint_folder_not_found",
                     StagingError::NoPublish { .. } => "publish_not_found",
                     _ => "not_found",
                 };
@@ -159,6 +166,9 @@ impl From<StagingError> for ApiError {
             ErrorKind::BadRequest => match &e {
                 StagingError::Invalid { problems } => ApiError::bad_request("invalid_edit", msg)
                     .with("problems", problems_json(problems)),
+                StagingError::BadField { field, .. } => {
+                    ApiError::bad_request("invalid_edit", msg).with("field", json!(field))
+                }
                 _ => ApiError::bad_request("invalid_edit", msg),
             },
             ErrorKind::Conflict => match e {
@@ -282,6 +292,10 @@ pub enum EditBody {
     Access,
     /// `PUT …/annotates`.
     Tags,
+    /// `POST …/sharepoint/folder`.
+    CreateFolder,
+    /// `PUT …/sharepoint/folder`.
+    UpdateFolder,
 }
 
 /// The staging edit a request `body` asks for on `route`, or the 400 naming
@@ -332,6 +346,12 @@ pub fn edit_of_body(route: &EditBody, body: &[u8]) -> Result<StagingEdit, ApiErr
         EditBody::Tags => StagingEdit::SetTags {
             tags: string_list(&json_body(&body)?, &["tags"])?,
         },
+        EditBody::CreateFolder => {
+            StagingEdit::SharePointFolder(FolderEdit::Create(json_body(&body)?))
+        }
+        EditBody::UpdateFolder => {
+            StagingEdit::SharePointFolder(FolderEdit::Update(json_body(&body)?))
+        }
     })
 }
 
@@ -423,18 +443,15 @@ async fn get_agent(
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     let out = read_store(&state, move |store| {
-        let (_, tenant) = tenant_for(store, &headers, Role::Viewer, "reading agents")?;
-        let id = staging::find_agent_id(store, &tenant, &agent)?;
-        let draft = store
-            .drafts(&tenant, std::slice::from_ref(&id))?
-            .pop()
-            .ok_or_else(|| {
+        let (caller, tenant) = tenant_for(store, &headers, Role::Viewer, "reading agents")?;
+        let view =
+            agent_view::agent_view(store, &caller.actor(), &tenant, &agent)?.ok_or_else(|| {
                 ApiError::not_found(
                     "agent_not_found",
                     format!("agent `{agent}` has no staging state (it was deleted there)"),
                 )
             })?;
-        Ok(json!({"id": id, "name": draft.name(), "syncable": draft.metadata.syncable, "spec": draft.spec.to_json()}))
+        serde_json::to_value(view).map_err(|e| ApiError::internal(e.to_string()))
     })
     .await?;
     Ok(Json(out))
@@ -659,6 +676,41 @@ async fn annotates(
 ) -> Result<Json<Value>, ApiError> {
     edit(state, headers, agent, move || {
         edit_of_body(&EditBody::Tags, &body)
+    })
+    .await
+}
+
+async fn create_folder(
+    State(state): State<Shared>,
+    Path(agent): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    edit(state, headers, agent, move || {
+        edit_of_body(&EditBody::CreateFolder, &body)
+    })
+    .await
+}
+
+async fn update_folder(
+    State(state): State<Shared>,
+    Path(agent): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    edit(state, headers, agent, move || {
+        edit_of_body(&EditBody::UpdateFolder, &body)
+    })
+    .await
+}
+
+async fn delete_folder(
+    State(state): State<Shared>,
+    Path(agent): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    edit(state, headers, agent, move || {
+        Ok(StagingEdit::SharePointFolder(FolderEdit::Delete))
     })
     .await
 }

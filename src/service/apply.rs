@@ -94,7 +94,7 @@ pub fn apply_as(
     options: ApplyOptions,
 ) -> Result<ApplyReport, ApplyError> {
     authorize::<ApplyError>(&*store, actor, &plan.tenant, Role::Editor, "applying")?;
-    apply(store, plan, options)
+    write_plan(store, plan, Vec::new(), options, actor.name())
 }
 
 /// Apply `plan` to `store` in one transaction (the step every use case that
@@ -115,6 +115,18 @@ pub fn apply_with_versions(
     versions: Vec<VersionRecord>,
     options: ApplyOptions,
 ) -> Result<ApplyReport, ApplyError> {
+    write_plan(store, plan, versions, options, None)
+}
+
+/// [`apply_with_versions`], recording `by` as the creator or last editor of
+/// the drafts it writes.
+pub fn write_plan(
+    store: &mut dyn Store,
+    plan: &Plan,
+    versions: Vec<VersionRecord>,
+    options: ApplyOptions,
+    by: Option<&str>,
+) -> Result<ApplyReport, ApplyError> {
     let total =
         plan.summary.skip + plan.summary.update + plan.summary.delete + plan.summary.conflict;
     if !options.force && is_mass_delete(plan.summary.delete, total) {
@@ -124,7 +136,8 @@ pub fn apply_with_versions(
             total,
         });
     }
-    let batch = batch_of(plan, versions)?;
+    let mut batch = batch_of(plan, versions)?;
+    batch.actor = by.map(str::to_string);
     let revision = store.write(&plan.tenant, &batch)?;
     Ok(ApplyReport {
         tenant: plan.tenant.clone(),

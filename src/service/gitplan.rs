@@ -18,6 +18,7 @@ use crate::domain::access::{AccessError, Role};
 use crate::domain::plan::DiffOptions;
 use crate::domain::tagging::PublishTagger;
 use crate::domain::tree::SourceError;
+use crate::service::partial_plan;
 use crate::service::pipeline::{self, PipelineError, TreePlan};
 
 /// An error of planning from git.
@@ -76,8 +77,24 @@ pub fn commit_export(
 ) -> Result<Option<String>, GitPlanError> {
     authorize_commit(store, actor, tenant)?;
     let outcome = vcs::commit_folder(root, &tenant_rel(tenant), files, message, who)?;
-    let holding = match &outcome.commit {
-        Some(c) => Some(c.clone()),
+    record_holding(store, root, tenant, outcome.commit.as_deref(), drafts_at)?;
+    Ok(outcome.commit)
+}
+
+/// After an export commit: the new commit (or HEAD, when nothing needed
+/// committing) holds the drafts as of tenant revision `drafts_at`, so it
+/// becomes the tenant's last applied commit; an empty [`WriteBatch`]
+/// naming it, checked against `drafts_at` (when the drafts moved on
+/// meanwhile, nothing is recorded).
+pub fn record_holding(
+    store: &mut dyn Store,
+    root: &Path,
+    tenant: &str,
+    commit: Option<&str>,
+    drafts_at: u64,
+) -> Result<(), GitPlanError> {
+    let holding = match commit {
+        Some(c) => Some(c.to_string()),
         None => vcs::head_commit(root)?,
     };
     if let Some(commit) = holding {
@@ -91,7 +108,7 @@ pub fn commit_export(
             Err(e) => return Err(e.into()),
         }
     }
-    Ok(outcome.commit)
+    Ok(())
 }
 
 /// The commit the tenant was last applied from, when it still holds the
@@ -135,6 +152,9 @@ pub struct GitPlan {
     pub incremental: bool,
     /// Files that differ from the last applied commit (incremental plans only).
     pub changed_files: Vec<String>,
+    /// Whether only the index entries the changed files touch were read
+    /// from the store ([`partial_plan`]), not the whole index.
+    pub partial: bool,
 }
 
 /// The folder of a tenant inside the config repo.
@@ -174,29 +194,35 @@ pub fn plan_from_git(
 ) -> Result<GitPlan, GitPlanError> {
     let record = store.tenant(tenant)?;
     let rel = tenant_rel(tenant);
-    let source = GitTreeSource::open(repo_root, &rel, rev)?;
-    if !source.exists() {
-        return Err(PipelineError::Source(SourceError::Missing {
-            path: format!("{rev}:{rel}"),
-        })
-        .into());
-    }
-    let commit = source.commit().to_string();
+    let commit = vcs::resolve_commit(repo_root, rev)?;
     let drift = store.drift(tenant)?;
-    let mut changed_files = Vec::new();
-    let mut incremental = false;
+    let mut since_last = None;
     if let Some(last) = record.last_commit.as_deref() {
         if drift.is_empty() && vcs::is_ancestor(repo_root, last, &commit)? {
-            changed_files = vcs::changed_paths(repo_root, &rel, last, &commit)?;
-            incremental = true;
+            since_last = Some(vcs::changed_paths(repo_root, &rel, last, &commit)?);
         }
     }
-    let mut tree_plan = if incremental {
-        let units = units_of_paths(&changed_files);
-        pipeline::plan_tree_changed(store, tenant, &source, options, Some(&units))?
-    } else {
-        pipeline::plan_tree(store, tenant, &source, options)?
+    let incremental = since_last.is_some();
+    let changed_files = since_last.unwrap_or_default();
+    let mut tree_plan = match incremental {
+        true => plan_changed(store, repo_root, tenant, &commit, &changed_files, options)?,
+        false => None,
     };
+    let partial = tree_plan.is_some();
+    if tree_plan.is_none() {
+        let source = open_tree(repo_root, &rel, &commit, rev)?;
+        tree_plan = Some(if incremental {
+            let units = units_of_paths(&changed_files);
+            pipeline::plan_tree_changed(store, tenant, &source, options, Some(&units))?
+        } else {
+            pipeline::plan_tree(store, tenant, &source, options)?
+        });
+    }
+    let mut tree_plan = tree_plan.ok_or_else(|| {
+        GitPlanError::Pipeline(PipelineError::Source(SourceError::Missing {
+            path: format!("{rev}:{rel}"),
+        }))
+    })?;
     if let Some(p) = &mut tree_plan.plan {
         p.source_commit = Some(commit.clone());
         p.drift = drift;
@@ -206,7 +232,50 @@ pub fn plan_from_git(
         commit,
         incremental,
         changed_files,
+        partial,
     })
+}
+
+/// The whole tenant folder at `commit`, or the error that names `rev` when it has none.
+fn open_tree(
+    repo_root: &Path,
+    rel: &str,
+    commit: &str,
+    rev: &str,
+) -> Result<GitTreeSource, GitPlanError> {
+    let source = GitTreeSource::open(repo_root, rel, commit)?;
+    if !source.exists() {
+        return Err(PipelineError::Source(SourceError::Missing {
+            path: format!("{rev}:{rel}"),
+        })
+        .into());
+    }
+    Ok(source)
+}
+
+/// The plan of only the units changed since the last applied commit,
+/// reading only those files and the index entries they touch
+/// ([`partial_plan::plan_units`]); `None` when the whole index is needed.
+fn plan_changed(
+    store: &dyn Store,
+    repo_root: &Path,
+    tenant: &str,
+    commit: &str,
+    changed_files: &[String],
+    options: DiffOptions,
+) -> Result<Option<TreePlan>, GitPlanError> {
+    // A file at the tenant's top (tenant.toml) is checked by a whole read.
+    if changed_files.iter().any(|p| !p.contains('/')) {
+        return Ok(None);
+    }
+    let units = units_of_paths(changed_files);
+    let source = GitTreeSource::open_units(repo_root, &tenant_rel(tenant), commit, &units)?;
+    if !source.exists() {
+        return Ok(None);
+    }
+    Ok(partial_plan::plan_units(
+        store, tenant, &source, &units, options,
+    )?)
 }
 
 #[cfg(test)]

@@ -6,10 +6,13 @@
 //! call and render, and hold no rules of their own.
 
 pub mod access;
+pub mod agent_view;
 pub mod apply;
+pub mod changed_export;
 pub mod failure;
 pub mod gitplan;
 pub mod live_sync;
+pub mod partial_plan;
 pub mod pipeline;
 pub mod promote;
 pub mod publishing;

@@ -87,6 +87,7 @@ fn read_and_resolve<'a>(
     source: &dyn TreeSource,
     index: &'a Index,
     changed: Option<&HashSet<String>>,
+    partial: bool,
 ) -> Result<Resolved<'a>, PipelineError> {
     // With the set of paths that changed since the store's commit, every
     // other unit is taken as unchanged without being read at all.
@@ -104,11 +105,21 @@ fn read_and_resolve<'a>(
         parsed: read.loaded.len(),
         unchanged: read.unchanged.len(),
     };
-    let unchanged: Vec<&'a crate::domain::state::IndexEntry> = read
+    let mut unchanged: Vec<&'a crate::domain::state::IndexEntry> = read
         .unchanged
         .iter()
         .filter_map(|(p, _)| index.by_path(p))
         .collect();
+    if let Some(changed) = changed.filter(|_| partial) {
+        // A partial index holds, besides the changed units, only entries
+        // the source does not list: every one of them is unchanged.
+        unchanged.extend(
+            index
+                .entries()
+                .iter()
+                .filter(|e| !changed.contains(&e.path())),
+        );
+    }
     let unchanged_ids: HashSet<&'a str> = unchanged.iter().map(|e| e.id.as_str()).collect();
     let lookup = line_lookup(source);
     let failed: Vec<String> = read
@@ -156,7 +167,7 @@ pub fn validate_tree(
         resolution: mut res,
         stats,
         ..
-    } = read_and_resolve(tenant, source, &index, None)?;
+    } = read_and_resolve(tenant, source, &index, None, false)?;
     if let Some(store) = store.filter(|s| s.tenant(tenant).is_ok()) {
         check_decryption(store, tenant, source, &mut res)?;
     }
@@ -234,12 +245,45 @@ pub fn plan_tree_changed(
     changed: Option<&HashSet<String>>,
 ) -> Result<TreePlan, PipelineError> {
     let (revision, index) = store.index(tenant)?;
+    let against = Against {
+        revision,
+        index: &index,
+        changed,
+        partial: false,
+    };
+    plan_against(store, tenant, source, options, against)
+}
+
+/// What a tree is planned against: the tenant revision, its index (the
+/// whole of it, or with `partial` only the entries the `changed` units
+/// touch), and the units that may differ from the store.
+pub(crate) struct Against<'a> {
+    pub revision: u64,
+    pub index: &'a Index,
+    pub changed: Option<&'a HashSet<String>>,
+    pub partial: bool,
+}
+
+/// Plan a tree against an index the caller read.
+pub(crate) fn plan_against(
+    store: &dyn Store,
+    tenant: &str,
+    source: &dyn TreeSource,
+    options: DiffOptions,
+    against: Against<'_>,
+) -> Result<TreePlan, PipelineError> {
+    let Against {
+        revision,
+        index,
+        changed,
+        partial,
+    } = against;
     let Resolved {
         resolution: mut res,
         unchanged,
         stats,
         tenant_file,
-    } = read_and_resolve(tenant, source, &index, changed)?;
+    } = read_and_resolve(tenant, source, index, changed, partial)?;
     check_decryption(store, tenant, source, &mut res)?;
     if diagnostic::has_errors(&res.diagnostics) {
         return Ok(TreePlan {
@@ -249,7 +293,7 @@ pub fn plan_tree_changed(
             tenant_file,
         });
     }
-    if options.prune && stats.units == 0 {
+    if options.prune && stats.units == 0 && !partial {
         return Err(PipelineError::EmptyTree {
             tenant: tenant.to_string(),
             source_name: source.describe(),
@@ -257,12 +301,12 @@ pub fn plan_tree_changed(
     }
     let mut desired = res.desired;
     let mut diagnostics = res.diagnostics;
-    keep_stored_secrets(store, tenant, &index, &mut desired, &mut diagnostics)?;
+    keep_stored_secrets(store, tenant, index, &mut desired, &mut diagnostics)?;
     let plan = diff(
         DiffInput {
             tenant,
             base_revision: revision,
-            index: &index,
+            index,
             desired,
             unchanged,
             names: &res.names,

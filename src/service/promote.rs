@@ -741,6 +741,8 @@ pub struct Promotion {
     pub mapped: Mapped,
     /// Set when the promotion goes against the chain (asked for with `against_chain`).
     pub against_chain: Option<AgainstChain>,
+    /// Who promotes ([`plan_as`]'s actor), recorded as the creator or last editor of what it writes.
+    pub by: Option<String>,
 }
 
 /// Plan a promotion from `source` (store holding `request.from`) to `target`
@@ -763,7 +765,9 @@ pub fn plan_as(
     )?;
     source.tenant(&request.from)?;
     target.tenant(&request.to)?;
-    plan(source, target, request)
+    let mut promotion = plan(source, target, request)?;
+    promotion.by = actor.name().map(str::to_string);
+    Ok(promotion)
 }
 
 /// Plan a promotion (no role check: see [`plan_as`]).
@@ -825,6 +829,7 @@ pub fn plan(
         plan,
         mapped,
         against_chain,
+        by: None,
     })
 }
 
@@ -845,11 +850,12 @@ pub fn has_changes(p: &Promotion) -> bool {
 
 /// Apply a planned promotion to the target store, in one transaction.
 pub fn apply(target: &mut dyn Store, p: &Promotion) -> Result<ApplyReport, PromoteError> {
-    Ok(apply::apply_with_versions(
+    Ok(apply::write_plan(
         target,
         &p.plan,
         p.mapped.versions.clone(),
         ApplyOptions::default(),
+        p.by.as_deref(),
     )?)
 }
 

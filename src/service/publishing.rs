@@ -453,6 +453,7 @@ fn write_rollback(
     store: &mut dyn Store,
     tenant: &str,
     plan: &RollbackPlan,
+    by: Option<&str>,
 ) -> Result<Option<u64>, StagingError> {
     if !plan.has_writes() {
         return Ok(None);
@@ -461,6 +462,7 @@ fn write_rollback(
     let mut batch = WriteBatch {
         base_revision: plan.revision,
         deletes: plan.outcome.deletes.clone(),
+        actor: by.map(str::to_string),
         ..WriteBatch::default()
     };
     for r in &plan.outcome.upserts {
@@ -497,11 +499,22 @@ pub fn rollback(
     change_track_id: &str,
     preview: bool,
 ) -> Result<RollbackOutcome, StagingError> {
+    rollback_by(store, None, tenant, change_track_id, preview)
+}
+
+/// [`rollback`], recording `by` as the last editor of the drafts it changes.
+fn rollback_by(
+    store: &mut dyn Store,
+    by: Option<&str>,
+    tenant: &str,
+    change_track_id: &str,
+    preview: bool,
+) -> Result<RollbackOutcome, StagingError> {
     let plan = plan_rollback(&*store, tenant, change_track_id)?;
     let revision = if preview {
         None
     } else {
-        write_rollback(store, tenant, &plan)?
+        write_rollback(store, tenant, &plan, by)?
     };
     Ok(rollback_outcome(
         tenant,
@@ -524,7 +537,7 @@ pub fn revert(
     if !preview {
         authorize_revert(&*store, actor, tenant)?;
     }
-    rollback(store, tenant, change_track_id, preview)
+    rollback_by(store, actor.name(), tenant, change_track_id, preview)
 }
 
 /// The role check of [`revert`] alone (editor), for a front end that asks

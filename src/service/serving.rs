@@ -67,6 +67,14 @@ pub enum ServeError {
         /// The path.
         path: String,
     },
+    /// A page or form of the web UI is not in the UI's table of routes.
+    #[error("UI route {method} {path} is not listed in the UI's route table (UI_ROUTES); it cannot be registered")]
+    UnlistedPage {
+        /// The method.
+        method: String,
+        /// The path.
+        path: String,
+    },
 }
 
 /// The server's entry point: serve until shut down.

@@ -39,6 +39,9 @@ pub const MAIN_INSTRUCTION: &str = "main";
 /// The values an agent's `access` may take.
 pub const ACCESS_VALUES: [&str; 3] = ["private", "team", "public"];
 
+/// The field a SharePoint folder edit names in its errors.
+const FOLDER: &str = "sharepointFolder";
+
 /// Fields of an agent that an [`StagingEdit::UpdateAgent`] patch may not touch.
 const NOT_EDITABLE: [&str; 8] = [
     "id",
@@ -152,6 +155,20 @@ pub enum StagingEdit {
         /// The tags.
         tags: Vec<String>,
     },
+    /// Connect, change or disconnect the agent's SharePoint folder (a knowledge source).
+    SharePointFolder(FolderEdit),
+}
+
+/// An edit of an agent's SharePoint folder connection (document 003's
+/// `POST`, `PUT` and `DELETE /api/v2/agents/{agent_id}/sharepoint/folder`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum FolderEdit {
+    /// Connect a folder, `{"folderUrl": ..., "name": ..., "includeSubfolders": ...}`; refused when one is connected.
+    Create(Value),
+    /// Merge-patch the connected folder's fields; refused when none is connected.
+    Update(Value),
+    /// Disconnect the folder; refused when none is connected.
+    Delete,
 }
 
 /// What an edit did.
@@ -257,6 +274,18 @@ pub enum StagingError {
         /// The instruction (`main` or a snippet name).
         instruction: String,
     },
+    /// The agent has no SharePoint folder connection.
+    #[error("agent `{agent}` has no SharePoint folder connection\nhint: POST …/sharepoint/folder creates one")]
+    NoSharePointFolder {
+        /// The agent.
+        agent: String,
+    },
+    /// The agent has a SharePoint folder connection already.
+    #[error("agent `{agent}` has a SharePoint folder connection already\nhint: PUT …/sharepoint/folder changes it; DELETE removes it")]
+    SharePointFolderExists {
+        /// The agent.
+        agent: String,
+    },
     /// A field of the edit is unknown, of the wrong type, or invalid.
     #[error("field `{field}`: {reason}")]
     BadField {
@@ -322,12 +351,14 @@ impl StagingError {
             | StagingError::NoAction { .. }
             | StagingError::NoCorpus { .. }
             | StagingError::NoInstruction { .. }
+            | StagingError::NoSharePointFolder { .. }
             | StagingError::NoPublish { .. } => ErrorKind::NotFound,
             StagingError::ToolNotAttached { .. }
             | StagingError::CorpusNotConnected { .. }
             | StagingError::BadField { .. }
             | StagingError::Invalid { .. } => ErrorKind::BadRequest,
-            StagingError::InstructionExists { .. } => ErrorKind::Conflict,
+            StagingError::InstructionExists { .. }
+            | StagingError::SharePointFolderExists { .. } => ErrorKind::Conflict,
             StagingError::Store(e) => store_kind(e),
             StagingError::Pipeline(PipelineError::Store(e)) => store_kind(e),
             StagingError::Pipeline(_) => ErrorKind::Internal,
@@ -371,7 +402,7 @@ pub fn edit_staging_all(
         crate::domain::access::Role::Editor,
         "editing staging",
     )?;
-    apply_edits(store, tenant, agent, edits)
+    edits_as(store, actor.name(), tenant, agent, edits)
 }
 
 /// Apply a JSON merge patch (RFC 7396) to `target`: objects merge key by
@@ -681,7 +712,35 @@ impl Session<'_> {
                 self.spec.tags = tags.clone();
                 Ok(())
             }
+            StagingEdit::SharePointFolder(edit) => self.edit_folder(edit),
         }
+    }
+
+    /// Connect, change or disconnect the agent's SharePoint folder.
+    fn edit_folder(&mut self, edit: &FolderEdit) -> Result<(), StagingError> {
+        let agent = self.meta.name.clone();
+        let current = self.spec.sharepoint_folder.take();
+        let (mut base, patch) = match (edit, current) {
+            (FolderEdit::Delete, Some(_)) => return Ok(()),
+            (FolderEdit::Create(_), Some(_)) => {
+                return Err(StagingError::SharePointFolderExists { agent })
+            }
+            (FolderEdit::Update(_) | FolderEdit::Delete, None) => {
+                return Err(StagingError::NoSharePointFolder { agent })
+            }
+            (FolderEdit::Create(body), None) => (Value::Object(Map::new()), body),
+            (FolderEdit::Update(body), Some(folder)) => (
+                serde_json::to_value(folder)
+                    .map_err(|e| StagingError::bad(FOLDER, e.to_string()))?,
+                body,
+            ),
+        };
+        if !patch.is_object() {
+            return Err(StagingError::bad(FOLDER, "expected a JSON object"));
+        }
+        merge_patch(&mut base, patch);
+        self.spec.sharepoint_folder = Some(decode(base, FOLDER)?);
+        Ok(())
     }
 
     fn update_agent(&mut self, patch: &Value) -> Result<(), StagingError> {
@@ -922,13 +981,24 @@ pub fn apply_edit(
     agent: &str,
     edit: &StagingEdit,
 ) -> Result<EditOutcome, StagingError> {
-    apply_edits(store, tenant, agent, std::slice::from_ref(edit))
+    edits_as(store, None, tenant, agent, std::slice::from_ref(edit))
 }
 
 /// Several staging edits in order, as one: checked together, written in
 /// one transaction, or nothing written when any of them is refused.
 pub fn apply_edits(
     store: &mut dyn Store,
+    tenant: &str,
+    agent: &str,
+    edits: &[StagingEdit],
+) -> Result<EditOutcome, StagingError> {
+    edits_as(store, None, tenant, agent, edits)
+}
+
+/// [`apply_edits`], recording `by` as the last editor of the drafts they change.
+fn edits_as(
+    store: &mut dyn Store,
+    by: Option<&str>,
     tenant: &str,
     agent: &str,
     edits: &[StagingEdit],
@@ -1012,6 +1082,7 @@ pub fn apply_edits(
     }
     let mut batch = WriteBatch {
         base_revision: revision,
+        actor: by.map(str::to_string),
         ..WriteBatch::default()
     };
     for r in &changed {

@@ -87,6 +87,7 @@ pub fn set_syncable(
     let batch = WriteBatch {
         base_revision: revision,
         upserts: vec![(Cow::Borrowed(&draft), hash)],
+        actor: actor.name().map(str::to_string),
         ..WriteBatch::default()
     };
     outcome.revision = store.write(tenant, &batch)?;

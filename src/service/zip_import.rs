@@ -315,6 +315,8 @@ pub struct ImportPlan {
     pub preview: ImportPreview,
     items: Vec<Item>,
     source_key: String,
+    /// Who runs the import, recorded as the creator or last editor of what it writes.
+    pub by: Option<String>,
 }
 
 /// Restore the target's values wherever `src` holds the placeholder; else a variable.
@@ -449,6 +451,7 @@ pub fn plan(
         preview,
         items,
         source_key: archive.source_key.clone(),
+        by: None,
     })
 }
 
@@ -1125,6 +1128,7 @@ pub fn execute(store: &mut dyn Store, plan: &ImportPlan) -> Result<ImportResult,
     };
     // The base is the preview's, not the store's now: a tenant that moved is refused.
     batch.base_revision = plan.base_revision;
+    batch.actor = plan.by.clone();
     batch.syncs = Some(SyncWrite {
         source_key: plan.source_key.clone(),
         origins: plan
@@ -1222,6 +1226,7 @@ pub fn import_bytes(
     if preview {
         return Ok(Imported::Preview(plan.preview));
     }
+    plan.by = actor.name().map(str::to_string);
     Ok(Imported::Result(execute(store, &plan)?))
 }
 

@@ -405,12 +405,25 @@ pub fn http(
     headers: &[(&str, &str)],
     body: Option<(&str, &[u8])>,
 ) -> Answer {
+    let bearer = token.map(|t| format!("Bearer {t}"));
+    let mut all: Vec<(&str, &str)> = bearer
+        .as_deref()
+        .map(|b| ("Authorization", b))
+        .into_iter()
+        .collect();
+    all.extend_from_slice(headers);
+    let page = request(method, url, &all, body);
+    Answer {
+        status: page.status,
+        body: page.body,
+    }
+}
+
+/// Send a request with `headers`, following no redirect.
+fn request(method: &str, url: &str, headers: &[(&str, &str)], body: Option<(&str, &[u8])>) -> Page {
     use std::io::Read;
     let agent = ureq::AgentBuilder::new().redirects(0).build();
     let mut req = agent.request(method, url);
-    if let Some(t) = token {
-        req = req.set("Authorization", &format!("Bearer {t}"));
-    }
     for (k, v) in headers {
         req = req.set(k, v);
     }
@@ -424,9 +437,16 @@ pub fn http(
         Err(e) => panic!("{method} {url}: {e}"),
     };
     let status = resp.status();
+    let location = resp.header("location").map(str::to_string);
+    let set_cookie = resp.header("set-cookie").map(str::to_string);
     let mut body = Vec::new();
     resp.into_reader().read_to_end(&mut body).unwrap();
-    Answer { status, body }
+    Page {
+        status,
+        location,
+        set_cookie,
+        body,
+    }
 }
 
 /// Send a JSON body.
@@ -485,4 +505,110 @@ pub fn git_at(dir: &Path, args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// An HTTP answer with the headers a browser acts on.
+#[derive(Debug)]
+pub struct Page {
+    /// The status.
+    pub status: u16,
+    /// The `Location` header of a redirect.
+    pub location: Option<String>,
+    /// The `Set-Cookie` header.
+    pub set_cookie: Option<String>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl Page {
+    /// The body as text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// Send a request as a browser would (`cookie` in `Cookie`, redirects not followed).
+pub fn browse(method: &str, url: &str, cookie: Option<&str>, body: Option<(&str, &[u8])>) -> Page {
+    let headers: Vec<(&str, &str)> = cookie.map(|c| ("Cookie", c)).into_iter().collect();
+    request(method, url, &headers, body)
+}
+
+/// A URL-encoded form body.
+pub fn form_body(fields: &[(&str, &str)]) -> Vec<u8> {
+    let mut s = url::form_urlencoded::Serializer::new(String::new());
+    for (k, v) in fields {
+        s.append_pair(k, v);
+    }
+    s.finish().into_bytes()
+}
+
+/// A signed-in web UI session: its cookie and its CSRF token.
+pub struct UiSession {
+    /// `ferry_session=…`.
+    pub cookie: String,
+    /// The session's CSRF token, as its forms carry it.
+    pub csrf: String,
+}
+
+impl UiSession {
+    /// Sign in to the UI of `server` with an API token.
+    pub fn sign_in(server: &Server, token: &str) -> UiSession {
+        let page = browse(
+            "POST",
+            &server.url("/sign-in"),
+            None,
+            Some((FORM, &form_body(&[("token", token)]))),
+        );
+        assert_eq!(page.status, 303, "sign-in: {}", page.text());
+        let cookie = page
+            .set_cookie
+            .as_deref()
+            .and_then(|c| c.split(';').next())
+            .unwrap()
+            .to_string();
+        let secret = cookie.strip_prefix("ferry_session=").unwrap();
+        UiSession {
+            csrf: ferry::service::sessions::csrf_token(secret),
+            cookie,
+        }
+    }
+
+    /// GET a page of the session.
+    pub fn get(&self, server: &Server, path: &str) -> Page {
+        browse("GET", &server.url(path), Some(&self.cookie), None)
+    }
+
+    /// POST a form with the session's CSRF token.
+    pub fn post(&self, server: &Server, path: &str, fields: &[(&str, &str)]) -> Page {
+        let mut all = vec![("csrf", self.csrf.as_str())];
+        all.extend_from_slice(fields);
+        browse(
+            "POST",
+            &server.url(path),
+            Some(&self.cookie),
+            Some((FORM, &form_body(&all))),
+        )
+    }
+}
+
+/// The media type of a URL-encoded form.
+pub const FORM: &str = "application/x-www-form-urlencoded";
+
+/// A `multipart/form-data` body of `fields`, then `zip` as the file field
+/// `archive`; its content type and bytes.
+pub fn multipart(fields: &[(&str, &str)], zip: &[u8]) -> (String, Vec<u8>) {
+    let boundary = "ferry-test-boundary";
+    let mut body = Vec::new();
+    for (k, v) in fields {
+        body.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n")
+                .as_bytes(),
+        );
+    }
+    body.extend_from_slice(
+        format!("--{boundary}\r\nContent-Disposition: form-data; name=\"archive\"; filename=\"a.zip\"\r\nContent-Type: application/zip\r\n\r\n").as_bytes(),
+    );
+    body.extend_from_slice(zip);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
 }

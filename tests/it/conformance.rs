@@ -99,10 +99,12 @@ macro_rules! store_conformance {
                 an_unknown_tenant_is_refused,
                 drafts_round_trip_through_a_write,
                 the_index_summarises_every_draft,
+                index_entries_are_found_by_path_id_and_name,
                 a_write_is_one_transaction,
                 a_stale_batch_is_refused_with_both_revisions,
                 a_write_that_changes_nothing_bumps_nothing,
                 a_resource_revision_moves_only_with_its_content,
+                drafts_record_their_creator_and_last_change,
                 a_write_moves_only_its_own_tenant,
                 the_source_commit_is_recorded_once,
                 versions_are_kept_as_written,
@@ -111,6 +113,7 @@ macro_rules! store_conformance {
                 production_is_the_latest_published_version,
                 publish_changes_pair_each_version_with_the_one_before,
                 drift_lists_what_changed_since_the_last_apply_from_git,
+                changes_since_the_commit_say_where_each_file_was_and_is,
                 the_first_user_owns_the_store,
                 grants_name_known_users_and_tenants,
                 tokens_are_found_by_their_hash_only,
@@ -374,6 +377,32 @@ pub fn the_index_summarises_every_draft(fresh: &Fresh) {
     );
 }
 
+/// Index entries looked up by path, by ID or by kind and name are the
+/// whole index's entries, each once; unknown keys find nothing.
+pub fn index_entries_are_found_by_path_id_and_name(fresh: &Fresh) {
+    let mut store = fresh.open();
+    tenant(&mut *store, T);
+    let (a, b, c) = (tool("a", "1"), tool("b", "1"), tool("c", "1"));
+    put(&mut *store, &[&a, &b, &c]);
+    let (revision, all) = entries(&*store);
+    let keys = ferry::backend::store::IndexKeys {
+        paths: vec![
+            "tools/a.yaml".into(),
+            "tools/nothing.yaml".into(),
+            "odd".into(),
+        ],
+        ids: vec![id(&b), id(&a), "tol_unknown".into()],
+        names: vec![(Kind::Tool, "a".into()), (Kind::Agent, "b".into())],
+    };
+    let (at, mut found) = store.index_entries(T, &keys).unwrap();
+    assert_eq!(at, revision);
+    found.sort_by(|x, y| x.id.cmp(&y.id));
+    let mut want: Vec<IndexEntry> = all.into_iter().filter(|e| e.name != "c").collect();
+    want.sort_by(|x, y| x.id.cmp(&y.id));
+    assert_eq!(found, want);
+    assert_eq!(store.resource_count(T).unwrap(), 3);
+}
+
 /// A write that fails halfway leaves the store exactly as it was.
 pub fn a_write_is_one_transaction(fresh: &Fresh) {
     let mut setup = fresh.open();
@@ -472,6 +501,39 @@ pub fn a_resource_revision_moves_only_with_its_content(fresh: &Fresh) {
     delete(&mut *store, &[id(&t)]);
     assert_eq!(entry_revision(&*store), None);
     assert!(store.all_drafts(T).unwrap().is_empty());
+}
+
+/// A draft's first writer is its creator; its last editor and time move only with its content.
+pub fn drafts_record_their_creator_and_last_change(fresh: &Fresh) {
+    let mut store = fresh.open();
+    tenant(&mut *store, T);
+    let write_as = |store: &mut dyn Store, r: &Resource, by: &str| {
+        let batch = WriteBatch {
+            base_revision: store.tenant(T).unwrap().revision,
+            upserts: upserts(&[r]),
+            actor: Some(by.to_string()),
+            ..WriteBatch::default()
+        };
+        store.write(T, &batch).unwrap();
+    };
+    let t = tool("crm-lookup", "x");
+    write_as(&mut *store, &t, "root");
+    let ids = [id(&t), "tol_unknown".to_string()];
+    let first = store.draft_stamps(T, &ids).unwrap();
+    assert_eq!(first.len(), 1, "unknown IDs are left out: {first:?}");
+    assert_eq!(first[0].id, id(&t));
+    assert_eq!(first[0].revision, 1);
+    assert_eq!(first[0].created_by.as_deref(), Some("root"));
+    assert_eq!(first[0].updated_by.as_deref(), Some("root"));
+    assert!(first[0].updated_at.ends_with('Z'), "{first:?}");
+    // The same content again changes nothing of it.
+    write_as(&mut *store, &t, "someone-else");
+    assert_eq!(store.draft_stamps(T, &ids).unwrap(), first);
+    write_as(&mut *store, &tool("crm-lookup", "changed"), "root");
+    let second = store.draft_stamps(T, &ids).unwrap();
+    assert_eq!(second[0].revision, 2);
+    assert_eq!(second[0].created_by.as_deref(), Some("root"));
+    assert!(second[0].updated_at >= first[0].updated_at);
 }
 
 /// Every write bumps the store revision and records it on its tenant only.
@@ -665,6 +727,70 @@ pub fn drift_lists_what_changed_since_the_last_apply_from_git(fresh: &Fresh) {
     assert_eq!(
         store.drift(T).unwrap(),
         vec![absent(&a), absent(&b), absent(&c)]
+    );
+}
+
+/// Where a back end says what changed since the last applied commit, each
+/// change has its path then and now: renamed, created, deleted, edited.
+/// Recording a commit again leaves nothing changed. (A back end that cannot
+/// say answers `None`, and its exports read everything.)
+pub fn changes_since_the_commit_say_where_each_file_was_and_is(fresh: &Fresh) {
+    let mut store = fresh.open();
+    tenant(&mut *store, T);
+    let (a, b, d) = (tool("a", "1"), tool("b", "1"), tool("d", "1"));
+    let from_git = WriteBatch {
+        base_revision: store.tenant(T).unwrap().revision,
+        upserts: upserts(&[&a, &b, &d]),
+        commit: Some("c0ffee".to_string()),
+        ..WriteBatch::default()
+    };
+    store.write(T, &from_git).unwrap();
+    let Some(none) = store.changes_since_commit(T).unwrap() else {
+        return;
+    };
+    assert!(none.is_empty(), "just applied from git: {none:?}");
+    let mut renamed = tool("a2", "1");
+    renamed.metadata.id = Some(id(&a));
+    let c = tool("c", "1");
+    put(&mut *store, &[&renamed, &c, &tool("d", "edited")]);
+    delete(&mut *store, &[id(&b)]);
+    let place = |n: &str| Some((Kind::Tool, n.to_string()));
+    let mut changes = store.changes_since_commit(T).unwrap().unwrap();
+    changes.sort_by(|x, y| x.id.cmp(&y.id));
+    let mut want = vec![
+        ferry::backend::store::CommitChange {
+            id: id(&a),
+            then: place("a"),
+            now: place("a2"),
+        },
+        ferry::backend::store::CommitChange {
+            id: id(&b),
+            then: place("b"),
+            now: None,
+        },
+        ferry::backend::store::CommitChange {
+            id: id(&c),
+            then: None,
+            now: place("c"),
+        },
+        ferry::backend::store::CommitChange {
+            id: id(&d),
+            then: place("d"),
+            now: place("d"),
+        },
+    ];
+    want.sort_by(|x, y| x.id.cmp(&y.id));
+    assert_eq!(changes, want);
+    let again = WriteBatch {
+        base_revision: store.tenant(T).unwrap().revision,
+        commit: Some("c0ffee2".to_string()),
+        ..WriteBatch::default()
+    };
+    store.write(T, &again).unwrap();
+    assert_eq!(store.changes_since_commit(T).unwrap(), Some(Vec::new()));
+    assert!(
+        store.drift(T).unwrap().is_empty(),
+        "the commit holds the drafts"
     );
 }
 

@@ -124,6 +124,21 @@ const NEEDS: &[(&str, &str, Needs)] = &[
         Role("editor"),
     ),
     (
+        "POST",
+        "/api/v2/agents/{agent_id}/sharepoint/folder",
+        Role("editor"),
+    ),
+    (
+        "PUT",
+        "/api/v2/agents/{agent_id}/sharepoint/folder",
+        Role("editor"),
+    ),
+    (
+        "DELETE",
+        "/api/v2/agents/{agent_id}/sharepoint/folder",
+        Role("editor"),
+    ),
+    (
         "GET",
         "/api/v2/agents/{agent_id}/staging-diff",
         Role("viewer"),
@@ -160,6 +175,11 @@ const NEEDS: &[(&str, &str, Needs)] = &[
     (
         "POST",
         "/api/ferry/v1/tenants/{tenant}/drafts/lookup",
+        Role("viewer"),
+    ),
+    (
+        "POST",
+        "/api/ferry/v1/tenants/{tenant}/drafts/stamps",
         Role("viewer"),
     ),
     (
@@ -253,7 +273,7 @@ fn ferry_body(method: &str, path: &str) -> Option<serde_json::Value> {
             ("POST", "lookup") if path.ends_with("tokens/lookup") => {
                 serde_json::json!({"hash": "x"})
             }
-            ("POST", "lookup") => serde_json::json!({"ids": []}),
+            ("POST", "lookup" | "stamps") => serde_json::json!({"ids": []}),
             ("POST", "write") => serde_json::json!({
                 "base_revision": 0, "upserts": [], "deletes": [], "refresh": [],
                 "commit": null, "versions": [], "syncs": null,
@@ -347,9 +367,29 @@ struct Caller {
     role: Option<&'static str>,
 }
 
+/// Every route of a table has a row of its matrix (`where_`), and every row a route.
+pub fn rows_match<'a>(
+    routes: impl Iterator<Item = (&'a str, &'a str)>,
+    rows: impl Iterator<Item = (&'a str, &'a str)>,
+    where_: &str,
+) {
+    let routes: BTreeSet<(&str, &str)> = routes.collect();
+    let rows: BTreeSet<(&str, &str)> = rows.collect();
+    let missing: Vec<_> = routes.difference(&rows).collect();
+    assert!(
+        missing.is_empty(),
+        "routes without an entry in the authorisation matrix ({where_}): {missing:?}"
+    );
+    let stale: Vec<_> = rows.difference(&routes).collect();
+    assert!(
+        stale.is_empty(),
+        "matrix rows for routes that are gone: {stale:?}"
+    );
+}
+
 /// The store as rows, leaving out what a request may record without changing
-/// anything (a token's last use).
-fn snapshot(env: &TestEnv) -> StoreImage {
+/// anything (a token's last use, a UI session signed in).
+pub fn snapshot(env: &TestEnv) -> StoreImage {
     let url = env
         .store
         .clone()
@@ -358,11 +398,13 @@ fn snapshot(env: &TestEnv) -> StoreImage {
         .unwrap()
         .dump(None)
         .unwrap();
-    image.tables.retain(|t| t.name != "tokens");
+    image
+        .tables
+        .retain(|t| t.name != "tokens" && t.name != "sessions");
     image
 }
 
-fn role_rank(role: &str) -> usize {
+pub fn role_rank(role: &str) -> usize {
     ["viewer", "editor", "admin", "owner"]
         .iter()
         .position(|r| *r == role)
@@ -450,17 +492,10 @@ fn refusal(needs: Needs, caller: &Caller) -> Option<u16> {
 #[test]
 fn every_route_answers_every_caller_as_documented_and_refusals_change_nothing() {
     // Every route has a row, and every row a route.
-    let routes: BTreeSet<(&str, &str)> = ROUTES.iter().map(|r| (r.method, r.path)).collect();
-    let rows: BTreeSet<(&str, &str)> = NEEDS.iter().map(|(m, p, _)| (*m, *p)).collect();
-    let missing: Vec<_> = routes.difference(&rows).collect();
-    assert!(
-        missing.is_empty(),
-        "routes without an entry in the authorisation matrix (tests/it/matrix.rs NEEDS): {missing:?}"
-    );
-    let stale: Vec<_> = rows.difference(&routes).collect();
-    assert!(
-        stale.is_empty(),
-        "matrix rows for routes that are gone: {stale:?}"
+    rows_match(
+        ROUTES.iter().map(|r| (r.method, r.path)),
+        NEEDS.iter().map(|(m, p, _)| (*m, *p)),
+        "tests/it/matrix.rs NEEDS",
     );
 
     let (env, _root) = acme_server_env();

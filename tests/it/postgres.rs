@@ -98,7 +98,7 @@ pub fn fresh() -> Option<Fresh> {
 crate::store_conformance!(conformance, crate::postgres::fresh);
 
 /// Run `scenario` with every `TestEnv` it makes on a new PostgreSQL database.
-fn on_postgres(scenario: fn()) {
+pub fn on_postgres(scenario: fn()) {
     if base_url().is_none() {
         return;
     }
@@ -225,7 +225,7 @@ fn store_migrate_and_status_on_both_back_ends() {
     let env = TestEnv::new();
     let s = migrate_and_status(&env, "sqlite:.ferry/store.db", "sqlite");
     assert_eq!(s["backEnd"], "sqlite");
-    assert_eq!(s["version"], 2);
+    assert_eq!(s["version"], 3);
     assert_eq!(s["tenants"][0]["resources"], 4);
     let Some(db) = database() else { return };
     let env = TestEnv::new();

@@ -70,6 +70,7 @@ prop_compose! {
             tags,
             tools,
             knowledge_bases: kbs,
+            sharepoint_folder: None,
             sub_agents: subs,
             workflows: vec![],
         }

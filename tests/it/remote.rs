@@ -571,6 +571,7 @@ mod conformance {
         a_stale_batch_is_refused_with_both_revisions,
         a_write_that_changes_nothing_bumps_nothing,
         a_resource_revision_moves_only_with_its_content,
+        drafts_record_their_creator_and_last_change,
         a_write_moves_only_its_own_tenant,
         the_source_commit_is_recorded_once,
         versions_are_kept_as_written,

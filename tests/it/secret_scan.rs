@@ -1,8 +1,10 @@
 //! The secret scan (issue 14, "Keep it so"): every flow runs on a tree that
 //! holds a recognisable encrypted secret and a recognisable header token;
 //! then git history (every object), every ZIP, every CLI output, the server
-//! log and every HTTP body are searched for both plaintexts, and neither is
-//! found.
+//! log, every HTTP body and every page of the web UI (signed in: tenants,
+//! resources, the agent editor, the staging diff, the history and revert
+//! previews, the sync panel, the ZIP pages, the live-sync page) are searched for both
+//! plaintexts, and neither is found.
 
 use crate::common::*;
 
@@ -199,7 +201,105 @@ fn http_flows(env: &TestEnv, seen: &mut Seen) {
         Some(("application/zip", &zip)),
     );
     seen.http("import preview", import);
+    ui_flows(&server, &token, seen);
     seen.bytes("server log", server.log().into_bytes());
+}
+
+/// The web UI: signed in, every page of acme-dev (tenants, resources, the
+/// agent editor, the staging diff, the history and each revert preview,
+/// the sync panel with its preview and run, the ZIP pages, the live-sync
+/// page and its sync step of the exported ZIP, and an editor save the token
+/// is refused in), each scanned as HTML.
+fn ui_flows(server: &Server, token: &str, seen: &mut Seen) {
+    let ui = UiSession::sign_in(server, token);
+    let dev = "/t/acme-dev";
+    let bot = format!("{dev}/agents/support-bot");
+    let mut page = |label: &str, path: &str| -> Page {
+        let p = ui.get(server, path);
+        assert!(
+            [200, 303].contains(&p.status),
+            "{path}: {} {}",
+            p.status,
+            p.text()
+        );
+        seen.bytes(&format!("UI {label}"), p.body.clone());
+        p
+    };
+    page("tenants", "/");
+    page("resources", dev);
+    page("resources found", &format!("{dev}?q=crm"));
+    page("agent editor", &bot);
+    page("staging diff", &format!("{bot}/diff"));
+    let history = page("history", &format!("{dev}/history")).text();
+    let changes: std::collections::BTreeSet<&str> = history
+        .match_indices("/history/chg_")
+        .map(|(i, _)| {
+            let rest = &history[i + "/history/".len()..];
+            &rest[..rest
+                .find(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+                .unwrap()]
+        })
+        .collect();
+    assert!(!changes.is_empty(), "no publish in the history: {history}");
+    for change in &changes {
+        page("revert preview", &format!("{dev}/history/{change}"));
+    }
+    page("sync panel", &format!("{dev}/sync"));
+    page("sync preview", &format!("{dev}/sync?target=acme-staging"));
+    let tree = page("export preview", &format!("{bot}/export")).text();
+    let selected: Vec<(&str, &str)> = tree
+        .split("name=\"selected\" value=\"")
+        .skip(1)
+        .map(|rest| ("selected", &rest[..rest.find('"').unwrap()]))
+        .collect();
+    assert!(!selected.is_empty(), "{tree}");
+    let query = String::from_utf8(form_body(&selected)).unwrap();
+    let zip = page("export ZIP", &format!("{bot}/export.zip?{query}")).body;
+    page("import", &format!("{dev}/import"));
+    page("live sync", &format!("{dev}/live-sync"));
+    let (ct, body) = multipart(&[("csrf", &ui.csrf), ("strategy", "merge")], &zip);
+    let preview = browse(
+        "POST",
+        &server.url(&format!("{dev}/import/preview")),
+        Some(&ui.cookie),
+        Some((&ct, &body)),
+    );
+    assert_eq!(preview.status, 200, "{}", preview.text());
+    seen.zip("UI export ZIP", &zip);
+    seen.bytes("UI import preview", preview.body);
+    let zip64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &zip);
+    let imported = ui.post(
+        server,
+        &format!("{dev}/import"),
+        &[("strategy", "merge"), ("zip", &zip64)],
+    );
+    seen.bytes("UI import", imported.body);
+    let live = ui.post(
+        server,
+        &format!("{dev}/live-sync"),
+        &[("step", "execute"), ("zip", &zip64), ("selected", AGENT)],
+    );
+    assert_eq!(live.status, 200, "{}", live.text());
+    seen.bytes("UI live sync", live.body);
+    let synced = ui.post(
+        server,
+        &format!("{dev}/sync"),
+        &[("target", "acme-staging")],
+    );
+    seen.bytes("UI sync", synced.body);
+    let refused = ui.post(
+        server,
+        &format!("{bot}/edit"),
+        &[("description", &format!("debug with {HDR}"))],
+    );
+    assert_eq!(refused.status, 400, "{}", refused.text());
+    assert!(
+        refused.text().contains("id=\"err-description\"")
+            && refused.text().contains("bearer token"),
+        "the page says why: {}",
+        refused.text()
+    );
+    seen.bytes("UI editor refusing the token", refused.body);
 }
 
 #[test]

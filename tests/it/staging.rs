@@ -91,3 +91,257 @@ pub fn a_library_edit_is_diffed_published_and_reverted_by_the_cli() {
         bad.stderr
     );
 }
+
+/// `GET /api/v2/agents/{id}`: the draft revision, who created the agent and
+/// who last changed it and when, the production version and every published
+/// version (number, change ID, who, when), after an edit and a publish.
+#[test]
+pub fn the_agent_answer_holds_its_revision_authors_and_published_versions() {
+    let env = TestEnv::acme();
+    env.ferry(&["--as", "carol", "apply", "--tenant", T, "--yes"])
+        .ok();
+    env.user("root", &[]);
+    env.user("ed", &[(T, "editor")]);
+    env.user("ada", &[(T, "admin")]);
+    let ed = env.token("ed", Some(T));
+    let ada = env.token("ada", Some(T));
+    let server = Server::start(&env, &[]);
+    let url = server.url("/api/v2/agents/billing-bot");
+    let get = || http("GET", &url, Some(&ed), &[], None).expect(200);
+
+    let fresh = get();
+    assert_eq!(fresh["name"], "billing-bot");
+    assert_eq!(fresh["draftRevision"], 1, "{fresh}");
+    assert_eq!(fresh["createdBy"], "carol", "{fresh}");
+    assert_eq!(fresh["lastChangedBy"], "carol", "{fresh}");
+    assert!(fresh["lastChangedAt"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(fresh["productionVersion"], serde_json::Value::Null);
+    assert_eq!(fresh["versions"], serde_json::json!([]));
+
+    http_json(
+        "PUT",
+        &url,
+        Some(&ed),
+        &serde_json::json!({"description": "Bills"}),
+    )
+    .expect(200);
+    let edited = get();
+    assert_eq!(edited["draftRevision"], 2, "{edited}");
+    assert_eq!(edited["createdBy"], "carol");
+    assert_eq!(edited["lastChangedBy"], "ed");
+    assert!(edited["lastChangedAt"].as_str().unwrap() >= fresh["lastChangedAt"].as_str().unwrap());
+    assert_eq!(edited["spec"]["description"], "Bills");
+
+    let published = http_json(
+        "POST",
+        &server.url("/api/v2/agents/billing-bot/publish"),
+        Some(&ada),
+        &serde_json::json!({"message": "bills"}),
+    )
+    .expect(200);
+    let after = get();
+    assert_eq!(after["productionVersion"], 1, "{after}");
+    assert_eq!(
+        after["draftRevision"], 2,
+        "a publish leaves the draft as it is"
+    );
+    let versions = after["versions"].as_array().unwrap();
+    assert_eq!(versions.len(), 1, "{after}");
+    assert_eq!(versions[0]["version"], 1);
+    assert_eq!(versions[0]["changeTrackId"], published["changeTrackId"]);
+    assert_eq!(versions[0]["publishedBy"], "ada");
+    assert!(versions[0]["publishedAt"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(after["lastChangedBy"], "ed");
+
+    // The answer holds what /openapi.json says it does.
+    let doc = http("GET", &server.url("/openapi.json"), None, &[], None).expect(200);
+    let schema = &doc["paths"]["/api/v2/agents/{agent_id}"]["get"]["responses"]["200"]["content"]
+        ["application/json"]["schema"];
+    let has_all = |value: &serde_json::Value, schema: &serde_json::Value| {
+        schema["required"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|k| value.get(k.as_str().unwrap()).is_some())
+    };
+    assert!(has_all(&after, schema), "{after} against {schema}");
+    assert!(has_all(
+        &versions[0],
+        &schema["properties"]["versions"]["items"]
+    ));
+}
+
+/// Document 003's SharePoint folder endpoints: staging edits of the agent's
+/// folder connection, shown by the staging diff, made production by a
+/// publish, written to the tree by an export; bad input is a 400 naming the
+/// field and changes nothing; a viewer is refused.
+#[test]
+pub fn the_sharepoint_folder_is_created_updated_and_deleted_in_staging() {
+    let (env, root) = crate::serve::acme_server_env();
+    env.user("vera", &[(T, "viewer")]);
+    let vera = env.token("vera", Some(T));
+    let server = Server::start(&env, &[]);
+    let t = Some(root.as_str());
+    let folder = server.url("/api/v2/agents/billing-bot/sharepoint/folder");
+    let agent = || {
+        http(
+            "GET",
+            &server.url("/api/v2/agents/billing-bot"),
+            t,
+            &[],
+            None,
+        )
+        .expect(200)
+    };
+    let url = "https://acme.sharepoint.com/sites/billing/Shared%20Documents/faq";
+    let staging_diff = || {
+        let diff = server.url("/api/v2/agents/billing-bot/staging-diff");
+        http("GET", &diff, t, &[], None).expect(200)
+    };
+
+    // Bad input: each a 400 naming the field, and the store is as it was.
+    let revision = |env: &TestEnv| env.open_store().revision().unwrap();
+    let before = revision(&env);
+    for (body, field) in [
+        (serde_json::json!({}), "sharepointFolder.folderUrl"),
+        (
+            serde_json::json!({"name": "FAQ"}),
+            "sharepointFolder.folderUrl",
+        ),
+        (
+            serde_json::json!({"folderUrl": 7}),
+            "sharepointFolder.folderUrl",
+        ),
+        (
+            serde_json::json!({"folderUrl": url, "colour": "red"}),
+            "sharepointFolder.colour",
+        ),
+    ] {
+        let e = http_json("POST", &folder, t, &body).expect(400);
+        assert_eq!(e["field"], field, "{body}: {e}");
+        assert!(
+            e["error"]["message"].as_str().unwrap().contains(field),
+            "{e}"
+        );
+    }
+    let e = http_json(
+        "POST",
+        &folder,
+        t,
+        &serde_json::json!({"folderUrl": "http://acme.sharepoint.com/x"}),
+    )
+    .expect(400);
+    assert_eq!(
+        e["problems"][0]["field"], "spec.sharepointFolder.folderUrl",
+        "{e}"
+    );
+    let e = http(
+        "PUT",
+        &folder,
+        t,
+        &[],
+        Some(("application/json", b"{\"name\": \"x\"}")),
+    )
+    .expect(404);
+    assert_eq!(e["error"]["code"], "sharepoint_folder_not_found", "{e}");
+    http("DELETE", &folder, t, &[], None).expect(404);
+    // A viewer may not.
+    let refused = http_json(
+        "POST",
+        &folder,
+        Some(&vera),
+        &serde_json::json!({"folderUrl": url}),
+    );
+    assert_eq!(refused.status, 403);
+    assert_eq!(revision(&env), before, "a refused edit changed the store");
+    assert!(agent()["spec"].get("sharepointFolder").is_none());
+
+    // Create, then the diff shows it.
+    let made = http_json(
+        "POST",
+        &folder,
+        t,
+        &serde_json::json!({"folderUrl": url, "name": "Billing FAQ"}),
+    )
+    .expect(200);
+    assert_eq!(made["changed"], true, "{made}");
+    assert_eq!(
+        agent()["spec"]["sharepointFolder"],
+        serde_json::json!({"folderUrl": url, "name": "Billing FAQ"})
+    );
+    let again = http_json("POST", &folder, t, &serde_json::json!({"folderUrl": url}));
+    assert_eq!(
+        again.status,
+        409,
+        "{}",
+        String::from_utf8_lossy(&again.body)
+    );
+    let diff = staging_diff();
+    assert_eq!(diff["hasChanges"], true);
+    let text = diff.to_string();
+    // The UI's side-by-side diff shows it too.
+    let page = UiSession::sign_in(&server, &root)
+        .get(&server, "/t/acme-dev/agents/billing-bot/diff")
+        .text();
+    assert!(
+        page.contains("sharepointFolder") && page.contains(url),
+        "{page}"
+    );
+    assert!(
+        text.contains("sharepointFolder") && text.contains(url),
+        "{diff}"
+    );
+
+    // Update: a merge patch of its fields.
+    http_json(
+        "PUT",
+        &folder,
+        t,
+        &serde_json::json!({"includeSubfolders": false, "name": null}),
+    )
+    .expect(200);
+    assert_eq!(
+        agent()["spec"]["sharepointFolder"],
+        serde_json::json!({"folderUrl": url, "includeSubfolders": false})
+    );
+
+    // A publish makes it production; the tree gets it from an export.
+    http_json(
+        "POST",
+        &server.url("/api/v2/agents/billing-bot/publish"),
+        t,
+        &serde_json::json!({"message": "faq"}),
+    )
+    .expect(200);
+    let clean = staging_diff();
+    assert_eq!(clean["hasChanges"], false, "{clean}");
+    let production = {
+        let store = env.open_store();
+        let id = store
+            .index(T)
+            .unwrap()
+            .1
+            .entries()
+            .iter()
+            .find(|e| e.name == "billing-bot")
+            .unwrap()
+            .id
+            .clone();
+        store.production_of(T, &[id]).unwrap().pop().unwrap()
+    };
+    assert!(production.spec.to_json()["sharepointFolder"]["folderUrl"] == url);
+    env.ferry(&["--as", "root", "export", "--tenant", T]).ok();
+    let yaml = env.read("tenants/acme-dev/agents/billing-bot.yaml");
+    assert!(
+        yaml.contains("sharepointFolder:") && yaml.contains("includeSubfolders: false"),
+        "{yaml}"
+    );
+    env.ferry(&["--as", "root", "validate", "--tenant", T]).ok();
+
+    // Delete: staging drops it, the diff shows production's folder going.
+    http("DELETE", &folder, t, &[], None).expect(200);
+    assert!(agent()["spec"].get("sharepointFolder").is_none());
+    let diff = staging_diff();
+    assert_eq!(diff["hasChanges"], true, "{diff}");
+    assert!(diff.to_string().contains("sharepointFolder"), "{diff}");
+}

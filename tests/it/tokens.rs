@@ -209,13 +209,15 @@ fn a_store_of_schema_one_gets_token_ids_and_its_tokens_keep_working() {
              ALTER TABLE tokens DROP COLUMN expires_at;
              ALTER TABLE tokens DROP COLUMN last_used_at;
              ALTER TABLE tokens DROP COLUMN revoked_at;
+             ALTER TABLE resources DROP COLUMN created_by;
+             ALTER TABLE resources DROP COLUMN updated_by;
              UPDATE meta SET value = '1' WHERE key = 'schema';",
         )
         .unwrap();
     }
     let status = env.ferry(&["store", "migrate"]).ok();
     assert!(
-        status.stdout.contains("from version 1 to 2"),
+        status.stdout.contains("from version 1 to 3"),
         "{}",
         status.stdout
     );
@@ -225,4 +227,16 @@ fn a_store_of_schema_one_gets_token_ids_and_its_tokens_keep_working() {
     let server = Server::start(&env, &[]);
     let agents = server.url("/api/v2/agents");
     http("GET", &agents, Some(&token), &[], None).expect(200);
+    // Drafts written before the store kept their authors have none, and still their last change.
+    let bot = http(
+        "GET",
+        &format!("{agents}/support-bot"),
+        Some(&token),
+        &[],
+        None,
+    )
+    .expect(200);
+    assert_eq!(bot["createdBy"], serde_json::Value::Null, "{bot}");
+    assert_eq!(bot["draftRevision"], 1, "{bot}");
+    assert!(bot["lastChangedAt"].is_string(), "{bot}");
 }

@@ -69,6 +69,8 @@ pub const TABLES: &[TableSpec] = &[
             "refs",
             "revision",
             "updated_at",
+            "created_by",
+            "updated_by",
         ],
         tenant_column: Some("tenant"),
     },

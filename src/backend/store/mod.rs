@@ -31,11 +31,11 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::access::{AccessState, Role, UserRecord};
-use crate::domain::model::Resource;
+use crate::domain::model::{Kind, Resource};
 use crate::domain::plan::{Absent, HashRefresh};
 use crate::domain::publish::{PublishRecord, PublishedVersion, VersionPair};
 use crate::domain::secrets::KeyPair;
-use crate::domain::state::Index;
+use crate::domain::state::{Index, IndexEntry};
 
 /// An error of the store. Never carries a secret.
 #[derive(Debug, thiserror::Error)]
@@ -181,6 +181,17 @@ pub struct TenantListing {
     pub role: Option<crate::domain::access::Role>,
 }
 
+/// One resource that changed since the tenant's last applied commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitChange {
+    /// Its ID.
+    pub id: String,
+    /// Its kind and name at the commit (`None`: created since).
+    pub then: Option<(Kind, String)>,
+    /// Its kind and name now (`None`: deleted since).
+    pub now: Option<(Kind, String)>,
+}
+
 /// A tenant as the store knows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -216,6 +227,28 @@ pub struct WriteBatch<'a> {
     pub versions: Vec<VersionRecord>,
     /// Sync records to write in the same transaction (ZIP import, live sync).
     pub syncs: Option<SyncWrite>,
+    /// Who writes the batch: recorded as the creator of each draft it
+    /// creates and the last editor of each draft whose content it changes.
+    /// A remote store's server puts its caller here, whatever the client sent.
+    pub actor: Option<String>,
+}
+
+/// Who created a draft, and who last changed it and when, as the store
+/// recorded them when the rows were written (`None` where it does not know:
+/// rows written before the store kept it, or by a writer without a name).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DraftStamp {
+    /// The resource ID.
+    pub id: String,
+    /// The draft's revision (1 when created, one more at each change of its content).
+    pub revision: u64,
+    /// Who wrote the draft first.
+    pub created_by: Option<String>,
+    /// Who last changed its content.
+    pub updated_by: Option<String>,
+    /// When its content last changed, RFC 3339.
+    pub updated_at: String,
 }
 
 /// The sync records of one import: for each local resource, its ID at the
@@ -272,6 +305,47 @@ impl WriteFault {
     }
 }
 
+/// Which index entries to look up: by path of their YAML file, by ID, or
+/// by kind and name ([`ResourceStore::index_entries`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IndexKeys {
+    /// Paths of YAML units, e.g. `agents/support-bot.yaml`.
+    pub paths: Vec<String>,
+    /// Resource IDs.
+    pub ids: Vec<String>,
+    /// Kinds and names.
+    pub names: Vec<(Kind, String)>,
+}
+
+impl IndexKeys {
+    /// Whether no key is asked for.
+    pub fn is_empty(&self) -> bool {
+        self.paths.is_empty() && self.ids.is_empty() && self.names.is_empty()
+    }
+
+    /// Whether `entry` matches one of the keys.
+    pub fn matches(&self, entry: &IndexEntry) -> bool {
+        self.ids.contains(&entry.id)
+            || self
+                .names
+                .iter()
+                .any(|(k, n)| *k == entry.kind && *n == entry.name)
+            || self.paths.iter().any(|p| *p == entry.path())
+    }
+
+    /// The paths as kinds and names (a path that no resource could have is left out).
+    pub fn path_names(&self) -> Vec<(Kind, String)> {
+        self.paths
+            .iter()
+            .filter_map(|p| {
+                let (folder, file) = p.split_once('/')?;
+                let name = file.strip_suffix(".yaml")?;
+                Some((Kind::from_step(folder)?, name.to_string()))
+            })
+            .collect()
+    }
+}
+
 /// Tenants, their resources (drafts) and the one way to change them: [`ResourceStore::write`].
 pub trait ResourceStore {
     /// Tenant variables and tenant deletion, when this store has them.
@@ -299,10 +373,43 @@ pub trait ResourceStore {
     fn identity(&self, tenant: &str) -> Result<String, StoreError>;
     /// The tenant's revision and index.
     fn index(&self, tenant: &str) -> Result<(u64, Index), StoreError>;
+    /// The tenant's revision and the index entries that match `keys` (by
+    /// path, by ID, or by kind and name), each once, in no set order. A
+    /// plan that knows which units changed asks only for these, so its
+    /// reads follow the change, not the tenant. Back ends answer with keyed
+    /// queries; this default filters the whole index.
+    fn index_entries(
+        &self,
+        tenant: &str,
+        keys: &IndexKeys,
+    ) -> Result<(u64, Vec<IndexEntry>), StoreError> {
+        let (revision, index) = self.index(tenant)?;
+        let entries = index
+            .entries()
+            .iter()
+            .filter(|e| keys.matches(e))
+            .cloned()
+            .collect();
+        Ok((revision, entries))
+    }
+    /// How many resource rows (index entries, drafts, changes) this
+    /// connection's reads have returned so far, for back ends that count
+    /// them (0 otherwise). The scale guard compares it across tenant sizes:
+    /// a count of work, not a time.
+    #[doc(hidden)]
+    fn rows_read(&self) -> u64 {
+        0
+    }
+    /// How many resources the tenant holds.
+    fn resource_count(&self, tenant: &str) -> Result<usize, StoreError> {
+        Ok(self.index(tenant)?.1.len())
+    }
     /// The drafts of the given IDs (stored form); unknown IDs are left out.
     fn drafts(&self, tenant: &str, ids: &[String]) -> Result<Vec<Resource>, StoreError>;
     /// Every draft of the tenant (stored form).
     fn all_drafts(&self, tenant: &str) -> Result<Vec<Resource>, StoreError>;
+    /// Who created and last changed the drafts of the given IDs, and when; unknown IDs are left out.
+    fn draft_stamps(&self, tenant: &str, ids: &[String]) -> Result<Vec<DraftStamp>, StoreError>;
     /// Apply a batch in one transaction, refused as [`StoreError::Stale`]
     /// when the tenant moved past `batch.base_revision`; returns the new
     /// tenant revision (unchanged when the batch changes nothing).
@@ -388,6 +495,13 @@ pub trait PublishStore {
     ) -> Result<Vec<VersionPair>, StoreError>;
     /// Resources changed in the store since the last apply from git (empty when none, or never applied from git).
     fn drift(&self, tenant: &str) -> Result<Vec<Absent>, StoreError>;
+    /// The same changes as [`PublishStore::drift`], each with where its file
+    /// was at the last applied commit and where it is now, so that an export
+    /// can rewrite only those files. `None` when the tenant has no applied
+    /// commit, or the back end cannot say without reading every draft.
+    fn changes_since_commit(&self, _tenant: &str) -> Result<Option<Vec<CommitChange>>, StoreError> {
+        Ok(None)
+    }
 }
 
 /// Users, their grants per tenant, and API tokens (kept as hashes only).

@@ -1,11 +1,11 @@
 //! Checks on the values inside one resource that no type can express:
 //! control characters (and bidi overrides) in strings, non-finite numbers,
-//! the ranges of model settings, and snippet names (present, and unique
-//! within their agent). Each finding names the field, never
-//! the value, so nothing raw reaches a terminal.
+//! the ranges of model settings, snippet names (present, and unique
+//! within their agent) and SharePoint folder URLs. Each finding names the
+//! field, never the value, so nothing raw reaches a terminal.
 
 use crate::domain::diagnostic::Diagnostic;
-use crate::domain::model::{Resource, Spec};
+use crate::domain::model::{Resource, SharePointFolder, Spec};
 
 /// Whether `c` may not appear in a string field: a control character other
 /// than `\n` and `\t`, or a bidirectional override or isolate.
@@ -55,11 +55,34 @@ pub fn value_problems(resource: &Resource) -> Vec<(String, &'static str, String)
                     ));
                 }
             }
+            if let Some(problem) = a.sharepoint_folder.as_ref().and_then(folder_url_problem) {
+                out.push((
+                    "spec.sharepointFolder.folderUrl".to_string(),
+                    "bad-folder-url",
+                    problem.to_string(),
+                ));
+            }
         }
         Spec::Evaluation(e) => number("spec.passThreshold", e.pass_threshold, 0.0, 1.0),
         _ => {}
     }
     out
+}
+
+/// What is wrong with a SharePoint folder's URL: it must be `https://`
+/// with a host and no user name or password in it.
+fn folder_url_problem(folder: &SharePointFolder) -> Option<&'static str> {
+    let Some(rest) = folder.folder_url.strip_prefix("https://") else {
+        return Some("must be an https:// URL of the folder");
+    };
+    let host = rest.split('/').next().unwrap_or_default();
+    if host.is_empty() || host.chars().any(char::is_whitespace) {
+        return Some("must name a host after https://");
+    }
+    if host.contains('@') {
+        return Some("must not hold a user name or password; the connection's credentials are kept elsewhere");
+    }
+    None
 }
 
 fn strings_in(v: &serde_json::Value, path: &str, out: &mut Vec<(String, &'static str, String)>) {

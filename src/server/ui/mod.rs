@@ -15,12 +15,14 @@
 //! built into the binary; a page loads nothing from another host. Errors
 //! are pages with the library's message and hint, never a JSON body.
 //! The UI's routes are not part of `/openapi.json` (they are pages, not
-//! the API); [`router`] is merged into the server's router.
+//! the API); [`router`] is merged into the server's router. Every page and
+//! form is a row of [`UI_ROUTES`], which the router is built from.
 
 mod backup;
 mod history;
 mod live;
 mod resources;
+mod routes;
 mod staging;
 mod sync;
 mod tenants;
@@ -28,7 +30,7 @@ mod view;
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -39,7 +41,10 @@ use super::{read_store, with_store, Shared};
 use crate::backend::store::Store;
 use crate::domain::access::{AccessState, Role};
 use crate::service::access::Actor;
+use crate::service::serving::ServeError;
 use crate::service::sessions::{self, SessionError, SessionUser};
+
+pub use routes::{Registry, UiRoute, UI_ROUTES};
 
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "ferry_session";
@@ -47,38 +52,78 @@ pub const SESSION_COOKIE: &str = "ferry_session";
 const HTMX: &str = include_str!("assets/htmx.min.js");
 const CSS: &str = include_str!("assets/ui.css");
 
-/// Every page and form of the UI.
-pub fn router() -> Router<Shared> {
-    Router::new()
-        .route("/", get(tenants::page))
-        .route("/ui/assets/htmx.min.js", get(htmx_js))
-        .route("/ui/assets/ui.css", get(ui_css))
-        .route("/sign-in", get(sign_in_page).post(sign_in))
-        .route("/sign-out", post(sign_out))
-        .route("/t/{tenant}", get(resources::page))
-        .route("/t/{tenant}/syncable/{id}", post(resources::toggle))
-        .route("/t/{tenant}/agents/{agent}", get(staging::editor))
-        .route("/t/{tenant}/agents/{agent}/edit", post(staging::save))
-        .route("/t/{tenant}/agents/{agent}/diff", get(staging::diff))
-        .route("/t/{tenant}/agents/{agent}/publish", post(staging::publish))
-        .route("/t/{tenant}/history", get(history::page))
-        .route("/t/{tenant}/history/{change}", get(history::preview))
-        .route("/t/{tenant}/history/{change}/revert", post(history::revert))
-        .route("/t/{tenant}/sync", get(sync::page).post(sync::run))
-        .route(
+/// Every page and form of the UI, registered against [`UI_ROUTES`].
+pub fn registry() -> Registry {
+    routes::empty_registry()
+        .add(Method::GET, "/", get(tenants::page))
+        .add(Method::GET, "/ui/assets/htmx.min.js", get(htmx_js))
+        .add(Method::GET, "/ui/assets/ui.css", get(ui_css))
+        .add(Method::GET, "/sign-in", get(sign_in_page))
+        .add(Method::POST, "/sign-in", post(sign_in))
+        .add(Method::POST, "/sign-out", post(sign_out))
+        .add(Method::GET, "/t/{tenant}", get(resources::page))
+        .add(
+            Method::POST,
+            "/t/{tenant}/syncable/{id}",
+            post(resources::toggle),
+        )
+        .add(
+            Method::GET,
+            "/t/{tenant}/agents/{agent}",
+            get(staging::editor),
+        )
+        .add(
+            Method::POST,
+            "/t/{tenant}/agents/{agent}/edit",
+            post(staging::save),
+        )
+        .add(
+            Method::GET,
+            "/t/{tenant}/agents/{agent}/diff",
+            get(staging::diff),
+        )
+        .add(
+            Method::POST,
+            "/t/{tenant}/agents/{agent}/publish",
+            post(staging::publish),
+        )
+        .add(Method::GET, "/t/{tenant}/history", get(history::page))
+        .add(
+            Method::GET,
+            "/t/{tenant}/history/{change}",
+            get(history::preview),
+        )
+        .add(
+            Method::POST,
+            "/t/{tenant}/history/{change}/revert",
+            post(history::revert),
+        )
+        .add(Method::GET, "/t/{tenant}/sync", get(sync::page))
+        .add(Method::POST, "/t/{tenant}/sync", post(sync::run))
+        .add(
+            Method::GET,
             "/t/{tenant}/agents/{agent}/export",
             get(backup::export_page),
         )
-        .route(
+        .add(
+            Method::GET,
             "/t/{tenant}/agents/{agent}/export.zip",
             get(backup::export_zip),
         )
-        .route(
-            "/t/{tenant}/import",
-            get(backup::import_page).post(backup::import),
+        .add(Method::GET, "/t/{tenant}/import", get(backup::import_page))
+        .add(Method::POST, "/t/{tenant}/import", post(backup::import))
+        .add(
+            Method::POST,
+            "/t/{tenant}/import/preview",
+            post(backup::import_preview),
         )
-        .route("/t/{tenant}/import/preview", post(backup::import_preview))
-        .route("/t/{tenant}/live-sync", get(live::page).post(live::run))
+        .add(Method::GET, "/t/{tenant}/live-sync", get(live::page))
+        .add(Method::POST, "/t/{tenant}/live-sync", post(live::run))
+}
+
+/// The UI's router; refused when a page or form is not in [`UI_ROUTES`].
+pub fn router() -> Result<Router<Shared>, ServeError> {
+    registry().into_router()
 }
 
 async fn htmx_js() -> Response {

@@ -128,6 +128,33 @@ fn values_of(r: &Resource, s: &AgentSpec) -> Values {
     }
 }
 
+/// The values of a refused form as the page shows them again: a text field
+/// that holds a credential comes back empty, so the page never shows one.
+fn without_credentials(mut v: Values) -> Values {
+    let texts = [
+        &mut v.name,
+        &mut v.description,
+        &mut v.provider,
+        &mut v.model,
+        &mut v.temperature,
+        &mut v.max_tokens,
+        &mut v.instructions,
+        &mut v.access,
+        &mut v.tags,
+    ];
+    let snippets = v.snippets.iter_mut().flat_map(|(n, t)| [n, t]);
+    for field in texts
+        .into_iter()
+        .chain(snippets)
+        .chain(v.action_configs.values_mut())
+    {
+        if crate::domain::secrets::credential_in(field).is_some() {
+            field.clear();
+        }
+    }
+    v
+}
+
 fn values_from(form: &Form) -> Values {
     let text = |k: &str| form.get(k).unwrap_or("").replace("\r\n", "\n");
     let list = |k: &str| form.all(k).into_iter().map(str::to_string).collect();
@@ -634,6 +661,7 @@ pub async fn save(
                 },
             }
         }
+        let v = without_credentials(v);
         let page = editor_page(&tenant, &agent, me, &v, &c, &notes, false);
         Ok((StatusCode::BAD_REQUEST, Html(page.into_string())).into_response())
     })

@@ -58,6 +58,7 @@ pub struct PostgresStore {
     client: Mutex<Client>,
     migrated: schema::Migrated,
     fault: Option<WriteFault>,
+    rows_read: std::sync::atomic::AtomicU64,
 }
 
 impl PostgresStore {
@@ -81,6 +82,7 @@ impl PostgresStore {
             client: Mutex::new(client),
             migrated,
             fault: None,
+            rows_read: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -183,15 +185,22 @@ pub(crate) fn signed(n: u64) -> i64 {
 }
 
 use super::{
-    AccessStore, PublishStore, ResourceStore, SessionRecord, SyncRecord, SyncStore, TenantRecord,
-    TokenRecord, VersionRecord, WriteBatch, WriteFault,
+    AccessStore, CommitChange, DraftStamp, IndexKeys, PublishStore, ResourceStore, SessionRecord,
+    SyncRecord, SyncStore, TenantRecord, TokenRecord, VersionRecord, WriteBatch, WriteFault,
 };
 use crate::domain::access::{AccessState, Role, UserRecord};
 use crate::domain::model::Resource;
 use crate::domain::plan::Absent;
 use crate::domain::publish::{PublishRecord, PublishedVersion, VersionPair};
 use crate::domain::secrets::KeyPair;
-use crate::domain::state::Index;
+use crate::domain::state::{Index, IndexEntry};
+
+impl PostgresStore {
+    fn count_rows(&self, n: usize) {
+        self.rows_read
+            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+    }
+}
 
 impl ResourceStore for PostgresStore {
     fn tenant_admin(&self) -> Option<&dyn super::TenantAdmin> {
@@ -236,15 +245,43 @@ impl ResourceStore for PostgresStore {
     }
 
     fn index(&self, tenant: &str) -> Result<(u64, Index), StoreError> {
-        resources::index(&mut *self.client()?, tenant)
+        let (revision, index) = resources::index(&mut *self.client()?, tenant)?;
+        self.count_rows(index.len());
+        Ok((revision, index))
+    }
+
+    fn index_entries(
+        &self,
+        tenant: &str,
+        keys: &IndexKeys,
+    ) -> Result<(u64, Vec<IndexEntry>), StoreError> {
+        let (revision, entries) = resources::index_entries(&mut *self.client()?, tenant, keys)?;
+        self.count_rows(entries.len());
+        Ok((revision, entries))
+    }
+
+    fn rows_read(&self) -> u64 {
+        self.rows_read.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn resource_count(&self, tenant: &str) -> Result<usize, StoreError> {
+        resources::resource_count(&mut *self.client()?, tenant)
     }
 
     fn drafts(&self, tenant: &str, ids: &[String]) -> Result<Vec<Resource>, StoreError> {
-        resources::drafts(&mut *self.client()?, tenant, ids)
+        let drafts = resources::drafts(&mut *self.client()?, tenant, ids)?;
+        self.count_rows(drafts.len());
+        Ok(drafts)
     }
 
     fn all_drafts(&self, tenant: &str) -> Result<Vec<Resource>, StoreError> {
-        resources::all_drafts(&mut *self.client()?, tenant)
+        let drafts = resources::all_drafts(&mut *self.client()?, tenant)?;
+        self.count_rows(drafts.len());
+        Ok(drafts)
+    }
+
+    fn draft_stamps(&self, tenant: &str, ids: &[String]) -> Result<Vec<DraftStamp>, StoreError> {
+        resources::draft_stamps(&mut *self.client()?, tenant, ids)
     }
 
     fn write(&mut self, tenant: &str, batch: &WriteBatch<'_>) -> Result<u64, StoreError> {
@@ -352,6 +389,12 @@ impl PublishStore for PostgresStore {
 
     fn drift(&self, tenant: &str) -> Result<Vec<Absent>, StoreError> {
         publish::drift(&mut *self.client()?, tenant)
+    }
+
+    fn changes_since_commit(&self, tenant: &str) -> Result<Option<Vec<CommitChange>>, StoreError> {
+        let changes = publish::changes_since_commit(&mut *self.client()?, tenant)?;
+        self.count_rows(changes.as_ref().map_or(0, Vec::len));
+        Ok(changes)
     }
 }
 

@@ -9,7 +9,7 @@
 
 use postgres::{GenericClient, Transaction};
 
-use super::super::{StoreError, VersionRecord, WriteBatch};
+use super::super::{CommitChange, StoreError, VersionRecord, WriteBatch};
 use super::resources::{decode, lock_tenant, touch_tenant};
 use super::{signed, unsigned};
 use crate::domain::model::{Kind, Resource};
@@ -331,13 +331,20 @@ pub(crate) fn record_git_apply(
             &[&tenant, &batch.deletes],
         )?;
     } else {
+        // Drifted: bring up to date only the rows that differ.
         tx.execute(
-            "DELETE FROM applied_resources WHERE tenant = $1",
+            "DELETE FROM applied_resources a WHERE a.tenant = $1 AND NOT EXISTS \
+               (SELECT 1 FROM resources r WHERE r.tenant = a.tenant AND r.id = a.id)",
             &[&tenant],
         )?;
         tx.execute(
             "INSERT INTO applied_resources (tenant, id, kind, name, revision) \
-             SELECT tenant, id, kind, name, revision FROM resources WHERE tenant = $1",
+             SELECT r.tenant, r.id, r.kind, r.name, r.revision FROM resources r \
+             LEFT JOIN applied_resources a ON a.tenant = r.tenant AND a.id = r.id \
+             WHERE r.tenant = $1 AND (a.id IS NULL OR a.revision != r.revision \
+               OR a.name != r.name OR a.kind != r.kind) \
+             ON CONFLICT (tenant, id) DO UPDATE SET kind = EXCLUDED.kind, name = EXCLUDED.name, \
+               revision = EXCLUDED.revision",
             &[&tenant],
         )?;
     }
@@ -349,16 +356,57 @@ pub(crate) fn record_git_apply(
     Ok(())
 }
 
-/// Resources changed since the last apply from git, by kind then name.
-pub fn drift(c: &mut impl GenericClient, tenant: &str) -> Result<Vec<Absent>, StoreError> {
+/// Whether the tenant moved since its last applied commit: `None` when it has none.
+fn moved_since_commit(
+    c: &mut impl GenericClient,
+    tenant: &str,
+) -> Result<Option<bool>, StoreError> {
     let row = c.query_opt(
         "SELECT g.revision, t.revision FROM git_applied g JOIN tenants t ON t.name = g.tenant \
          WHERE g.tenant = $1",
         &[&tenant],
     )?;
-    match row.map(|r| (r.get::<_, i64>(0), r.get::<_, i64>(1))) {
-        Some((applied, current)) if applied != current => {}
-        _ => return Ok(Vec::new()),
+    Ok(row.map(|r| r.get::<_, i64>(0) != r.get::<_, i64>(1)))
+}
+
+/// The resources changed since the last applied commit, with their paths then and now.
+pub fn changes_since_commit(
+    c: &mut impl GenericClient,
+    tenant: &str,
+) -> Result<Option<Vec<CommitChange>>, StoreError> {
+    match moved_since_commit(c, tenant)? {
+        None => return Ok(None),
+        Some(false) => return Ok(Some(Vec::new())),
+        Some(true) => {}
+    }
+    let rows = c.query(
+        "SELECT r.id, a.kind, a.name, r.kind, r.name FROM resources r LEFT JOIN applied_resources a \
+           ON a.tenant = r.tenant AND a.id = r.id \
+         WHERE r.tenant = $1 AND (a.id IS NULL OR a.revision != r.revision OR a.name != r.name) \
+         UNION ALL \
+         SELECT a.id, a.kind, a.name, NULL, NULL FROM applied_resources a LEFT JOIN resources r \
+           ON r.tenant = a.tenant AND r.id = a.id \
+         WHERE a.tenant = $1 AND r.id IS NULL \
+         ORDER BY 1",
+        &[&tenant],
+    )?;
+    let place =
+        |kind: Option<String>, name: Option<String>| Some((Kind::from_name(&kind?)?, name?));
+    Ok(Some(
+        rows.iter()
+            .map(|r| CommitChange {
+                id: r.get(0),
+                then: place(r.get(1), r.get(2)),
+                now: place(r.get(3), r.get(4)),
+            })
+            .collect(),
+    ))
+}
+
+/// Resources changed since the last apply from git, by kind then name.
+pub fn drift(c: &mut impl GenericClient, tenant: &str) -> Result<Vec<Absent>, StoreError> {
+    if moved_since_commit(c, tenant)? != Some(true) {
+        return Ok(Vec::new());
     }
     let rows = c.query(
         "SELECT r.kind, r.name, r.id FROM resources r LEFT JOIN applied_resources a \

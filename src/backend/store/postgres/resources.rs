@@ -9,7 +9,9 @@
 
 use postgres::{GenericClient, Row, Transaction};
 
-use super::super::{now_rfc3339, StoreError, TenantRecord, WriteBatch, WriteFault};
+use super::super::{
+    now_rfc3339, DraftStamp, IndexKeys, StoreError, TenantRecord, WriteBatch, WriteFault,
+};
 use super::{for_tenant, signed, unsigned};
 use crate::domain::model::{Kind, Resource};
 use crate::domain::secrets::KeyPair;
@@ -144,6 +146,44 @@ pub fn index(c: &mut impl GenericClient, tenant: &str) -> Result<(u64, Index), S
         "SELECT id, kind, name, content_hash, file_hash, refs, revision FROM resources WHERE tenant = $1",
         &[&tenant],
     )?;
+    Ok((rev, Index::new(entries_of(tenant, rows)?)))
+}
+
+/// The tenant's revision and the index entries matching `keys`, by keyed queries.
+pub fn index_entries(
+    c: &mut impl GenericClient,
+    tenant: &str,
+    keys: &IndexKeys,
+) -> Result<(u64, Vec<IndexEntry>), StoreError> {
+    let rev = self::tenant(c, tenant)?.revision;
+    let (kinds, names): (Vec<String>, Vec<String>) = keys
+        .names
+        .iter()
+        .cloned()
+        .chain(keys.path_names())
+        .map(|(k, n)| (k.name().to_string(), n))
+        .unzip();
+    let rows = c.query(
+        "SELECT id, kind, name, content_hash, file_hash, refs, revision FROM resources \
+         WHERE tenant = $1 AND (id = ANY($2) OR (kind, name) IN \
+           (SELECT * FROM unnest($3::text[], $4::text[])))",
+        &[&tenant, &keys.ids, &kinds, &names],
+    )?;
+    Ok((rev, entries_of(tenant, rows)?))
+}
+
+/// How many resources the tenant holds.
+pub fn resource_count(c: &mut impl GenericClient, tenant: &str) -> Result<usize, StoreError> {
+    self::tenant(c, tenant)?;
+    let row = c.query_one(
+        "SELECT count(*) FROM resources WHERE tenant = $1",
+        &[&tenant],
+    )?;
+    Ok(usize::try_from(row.get::<_, i64>(0)).unwrap_or(0))
+}
+
+/// Index entries from rows of `id, kind, name, content_hash, file_hash, refs, revision`.
+fn entries_of(tenant: &str, rows: Vec<Row>) -> Result<Vec<IndexEntry>, StoreError> {
     let mut entries = Vec::with_capacity(rows.len());
     for r in rows {
         let id: String = r.get(0);
@@ -164,7 +204,7 @@ pub fn index(c: &mut impl GenericClient, tenant: &str) -> Result<(u64, Index), S
             revision: unsigned(r.get(6)),
         });
     }
-    Ok((rev, Index::new(entries)))
+    Ok(entries)
 }
 
 /// The drafts of the given IDs, in the order asked; unknown IDs are left out.
@@ -184,6 +224,33 @@ pub fn drafts(
         let res = decode(tenant, &id, r.get(1), r.get(2))?;
         found.insert(id, res);
     }
+    Ok(ids.iter().filter_map(|id| found.remove(id)).collect())
+}
+
+/// Who created and last changed the drafts of the given IDs, in the order asked.
+pub fn draft_stamps(
+    c: &mut impl GenericClient,
+    tenant: &str,
+    ids: &[String],
+) -> Result<Vec<DraftStamp>, StoreError> {
+    let rows = c.query(
+        "SELECT id, revision, created_by, updated_by, updated_at FROM resources WHERE tenant = $1 AND id = ANY($2)",
+        &[&tenant, &ids],
+    )?;
+    let mut found: std::collections::HashMap<String, DraftStamp> = rows
+        .into_iter()
+        .map(|r| {
+            let id: String = r.get(0);
+            let stamp = DraftStamp {
+                id: id.clone(),
+                revision: unsigned(r.get(1)),
+                created_by: r.get(2),
+                updated_by: r.get(3),
+                updated_at: r.get(4),
+            };
+            (id, stamp)
+        })
+        .collect();
     Ok(ids.iter().filter_map(|id| found.remove(id)).collect())
 }
 
@@ -282,11 +349,15 @@ fn write_drafts(
     let mut n = 0usize;
     WriteFault::check(fault, n)?;
     let upsert = tx.prepare(
-        "INSERT INTO resources (tenant, id, kind, name, document, content, content_hash, file_hash, refs, revision, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1, $10) \
+        "INSERT INTO resources (tenant, id, kind, name, document, content, content_hash, file_hash, refs, revision, updated_at, created_by, updated_by) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1, $10, $11, $11) \
          ON CONFLICT (tenant, id) DO UPDATE SET kind = EXCLUDED.kind, name = EXCLUDED.name, \
            document = EXCLUDED.document, content = EXCLUDED.content, content_hash = EXCLUDED.content_hash, \
-           file_hash = EXCLUDED.file_hash, refs = EXCLUDED.refs, updated_at = EXCLUDED.updated_at, \
+           file_hash = EXCLUDED.file_hash, refs = EXCLUDED.refs, \
+           updated_at = CASE WHEN resources.content_hash = EXCLUDED.content_hash \
+                             THEN resources.updated_at ELSE EXCLUDED.updated_at END, \
+           updated_by = CASE WHEN resources.content_hash = EXCLUDED.content_hash \
+                             THEN resources.updated_by ELSE EXCLUDED.updated_by END, \
            revision = CASE WHEN resources.content_hash = EXCLUDED.content_hash \
                            THEN resources.revision ELSE resources.revision + 1 END",
     )?;
@@ -308,6 +379,7 @@ fn write_drafts(
                 file_hash,
                 &refs.join(" "),
                 &now,
+                &batch.actor,
             ],
         )?;
         n += 1;

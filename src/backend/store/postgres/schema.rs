@@ -153,6 +153,13 @@ CREATE TABLE sessions (
 );
 "#,
     ),
+    (
+        6,
+        r#"
+ALTER TABLE resources ADD COLUMN created_by TEXT COLLATE "C";
+ALTER TABLE resources ADD COLUMN updated_by TEXT COLLATE "C";
+"#,
+    ),
 ];
 
 /// The schema version this binary writes.

@@ -28,8 +28,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::{
-    AccessStore, PublishStore, ResourceStore, SessionRecord, StoreError, SyncRecord, SyncStore,
-    TenantRecord, TokenRecord, VersionRecord, WriteBatch,
+    AccessStore, DraftStamp, PublishStore, ResourceStore, SessionRecord, StoreError, SyncRecord,
+    SyncStore, TenantRecord, TokenRecord, VersionRecord, WriteBatch,
 };
 use crate::domain::access::{AccessState, Role, UserRecord};
 use crate::domain::model::Resource;
@@ -345,6 +345,15 @@ impl ResourceStore for RemoteStore {
 
     fn all_drafts(&self, tenant: &str) -> Result<Vec<Resource>, StoreError> {
         self.all(tenant, "/drafts")
+    }
+
+    fn draft_stamps(&self, tenant: &str, ids: &[String]) -> Result<Vec<DraftStamp>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let path = Self::tenant_path(tenant, "/drafts/stamps");
+        let answer: wire::Stamps = self.send("POST", &path, &wire::Ids { ids: ids.to_vec() })?;
+        Ok(answer.stamps)
     }
 
     fn write(&mut self, tenant: &str, batch: &WriteBatch<'_>) -> Result<u64, StoreError> {

@@ -13,7 +13,7 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::backend::store::{SyncRecord, SyncWrite, VersionRecord, WriteBatch};
+use crate::backend::store::{DraftStamp, SyncRecord, SyncWrite, VersionRecord, WriteBatch};
 use crate::domain::access::Role;
 use crate::domain::model::Resource;
 use crate::domain::plan::{resource_from_document, HashRefresh};
@@ -249,8 +249,17 @@ impl Batch {
                 source_key: s.source_key.clone(),
                 origins: s.origins.clone(),
             }),
+            // The server records its authenticated caller, never a name the client sent.
+            actor: None,
         })
     }
+}
+
+/// Who created and last changed some drafts.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Stamps {
+    /// One per draft found.
+    pub stamps: Vec<DraftStamp>,
 }
 
 /// One version a publish writes (`None`: out of production).

@@ -18,8 +18,9 @@ mod publish;
 mod tenant_admin;
 
 use super::{
-    now_rfc3339, AccessStore, PublishStore, ResourceStore, SessionRecord, StoreError, SyncRecord,
-    SyncStore, TenantRecord, TokenRecord, VersionRecord, WriteBatch, WriteFault,
+    now_rfc3339, AccessStore, CommitChange, DraftStamp, IndexKeys, PublishStore, ResourceStore,
+    SessionRecord, StoreError, SyncRecord, SyncStore, TenantRecord, TokenRecord, VersionRecord,
+    WriteBatch, WriteFault,
 };
 use crate::domain::access::{AccessState, Role, UserRecord};
 use crate::domain::model::{Kind, Resource};
@@ -71,6 +72,9 @@ CREATE TABLE IF NOT EXISTS versions (
 );
 "#;
 
+/// The columns an [`IndexEntry`] is read from, in order.
+const INDEX_COLUMNS: &str = "id, kind, name, content_hash, file_hash, refs, revision";
+
 /// Sync records: what each ZIP import or live sync wrote (baselines for conflicts).
 const SYNC_SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS sync_records (
@@ -88,7 +92,13 @@ CREATE TABLE IF NOT EXISTS sync_records (
 /// that has shipped; add the next. Each runs in its own immediate
 /// transaction with the new version recorded in `meta`, so a killed open
 /// leaves the file at the version before or after it.
-const MIGRATIONS: &[(u32, &str)] = &[(2, access::MIGRATION_2)];
+const MIGRATIONS: &[(u32, &str)] = &[(2, access::MIGRATION_2), (3, MIGRATION_3)];
+
+/// Schema 3: who created each draft and who last changed it.
+const MIGRATION_3: &str = r#"
+ALTER TABLE resources ADD COLUMN created_by TEXT;
+ALTER TABLE resources ADD COLUMN updated_by TEXT;
+"#;
 
 /// The schema version this binary writes.
 fn latest_schema() -> u32 {
@@ -132,6 +142,7 @@ pub struct SqliteStore {
     conn: Connection,
     fault: Option<WriteFault>,
     migrated_from: u32,
+    rows_read: std::sync::atomic::AtomicU64,
 }
 
 impl SqliteStore {
@@ -168,6 +179,7 @@ impl SqliteStore {
             conn,
             fault: None,
             migrated_from,
+            rows_read: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -184,6 +196,44 @@ impl SqliteStore {
     /// The schema version the file had before this open ran its migrations.
     pub fn migrated_from(&self) -> u32 {
         self.migrated_from
+    }
+
+    fn count_rows(&self, n: usize) {
+        self.rows_read
+            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Index entries from rows of `SELECT id, kind, name, content_hash, file_hash, refs, revision`.
+    fn entries_of(
+        &self,
+        tenant: &str,
+        stmt: &mut rusqlite::CachedStatement<'_>,
+        params: impl rusqlite::Params,
+        out: &mut Vec<IndexEntry>,
+    ) -> Result<(), StoreError> {
+        let before = out.len();
+        let mut rows = stmt.query(params)?;
+        while let Some(r) = rows.next()? {
+            let id: String = r.get(0)?;
+            let kind: String = r.get(1)?;
+            let kind = Kind::from_name(&kind).ok_or_else(|| StoreError::Corrupt {
+                tenant: tenant.to_string(),
+                id: id.clone(),
+                reason: format!("unknown kind {kind}"),
+            })?;
+            let refs: String = r.get(5)?;
+            out.push(IndexEntry {
+                id,
+                kind,
+                name: r.get(2)?,
+                content_hash: r.get(3)?,
+                file_hash: r.get(4)?,
+                refs: refs.split_whitespace().map(str::to_string).collect(),
+                revision: r.get::<_, i64>(6)? as u64,
+            });
+        }
+        self.count_rows(out.len() - before);
+        Ok(())
     }
 
     /// Inject a fault into every later [`ResourceStore::write`] (tests only).
@@ -285,13 +335,16 @@ pub(crate) fn touch_tenant(
     Ok(next)
 }
 
-/// Write one draft (insert or update), bumping its revision when its content changed.
+/// Write one draft (insert or update), bumping its revision, its last
+/// change and its last editor when its content changed; `by` is recorded as
+/// the creator of a new draft.
 pub(crate) fn upsert_draft(
     tx: &rusqlite::Transaction<'_>,
     tenant: &str,
     resource: &Resource,
     file_hash: &str,
     now: &str,
+    by: Option<&str>,
 ) -> Result<(), StoreError> {
     let id = resource.id().unwrap_or_default();
     let (json, hash) = canonical(resource);
@@ -299,11 +352,15 @@ pub(crate) fn upsert_draft(
     let refs: Vec<String> = resource.refs().into_iter().map(|(_, r)| r).collect();
     let refs = refs.join(" ");
     let mut stmt = tx.prepare_cached(
-        "INSERT INTO resources (tenant, id, kind, name, document, content, content_hash, file_hash, refs, revision, updated_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 1, ?10) \
+        "INSERT INTO resources (tenant, id, kind, name, document, content, content_hash, file_hash, refs, revision, updated_at, created_by, updated_by) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 1, ?10, ?11, ?11) \
          ON CONFLICT (tenant, id) DO UPDATE SET kind = excluded.kind, name = excluded.name, \
            document = excluded.document, content = excluded.content, content_hash = excluded.content_hash, \
-           file_hash = excluded.file_hash, refs = excluded.refs, updated_at = excluded.updated_at, \
+           file_hash = excluded.file_hash, refs = excluded.refs, \
+           updated_at = CASE WHEN resources.content_hash = excluded.content_hash \
+                             THEN resources.updated_at ELSE excluded.updated_at END, \
+           updated_by = CASE WHEN resources.content_hash = excluded.content_hash \
+                             THEN resources.updated_by ELSE excluded.updated_by END, \
            revision = CASE WHEN resources.content_hash = excluded.content_hash \
                            THEN resources.revision ELSE resources.revision + 1 END",
     )?;
@@ -317,7 +374,8 @@ pub(crate) fn upsert_draft(
         hash,
         file_hash,
         refs,
-        now
+        now,
+        by
     ])?;
     Ok(())
 }
@@ -431,39 +489,51 @@ impl ResourceStore for SqliteStore {
 
     fn index(&self, tenant: &str) -> Result<(u64, Index), StoreError> {
         let rev = self.tenant(tenant)?.revision;
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT id, kind, name, content_hash, file_hash, refs, revision FROM resources WHERE tenant = ?1",
-        )?;
-        let rows = stmt.query_map(params![tenant], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, String>(3)?,
-                r.get::<_, String>(4)?,
-                r.get::<_, String>(5)?,
-                r.get::<_, i64>(6)?,
-            ))
-        })?;
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {INDEX_COLUMNS} FROM resources WHERE tenant = ?1"
+        ))?;
         let mut entries = Vec::new();
-        for row in rows {
-            let (id, kind, name, content_hash, file_hash, refs, revision) = row?;
-            let kind = Kind::from_name(&kind).ok_or_else(|| StoreError::Corrupt {
-                tenant: tenant.to_string(),
-                id: id.clone(),
-                reason: format!("unknown kind {kind}"),
-            })?;
-            entries.push(IndexEntry {
-                id,
-                kind,
-                name,
-                content_hash,
-                file_hash,
-                refs: refs.split_whitespace().map(str::to_string).collect(),
-                revision: revision as u64,
-            });
-        }
+        self.entries_of(tenant, &mut stmt, params![tenant], &mut entries)?;
         Ok((rev, Index::new(entries)))
+    }
+
+    fn index_entries(
+        &self,
+        tenant: &str,
+        keys: &IndexKeys,
+    ) -> Result<(u64, Vec<IndexEntry>), StoreError> {
+        let rev = self.tenant(tenant)?.revision;
+        let mut entries = Vec::new();
+        let mut by_id = self.conn.prepare_cached(&format!(
+            "SELECT {INDEX_COLUMNS} FROM resources WHERE tenant = ?1 AND id = ?2"
+        ))?;
+        for id in &keys.ids {
+            self.entries_of(tenant, &mut by_id, params![tenant, id], &mut entries)?;
+        }
+        let mut by_name = self.conn.prepare_cached(&format!(
+            "SELECT {INDEX_COLUMNS} FROM resources WHERE tenant = ?1 AND kind = ?2 AND name = ?3"
+        ))?;
+        for (kind, name) in keys.names.iter().cloned().chain(keys.path_names()) {
+            let p = params![tenant, kind.name(), name];
+            self.entries_of(tenant, &mut by_name, p, &mut entries)?;
+        }
+        let mut seen = std::collections::HashSet::new();
+        entries.retain(|e| seen.insert(e.id.clone()));
+        Ok((rev, entries))
+    }
+
+    fn rows_read(&self) -> u64 {
+        self.rows_read.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn resource_count(&self, tenant: &str) -> Result<usize, StoreError> {
+        self.tenant(tenant)?;
+        let n: i64 = self.conn.query_row(
+            "SELECT count(*) FROM resources WHERE tenant = ?1",
+            params![tenant],
+            |r| r.get(0),
+        )?;
+        Ok(n as usize)
     }
 
     fn drafts(&self, tenant: &str, ids: &[String]) -> Result<Vec<Resource>, StoreError> {
@@ -478,6 +548,29 @@ impl ResourceStore for SqliteStore {
             if let Some((doc, content)) = row {
                 out.push(Self::row_to_resource(tenant, id, &doc, content)?);
             }
+        }
+        self.count_rows(out.len());
+        Ok(out)
+    }
+
+    fn draft_stamps(&self, tenant: &str, ids: &[String]) -> Result<Vec<DraftStamp>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT revision, created_by, updated_by, updated_at FROM resources WHERE tenant = ?1 AND id = ?2",
+        )?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            let row = stmt
+                .query_row(params![tenant, id], |r| {
+                    Ok(DraftStamp {
+                        id: id.clone(),
+                        revision: r.get::<_, i64>(0)? as u64,
+                        created_by: r.get(1)?,
+                        updated_by: r.get(2)?,
+                        updated_at: r.get(3)?,
+                    })
+                })
+                .optional()?;
+            out.extend(row);
         }
         Ok(out)
     }
@@ -495,6 +588,7 @@ impl ResourceStore for SqliteStore {
             ))
         })?;
         let raw: Vec<(String, String, Option<Vec<u8>>)> = rows.collect::<Result<_, _>>()?;
+        self.count_rows(raw.len());
         use rayon::prelude::*;
         raw.into_par_iter()
             .map(|(id, doc, content)| Self::row_to_resource(tenant, &id, &doc, content))
@@ -515,7 +609,14 @@ impl ResourceStore for SqliteStore {
         let mut n = 0usize;
         WriteFault::check(self.fault, n)?;
         for (resource, file_hash) in &batch.upserts {
-            upsert_draft(&tx, tenant, resource, file_hash, &now)?;
+            upsert_draft(
+                &tx,
+                tenant,
+                resource,
+                file_hash,
+                &now,
+                batch.actor.as_deref(),
+            )?;
             n += 1;
             WriteFault::check(self.fault, n)?;
         }
@@ -635,6 +736,12 @@ impl PublishStore for SqliteStore {
 
     fn drift(&self, tenant: &str) -> Result<Vec<Absent>, StoreError> {
         publish::drift(&self.conn, tenant)
+    }
+
+    fn changes_since_commit(&self, tenant: &str) -> Result<Option<Vec<CommitChange>>, StoreError> {
+        let changes = publish::changes_since_commit(&self.conn, tenant)?;
+        self.count_rows(changes.as_ref().map_or(0, Vec::len));
+        Ok(changes)
     }
 }
 

@@ -12,7 +12,7 @@
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{begin, tenant_revision, touch_tenant, SqliteStore};
-use crate::backend::store::{StoreError, VersionRecord, WriteBatch};
+use crate::backend::store::{CommitChange, StoreError, VersionRecord, WriteBatch};
 use crate::domain::model::{Kind, Resource};
 use crate::domain::plan::Absent;
 use crate::domain::publish::{PublishRecord, PublishSummary, PublishedVersion, VersionPair};
@@ -78,13 +78,18 @@ pub(crate) fn record_git_apply(
             del.execute(params![tenant, id])?;
         }
     } else {
+        // Drifted: bring up to date only the rows that differ.
         tx.execute(
-            "DELETE FROM applied_resources WHERE tenant = ?1",
+            "DELETE FROM applied_resources WHERE tenant = ?1 AND NOT EXISTS \
+               (SELECT 1 FROM resources r WHERE r.tenant = ?1 AND r.id = applied_resources.id)",
             params![tenant],
         )?;
         tx.execute(
-            "INSERT INTO applied_resources (tenant, id, kind, name, revision) \
-             SELECT tenant, id, kind, name, revision FROM resources WHERE tenant = ?1",
+            "INSERT OR REPLACE INTO applied_resources (tenant, id, kind, name, revision) \
+             SELECT r.tenant, r.id, r.kind, r.name, r.revision FROM resources r \
+             LEFT JOIN applied_resources a ON a.tenant = r.tenant AND a.id = r.id \
+             WHERE r.tenant = ?1 AND (a.id IS NULL OR a.revision != r.revision \
+               OR a.name != r.name OR a.kind != r.kind)",
             params![tenant],
         )?;
     }
@@ -415,7 +420,8 @@ pub(crate) fn publish_changes(
 }
 
 /// Resources changed since the last apply from git.
-pub(crate) fn drift(conn: &Connection, tenant: &str) -> Result<Vec<Absent>, StoreError> {
+/// Whether the tenant moved since its last applied commit: `None` when it has none.
+fn moved_since_commit(conn: &Connection, tenant: &str) -> Result<Option<bool>, StoreError> {
     let applied: Option<i64> = conn
         .query_row(
             "SELECT revision FROM git_applied WHERE tenant = ?1",
@@ -430,9 +436,47 @@ pub(crate) fn drift(conn: &Connection, tenant: &str) -> Result<Vec<Absent>, Stor
             |r| r.get(0),
         )
         .optional()?;
-    match (applied, current) {
-        (Some(a), Some(c)) if a != c => {}
-        _ => return Ok(Vec::new()),
+    Ok(match (applied, current) {
+        (Some(a), Some(c)) => Some(a != c),
+        _ => None,
+    })
+}
+
+/// The resources changed since the last applied commit, with their paths then and now.
+pub(crate) fn changes_since_commit(
+    conn: &Connection,
+    tenant: &str,
+) -> Result<Option<Vec<CommitChange>>, StoreError> {
+    match moved_since_commit(conn, tenant)? {
+        None => return Ok(None),
+        Some(false) => return Ok(Some(Vec::new())),
+        Some(true) => {}
+    }
+    let mut stmt = conn.prepare_cached(
+        "SELECT r.id, a.kind, a.name, r.kind, r.name FROM resources r LEFT JOIN applied_resources a \
+           ON a.tenant = r.tenant AND a.id = r.id \
+         WHERE r.tenant = ?1 AND (a.id IS NULL OR a.revision != r.revision OR a.name != r.name) \
+         UNION ALL \
+         SELECT a.id, a.kind, a.name, NULL, NULL FROM applied_resources a LEFT JOIN resources r \
+           ON r.tenant = a.tenant AND r.id = a.id \
+         WHERE a.tenant = ?1 AND r.id IS NULL \
+         ORDER BY 1",
+    )?;
+    let place =
+        |kind: Option<String>, name: Option<String>| Some((Kind::from_name(&kind?)?, name?));
+    let rows = stmt.query_map(params![tenant], |r| {
+        Ok(CommitChange {
+            id: r.get(0)?,
+            then: place(r.get(1)?, r.get(2)?),
+            now: place(r.get(3)?, r.get(4)?),
+        })
+    })?;
+    Ok(Some(rows.collect::<Result<_, _>>()?))
+}
+
+pub(crate) fn drift(conn: &Connection, tenant: &str) -> Result<Vec<Absent>, StoreError> {
+    if moved_since_commit(conn, tenant)? != Some(true) {
+        return Ok(Vec::new());
     }
     let mut stmt = conn.prepare_cached(
         "SELECT r.kind, r.name, r.id FROM resources r LEFT JOIN applied_resources a \
