@@ -249,6 +249,22 @@ fn every_ui_form_answers_every_browser_as_documented_and_refusals_change_nothing
             assert!(page.text().contains("CSRF"), "{path}: {}", page.text());
         }
     }
+    // Live sync is one form with three steps (list, preview, sync): each needs an editor.
+    let viewer = sessions[1].as_ref().unwrap();
+    for step in ["agents", "preview", "execute"] {
+        let page = viewer.post(
+            &server,
+            &format!("/t/{T}/live-sync"),
+            &[
+                ("step", step),
+                ("source", "https://example.invalid"),
+                ("agent", AGENT_ID),
+                ("zip", &fx.zip_base64),
+                ("selected", AGENT_ID),
+            ],
+        );
+        assert_eq!(page.status, 403, "live sync {step}: {}", page.text());
+    }
     assert_eq!(snapshot(&env), before, "a refused form changed the store");
 
     // Then every caller let through succeeds: a page or a redirect, never to sign in.
