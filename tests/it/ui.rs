@@ -738,6 +738,8 @@ fn snippets_and_tool_action_settings_in_the_editor() {
             {"name": "apology", "text": "Sorry for the wait."},
         ])
     );
+    let saved = agent_json(&server, &token, "support-bot");
+    assert_eq!(saved["lastChangedBy"], "root", "the writer is recorded");
 
     // A second snippet of the same name is refused beside it; nothing is written.
     b.fill("#snippet-3-name", "greeting", true);

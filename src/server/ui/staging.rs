@@ -818,6 +818,31 @@ mod tests {
     }
 
     #[test]
+    fn a_refused_form_comes_back_without_credentials_in_snippets_or_settings() {
+        let token = "Bearer sk-live-0123456789abcdef";
+        let mut v = values_from(&Form::parse(&Bytes::from_static(b"description=ok")));
+        v.snippets = vec![
+            ("greeting".into(), "Hello.".into()),
+            ("debug".into(), format!("call with {token}")),
+        ];
+        v.action_configs
+            .insert("crm/list".into(), format!("{{\"auth\": \"{token}\"}}"));
+        v.action_configs
+            .insert("crm/get".into(), "{\"limit\": 5}".into());
+        let v = without_credentials(v);
+        assert_eq!(v.description, "ok");
+        assert_eq!(
+            v.snippets,
+            vec![
+                ("greeting".to_string(), "Hello.".to_string()),
+                ("debug".to_string(), String::new())
+            ]
+        );
+        assert_eq!(v.action_configs["crm/list"], "");
+        assert_eq!(v.action_configs["crm/get"], "{\"limit\": 5}");
+    }
+
+    #[test]
     fn number_fields_become_numbers_or_stay_text() {
         assert_eq!(number("0.3"), json!(0.3));
         assert_eq!(number("512"), json!(512));
