@@ -17,6 +17,13 @@
 //! instance, then the two PostgreSQL instances, in one run). PostgreSQL
 //! comes from `FERRY_TEST_POSTGRES_URL` (a new database is made there and
 //! dropped after), else `.ci/postgres.sh` starts a throwaway cluster.
+//!
+//! `cargo bench --bench serve_load -- ui [N]` times the web UI instead: one
+//! browser-like client signs in with a token, then GETs each page N times
+//! (default 20) on the fixtures/acme store (acme-dev applied, published
+//! once, one staging edit), and prints the median and the maximum per page
+//! (also written to `target/ui-pages.md`). The issue's target is no page
+//! over 500 ms.
 
 use std::io::{BufRead, Read};
 use std::path::{Path, PathBuf};
@@ -195,6 +202,11 @@ fn main() {
         .skip(1)
         .filter(|a| !a.starts_with('-'))
         .collect();
+    if args.first().map(String::as_str) == Some("ui") {
+        let n: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(20);
+        ui_pages(&ferry_bin(), n);
+        return;
+    }
     let seconds: u64 = args.first().and_then(|s| s.parse().ok()).unwrap_or(60);
     let clients: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(32);
     // `diff`: read-only; `postgres`: two instances on one PostgreSQL database;
@@ -510,4 +522,125 @@ fn run_load(bin: &Path, store: Option<&str>, instances: usize, load: Load) -> Ou
         lost,
         missing,
     }
+}
+
+/// A GET of a UI page with the session cookie: status, body and time taken.
+fn page(agent: &ureq::Agent, url: &str, cookie: &str) -> (u16, String, Duration) {
+    let t = Instant::now();
+    let res = agent.get(url).set("Cookie", cookie).call();
+    let (status, body) = match res {
+        Ok(r) | Err(ureq::Error::Status(_, r)) => {
+            let status = r.status();
+            (status, r.into_string().unwrap_or_default())
+        }
+        Err(e) => (0, e.to_string()),
+    };
+    (status, body, t.elapsed())
+}
+
+/// The `ui` mode: each web UI page GET `n` times by one signed-in client.
+fn ui_pages(bin: &Path, n: usize) {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let repo = tmp.path().join("repo");
+    copy_dir(
+        &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/acme"),
+        &repo,
+    );
+    let ferry = |args: &[&str]| ferry(bin, &repo, None, args);
+    ferry(&["tenant", "create", "acme-dev"]);
+    ferry(&["apply", "--tenant", "acme-dev", "--yes"]);
+    ferry(&["tenant", "create", "acme-staging"]);
+    ferry(&["--as", "root", "user", "add", "root"]);
+    ferry(&[
+        "--as", "root", "publish", "--tenant", "acme-dev", "-m", "first",
+    ]);
+    let token = ferry(&[
+        "--as", "root", "token", "create", "--user", "root", "--tenant", "acme-dev",
+    ]);
+    let (mut child, base) = start_server(bin, &repo, None);
+    let agent = ureq::AgentBuilder::new().redirects(0).build();
+    call(
+        &agent,
+        "PUT",
+        &format!("{base}/api/v2/agents/support-bot"),
+        &token,
+        Some(&json!({"instructions": "Be brief.\nCite the policy.\n"})),
+    );
+    let signed = agent
+        .post(&format!("{base}/sign-in"))
+        .send_form(&[("token", token.as_str())])
+        .expect("sign in");
+    let cookie = signed
+        .header("set-cookie")
+        .and_then(|c| c.split(';').next())
+        .expect("a session cookie")
+        .to_string();
+    let (_, history, _) = page(&agent, &format!("{base}/t/acme-dev/history"), &cookie);
+    let change = history
+        .split("/t/acme-dev/history/")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("a publish in the history")
+        .to_string();
+    let pages = [
+        ("tenants", "/".to_string()),
+        ("resources", "/t/acme-dev".to_string()),
+        ("resources, searched", "/t/acme-dev?q=bot".to_string()),
+        ("agent editor", "/t/acme-dev/agents/support-bot".to_string()),
+        (
+            "staging diff",
+            "/t/acme-dev/agents/support-bot/diff".to_string(),
+        ),
+        ("history", "/t/acme-dev/history".to_string()),
+        ("revert preview", format!("/t/acme-dev/history/{change}")),
+        ("sync panel", "/t/acme-dev/sync".to_string()),
+        (
+            "sync preview",
+            "/t/acme-dev/sync?target=acme-staging".to_string(),
+        ),
+        (
+            "export tree",
+            "/t/acme-dev/agents/support-bot/export".to_string(),
+        ),
+        ("import form", "/t/acme-dev/import".to_string()),
+        ("live sync form", "/t/acme-dev/live-sync".to_string()),
+    ];
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let mut report = format!(
+        "web UI pages on fixtures/acme, one client, {n} GETs each, release build, {} cores\n\n| page | median ms | max ms |\n|---|---:|---:|\n",
+        std::thread::available_parallelism().map(|c| c.get()).unwrap_or(1)
+    );
+    let mut worst = Duration::ZERO;
+    for (name, path) in &pages {
+        let mut times = Vec::with_capacity(n);
+        for _ in 0..n {
+            let (status, body, took) = page(&agent, &format!("{base}{path}"), &cookie);
+            assert_eq!(status, 200, "{path}: {body}");
+            times.push(took);
+        }
+        times.sort();
+        let max = times.last().copied().unwrap_or_default();
+        worst = worst.max(max);
+        report.push_str(&format!(
+            "| {name} | {:.1} | {:.1} |\n",
+            ms(percentile(&times, 0.5)),
+            ms(max)
+        ));
+    }
+    report.push_str(&format!(
+        "\nslowest single answer: {:.1} ms; no page over 500 ms: {}\n",
+        ms(worst),
+        if worst < Duration::from_millis(500) {
+            "met"
+        } else {
+            "NOT met"
+        }
+    ));
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    println!("{report}");
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let _ = std::fs::write(root.join("target/ui-pages.md"), &report);
 }

@@ -77,7 +77,9 @@ pub fn sync(g: &Global, out: &Output, args: &SyncArgs) -> Result<i32> {
         if out.json() {
             out.json_value(&agents);
         } else {
-            for a in agents.as_array().into_iter().flatten() {
+            // The source answers `{"items": [...]}`, as `GET /api/v2/agents` does.
+            let items = agents.get("items").unwrap_or(&agents);
+            for a in items.as_array().into_iter().flatten() {
                 out.data(&format!(
                     "{}  {}  published: {}",
                     a["id"].as_str().unwrap_or(""),

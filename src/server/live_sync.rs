@@ -154,6 +154,17 @@ async fn authorize(state: &Shared, headers: &HeaderMap) -> Result<(Actor, String
     .await
 }
 
+/// Run `work` on the blocking pool (resolution and the source's answers never hold an async thread).
+pub(crate) async fn blocking<T, F>(work: F) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T, ApiError> + Send + 'static,
+{
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| ApiError::internal(format!("a request task failed: {e}")))?
+}
+
 /// A client for the request's `sourceUrl`, after the SSRF check (resolution runs off the async threads).
 async fn client(
     state: &Shared,
@@ -170,19 +181,13 @@ async fn client(
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
     let cfg = state.config.sync.clone();
-    tokio::task::spawn_blocking(move || {
-        Ok(Arc::new(live_sync::connect(&url, &cfg, authorization)?))
-    })
-    .await
-    .map_err(|e| ApiError::internal(format!("a request task failed: {e}")))?
+    blocking(move || Ok(Arc::new(live_sync::connect(&url, &cfg, authorization)?))).await
 }
 
 /// Fetch the source agent's export (off the async threads).
 async fn fetch_export(client: Arc<SourceClient>, m: &Mapping) -> Result<Vec<u8>, ApiError> {
     let (agent, version) = (m.source_agent_id.clone(), m.source_agent_version);
-    tokio::task::spawn_blocking(move || Ok(live_sync::fetch_agent(&client, &agent, version)?))
-        .await
-        .map_err(|e| ApiError::internal(format!("a request task failed: {e}")))?
+    blocking(move || Ok(live_sync::fetch_agent(&client, &agent, version)?)).await
 }
 
 /// Sync one mapping: fetch from the source, then plan (and execute) locally.
@@ -216,9 +221,7 @@ async fn agents(
 ) -> Result<Json<Value>, ApiError> {
     authorize(&state, &headers).await?;
     let client = client(&state, &q, &headers).await?;
-    let list = tokio::task::spawn_blocking(move || live_sync::list_agents(&client))
-        .await
-        .map_err(|e| ApiError::internal(format!("a request task failed: {e}")))??;
+    let list = blocking(move || Ok(live_sync::list_agents(&client)?)).await?;
     Ok(Json(list))
 }
 

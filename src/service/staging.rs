@@ -382,6 +382,19 @@ pub fn edit_staging(
     agent: &str,
     edit: &StagingEdit,
 ) -> Result<EditOutcome, StagingError> {
+    edit_staging_all(store, actor, tenant, agent, std::slice::from_ref(edit))
+}
+
+/// Several staging edits as the `actor` (an editor of the tenant), all or
+/// none: [`apply_edits`] after the role check. A form that changes several
+/// things at once saves through this.
+pub fn edit_staging_all(
+    store: &mut dyn Store,
+    actor: &crate::service::access::Actor,
+    tenant: &str,
+    agent: &str,
+    edits: &[StagingEdit],
+) -> Result<EditOutcome, StagingError> {
     crate::service::access::authorize::<StagingError>(
         &*store,
         actor,
@@ -389,7 +402,7 @@ pub fn edit_staging(
         crate::domain::access::Role::Editor,
         "editing staging",
     )?;
-    edit_as(store, actor.name(), tenant, agent, edit)
+    edits_as(store, actor.name(), tenant, agent, edits)
 }
 
 /// Apply a JSON merge patch (RFC 7396) to `target`: objects merge key by
@@ -968,16 +981,27 @@ pub fn apply_edit(
     agent: &str,
     edit: &StagingEdit,
 ) -> Result<EditOutcome, StagingError> {
-    edit_as(store, None, tenant, agent, edit)
+    edits_as(store, None, tenant, agent, std::slice::from_ref(edit))
 }
 
-/// [`apply_edit`], recording `by` as the last editor of the drafts it changes.
-fn edit_as(
+/// Several staging edits in order, as one: checked together, written in
+/// one transaction, or nothing written when any of them is refused.
+pub fn apply_edits(
+    store: &mut dyn Store,
+    tenant: &str,
+    agent: &str,
+    edits: &[StagingEdit],
+) -> Result<EditOutcome, StagingError> {
+    edits_as(store, None, tenant, agent, edits)
+}
+
+/// [`apply_edits`], recording `by` as the last editor of the drafts they change.
+fn edits_as(
     store: &mut dyn Store,
     by: Option<&str>,
     tenant: &str,
     agent: &str,
-    edit: &StagingEdit,
+    edits: &[StagingEdit],
 ) -> Result<EditOutcome, StagingError> {
     let (revision, index) = store.index(tenant)?;
     let no_agent = || StagingError::NoAgent {
@@ -1001,7 +1025,9 @@ fn edit_as(
         spec: (**spec).clone(),
         others: BTreeMap::new(),
     };
-    session.apply(edit)?;
+    for edit in edits {
+        session.apply(edit)?;
+    }
     let mut edited = Resource {
         metadata: session.meta.clone(),
         spec: Spec::Agent(Box::new(session.spec.clone())),
@@ -1164,6 +1190,42 @@ mod tests {
             "{text}"
         );
         assert_eq!(store.revision().unwrap(), before, "nothing was written");
+    }
+
+    #[test]
+    fn edits_go_in_together_or_not_at_all_and_snippet_names_are_checked() {
+        let (_tmp, mut store) = setup();
+        let before = store.revision().unwrap();
+        let edits = [
+            StagingEdit::SetTags {
+                tags: vec!["first".into()],
+            },
+            StagingEdit::UpdateAgent(json!({"snippets": [
+                {"name": "a", "text": "1"}, {"name": "a", "text": "2"}, {"name": " ", "text": "3"}
+            ]})),
+        ];
+        let e = apply_edits(&mut store, T, "support-bot", &edits).unwrap_err();
+        let StagingError::Invalid { problems } = &e else {
+            panic!("expected Invalid, got {e:?}");
+        };
+        let fields: Vec<(&str, &str)> = problems
+            .iter()
+            .map(|d| (d.field.as_deref().unwrap_or(""), d.code))
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                ("spec.snippets[1].name", "duplicate-name"),
+                ("spec.snippets[2].name", "empty-name")
+            ]
+        );
+        assert_eq!(
+            store.revision().unwrap(),
+            before,
+            "the tags were not written either"
+        );
+        let ok = apply_edits(&mut store, T, "support-bot", &edits[..1]).unwrap();
+        assert!(ok.changed);
     }
 
     #[test]

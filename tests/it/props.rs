@@ -50,7 +50,7 @@ prop_compose! {
          temperature in temperature(),
          max_tokens in proptest::option::of(1u32..100_000),
          instructions in proptest::option::of(text()),
-         snippets in proptest::collection::vec((name(), text()), 0..3),
+         snippets in proptest::collection::btree_map(name(), text(), 0..3),
          tags in proptest::collection::vec(name(), 0..3),
          tools in subset(tools),
          builtin in any::<bool>(),

@@ -3,7 +3,7 @@
 //! then git history (every object), every ZIP, every CLI output, the server
 //! log, every HTTP body and every page of the web UI (signed in: tenants,
 //! resources, the agent editor, the staging diff, the history and revert
-//! previews, the sync panel, the ZIP pages) are searched for both
+//! previews, the sync panel, the ZIP pages, the live-sync page) are searched for both
 //! plaintexts, and neither is found.
 
 use crate::common::*;
@@ -207,8 +207,9 @@ fn http_flows(env: &TestEnv, seen: &mut Seen) {
 
 /// The web UI: signed in, every page of acme-dev (tenants, resources, the
 /// agent editor, the staging diff, the history and each revert preview,
-/// the sync panel with its preview and run, the ZIP pages, and an editor
-/// save the token is refused in), each scanned as HTML.
+/// the sync panel with its preview and run, the ZIP pages, the live-sync
+/// page and its sync step of the exported ZIP, and an editor save the token
+/// is refused in), each scanned as HTML.
 fn ui_flows(server: &Server, token: &str, seen: &mut Seen) {
     let ui = UiSession::sign_in(server, token);
     let dev = "/t/acme-dev";
@@ -255,6 +256,7 @@ fn ui_flows(server: &Server, token: &str, seen: &mut Seen) {
     let query = String::from_utf8(form_body(&selected)).unwrap();
     let zip = page("export ZIP", &format!("{bot}/export.zip?{query}")).body;
     page("import", &format!("{dev}/import"));
+    page("live sync", &format!("{dev}/live-sync"));
     let (ct, body) = multipart(&[("csrf", &ui.csrf), ("strategy", "merge")], &zip);
     let preview = browse(
         "POST",
@@ -272,6 +274,13 @@ fn ui_flows(server: &Server, token: &str, seen: &mut Seen) {
         &[("strategy", "merge"), ("zip", &zip64)],
     );
     seen.bytes("UI import", imported.body);
+    let live = ui.post(
+        server,
+        &format!("{dev}/live-sync"),
+        &[("step", "execute"), ("zip", &zip64), ("selected", AGENT)],
+    );
+    assert_eq!(live.status, 200, "{}", live.text());
+    seen.bytes("UI live sync", live.body);
     let synced = ui.post(
         server,
         &format!("{dev}/sync"),

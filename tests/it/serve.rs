@@ -1173,6 +1173,16 @@ fn ferry_sync_cli_reads_a_live_source_into_the_local_store() {
         .unwrap()
         .iter()
         .any(|a| a["id"] == id.as_str()));
+    // In text, one line per agent: its ID and name.
+    let mut text: Vec<&str> = base.to_vec();
+    text.extend_from_slice(&["--source-token", &src_token]);
+    let listed = dst_env.ferry(&text).ok().stdout;
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.contains(id.as_str()) && l.contains("support-bot")),
+        "{listed}"
+    );
     let p = with(&["--source-token", &src_token, "--agent", &id, "--preview"])
         .ok()
         .json();

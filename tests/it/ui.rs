@@ -124,6 +124,21 @@ impl Browser {
         })
     }
 
+    /// Wait until the element `css` holds `needle` (an htmx swap lands), and return its text.
+    fn wait_text_with(&self, css: &str, needle: &str) -> String {
+        let mut text = String::new();
+        for _ in 0..200 {
+            if self.exists(css) {
+                text = self.wait_text(css);
+                if text.contains(needle) {
+                    return text;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("`{css}` never held `{needle}`: {text}");
+    }
+
     fn exists(&self, css: &str) -> bool {
         self.count(css) > 0
     }
@@ -495,6 +510,11 @@ fn a_viewer_sees_no_controls_and_a_forged_post_is_refused() {
         json!({"csrf": csrf, "name": "support-bot", "instructions": "forged"}),
     );
     assert_eq!(status, 403);
+    let status = b.post_from_page(
+        "/t/acme-dev/live-sync",
+        json!({"csrf": csrf, "source": "https://example.invalid", "step": "agents"}),
+    );
+    assert_eq!(status, 403, "live sync needs an editor");
     // Without the CSRF token: refused before anything is read.
     let status = b.post_from_page("/t/acme-dev/history/x/revert", json!({}));
     assert_eq!(status, 403);
@@ -509,6 +529,8 @@ fn a_viewer_sees_no_controls_and_a_forged_post_is_refused() {
     );
 
     // An error page is a page.
+    b.goto("/t/acme-dev/live-sync");
+    assert_eq!(b.wait_text("h1"), "Not allowed");
     b.goto("/t/acme-staging");
     let h1 = b.wait_text("h1");
     assert_eq!(h1, "Not allowed");
@@ -607,5 +629,160 @@ fn zip_export_with_one_resource_left_out_then_import_with_a_preview() {
     assert_ne!(
         api["spec"]["description"], "Edited after the export",
         "the archive's agent was written: {imported}"
+    );
+}
+
+#[test]
+fn live_sync_from_a_second_server_in_a_browser() {
+    use crate::serve::{agent_id, sync_config, target_env};
+    let (src_env, src_token) = acme_server_env();
+    let source = Server::start(&src_env, &[]);
+    let (env, token) = target_env();
+    let config = sync_config(&env, &[&source.base]);
+    let server = Server::start(&env, &["--config", &config]);
+    let Some(b) = Browser::start(&server.base) else {
+        return;
+    };
+    b.sign_in(&token);
+    let agents = |who: &Server, t: &str| {
+        http("GET", &who.url("/api/v2/agents"), Some(t), &[], None).expect(200)["items"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+
+    // A refused source is a readable message on the page, and changes nothing.
+    b.goto("/t/acme-prod");
+    b.click("nav.tenant a[href=\"/t/acme-prod/live-sync\"]");
+    b.wait_text("#live-sync");
+    for url in ["http://169.254.169.254/", "https://169.254.169.254/"] {
+        b.fill("#source", url, true);
+        b.click("#list-button");
+        let refused = b.wait_text_with("#live-error", url);
+        assert!(refused.contains("[sync]"), "names the rules: {refused}");
+        assert!(
+            !refused.trim_start().starts_with('{'),
+            "not JSON: {refused}"
+        );
+        b.screenshot("live-sync-refused");
+    }
+    assert_eq!(agents(&server, &token), 0, "nothing was written");
+
+    // List the source's agents, preview one, sync it.
+    b.fill("#source", &source.base, true);
+    b.fill("#source-token", &src_token, true);
+    b.click("#list-button");
+    let row = "#source-agents tr[data-name=\"support-bot\"]";
+    let listed = b.wait_text(row);
+    assert!(listed.contains("support-bot"), "{listed}");
+    b.click(&format!("{row} input[type=radio]"));
+    b.click("#live-preview-button");
+    assert_eq!(
+        b.wait_text("#live-preview"),
+        "Preview of agent support-bot into acme-prod"
+    );
+    let rows = b.wait_text("#import-rows");
+    assert!(rows.contains("support-bot"), "{rows}");
+    let action = b.wait_text("#import-rows tr[data-name=\"support-bot\"] .badge");
+    assert_eq!(action, "CREATE");
+    b.screenshot("live-sync-preview");
+    assert_eq!(agents(&server, &token), 0, "a preview writes nothing");
+    let page = b.rt.block_on(b.c().source()).unwrap();
+    assert!(
+        !page.contains(&src_token),
+        "the source token is not in the page"
+    );
+    assert_eq!(b.value("#source-token"), src_token, "the field keeps it");
+    b.click("#live-sync-button");
+    let done = b.wait_text("#imported");
+    assert!(done.contains("Imported into acme-prod"), "{done}");
+    b.screenshot("live-sync-done");
+
+    // The agent arrived, as the source has it.
+    let local = agent_id(&server, &token, "support-bot");
+    let there = agent_json(&server, &token, &local);
+    let src_id = agent_id(&source, &src_token, "support-bot");
+    let at_source = agent_json(&source, &src_token, &src_id);
+    assert_eq!(
+        there["spec"]["instructions"],
+        at_source["spec"]["instructions"]
+    );
+    assert!(there["spec"]["instructions"].is_string(), "{there}");
+    let log = server.log.lock().unwrap().clone();
+    assert!(!log.contains(&src_token), "the token is not logged");
+}
+
+#[test]
+fn snippets_and_tool_action_settings_in_the_editor() {
+    let (env, token) = published_env();
+    let server = Server::start(&env, &[]);
+    let Some(b) = Browser::start(&server.base) else {
+        return;
+    };
+    b.sign_in(&token);
+    let snippets = || agent_json(&server, &token, "support-bot")["spec"]["snippets"].clone();
+
+    // Change one snippet's text and add one.
+    b.goto("/t/acme-dev/agents/support-bot");
+    assert_eq!(b.value("#snippet-0-name"), "greeting");
+    b.fill("#snippet-0-text", "Hello there.", true);
+    b.fill("#snippet-2-name", "apology", true);
+    b.fill("#snippet-2-text", "Sorry for the wait.", true);
+    b.click("#save");
+    assert!(b.wait_text("#saved").contains("Saved to staging"));
+    assert_eq!(
+        snippets(),
+        json!([
+            {"name": "greeting", "text": "Hello there."},
+            {"name": "sign-off", "text": "Is there anything else I can help you with today?\nThe Acme Support Team\n"},
+            {"name": "apology", "text": "Sorry for the wait."},
+        ])
+    );
+    let saved = agent_json(&server, &token, "support-bot");
+    assert_eq!(saved["lastChangedBy"], "root", "the writer is recorded");
+
+    // A second snippet of the same name is refused beside it; nothing is written.
+    b.fill("#snippet-3-name", "greeting", true);
+    b.fill("#snippet-3-text", "Hi again.", true);
+    b.click("#save");
+    let err = b.wait_text("#err-snippet-3");
+    assert!(err.contains("same name"), "{err}");
+    assert_eq!(b.value("#snippet-3-text"), "Hi again.", "the form keeps it");
+    b.screenshot("editor-snippet-error");
+    assert_eq!(
+        snippets().as_array().unwrap().len(),
+        3,
+        "nothing was written"
+    );
+
+    // A tool action's settings: bad JSON is refused beside the field, then saved.
+    let exported = |name: &str| {
+        let out = env.tmp.path().join(name);
+        env.ferry(&[
+            "export",
+            "--tenant",
+            "acme-dev",
+            "-o",
+            out.to_str().unwrap(),
+        ])
+        .ok();
+        std::fs::read_to_string(out.join("tools/crm-lookup.yaml")).unwrap()
+    };
+    b.goto("/t/acme-dev/agents/support-bot");
+    let settings = "div.action[data-action=\"crm-lookup/list-orders\"] textarea";
+    assert!(b.value(settings).contains("\"limit\": 20"));
+    b.fill(settings, "{\"limit\": 5", true);
+    b.click("#save-actions");
+    let err = b.wait_text("div.action[data-action=\"crm-lookup/list-orders\"] .field-error");
+    assert!(err.contains("not valid JSON"), "{err}");
+    assert!(exported("before").contains("limit: 20"));
+    b.fill(settings, "{\"limit\": 5}", true);
+    b.click("#save-actions");
+    assert!(b.wait_text("#saved").contains("Saved to staging"));
+    b.screenshot("editor-tool-actions");
+    let tool = exported("after");
+    assert!(
+        tool.contains("limit: 5") && !tool.contains("limit: 20"),
+        "{tool}"
     );
 }

@@ -42,6 +42,7 @@ const UI_NEEDS: &[(&str, &str, Needs)] = &[
     ("POST", "/t/{tenant}/sync", Role("admin")),
     ("POST", "/t/{tenant}/import", Role("editor")),
     ("POST", "/t/{tenant}/import/preview", Role("editor")),
+    ("POST", "/t/{tenant}/live-sync", Role("editor")),
 ];
 
 /// The support bot of `fixtures/acme`.
@@ -70,6 +71,12 @@ fn fields<'a>(path: &str, fx: &'a Fixture) -> Vec<(&'static str, &'a str)> {
         "/t/{tenant}/agents/{agent}/publish" => vec![("message", "from the matrix")],
         "/t/{tenant}/sync" => vec![("target", "acme-staging")],
         "/t/{tenant}/import" => vec![("strategy", "merge"), ("zip", &fx.zip_base64)],
+        // The sync step of a previewed archive: no source instance is asked.
+        "/t/{tenant}/live-sync" => vec![
+            ("step", "execute"),
+            ("zip", &fx.zip_base64),
+            ("selected", AGENT_ID),
+        ],
         _ => vec![],
     }
 }
@@ -241,6 +248,22 @@ fn every_ui_form_answers_every_browser_as_documented_and_refusals_change_nothing
             );
             assert!(page.text().contains("CSRF"), "{path}: {}", page.text());
         }
+    }
+    // Live sync is one form with three steps (list, preview, sync): each needs an editor.
+    let viewer = sessions[1].as_ref().unwrap();
+    for step in ["agents", "preview", "execute"] {
+        let page = viewer.post(
+            &server,
+            &format!("/t/{T}/live-sync"),
+            &[
+                ("step", step),
+                ("source", "https://example.invalid"),
+                ("agent", AGENT_ID),
+                ("zip", &fx.zip_base64),
+                ("selected", AGENT_ID),
+            ],
+        );
+        assert_eq!(page.status, 403, "live sync {step}: {}", page.text());
     }
     assert_eq!(snapshot(&env), before, "a refused form changed the store");
 

@@ -1,7 +1,8 @@
 //! Checks on the values inside one resource that no type can express:
 //! control characters (and bidi overrides) in strings, non-finite numbers,
-//! and the ranges of model settings. Each finding names the field, never
-//! the value, so nothing raw reaches a terminal.
+//! the ranges of model settings, snippet names (present, and unique
+//! within their agent) and SharePoint folder URLs. Each finding names the
+//! field, never the value, so nothing raw reaches a terminal.
 
 use crate::domain::diagnostic::Diagnostic;
 use crate::domain::model::{Resource, SharePointFolder, Spec};
@@ -41,6 +42,18 @@ pub fn value_problems(resource: &Resource) -> Vec<(String, &'static str, String)
                     "out-of-range",
                     "must be greater than 0".to_string(),
                 ));
+            }
+            for (i, sn) in a.snippets.iter().enumerate() {
+                let field = format!("spec.snippets[{i}].name");
+                if sn.name.trim().is_empty() {
+                    out.push((field, "empty-name", "a snippet needs a name".to_string()));
+                } else if a.snippets[..i].iter().any(|o| o.name == sn.name) {
+                    out.push((
+                        field,
+                        "duplicate-name",
+                        "another snippet of this agent has the same name".to_string(),
+                    ));
+                }
             }
             if let Some(problem) = a.sharepoint_folder.as_ref().and_then(folder_url_problem) {
                 out.push((

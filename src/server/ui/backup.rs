@@ -15,6 +15,7 @@ use base64::Engine;
 use maud::{html, Markup};
 
 use super::{csrf_field, layout, me_writing, ok, read_page, respond, write_form, Form, Me, Shared};
+use crate::backend::store::Store;
 use crate::domain::access::Role;
 use crate::domain::model::Kind;
 use crate::server::backup::{strategy_of, ARCHIVE_WORK};
@@ -106,6 +107,19 @@ pub async fn export_zip(
     .await
 }
 
+/// The tenant's agents by name, to offer as the agent an import or sync upgrades.
+pub(super) fn local_agents(store: &dyn Store, tenant: &str) -> Result<Vec<String>, ApiError> {
+    let (_, index) = store.index(tenant)?;
+    let mut names: Vec<String> = index
+        .entries()
+        .iter()
+        .filter(|e| e.kind == Kind::Agent)
+        .map(|e| e.name.clone())
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
 fn upload_form(tenant: &str, me: &Me, agents: &[String]) -> Markup {
     html! {
         form.card #import method="post" action={ "/t/" (tenant) "/import/preview" } enctype="multipart/form-data" {
@@ -141,13 +155,7 @@ pub async fn import_page(
         Role::Editor,
         "importing an archive",
         move |store, me, tenant| {
-            let (_, index) = store.index(tenant)?;
-            let agents: Vec<String> = index
-                .entries()
-                .iter()
-                .filter(|e| e.kind == Kind::Agent)
-                .map(|e| e.name.clone())
-                .collect();
+            let agents = local_agents(store, tenant)?;
             let body = html! {
                 h1 { "Import a ZIP into " (tenant) }
                 (upload_form(tenant, me, &agents))
@@ -180,6 +188,31 @@ fn options(form: &Form) -> Result<ImportOptions, ApiError> {
     })
 }
 
+/// The preview rows of an import, each top-level row with its checkbox
+/// (`selected`, ticked unless it is a CONFLICT, which is written only when ticked).
+pub(super) fn preview_rows(p: &zip_import::ImportPreview) -> Markup {
+    html! {
+        div.table-wrap { table #import-rows {
+            thead { tr { th { "Import" } th { "Action" } th { "Type" } th { "Name" } th { "Why" } } }
+            tbody { @for r in &p.resources {
+                @let action = format!("{:?}", r.action).to_uppercase();
+                tr data-action=(action) data-name=(r.name) {
+                    td { @if r.parent.is_none() {
+                        @let conflict = action == "CONFLICT";
+                        label.inline { input type="checkbox" name="selected" value=(r.origin_id) checked[!conflict]
+                            aria-label={ (if conflict { "Overwrite " } else { "Import " }) (r.name) };
+                            @if conflict { "overwrite" } }
+                    } }
+                    td { span class={ "badge " (action.to_lowercase()) } { (action) } }
+                    td { (r.resource_type) }
+                    td { (r.name) }
+                    td { (r.reason.as_deref().unwrap_or("")) }
+                }
+            } }
+        } }
+    }
+}
+
 fn preview_view(
     tenant: &str,
     me: &Me,
@@ -198,24 +231,7 @@ fn preview_view(
             input type="hidden" name="strategy" value=(form.get("strategy").unwrap_or("create"));
             input type="hidden" name="target" value=(form.get("target").unwrap_or(""));
             input type="hidden" name="base" value=(p.base_revision);
-            div.table-wrap { table #import-rows {
-                thead { tr { th { "Import" } th { "Action" } th { "Type" } th { "Name" } th { "Why" } } }
-                tbody { @for r in &p.resources {
-                    @let action = format!("{:?}", r.action).to_uppercase();
-                    tr data-action=(action) data-name=(r.name) {
-                        td { @if r.parent.is_none() {
-                            @let conflict = action == "CONFLICT";
-                            label.inline { input type="checkbox" name="selected" value=(r.origin_id) checked[!conflict]
-                                aria-label={ (if conflict { "Overwrite " } else { "Import " }) (r.name) };
-                                @if conflict { "overwrite" } }
-                        } }
-                        td { span class={ "badge " (action.to_lowercase()) } { (action) } }
-                        td { (r.resource_type) }
-                        td { (r.name) }
-                        td { (r.reason.as_deref().unwrap_or("")) }
-                    }
-                } }
-            } }
+            (preview_rows(p))
             button #import-button type="submit" { "Import" }
         }
     }
@@ -269,6 +285,20 @@ pub async fn import_preview(
     )
 }
 
+/// What an import (or a live sync) wrote into `tenant`'s staging.
+pub(super) fn imported_view(tenant: &str, r: &zip_import::ImportResult) -> Markup {
+    let list = |label: &str, l: &[zip_import::Outcome]| {
+        html! {
+            @if !l.is_empty() { h2 { (label) " (" (l.len()) ")" } ul { @for o in l { li { (o.resource_type) " " (o.name) @if let Some(w) = &o.reason { " — " (w) } } } } }
+        }
+    };
+    html! {
+        div.notice role="status" { p #imported { "Imported into " (tenant) "'s staging: " (r.created.len()) " created, " (r.updated.len()) " updated, " (r.skipped.len()) " skipped, " (r.failures.len()) " not written. Revision " (r.revision) "." } }
+        (list("Created", &r.created)) (list("Updated", &r.updated)) (list("Skipped", &r.skipped)) (list("Not written", &r.failures))
+        @for w in &r.warnings { div.warning { p { (w) } } }
+    }
+}
+
 /// `POST /t/{tenant}/import`: import the previewed ZIP, the ticked rows only.
 pub async fn import(
     State(state): State<Shared>,
@@ -279,7 +309,12 @@ pub async fn import(
     write_form(&state, headers, body, move |store, me, form| {
         let zip = base64::engine::general_purpose::STANDARD
             .decode(form.get("zip").unwrap_or(""))
-            .map_err(|_| ApiError::bad_request("bad_archive", "the previewed archive did not come back intact"))?;
+            .map_err(|_| {
+                ApiError::bad_request(
+                    "bad_archive",
+                    "the previewed archive did not come back intact",
+                )
+            })?;
         let base = form.get("base").and_then(|b| b.parse::<u64>().ok());
         let opts = options(form)?;
         let done = {
@@ -289,14 +324,9 @@ pub async fn import(
         let Imported::Result(r) = done else {
             return Err(ApiError::internal("an import only previewed"));
         };
-        let list = |label: &str, l: &[zip_import::Outcome]| html! {
-            @if !l.is_empty() { h2 { (label) " (" (l.len()) ")" } ul { @for o in l { li { (o.resource_type) " " (o.name) @if let Some(w) = &o.reason { " — " (w) } } } } }
-        };
         let body = html! {
             h1 { "Imported into " (tenant) }
-            div.notice role="status" { p #imported { "Imported into " (tenant) "'s staging: " (r.created.len()) " created, " (r.updated.len()) " updated, " (r.skipped.len()) " skipped, " (r.failures.len()) " not written. Revision " (r.revision) "." } }
-            (list("Created", &r.created)) (list("Updated", &r.updated)) (list("Skipped", &r.skipped)) (list("Not written", &r.failures))
-            @for w in &r.warnings { div.warning { p { (w) } } }
+            (imported_view(&tenant, &r))
         };
         ok(layout("Imported", Some(me), Some(&tenant), body))
     })

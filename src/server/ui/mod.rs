@@ -6,7 +6,8 @@
 //! to it: every page reads through the same library functions the API and
 //! the CLI call, and every form writes through them (`staging::edit_staging`,
 //! `publishing::publish`, `publishing::revert`, `promote::plan_as`,
-//! `syncable::set_syncable`), which check the role again. It has no rules
+//! `syncable::set_syncable`, `live_sync` with `zip_import::import_bytes`),
+//! which check the role again. It has no rules
 //! of its own. Sign-in takes an API token and makes a session
 //! ([`crate::service::sessions`]): an `HttpOnly; SameSite=Strict` cookie
 //! whose secret the store keeps only hashed. Every writing form carries the
@@ -19,6 +20,7 @@
 
 mod backup;
 mod history;
+mod live;
 mod resources;
 mod routes;
 mod staging;
@@ -115,6 +117,8 @@ pub fn registry() -> Registry {
             "/t/{tenant}/import/preview",
             post(backup::import_preview),
         )
+        .add(Method::GET, "/t/{tenant}/live-sync", get(live::page))
+        .add(Method::POST, "/t/{tenant}/live-sync", post(live::run))
 }
 
 /// The UI's router; refused when a page or form is not in [`UI_ROUTES`].
@@ -404,6 +408,7 @@ pub fn layout(title: &str, me: Option<&Me>, tenant: Option<&str>, body: Markup) 
                         a href={ "/t/" (t) "/history" } { "History" }
                         a href={ "/t/" (t) "/sync" } { "Sync" }
                         a href={ "/t/" (t) "/import" } { "Import a ZIP" }
+                        a href={ "/t/" (t) "/live-sync" } { "Live sync" }
                     }
                 }
                 main #main { (body) }

@@ -93,6 +93,16 @@ pub const UI_ROUTES: &[UiRoute] = &[
         "/t/{tenant}/import/preview",
         "Preview importing an uploaded ZIP",
     ),
+    r(
+        "GET",
+        "/t/{tenant}/live-sync",
+        "The live-sync form (a source instance and its agents)",
+    ),
+    r(
+        "POST",
+        "/t/{tenant}/live-sync",
+        "List a source's agents, preview one, or sync it into the tenant",
+    ),
 ];
 
 /// An empty registry for the routes of [`UI_ROUTES`]: the API's registry

@@ -38,6 +38,27 @@ struct Values {
     guardrails_on: Vec<String>,
     access: String,
     tags: String,
+    /// The snippets, (name, text), in order.
+    snippets: Vec<(String, String)>,
+    /// The tool actions' settings as typed (JSON), by `tool/action`; absent: as stored.
+    action_configs: std::collections::BTreeMap<String, String>,
+    /// The tool actions ticked on (`tool/action`), as submitted; `None`: as stored.
+    actions_on: Option<BTreeSet<String>>,
+}
+
+/// One action of a tool the agent uses.
+struct ActionRow {
+    tool: String,
+    action: String,
+    enabled: bool,
+    /// Its settings, a JSON object.
+    config: Value,
+}
+
+impl ActionRow {
+    fn key(&self) -> String {
+        format!("{}/{}", self.tool, self.action)
+    }
 }
 
 /// What the editor offers to pick from.
@@ -45,8 +66,8 @@ struct Choices {
     knowledge_bases: Vec<String>,
     tools: Vec<String>,
     guardrails: Vec<String>,
-    /// Each attached tool's actions: (tool, action, enabled).
-    actions: Vec<(String, String, bool)>,
+    /// Each attached tool's actions.
+    actions: Vec<ActionRow>,
 }
 
 /// The agent's draft in tree form (references by name), and its spec.
@@ -97,13 +118,20 @@ fn values_of(r: &Resource, s: &AgentSpec) -> Values {
             .collect(),
         access: s.access.clone().unwrap_or_default(),
         tags: s.tags.join(", "),
+        snippets: s
+            .snippets
+            .iter()
+            .map(|sn| (sn.name.clone(), sn.text.clone()))
+            .collect(),
+        action_configs: Default::default(),
+        actions_on: None,
     }
 }
 
 /// The values of a refused form as the page shows them again: a text field
 /// that holds a credential comes back empty, so the page never shows one.
 fn without_credentials(mut v: Values) -> Values {
-    for field in [
+    let texts = [
         &mut v.name,
         &mut v.description,
         &mut v.provider,
@@ -113,7 +141,13 @@ fn without_credentials(mut v: Values) -> Values {
         &mut v.instructions,
         &mut v.access,
         &mut v.tags,
-    ] {
+    ];
+    let snippets = v.snippets.iter_mut().flat_map(|(n, t)| [n, t]);
+    for field in texts
+        .into_iter()
+        .chain(snippets)
+        .chain(v.action_configs.values_mut())
+    {
         if crate::domain::secrets::credential_in(field).is_some() {
             field.clear();
         }
@@ -137,7 +171,24 @@ fn values_from(form: &Form) -> Values {
         guardrails_on: list("guardrails"),
         access: text("access"),
         tags: text("tags"),
+        snippets: snippets_from(form),
+        action_configs: Default::default(),
+        actions_on: None,
     }
+}
+
+/// The snippets of the form, in order: the ones ticked for removal and a
+/// new entry left empty are left out.
+fn snippets_from(form: &Form) -> Vec<(String, String)> {
+    let removed: BTreeSet<&str> = form.all("snippet.remove").into_iter().collect();
+    form.all("snippet.name")
+        .into_iter()
+        .zip(form.all("snippet.text"))
+        .enumerate()
+        .filter(|(i, _)| !removed.contains(i.to_string().as_str()))
+        .map(|(_, (n, t))| (n.trim().to_string(), t.replace("\r\n", "\n")))
+        .filter(|(n, t)| !(n.is_empty() && t.is_empty()))
+        .collect()
 }
 
 fn choices(store: &dyn Store, tenant: &str, spec: &AgentSpec) -> Result<Choices, ApiError> {
@@ -169,7 +220,12 @@ fn choices(store: &dyn Store, tenant: &str, spec: &AgentSpec) -> Result<Choices,
     for t in store.drafts(tenant, &attached)? {
         if let Spec::Tool(ts) = &t.spec {
             for a in &ts.actions {
-                actions.push((t.name().to_string(), a.name.clone(), a.enabled));
+                actions.push(ActionRow {
+                    tool: t.name().to_string(),
+                    action: a.name.clone(),
+                    enabled: a.enabled,
+                    config: Value::Object(a.config.clone().into_iter().collect()),
+                });
             }
         }
     }
@@ -229,17 +285,30 @@ fn patch_of(v: &Values, spec: &AgentSpec) -> Value {
     p.insert("guardrails".into(), Value::Array(guardrails));
     p.insert("access".into(), or_null(&v.access));
     p.insert("tags".into(), json!(tags));
+    let snippets: Vec<Value> = v
+        .snippets
+        .iter()
+        .map(|(name, text)| json!({"name": name, "text": text}))
+        .collect();
+    p.insert("snippets".into(), Value::Array(snippets));
     Value::Object(p)
 }
 
-/// The form field a problem's path names (`spec.model.temperature` → `model.temperature`).
+/// The form field a problem's path names (`spec.model.temperature` →
+/// `model.temperature`, `spec.snippets[2].name` → `snippet-2`).
 fn field_key(path: &str) -> String {
     let p = path.strip_prefix("spec.").unwrap_or(path);
     let p = if p == "metadata.name" { "name" } else { p };
+    if let Some(i) = p
+        .strip_prefix("snippets[")
+        .and_then(|r| r.split(']').next())
+    {
+        return format!("snippet-{i}");
+    }
     p.split('[').next().unwrap_or(p).to_string()
 }
 
-const FIELDS: [&str; 12] = [
+const FIELDS: [&str; 14] = [
     "name",
     "description",
     "model.provider",
@@ -252,6 +321,8 @@ const FIELDS: [&str; 12] = [
     "guardrails",
     "access",
     "tags",
+    "snippets",
+    "actions",
 ];
 
 /// Each problem of a refused edit, by the form field it names (`""`: the edit as a whole).
@@ -259,7 +330,7 @@ fn notes_of(e: &StagingError) -> Option<Notes> {
     let mut notes = Notes::new();
     let mut add = |field: &str, msg: String| {
         let key = field_key(field);
-        let key = if FIELDS.contains(&key.as_str()) {
+        let key = if FIELDS.contains(&key.as_str()) || key.starts_with("snippet-") {
             key
         } else {
             String::new()
@@ -345,6 +416,7 @@ fn editor_form(
             label for="instructions" { "Instructions" }
             textarea #instructions name="instructions" rows="12" readonly[ro] { (v.instructions) }
             (note(notes, "instructions"))
+            (snippets_fieldset(v, notes, ro))
             (checkboxes("Knowledge sources", "knowledgeBases", &c.knowledge_bases, &v.knowledge_bases, notes, ro))
             (checkboxes("Tools", "tools", &c.tools, &v.tools, notes, ro))
             (checkboxes("Guardrails (on)", "guardrails", &c.guardrails, &v.guardrails_on, notes, ro))
@@ -357,22 +429,73 @@ fn editor_form(
             (text_input("Tags (comma-separated)", "tags", &v.tags, notes, ro))
             @if !ro { p { button #save type="submit" { "Save to staging" } } }
         }
-        @if !c.actions.is_empty() {
-            form.card #actions method="post" action={ "/t/" (tenant) "/agents/" (agent) "/edit" } {
-                (csrf_field(me))
-                input type="hidden" name="form" value="actions";
-                fieldset {
-                    legend { "Tool actions (on)" }
-                    @for (tool, action, enabled) in &c.actions {
-                        input type="hidden" name="action" value={ (tool) "/" (action) };
+        @if !c.actions.is_empty() { (actions_form(tenant, agent, me, v, c, notes)) }
+    }
+}
+
+/// The agent's snippets, each with its name, text and a "remove" box, then an empty one to add.
+fn snippets_fieldset(v: &Values, notes: &Notes, ro: bool) -> Markup {
+    let new = v.snippets.len();
+    html! {
+        fieldset #fs-snippets {
+            legend { "Snippets" }
+            @for (i, (name, text)) in v.snippets.iter().chain((!ro).then(|| (String::new(), String::new())).iter()).enumerate() {
+                @let key = format!("snippet-{i}");
+                div.snippet data-name=(name) {
+                    label for={ (key) "-name" } { @if i == new { "New snippet: name" } @else { "Name" } }
+                    input id={ (key) "-name" } type="text" name="snippet.name" value=(name) readonly[ro]
+                        aria-invalid=[notes.contains_key(&key).then_some("true")];
+                    label for={ (key) "-text" } { "Text" }
+                    textarea id={ (key) "-text" } name="snippet.text" rows="3" readonly[ro] { (text) }
+                    @if i < new && !ro {
+                        label.inline { input type="checkbox" name="snippet.remove" value=(i); "Remove this snippet" }
+                    }
+                    (note(notes, &key))
+                }
+            }
+            @if v.snippets.is_empty() && ro { p.muted { "None." } }
+            (note(notes, "snippets"))
+        }
+    }
+}
+
+/// Each action of the tools the agent uses: on or off, and its settings (a JSON object).
+fn actions_form(
+    tenant: &str,
+    agent: &str,
+    me: &Me,
+    v: &Values,
+    c: &Choices,
+    notes: &Notes,
+) -> Markup {
+    let ro = !me.may(tenant, Role::Editor);
+    html! {
+        form.card #actions method="post" action={ "/t/" (tenant) "/agents/" (agent) "/edit" } {
+            (csrf_field(me))
+            input type="hidden" name="form" value="actions";
+            fieldset {
+                legend { "Tool actions" }
+                @for (i, a) in c.actions.iter().enumerate() {
+                    @let key = a.key();
+                    @let on = v.actions_on.as_ref().map_or(a.enabled, |s| s.contains(&key));
+                    @let config = v.action_configs.get(&key).cloned()
+                        .unwrap_or_else(|| serde_json::to_string_pretty(&a.config).unwrap_or_default());
+                    @let id = format!("config-{i}");
+                    div.action data-action=(key) {
+                        input type="hidden" name="action" value=(key);
                         label.inline {
-                            input type="checkbox" name="enabled" value={ (tool) "/" (action) } checked[*enabled] disabled[ro];
-                            (tool) " · " (action)
+                            input type="checkbox" name="enabled" value=(key) checked[on] disabled[ro];
+                            (a.tool) " · " (a.action) " (on)"
                         }
+                        label for=(id) { "Settings of " (a.tool) " · " (a.action) " (JSON)" }
+                        textarea id=(id) name="config" rows="3" readonly[ro]
+                            aria-invalid=[notes.contains_key(&id).then_some("true")] { (config) }
+                        (note(notes, &id))
                     }
                 }
-                @if !ro { button type="submit" { "Save tool actions" } }
+                (note(notes, "actions"))
             }
+            @if !ro { button #save-actions type="submit" { "Save tool actions" } }
         }
     }
 }
@@ -430,25 +553,84 @@ pub async fn editor(
     .await
 }
 
-/// The tool-action edits of the actions form: one per action whose state changes.
-fn action_edits(form: &Form, c: &Choices) -> Vec<StagingEdit> {
-    let on: BTreeSet<&str> = form.all("enabled").into_iter().collect();
-    c.actions
-        .iter()
-        .filter(|(tool, action, enabled)| {
-            on.contains(format!("{tool}/{action}").as_str()) != *enabled
-        })
-        .map(
-            |(tool, action, enabled)| StagingEdit::SetToolActionEnabled {
-                tool: tool.clone(),
-                action: action.clone(),
-                enabled: !enabled,
-            },
-        )
-        .collect()
+/// The patch that turns `old` into `new` when merged (RFC 7396): keys
+/// `new` lacks become `null`, objects in both are compared key by key.
+fn replacing(old: &Value, new: &Value) -> Value {
+    match (old, new) {
+        (Value::Object(o), Value::Object(n)) => {
+            let mut p: Map<String, Value> = o
+                .keys()
+                .filter(|k| !n.contains_key(*k))
+                .map(|k| (k.clone(), Value::Null))
+                .collect();
+            for (k, v) in n {
+                let v = o.get(k).map_or_else(|| v.clone(), |ov| replacing(ov, v));
+                p.insert(k.clone(), v);
+            }
+            Value::Object(p)
+        }
+        _ => new.clone(),
+    }
 }
 
-/// `POST /t/{tenant}/agents/{agent}/edit`: save the editor (or the tool actions) to staging.
+/// The edits of the tool-actions form (each action it showed: on or off,
+/// and its settings as a JSON object), and the notes of settings that do
+/// not read as one; `v` keeps what was submitted.
+fn action_edits(form: &Form, c: &Choices, v: &mut Values) -> (Vec<StagingEdit>, Notes) {
+    let on: BTreeSet<String> = form
+        .all("enabled")
+        .into_iter()
+        .map(str::to_string)
+        .collect();
+    let mut edits = Vec::new();
+    let mut notes = Notes::new();
+    for (key, typed) in form.all("action").into_iter().zip(form.all("config")) {
+        let Some((i, a)) = c.actions.iter().enumerate().find(|(_, a)| a.key() == key) else {
+            continue;
+        };
+        let (tool, action) = (a.tool.clone(), a.action.clone());
+        if on.contains(key) != a.enabled {
+            edits.push(StagingEdit::SetToolActionEnabled {
+                tool: tool.clone(),
+                action: action.clone(),
+                enabled: !a.enabled,
+            });
+        }
+        let typed = typed.replace("\r\n", "\n");
+        let parsed = match typed.trim() {
+            "" => Ok(json!({})),
+            t => serde_json::from_str::<Value>(t),
+        };
+        match parsed {
+            Ok(new) if new.is_object() => {
+                if new != a.config {
+                    let config = replacing(&a.config, &new);
+                    edits.push(StagingEdit::UpdateToolAction {
+                        tool,
+                        action,
+                        config,
+                    });
+                }
+            }
+            Ok(_) => {
+                notes.insert(
+                    format!("config-{i}"),
+                    "the settings must be a JSON object, such as {\"limit\": 5}".into(),
+                );
+            }
+            Err(e) => {
+                notes.insert(format!("config-{i}"), format!("not valid JSON: {e}"));
+            }
+        }
+        v.action_configs.insert(key.to_string(), typed);
+    }
+    v.actions_on = Some(on);
+    (edits, notes)
+}
+
+/// `POST /t/{tenant}/agents/{agent}/edit`: save the editor (or the tool
+/// actions) to staging, all in one edit; refused, the form comes back with
+/// what was typed and each problem beside its field.
 pub async fn save(
     State(state): State<Shared>,
     Path((tenant, agent)): Path<(String, String)>,
@@ -456,31 +638,32 @@ pub async fn save(
     body: Bytes,
 ) -> Response {
     write_form(&state, headers, body, move |store, me, form| {
-        let (_, spec) = draft_of(&*store, &tenant, &agent)?;
-        let actor = me.actor();
-        let mut name = agent.clone();
-        if form.get("form") == Some("actions") {
-            let c = choices(&*store, &tenant, &spec)?;
-            for e in action_edits(form, &c) {
-                staging::edit_staging(store, &actor, &tenant, &agent, &e)?;
-            }
+        let (r, spec) = draft_of(&*store, &tenant, &agent)?;
+        let c = choices(&*store, &tenant, &spec)?;
+        let (v, edits, mut notes) = if form.get("form") == Some("actions") {
+            let mut v = values_of(&r, &spec);
+            let (edits, notes) = action_edits(form, &c, &mut v);
+            (v, edits, notes)
         } else {
             let v = values_from(form);
             let edit = StagingEdit::UpdateAgent(patch_of(&v, &spec));
-            match staging::edit_staging(store, &actor, &tenant, &agent, &edit) {
-                Ok(outcome) => name = outcome.agent_name,
-                Err(e) => {
-                    let Some(notes) = notes_of(&e) else {
-                        return Err(e.into());
-                    };
-                    let c = choices(&*store, &tenant, &spec)?;
-                    let v = without_credentials(v);
-                    let page = editor_page(&tenant, &agent, me, &v, &c, &notes, false);
-                    return Ok((StatusCode::BAD_REQUEST, Html(page.into_string())).into_response());
+            (v, vec![edit], Notes::new())
+        };
+        if notes.is_empty() {
+            match staging::edit_staging_all(store, &me.actor(), &tenant, &agent, &edits) {
+                Ok(done) => {
+                    let to = format!("/t/{tenant}/agents/{}?saved=1", done.agent_name);
+                    return Ok(see_other(&to));
                 }
+                Err(e) => match notes_of(&e) {
+                    Some(n) => notes = n,
+                    None => return Err(e.into()),
+                },
             }
         }
-        Ok(see_other(&format!("/t/{tenant}/agents/{name}?saved=1")))
+        let v = without_credentials(v);
+        let page = editor_page(&tenant, &agent, me, &v, &c, &notes, false);
+        Ok((StatusCode::BAD_REQUEST, Html(page.into_string())).into_response())
     })
     .await
 }
@@ -612,11 +795,51 @@ mod tests {
         };
         let notes = notes_of(&e).unwrap();
         assert!(notes["model.maxTokens"].contains("wrong type"));
+        assert_eq!(field_key("spec.snippets[2].name"), "snippet-2");
         let e = StagingError::BadField {
-            field: "spec.snippets".into(),
+            field: "spec.workflows".into(),
             reason: "x".into(),
         };
         assert!(notes_of(&e).unwrap().contains_key(""));
+    }
+
+    #[test]
+    fn settings_typed_whole_become_a_patch_that_replaces() {
+        let old = json!({"limit": 20, "sort": {"by": "date", "desc": true}, "gone": 1});
+        let new = json!({"limit": 5, "sort": {"by": "date"}});
+        let p = replacing(&old, &new);
+        assert_eq!(
+            p,
+            json!({"limit": 5, "sort": {"by": "date", "desc": null}, "gone": null})
+        );
+        let mut merged = old.clone();
+        staging::merge_patch(&mut merged, &p);
+        assert_eq!(merged, new);
+    }
+
+    #[test]
+    fn a_refused_form_comes_back_without_credentials_in_snippets_or_settings() {
+        let token = "Bearer sk-live-0123456789abcdef";
+        let mut v = values_from(&Form::parse(&Bytes::from_static(b"description=ok")));
+        v.snippets = vec![
+            ("greeting".into(), "Hello.".into()),
+            ("debug".into(), format!("call with {token}")),
+        ];
+        v.action_configs
+            .insert("crm/list".into(), format!("{{\"auth\": \"{token}\"}}"));
+        v.action_configs
+            .insert("crm/get".into(), "{\"limit\": 5}".into());
+        let v = without_credentials(v);
+        assert_eq!(v.description, "ok");
+        assert_eq!(
+            v.snippets,
+            vec![
+                ("greeting".to_string(), "Hello.".to_string()),
+                ("debug".to_string(), String::new())
+            ]
+        );
+        assert_eq!(v.action_configs["crm/list"], "");
+        assert_eq!(v.action_configs["crm/get"], "{\"limit\": 5}");
     }
 
     #[test]
