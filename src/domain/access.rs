@@ -387,6 +387,18 @@ pub enum TokenStatus {
     Revoked,
 }
 
+/// Whether `text` is a time as tokens keep it: RFC 3339 UTC to the second
+/// (`2027-01-31T12:00:00Z`), the one form whose text order is time order.
+pub fn is_utc_second(text: &str) -> bool {
+    // `0` stands for any digit; every other byte must be as it is.
+    const SHAPE: &[u8] = b"0000-00-00T00:00:00Z";
+    text.len() == SHAPE.len()
+        && text.bytes().zip(SHAPE).all(|(c, &s)| match s {
+            b'0' => c.is_ascii_digit(),
+            _ => c == s,
+        })
+}
+
 impl TokenStatus {
     /// The status of a token revoked at `revoked_at` and expiring at
     /// `expires_at`, at `now` (all RFC 3339 UTC to the second, which compare as text).
@@ -546,6 +558,22 @@ mod tests {
             e.hint()
         );
         assert_eq!(shell_quote("a b"), "'a b'");
+    }
+
+    #[test]
+    fn token_times_are_utc_to_the_second() {
+        assert!(is_utc_second("2027-01-31T12:00:00Z"));
+        for bad in [
+            "",
+            "zzz",
+            "2027-01-31",
+            "2027-01-31T12:00:00+01:00",
+            "2027-01-31T12:00:00.5Z",
+            "2027-01-31 12:00:00Z",
+            "２０２７-01-31T12:00:00Z",
+        ] {
+            assert!(!is_utc_second(bad), "{bad}");
+        }
     }
 
     #[test]

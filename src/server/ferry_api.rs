@@ -123,9 +123,72 @@ fn answer<T>(r: Result<T, Fault>) -> Result<T, ApiError> {
 }
 
 /// The JSON body of a request, read only once its caller is admitted (so a
-/// refused caller learns nothing from the body's shape).
-fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Fault> {
-    serde_json::from_slice(body).map_err(|e| Fault::Api(bad_body(e.to_string())))
+/// refused caller learns nothing from the body's shape). Numbers are read
+/// as JSON means them: where a whole number is due, `2.0` is the number 2
+/// (a body that does not read as it is is read again with its whole-valued
+/// floats as integers, so ferry's own client's bodies are read untouched).
+/// A whole number above [`MAX_NUMBER`] (which not every JSON reader holds
+/// exactly) in any field the body is read into is refused.
+fn parse<T: serde::de::DeserializeOwned + Serialize>(body: &[u8]) -> Result<T, Fault> {
+    let bad = |e: serde_json::Error| Fault::Api(bad_body(e.to_string()));
+    let mut value: serde_json::Value = serde_json::from_slice(body).map_err(bad)?;
+    let parsed: T = match T::deserialize(&value) {
+        Ok(parsed) => parsed,
+        Err(first) => {
+            if !whole_numbers(&mut value) {
+                return Err(bad(first));
+            }
+            serde_json::from_value(value).map_err(bad)?
+        }
+    };
+    let read = serde_json::to_value(&parsed).map_err(bad)?;
+    match beyond_max(&read) {
+        Some(n) => Err(Fault::Api(bad_body(format!(
+            "the number {n} is beyond ±{MAX_NUMBER}"
+        )))),
+        None => Ok(parsed),
+    }
+}
+
+/// The largest whole number a body may hold: 2^53 - 1, exact in every JSON reader.
+pub const MAX_NUMBER: u64 = (1 << 53) - 1;
+
+/// Rewrite every whole-valued float of `value` within ±[`MAX_NUMBER`]
+/// (`2.0`) as the integer it is; whether any was rewritten.
+fn whole_numbers(value: &mut serde_json::Value) -> bool {
+    use serde_json::Value;
+    match value {
+        Value::Number(n) => match n.as_f64().filter(|_| n.is_f64()) {
+            Some(f) if f.fract() == 0.0 && f.abs() <= MAX_NUMBER as f64 => {
+                // Exact: a whole float within 2^53 converts without loss.
+                *n = serde_json::Number::from(f as i64);
+                true
+            }
+            _ => false,
+        },
+        Value::Array(items) => items
+            .iter_mut()
+            .fold(false, |any, v| whole_numbers(v) | any),
+        Value::Object(fields) => fields
+            .values_mut()
+            .fold(false, |any, v| whole_numbers(v) | any),
+        _ => false,
+    }
+}
+
+/// The first whole number of `value` beyond ±[`MAX_NUMBER`], if any.
+fn beyond_max(value: &serde_json::Value) -> Option<&serde_json::Number> {
+    use serde_json::Value;
+    match value {
+        Value::Number(n) => {
+            let big = n.as_u64().is_some_and(|u| u > MAX_NUMBER)
+                || n.as_i64().is_some_and(|i| i.unsigned_abs() > MAX_NUMBER);
+            big.then_some(n)
+        }
+        Value::Array(items) => items.iter().find_map(beyond_max),
+        Value::Object(fields) => fields.values().find_map(beyond_max),
+        _ => None,
+    }
 }
 
 /// Answer a read on a reader connection, after admitting the caller.
@@ -481,6 +544,13 @@ async fn add_user(
 ) -> Result<Json<crate::domain::access::UserRecord>, ApiError> {
     write(&s, h, None, Need::Owner("adding users"), move |store, _| {
         let body: wire::NewUser = parse(&body)?;
+        if !crate::domain::model::is_valid_name(&body.name) {
+            let message = format!(
+                "user name `{}` must be lower-case letters, digits, `-`, `_` or `.`",
+                body.name
+            );
+            return Err(ApiError::bad_request("bad_name", message).into());
+        }
         Ok(store.add_user(&body.name)?)
     })
     .await
@@ -507,6 +577,7 @@ async fn add_token(
 ) -> Result<Json<TokenRecord>, ApiError> {
     write(&s, h, None, Need::Token, move |store, caller| {
         let body: wire::NewToken = parse(&body)?;
+        check_new_token(&body)?;
         if caller.user != body.user {
             caller
                 .access
@@ -516,6 +587,20 @@ async fn add_token(
         Ok(store.add_token(&body.hash, &body.user, tenant, expires)?)
     })
     .await
+}
+
+/// A token's expiry as the store keeps it: RFC 3339 UTC to the second,
+/// which the store compares as text.
+fn check_new_token(body: &wire::NewToken) -> Result<(), ApiError> {
+    match body.expires_at.as_deref() {
+        Some(at) if !crate::domain::access::is_utc_second(at) => Err(ApiError::bad_request(
+            "bad_expiry",
+            format!(
+                "`expires_at` `{at}` must be RFC 3339 UTC to the second, e.g. 2027-01-31T12:00:00Z"
+            ),
+        )),
+        _ => Ok(()),
+    }
 }
 
 async fn token(
@@ -580,8 +665,10 @@ async fn sync_records(
     Query(q): Query<SourceQuery>,
 ) -> Result<Json<wire::Syncs>, ApiError> {
     view(&s, h, t, move |store, t| {
-        let Some(source) = q.source else {
-            return Err(ApiError::bad_request("no_source", "the query needs `source`").into());
+        let Some(source) = q.source.filter(|s| !s.is_empty()) else {
+            return Err(
+                ApiError::bad_request("no_source", "the query needs a non-empty `source`").into(),
+            );
         };
         Ok(wire::Syncs {
             records: store.sync_records(t, &source)?,

@@ -12,6 +12,7 @@ use axum::routing::MethodRouter;
 use axum::Router;
 use serde_json::{json, Map, Value};
 
+use super::ferry_api::MAX_NUMBER;
 use super::Shared;
 use crate::domain::model::Kind;
 use crate::service::serving::ServeError;
@@ -708,9 +709,6 @@ fn path_params(path: &str) -> Vec<&str> {
         .collect()
 }
 
-/// The largest version or revision number a query or body may name (2^53 - 1, exact in every JSON reader).
-const MAX_NUMBER: u64 = (1 << 53) - 1;
-
 /// The schema of a path parameter: a sync step is one of the steps, in order.
 fn path_schema(name: &str) -> Value {
     match name {
@@ -726,6 +724,7 @@ fn path_schema(name: &str) -> Value {
 fn query_schema(name: &str) -> (bool, Value) {
     match name {
         "sourceUrl" => (true, json!({"type": "string", "format": "uri"})),
+        "source" => (true, json!({"type": "string", "minLength": 1})),
         "sourceAgentId" => (true, json!({"type": "string", "minLength": 1})),
         "sourceAgentVersion" | "agentVersion" | "baseRevision" => (
             false,
@@ -764,8 +763,94 @@ fn text_body(names: &[&str], optional: &[&str]) -> Value {
     json!({"type": "object", "properties": properties, "anyOf": one_of})
 }
 
+/// A string: a name as `is_valid_name` takes it (tenants, users).
+fn name_schema() -> Value {
+    json!({"type": "string", "pattern": "^[a-z0-9_-][a-z0-9._-]{0,127}$"})
+}
+
+/// A whole number as the store contract's `u64` fields read it.
+fn count_schema() -> Value {
+    json!({"type": "integer", "minimum": 0, "maximum": MAX_NUMBER})
+}
+
+/// The request bodies of ferry's own API (`/api/ferry/v1/…`, the types of
+/// `backend::store::remote::wire`); `None` for a path outside it.
+fn store_body(method: &str, path: &str) -> Option<Value> {
+    let rest = path.strip_prefix("/api/ferry/v1/")?;
+    let text = json!({"type": "string"});
+    let opt_text = json!({"type": ["string", "null"]});
+    let resource = json!({"type": "object", "required": ["document"], "properties": {
+        "document": {"type": "object"}, "content": opt_text}});
+    let version = json!({"type": "object", "required": ["id", "version", "resource", "published_at"], "properties": {
+        "id": text, "version": count_schema(), "resource": resource, "change_id": opt_text, "published_at": text}});
+    let texts = json!({"type": "array", "items": text});
+    let schema = match (method, rest.rsplit('/').next().unwrap_or_default()) {
+        ("POST", "tenants") => {
+            json!({"type": "object", "required": ["name", "recipient", "identity"], "properties": {
+            "name": name_schema(), "environment": opt_text, "recipient": text, "identity": text}})
+        }
+        ("POST", "lookup") if rest.starts_with("tokens/") => {
+            json!({"type": "object", "required": ["hash"], "properties": {"hash": text}})
+        }
+        ("POST", "lookup") => {
+            json!({"type": "object", "required": ["ids"], "properties": {"ids": texts}})
+        }
+        ("POST", "write") => json!({"type": "object",
+            "required": ["base_revision", "upserts", "deletes", "refresh", "versions"], "properties": {
+            "base_revision": count_schema(),
+            "upserts": {"type": "array", "items": {"type": "array", "prefixItems": [resource, text], "minItems": 2, "maxItems": 2}},
+            "deletes": texts,
+            "refresh": {"type": "array", "items": {"type": "object", "required": ["id", "fileHash"], "properties": {"id": text, "fileHash": text}}},
+            "commit": opt_text,
+            "versions": {"type": "array", "items": version},
+            "syncs": {"anyOf": [{"type": "null"}, {"type": "object", "required": ["source_key", "origins"], "properties": {
+                "source_key": text,
+                "origins": {"type": "array", "items": {"type": "array", "prefixItems": [text, text], "minItems": 2, "maxItems": 2}}}}]}}}),
+        ("PUT", "versions") => json!({"type": "object", "required": ["versions"], "properties": {
+            "versions": {"type": "array", "items": version}}}),
+        ("POST", "publishes") => {
+            let named = json!({"type": "array", "items": {"type": "object", "required": ["kind", "name", "id"], "properties": {
+                "kind": {"type": "string", "enum": Kind::ALL.iter().map(|k| k.name()).collect::<Vec<_>>()}, "name": text, "id": text}}});
+            json!({"type": "object", "required": ["record", "versions"], "properties": {
+                "record": {"type": "object",
+                    "required": ["tenant", "number", "changeTrackId", "publishedBy", "publishedAt", "message", "summary"],
+                    "properties": {"tenant": text, "number": count_schema(), "changeTrackId": text, "agent": opt_text,
+                        "publishedBy": text, "publishedAt": text, "message": text,
+                        "summary": {"type": "object", "required": ["created", "updated", "deleted"], "properties": {
+                            "created": named, "updated": named, "deleted": named}},
+                        "tag": opt_text, "commit": opt_text}},
+                "versions": {"type": "array", "items": {"type": "object", "required": ["id"], "properties": {
+                    "id": text, "resource": {"anyOf": [{"type": "null"}, resource]}}}}}})
+        }
+        ("POST", "syncs") => {
+            json!({"type": "object", "required": ["source_key", "records"], "properties": {
+            "source_key": text,
+            "records": {"type": "array", "items": {"type": "object",
+                "required": ["localId", "originId", "revision", "contentHash"], "properties": {
+                "localId": text, "originId": text, "revision": count_schema(), "contentHash": text}}}}})
+        }
+        ("POST", "users") => {
+            json!({"type": "object", "required": ["name"], "properties": {"name": name_schema()}})
+        }
+        ("PUT", "grants") => {
+            json!({"type": "object", "required": ["user", "tenant", "role"], "properties": {
+            "user": text, "tenant": text, "role": {"type": "string", "enum": ["viewer", "editor", "admin", "owner"]}}})
+        }
+        ("POST", "tokens") => {
+            let at = "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$";
+            json!({"type": "object", "required": ["hash", "user"], "properties": {
+            "hash": text, "user": text, "tenant": opt_text, "expires_at": {"type": ["string", "null"], "pattern": at}}})
+        }
+        _ => return None,
+    };
+    Some(schema)
+}
+
 /// Whether a route's request body is required, and its schema: what the handler accepts.
 fn body_schema(method: &str, path: &str) -> (bool, Value) {
+    if let Some(schema) = store_body(method, path) {
+        return (true, schema);
+    }
     let guardrail = json!({"type": "object", "required": ["name"], "properties": {
         "name": {"type": "string"}, "enabled": {"type": ["boolean", "null"]}, "config": {}}});
     let mapping = json!({"type": "object", "required": ["sourceAgentId"], "additionalProperties": false, "properties": {
@@ -1016,5 +1101,51 @@ mod tests {
             assert!(answer["properties"][field].is_object(), "{field}: {answer}");
         }
         assert_eq!(op("get", "/api/tenant/sync/steps")["security"], json!([]));
+        // ferry's own API: each body names the fields its handler requires.
+        let body = |m: &str, p: &str| {
+            op(m, &format!("/api/ferry/v1{p}"))["requestBody"]["content"]["application/json"]
+                ["schema"]
+                .clone()
+        };
+        let required = |m: &str, p: &str| body(m, p)["required"].clone();
+        assert_eq!(required("post", "/users"), json!(["name"]));
+        assert_eq!(
+            required("put", "/grants"),
+            json!(["user", "tenant", "role"])
+        );
+        assert_eq!(required("post", "/tokens/lookup"), json!(["hash"]));
+        assert_eq!(
+            required("post", "/tenants/{tenant}/drafts/lookup"),
+            json!(["ids"])
+        );
+        assert_eq!(
+            required("post", "/tenants/{tenant}/syncs"),
+            json!(["source_key", "records"])
+        );
+        assert_eq!(
+            required("put", "/tenants/{tenant}/versions"),
+            json!(["versions"])
+        );
+        assert_eq!(
+            required("post", "/tenants/{tenant}/publishes"),
+            json!(["record", "versions"])
+        );
+        let write = body("post", "/tenants/{tenant}/write");
+        assert_eq!(write["properties"]["base_revision"]["maximum"], MAX_NUMBER);
+        let syncs = op("get", "/api/ferry/v1/tenants/{tenant}/syncs");
+        assert_eq!(syncs["parameters"][1]["name"], "source");
+        assert_eq!(syncs["parameters"][1]["required"], true);
+        for d in ROUTES
+            .iter()
+            .filter(|d| d.path.starts_with("/api/ferry/v1/") && d.body.is_some())
+        {
+            let m = d.method.to_lowercase();
+            assert!(
+                body(&m, &d.path["/api/ferry/v1".len()..])["required"].is_array(),
+                "{} {}",
+                d.method,
+                d.path
+            );
+        }
     }
 }

@@ -117,6 +117,7 @@ macro_rules! store_conformance {
                 the_first_user_owns_the_store,
                 grants_name_known_users_and_tenants,
                 tokens_are_found_by_their_hash_only,
+                a_token_hash_and_id_are_recorded_once,
                 sessions_are_kept_by_hash_and_expire,
                 tokens_are_listed_revoked_and_their_use_recorded,
                 sync_records_are_kept_per_source,
@@ -874,6 +875,34 @@ pub fn tokens_are_found_by_their_hash_only(fresh: &Fresh) {
         .unwrap_err();
     assert!(matches!(err, StoreError::NoTenant { .. }), "{err}");
     assert_eq!(store.token("hash-three-0000").unwrap(), None);
+}
+
+/// A token whose hash, or whose ID (the hash's first 12 digits), the store
+/// already holds is refused, naming the ID, and the first stays as it was.
+pub fn a_token_hash_and_id_are_recorded_once(fresh: &Fresh) {
+    let mut store = fresh.open();
+    tenant(&mut *store, T);
+    store.add_user("ada").unwrap();
+    let first = store
+        .add_token("cccccccccccc-one", "ada", Some(T), None)
+        .unwrap();
+    for again in ["cccccccccccc-one", "cccccccccccc-two"] {
+        let err = store.add_token(again, "ada", None, None).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("tok_cccccccccccc") && text.contains("already recorded"),
+            "{again}: {text}"
+        );
+    }
+    let kept: Vec<_> = store
+        .tokens()
+        .unwrap()
+        .into_iter()
+        .filter(|t| t.id == first.id)
+        .collect();
+    assert_eq!(kept, vec![first.clone()]);
+    assert_eq!(store.token("cccccccccccc-one").unwrap(), Some(first));
+    assert_eq!(store.token("cccccccccccc-two").unwrap(), None);
 }
 
 /// Tokens are listed with their expiry, revoked once by ID (kept, with the

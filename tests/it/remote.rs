@@ -582,6 +582,7 @@ mod conformance {
         drift_lists_what_changed_since_the_last_apply_from_git,
         grants_name_known_users_and_tenants,
         tokens_are_found_by_their_hash_only,
+        a_token_hash_and_id_are_recorded_once,
         sync_records_are_kept_per_source,
     );
 }
@@ -639,4 +640,65 @@ fn tokens_are_made_listed_and_revoked_through_a_remote_server() {
     let r = ferry_at(dir, &url, Some(&second), &["tenant", "list"]).expect(1);
     assert!(r.stderr.contains("revoked"), "{}", r.stderr);
     ferry_at(dir, &url, Some(&hub.root), &["tenant", "list"]).ok();
+}
+
+/// What schemathesis found in the store contract's bodies (`.ci/schemathesis.sh`):
+/// a user with an empty name was added, a token whose ID the store already
+/// held was a 500, an empty `source` listed nothing with a 200, and a whole
+/// number spelled `3.0` was refused. Each is now a clear answer, and a
+/// refusal changes nothing.
+#[test]
+fn the_store_contract_reads_bodies_as_the_document_describes_them() {
+    let hub = hub();
+    let url = |p: &str| hub.server.url(&format!("/api/ferry/v1{p}"));
+    let post = |p: &str, body: serde_json::Value| {
+        crate::common::http_json("POST", &url(p), Some(&hub.root), &body)
+    };
+    let get = |p: &str| http("GET", &url(p), Some(&hub.root), &[], None);
+    let users = || {
+        get("/access").expect(200)["users"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    let before = users();
+    for name in ["", "Bad Name"] {
+        let body = post("/users", serde_json::json!({ "name": name })).expect(400);
+        assert_eq!(body["error"]["code"], "bad_name", "{body}");
+    }
+    assert_eq!(users(), before);
+
+    let token = serde_json::json!({"hash": "dddddddddddd-x", "user": "root"});
+    post("/tokens", token.clone()).expect(200);
+    let body = post("/tokens", token).expect(409);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("tok_dddddddddddd"),
+        "{body}"
+    );
+    let late = serde_json::json!({"hash": "eeeeeeeeeeee-x", "user": "root", "expires_at": "soon"});
+    let body = post("/tokens", late).expect(400);
+    assert_eq!(body["error"]["code"], "bad_expiry", "{body}");
+
+    let syncs = "/tenants/acme-dev/syncs";
+    let body = get(&format!("{syncs}?source=")).expect(400);
+    assert_eq!(body["error"]["code"], "no_source", "{body}");
+    let record = |revision: serde_json::Value| {
+        serde_json::json!({"source_key": "zip:one", "records": [
+            {"localId": "tol_a", "originId": "o", "revision": revision, "contentHash": "h"}]})
+    };
+    let body = post(syncs, record(serde_json::json!(9_007_199_254_740_992u64))).expect(400);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("beyond"),
+        "{body}"
+    );
+    post(syncs, record(serde_json::json!(3.0))).expect(200);
+    let listed = get(&format!("{syncs}?source=zip:one")).expect(200);
+    assert_eq!(listed["records"][0]["revision"], 3, "{listed}");
+    assert_eq!(listed["records"].as_array().unwrap().len(), 1, "{listed}");
 }

@@ -605,6 +605,16 @@ pub fn token_id(hash: &str) -> String {
     format!("tok_{}", hash.get(..12).unwrap_or(hash))
 }
 
+/// The refusal of a token whose hash or ID the store already holds (two
+/// hashes can share the 12 digits an ID keeps).
+pub fn token_taken(id: &str) -> StoreError {
+    StoreError::Refused {
+        message: format!(
+            "a token with the ID `{id}` is already recorded\nhint: make a new token; each token's ID must be unique"
+        ),
+    }
+}
+
 /// The refusal of a token ID the store does not hold.
 pub fn unknown_token(id: &str) -> StoreError {
     StoreError::Refused {

@@ -8,7 +8,7 @@
 use postgres::GenericClient;
 
 use super::super::{
-    now_rfc3339, unknown_token, SessionRecord, StoreError, SyncRecord, TokenRecord,
+    now_rfc3339, token_taken, unknown_token, SessionRecord, StoreError, SyncRecord, TokenRecord,
 };
 use super::resources::lock_tenant;
 use super::{signed, unsigned};
@@ -129,6 +129,15 @@ pub fn add_token(
         lock_tenant(&mut tx, t)?;
     }
     let record = TokenRecord::new(hash, user, tenant, expires_at);
+    if tx
+        .query_opt(
+            "SELECT 1 FROM tokens WHERE hash = $1 OR id = $2",
+            &[&hash, &record.id],
+        )?
+        .is_some()
+    {
+        return Err(token_taken(&record.id));
+    }
     tx.execute(
         "INSERT INTO tokens (hash, id, \"user\", tenant, created_at, expires_at) \
          VALUES ($1, $2, $3, $4, $5, $6)",

@@ -10,7 +10,9 @@
 use rusqlite::{params, OptionalExtension};
 
 use super::{begin, tenant_revision, SqliteStore};
-use crate::backend::store::{now_rfc3339, unknown_token, SessionRecord, StoreError, TokenRecord};
+use crate::backend::store::{
+    now_rfc3339, token_taken, unknown_token, SessionRecord, StoreError, TokenRecord,
+};
 use crate::domain::access::{AccessState, Grant, Role, UserRecord};
 
 /// Users and their roles per tenant (promotion and the HTTP server check them).
@@ -178,6 +180,16 @@ pub(crate) fn add_token(
         tenant_revision(&tx, t)?;
     }
     let record = TokenRecord::new(hash, user, tenant, expires_at);
+    let taken: Option<i64> = tx
+        .query_row(
+            "SELECT 1 FROM tokens WHERE hash = ?1 OR id = ?2",
+            params![hash, record.id],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if taken.is_some() {
+        return Err(token_taken(&record.id));
+    }
     tx.execute(
         "INSERT INTO tokens (hash, id, user, tenant, created_at, expires_at) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
