@@ -792,7 +792,7 @@ fn store_body(method: &str, path: &str) -> Option<Value> {
         ("POST", "lookup") if rest.starts_with("tokens/") => {
             json!({"type": "object", "required": ["hash"], "properties": {"hash": text}})
         }
-        ("POST", "lookup") => {
+        ("POST", "lookup" | "stamps") => {
             json!({"type": "object", "required": ["ids"], "properties": {"ids": texts}})
         }
         ("POST", "write") => json!({"type": "object",

@@ -70,6 +70,8 @@ fn walk_files(dir: &Path) -> Vec<std::path::PathBuf> {
 /// objects that export writes.
 fn one_change_costs(n: usize) -> (u64, u64, usize) {
     let env = TestEnv::new();
+    // Loose objects are counted: no `git gc --auto` may pack them meanwhile.
+    env.git(&["config", "gc.auto", "0"]);
     env.ferry(&["tenant", "create", T]).ok();
     write_tenant(&env, n);
     env.ferry(&["apply", "--tenant", T, "--yes"]).ok();
