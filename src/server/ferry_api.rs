@@ -18,7 +18,7 @@
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, Method};
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
@@ -30,6 +30,8 @@ use crate::backend::store::remote::wire;
 use crate::backend::store::{Store, StoreError, TenantRecord, TokenRecord};
 use crate::domain::access::Role;
 use crate::domain::secrets::KeyPair;
+use crate::service::tenants::{self, TenantError};
+use crate::service::vars::{self, VarsError};
 
 /// What an operation needs of its caller.
 #[derive(Debug, Clone, Copy)]
@@ -549,6 +551,90 @@ async fn revoke_token(
     .await
 }
 
+/// A variables use case's refusal as an answer (never with a value).
+fn vars_fault(e: VarsError) -> Fault {
+    match e {
+        VarsError::Access(a) => a.into(),
+        VarsError::Store(s) => s.into(),
+        VarsError::Unsupported => Fault::Api(ApiError::internal(e.to_string())),
+        VarsError::BadName { .. } | VarsError::Empty { .. } | VarsError::Secret(_) => {
+            Fault::Api(ApiError::bad_request("bad_variable", e.to_string()))
+        }
+    }
+}
+
+async fn variables(
+    State(s): State<Shared>,
+    h: HeaderMap,
+    Path(t): Path<String>,
+) -> Result<Json<wire::VariableNames>, ApiError> {
+    let need = Need::Role(Role::Viewer, "listing variables");
+    read(&s, h, Some(t.clone()), need, move |store, _| {
+        store.tenant(&t)?;
+        Ok(wire::VariableNames {
+            names: vars::set_names(store, &t)?,
+        })
+    })
+    .await
+}
+
+async fn set_variable(
+    State(s): State<Shared>,
+    h: HeaderMap,
+    Path((t, name)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let need = Need::Role(Role::Editor, "setting a variable");
+    write(&s, h, Some(t.clone()), need, move |store, caller| {
+        let body: wire::VariableValue = parse(&body)?;
+        vars::set_ciphertext(store, &caller.actor(), &t, &name, &body.ciphertext)
+            .map_err(vars_fault)?;
+        Ok(serde_json::json!({}))
+    })
+    .await
+}
+
+async fn unset_variable(
+    State(s): State<Shared>,
+    h: HeaderMap,
+    Path((t, name)): Path<(String, String)>,
+) -> Result<Json<wire::Unset>, ApiError> {
+    let need = Need::Role(Role::Editor, "unsetting a variable");
+    write(&s, h, Some(t.clone()), need, move |store, caller| {
+        let was_set = vars::unset(store, &caller.actor(), &t, &name).map_err(vars_fault)?;
+        Ok(wire::Unset { was_set })
+    })
+    .await
+}
+
+async fn delete_tenant(
+    State(s): State<Shared>,
+    h: HeaderMap,
+    Path(t): Path<String>,
+    body: Bytes,
+) -> Result<Json<TenantRecord>, ApiError> {
+    let need = Need::Role(Role::Owner, "deleting a tenant");
+    write(&s, h, Some(t.clone()), need, move |store, caller| {
+        let body: wire::DeleteTenant = parse(&body)?;
+        tenants::delete_at(store, &caller.actor(), &t, body.force, body.revision).map_err(|e| {
+            match e {
+                TenantError::Access(a) => a.into(),
+                TenantError::Store(s) => s.into(),
+                TenantError::Origin { ref dependants, .. } => {
+                    let list = serde_json::to_value(dependants).unwrap_or_default();
+                    Fault::Api(
+                        ApiError::conflict("origin", e.to_string())
+                            .with("dependants", list)
+                            .hint("delete with --force to delete it all the same"),
+                    )
+                }
+                TenantError::Unsupported => Fault::Api(ApiError::internal(e.to_string())),
+            }
+        })
+    })
+    .await
+}
+
 /// The query of `GET …/syncs`.
 #[derive(Debug, Deserialize)]
 struct SourceQuery {
@@ -597,6 +683,26 @@ pub fn routes(r: Registry) -> Registry {
         .add(Method::GET, "/api/ferry/v1/tenants", get(tenants))
         .add(Method::POST, "/api/ferry/v1/tenants", post(create_tenant))
         .add(Method::GET, "/api/ferry/v1/tenants/{tenant}", get(tenant))
+        .add(
+            Method::DELETE,
+            "/api/ferry/v1/tenants/{tenant}",
+            delete(delete_tenant),
+        )
+        .add(
+            Method::GET,
+            "/api/ferry/v1/tenants/{tenant}/variables",
+            get(variables),
+        )
+        .add(
+            Method::PUT,
+            "/api/ferry/v1/tenants/{tenant}/variables/{variable}",
+            put(set_variable),
+        )
+        .add(
+            Method::DELETE,
+            "/api/ferry/v1/tenants/{tenant}/variables/{variable}",
+            delete(unset_variable),
+        )
         .add(
             Method::GET,
             "/api/ferry/v1/tenants/{tenant}/identity",

@@ -958,7 +958,7 @@ pub fn variables_are_kept_per_tenant_by_name(fresh: &Fresh) {
 pub fn deleting_a_tenant_removes_everything_it_holds(fresh: &Fresh) {
     let mut store = fresh.open();
     let keys = tenant(&mut *store, T);
-    tenant(&mut *store, "acme-prod");
+    let prod_keys = tenant(&mut *store, "acme-prod");
     let a = tool("a", "1");
     put(&mut *store, &[&a]);
     store
@@ -972,8 +972,9 @@ pub fn deleting_a_tenant_removes_everything_it_holds(fresh: &Fresh) {
     store.write("acme-prod", &other).unwrap();
     let secret = encrypt(&keys.recipient, b"v").unwrap();
     admin(&mut *store).set_variable(T, "X", &secret).unwrap();
+    let prod_secret = encrypt(&prod_keys.recipient, b"v").unwrap();
     admin(&mut *store)
-        .set_variable("acme-prod", "X", &secret)
+        .set_variable("acme-prod", "X", &prod_secret)
         .unwrap();
     let sync = SyncRecord {
         local_id: id(&a),

@@ -70,7 +70,21 @@ fn clone_of_acme(tmp: &Path, name: &str) -> PathBuf {
 
 /// `ferry ARGS` in `dir` against `store`, with `token` in FERRY_TOKEN when given.
 fn ferry_at(dir: &Path, store: &str, token: Option<&str>, args: &[&str]) -> Run {
+    ferry_fed(dir, store, token, args, None)
+}
+
+/// [`ferry_at`], with `input` on standard input when given.
+fn ferry_fed(
+    dir: &Path,
+    store: &str,
+    token: Option<&str>,
+    args: &[&str],
+    input: Option<&str>,
+) -> Run {
     let mut c = Command::cargo_bin("ferry").unwrap();
+    if let Some(input) = input {
+        c.write_stdin(input.to_string());
+    }
     c.current_dir(dir)
         .env("NO_COLOR", "1")
         .env("FERRY_STORE", store)
@@ -582,6 +596,8 @@ mod conformance {
         grants_name_known_users_and_tenants,
         tokens_are_found_by_their_hash_only,
         sync_records_are_kept_per_source,
+        variables_are_kept_per_tenant_by_name,
+        deleting_a_tenant_removes_everything_it_holds,
     );
 }
 
@@ -638,4 +654,123 @@ fn tokens_are_made_listed_and_revoked_through_a_remote_server() {
     let r = ferry_at(dir, &url, Some(&second), &["tenant", "list"]).expect(1);
     assert!(r.stderr.contains("revoked"), "{}", r.stderr);
     ferry_at(dir, &url, Some(&hub.root), &["tenant", "list"]).ok();
+}
+
+#[test]
+fn variables_are_set_listed_and_unset_through_a_remote_server_as_ciphertext_only() {
+    let hub = hub();
+    hub.env.user("vic", &[("acme-dev", "viewer")]);
+    hub.env.user("eve", &[("acme-dev", "editor")]);
+    let (vic, eve) = (hub.env.token("vic", None), hub.env.token("eve", None));
+    let client = clone_of_acme(hub.env.tmp.path(), "client");
+    let url = hub.server.base.clone();
+    let value = "sk-remote-variable-value-0123456789";
+    let set = ["vars", "set", "--tenant", "acme-dev", "CRM_API_KEY"];
+    let r = ferry_fed(&client, &url, Some(&vic), &set, Some(value)).expect(1);
+    assert!(r.stderr.contains("editor"), "{}", r.stderr);
+    let r = ferry_fed(&client, &url, Some(&eve), &set, Some(value)).ok();
+    assert!(
+        r.stderr.contains("Set CRM_API_KEY in acme-dev"),
+        "{}",
+        r.stderr
+    );
+    // A viewer lists names only; the server's own store has it, encrypted.
+    let list = ["vars", "list", "--tenant", "acme-dev", "--output", "json"];
+    let listed = ferry_at(&client, &url, Some(&vic), &list).ok();
+    assert_eq!(listed.json()["set"], serde_json::json!(["CRM_API_KEY"]));
+    let local = hub
+        .env
+        .ferry(&[
+            "--as", "root", "vars", "list", "--tenant", "acme-dev", "--output", "json",
+        ])
+        .ok();
+    assert_eq!(local.json()["set"], serde_json::json!(["CRM_API_KEY"]));
+    let db = std::fs::read(hub.env.repo.join(".ferry/store.db")).unwrap();
+    let db = String::from_utf8_lossy(&db);
+    assert!(!db.contains(value) && !hub.server.log().contains(value));
+    assert!(!listed.stdout.contains(value) && !listed.stderr.contains(value));
+    // The server checks the role itself, and refuses what does not open with the tenant's key.
+    let mut as_vic =
+        ferry::backend::store::open_with_options(&url, &client, None, Some(&vic)).unwrap();
+    let admin = as_vic.tenant_admin_mut().unwrap();
+    let e = admin
+        .set_variable("acme-dev", "X", "ENC[age,abc]")
+        .unwrap_err();
+    assert!(e.to_string().contains("needs the editor role"), "{e}");
+    let e = admin.unset_variable("acme-dev", "CRM_API_KEY").unwrap_err();
+    assert!(e.to_string().contains("needs the editor role"), "{e}");
+    let mut as_eve =
+        ferry::backend::store::open_with_options(&url, &client, None, Some(&eve)).unwrap();
+    let other = ferry::domain::secrets::generate_keypair();
+    let foreign = ferry::domain::secrets::encrypt(&other.recipient, b"x").unwrap();
+    let admin = as_eve.tenant_admin_mut().unwrap();
+    let e = admin.set_variable("acme-dev", "X", &foreign).unwrap_err();
+    assert!(e.to_string().contains("cannot decrypt"), "{e}");
+    let names = as_eve
+        .tenant_admin()
+        .unwrap()
+        .variable_names("acme-dev")
+        .unwrap();
+    assert_eq!(names, ["CRM_API_KEY"]);
+    // Unset: the editor may, and a second time it was not set.
+    let unset = ["vars", "unset", "--tenant", "acme-dev", "CRM_API_KEY"];
+    ferry_at(&client, &url, Some(&vic), &unset).expect(1);
+    let r = ferry_at(&client, &url, Some(&eve), &unset).ok();
+    assert!(r.stderr.contains("Unset CRM_API_KEY"), "{}", r.stderr);
+    let r = ferry_at(&client, &url, Some(&eve), &unset).ok();
+    assert!(r.stderr.contains("was not set"), "{}", r.stderr);
+    let listed = ferry_at(&client, &url, Some(&vic), &list).ok();
+    assert_eq!(listed.json()["set"], serde_json::json!([]));
+}
+
+#[test]
+fn a_tenant_is_deleted_through_a_remote_server_by_an_owner_only() {
+    let hub = hub();
+    hub.env.user("ada", &[("acme-staging", "admin")]);
+    let ada = hub.env.token("ada", None);
+    let client = clone_of_acme(hub.env.tmp.path(), "client");
+    let url = hub.server.base.clone();
+    let delete = ["tenant", "delete", "acme-staging", "--yes"];
+    let before = hub.revision();
+    let r = ferry_at(&client, &url, Some(&ada), &delete).expect(1);
+    assert!(r.stderr.contains("owner"), "{}", r.stderr);
+    // Past the client's checks, the server refuses too, and a stale check deletes nothing.
+    let mut as_ada =
+        ferry::backend::store::open_with_options(&url, &client, None, Some(&ada)).unwrap();
+    let e = as_ada
+        .tenant_admin_mut()
+        .unwrap()
+        .delete_tenant("acme-staging")
+        .unwrap_err();
+    assert!(e.to_string().contains("needs the owner role"), "{e}");
+    let mut as_root =
+        ferry::backend::store::open_with_options(&url, &client, None, Some(&hub.root)).unwrap();
+    let revision = as_root.tenant("acme-staging").unwrap().revision;
+    let e = as_root
+        .tenant_admin_mut()
+        .unwrap()
+        .delete_checked("acme-staging", revision + 7, false)
+        .unwrap_err();
+    assert!(
+        matches!(e, ferry::backend::store::StoreError::Stale { .. }),
+        "{e}"
+    );
+    assert_eq!(hub.revision(), before);
+    let r = hub.as_root(&client, &delete).ok();
+    assert!(
+        r.stdout.contains("Deleted tenant acme-staging"),
+        "{}",
+        r.stdout
+    );
+    let listed = hub
+        .env
+        .ferry(&["--as", "root", "tenant", "list", "--output", "json"])
+        .ok();
+    let names: Vec<String> = listed.json()["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names, ["acme-dev"]);
 }

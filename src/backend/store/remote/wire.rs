@@ -422,3 +422,36 @@ pub struct WhoAmI {
     /// The token's current tenant.
     pub tenant: Option<String>,
 }
+
+/// `GET /tenants/{t}/variables`: the names of the tenant's variables that
+/// have a value, sorted. Never a value.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VariableNames {
+    /// The names.
+    pub names: Vec<String>,
+}
+
+/// `PUT /tenants/{t}/variables/{name}`: the value, encrypted to the tenant
+/// by the client (`ENC[age,…]`); the plain value never travels.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VariableValue {
+    /// The ciphertext.
+    pub ciphertext: String,
+}
+
+/// The answer of `DELETE /tenants/{t}/variables/{name}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Unset {
+    /// Whether the variable had a value.
+    pub was_set: bool,
+}
+
+/// `DELETE /tenants/{t}`: delete the tenant as the client checked it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeleteTenant {
+    /// The tenant revision the client checked it at (409 stale when it moved).
+    pub revision: u64,
+    /// Delete even though other tenants' resources came from it.
+    #[serde(default)]
+    pub force: bool,
+}
