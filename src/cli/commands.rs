@@ -18,6 +18,7 @@ use crate::domain::tree::folder::{write_tree, FolderSource};
 use crate::domain::tree::{TenantFile, TreeSource, TENANT_FILE};
 use crate::service::apply::{self, ApplyOptions};
 use crate::service::pipeline::{self, TreePlan};
+use crate::service::remote_plan;
 
 /// Dispatch a parsed command.
 pub fn run(cmd: Command, g: &Global, out: &Output, frontends: &super::Frontends) -> Result<i32> {
@@ -443,14 +444,22 @@ pub(crate) fn make_plan(
         );
     }
     let spinner = out.spinner(&format!("reading {}", source.describe()));
-    let mut tp = pipeline::plan_tree(store, tenant, &source, DiffOptions { prune })?;
-    if let Some(p) = &mut tp.plan {
-        p.drift = store.drift(tenant)?;
-    }
+    let tp = remote_plan::plan_tree(store, tenant, &source, DiffOptions { prune })?;
     if let Some(s) = spinner {
         s.finish_and_clear();
     }
+    report_sent(out, &tp);
     Ok(tp)
+}
+
+/// Say what a remote store's server was sent to make the plan.
+pub(crate) fn report_sent(out: &Output, tp: &TreePlan) {
+    if let Some(sent) = tp.sent {
+        out.status(&format!(
+            "sent the server {} file(s) of {} resource(s) it lacked; it planned the other {} from its store",
+            sent.files, sent.units, tp.stats.unchanged
+        ));
+    }
 }
 
 fn report_invalid(out: &Output, tp: &TreePlan) -> Result<i32> {

@@ -30,6 +30,8 @@ use crate::backend::store::remote::wire;
 use crate::backend::store::{Store, StoreError, TenantRecord, TokenRecord};
 use crate::domain::access::Role;
 use crate::domain::secrets::KeyPair;
+use crate::service::pipeline::PipelineError;
+use crate::service::remote_plan::{self, RemotePlanError};
 use crate::service::tenants::{self, TenantError};
 use crate::service::vars::{self, VarsError};
 
@@ -635,6 +637,34 @@ async fn delete_tenant(
     .await
 }
 
+/// A plan the server could not make as an answer.
+fn plan_fault(e: RemotePlanError) -> Fault {
+    match e {
+        RemotePlanError::BadBody { .. } => Fault::Api(bad_body(e.to_string())),
+        RemotePlanError::Pipeline(PipelineError::Store(s)) => s.into(),
+        RemotePlanError::Pipeline(p @ PipelineError::EmptyTree { .. }) => {
+            Fault::Api(ApiError::conflict("empty_tree", p.to_string()))
+        }
+        RemotePlanError::Pipeline(p @ PipelineError::Source(_)) => {
+            Fault::Api(ApiError::bad_request("bad_tree", p.to_string()))
+        }
+        RemotePlanError::Pipeline(p) => Fault::Api(ApiError::internal(p.to_string())),
+    }
+}
+
+async fn plan_tree(
+    State(s): State<Shared>,
+    h: HeaderMap,
+    Path(t): Path<String>,
+    body: Bytes,
+) -> Result<Json<wire::PlanAnswer>, ApiError> {
+    view(&s, h, t, move |store, t| {
+        let request: wire::PlanTree = parse(&body)?;
+        remote_plan::answer(store, t, &request).map_err(plan_fault)
+    })
+    .await
+}
+
 /// The query of `GET …/syncs`.
 #[derive(Debug, Deserialize)]
 struct SourceQuery {
@@ -678,11 +708,13 @@ async fn record_syncs(
 
 /// Register ferry's own API.
 pub fn routes(r: Registry) -> Registry {
-    r.add(Method::GET, "/api/ferry/v1/whoami", get(whoami))
+    let r = r
+        .add(Method::GET, "/api/ferry/v1/whoami", get(whoami))
         .add(Method::GET, "/api/ferry/v1/revision", get(revision))
         .add(Method::GET, "/api/ferry/v1/tenants", get(tenants))
         .add(Method::POST, "/api/ferry/v1/tenants", post(create_tenant))
-        .add(Method::GET, "/api/ferry/v1/tenants/{tenant}", get(tenant))
+        .add(Method::GET, "/api/ferry/v1/tenants/{tenant}", get(tenant));
+    tenant_routes(r)
         .add(
             Method::DELETE,
             "/api/ferry/v1/tenants/{tenant}",
@@ -703,86 +735,6 @@ pub fn routes(r: Registry) -> Registry {
             "/api/ferry/v1/tenants/{tenant}/variables/{variable}",
             delete(unset_variable),
         )
-        .add(
-            Method::GET,
-            "/api/ferry/v1/tenants/{tenant}/identity",
-            get(identity),
-        )
-        .add(
-            Method::GET,
-            "/api/ferry/v1/tenants/{tenant}/index",
-            get(index),
-        )
-        .add(
-            Method::GET,
-            "/api/ferry/v1/tenants/{tenant}/drafts",
-            get(all_drafts),
-        )
-        .add(
-            Method::POST,
-            "/api/ferry/v1/tenants/{tenant}/drafts/lookup",
-            post(drafts),
-        )
-        .add(
-            Method::POST,
-            "/api/ferry/v1/tenants/{tenant}/write",
-            post(write_batch),
-        )
-        .add(
-            Method::POST,
-            "/api/ferry/v1/tenants/{tenant}/versions/lookup",
-            post(versions),
-        )
-        .add(
-            Method::PUT,
-            "/api/ferry/v1/tenants/{tenant}/versions",
-            put(put_versions),
-        )
-        .add(
-            Method::GET,
-            "/api/ferry/v1/tenants/{tenant}/production",
-            get(production),
-        )
-        .add(
-            Method::POST,
-            "/api/ferry/v1/tenants/{tenant}/production/lookup",
-            post(production_of),
-        )
-        .add(
-            Method::GET,
-            "/api/ferry/v1/tenants/{tenant}/publishes",
-            get(publishes),
-        )
-        .add(
-            Method::POST,
-            "/api/ferry/v1/tenants/{tenant}/publishes",
-            post(publish),
-        )
-        .add(
-            Method::GET,
-            "/api/ferry/v1/tenants/{tenant}/publishes/next",
-            get(next_publish),
-        )
-        .add(
-            Method::GET,
-            "/api/ferry/v1/tenants/{tenant}/publishes/{change_track_id}/changes",
-            get(publish_changes),
-        )
-        .add(
-            Method::GET,
-            "/api/ferry/v1/tenants/{tenant}/drift",
-            get(drift),
-        )
-        .add(
-            Method::GET,
-            "/api/ferry/v1/tenants/{tenant}/syncs",
-            get(sync_records),
-        )
-        .add(
-            Method::POST,
-            "/api/ferry/v1/tenants/{tenant}/syncs",
-            post(record_syncs),
-        )
         .add(Method::GET, "/api/ferry/v1/access", get(access))
         .add(Method::POST, "/api/ferry/v1/users", post(add_user))
         .add(Method::PUT, "/api/ferry/v1/grants", put(grant))
@@ -794,4 +746,93 @@ pub fn routes(r: Registry) -> Registry {
             "/api/ferry/v1/tokens/{token_id}/revoke",
             post(revoke_token),
         )
+}
+
+/// The routes under `/api/ferry/v1/tenants/{tenant}/…`.
+fn tenant_routes(r: Registry) -> Registry {
+    r.add(
+        Method::GET,
+        "/api/ferry/v1/tenants/{tenant}/identity",
+        get(identity),
+    )
+    .add(
+        Method::GET,
+        "/api/ferry/v1/tenants/{tenant}/index",
+        get(index),
+    )
+    .add(
+        Method::GET,
+        "/api/ferry/v1/tenants/{tenant}/drafts",
+        get(all_drafts),
+    )
+    .add(
+        Method::POST,
+        "/api/ferry/v1/tenants/{tenant}/drafts/lookup",
+        post(drafts),
+    )
+    .add(
+        Method::POST,
+        "/api/ferry/v1/tenants/{tenant}/plan",
+        post(plan_tree),
+    )
+    .add(
+        Method::POST,
+        "/api/ferry/v1/tenants/{tenant}/write",
+        post(write_batch),
+    )
+    .add(
+        Method::POST,
+        "/api/ferry/v1/tenants/{tenant}/versions/lookup",
+        post(versions),
+    )
+    .add(
+        Method::PUT,
+        "/api/ferry/v1/tenants/{tenant}/versions",
+        put(put_versions),
+    )
+    .add(
+        Method::GET,
+        "/api/ferry/v1/tenants/{tenant}/production",
+        get(production),
+    )
+    .add(
+        Method::POST,
+        "/api/ferry/v1/tenants/{tenant}/production/lookup",
+        post(production_of),
+    )
+    .add(
+        Method::GET,
+        "/api/ferry/v1/tenants/{tenant}/publishes",
+        get(publishes),
+    )
+    .add(
+        Method::POST,
+        "/api/ferry/v1/tenants/{tenant}/publishes",
+        post(publish),
+    )
+    .add(
+        Method::GET,
+        "/api/ferry/v1/tenants/{tenant}/publishes/next",
+        get(next_publish),
+    )
+    .add(
+        Method::GET,
+        "/api/ferry/v1/tenants/{tenant}/publishes/{change_track_id}/changes",
+        get(publish_changes),
+    )
+    .add(
+        Method::GET,
+        "/api/ferry/v1/tenants/{tenant}/drift",
+        get(drift),
+    )
+    .add(
+        Method::GET,
+        "/api/ferry/v1/tenants/{tenant}/syncs",
+        get(sync_records),
+    )
+    .add(
+        Method::POST,
+        "/api/ferry/v1/tenants/{tenant}/syncs",
+        post(record_syncs),
+    )
 }

@@ -477,6 +477,14 @@ pub const ROUTES: &[RouteDoc] = &[
     ),
     r(
         "POST",
+        "/api/ferry/v1/tenants/{tenant}/plan",
+        "ferry",
+        "Plan a tree from what the client sends: every path and unit hash (answered with the paths the server needs, whose bodies come next), or a git commit's changes since the last applied commit; the plan is bound to its base revision (viewer)",
+        &[],
+        JSON,
+    ),
+    r(
+        "POST",
         "/api/ferry/v1/tenants/{tenant}/write",
         "ferry",
         "Write a batch in one transaction at its base revision; 409 stale with both revisions (editor; admin with published versions)",

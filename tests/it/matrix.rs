@@ -144,6 +144,11 @@ const NEEDS: &[(&str, &str, Needs)] = &[
     ("GET", "/api/ferry/v1/tenants/{tenant}", Role("viewer")),
     ("DELETE", "/api/ferry/v1/tenants/{tenant}", Role("owner")),
     (
+        "POST",
+        "/api/ferry/v1/tenants/{tenant}/plan",
+        Role("viewer"),
+    ),
+    (
         "GET",
         "/api/ferry/v1/tenants/{tenant}/variables",
         Role("viewer"),

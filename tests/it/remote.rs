@@ -774,3 +774,109 @@ fn a_tenant_is_deleted_through_a_remote_server_by_an_owner_only() {
         .collect();
     assert_eq!(names, ["acme-dev"]);
 }
+
+/// Replace `from` with `to` in `file` under the clone's acme-dev folder.
+fn edit_acme(clone: &Path, file: &str, from: &str, to: &str) {
+    let path = clone.join("tenants/acme-dev").join(file);
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains(from), "{file}");
+    std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
+}
+
+/// The tenant as the server's store holds it.
+fn tenant_at(hub: &Hub, tenant: &str) -> serde_json::Value {
+    let url = hub.server.url(&format!("/api/ferry/v1/tenants/{tenant}"));
+    http("GET", &url, Some(&hub.root), &[], None).expect(200)
+}
+
+#[test]
+fn a_plan_sends_the_server_only_the_files_it_lacks() {
+    let hub = hub();
+    let client = clone_of_acme(hub.env.tmp.path(), "client");
+    let apply_ref = ["apply", "--tenant", "acme-dev", "--ref", "HEAD", "--yes"];
+    let first = hub.as_root(&client, &apply_ref).ok();
+    assert!(first.stderr.contains("sent the server"), "{}", first.stderr);
+
+    // A one-file change, committed: `plan --ref` sends that one file, and the commit.
+    edit_acme(
+        &client,
+        "tools/billing-invoices.yaml",
+        "List a customer's invoices",
+        "List all of a customer's invoices",
+    );
+    git_at(&client, &["commit", "-qam", "one tool"]);
+    let head = git_at(&client, &["rev-parse", "HEAD"]);
+    let plan = [
+        "plan",
+        "--tenant",
+        "acme-dev",
+        "--ref",
+        "HEAD",
+        "--detailed-exitcode",
+    ];
+    let r = hub.as_root(&client, &plan).expect(2);
+    assert!(
+        r.stderr
+            .contains("sent the server 1 file(s) of 1 resource(s) it lacked"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stdout.contains("billing-invoices"), "{}", r.stdout);
+    // Saved, it applies as any plan, and the server records the commit.
+    let saved = hub.env.tmp.path().join("one.json");
+    let saved = saved.to_str().unwrap();
+    let mut out = plan.to_vec();
+    out.extend(["--out", saved]);
+    hub.as_root(&client, &out).expect(2);
+    hub.as_root(&client, &["apply", "--plan", saved, "--yes"])
+        .ok();
+    assert_eq!(tenant_at(&hub, "acme-dev")["lastCommit"], head.trim());
+    let r = hub.as_root(&client, &plan).expect(0);
+    assert!(
+        r.stderr.contains("sent the server 0 file(s)"),
+        "{}",
+        r.stderr
+    );
+
+    // A folder plan sends the hash of every file, then only the two that differ.
+    edit_acme(
+        &client,
+        "tools/crm-lookup.yaml",
+        "description: ",
+        "description: Changed. ",
+    );
+    edit_acme(
+        &client,
+        "tools/order-status.yaml",
+        "description: ",
+        "description: Changed. ",
+    );
+    let r = hub
+        .as_root(
+            &client,
+            &["plan", "--tenant", "acme-dev", "--detailed-exitcode"],
+        )
+        .expect(2);
+    assert!(
+        r.stderr
+            .contains("sent the server 2 file(s) of 2 resource(s) it lacked"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stdout.contains("crm-lookup") && r.stdout.contains("order-status"),
+        "{}",
+        r.stdout
+    );
+    // A broken file is reported from the server's checks, with its file and line.
+    edit_acme(
+        &client,
+        "tools/crm-lookup.yaml",
+        "kind: Tool",
+        "kind: Tool\nbogus: 1",
+    );
+    let r = hub
+        .as_root(&client, &["plan", "--tenant", "acme-dev"])
+        .expect(1);
+    assert!(r.stderr.contains("tools/crm-lookup.yaml"), "{}", r.stderr);
+}

@@ -203,6 +203,16 @@ impl RemoteStore {
         &self.base
     }
 
+    /// Have the server plan a tree of `tenant` from what it is sent
+    /// (`POST /tenants/{t}/plan`, [`wire::PlanTree`]); a read, so a viewer may.
+    pub fn plan_tree(
+        &self,
+        tenant: &str,
+        request: &wire::PlanTree,
+    ) -> Result<wire::PlanAnswer, StoreError> {
+        self.send("POST", &Self::tenant_path(tenant, "/plan"), request)
+    }
+
     fn request(&self, method: &str, path: &str) -> ureq::Request {
         self.agent
             .request(method, &format!("{}{}{path}", self.base, wire::PREFIX))
