@@ -285,8 +285,16 @@ fn export(
     }
     let spinner = out.spinner("exporting");
     let drafts_at = store.tenant(tenant)?.revision;
-    let (tree, scrubbed) = pipeline::export_tree_scrubbed(store.as_ref(), tenant)?;
     let dir = dir.unwrap_or_else(|| repo.tenant_dir(tenant));
+    let (tree, scrubbed, received) =
+        crate::service::remote_export::export_tree(store.as_ref(), tenant, &dir)?;
+    if let Some(n) = received {
+        out.status(&format!(
+            "received {n} of {} file(s) from the server; the others are in {} as they are",
+            tree.files.len(),
+            dir.display()
+        ));
+    }
     // An empty tenant exported over a tree would delete the whole tree (a
     // wrong --store does that): never without --force.
     let exports_nothing = tree

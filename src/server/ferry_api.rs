@@ -31,6 +31,7 @@ use crate::backend::store::{Store, StoreError, TenantRecord, TokenRecord};
 use crate::domain::access::Role;
 use crate::domain::secrets::KeyPair;
 use crate::service::pipeline::PipelineError;
+use crate::service::remote_export;
 use crate::service::remote_plan::{self, RemotePlanError};
 use crate::service::tenants::{self, TenantError};
 use crate::service::vars::{self, VarsError};
@@ -665,6 +666,19 @@ async fn plan_tree(
     .await
 }
 
+async fn export_tree(
+    State(s): State<Shared>,
+    h: HeaderMap,
+    Path(t): Path<String>,
+    body: Bytes,
+) -> Result<Json<wire::ExportAnswer>, ApiError> {
+    view(&s, h, t, move |store, t| {
+        let request: wire::ExportRequest = parse(&body)?;
+        remote_export::answer(store, t, &request).map_err(|e| plan_fault(e.into()))
+    })
+    .await
+}
+
 /// The query of `GET …/syncs`.
 #[derive(Debug, Deserialize)]
 struct SourceQuery {
@@ -774,6 +788,11 @@ fn tenant_routes(r: Registry) -> Registry {
         Method::POST,
         "/api/ferry/v1/tenants/{tenant}/plan",
         post(plan_tree),
+    )
+    .add(
+        Method::POST,
+        "/api/ferry/v1/tenants/{tenant}/export",
+        post(export_tree),
     )
     .add(
         Method::POST,

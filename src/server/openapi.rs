@@ -485,6 +485,14 @@ pub const ROUTES: &[RouteDoc] = &[
     ),
     r(
         "POST",
+        "/api/ferry/v1/tenants/{tenant}/export",
+        "ferry",
+        "The tenant's exported tree: every path, with the bodies of only the files whose blake3 the client does not hold (viewer)",
+        &[],
+        JSON,
+    ),
+    r(
+        "POST",
         "/api/ferry/v1/tenants/{tenant}/write",
         "ferry",
         "Write a batch in one transaction at its base revision; 409 stale with both revisions (editor; admin with published versions)",

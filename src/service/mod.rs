@@ -13,6 +13,7 @@ pub mod live_sync;
 pub mod pipeline;
 pub mod promote;
 pub mod publishing;
+pub mod remote_export;
 pub mod remote_plan;
 pub mod serving;
 pub mod sessions;

@@ -149,6 +149,11 @@ const NEEDS: &[(&str, &str, Needs)] = &[
         Role("viewer"),
     ),
     (
+        "POST",
+        "/api/ferry/v1/tenants/{tenant}/export",
+        Role("viewer"),
+    ),
+    (
         "GET",
         "/api/ferry/v1/tenants/{tenant}/variables",
         Role("viewer"),

@@ -880,3 +880,66 @@ fn a_plan_sends_the_server_only_the_files_it_lacks() {
         .expect(1);
     assert!(r.stderr.contains("tools/crm-lookup.yaml"), "{}", r.stderr);
 }
+
+#[test]
+fn an_export_moves_only_the_files_that_changed() {
+    let hub = hub();
+    let client = clone_of_acme(hub.env.tmp.path(), "client");
+    hub.as_root(
+        &client,
+        &["apply", "--tenant", "acme-dev", "--ref", "HEAD", "--yes"],
+    )
+    .ok();
+    let out = hub.env.tmp.path().join("export");
+    let export = [
+        "export",
+        "--tenant",
+        "acme-dev",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let first = hub.as_root(&client, &export).ok();
+    let total = files(&out).len();
+    assert!(
+        first
+            .stderr
+            .contains(&format!("received {total} of {total} file(s)")),
+        "{}",
+        first.stderr
+    );
+    let again = hub.as_root(&client, &export).ok();
+    assert!(
+        again.stderr.contains(&format!("received 0 of {total}")),
+        "{}",
+        again.stderr
+    );
+    // One resource changes on the server, and one file is removed from the folder.
+    edit_acme(
+        &client,
+        "tools/billing-invoices.yaml",
+        "List a customer's invoices",
+        "List all of a customer's invoices",
+    );
+    hub.as_root(&client, &["apply", "--tenant", "acme-dev", "--yes"])
+        .ok();
+    std::fs::remove_file(out.join("tools/crm-lookup.yaml")).unwrap();
+    std::fs::write(out.join("tools/stray.yaml"), "left over").unwrap();
+    let third = hub.as_root(&client, &export).ok();
+    assert!(
+        third.stderr.contains(&format!("received 2 of {total}")),
+        "{}",
+        third.stderr
+    );
+    // The folder is exactly what a local export of the server's store writes.
+    let local = hub.env.tmp.path().join("local-export");
+    hub.env
+        .ferry(&[
+            "export",
+            "--tenant",
+            "acme-dev",
+            "--out",
+            local.to_str().unwrap(),
+        ])
+        .ok();
+    assert_eq!(files(&out), files(&local));
+}

@@ -213,6 +213,16 @@ impl RemoteStore {
         self.send("POST", &Self::tenant_path(tenant, "/plan"), request)
     }
 
+    /// The tenant's exported tree, without the files the client holds
+    /// already (`POST /tenants/{t}/export`, [`wire::ExportRequest`]).
+    pub fn export_tree(
+        &self,
+        tenant: &str,
+        request: &wire::ExportRequest,
+    ) -> Result<wire::ExportAnswer, StoreError> {
+        self.send("POST", &Self::tenant_path(tenant, "/export"), request)
+    }
+
     fn request(&self, method: &str, path: &str) -> ureq::Request {
         self.agent
             .request(method, &format!("{}{}{path}", self.base, wire::PREFIX))

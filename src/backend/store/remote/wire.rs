@@ -602,3 +602,25 @@ pub struct PlanAnswer {
     #[serde(default)]
     pub files_received: usize,
 }
+
+/// `POST /tenants/{t}/export`: the tenant's exported tree, without the
+/// files the client holds already (by the blake3 of their bytes).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ExportRequest {
+    /// `(path, blake3 hex of its bytes)` of every file the client's folder holds.
+    #[serde(default)]
+    pub have: Vec<(String, String)>,
+}
+
+/// The answer of `POST /tenants/{t}/export`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ExportAnswer {
+    /// The tenant revision exported.
+    pub revision: u64,
+    /// Every path of the exported tree (the client removes the others).
+    pub paths: Vec<String>,
+    /// The bodies of the files the client does not hold as they are, base64, by path.
+    pub files: BTreeMap<String, String>,
+    /// Plain-text credentials scrubbed from the tree.
+    pub scrubbed: usize,
+}
