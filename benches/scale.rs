@@ -420,6 +420,13 @@ fn bench_size(bin: &Path, n: usize, runs: usize, remote_only: bool, report: &mut
     };
     let base_write = write_files();
 
+    if remote_only {
+        run_child(&mut ferry(&["apply", "--tenant", "big", "--yes"]));
+        git_and_zip_rows(bin, &repo, work.path(), &tenant_dir, true, &mut rows);
+        report_rows(n, runs, tree_bytes, tree.files.len(), &rows, report);
+        return;
+    }
+
     // apply everything into a fresh store (each run into its own store file).
     eprintln!("[{n}] apply everything");
     let mut times = Vec::new();
@@ -441,11 +448,6 @@ fn bench_size(bin: &Path, n: usize, runs: usize, remote_only: bool, report: &mut
         base: Some(base_parse),
     });
     run_child(&mut ferry(&["apply", "--tenant", "big", "--yes"]));
-    if remote_only {
-        git_and_zip_rows(bin, &repo, work.path(), &tenant_dir, true, &mut rows);
-        report_rows(n, runs, tree_bytes, tree.files.len(), &rows, report);
-        return;
-    }
 
     let timed = |args: &[&str], runs: usize| {
         let mut times = Vec::new();
@@ -836,14 +838,14 @@ fn remote_plan_row(bin: &Path, repo2: &Path, store_db: &Path, work: &Path, local
     use std::io::BufRead;
     eprintln!("  plan --ref with 1 changed file, against a remote ferry serve");
     let served = work.join("served");
-    std::fs::create_dir_all(&served).expect("mkdir");
+    run_child(Command::new(bin).args(["init", served.to_str().unwrap_or("served")]));
     for suffix in ["", "-wal", "-shm"] {
         let from = PathBuf::from(format!("{}{suffix}", store_db.display()));
         if from.exists() {
-            std::fs::copy(&from, served.join(format!("store.db{suffix}"))).expect("copy store");
+            std::fs::copy(&from, served.join(format!("copied.db{suffix}"))).expect("copy store");
         }
     }
-    let url = format!("sqlite:{}", served.join("store.db").display());
+    let url = format!("sqlite:{}", served.join("copied.db").display());
     let on_copy = |args: &[&str]| {
         let mut c = Command::new(bin);
         c.current_dir(&served)
