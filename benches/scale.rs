@@ -8,6 +8,11 @@
 //! writing the files. Every figure is the median of several runs; peak
 //! memory is the child process's maximum resident set. The report is
 //! printed as a Markdown table and written to `target/bench-report.md`.
+//!
+//! `cargo bench --bench scale -- 100000 remote` runs only what the row of a
+//! remote `plan --ref` needs (the tree, one apply, the git rows up to that
+//! row): the one-file plan from git against a `ferry serve` over the same
+//! store, next to the same plan against the local store in the same run.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -325,7 +330,7 @@ fn dir_bytes(dir: &Path) -> u64 {
         .sum()
 }
 
-fn bench_size(bin: &Path, n: usize, runs: usize, report: &mut String) {
+fn bench_size(bin: &Path, n: usize, runs: usize, remote_only: bool, report: &mut String) {
     let work = tempfile::Builder::new()
         .prefix("ferry-bench-")
         .tempdir()
@@ -415,6 +420,13 @@ fn bench_size(bin: &Path, n: usize, runs: usize, report: &mut String) {
         t.elapsed()
     };
     let base_write = write_files();
+
+    if remote_only {
+        run_child(&mut ferry(&["apply", "--tenant", "big", "--yes"]));
+        git_and_zip_rows(bin, &repo, work.path(), &tenant_dir, true, &mut rows);
+        report_rows(n, runs, tree_bytes, tree.files.len(), &rows, report);
+        return;
+    }
 
     // apply everything into a fresh store (each run into its own store file).
     eprintln!("[{n}] apply everything");
@@ -550,14 +562,25 @@ fn bench_size(bin: &Path, n: usize, runs: usize, report: &mut String) {
     let _ = std::fs::write(&agent, &original);
     run_child(&mut ferry(&["apply", "--tenant", "big", "--yes"]));
 
-    git_and_zip_rows(bin, &repo, work.path(), &tenant_dir, &mut rows);
+    git_and_zip_rows(bin, &repo, work.path(), &tenant_dir, false, &mut rows);
+    report_rows(n, runs, tree_bytes, tree.files.len(), &rows, report);
+}
 
+/// Print the table of one size and add it to the report.
+fn report_rows(
+    n: usize,
+    runs: usize,
+    tree_bytes: u64,
+    files: usize,
+    rows: &[Row],
+    report: &mut String,
+) {
     let mut s = format!(
         "\n#### {n} resources ({:.1} MB of YAML, {} files; median of {runs} runs)\n\n| operation | ferry | peak memory | baseline (same run) | baseline | ratio |\n|---|---:|---:|---|---:|---:|\n",
         tree_bytes as f64 / 1e6,
-        tree.files.len()
+        files
     );
-    for r in &rows {
+    for r in rows {
         let (b, ratio) = match r.base {
             Some(b) => (
                 format!("{:.2} s", b.as_secs_f64()),
@@ -606,9 +629,10 @@ fn main() {
             )
             .unwrap_or_default()
     );
+    let remote_only = args.iter().any(|a| a == "remote");
     for n in sizes {
         let runs = if n >= 100_000 { 3 } else { 5 };
-        bench_size(&bin, n, runs, &mut report);
+        bench_size(&bin, n, runs, remote_only, &mut report);
     }
     let out = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench-report.md");
     let _ = std::fs::write(&out, &report);
@@ -630,7 +654,14 @@ fn shell(dir: &Path, line: &str) -> Duration {
 
 /// The rows that need git and ZIP: plan --ref with one change, export +
 /// commit of everything and of one change, ZIP export and import.
-fn git_and_zip_rows(bin: &Path, repo: &Path, work: &Path, tenant_dir: &Path, rows: &mut Vec<Row>) {
+fn git_and_zip_rows(
+    bin: &Path,
+    repo: &Path,
+    work: &Path,
+    tenant_dir: &Path,
+    remote_only: bool,
+    rows: &mut Vec<Row>,
+) {
     let store = format!("sqlite:{}", repo.join(".ferry/store.db").display());
     let repo2 = work.join("repo2");
     let ferry2 = |args: &[&str]| {
@@ -703,13 +734,19 @@ fn git_and_zip_rows(bin: &Path, repo: &Path, work: &Path, tenant_dir: &Path, row
         pr = pr.max(r);
     }
     let (full, _) = run_child(&mut ferry2(&["validate", "--tenant", "big"]));
+    let local = median(pt);
     rows.push(Row {
         op: "`plan --ref` with 1 changed file".into(),
-        ferry: median(pt),
+        ferry: local,
         rss_kib: pr,
         baseline: "the full plan (parse and check every file)".into(),
         base: Some(full),
     });
+    let store_db = repo.join(".ferry/store.db");
+    rows.push(remote_plan_row(bin, &repo2, &store_db, work, local));
+    if remote_only {
+        return;
+    }
 
     // Export + commit of one change made in the store.
     eprintln!("  export + commit of 1 change");
@@ -795,4 +832,86 @@ fn git_and_zip_rows(bin: &Path, repo: &Path, work: &Path, tenant_dir: &Path, row
         baseline: "`unzip -q` of the same archive".into(),
         base: Some(base_unzip),
     });
+}
+
+/// `plan --ref` with 1 changed file against a `ferry serve` over a copy of
+/// the store (the same last applied commit): the client sends the one file,
+/// the server plans. Checked once to send exactly one file, then timed.
+fn remote_plan_row(bin: &Path, repo2: &Path, store_db: &Path, work: &Path, local: Duration) -> Row {
+    use std::io::BufRead;
+    eprintln!("  plan --ref with 1 changed file, against a remote ferry serve");
+    let served = work.join("served");
+    run_child(Command::new(bin).args(["init", served.to_str().unwrap_or("served")]));
+    for suffix in ["", "-wal", "-shm"] {
+        let from = PathBuf::from(format!("{}{suffix}", store_db.display()));
+        if from.exists() {
+            std::fs::copy(&from, served.join(format!("copied.db{suffix}"))).expect("copy store");
+        }
+    }
+    let url = format!("sqlite:{}", served.join("copied.db").display());
+    let on_copy = |args: &[&str]| {
+        let mut c = Command::new(bin);
+        c.current_dir(&served)
+            .args(args)
+            .args(["--store", &url])
+            .env("NO_COLOR", "1");
+        c
+    };
+    run_child(&mut on_copy(&["--as", "root", "user", "add", "root"]));
+    let made = on_copy(&["--as", "root", "token", "create", "--user", "root"])
+        .output()
+        .expect("token");
+    let token = String::from_utf8_lossy(&made.stdout).trim().to_string();
+    let mut server = on_copy(&["serve", "--addr", "127.0.0.1:0"])
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("serve");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stderr = server.stderr.take().expect("stderr");
+    std::thread::spawn(move || {
+        // Read every line (the request log too), so the server never blocks on a full pipe.
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if let Some(addr) = line.strip_prefix("ferry: listening on ") {
+                let _ = tx.send(addr.to_string());
+            }
+        }
+    });
+    let base = rx
+        .recv_timeout(Duration::from_secs(120))
+        .expect("the server did not start");
+    let remote = || {
+        let mut c = Command::new(bin);
+        c.current_dir(repo2)
+            .args(["plan", "--tenant", "big", "--ref", "HEAD"])
+            .env("FERRY_STORE", &base)
+            .env("FERRY_TOKEN", &token)
+            .env("NO_COLOR", "1");
+        c
+    };
+    let checked = remote().output().expect("remote plan");
+    let said = String::from_utf8_lossy(&checked.stderr);
+    assert!(
+        said.contains("sent the server 1 file(s) of 1 resource(s)"),
+        "the remote plan did not send exactly one file: {said}"
+    );
+    let (mut times, mut rss) = (Vec::new(), 0);
+    for _ in 0..3 {
+        let (t, r) = run_child(&mut remote());
+        times.push(t);
+        rss = rss.max(r);
+    }
+    let _ = server.kill();
+    let _ = server.wait();
+    Row {
+        op: "`plan --ref` with 1 changed file, against a remote `ferry serve` (sends 1 file)"
+            .into(),
+        ferry: median(times),
+        rss_kib: rss,
+        baseline: "the same plan against the local store".into(),
+        base: Some(local),
+    }
 }

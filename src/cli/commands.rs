@@ -18,6 +18,7 @@ use crate::domain::tree::folder::{write_tree, FolderSource};
 use crate::domain::tree::{TenantFile, TreeSource, TENANT_FILE};
 use crate::service::apply::{self, ApplyOptions};
 use crate::service::pipeline::{self, TreePlan};
+use crate::service::remote_plan;
 
 /// Dispatch a parsed command.
 pub fn run(cmd: Command, g: &Global, out: &Output, frontends: &super::Frontends) -> Result<i32> {
@@ -291,8 +292,16 @@ fn export(
     }
     let spinner = out.spinner("exporting");
     let drafts_at = store.tenant(tenant)?.revision;
-    let (tree, scrubbed) = pipeline::export_tree_scrubbed(store.as_ref(), tenant)?;
     let dir = dir.unwrap_or_else(|| repo.tenant_dir(tenant));
+    let (tree, scrubbed, received) =
+        crate::service::remote_export::export_tree(store.as_ref(), tenant, &dir)?;
+    if let Some(n) = received {
+        out.status(&format!(
+            "received {n} of {} file(s) from the server; the others are in {} as they are",
+            tree.files.len(),
+            dir.display()
+        ));
+    }
     // An empty tenant exported over a tree would delete the whole tree (a
     // wrong --store does that): never without --force.
     let exports_nothing = tree
@@ -450,14 +459,22 @@ pub(crate) fn make_plan(
         );
     }
     let spinner = out.spinner(&format!("reading {}", source.describe()));
-    let mut tp = pipeline::plan_tree(store, tenant, &source, DiffOptions { prune })?;
-    if let Some(p) = &mut tp.plan {
-        p.drift = store.drift(tenant)?;
-    }
+    let tp = remote_plan::plan_tree(store, tenant, &source, DiffOptions { prune })?;
     if let Some(s) = spinner {
         s.finish_and_clear();
     }
+    report_sent(out, &tp);
     Ok(tp)
+}
+
+/// Say what a remote store's server was sent to make the plan.
+pub(crate) fn report_sent(out: &Output, tp: &TreePlan) {
+    if let Some(sent) = tp.sent {
+        out.status(&format!(
+            "sent the server {} file(s) of {} resource(s) it lacked; it planned the other {} from its store",
+            sent.files, sent.units, tp.stats.unchanged
+        ));
+    }
 }
 
 fn report_invalid(out: &Output, tp: &TreePlan) -> Result<i32> {

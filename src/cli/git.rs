@@ -63,6 +63,7 @@ pub(crate) fn plan_ref(
             gp.changed_files.len()
         ));
     }
+    super::commands::report_sent(out, &gp.tree_plan);
     Ok(gp.tree_plan)
 }
 

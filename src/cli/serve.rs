@@ -93,6 +93,15 @@ pub(crate) fn repo_tagger(repo: Option<&Repo>) -> Option<Box<dyn PublishTagger +
     })
 }
 
+/// The store contract's test of one-transaction writes through a server:
+/// its write connection fails after this many rows of a batch.
+fn write_fault() -> Option<store::WriteFault> {
+    std::env::var("FERRY_TEST_FAIL_AFTER_WRITES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map(store::WriteFault::FailAfter)
+}
+
 /// `ferry serve`.
 pub fn serve(g: &Global, out: &Output, args: &ServeArgs, serve: ServeFn) -> Result<i32> {
     let config = match &args.config {
@@ -100,7 +109,7 @@ pub fn serve(g: &Global, out: &Output, args: &ServeArgs, serve: ServeFn) -> Resu
         None => ServerConfig::default(),
     };
     let (repo, url, base) = store_location(g)?;
-    let store = store::open(&url, &base)?;
+    let store = store::open_with_fault(&url, &base, write_fault())?;
     // One read connection per core: reads run beside each other and the writer.
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let readers = (0..cores.max(2))

@@ -18,7 +18,7 @@
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, Method};
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
@@ -30,6 +30,11 @@ use crate::backend::store::remote::wire;
 use crate::backend::store::{Store, StoreError, TenantRecord, TokenRecord};
 use crate::domain::access::Role;
 use crate::domain::secrets::KeyPair;
+use crate::service::pipeline::PipelineError;
+use crate::service::remote_export;
+use crate::service::remote_plan::{self, RemotePlanError};
+use crate::service::tenants::{self, TenantError};
+use crate::service::vars::{self, VarsError};
 
 /// What an operation needs of its caller.
 #[derive(Debug, Clone, Copy)]
@@ -650,6 +655,131 @@ async fn revoke_token(
     .await
 }
 
+/// A variables use case's refusal as an answer (never with a value).
+fn vars_fault(e: VarsError) -> Fault {
+    match e {
+        VarsError::Access(a) => a.into(),
+        VarsError::Store(s) => s.into(),
+        VarsError::Unsupported => Fault::Api(ApiError::internal(e.to_string())),
+        VarsError::BadName { .. } | VarsError::Empty { .. } | VarsError::Secret(_) => {
+            Fault::Api(ApiError::bad_request("bad_variable", e.to_string()))
+        }
+    }
+}
+
+async fn variables(
+    State(s): State<Shared>,
+    h: HeaderMap,
+    Path(t): Path<String>,
+) -> Result<Json<wire::VariableNames>, ApiError> {
+    let need = Need::Role(Role::Viewer, "listing variables");
+    read(&s, h, Some(t.clone()), need, move |store, _| {
+        store.tenant(&t)?;
+        Ok(wire::VariableNames {
+            names: vars::set_names(store, &t)?,
+        })
+    })
+    .await
+}
+
+async fn set_variable(
+    State(s): State<Shared>,
+    h: HeaderMap,
+    Path((t, name)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let need = Need::Role(Role::Editor, "setting a variable");
+    write(&s, h, Some(t.clone()), need, move |store, caller| {
+        let body: wire::VariableValue = parse(&body)?;
+        vars::set_ciphertext(store, &caller.actor(), &t, &name, &body.ciphertext)
+            .map_err(vars_fault)?;
+        Ok(serde_json::json!({}))
+    })
+    .await
+}
+
+async fn unset_variable(
+    State(s): State<Shared>,
+    h: HeaderMap,
+    Path((t, name)): Path<(String, String)>,
+) -> Result<Json<wire::Unset>, ApiError> {
+    let need = Need::Role(Role::Editor, "unsetting a variable");
+    write(&s, h, Some(t.clone()), need, move |store, caller| {
+        let was_set = vars::unset(store, &caller.actor(), &t, &name).map_err(vars_fault)?;
+        Ok(wire::Unset { was_set })
+    })
+    .await
+}
+
+async fn delete_tenant(
+    State(s): State<Shared>,
+    h: HeaderMap,
+    Path(t): Path<String>,
+    body: Bytes,
+) -> Result<Json<TenantRecord>, ApiError> {
+    let need = Need::Role(Role::Owner, "deleting a tenant");
+    write(&s, h, Some(t.clone()), need, move |store, caller| {
+        let body: wire::DeleteTenant = parse(&body)?;
+        tenants::delete_at(store, &caller.actor(), &t, body.force, body.revision).map_err(|e| {
+            match e {
+                TenantError::Access(a) => a.into(),
+                TenantError::Store(s) => s.into(),
+                TenantError::Origin { ref dependants, .. } => {
+                    let list = serde_json::to_value(dependants).unwrap_or_default();
+                    Fault::Api(
+                        ApiError::conflict("origin", e.to_string())
+                            .with("dependants", list)
+                            .hint("delete with --force to delete it all the same"),
+                    )
+                }
+                TenantError::Unsupported => Fault::Api(ApiError::internal(e.to_string())),
+            }
+        })
+    })
+    .await
+}
+
+/// A plan the server could not make as an answer.
+fn plan_fault(e: RemotePlanError) -> Fault {
+    match e {
+        RemotePlanError::BadBody { .. } => Fault::Api(bad_body(e.to_string())),
+        RemotePlanError::Pipeline(PipelineError::Store(s)) => s.into(),
+        RemotePlanError::Pipeline(p @ PipelineError::EmptyTree { .. }) => {
+            Fault::Api(ApiError::conflict("empty_tree", p.to_string()))
+        }
+        RemotePlanError::Pipeline(p @ PipelineError::Source(_)) => {
+            Fault::Api(ApiError::bad_request("bad_tree", p.to_string()))
+        }
+        RemotePlanError::Pipeline(p) => Fault::Api(ApiError::internal(p.to_string())),
+    }
+}
+
+async fn plan_tree(
+    State(s): State<Shared>,
+    h: HeaderMap,
+    Path(t): Path<String>,
+    body: Bytes,
+) -> Result<Json<wire::PlanAnswer>, ApiError> {
+    view(&s, h, t, move |store, t| {
+        let request: wire::PlanTree = parse(&body)?;
+        remote_plan::answer(store, t, &request).map_err(plan_fault)
+    })
+    .await
+}
+
+async fn export_tree(
+    State(s): State<Shared>,
+    h: HeaderMap,
+    Path(t): Path<String>,
+    body: Bytes,
+) -> Result<Json<wire::ExportAnswer>, ApiError> {
+    view(&s, h, t, move |store, t| {
+        let request: wire::ExportRequest = parse(&body)?;
+        remote_export::answer(store, t, &request).map_err(|e| plan_fault(e.into()))
+    })
+    .await
+}
+
 /// The query of `GET …/syncs`.
 #[derive(Debug, Deserialize)]
 struct SourceQuery {
@@ -695,95 +825,32 @@ async fn record_syncs(
 
 /// Register ferry's own API.
 pub fn routes(r: Registry) -> Registry {
-    r.add(Method::GET, "/api/ferry/v1/whoami", get(whoami))
+    let r = r
+        .add(Method::GET, "/api/ferry/v1/whoami", get(whoami))
         .add(Method::GET, "/api/ferry/v1/revision", get(revision))
         .add(Method::GET, "/api/ferry/v1/tenants", get(tenants))
         .add(Method::POST, "/api/ferry/v1/tenants", post(create_tenant))
-        .add(Method::GET, "/api/ferry/v1/tenants/{tenant}", get(tenant))
+        .add(Method::GET, "/api/ferry/v1/tenants/{tenant}", get(tenant));
+    tenant_routes(r)
         .add(
-            Method::GET,
-            "/api/ferry/v1/tenants/{tenant}/identity",
-            get(identity),
+            Method::DELETE,
+            "/api/ferry/v1/tenants/{tenant}",
+            delete(delete_tenant),
         )
         .add(
             Method::GET,
-            "/api/ferry/v1/tenants/{tenant}/index",
-            get(index),
-        )
-        .add(
-            Method::GET,
-            "/api/ferry/v1/tenants/{tenant}/drafts",
-            get(all_drafts),
-        )
-        .add(
-            Method::POST,
-            "/api/ferry/v1/tenants/{tenant}/drafts/lookup",
-            post(drafts),
-        )
-        .add(
-            Method::POST,
-            "/api/ferry/v1/tenants/{tenant}/drafts/stamps",
-            post(draft_stamps),
-        )
-        .add(
-            Method::POST,
-            "/api/ferry/v1/tenants/{tenant}/write",
-            post(write_batch),
-        )
-        .add(
-            Method::POST,
-            "/api/ferry/v1/tenants/{tenant}/versions/lookup",
-            post(versions),
+            "/api/ferry/v1/tenants/{tenant}/variables",
+            get(variables),
         )
         .add(
             Method::PUT,
-            "/api/ferry/v1/tenants/{tenant}/versions",
-            put(put_versions),
+            "/api/ferry/v1/tenants/{tenant}/variables/{variable}",
+            put(set_variable),
         )
         .add(
-            Method::GET,
-            "/api/ferry/v1/tenants/{tenant}/production",
-            get(production),
-        )
-        .add(
-            Method::POST,
-            "/api/ferry/v1/tenants/{tenant}/production/lookup",
-            post(production_of),
-        )
-        .add(
-            Method::GET,
-            "/api/ferry/v1/tenants/{tenant}/publishes",
-            get(publishes),
-        )
-        .add(
-            Method::POST,
-            "/api/ferry/v1/tenants/{tenant}/publishes",
-            post(publish),
-        )
-        .add(
-            Method::GET,
-            "/api/ferry/v1/tenants/{tenant}/publishes/next",
-            get(next_publish),
-        )
-        .add(
-            Method::GET,
-            "/api/ferry/v1/tenants/{tenant}/publishes/{change_track_id}/changes",
-            get(publish_changes),
-        )
-        .add(
-            Method::GET,
-            "/api/ferry/v1/tenants/{tenant}/drift",
-            get(drift),
-        )
-        .add(
-            Method::GET,
-            "/api/ferry/v1/tenants/{tenant}/syncs",
-            get(sync_records),
-        )
-        .add(
-            Method::POST,
-            "/api/ferry/v1/tenants/{tenant}/syncs",
-            post(record_syncs),
+            Method::DELETE,
+            "/api/ferry/v1/tenants/{tenant}/variables/{variable}",
+            delete(unset_variable),
         )
         .add(Method::GET, "/api/ferry/v1/access", get(access))
         .add(Method::POST, "/api/ferry/v1/users", post(add_user))
@@ -796,4 +863,103 @@ pub fn routes(r: Registry) -> Registry {
             "/api/ferry/v1/tokens/{token_id}/revoke",
             post(revoke_token),
         )
+}
+
+/// The routes under `/api/ferry/v1/tenants/{tenant}/…`.
+fn tenant_routes(r: Registry) -> Registry {
+    r.add(
+        Method::GET,
+        "/api/ferry/v1/tenants/{tenant}/identity",
+        get(identity),
+    )
+    .add(
+        Method::GET,
+        "/api/ferry/v1/tenants/{tenant}/index",
+        get(index),
+    )
+    .add(
+        Method::GET,
+        "/api/ferry/v1/tenants/{tenant}/drafts",
+        get(all_drafts),
+    )
+    .add(
+        Method::POST,
+        "/api/ferry/v1/tenants/{tenant}/drafts/lookup",
+        post(drafts),
+    )
+    .add(
+        Method::POST,
+        "/api/ferry/v1/tenants/{tenant}/drafts/stamps",
+        post(draft_stamps),
+    )
+    .add(
+        Method::POST,
+        "/api/ferry/v1/tenants/{tenant}/plan",
+        post(plan_tree),
+    )
+    .add(
+        Method::POST,
+        "/api/ferry/v1/tenants/{tenant}/export",
+        post(export_tree),
+    )
+    .add(
+        Method::POST,
+        "/api/ferry/v1/tenants/{tenant}/write",
+        post(write_batch),
+    )
+    .add(
+        Method::POST,
+        "/api/ferry/v1/tenants/{tenant}/versions/lookup",
+        post(versions),
+    )
+    .add(
+        Method::PUT,
+        "/api/ferry/v1/tenants/{tenant}/versions",
+        put(put_versions),
+    )
+    .add(
+        Method::GET,
+        "/api/ferry/v1/tenants/{tenant}/production",
+        get(production),
+    )
+    .add(
+        Method::POST,
+        "/api/ferry/v1/tenants/{tenant}/production/lookup",
+        post(production_of),
+    )
+    .add(
+        Method::GET,
+        "/api/ferry/v1/tenants/{tenant}/publishes",
+        get(publishes),
+    )
+    .add(
+        Method::POST,
+        "/api/ferry/v1/tenants/{tenant}/publishes",
+        post(publish),
+    )
+    .add(
+        Method::GET,
+        "/api/ferry/v1/tenants/{tenant}/publishes/next",
+        get(next_publish),
+    )
+    .add(
+        Method::GET,
+        "/api/ferry/v1/tenants/{tenant}/publishes/{change_track_id}/changes",
+        get(publish_changes),
+    )
+    .add(
+        Method::GET,
+        "/api/ferry/v1/tenants/{tenant}/drift",
+        get(drift),
+    )
+    .add(
+        Method::GET,
+        "/api/ferry/v1/tenants/{tenant}/syncs",
+        get(sync_records),
+    )
+    .add(
+        Method::POST,
+        "/api/ferry/v1/tenants/{tenant}/syncs",
+        post(record_syncs),
+    )
 }

@@ -182,6 +182,15 @@ pub fn units_of_paths(paths: &[String]) -> HashSet<String> {
         .collect()
 }
 
+/// The tree of `tenant` at git revision `rev`; missing when the revision has no folder for it.
+pub fn tenant_tree(
+    repo_root: &Path,
+    tenant: &str,
+    rev: &str,
+) -> Result<GitTreeSource, GitPlanError> {
+    open_tree(repo_root, &tenant_rel(tenant), rev, rev)
+}
+
 /// Plan tenant `tenant` of the store against its tree at git revision `rev`
 /// of the config repo at `repo_root`. This is the entry point the benchmark
 /// times next to a full plan.
@@ -192,6 +201,9 @@ pub fn plan_from_git(
     rev: &str,
     options: DiffOptions,
 ) -> Result<GitPlan, GitPlanError> {
+    if let Some(remote) = store.remote() {
+        return crate::service::remote_plan::plan_from_git(remote, repo_root, tenant, rev, options);
+    }
     let record = store.tenant(tenant)?;
     let rel = tenant_rel(tenant);
     let commit = vcs::resolve_commit(repo_root, rev)?;

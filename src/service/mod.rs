@@ -16,6 +16,8 @@ pub mod partial_plan;
 pub mod pipeline;
 pub mod promote;
 pub mod publishing;
+pub mod remote_export;
+pub mod remote_plan;
 pub mod serving;
 pub mod sessions;
 pub mod staging;

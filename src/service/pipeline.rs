@@ -61,6 +61,17 @@ pub struct TreePlan {
     pub stats: ReadStats,
     /// The tree's tenant file, when it has one.
     pub tenant_file: Option<TenantFile>,
+    /// What was sent to a remote store's server, which made the plan (`None`: made here).
+    pub sent: Option<Sent>,
+}
+
+/// What a plan made by a remote store's server was sent of the tree.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Sent {
+    /// File bodies sent (a document's YAML and content file are two).
+    pub files: usize,
+    /// Resources (units) whose files were sent.
+    pub units: usize,
 }
 
 fn line_lookup(
@@ -291,6 +302,7 @@ pub(crate) fn plan_against(
             diagnostics: res.diagnostics,
             stats,
             tenant_file,
+            sent: None,
         });
     }
     if options.prune && stats.units == 0 && !partial {
@@ -319,6 +331,7 @@ pub(crate) fn plan_against(
         diagnostics,
         stats,
         tenant_file,
+        sent: None,
     })
 }
 

@@ -105,6 +105,32 @@ pub fn delete(
     store
         .tenant_admin_mut()
         .ok_or(TenantError::Unsupported)?
+        .delete_checked(tenant, record.revision, force)?;
+    Ok(record)
+}
+
+/// [`delete`] of a tenant a client checked at tenant revision `revision`
+/// (a server answering a remote store): refused as [`StoreError::Stale`],
+/// with both revisions, when the tenant moved since; nothing is deleted.
+pub fn delete_at(
+    store: &mut dyn Store,
+    actor: &Actor,
+    tenant: &str,
+    force: bool,
+    revision: u64,
+) -> Result<TenantRecord, TenantError> {
+    let record = check_delete(&*store, actor, tenant, force)?;
+    if record.revision != revision {
+        return Err(StoreError::Stale {
+            tenant: tenant.to_string(),
+            planned: revision,
+            actual: record.revision,
+        }
+        .into());
+    }
+    store
+        .tenant_admin_mut()
+        .ok_or(TenantError::Unsupported)?
         .delete_tenant(tenant)?;
     Ok(record)
 }

@@ -101,6 +101,35 @@ pub fn set(
     Ok(())
 }
 
+/// `ferry vars set` as a server receives it from a remote store: the value
+/// already encrypted to the tenant (the plain value never travels). The
+/// same checks as [`set`] (editor), and the ciphertext must open with the
+/// tenant's key, so nothing else is kept as a variable.
+pub fn set_ciphertext(
+    store: &mut dyn Store,
+    actor: &Actor,
+    tenant: &str,
+    name: &str,
+    ciphertext: &str,
+) -> Result<(), VarsError> {
+    check_name(name)?;
+    store.tenant(tenant)?;
+    authorize::<VarsError>(&*store, actor, tenant, Role::Editor, "setting a variable")?;
+    let identity = store.identity(tenant)?;
+    match secrets::decrypt(tenant, &identity, ciphertext) {
+        Ok(plain) if plain.is_empty() => {
+            return Err(VarsError::Empty {
+                name: name.to_string(),
+            })
+        }
+        Ok(_) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let admin = store.tenant_admin_mut().ok_or(VarsError::Unsupported)?;
+    admin.set_variable(tenant, name, ciphertext)?;
+    Ok(())
+}
+
 /// `ferry vars unset`: remove `name`; returns whether it was set (editor).
 pub fn unset(
     store: &mut dyn Store,

@@ -301,8 +301,14 @@ pub struct Server {
 impl Server {
     /// Start `ferry serve --addr 127.0.0.1:0 EXTRA` in the repo and wait until it listens.
     pub fn start(env: &TestEnv, extra: &[&str]) -> Server {
+        Server::start_with_vars(env, extra, &[])
+    }
+
+    /// [`Server::start`], with these environment variables set.
+    pub fn start_with_vars(env: &TestEnv, extra: &[&str], vars: &[(&str, &str)]) -> Server {
         use std::io::BufRead;
         let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("ferry"));
+        c.envs(vars.iter().copied());
         c.current_dir(&env.repo)
             .env("NO_COLOR", "1")
             .args(["serve", "--addr", "127.0.0.1:0"])

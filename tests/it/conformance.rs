@@ -41,8 +41,23 @@ pub struct Fresh {
     pub base: PathBuf,
     /// The bearer token of a remote store.
     pub token: Option<String>,
+    /// For a back end whose connections take no fault: how to reach the same store with one.
+    pub faulty: Option<Faulty>,
     /// Keeps the store alive (a temp folder, a throwaway database).
     pub _guard: Box<dyn Any>,
+}
+
+/// Starts what [`Faulty`] reaches the store through: its URL, and what keeps it alive.
+pub type StartFaulty = dyn Fn(WriteFault) -> (String, Box<dyn Any>);
+
+/// The same store reached through something whose writes fail (for the
+/// remote store: a second `ferry serve` over the same database, its write
+/// connection opened with the fault).
+pub struct Faulty {
+    /// Start one for this fault: the URL to open, and what keeps it alive.
+    pub start: Box<StartFaulty>,
+    /// Those started, alive until the store is dropped.
+    pub kept: std::cell::RefCell<Vec<Box<dyn Any>>>,
 }
 
 impl Fresh {
@@ -53,8 +68,16 @@ impl Fresh {
 
     /// A connection whose writes hit `fault`.
     pub fn open_with(&self, fault: Option<WriteFault>) -> Box<dyn Store + Send> {
-        open_with_options(&self.url, &self.base, fault, self.token.as_deref())
-            .unwrap_or_else(|e| panic!("open {}: {e}", self.url))
+        let (url, fault) = match (&self.faulty, fault) {
+            (Some(faulty), Some(fault)) => {
+                let (url, alive) = (faulty.start)(fault);
+                faulty.kept.borrow_mut().push(alive);
+                (url, None)
+            }
+            (_, fault) => (self.url.clone(), fault),
+        };
+        open_with_options(&url, &self.base, fault, self.token.as_deref())
+            .unwrap_or_else(|e| panic!("open {url}: {e}"))
     }
 }
 
@@ -83,6 +106,7 @@ pub fn sqlite_fresh() -> Fresh {
         url: format!("sqlite:{}", dir.path().join("store.db").display()),
         base: dir.path().to_path_buf(),
         token: None,
+        faulty: None,
         _guard: Box::new(dir),
     }
 }
@@ -119,7 +143,8 @@ macro_rules! store_conformance {
                 tokens_are_found_by_their_hash_only,
                 a_token_hash_and_id_are_recorded_once,
                 sessions_are_kept_by_hash_and_expire,
-                tokens_are_listed_revoked_and_their_use_recorded,
+                tokens_are_listed_and_revoked_once_by_id,
+                token_times_and_uses_are_recorded_as_given,
                 sync_records_are_kept_per_source,
                 a_read_snapshot_sees_one_state,
                 variables_are_kept_per_tenant_by_name,
@@ -905,14 +930,16 @@ pub fn a_token_hash_and_id_are_recorded_once(fresh: &Fresh) {
     assert_eq!(store.token("cccccccccccc-two").unwrap(), None);
 }
 
-/// Tokens are listed with their expiry, revoked once by ID (kept, with the
-/// first time), and their use is written only when the last one is older
-/// than the interval; nothing of this moves the store revision.
-pub fn tokens_are_listed_revoked_and_their_use_recorded(fresh: &Fresh) {
+/// Tokens are listed with their expiry and revoked once by ID (kept, with
+/// the first revocation's time; an unknown ID is refused); nothing of this
+/// moves the store revision.
+pub fn tokens_are_listed_and_revoked_once_by_id(fresh: &Fresh) {
     let mut store = fresh.open();
     tenant(&mut *store, T);
     store.add_user("ada").unwrap();
     let before = store.revision().unwrap();
+    // A remote store is reached with a token of its own, listed too.
+    let mut listed_before = store.tokens().unwrap();
     let a = store
         .add_token(
             "aaaaaaaaaaaa-hash",
@@ -927,17 +954,41 @@ pub fn tokens_are_listed_revoked_and_their_use_recorded(fresh: &Fresh) {
     assert_eq!(a.expires_at.as_deref(), Some("2030-01-01T00:00:00Z"));
     let mut listed = store.tokens().unwrap();
     listed.sort_by(|x, y| x.id.cmp(&y.id));
-    assert_eq!(listed, vec![a.clone(), b.clone()]);
+    listed_before.extend([a.clone(), b.clone()]);
+    listed_before.sort_by(|x, y| x.id.cmp(&y.id));
+    assert_eq!(listed, listed_before);
 
     let revoked = store.revoke_token(&a.id, "2026-01-01T00:00:00Z").unwrap();
-    assert_eq!(revoked.revoked_at.as_deref(), Some("2026-01-01T00:00:00Z"));
+    assert!(revoked.revoked_at.is_some());
     let again = store.revoke_token(&a.id, "2026-06-01T00:00:00Z").unwrap();
-    assert_eq!(again.revoked_at.as_deref(), Some("2026-01-01T00:00:00Z"));
+    assert_eq!(again.revoked_at, revoked.revoked_at);
     assert_eq!(store.token("aaaaaaaaaaaa-hash").unwrap(), Some(again));
     let err = store
         .revoke_token("tok_nothing", "2026-01-01T00:00:00Z")
         .unwrap_err();
     assert!(err.to_string().contains("tok_nothing"), "{err}");
+    assert_eq!(store.token("bbbbbbbbbbbb-hash").unwrap(), Some(b));
+    assert_eq!(store.revision().unwrap(), before);
+}
+
+/// A token is revoked at the time given, and its use is written only when
+/// the last one is older than the interval (never for a revoked or unknown
+/// token); nothing of this moves the store revision.
+pub fn token_times_and_uses_are_recorded_as_given(fresh: &Fresh) {
+    let mut store = fresh.open();
+    tenant(&mut *store, T);
+    store.add_user("ada").unwrap();
+    let before = store.revision().unwrap();
+    let a = store
+        .add_token("aaaaaaaaaaaa-hash", "ada", Some(T), None)
+        .unwrap();
+    store
+        .add_token("bbbbbbbbbbbb-hash", "ada", None, None)
+        .unwrap();
+    let revoked = store.revoke_token(&a.id, "2026-01-01T00:00:00Z").unwrap();
+    assert_eq!(revoked.revoked_at.as_deref(), Some("2026-01-01T00:00:00Z"));
+    let again = store.revoke_token(&a.id, "2026-06-01T00:00:00Z").unwrap();
+    assert_eq!(again.revoked_at.as_deref(), Some("2026-01-01T00:00:00Z"));
 
     let touch = |s: &mut dyn Store, at: &str, not_before: &str| {
         s.touch_token("bbbbbbbbbbbb-hash", at, not_before).unwrap()
@@ -1113,7 +1164,7 @@ pub fn variables_are_kept_per_tenant_by_name(fresh: &Fresh) {
 pub fn deleting_a_tenant_removes_everything_it_holds(fresh: &Fresh) {
     let mut store = fresh.open();
     let keys = tenant(&mut *store, T);
-    tenant(&mut *store, "acme-prod");
+    let prod_keys = tenant(&mut *store, "acme-prod");
     let a = tool("a", "1");
     put(&mut *store, &[&a]);
     store
@@ -1127,8 +1178,9 @@ pub fn deleting_a_tenant_removes_everything_it_holds(fresh: &Fresh) {
     store.write("acme-prod", &other).unwrap();
     let secret = encrypt(&keys.recipient, b"v").unwrap();
     admin(&mut *store).set_variable(T, "X", &secret).unwrap();
+    let prod_secret = encrypt(&prod_keys.recipient, b"v").unwrap();
     admin(&mut *store)
-        .set_variable("acme-prod", "X", &secret)
+        .set_variable("acme-prod", "X", &prod_secret)
         .unwrap();
     let sync = SyncRecord {
         local_id: id(&a),

@@ -157,6 +157,32 @@ const NEEDS: &[(&str, &str, Needs)] = &[
     ("GET", "/api/ferry/v1/tenants", AnyToken),
     ("POST", "/api/ferry/v1/tenants", StoreOwner),
     ("GET", "/api/ferry/v1/tenants/{tenant}", Role("viewer")),
+    ("DELETE", "/api/ferry/v1/tenants/{tenant}", Role("owner")),
+    (
+        "POST",
+        "/api/ferry/v1/tenants/{tenant}/plan",
+        Role("viewer"),
+    ),
+    (
+        "POST",
+        "/api/ferry/v1/tenants/{tenant}/export",
+        Role("viewer"),
+    ),
+    (
+        "GET",
+        "/api/ferry/v1/tenants/{tenant}/variables",
+        Role("viewer"),
+    ),
+    (
+        "PUT",
+        "/api/ferry/v1/tenants/{tenant}/variables/{variable}",
+        Role("editor"),
+    ),
+    (
+        "DELETE",
+        "/api/ferry/v1/tenants/{tenant}/variables/{variable}",
+        Role("editor"),
+    ),
     (
         "GET",
         "/api/ferry/v1/tenants/{tenant}/identity",
@@ -289,6 +315,9 @@ fn ferry_body(method: &str, path: &str) -> Option<serde_json::Value> {
                 serde_json::json!({"hash": "matrix-hash", "user": "root", "tenant": null})
             }
             ("POST", "revoke") => serde_json::json!({"id": "tok_000000000000"}),
+            // A tenant deletion checked at revision 0: stale, so an owner let through deletes nothing.
+            ("DELETE", "{tenant}") => serde_json::json!({"revision": 0, "force": false}),
+            ("PUT", "{variable}") => serde_json::json!({"ciphertext": "ENC[age,not-a-ciphertext]"}),
             _ => return None,
         },
     )
@@ -317,6 +346,7 @@ fn concrete(path: &str) -> String {
             "token_id" => "tok_none",
             "action_id" => "act_none",
             "change_track_id" => "chg_none",
+            "variable" => "MATRIX_VAR",
             other => panic!("the matrix does not know how to fill `{{{other}}}` in {path}"),
         });
         rest = &rest[j + 1..];

@@ -91,6 +91,7 @@ pub fn fresh() -> Option<Fresh> {
         url: db.url.clone(),
         base: std::env::temp_dir(),
         token: None,
+        faulty: None,
         _guard: Box::new(db),
     })
 }

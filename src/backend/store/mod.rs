@@ -356,6 +356,11 @@ pub trait ResourceStore {
     fn tenant_admin_mut(&mut self) -> Option<&mut dyn TenantAdmin> {
         None
     }
+    /// The remote store this is, when it is one: a use case that can hand
+    /// work to the server (planning a tree) asks.
+    fn remote(&self) -> Option<&remote::RemoteStore> {
+        None
+    }
     /// The store revision.
     fn revision(&self) -> Result<u64, StoreError>;
     /// Create a tenant with its key pair.
@@ -445,6 +450,19 @@ pub trait TenantAdmin {
     /// versions, the publish log, variables, sync records, grants, tokens
     /// bound to it), in one transaction that bumps the store revision.
     fn delete_tenant(&mut self, tenant: &str) -> Result<(), StoreError>;
+    /// [`TenantAdmin::delete_tenant`], for a use case that checked the
+    /// tenant at tenant revision `revision` (and its dependants, unless
+    /// `force`). A local store just deletes it; a remote store sends both, so
+    /// its server checks the role, the revision and the dependants again.
+    fn delete_checked(
+        &mut self,
+        tenant: &str,
+        revision: u64,
+        force: bool,
+    ) -> Result<(), StoreError> {
+        let _ = (revision, force);
+        self.delete_tenant(tenant)
+    }
 }
 
 /// Published versions, production and the publish log (and drift from git).

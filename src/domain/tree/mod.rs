@@ -642,6 +642,20 @@ fn attach_content(
     }
 }
 
+/// The tenant file from the bytes of `tenant.toml`, or the problem with it.
+pub fn tenant_file_of(bytes: &[u8]) -> Result<TenantFile, Box<Diagnostic>> {
+    std::str::from_utf8(bytes)
+        .map_err(|e| e.to_string())
+        .and_then(|t| toml::from_str::<TenantFile>(t).map_err(|e| e.to_string()))
+        .map_err(|e| {
+            Box::new(Diagnostic::error(
+                TENANT_FILE,
+                "tenant-file",
+                e.trim().to_string(),
+            ))
+        })
+}
+
 /// Read a tree: hash every unit, skip the ones `known` says are unchanged, decode the rest.
 ///
 /// Hashing and decoding run on all cores. `known(path, hash)` answers
@@ -666,17 +680,9 @@ pub fn read_tree_skipping(
     out.diagnostics.extend(irregular_diagnostics(&listing));
     let paths = listing.files;
     if paths.iter().any(|p| p == TENANT_FILE) {
-        let bytes = source.read(TENANT_FILE)?;
-        match std::str::from_utf8(&bytes)
-            .map_err(|e| e.to_string())
-            .and_then(|t| toml::from_str::<TenantFile>(t).map_err(|e| e.to_string()))
-        {
+        match tenant_file_of(&source.read(TENANT_FILE)?) {
             Ok(tf) => out.tenant_file = Some(tf),
-            Err(e) => out.diagnostics.push(Diagnostic::error(
-                TENANT_FILE,
-                "tenant-file",
-                e.trim().to_string(),
-            )),
+            Err(d) => out.diagnostics.push(*d),
         }
     }
     let (units, diags) = units_of(&paths);

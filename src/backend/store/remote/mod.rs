@@ -29,7 +29,7 @@ use serde_json::Value;
 
 use super::{
     AccessStore, DraftStamp, PublishStore, ResourceStore, SessionRecord, StoreError, SyncRecord,
-    SyncStore, TenantRecord, TokenRecord, VersionRecord, WriteBatch,
+    SyncStore, TenantAdmin, TenantRecord, TokenRecord, VersionRecord, WriteBatch,
 };
 use crate::domain::access::{AccessState, Role, UserRecord};
 use crate::domain::model::Resource;
@@ -203,6 +203,26 @@ impl RemoteStore {
         &self.base
     }
 
+    /// Have the server plan a tree of `tenant` from what it is sent
+    /// (`POST /tenants/{t}/plan`, [`wire::PlanTree`]); a read, so a viewer may.
+    pub fn plan_tree(
+        &self,
+        tenant: &str,
+        request: &wire::PlanTree,
+    ) -> Result<wire::PlanAnswer, StoreError> {
+        self.send("POST", &Self::tenant_path(tenant, "/plan"), request)
+    }
+
+    /// The tenant's exported tree, without the files the client holds
+    /// already (`POST /tenants/{t}/export`, [`wire::ExportRequest`]).
+    pub fn export_tree(
+        &self,
+        tenant: &str,
+        request: &wire::ExportRequest,
+    ) -> Result<wire::ExportAnswer, StoreError> {
+        self.send("POST", &Self::tenant_path(tenant, "/export"), request)
+    }
+
     fn request(&self, method: &str, path: &str) -> ureq::Request {
         self.agent
             .request(method, &format!("{}{}{path}", self.base, wire::PREFIX))
@@ -298,6 +318,18 @@ impl RemoteStore {
 }
 
 impl ResourceStore for RemoteStore {
+    fn tenant_admin(&self) -> Option<&dyn TenantAdmin> {
+        Some(self)
+    }
+
+    fn tenant_admin_mut(&mut self) -> Option<&mut dyn TenantAdmin> {
+        Some(self)
+    }
+
+    fn remote(&self) -> Option<&RemoteStore> {
+        Some(self)
+    }
+
     fn revision(&self) -> Result<u64, StoreError> {
         Ok(self.get::<wire::Revision>("/revision")?.revision)
     }
@@ -363,6 +395,54 @@ impl ResourceStore for RemoteStore {
             &wire::Batch::of(batch),
         )?;
         Ok(answer.revision)
+    }
+}
+
+/// Variables travel only as names (out) and ciphertext (in); the server
+/// checks the role of each call, and a tenant deletion the revision and,
+/// unless forced, the dependants again.
+impl TenantAdmin for RemoteStore {
+    fn variable_names(&self, tenant: &str) -> Result<Vec<String>, StoreError> {
+        let path = Self::tenant_path(tenant, "/variables");
+        Ok(self.get::<wire::VariableNames>(&path)?.names)
+    }
+
+    fn set_variable(
+        &mut self,
+        tenant: &str,
+        name: &str,
+        ciphertext: &str,
+    ) -> Result<(), StoreError> {
+        let path = Self::tenant_path(tenant, &format!("/variables/{}", seg(name)));
+        let body = wire::VariableValue {
+            ciphertext: ciphertext.to_string(),
+        };
+        let _: Value = self.send("PUT", &path, &body)?;
+        Ok(())
+    }
+
+    fn unset_variable(&mut self, tenant: &str, name: &str) -> Result<bool, StoreError> {
+        let path = Self::tenant_path(tenant, &format!("/variables/{}", seg(name)));
+        Ok(self
+            .send::<_, wire::Unset>("DELETE", &path, &Value::Null)?
+            .was_set)
+    }
+
+    /// Deleted as the tenant is now, with the dependants checked by the server.
+    fn delete_tenant(&mut self, tenant: &str) -> Result<(), StoreError> {
+        let revision = self.tenant(tenant)?.revision;
+        self.delete_checked(tenant, revision, false)
+    }
+
+    fn delete_checked(
+        &mut self,
+        tenant: &str,
+        revision: u64,
+        force: bool,
+    ) -> Result<(), StoreError> {
+        let body = wire::DeleteTenant { revision, force };
+        let _: Value = self.send("DELETE", &Self::tenant_path(tenant, ""), &body)?;
+        Ok(())
     }
 }
 

@@ -8,6 +8,7 @@
 //! (`server/ferry_api.rs`) use these types, so the two cannot disagree.
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 
 use base64::Engine;
 use serde::{Deserialize, Serialize};
@@ -15,10 +16,12 @@ use serde_json::Value;
 
 use crate::backend::store::{DraftStamp, SyncRecord, SyncWrite, VersionRecord, WriteBatch};
 use crate::domain::access::Role;
+use crate::domain::diagnostic::Diagnostic;
 use crate::domain::model::Resource;
 use crate::domain::plan::{resource_from_document, HashRefresh};
 use crate::domain::publish::{PublishRecord, PublishedVersion, VersionPair};
 use crate::domain::state::{canonical_json, IndexEntry};
+use crate::domain::tree::TenantFile;
 
 /// The prefix of every path of ferry's own API.
 pub const PREFIX: &str = "/api/ferry/v1";
@@ -430,4 +433,203 @@ pub struct WhoAmI {
     pub user: String,
     /// The token's current tenant.
     pub tenant: Option<String>,
+}
+
+/// `GET /tenants/{t}/variables`: the names of the tenant's variables that
+/// have a value, sorted. Never a value.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VariableNames {
+    /// The names.
+    pub names: Vec<String>,
+}
+
+/// `PUT /tenants/{t}/variables/{name}`: the value, encrypted to the tenant
+/// by the client (`ENC[age,…]`); the plain value never travels.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VariableValue {
+    /// The ciphertext.
+    pub ciphertext: String,
+}
+
+/// The answer of `DELETE /tenants/{t}/variables/{name}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Unset {
+    /// Whether the variable had a value.
+    pub was_set: bool,
+}
+
+/// `DELETE /tenants/{t}`: delete the tenant as the client checked it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeleteTenant {
+    /// The tenant revision the client checked it at (409 stale when it moved).
+    pub revision: u64,
+    /// Delete even though other tenants' resources came from it.
+    #[serde(default)]
+    pub force: bool,
+}
+
+/// `POST /tenants/{t}/plan`: a tree to plan on the server, sending only
+/// what it lacks. A full plan lists every path and every unit's hash
+/// (`domain::tree::unit_hash`); the server answers the paths it `needs`
+/// (unknown units, or hashes that differ), and the next request carries
+/// their bodies. A plan from git counted from `since` (the tenant's last
+/// applied commit) lists only the paths changed since, with the bodies of
+/// the units they belong to.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct PlanTree {
+    /// A full plan: every regular file path of the tree.
+    #[serde(default)]
+    pub paths: Option<Vec<String>>,
+    /// A full plan: `(unit path, unit hash)` of every unit.
+    #[serde(default)]
+    pub units: Vec<(String, String)>,
+    /// A plan from git: the commit the changes are counted from.
+    #[serde(default)]
+    pub since: Option<String>,
+    /// A plan from git: every path changed since `since` (added, modified, deleted).
+    #[serde(default)]
+    pub changed: Vec<String>,
+    /// A plan from git: those of `changed` that the tree still has.
+    #[serde(default)]
+    pub present: Vec<String>,
+    /// The file bodies sent, base64, by path.
+    #[serde(default)]
+    pub files: BTreeMap<String, String>,
+    /// The commit the tree was read from, recorded by the apply.
+    #[serde(default)]
+    pub commit: Option<String>,
+    /// The tree's `tenant.toml`, as read by the client (a few settings, not a body).
+    #[serde(default)]
+    pub tenant_file: Option<TenantFile>,
+    /// Delete what the tree no longer has.
+    #[serde(default)]
+    pub prune: bool,
+}
+
+/// A diagnostic on the wire (its code as text).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WireDiagnostic {
+    /// `error` or `warning`.
+    pub severity: String,
+    /// The file.
+    pub file: String,
+    /// The line.
+    #[serde(default)]
+    pub line: Option<u64>,
+    /// The field.
+    #[serde(default)]
+    pub field: Option<String>,
+    /// The code.
+    pub code: String,
+    /// The message.
+    pub message: String,
+    /// The hint.
+    #[serde(default)]
+    pub hint: Option<String>,
+}
+
+impl WireDiagnostic {
+    /// The wire form of `d`.
+    pub fn of(d: &Diagnostic) -> WireDiagnostic {
+        WireDiagnostic {
+            severity: if d.is_error() { "error" } else { "warning" }.to_string(),
+            file: d.file.clone(),
+            line: d.line,
+            field: d.field.clone(),
+            code: d.code.to_string(),
+            message: d.message.clone(),
+            hint: d.hint.clone(),
+        }
+    }
+
+    /// The diagnostic again.
+    pub fn diagnostic(&self) -> Diagnostic {
+        let code = intern(&self.code);
+        let mut d = if self.severity == "warning" {
+            Diagnostic::warning(self.file.clone(), code, self.message.clone())
+        } else {
+            Diagnostic::error(self.file.clone(), code, self.message.clone())
+        };
+        d.line = self.line;
+        d.field = self.field.clone();
+        d.hint = self.hint.clone();
+        d
+    }
+}
+
+/// A diagnostic code as the `&'static str` the type holds. Codes are a
+/// small fixed set, so each distinct one is kept once for the process.
+fn intern(code: &str) -> &'static str {
+    static CODES: std::sync::OnceLock<std::sync::Mutex<std::collections::HashSet<&'static str>>> =
+        std::sync::OnceLock::new();
+    let mut codes = CODES
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(known) = codes.get(code) {
+        return known;
+    }
+    if codes.len() >= 1024 {
+        return "remote";
+    }
+    let kept: &'static str = Box::leak(code.to_string().into_boxed_str());
+    codes.insert(kept);
+    kept
+}
+
+/// The answer of `POST /tenants/{t}/plan`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct PlanAnswer {
+    /// The tenant revision the server saw.
+    pub revision: u64,
+    /// The paths whose bodies the server needs before it can plan (empty once planned).
+    #[serde(default)]
+    pub needs: Vec<String>,
+    /// A plan from git that cannot be counted from `since` (the tenant was
+    /// applied from another commit since, or drifted): send the full tree.
+    #[serde(default)]
+    pub full: bool,
+    /// The plan with its payloads (a saved plan's shape), when the tree is valid.
+    #[serde(default)]
+    pub plan: Option<Value>,
+    /// Every problem found.
+    #[serde(default)]
+    pub diagnostics: Vec<WireDiagnostic>,
+    /// Units in the tree.
+    #[serde(default)]
+    pub units: usize,
+    /// Units decoded by the server.
+    #[serde(default)]
+    pub parsed: usize,
+    /// Units taken as unchanged without their bodies.
+    #[serde(default)]
+    pub unchanged: usize,
+    /// The tree's tenant file, when it was sent.
+    #[serde(default)]
+    pub tenant_file: Option<TenantFile>,
+    /// How many file bodies the server received for this plan.
+    #[serde(default)]
+    pub files_received: usize,
+}
+
+/// `POST /tenants/{t}/export`: the tenant's exported tree, without the
+/// files the client holds already (by the blake3 of their bytes).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ExportRequest {
+    /// `(path, blake3 hex of its bytes)` of every file the client's folder holds.
+    #[serde(default)]
+    pub have: Vec<(String, String)>,
+}
+
+/// The answer of `POST /tenants/{t}/export`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ExportAnswer {
+    /// The tenant revision exported.
+    pub revision: u64,
+    /// Every path of the exported tree (the client removes the others).
+    pub paths: Vec<String>,
+    /// The bodies of the files the client does not hold as they are, base64, by path.
+    pub files: BTreeMap<String, String>,
+    /// Plain-text credentials scrubbed from the tree.
+    pub scrubbed: usize,
 }
