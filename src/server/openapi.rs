@@ -889,6 +889,24 @@ fn store_body(method: &str, path: &str) -> Option<Value> {
             json!({"type": "object", "required": ["hash", "user"], "properties": {
             "hash": text, "user": text, "tenant": opt_text, "expires_at": {"type": ["string", "null"], "pattern": at}}})
         }
+        ("DELETE", "{tenant}") => {
+            json!({"type": "object", "required": ["revision"], "properties": {
+            "revision": count_schema(), "force": {"type": "boolean"}}})
+        }
+        ("PUT", "{variable}") => {
+            json!({"type": "object", "required": ["ciphertext"], "properties": {"ciphertext": text}})
+        }
+        ("POST", "plan") => {
+            let pairs = json!({"type": "array", "items": {"type": "array", "prefixItems": [text, text], "minItems": 2, "maxItems": 2}});
+            json!({"type": "object", "required": [], "properties": {
+            "paths": {"type": ["array", "null"], "items": text}, "units": pairs, "since": opt_text,
+            "changed": texts, "present": texts, "files": {"type": "object", "additionalProperties": text},
+            "commit": opt_text, "tenant_file": {"type": ["object", "null"]}, "prune": {"type": "boolean"}}})
+        }
+        ("POST", "export") => {
+            let pairs = json!({"type": "array", "items": {"type": "array", "prefixItems": [text, text], "minItems": 2, "maxItems": 2}});
+            json!({"type": "object", "required": [], "properties": {"have": pairs}})
+        }
         _ => return None,
     };
     Some(schema)
