@@ -764,6 +764,7 @@ fn path_schema(name: &str) -> Value {
             let steps: Vec<&str> = Kind::ALL.iter().map(|k| k.step()).collect();
             json!({"type": "string", "enum": steps})
         }
+        "variable" => json!({"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$"}),
         _ => json!({"type": "string", "minLength": 1}),
     }
 }
@@ -894,14 +895,17 @@ fn store_body(method: &str, path: &str) -> Option<Value> {
             "revision": count_schema(), "force": {"type": "boolean"}}})
         }
         ("PUT", "{variable}") => {
-            json!({"type": "object", "required": ["ciphertext"], "properties": {"ciphertext": text}})
+            json!({"type": "object", "required": ["ciphertext"], "properties": {
+            "ciphertext": {"type": "string", "pattern": "^ENC\\[age,[A-Za-z0-9+/=]+\\]$"}}})
         }
         ("POST", "plan") => {
             let pairs = json!({"type": "array", "items": {"type": "array", "prefixItems": [text, text], "minItems": 2, "maxItems": 2}});
             json!({"type": "object", "required": [], "properties": {
             "paths": {"type": ["array", "null"], "items": text}, "units": pairs, "since": opt_text,
             "changed": texts, "present": texts, "files": {"type": "object", "additionalProperties": text},
-            "commit": opt_text, "tenant_file": {"type": ["object", "null"]}, "prune": {"type": "boolean"}}})
+            "commit": opt_text, "prune": {"type": "boolean"},
+            "tenant_file": {"anyOf": [{"type": "null"}, {"type": "object", "required": ["name"], "additionalProperties": false, "properties": {
+                "name": text, "environment": opt_text, "recipient": opt_text, "variables": texts}}]}}})
         }
         ("POST", "export") => {
             let pairs = json!({"type": "array", "items": {"type": "array", "prefixItems": [text, text], "minItems": 2, "maxItems": 2}});
