@@ -241,6 +241,42 @@ fn a_plan_of_the_changed_units_says_what_the_whole_plan_says() {
             }),
         ),
         (
+            "a document's content, with its contentHash",
+            true,
+            Box::new(|e: &TestEnv| {
+                let (faq, yaml) = (
+                    format!("{dir}/documents/billing-faq.md"),
+                    format!("{dir}/documents/billing-faq.yaml"),
+                );
+                let text = format!("{}\nOne more answer.\n", e.read(&faq));
+                e.write(&faq, &text);
+                let hash = format!("blake3:{}", blake3::hash(text.as_bytes()).to_hex());
+                let y: Vec<String> = e
+                    .read(&yaml)
+                    .lines()
+                    .map(|l| {
+                        if let Some((indent, _)) = l.split_once("contentHash: ") {
+                            format!("{indent}contentHash: {hash}")
+                        } else if let Some((indent, _)) = l.split_once("size: ") {
+                            format!("{indent}size: {}", text.len())
+                        } else {
+                            l.to_string()
+                        }
+                    })
+                    .collect();
+                e.write(&yaml, &format!("{}\n", y.join("\n")));
+            }),
+        ),
+        (
+            "a document's content file out of step with its contentHash",
+            false,
+            Box::new(|e: &TestEnv| {
+                let faq = format!("{dir}/documents/billing-faq.md");
+                let t = e.read(&faq);
+                e.write(&faq, &format!("{t}\nOne more answer.\n"));
+            }),
+        ),
+        (
             "a deleted tool still in use",
             false,
             Box::new(|e: &TestEnv| std::fs::remove_file(e.path(&tool)).unwrap()),
@@ -290,7 +326,8 @@ fn a_plan_of_the_changed_units_says_what_the_whole_plan_says() {
         .unwrap();
         assert_eq!(
             gp.partial, partial,
-            "{what}: whether only the touched index entries are read"
+            "{what}: whether only the touched index entries are read ({} {:?} {:?})",
+            gp.incremental, gp.changed_files, gp.tree_plan.diagnostics
         );
         env.git(&["reset", "-q", "--hard", "HEAD~1"]);
     }
