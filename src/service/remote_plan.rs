@@ -28,6 +28,7 @@ use crate::domain::diagnostic::{self, Diagnostic};
 use crate::domain::plan::{DiffOptions, Plan};
 use crate::domain::tree::{self, MemoryTree, SourceError, TreeSource, TENANT_FILE};
 use crate::service::gitplan::{tenant_rel, tenant_tree, units_of_paths, GitPlan, GitPlanError};
+use crate::service::partial_plan;
 use crate::service::pipeline::{self, PipelineError, ReadStats, Sent, TreePlan};
 
 /// How many times a full plan asks again when the tenant moved between its requests.
@@ -143,14 +144,26 @@ pub fn plan_from_git(
     use crate::backend::store::{PublishStore, ResourceStore};
     let record = remote.tenant(tenant)?;
     let rel = tenant_rel(tenant);
-    let source = tenant_tree(repo_root, tenant, rev)?;
-    let commit = source.commit().to_string();
+    let commit = vcs::resolve_commit(repo_root, rev)?;
     if let Some(last) = record.last_commit.as_deref() {
         if remote.drift(tenant)?.is_empty() && vcs::is_ancestor(repo_root, last, &commit)? {
             let changed_files = vcs::changed_paths(repo_root, &rel, last, &commit)?;
             let since = (last, commit.as_str());
+            // Only the changed units' files are read, unless tenant.toml changed too.
+            let changes = match changed_files.iter().all(|p| p.contains('/')) {
+                true => {
+                    let units = units_of_paths(&changed_files);
+                    let changes = GitTreeSource::open_units(repo_root, &rel, &commit, &units)?;
+                    if !changes.exists() {
+                        // The revision has no folder for the tenant: say so as a whole read does.
+                        tenant_tree(repo_root, tenant, rev)?;
+                    }
+                    changes
+                }
+                false => tenant_tree(repo_root, tenant, &commit)?,
+            };
             if let Some(tree_plan) =
-                plan_changes(remote, tenant, &source, since, &changed_files, options)?
+                plan_changes(remote, tenant, &changes, since, &changed_files, options)?
             {
                 return Ok(GitPlan {
                     tree_plan,
@@ -162,6 +175,7 @@ pub fn plan_from_git(
             }
         }
     }
+    let source = tenant_tree(repo_root, tenant, rev)?;
     let tree_plan = plan_remote(remote, tenant, &source, options, Some(commit.clone()))?;
     Ok(GitPlan {
         tree_plan,
@@ -310,6 +324,11 @@ pub fn answer(
             .map_err(|_| RemotePlanError::BadBody { path: path.clone() })?;
         files.insert(path.clone(), bytes);
     }
+    if request.paths.is_none() {
+        if let Some(answer) = answer_changes(store, tenant, request, &files)? {
+            return Ok(answer);
+        }
+    }
     let (revision, index) = store.index(tenant)?;
     let (mut paths, changed) = match &request.paths {
         Some(paths) => {
@@ -382,6 +401,53 @@ pub fn answer(
         prune: request.prune,
     };
     let tp = pipeline::plan_tree_changed(store, tenant, &source, options, Some(&changed))?;
+    plan_answer(store, tenant, request, tp, revision, files_received)
+}
+
+/// A git change the server can count from its last applied commit, with
+/// every changed unit's files sent and tenant.toml unchanged: planned from
+/// those files and the index entries they touch alone
+/// ([`partial_plan::plan_units`]). `None` when the whole index is needed.
+fn answer_changes(
+    store: &dyn Store,
+    tenant: &str,
+    request: &wire::PlanTree,
+    files: &BTreeMap<String, Vec<u8>>,
+) -> Result<Option<wire::PlanAnswer>, RemotePlanError> {
+    let record = store.tenant(tenant)?;
+    let counted = request.since.is_some() && record.last_commit == request.since;
+    if !counted
+        || request.changed.iter().any(|p| !p.contains('/'))
+        || !store.drift(tenant)?.is_empty()
+    {
+        return Ok(None);
+    }
+    let units = units_of_paths(&request.changed);
+    let tree = MemoryTree {
+        files: files.clone(),
+    };
+    let options = DiffOptions {
+        prune: request.prune,
+    };
+    let Some(tp) = partial_plan::plan_units(store, tenant, &tree, &units, options)? else {
+        return Ok(None);
+    };
+    let revision = tp
+        .plan
+        .as_ref()
+        .map_or(record.revision, |p| p.base_revision);
+    plan_answer(store, tenant, request, tp, revision, files.len()).map(Some)
+}
+
+/// The server's answer holding the plan `tp` made at `revision`.
+fn plan_answer(
+    store: &dyn Store,
+    tenant: &str,
+    request: &wire::PlanTree,
+    tp: TreePlan,
+    revision: u64,
+    files_received: usize,
+) -> Result<wire::PlanAnswer, RemotePlanError> {
     let plan = match tp.plan {
         Some(mut p) => {
             p.source_commit = request.commit.clone();

@@ -332,3 +332,48 @@ fn a_plan_of_the_changed_units_says_what_the_whole_plan_says() {
         env.git(&["reset", "-q", "--hard", "HEAD~1"]);
     }
 }
+
+/// The server's half of a remote `plan --ref`: given the commit the change
+/// counts from and only the changed file, it reads only the index entries
+/// that file touches, and plans the same update a local plan makes.
+#[test]
+fn a_server_plans_a_sent_change_from_the_index_entries_it_touches() {
+    use base64::Engine;
+    let tenant = "acme-dev";
+    let env = TestEnv::acme();
+    env.git(&["init", "-q"]);
+    env.git(&["add", "-A"]);
+    env.git(&["commit", "-qm", "acme"]);
+    env.ferry(&["apply", "--tenant", tenant, "--yes"]).ok();
+    env.ferry(&["export", "--tenant", tenant, "--commit", "-m", "applied"])
+        .ok();
+    env.ferry(&["apply", "--tenant", tenant, "--ref", "HEAD", "--yes"])
+        .ok();
+    let store = env.open_store();
+    let since = store.tenant(tenant).unwrap().last_commit;
+    let all = store.index(tenant).unwrap().1.len();
+    let path = "tools/crm-lookup.yaml";
+    let text = env.read(&format!("tenants/{tenant}/{path}"));
+    let text = text.replacen("  description: ", "  description: Now faster. ", 1);
+    let request = ferry::backend::store::remote::wire::PlanTree {
+        since,
+        changed: vec![path.to_string()],
+        present: vec![path.to_string()],
+        files: [(
+            path.to_string(),
+            base64::engine::general_purpose::STANDARD.encode(text.as_bytes()),
+        )]
+        .into(),
+        commit: Some("c0ffee".into()),
+        prune: true,
+        ..Default::default()
+    };
+    let before = store.rows_read();
+    let answer = ferry::service::remote_plan::answer(&*store, tenant, &request).unwrap();
+    let rows = (store.rows_read() - before) as usize;
+    let plan = answer.plan.expect("a plan");
+    assert_eq!(plan["summary"]["update"], 1, "{plan}");
+    assert_eq!(plan["summary"]["skip"], all - 1, "{plan}");
+    // Its own entry, its connection and its draft; never the whole index.
+    assert!(rows < all / 3, "read {rows} of {all} index rows");
+}
