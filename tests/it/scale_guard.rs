@@ -190,9 +190,10 @@ fn both_plans(env: &TestEnv, tenant: &str) -> (String, String) {
     (shown(by_ref), shown(whole))
 }
 
-#[test]
-fn a_plan_of_the_changed_units_says_what_the_whole_plan_says() {
-    let tenant = "acme-dev";
+/// `fixtures/acme` in a git repo, with `tenant` applied, its canonical
+/// export committed, and that commit applied: the next `plan --ref` counts
+/// its changes from there.
+fn acme_applied_from_git(tenant: &str) -> TestEnv {
     let env = TestEnv::acme();
     env.git(&["init", "-q"]);
     env.git(&["add", "-A"]);
@@ -202,6 +203,13 @@ fn a_plan_of_the_changed_units_says_what_the_whole_plan_says() {
         .ok();
     env.ferry(&["apply", "--tenant", tenant, "--ref", "HEAD", "--yes"])
         .ok();
+    env
+}
+
+#[test]
+fn a_plan_of_the_changed_units_says_what_the_whole_plan_says() {
+    let tenant = "acme-dev";
+    let env = acme_applied_from_git(tenant);
     let dir = format!("tenants/{tenant}");
     let agent = format!("{dir}/agents/support-bot.yaml");
     let tool = format!("{dir}/tools/crm-lookup.yaml");
@@ -340,15 +348,7 @@ fn a_plan_of_the_changed_units_says_what_the_whole_plan_says() {
 fn a_server_plans_a_sent_change_from_the_index_entries_it_touches() {
     use base64::Engine;
     let tenant = "acme-dev";
-    let env = TestEnv::acme();
-    env.git(&["init", "-q"]);
-    env.git(&["add", "-A"]);
-    env.git(&["commit", "-qm", "acme"]);
-    env.ferry(&["apply", "--tenant", tenant, "--yes"]).ok();
-    env.ferry(&["export", "--tenant", tenant, "--commit", "-m", "applied"])
-        .ok();
-    env.ferry(&["apply", "--tenant", tenant, "--ref", "HEAD", "--yes"])
-        .ok();
+    let env = acme_applied_from_git(tenant);
     let store = env.open_store();
     let since = store.tenant(tenant).unwrap().last_commit;
     let all = store.index(tenant).unwrap().1.len();
