@@ -67,6 +67,14 @@ pub(crate) fn plan_ref(
     Ok(gp.tree_plan)
 }
 
+/// The message `export --commit` commits with; a usage error without one.
+fn commit_message<'m>(tenant: &str, message: Option<&'m str>) -> Result<&'m str> {
+    let Some(message) = message else {
+        bail!("export --commit needs a commit message\nhint: `ferry export --tenant {tenant} --commit -m \"MSG\"`");
+    };
+    Ok(message)
+}
+
 /// `export --commit` of only what changed since the last applied commit,
 /// when that is enough ([`changed_export::export_changes`]); `None` runs the whole export.
 pub(crate) fn export_changes(
@@ -76,9 +84,7 @@ pub(crate) fn export_changes(
     tenant: &str,
     message: &Option<String>,
 ) -> Result<Option<changed_export::ChangedExport>> {
-    let Some(message) = message else {
-        bail!("export --commit needs a commit message\nhint: `ferry export --tenant {tenant} --commit -m \"MSG\"`");
-    };
+    let message = commit_message(tenant, message.as_deref())?;
     changed_export::export_changes(
         store,
         actor,
@@ -140,9 +146,7 @@ pub(crate) fn commit_export(
     tree: (&BTreeMap<String, Vec<u8>>, u64),
     message: Option<String>,
 ) -> Result<Option<String>> {
-    let Some(message) = message else {
-        bail!("export --commit needs a commit message\nhint: `ferry export --tenant {tenant} --commit -m \"MSG\"`");
-    };
+    let message = commit_message(tenant, message.as_deref())?.to_string();
     let canon = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
     if canon(dir) != canon(&repo.tenant_dir(tenant)) {
         bail!(

@@ -682,3 +682,33 @@ fn export_commit_records_head_when_it_holds_the_drafts_already() {
         .json();
     assert!(plan.get("drift").is_none(), "{plan:#}");
 }
+
+/// `export --commit` without a message is refused before anything is
+/// written, both when only the changes would be exported and otherwise.
+#[test]
+fn export_commit_needs_a_message() {
+    let env = applied_and_committed();
+    let head = env.git(&["rev-parse", "HEAD"]);
+    for args in [
+        vec!["export", "--tenant", T, "--commit"],
+        vec![
+            "export",
+            "--tenant",
+            T,
+            "--commit",
+            "--out",
+            "tenants/acme-dev",
+        ],
+    ] {
+        let r = env.ferry(&args).expect(1);
+        assert!(r.stderr.contains("needs a commit message"), "{}", r.stderr);
+        assert!(r
+            .stderr
+            .contains("hint: `ferry export --tenant acme-dev --commit -m"));
+    }
+    assert_eq!(
+        env.git(&["rev-parse", "HEAD"]),
+        head,
+        "nothing was committed"
+    );
+}
