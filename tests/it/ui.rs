@@ -111,16 +111,29 @@ impl Browser {
     }
 
     /// Wait for the element `css` (after a navigation) and return its text.
+    /// An htmx swap may replace the element between finding and reading it:
+    /// then it is found again.
     fn wait_text(&self, css: &str) -> String {
         let c = self.c();
         self.rt.block_on(async {
-            let e = c
-                .wait()
-                .at_most(Duration::from_secs(20))
-                .for_element(Locator::Css(css))
-                .await
-                .unwrap_or_else(|e| panic!("no `{css}` on the page: {e}"));
-            e.text().await.unwrap()
+            for _ in 0..50 {
+                let e = c
+                    .wait()
+                    .at_most(Duration::from_secs(20))
+                    .for_element(Locator::Css(css))
+                    .await
+                    .unwrap_or_else(|e| panic!("no `{css}` on the page: {e}"));
+                match e.text().await {
+                    Ok(text) => return text,
+                    Err(fantoccini::error::CmdError::Standard(w))
+                        if w.error == fantoccini::error::ErrorStatus::StaleElementReference =>
+                    {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                    Err(e) => panic!("cannot read `{css}`: {e}"),
+                }
+            }
+            panic!("`{css}` kept being replaced while it was read")
         })
     }
 
