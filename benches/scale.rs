@@ -9,6 +9,10 @@
 //! memory is the child process's maximum resident set. The report is
 //! printed as a Markdown table and written to `target/bench-report.md`.
 //!
+//! With `FERRY_BENCH_KEEP=DIR` set, it only generates the tree into a repo
+//! at `DIR` (tenant `big` created, nothing applied) and stops: a tenant to
+//! profile by hand.
+//!
 //! `cargo bench --bench scale -- 100000 remote` runs only what the row of a
 //! remote `plan --ref` needs (the tree, one apply, the git rows up to that
 //! row): the one-file plan from git against a `ferry serve` over the same
@@ -349,6 +353,14 @@ fn bench_size(bin: &Path, n: usize, runs: usize, remote_only: bool, report: &mut
     let tenant_dir = repo.join("tenants/big");
     ferry::domain::tree::folder::write_tree(&tenant_dir, &tree).expect("write");
     let tree_bytes = dir_bytes(&tenant_dir);
+    if let Some(keep) = std::env::var_os("FERRY_BENCH_KEEP") {
+        // Only the tree, for profiling by hand: keep the repo and stop.
+        let keep = PathBuf::from(keep);
+        let _ = std::fs::remove_dir_all(&keep);
+        std::fs::rename(&repo, &keep).expect("keep the repo");
+        eprintln!("[{n}] the tree is in {}", keep.display());
+        return;
+    }
     let files: Vec<PathBuf> = walkdir::WalkDir::new(&tenant_dir)
         .into_iter()
         .flatten()

@@ -18,6 +18,14 @@
 //! comes from `FERRY_TEST_POSTGRES_URL` (a new database is made there and
 //! dropped after), else `.ci/postgres.sh` starts a throwaway cluster.
 //!
+//! `wrk`, `wrk-postgres` and `wrk-both` measure the read-only target with a
+//! load generator in its own process, `wrk` (Debian's package of that name):
+//! CLIENTS connections GET support-bot's staging diff for SECONDS, against
+//! one SQLite instance, two PostgreSQL instances (half the connections on
+//! each), or both in turn. The report (also `target/serve-wrk.md`) gives
+//! requests per second, p50 and p99, and fails on any non-2xx answer or
+//! socket error.
+//!
 //! `cargo bench --bench serve_load -- ui [N]` times the web UI instead: one
 //! browser-like client signs in with a token, then GETs each page N times
 //! (default 20) on the fixtures/acme store (acme-dev applied, published
@@ -218,6 +226,22 @@ fn main() {
         diff_only: mode == "diff",
     };
     let bin = ferry_bin();
+    if mode.starts_with("wrk") {
+        let mut reports = Vec::new();
+        if mode != "wrk-postgres" {
+            reports.push(wrk_diff(&bin, None, 1, load));
+        }
+        if mode != "wrk" {
+            let db = Database::create();
+            reports.push(wrk_diff(&bin, Some(&db.url), 2, load));
+        }
+        let text: Vec<&str> = reports.iter().map(|(r, _)| r.as_str()).collect();
+        println!("{}", text.join("\n"));
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let _ = std::fs::write(root.join("target/serve-wrk.md"), text.join("\n"));
+        assert!(reports.iter().all(|(_, e)| *e == 0), "errors under wrk");
+        return;
+    }
     let mut outcomes = Vec::new();
     if mode != "postgres" {
         outcomes.push(run_load(&bin, None, 1, load));
@@ -272,14 +296,16 @@ fn start_server(bin: &Path, repo: &Path, store: Option<&str>) -> (std::process::
     (child, base)
 }
 
-/// One run: `instances` servers on `store` (the repo's SQLite file when
-/// `None`), the clients spread over them round-robin.
-fn run_load(bin: &Path, store: Option<&str>, instances: usize, load: Load) -> Outcome {
-    let Load {
-        seconds,
-        clients,
-        diff_only,
-    } = load;
+/// `fixtures/acme` applied as acme-dev (acme-staging empty), a root token
+/// for acme-dev, and `instances` servers started over it.
+struct Served {
+    tmp: tempfile::TempDir,
+    servers: Vec<(std::process::Child, String)>,
+    bases: Vec<String>,
+    token: String,
+}
+
+fn serve_acme(bin: &Path, store: Option<&str>, instances: usize) -> Served {
     let tmp = tempfile::tempdir().expect("tmp");
     let repo = tmp.path().join("repo");
     copy_dir(
@@ -297,7 +323,106 @@ fn run_load(bin: &Path, store: Option<&str>, instances: usize, load: Load) -> Ou
     let servers: Vec<(std::process::Child, String)> = (0..instances)
         .map(|_| start_server(bin, &repo, store))
         .collect();
-    let bases: Vec<String> = servers.iter().map(|(_, b)| b.clone()).collect();
+    let bases = servers.iter().map(|(_, b)| b.clone()).collect();
+    Served {
+        tmp,
+        servers,
+        bases,
+        token,
+    }
+}
+
+fn stop_servers(servers: Vec<(std::process::Child, String)>) {
+    for (mut child, _) in servers {
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let _ = child.wait();
+    }
+}
+
+/// The read-only target measured by `wrk`, a load generator in its own
+/// process (Debian's package `wrk`): `clients` connections on 2 threads GET
+/// the staging diff of support-bot for `seconds`, spread over the
+/// `instances` servers. Returns the report and the count of errors (non-2xx
+/// answers and socket errors).
+fn wrk_diff(bin: &Path, store: Option<&str>, instances: usize, load: Load) -> (String, u64) {
+    let served = serve_acme(bin, store, instances);
+    let per = load.clients.div_ceil(instances);
+    let runs: Vec<std::process::Child> = served
+        .bases
+        .iter()
+        .map(|base| {
+            Command::new("wrk")
+                .args(["-t", if instances > 1 { "1" } else { "2" }])
+                .args(["-c", &per.to_string()])
+                .args(["-d", &format!("{}s", load.seconds)])
+                .arg("--latency")
+                .args(["-H", &format!("Authorization: Bearer {}", served.token)])
+                .arg(format!("{base}/api/v2/agents/support-bot/staging-diff"))
+                .stdout(Stdio::piped())
+                .spawn()
+                .expect("wrk is not installed: apt-get install wrk")
+        })
+        .collect();
+    let outputs: Vec<String> = runs
+        .into_iter()
+        .map(|c| String::from_utf8_lossy(&c.wait_with_output().expect("wrk").stdout).into_owned())
+        .collect();
+    stop_servers(served.servers);
+    let setup = match store {
+        Some(_) => format!("{instances} instances on one PostgreSQL database"),
+        None => "one instance on SQLite".to_string(),
+    };
+    let mut rps = 0.0;
+    let mut errors = 0;
+    let mut p99 = Vec::new();
+    let mut p50 = Vec::new();
+    for out in &outputs {
+        for line in out.lines().map(str::trim) {
+            let field = |prefix: &str| line.strip_prefix(prefix).map(str::trim);
+            if let Some(v) = field("Requests/sec:") {
+                rps += v.parse::<f64>().unwrap_or(0.0);
+            } else if let Some(v) = field("99%") {
+                p99.push(v.to_string());
+            } else if let Some(v) = field("50%") {
+                p50.push(v.to_string());
+            } else if let Some(v) = field("Non-2xx or 3xx responses:") {
+                errors += v.parse::<u64>().unwrap_or(1);
+            } else if line.starts_with("Socket errors:") {
+                let n: u64 = line
+                    .split(|c: char| !c.is_ascii_digit())
+                    .filter_map(|n| n.parse::<u64>().ok())
+                    .sum();
+                errors += n;
+            }
+        }
+    }
+    let report = format!(
+        "staging diffs under wrk ({setup}): {} connections for {} s: {rps:.0} requests per second, p50 {}, p99 {}, errors {errors}\n\n```\n{}```\n",
+        load.clients,
+        load.seconds,
+        p50.join(" / "),
+        p99.join(" / "),
+        outputs.join("\n")
+    );
+    (report, errors)
+}
+
+/// One run: `instances` servers on `store` (the repo's SQLite file when
+/// `None`), the clients spread over them round-robin.
+fn run_load(bin: &Path, store: Option<&str>, instances: usize, load: Load) -> Outcome {
+    let Load {
+        seconds,
+        clients,
+        diff_only,
+    } = load;
+    let Served {
+        tmp: _tmp,
+        servers,
+        bases,
+        token,
+    } = serve_acme(bin, store, instances);
     let base = bases[0].clone();
     let agent = ureq::AgentBuilder::new()
         .max_idle_connections_per_host(64)
@@ -450,12 +575,7 @@ fn run_load(bin: &Path, store: Option<&str>, instances: usize, load: Load) -> Ou
         })
         .unwrap_or_default();
     let missing = t.publishes.iter().filter(|p| !history.contains(p)).count();
-    for (mut child, _) in servers {
-        let _ = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status();
-        let _ = child.wait();
-    }
+    stop_servers(servers);
 
     let mut all: Vec<Duration> = t.latencies.iter().map(|(_, d, _)| *d).collect();
     all.sort();

@@ -6,11 +6,21 @@ use std::process::Command;
 /// Build the release `ferry` binary and return its path.
 pub fn ferry_bin() -> PathBuf {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let status = Command::new(env!("CARGO"))
+    let mut build = Command::new(env!("CARGO"));
+    build
         .args(["build", "--release", "--quiet", "--bin", "ferry"])
-        .current_dir(&root)
-        .status()
-        .expect("cargo build");
+        .current_dir(&root);
+    // What `cargo bench` set for this bench (its package, its `OUT_DIR`)
+    // would reach build scripts that rerun when those change, and rebuild
+    // half the dependencies on every run.
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        let keep = ["CARGO_HOME", "CARGO_TARGET_DIR"].contains(&key.as_ref());
+        if (key.starts_with("CARGO_") && !keep) || key == "OUT_DIR" {
+            build.env_remove(key.as_ref());
+        }
+    }
+    let status = build.status().expect("cargo build");
     assert!(status.success());
     let target = std::env::var("CARGO_TARGET_DIR")
         .map(PathBuf::from)

@@ -567,17 +567,34 @@ impl Spec {
         v.unwrap_or(serde_json::Value::Null)
     }
 
+    /// Deserialize a spec of `kind` from any serde format (a JSON tree, JSON
+    /// text, YAML): the one place that knows which type each kind's spec is.
+    pub fn deserialize_as<'de, D: serde::Deserializer<'de>>(
+        kind: Kind,
+        d: D,
+    ) -> Result<Spec, D::Error> {
+        Ok(match kind {
+            Kind::Document => Spec::Document(DocumentSpec::deserialize(d)?),
+            Kind::Connection => Spec::Connection(ConnectionSpec::deserialize(d)?),
+            Kind::KnowledgeBase => Spec::KnowledgeBase(KnowledgeBaseSpec::deserialize(d)?),
+            Kind::Tool => Spec::Tool(ToolSpec::deserialize(d)?),
+            Kind::Workflow => Spec::Workflow(WorkflowSpec::deserialize(d)?),
+            Kind::Agent => Spec::Agent(Box::new(AgentSpec::deserialize(d)?)),
+            Kind::Evaluation => Spec::Evaluation(EvaluationSpec::deserialize(d)?),
+        })
+    }
+
+    /// Build a spec of `kind` from JSON text.
+    pub fn from_json_text(kind: Kind, text: &str) -> Result<Spec, serde_json::Error> {
+        let mut d = serde_json::Deserializer::from_str(text);
+        let spec = Spec::deserialize_as(kind, &mut d)?;
+        d.end()?;
+        Ok(spec)
+    }
+
     /// Build a spec of `kind` from a JSON value.
     pub fn from_json(kind: Kind, value: serde_json::Value) -> Result<Spec, serde_json::Error> {
-        Ok(match kind {
-            Kind::Document => Spec::Document(serde_json::from_value(value)?),
-            Kind::Connection => Spec::Connection(serde_json::from_value(value)?),
-            Kind::KnowledgeBase => Spec::KnowledgeBase(serde_json::from_value(value)?),
-            Kind::Tool => Spec::Tool(serde_json::from_value(value)?),
-            Kind::Workflow => Spec::Workflow(serde_json::from_value(value)?),
-            Kind::Agent => Spec::Agent(Box::new(serde_json::from_value(value)?)),
-            Kind::Evaluation => Spec::Evaluation(serde_json::from_value(value)?),
-        })
+        Spec::deserialize_as(kind, value)
     }
 }
 

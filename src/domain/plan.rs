@@ -202,6 +202,35 @@ pub fn resource_from_document(document: &Value, content: Option<&str>) -> Result
     })
 }
 
+/// Rebuild a resource from its JSON envelope as stored text, decoding the
+/// metadata and the spec straight into their types (no JSON tree in
+/// between): the same answer as [`resource_from_document`] on the parsed
+/// text, for the reads that decode every stored resource.
+pub fn resource_from_document_text(document: &str) -> Result<Resource, String> {
+    use serde_json::value::RawValue;
+    #[derive(Deserialize)]
+    struct Envelope<'a> {
+        #[serde(default)]
+        kind: Option<Cow<'a, str>>,
+        #[serde(borrow, default)]
+        metadata: Option<&'a RawValue>,
+        #[serde(borrow, default)]
+        spec: Option<&'a RawValue>,
+    }
+    let envelope: Envelope = serde_json::from_str(document).map_err(|e| e.to_string())?;
+    let kind_name = envelope.kind.ok_or("missing kind")?;
+    let kind = Kind::from_name(&kind_name).ok_or_else(|| format!("unknown kind {kind_name}"))?;
+    let metadata: Metadata = serde_json::from_str(envelope.metadata.map_or("null", RawValue::get))
+        .map_err(|e| format!("metadata: {e}"))?;
+    let spec = Spec::from_json_text(kind, envelope.spec.map_or("null", RawValue::get))
+        .map_err(|e| format!("spec: {e}"))?;
+    Ok(Resource {
+        metadata,
+        spec,
+        content: None,
+    })
+}
+
 /// One action of a plan.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

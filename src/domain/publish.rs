@@ -34,11 +34,11 @@ pub struct StagingChange {
 impl Serialize for StagingChange {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
-        let shown = |v| crate::domain::secrets::shown(&self.path, v);
+        let staging = crate::domain::secrets::Shown::at(&self.path, &self.staging);
         let mut st = s.serialize_struct("StagingChange", 3)?;
         st.serialize_field("path", &self.path)?;
-        st.serialize_field("production", &shown(&self.production))?;
-        st.serialize_field("staging", &shown(&self.staging))?;
+        st.serialize_field("production", &staging.beside(&self.production))?;
+        st.serialize_field("staging", &staging)?;
         st.end()
     }
 }
@@ -204,17 +204,9 @@ fn compare_json(r: &Resource) -> (Value, Value) {
 
 fn one_sided(r: &Resource, present_is_after: bool) -> Vec<FieldChange> {
     let (meta, spec) = compare_json(r);
-    let empty = Value::Object(Map::new());
     let mut out = Vec::new();
-    let mut push = |path: &str, v: &Value| {
-        if present_is_after {
-            diff_values(path, &empty, v, &mut out)
-        } else {
-            diff_values(path, v, &empty, &mut out)
-        }
-    };
-    push("metadata", &meta);
-    push("spec", &spec);
+    one_sided_changes("metadata", meta, present_is_after, &mut out);
+    one_sided_changes("spec", spec, present_is_after, &mut out);
     if let Some(c) = &r.content {
         let h = Value::String(crate::domain::ids::content_hash(c));
         let (before, after) = if present_is_after {
@@ -229,6 +221,36 @@ fn one_sided(r: &Resource, present_is_after: bool) -> Vec<FieldChange> {
         });
     }
     out
+}
+
+/// The changes between an empty object and `value` (on the present side),
+/// as [`diff_values`] gives them: one per field that is not null, in key
+/// order, each value moved into its change rather than copied.
+fn one_sided_changes(path: &str, value: Value, present_is_after: bool, out: &mut Vec<FieldChange>) {
+    let Value::Object(map) = value else {
+        let empty = Value::Object(Map::new());
+        let (a, b) = if present_is_after {
+            (&empty, &value)
+        } else {
+            (&value, &empty)
+        };
+        return diff_values(path, a, b, out);
+    };
+    let mut fields: Vec<(String, Value)> = map.into_iter().filter(|(_, v)| !v.is_null()).collect();
+    fields.sort_by(|(a, _), (b, _)| a.cmp(b));
+    for (k, mut v) in fields {
+        crate::domain::secrets::abbreviate_in_place(&mut v);
+        let (before, after) = if present_is_after {
+            (Value::Null, v)
+        } else {
+            (v, Value::Null)
+        };
+        out.push(FieldChange {
+            path: format!("{path}.{k}"),
+            before,
+            after,
+        });
+    }
 }
 
 /// The field changes from `before` to `after` (either may be absent), in tree form.
@@ -848,6 +870,36 @@ fn still_referenced(
 mod tests {
     use super::*;
     use crate::domain::plan::tests::res;
+
+    #[test]
+    fn one_sided_changes_are_the_diff_against_an_empty_object() {
+        let k = crate::domain::secrets::generate_keypair();
+        let enc = crate::domain::secrets::encrypt(&k.recipient, b"v").unwrap();
+        let values = [
+            serde_json::json!({
+                "zeta": 1, "alpha": {"nested": [1, 2], "enc": enc}, "gone": null,
+                "list": [{"a": 1}, {"b": enc}], "text": "hello", "empty": {}
+            }),
+            serde_json::json!({}),
+            serde_json::json!(null),
+            serde_json::json!([1, 2]),
+            serde_json::json!("plain"),
+        ];
+        let empty = Value::Object(Map::new());
+        for v in values {
+            for present_is_after in [true, false] {
+                let mut owned = Vec::new();
+                one_sided_changes("spec", v.clone(), present_is_after, &mut owned);
+                let mut diffed = Vec::new();
+                if present_is_after {
+                    diff_values("spec", &empty, &v, &mut diffed);
+                } else {
+                    diff_values("spec", &v, &empty, &mut diffed);
+                }
+                assert_eq!(owned, diffed, "{v}");
+            }
+        }
+    }
 
     /// A connection and a tool that uses it.
     fn connection_and_tool() -> (Resource, Resource) {

@@ -200,11 +200,31 @@ pub fn is_template(value: &str) -> bool {
 
 /// Whether a field name says its value is a credential (`apiKey`, `password`, `Authorization`…).
 pub fn is_secret_field(name: &str) -> bool {
-    let n: String = name
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric())
-        .collect::<String>()
-        .to_ascii_lowercase();
+    // The name's letters and digits, lower-cased, on the stack for the
+    // usual short names: this runs for every key of every shown value.
+    let mut short = [0u8; 64];
+    let mut len = 0;
+    let mut long = Vec::new();
+    for b in name
+        .bytes()
+        .filter(u8::is_ascii_alphanumeric)
+        .map(|b| b.to_ascii_lowercase())
+    {
+        if len < short.len() {
+            short[len] = b;
+            len += 1;
+        } else {
+            if long.is_empty() {
+                long.extend_from_slice(&short);
+            }
+            long.push(b);
+        }
+    }
+    let n: &[u8] = if long.is_empty() {
+        &short[..len]
+    } else {
+        &long
+    };
     [
         "password",
         "passwd",
@@ -218,9 +238,9 @@ pub fn is_secret_field(name: &str) -> bool {
         "sessionkey",
     ]
     .iter()
-    .any(|w| n.contains(w))
-        && !n.ends_with("tokens")
-        && n != "maxtokens"
+    .any(|w| n.windows(w.len()).any(|x| x == w.as_bytes()))
+        && !n.ends_with(b"tokens")
+        && n != b"maxtokens"
 }
 
 /// Prefixes of well-known API keys; what follows must be a run of at least
@@ -334,17 +354,23 @@ fn is_high_entropy(word: &str) -> bool {
 
 /// `value` with what may stand beside a credential without being one blanked
 /// out: `ENC[age,…]` values, `${vars.NAME}` expressions and the scrub placeholder.
-fn without_safe_spans(value: &str) -> String {
+fn without_safe_spans(value: &str) -> std::borrow::Cow<'_, str> {
+    let markers = [ENC_PREFIX, "${vars.", PLACEHOLDER];
+    // Every marker holds a `$` or a `[`: most values have neither.
+    let marked = value.bytes().any(|b| b == b'$' || b == b'[');
+    if !marked || !markers.iter().any(|m| value.contains(m)) {
+        return std::borrow::Cow::Borrowed(value);
+    }
     let mut out = String::with_capacity(value.len());
     let mut rest = value;
     loop {
-        let next = [ENC_PREFIX, "${vars.", PLACEHOLDER]
+        let next = markers
             .iter()
             .filter_map(|m| rest.find(m).map(|i| (i, *m)))
             .min();
         let Some((i, marker)) = next else {
             out.push_str(rest);
-            return out;
+            return std::borrow::Cow::Owned(out);
         };
         out.push_str(&rest[..i]);
         out.push(' ');
@@ -359,10 +385,56 @@ fn without_safe_spans(value: &str) -> String {
             Some(e) => rest = &after[e..],
             None => {
                 out.push_str(after);
-                return out;
+                return std::borrow::Cow::Owned(out);
             }
         }
     }
+}
+
+/// What separates the words [`credential_in`] looks at.
+fn is_word_break(c: char) -> bool {
+    matches!(
+        c,
+        '"' | '\''
+            | '`'
+            | '('
+            | ')'
+            | '<'
+            | '>'
+            | '{'
+            | '}'
+            | '['
+            | ']'
+            | ','
+            | ';'
+            | '='
+            | '|'
+            | '$'
+            | ':'
+            | '\\'
+    ) || c.is_whitespace()
+}
+
+/// The shortest word that can be a credential: a bearer token's 12
+/// characters (every key shape and a JWT are longer still).
+const MIN_CREDENTIAL_WORD: usize = 12;
+
+/// Whether `value` has a run of [`MIN_CREDENTIAL_WORD`] characters without a
+/// word break: without one it holds no credential, and is passed over
+/// without splitting it.
+fn has_long_word(value: &str) -> bool {
+    let mut run = 0;
+    for c in value.chars() {
+        if is_word_break(c) {
+            run = 0;
+        } else {
+            run += 1;
+            if run >= MIN_CREDENTIAL_WORD {
+                return true;
+            }
+        }
+    }
+    false
 }
 
 /// The shape of the first credential inside `value`, anywhere in it: a
@@ -371,21 +443,27 @@ fn without_safe_spans(value: &str) -> String {
 /// amid prose, quotes, `key=value` pairs or `${…}`. Encrypted values and
 /// `${vars.NAME}` expressions are not credentials.
 pub fn credential_in(value: &str) -> Option<CredentialShape> {
+    if !has_long_word(value) {
+        return None;
+    }
     let text = without_safe_spans(value);
-    let words: Vec<&str> = text
-        .split(|c: char| c.is_whitespace() || "\"'`()<>{}[],;=|$:\\".contains(c))
+    let mut words = text
+        .split(is_word_break)
         .map(|w| w.trim_matches(|c: char| c == '.' || c == '!' || c == '?' || c == '*'))
         .filter(|w| !w.is_empty())
-        .collect();
-    for (i, word) in words.iter().enumerate() {
+        .peekable();
+    while let Some(word) = words.next() {
         if word.eq_ignore_ascii_case("bearer") {
-            if let Some(next) = words.get(i + 1) {
+            if let Some(next) = words.peek() {
                 let has_digit = next.chars().any(|c| c.is_ascii_digit());
                 let has_alpha = next.chars().any(|c| c.is_ascii_alphabetic());
-                if next.len() >= 12 && has_digit && has_alpha {
+                if next.len() >= MIN_CREDENTIAL_WORD && has_digit && has_alpha {
                     return Some(CredentialShape::Bearer);
                 }
             }
+        }
+        if word.len() < MIN_CREDENTIAL_WORD {
+            continue;
         }
         if is_prefixed_key(word) {
             return Some(CredentialShape::KeyPrefix);
@@ -494,17 +572,7 @@ pub const HIDDEN: &str = "(credential hidden)";
 pub fn shown(path: &str, value: &serde_json::Value) -> serde_json::Value {
     fn go(v: &mut serde_json::Value, secret_ctx: bool) {
         match v {
-            serde_json::Value::String(s) => {
-                let hide = if is_encrypted(s) {
-                    !parses_as_ciphertext(s) && !is_abbreviated(s)
-                } else {
-                    let plain = !s.is_empty() && s != PLACEHOLDER && !is_template(s);
-                    (secret_ctx && plain) || looks_like_secret(s)
-                };
-                if hide {
-                    *s = HIDDEN.to_string();
-                }
-            }
+            serde_json::Value::String(s) if hides(s, secret_ctx) => *s = HIDDEN.to_string(),
             serde_json::Value::Array(items) => items.iter_mut().for_each(|x| go(x, secret_ctx)),
             serde_json::Value::Object(map) => {
                 for (k, x) in map.iter_mut() {
@@ -514,12 +582,66 @@ pub fn shown(path: &str, value: &serde_json::Value) -> serde_json::Value {
             _ => {}
         }
     }
-    let secret_ctx = path
-        .split(['.', '['])
-        .any(|seg| !seg.is_empty() && is_secret_field(seg));
     let mut out = value.clone();
-    go(&mut out, secret_ctx);
+    go(&mut out, in_secret_field(path));
     out
+}
+
+/// Whether a dotted path names a credential field anywhere along it.
+fn in_secret_field(path: &str) -> bool {
+    path.split(['.', '['])
+        .any(|seg| !seg.is_empty() && is_secret_field(seg))
+}
+
+/// Whether [`shown`] hides the string `s`, inside a credential field or not.
+fn hides(s: &str, secret_ctx: bool) -> bool {
+    if is_encrypted(s) {
+        !parses_as_ciphertext(s) && !is_abbreviated(s)
+    } else {
+        (secret_ctx && !s.is_empty() && s != PLACEHOLDER && !is_template(s)) || looks_like_secret(s)
+    }
+}
+
+/// A value as [`shown`] gives it, serialized straight from the original
+/// without copying it first (an HTTP body of a large diff).
+#[derive(Debug, Clone, Copy)]
+pub struct Shown<'a> {
+    value: &'a serde_json::Value,
+    secret_ctx: bool,
+}
+
+impl<'a> Shown<'a> {
+    /// The value of the field at dotted `path`, as it may be shown.
+    pub fn at(path: &str, value: &'a serde_json::Value) -> Self {
+        Shown {
+            value,
+            secret_ctx: in_secret_field(path),
+        }
+    }
+}
+
+impl<'a> Shown<'a> {
+    /// Another value of the same field (the other side of a change).
+    pub fn beside(&self, value: &'a serde_json::Value) -> Self {
+        Shown { value, ..*self }
+    }
+}
+
+impl serde::Serialize for Shown<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let secret_ctx = self.secret_ctx;
+        match self.value {
+            serde_json::Value::String(v) if hides(v, secret_ctx) => s.serialize_str(HIDDEN),
+            serde_json::Value::Array(items) => {
+                s.collect_seq(items.iter().map(|value| Shown { value, secret_ctx }))
+            }
+            serde_json::Value::Object(map) => s.collect_map(map.iter().map(|(k, value)| {
+                let secret_ctx = secret_ctx || is_secret_field(k);
+                (k, Shown { value, secret_ctx })
+            })),
+            other => other.serialize(s),
+        }
+    }
 }
 
 /// The `ENC[age,…]` values of a spec (as JSON) that are age ciphertexts but
@@ -604,6 +726,17 @@ pub fn abbreviate_value(v: &serde_json::Value) -> serde_json::Value {
                 .collect(),
         ),
         other => other.clone(),
+    }
+}
+
+/// [`abbreviate_value`] on a value of one's own: every `ENC[age,…]` string
+/// in it abbreviated where it stands, nothing else touched or copied.
+pub fn abbreviate_in_place(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::String(s) if is_encrypted(s) => *s = abbreviate(s).into_owned(),
+        serde_json::Value::Array(items) => items.iter_mut().for_each(abbreviate_in_place),
+        serde_json::Value::Object(map) => map.values_mut().for_each(abbreviate_in_place),
+        _ => {}
     }
 }
 
@@ -830,6 +963,57 @@ mod tests {
             0,
             "scrubbing twice replaces nothing more"
         );
+    }
+
+    #[test]
+    fn word_breaks_are_the_documented_ones() {
+        for c in "\"'`()<>{}[],;=|$:\\ \t\n".chars() {
+            assert!(is_word_break(c), "{c:?}");
+        }
+        for c in "aZ09-_./!?*+@#%&~^é".chars() {
+            assert!(!is_word_break(c), "{c:?}");
+        }
+        assert!(!has_long_word("short words only, all of them"));
+        assert!(has_long_word("one ABCDEFGHIJKL"));
+    }
+
+    #[test]
+    fn shown_serializes_as_the_shown_copy() {
+        let k = generate_keypair();
+        let real = encrypt(&k.recipient, b"v").unwrap();
+        let cases = [
+            (
+                "spec",
+                serde_json::json!({
+                    "instructions": "Be kind. Bearer sk-live-HDRSECRET456 here",
+                    "credentials": {"apiKey": "hunter2", "other": "${vars.K}", "enc": real},
+                    "headers": {"Authorization": "x1", "Accept": "json", "list": ["a", 1, null]},
+                    "maxTokens": 512,
+                    "nested": [{"password": ["p1", {"deep": "p2"}]}, "ENC[age,broken]"],
+                }),
+            ),
+            ("spec.credentials.apiKey", serde_json::json!("hunter2")),
+            (
+                "spec.notes",
+                serde_json::json!("eyJhbGciOi.eyJzdWIiOiIx.c2lnbmF0dXJl"),
+            ),
+            (
+                "spec.longKeyNameOfMoreThanSixtyFourCharactersSoItSpillsPastTheStackBufferToken",
+                serde_json::json!("v"),
+            ),
+        ];
+        for (path, value) in cases {
+            assert_eq!(
+                serde_json::to_value(Shown::at(path, &value)).unwrap(),
+                shown(path, &value),
+                "{path}"
+            );
+        }
+        assert!(is_secret_field(
+            "aLongFieldNameOfMoreThanSixtyFourCharactersThatEndsInTheWordPassword"
+        ));
+        assert!(!is_secret_field("maxTokens"));
+        assert!(!is_secret_field("instructions"));
     }
 
     #[test]

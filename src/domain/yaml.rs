@@ -17,10 +17,7 @@ use std::fmt;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
-use crate::domain::model::{
-    AgentSpec, ConnectionSpec, DocumentSpec, EvaluationSpec, Kind, KnowledgeBaseSpec, Metadata,
-    Spec, ToolSpec, WorkflowSpec,
-};
+use crate::domain::model::{Kind, Metadata, Spec};
 
 /// A decoding error with the position the parser reported.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -217,15 +214,7 @@ struct SpecSeed(Kind);
 impl<'de> DeserializeSeed<'de> for SpecSeed {
     type Value = Spec;
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Spec, D::Error> {
-        Ok(match self.0 {
-            Kind::Document => Spec::Document(DocumentSpec::deserialize(d)?),
-            Kind::Connection => Spec::Connection(ConnectionSpec::deserialize(d)?),
-            Kind::KnowledgeBase => Spec::KnowledgeBase(KnowledgeBaseSpec::deserialize(d)?),
-            Kind::Tool => Spec::Tool(ToolSpec::deserialize(d)?),
-            Kind::Workflow => Spec::Workflow(WorkflowSpec::deserialize(d)?),
-            Kind::Agent => Spec::Agent(Box::new(AgentSpec::deserialize(d)?)),
-            Kind::Evaluation => Spec::Evaluation(EvaluationSpec::deserialize(d)?),
-        })
+        Spec::deserialize_as(self.0, d)
     }
 }
 

@@ -60,6 +60,13 @@ pub struct AppState {
     readers: Vec<Mutex<Box<dyn Store + Send>>>,
     /// Where the next read starts looking for a free reader.
     next_reader: AtomicUsize,
+    /// One permit per reader: reads wait for one in arrival order (a
+    /// fair queue), not in a scramble for the readers' locks.
+    reader_slots: tokio::sync::Semaphore,
+    /// Whether the readers' reads are local work (a database file) that
+    /// runs in place on the async worker; reads that wait on a database
+    /// server move off it.
+    local_reads: bool,
     /// The server's configuration.
     pub config: ServerConfig,
     /// How publishes tag git, when the server runs in a config repo.
@@ -83,10 +90,14 @@ impl AppState {
         config: ServerConfig,
         tagger: Option<Box<dyn PublishTagger + Send + Sync>>,
     ) -> Shared {
+        let local_reads = readers.iter().all(|r| r.reads_are_local());
+        let reader_slots = tokio::sync::Semaphore::new(readers.len());
         Arc::new(AppState {
             store: Mutex::new(store),
             readers: readers.into_iter().map(Mutex::new).collect(),
             next_reader: AtomicUsize::new(0),
+            local_reads,
+            reader_slots,
             config,
             tagger,
             request_log: None,
@@ -127,9 +138,13 @@ where
     if state.readers.is_empty() {
         return with_store(state, move |s| work(&*s)).await;
     }
-    // Reads are short: run them on this worker (telling the runtime to move
-    // its other tasks away) rather than handing them to the blocking pool.
-    tokio::task::block_in_place(move || {
+    let slot = state
+        .reader_slots
+        .acquire()
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let read = move || {
+        let _slot = slot;
         let n = state.readers.len();
         let start = state.next_reader.fetch_add(1, Ordering::Relaxed);
         let guard = (0..n)
@@ -143,7 +158,17 @@ where
         let out = work(guard.as_ref());
         guard.end_read()?;
         out
-    })
+    };
+    if state.local_reads {
+        // A read of a local database file is a millisecond of work: running
+        // it right here keeps requests in arrival order, where handing the
+        // worker over (below) left some waiting several times as long.
+        read()
+    } else {
+        // A read that waits on a database server: tell the runtime to move
+        // this worker's other tasks away while it waits.
+        tokio::task::block_in_place(read)
+    }
 }
 
 /// Run `work` on the store in a blocking task, one request at a time.

@@ -719,14 +719,18 @@ async fn staging_diff(
     State(state): State<Shared>,
     Path(agent): Path<String>,
     headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
-    let out = read_store(&state, move |store| {
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    // Written straight to bytes: a diff can be large, and this is the
+    // busiest read there is.
+    let body = read_store(&state, move |store| {
         let (_, tenant) = tenant_for(store, &headers, Role::Viewer, "reading the staging diff")?;
         let d = publishing::staging_diff_for(store, &tenant, Some(&agent))?;
-        serde_json::to_value(d).map_err(|e| ApiError::internal(e.to_string()))
+        serde_json::to_vec(&d).map_err(|e| ApiError::internal(e.to_string()))
     })
     .await?;
-    Ok(Json(out))
+    let json = [(axum::http::header::CONTENT_TYPE, "application/json")];
+    Ok((json, body).into_response())
 }
 
 async fn publish(

@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use serde::Serialize;
 
-use crate::backend::store::{Store, TenantRecord, WriteBatch};
+use crate::backend::store::{IndexKeys, Store, TenantRecord, WriteBatch};
 use crate::domain::access::Role;
 use crate::domain::model::{Kind, Resource};
 use crate::domain::publish::{
@@ -61,12 +61,11 @@ pub fn staging_diff_for(
     tenant: &str,
     agent: Option<&str>,
 ) -> Result<StagingDiff, StagingError> {
-    store.tenant(tenant)?;
+    store.tenant_revision(tenant)?;
     if let Some(a) = agent {
         // Read only the agent and what it needs: the work follows the
         // agent's closure, not the size of the tenant.
-        let (_, index) = store.index(tenant)?;
-        if let Some(ids) = index_closure(&index, a) {
+        if let Some(ids) = agent_closure(store, tenant, a)? {
             let drafts = store.drafts(tenant, &ids)?;
             let production = store.production_of(tenant, &ids)?;
             let scope: HashSet<String> = ids.into_iter().collect();
@@ -79,34 +78,27 @@ pub fn staging_diff_for(
 }
 
 /// The IDs of a staged agent (ID or name) and everything it references,
-/// transitively, from the index alone; `None` when the agent has no draft.
-fn index_closure(index: &crate::domain::state::Index, agent: &str) -> Option<Vec<String>> {
-    let entries: std::collections::HashMap<&str, &crate::domain::state::IndexEntry> =
-        index.entries().iter().map(|e| (e.id.as_str(), e)).collect();
-    let root = index
-        .entries()
-        .iter()
-        .filter(|e| e.kind == Kind::Agent)
+/// transitively, from keyed index lookups (never the tenant's whole index);
+/// `None` when the agent has no draft.
+fn agent_closure(
+    store: &dyn Store,
+    tenant: &str,
+    agent: &str,
+) -> Result<Option<Vec<String>>, StagingError> {
+    let keys = IndexKeys {
+        ids: vec![agent.to_string()],
+        names: vec![(Kind::Agent, agent.to_string())],
+        ..IndexKeys::default()
+    };
+    let (_, found) = store.index_entries(tenant, &keys)?;
+    let agents = || found.iter().filter(|e| e.kind == Kind::Agent);
+    let Some(root) = agents()
         .find(|e| e.id == agent)
-        .or_else(|| {
-            index
-                .entries()
-                .iter()
-                .find(|e| e.kind == Kind::Agent && e.name == agent)
-        })?;
-    let mut seen: HashSet<String> = HashSet::new();
-    let mut stack = vec![root.id.clone()];
-    while let Some(id) = stack.pop() {
-        if !seen.insert(id.clone()) {
-            continue;
-        }
-        if let Some(e) = entries.get(id.as_str()) {
-            stack.extend(e.refs.iter().filter(|r| !seen.contains(*r)).cloned());
-        }
-    }
-    let mut ids: Vec<String> = seen.into_iter().collect();
-    ids.sort();
-    Some(ids)
+        .or_else(|| agents().find(|e| e.name == agent))
+    else {
+        return Ok(None);
+    };
+    Ok(Some(store.reference_closure(tenant, &root.id)?))
 }
 
 fn diff_in(

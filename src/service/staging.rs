@@ -1160,6 +1160,48 @@ mod tests {
     }
 
     #[test]
+    fn stored_documents_decode_the_same_from_text_and_from_a_tree() {
+        use crate::domain::plan::{resource_from_document, resource_from_document_text};
+        let (_tmp, store) = setup();
+        let drafts = store.all_drafts(T).unwrap();
+        assert!(drafts.len() > 10);
+        for r in drafts.iter().map(|r| Resource {
+            content: None,
+            ..r.clone()
+        }) {
+            let text = String::from_utf8(crate::domain::state::canonical_json(&r)).unwrap();
+            let tree: serde_json::Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(resource_from_document_text(&text).unwrap(), r);
+            assert_eq!(resource_from_document(&tree, None).unwrap(), r);
+        }
+        for (bad, says) in [
+            (
+                r#"{"metadata": {"id": "x", "name": "x"}, "spec": {}}"#,
+                "missing kind",
+            ),
+            (r#"{"kind": "Gadget", "spec": {}}"#, "unknown kind Gadget"),
+            (
+                r#"{"kind": "Tool", "metadata": 7, "spec": {}}"#,
+                "metadata: ",
+            ),
+            (
+                r#"{"kind": "Tool", "metadata": {"id": "x", "name": "x"}, "spec": 7}"#,
+                "spec: ",
+            ),
+        ] {
+            let tree: serde_json::Value = serde_json::from_str(bad).unwrap();
+            // The same message; the text's also says where in it.
+            let from_text = resource_from_document_text(bad).unwrap_err();
+            let from_tree = resource_from_document(&tree, None).unwrap_err();
+            assert!(
+                from_text.starts_with(&from_tree),
+                "{from_text} / {from_tree}"
+            );
+            assert!(from_text.starts_with(says), "{from_text}");
+        }
+    }
+
+    #[test]
     fn an_edit_with_two_problems_reports_both_and_writes_nothing() {
         let (_tmp, mut store) = setup();
         let before = store.revision().unwrap();

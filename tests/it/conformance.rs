@@ -124,6 +124,7 @@ macro_rules! store_conformance {
                 drafts_round_trip_through_a_write,
                 the_index_summarises_every_draft,
                 index_entries_are_found_by_path_id_and_name,
+                reference_closures_follow_references_transitively,
                 a_write_is_one_transaction,
                 a_stale_batch_is_refused_with_both_revisions,
                 a_write_that_changes_nothing_bumps_nothing,
@@ -427,6 +428,34 @@ pub fn index_entries_are_found_by_path_id_and_name(fresh: &Fresh) {
     want.sort_by(|x, y| x.id.cmp(&y.id));
     assert_eq!(found, want);
     assert_eq!(store.resource_count(T).unwrap(), 3);
+}
+
+/// A resource's reference closure is itself and everything it references,
+/// transitively, sorted; a reference to nothing is named but not followed.
+/// The tenant revision is the tenant record's, and an unknown tenant is refused.
+pub fn reference_closures_follow_references_transitively(fresh: &Fresh) {
+    let mut store = fresh.open();
+    tenant(&mut *store, T);
+    let (d1, d2, d3) = (
+        document("d1", b"1"),
+        document("d2", b"2"),
+        document("d3", b"3"),
+    );
+    let mut ghost = document("ghost", b"g");
+    ghost.metadata.id = Some("doc_ghost".into());
+    let kb = knowledge_base("kb", &[&d1, &d2, &ghost]);
+    let other = knowledge_base("other", &[&d3]);
+    let revision = put(&mut *store, &[&d1, &d2, &d3, &kb, &other]);
+    let mut want = vec![id(&d1), id(&d2), "doc_ghost".to_string(), id(&kb)];
+    want.sort();
+    assert_eq!(store.reference_closure(T, &id(&kb)).unwrap(), want);
+    assert_eq!(store.reference_closure(T, &id(&d1)).unwrap(), vec![id(&d1)]);
+    assert_eq!(store.tenant_revision(T).unwrap(), revision);
+    assert_eq!(store.tenant(T).unwrap().revision, revision);
+    assert!(matches!(
+        store.tenant_revision("nobody"),
+        Err(ferry::backend::store::StoreError::NoTenant { .. })
+    ));
 }
 
 /// A write that fails halfway leaves the store exactly as it was.

@@ -607,6 +607,7 @@ mod conformance {
         an_unknown_tenant_is_refused,
         drafts_round_trip_through_a_write,
         the_index_summarises_every_draft,
+        reference_closures_follow_references_transitively,
         a_write_is_one_transaction,
         a_stale_batch_is_refused_with_both_revisions,
         a_write_that_changes_nothing_bumps_nothing,

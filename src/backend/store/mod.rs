@@ -363,6 +363,13 @@ pub trait ResourceStore {
     }
     /// The store revision.
     fn revision(&self) -> Result<u64, StoreError>;
+    /// The revision of a tenant's last write, refused as
+    /// [`StoreError::NoTenant`] for an unknown tenant: [`ResourceStore::tenant`]
+    /// without counting the tenant's resources, for reads that follow a
+    /// change rather than the tenant's size.
+    fn tenant_revision(&self, tenant: &str) -> Result<u64, StoreError> {
+        Ok(self.tenant(tenant)?.revision)
+    }
     /// Create a tenant with its key pair.
     fn create_tenant(
         &mut self,
@@ -426,6 +433,39 @@ pub trait ResourceStore {
     /// End the read snapshot started by [`ResourceStore::begin_read`].
     fn end_read(&self) -> Result<(), StoreError> {
         Ok(())
+    }
+    /// `root` and the IDs it references, transitively, from the index (a
+    /// referenced ID without a resource is included; the walk stops there),
+    /// sorted. The default walks one level of references per
+    /// [`ResourceStore::index_entries`] lookup; a database server answers
+    /// with one recursive query.
+    fn reference_closure(&self, tenant: &str, root: &str) -> Result<Vec<String>, StoreError> {
+        let mut seen: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
+        let mut level = vec![root.to_string()];
+        while !level.is_empty() {
+            level.retain(|id| seen.insert(id.clone()));
+            if level.is_empty() {
+                break;
+            }
+            let keys = IndexKeys {
+                ids: std::mem::take(&mut level),
+                ..IndexKeys::default()
+            };
+            let (_, entries) = self.index_entries(tenant, &keys)?;
+            level = entries
+                .iter()
+                .flat_map(|e| e.refs.iter())
+                .filter(|r| !seen.contains(*r))
+                .cloned()
+                .collect();
+        }
+        Ok(seen.into_iter().collect())
+    }
+    /// Whether reads are local work that never waits on another machine (a
+    /// database file here, not a server over the network): a server may run
+    /// such short reads in place rather than hand them to another thread.
+    fn reads_are_local(&self) -> bool {
+        false
     }
 }
 

@@ -7,6 +7,8 @@
 
 use postgres::GenericClient;
 
+use super::Query;
+
 use super::super::{
     now_rfc3339, token_taken, unknown_token, SessionRecord, StoreError, SyncRecord, TokenRecord,
 };
@@ -15,16 +17,15 @@ use super::{signed, unsigned};
 use crate::domain::access::{AccessState, Grant, Role, UserRecord};
 
 /// Every user and grant of the store.
-pub fn access(c: &mut impl GenericClient) -> Result<AccessState, StoreError> {
-    let users = c
-        .query("SELECT name, owner FROM users ORDER BY name", &[])?
+pub fn access(q: &mut Query<'_>) -> Result<AccessState, StoreError> {
+    let users = q("SELECT name, owner FROM users ORDER BY name", &[])?
         .iter()
         .map(|r| UserRecord {
             name: r.get(0),
             owner: r.get(1),
         })
         .collect();
-    let rows = c.query(
+    let rows = q(
         "SELECT \"user\", tenant, role FROM grants ORDER BY \"user\", tenant",
         &[],
     )?;
@@ -103,6 +104,9 @@ pub fn grant(
 const TOKEN_COLUMNS: &str =
     "id, \"user\", tenant, created_at, expires_at, last_used_at, revoked_at";
 
+const TOKEN_BY_HASH: &str = "SELECT id, \"user\", tenant, created_at, expires_at, \
+     last_used_at, revoked_at FROM tokens WHERE hash = $1";
+
 fn token_row(r: &postgres::Row) -> TokenRecord {
     TokenRecord {
         id: r.get(0),
@@ -155,13 +159,8 @@ pub fn add_token(
 }
 
 /// The token with this hash, if any.
-pub fn token(c: &mut impl GenericClient, hash: &str) -> Result<Option<TokenRecord>, StoreError> {
-    Ok(c.query_opt(
-        &format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE hash = $1"),
-        &[&hash],
-    )?
-    .as_ref()
-    .map(token_row))
+pub fn token(q: &mut Query<'_>, hash: &str) -> Result<Option<TokenRecord>, StoreError> {
+    Ok(q(TOKEN_BY_HASH, &[&hash])?.first().map(token_row))
 }
 
 /// Every token, by creation time then ID.

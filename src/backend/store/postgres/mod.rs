@@ -56,6 +56,9 @@ pub struct PostgresStore {
     config: Config,
     url: String,
     client: Mutex<Client>,
+    /// Statements prepared on the connection (by their text), for the reads
+    /// every request makes: parsed and planned once, not on every call.
+    statements: Mutex<std::collections::HashMap<&'static str, postgres::Statement>>,
     migrated: schema::Migrated,
     fault: Option<WriteFault>,
     rows_read: std::sync::atomic::AtomicU64,
@@ -80,6 +83,7 @@ impl PostgresStore {
             config,
             url,
             client: Mutex::new(client),
+            statements: Mutex::new(std::collections::HashMap::new()),
             migrated,
             fault: None,
             rows_read: std::sync::atomic::AtomicU64::new(0),
@@ -102,10 +106,49 @@ impl PostgresStore {
         let mut guard = self.client.lock().unwrap_or_else(|e| e.into_inner());
         if guard.is_closed() {
             *guard = connect(&self.config, &self.url)?;
+            // What was prepared went with the old connection.
+            self.statements
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clear();
         }
         Ok(guard)
     }
+
+    /// Run `sql` with a statement prepared once on the connection.
+    pub(crate) fn query_prepared(
+        &self,
+        sql: &'static str,
+        params: &[&(dyn postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<postgres::Row>, StoreError> {
+        let mut client = self.client()?;
+        let cached = self
+            .statements
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(sql)
+            .cloned();
+        let statement = match cached {
+            Some(s) => s,
+            None => {
+                let s = client.prepare(sql)?;
+                self.statements
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(sql, s.clone());
+                s
+            }
+        };
+        Ok(client.query(&statement, params)?)
+    }
 }
+
+/// How a store function runs a query: [`PostgresStore::query_prepared`].
+pub(crate) type Query<'a> = dyn FnMut(
+        &'static str,
+        &[&(dyn postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<postgres::Row>, StoreError>
+    + 'a;
 
 /// Open one connection with the session settings every store call relies on.
 fn connect(config: &Config, url: &str) -> Result<Client, StoreError> {
@@ -240,6 +283,10 @@ impl ResourceStore for PostgresStore {
         resources::tenant(&mut *self.client()?, name)
     }
 
+    fn tenant_revision(&self, tenant: &str) -> Result<u64, StoreError> {
+        resources::tenant_revision(&mut |q, p| self.query_prepared(q, p), tenant)
+    }
+
     fn identity(&self, tenant: &str) -> Result<String, StoreError> {
         resources::identity(&mut *self.client()?, tenant)
     }
@@ -255,9 +302,17 @@ impl ResourceStore for PostgresStore {
         tenant: &str,
         keys: &IndexKeys,
     ) -> Result<(u64, Vec<IndexEntry>), StoreError> {
-        let (revision, entries) = resources::index_entries(&mut *self.client()?, tenant, keys)?;
+        let (revision, entries) =
+            resources::index_entries(&mut |q, p| self.query_prepared(q, p), tenant, keys)?;
         self.count_rows(entries.len());
         Ok((revision, entries))
+    }
+
+    fn reference_closure(&self, tenant: &str, root: &str) -> Result<Vec<String>, StoreError> {
+        let ids =
+            resources::reference_closure(&mut |q, p| self.query_prepared(q, p), tenant, root)?;
+        self.count_rows(ids.len());
+        Ok(ids)
     }
 
     fn rows_read(&self) -> u64 {
@@ -269,7 +324,7 @@ impl ResourceStore for PostgresStore {
     }
 
     fn drafts(&self, tenant: &str, ids: &[String]) -> Result<Vec<Resource>, StoreError> {
-        let drafts = resources::drafts(&mut *self.client()?, tenant, ids)?;
+        let drafts = resources::drafts(&mut |q, p| self.query_prepared(q, p), tenant, ids)?;
         self.count_rows(drafts.len());
         Ok(drafts)
     }
@@ -291,7 +346,7 @@ impl ResourceStore for PostgresStore {
 
 impl AccessStore for PostgresStore {
     fn access(&self) -> Result<AccessState, StoreError> {
-        access::access(&mut *self.client()?)
+        access::access(&mut |q, p| self.query_prepared(q, p))
     }
 
     fn add_user(&mut self, name: &str) -> Result<UserRecord, StoreError> {
@@ -309,7 +364,7 @@ impl AccessStore for PostgresStore {
     }
 
     fn token(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError> {
-        access::token(&mut *self.client()?, hash)
+        access::token(&mut |q, p| self.query_prepared(q, p), hash)
     }
 
     fn add_session(&mut self, session: &SessionRecord) -> Result<(), StoreError> {
@@ -351,11 +406,11 @@ impl PublishStore for PostgresStore {
     }
 
     fn production(&self, tenant: &str) -> Result<Vec<Resource>, StoreError> {
-        publish::production(&mut *self.client()?, tenant)
+        publish::production(&mut |q, p| self.query_prepared(q, p), tenant)
     }
 
     fn production_of(&self, tenant: &str, ids: &[String]) -> Result<Vec<Resource>, StoreError> {
-        publish::production_of(&mut *self.client()?, tenant, ids)
+        publish::production_of(&mut |q, p| self.query_prepared(q, p), tenant, ids)
     }
 
     fn publish(

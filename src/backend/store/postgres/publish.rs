@@ -9,6 +9,8 @@
 
 use postgres::{GenericClient, Transaction};
 
+use super::Query;
+
 use super::super::{CommitChange, StoreError, VersionRecord, WriteBatch};
 use super::resources::{decode, lock_tenant, touch_tenant};
 use super::{signed, unsigned};
@@ -108,25 +110,25 @@ fn decode_version(
 }
 
 /// The latest published version of each resource still in production, by ID.
-pub fn production(c: &mut impl GenericClient, tenant: &str) -> Result<Vec<Resource>, StoreError> {
-    production_where(c, tenant, None)
+pub fn production(q: &mut Query<'_>, tenant: &str) -> Result<Vec<Resource>, StoreError> {
+    production_where(q, tenant, None)
 }
 
 /// Production of the given IDs only.
 pub fn production_of(
-    c: &mut impl GenericClient,
+    q: &mut Query<'_>,
     tenant: &str,
     ids: &[String],
 ) -> Result<Vec<Resource>, StoreError> {
-    production_where(c, tenant, Some(ids))
+    production_where(q, tenant, Some(ids))
 }
 
 fn production_where(
-    c: &mut impl GenericClient,
+    q: &mut Query<'_>,
     tenant: &str,
     ids: Option<&[String]>,
 ) -> Result<Vec<Resource>, StoreError> {
-    let rows = c.query(
+    let rows = q(
         "SELECT DISTINCT ON (id) id, document, content FROM versions \
          WHERE tenant = $1 AND ($2::TEXT[] IS NULL OR id = ANY($2)) ORDER BY id, version DESC",
         &[&tenant, &ids],

@@ -12,7 +12,7 @@ use postgres::{GenericClient, Row, Transaction};
 use super::super::{
     now_rfc3339, DraftStamp, IndexKeys, StoreError, TenantRecord, WriteBatch, WriteFault,
 };
-use super::{for_tenant, signed, unsigned};
+use super::{for_tenant, signed, unsigned, Query};
 use crate::domain::model::{Kind, Resource};
 use crate::domain::secrets::KeyPair;
 use crate::domain::state::{canonical, Index, IndexEntry};
@@ -130,6 +130,16 @@ pub fn tenant(c: &mut impl GenericClient, name: &str) -> Result<TenantRecord, St
         })
 }
 
+/// The revision of the tenant's last write (no count of its resources).
+pub fn tenant_revision(q: &mut Query<'_>, tenant: &str) -> Result<u64, StoreError> {
+    q("SELECT revision FROM tenants WHERE name = $1", &[&tenant])?
+        .first()
+        .map(|r| unsigned(r.get(0)))
+        .ok_or_else(|| StoreError::NoTenant {
+            tenant: tenant.to_string(),
+        })
+}
+
 /// The tenant's private key.
 pub fn identity(c: &mut impl GenericClient, tenant: &str) -> Result<String, StoreError> {
     c.query_opt("SELECT identity FROM tenants WHERE name = $1", &[&tenant])?
@@ -141,7 +151,7 @@ pub fn identity(c: &mut impl GenericClient, tenant: &str) -> Result<String, Stor
 
 /// The tenant's revision and index.
 pub fn index(c: &mut impl GenericClient, tenant: &str) -> Result<(u64, Index), StoreError> {
-    let rev = self::tenant(c, tenant)?.revision;
+    let rev = tenant_revision(&mut |sql, params| Ok(c.query(sql, params)?), tenant)?;
     let rows = c.query(
         "SELECT id, kind, name, content_hash, file_hash, refs, revision FROM resources WHERE tenant = $1",
         &[&tenant],
@@ -151,11 +161,11 @@ pub fn index(c: &mut impl GenericClient, tenant: &str) -> Result<(u64, Index), S
 
 /// The tenant's revision and the index entries matching `keys`, by keyed queries.
 pub fn index_entries(
-    c: &mut impl GenericClient,
+    q: &mut Query<'_>,
     tenant: &str,
     keys: &IndexKeys,
 ) -> Result<(u64, Vec<IndexEntry>), StoreError> {
-    let rev = self::tenant(c, tenant)?.revision;
+    let rev = tenant_revision(q, tenant)?;
     let (kinds, names): (Vec<String>, Vec<String>) = keys
         .names
         .iter()
@@ -163,13 +173,34 @@ pub fn index_entries(
         .chain(keys.path_names())
         .map(|(k, n)| (k.name().to_string(), n))
         .unzip();
-    let rows = c.query(
+    let rows = q(
         "SELECT id, kind, name, content_hash, file_hash, refs, revision FROM resources \
          WHERE tenant = $1 AND (id = ANY($2) OR (kind, name) IN \
            (SELECT * FROM unnest($3::text[], $4::text[])))",
         &[&tenant, &keys.ids, &kinds, &names],
     )?;
     Ok((rev, entries_of(tenant, rows)?))
+}
+
+/// `root` and everything it references, transitively, in one recursive
+/// query over the space-separated `refs` column (`UNION` stops at cycles).
+pub fn reference_closure(
+    q: &mut Query<'_>,
+    tenant: &str,
+    root: &str,
+) -> Result<Vec<String>, StoreError> {
+    let rows = q(
+        "WITH RECURSIVE closure(id) AS ( \
+           SELECT $2::text COLLATE \"C\" \
+           UNION \
+           SELECT ref FROM closure c \
+             JOIN resources r ON r.tenant = $1 AND r.id = c.id \
+             CROSS JOIN LATERAL unnest(string_to_array(r.refs, ' ')) AS ref \
+           WHERE ref <> '' \
+         ) SELECT id FROM closure ORDER BY id",
+        &[&tenant, &root],
+    )?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
 /// How many resources the tenant holds.
@@ -209,11 +240,11 @@ fn entries_of(tenant: &str, rows: Vec<Row>) -> Result<Vec<IndexEntry>, StoreErro
 
 /// The drafts of the given IDs, in the order asked; unknown IDs are left out.
 pub fn drafts(
-    c: &mut impl GenericClient,
+    q: &mut Query<'_>,
     tenant: &str,
     ids: &[String],
 ) -> Result<Vec<Resource>, StoreError> {
-    let rows = c.query(
+    let rows = q(
         "SELECT id, document, content FROM resources WHERE tenant = $1 AND id = ANY($2)",
         &[&tenant, &ids],
     )?;

@@ -202,11 +202,10 @@ pub(crate) fn add_token(
 pub(crate) fn token(store: &SqliteStore, hash: &str) -> Result<Option<TokenRecord>, StoreError> {
     Ok(store
         .connection()
-        .query_row(
-            &format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE hash = ?1"),
-            params![hash],
-            token_row,
-        )
+        .prepare_cached(&format!(
+            "SELECT {TOKEN_COLUMNS} FROM tokens WHERE hash = ?1"
+        ))?
+        .query_row(params![hash], token_row)
         .optional()?)
 }
 

@@ -24,7 +24,7 @@ use super::{
 };
 use crate::domain::access::{AccessState, Role, UserRecord};
 use crate::domain::model::{Kind, Resource};
-use crate::domain::plan::{resource_from_document, Absent};
+use crate::domain::plan::{resource_from_document_text, Absent};
 use crate::domain::publish::{PublishRecord, PublishedVersion, VersionPair};
 use crate::domain::secrets::KeyPair;
 use crate::domain::state::{canonical, Index, IndexEntry};
@@ -167,6 +167,9 @@ impl SqliteStore {
 
     fn init(mut conn: Connection) -> Result<Self, StoreError> {
         conn.busy_timeout(Duration::from_secs(30))?;
+        // Room for every statement a server's request mix prepares, so that
+        // none is parsed again per request.
+        conn.set_prepared_statement_cache_capacity(128);
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.execute_batch(SCHEMA)?;
@@ -258,17 +261,12 @@ impl SqliteStore {
         document: &str,
         content: Option<Vec<u8>>,
     ) -> Result<Resource, StoreError> {
-        let value: serde_json::Value =
-            serde_json::from_str(document).map_err(|e| StoreError::Corrupt {
+        let mut r =
+            resource_from_document_text(document).map_err(|reason| StoreError::Corrupt {
                 tenant: tenant.to_string(),
                 id: id.to_string(),
-                reason: e.to_string(),
+                reason,
             })?;
-        let mut r = resource_from_document(&value, None).map_err(|reason| StoreError::Corrupt {
-            tenant: tenant.to_string(),
-            id: id.to_string(),
-            reason,
-        })?;
         r.content = content;
         Ok(r)
     }
@@ -404,13 +402,18 @@ impl ResourceStore for SqliteStore {
         Some(self)
     }
 
+    fn reads_are_local(&self) -> bool {
+        true
+    }
+
     fn begin_read(&self) -> Result<(), StoreError> {
-        Ok(self.conn.execute_batch("BEGIN DEFERRED")?)
+        self.conn.prepare_cached("BEGIN DEFERRED")?.execute([])?;
+        Ok(())
     }
 
     fn end_read(&self) -> Result<(), StoreError> {
         if !self.conn.is_autocommit() {
-            self.conn.execute_batch("COMMIT")?;
+            self.conn.prepare_cached("COMMIT")?.execute([])?;
         }
         Ok(())
     }
@@ -463,14 +466,22 @@ impl ResourceStore for SqliteStore {
 
     fn tenant(&self, name: &str) -> Result<TenantRecord, StoreError> {
         self.conn
-            .query_row(
-                &format!("{TENANT_SELECT} WHERE t.name = ?1"),
-                params![name],
-                tenant_from_row,
-            )
+            .prepare_cached(&format!("{TENANT_SELECT} WHERE t.name = ?1"))?
+            .query_row(params![name], tenant_from_row)
             .optional()?
             .ok_or_else(|| StoreError::NoTenant {
                 tenant: name.to_string(),
+            })
+    }
+
+    fn tenant_revision(&self, tenant: &str) -> Result<u64, StoreError> {
+        self.conn
+            .prepare_cached("SELECT revision FROM tenants WHERE name = ?1")?
+            .query_row(params![tenant], |r| r.get::<_, i64>(0))
+            .optional()?
+            .map(|rev| rev as u64)
+            .ok_or_else(|| StoreError::NoTenant {
+                tenant: tenant.to_string(),
             })
     }
 
@@ -488,7 +499,7 @@ impl ResourceStore for SqliteStore {
     }
 
     fn index(&self, tenant: &str) -> Result<(u64, Index), StoreError> {
-        let rev = self.tenant(tenant)?.revision;
+        let rev = self.tenant_revision(tenant)?;
         let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT {INDEX_COLUMNS} FROM resources WHERE tenant = ?1"
         ))?;
@@ -502,7 +513,7 @@ impl ResourceStore for SqliteStore {
         tenant: &str,
         keys: &IndexKeys,
     ) -> Result<(u64, Vec<IndexEntry>), StoreError> {
-        let rev = self.tenant(tenant)?.revision;
+        let rev = self.tenant_revision(tenant)?;
         let mut entries = Vec::new();
         let mut by_id = self.conn.prepare_cached(&format!(
             "SELECT {INDEX_COLUMNS} FROM resources WHERE tenant = ?1 AND id = ?2"
