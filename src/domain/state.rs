@@ -51,7 +51,15 @@ pub struct Index {
 impl Index {
     /// Build an index from entries.
     pub fn new(entries: Vec<IndexEntry>) -> Self {
-        let mut idx = Index::default();
+        // Sized once: growing three maps of 100,000 keys step by step
+        // rehashes every key several times over.
+        let n = entries.len();
+        let mut idx = Index {
+            entries: Vec::with_capacity(n),
+            by_id: HashMap::with_capacity(n),
+            by_name: HashMap::with_capacity(n),
+            by_path: HashMap::with_capacity(n),
+        };
         for e in entries {
             let i = idx.entries.len();
             idx.by_id.insert(e.id.clone(), i);

@@ -218,13 +218,13 @@ impl SqliteStore {
         let mut rows = stmt.query(params)?;
         while let Some(r) = rows.next()? {
             let id: String = r.get(0)?;
-            let kind: String = r.get(1)?;
-            let kind = Kind::from_name(&kind).ok_or_else(|| StoreError::Corrupt {
+            let kind = r.get_ref(1)?.as_str().unwrap_or_default();
+            let kind = Kind::from_name(kind).ok_or_else(|| StoreError::Corrupt {
                 tenant: tenant.to_string(),
                 id: id.clone(),
                 reason: format!("unknown kind {kind}"),
             })?;
-            let refs: String = r.get(5)?;
+            let refs = r.get_ref(5)?.as_str().unwrap_or_default();
             out.push(IndexEntry {
                 id,
                 kind,
