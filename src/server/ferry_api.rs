@@ -89,6 +89,18 @@ fn refusal(e: StoreError) -> ApiError {
     answer
 }
 
+/// What kind of JSON value `v` is, for a message.
+fn json_type(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
 fn bad_body(reason: String) -> ApiError {
     ApiError::bad_request(
         "bad_body",
@@ -137,6 +149,14 @@ fn answer<T>(r: Result<T, Fault>) -> Result<T, ApiError> {
 fn parse<T: serde::de::DeserializeOwned + Serialize>(body: &[u8]) -> Result<T, Fault> {
     let bad = |e: serde_json::Error| Fault::Api(bad_body(e.to_string()));
     let mut value: serde_json::Value = serde_json::from_slice(body).map_err(bad)?;
+    // Every body of the store contract is an object; serde would also read
+    // a struct from an array, by position, which the document does not allow.
+    if !value.is_object() {
+        return Err(Fault::Api(bad_body(format!(
+            "it is {}, not a JSON object",
+            json_type(&value)
+        ))));
+    }
     let parsed: T = match T::deserialize(&value) {
         Ok(parsed) => parsed,
         Err(first) => {
