@@ -584,14 +584,6 @@ impl Spec {
         })
     }
 
-    /// Build a spec of `kind` from JSON text.
-    pub fn from_json_text(kind: Kind, text: &str) -> Result<Spec, serde_json::Error> {
-        let mut d = serde_json::Deserializer::from_str(text);
-        let spec = Spec::deserialize_as(kind, &mut d)?;
-        d.end()?;
-        Ok(spec)
-    }
-
     /// Build a spec of `kind` from a JSON value.
     pub fn from_json(kind: Kind, value: serde_json::Value) -> Result<Spec, serde_json::Error> {
         Spec::deserialize_as(kind, value)

@@ -177,29 +177,20 @@ impl Payload {
 
 /// Rebuild a resource from its JSON envelope and optional base64 content.
 pub fn resource_from_document(document: &Value, content: Option<&str>) -> Result<Resource, String> {
-    let kind_name = document
-        .get("kind")
-        .and_then(Value::as_str)
-        .ok_or("missing kind")?;
-    let kind = Kind::from_name(kind_name).ok_or_else(|| format!("unknown kind {kind_name}"))?;
-    let metadata: Metadata =
-        serde_json::from_value(document.get("metadata").cloned().unwrap_or(Value::Null))
-            .map_err(|e| format!("metadata: {e}"))?;
-    let spec = Spec::from_json(kind, document.get("spec").cloned().unwrap_or(Value::Null))
-        .map_err(|e| format!("spec: {e}"))?;
-    let content = match content {
-        Some(c) => Some(
-            base64::engine::general_purpose::STANDARD
-                .decode(c)
-                .map_err(|e| format!("content: {e}"))?,
-        ),
-        None => None,
-    };
-    Ok(Resource {
-        metadata,
-        spec,
-        content,
-    })
+    let null = Value::Null;
+    let field = |name: &str| document.get(name).unwrap_or(&null);
+    let mut r = resource_of(
+        document.get("kind").and_then(Value::as_str),
+        field("metadata"),
+        field("spec"),
+    )?;
+    if let Some(c) = content {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(c)
+            .map_err(|e| format!("content: {e}"))?;
+        r.content = Some(bytes);
+    }
+    Ok(r)
 }
 
 /// Rebuild a resource from its JSON envelope as stored text, decoding the
@@ -218,12 +209,26 @@ pub fn resource_from_document_text(document: &str) -> Result<Resource, String> {
         spec: Option<&'a RawValue>,
     }
     let envelope: Envelope = serde_json::from_str(document).map_err(|e| e.to_string())?;
-    let kind_name = envelope.kind.ok_or("missing kind")?;
-    let kind = Kind::from_name(&kind_name).ok_or_else(|| format!("unknown kind {kind_name}"))?;
-    let metadata: Metadata = serde_json::from_str(envelope.metadata.map_or("null", RawValue::get))
-        .map_err(|e| format!("metadata: {e}"))?;
-    let spec = Spec::from_json_text(kind, envelope.spec.map_or("null", RawValue::get))
-        .map_err(|e| format!("spec: {e}"))?;
+    fn text(raw: Option<&RawValue>) -> &str {
+        raw.map_or("null", RawValue::get)
+    }
+    let mut metadata = serde_json::Deserializer::from_str(text(envelope.metadata));
+    let mut spec = serde_json::Deserializer::from_str(text(envelope.spec));
+    resource_of(envelope.kind.as_deref(), &mut metadata, &mut spec)
+}
+
+/// A resource from its envelope's parts, whatever they are read from (a
+/// JSON tree or JSON text): the kind's name, then the metadata and the
+/// spec, each failure prefixed with the part it is in.
+fn resource_of<'de, D>(kind_name: Option<&str>, metadata: D, spec: D) -> Result<Resource, String>
+where
+    D: serde::Deserializer<'de>,
+    D::Error: std::fmt::Display,
+{
+    let kind_name = kind_name.ok_or("missing kind")?;
+    let kind = Kind::from_name(kind_name).ok_or_else(|| format!("unknown kind {kind_name}"))?;
+    let metadata = Metadata::deserialize(metadata).map_err(|e| format!("metadata: {e}"))?;
+    let spec = Spec::deserialize_as(kind, spec).map_err(|e| format!("spec: {e}"))?;
     Ok(Resource {
         metadata,
         spec,

@@ -570,21 +570,8 @@ pub const HIDDEN: &str = "(credential hidden)";
 /// field, or credential-shaped anywhere) become [`HIDDEN`]; `ENC[age,…]`
 /// ciphertexts, templates and everything else stay.
 pub fn shown(path: &str, value: &serde_json::Value) -> serde_json::Value {
-    fn go(v: &mut serde_json::Value, secret_ctx: bool) {
-        match v {
-            serde_json::Value::String(s) if hides(s, secret_ctx) => *s = HIDDEN.to_string(),
-            serde_json::Value::Array(items) => items.iter_mut().for_each(|x| go(x, secret_ctx)),
-            serde_json::Value::Object(map) => {
-                for (k, x) in map.iter_mut() {
-                    go(x, secret_ctx || is_secret_field(k));
-                }
-            }
-            _ => {}
-        }
-    }
-    let mut out = value.clone();
-    go(&mut out, in_secret_field(path));
-    out
+    // A JSON value always serializes to a JSON value.
+    serde_json::to_value(Shown::at(path, value)).unwrap_or(serde_json::Value::Null)
 }
 
 /// Whether a dotted path names a credential field anywhere along it.
@@ -602,8 +589,9 @@ fn hides(s: &str, secret_ctx: bool) -> bool {
     }
 }
 
-/// A value as [`shown`] gives it, serialized straight from the original
-/// without copying it first (an HTTP body of a large diff).
+/// A value as it may be shown, serialized straight from the original
+/// without copying it first (an HTTP body of a large diff); [`shown`] is
+/// this collected into a value.
 #[derive(Debug, Clone, Copy)]
 pub struct Shown<'a> {
     value: &'a serde_json::Value,
@@ -618,9 +606,7 @@ impl<'a> Shown<'a> {
             secret_ctx: in_secret_field(path),
         }
     }
-}
 
-impl<'a> Shown<'a> {
     /// Another value of the same field (the other side of a change).
     pub fn beside(&self, value: &'a serde_json::Value) -> Self {
         Shown { value, ..*self }
@@ -978,37 +964,38 @@ mod tests {
     }
 
     #[test]
-    fn shown_serializes_as_the_shown_copy() {
+    fn shown_hides_credentials_at_every_depth_and_keeps_the_rest() {
         let k = generate_keypair();
         let real = encrypt(&k.recipient, b"v").unwrap();
-        let cases = [
-            (
-                "spec",
-                serde_json::json!({
-                    "instructions": "Be kind. Bearer sk-live-HDRSECRET456 here",
-                    "credentials": {"apiKey": "hunter2", "other": "${vars.K}", "enc": real},
-                    "headers": {"Authorization": "x1", "Accept": "json", "list": ["a", 1, null]},
-                    "maxTokens": 512,
-                    "nested": [{"password": ["p1", {"deep": "p2"}]}, "ENC[age,broken]"],
-                }),
-            ),
-            ("spec.credentials.apiKey", serde_json::json!("hunter2")),
-            (
-                "spec.notes",
-                serde_json::json!("eyJhbGciOi.eyJzdWIiOiIx.c2lnbmF0dXJl"),
-            ),
-            (
-                "spec.longKeyNameOfMoreThanSixtyFourCharactersSoItSpillsPastTheStackBufferToken",
-                serde_json::json!("v"),
-            ),
-        ];
-        for (path, value) in cases {
-            assert_eq!(
-                serde_json::to_value(Shown::at(path, &value)).unwrap(),
-                shown(path, &value),
-                "{path}"
-            );
-        }
+        let spec = serde_json::json!({
+            "instructions": "Be kind. Bearer sk-live-HDRSECRET456 here",
+            "credentials": {"apiKey": "hunter2", "other": "${vars.K}", "enc": real},
+            "headers": {"Authorization": "x1", "Accept": "json", "list": ["a", 1, null]},
+            "maxTokens": 512,
+            "nested": [{"password": ["p1", {"deep": "p2"}]}, "ENC[age,broken]"],
+            "notes": "eyJhbGciOi.eyJzdWIiOiIx.c2lnbmF0dXJl",
+        });
+        assert_eq!(
+            shown("spec", &spec),
+            serde_json::json!({
+                "instructions": HIDDEN,
+                "credentials": {"apiKey": HIDDEN, "other": "${vars.K}", "enc": real},
+                "headers": {"Authorization": HIDDEN, "Accept": "json", "list": ["a", 1, null]},
+                "maxTokens": 512,
+                "nested": [{"password": [HIDDEN, {"deep": HIDDEN}]}, HIDDEN],
+                "notes": HIDDEN,
+            })
+        );
+        // Written straight to bytes, the same as the value.
+        let bytes = serde_json::to_vec(&Shown::at("spec", &spec)).unwrap();
+        let read: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(read, shown("spec", &spec));
+        // A field name past the 64 bytes kept on the stack is still read whole.
+        let long = "spec.longKeyNameOfMoreThanSixtyFourCharactersSoItSpillsPastTheStackBufferToken";
+        assert_eq!(
+            shown(long, &serde_json::json!("v")),
+            serde_json::json!(HIDDEN)
+        );
         assert!(is_secret_field(
             "aLongFieldNameOfMoreThanSixtyFourCharactersThatEndsInTheWordPassword"
         ));

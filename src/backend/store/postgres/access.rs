@@ -101,11 +101,16 @@ pub fn grant(
 }
 
 /// The columns of a [`TokenRecord`], in [`token_row`]'s order.
-const TOKEN_COLUMNS: &str =
-    "id, \"user\", tenant, created_at, expires_at, last_used_at, revoked_at";
+/// The columns [`token_row`] reads, as a literal (for `concat!`).
+macro_rules! token_columns {
+    () => {
+        "id, \"user\", tenant, created_at, expires_at, last_used_at, revoked_at"
+    };
+}
 
-const TOKEN_BY_HASH: &str = "SELECT id, \"user\", tenant, created_at, expires_at, \
-     last_used_at, revoked_at FROM tokens WHERE hash = $1";
+const TOKEN_COLUMNS: &str = token_columns!();
+
+const TOKEN_BY_HASH: &str = concat!("SELECT ", token_columns!(), " FROM tokens WHERE hash = $1");
 
 fn token_row(r: &postgres::Row) -> TokenRecord {
     TokenRecord {
