@@ -809,6 +809,10 @@ pub fn changes_since_the_commit_say_where_each_file_was_and_is(fresh: &Fresh) {
     let c = tool("c", "1");
     put(&mut *store, &[&renamed, &c, &tool("d", "edited")]);
     delete(&mut *store, &[id(&b)]);
+    // Made and removed again since the commit: nothing to export.
+    let e = tool("e", "1");
+    put(&mut *store, &[&e]);
+    delete(&mut *store, &[id(&e)]);
     let place = |n: &str| Some((Kind::Tool, n.to_string()));
     let mut changes = store.changes_since_commit(T).unwrap().unwrap();
     changes.sort_by(|x, y| x.id.cmp(&y.id));

@@ -134,6 +134,62 @@ fn plan_ref_after_an_applied_commit_reads_only_the_change_and_matches_a_full_pla
     assert!(md.contains("From commit `"), "{md}");
 }
 
+/// Apply from git, then change support-bot in the store from an uncommitted
+/// folder (outside git) and put the folder back.
+fn drift_support_bot(env: &TestEnv) {
+    env.ferry(&["apply", "--tenant", T, "--ref", "HEAD", "--yes"])
+        .ok();
+    edit(
+        env,
+        BOT,
+        "Cite the knowledge base in every answer.",
+        "Hot fix.",
+    );
+    env.ferry(&["apply", "--tenant", T, "--yes"]).ok();
+    env.git(&["checkout", "--", "."]);
+}
+
+#[test]
+pub fn a_store_migrated_to_the_change_journal_keeps_its_drift() {
+    let env = applied_and_committed();
+    if env.store.is_some() {
+        return; // the SQLite file is what this test downgrades
+    }
+    drift_support_bot(&env);
+    // Back to schema 3, which had no journal: the drift is only in the rows.
+    {
+        let conn = rusqlite::Connection::open(env.repo.join(".ferry/store.db")).unwrap();
+        conn.execute_batch(
+            "DROP TABLE drift_journal; UPDATE meta SET value = '3' WHERE key = 'schema';",
+        )
+        .unwrap();
+    }
+    let migrated = env.ferry(&["store", "migrate"]).ok();
+    assert!(
+        migrated.stdout.contains("from version 3 to 4"),
+        "{}",
+        migrated.stdout
+    );
+    let plan = env
+        .ferry(&["plan", "--tenant", T, "--ref", "HEAD", "--output", "json"])
+        .ok()
+        .json();
+    let drift = plan["drift"].as_array().expect("drift listed");
+    assert_eq!(drift.len(), 1, "{drift:?}");
+    assert_eq!(drift[0]["name"], "support-bot");
+    // The export of what changed finds it through the journal too.
+    env.ferry(&["export", "--tenant", T, "--commit", "-m", "hot fix"])
+        .ok();
+    assert!(env
+        .read(&format!("tenants/{T}/agents/support-bot.yaml"))
+        .contains("Hot fix."));
+    let plan = env
+        .ferry(&["plan", "--tenant", T, "--ref", "HEAD", "--output", "json"])
+        .ok()
+        .json();
+    assert!(plan.get("drift").is_none(), "{plan}");
+}
+
 #[test]
 pub fn plan_reports_drift_when_the_store_changed_outside_git() {
     let env = applied_and_committed();
@@ -144,15 +200,7 @@ pub fn plan_reports_drift_when_the_store_changed_outside_git() {
         .ok()
         .json();
     assert!(plan.get("drift").is_none());
-    // Change the store from an uncommitted folder: that is outside git.
-    edit(
-        &env,
-        BOT,
-        "Cite the knowledge base in every answer.",
-        "Hot fix.",
-    );
-    env.ferry(&["apply", "--tenant", T, "--yes"]).ok();
-    env.git(&["checkout", "--", "."]);
+    drift_support_bot(&env);
     let plan = env
         .ferry(&["plan", "--tenant", T, "--ref", "HEAD", "--output", "json"])
         .ok()

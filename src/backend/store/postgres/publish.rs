@@ -1,10 +1,11 @@
 //! Published versions, production, the publish log and drift from git, in PostgreSQL.
 //!
 //! The tables and their meaning are the SQLite store's (see
-//! `backend/store/publish_sql.rs`): `versions` holds versions 1..n of each
+//! `backend/store/sqlite/publish.rs`): `versions` holds versions 1..n of each
 //! resource (a `null` document takes it out of production), `publishes` the
 //! log, `git_applied` and `applied_resources` what the last apply from git
-//! left, so later changes show as drift. A publish locks the tenant's row,
+//! left, so later changes show as drift, and `drift_journal` (migration 7)
+//! the IDs written since, so drift is found by keyed lookups. A publish locks the tenant's row,
 //! so two publishes of one tenant are numbered one after the other.
 
 use postgres::{GenericClient, Transaction};
@@ -300,11 +301,37 @@ pub fn publish_changes(
     Ok(out)
 }
 
+/// Outside an apply from git: journal the IDs a write touched, when the
+/// tenant has an applied commit to drift from.
+pub(crate) fn journal_drift(
+    tx: &mut Transaction<'_>,
+    tenant: &str,
+    batch: &WriteBatch<'_>,
+) -> Result<(), StoreError> {
+    if batch.upserts.is_empty() && batch.deletes.is_empty() {
+        return Ok(());
+    }
+    let mut ids: Vec<&str> = batch
+        .upserts
+        .iter()
+        .map(|(r, _)| r.id().unwrap_or_default())
+        .chain(batch.deletes.iter().map(String::as_str))
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    tx.execute(
+        "INSERT INTO drift_journal (tenant, id) \
+         SELECT g.tenant, i FROM git_applied g, unnest($2::text[]) AS i WHERE g.tenant = $1 \
+         ON CONFLICT DO NOTHING",
+        &[&tenant, &ids],
+    )?;
+    Ok(())
+}
+
 /// Inside an apply from git: remember each resource's revision, so later changes show as drift.
 pub(crate) fn record_git_apply(
     tx: &mut Transaction<'_>,
     tenant: &str,
-    before: u64,
     after: u64,
     batch: &WriteBatch<'_>,
 ) -> Result<(), StoreError> {
@@ -314,13 +341,28 @@ pub(crate) fn record_git_apply(
             &[&tenant],
         )?
         .map(|r| r.get(0));
-    if prev == Some(signed(before)) {
-        // No drift before this apply: only what it wrote moves.
-        let ids: Vec<&str> = batch
-            .upserts
+    if prev.is_some() {
+        // Only what this apply wrote and what the journal holds can differ.
+        let mut ids: Vec<String> = tx
+            .query(
+                "DELETE FROM drift_journal WHERE tenant = $1 RETURNING id",
+                &[&tenant],
+            )?
             .iter()
-            .map(|(r, _)| r.id().unwrap_or_default())
+            .map(|r| r.get(0))
             .collect();
+        ids.extend(
+            batch
+                .upserts
+                .iter()
+                .map(|(r, _)| r.id().unwrap_or_default().to_string()),
+        );
+        ids.extend(batch.deletes.iter().cloned());
+        tx.execute(
+            "DELETE FROM applied_resources a WHERE a.tenant = $1 AND a.id = ANY($2) AND NOT EXISTS \
+               (SELECT 1 FROM resources r WHERE r.tenant = a.tenant AND r.id = a.id)",
+            &[&tenant, &ids],
+        )?;
         tx.execute(
             "INSERT INTO applied_resources (tenant, id, kind, name, revision) \
              SELECT tenant, id, kind, name, revision FROM resources WHERE tenant = $1 AND id = ANY($2) \
@@ -328,25 +370,15 @@ pub(crate) fn record_git_apply(
                revision = EXCLUDED.revision",
             &[&tenant, &ids],
         )?;
-        tx.execute(
-            "DELETE FROM applied_resources WHERE tenant = $1 AND id = ANY($2)",
-            &[&tenant, &batch.deletes],
-        )?;
     } else {
-        // Drifted: bring up to date only the rows that differ.
+        // The first apply from git: every row.
         tx.execute(
-            "DELETE FROM applied_resources a WHERE a.tenant = $1 AND NOT EXISTS \
-               (SELECT 1 FROM resources r WHERE r.tenant = a.tenant AND r.id = a.id)",
+            "DELETE FROM applied_resources WHERE tenant = $1",
             &[&tenant],
         )?;
         tx.execute(
             "INSERT INTO applied_resources (tenant, id, kind, name, revision) \
-             SELECT r.tenant, r.id, r.kind, r.name, r.revision FROM resources r \
-             LEFT JOIN applied_resources a ON a.tenant = r.tenant AND a.id = r.id \
-             WHERE r.tenant = $1 AND (a.id IS NULL OR a.revision != r.revision \
-               OR a.name != r.name OR a.kind != r.kind) \
-             ON CONFLICT (tenant, id) DO UPDATE SET kind = EXCLUDED.kind, name = EXCLUDED.name, \
-               revision = EXCLUDED.revision",
+             SELECT tenant, id, kind, name, revision FROM resources WHERE tenant = $1",
             &[&tenant],
         )?;
     }
@@ -382,13 +414,11 @@ pub fn changes_since_commit(
         Some(true) => {}
     }
     let rows = c.query(
-        "SELECT r.id, a.kind, a.name, r.kind, r.name FROM resources r LEFT JOIN applied_resources a \
-           ON a.tenant = r.tenant AND a.id = r.id \
-         WHERE r.tenant = $1 AND (a.id IS NULL OR a.revision != r.revision OR a.name != r.name) \
-         UNION ALL \
-         SELECT a.id, a.kind, a.name, NULL, NULL FROM applied_resources a LEFT JOIN resources r \
-           ON r.tenant = a.tenant AND r.id = a.id \
-         WHERE a.tenant = $1 AND r.id IS NULL \
+        "SELECT j.id, a.kind, a.name, r.kind, r.name FROM drift_journal j \
+         LEFT JOIN applied_resources a ON a.tenant = j.tenant AND a.id = j.id \
+         LEFT JOIN resources r ON r.tenant = j.tenant AND r.id = j.id \
+         WHERE j.tenant = $1 AND (a.id IS NOT NULL OR r.id IS NOT NULL) \
+           AND (a.id IS NULL OR r.id IS NULL OR a.revision != r.revision OR a.name != r.name) \
          ORDER BY 1",
         &[&tenant],
     )?;
@@ -411,13 +441,11 @@ pub fn drift(c: &mut impl GenericClient, tenant: &str) -> Result<Vec<Absent>, St
         return Ok(Vec::new());
     }
     let rows = c.query(
-        "SELECT r.kind, r.name, r.id FROM resources r LEFT JOIN applied_resources a \
-           ON a.tenant = r.tenant AND a.id = r.id \
-         WHERE r.tenant = $1 AND (a.id IS NULL OR a.revision != r.revision) \
-         UNION \
-         SELECT a.kind, a.name, a.id FROM applied_resources a LEFT JOIN resources r \
-           ON r.tenant = a.tenant AND r.id = a.id \
-         WHERE a.tenant = $1 AND r.id IS NULL",
+        "SELECT COALESCE(r.kind, a.kind), COALESCE(r.name, a.name), j.id FROM drift_journal j \
+         LEFT JOIN applied_resources a ON a.tenant = j.tenant AND a.id = j.id \
+         LEFT JOIN resources r ON r.tenant = j.tenant AND r.id = j.id \
+         WHERE j.tenant = $1 AND (a.id IS NOT NULL OR r.id IS NOT NULL) \
+           AND (a.id IS NULL OR r.id IS NULL OR a.revision != r.revision)",
         &[&tenant],
     )?;
     let mut out: Vec<Absent> = rows

@@ -341,7 +341,9 @@ pub fn write(
         actual
     };
     if batch.commit.is_some() {
-        super::publish::record_git_apply(&mut tx, tenant, actual, rev, batch)?;
+        super::publish::record_git_apply(&mut tx, tenant, rev, batch)?;
+    } else {
+        super::publish::journal_drift(&mut tx, tenant, batch)?;
     }
     tx.commit()?;
     Ok(rev)

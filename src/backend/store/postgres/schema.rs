@@ -160,6 +160,23 @@ ALTER TABLE resources ADD COLUMN created_by TEXT COLLATE "C";
 ALTER TABLE resources ADD COLUMN updated_by TEXT COLLATE "C";
 "#,
     ),
+    (
+        7,
+        r#"
+CREATE TABLE drift_journal (
+  tenant TEXT COLLATE "C" NOT NULL,
+  id     TEXT COLLATE "C" NOT NULL,
+  PRIMARY KEY (tenant, id)
+);
+INSERT INTO drift_journal (tenant, id)
+  SELECT r.tenant, r.id FROM resources r JOIN git_applied g ON g.tenant = r.tenant
+  LEFT JOIN applied_resources a ON a.tenant = r.tenant AND a.id = r.id
+  WHERE a.id IS NULL OR a.revision != r.revision OR a.name != r.name OR a.kind != r.kind
+  UNION
+  SELECT a.tenant, a.id FROM applied_resources a
+  LEFT JOIN resources r ON r.tenant = a.tenant AND r.id = a.id WHERE r.id IS NULL;
+"#,
+    ),
 ];
 
 /// The schema version this binary writes.

@@ -16,6 +16,7 @@ const TENANT_TABLES: &[(&str, &str)] = &[
     ("tenant_variables", "tenant"),
     ("sync_records", "tenant"),
     ("applied_resources", "tenant"),
+    ("drift_journal", "tenant"),
     ("git_applied", "tenant"),
     ("publishes", "tenant"),
     ("versions", "tenant"),

@@ -92,7 +92,11 @@ CREATE TABLE IF NOT EXISTS sync_records (
 /// that has shipped; add the next. Each runs in its own immediate
 /// transaction with the new version recorded in `meta`, so a killed open
 /// leaves the file at the version before or after it.
-const MIGRATIONS: &[(u32, &str)] = &[(2, access::MIGRATION_2), (3, MIGRATION_3)];
+const MIGRATIONS: &[(u32, &str)] = &[
+    (2, access::MIGRATION_2),
+    (3, MIGRATION_3),
+    (4, publish::MIGRATION_4),
+];
 
 /// Schema 3: who created each draft and who last changed it.
 const MIGRATION_3: &str = r#"
@@ -678,7 +682,9 @@ impl ResourceStore for SqliteStore {
             actual
         };
         if batch.commit.is_some() {
-            publish::record_git_apply(&tx, tenant, actual, rev, batch)?;
+            publish::record_git_apply(&tx, tenant, rev, batch)?;
+        } else {
+            publish::journal_drift(&tx, tenant, batch)?;
         }
         tx.commit()?;
         Ok(rev)

@@ -7,7 +7,10 @@
 //! `applied_resources` each resource's revision at that point: a resource
 //! whose revision moved since (or that appeared or disappeared) has drifted
 //! from git. When the tenant revision has not moved, there is no drift and
-//! nothing is scanned.
+//! nothing is scanned. `drift_journal` (schema 4) is the change journal:
+//! the ID of every resource written since the last apply from git, so that
+//! drift, an export of what changed and the next apply from git look up
+//! only those rows, never the tenant's whole index.
 
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -48,11 +51,71 @@ CREATE TABLE IF NOT EXISTS applied_resources (
 );
 "#;
 
+/// Schema 4: the change journal, filled from the drift a store already has.
+pub const MIGRATION_4: &str = r#"
+CREATE TABLE drift_journal (
+  tenant TEXT NOT NULL,
+  id     TEXT NOT NULL,
+  PRIMARY KEY (tenant, id)
+) WITHOUT ROWID;
+INSERT OR IGNORE INTO drift_journal (tenant, id)
+  SELECT r.tenant, r.id FROM resources r JOIN git_applied g ON g.tenant = r.tenant
+  LEFT JOIN applied_resources a ON a.tenant = r.tenant AND a.id = r.id
+  WHERE a.id IS NULL OR a.revision != r.revision OR a.name != r.name OR a.kind != r.kind;
+INSERT OR IGNORE INTO drift_journal (tenant, id)
+  SELECT a.tenant, a.id FROM applied_resources a
+  LEFT JOIN resources r ON r.tenant = a.tenant AND r.id = a.id WHERE r.id IS NULL;
+"#;
+
+/// Outside an apply from git: journal the IDs a write touched, when the
+/// tenant has an applied commit to drift from.
+pub(crate) fn journal_drift(
+    tx: &rusqlite::Transaction<'_>,
+    tenant: &str,
+    batch: &WriteBatch,
+) -> Result<(), StoreError> {
+    if batch.upserts.is_empty() && batch.deletes.is_empty() {
+        return Ok(());
+    }
+    let applied: Option<i64> = tx
+        .prepare_cached("SELECT revision FROM git_applied WHERE tenant = ?1")?
+        .query_row(params![tenant], |r| r.get(0))
+        .optional()?;
+    if applied.is_none() {
+        return Ok(());
+    }
+    let mut put =
+        tx.prepare_cached("INSERT OR IGNORE INTO drift_journal (tenant, id) VALUES (?1, ?2)")?;
+    for (r, _) in &batch.upserts {
+        put.execute(params![tenant, r.id().unwrap_or_default()])?;
+    }
+    for id in &batch.deletes {
+        put.execute(params![tenant, id])?;
+    }
+    Ok(())
+}
+
+/// Bring one resource's `applied_resources` row in step with `resources`.
+fn settle_applied(
+    tx: &rusqlite::Transaction<'_>,
+    tenant: &str,
+    id: &str,
+) -> Result<(), StoreError> {
+    let mut up = tx.prepare_cached(
+        "INSERT OR REPLACE INTO applied_resources (tenant, id, kind, name, revision) \
+         SELECT tenant, id, kind, name, revision FROM resources WHERE tenant = ?1 AND id = ?2",
+    )?;
+    if up.execute(params![tenant, id])? == 0 {
+        tx.prepare_cached("DELETE FROM applied_resources WHERE tenant = ?1 AND id = ?2")?
+            .execute(params![tenant, id])?;
+    }
+    Ok(())
+}
+
 /// Inside an apply from git: remember each resource's revision, so later changes show as drift.
 pub(crate) fn record_git_apply(
     tx: &rusqlite::Transaction<'_>,
     tenant: &str,
-    before: u64,
     after: u64,
     batch: &WriteBatch,
 ) -> Result<(), StoreError> {
@@ -63,33 +126,36 @@ pub(crate) fn record_git_apply(
             |r| r.get(0),
         )
         .optional()?;
-    if prev == Some(before as i64) {
-        // No drift before this apply: only what it wrote moves.
-        let mut up = tx.prepare_cached(
-            "INSERT OR REPLACE INTO applied_resources (tenant, id, kind, name, revision) \
-             SELECT tenant, id, kind, name, revision FROM resources WHERE tenant = ?1 AND id = ?2",
-        )?;
-        for (r, _) in &batch.upserts {
-            up.execute(params![tenant, r.id().unwrap_or_default()])?;
+    if prev.is_some() {
+        // Only what this apply wrote and what the journal holds can differ.
+        let journal: Vec<String> = {
+            let mut stmt = tx.prepare_cached("SELECT id FROM drift_journal WHERE tenant = ?1")?;
+            let ids = stmt.query_map(params![tenant], |r| r.get(0))?;
+            ids.collect::<Result<_, _>>()?
+        };
+        let written = batch
+            .upserts
+            .iter()
+            .map(|(r, _)| r.id().unwrap_or_default());
+        for id in journal
+            .iter()
+            .map(String::as_str)
+            .chain(written)
+            .chain(batch.deletes.iter().map(String::as_str))
+        {
+            settle_applied(tx, tenant, id)?;
         }
-        let mut del =
-            tx.prepare_cached("DELETE FROM applied_resources WHERE tenant = ?1 AND id = ?2")?;
-        for id in &batch.deletes {
-            del.execute(params![tenant, id])?;
-        }
+        tx.prepare_cached("DELETE FROM drift_journal WHERE tenant = ?1")?
+            .execute(params![tenant])?;
     } else {
-        // Drifted: bring up to date only the rows that differ.
+        // The first apply from git: every row.
         tx.execute(
-            "DELETE FROM applied_resources WHERE tenant = ?1 AND NOT EXISTS \
-               (SELECT 1 FROM resources r WHERE r.tenant = ?1 AND r.id = applied_resources.id)",
+            "DELETE FROM applied_resources WHERE tenant = ?1",
             params![tenant],
         )?;
         tx.execute(
-            "INSERT OR REPLACE INTO applied_resources (tenant, id, kind, name, revision) \
-             SELECT r.tenant, r.id, r.kind, r.name, r.revision FROM resources r \
-             LEFT JOIN applied_resources a ON a.tenant = r.tenant AND a.id = r.id \
-             WHERE r.tenant = ?1 AND (a.id IS NULL OR a.revision != r.revision \
-               OR a.name != r.name OR a.kind != r.kind)",
+            "INSERT INTO applied_resources (tenant, id, kind, name, revision) \
+             SELECT tenant, id, kind, name, revision FROM resources WHERE tenant = ?1",
             params![tenant],
         )?;
     }
@@ -453,13 +519,11 @@ pub(crate) fn changes_since_commit(
         Some(true) => {}
     }
     let mut stmt = conn.prepare_cached(
-        "SELECT r.id, a.kind, a.name, r.kind, r.name FROM resources r LEFT JOIN applied_resources a \
-           ON a.tenant = r.tenant AND a.id = r.id \
-         WHERE r.tenant = ?1 AND (a.id IS NULL OR a.revision != r.revision OR a.name != r.name) \
-         UNION ALL \
-         SELECT a.id, a.kind, a.name, NULL, NULL FROM applied_resources a LEFT JOIN resources r \
-           ON r.tenant = a.tenant AND r.id = a.id \
-         WHERE a.tenant = ?1 AND r.id IS NULL \
+        "SELECT j.id, a.kind, a.name, r.kind, r.name FROM drift_journal j \
+         LEFT JOIN applied_resources a ON a.tenant = j.tenant AND a.id = j.id \
+         LEFT JOIN resources r ON r.tenant = j.tenant AND r.id = j.id \
+         WHERE j.tenant = ?1 AND (a.id IS NOT NULL OR r.id IS NOT NULL) \
+           AND (a.id IS NULL OR r.id IS NULL OR a.revision != r.revision OR a.name != r.name) \
          ORDER BY 1",
     )?;
     let place =
@@ -479,13 +543,11 @@ pub(crate) fn drift(conn: &Connection, tenant: &str) -> Result<Vec<Absent>, Stor
         return Ok(Vec::new());
     }
     let mut stmt = conn.prepare_cached(
-        "SELECT r.kind, r.name, r.id FROM resources r LEFT JOIN applied_resources a \
-           ON a.tenant = r.tenant AND a.id = r.id \
-         WHERE r.tenant = ?1 AND (a.id IS NULL OR a.revision != r.revision) \
-         UNION \
-         SELECT a.kind, a.name, a.id FROM applied_resources a LEFT JOIN resources r \
-           ON r.tenant = a.tenant AND r.id = a.id \
-         WHERE a.tenant = ?1 AND r.id IS NULL",
+        "SELECT COALESCE(r.kind, a.kind), COALESCE(r.name, a.name), j.id FROM drift_journal j \
+         LEFT JOIN applied_resources a ON a.tenant = j.tenant AND a.id = j.id \
+         LEFT JOIN resources r ON r.tenant = j.tenant AND r.id = j.id \
+         WHERE j.tenant = ?1 AND (a.id IS NOT NULL OR r.id IS NOT NULL) \
+           AND (a.id IS NULL OR r.id IS NULL OR a.revision != r.revision)",
     )?;
     let rows = stmt.query_map(params![tenant], |r| {
         Ok((

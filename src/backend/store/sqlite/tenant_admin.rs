@@ -25,6 +25,7 @@ const TENANT_TABLES: &[&str] = &[
     "tenant_variables",
     "sync_records",
     "applied_resources",
+    "drift_journal",
     "git_applied",
     "publishes",
     "versions",
