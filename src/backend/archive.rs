@@ -266,8 +266,10 @@ pub fn split_ids(list: &str) -> Vec<String> {
         .collect()
 }
 
-/// Write a tree as ZIP bytes, deterministically, compressing entries in parallel.
-pub fn write_zip(tree: &MemoryTree) -> Result<Vec<u8>, ArchiveError> {
+/// Write a tree as ZIP bytes, deterministically, compressing entries in
+/// parallel. Each file's bytes are dropped once compressed, and the archive
+/// is written into a buffer sized once from the compressed entries.
+pub fn write_zip(tree: MemoryTree) -> Result<Vec<u8>, ArchiveError> {
     use zip::write::{PreparedZipFile, SimpleFileOptions};
     let werr = |e: zip::result::ZipError| ArchiveError::Write {
         reason: e.to_string(),
@@ -278,13 +280,18 @@ pub fn write_zip(tree: &MemoryTree) -> Result<Vec<u8>, ArchiveError> {
         .last_modified_time(zip::DateTime::default())
         .unix_permissions(0o644)
         .system(zip::System::Unix);
-    let prepared: Vec<PreparedZipFile> = tree
-        .files
-        .par_iter()
-        .map(|(name, data)| PreparedZipFile::from_data(name, options, data))
+    let files: Vec<(String, Vec<u8>)> = tree.files.into_iter().collect();
+    let prepared: Vec<PreparedZipFile> = files
+        .into_par_iter()
+        .map(|(name, data)| PreparedZipFile::from_data(&name, options, &data))
         .collect::<Result<_, _>>()
         .map_err(werr)?;
-    let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    // Per entry: the local header (30 bytes), the central one (46), the name twice, and room for extra fields.
+    let size: usize = prepared
+        .iter()
+        .map(|p| p.compressed_size() as usize + 2 * p.file_name_raw().len() + 128)
+        .sum();
+    let mut w = zip::ZipWriter::new(Cursor::new(Vec::with_capacity(size + 1024)));
     for p in prepared {
         w.add_prepared_file(p).map_err(werr)?;
     }
@@ -605,17 +612,16 @@ pub fn pack(
             true
         }
     };
-    Ok((write_zip(&tree)?, rewritten))
+    Ok((write_zip(tree)?, rewritten))
 }
 
 /// Write a tree with a fresh manifest as ZIP bytes.
 pub fn write_with_manifest(
-    tree: &MemoryTree,
+    mut tree: MemoryTree,
     manifest: &Manifest,
 ) -> Result<Vec<u8>, ArchiveError> {
-    let mut t = tree.clone();
-    t.files.insert(MANIFEST.to_string(), manifest.to_bytes());
-    write_zip(&t)
+    tree.files.insert(MANIFEST.to_string(), manifest.to_bytes());
+    write_zip(tree)
 }
 
 #[cfg(test)]
@@ -633,8 +639,8 @@ mod tests {
     fn write_is_deterministic_and_round_trips() {
         let t = tree();
         let m = Manifest::for_tree(&t, ManifestSource::default(), "2026-01-01T00:00:00Z", None);
-        let a = write_with_manifest(&t, &m).unwrap();
-        let b = write_with_manifest(&t, &m).unwrap();
+        let a = write_with_manifest(t.clone(), &m).unwrap();
+        let b = write_with_manifest(t.clone(), &m).unwrap();
         assert_eq!(a, b);
         let back = read_zip(&a, &Limits::default()).unwrap();
         assert_eq!(back.manifest.unwrap(), m);

@@ -195,6 +195,12 @@ impl Names for DesiredNames<'_> {
 /// An ID the table does not know is left as it is.
 pub fn render_names(resource: &Resource, table: &dyn Names) -> Resource {
     let mut r = resource.clone();
+    render_names_in_place(&mut r, table);
+    r
+}
+
+/// [`render_names`] on a resource the caller owns, without copying it.
+pub fn render_names_in_place(r: &mut Resource, table: &dyn Names) {
     r.visit_refs_mut(&mut |_, reference| {
         if is_builtin(reference) {
             return;
@@ -203,7 +209,6 @@ pub fn render_names(resource: &Resource, table: &dyn Names) -> Resource {
             *reference = name.to_string();
         }
     });
-    r
 }
 
 /// Looks up the line of a field in a file, for messages. Returns `None` when unknown.

@@ -15,7 +15,7 @@ use crate::domain::plan::{diff, DiffInput, DiffOptions, Plan};
 use crate::domain::secrets::PLACEHOLDER;
 use crate::domain::state::Index;
 use crate::domain::tree::{self, MemoryTree, SourceError, TenantFile, TreeSource};
-use crate::domain::validate::{self, render_names, NameTable};
+use crate::domain::validate::{self, render_names, render_names_in_place, NameTable};
 
 /// An error of the pipeline (not a problem in the input: those are diagnostics).
 #[derive(Debug, thiserror::Error)]
@@ -388,11 +388,15 @@ fn keep_stored_secrets(
 
 /// A tenant's drafts as a model in tree form (references by name).
 pub fn export_model(store: &dyn Store, tenant: &str) -> Result<TenantModel, PipelineError> {
-    let drafts = store.all_drafts(tenant)?;
+    use rayon::prelude::*;
+    let mut drafts = store.all_drafts(tenant)?;
     let names = NameTable::of_resources(drafts.iter());
+    drafts
+        .par_iter_mut()
+        .for_each(|r| render_names_in_place(r, &names));
     let mut model = TenantModel::default();
-    for r in &drafts {
-        model.insert(render_names(r, &names));
+    for r in drafts {
+        model.insert(r);
     }
     Ok(model)
 }
@@ -460,18 +464,25 @@ pub fn scrub_model_with(
     model: &mut TenantModel,
     scrub: fn(&mut serde_json::Value) -> usize,
 ) -> usize {
-    let mut n = 0;
-    for r in model.resources.values_mut() {
-        let mut v = r.spec.to_json();
-        let k = scrub(&mut v);
-        if k > 0 {
-            if let Ok(s) = crate::domain::model::Spec::from_json(r.kind(), v) {
-                r.spec = s;
-                n += k;
+    use rayon::prelude::*;
+    model
+        .resources
+        .par_iter_mut()
+        .map(|(_, r)| {
+            let mut v = r.spec.to_json();
+            let k = scrub(&mut v);
+            if k == 0 {
+                return 0;
             }
-        }
-    }
-    n
+            match crate::domain::model::Spec::from_json(r.kind(), v) {
+                Ok(s) => {
+                    r.spec = s;
+                    k
+                }
+                Err(_) => 0,
+            }
+        })
+        .sum()
 }
 
 /// Counts of resources per kind in a model, in step order.

@@ -104,6 +104,10 @@ pub struct Scoped {
     pub agent: Option<String>,
     /// The preview tree, in walk order.
     pub entries: Vec<ExportEntry>,
+    /// Whether every resource is the tenant's draft as read ([`scope`]),
+    /// so that no second read is needed to tell whether the export is what
+    /// the last applied commit holds.
+    pub drafts: bool,
 }
 
 fn id_of(r: &Resource) -> String {
@@ -113,7 +117,9 @@ fn id_of(r: &Resource) -> String {
 /// Compute what an export of `scope` holds, with its preview tree.
 pub fn scope(store: &dyn Store, tenant: &str, scope: &Scope) -> Result<Scoped, ExportError> {
     let full = pipeline::export_model(store, tenant)?;
-    scope_in(full, tenant, scope)
+    let mut scoped = scope_in(full, tenant, scope)?;
+    scoped.drafts = true;
+    Ok(scoped)
 }
 
 /// The tenant as of one published version of an agent (tree form): that
@@ -166,27 +172,29 @@ pub fn model_at_version(
 /// The steps: [`roots_of`] the scope, the walk from them ([`ScopeWalk`]),
 /// for a whole tenant the resources no agent reaches ([`ScopeWalk::add_unreached`]),
 /// and the model of everything reached.
-pub fn scope_in(full: TenantModel, tenant: &str, scope: &Scope) -> Result<Scoped, ExportError> {
+pub fn scope_in(mut full: TenantModel, tenant: &str, scope: &Scope) -> Result<Scoped, ExportError> {
     let roots = roots_of(&full, tenant, scope)?;
     let mut walk = ScopeWalk::default();
     walk.run(&full, &roots);
     if *scope == Scope::All {
         walk.add_unreached(&full);
     }
-    let mut model = TenantModel::default();
-    for (k, n) in &walk.seen {
-        if let Some(r) = full.get(*k, n) {
-            model.insert(r.clone());
-        }
-    }
     let agent = match scope {
         Scope::Agent(_) => roots.first().and_then(|(k, n)| full.get(*k, n)).map(id_of),
         Scope::All => None,
     };
+    // Move what the walk reached out of the full model; nothing is copied.
+    let mut model = TenantModel::default();
+    for (k, n) in walk.seen {
+        if let Some(r) = full.resources.remove(&(k, n)) {
+            model.insert(r);
+        }
+    }
     Ok(Scoped {
         model,
         agent,
         entries: walk.entries,
+        drafts: false,
     })
 }
 
@@ -422,13 +430,14 @@ pub fn export_scoped(
     created_at: &str,
     repo: Option<&dyn PublishTagger>,
 ) -> Result<Exported, ExportError> {
+    let commit = exported_commit(store, tenant, &scoped, repo)?;
     let mut model = match selected {
         Some(s) => select(&scoped, s)?,
-        None => scoped.model.clone(),
+        None => scoped.model,
     };
     let scrubbed = scrub_model(&mut model);
     let tree: MemoryTree = crate::domain::tree::encode_model(&model)?;
-    let commit = exported_commit(store, tenant, &scoped.model, repo)?;
+    drop(model);
     let manifest = Manifest::for_tree(
         &tree,
         ManifestSource {
@@ -440,7 +449,7 @@ pub fn export_scoped(
         created_at,
         scoped.agent.clone(),
     );
-    let bytes = crate::backend::archive::write_with_manifest(&tree, &manifest)?;
+    let bytes = crate::backend::archive::write_with_manifest(tree, &manifest)?;
     Ok(Exported {
         bytes,
         manifest,
@@ -455,7 +464,7 @@ pub fn export_scoped(
 fn exported_commit(
     store: &dyn Store,
     tenant: &str,
-    exported: &TenantModel,
+    exported: &Scoped,
     repo: Option<&dyn PublishTagger>,
 ) -> Result<Option<String>, ExportError> {
     let record = store.tenant(tenant).map_err(PipelineError::from)?;
@@ -464,8 +473,12 @@ fn exported_commit(
     else {
         return Ok(None);
     };
+    if exported.drafts {
+        return Ok(Some(commit));
+    }
     let drafts = pipeline::export_model(store, tenant)?;
     let all_drafts = exported
+        .model
         .iter()
         .all(|r| drafts.get(r.kind(), r.name()) == Some(r));
     Ok(all_drafts.then_some(commit))

@@ -879,4 +879,32 @@ pub fn manifest_names_a_commit_only_when_it_holds_the_archive() {
     // The ZIP still imports (its manifest is checked as before).
     env.ferry(&["tenant", "create", "acme-prod"]).ok();
     import(&env, "dirty.zip", "acme-prod", "create", &[]);
+
+    // An older published version is not what the commit holds, though the drafts are.
+    env.ferry(&["publish", "--tenant", "acme-dev", "-m", "kind"])
+        .ok();
+    env.write(agent, &env.read(agent).replace("Be kind.", "Be brief."));
+    env.ferry(&["apply", "--tenant", "acme-dev", "--yes"]).ok();
+    env.ferry(&["export", "--tenant", "acme-dev", "--commit", "-m", "brief"])
+        .ok();
+    export_agent(&env, "acme-dev", "support-bot", "brief.zip");
+    let source = manifest_source(&env, "brief.zip");
+    assert!(source["commit"].is_string(), "{source}");
+    let mut args = vec![
+        "zip",
+        "export",
+        "--tenant",
+        "acme-dev",
+        "--agent",
+        "support-bot",
+        "--agent-version",
+        "1",
+        "-o",
+        "v1.zip",
+    ];
+    args.extend_from_slice(STAMP);
+    env.ferry(&args).ok();
+    let source = manifest_source(&env, "v1.zip");
+    assert!(source["commit"].is_null(), "{source}");
+    assert_eq!(source["dirty"], true, "{source}");
 }
