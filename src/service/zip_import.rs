@@ -1212,7 +1212,10 @@ pub fn import_bytes(
     authorize::<ImportError>(&*store, actor, tenant, Role::Editor, "importing an archive")?;
     let read = archive::read_zip(bytes, &Limits::default())?;
     let decoded = decode(&read)?;
+    // The decompressed files are not needed once decoded.
+    drop(read);
     let mut plan = plan(&*store, tenant, &decoded, opts)?;
+    drop(decoded);
     if let Some(base) = base_revision {
         if base != plan.base_revision {
             return Err(ImportError::Store(StoreError::Stale {
