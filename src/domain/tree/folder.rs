@@ -46,10 +46,8 @@ impl TreeSource for FolderSource {
             });
         }
         let mut out = Listing::default();
-        for entry in walkdir::WalkDir::new(&self.root)
-            .follow_links(false)
-            .sort_by_file_name()
-        {
+        // Walked in directory order; the lists are sorted once at the end.
+        for entry in walkdir::WalkDir::new(&self.root).follow_links(false) {
             let entry = entry.map_err(|e| SourceError::Read {
                 path: self.root.display().to_string(),
                 reason: e.to_string(),
@@ -115,38 +113,72 @@ fn irregular_kind(t: std::fs::FileType) -> Option<&'static str> {
     Some("special file")
 }
 
-/// Read a regular file, never following a link and never opening anything
-/// else (a FIFO would block, a device would not end): the type is checked
-/// first, then again on the opened handle, whose size must be within
-/// `limit`; at most `limit + 1` bytes are read.
+/// Open `path` if it is a regular file, with its metadata.
+#[cfg(unix)]
+fn open_regular(path: &Path) -> Result<(std::fs::File, std::fs::Metadata), SourceError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let not_regular = |what| SourceError::NotRegular {
+        path: path.display().to_string(),
+        what,
+    };
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) => not_regular("symbolic link"),
+            Some(libc::ENXIO) => not_regular("socket"),
+            _ => SourceError::Read {
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            },
+        })?;
+    let opened = file.metadata().map_err(|e| SourceError::Read {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    match irregular_kind(opened.file_type()) {
+        Some(what) => Err(not_regular(what)),
+        None => Ok((file, opened)),
+    }
+}
+
+/// Open `path` if it is a regular file, with its metadata.
+#[cfg(not(unix))]
+fn open_regular(path: &Path) -> Result<(std::fs::File, std::fs::Metadata), SourceError> {
+    let io = |e: std::io::Error| SourceError::Read {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    };
+    let not_regular = |what| SourceError::NotRegular {
+        path: path.display().to_string(),
+        what,
+    };
+    let before = std::fs::symlink_metadata(path).map_err(io)?;
+    if let Some(what) = irregular_kind(before.file_type()) {
+        return Err(not_regular(what));
+    }
+    let file = std::fs::File::open(path).map_err(io)?;
+    let opened = file.metadata().map_err(io)?;
+    if !opened.is_file() {
+        return Err(not_regular("file that changed while it was read"));
+    }
+    Ok((file, opened))
+}
+
+/// Read a regular file, never following a link and never blocking on
+/// anything else (a FIFO would block, a device would not end). On Unix the
+/// file is opened once without following a link and without blocking, and
+/// the opened handle's type is checked; elsewhere the type is checked first,
+/// then again on the opened handle. Its size must be within `limit`; at
+/// most `limit + 1` bytes are read.
 pub fn read_regular(path: &Path, limit: u64) -> Result<Vec<u8>, SourceError> {
     let shown = || path.display().to_string();
     let io = |e: std::io::Error| SourceError::Read {
         path: shown(),
         reason: e.to_string(),
     };
-    let before = std::fs::symlink_metadata(path).map_err(io)?;
-    if let Some(what) = irregular_kind(before.file_type()) {
-        return Err(SourceError::NotRegular {
-            path: shown(),
-            what,
-        });
-    }
-    let file = std::fs::File::open(path).map_err(io)?;
-    let opened = file.metadata().map_err(io)?;
-    #[cfg(unix)]
-    let same = {
-        use std::os::unix::fs::MetadataExt;
-        opened.dev() == before.dev() && opened.ino() == before.ino()
-    };
-    #[cfg(not(unix))]
-    let same = true;
-    if !opened.is_file() || !same {
-        return Err(SourceError::NotRegular {
-            path: shown(),
-            what: "file that changed while it was read",
-        });
-    }
+    let (file, opened) = open_regular(path)?;
     let too_large = || SourceError::TooLarge {
         path: shown(),
         limit,
@@ -251,7 +283,7 @@ mod tests {
 
     #[cfg(unix)]
     #[test]
-    fn devices_and_links_are_never_opened() {
+    fn devices_links_and_fifos_are_refused_without_blocking() {
         assert!(matches!(
             read_regular(Path::new("/dev/zero"), 10),
             Err(SourceError::NotRegular {
@@ -266,6 +298,16 @@ mod tests {
             read_regular(&link, 10),
             Err(SourceError::NotRegular {
                 what: "symbolic link",
+                ..
+            })
+        ));
+        let fifo = dir.path().join("fifo.yaml");
+        let c_path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o644) }, 0);
+        assert!(matches!(
+            read_regular(&fifo, 10),
+            Err(SourceError::NotRegular {
+                what: "FIFO (named pipe)",
                 ..
             })
         ));
