@@ -440,12 +440,13 @@ pub fn export_tree_scrubbed(
     let record = store.tenant(tenant)?;
     let mut model = export_model(store, tenant)?;
     let scrubbed = scrub_plain_model(&mut model);
-    let mut tree = tree::encode_model(&model)?;
+    let variables = variables_of(&model);
+    let mut tree = tree::encode_owned_model(model)?;
     let tf = TenantFile {
         name: tenant.to_string(),
         environment: record.environment.clone(),
         recipient: Some(record.recipient.clone()),
-        variables: variables_of(&model),
+        variables,
     };
     tree.files
         .insert(tree::TENANT_FILE.to_string(), tf.to_toml().into_bytes());

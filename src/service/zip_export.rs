@@ -436,8 +436,7 @@ pub fn export_scoped(
         None => scoped.model,
     };
     let scrubbed = scrub_model(&mut model);
-    let tree: MemoryTree = crate::domain::tree::encode_model(&model)?;
-    drop(model);
+    let tree: MemoryTree = crate::domain::tree::encode_owned_model(model)?;
     let manifest = Manifest::for_tree(
         &tree,
         ManifestSource {

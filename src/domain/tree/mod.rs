@@ -795,13 +795,30 @@ pub fn encode_model(model: &model::TenantModel) -> Result<MemoryTree, yaml::Enco
         .par_iter()
         .map(|(_, r)| encode_resource(r))
         .collect();
+    Ok(tree_of(encoded?))
+}
+
+/// [`encode_model`] of a model the caller gives up: each resource is
+/// dropped as soon as its files are made, so the model and the tree are
+/// never both whole in memory.
+pub fn encode_owned_model(model: model::TenantModel) -> Result<MemoryTree, yaml::EncodeError> {
+    let encoded: Result<Vec<_>, _> = model
+        .resources
+        .into_par_iter()
+        .map(|(_, r)| encode_resource(&r))
+        .collect();
+    Ok(tree_of(encoded?))
+}
+
+/// The tree of every resource's files.
+fn tree_of(encoded: Vec<Vec<(String, Vec<u8>)>>) -> MemoryTree {
     let mut tree = MemoryTree::default();
-    for files in encoded? {
+    for files in encoded {
         for (p, b) in files {
             tree.files.insert(p, b);
         }
     }
-    Ok(tree)
+    tree
 }
 
 #[cfg(test)]
