@@ -425,6 +425,9 @@ fn collect_vars(v: &serde_json::Value, out: &mut Vec<String>) {
     }
 }
 
+/// How many drafts an export decodes at a time.
+const EXPORT_CHUNK: usize = 2048;
+
 /// A tenant's drafts as a canonical tree, with its `tenant.toml`.
 pub fn export_tree(store: &dyn Store, tenant: &str) -> Result<MemoryTree, PipelineError> {
     Ok(export_tree_scrubbed(store, tenant)?.0)
@@ -437,11 +440,33 @@ pub fn export_tree_scrubbed(
     store: &dyn Store,
     tenant: &str,
 ) -> Result<(MemoryTree, usize), PipelineError> {
+    use rayon::prelude::*;
     let record = store.tenant(tenant)?;
-    let mut model = export_model(store, tenant)?;
-    let scrubbed = scrub_plain_model(&mut model);
-    let variables = variables_of(&model);
-    let mut tree = tree::encode_owned_model(model)?;
+    // The names come from the index; the drafts are read, rendered and
+    // encoded a chunk at a time, so only the tree is ever whole in memory.
+    let (_, index) = store.index(tenant)?;
+    let names = NameTable::of_index(&index);
+    drop(index);
+    let (mut tree, mut scrubbed, mut variables) = (MemoryTree::default(), 0, Vec::new());
+    let mut failed = None;
+    store.drafts_chunked(tenant, EXPORT_CHUNK, &mut |mut part| {
+        part.par_iter_mut()
+            .for_each(|r| render_names_in_place(r, &names));
+        let mut model = TenantModel::default();
+        part.into_iter().for_each(|r| model.insert(r));
+        scrubbed += scrub_plain_model(&mut model);
+        variables.extend(variables_of(&model));
+        match tree::encode_owned_model(model) {
+            Ok(t) => tree.files.extend(t.files),
+            Err(e) => failed = Some(e),
+        }
+        failed.is_none()
+    })?;
+    if let Some(e) = failed {
+        return Err(e.into());
+    }
+    variables.sort();
+    variables.dedup();
     let tf = TenantFile {
         name: tenant.to_string(),
         environment: record.environment.clone(),

@@ -122,6 +122,7 @@ macro_rules! store_conformance {
                 a_duplicate_tenant_is_refused,
                 an_unknown_tenant_is_refused,
                 drafts_round_trip_through_a_write,
+                drafts_come_in_chunks_by_id,
                 the_index_summarises_every_draft,
                 index_entries_are_found_by_path_id_and_name,
                 reference_closures_follow_references_transitively,
@@ -754,6 +755,41 @@ pub fn publish_changes_pair_each_version_with_the_one_before(fresh: &Fresh) {
     assert_eq!(seen, expected);
     let err = store.publish_changes(T, "chg_unknown").unwrap_err();
     assert!(err.to_string().contains("chg_unknown"), "{err}");
+}
+
+/// Drafts read in chunks are every draft, by ID, no chunk larger than
+/// asked; the reading stops when the reader says so.
+pub fn drafts_come_in_chunks_by_id(fresh: &Fresh) {
+    let mut store = fresh.open();
+    tenant(&mut *store, T);
+    let made: Vec<Resource> = (0..7).map(|i| tool(&format!("t{i}"), "1")).collect();
+    put(&mut *store, &made.iter().collect::<Vec<_>>());
+    let mut all = store.all_drafts(T).unwrap();
+    all.sort_by(|a, b| a.id().cmp(&b.id()));
+    let mut chunks: Vec<Vec<Resource>> = Vec::new();
+    store
+        .drafts_chunked(T, 3, &mut |part| {
+            chunks.push(part);
+            true
+        })
+        .unwrap();
+    assert_eq!(
+        chunks.iter().map(Vec::len).collect::<Vec<_>>(),
+        vec![3, 3, 1]
+    );
+    assert_eq!(chunks.concat(), all);
+    let mut seen = 0;
+    store
+        .drafts_chunked(T, 2, &mut |part| {
+            seen += part.len();
+            false
+        })
+        .unwrap();
+    assert_eq!(seen, 2, "the reader stopped after the first chunk");
+    let err = store
+        .drafts_chunked("no-such-tenant", 2, &mut |_| true)
+        .unwrap_err();
+    assert!(err.to_string().contains("no-such-tenant"), "{err}");
 }
 
 /// Drift is what changed after the last apply from git: edited, added and deleted resources.

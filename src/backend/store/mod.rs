@@ -420,6 +420,24 @@ pub trait ResourceStore {
     fn drafts(&self, tenant: &str, ids: &[String]) -> Result<Vec<Resource>, StoreError>;
     /// Every draft of the tenant (stored form).
     fn all_drafts(&self, tenant: &str) -> Result<Vec<Resource>, StoreError>;
+    /// Every draft of the tenant (stored form, by ID) in chunks of at most
+    /// `chunk`, handed to `each` in order until it returns `false`. A back
+    /// end that can stream its rows decodes one chunk at a time, from one
+    /// consistent read; the default reads them all first.
+    fn drafts_chunked(
+        &self,
+        tenant: &str,
+        chunk: usize,
+        each: &mut dyn FnMut(Vec<Resource>) -> bool,
+    ) -> Result<(), StoreError> {
+        let mut all = self.all_drafts(tenant)?.into_iter();
+        loop {
+            let part: Vec<Resource> = all.by_ref().take(chunk.max(1)).collect();
+            if part.is_empty() || !each(part) {
+                return Ok(());
+            }
+        }
+    }
     /// Who created and last changed the drafts of the given IDs, and when; unknown IDs are left out.
     fn draft_stamps(&self, tenant: &str, ids: &[String]) -> Result<Vec<DraftStamp>, StoreError>;
     /// Apply a batch in one transaction, refused as [`StoreError::Stale`]

@@ -610,6 +610,44 @@ impl ResourceStore for SqliteStore {
             .collect()
     }
 
+    fn drafts_chunked(
+        &self,
+        tenant: &str,
+        chunk: usize,
+        each: &mut dyn FnMut(Vec<Resource>) -> bool,
+    ) -> Result<(), StoreError> {
+        use rayon::prelude::*;
+        self.tenant(tenant)?;
+        // One statement is one consistent read, even between chunks.
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, document, content FROM resources WHERE tenant = ?1 ORDER BY id",
+        )?;
+        let mut rows = stmt.query(params![tenant])?;
+        let mut raw: Vec<(String, String, Option<Vec<u8>>)> = Vec::with_capacity(chunk.max(1));
+        let mut more = true;
+        while more {
+            more = match rows.next()? {
+                Some(r) => {
+                    raw.push((r.get(0)?, r.get(1)?, r.get(2)?));
+                    true
+                }
+                None => false,
+            };
+            if (more && raw.len() < chunk.max(1)) || raw.is_empty() {
+                continue;
+            }
+            self.count_rows(raw.len());
+            let part: Vec<Resource> = std::mem::take(&mut raw)
+                .into_par_iter()
+                .map(|(id, doc, content)| Self::row_to_resource(tenant, &id, &doc, content))
+                .collect::<Result<_, _>>()?;
+            if !each(part) {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
     fn write(&mut self, tenant: &str, batch: &WriteBatch<'_>) -> Result<u64, StoreError> {
         let now = now_rfc3339();
         let tx = begin(&mut self.conn, tenant)?;
