@@ -1105,13 +1105,24 @@ pub struct ImportResult {
 /// the sync records of what it settled, checked against the revision the
 /// plan (and its preview) was made at. A tenant that moved since is refused
 /// as stale, and nothing is written.
-pub fn execute(store: &mut dyn Store, plan: &ImportPlan) -> Result<ImportResult, ImportError> {
-    let writes: Vec<Resource> = plan
-        .items
-        .iter()
-        .filter(|i| matches!(i.action, RowAction::Create | RowAction::Update))
-        .map(|i| i.desired.clone())
-        .collect();
+pub fn execute(store: &mut dyn Store, mut plan: ImportPlan) -> Result<ImportResult, ImportError> {
+    // The resources to write move out of the plan; what the result needs stays.
+    let mut writes: Vec<Resource> = Vec::new();
+    let mut done: Vec<Done> = Vec::with_capacity(plan.items.len());
+    for it in std::mem::take(&mut plan.items) {
+        done.push(Done {
+            local_id: it.desired.id().unwrap_or_default().to_string(),
+            resource_type: resource_type(it.desired.kind()),
+            name: it.desired.name().to_string(),
+            origin_id: it.origin_id,
+            reason: it.reason,
+            action: it.action,
+            settled: it.settled,
+        });
+        if matches!(it.action, RowAction::Create | RowAction::Update) {
+            writes.push(it.desired);
+        }
+    }
     let planned = if writes.is_empty() {
         None
     } else {
@@ -1131,25 +1142,30 @@ pub fn execute(store: &mut dyn Store, plan: &ImportPlan) -> Result<ImportResult,
     batch.actor = plan.by.clone();
     batch.syncs = Some(SyncWrite {
         source_key: plan.source_key.clone(),
-        origins: plan
-            .items
+        origins: done
             .iter()
-            .filter(|i| i.settled)
-            .map(|i| {
-                (
-                    i.desired.id().unwrap_or_default().to_string(),
-                    i.origin_id.clone(),
-                )
-            })
+            .filter(|d| d.settled)
+            .map(|d| (d.local_id.clone(), d.origin_id.clone()))
             .collect(),
     });
     let revision = store.write(&plan.tenant, &batch)?;
     let (_, index) = store.index(&plan.tenant)?;
-    Ok(result_of(plan, revision, &index))
+    Ok(result_of(&plan, done, revision, &index))
+}
+
+/// What execution keeps of one planned item for the result.
+struct Done {
+    local_id: String,
+    resource_type: &'static str,
+    name: String,
+    origin_id: String,
+    reason: Option<String>,
+    action: RowAction,
+    settled: bool,
 }
 
 /// What an executed plan did, resource by resource, as the index now shows it.
-fn result_of(plan: &ImportPlan, revision: u64, index: &Index) -> ImportResult {
+fn result_of(plan: &ImportPlan, done: Vec<Done>, revision: u64, index: &Index) -> ImportResult {
     let mut result = ImportResult {
         tenant: plan.tenant.clone(),
         strategy: plan.strategy,
@@ -1161,20 +1177,19 @@ fn result_of(plan: &ImportPlan, revision: u64, index: &Index) -> ImportResult {
         removed: plan.preview.removed.clone(),
         warnings: plan.preview.warnings.clone(),
     };
-    for it in &plan.items {
-        let local_id = it.desired.id().unwrap_or_default().to_string();
+    for d in done {
         let o = Outcome {
-            resource_type: resource_type(it.desired.kind()).to_string(),
-            origin_id: it.origin_id.clone(),
+            resource_type: d.resource_type.to_string(),
+            origin_id: d.origin_id,
             revision: index
-                .get(&local_id)
-                .filter(|_| it.settled)
+                .get(&d.local_id)
+                .filter(|_| d.settled)
                 .map(|e| e.revision),
-            local_id,
-            name: it.desired.name().to_string(),
-            reason: it.reason.clone(),
+            local_id: d.local_id,
+            name: d.name,
+            reason: d.reason,
         };
-        match it.action {
+        match d.action {
             RowAction::Create => result.created.push(o),
             RowAction::Update => result.updated.push(o),
             RowAction::Skip => result.skipped.push(o),
@@ -1230,7 +1245,7 @@ pub fn import_bytes(
         return Ok(Imported::Preview(plan.preview));
     }
     plan.by = actor.name().map(str::to_string);
-    Ok(Imported::Result(execute(store, &plan)?))
+    Ok(Imported::Result(execute(store, plan)?))
 }
 
 #[cfg(test)]
@@ -1301,7 +1316,7 @@ mod tests {
         let second = plan(&store, PROD, &archive, &opts(Strategy::Create)).unwrap();
         assert_eq!(first.base_revision, second.base_revision);
         assert_eq!(first.preview.base_revision, first.base_revision);
-        let done = execute(&mut store, &first).unwrap();
+        let done = execute(&mut store, first.clone()).unwrap();
         assert!(!done.created.is_empty());
         let records = store.sync_records(PROD, &archive.source_key).unwrap();
         let (revision, index) = store.index(PROD).unwrap();
@@ -1311,7 +1326,7 @@ mod tests {
             assert_eq!((e.revision, &e.content_hash), (r.revision, &r.content_hash));
         }
         // The second plan was made at the old base: refused, nothing written.
-        let e = execute(&mut store, &second).unwrap_err();
+        let e = execute(&mut store, second.clone()).unwrap_err();
         assert!(
             matches!(e, ImportError::Store(StoreError::Stale { .. })),
             "{e}"
@@ -1333,7 +1348,7 @@ mod tests {
             .values()
             .all(|(id, matched)| !matched && !id.is_empty()));
         let p = plan(&store, PROD, &archive, &create).unwrap();
-        execute(&mut store, &p).unwrap();
+        execute(&mut store, p.clone()).unwrap();
         let target = Target::read(&store, PROD, &archive.source_key).unwrap();
         let merge = opts(Strategy::Merge);
         let merged = map_merged(&cx(&target, &archive, &merge));
@@ -1348,7 +1363,7 @@ mod tests {
         let (_t, mut store, archive) = setup();
         let create = opts(Strategy::Create);
         let first = plan(&store, PROD, &archive, &create).unwrap();
-        execute(&mut store, &first).unwrap();
+        execute(&mut store, first.clone()).unwrap();
         let again = plan(&store, PROD, &archive, &create).unwrap();
         assert!(again
             .preview
@@ -1456,7 +1471,7 @@ mod tests {
         let (_t, mut store, archive) = setup();
         let create = opts(Strategy::Create);
         let first = plan(&store, PROD, &archive, &create).unwrap();
-        execute(&mut store, &first).unwrap();
+        execute(&mut store, first.clone()).unwrap();
         let target = Target::read(&store, PROD, &archive.source_key).unwrap();
         let upgrade = ImportOptions {
             target_agent: Some("support-bot".into()),
