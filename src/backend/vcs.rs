@@ -642,6 +642,10 @@ impl<'r> Head<'r> {
     }
 }
 
+/// From this many changed files on, a commit writes its new objects as one
+/// pack file instead of a loose file each.
+const PACK_AT: usize = 256;
+
 /// Commit `delta` (the bytes of changed files in `files`) on top of `head`,
 /// writing only the changed blobs and the trees above them, and keep the
 /// index in step for just those paths.
@@ -671,43 +675,51 @@ fn write_delta(
     let mut changes: BTreeMap<String, Option<Oid>> = BTreeMap::new();
     for p in &delta.changed {
         if let Some(bytes) = files.get(p) {
-            changes.insert(full(p), Some(repo.blob(bytes)?));
+            changes.insert(full(p), Some(Oid::hash_object(ObjectType::Blob, bytes)?));
         }
     }
     for p in &delta.removed {
         changes.insert(full(p), None);
     }
-    let tree_id = rebuild(repo, root.as_ref(), &changes)?;
-    let tree_id = match tree_id {
-        Some(t) => t,
-        None => repo.treebuilder(None)?.write()?,
+    // Writes the blobs and trees; returns the root tree and every ID written.
+    let write_objects = |target: &Repository| -> Result<(Oid, Vec<Oid>), VcsError> {
+        let mut written = Vec::new();
+        for p in &delta.changed {
+            if let Some(bytes) = files.get(p) {
+                written.push(target.blob(bytes)?);
+            }
+        }
+        let root = match &root {
+            Some(r) => Some(target.find_tree(r.id())?),
+            None => None,
+        };
+        let tree = match rebuild(target, root.as_ref(), &changes, &mut written)? {
+            Some(t) => t,
+            None => {
+                let empty = target.treebuilder(None)?.write()?;
+                written.push(empty);
+                empty
+            }
+        };
+        Ok((tree, written))
     };
-    let tree = repo.find_tree(tree_id)?;
     let sig = signature(repo, who)?;
     let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
+    let tree_id = if delta.changed.len() >= PACK_AT {
+        write_packed(repo, write_objects)?
+    } else {
+        write_objects(repo)?.0
+    };
+    let tree = repo.find_tree(tree_id)?;
     let commit = repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &parents)?;
-    // Keep the index in step for just the changed paths.
+    // Keep the index in step for just the changed paths, from the blob IDs
+    // just written and the files' stat data (nothing is read or hashed again).
     let mut index = repo.index()?;
-    for p in &delta.changed {
-        let path = full(p);
-        if index.add_path(Path::new(&path)).is_err() {
-            if let Some(bytes) = files.get(p) {
-                let entry = git2::IndexEntry {
-                    ctime: git2::IndexTime::new(0, 0),
-                    mtime: git2::IndexTime::new(0, 0),
-                    dev: 0,
-                    ino: 0,
-                    mode: 0o100644,
-                    uid: 0,
-                    gid: 0,
-                    file_size: bytes.len() as u32,
-                    id: Oid::hash_object(ObjectType::Blob, bytes)?,
-                    flags: 0,
-                    flags_extended: 0,
-                    path: path.into_bytes(),
-                };
-                index.add(&entry)?;
-            }
+    let workdir = repo.workdir().map(Path::to_path_buf);
+    for (path, id) in &changes {
+        if let Some(id) = id {
+            let on_disk = workdir.as_ref().map(|w| w.join(path));
+            index.add(&index_entry(path, *id, on_disk.as_deref()))?;
         }
     }
     for p in &delta.removed {
@@ -720,12 +732,71 @@ fn write_delta(
     })
 }
 
+/// Write new objects as one pack file instead of a loose file each: `write`
+/// writes them into memory (a mempack backend on a second handle of the
+/// repo), and exactly the IDs it returns are packed and indexed. Returns
+/// the root tree `write` made.
+fn write_packed(
+    repo: &Repository,
+    write: impl FnOnce(&Repository) -> Result<(Oid, Vec<Oid>), VcsError>,
+) -> Result<Oid, VcsError> {
+    let packing = Repository::open(repo.path())?;
+    let odb = packing.odb()?;
+    let _in_memory = odb.add_new_mempack_backend(1000)?;
+    let (tree_id, written) = write(&packing)?;
+    let mut builder = packing.packbuilder()?;
+    for id in written {
+        builder.insert_object(id, None)?;
+    }
+    let mut pack = git2::Buf::new();
+    builder.write_buf(&mut pack)?;
+    let mut writer = odb.packwriter()?;
+    std::io::Write::write_all(&mut writer, &pack).map_err(|e| VcsError::Git {
+        message: e.to_string(),
+    })?;
+    writer.commit()?;
+    Ok(tree_id)
+}
+
+/// The index entry of a file committed as blob `id`, with the stat data of
+/// `on_disk` so that `git status` sees it unchanged (zeros when it cannot
+/// be read, which git then checks by content).
+fn index_entry(path: &str, id: Oid, on_disk: Option<&Path>) -> git2::IndexEntry {
+    let meta = on_disk.and_then(|p| std::fs::symlink_metadata(p).ok());
+    let mut entry = git2::IndexEntry {
+        ctime: git2::IndexTime::new(0, 0),
+        mtime: git2::IndexTime::new(0, 0),
+        dev: 0,
+        ino: 0,
+        mode: 0o100644,
+        uid: 0,
+        gid: 0,
+        file_size: meta.as_ref().map_or(0, |m| m.len() as u32),
+        id,
+        flags: 0,
+        flags_extended: 0,
+        path: path.as_bytes().to_vec(),
+    };
+    #[cfg(unix)]
+    if let Some(m) = &meta {
+        use std::os::unix::fs::MetadataExt;
+        entry.ctime = git2::IndexTime::new(m.ctime() as i32, m.ctime_nsec() as u32);
+        entry.mtime = git2::IndexTime::new(m.mtime() as i32, m.mtime_nsec() as u32);
+        entry.dev = m.dev() as u32;
+        entry.ino = m.ino() as u32;
+        entry.uid = m.uid();
+        entry.gid = m.gid();
+    }
+    entry
+}
+
 /// Rewrite `tree` with `changes` (full paths to a blob ID, or `None` to
-/// remove), writing only the trees along changed paths. `None` for an empty result.
+/// remove), writing only the trees along changed paths (each added to `written`). `None` for an empty result.
 fn rebuild(
     repo: &Repository,
     tree: Option<&Tree<'_>>,
     changes: &BTreeMap<String, Option<Oid>>,
+    written: &mut Vec<Oid>,
 ) -> Result<Option<Oid>, VcsError> {
     let mut builder = repo.treebuilder(tree)?;
     let mut sub: BTreeMap<String, BTreeMap<String, Option<Oid>>> = BTreeMap::new();
@@ -753,7 +824,7 @@ fn rebuild(
             Some(e) if e.kind() == Some(ObjectType::Tree) => Some(repo.find_tree(e.id())?),
             _ => None,
         };
-        match rebuild(repo, existing.as_ref(), &inner)? {
+        match rebuild(repo, existing.as_ref(), &inner, written)? {
             Some(id) => {
                 builder.insert(&name, id, 0o040000)?;
             }
@@ -767,7 +838,9 @@ fn rebuild(
     if builder.is_empty() {
         return Ok(None);
     }
-    Ok(Some(builder.write()?))
+    let id = builder.write()?;
+    written.push(id);
+    Ok(Some(id))
 }
 
 pub use crate::domain::tagging::Holding;
@@ -937,5 +1010,77 @@ pub fn unignored_in_worktree(file: &Path) -> Option<(std::path::PathBuf, String)
     match repo.is_path_ignored(&rel) {
         Ok(false) => Some((root, rel_text)),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Write `files` under `root/tenants/x` and commit them there.
+    fn commit_on_disk(root: &Path, files: &BTreeMap<String, Vec<u8>>) -> CommitOutcome {
+        for (p, b) in files {
+            let f = root.join("tenants/x").join(p);
+            std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+            std::fs::write(f, b).unwrap();
+        }
+        let who = Identity {
+            name: "Test".into(),
+            email: "test@example.invalid".into(),
+        };
+        commit_folder(root, "tenants/x", files, "commit", Some(&who)).unwrap()
+    }
+
+    fn loose_objects(root: &Path) -> usize {
+        walkdir::WalkDir::new(root.join(".git/objects"))
+            .into_iter()
+            .flatten()
+            .filter(|e| e.file_type().is_file() && !e.path().to_string_lossy().contains("/pack/"))
+            .count()
+    }
+
+    #[test]
+    fn a_big_commit_is_one_pack_and_leaves_the_worktree_clean() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        Repository::init(root).unwrap();
+        let mut files: BTreeMap<String, Vec<u8>> = (0..PACK_AT + 10)
+            .map(|i| {
+                (
+                    format!("tools/t{i:04}.yaml"),
+                    format!("name: t{i}\n").into_bytes(),
+                )
+            })
+            .collect();
+        files.insert("tenant.toml".into(), b"name = \"x\"\n".to_vec());
+        assert!(commit_on_disk(root, &files).commit.is_some());
+        let repo = Repository::open(root).unwrap();
+        let head = repo.head().unwrap().peel_to_tree().unwrap();
+        for (p, bytes) in &files {
+            let entry = head.get_path(Path::new(&format!("tenants/x/{p}"))).unwrap();
+            assert_eq!(repo.find_blob(entry.id()).unwrap().content(), &bytes[..]);
+        }
+        let statuses = repo.statuses(None).unwrap();
+        assert!(
+            statuses.iter().all(|s| s.status() == git2::Status::CURRENT),
+            "the index and the work tree agree with the commit"
+        );
+        let packs = std::fs::read_dir(root.join(".git/objects/pack"))
+            .unwrap()
+            .flatten()
+            .filter(|e| e.path().extension().is_some_and(|x| x == "pack"))
+            .count();
+        assert_eq!(packs, 1);
+        assert_eq!(loose_objects(root), 1, "only the commit is a loose object");
+        // A small change after it is written loose, on top of the packed tree.
+        files.insert("tools/t0000.yaml".into(), b"name: changed\n".to_vec());
+        assert!(commit_on_disk(root, &files).commit.is_some());
+        // A blob, the four trees above it (tools, x, tenants, the root) and a commit.
+        assert_eq!(loose_objects(root), 1 + 6);
+        assert!(repo
+            .statuses(None)
+            .unwrap()
+            .iter()
+            .all(|s| s.status() == git2::Status::CURRENT));
     }
 }
