@@ -542,7 +542,8 @@ impl ResourceStore for SqliteStore {
     }
 
     fn resource_count(&self, tenant: &str) -> Result<usize, StoreError> {
-        self.tenant(tenant)?;
+        // The tenant must exist; its record would count its resources twice.
+        self.tenant_revision(tenant)?;
         let n: i64 = self.conn.query_row(
             "SELECT count(*) FROM resources WHERE tenant = ?1",
             params![tenant],
