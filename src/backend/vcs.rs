@@ -672,45 +672,42 @@ fn write_delta(
             format!("{prefix}/{p}")
         }
     };
-    let mut changes: BTreeMap<String, Option<Oid>> = BTreeMap::new();
-    for p in &delta.changed {
-        if let Some(bytes) = files.get(p) {
-            changes.insert(full(p), Some(Oid::hash_object(ObjectType::Blob, bytes)?));
-        }
-    }
-    for p in &delta.removed {
-        changes.insert(full(p), None);
-    }
-    // Writes the blobs and trees; returns the root tree and every ID written.
-    let write_objects = |target: &Repository| -> Result<(Oid, Vec<Oid>), VcsError> {
-        let mut written = Vec::new();
+    // Writes the blobs and the trees above them.
+    let write_objects = |target: &Repository| -> Result<Written, VcsError> {
+        let (mut ids, mut changes) = (Vec::new(), BTreeMap::new());
         for p in &delta.changed {
             if let Some(bytes) = files.get(p) {
-                written.push(target.blob(bytes)?);
+                let id = target.blob(bytes)?;
+                ids.push(id);
+                changes.insert(full(p), Some(id));
             }
+        }
+        for p in &delta.removed {
+            changes.insert(full(p), None);
         }
         let root = match &root {
             Some(r) => Some(target.find_tree(r.id())?),
             None => None,
         };
-        let tree = match rebuild(target, root.as_ref(), &changes, &mut written)? {
+        let tree = match rebuild(target, root.as_ref(), &changes, &mut ids)? {
             Some(t) => t,
             None => {
                 let empty = target.treebuilder(None)?.write()?;
-                written.push(empty);
+                ids.push(empty);
                 empty
             }
         };
-        Ok((tree, written))
+        Ok(Written { tree, ids, changes })
     };
     let sig = signature(repo, who)?;
     let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
-    let tree_id = if delta.changed.len() >= PACK_AT {
+    let written = if delta.changed.len() >= PACK_AT {
         write_packed(repo, write_objects)?
     } else {
-        write_objects(repo)?.0
+        write_objects(repo)?
     };
-    let tree = repo.find_tree(tree_id)?;
+    let changes = written.changes;
+    let tree = repo.find_tree(written.tree)?;
     let commit = repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &parents)?;
     // Keep the index in step for just the changed paths, from the blob IDs
     // just written and the files' stat data (nothing is read or hashed again).
@@ -732,21 +729,28 @@ fn write_delta(
     })
 }
 
+/// What a commit wrote: its root tree, every object ID, and each changed
+/// path's blob (`None` for a removed one).
+struct Written {
+    tree: Oid,
+    ids: Vec<Oid>,
+    changes: BTreeMap<String, Option<Oid>>,
+}
+
 /// Write new objects as one pack file instead of a loose file each: `write`
 /// writes them into memory (a mempack backend on a second handle of the
-/// repo), and exactly the IDs it returns are packed and indexed. Returns
-/// the root tree `write` made.
+/// repo), and exactly the IDs it returns are packed and indexed.
 fn write_packed(
     repo: &Repository,
-    write: impl FnOnce(&Repository) -> Result<(Oid, Vec<Oid>), VcsError>,
-) -> Result<Oid, VcsError> {
+    write: impl FnOnce(&Repository) -> Result<Written, VcsError>,
+) -> Result<Written, VcsError> {
     let packing = Repository::open(repo.path())?;
     let odb = packing.odb()?;
     let _in_memory = odb.add_new_mempack_backend(1000)?;
-    let (tree_id, written) = write(&packing)?;
+    let written = write(&packing)?;
     let mut builder = packing.packbuilder()?;
-    for id in written {
-        builder.insert_object(id, None)?;
+    for id in &written.ids {
+        builder.insert_object(*id, None)?;
     }
     let mut pack = git2::Buf::new();
     builder.write_buf(&mut pack)?;
@@ -755,7 +759,7 @@ fn write_packed(
         message: e.to_string(),
     })?;
     writer.commit()?;
-    Ok(tree_id)
+    Ok(written)
 }
 
 /// The index entry of a file committed as blob `id`, with the stat data of
