@@ -67,9 +67,15 @@ fn setup_source(env: &TestEnv) -> String {
 }
 
 fn export_agent(env: &TestEnv, tenant: &str, agent: &str, file: &str) {
+    export_agent_with(env, tenant, agent, file, &[]);
+}
+
+/// [`export_agent`] with more flags (`--selected`, `--agent-version`).
+fn export_agent_with(env: &TestEnv, tenant: &str, agent: &str, file: &str, extra: &[&str]) {
     let mut args = vec![
         "zip", "export", "--tenant", tenant, "--agent", agent, "-o", file,
     ];
+    args.extend_from_slice(extra);
     args.extend_from_slice(STAMP);
     env.ferry(&args).ok();
 }
@@ -448,20 +454,14 @@ fn export_preview_selection_and_workflow_order() {
         snip["id"],
         format!("{}#snippet:greeting", agent["id"].as_str().unwrap())
     );
-    let mut args = vec![
-        "zip",
-        "export",
-        "--tenant",
-        "acme-dev",
-        "--agent",
-        "support-bot",
-        "-o",
-        "sel.zip",
-        "--selected",
-    ];
     let sel = snip["id"].as_str().unwrap().to_string();
-    args.push(&sel);
-    env.ferry(&args).ok();
+    export_agent_with(
+        &env,
+        "acme-dev",
+        "support-bot",
+        "sel.zip",
+        &["--selected", &sel],
+    );
     env.ferry(&["zip", "unpack", "sel.zip", "sel"]).ok();
     assert!(!env.path("sel/tools/crm-lookup.yaml").exists());
     let a = env.read("sel/agents/support-bot.yaml");
@@ -890,20 +890,13 @@ pub fn manifest_names_a_commit_only_when_it_holds_the_archive() {
     export_agent(&env, "acme-dev", "support-bot", "brief.zip");
     let source = manifest_source(&env, "brief.zip");
     assert!(source["commit"].is_string(), "{source}");
-    let mut args = vec![
-        "zip",
-        "export",
-        "--tenant",
+    export_agent_with(
+        &env,
         "acme-dev",
-        "--agent",
         "support-bot",
-        "--agent-version",
-        "1",
-        "-o",
         "v1.zip",
-    ];
-    args.extend_from_slice(STAMP);
-    env.ferry(&args).ok();
+        &["--agent-version", "1"],
+    );
     let source = manifest_source(&env, "v1.zip");
     assert!(source["commit"].is_null(), "{source}");
     assert_eq!(source["dirty"], true, "{source}");
