@@ -266,37 +266,68 @@ pub fn split_ids(list: &str) -> Vec<String> {
         .collect()
 }
 
-/// Write a tree as ZIP bytes, deterministically, compressing entries in
-/// parallel. Each file's bytes are dropped once compressed, and the archive
-/// is written into a buffer sized once from the compressed entries.
+/// How many entries one compressing worker packs into its part of the archive.
+const ZIP_PART_ENTRIES: usize = 2048;
+
+/// Write a tree as ZIP bytes, deterministically, compressing on every core.
+///
+/// The sorted entries are cut into parts of [`ZIP_PART_ENTRIES`]. Each part
+/// is packed by its own writer, which keeps one deflate state for all its
+/// entries (a fresh state per entry costs more than compressing a small
+/// file). The parts are then copied, compressed as they are, into one
+/// archive in order. Each entry's bytes depend only on its name and data, so
+/// the archive is the same however the parts are cut.
 pub fn write_zip(tree: MemoryTree) -> Result<Vec<u8>, ArchiveError> {
-    use zip::write::{PreparedZipFile, SimpleFileOptions};
+    write_zip_in_parts(tree, ZIP_PART_ENTRIES)
+}
+
+/// [`write_zip`] with parts of `part_entries` entries each.
+fn write_zip_in_parts(tree: MemoryTree, part_entries: usize) -> Result<Vec<u8>, ArchiveError> {
     let werr = |e: zip::result::ZipError| ArchiveError::Write {
         reason: e.to_string(),
     };
+    let files: Vec<(String, Vec<u8>)> = tree.files.into_iter().collect();
+    let mut parts: Vec<Vec<(String, Vec<u8>)>> = Vec::new();
+    let mut rest = files.into_iter().peekable();
+    while rest.peek().is_some() {
+        parts.push(rest.by_ref().take(part_entries.max(1)).collect());
+    }
+    let packed: Vec<Vec<u8>> = parts
+        .into_par_iter()
+        .map(pack_part)
+        .collect::<Result<_, _>>()
+        .map_err(werr)?;
+    let size: usize = packed.iter().map(Vec::len).sum();
+    let mut w = zip::ZipWriter::new(Cursor::new(Vec::with_capacity(size + 1024)));
+    for part in packed {
+        let archive = zip::ZipArchive::new(Cursor::new(part)).map_err(werr)?;
+        w.merge_archive(archive).map_err(werr)?;
+    }
+    let out = w.finish().map_err(werr)?;
+    Ok(out.into_inner())
+}
+
+/// Pack one part of the entries into an archive of its own, dropping each
+/// file's bytes once compressed.
+fn pack_part(files: Vec<(String, Vec<u8>)>) -> zip::result::ZipResult<Vec<u8>> {
+    use std::io::Write;
+    use zip::write::SimpleFileOptions;
     let options = SimpleFileOptions::default()
         .compression_method(zip::CompressionMethod::Deflated)
         .compression_level(Some(6))
         .last_modified_time(zip::DateTime::default())
         .unix_permissions(0o644)
         .system(zip::System::Unix);
-    let files: Vec<(String, Vec<u8>)> = tree.files.into_iter().collect();
-    let prepared: Vec<PreparedZipFile> = files
-        .into_par_iter()
-        .map(|(name, data)| PreparedZipFile::from_data(&name, options, &data))
-        .collect::<Result<_, _>>()
-        .map_err(werr)?;
-    // Per entry: the local header (30 bytes), the central one (46), the name twice, and room for extra fields.
-    let size: usize = prepared
+    let raw: usize = files
         .iter()
-        .map(|p| p.compressed_size() as usize + 2 * p.file_name_raw().len() + 128)
+        .map(|(n, d)| n.len() * 2 + d.len() / 2 + 128)
         .sum();
-    let mut w = zip::ZipWriter::new(Cursor::new(Vec::with_capacity(size + 1024)));
-    for p in prepared {
-        w.add_prepared_file(p).map_err(werr)?;
+    let mut w = zip::ZipWriter::new(Cursor::new(Vec::with_capacity(raw)));
+    for (name, data) in files {
+        w.start_file(name, options)?;
+        w.write_all(&data)?;
     }
-    let out = w.finish().map_err(werr)?;
-    Ok(out.into_inner())
+    Ok(w.finish()?.into_inner())
 }
 
 /// Check an entry name: relative, `/`-separated, no `..`, `.` or empty parts, no NUL or backslash.
@@ -645,6 +676,26 @@ mod tests {
         let back = read_zip(&a, &Limits::default()).unwrap();
         assert_eq!(back.manifest.unwrap(), m);
         assert_eq!(back.tree.files.get("agents/a.yaml").unwrap(), b"x: 1\n");
+    }
+
+    #[test]
+    fn the_archive_is_the_same_however_its_parts_are_cut() {
+        let mut t = MemoryTree::default();
+        for i in 0..9 {
+            let body = format!("name: r{i}\ntext: {}\n", "words ".repeat(i * 40));
+            t.files
+                .insert(format!("agents/r{i}.yaml"), body.into_bytes());
+        }
+        let whole = write_zip_in_parts(t.clone(), 100).unwrap();
+        for part in [1, 2, 4] {
+            assert_eq!(
+                write_zip_in_parts(t.clone(), part).unwrap(),
+                whole,
+                "parts of {part}"
+            );
+        }
+        let back = read_zip(&whole, &Limits::default()).unwrap();
+        assert_eq!(back.tree, t);
     }
 
     #[test]
