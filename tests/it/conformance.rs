@@ -123,6 +123,7 @@ macro_rules! store_conformance {
                 an_unknown_tenant_is_refused,
                 drafts_round_trip_through_a_write,
                 drafts_come_in_chunks_by_id,
+                the_tenant_keeps_its_resource_count,
                 the_index_summarises_every_draft,
                 index_entries_are_found_by_path_id_and_name,
                 reference_closures_follow_references_transitively,
@@ -790,6 +791,47 @@ pub fn drafts_come_in_chunks_by_id(fresh: &Fresh) {
         .drafts_chunked("no-such-tenant", 2, &mut |_| true)
         .unwrap_err();
     assert!(err.to_string().contains("no-such-tenant"), "{err}");
+}
+
+/// The tenant's record counts its drafts through every kind of write:
+/// new and updated drafts, deletes, both in one batch, and a batch of
+/// thousands.
+pub fn the_tenant_keeps_its_resource_count(fresh: &Fresh) {
+    let mut store = fresh.open();
+    tenant(&mut *store, T);
+    let counted = |store: &dyn Store| {
+        let record = store.tenant(T).unwrap();
+        let listed = store.tenants().unwrap();
+        let listed = listed.iter().find(|t| t.name == T).unwrap().resources;
+        assert_eq!(record.resources, listed);
+        assert_eq!(store.resource_count(T).unwrap() as u64, record.resources);
+        assert_eq!(store.all_drafts(T).unwrap().len() as u64, record.resources);
+        record.resources
+    };
+    assert_eq!(counted(&*store), 0);
+    let (a, b, c, d) = (
+        tool("a", "1"),
+        tool("b", "1"),
+        tool("c", "1"),
+        tool("d", "1"),
+    );
+    put(&mut *store, &[&a, &b]);
+    assert_eq!(counted(&*store), 2);
+    put(&mut *store, &[&tool("a", "2"), &c]);
+    assert_eq!(counted(&*store), 3);
+    let batch = WriteBatch {
+        base_revision: store.tenant(T).unwrap().revision,
+        upserts: upserts(&[&d, &d]),
+        deletes: vec![id(&b), "tool_not_there".into()],
+        ..WriteBatch::default()
+    };
+    store.write(T, &batch).unwrap();
+    assert_eq!(counted(&*store), 3, "d added twice counts once; b deleted");
+    let many: Vec<Resource> = (0..4100).map(|i| tool(&format!("m{i}"), "1")).collect();
+    put(&mut *store, &many.iter().collect::<Vec<_>>());
+    assert_eq!(counted(&*store), 4103);
+    delete(&mut *store, &many.iter().map(id).collect::<Vec<_>>());
+    assert_eq!(counted(&*store), 3);
 }
 
 /// Drift is what changed after the last apply from git: edited, added and deleted resources.

@@ -156,19 +156,32 @@ pub fn a_store_migrated_to_the_change_journal_keeps_its_drift() {
         return; // the SQLite file is what this test downgrades
     }
     drift_support_bot(&env);
-    // Back to schema 3, which had no journal: the drift is only in the rows.
+    let status = || {
+        env.ferry(&["store", "status", "--output", "json"])
+            .ok()
+            .json()
+    };
+    let before = status()["tenants"].clone();
+    // Back to schema 3, which had no journal and no kept resource count:
+    // the drift is only in the rows.
     {
         let conn = rusqlite::Connection::open(env.repo.join(".ferry/store.db")).unwrap();
         conn.execute_batch(
-            "DROP TABLE drift_journal; UPDATE meta SET value = '3' WHERE key = 'schema';",
+            "DROP TABLE drift_journal; ALTER TABLE tenants DROP COLUMN resource_count; \
+             UPDATE meta SET value = '3' WHERE key = 'schema';",
         )
         .unwrap();
     }
     let migrated = env.ferry(&["store", "migrate"]).ok();
     assert!(
-        migrated.stdout.contains("from version 3 to 4"),
+        migrated.stdout.contains("from version 3 to 5"),
         "{}",
         migrated.stdout
+    );
+    assert_eq!(
+        status()["tenants"],
+        before,
+        "the migration counts each tenant's resources"
     );
     let plan = env
         .ferry(&["plan", "--tenant", T, "--ref", "HEAD", "--output", "json"])

@@ -226,7 +226,7 @@ fn store_migrate_and_status_on_both_back_ends() {
     let env = TestEnv::new();
     let s = migrate_and_status(&env, "sqlite:.ferry/store.db", "sqlite");
     assert_eq!(s["backEnd"], "sqlite");
-    assert_eq!(s["version"], 4);
+    assert_eq!(s["version"], 5);
     assert_eq!(s["tenants"][0]["resources"], 4);
     let Some(db) = database() else { return };
     let env = TestEnv::new();

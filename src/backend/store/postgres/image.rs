@@ -133,6 +133,11 @@ impl ImageStore for PostgresStore {
             }
         }
         tx.execute(
+            "UPDATE tenants t SET resource_count = \
+               (SELECT COUNT(*) FROM resources r WHERE r.tenant = t.name) WHERE t.name = ANY($1)",
+            &[&image.tenants],
+        )?;
+        tx.execute(
             "UPDATE meta SET value = GREATEST(value, $1) WHERE key = 'revision'",
             &[&signed(image.revision)],
         )?;

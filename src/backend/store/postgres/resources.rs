@@ -19,7 +19,7 @@ use crate::domain::state::{canonical, Index, IndexEntry};
 
 const TENANT_SELECT: &str =
     "SELECT t.name, t.environment, t.recipient, t.revision, t.last_commit, \
-     (SELECT COUNT(*) FROM resources r WHERE r.tenant = t.name) FROM tenants t";
+t.resource_count FROM tenants t";
 
 fn tenant_from_row(r: &Row) -> TenantRecord {
     TenantRecord {
@@ -205,12 +205,7 @@ pub fn reference_closure(
 
 /// How many resources the tenant holds.
 pub fn resource_count(c: &mut impl GenericClient, tenant: &str) -> Result<usize, StoreError> {
-    self::tenant(c, tenant)?;
-    let row = c.query_one(
-        "SELECT count(*) FROM resources WHERE tenant = $1",
-        &[&tenant],
-    )?;
-    Ok(usize::try_from(row.get::<_, i64>(0)).unwrap_or(0))
+    Ok(usize::try_from(self::tenant(c, tenant)?.resources).unwrap_or(0))
 }
 
 /// Index entries from rows of `id, kind, name, content_hash, file_hash, refs, revision`.
@@ -371,7 +366,10 @@ fn write_sync_records(
     Ok(())
 }
 
-/// The upserts, deletes and file-hash refreshes of a batch, checking `fault` after each row.
+/// The upserts, deletes and file-hash refreshes of a batch, checking
+/// `fault` after each row, and the tenant's resource count kept in step:
+/// each upsert says whether it inserted a row (`xmax = 0`), each delete how
+/// many rows it removed.
 fn write_drafts(
     tx: &mut Transaction<'_>,
     tenant: &str,
@@ -379,6 +377,7 @@ fn write_drafts(
     now: &str,
     fault: Option<WriteFault>,
 ) -> Result<(), StoreError> {
+    let mut added: i64 = 0;
     let mut n = 0usize;
     WriteFault::check(fault, n)?;
     let upsert = tx.prepare(
@@ -392,35 +391,39 @@ fn write_drafts(
            updated_by = CASE WHEN resources.content_hash = EXCLUDED.content_hash \
                              THEN resources.updated_by ELSE EXCLUDED.updated_by END, \
            revision = CASE WHEN resources.content_hash = EXCLUDED.content_hash \
-                           THEN resources.revision ELSE resources.revision + 1 END",
+                           THEN resources.revision ELSE resources.revision + 1 END \
+         RETURNING (xmax = 0)",
     )?;
     for (resource, file_hash) in &batch.upserts {
         let id = resource.id().unwrap_or_default();
         let (json, hash) = canonical(resource);
         let document = String::from_utf8(json).unwrap_or_default();
         let refs: Vec<String> = resource.refs().into_iter().map(|(_, r)| r).collect();
-        tx.execute(
-            &upsert,
-            &[
-                &tenant,
-                &id,
-                &resource.kind().name(),
-                &resource.name(),
-                &document,
-                &resource.content,
-                &hash,
-                file_hash,
-                &refs.join(" "),
-                &now,
-                &batch.actor,
-            ],
-        )?;
+        let inserted: bool = tx
+            .query_one(
+                &upsert,
+                &[
+                    &tenant,
+                    &id,
+                    &resource.kind().name(),
+                    &resource.name(),
+                    &document,
+                    &resource.content,
+                    &hash,
+                    file_hash,
+                    &refs.join(" "),
+                    &now,
+                    &batch.actor,
+                ],
+            )?
+            .get(0);
+        added += i64::from(inserted);
         n += 1;
         WriteFault::check(fault, n)?;
     }
     let delete = tx.prepare("DELETE FROM resources WHERE tenant = $1 AND id = $2")?;
     for id in &batch.deletes {
-        tx.execute(&delete, &[&tenant, id])?;
+        added -= i64::try_from(tx.execute(&delete, &[&tenant, id])?).unwrap_or(0);
         n += 1;
         WriteFault::check(fault, n)?;
     }
@@ -428,6 +431,12 @@ fn write_drafts(
         tx.prepare("UPDATE resources SET file_hash = $3 WHERE tenant = $1 AND id = $2")?;
     for r in &batch.refresh {
         tx.execute(&refresh, &[&tenant, &r.id, &r.file_hash])?;
+    }
+    if added != 0 {
+        tx.execute(
+            "UPDATE tenants SET resource_count = resource_count + $2 WHERE name = $1",
+            &[&tenant, &added],
+        )?;
     }
     Ok(())
 }

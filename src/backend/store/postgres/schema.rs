@@ -177,6 +177,13 @@ INSERT INTO drift_journal (tenant, id)
   LEFT JOIN resources r ON r.tenant = a.tenant AND r.id = a.id WHERE r.id IS NULL;
 "#,
     ),
+    (
+        8,
+        r#"
+ALTER TABLE tenants ADD COLUMN resource_count BIGINT NOT NULL DEFAULT 0;
+UPDATE tenants t SET resource_count = (SELECT COUNT(*) FROM resources r WHERE r.tenant = t.name);
+"#,
+    ),
 ];
 
 /// The schema version this binary writes.

@@ -103,6 +103,13 @@ impl ImageStore for SqliteStore {
                 stmt.execute(params_from_iter(row.iter().map(value)))?;
             }
         }
+        for t in &image.tenants {
+            tx.execute(
+                "UPDATE tenants SET resource_count = \
+                   (SELECT COUNT(*) FROM resources r WHERE r.tenant = tenants.name) WHERE name = ?1",
+                [t],
+            )?;
+        }
         let current: String =
             tx.query_row("SELECT value FROM meta WHERE key = 'revision'", [], |r| {
                 r.get(0)

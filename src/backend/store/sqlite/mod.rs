@@ -96,7 +96,15 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (2, access::MIGRATION_2),
     (3, MIGRATION_3),
     (4, publish::MIGRATION_4),
+    (5, MIGRATION_5),
 ];
+
+/// Schema 5: each tenant keeps its resource count, so reading a tenant's
+/// record costs one row however many resources it holds.
+const MIGRATION_5: &str = r#"
+ALTER TABLE tenants ADD COLUMN resource_count INTEGER NOT NULL DEFAULT 0;
+UPDATE tenants SET resource_count = (SELECT COUNT(*) FROM resources r WHERE r.tenant = tenants.name);
+"#;
 
 /// Schema 3: who created each draft and who last changed it.
 const MIGRATION_3: &str = r#"
@@ -337,6 +345,61 @@ pub(crate) fn touch_tenant(
     Ok(next)
 }
 
+/// Batches with more upserts than this recount the tenant's resources after
+/// writing, instead of looking up each upsert's ID before it.
+const KEYED_COUNT_LIMIT: usize = 4096;
+
+/// How many of a batch's upserts are new drafts, looked up by key before
+/// writing; `None` for a batch too big for that, which is recounted after.
+fn new_drafts(
+    tx: &rusqlite::Transaction<'_>,
+    tenant: &str,
+    batch: &WriteBatch<'_>,
+) -> Result<Option<usize>, StoreError> {
+    if batch.upserts.len() > KEYED_COUNT_LIMIT {
+        return Ok(None);
+    }
+    let mut exists = tx.prepare_cached("SELECT 1 FROM resources WHERE tenant = ?1 AND id = ?2")?;
+    let mut seen = std::collections::HashSet::new();
+    let mut added = 0;
+    for (resource, _) in &batch.upserts {
+        let id = resource.id().unwrap_or_default();
+        if seen.insert(id) && !exists.exists(params![tenant, id])? {
+            added += 1;
+        }
+    }
+    Ok(Some(added))
+}
+
+/// Keep the tenant's resource count in step with a write: add the new
+/// drafts and take off the deleted ones, or recount when the new drafts
+/// were not looked up.
+fn keep_count(
+    tx: &rusqlite::Transaction<'_>,
+    tenant: &str,
+    added: Option<usize>,
+    removed: usize,
+) -> Result<(), StoreError> {
+    match added {
+        Some(added) if added == removed => {}
+        Some(added) => {
+            let delta = added as i64 - removed as i64;
+            tx.prepare_cached(
+                "UPDATE tenants SET resource_count = resource_count + ?2 WHERE name = ?1",
+            )?
+            .execute(params![tenant, delta])?;
+        }
+        None => {
+            tx.prepare_cached(
+                "UPDATE tenants SET resource_count = \
+                   (SELECT COUNT(*) FROM resources r WHERE r.tenant = tenants.name) WHERE name = ?1",
+            )?
+            .execute(params![tenant])?;
+        }
+    }
+    Ok(())
+}
+
 /// Write one draft (insert or update), bumping its revision, its last
 /// change and its last editor when its content changed; `by` is recorded as
 /// the creator of a new draft.
@@ -395,7 +458,7 @@ fn tenant_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TenantRecord> {
 
 const TENANT_SELECT: &str =
     "SELECT t.name, t.environment, t.recipient, t.revision, t.last_commit, \
-     (SELECT COUNT(*) FROM resources r WHERE r.tenant = t.name) FROM tenants t";
+t.resource_count FROM tenants t";
 
 impl ResourceStore for SqliteStore {
     fn tenant_admin(&self) -> Option<&dyn super::TenantAdmin> {
@@ -542,14 +605,7 @@ impl ResourceStore for SqliteStore {
     }
 
     fn resource_count(&self, tenant: &str) -> Result<usize, StoreError> {
-        // The tenant must exist; its record would count its resources twice.
-        self.tenant_revision(tenant)?;
-        let n: i64 = self.conn.query_row(
-            "SELECT count(*) FROM resources WHERE tenant = ?1",
-            params![tenant],
-            |r| r.get(0),
-        )?;
-        Ok(n as usize)
+        Ok(usize::try_from(self.tenant(tenant)?.resources).unwrap_or(0))
     }
 
     fn drafts(&self, tenant: &str, ids: &[String]) -> Result<Vec<Resource>, StoreError> {
@@ -660,6 +716,8 @@ impl ResourceStore for SqliteStore {
                 actual,
             });
         }
+        let added = new_drafts(&tx, tenant, batch)?;
+        let mut removed = 0usize;
         let mut n = 0usize;
         WriteFault::check(self.fault, n)?;
         for (resource, file_hash) in &batch.upserts {
@@ -678,7 +736,7 @@ impl ResourceStore for SqliteStore {
             let mut del =
                 tx.prepare_cached("DELETE FROM resources WHERE tenant = ?1 AND id = ?2")?;
             for id in &batch.deletes {
-                del.execute(params![tenant, id])?;
+                removed += del.execute(params![tenant, id])?;
                 n += 1;
                 WriteFault::check(self.fault, n)?;
             }
@@ -689,6 +747,7 @@ impl ResourceStore for SqliteStore {
                 refresh.execute(params![tenant, r.id, r.file_hash])?;
             }
         }
+        keep_count(&tx, tenant, added, removed)?;
         for v in &batch.versions {
             publish::put_version(&tx, tenant, v)?;
         }
