@@ -76,6 +76,8 @@ pub struct AppState {
     /// When this server last wrote each token's use (by token, Unix seconds),
     /// so a busy token costs one small write a minute, not one per request.
     token_uses: Mutex<std::collections::HashMap<String, i64>>,
+    /// Staging diffs rendered at the store's current stamp.
+    pub staging_diffs: crate::service::publishing::StagingDiffCache,
 }
 
 /// The shared state handed to handlers.
@@ -102,6 +104,7 @@ impl AppState {
             tagger,
             request_log: None,
             token_uses: Mutex::new(std::collections::HashMap::new()),
+            staging_diffs: Default::default(),
         })
     }
 

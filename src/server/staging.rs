@@ -723,12 +723,17 @@ async fn staging_diff(
     use axum::response::IntoResponse;
     // Written straight to bytes: a diff can be large, and this is the
     // busiest read there is.
+    let cache = state.clone();
     let body = read_store(&state, move |store| {
         let (_, tenant) = tenant_for(store, &headers, Role::Viewer, "reading the staging diff")?;
-        let d = publishing::staging_diff_for(store, &tenant, Some(&agent))?;
-        serde_json::to_vec(&d).map_err(|e| ApiError::internal(e.to_string()))
+        cache
+            .staging_diffs
+            .rendered(store, &tenant, Some(&agent), |d| {
+                serde_json::to_vec(d).map_err(|e| ApiError::internal(e.to_string()))
+            })
     })
     .await?;
+    let body = axum::body::Bytes::from_owner(body);
     let json = [(axum::http::header::CONTENT_TYPE, "application/json")];
     Ok((json, body).into_response())
 }

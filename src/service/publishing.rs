@@ -77,6 +77,68 @@ pub fn staging_diff_for(
     diff_in(tenant, agent, &drafts, &production)
 }
 
+/// Staging diffs already rendered (as the front end's bytes), by tenant and
+/// agent, each kept with the store's [`staging_stamp`] it was made at. A
+/// diff is served from here only while the stamp is unchanged, so a write,
+/// publish or version put anywhere in the tenant makes the next read derive
+/// it afresh. Back ends without a stamp are never cached.
+///
+/// [`staging_stamp`]: crate::backend::store::ResourceStore::staging_stamp
+#[derive(Debug, Default)]
+pub struct StagingDiffCache {
+    entries: std::sync::Mutex<std::collections::HashMap<(String, Option<String>), Rendered>>,
+}
+
+/// One rendered diff and the stamp it was made at.
+#[derive(Debug, Clone)]
+struct Rendered {
+    stamp: String,
+    bytes: std::sync::Arc<[u8]>,
+}
+
+/// How many diffs a [`StagingDiffCache`] keeps before it starts over.
+const STAGING_DIFF_CACHE_ENTRIES: usize = 1024;
+
+impl StagingDiffCache {
+    /// The staging diff of `tenant` (or of one agent and what it needs),
+    /// rendered by `render`: from the cache while the store's stamp is the
+    /// one it was made at, else made with [`staging_diff_for`] and kept.
+    pub fn rendered<E: From<StagingError>>(
+        &self,
+        store: &dyn Store,
+        tenant: &str,
+        agent: Option<&str>,
+        render: impl FnOnce(&StagingDiff) -> Result<Vec<u8>, E>,
+    ) -> Result<std::sync::Arc<[u8]>, E> {
+        let stamp = store.staging_stamp(tenant).map_err(StagingError::from)?;
+        let key = (tenant.to_string(), agent.map(str::to_string));
+        if let Some(stamp) = &stamp {
+            if let Some(hit) = self.lock().get(&key).filter(|r| &r.stamp == stamp) {
+                return Ok(hit.bytes.clone());
+            }
+        }
+        let bytes: std::sync::Arc<[u8]> = render(&staging_diff_for(store, tenant, agent)?)?.into();
+        if let Some(stamp) = stamp {
+            let mut entries = self.lock();
+            if entries.len() >= STAGING_DIFF_CACHE_ENTRIES {
+                entries.clear();
+            }
+            let bytes = bytes.clone();
+            entries.insert(key, Rendered { stamp, bytes });
+        }
+        Ok(bytes)
+    }
+
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<(String, Option<String>), Rendered>>
+    {
+        self.entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
 /// The IDs of a staged agent (ID or name) and everything it references,
 /// transitively, from keyed index lookups (never the tenant's whole index);
 /// `None` when the agent has no draft.

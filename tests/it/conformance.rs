@@ -124,6 +124,7 @@ macro_rules! store_conformance {
                 drafts_round_trip_through_a_write,
                 drafts_come_in_chunks_by_id,
                 the_tenant_keeps_its_resource_count,
+                the_staging_stamp_moves_with_every_change,
                 the_index_summarises_every_draft,
                 index_entries_are_found_by_path_id_and_name,
                 reference_closures_follow_references_transitively,
@@ -832,6 +833,58 @@ pub fn the_tenant_keeps_its_resource_count(fresh: &Fresh) {
     assert_eq!(counted(&*store), 4103);
     delete(&mut *store, &many.iter().map(id).collect::<Vec<_>>());
     assert_eq!(counted(&*store), 3);
+}
+
+/// The staging stamp, where a back end keeps one, stays while only reads
+/// happen and moves with every write, version put and publish (a publish
+/// leaves the tenant's revision alone); a back end without one says so the
+/// same way every time. An unknown tenant is refused by name.
+pub fn the_staging_stamp_moves_with_every_change(fresh: &Fresh) {
+    let mut store = fresh.open();
+    tenant(&mut *store, T);
+    let stamp = |store: &dyn Store| store.staging_stamp(T).unwrap();
+    let err = store.staging_stamp("no-such-tenant").unwrap_err();
+    assert!(err.to_string().contains("no-such-tenant"), "{err}");
+    let a = tool("a", "1");
+    let mut seen = vec![stamp(&*store)];
+    put(&mut *store, &[&a]);
+    seen.push(stamp(&*store));
+    store.all_drafts(T).unwrap();
+    store.index(T).unwrap();
+    assert_eq!(stamp(&*store), seen[1], "reads leave the stamp alone");
+    store
+        .put_versions(
+            T,
+            &[VersionRecord {
+                id: id(&a),
+                version: 1,
+                resource: a.clone(),
+                change_id: Some("chg_1".into()),
+                published_at: "2026-01-01T00:00:00Z".to_string(),
+            }],
+        )
+        .unwrap();
+    seen.push(stamp(&*store));
+    let revision = store.tenant(T).unwrap().revision;
+    let a2 = tool("a", "2");
+    put(&mut *store, &[&a2]);
+    seen.push(stamp(&*store));
+    let revision_before_publish = store.tenant(T).unwrap().revision;
+    store
+        .publish(T, &record(1, "chg_2", &[]), &published(&[&a2]))
+        .unwrap();
+    seen.push(stamp(&*store));
+    assert!(revision_before_publish > revision);
+    if seen[0].is_none() {
+        assert!(seen.iter().all(Option::is_none), "{seen:?}");
+        return;
+    }
+    let distinct: std::collections::HashSet<_> = seen.iter().collect();
+    assert_eq!(
+        distinct.len(),
+        seen.len(),
+        "every change moved it: {seen:?}"
+    );
 }
 
 /// Drift is what changed after the last apply from git: edited, added and deleted resources.

@@ -608,6 +608,7 @@ mod conformance {
         drafts_round_trip_through_a_write,
         drafts_come_in_chunks_by_id,
         the_tenant_keeps_its_resource_count,
+        the_staging_stamp_moves_with_every_change,
         the_index_summarises_every_draft,
         reference_closures_follow_references_transitively,
         a_write_is_one_transaction,

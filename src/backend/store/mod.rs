@@ -412,6 +412,15 @@ pub trait ResourceStore {
     fn rows_read(&self) -> u64 {
         0
     }
+    /// A stamp of what the tenant's staging and production are now: it
+    /// changes with every write, publish and version put, and with a
+    /// replaced tenant row, so a reader may keep what it derived from them
+    /// while the stamp stays the same. `None` when the back end keeps no
+    /// such stamp (readers then derive afresh).
+    fn staging_stamp(&self, tenant: &str) -> Result<Option<String>, StoreError> {
+        self.tenant_revision(tenant)?;
+        Ok(None)
+    }
     /// How many resources the tenant holds.
     fn resource_count(&self, tenant: &str) -> Result<usize, StoreError> {
         Ok(self.index(tenant)?.1.len())

@@ -287,6 +287,10 @@ impl ResourceStore for PostgresStore {
         resources::tenant_revision(&mut |q, p| self.query_prepared(q, p), tenant)
     }
 
+    fn staging_stamp(&self, tenant: &str) -> Result<Option<String>, StoreError> {
+        resources::staging_stamp(&mut |q, p| self.query_prepared(q, p), tenant).map(Some)
+    }
+
     fn identity(&self, tenant: &str) -> Result<String, StoreError> {
         resources::identity(&mut *self.client()?, tenant)
     }

@@ -140,6 +140,26 @@ pub fn tenant_revision(q: &mut Query<'_>, tenant: &str) -> Result<u64, StoreErro
         })
 }
 
+/// The tenant's revision, its row's version (`xmin`: a new one for every
+/// update of the row, and for a tenant deleted and made again or loaded
+/// from an image) and its last publish number, in one read.
+pub fn staging_stamp(q: &mut Query<'_>, tenant: &str) -> Result<String, StoreError> {
+    q(
+        "SELECT t.revision, t.xmin::text, \
+           COALESCE((SELECT MAX(p.number) FROM publishes p WHERE p.tenant = t.name), 0) \
+         FROM tenants t WHERE t.name = $1",
+        &[&tenant],
+    )?
+    .first()
+    .map(|r| {
+        let (revision, row, publish): (i64, String, i64) = (r.get(0), r.get(1), r.get(2));
+        format!("{revision}.{row}.{publish}")
+    })
+    .ok_or_else(|| StoreError::NoTenant {
+        tenant: tenant.to_string(),
+    })
+}
+
 /// The tenant's private key.
 pub fn identity(c: &mut impl GenericClient, tenant: &str) -> Result<String, StoreError> {
     c.query_opt("SELECT identity FROM tenants WHERE name = $1", &[&tenant])?
