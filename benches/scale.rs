@@ -592,18 +592,23 @@ fn report_rows(
         tree_bytes as f64 / 1e6,
         files
     );
+    // Short times in milliseconds, so that 10k and 100k can be told apart.
+    let time = |d: Duration| match d.as_secs_f64() {
+        t if t < 0.1 => format!("{:.1} ms", t * 1e3),
+        t => format!("{t:.2} s"),
+    };
     for r in rows {
         let (b, ratio) = match r.base {
             Some(b) => (
-                format!("{:.2} s", b.as_secs_f64()),
+                time(b),
                 format!("{:.2}×", r.ferry.as_secs_f64() / b.as_secs_f64()),
             ),
             None => ("–".into(), "–".into()),
         };
         s.push_str(&format!(
-            "| {} | {:.2} s | {:.0} MB ({:.2}× tree) | {} | {b} | {ratio} |\n",
+            "| {} | {} | {:.0} MB ({:.2}× tree) | {} | {b} | {ratio} |\n",
             r.op,
-            r.ferry.as_secs_f64(),
+            time(r.ferry),
             r.rss_kib as f64 / 1024.0,
             (r.rss_kib as f64 * 1024.0) / tree_bytes as f64,
             r.baseline

@@ -629,7 +629,7 @@ fn upsert_actions(
     );
     let mut slots: Vec<Option<(ActionKind, Resource, String)>> =
         upserts.drain(..).map(Some).collect();
-    let mut actions = Vec::new();
+    let mut actions = Vec::with_capacity(slots.len());
     for i in order {
         let Some((kind_of_action, resource, hash)) = slots[i].take() else {
             continue;

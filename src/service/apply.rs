@@ -72,6 +72,12 @@ pub fn batch_of(plan: &Plan, versions: Vec<VersionRecord>) -> Result<WriteBatch<
         versions,
         ..WriteBatch::default()
     };
+    batch.upserts.reserve_exact(
+        plan.actions
+            .iter()
+            .filter(|a| matches!(a.action, ActionKind::Create | ActionKind::Update))
+            .count(),
+    );
     for a in &plan.actions {
         match a.action {
             ActionKind::Create | ActionKind::Update => {
