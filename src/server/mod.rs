@@ -263,22 +263,26 @@ async fn tenants(
 
 /// After a request its token let in ([`auth::take_admitted`]: a made-up
 /// token never causes a write), record the token's last use (at most once a
-/// minute per token; the store skips revoked and unknown tokens).
+/// minute per token; the store skips revoked and unknown tokens). The
+/// record is written beside the answer, not before it: the request that
+/// happens to be a token's first in a minute does not wait for a commit.
 async fn record_token_use(State(state): State<Shared>, req: Request, next: Next) -> Response {
     let token = auth::bearer(req.headers()).map(str::to_string);
     let response = next.run(req).await;
     if let Some(token) = token {
         if auth::take_admitted(&token) && state.token_use_due(&token) {
-            let recorded = with_store(&state, move |s| {
-                Ok(crate::service::access::record_token_use(s, &token)?)
-            })
-            .await;
-            if let Err(e) = recorded {
-                log_line(
-                    json!({"warning": "cannot record a token's use", "error": e.to_string()})
-                        .to_string(),
-                );
-            }
+            tokio::spawn(async move {
+                let recorded = with_store(&state, move |s| {
+                    Ok(crate::service::access::record_token_use(s, &token)?)
+                })
+                .await;
+                if let Err(e) = recorded {
+                    log_line(
+                        json!({"warning": "cannot record a token's use", "error": e.to_string()})
+                            .to_string(),
+                    );
+                }
+            });
         }
     }
     response
