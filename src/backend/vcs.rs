@@ -207,6 +207,9 @@ fn subtree<'r>(
     Ok(Some(repo.find_tree(entry.id())?))
 }
 
+/// Folder trees already read, by path relative to the tenant folder.
+type ReadFolders<'r> = std::collections::HashMap<String, Tree<'r>>;
+
 /// Every blob under a tree: relative path to (ID, file mode).
 fn blobs_of(tree: &Tree<'_>) -> BTreeMap<String, (Oid, i32)> {
     let mut out = BTreeMap::new();
@@ -262,10 +265,11 @@ fn sort_entry(
 /// The files of `units` under a tenant's tree, split as [`files_of`] does:
 /// each unit's folder is looked up once, and of its entries only those
 /// sharing a unit's stem are kept.
-fn unit_files(
-    repo: &Repository,
-    tenant: &Tree<'_>,
+fn unit_files<'r>(
+    repo: &'r Repository,
+    tenant: &Tree<'r>,
     units: &std::collections::HashSet<String>,
+    read: &ReadFolders<'r>,
 ) -> Result<FolderFiles, VcsError> {
     let mut stems: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for unit in units {
@@ -277,7 +281,11 @@ fn unit_files(
     let mut files = BTreeMap::new();
     let mut irregular = Vec::new();
     for (folder, wanted) in stems {
-        let Some(tree) = subtree(repo, tenant, folder)? else {
+        let tree = match read.get(folder) {
+            Some(t) => Some(t.clone()),
+            None => subtree(repo, tenant, folder)?,
+        };
+        let Some(tree) = tree else {
             continue;
         };
         for entry in tree.iter() {
@@ -335,7 +343,7 @@ impl GitTreeSource {
         units: &std::collections::HashSet<String>,
     ) -> Result<GitTreeSource, VcsError> {
         Self::open_with(dir, rel, rev, |repo, folder| {
-            unit_files(repo, folder, units)
+            unit_files(repo, folder, units, &ReadFolders::new())
         })
     }
 
@@ -448,27 +456,63 @@ pub fn folder_tree_id(dir: &Path, rel: &str, rev: &str) -> Result<Option<String>
 /// Paths (relative to `rel`) whose content differs between two commits,
 /// skipping every subtree whose ID is equal on both sides.
 pub fn changed_paths(dir: &Path, rel: &str, from: &str, to: &str) -> Result<Vec<String>, VcsError> {
+    Ok(changed_paths_and_units(dir, rel, from, to, |_| None)?.0)
+}
+
+/// [`changed_paths`], and the files of the units `units_of` picks from
+/// them (as [`GitTreeSource::open_units`] at `to`), read through the same
+/// repository handle: the changed folders' trees the comparison read are
+/// not read again. No source when `units_of` picks none or `to` has no
+/// folder `rel`.
+pub fn changed_paths_and_units(
+    dir: &Path,
+    rel: &str,
+    from: &str,
+    to: &str,
+    units_of: impl FnOnce(&[String]) -> Option<std::collections::HashSet<String>>,
+) -> Result<(Vec<String>, Option<GitTreeSource>), VcsError> {
     let (repo, prefix) = open_at(dir, rel)?;
-    let a = peel_commit(&repo, from)?.tree()?;
-    let b = peel_commit(&repo, to)?.tree()?;
-    let ta = subtree(&repo, &a, &prefix)?;
-    let tb = subtree(&repo, &b, &prefix)?;
-    let mut out = Vec::new();
-    diff_trees(&repo, ta.as_ref(), tb.as_ref(), "", &mut out)?;
-    out.sort();
-    Ok(out)
+    let (out, picked) = {
+        let a = peel_commit(&repo, from)?.tree()?;
+        let to_commit = peel_commit(&repo, to)?;
+        let b = to_commit.tree()?;
+        let ta = subtree(&repo, &a, &prefix)?;
+        let tb = subtree(&repo, &b, &prefix)?;
+        let mut out = Vec::new();
+        let mut read = ReadFolders::new();
+        diff_trees(&repo, ta.as_ref(), tb.as_ref(), "", &mut out, &mut read)?;
+        out.sort();
+        let picked = match (units_of(&out), &tb) {
+            (Some(units), Some(folder)) => Some((
+                to_commit.id().to_string(),
+                unit_files(&repo, folder, &units, &read)?,
+            )),
+            _ => None,
+        };
+        (out, picked)
+    };
+    let source = picked.map(|(commit, (blobs, irregular))| GitTreeSource {
+        repo: Mutex::new(repo),
+        commit,
+        prefix,
+        blobs,
+        irregular,
+        present: true,
+    });
+    Ok((out, source))
 }
 
 /// The paths under `dir` whose blobs differ between trees `a` and `b`
 /// (added, removed or changed), recursing only into subtrees whose IDs
 /// differ. Both trees are walked side by side in git's entry order, so a
 /// big folder costs one pass and no copies of its names.
-fn diff_trees(
-    repo: &Repository,
-    a: Option<&Tree<'_>>,
-    b: Option<&Tree<'_>>,
+fn diff_trees<'r>(
+    repo: &'r Repository,
+    a: Option<&Tree<'r>>,
+    b: Option<&Tree<'r>>,
     dir: &str,
     out: &mut Vec<String>,
+    read: &mut ReadFolders<'r>,
 ) -> Result<(), VcsError> {
     use std::cmp::Ordering;
     if let (Some(x), Some(y)) = (a, b) {
@@ -491,7 +535,7 @@ fn diff_trees(
             Ordering::Equal => (xs.next(), ys.next()),
         };
         if x.as_ref().map(TreeEntry::id) != y.as_ref().map(TreeEntry::id) {
-            diff_entry(repo, x.as_ref(), y.as_ref(), dir, out)?;
+            diff_entry(repo, x.as_ref(), y.as_ref(), dir, out, read)?;
         }
     }
 }
@@ -511,12 +555,13 @@ fn git_order(a: &TreeEntry<'_>, b: &TreeEntry<'_>) -> std::cmp::Ordering {
 
 /// One name whose entries differ between two trees: its path if either side
 /// is a file, and the differences below it if either side is a folder.
-fn diff_entry(
-    repo: &Repository,
+fn diff_entry<'r>(
+    repo: &'r Repository,
     x: Option<&TreeEntry<'_>>,
     y: Option<&TreeEntry<'_>>,
     dir: &str,
     out: &mut Vec<String>,
+    read: &mut ReadFolders<'r>,
 ) -> Result<(), VcsError> {
     let Some(name) = y
         .or(x)
@@ -525,7 +570,7 @@ fn diff_entry(
         return Ok(());
     };
     let path = format!("{dir}{name}");
-    let as_tree = |e: Option<&TreeEntry<'_>>| -> Result<Option<Tree<'_>>, VcsError> {
+    let as_tree = |e: Option<&TreeEntry<'_>>| -> Result<Option<Tree<'r>>, VcsError> {
         match e {
             Some(e) if e.kind() == Some(ObjectType::Tree) => Ok(Some(repo.find_tree(e.id())?)),
             _ => Ok(None),
@@ -534,7 +579,17 @@ fn diff_entry(
     let is_blob = |e: Option<&TreeEntry<'_>>| e.is_some_and(|e| e.kind() == Some(ObjectType::Blob));
     let (tx, ty) = (as_tree(x)?, as_tree(y)?);
     if tx.is_some() || ty.is_some() {
-        diff_trees(repo, tx.as_ref(), ty.as_ref(), &format!("{path}/"), out)?;
+        diff_trees(
+            repo,
+            tx.as_ref(),
+            ty.as_ref(),
+            &format!("{path}/"),
+            out,
+            read,
+        )?;
+    }
+    if let Some(ty) = ty {
+        read.insert(path.clone(), ty);
     }
     if is_blob(x) || is_blob(y) {
         out.push(path);
@@ -1160,6 +1215,35 @@ mod tests {
         assert!(changed_paths(dir.path(), "tenants/x", &a, &a)
             .unwrap()
             .is_empty());
+    }
+
+    #[test]
+    fn changed_units_are_read_with_the_comparison() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repository::init(dir.path()).unwrap();
+        let files = |a: &'static str| {
+            vec![
+                ("agents/a.yaml", a),
+                ("agents/a.txt", "beside a"),
+                ("agents/b.yaml", "1"),
+                ("tools/t.yaml", "1"),
+            ]
+        };
+        let from = commit_exactly(&repo, &files("1"));
+        let to = commit_exactly(&repo, &files("2"));
+        let (changed, source) =
+            changed_paths_and_units(dir.path(), "tenants/x", &from, &to, |changed| {
+                Some(changed.iter().cloned().collect())
+            })
+            .unwrap();
+        assert_eq!(changed, ["agents/a.yaml"]);
+        let source = source.expect("the units' files");
+        assert_eq!(source.commit(), to);
+        assert_eq!(source.list().unwrap(), ["agents/a.txt", "agents/a.yaml"]);
+        assert_eq!(source.read("agents/a.yaml").unwrap(), b"2");
+        let (_, none) =
+            changed_paths_and_units(dir.path(), "tenants/x", &from, &to, |_| None).unwrap();
+        assert!(none.is_none());
     }
 
     #[test]

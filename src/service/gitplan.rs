@@ -209,16 +209,26 @@ pub fn plan_from_git(
     let commit = vcs::resolve_commit(repo_root, rev)?;
     let drift = store.drift(tenant)?;
     let mut since_last = None;
+    let mut units_source = None;
     if let Some(last) = record.last_commit.as_deref() {
         if drift.is_empty() && vcs::is_ancestor(repo_root, last, &commit)? {
-            since_last = Some(vcs::changed_paths(repo_root, &rel, last, &commit)?);
+            // A file at the tenant's top (tenant.toml) is checked by a whole read.
+            let (changed, source) =
+                vcs::changed_paths_and_units(repo_root, &rel, last, &commit, |changed| {
+                    changed
+                        .iter()
+                        .all(|p| p.contains('/'))
+                        .then(|| units_of_paths(changed))
+                })?;
+            since_last = Some(changed);
+            units_source = source;
         }
     }
     let incremental = since_last.is_some();
     let changed_files = since_last.unwrap_or_default();
-    let mut tree_plan = match incremental {
-        true => plan_changed(store, repo_root, tenant, &commit, &changed_files, options)?,
-        false => None,
+    let mut tree_plan = match units_source {
+        Some(source) => plan_changed(store, tenant, &source, &changed_files, options)?,
+        None => None,
     };
     let partial = tree_plan.is_some();
     if tree_plan.is_none() {
@@ -270,23 +280,14 @@ fn open_tree(
 /// ([`partial_plan::plan_units`]); `None` when the whole index is needed.
 fn plan_changed(
     store: &dyn Store,
-    repo_root: &Path,
     tenant: &str,
-    commit: &str,
+    source: &GitTreeSource,
     changed_files: &[String],
     options: DiffOptions,
 ) -> Result<Option<TreePlan>, GitPlanError> {
-    // A file at the tenant's top (tenant.toml) is checked by a whole read.
-    if changed_files.iter().any(|p| !p.contains('/')) {
-        return Ok(None);
-    }
     let units = units_of_paths(changed_files);
-    let source = GitTreeSource::open_units(repo_root, &tenant_rel(tenant), commit, &units)?;
-    if !source.exists() {
-        return Ok(None);
-    }
     Ok(partial_plan::plan_units(
-        store, tenant, &source, &units, options,
+        store, tenant, source, &units, options,
     )?)
 }
 
