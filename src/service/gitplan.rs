@@ -162,6 +162,16 @@ pub fn tenant_rel(tenant: &str) -> String {
     format!("tenants/{tenant}")
 }
 
+/// The units to read for files changed since the last applied commit, or
+/// `None` when a file at the tenant's top (tenant.toml) changed, which only
+/// a whole read checks.
+pub fn units_to_read(changed: &[String]) -> Option<HashSet<String>> {
+    changed
+        .iter()
+        .all(|p| p.contains('/'))
+        .then(|| units_of_paths(changed))
+}
+
 /// The YAML units that files of a tree belong to (a content file belongs to the YAML beside it).
 pub fn units_of_paths(paths: &[String]) -> HashSet<String> {
     paths
@@ -212,14 +222,8 @@ pub fn plan_from_git(
     let mut units_source = None;
     if let Some(last) = record.last_commit.as_deref() {
         if drift.is_empty() && vcs::is_ancestor(repo_root, last, &commit)? {
-            // A file at the tenant's top (tenant.toml) is checked by a whole read.
             let (changed, source) =
-                vcs::changed_paths_and_units(repo_root, &rel, last, &commit, |changed| {
-                    changed
-                        .iter()
-                        .all(|p| p.contains('/'))
-                        .then(|| units_of_paths(changed))
-                })?;
+                vcs::changed_paths_and_units(repo_root, &rel, last, &commit, units_to_read)?;
             since_last = Some(changed);
             units_source = source;
         }

@@ -27,7 +27,9 @@ use crate::backend::vcs::{self, GitTreeSource};
 use crate::domain::diagnostic::{self, Diagnostic};
 use crate::domain::plan::{DiffOptions, Plan};
 use crate::domain::tree::{self, MemoryTree, SourceError, TreeSource, TENANT_FILE};
-use crate::service::gitplan::{tenant_rel, tenant_tree, units_of_paths, GitPlan, GitPlanError};
+use crate::service::gitplan::{
+    tenant_rel, tenant_tree, units_of_paths, units_to_read, GitPlan, GitPlanError,
+};
 use crate::service::partial_plan;
 use crate::service::pipeline::{self, PipelineError, ReadStats, Sent, TreePlan};
 
@@ -147,20 +149,17 @@ pub fn plan_from_git(
     let commit = vcs::resolve_commit(repo_root, rev)?;
     if let Some(last) = record.last_commit.as_deref() {
         if remote.drift(tenant)?.is_empty() && vcs::is_ancestor(repo_root, last, &commit)? {
-            let changed_files = vcs::changed_paths(repo_root, &rel, last, &commit)?;
-            let since = (last, commit.as_str());
             // Only the changed units' files are read, unless tenant.toml changed too.
-            let changes = match changed_files.iter().all(|p| p.contains('/')) {
-                true => {
-                    let units = units_of_paths(&changed_files);
-                    let changes = GitTreeSource::open_units(repo_root, &rel, &commit, &units)?;
-                    if !changes.exists() {
-                        // The revision has no folder for the tenant: say so as a whole read does.
-                        tenant_tree(repo_root, tenant, rev)?;
-                    }
-                    changes
+            let (changed_files, units) =
+                vcs::changed_paths_and_units(repo_root, &rel, last, &commit, units_to_read)?;
+            let since = (last, commit.as_str());
+            let changes = match units {
+                Some(changes) => changes,
+                // No folder for the tenant at the revision: say so as a whole read does.
+                None if units_to_read(&changed_files).is_some() => {
+                    tenant_tree(repo_root, tenant, rev)?
                 }
-                false => tenant_tree(repo_root, tenant, &commit)?,
+                None => tenant_tree(repo_root, tenant, &commit)?,
             };
             if let Some(tree_plan) =
                 plan_changes(remote, tenant, &changes, since, &changed_files, options)?
