@@ -413,7 +413,7 @@ struct Ctx<'a> {
     by_id: HashMap<String, &'a Resource>,
     /// The archive's workflows (ID, name), kept apart from its model so
     /// that the model's resources can move into the plan's items.
-    workflows: &'a [(Option<String>, String)],
+    workflows: Vec<(Option<String>, String)>,
 }
 
 impl<'a> Ctx<'a> {
@@ -422,7 +422,6 @@ impl<'a> Ctx<'a> {
         archive: &'a Archive,
         opts: &'a ImportOptions,
         target: &'a Target,
-        workflows: &'a [(Option<String>, String)],
     ) -> Self {
         Ctx {
             tenant,
@@ -430,7 +429,7 @@ impl<'a> Ctx<'a> {
             opts,
             by_id: target.by_id(),
             target,
-            workflows,
+            workflows: archive_workflows(&archive.model),
         }
     }
 }
@@ -446,19 +445,11 @@ fn archive_workflows(model: &TenantModel) -> Vec<(Option<String>, String)> {
 
 /// Compute an import of `archive` onto `tenant`: the preview and the writes,
 /// at the tenant revision the plan records as its base.
+///
+/// Once the local IDs are mapped, each resource moves out of the archive's
+/// model into its item, so the plan never holds the archive's resources
+/// twice.
 pub fn plan(
-    store: &dyn Store,
-    tenant: &str,
-    archive: &Archive,
-    opts: &ImportOptions,
-) -> Result<ImportPlan, ImportError> {
-    plan_owned(store, tenant, archive.clone(), opts)
-}
-
-/// [`plan`] of an archive handed over: once the local IDs are mapped, each
-/// resource moves out of the archive's model into its item, so the plan
-/// never holds the archive's resources twice.
-fn plan_owned(
     store: &dyn Store,
     tenant: &str,
     mut archive: Archive,
@@ -469,17 +460,22 @@ fn plan_owned(
     }
     let target = Target::read(store, tenant, &archive.source_key)?;
     foreign_secrets(store, tenant, &archive)?;
-    let workflows = archive_workflows(&archive.model);
     let mut preview = ImportPreview {
         base_revision: target.revision,
         ..ImportPreview::default()
     };
-    let local = map_ids(
-        &Ctx::new(tenant, &archive, opts, &target, &workflows),
-        &mut preview.removed,
-    )?;
+    let mapping = Ctx::new(tenant, &archive, opts, &target);
+    let local = map_ids(&mapping, &mut preview.removed)?;
+    let Ctx { workflows, .. } = mapping;
     let model = std::mem::take(&mut archive.model);
-    let cx = Ctx::new(tenant, &archive, opts, &target, &workflows);
+    let cx = Ctx {
+        tenant,
+        archive: &archive,
+        opts,
+        by_id: target.by_id(),
+        target: &target,
+        workflows,
+    };
     let mut items = Vec::with_capacity(model.len());
     for r in model.resources.into_values() {
         items.push(item_of(&cx, &local, r, &mut preview)?);
@@ -1270,7 +1266,7 @@ pub fn import_bytes(
     let decoded = decode(&read)?;
     // The decompressed files are not needed once decoded.
     drop(read);
-    let mut plan = plan_owned(&*store, tenant, decoded, opts)?;
+    let mut plan = plan(&*store, tenant, decoded, opts)?;
     if let Some(base) = base_revision {
         if base != plan.base_revision {
             return Err(ImportError::Store(StoreError::Stale {
@@ -1340,15 +1336,14 @@ mod tests {
     }
 
     fn cx<'a>(target: &'a Target, archive: &'a Archive, opts: &'a ImportOptions) -> Ctx<'a> {
-        let workflows = Box::leak(Box::new(archive_workflows(&archive.model)));
-        Ctx::new(PROD, archive, opts, target, workflows)
+        Ctx::new(PROD, archive, opts, target)
     }
 
     #[test]
     fn execute_writes_resources_and_sync_records_in_one_transaction_at_the_preview_base() {
         let (_t, mut store, archive) = setup();
-        let first = plan(&store, PROD, &archive, &opts(Strategy::Create)).unwrap();
-        let second = plan(&store, PROD, &archive, &opts(Strategy::Create)).unwrap();
+        let first = plan(&store, PROD, archive.clone(), &opts(Strategy::Create)).unwrap();
+        let second = plan(&store, PROD, archive.clone(), &opts(Strategy::Create)).unwrap();
         assert_eq!(first.base_revision, second.base_revision);
         assert_eq!(first.preview.base_revision, first.base_revision);
         let done = execute(&mut store, first.clone()).unwrap();
@@ -1382,7 +1377,7 @@ mod tests {
         assert!(created
             .values()
             .all(|(id, matched)| !matched && !id.is_empty()));
-        let p = plan(&store, PROD, &archive, &create).unwrap();
+        let p = plan(&store, PROD, archive.clone(), &create).unwrap();
         execute(&mut store, p.clone()).unwrap();
         let target = Target::read(&store, PROD, &archive.source_key).unwrap();
         let merge = opts(Strategy::Merge);
@@ -1397,9 +1392,9 @@ mod tests {
     fn an_equal_resource_is_skipped_and_an_unselected_one_too() {
         let (_t, mut store, archive) = setup();
         let create = opts(Strategy::Create);
-        let first = plan(&store, PROD, &archive, &create).unwrap();
+        let first = plan(&store, PROD, archive.clone(), &create).unwrap();
         execute(&mut store, first.clone()).unwrap();
-        let again = plan(&store, PROD, &archive, &create).unwrap();
+        let again = plan(&store, PROD, archive.clone(), &create).unwrap();
         assert!(again
             .preview
             .resources
@@ -1476,7 +1471,7 @@ mod tests {
     fn a_write_whose_dependency_does_not_land_becomes_a_conflict() {
         let (_t, store, archive) = setup();
         let create = opts(Strategy::Create);
-        let mut p = plan(&store, PROD, &archive, &create).unwrap();
+        let mut p = plan(&store, PROD, archive.clone(), &create).unwrap();
         let target = Target::read(&store, PROD, &archive.source_key).unwrap();
         let local = map_created(&cx(&target, &archive, &create));
         for it in p
@@ -1505,7 +1500,7 @@ mod tests {
     fn upgrade_matches_onto_the_named_agent_or_refuses_an_unknown_one() {
         let (_t, mut store, archive) = setup();
         let create = opts(Strategy::Create);
-        let first = plan(&store, PROD, &archive, &create).unwrap();
+        let first = plan(&store, PROD, archive.clone(), &create).unwrap();
         execute(&mut store, first.clone()).unwrap();
         let target = Target::read(&store, PROD, &archive.source_key).unwrap();
         let upgrade = ImportOptions {
@@ -1556,7 +1551,7 @@ mod tests {
     #[test]
     fn preview_rows_list_agents_first_then_their_parts() {
         let (_t, store, archive) = setup();
-        let p = plan(&store, PROD, &archive, &opts(Strategy::Create)).unwrap();
+        let p = plan(&store, PROD, archive.clone(), &opts(Strategy::Create)).unwrap();
         assert_eq!(p.preview.resources[0].resource_type, "agent");
         let (pairs, aligned) = aligned_target(
             archive.model.get(Kind::Agent, "support-bot").unwrap(),
