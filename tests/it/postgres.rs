@@ -297,6 +297,12 @@ fn what_users_see(env: &TestEnv, store: &str, tag: &str) -> Vec<(String, Vec<u8>
             .ok();
         seen.push((format!("vars {tenant}"), vars.stdout.into_bytes()));
     }
+    // The tenants with their resource counts, which a copy counts again.
+    let tenants = env
+        .ferry(&["--store", store, "tenant", "list", "--output", "json"])
+        .ok();
+    assert!(tenants.stdout.contains("resources"), "{}", tenants.stdout);
+    seen.push(("tenants".into(), tenants.stdout.into_bytes()));
     seen
 }
 

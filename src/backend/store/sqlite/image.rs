@@ -104,11 +104,7 @@ impl ImageStore for SqliteStore {
             }
         }
         for t in &image.tenants {
-            tx.execute(
-                "UPDATE tenants SET resource_count = \
-                   (SELECT COUNT(*) FROM resources r WHERE r.tenant = tenants.name) WHERE name = ?1",
-                [t],
-            )?;
+            super::recount(&tx, t)?;
         }
         let current: String =
             tx.query_row("SELECT value FROM meta WHERE key = 'revision'", [], |r| {

@@ -389,14 +389,19 @@ fn keep_count(
             )?
             .execute(params![tenant, delta])?;
         }
-        None => {
-            tx.prepare_cached(
-                "UPDATE tenants SET resource_count = \
-                   (SELECT COUNT(*) FROM resources r WHERE r.tenant = tenants.name) WHERE name = ?1",
-            )?
-            .execute(params![tenant])?;
-        }
+        None => recount(tx, tenant)?,
     }
+    Ok(())
+}
+
+/// Count the tenant's resources again into its row (a big write, a store
+/// copy's load).
+pub(crate) fn recount(tx: &rusqlite::Transaction<'_>, tenant: &str) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "UPDATE tenants SET resource_count = \
+           (SELECT COUNT(*) FROM resources r WHERE r.tenant = tenants.name) WHERE name = ?1",
+    )?
+    .execute(params![tenant])?;
     Ok(())
 }
 
