@@ -567,6 +567,21 @@ impl Spec {
         v.unwrap_or(serde_json::Value::Null)
     }
 
+    /// Whether this spec's JSON form contains `marker` (an ASCII marker
+    /// such as `ENC[age,` or the scrubbed-secret placeholder, which JSON
+    /// writes unescaped). Written straight to bytes, without a JSON tree.
+    pub fn mentions(&self, marker: &str) -> bool {
+        let mut json = Vec::with_capacity(2048);
+        if serde_json::to_writer(&mut json, self).is_err() {
+            return self.to_json().to_string().contains(marker);
+        }
+        let marker = marker.as_bytes();
+        !marker.is_empty()
+            && json
+                .windows(marker.len())
+                .any(|w| w[0] == marker[0] && w == marker)
+    }
+
     /// Deserialize a spec of `kind` from any serde format (a JSON tree, JSON
     /// text, YAML): the one place that knows which type each kind's spec is.
     pub fn deserialize_as<'de, D: serde::Deserializer<'de>>(
@@ -801,5 +816,34 @@ impl Serialize for Spec {
             Spec::Agent(x) => x.serialize(s),
             Spec::Evaluation(x) => x.serialize(s),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::domain::plan::tests::res;
+    use crate::domain::secrets::{ENC_PREFIX, PLACEHOLDER};
+
+    #[test]
+    fn a_spec_mentions_what_its_strings_hold() {
+        let plain = res(
+            "Connection",
+            "con_1",
+            "crm",
+            serde_json::json!({"type": "http", "baseUrl": "https://crm.example"}),
+        );
+        assert!(!plain.spec.mentions(ENC_PREFIX));
+        assert!(!plain.spec.mentions(PLACEHOLDER));
+        assert!(plain.spec.mentions("crm.example"));
+        let nested = res(
+            "Connection",
+            "con_2",
+            "erp",
+            serde_json::json!({"type": "http", "baseUrl": "https://erp.example",
+                "credentials": {"token": PLACEHOLDER}}),
+        );
+        assert!(nested.spec.mentions(PLACEHOLDER));
+        assert!(!nested.spec.mentions(ENC_PREFIX));
+        assert!(!nested.spec.mentions(""));
     }
 }

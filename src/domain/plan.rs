@@ -510,7 +510,7 @@ pub fn diff<E>(
     let update_ids: Vec<String> = compared
         .updates
         .iter()
-        .map(|(r, _)| r.id().unwrap_or_default().to_string())
+        .map(|s| s.0.id().unwrap_or_default().to_string())
         .collect();
     let current: HashMap<String, Resource> = fetch(&update_ids)?
         .into_iter()
@@ -519,12 +519,12 @@ pub fn diff<E>(
     let upserts = compared
         .creates
         .into_iter()
-        .map(|(r, h)| (ActionKind::Create, r, h))
+        .map(|s| (ActionKind::Create, s))
         .chain(
             compared
                 .updates
                 .into_iter()
-                .map(|(r, h)| (ActionKind::Update, r, h)),
+                .map(|s| (ActionKind::Update, s)),
         )
         .collect();
     let mut actions = upsert_actions(upserts, &current, index, names, &mut summary);
@@ -557,8 +557,9 @@ pub fn diff<E>(
     })
 }
 
-/// A resource to write and its unit hash.
-type Staged = (Resource, String);
+/// A resource to write and its unit hash, boxed once: the plan moves it
+/// from the comparison into its action without copying the resource.
+type Staged = Box<(Resource, String)>;
 
 /// The desired resources sorted against the index.
 struct Compared {
@@ -576,7 +577,7 @@ struct Compared {
 /// creates, updates, and unchanged ones (counted as skips in `summary`).
 fn compare_with_index(desired: Vec<Desired>, index: &Index, summary: &mut Summary) -> Compared {
     let mut out = Compared {
-        creates: Vec::new(),
+        creates: Vec::with_capacity(desired.len()),
         updates: Vec::new(),
         refresh: Vec::new(),
         desired_ids: HashSet::with_capacity(desired.len()),
@@ -589,7 +590,7 @@ fn compare_with_index(desired: Vec<Desired>, index: &Index, summary: &mut Summar
         let id = d.resource.id().unwrap_or_default().to_string();
         out.desired_ids.insert(id.clone());
         match index.get(&id) {
-            None => out.creates.push((d.resource, d.hash)),
+            None => out.creates.push(Box::new((d.resource, d.hash))),
             Some(e) if e.content_hash == hash => {
                 summary.skip += 1;
                 if e.file_hash != d.hash {
@@ -599,7 +600,7 @@ fn compare_with_index(desired: Vec<Desired>, index: &Index, summary: &mut Summar
                     });
                 }
             }
-            Some(_) => out.updates.push((d.resource, d.hash)),
+            Some(_) => out.updates.push(Box::new((d.resource, d.hash))),
         }
     }
     out
@@ -608,7 +609,7 @@ fn compare_with_index(desired: Vec<Desired>, index: &Index, summary: &mut Summar
 /// The create and update actions, top-down along references; an update
 /// carries its field changes against `current` (the stored drafts).
 fn upsert_actions(
-    mut upserts: Vec<(ActionKind, Resource, String)>,
+    upserts: Vec<(ActionKind, Staged)>,
     current: &HashMap<String, Resource>,
     index: &Index,
     names: &dyn Names,
@@ -617,27 +618,28 @@ fn upsert_actions(
     let order = topo(
         &upserts
             .iter()
-            .map(|(_, r, _)| {
+            .map(|(_, s)| {
+                let r = &s.0;
                 (
-                    r.id().unwrap_or_default().to_string(),
+                    r.id().unwrap_or_default(),
                     r.kind(),
-                    r.name().to_string(),
+                    r.name(),
                     r.refs().into_iter().map(|(_, x)| x).collect::<Vec<_>>(),
                 )
             })
             .collect::<Vec<_>>(),
     );
-    let mut slots: Vec<Option<(ActionKind, Resource, String)>> =
-        upserts.drain(..).map(Some).collect();
+    let mut slots: Vec<Option<(ActionKind, Staged)>> = upserts.into_iter().map(Some).collect();
     let mut actions = Vec::with_capacity(slots.len());
     for i in order {
-        let Some((kind_of_action, resource, hash)) = slots[i].take() else {
+        let Some((kind_of_action, staged)) = slots[i].take() else {
             continue;
         };
+        let resource = &staged.0;
         let id = resource.id().unwrap_or_default().to_string();
         let changes = match (kind_of_action, current.get(&id)) {
             (ActionKind::Update, Some(cur)) => {
-                field_changes(&render_names(cur, index), &render_names(&resource, names))
+                field_changes(&render_names(cur, index), &render_names(resource, names))
             }
             _ => Vec::new(),
         };
@@ -653,7 +655,7 @@ fn upsert_actions(
             changes,
             reason: None,
             payload: None,
-            staged: Some(Box::new((resource, hash))),
+            staged: Some(staged),
         });
     }
     actions
@@ -705,7 +707,10 @@ fn delete_actions(
     let order = topo(
         &gone
             .iter()
-            .map(|e| (e.id.clone(), e.kind, e.name.clone(), e.refs.clone()))
+            .map(|e| {
+                let refs: Vec<&str> = e.refs.iter().map(String::as_str).collect();
+                (e.id.as_str(), e.kind, e.name.as_str(), refs)
+            })
             .collect::<Vec<_>>(),
     );
     let mut out = Vec::with_capacity(gone.len());
@@ -752,16 +757,15 @@ fn absent_of(gone: &[&IndexEntry]) -> Vec<Absent> {
 
 /// Order items so that each comes after what it references: by kind, then
 /// by dependency within a kind, then by name.
-pub fn topo(items: &[(String, Kind, String, Vec<String>)]) -> Vec<usize> {
+pub fn topo<R: AsRef<str>>(items: &[(&str, Kind, &str, Vec<R>)]) -> Vec<usize> {
     let mut by_kind: BTreeMap<Kind, Vec<usize>> = BTreeMap::new();
     for (i, it) in items.iter().enumerate() {
         by_kind.entry(it.1).or_default().push(i);
     }
     let mut out = Vec::with_capacity(items.len());
     for (_, mut members) in by_kind {
-        members.sort_by(|a, b| items[*a].2.cmp(&items[*b].2));
-        let pos: HashMap<&str, usize> =
-            members.iter().map(|i| (items[*i].0.as_str(), *i)).collect();
+        members.sort_by(|a, b| items[*a].2.cmp(items[*b].2));
+        let pos: HashMap<&str, usize> = members.iter().map(|i| (items[*i].0, *i)).collect();
         let mut done: HashSet<usize> = HashSet::new();
         for start in members {
             // Iterative post-order DFS within the kind.
@@ -778,7 +782,7 @@ pub fn topo(items: &[(String, Kind, String, Vec<String>)]) -> Vec<usize> {
                     if let Some(top) = stack.last_mut() {
                         top.1 += 1;
                     }
-                    if let Some(&j) = pos.get(r.as_str()) {
+                    if let Some(&j) = pos.get(r.as_ref()) {
                         if !done.contains(&j) && !active.contains(&j) {
                             stack.push((j, 0));
                         }
@@ -873,8 +877,8 @@ pub(crate) mod tests {
             &mut summary,
         );
         assert_eq!(summary.skip, 2);
-        assert_eq!(c.creates, vec![(new, "h4".to_string())]);
-        assert_eq!(c.updates, vec![(changed, "h3".to_string())]);
+        assert_eq!(c.creates, vec![Box::new((new, "h4".to_string()))]);
+        assert_eq!(c.updates, vec![Box::new((changed, "h3".to_string()))]);
         assert_eq!(
             c.refresh,
             vec![HashRefresh {
@@ -897,8 +901,8 @@ pub(crate) mod tests {
         names.insert(Kind::Tool, "lookup", "tol_1");
         let actions = upsert_actions(
             vec![
-                (ActionKind::Update, new, "h2".into()),
-                (ActionKind::Create, conn, "h1".into()),
+                (ActionKind::Update, Box::new((new, "h2".into()))),
+                (ActionKind::Create, Box::new((conn, "h1".into()))),
             ],
             &current,
             &index,

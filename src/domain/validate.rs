@@ -305,27 +305,33 @@ fn assign_ids(
     index: &Index,
     names: &mut DesiredNames<'_>,
 ) -> (Vec<Desired>, Vec<bool>) {
-    let mut desired = Vec::with_capacity(loaded.len());
-    let mut explicit = Vec::with_capacity(loaded.len());
-    for l in loaded {
-        let mut resource = l.resource;
-        explicit.push(resource.metadata.id.is_some());
-        let kind = resource.kind();
-        let id = match &resource.metadata.id {
-            Some(id) => id.clone(),
-            None => match index.by_name(kind, resource.name()) {
-                Some(e) => e.id.clone(),
-                None => ids::derived_id(tenant, kind, resource.name()),
-            },
-        };
-        resource.metadata.id = Some(id.clone());
-        names.insert(kind, resource.name(), &id);
-        desired.push(Desired {
-            path: l.path,
-            hash: l.hash,
-            resource,
-        });
-    }
+    let explicit: Vec<bool> = loaded
+        .iter()
+        .map(|l| l.resource.metadata.id.is_some())
+        .collect();
+    // A `Loaded` becomes a `Desired` of the same shape: collected in place,
+    // in the same buffer, without copying the tree's resources elsewhere.
+    let desired: Vec<Desired> = loaded
+        .into_iter()
+        .map(|l| {
+            let mut resource = l.resource;
+            let kind = resource.kind();
+            let id = match &resource.metadata.id {
+                Some(id) => id.clone(),
+                None => match index.by_name(kind, resource.name()) {
+                    Some(e) => e.id.clone(),
+                    None => ids::derived_id(tenant, kind, resource.name()),
+                },
+            };
+            names.insert(kind, resource.name(), &id);
+            resource.metadata.id = Some(id);
+            Desired {
+                path: l.path,
+                hash: l.hash,
+                resource,
+            }
+        })
+        .collect();
     (desired, explicit)
 }
 

@@ -213,14 +213,10 @@ pub fn undecryptable(
     desired: &[validate::Desired],
     lines: validate::LineLookup<'_>,
 ) -> Result<Vec<Diagnostic>, PipelineError> {
-    let encrypted = |d: &validate::Desired| {
-        d.resource
-            .spec
-            .to_json()
-            .to_string()
-            .contains(crate::domain::secrets::ENC_PREFIX)
-    };
-    if !desired.iter().any(encrypted) {
+    use rayon::prelude::*;
+    let encrypted =
+        |d: &validate::Desired| d.resource.spec.mentions(crate::domain::secrets::ENC_PREFIX);
+    if !desired.par_iter().any(encrypted) {
         return Ok(Vec::new());
     }
     let identity = match store.identity(tenant) {
@@ -347,10 +343,10 @@ fn keep_stored_secrets(
     desired: &mut [validate::Desired],
     diagnostics: &mut Vec<Diagnostic>,
 ) -> Result<(), PipelineError> {
-    let holds_placeholder =
-        |d: &validate::Desired| d.resource.spec.to_json().to_string().contains(PLACEHOLDER);
+    use rayon::prelude::*;
+    let holds_placeholder = |d: &validate::Desired| d.resource.spec.mentions(PLACEHOLDER);
     let ids: Vec<String> = desired
-        .iter()
+        .par_iter()
         .filter(|d| holds_placeholder(d))
         .filter_map(|d| d.resource.id().filter(|id| index.get(id).is_some()))
         .map(str::to_string)

@@ -759,6 +759,11 @@ pub fn read_tree_skipping(
             }
         })
         .collect();
+    let loaded = results
+        .iter()
+        .filter(|r| matches!(r, One::Loaded(..)))
+        .count();
+    out.loaded.reserve_exact(loaded);
     for r in results {
         match r {
             One::Unchanged(p, h) => out.unchanged.push((p, h)),
