@@ -82,7 +82,7 @@ pub fn batch_of(plan: &Plan, versions: Vec<VersionRecord>) -> Result<WriteBatch<
         match a.action {
             ActionKind::Create | ActionKind::Update => {
                 if let Some(w) = a.written()? {
-                    batch.upserts.push(w);
+                    batch.upserts.push((w.0.into(), w.1));
                 }
             }
             ActionKind::Delete => batch.deletes.push(a.id.clone()),

@@ -10,7 +10,7 @@
 //! end has one (so a tag exists only for a recorded publish). [`revert`]
 //! is the one rollback, with its preview. Errors are [`StagingError`]s.
 
-use std::borrow::Cow;
+use crate::backend::store::BatchDraft;
 use std::collections::{BTreeMap, HashSet};
 
 use serde::Serialize;
@@ -521,7 +521,7 @@ fn write_rollback(
     };
     for r in &plan.outcome.upserts {
         let hash = pipeline::canonical_unit_hash(&render_names(r, &names))?;
-        batch.upserts.push((Cow::Borrowed(r), hash));
+        batch.upserts.push((BatchDraft::Borrowed(r), hash));
     }
     Ok(Some(store.write(tenant, &batch)?))
 }

@@ -13,7 +13,7 @@
 //! see [`crate::service::publishing`]. An edit that changes nothing writes nothing.
 //! The HTTP server and the CLI share this one implementation.
 
-use std::borrow::Cow;
+use crate::backend::store::BatchDraft;
 use std::collections::{BTreeMap, HashSet};
 
 use serde::{Deserialize, Serialize};
@@ -1087,7 +1087,7 @@ fn edits_as(
     };
     for r in &changed {
         let hash = pipeline::canonical_unit_hash(&render_names(r, &names))?;
-        batch.upserts.push((Cow::Borrowed(r), hash));
+        batch.upserts.push((BatchDraft::Borrowed(r), hash));
     }
     outcome.revision = store.write(tenant, &batch)?;
     Ok(outcome)

@@ -6,7 +6,7 @@
 //! transaction against the tenant revision it was read at, with the unit
 //! hash its tree form would have. Production is untouched until a publish.
 
-use std::borrow::Cow;
+use crate::backend::store::BatchDraft;
 
 use crate::backend::store::{Store, StoreError, WriteBatch};
 use crate::domain::access::{AccessError, Role};
@@ -86,7 +86,7 @@ pub fn set_syncable(
     let hash = pipeline::canonical_unit_hash(&render_names(&draft, &names))?;
     let batch = WriteBatch {
         base_revision: revision,
-        upserts: vec![(Cow::Borrowed(&draft), hash)],
+        upserts: vec![(BatchDraft::Borrowed(&draft), hash)],
         actor: actor.name().map(str::to_string),
         ..WriteBatch::default()
     };

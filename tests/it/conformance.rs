@@ -16,8 +16,8 @@
 //! it when dropped. Properties that need a second connection (read
 //! snapshots) or an injected fault open the URL again.
 
+use ferry::backend::store::BatchDraft;
 use std::any::Any;
-use std::borrow::Cow;
 use std::path::PathBuf;
 
 use ferry::backend::store::{
@@ -227,10 +227,10 @@ fn id(r: &Resource) -> String {
     r.id().unwrap().to_string()
 }
 
-fn upserts<'a>(resources: &[&'a Resource]) -> Vec<(Cow<'a, Resource>, String)> {
+fn upserts<'a>(resources: &[&'a Resource]) -> Vec<(BatchDraft<'a>, String)> {
     resources
         .iter()
-        .map(|r| (Cow::Borrowed(*r), format!("file:{}", r.name())))
+        .map(|r| (BatchDraft::Borrowed(r), format!("file:{}", r.name())))
         .collect()
 }
 

@@ -446,7 +446,10 @@ fn an_undecryptable_secret_is_refused_without_showing_it() {
     .unwrap();
     let batch = ferry::backend::store::WriteBatch {
         base_revision: revision,
-        upserts: vec![(std::borrow::Cow::Owned(crm), "legacy".into())],
+        upserts: vec![(
+            ferry::backend::store::BatchDraft::Owned(Box::new(crm)),
+            "legacy".into(),
+        )],
         ..Default::default()
     };
     s.write("acme-dev", &batch).unwrap();

@@ -210,13 +210,44 @@ pub struct TenantRecord {
     pub resources: u64,
 }
 
+/// A draft a [`WriteBatch`] writes: borrowed from the plan it came from, or
+/// owned (a batch that arrived over the wire). Two words, however large a
+/// resource is, so that a batch of 100,000 upserts stays small.
+#[derive(Debug, Clone)]
+pub enum BatchDraft<'a> {
+    /// A resource someone else holds (a plan made in this process).
+    Borrowed(&'a Resource),
+    /// A resource of the batch's own.
+    Owned(Box<Resource>),
+}
+
+impl std::ops::Deref for BatchDraft<'_> {
+    type Target = Resource;
+
+    fn deref(&self) -> &Resource {
+        match self {
+            BatchDraft::Borrowed(r) => r,
+            BatchDraft::Owned(r) => r,
+        }
+    }
+}
+
+impl<'a> From<Cow<'a, Resource>> for BatchDraft<'a> {
+    fn from(r: Cow<'a, Resource>) -> Self {
+        match r {
+            Cow::Borrowed(r) => BatchDraft::Borrowed(r),
+            Cow::Owned(r) => BatchDraft::Owned(Box::new(r)),
+        }
+    }
+}
+
 /// Everything one apply writes, in order, in one transaction.
 #[derive(Debug, Clone, Default)]
 pub struct WriteBatch<'a> {
     /// The tenant revision the batch was planned against.
     pub base_revision: u64,
     /// Resources to create or update (stored form), with their unit hashes.
-    pub upserts: Vec<(Cow<'a, Resource>, String)>,
+    pub upserts: Vec<(BatchDraft<'a>, String)>,
     /// IDs to delete.
     pub deletes: Vec<String>,
     /// File hashes to refresh (content unchanged).
@@ -231,6 +262,73 @@ pub struct WriteBatch<'a> {
     /// creates and the last editor of each draft whose content it changes.
     /// A remote store's server puts its caller here, whatever the client sent.
     pub actor: Option<String>,
+}
+
+/// The columns a store derives from a draft it writes: the canonical JSON
+/// document, its content hash, and its references, space-separated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct DraftColumns {
+    /// The canonical JSON of the resource (stored form).
+    pub document: String,
+    /// The content hash of the resource.
+    pub hash: String,
+    /// The IDs it references, space-separated.
+    pub refs: String,
+}
+
+impl DraftColumns {
+    /// The columns of `resource`.
+    pub(crate) fn of(resource: &Resource) -> DraftColumns {
+        let (json, hash) = crate::domain::state::canonical(resource);
+        let refs: Vec<String> = resource.refs().into_iter().map(|(_, r)| r).collect();
+        DraftColumns {
+            document: String::from_utf8(json).unwrap_or_default(),
+            hash,
+            refs: refs.join(" "),
+        }
+    }
+}
+
+/// How many upserts' columns are computed together, ahead of their rows.
+const COLUMN_PART: usize = 2048;
+
+/// Hand each upsert of `upserts` with its [`DraftColumns`] to `write`, in
+/// order, on this thread (the one that holds the transaction). The columns
+/// of the next part are computed on the other cores while `write` writes
+/// the rows of the current one, so serializing and hashing a large batch
+/// does not hold the store's write lock.
+pub(crate) fn with_columns<E>(
+    upserts: &[(BatchDraft<'_>, String)],
+    write: &mut dyn FnMut(&Resource, &str, DraftColumns) -> Result<(), E>,
+) -> Result<(), E> {
+    use rayon::prelude::*;
+    let columns_of = |part: &[(BatchDraft<'_>, String)]| -> Vec<DraftColumns> {
+        part.par_iter().map(|(r, _)| DraftColumns::of(r)).collect()
+    };
+    if upserts.len() <= COLUMN_PART {
+        for (resource, file_hash) in upserts {
+            write(resource, file_hash, DraftColumns::of(resource))?;
+        }
+        return Ok(());
+    }
+    let parts: Vec<&[(BatchDraft<'_>, String)]> = upserts.chunks(COLUMN_PART).collect();
+    std::thread::scope(|scope| {
+        let mut ahead = Some(scope.spawn(|| columns_of(parts[0])));
+        for (i, part) in parts.iter().enumerate() {
+            let columns = match ahead.take().map(|h| h.join()) {
+                Some(Ok(columns)) => columns,
+                // The helper thread died: compute the part here instead.
+                _ => columns_of(part),
+            };
+            if let Some(next) = parts.get(i + 1) {
+                ahead = Some(scope.spawn(move || columns_of(next)));
+            }
+            for ((resource, file_hash), c) in part.iter().zip(columns) {
+                write(resource, file_hash, c)?;
+            }
+        }
+        Ok(())
+    })
 }
 
 /// Who created a draft, and who last changed it and when, as the store
@@ -895,6 +993,60 @@ pub fn rfc3339(secs: i64) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use crate::domain::plan::tests::res;
+
+    fn connections(n: usize) -> Vec<Resource> {
+        (0..n)
+            .map(|i| {
+                res(
+                    "Connection",
+                    &format!("con_{i:05}"),
+                    &format!("crm-{i:05}"),
+                    serde_json::json!({"type": "http", "baseUrl": format!("https://{i}.example")}),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn columns_come_in_order_and_match_each_draft() {
+        let drafts = connections(COLUMN_PART * 2 + 5);
+        let upserts: Vec<(BatchDraft<'_>, String)> = drafts
+            .iter()
+            .map(|r| (BatchDraft::Borrowed(r), format!("file:{}", r.name())))
+            .collect();
+        let mut seen = Vec::new();
+        with_columns::<()>(&upserts, &mut |r, file_hash, c| {
+            assert_eq!(c, DraftColumns::of(r));
+            assert_eq!(file_hash, format!("file:{}", r.name()));
+            seen.push(r.id().unwrap_or_default().to_string());
+            Ok(())
+        })
+        .unwrap();
+        let want: Vec<String> = drafts.iter().map(|r| r.id().unwrap().to_string()).collect();
+        assert_eq!(seen, want);
+    }
+
+    #[test]
+    fn a_failed_row_stops_the_columns() {
+        let drafts = connections(COLUMN_PART + 10);
+        let upserts: Vec<(BatchDraft<'_>, String)> = drafts
+            .iter()
+            .map(|r| (BatchDraft::Owned(Box::new(r.clone())), String::new()))
+            .collect();
+        let mut written = 0;
+        let out = with_columns(&upserts, &mut |_, _, _| {
+            written += 1;
+            if written == COLUMN_PART + 3 {
+                return Err("row refused");
+            }
+            Ok(())
+        });
+        assert_eq!(out, Err("row refused"));
+        assert_eq!(written, COLUMN_PART + 3);
+    }
+
     #[test]
     fn rfc3339_formats() {
         assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00Z");

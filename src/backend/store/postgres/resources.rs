@@ -15,7 +15,7 @@ use super::super::{
 use super::{for_tenant, signed, unsigned, Query};
 use crate::domain::model::{Kind, Resource};
 use crate::domain::secrets::KeyPair;
-use crate::domain::state::{canonical, Index, IndexEntry};
+use crate::domain::state::{Index, IndexEntry};
 
 const TENANT_SELECT: &str =
     "SELECT t.name, t.environment, t.recipient, t.revision, t.last_commit, \
@@ -414,24 +414,20 @@ fn write_drafts(
                            THEN resources.revision ELSE resources.revision + 1 END \
          RETURNING (xmax = 0)",
     )?;
-    for (resource, file_hash) in &batch.upserts {
-        let id = resource.id().unwrap_or_default();
-        let (json, hash) = canonical(resource);
-        let document = String::from_utf8(json).unwrap_or_default();
-        let refs: Vec<String> = resource.refs().into_iter().map(|(_, r)| r).collect();
+    super::super::with_columns(&batch.upserts, &mut |resource, file_hash, columns| {
         let inserted: bool = tx
             .query_one(
                 &upsert,
                 &[
                     &tenant,
-                    &id,
+                    &resource.id().unwrap_or_default(),
                     &resource.kind().name(),
                     &resource.name(),
-                    &document,
+                    &columns.document,
                     &resource.content,
-                    &hash,
-                    file_hash,
-                    &refs.join(" "),
+                    &columns.hash,
+                    &file_hash,
+                    &columns.refs,
                     &now,
                     &batch.actor,
                 ],
@@ -439,8 +435,8 @@ fn write_drafts(
             .get(0);
         added += i64::from(inserted);
         n += 1;
-        WriteFault::check(fault, n)?;
-    }
+        WriteFault::check(fault, n)
+    })?;
     let delete = tx.prepare("DELETE FROM resources WHERE tenant = $1 AND id = $2")?;
     for id in &batch.deletes {
         added -= i64::try_from(tx.execute(&delete, &[&tenant, id])?).unwrap_or(0);

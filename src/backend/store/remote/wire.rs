@@ -7,7 +7,7 @@
 //! hash. Both the client (`remote/mod.rs`) and the server
 //! (`server/ferry_api.rs`) use these types, so the two cannot disagree.
 
-use std::borrow::Cow;
+use crate::backend::store::BatchDraft;
 use std::collections::BTreeMap;
 
 use base64::Engine;
@@ -235,7 +235,7 @@ impl Batch {
         let upserts = self
             .upserts
             .iter()
-            .map(|(r, h)| Ok((Cow::Owned(r.resource()?), h.clone())))
+            .map(|(r, h)| Ok((BatchDraft::Owned(Box::new(r.resource()?)), h.clone())))
             .collect::<Result<Vec<_>, String>>()?;
         Ok(WriteBatch {
             base_revision: self.base_revision,

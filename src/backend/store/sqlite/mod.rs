@@ -18,16 +18,16 @@ mod publish;
 mod tenant_admin;
 
 use super::{
-    now_rfc3339, AccessStore, CommitChange, DraftStamp, IndexKeys, PublishStore, ResourceStore,
-    SessionRecord, StoreError, SyncRecord, SyncStore, TenantRecord, TokenRecord, VersionRecord,
-    WriteBatch, WriteFault,
+    now_rfc3339, AccessStore, CommitChange, DraftColumns, DraftStamp, IndexKeys, PublishStore,
+    ResourceStore, SessionRecord, StoreError, SyncRecord, SyncStore, TenantRecord, TokenRecord,
+    VersionRecord, WriteBatch, WriteFault,
 };
 use crate::domain::access::{AccessState, Role, UserRecord};
 use crate::domain::model::{Kind, Resource};
 use crate::domain::plan::{resource_from_document_text, Absent};
 use crate::domain::publish::{PublishRecord, PublishedVersion, VersionPair};
 use crate::domain::secrets::KeyPair;
-use crate::domain::state::{canonical, Index, IndexEntry};
+use crate::domain::state::{Index, IndexEntry};
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS meta (
@@ -407,20 +407,15 @@ pub(crate) fn recount(tx: &rusqlite::Transaction<'_>, tenant: &str) -> Result<()
 
 /// Write one draft (insert or update), bumping its revision, its last
 /// change and its last editor when its content changed; `by` is recorded as
-/// the creator of a new draft.
-pub(crate) fn upsert_draft(
+/// the creator of a new draft. `columns` are computed ahead ([`DraftColumns`]).
+fn insert_draft(
     tx: &rusqlite::Transaction<'_>,
     tenant: &str,
-    resource: &Resource,
-    file_hash: &str,
+    (resource, file_hash, columns): (&Resource, &str, DraftColumns),
     now: &str,
     by: Option<&str>,
 ) -> Result<(), StoreError> {
     let id = resource.id().unwrap_or_default();
-    let (json, hash) = canonical(resource);
-    let document = String::from_utf8(json).unwrap_or_default();
-    let refs: Vec<String> = resource.refs().into_iter().map(|(_, r)| r).collect();
-    let refs = refs.join(" ");
     let mut stmt = tx.prepare_cached(
         "INSERT INTO resources (tenant, id, kind, name, document, content, content_hash, file_hash, refs, revision, updated_at, created_by, updated_by) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 1, ?10, ?11, ?11) \
@@ -439,11 +434,11 @@ pub(crate) fn upsert_draft(
         id,
         resource.kind().name(),
         resource.name(),
-        document,
+        columns.document,
         resource.content,
-        hash,
+        columns.hash,
         file_hash,
-        refs,
+        columns.refs,
         now,
         by
     ])?;
@@ -725,18 +720,17 @@ impl ResourceStore for SqliteStore {
         let mut removed = 0usize;
         let mut n = 0usize;
         WriteFault::check(self.fault, n)?;
-        for (resource, file_hash) in &batch.upserts {
-            upsert_draft(
+        super::with_columns(&batch.upserts, &mut |resource, file_hash, columns| {
+            insert_draft(
                 &tx,
                 tenant,
-                resource,
-                file_hash,
+                (resource, file_hash, columns),
                 &now,
                 batch.actor.as_deref(),
             )?;
             n += 1;
-            WriteFault::check(self.fault, n)?;
-        }
+            WriteFault::check(self.fault, n)
+        })?;
         {
             let mut del =
                 tx.prepare_cached("DELETE FROM resources WHERE tenant = ?1 AND id = ?2")?;
