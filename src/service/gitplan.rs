@@ -120,6 +120,17 @@ pub fn applied_commit(
     repo: Option<&dyn PublishTagger>,
     tenant: &TenantRecord,
 ) -> Result<Option<String>, StoreError> {
+    applied_commit_of(store, repo, tenant, None)
+}
+
+/// [`applied_commit`] when the caller holds every draft's path already
+/// (`in_store`): the store's index is then not read again.
+pub fn applied_commit_of(
+    store: &dyn Store,
+    repo: Option<&dyn PublishTagger>,
+    tenant: &TenantRecord,
+    in_store: Option<HashSet<String>>,
+) -> Result<Option<String>, StoreError> {
     let Some(last) = tenant.last_commit.as_deref() else {
         return Ok(None);
     };
@@ -132,8 +143,13 @@ pub fn applied_commit(
         };
         let (units, _) = crate::domain::tree::units_of(&paths);
         let at_commit: HashSet<String> = units.into_iter().map(|(p, _)| p).collect();
-        let (_, index) = store.index(&tenant.name)?;
-        let in_store: HashSet<String> = index.entries().iter().map(|e| e.path()).collect();
+        let in_store = match in_store {
+            Some(paths) => paths,
+            None => {
+                let (_, index) = store.index(&tenant.name)?;
+                index.entries().iter().map(|e| e.path()).collect()
+            }
+        };
         if at_commit != in_store {
             return Ok(None);
         }

@@ -184,12 +184,20 @@ pub fn scope_in(mut full: TenantModel, tenant: &str, scope: &Scope) -> Result<Sc
         Scope::All => None,
     };
     // Move what the walk reached out of the full model; nothing is copied.
-    let mut model = TenantModel::default();
-    for (k, n) in walk.seen {
-        if let Some(r) = full.resources.remove(&(k, n)) {
-            model.insert(r);
+    // A whole-tenant walk reaches everything: the full model is the model.
+    let everything = walk.seen.len() == full.resources.len()
+        && walk.seen.iter().all(|k| full.resources.contains_key(k));
+    let model = if everything {
+        full
+    } else {
+        let mut model = TenantModel::default();
+        for (k, n) in walk.seen {
+            if let Some(r) = full.resources.remove(&(k, n)) {
+                model.insert(r);
+            }
         }
-    }
+        model
+    };
     Ok(Scoped {
         model,
         agent,
@@ -467,8 +475,18 @@ fn exported_commit(
     repo: Option<&dyn PublishTagger>,
 ) -> Result<Option<String>, ExportError> {
     let record = store.tenant(tenant).map_err(PipelineError::from)?;
+    // An export of every draft names every path the store holds.
+    let every_draft = exported.drafts
+        && u64::try_from(exported.model.resources.len()).ok() == Some(record.resources);
+    let in_store = every_draft.then(|| {
+        exported
+            .model
+            .iter()
+            .map(|r| crate::domain::model::resource_path(r.kind(), r.name()))
+            .collect()
+    });
     let Some(commit) =
-        gitplan::applied_commit(store, repo, &record).map_err(PipelineError::from)?
+        gitplan::applied_commit_of(store, repo, &record, in_store).map_err(PipelineError::from)?
     else {
         return Ok(None);
     };
