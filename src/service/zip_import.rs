@@ -236,6 +236,7 @@ pub fn decode(read: &ReadArchive) -> Result<Archive, ImportError> {
         Some(m) => format!("{}/{}", m.source.instance, m.source.tenant),
         None => format!("archive/{source_tenant}"),
     };
+    diags.extend(archive_secrets(&loaded.loaded));
     let mut model = TenantModel::default();
     let mut ids_seen: BTreeMap<String, String> = BTreeMap::new();
     for l in loaded.loaded {
@@ -255,17 +256,6 @@ pub fn decode(read: &ReadArchive) -> Result<Archive, ImportError> {
                 )
                 .in_field("metadata.id"),
             );
-        }
-        let mut allowed = HashSet::new();
-        let spec = r.spec.to_json();
-        placeholder_paths(&spec, "spec", &mut allowed);
-        for s in secrets::find_plain_secrets(&spec) {
-            if !allowed.contains(&s.field) {
-                diags.push(
-                    Diagnostic::error(l.path.clone(), "plaintext-secret", s.reason.to_string())
-                        .in_field(s.field),
-                );
-            }
         }
         model.insert(r);
     }
@@ -288,6 +278,28 @@ pub fn decode(read: &ReadArchive) -> Result<Archive, ImportError> {
         root,
         source_key,
     })
+}
+
+/// The plain-text credentials of an archive's resources, checked on every
+/// core: a field that holds the scrubbed-secret placeholder is allowed.
+fn archive_secrets(loaded: &[crate::domain::tree::Loaded]) -> Vec<Diagnostic> {
+    use rayon::prelude::*;
+    loaded
+        .par_iter()
+        .flat_map_iter(|l| {
+            let mut allowed = HashSet::new();
+            let spec = l.resource.spec.to_json();
+            placeholder_paths(&spec, "spec", &mut allowed);
+            secrets::find_plain_secrets(&spec)
+                .into_iter()
+                .filter(|s| !allowed.contains(&s.field))
+                .map(|s| {
+                    Diagnostic::error(l.path.clone(), "plaintext-secret", s.reason.to_string())
+                        .in_field(s.field)
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect()
 }
 
 /// One archive resource on its way in.
@@ -497,9 +509,18 @@ pub fn plan(
 /// key (an export scrubs them; a packed tree may hold some): else the
 /// import is refused as invalid, naming each field.
 fn foreign_secrets(store: &dyn Store, tenant: &str, archive: &Archive) -> Result<(), ImportError> {
-    let desired: Vec<validate::Desired> = archive
+    use rayon::prelude::*;
+    // Only the resources that hold an encrypted value are checked (and
+    // copied for the check); an export scrubs them, so most archives have none.
+    let encrypted: Vec<&Resource> = archive
         .model
-        .iter()
+        .resources
+        .par_iter()
+        .map(|(_, r)| r)
+        .filter(|r| r.spec.mentions(secrets::ENC_PREFIX))
+        .collect();
+    let desired: Vec<validate::Desired> = encrypted
+        .into_iter()
         .map(|r| validate::Desired {
             path: resource_path(r.kind(), r.name()),
             hash: String::new(),
