@@ -143,6 +143,7 @@ scenarios_on_postgres!(
     vars_are_set_stored_encrypted_and_listed_by_name => crate::ux::vars_are_set_from_stdin_stored_encrypted_listed_by_name_and_silence_promote,
     tenant_delete_needs_yes_and_respects_lineage => crate::ux::tenant_delete_needs_yes_and_respects_lineage,
     tenant_delete_needs_an_owner_of_the_tenant => crate::roles::tenant_delete_needs_an_owner_of_the_tenant,
+    the_staging_diff_is_rendered_again_only_when_the_store_moves => crate::staging::the_staging_diff_is_rendered_again_only_when_the_store_moves,
 );
 
 #[test]

@@ -345,3 +345,54 @@ pub fn the_sharepoint_folder_is_created_updated_and_deleted_in_staging() {
     assert_eq!(diff["hasChanges"], true, "{diff}");
     assert!(diff.to_string().contains("sharepointFolder"), "{diff}");
 }
+
+/// The server's staging diff cache, on a store that keeps a staging stamp
+/// (PostgreSQL): a diff is rendered once and then served as it is while the
+/// store stands still; an edit, and a publish (which does not move the
+/// tenant revision), each make it render again, with what changed.
+pub fn the_staging_diff_is_rendered_again_only_when_the_store_moves() {
+    use ferry::service::publishing::StagingDiffCache;
+    use std::cell::Cell;
+    let env = TestEnv::acme();
+    env.ferry(&["apply", "--tenant", T, "--yes"]).ok();
+    let cache = StagingDiffCache::default();
+    let renders = Cell::new(0);
+    let diff_of = |store: &dyn ferry::backend::store::Store| -> String {
+        let bytes = cache
+            .rendered::<ferry::service::staging::StagingError>(store, T, None, |d| {
+                renders.set(renders.get() + 1);
+                Ok(serde_json::to_vec(&(d.has_changes, d.resources.len())).unwrap())
+            })
+            .unwrap();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    };
+    let mut store = env.open_store();
+    assert!(store.staging_stamp(T).unwrap().is_some(), "no stamp kept");
+    let first = diff_of(store.as_ref());
+    assert_eq!(diff_of(store.as_ref()), first);
+    assert_eq!(diff_of(store.as_ref()), first);
+    assert_eq!(
+        renders.get(),
+        1,
+        "served from the cache while nothing moved"
+    );
+
+    env.ferry(&["publish", "--tenant", T, "-m", "first"]).ok();
+    let published = diff_of(store.as_ref());
+    assert_eq!(renders.get(), 2, "a publish renders again");
+    assert_ne!(published, first);
+    assert_eq!(published, "[false,0]");
+
+    apply_edit(
+        store.as_mut(),
+        T,
+        "billing-bot",
+        &StagingEdit::SetAccess {
+            access: "public".into(),
+        },
+    )
+    .unwrap();
+    assert_eq!(diff_of(store.as_ref()), "[true,1]");
+    assert_eq!(diff_of(store.as_ref()), "[true,1]");
+    assert_eq!(renders.get(), 3, "an edit renders again, once");
+}
