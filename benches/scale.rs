@@ -131,7 +131,7 @@ fn generate(n: usize) -> TenantModel {
     for i in 0..docs {
         m.insert(Resource {
             metadata: meta(format!("doc-{i:06}")),
-            spec: Spec::Document(DocumentSpec {
+            spec: Spec::Document(Box::new(DocumentSpec {
                 title: format!("Document {i}: {}", words(i, 24)),
                 media_type: "text/markdown".into(),
                 size: Some(1000 + i as u64),
@@ -145,7 +145,7 @@ fn generate(n: usize) -> TenantModel {
                     words(i, 8).replace(' ', "-")
                 )),
                 tags: vec!["policy".into(), format!("team-{}", i % 17)],
-            }),
+            })),
             content: None,
         });
     }
@@ -156,7 +156,7 @@ fn generate(n: usize) -> TenantModel {
         headers.insert("X-Team".to_string(), format!("team-{i}"));
         m.insert(Resource {
             metadata: meta(format!("conn-{i:04}")),
-            spec: Spec::Connection(ConnectionSpec {
+            spec: Spec::Connection(Box::new(ConnectionSpec {
                 description: Some(words(i, 12)),
                 connection_type: "http".into(),
                 base_url: format!("https://api{i}.example.com/v2"),
@@ -167,14 +167,14 @@ fn generate(n: usize) -> TenantModel {
                 credentials,
                 headers,
                 timeout_ms: Some(5000),
-            }),
+            })),
             content: None,
         });
     }
     for i in 0..kbs {
         m.insert(Resource {
             metadata: meta(format!("kb-{i:05}")),
-            spec: Spec::KnowledgeBase(KnowledgeBaseSpec {
+            spec: Spec::KnowledgeBase(Box::new(KnowledgeBaseSpec {
                 description: Some(words(i, 60)),
                 embedding: Some(Embedding {
                     provider: "openai".into(),
@@ -187,14 +187,14 @@ fn generate(n: usize) -> TenantModel {
                 documents: (0..6)
                     .map(|j| format!("doc-{:06}", (i * 6 + j) % docs))
                     .collect(),
-            }),
+            })),
             content: None,
         });
     }
     for i in 0..tools {
         m.insert(Resource {
             metadata: meta(format!("tool-{i:06}")),
-            spec: Spec::Tool(ToolSpec {
+            spec: Spec::Tool(Box::new(ToolSpec {
                 description: Some(format!("Looks up {} for the agent. {}", words(i, 4), words(i + 1, 40))),
                 tool_type: "http".into(),
                 connection: Some(format!("conn-{:04}", i % conns)),
@@ -207,14 +207,14 @@ fn generate(n: usize) -> TenantModel {
                     "required": ["id"]
                 })),
                 actions: vec![],
-            }),
+            })),
             content: None,
         });
     }
     for i in 0..wfs {
         m.insert(Resource {
             metadata: meta(format!("wf-{i:05}")),
-            spec: Spec::Workflow(WorkflowSpec {
+            spec: Spec::Workflow(Box::new(WorkflowSpec {
                 description: Some(words(i, 40)),
                 steps: vec![
                     WorkflowStep {
@@ -242,7 +242,7 @@ fn generate(n: usize) -> TenantModel {
                         config: [("temperature".to_string(), serde_json::json!(0.3))].into(),
                     },
                 ],
-            }),
+            })),
             content: None,
         });
     }
@@ -295,7 +295,7 @@ fn generate(n: usize) -> TenantModel {
     for i in 0..evals {
         m.insert(Resource {
             metadata: meta(format!("eval-{i:05}")),
-            spec: Spec::Evaluation(EvaluationSpec {
+            spec: Spec::Evaluation(Box::new(EvaluationSpec {
                 description: Some(words(i, 30)),
                 target: EvaluationTarget {
                     agent: Some(format!("agent-{:05}", i % agents)),
@@ -310,7 +310,7 @@ fn generate(n: usize) -> TenantModel {
                         expect_tools: vec![],
                     })
                     .collect(),
-            }),
+            })),
             content: None,
         });
     }

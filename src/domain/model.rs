@@ -518,23 +518,25 @@ pub struct EvaluationSpec {
     pub cases: Vec<EvaluationCase>,
 }
 
-/// The kind-specific body of a resource.
+/// The kind-specific body of a resource. Every body is boxed, so that a
+/// resource is a few words wherever it moves (plans, batches and models
+/// move 100,000 of them), whatever its kind.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Spec {
     /// A document.
-    Document(DocumentSpec),
+    Document(Box<DocumentSpec>),
     /// A connection.
-    Connection(ConnectionSpec),
+    Connection(Box<ConnectionSpec>),
     /// A knowledge base.
-    KnowledgeBase(KnowledgeBaseSpec),
+    KnowledgeBase(Box<KnowledgeBaseSpec>),
     /// A tool.
-    Tool(ToolSpec),
+    Tool(Box<ToolSpec>),
     /// A workflow.
-    Workflow(WorkflowSpec),
+    Workflow(Box<WorkflowSpec>),
     /// An agent.
     Agent(Box<AgentSpec>),
     /// An evaluation.
-    Evaluation(EvaluationSpec),
+    Evaluation(Box<EvaluationSpec>),
 }
 
 impl Spec {
@@ -589,13 +591,15 @@ impl Spec {
         d: D,
     ) -> Result<Spec, D::Error> {
         Ok(match kind {
-            Kind::Document => Spec::Document(DocumentSpec::deserialize(d)?),
-            Kind::Connection => Spec::Connection(ConnectionSpec::deserialize(d)?),
-            Kind::KnowledgeBase => Spec::KnowledgeBase(KnowledgeBaseSpec::deserialize(d)?),
-            Kind::Tool => Spec::Tool(ToolSpec::deserialize(d)?),
-            Kind::Workflow => Spec::Workflow(WorkflowSpec::deserialize(d)?),
+            Kind::Document => Spec::Document(Box::new(DocumentSpec::deserialize(d)?)),
+            Kind::Connection => Spec::Connection(Box::new(ConnectionSpec::deserialize(d)?)),
+            Kind::KnowledgeBase => {
+                Spec::KnowledgeBase(Box::new(KnowledgeBaseSpec::deserialize(d)?))
+            }
+            Kind::Tool => Spec::Tool(Box::new(ToolSpec::deserialize(d)?)),
+            Kind::Workflow => Spec::Workflow(Box::new(WorkflowSpec::deserialize(d)?)),
             Kind::Agent => Spec::Agent(Box::new(AgentSpec::deserialize(d)?)),
-            Kind::Evaluation => Spec::Evaluation(EvaluationSpec::deserialize(d)?),
+            Kind::Evaluation => Spec::Evaluation(Box::new(EvaluationSpec::deserialize(d)?)),
         })
     }
 

@@ -1017,7 +1017,7 @@ mod tests {
                 origin_id: None,
                 created_by: Some("dora".into()),
             },
-            spec: Spec::Tool(ToolSpec {
+            spec: Spec::Tool(Box::new(ToolSpec {
                 description: None,
                 tool_type: "http".into(),
                 connection: connection.map(str::to_string),
@@ -1026,7 +1026,7 @@ mod tests {
                 code: None,
                 input_schema: None,
                 actions: Vec::new(),
-            }),
+            })),
             content: None,
         }
     }

@@ -844,7 +844,7 @@ impl Session<'_> {
             )
         })?;
         merge_patch(&mut json, patch);
-        *kb = decode::<KnowledgeBaseSpec>(json, "")?;
+        **kb = decode::<KnowledgeBaseSpec>(json, "")?;
         Ok(())
     }
 

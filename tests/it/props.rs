@@ -133,7 +133,7 @@ fn tenant() -> impl Strategy<Value = TenantModel> {
                     content: content.clone(),
                     ..res(
                         n.clone(),
-                        Spec::Document(DocumentSpec {
+                        Spec::Document(Box::new(DocumentSpec {
                             title,
                             media_type: "text/markdown".into(),
                             size: content.as_ref().map(|c| c.len() as u64),
@@ -141,7 +141,7 @@ fn tenant() -> impl Strategy<Value = TenantModel> {
                             content_file: has.then(|| format!("{n}.md")),
                             source_url: None,
                             tags: vec![],
-                        }),
+                        })),
                         false,
                     )
                 });
@@ -151,7 +151,7 @@ fn tenant() -> impl Strategy<Value = TenantModel> {
                 credentials.insert("apiKey".to_string(), "${vars.API_KEY}".to_string());
                 m.insert(res(
                     n,
-                    Spec::Connection(ConnectionSpec {
+                    Spec::Connection(Box::new(ConnectionSpec {
                         description: None,
                         connection_type: "http".into(),
                         base_url: "https://api.example.com".into(),
@@ -159,26 +159,26 @@ fn tenant() -> impl Strategy<Value = TenantModel> {
                         credentials,
                         headers: BTreeMap::new(),
                         timeout_ms: Some(5000),
-                    }),
+                    })),
                     false,
                 ));
             }
             for (n, documents) in kbs.into_iter().zip(kb_specs) {
                 m.insert(res(
                     n,
-                    Spec::KnowledgeBase(KnowledgeBaseSpec {
+                    Spec::KnowledgeBase(Box::new(KnowledgeBaseSpec {
                         description: None,
                         embedding: None,
                         chunking: Some(Chunking { size: 512, overlap: 64 }),
                         documents,
-                    }),
+                    })),
                     false,
                 ));
             }
             for (n, (conn, description)) in tools.into_iter().zip(tool_specs) {
                 m.insert(res(
                     n,
-                    Spec::Tool(ToolSpec {
+                    Spec::Tool(Box::new(ToolSpec {
                         description: Some(description),
                         tool_type: "http".into(),
                         connection: conn.filter(|c| !c.is_empty()),
@@ -187,7 +187,7 @@ fn tenant() -> impl Strategy<Value = TenantModel> {
                         code: None,
                         input_schema: Some(serde_json::json!({"type": "object", "properties": {"id": {"type": "string"}}})),
                         actions: vec![],
-                    }),
+                    })),
                     false,
                 ));
             }
