@@ -77,6 +77,22 @@ pub fn generate_keypair() -> KeyPair {
     }
 }
 
+/// Whether `keys` is an age key pair: the identity parses, and the
+/// recipient is its public key. Checked where a caller hands keys over (a
+/// remote store's new tenant) rather than making them here.
+pub fn check_keypair(tenant: &str, keys: &KeyPair) -> Result<(), SecretError> {
+    let id =
+        age::x25519::Identity::from_str(&keys.identity).map_err(|_| SecretError::BadIdentity {
+            tenant: tenant.to_string(),
+        })?;
+    if id.to_public().to_string() != keys.recipient {
+        return Err(SecretError::BadRecipient {
+            recipient: keys.recipient.clone(),
+        });
+    }
+    Ok(())
+}
+
 /// Encrypt `plaintext` to `recipient`, giving `ENC[age,<base64>]`.
 pub fn encrypt(recipient: &str, plaintext: &[u8]) -> Result<String, SecretError> {
     let r = age::x25519::Recipient::from_str(recipient.trim()).map_err(|_| {
@@ -789,6 +805,28 @@ fn scrub_values(spec: &mut serde_json::Value, encrypted_too: bool) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_key_pair_is_a_private_key_and_its_own_public_key() {
+        let keys = generate_keypair();
+        assert!(check_keypair("t", &keys).is_ok());
+        let other = generate_keypair();
+        let crossed = KeyPair {
+            identity: keys.identity.clone(),
+            recipient: other.recipient,
+        };
+        assert!(matches!(
+            check_keypair("t", &crossed),
+            Err(SecretError::BadRecipient { .. })
+        ));
+        let broken = KeyPair {
+            identity: "AGE-SECRET-KEY-1NOPE".into(),
+            recipient: keys.recipient,
+        };
+        let err = check_keypair("t", &broken).unwrap_err();
+        assert!(matches!(err, SecretError::BadIdentity { .. }));
+        assert!(!err.to_string().contains("NOPE"));
+    }
 
     #[test]
     fn encrypt_then_decrypt() {

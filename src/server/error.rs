@@ -189,6 +189,18 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<crate::service::tenants::NewTenantError> for ApiError {
+    fn from(e: crate::service::tenants::NewTenantError) -> ApiError {
+        use crate::service::tenants::NewTenantError;
+        match e {
+            NewTenantError::BadName { .. } => ApiError::bad_request("bad_name", e.to_string()),
+            NewTenantError::BadKeys { .. } => ApiError::bad_request("bad_keys", e.to_string())
+                .hint("the identity must be an age private key (AGE-SECRET-KEY-1…) and the recipient its public key"),
+            NewTenantError::Store(e) => e.into(),
+        }
+    }
+}
+
 impl From<AccessError> for ApiError {
     fn from(e: AccessError) -> ApiError {
         match e {

@@ -126,6 +126,15 @@ impl From<ApiError> for Fault {
     }
 }
 
+impl From<tenants::NewTenantError> for Fault {
+    fn from(e: tenants::NewTenantError) -> Fault {
+        match e {
+            tenants::NewTenantError::Store(e) => Fault::Store(e),
+            refused => Fault::Api(refused.into()),
+        }
+    }
+}
+
 impl From<crate::domain::access::AccessError> for Fault {
     fn from(e: crate::domain::access::AccessError) -> Fault {
         Fault::Api(e.into())
@@ -323,21 +332,16 @@ async fn create_tenant(
         Need::Owner("creating tenants"),
         move |store, _| {
             let body: wire::NewTenant = parse(&body)?;
-            if !crate::domain::model::is_valid_name(&body.name) {
-                return Err(ApiError::bad_request(
-                    "bad_name",
-                    format!(
-                        "tenant name `{}` must be lower-case letters, digits, `-`, `_` or `.`",
-                        body.name
-                    ),
-                )
-                .into());
-            }
             let keys = KeyPair {
                 identity: body.identity,
                 recipient: body.recipient,
             };
-            Ok(store.create_tenant(&body.name, body.environment.as_deref(), &keys)?)
+            Ok(tenants::create(
+                store,
+                &body.name,
+                body.environment.as_deref(),
+                &keys,
+            )?)
         },
     )
     .await

@@ -1,4 +1,6 @@
-//! Deleting a tenant (`ferry tenant delete`): the owner's use case.
+//! Creating a tenant from the name and keys a caller sends (a remote
+//! store's `tenant create`), and deleting one (`ferry tenant delete`): the
+//! owner's use cases.
 //!
 //! Only an owner of the tenant (or of the store) may delete it, checked with
 //! [`authorize`] before anything else is looked at. A tenant that other
@@ -9,6 +11,7 @@
 
 use crate::backend::store::{Store, StoreError, TenantRecord};
 use crate::domain::access::{AccessError, Role};
+use crate::domain::secrets::{self, KeyPair, SecretError};
 use crate::service::access::{authorize, Actor};
 
 /// A resource of another tenant that names the tenant as its origin.
@@ -42,6 +45,50 @@ pub enum TenantError {
     /// The store refused or failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// Why a tenant could not be created. Nothing was created.
+#[derive(Debug, thiserror::Error)]
+pub enum NewTenantError {
+    /// The name is not a valid tenant name.
+    #[error("tenant name `{name}` must be lower-case letters, digits, `-`, `_` or `.`")]
+    BadName {
+        /// The name sent.
+        name: String,
+    },
+    /// The keys are not an age key pair (a private key and its public key).
+    #[error("the keys sent for tenant `{tenant}` are not an age key pair: {source}")]
+    BadKeys {
+        /// The tenant.
+        tenant: String,
+        /// What is wrong with them (never the private key).
+        source: SecretError,
+    },
+    /// The store refused or failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Create tenant `name` with the key pair a caller made (the caller's role
+/// was checked by its front end: an owner of the store). The name and the
+/// keys are checked first, so a broken pair never lands: a tenant whose
+/// values cannot be encrypted or decrypted would be unusable.
+pub fn create(
+    store: &mut dyn Store,
+    name: &str,
+    environment: Option<&str>,
+    keys: &KeyPair,
+) -> Result<TenantRecord, NewTenantError> {
+    if !crate::domain::model::is_valid_name(name) {
+        return Err(NewTenantError::BadName {
+            name: name.to_string(),
+        });
+    }
+    secrets::check_keypair(name, keys).map_err(|source| NewTenantError::BadKeys {
+        tenant: name.to_string(),
+        source,
+    })?;
+    Ok(store.create_tenant(name, environment, keys)?)
 }
 
 /// The resources of other tenants whose `syncedFrom` names `tenant`.

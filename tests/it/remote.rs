@@ -715,6 +715,40 @@ fn the_store_contract_reads_bodies_as_the_document_describes_them() {
     }
     assert_eq!(users(), before);
 
+    // A new tenant's keys must be an age key pair: a private key that does
+    // not parse, or a public key of another pair, is refused and nothing is
+    // created (the private key is never echoed).
+    let tenants = || get("/tenants").expect(200).as_array().unwrap().len();
+    let before = tenants();
+    let mine = ferry::domain::secrets::generate_keypair();
+    let other = ferry::domain::secrets::generate_keypair();
+    for (identity, recipient) in [
+        ("AGE-SECRET-KEY-1NOTAKEY", mine.recipient.as_str()),
+        (mine.identity.as_str(), other.recipient.as_str()),
+        (mine.identity.as_str(), "age1nope"),
+    ] {
+        let body = post(
+            "/tenants",
+            serde_json::json!({"name": "keyless", "recipient": recipient, "identity": identity}),
+        )
+        .expect(400);
+        assert_eq!(body["error"]["code"], "bad_keys", "{body}");
+        assert!(!body.to_string().contains(&mine.identity), "{body}");
+    }
+    let body = post(
+        "/tenants",
+        serde_json::json!({"name": "Bad Name", "recipient": mine.recipient, "identity": mine.identity}),
+    )
+    .expect(400);
+    assert_eq!(body["error"]["code"], "bad_name", "{body}");
+    assert_eq!(tenants(), before);
+    post(
+        "/tenants",
+        serde_json::json!({"name": "keyed", "recipient": mine.recipient, "identity": mine.identity}),
+    )
+    .expect(200);
+    assert_eq!(tenants(), before + 1);
+
     let token = serde_json::json!({"hash": "dddddddddddd-x", "user": "root"});
     post("/tokens", token.clone()).expect(200);
     let body = post("/tokens", token).expect(409);
