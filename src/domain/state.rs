@@ -70,6 +70,11 @@ impl Index {
         idx
     }
 
+    /// All entries, taking the index apart.
+    pub fn into_entries(self) -> Vec<IndexEntry> {
+        self.entries
+    }
+
     /// All entries.
     pub fn entries(&self) -> &[IndexEntry] {
         &self.entries

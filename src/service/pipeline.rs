@@ -441,8 +441,7 @@ pub fn export_tree_scrubbed(
     // The names come from the index; the drafts are read, rendered and
     // encoded a chunk at a time, so only the tree is ever whole in memory.
     let (_, index) = store.index(tenant)?;
-    let names = NameTable::of_index(&index);
-    drop(index);
+    let names = validate::IdNames::of_index(index);
     let (mut tree, mut scrubbed, mut variables) = (MemoryTree::default(), 0, Vec::new());
     let mut failed = None;
     store.drafts_chunked(tenant, EXPORT_CHUNK, &mut |mut part| {
@@ -453,7 +452,15 @@ pub fn export_tree_scrubbed(
         scrubbed += scrub_plain_model(&mut model);
         variables.extend(variables_of(&model));
         match tree::encode_owned_model(model) {
-            Ok(t) => tree.files.extend(t.files),
+            // Copied here, on this thread, into bytes of their exact size:
+            // the tree outlives every chunk, and its files would otherwise
+            // stay scattered among the freed pages of the chunks' decoding
+            // on the other cores (a fifth more peak memory at 100k).
+            Ok(t) => tree.files.extend(
+                t.files
+                    .into_iter()
+                    .map(|(path, bytes)| (path.as_str().to_owned(), bytes.as_slice().to_vec())),
+            ),
             Err(e) => failed = Some(e),
         }
         failed.is_none()
