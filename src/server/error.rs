@@ -196,6 +196,7 @@ impl From<crate::service::tenants::NewTenantError> for ApiError {
             NewTenantError::BadName { .. } => ApiError::bad_request("bad_name", e.to_string()),
             NewTenantError::BadKeys { .. } => ApiError::bad_request("bad_keys", e.to_string())
                 .hint("the identity must be an age private key (AGE-SECRET-KEY-1…) and the recipient its public key"),
+            NewTenantError::Access(e) => e.into(),
             NewTenantError::Store(e) => e.into(),
         }
     }

@@ -330,7 +330,7 @@ async fn create_tenant(
         h,
         None,
         Need::Owner("creating tenants"),
-        move |store, _| {
+        move |store, caller| {
             let body: wire::NewTenant = parse(&body)?;
             let keys = KeyPair {
                 identity: body.identity,
@@ -338,6 +338,7 @@ async fn create_tenant(
             };
             Ok(tenants::create(
                 store,
+                &caller.actor(),
                 &body.name,
                 body.environment.as_deref(),
                 &keys,

@@ -64,21 +64,28 @@ pub enum NewTenantError {
         /// What is wrong with them (never the private key).
         source: SecretError,
     },
+    /// The actor may not create tenants.
+    #[error(transparent)]
+    Access(#[from] AccessError),
     /// The store refused or failed.
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
-/// Create tenant `name` with the key pair a caller made (the caller's role
-/// was checked by its front end: an owner of the store). The name and the
-/// keys are checked first, so a broken pair never lands: a tenant whose
-/// values cannot be encrypted or decrypted would be unusable.
+/// Create tenant `name` with the key pair a caller made, as `actor`, an
+/// owner of the store. The name and the keys are checked first, so a
+/// broken pair never lands: a tenant whose values cannot be encrypted or
+/// decrypted would be unusable.
 pub fn create(
     store: &mut dyn Store,
+    actor: &Actor,
     name: &str,
     environment: Option<&str>,
     keys: &KeyPair,
 ) -> Result<TenantRecord, NewTenantError> {
+    store
+        .access()?
+        .require_owner(actor.name(), "creating tenants")?;
     if !crate::domain::model::is_valid_name(name) {
         return Err(NewTenantError::BadName {
             name: name.to_string(),
@@ -201,6 +208,26 @@ mod tests {
             store.grant(user, "acme-dev", role).unwrap();
         }
         store
+    }
+
+    #[test]
+    fn only_a_store_owner_creates_a_tenant_and_only_with_a_key_pair() {
+        let mut store = store_with_users();
+        let keys = generate_keypair();
+        let err = create(&mut store, &Actor::named("olga"), "acme-qa", None, &keys).unwrap_err();
+        assert!(matches!(err, NewTenantError::Access(_)), "{err}");
+        let root = Actor::named("root");
+        let crossed = KeyPair {
+            identity: keys.identity.clone(),
+            recipient: generate_keypair().recipient,
+        };
+        let err = create(&mut store, &root, "acme-qa", None, &crossed).unwrap_err();
+        assert!(matches!(err, NewTenantError::BadKeys { .. }), "{err}");
+        let err = create(&mut store, &root, "Acme QA", None, &keys).unwrap_err();
+        assert!(matches!(err, NewTenantError::BadName { .. }), "{err}");
+        assert!(store.tenant("acme-qa").is_err());
+        let made = create(&mut store, &root, "acme-qa", Some("qa"), &keys).unwrap();
+        assert_eq!(made.recipient, keys.recipient);
     }
 
     #[test]
