@@ -31,6 +31,16 @@ pub enum SecretError {
         /// The tenant whose key is broken.
         tenant: String,
     },
+    /// A key pair whose public key is not its private key's own.
+    #[error(
+        "the public key `{recipient}` of tenant `{tenant}` does not belong to its private key"
+    )]
+    KeyMismatch {
+        /// The tenant.
+        tenant: String,
+        /// The public key that was given.
+        recipient: String,
+    },
     /// The value is not of the form `ENC[age,<base64>]`.
     #[error("value is not of the form ENC[age,<base64>]")]
     NotEncrypted,
@@ -86,7 +96,8 @@ pub fn check_keypair(tenant: &str, keys: &KeyPair) -> Result<(), SecretError> {
             tenant: tenant.to_string(),
         })?;
     if id.to_public().to_string() != keys.recipient {
-        return Err(SecretError::BadRecipient {
+        return Err(SecretError::KeyMismatch {
+            tenant: tenant.to_string(),
             recipient: keys.recipient.clone(),
         });
     }
@@ -817,7 +828,7 @@ mod tests {
         };
         assert!(matches!(
             check_keypair("t", &crossed),
-            Err(SecretError::BadRecipient { .. })
+            Err(SecretError::KeyMismatch { .. })
         ));
         let broken = KeyPair {
             identity: "AGE-SECRET-KEY-1NOPE".into(),
