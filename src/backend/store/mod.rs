@@ -313,7 +313,7 @@ pub(crate) fn with_columns<E>(
     }
     let parts: Vec<&[(BatchDraft<'_>, String)]> = upserts.chunks(COLUMN_PART).collect();
     std::thread::scope(|scope| {
-        let mut ahead = Some(scope.spawn(|| columns_of(parts[0])));
+        let mut ahead = parts.first().map(|p| scope.spawn(move || columns_of(p)));
         for (i, part) in parts.iter().enumerate() {
             let columns = match ahead.take().map(|h| h.join()) {
                 Some(Ok(columns)) => columns,
@@ -323,8 +323,17 @@ pub(crate) fn with_columns<E>(
             if let Some(next) = parts.get(i + 1) {
                 ahead = Some(scope.spawn(move || columns_of(next)));
             }
-            for ((resource, file_hash), c) in part.iter().zip(columns) {
-                write(resource, file_hash, c)?;
+            let written = part
+                .iter()
+                .zip(columns)
+                .try_for_each(|((resource, file_hash), c)| write(resource, file_hash, c));
+            if let Err(e) = written {
+                // Joined here, so that a helper that died cannot turn the
+                // write's error into a panic when the scope ends.
+                if let Some(h) = ahead.take() {
+                    let _ = h.join();
+                }
+                return Err(e);
             }
         }
         Ok(())
