@@ -57,12 +57,14 @@ pub enum NewTenantError {
         name: String,
     },
     /// The keys are not an age key pair (a private key and its public key).
-    #[error("the keys sent for tenant `{tenant}` are not an age key pair: {source}")]
+    #[error("field `{field}` of new tenant `{tenant}` {problem}")]
     BadKeys {
         /// The tenant.
         tenant: String,
-        /// What is wrong with them (never the private key).
-        source: SecretError,
+        /// The field at fault: `identity` or `recipient`.
+        field: &'static str,
+        /// What is wrong with it (never the private key).
+        problem: &'static str,
     },
     /// The actor may not create tenants.
     #[error(transparent)]
@@ -91,9 +93,18 @@ pub fn create(
             name: name.to_string(),
         });
     }
-    secrets::check_keypair(name, keys).map_err(|source| NewTenantError::BadKeys {
-        tenant: name.to_string(),
-        source,
+    secrets::check_keypair(name, keys).map_err(|e| {
+        let (field, problem) = match e {
+            SecretError::KeyMismatch { .. } => {
+                ("recipient", "is not the public key of field `identity`")
+            }
+            _ => ("identity", "is not an age private key (AGE-SECRET-KEY-1…)"),
+        };
+        NewTenantError::BadKeys {
+            tenant: name.to_string(),
+            field,
+            problem,
+        }
     })?;
     Ok(store.create_tenant(name, environment, keys)?)
 }
@@ -222,7 +233,17 @@ mod tests {
             recipient: generate_keypair().recipient,
         };
         let err = create(&mut store, &root, "acme-qa", None, &crossed).unwrap_err();
-        assert!(matches!(err, NewTenantError::BadKeys { .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                NewTenantError::BadKeys {
+                    field: "recipient",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(err.to_string().contains("field `recipient`"), "{err}");
         let err = create(&mut store, &root, "Acme QA", None, &keys).unwrap_err();
         assert!(matches!(err, NewTenantError::BadName { .. }), "{err}");
         assert!(store.tenant("acme-qa").is_err());

@@ -475,8 +475,11 @@ fn exported_commit(
     repo: Option<&dyn PublishTagger>,
 ) -> Result<Option<String>, ExportError> {
     let record = store.tenant(tenant).map_err(PipelineError::from)?;
-    // An export of every draft names every path the store holds.
+    // An export of every draft names every path the store holds; the paths
+    // are only compared when there is a commit and a repo to compare with.
     let every_draft = exported.drafts
+        && repo.is_some()
+        && record.last_commit.is_some()
         && u64::try_from(exported.model.resources.len()).ok() == Some(record.resources);
     let in_store = every_draft.then(|| {
         exported

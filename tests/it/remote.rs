@@ -722,10 +722,18 @@ fn the_store_contract_reads_bodies_as_the_document_describes_them() {
     let before = tenants();
     let mine = ferry::domain::secrets::generate_keypair();
     let other = ferry::domain::secrets::generate_keypair();
-    for (identity, recipient) in [
-        ("AGE-SECRET-KEY-1NOTAKEY", mine.recipient.as_str()),
-        (mine.identity.as_str(), other.recipient.as_str()),
-        (mine.identity.as_str(), "age1nope"),
+    for (identity, recipient, field) in [
+        (
+            "AGE-SECRET-KEY-1NOTAKEY",
+            mine.recipient.as_str(),
+            "identity",
+        ),
+        (
+            mine.identity.as_str(),
+            other.recipient.as_str(),
+            "recipient",
+        ),
+        (mine.identity.as_str(), "age1nope", "recipient"),
     ] {
         let body = post(
             "/tenants",
@@ -733,6 +741,8 @@ fn the_store_contract_reads_bodies_as_the_document_describes_them() {
         )
         .expect(400);
         assert_eq!(body["error"]["code"], "bad_keys", "{body}");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains(&format!("field `{field}`")), "{body}");
         assert!(!body.to_string().contains(&mine.identity), "{body}");
     }
     let body = post(
