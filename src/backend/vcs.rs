@@ -16,6 +16,7 @@ use std::sync::Mutex;
 use git2::{ObjectType, Oid, Repository, Signature, Tree, TreeEntry, TreeWalkMode, TreeWalkResult};
 use rayon::prelude::*;
 
+use super::git_index;
 use crate::domain::tagging::{PublishTagger, TagError};
 use crate::domain::tree::{Irregular, Listing, SourceError, TreeSource, MAX_FILE_BYTES};
 
@@ -651,6 +652,10 @@ pub struct CommitOutcome {
     pub commit: Option<String>,
     /// What changed.
     pub delta: FolderDelta,
+    /// Whether git's index was patched in place (only the changed entries
+    /// rewritten, see [`git_index`]) rather than read and written whole by
+    /// libgit2.
+    pub index_patched: bool,
 }
 
 fn signature(repo: &Repository, who: Option<&Identity>) -> Result<Signature<'static>, VcsError> {
@@ -759,6 +764,7 @@ fn write_delta(
         return Ok(CommitOutcome {
             commit: None,
             delta,
+            index_patched: false,
         });
     }
     let full = |p: &str| {
@@ -805,23 +811,11 @@ fn write_delta(
     let changes = written.changes;
     let tree = repo.find_tree(written.tree)?;
     let commit = repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &parents)?;
-    // Keep the index in step for just the changed paths, from the blob IDs
-    // just written and the files' stat data (nothing is read or hashed again).
-    let mut index = repo.index()?;
-    let workdir = repo.workdir().map(Path::to_path_buf);
-    for (path, id) in &changes {
-        if let Some(id) = id {
-            let on_disk = workdir.as_ref().map(|w| w.join(path));
-            index.add(&index_entry(path, *id, on_disk.as_deref()))?;
-        }
-    }
-    for p in &delta.removed {
-        let _ = index.remove_path(Path::new(&full(p)));
-    }
-    index.write()?;
+    let index_patched = update_index(repo, root.as_ref(), &tree, &changes)?;
     Ok(CommitOutcome {
         commit: Some(commit.to_string()),
         delta,
+        index_patched,
     })
 }
 
@@ -858,36 +852,94 @@ fn write_packed(
     Ok(written)
 }
 
+/// Keep the index in step for just the changed paths (full paths to their
+/// new blob, `None` when removed), from the blob IDs just written and the
+/// files' stat data: nothing is read or hashed again. The index is patched
+/// in place when `git_index` takes it (then `true`), else through libgit2.
+fn update_index(
+    repo: &Repository,
+    old_root: Option<&Tree<'_>>,
+    new_root: &Tree<'_>,
+    changes: &BTreeMap<String, Option<Oid>>,
+) -> Result<bool, VcsError> {
+    let workdir = repo.workdir().map(Path::to_path_buf);
+    let on_disk = |path: &str| workdir.as_ref().map(|w| w.join(path));
+    if let Some(old_root) = old_root {
+        let change = index_change(old_root, new_root, changes, &on_disk);
+        if git_index::patch_file(repo.path(), &change).unwrap_or(false) {
+            return Ok(true);
+        }
+    }
+    let mut index = repo.index()?;
+    for (path, id) in changes {
+        match id {
+            Some(id) => index.add(&index_entry(path, *id, on_disk(path).as_deref()))?,
+            None => {
+                let _ = index.remove_path(Path::new(path));
+            }
+        }
+    }
+    index.write()?;
+    Ok(false)
+}
+
+/// `changes` in the index's terms, with the trees of the folders above
+/// each changed file before and after.
+fn index_change(
+    old_root: &Tree<'_>,
+    new_root: &Tree<'_>,
+    changes: &BTreeMap<String, Option<Oid>>,
+    on_disk: &dyn Fn(&str) -> Option<std::path::PathBuf>,
+) -> git_index::IndexChange {
+    let raw = |id: Oid| -> git_index::RawId { id.as_bytes().try_into().unwrap_or([0; 20]) };
+    let tree_at = |root: &Tree<'_>, folder: &str| -> Option<Oid> {
+        match folder {
+            "" => Some(root.id()),
+            f => root.get_path(Path::new(f)).ok().map(|e| e.id()),
+        }
+    };
+    let mut change = git_index::IndexChange::default();
+    for (path, id) in changes {
+        let Some(id) = id else {
+            change.removed.insert(path.clone());
+            continue;
+        };
+        let stat = git_index::FileStat::of(on_disk(path).as_deref());
+        change.changed.insert(path.clone(), (raw(*id), stat));
+        for (i, _) in std::iter::once((0, "")).chain(path.match_indices('/')) {
+            let folder = &path[..i];
+            if change.trees.contains_key(folder) {
+                continue;
+            }
+            if let (Some(old), Some(new)) = (tree_at(old_root, folder), tree_at(new_root, folder)) {
+                change
+                    .trees
+                    .insert(folder.to_string(), (raw(old), raw(new)));
+            }
+        }
+    }
+    change
+}
+
 /// The index entry of a file committed as blob `id`, with the stat data of
 /// `on_disk` so that `git status` sees it unchanged (zeros when it cannot
 /// be read, which git then checks by content).
 fn index_entry(path: &str, id: Oid, on_disk: Option<&Path>) -> git2::IndexEntry {
-    let meta = on_disk.and_then(|p| std::fs::symlink_metadata(p).ok());
-    let mut entry = git2::IndexEntry {
-        ctime: git2::IndexTime::new(0, 0),
-        mtime: git2::IndexTime::new(0, 0),
-        dev: 0,
-        ino: 0,
+    let stat = git_index::FileStat::of(on_disk);
+    git2::IndexEntry {
+        ctime: git2::IndexTime::new(stat.ctime.0 as i32, stat.ctime.1),
+        mtime: git2::IndexTime::new(stat.mtime.0 as i32, stat.mtime.1),
+        dev: stat.dev,
+        ino: stat.ino,
         mode: 0o100644,
-        uid: 0,
-        gid: 0,
-        file_size: meta.as_ref().map_or(0, |m| m.len() as u32),
+        uid: stat.uid,
+        gid: stat.gid,
+        file_size: stat.size,
         id,
         flags: 0,
         flags_extended: 0,
         path: path.as_bytes().to_vec(),
-    };
-    #[cfg(unix)]
-    if let Some(m) = &meta {
-        use std::os::unix::fs::MetadataExt;
-        entry.ctime = git2::IndexTime::new(m.ctime() as i32, m.ctime_nsec() as u32);
-        entry.mtime = git2::IndexTime::new(m.mtime() as i32, m.mtime_nsec() as u32);
-        entry.dev = m.dev() as u32;
-        entry.ino = m.ino() as u32;
-        entry.uid = m.uid();
-        entry.gid = m.gid();
     }
-    entry
 }
 
 /// Rewrite `tree` with `changes` (full paths to a blob ID, or `None` to
@@ -1289,5 +1341,154 @@ mod tests {
             .unwrap()
             .iter()
             .all(|s| s.status() == git2::Status::CURRENT));
+    }
+
+    fn git(root: &Path, args: &[&str]) -> String {
+        let out = std::process::Command::new("git")
+            .current_dir(root)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Change and remove files under `tenants/x` on disk, then commit only those.
+    fn commit_some(root: &Path, changed: &[(&str, &str)], removed: &[&str]) -> CommitOutcome {
+        let mut files = BTreeMap::new();
+        for (p, text) in changed {
+            let f = root.join("tenants/x").join(p);
+            std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+            std::fs::write(f, text).unwrap();
+            files.insert(p.to_string(), text.as_bytes().to_vec());
+        }
+        for p in removed {
+            std::fs::remove_file(root.join("tenants/x").join(p)).unwrap();
+        }
+        let removed: Vec<String> = removed.iter().map(|p| p.to_string()).collect();
+        let who = Identity {
+            name: "Test".into(),
+            email: "test@example.invalid".into(),
+        };
+        commit_changes(root, "tenants/x", &files, &removed, "change", Some(&who)).unwrap()
+    }
+
+    /// git itself finds the index, the work tree and HEAD in agreement, and
+    /// the index's cached trees (which `git write-tree` trusts) are HEAD's.
+    fn assert_clean(root: &Path) {
+        assert_eq!(git(root, &["status", "--porcelain"]), "");
+        assert_eq!(
+            git(root, &["write-tree"]),
+            git(root, &["rev-parse", "HEAD^{tree}"])
+        );
+    }
+
+    fn three_files(root: &Path) {
+        Repository::init(root).unwrap();
+        let files: BTreeMap<String, Vec<u8>> = [
+            ("tenant.toml", "name = \"x\"\n"),
+            ("agents/a.yaml", "name: a\n"),
+            ("agents/b.yaml", "name: b\n"),
+            ("tools/t.yaml", "name: t\n"),
+        ]
+        .iter()
+        .map(|(p, t)| (p.to_string(), t.as_bytes().to_vec()))
+        .collect();
+        let first = commit_on_disk(root, &files);
+        assert!(!first.index_patched, "new paths go through libgit2");
+    }
+
+    #[test]
+    fn a_changed_file_is_patched_into_the_index_and_its_cached_trees() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        three_files(root);
+        // git's own write-tree caches every folder's tree in the index.
+        git(root, &["write-tree"]);
+        let cached = |root: &Path| {
+            let bytes = std::fs::read(root.join(".git/index")).unwrap();
+            let at = bytes
+                .windows(4)
+                .position(|w| w == b"TREE")
+                .expect("a TREE extension");
+            let size = u32::from_be_bytes(bytes[at + 4..at + 8].try_into().unwrap()) as usize;
+            git_index::parse_tree_cache(&bytes[at + 8..at + 8 + size]).unwrap()
+        };
+        assert!(cached(root).iter().all(|t| t.id.is_some()));
+        let done = commit_some(root, &[("agents/a.yaml", "name: a\nchanged: yes\n")], &[]);
+        assert!(done.commit.is_some() && done.index_patched);
+        let trees = cached(root);
+        assert!(
+            trees.iter().all(|t| t.id.is_some()),
+            "the cache stays valid: {trees:?}"
+        );
+        assert_clean(root);
+        // A second change on top, and a removal, which invalidates the folders above it.
+        let done = commit_some(root, &[("tools/t.yaml", "name: t2\n")], &["agents/b.yaml"]);
+        assert!(done.index_patched);
+        let invalid: Vec<String> = cached(root)
+            .into_iter()
+            .filter(|t| t.id.is_none())
+            .map(|t| t.path)
+            .collect();
+        assert_eq!(invalid, ["", "tenants", "tenants/x", "tenants/x/agents"]);
+        assert_clean(root);
+        assert_eq!(git(root, &["ls-files"]).lines().count(), 3);
+    }
+
+    #[test]
+    fn an_index_the_patch_does_not_take_is_written_by_libgit2() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        three_files(root);
+        // A new file.
+        let done = commit_some(root, &[("agents/c.yaml", "name: c\n")], &[]);
+        assert!(done.commit.is_some() && !done.index_patched);
+        assert_clean(root);
+        // Index version 4 (path compression).
+        git(root, &["update-index", "--index-version", "4"]);
+        let done = commit_some(root, &[("agents/c.yaml", "name: c2\n")], &[]);
+        assert!(!done.index_patched);
+        assert_clean(root);
+        // A lock held by another git process: libgit2 reports it, nothing is committed twice.
+        git(root, &["update-index", "--index-version", "2"]);
+        std::fs::write(root.join(".git/index.lock"), b"").unwrap();
+        let who = Identity {
+            name: "Test".into(),
+            email: "test@example.invalid".into(),
+        };
+        std::fs::write(root.join("tenants/x/agents/c.yaml"), "name: c3\n").unwrap();
+        let files = BTreeMap::from([("agents/c.yaml".to_string(), b"name: c3\n".to_vec())]);
+        let locked = commit_changes(root, "tenants/x", &files, &[], "change", Some(&who));
+        assert!(locked.is_err(), "{locked:?}");
+        assert!(
+            root.join(".git/index.lock").exists(),
+            "another process's lock is left alone"
+        );
+    }
+
+    #[test]
+    fn a_skip_hash_index_keeps_its_zero_checksum() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        three_files(root);
+        git(root, &["config", "index.skipHash", "true"]);
+        git(root, &["update-index", "--really-refresh"]);
+        git(root, &["add", "-u"]);
+        let index = std::fs::read(root.join(".git/index")).unwrap();
+        assert_eq!(
+            &index[index.len() - 20..],
+            &[0; 20],
+            "git wrote no checksum"
+        );
+        let done = commit_some(root, &[("agents/a.yaml", "name: a3\n")], &[]);
+        assert!(done.index_patched);
+        let index = std::fs::read(root.join(".git/index")).unwrap();
+        assert_eq!(&index[index.len() - 20..], &[0; 20]);
+        assert_clean(root);
     }
 }
