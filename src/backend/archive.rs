@@ -95,8 +95,19 @@ impl Manifest {
         created_at: &str,
         agent: Option<String>,
     ) -> Manifest {
+        Manifest::for_entries(entry_hashes(tree), source, created_at, agent)
+    }
+
+    /// A manifest for the entries whose blake3 (hex) `entries` holds by
+    /// path ([`entry_hash`]).
+    pub fn for_entries(
+        entries: BTreeMap<String, String>,
+        source: ManifestSource,
+        created_at: &str,
+        agent: Option<String>,
+    ) -> Manifest {
         let mut counts: BTreeMap<String, usize> = BTreeMap::new();
-        for p in tree.files.keys() {
+        for p in entries.keys() {
             if let Some((step, file)) = p.split_once('/') {
                 if Kind::from_step(step).is_some() && file.ends_with(".yaml") && !file.contains('/')
                 {
@@ -110,7 +121,7 @@ impl Manifest {
             created_at: created_at.to_string(),
             agent,
             counts,
-            entries: entry_hashes(tree),
+            entries,
         }
     }
 
@@ -172,8 +183,19 @@ pub fn entry_hashes(tree: &MemoryTree) -> BTreeMap<String, String> {
     tree.files
         .par_iter()
         .filter(|(p, _)| p.as_str() != MANIFEST)
-        .map(|(p, b)| (p.clone(), blake3::hash(b).to_hex().to_string()))
+        .map(|(p, b)| (p.clone(), entry_hash(b)))
         .collect()
+}
+
+/// The manifest's hash of an entry's bytes: blake3, hex.
+pub fn entry_hash(bytes: &[u8]) -> String {
+    blake3::hash(bytes).to_hex().to_string()
+}
+
+/// The manifest as an entry of its archive, compressed on its own to be
+/// joined with the other parts ([`join_parts`]).
+pub fn pack_manifest(manifest: &Manifest) -> Result<PackedPart, ArchiveError> {
+    pack_entries(vec![(MANIFEST.to_string(), manifest.to_bytes())])
 }
 
 /// Limits on what reading an archive accepts.
@@ -305,6 +327,53 @@ fn write_zip_in_parts(tree: MemoryTree, part_entries: usize) -> Result<Vec<u8>, 
     }
     let out = w.finish().map_err(werr)?;
     Ok(out.into_inner())
+}
+
+/// Entries compressed on their own, ready to be joined into an archive by
+/// [`join_parts`] with other parts, in any order of parts.
+#[derive(Debug)]
+pub struct PackedPart(Vec<u8>);
+
+/// Compress `files` (names unique across the parts to be joined) into a
+/// part, the same way [`write_zip`] compresses each entry.
+pub fn pack_entries(mut files: Vec<(String, Vec<u8>)>) -> Result<PackedPart, ArchiveError> {
+    files.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    pack_part(files)
+        .map(PackedPart)
+        .map_err(|e| ArchiveError::Write {
+            reason: e.to_string(),
+        })
+}
+
+/// One archive of every entry of `parts`, in name order: byte for byte what
+/// [`write_zip`] makes of the same files. The compressed entries are copied
+/// as they are, never compressed again.
+pub fn join_parts(parts: Vec<PackedPart>) -> Result<Vec<u8>, ArchiveError> {
+    let werr = |e: zip::result::ZipError| ArchiveError::Write {
+        reason: e.to_string(),
+    };
+    let size: usize = parts.iter().map(|p| p.0.len()).sum();
+    let mut archives = parts
+        .into_iter()
+        .map(|p| zip::ZipArchive::new(Cursor::new(p.0)))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(werr)?;
+    // Every entry by name: (name, part, index in its part).
+    let mut order: Vec<(String, usize, usize)> = Vec::new();
+    for (part, archive) in archives.iter().enumerate() {
+        for index in 0..archive.len() {
+            if let Some(name) = archive.name_for_index(index) {
+                order.push((name.map_err(werr)?.to_string(), part, index));
+            }
+        }
+    }
+    order.sort_unstable();
+    let mut w = zip::ZipWriter::new(Cursor::new(Vec::with_capacity(size + 1024)));
+    for (_, part, index) in order {
+        let entry = archives[part].by_index_raw(index).map_err(werr)?;
+        w.raw_copy_file(entry).map_err(werr)?;
+    }
+    Ok(w.finish().map_err(werr)?.into_inner())
 }
 
 /// Pack one part of the entries into an archive of its own, dropping each
@@ -696,6 +765,28 @@ mod tests {
         }
         let back = read_zip(&whole, &Limits::default()).unwrap();
         assert_eq!(back.tree, t);
+    }
+
+    #[test]
+    fn parts_packed_in_any_order_join_into_the_same_archive() {
+        let mut t = MemoryTree::default();
+        for i in 0..9 {
+            let body = format!("name: r{i}\ntext: {}\n", "words ".repeat(i * 40));
+            t.files
+                .insert(format!("agents/r{i}.yaml"), body.into_bytes());
+        }
+        t.files.insert("tools/t.yaml".into(), b"name: t\n".to_vec());
+        let whole = write_zip(t.clone()).unwrap();
+        let files: Vec<(String, Vec<u8>)> = t.files.clone().into_iter().collect();
+        // Parts cut across the name order (every third file), packed out of order.
+        let parts: Vec<PackedPart> = (0..3)
+            .rev()
+            .map(|k| {
+                let part = files.iter().skip(k).step_by(3).cloned().collect();
+                pack_entries(part).unwrap()
+            })
+            .collect();
+        assert_eq!(join_parts(parts).unwrap(), whole);
     }
 
     #[test]

@@ -318,25 +318,31 @@ fn scoped(store: &dyn Store, r: &ExportRequest) -> Result<zip_export::Scoped> {
 /// `ferry zip export`: the resource tree with `--preview`, else the ZIP.
 fn export(g: &Global, out: &Output, r: &ExportRequest, preview: bool) -> Result<i32> {
     let (repo, store) = open(g)?;
-    let scoped = scoped(store.as_ref(), r)?;
     if preview {
+        let scoped = scoped(store.as_ref(), r)?;
         print_export_preview(out, &r.tenant, &scoped);
         return Ok(EXIT_OK);
     }
     let Some(file) = &r.file else {
         bail!("say where to write the ZIP: -o FILE");
     };
-    let made = zip_export::export_scoped(
-        store.as_ref(),
-        &r.tenant,
-        scoped,
-        r.selected.as_deref(),
-        &r.stamp.instance,
-        &r.stamp.created_at(),
-        super::serve::repo_tagger(Some(&repo))
-            .as_deref()
-            .map(|t| t as &dyn PublishTagger),
-    )?;
+    let tagger = super::serve::repo_tagger(Some(&repo));
+    let tagger = tagger.as_deref().map(|t| t as &dyn PublishTagger);
+    let (instance, created_at) = (&r.stamp.instance, &r.stamp.created_at());
+    let made = match (&r.scope, &r.selected) {
+        (Scope::All, None) => {
+            zip_export::export_all(store.as_ref(), &r.tenant, instance, created_at, tagger)?
+        }
+        _ => zip_export::export_scoped(
+            store.as_ref(),
+            &r.tenant,
+            scoped(store.as_ref(), r)?,
+            r.selected.as_deref(),
+            instance,
+            created_at,
+            tagger,
+        )?,
+    };
     write_atomic(file, &made.bytes)?;
     if out.json() {
         out.json_value(&serde_json::json!({

@@ -436,30 +436,90 @@ pub fn export_tree_scrubbed(
     store: &dyn Store,
     tenant: &str,
 ) -> Result<(MemoryTree, usize), PipelineError> {
-    use rayon::prelude::*;
     let record = store.tenant(tenant)?;
-    // The names come from the index; the drafts are read, rendered and
-    // encoded a chunk at a time, so only the tree is ever whole in memory.
+    let mut files = encoded_drafts(store, tenant, crate::domain::secrets::scrub_plain, true)?;
+    let tf = TenantFile {
+        name: tenant.to_string(),
+        environment: record.environment.clone(),
+        recipient: Some(record.recipient.clone()),
+        variables: files.variables,
+    };
+    files
+        .tree
+        .files
+        .insert(tree::TENANT_FILE.to_string(), tf.to_toml().into_bytes());
+    Ok((files.tree, files.scrubbed))
+}
+
+/// A tenant's drafts encoded as the files of a tree, without `tenant.toml`.
+#[derive(Debug, Default)]
+pub struct EncodedDrafts {
+    /// The resources' files.
+    pub tree: MemoryTree,
+    /// How many credentials were replaced with the placeholder.
+    pub scrubbed: usize,
+    /// The `${vars.*}` names the drafts use, sorted (when asked for).
+    pub variables: Vec<String>,
+}
+
+/// Every draft of a tenant encoded as a file, names rendered from the
+/// store's index and credentials replaced by `scrub`
+/// ([`crate::domain::secrets::scrub_plain`] for a folder or git,
+/// [`crate::domain::secrets::scrub`] for an archive), so that only the tree
+/// is ever whole in memory ([`encode_drafts_chunked`]).
+pub fn encoded_drafts(
+    store: &dyn Store,
+    tenant: &str,
+    scrub: fn(&mut serde_json::Value) -> usize,
+    with_variables: bool,
+) -> Result<EncodedDrafts, PipelineError> {
+    let mut tree = MemoryTree::default();
+    let (scrubbed, variables) =
+        encode_drafts_chunked(store, tenant, scrub, with_variables, &mut |files| {
+            tree.files.extend(files)
+        })?;
+    Ok(EncodedDrafts {
+        tree,
+        scrubbed,
+        variables,
+    })
+}
+
+/// [`encoded_drafts`] handed to `on_files` a chunk at a time, on the
+/// calling thread: the drafts are read, rendered, scrubbed and encoded
+/// [`EXPORT_CHUNK`] at a time, on every core. Returns how many credentials
+/// were scrubbed and the `${vars.*}` names used (when asked for), sorted.
+pub fn encode_drafts_chunked(
+    store: &dyn Store,
+    tenant: &str,
+    scrub: fn(&mut serde_json::Value) -> usize,
+    with_variables: bool,
+    on_files: &mut dyn FnMut(Vec<(String, Vec<u8>)>),
+) -> Result<(usize, Vec<String>), PipelineError> {
+    use rayon::prelude::*;
     let (_, index) = store.index(tenant)?;
     let names = validate::IdNames::of_index(index);
-    let (mut tree, mut scrubbed, mut variables) = (MemoryTree::default(), 0, Vec::new());
+    let (mut scrubbed, mut variables) = (0, Vec::new());
     let mut failed = None;
     store.drafts_chunked(tenant, EXPORT_CHUNK, &mut |mut part| {
         part.par_iter_mut()
             .for_each(|r| render_names_in_place(r, &names));
         let mut model = TenantModel::default();
         part.into_iter().for_each(|r| model.insert(r));
-        scrubbed += scrub_plain_model(&mut model);
-        variables.extend(variables_of(&model));
+        scrubbed += scrub_model_with(&mut model, scrub);
+        if with_variables {
+            variables.extend(variables_of(&model));
+        }
         match tree::encode_owned_model(model) {
             // Copied here, on this thread, into bytes of their exact size:
-            // the tree outlives every chunk, and its files would otherwise
-            // stay scattered among the freed pages of the chunks' decoding
-            // on the other cores (a fifth more peak memory at 100k).
-            Ok(t) => tree.files.extend(
+            // what is kept outlives every chunk, and would otherwise stay
+            // scattered among the freed pages of the chunks' decoding on
+            // the other cores (a fifth more peak memory at 100k).
+            Ok(t) => on_files(
                 t.files
                     .into_iter()
-                    .map(|(path, bytes)| (path.as_str().to_owned(), bytes.as_slice().to_vec())),
+                    .map(|(path, bytes)| (path.as_str().to_owned(), bytes.as_slice().to_vec()))
+                    .collect(),
             ),
             Err(e) => failed = Some(e),
         }
@@ -470,15 +530,7 @@ pub fn export_tree_scrubbed(
     }
     variables.sort();
     variables.dedup();
-    let tf = TenantFile {
-        name: tenant.to_string(),
-        environment: record.environment.clone(),
-        recipient: Some(record.recipient.clone()),
-        variables,
-    };
-    tree.files
-        .insert(tree::TENANT_FILE.to_string(), tf.to_toml().into_bytes());
-    Ok((tree, scrubbed))
+    Ok((scrubbed, variables))
 }
 
 /// Replace the plain-text credentials of every spec with the placeholder

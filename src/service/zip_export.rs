@@ -464,6 +464,84 @@ pub fn export_scoped(
     })
 }
 
+/// Export every draft of a tenant (scope [`Scope::All`], nothing selected)
+/// as ZIP bytes with a manifest: the same archive as [`export_scoped`] of
+/// [`scope`], byte for byte, without ever holding the decoded tenant or its
+/// whole tree. The drafts are read, rendered, scrubbed and encoded a chunk
+/// at a time ([`pipeline::encode_drafts_chunked`]); each chunk's files are
+/// hashed and compressed on the other cores while the next chunk is read,
+/// and the compressed parts are joined in name order at the end. The paths
+/// the last applied commit is checked against are the archive's own.
+pub fn export_all(
+    store: &dyn Store,
+    tenant: &str,
+    instance: &str,
+    created_at: &str,
+    repo: Option<&dyn PublishTagger>,
+) -> Result<Exported, ExportError> {
+    use crate::backend::archive::{self, PackedPart};
+    type Packed = Result<(PackedPart, Vec<(String, String)>), ArchiveError>;
+    let packed: std::sync::Mutex<Vec<Packed>> = std::sync::Mutex::new(Vec::new());
+    let mut sent = 0;
+    let encoded = rayon::in_place_scope(|s| {
+        pipeline::encode_drafts_chunked(
+            store,
+            tenant,
+            crate::domain::secrets::scrub,
+            false,
+            &mut |files| {
+                sent += files.len();
+                let packed = &packed;
+                s.spawn(move |_| {
+                    let hashes: Vec<(String, String)> = files
+                        .iter()
+                        .map(|(p, b)| (p.clone(), archive::entry_hash(b)))
+                        .collect();
+                    let part = archive::pack_entries(files).map(|p| (p, hashes));
+                    if let Ok(mut all) = packed.lock() {
+                        all.push(part);
+                    }
+                });
+            },
+        )
+    });
+    let (scrubbed, _) = encoded?;
+    let (mut parts, mut entries) = (Vec::new(), BTreeMap::new());
+    for part in packed.into_inner().unwrap_or_default() {
+        let (part, hashes) = part?;
+        parts.push(part);
+        entries.extend(hashes);
+    }
+    if entries.len() != sent {
+        return Err(ArchiveError::Write {
+            reason: format!("{} of {sent} entries were packed", entries.len()),
+        }
+        .into());
+    }
+    let record = store.tenant(tenant).map_err(PipelineError::from)?;
+    let in_store = (repo.is_some() && record.last_commit.is_some()).then(|| {
+        let paths: Vec<String> = entries.keys().cloned().collect();
+        let (units, _) = crate::domain::tree::units_of(&paths);
+        units.into_iter().map(|(p, _)| p).collect()
+    });
+    let commit =
+        gitplan::applied_commit_of(store, repo, &record, in_store).map_err(PipelineError::from)?;
+    let source = ManifestSource {
+        instance: instance.to_string(),
+        tenant: tenant.to_string(),
+        dirty: commit.is_none(),
+        commit,
+    };
+    let manifest = Manifest::for_entries(entries, source, created_at, None);
+    parts.push(archive::pack_manifest(&manifest)?);
+    let bytes = archive::join_parts(parts)?;
+    Ok(Exported {
+        bytes,
+        manifest,
+        scrubbed,
+    })
+}
+
 /// The commit whose tree holds `exported` as it is: the commit the tenant's
 /// drafts were last applied from ([`gitplan::applied_commit`]), when every
 /// exported resource is its draft (an export of an older published version

@@ -502,18 +502,7 @@ fn exported_zip_holds_no_credential_and_other_tools_read_it() {
     let env = TestEnv::new();
     let enc = setup_source(&env);
     export_agent(&env, "acme-dev", "support-bot", "a.zip");
-    env.ferry(&[
-        "zip",
-        "export",
-        "--tenant",
-        "acme-dev",
-        "--all",
-        "-o",
-        "all.zip",
-        "--created-at",
-        "2026-01-01T00:00:00Z",
-    ])
-    .ok();
+    export_all(&env, "all.zip");
     for f in ["a.zip", "all.zip"] {
         let bytes = std::fs::read(env.path(f)).unwrap();
         let needle = |hay: &[u8], n: &str| hay.windows(n.len()).any(|w| w == n.as_bytes());
@@ -840,6 +829,68 @@ pub fn merge_matches_the_copies_promoted_from_the_archives_tenant() {
 }
 
 /// The `source` object of an exported ZIP's manifest.
+fn export_all(env: &TestEnv, file: &str) {
+    env.ferry(&[
+        "zip",
+        "export",
+        "--tenant",
+        "acme-dev",
+        "--all",
+        "-o",
+        file,
+        "--created-at",
+        "2026-01-01T00:00:00Z",
+    ])
+    .ok();
+}
+
+/// A whole-tenant export is read, encoded and compressed a chunk at a time
+/// (`export_all`); its archive is the one the scoped export of every
+/// resource makes, byte for byte, with and without a repo to check the
+/// applied commit against.
+#[test]
+fn a_whole_tenant_archive_streamed_is_the_scoped_one_byte_for_byte() {
+    use ferry::service::zip_export::{self, Scope};
+    let env = TestEnv::new();
+    setup_source(&env);
+    // Enough resources for several chunks of the stream (2,048 each).
+    for i in 0..2_100 {
+        env.write(
+            &format!("tenants/acme-dev/documents/note-{i:04}.yaml"),
+            &format!("apiVersion: ferry/v1\nkind: Document\nmetadata:\n  name: note-{i:04}\nspec:\n  title: Note {i}\n  mediaType: text/plain\n  size: {i}\n"),
+        );
+    }
+    env.ferry(&["apply", "--tenant", "acme-dev", "--yes"]).ok();
+    env.ferry(&["export", "--tenant", "acme-dev", "--commit", "-m", "tree"])
+        .ok();
+    let store = env.open_store();
+    let tagger = ferry::backend::vcs::GitTagger {
+        root: env.repo.clone(),
+        identity: None,
+    };
+    let at = "2026-01-01T00:00:00Z";
+    for repo in [
+        None,
+        Some(&tagger as &dyn ferry::domain::tagging::PublishTagger),
+    ] {
+        let scoped = zip_export::scope(&*store, "acme-dev", &Scope::All).unwrap();
+        let whole = zip_export::export_scoped(&*store, "acme-dev", scoped, None, "ferry", at, repo)
+            .unwrap();
+        let streamed = zip_export::export_all(&*store, "acme-dev", "ferry", at, repo).unwrap();
+        assert_eq!(streamed.manifest, whole.manifest);
+        assert_eq!(streamed.scrubbed, whole.scrubbed);
+        assert!(
+            streamed.scrubbed > 0,
+            "the source holds a credential to scrub"
+        );
+        assert!(streamed.bytes == whole.bytes, "the archives differ");
+        assert!(
+            streamed.manifest.source.commit.is_some(),
+            "the store holds the applied commit"
+        );
+    }
+}
+
 fn manifest_source(env: &TestEnv, file: &str) -> Value {
     let bytes = std::fs::read(env.path(file)).unwrap();
     let (_, m) = all_entries(&bytes)
@@ -867,6 +918,11 @@ pub fn manifest_names_a_commit_only_when_it_holds_the_archive() {
     let source = manifest_source(&env, "clean.zip");
     assert_eq!(source["commit"], head.as_str(), "{source}");
     assert!(source.get("dirty").is_none(), "{source}");
+    export_all(&env, "all-clean.zip");
+    assert_eq!(
+        manifest_source(&env, "all-clean.zip")["commit"],
+        head.as_str()
+    );
 
     // An apply of an uncommitted change: HEAD no longer holds the store.
     let agent = "tenants/acme-dev/agents/support-bot.yaml";
@@ -876,6 +932,8 @@ pub fn manifest_names_a_commit_only_when_it_holds_the_archive() {
     let source = manifest_source(&env, "dirty.zip");
     assert!(source["commit"].is_null(), "{source}");
     assert_eq!(source["dirty"], true, "{source}");
+    export_all(&env, "all-dirty.zip");
+    assert_eq!(manifest_source(&env, "all-dirty.zip")["dirty"], true);
     // The ZIP still imports (its manifest is checked as before).
     env.ferry(&["tenant", "create", "acme-prod"]).ok();
     import(&env, "dirty.zip", "acme-prod", "create", &[]);
