@@ -15,7 +15,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use sha1::{Digest, Sha1};
 
@@ -72,9 +72,10 @@ impl FileStat {
 /// the working tree.
 #[derive(Debug, Default)]
 pub struct IndexChange {
-    /// Changed files: their new blob and stat data. Each must be in the
+    /// Changed files: their new blob, and the file on disk whose stat data
+    /// the entry takes (read only for entries found). Each must be in the
     /// index already (a changed file, not a new one).
-    pub changed: BTreeMap<String, (RawId, FileStat)>,
+    pub changed: BTreeMap<String, (RawId, Option<PathBuf>)>,
     /// Removed files.
     pub removed: BTreeSet<String>,
     /// Each folder above a changed file (`""` for the top): its tree in the
@@ -211,9 +212,9 @@ fn copy_entries(
         kept += 1;
         let start = out.len();
         out.extend_from_slice(entry);
-        if let Some((id, stat)) = path.and_then(|p| change.changed.get(p)) {
+        if let Some((id, on_disk)) = path.and_then(|p| change.changed.get(p)) {
             found += 1;
-            write_entry(&mut out[start..], id, stat);
+            write_entry(&mut out[start..], id, &FileStat::of(on_disk.as_deref()));
         }
     }
     Some((at, kept, found))

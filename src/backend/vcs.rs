@@ -864,8 +864,8 @@ fn update_index(
 ) -> Result<bool, VcsError> {
     let workdir = repo.workdir().map(Path::to_path_buf);
     let on_disk = |path: &str| workdir.as_ref().map(|w| w.join(path));
-    if let Some(old_root) = old_root {
-        let change = index_change(old_root, new_root, changes, &on_disk);
+    let change = old_root.and_then(|old| index_change(old, new_root, changes, &on_disk));
+    if let Some(change) = change {
         if git_index::patch_file(repo.path(), &change).unwrap_or(false) {
             return Ok(true);
         }
@@ -884,13 +884,14 @@ fn update_index(
 }
 
 /// `changes` in the index's terms, with the trees of the folders above
-/// each changed file before and after.
+/// each changed file before and after; `None` when a changed file sits in a
+/// folder HEAD did not have (a new file, which only libgit2 adds).
 fn index_change(
     old_root: &Tree<'_>,
     new_root: &Tree<'_>,
     changes: &BTreeMap<String, Option<Oid>>,
     on_disk: &dyn Fn(&str) -> Option<std::path::PathBuf>,
-) -> git_index::IndexChange {
+) -> Option<git_index::IndexChange> {
     let raw = |id: Oid| -> git_index::RawId { id.as_bytes().try_into().unwrap_or([0; 20]) };
     let tree_at = |root: &Tree<'_>, folder: &str| -> Option<Oid> {
         match folder {
@@ -904,21 +905,21 @@ fn index_change(
             change.removed.insert(path.clone());
             continue;
         };
-        let stat = git_index::FileStat::of(on_disk(path).as_deref());
-        change.changed.insert(path.clone(), (raw(*id), stat));
+        change
+            .changed
+            .insert(path.clone(), (raw(*id), on_disk(path)));
         for (i, _) in std::iter::once((0, "")).chain(path.match_indices('/')) {
             let folder = &path[..i];
-            if change.trees.contains_key(folder) {
-                continue;
-            }
-            if let (Some(old), Some(new)) = (tree_at(old_root, folder), tree_at(new_root, folder)) {
+            if !change.trees.contains_key(folder) {
+                let old = tree_at(old_root, folder)?;
+                let new = tree_at(new_root, folder)?;
                 change
                     .trees
                     .insert(folder.to_string(), (raw(old), raw(new)));
             }
         }
     }
-    change
+    Some(change)
 }
 
 /// The index entry of a file committed as blob `id`, with the stat data of
