@@ -161,10 +161,9 @@ fn tenant_create(
     environment: Option<&str>,
     force: bool,
 ) -> Result<i32> {
-    if !crate::domain::model::is_valid_name(name) {
-        bail!("tenant name `{name}` must be lower-case letters, digits, `-`, `_` or `.`");
-    }
+    crate::service::tenants::check_name(name)?;
     let (repo, mut store) = open(g)?;
+    let actor = super::identity::actor(g, Some(&repo));
     let keys = crate::domain::secrets::generate_keypair();
     let dir = repo.tenant_dir(name);
     let tf_path = dir.join(TENANT_FILE);
@@ -187,7 +186,9 @@ fn tenant_create(
             ));
         }
     }
-    let record = store.create_tenant(
+    let record = crate::service::tenants::create(
+        store.as_mut(),
+        &actor,
         name,
         environment.or(existing.as_ref().and_then(|t| t.environment.as_deref())),
         &keys,

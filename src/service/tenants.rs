@@ -1,6 +1,6 @@
-//! Creating a tenant from the name and keys a caller sends (a remote
-//! store's `tenant create`), and deleting one (`ferry tenant delete`): the
-//! owner's use cases.
+//! Creating a tenant from a name and a key pair (`ferry tenant create`, and
+//! a remote store's), and deleting one (`ferry tenant delete`): the owner's
+//! use cases.
 //!
 //! Only an owner of the tenant (or of the store) may delete it, checked with
 //! [`authorize`] before anything else is looked at. A tenant that other
@@ -88,11 +88,7 @@ pub fn create(
     store
         .access()?
         .require_owner(actor.name(), "creating tenants")?;
-    if !crate::domain::model::is_valid_name(name) {
-        return Err(NewTenantError::BadName {
-            name: name.to_string(),
-        });
-    }
+    check_name(name)?;
     secrets::check_keypair(name, keys).map_err(|e| {
         let (field, problem) = match e {
             SecretError::KeyMismatch { .. } => {
@@ -107,6 +103,18 @@ pub fn create(
         }
     })?;
     Ok(store.create_tenant(name, environment, keys)?)
+}
+
+/// Whether `name` may name a tenant, checked by [`create`] and, before
+/// anything is opened, by a front end.
+pub fn check_name(name: &str) -> Result<(), NewTenantError> {
+    if crate::domain::model::is_valid_name(name) {
+        Ok(())
+    } else {
+        Err(NewTenantError::BadName {
+            name: name.to_string(),
+        })
+    }
 }
 
 /// The resources of other tenants whose `syncedFrom` names `tenant`.

@@ -495,3 +495,41 @@ pub fn tenant_delete_needs_an_owner_of_the_tenant() {
         .json();
     assert_eq!(list["items"].as_array().unwrap().len(), 0, "{list}");
 }
+
+#[test]
+pub fn tenant_create_needs_a_store_owner_once_there_are_users() {
+    let env = committed();
+    env.ferry(&["--as", "root", "user", "add", "root"]).ok();
+    env.user("olga", &[(T, "owner")]);
+    // An owner of one tenant is not an owner of the store: nothing is created.
+    let r = env
+        .ferry(&["--as", "olga", "tenant", "create", "acme-qa"])
+        .expect(1);
+    assert!(
+        r.stderr
+            .contains("creating tenants needs a store owner, and `olga` is not one"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        !env.path("tenants/acme-qa").exists(),
+        "no folder is written"
+    );
+    let list = env
+        .ferry(&["tenant", "list", "--output", "json"])
+        .ok()
+        .json();
+    assert_eq!(list["items"].as_array().unwrap().len(), 2, "{list}");
+    // A bad name is refused before the store is opened, for anyone.
+    let r = env
+        .ferry(&["--as", "root", "tenant", "create", "Acme QA"])
+        .expect(1);
+    assert!(
+        r.stderr.contains("tenant name `Acme QA` must be"),
+        "{}",
+        r.stderr
+    );
+    env.ferry(&["--as", "root", "tenant", "create", "acme-qa"])
+        .ok();
+    assert!(env.path("tenants/acme-qa/tenant.toml").exists());
+}
