@@ -102,7 +102,7 @@ pub fn yaml_resource(bytes: &[u8]) {
 /// an import does.
 pub fn zip_tree(bytes: &[u8]) {
     if let Ok(read) = archive::read_zip(bytes, &Limits::default()) {
-        let _ = zip_import::decode(&read);
+        let _ = zip_import::decode(read);
     }
 }
 

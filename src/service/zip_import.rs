@@ -217,22 +217,26 @@ fn placeholder_paths(v: &Value, path: &str, out: &mut HashSet<String>) {
     }
 }
 
-/// Decode an archive's tree into a model, checking it as a tree.
-pub fn decode(read: &ReadArchive) -> Result<Archive, ImportError> {
+/// Decode an archive's tree into a model, checking it as a tree. The
+/// archive's files are freed as soon as they are decoded, and its manifest
+/// moves into the result.
+pub fn decode(read: ReadArchive) -> Result<Archive, ImportError> {
+    let ReadArchive { tree, manifest } = read;
+    let tree = crate::domain::tree::TakenTree::from(tree);
     let loaded =
-        crate::domain::tree::read_tree(&read.tree, &|_, _| false).map_err(PipelineError::from)?;
+        crate::domain::tree::read_tree(&tree, &|_, _| false).map_err(PipelineError::from)?;
+    drop(tree);
     let mut diags: Vec<Diagnostic> = loaded
         .diagnostics
         .into_iter()
         .filter(|d| d.severity == diagnostic::Severity::Error)
         .collect();
-    let source_tenant = read
-        .manifest
+    let source_tenant = manifest
         .as_ref()
         .map(|m| m.source.tenant.clone())
         .or_else(|| loaded.tenant_file.as_ref().map(|t| t.name.clone()))
         .unwrap_or_else(|| "archive".to_string());
-    let source_key = match &read.manifest {
+    let source_key = match &manifest {
         Some(m) => format!("{}/{}", m.source.instance, m.source.tenant),
         None => format!("archive/{source_tenant}"),
     };
@@ -264,7 +268,7 @@ pub fn decode(read: &ReadArchive) -> Result<Archive, ImportError> {
         return Err(ImportError::Invalid { diagnostics: diags });
     }
     let agents: Vec<&Resource> = model.iter().filter(|r| r.kind() == Kind::Agent).collect();
-    let root = match read.manifest.as_ref().and_then(|m| m.agent.clone()) {
+    let root = match manifest.as_ref().and_then(|m| m.agent.clone()) {
         Some(id) => agents
             .iter()
             .find(|r| r.id() == Some(id.as_str()))
@@ -273,7 +277,7 @@ pub fn decode(read: &ReadArchive) -> Result<Archive, ImportError> {
         None => None,
     };
     Ok(Archive {
-        manifest: read.manifest.clone(),
+        manifest,
         model,
         root,
         source_key,
@@ -694,16 +698,20 @@ fn item_of(
     d.metadata = metadata;
     let dangling = rewrite_refs(&mut d, local, &cx.target.index);
     let (sub_pairs, tgt_json) = aligned_target(&d, tgt);
-    let mut spec = d.spec.to_json();
-    restore(
-        &mut spec,
-        tgt_json.as_ref(),
-        "spec",
-        d.name(),
-        &mut preview.warnings,
-    );
-    if let Ok(s) = Spec::from_json(d.kind(), spec) {
-        d.spec = s;
+    // Only a spec holding the scrubbed-secret placeholder has anything to
+    // restore; the rest keep the spec as decoded.
+    if d.spec.mentions(PLACEHOLDER) {
+        let mut spec = d.spec.to_json();
+        restore(
+            &mut spec,
+            tgt_json.as_ref(),
+            "spec",
+            d.name(),
+            &mut preview.warnings,
+        );
+        if let Ok(s) = Spec::from_json(d.kind(), spec) {
+            d.spec = s;
+        }
     }
     if is_root {
         if let (Some(order), Spec::Agent(a)) = (&cx.opts.workflow_order, &mut d.spec) {
@@ -1162,6 +1170,8 @@ pub struct ImportResult {
 /// plan (and its preview) was made at. A tenant that moved since is refused
 /// as stale, and nothing is written.
 pub fn execute(store: &mut dyn Store, mut plan: ImportPlan) -> Result<ImportResult, ImportError> {
+    // The preview's rows are not part of the result.
+    drop(std::mem::take(&mut plan.preview.resources));
     // The resources to write move out of the plan; what the result needs stays.
     let mut writes: Vec<Resource> = Vec::new();
     let mut done: Vec<Done> = Vec::with_capacity(plan.items.len());
@@ -1205,6 +1215,10 @@ pub fn execute(store: &mut dyn Store, mut plan: ImportPlan) -> Result<ImportResu
             .collect(),
     });
     let revision = store.write(&plan.tenant, &batch)?;
+    // The written resources are not needed for the result; the index it
+    // reads is not held beside them.
+    drop(batch);
+    drop(planned);
     let (_, index) = store.index(&plan.tenant)?;
     Ok(result_of(&plan, done, revision, &index))
 }
@@ -1284,9 +1298,7 @@ pub fn import_bytes(
     let read = archive::read_zip(bytes.as_ref(), &Limits::default())?;
     // An archive handed over by value is not needed once read.
     drop(bytes);
-    let decoded = decode(&read)?;
-    // The decompressed files are not needed once decoded.
-    drop(read);
+    let decoded = decode(read)?;
     let mut plan = plan(&*store, tenant, decoded, opts)?;
     if let Some(base) = base_revision {
         if base != plan.base_revision {
@@ -1343,7 +1355,7 @@ mod tests {
         )
         .unwrap();
         let read = archive::read_zip(&made.bytes, &Limits::default()).unwrap();
-        let decoded = decode(&read).unwrap();
+        let decoded = decode(read).unwrap();
         (tmp, store, decoded)
     }
 

@@ -157,6 +157,43 @@ impl TreeSource for MemoryTree {
     }
 }
 
+/// A tree in memory that hands each file over once: reading a file moves
+/// its bytes out, so that a tree read with [`read_tree`] (which reads each
+/// file once) is freed as it is decoded instead of being held beside the
+/// decoded resources. A second read of a path finds it missing.
+#[derive(Debug, Default)]
+pub struct TakenTree {
+    paths: Vec<String>,
+    files: std::sync::Mutex<BTreeMap<String, Vec<u8>>>,
+}
+
+impl From<MemoryTree> for TakenTree {
+    fn from(tree: MemoryTree) -> TakenTree {
+        TakenTree {
+            paths: tree.files.keys().cloned().collect(),
+            files: std::sync::Mutex::new(tree.files),
+        }
+    }
+}
+
+impl TreeSource for TakenTree {
+    fn describe(&self) -> String {
+        "tree in memory".to_string()
+    }
+    fn list(&self) -> Result<Vec<String>, SourceError> {
+        Ok(self.paths.clone())
+    }
+    fn read(&self, path: &str) -> Result<Vec<u8>, SourceError> {
+        let taken = match self.files.lock() {
+            Ok(mut files) => files.remove(path),
+            Err(poisoned) => poisoned.into_inner().remove(path),
+        };
+        taken.ok_or_else(|| SourceError::Missing {
+            path: path.to_string(),
+        })
+    }
+}
+
 /// The settings file of a tenant folder, `tenant.toml`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -829,6 +866,24 @@ fn tree_of(encoded: Vec<Vec<(String, Vec<u8>)>>) -> MemoryTree {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_taken_tree_hands_each_file_over_once_and_reads_like_the_tree() {
+        let mut tree = MemoryTree::default();
+        tree.files
+            .insert("tools/crm-lookup.yaml".into(), TOOL.as_bytes().to_vec());
+        let whole = read_tree(&tree, &|_, _| false).unwrap();
+        let taken = TakenTree::from(tree.clone());
+        assert_eq!(taken.list().unwrap(), tree.list().unwrap());
+        let read = read_tree(&taken, &|_, _| false).unwrap();
+        assert_eq!(read.loaded.len(), 1);
+        assert_eq!(read.loaded[0].resource, whole.loaded[0].resource);
+        assert_eq!(read.diagnostics, whole.diagnostics);
+        assert!(matches!(
+            taken.read("tools/crm-lookup.yaml"),
+            Err(SourceError::Missing { .. })
+        ));
+    }
 
     const TOOL: &str =
         "apiVersion: ferry/v1\nkind: Tool\nmetadata:\n  name: crm-lookup\nspec:\n  type: http\n";
