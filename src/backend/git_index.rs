@@ -121,6 +121,7 @@ const HEADER: usize = 12;
 const TRAILER: usize = 20;
 /// The fixed part of an entry: ten 32-bit stat fields, the ID, the flags.
 const ENTRY_FIXED: usize = 62;
+const FLAG_ASSUME_VALID: u16 = 0x8000;
 const FLAG_EXTENDED: u16 = 0x4000;
 const FLAG_STAGE: u16 = 0x3000;
 const NAME_MASK: u16 = 0x0fff;
@@ -220,7 +221,8 @@ fn copy_entries(
     Some((at, kept, found))
 }
 
-/// Overwrite an entry's stat fields, mode and ID; its flags and name stay.
+/// Overwrite an entry's stat fields, mode and ID, and clear its
+/// assume-valid flag (as libgit2's `add` does); its name stays.
 fn write_entry(entry: &mut [u8], id: &RawId, stat: &FileStat) {
     let fields = [
         stat.ctime.0,
@@ -238,6 +240,8 @@ fn write_entry(entry: &mut [u8], id: &RawId, stat: &FileStat) {
         entry[i * 4..i * 4 + 4].copy_from_slice(&value.to_be_bytes());
     }
     entry[40..60].copy_from_slice(id);
+    let flags = u16::from_be_bytes([entry[60], entry[61]]) & !FLAG_ASSUME_VALID;
+    entry[60..62].copy_from_slice(&flags.to_be_bytes());
 }
 
 /// Copy the extensions after the entries into `out`: `TREE` with the

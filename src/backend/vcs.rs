@@ -1408,6 +1408,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
         three_files(root);
+        // A file git was told to assume unchanged is checked again once ferry changed it.
+        git(
+            root,
+            &[
+                "update-index",
+                "--assume-unchanged",
+                "tenants/x/agents/a.yaml",
+            ],
+        );
         // git's own write-tree caches every folder's tree in the index.
         git(root, &["write-tree"]);
         let cached = |root: &Path| {
@@ -1422,6 +1431,8 @@ mod tests {
         assert!(cached(root).iter().all(|t| t.id.is_some()));
         let done = commit_some(root, &[("agents/a.yaml", "name: a\nchanged: yes\n")], &[]);
         assert!(done.commit.is_some() && done.index_patched);
+        let flags = git(root, &["ls-files", "-v", "tenants/x/agents/a.yaml"]);
+        assert!(flags.starts_with("H "), "{flags}");
         let trees = cached(root);
         assert!(
             trees.iter().all(|t| t.id.is_some()),
