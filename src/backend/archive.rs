@@ -362,9 +362,13 @@ pub fn join_parts(parts: Vec<PackedPart>) -> Result<Vec<u8>, ArchiveError> {
     let mut order: Vec<(String, usize, usize)> = Vec::new();
     for (part, archive) in archives.iter().enumerate() {
         for index in 0..archive.len() {
-            if let Some(name) = archive.name_for_index(index) {
-                order.push((name.map_err(werr)?.to_string(), part, index));
-            }
+            let name = archive
+                .name_for_index(index)
+                .ok_or_else(|| ArchiveError::Write {
+                    reason: format!("entry {index} of part {part} has no name"),
+                })?
+                .map_err(werr)?;
+            order.push((name.to_string(), part, index));
         }
     }
     order.sort_unstable();
