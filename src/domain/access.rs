@@ -222,7 +222,9 @@ impl AccessError {
                 "an owner of `{tenant}` runs `{}`",
                 grant_command(user, tenant, *needed)
             )),
-            AccessError::NotOwner { .. } => None,
+            AccessError::NotOwner { .. } => Some(
+                "only the store's owner (its first user) may do this; run it as them: `ferry --as OWNER …`".into(),
+            ),
         }
     }
 }

@@ -512,6 +512,12 @@ pub fn tenant_create_needs_a_store_owner_once_there_are_users() {
         r.stderr
     );
     assert!(
+        r.stderr
+            .contains("hint: only the store's owner (its first user) may do this"),
+        "{}",
+        r.stderr
+    );
+    assert!(
         !env.path("tenants/acme-qa").exists(),
         "no folder is written"
     );
