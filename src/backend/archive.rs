@@ -751,14 +751,20 @@ mod tests {
         assert_eq!(back.tree.files.get("agents/a.yaml").unwrap(), b"x: 1\n");
     }
 
-    #[test]
-    fn the_archive_is_the_same_however_its_parts_are_cut() {
+    /// Nine entries of growing size.
+    fn nine_agents() -> MemoryTree {
         let mut t = MemoryTree::default();
         for i in 0..9 {
             let body = format!("name: r{i}\ntext: {}\n", "words ".repeat(i * 40));
             t.files
                 .insert(format!("agents/r{i}.yaml"), body.into_bytes());
         }
+        t
+    }
+
+    #[test]
+    fn the_archive_is_the_same_however_its_parts_are_cut() {
+        let t = nine_agents();
         let whole = write_zip_in_parts(t.clone(), 100).unwrap();
         for part in [1, 2, 4] {
             assert_eq!(
@@ -773,12 +779,7 @@ mod tests {
 
     #[test]
     fn parts_packed_in_any_order_join_into_the_same_archive() {
-        let mut t = MemoryTree::default();
-        for i in 0..9 {
-            let body = format!("name: r{i}\ntext: {}\n", "words ".repeat(i * 40));
-            t.files
-                .insert(format!("agents/r{i}.yaml"), body.into_bytes());
-        }
+        let mut t = nine_agents();
         t.files.insert("tools/t.yaml".into(), b"name: t\n".to_vec());
         let whole = write_zip(t.clone()).unwrap();
         let files: Vec<(String, Vec<u8>)> = t.files.clone().into_iter().collect();

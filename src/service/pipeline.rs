@@ -437,58 +437,33 @@ pub fn export_tree_scrubbed(
     tenant: &str,
 ) -> Result<(MemoryTree, usize), PipelineError> {
     let record = store.tenant(tenant)?;
-    let mut files = encoded_drafts(store, tenant, crate::domain::secrets::scrub_plain, true)?;
+    let mut tree = MemoryTree::default();
+    let (scrubbed, variables) = encode_drafts_chunked(
+        store,
+        tenant,
+        crate::domain::secrets::scrub_plain,
+        true,
+        &mut |files| tree.files.extend(files),
+    )?;
     let tf = TenantFile {
         name: tenant.to_string(),
         environment: record.environment.clone(),
         recipient: Some(record.recipient.clone()),
-        variables: files.variables,
-    };
-    files
-        .tree
-        .files
-        .insert(tree::TENANT_FILE.to_string(), tf.to_toml().into_bytes());
-    Ok((files.tree, files.scrubbed))
-}
-
-/// A tenant's drafts encoded as the files of a tree, without `tenant.toml`.
-#[derive(Debug, Default)]
-pub struct EncodedDrafts {
-    /// The resources' files.
-    pub tree: MemoryTree,
-    /// How many credentials were replaced with the placeholder.
-    pub scrubbed: usize,
-    /// The `${vars.*}` names the drafts use, sorted (when asked for).
-    pub variables: Vec<String>,
-}
-
-/// Every draft of a tenant encoded as a file, names rendered from the
-/// store's index and credentials replaced by `scrub`
-/// ([`crate::domain::secrets::scrub_plain`] for a folder or git,
-/// [`crate::domain::secrets::scrub`] for an archive), so that only the tree
-/// is ever whole in memory ([`encode_drafts_chunked`]).
-pub fn encoded_drafts(
-    store: &dyn Store,
-    tenant: &str,
-    scrub: fn(&mut serde_json::Value) -> usize,
-    with_variables: bool,
-) -> Result<EncodedDrafts, PipelineError> {
-    let mut tree = MemoryTree::default();
-    let (scrubbed, variables) =
-        encode_drafts_chunked(store, tenant, scrub, with_variables, &mut |files| {
-            tree.files.extend(files)
-        })?;
-    Ok(EncodedDrafts {
-        tree,
-        scrubbed,
         variables,
-    })
+    };
+    tree.files
+        .insert(tree::TENANT_FILE.to_string(), tf.to_toml().into_bytes());
+    Ok((tree, scrubbed))
 }
 
-/// [`encoded_drafts`] handed to `on_files` a chunk at a time, on the
-/// calling thread: the drafts are read, rendered, scrubbed and encoded
-/// [`EXPORT_CHUNK`] at a time, on every core. Returns how many credentials
-/// were scrubbed and the `${vars.*}` names used (when asked for), sorted.
+/// Every draft of a tenant encoded as the files of a tree (no
+/// `tenant.toml`), handed to `on_files` a chunk at a time, on the calling
+/// thread: the drafts are read, rendered (names from the store's index),
+/// scrubbed by `scrub` ([`crate::domain::secrets::scrub_plain`] for a folder
+/// or git, [`crate::domain::secrets::scrub`] for an archive) and encoded
+/// [`EXPORT_CHUNK`] at a time, on every core, so that no whole-tenant export
+/// holds the decoded tenant. Returns how many credentials were scrubbed and
+/// the `${vars.*}` names used (when asked for), sorted.
 pub fn encode_drafts_chunked(
     store: &dyn Store,
     tenant: &str,

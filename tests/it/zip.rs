@@ -828,7 +828,7 @@ pub fn merge_matches_the_copies_promoted_from_the_archives_tenant() {
     assert!(reason.contains("--strategy upgrade"), "{reason}");
 }
 
-/// The `source` object of an exported ZIP's manifest.
+/// `ferry zip export --all` of acme-dev into `file`, at a fixed time.
 fn export_all(env: &TestEnv, file: &str) {
     env.ferry(&[
         "zip",
@@ -891,6 +891,7 @@ fn a_whole_tenant_archive_streamed_is_the_scoped_one_byte_for_byte() {
     }
 }
 
+/// The `source` object of an exported ZIP's manifest.
 fn manifest_source(env: &TestEnv, file: &str) -> Value {
     let bytes = std::fs::read(env.path(file)).unwrap();
     let (_, m) = all_entries(&bytes)
