@@ -326,12 +326,13 @@ fn export(g: &Global, out: &Output, r: &ExportRequest, preview: bool) -> Result<
     let Some(file) = &r.file else {
         bail!("say where to write the ZIP: -o FILE");
     };
-    let tagger = super::serve::repo_tagger(Some(&repo));
-    let tagger = tagger.as_deref().map(|t| t as &dyn PublishTagger);
+    let shared = super::serve::repo_tagger(Some(&repo));
+    let shared = shared.as_deref().map(|t| t as &(dyn PublishTagger + Sync));
+    let tagger = shared.map(|t| t as &dyn PublishTagger);
     let (instance, created_at) = (&r.stamp.instance, &r.stamp.created_at());
     let made = match (&r.scope, &r.selected) {
         (Scope::All, None) => {
-            zip_export::export_all(store.as_ref(), &r.tenant, instance, created_at, tagger)?
+            zip_export::export_all(store.as_ref(), &r.tenant, instance, created_at, shared)?
         }
         _ => zip_export::export_scoped(
             store.as_ref(),

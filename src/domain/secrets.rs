@@ -774,7 +774,18 @@ pub fn scrub_plain(spec: &mut serde_json::Value) -> usize {
 }
 
 fn scrub_values(spec: &mut serde_json::Value, encrypted_too: bool) -> usize {
-    fn go(v: &mut serde_json::Value, path: &str, secret_ctx: bool, enc: bool) -> usize {
+    /// Where a value sits, as far as scrubbing cares: no path is built,
+    /// since this runs for every value of every exported spec.
+    #[derive(Clone, Copy, PartialEq)]
+    enum Place {
+        /// The spec itself.
+        Top,
+        /// `spec.credentials`, whose every field is a credential.
+        Credentials,
+        /// Anywhere else.
+        Inside,
+    }
+    fn go(v: &mut serde_json::Value, place: Place, secret_ctx: bool, enc: bool) -> usize {
         match v {
             serde_json::Value::String(s) => {
                 if s == PLACEHOLDER || s.is_empty() {
@@ -795,22 +806,24 @@ fn scrub_values(spec: &mut serde_json::Value, encrypted_too: bool) -> usize {
             }
             serde_json::Value::Array(items) => items
                 .iter_mut()
-                .enumerate()
-                .map(|(i, x)| go(x, &format!("{path}[{i}]"), secret_ctx, enc))
+                .map(|x| go(x, Place::Inside, secret_ctx, enc))
                 .sum(),
-            serde_json::Value::Object(map) => {
-                let in_credentials = path == "spec.credentials";
-                map.iter_mut()
-                    .map(|(k, x)| {
-                        let child = secret_ctx || in_credentials || is_secret_field(k);
-                        go(x, &format!("{path}.{k}"), child, enc)
-                    })
-                    .sum()
-            }
+            serde_json::Value::Object(map) => map
+                .iter_mut()
+                .map(|(k, x)| {
+                    let child = secret_ctx || place == Place::Credentials || is_secret_field(k);
+                    let at = if place == Place::Top && k == "credentials" {
+                        Place::Credentials
+                    } else {
+                        Place::Inside
+                    };
+                    go(x, at, child, enc)
+                })
+                .sum(),
             _ => 0,
         }
     }
-    go(spec, "spec", false, encrypted_too)
+    go(spec, Place::Top, false, encrypted_too)
 }
 
 #[cfg(test)]

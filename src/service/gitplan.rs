@@ -131,18 +131,49 @@ pub fn applied_commit_of(
     tenant: &TenantRecord,
     in_store: Option<HashSet<String>>,
 ) -> Result<Option<String>, StoreError> {
+    let at_commit = match (repo, tenant.last_commit.as_deref()) {
+        (Some(repo), Some(last)) => AtCommit::Read(units_at(repo, &tenant.name, last)),
+        _ => AtCommit::NoRepo,
+    };
+    applied_commit_given(store, tenant, at_commit, in_store)
+}
+
+/// What the last applied commit's folder holds, read ahead of
+/// [`applied_commit_given`] (on another thread, say).
+#[derive(Debug)]
+pub enum AtCommit {
+    /// No repo to compare with: only drift is checked.
+    NoRepo,
+    /// The commit's units ([`units_at`]); `None` when unreadable.
+    Read(Option<HashSet<String>>),
+}
+
+/// The unit paths (resource files, not their content files) of a tenant's
+/// folder at `commit`, as [`applied_commit`] compares them with the store's;
+/// `None` when the folder cannot be read there.
+pub fn units_at(repo: &dyn PublishTagger, tenant: &str, commit: &str) -> Option<HashSet<String>> {
+    let paths = repo.paths_at(&tenant_rel(tenant), commit)?;
+    let (units, _) = crate::domain::tree::units_of(&paths);
+    Some(units.into_iter().map(|(p, _)| p).collect())
+}
+
+/// [`applied_commit_of`] with the commit's side already read.
+pub fn applied_commit_given(
+    store: &dyn Store,
+    tenant: &TenantRecord,
+    at_commit: AtCommit,
+    in_store: Option<HashSet<String>>,
+) -> Result<Option<String>, StoreError> {
     let Some(last) = tenant.last_commit.as_deref() else {
         return Ok(None);
     };
     if !store.drift(&tenant.name)?.is_empty() {
         return Ok(None);
     }
-    if let Some(repo) = repo {
-        let Some(paths) = repo.paths_at(&tenant_rel(&tenant.name), last) else {
+    if let AtCommit::Read(at_commit) = at_commit {
+        let Some(at_commit) = at_commit else {
             return Ok(None);
         };
-        let (units, _) = crate::domain::tree::units_of(&paths);
-        let at_commit: HashSet<String> = units.into_iter().map(|(p, _)| p).collect();
         let in_store = match in_store {
             Some(paths) => paths,
             None => {

@@ -477,13 +477,23 @@ pub fn export_all(
     tenant: &str,
     instance: &str,
     created_at: &str,
-    repo: Option<&dyn PublishTagger>,
+    repo: Option<&(dyn PublishTagger + Sync)>,
 ) -> Result<Exported, ExportError> {
     use crate::backend::archive::{self, PackedPart};
     type Packed = Result<(PackedPart, Vec<(String, String)>), ArchiveError>;
     let packed: std::sync::Mutex<Vec<Packed>> = std::sync::Mutex::new(Vec::new());
     let mut sent = 0;
+    let record = store.tenant(tenant).map_err(PipelineError::from)?;
+    // The last applied commit's side of the check that the archive is that
+    // commit's tree, read from git while the drafts are encoded.
+    let at_commit = std::sync::OnceLock::new();
     let encoded = rayon::in_place_scope(|s| {
+        if let (Some(repo), Some(last)) = (repo, record.last_commit.as_deref()) {
+            let at_commit = &at_commit;
+            s.spawn(move |_| {
+                let _ = at_commit.set(gitplan::units_at(repo, tenant, last));
+            });
+        }
         pipeline::encode_drafts_chunked(
             store,
             tenant,
@@ -518,14 +528,17 @@ pub fn export_all(
         }
         .into());
     }
-    let record = store.tenant(tenant).map_err(PipelineError::from)?;
-    let in_store = (repo.is_some() && record.last_commit.is_some()).then(|| {
+    let at_commit = match at_commit.into_inner() {
+        Some(units) => gitplan::AtCommit::Read(units),
+        None => gitplan::AtCommit::NoRepo,
+    };
+    let in_store = matches!(at_commit, gitplan::AtCommit::Read(Some(_))).then(|| {
         let paths: Vec<String> = entries.keys().cloned().collect();
         let (units, _) = crate::domain::tree::units_of(&paths);
         units.into_iter().map(|(p, _)| p).collect()
     });
-    let commit =
-        gitplan::applied_commit_of(store, repo, &record, in_store).map_err(PipelineError::from)?;
+    let commit = gitplan::applied_commit_given(store, &record, at_commit, in_store)
+        .map_err(PipelineError::from)?;
     let source = ManifestSource {
         instance: instance.to_string(),
         tenant: tenant.to_string(),

@@ -871,11 +871,13 @@ fn a_whole_tenant_archive_streamed_is_the_scoped_one_byte_for_byte() {
     let at = "2026-01-01T00:00:00Z";
     for repo in [
         None,
-        Some(&tagger as &dyn ferry::domain::tagging::PublishTagger),
+        Some(&tagger as &(dyn ferry::domain::tagging::PublishTagger + Sync)),
     ] {
         let scoped = zip_export::scope(&*store, "acme-dev", &Scope::All).unwrap();
-        let whole = zip_export::export_scoped(&*store, "acme-dev", scoped, None, "ferry", at, repo)
-            .unwrap();
+        let whole = repo.map(|r| r as &dyn ferry::domain::tagging::PublishTagger);
+        let whole =
+            zip_export::export_scoped(&*store, "acme-dev", scoped, None, "ferry", at, whole)
+                .unwrap();
         let streamed = zip_export::export_all(&*store, "acme-dev", "ferry", at, repo).unwrap();
         assert_eq!(streamed.manifest, whole.manifest);
         assert_eq!(streamed.scrubbed, whole.scrubbed);
