@@ -16,7 +16,7 @@ use std::sync::Mutex;
 use git2::{ObjectType, Oid, Repository, Signature, Tree, TreeEntry, TreeWalkMode, TreeWalkResult};
 use rayon::prelude::*;
 
-use super::git_index;
+use super::{git_index, git_pack};
 use crate::domain::tagging::{PublishTagger, TagError};
 use crate::domain::tree::{Irregular, Listing, SourceError, TreeSource, MAX_FILE_BYTES};
 
@@ -672,7 +672,7 @@ fn signature(repo: &Repository, who: Option<&Identity>) -> Result<Signature<'sta
 pub fn commit_folder(
     dir: &Path,
     rel: &str,
-    files: &BTreeMap<String, Vec<u8>>,
+    files: BTreeMap<String, Vec<u8>>,
     message: &str,
     who: Option<&Identity>,
 ) -> Result<CommitOutcome, VcsError> {
@@ -682,7 +682,7 @@ pub fn commit_folder(
         Some(r) => subtree(&repo, r, &prefix)?,
         None => None,
     };
-    let (delta, _ids) = delta_against(old.as_ref(), files);
+    let (delta, _ids) = delta_against(old.as_ref(), &files);
     let head = Head { parent, root };
     write_delta(&repo, &prefix, head, delta, files, message, who)
 }
@@ -694,7 +694,7 @@ pub fn commit_folder(
 pub fn commit_changes(
     dir: &Path,
     rel: &str,
-    changed: &BTreeMap<String, Vec<u8>>,
+    changed: BTreeMap<String, Vec<u8>>,
     removed: &[String],
     message: &str,
     who: Option<&Identity>,
@@ -712,7 +712,7 @@ pub fn commit_changes(
             .map(|e| e.id())
     };
     let mut delta = FolderDelta::default();
-    for (p, bytes) in changed {
+    for (p, bytes) in &changed {
         if at_head(p) != Some(Oid::hash_object(ObjectType::Blob, bytes)?) {
             delta.changed.push(p.clone());
         }
@@ -743,8 +743,9 @@ impl<'r> Head<'r> {
     }
 }
 
-/// From this many changed files on, a commit writes its new objects as one
-/// pack file instead of a loose file each.
+/// From this many changed files on, a commit writes its new objects as two
+/// pack files instead of a loose file each: the blobs streamed into one
+/// ([`write_blob_pack`]), the trees above them packed from memory.
 const PACK_AT: usize = 256;
 
 /// Commit `delta` (the bytes of changed files in `files`) on top of `head`,
@@ -755,7 +756,7 @@ fn write_delta(
     prefix: &str,
     head: Head<'_>,
     delta: FolderDelta,
-    files: &BTreeMap<String, Vec<u8>>,
+    mut files: BTreeMap<String, Vec<u8>>,
     message: &str,
     who: Option<&Identity>,
 ) -> Result<CommitOutcome, VcsError> {
@@ -774,12 +775,22 @@ fn write_delta(
             format!("{prefix}/{p}")
         }
     };
-    // Writes the blobs and the trees above them.
-    let write_objects = |target: &Repository| -> Result<Written, VcsError> {
+    // Writes the blobs and the trees above them. Each file's bytes are
+    // dropped once its blob is written: a whole-tenant commit otherwise
+    // holds the tree twice, once here and once in the pack being made.
+    // A big delta's blobs are streamed into a pack of their own first.
+    let packed = if delta.changed.len() >= PACK_AT {
+        write_blob_pack(repo, &delta.changed, &mut files)?
+    } else {
+        Vec::new()
+    };
+    let mut write_objects = |target: &Repository| -> Result<Written, VcsError> {
         let (mut ids, mut changes) = (Vec::new(), BTreeMap::new());
-        for p in &delta.changed {
-            if let Some(bytes) = files.get(p) {
-                let id = target.blob(bytes)?;
+        for (i, p) in delta.changed.iter().enumerate() {
+            if let Some(id) = packed.get(i) {
+                changes.insert(full(p), Some(*id));
+            } else if let Some(bytes) = files.remove(p) {
+                let id = target.blob(&bytes)?;
                 ids.push(id);
                 changes.insert(full(p), Some(id));
             }
@@ -819,6 +830,40 @@ fn write_delta(
     })
 }
 
+/// Write the blobs of `changed` (taken out of `files`, which must hold each)
+/// as one pack streamed into the repo's object database ([`git_pack`]), a
+/// batch at a time; their IDs, in the order of `changed`.
+fn write_blob_pack(
+    repo: &Repository,
+    changed: &[String],
+    files: &mut BTreeMap<String, Vec<u8>>,
+) -> Result<Vec<Oid>, VcsError> {
+    let io = |e: std::io::Error| VcsError::Git {
+        message: format!("writing a pack of {} blobs: {e}", changed.len()),
+    };
+    let count = u32::try_from(changed.len()).map_err(|_| VcsError::Git {
+        message: format!("{} blobs are too many for one pack", changed.len()),
+    })?;
+    let odb = repo.odb()?;
+    let mut pack = git_pack::BlobPack::start(odb.packwriter()?, count).map_err(io)?;
+    let mut ids = Vec::with_capacity(changed.len());
+    for batch in changed.chunks(1024) {
+        let blobs = batch
+            .iter()
+            .map(|p| {
+                files.remove(p).ok_or_else(|| VcsError::Git {
+                    message: format!("no bytes for the changed file {p}"),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        for id in pack.add(&blobs).map_err(io)? {
+            ids.push(Oid::from_bytes(&id)?);
+        }
+    }
+    pack.finish().map_err(io)?.commit()?;
+    Ok(ids)
+}
+
 /// What a commit wrote: its root tree, every object ID, and each changed
 /// path's blob (`None` for a removed one).
 struct Written {
@@ -829,7 +874,9 @@ struct Written {
 
 /// Write new objects as one pack file instead of a loose file each: `write`
 /// writes them into memory (a mempack backend on a second handle of the
-/// repo), and exactly the IDs it returns are packed and indexed.
+/// repo), and exactly the IDs it returns are packed and indexed. A big
+/// commit's blobs are in their own pack by then ([`write_blob_pack`]), so
+/// only the trees above them pass through memory.
 fn write_packed(
     repo: &Repository,
     write: impl FnOnce(&Repository) -> Result<Written, VcsError>,
@@ -1181,7 +1228,7 @@ mod tests {
             name: "Test".into(),
             email: "test@example.invalid".into(),
         };
-        commit_folder(root, "tenants/x", files, "commit", Some(&who)).unwrap()
+        commit_folder(root, "tenants/x", files.clone(), "commit", Some(&who)).unwrap()
     }
 
     fn loose_objects(root: &Path) -> usize {
@@ -1300,7 +1347,7 @@ mod tests {
     }
 
     #[test]
-    fn a_big_commit_is_one_pack_and_leaves_the_worktree_clean() {
+    fn a_big_commit_is_two_packs_and_leaves_the_worktree_clean() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
         Repository::init(root).unwrap();
@@ -1330,8 +1377,10 @@ mod tests {
             .flatten()
             .filter(|e| e.path().extension().is_some_and(|x| x == "pack"))
             .count();
-        assert_eq!(packs, 1);
+        assert_eq!(packs, 2, "one pack of blobs, one of the trees above them");
         assert_eq!(loose_objects(root), 1, "only the commit is a loose object");
+        let fsck = git(root, &["fsck", "--strict"]);
+        assert!(!fsck.contains("error"), "{fsck}");
         // A small change after it is written loose, on top of the packed tree.
         files.insert("tools/t0000.yaml".into(), b"name: changed\n".to_vec());
         assert!(commit_on_disk(root, &files).commit.is_some());
@@ -1375,7 +1424,15 @@ mod tests {
             name: "Test".into(),
             email: "test@example.invalid".into(),
         };
-        commit_changes(root, "tenants/x", &files, &removed, "change", Some(&who)).unwrap()
+        commit_changes(
+            root,
+            "tenants/x",
+            files.clone(),
+            &removed,
+            "change",
+            Some(&who),
+        )
+        .unwrap()
     }
 
     /// git itself finds the index, the work tree and HEAD in agreement, and
@@ -1475,7 +1532,7 @@ mod tests {
         };
         std::fs::write(root.join("tenants/x/agents/c.yaml"), "name: c3\n").unwrap();
         let files = BTreeMap::from([("agents/c.yaml".to_string(), b"name: c3\n".to_vec())]);
-        let locked = commit_changes(root, "tenants/x", &files, &[], "change", Some(&who));
+        let locked = commit_changes(root, "tenants/x", files.clone(), &[], "change", Some(&who));
         assert!(locked.is_err(), "{locked:?}");
         assert!(
             root.join(".git/index.lock").exists(),

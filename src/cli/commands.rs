@@ -327,14 +327,16 @@ fn export(
     if let Some(s) = spinner {
         s.finish_and_clear();
     }
+    let files = tree.files.len();
     let committed = if commit {
+        // The tree is handed over: its bytes go as their blobs are written.
         super::git::commit_export(
             &repo,
             store.as_mut(),
             &actor,
             tenant,
             &dir,
-            (&tree.files, drafts_at),
+            (tree.files, drafts_at),
             message,
         )?
     } else {
@@ -342,7 +344,7 @@ fn export(
     };
     if out.json() {
         out.json_value(&serde_json::json!({
-            "tenant": tenant, "out": dir.display().to_string(), "files": tree.files.len(),
+            "tenant": tenant, "out": dir.display().to_string(), "files": files,
             "written": report.written, "removed": report.removed, "unchanged": report.unchanged,
             "commit": committed, "scrubbed": scrubbed,
         }));
@@ -356,7 +358,7 @@ fn export(
         out.data(&format!(
             "Exported {tenant} to {}: {} files ({} written, {} removed, {} unchanged)",
             dir.display(),
-            tree.files.len(),
+            files,
             report.written.len(),
             report.removed.len(),
             report.unchanged

@@ -54,7 +54,7 @@ impl Demo<'_> {
         for p in source.list()? {
             files.insert(p.clone(), source.read(&p)?);
         }
-        vcs::commit_folder(&self.repo, "tenants/acme-dev", &files, message, None)?;
+        vcs::commit_folder(&self.repo, "tenants/acme-dev", files, message, None)?;
         self.out.status(&format!(
             "$ {}",
             shell_line("git", &["commit", "-m", message])

@@ -143,7 +143,7 @@ pub(crate) fn commit_export(
     actor: &Actor,
     tenant: &str,
     dir: &Path,
-    tree: (&BTreeMap<String, Vec<u8>>, u64),
+    tree: (BTreeMap<String, Vec<u8>>, u64),
     message: Option<String>,
 ) -> Result<Option<String>> {
     let message = commit_message(tenant, message.as_deref())?.to_string();

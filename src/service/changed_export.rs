@@ -93,7 +93,8 @@ pub fn export_changes(
             _ => {}
         }
     }
-    let outcome = vcs::commit_changes(root, &rel, &changed.files, &changed.removed, message, who)?;
+    let written: Vec<String> = changed.files.keys().cloned().collect();
+    let outcome = vcs::commit_changes(root, &rel, changed.files, &changed.removed, message, who)?;
     gitplan::record_holding(
         store,
         root,
@@ -103,7 +104,7 @@ pub fn export_changes(
     )?;
     Ok(Some(ChangedExport {
         since,
-        written: changed.files.into_keys().collect(),
+        written,
         removed: changed.removed,
         scrubbed: changed.scrubbed,
         commit: outcome.commit,

@@ -70,7 +70,7 @@ pub fn commit_export(
     actor: &crate::service::access::Actor,
     root: &Path,
     tenant: &str,
-    files: &BTreeMap<String, Vec<u8>>,
+    files: BTreeMap<String, Vec<u8>>,
     drafts_at: u64,
     message: &str,
     who: Option<&Identity>,
