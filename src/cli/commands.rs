@@ -14,7 +14,7 @@ use crate::backend::store::{self, Store};
 use crate::domain::diagnostic::has_errors;
 use crate::domain::model::Kind;
 use crate::domain::plan::{read_saved, DiffOptions, Plan, SavedPlanError, PLAN_FORMAT};
-use crate::domain::tree::folder::{write_tree, FolderSource};
+use crate::domain::tree::folder::{write_tree, FolderSource, TreeWriter};
 use crate::domain::tree::{TenantFile, TreeSource, TENANT_FILE};
 use crate::service::apply::{self, ApplyOptions};
 use crate::service::pipeline::{self, TreePlan};
@@ -292,55 +292,46 @@ fn export(
         }
     }
     let spinner = out.spinner("exporting");
-    let drafts_at = store.tenant(tenant)?.revision;
+    let record = store.tenant(tenant)?;
+    let drafts_at = record.revision;
     let dir = dir.unwrap_or_else(|| repo.tenant_dir(tenant));
-    let (tree, scrubbed, received) =
-        crate::service::remote_export::export_tree(store.as_ref(), tenant, &dir)?;
-    if let Some(n) = received {
-        out.status(&format!(
-            "received {n} of {} file(s) from the server; the others are in {} as they are",
-            tree.files.len(),
-            dir.display()
-        ));
-    }
     // An empty tenant exported over a tree would delete the whole tree (a
     // wrong --store does that): never without --force.
-    let exports_nothing = tree
-        .files
-        .keys()
-        .all(|p| p == crate::domain::tree::TENANT_FILE);
-    if exports_nothing && !force {
-        let existing = FolderSource::new(&dir).list().unwrap_or_default();
-        let resources = existing
-            .iter()
-            .filter(|p| p.ends_with(".yaml") && p.contains('/'))
-            .count();
-        if resources > 0 {
-            bail!(
-                "tenant `{tenant}` has no resources in the store, and exporting it would delete the {resources} resource file(s) in {}\nhint: check --store; pass --force if the tree is meant to be emptied",
-                dir.display()
-            );
-        }
+    if record.resources == 0 && !force {
+        refuse_emptying(tenant, &dir)?;
     }
-    let report =
-        write_tree(&dir, &tree).with_context(|| format!("cannot write {}", dir.display()))?;
+    let (files, scrubbed, report, tree) = if commit || store.remote().is_some() {
+        let (tree, scrubbed, received) =
+            crate::service::remote_export::export_tree(store.as_ref(), tenant, &dir)?;
+        if let Some(n) = received {
+            out.status(&format!(
+                "received {n} of {} file(s) from the server; the others are in {} as they are",
+                tree.files.len(),
+                dir.display()
+            ));
+        }
+        let report =
+            write_tree(&dir, &tree).with_context(|| format!("cannot write {}", dir.display()))?;
+        (tree.files.len(), scrubbed, report, Some(tree.files))
+    } else {
+        let (files, scrubbed, report) = export_streamed(store.as_ref(), tenant, &dir)?;
+        (files, scrubbed, report, None)
+    };
     if let Some(s) = spinner {
         s.finish_and_clear();
     }
-    let files = tree.files.len();
-    let committed = if commit {
+    let committed = match tree {
         // The tree is handed over: its bytes go as their blobs are written.
-        super::git::commit_export(
+        Some(tree) if commit => super::git::commit_export(
             &repo,
             store.as_mut(),
             &actor,
             tenant,
             &dir,
-            (tree.files, drafts_at),
+            (tree, drafts_at),
             message,
-        )?
-    } else {
-        None
+        )?,
+        _ => None,
     };
     if out.json() {
         out.json_value(&serde_json::json!({
@@ -371,6 +362,55 @@ fn export(
         }
     }
     Ok(EXIT_OK)
+}
+
+/// Refuse to export a tenant with no resources over `dir` when it holds
+/// resource files (the export would delete them).
+fn refuse_emptying(tenant: &str, dir: &Path) -> Result<()> {
+    let existing = FolderSource::new(dir).list().unwrap_or_default();
+    let resources = existing
+        .iter()
+        .filter(|p| p.ends_with(".yaml") && p.contains('/'))
+        .count();
+    if resources > 0 {
+        bail!(
+            "tenant `{tenant}` has no resources in the store, and exporting it would delete the {resources} resource file(s) in {}\nhint: check --store; pass --force if the tree is meant to be emptied",
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// Export a tenant from a local store into `dir` a chunk at a time
+/// ([`pipeline::export_streamed`]), never holding the whole tree: how many
+/// files, how many credentials were scrubbed, and what was written.
+fn export_streamed(
+    store: &dyn Store,
+    tenant: &str,
+    dir: &Path,
+) -> Result<(usize, usize, crate::domain::tree::folder::WriteReport)> {
+    let cannot = || format!("cannot write {}", dir.display());
+    let mut writer = TreeWriter::new(dir).with_context(cannot)?;
+    let (mut files, mut failed) = (0, None);
+    let scrubbed = pipeline::export_streamed(store, tenant, &mut |chunk| {
+        files += chunk.len();
+        let chunk: Vec<(&str, &[u8])> = chunk
+            .iter()
+            .map(|(p, b)| (p.as_str(), b.as_slice()))
+            .collect();
+        match writer.write(&chunk) {
+            Ok(()) => true,
+            Err(e) => {
+                failed = Some(e);
+                false
+            }
+        }
+    })?;
+    if let Some(e) = failed {
+        return Err(e).with_context(cannot);
+    }
+    let report = writer.finish().with_context(cannot)?;
+    Ok((files, scrubbed, report))
 }
 
 /// The tenant a folder belongs to: its tenant.toml's name, else the folder name.

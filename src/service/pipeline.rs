@@ -436,24 +436,48 @@ pub fn export_tree_scrubbed(
     store: &dyn Store,
     tenant: &str,
 ) -> Result<(MemoryTree, usize), PipelineError> {
-    let record = store.tenant(tenant)?;
     let mut tree = MemoryTree::default();
+    let scrubbed = export_streamed(store, tenant, &mut |files| {
+        tree.files.extend(files);
+        true
+    })?;
+    Ok((tree, scrubbed))
+}
+
+/// [`export_tree_scrubbed`] handed to `on_files` a chunk at a time
+/// ([`encode_drafts_chunked`]), `tenant.toml` last, so that the whole tree
+/// is never held; `on_files` returns `false` to stop. How many credentials
+/// were scrubbed.
+pub fn export_streamed(
+    store: &dyn Store,
+    tenant: &str,
+    on_files: &mut dyn FnMut(Vec<(String, Vec<u8>)>) -> bool,
+) -> Result<usize, PipelineError> {
+    let record = store.tenant(tenant)?;
+    let mut going = true;
     let (scrubbed, variables) = encode_drafts_chunked(
         store,
         tenant,
         crate::domain::secrets::scrub_plain,
         true,
-        &mut |files| tree.files.extend(files),
+        &mut |files| {
+            going = on_files(files);
+            going
+        },
     )?;
-    let tf = TenantFile {
-        name: tenant.to_string(),
-        environment: record.environment.clone(),
-        recipient: Some(record.recipient.clone()),
-        variables,
-    };
-    tree.files
-        .insert(tree::TENANT_FILE.to_string(), tf.to_toml().into_bytes());
-    Ok((tree, scrubbed))
+    if going {
+        let tf = TenantFile {
+            name: tenant.to_string(),
+            environment: record.environment.clone(),
+            recipient: Some(record.recipient.clone()),
+            variables,
+        };
+        on_files(vec![(
+            tree::TENANT_FILE.to_string(),
+            tf.to_toml().into_bytes(),
+        )]);
+    }
+    Ok(scrubbed)
 }
 
 /// Every draft of a tenant encoded as the files of a tree (no
@@ -463,13 +487,14 @@ pub fn export_tree_scrubbed(
 /// or git, [`crate::domain::secrets::scrub`] for an archive) and encoded
 /// [`EXPORT_CHUNK`] at a time, on every core, so that no whole-tenant export
 /// holds the decoded tenant. Returns how many credentials were scrubbed and
-/// the `${vars.*}` names used (when asked for), sorted.
+/// the `${vars.*}` names used (when asked for), sorted. `on_files` returns
+/// `false` to stop the stream.
 pub fn encode_drafts_chunked(
     store: &dyn Store,
     tenant: &str,
     scrub: fn(&mut serde_json::Value) -> usize,
     with_variables: bool,
-    on_files: &mut dyn FnMut(Vec<(String, Vec<u8>)>),
+    on_files: &mut dyn FnMut(Vec<(String, Vec<u8>)>) -> bool,
 ) -> Result<(usize, Vec<String>), PipelineError> {
     use rayon::prelude::*;
     let (_, index) = store.index(tenant)?;
@@ -496,9 +521,11 @@ pub fn encode_drafts_chunked(
                     .map(|(path, bytes)| (path.as_str().to_owned(), bytes.as_slice().to_vec()))
                     .collect(),
             ),
-            Err(e) => failed = Some(e),
+            Err(e) => {
+                failed = Some(e);
+                false
+            }
         }
-        failed.is_none()
     })?;
     if let Some(e) = failed {
         return Err(e.into());

@@ -512,6 +512,7 @@ pub fn export_all(
                         all.push(part);
                     }
                 });
+                true
             },
         )
     });

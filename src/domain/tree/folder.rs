@@ -209,65 +209,127 @@ pub struct WriteReport {
 /// Write `tree` into `root`, in place: rewrite only what differs, and remove
 /// files in step folders that `tree` does not have.
 pub fn write_tree(root: &Path, tree: &MemoryTree) -> std::io::Result<WriteReport> {
-    std::fs::create_dir_all(root)?;
-    for kind in Kind::ALL {
-        let has = tree
-            .files
-            .keys()
-            .any(|p| p.starts_with(&format!("{}/", kind.step())));
-        if has {
-            let dir = root.join(kind.step());
-            if std::fs::symlink_metadata(&dir).is_ok_and(|m| !m.is_dir()) {
-                return Err(std::io::Error::other(format!(
-                    "`{}` is not a folder (a link?); ferry never writes through links",
-                    dir.display()
-                )));
-            }
-            std::fs::create_dir_all(dir)?;
-        }
-    }
-    let results: Vec<std::io::Result<Option<String>>> = tree
+    let mut writer = TreeWriter::new(root)?;
+    let files: Vec<(&str, &[u8])> = tree
         .files
-        .par_iter()
-        .map(|(rel, bytes)| {
-            let path = root.join(rel);
-            match read_regular(&path, bytes.len() as u64) {
-                Ok(existing) if existing == *bytes => return Ok(None),
-                // Never write through a link: replace it with the file.
-                Err(SourceError::NotRegular { .. }) => std::fs::remove_file(&path)?,
-                _ => {}
-            }
-            if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent)?;
-            }
-            std::fs::write(&path, bytes)?;
-            Ok(Some(rel.clone()))
-        })
+        .iter()
+        .map(|(p, b)| (p.as_str(), b.as_slice()))
         .collect();
-    let mut report = WriteReport::default();
-    for r in results {
-        match r? {
-            Some(p) => report.written.push(p),
-            None => report.unchanged += 1,
-        }
+    writer.write(&files)?;
+    writer.finish()
+}
+
+/// A tree written into a folder a part at a time ([`write_tree`] in one
+/// go): [`TreeWriter::write`] writes each part's files that differ,
+/// [`TreeWriter::finish`] removes the files in step folders that no part
+/// had. An export streams its chunks through it and never holds the tree.
+#[derive(Debug)]
+pub struct TreeWriter {
+    root: PathBuf,
+    seen: std::collections::HashSet<String>,
+    steps: Vec<Kind>,
+    report: WriteReport,
+}
+
+impl TreeWriter {
+    /// Start writing into `root` (made when missing).
+    pub fn new(root: &Path) -> std::io::Result<TreeWriter> {
+        std::fs::create_dir_all(root)?;
+        Ok(TreeWriter {
+            root: root.to_path_buf(),
+            seen: std::collections::HashSet::new(),
+            steps: Vec::new(),
+            report: WriteReport::default(),
+        })
     }
-    let existing = FolderSource::new(root).list().unwrap_or_default();
-    for rel in existing {
-        let in_step = rel
-            .split_once('/')
-            .is_some_and(|(first, _)| Kind::from_step(first).is_some());
-        if in_step && !tree.files.contains_key(&rel) && !rel.ends_with("/.gitkeep") {
-            std::fs::remove_file(root.join(&rel))?;
-            report.removed.push(rel);
+
+    /// Write the files of one part (paths unique across parts).
+    pub fn write<B: AsRef<[u8]> + Sync>(&mut self, files: &[(&str, B)]) -> std::io::Result<()> {
+        for kind in Kind::ALL {
+            let prefix = format!("{}/", kind.step());
+            if !self.steps.contains(&kind) && files.iter().any(|(p, _)| p.starts_with(&prefix)) {
+                let dir = self.root.join(kind.step());
+                if std::fs::symlink_metadata(&dir).is_ok_and(|m| !m.is_dir()) {
+                    return Err(std::io::Error::other(format!(
+                        "`{}` is not a folder (a link?); ferry never writes through links",
+                        dir.display()
+                    )));
+                }
+                std::fs::create_dir_all(dir)?;
+                self.steps.push(kind);
+            }
         }
+        let root = &self.root;
+        let results: Vec<std::io::Result<bool>> = files
+            .par_iter()
+            .map(|(rel, bytes)| {
+                let (path, bytes) = (root.join(rel), bytes.as_ref());
+                match read_regular(&path, bytes.len() as u64) {
+                    Ok(existing) if existing == bytes => return Ok(false),
+                    // Never write through a link: replace it with the file.
+                    Err(SourceError::NotRegular { .. }) => std::fs::remove_file(&path)?,
+                    _ => {}
+                }
+                if let Some(parent) = path.parent() {
+                    std::fs::create_dir_all(parent)?;
+                }
+                std::fs::write(&path, bytes)?;
+                Ok(true)
+            })
+            .collect();
+        for ((rel, _), written) in files.iter().zip(results) {
+            match written? {
+                true => self.report.written.push(rel.to_string()),
+                false => self.report.unchanged += 1,
+            }
+            self.seen.insert(rel.to_string());
+        }
+        Ok(())
     }
-    report.written.sort();
-    Ok(report)
+
+    /// Remove the files in step folders that no part had; what was done.
+    pub fn finish(mut self) -> std::io::Result<WriteReport> {
+        let existing = FolderSource::new(&self.root).list().unwrap_or_default();
+        for rel in existing {
+            let in_step = rel
+                .split_once('/')
+                .is_some_and(|(first, _)| Kind::from_step(first).is_some());
+            if in_step && !self.seen.contains(&rel) && !rel.ends_with("/.gitkeep") {
+                std::fs::remove_file(self.root.join(&rel))?;
+                self.report.removed.push(rel);
+            }
+        }
+        self.report.written.sort();
+        Ok(self.report)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_tree_written_in_parts_is_the_tree_written_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("agents")).unwrap();
+        std::fs::write(root.join("agents/gone.yaml"), "old").unwrap();
+        std::fs::write(root.join("agents/same.yaml"), "same").unwrap();
+        std::fs::write(root.join("notes.md"), "kept: not in a step folder").unwrap();
+        let mut writer = TreeWriter::new(root).unwrap();
+        writer
+            .write(&[("agents/same.yaml", b"same".as_slice())])
+            .unwrap();
+        writer
+            .write(&[("tools/new.yaml", b"new".as_slice())])
+            .unwrap();
+        let report = writer.finish().unwrap();
+        assert_eq!(report.written, vec!["tools/new.yaml"]);
+        assert_eq!(report.removed, vec!["agents/gone.yaml"]);
+        assert_eq!(report.unchanged, 1);
+        assert!(root.join("notes.md").exists());
+        assert_eq!(std::fs::read(root.join("tools/new.yaml")).unwrap(), b"new");
+    }
 
     #[test]
     fn reads_are_bounded_by_the_limit() {
