@@ -770,37 +770,42 @@ fn git_and_zip_rows(
     run_child(&mut ferry2(&[
         "apply", "--tenant", "big", "--ref", "HEAD", "--yes",
     ]));
+    // Three rounds, each its own change (medians; the disk is noisy).
     let other = tenant_dir.join("agents/agent-00003.yaml");
     let other_text = std::fs::read_to_string(&other).unwrap_or_default();
-    let _ = std::fs::write(
-        &other,
-        other_text.replacen("instructions: |\n    ", "instructions: |\n    Be kind. ", 1),
-    );
-    let mut c = Command::new(bin);
-    c.current_dir(repo)
-        .args(["apply", "--tenant", "big", "--yes"])
-        .env("NO_COLOR", "1");
-    run_child(&mut c);
-    let (t_one, r_one) = run_child(&mut ferry2(&[
-        "export",
-        "--tenant",
-        "big",
-        "--commit",
-        "-m",
-        "one change",
-    ]));
     let base_file = base_dir.join("tenants/big/agents/agent-00003.yaml");
-    let _ = std::fs::write(
-        &base_file,
-        other_text.replacen("instructions: |\n    ", "instructions: |\n    Be kind. ", 1),
-    );
-    let base_one = shell(&base_dir, "git commit -q -a -m one");
+    let (mut t_one, mut b_one, mut r_one) = (Vec::new(), Vec::new(), 0);
+    for round in 0..3 {
+        let changed = other_text.replacen(
+            "instructions: |\n    ",
+            &format!("instructions: |\n    Be kind ({round}). "),
+            1,
+        );
+        let _ = std::fs::write(&other, &changed);
+        let mut c = Command::new(bin);
+        c.current_dir(repo)
+            .args(["apply", "--tenant", "big", "--yes"])
+            .env("NO_COLOR", "1");
+        run_child(&mut c);
+        let (t, r) = run_child(&mut ferry2(&[
+            "export",
+            "--tenant",
+            "big",
+            "--commit",
+            "-m",
+            "one change",
+        ]));
+        t_one.push(t);
+        r_one = r_one.max(r);
+        let _ = std::fs::write(&base_file, &changed);
+        b_one.push(shell(&base_dir, "git commit -q -a -m one"));
+    }
     rows.push(Row {
-        op: "export + commit of 1 change".into(),
-        ferry: t_one,
+        op: "export + commit of 1 change (median of 3)".into(),
+        ferry: median(t_one),
         rss_kib: r_one,
         baseline: "`git commit -a`".into(),
-        base: Some(base_one),
+        base: Some(median(b_one)),
     });
     let _ = std::fs::write(&other, &other_text);
 
