@@ -51,20 +51,20 @@ impl<W: Write> BlobPack<W> {
     /// Add `blobs` (compressed on every core, written in order); their
     /// object IDs, in the same order.
     pub fn add(&mut self, blobs: &[Vec<u8>]) -> std::io::Result<Vec<RawId>> {
-        let count = u32::try_from(blobs.len()).unwrap_or(u32::MAX);
+        let blobs: Vec<&[u8]> = blobs.iter().map(Vec::as_slice).collect();
+        self.add_entries(pack_entries(&blobs)?)
+    }
+
+    /// Add entries made by [`pack_entries`] (perhaps long before), in
+    /// order; their object IDs.
+    pub fn add_entries(&mut self, entries: Vec<(RawId, Vec<u8>)>) -> std::io::Result<Vec<RawId>> {
+        let count = u32::try_from(entries.len()).unwrap_or(u32::MAX);
         if count > self.left {
             return Err(std::io::Error::other(format!(
                 "{} more blobs than the pack was started with",
                 count - self.left
             )));
         }
-        let entries: Vec<(RawId, Vec<u8>)> = blobs
-            .par_iter()
-            .map_init(
-                || Compress::new(Compression::default(), true),
-                |zlib, bytes| Ok((blob_id(bytes), entry(zlib, bytes)?)),
-            )
-            .collect::<std::io::Result<_>>()?;
         let mut ids = Vec::with_capacity(entries.len());
         for (id, bytes) in entries {
             self.put(&bytes)?;
@@ -91,6 +91,18 @@ impl<W: Write> BlobPack<W> {
         self.checksum.update(bytes);
         self.sink.write_all(bytes)
     }
+}
+
+/// The pack entries of `blobs` with their object IDs, compressed on every
+/// core: about half the blobs' bytes, to be held until the pack is written.
+pub fn pack_entries(blobs: &[&[u8]]) -> std::io::Result<Vec<(RawId, Vec<u8>)>> {
+    blobs
+        .par_iter()
+        .map_init(
+            || Compress::new(Compression::default(), true),
+            |zlib, bytes| Ok((blob_id(bytes), entry(zlib, bytes)?)),
+        )
+        .collect()
 }
 
 /// A blob's object ID: the SHA-1 of `blob <size>\0` and its bytes.
@@ -127,6 +139,29 @@ fn entry(zlib: &mut Compress, bytes: &[u8]) -> std::io::Result<Vec<u8>> {
     }
 }
 
+/// The blob a pack entry made by [`pack_entries`] holds, inflated again
+/// (for a commit too small to be worth a pack of its own).
+pub fn entry_blob(entry: &[u8]) -> std::io::Result<Vec<u8>> {
+    let bad = || std::io::Error::other("a pack entry with no header");
+    let header = entry.iter().position(|b| b & 0x80 == 0).ok_or_else(bad)?;
+    let (first, rest) = (entry.first().ok_or_else(bad)?, entry.get(header + 1..));
+    let mut size = usize::from(first & 0x0f);
+    for (i, b) in entry.iter().take(header + 1).skip(1).enumerate() {
+        size |= usize::from(b & 0x7f) << (4 + 7 * i);
+    }
+    let mut out = Vec::with_capacity(size);
+    std::io::Read::read_to_end(
+        &mut flate2::read::ZlibDecoder::new(rest.unwrap_or_default()),
+        &mut out,
+    )?;
+    if out.len() != size {
+        return Err(std::io::Error::other(
+            "a pack entry's size is not its blob's",
+        ));
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -146,6 +181,15 @@ mod tests {
         assert_eq!(entry(&mut zlib, &[b'a'; 15]).unwrap()[0], 0x3f);
         let e = entry(&mut zlib, &[b'a'; 16]).unwrap();
         assert_eq!(&e[..2], &[0xb0, 0x01]);
+    }
+
+    #[test]
+    fn an_entry_inflates_to_its_blob() {
+        for blob in [b"".to_vec(), b"short".to_vec(), vec![b'x'; 70_000]] {
+            let entries = pack_entries(&[blob.as_slice()]).unwrap();
+            assert_eq!(entries[0].0, blob_id(&blob));
+            assert_eq!(entry_blob(&entries[0].1).unwrap(), blob);
+        }
     }
 
     #[test]

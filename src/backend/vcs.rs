@@ -679,7 +679,15 @@ pub fn commit_folder(
     };
     let delta = delta_against(old.as_ref(), &files);
     let head = Head { parent, root };
-    write_delta(&repo, &prefix, head, delta, files, message, who)
+    write_delta(
+        &repo,
+        &prefix,
+        head,
+        delta,
+        Blobs::Files(files),
+        message,
+        who,
+    )
 }
 
 /// Commit the folder `dir/rel` as HEAD holds it with only `changed` files
@@ -718,7 +726,15 @@ pub fn commit_changes(
         .cloned()
         .collect();
     let head = Head { parent, root };
-    write_delta(&repo, &prefix, head, delta, changed, message, who)
+    write_delta(
+        &repo,
+        &prefix,
+        head,
+        delta,
+        Blobs::Files(changed),
+        message,
+        who,
+    )
 }
 
 /// HEAD's commit and tree, when the repo has a HEAD.
@@ -743,7 +759,144 @@ impl<'r> Head<'r> {
 /// ([`write_blob_pack`]), the trees above them packed from memory.
 const PACK_AT: usize = 256;
 
-/// Commit `delta` (the bytes of changed files in `files`) on top of `head`,
+/// The blobs of a delta's changed files, for [`write_delta`].
+enum Blobs {
+    /// The files' bytes, by relative path (more than the changed ones, maybe).
+    Files(BTreeMap<String, Vec<u8>>),
+    /// Written already: one ID for each changed file, in the delta's order.
+    Written(Vec<Oid>),
+}
+
+/// A folder commit fed its files a part at a time, as an export encodes
+/// them ([`commit_folder`] takes them all at once): each part is hashed and
+/// compared with HEAD's folder as it comes, and only the changed files are
+/// kept, as compressed pack entries ([`git_pack::pack_entries`], about half
+/// their bytes), so the caller never holds the tree. Paths relative to the
+/// folder; the files must be on disk by [`StreamedCommit::finish`].
+#[derive(Debug)]
+pub struct StreamedCommit {
+    dir: std::path::PathBuf,
+    rel: String,
+    at_head: BTreeMap<String, Oid>,
+    seen: std::collections::HashSet<String>,
+    changed: Vec<(String, git_pack::RawId, Vec<u8>)>,
+}
+
+impl StreamedCommit {
+    /// Start a commit of the folder `dir/rel` on top of HEAD.
+    pub fn begin(dir: &Path, rel: &str) -> Result<StreamedCommit, VcsError> {
+        let (repo, prefix) = open_at(dir, rel)?;
+        let Head { root, .. } = Head::of(&repo)?;
+        let old = match &root {
+            Some(r) => subtree(&repo, r, &prefix)?,
+            None => None,
+        };
+        let at_head = old.as_ref().map(blobs_of).unwrap_or_default();
+        Ok(StreamedCommit {
+            dir: dir.to_path_buf(),
+            rel: rel.to_string(),
+            at_head: at_head.into_iter().map(|(p, (id, _))| (p, id)).collect(),
+            seen: std::collections::HashSet::new(),
+            changed: Vec::new(),
+        })
+    }
+
+    /// Take one part's files (paths unique across parts).
+    pub fn add(&mut self, files: &[(&str, &[u8])]) -> Result<(), VcsError> {
+        let at_head = &self.at_head;
+        let changed: Vec<(&str, &[u8])> = files
+            .par_iter()
+            .filter(|(p, b)| {
+                let id = git_pack::blob_id(b);
+                at_head.get(*p).map(|o| o.as_bytes()) != Some(id.as_slice())
+            })
+            .copied()
+            .collect();
+        let blobs: Vec<&[u8]> = changed.iter().map(|(_, b)| *b).collect();
+        let entries = git_pack::pack_entries(&blobs).map_err(|e| VcsError::Git {
+            message: format!("compressing {} blobs: {e}", blobs.len()),
+        })?;
+        // Copied here, on this thread, into bytes of their exact size: the
+        // entries outlive every part, and would otherwise stay scattered
+        // among the freed pages of the parts' encoding on the other cores.
+        for ((path, _), (id, entry)) in changed.iter().zip(entries) {
+            self.changed
+                .push((path.to_string(), id, entry.as_slice().to_vec()));
+        }
+        self.seen.extend(files.iter().map(|(p, _)| p.to_string()));
+        Ok(())
+    }
+
+    /// Commit what was taken (files at the folder's root that no part had
+    /// are kept, as by [`commit_folder`]).
+    pub fn finish(
+        mut self,
+        message: &str,
+        who: Option<&Identity>,
+    ) -> Result<CommitOutcome, VcsError> {
+        let (repo, prefix) = open_at(&self.dir, &self.rel)?;
+        let head = Head::of(&repo)?;
+        self.changed.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let removed = self
+            .at_head
+            .keys()
+            .filter(|p| p.contains('/') && !self.seen.contains(*p))
+            .cloned()
+            .collect();
+        let delta = FolderDelta {
+            changed: self.changed.iter().map(|(p, _, _)| p.clone()).collect(),
+            removed,
+        };
+        if delta.is_empty() && head.parent.is_some() {
+            return Ok(CommitOutcome {
+                commit: None,
+                delta,
+                index_patched: false,
+            });
+        }
+        let entries = self.changed.into_iter().map(|(_, id, e)| (id, e)).collect();
+        let ids = write_entries(&repo, entries)?;
+        write_delta(
+            &repo,
+            &prefix,
+            head,
+            delta,
+            Blobs::Written(ids),
+            message,
+            who,
+        )
+    }
+}
+
+/// Write pack entries as blobs: a pack of their own from [`PACK_AT`] on,
+/// else each a loose object. Their IDs, in order.
+fn write_entries(
+    repo: &Repository,
+    entries: Vec<(git_pack::RawId, Vec<u8>)>,
+) -> Result<Vec<Oid>, VcsError> {
+    let n = entries.len();
+    let io = |e: std::io::Error| VcsError::Git {
+        message: format!("writing {n} blobs: {e}"),
+    };
+    if entries.len() < PACK_AT {
+        return entries
+            .iter()
+            .map(|(_, e)| Ok(repo.blob(&git_pack::entry_blob(e).map_err(io)?)?))
+            .collect();
+    }
+    let count = u32::try_from(entries.len()).map_err(|_| VcsError::Git {
+        message: format!("{} blobs are too many for one pack", entries.len()),
+    })?;
+    let odb = repo.odb()?;
+    let mut pack = git_pack::BlobPack::start(odb.packwriter()?, count).map_err(io)?;
+    let ids = pack.add_entries(entries).map_err(io)?;
+    pack.finish().map_err(io)?.commit()?;
+    ids.iter()
+        .map(|id| Oid::from_bytes(id).map_err(VcsError::from))
+        .collect()
+}
+
+/// Commit `delta` (its changed files' bytes or blobs in `blobs`) on top of `head`,
 /// writing only the changed blobs and the trees above them, and keep the
 /// index in step for just those paths.
 fn write_delta(
@@ -751,7 +904,7 @@ fn write_delta(
     prefix: &str,
     head: Head<'_>,
     delta: FolderDelta,
-    mut files: BTreeMap<String, Vec<u8>>,
+    blobs: Blobs,
     message: &str,
     who: Option<&Identity>,
 ) -> Result<CommitOutcome, VcsError> {
@@ -774,10 +927,12 @@ fn write_delta(
     // dropped once its blob is written: a whole-tenant commit otherwise
     // holds the tree twice, once here and once in the pack being made.
     // A big delta's blobs are streamed into a pack of their own first.
-    let packed = if delta.changed.len() >= PACK_AT {
-        write_blob_pack(repo, &delta.changed, &mut files)?
-    } else {
-        Vec::new()
+    let (packed, mut files) = match blobs {
+        Blobs::Written(ids) => (ids, BTreeMap::new()),
+        Blobs::Files(mut files) if delta.changed.len() >= PACK_AT => {
+            (write_blob_pack(repo, &delta.changed, &mut files)?, files)
+        }
+        Blobs::Files(files) => (Vec::new(), files),
     };
     let mut write_objects = |target: &Repository| -> Result<Written, VcsError> {
         let (mut ids, mut changes) = (Vec::new(), BTreeMap::new());
@@ -1339,6 +1494,73 @@ mod tests {
         let (_, none) =
             changed_paths_and_units(dir.path(), "tenants/x", &from, &to, |_| None).unwrap();
         assert!(none.is_none());
+    }
+
+    #[test]
+    fn a_streamed_commit_is_the_commit_of_every_file_at_once() {
+        let who = Identity {
+            name: "Test".into(),
+            email: "test@example.invalid".into(),
+        };
+        let files = |n: usize, tag: &str| -> BTreeMap<String, Vec<u8>> {
+            (0..n)
+                .map(|i| {
+                    (
+                        format!("tools/t{i:04}.yaml"),
+                        format!("{tag} {i}\n").into_bytes(),
+                    )
+                })
+                .chain([("tenant.toml".to_string(), b"name = \"x\"\n".to_vec())])
+                .collect()
+        };
+        // A first commit, a big change (packed), a small one (loose), a removal.
+        let rounds = [
+            files(PACK_AT + 10, "a"),
+            files(PACK_AT + 10, "b"),
+            {
+                let mut f = files(PACK_AT + 10, "b");
+                f.insert("tools/t0001.yaml".into(), b"c\n".to_vec());
+                f
+            },
+            files(5, "b"),
+        ];
+        let (at_once, streamed) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        for root in [at_once.path(), streamed.path()] {
+            Repository::init(root).unwrap();
+        }
+        for round in rounds {
+            commit_on_disk(at_once.path(), &round);
+            for (p, b) in &round {
+                let f = streamed.path().join("tenants/x").join(p);
+                std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+                std::fs::write(f, b).unwrap();
+            }
+            let old: Vec<String> = round.keys().cloned().collect();
+            for gone in walkdir::WalkDir::new(streamed.path().join("tenants/x/tools"))
+                .into_iter()
+                .flatten()
+                .filter(|e| e.file_type().is_file())
+            {
+                let rel = format!("tools/{}", gone.file_name().to_string_lossy());
+                if !old.contains(&rel) {
+                    std::fs::remove_file(gone.path()).unwrap();
+                }
+            }
+            let mut commit = StreamedCommit::begin(streamed.path(), "tenants/x").unwrap();
+            let all: Vec<(&str, &[u8])> = round
+                .iter()
+                .map(|(p, b)| (p.as_str(), b.as_slice()))
+                .collect();
+            for part in all.chunks(100) {
+                commit.add(part).unwrap();
+            }
+            commit.finish("commit", Some(&who)).unwrap();
+            let tree = |root: &Path| git(root, &["rev-parse", "HEAD^{tree}"]);
+            assert_eq!(tree(at_once.path()), tree(streamed.path()));
+            assert_eq!(git(streamed.path(), &["status", "--porcelain"]), "");
+        }
+        let fsck = git(streamed.path(), &["fsck", "--strict"]);
+        assert!(!fsck.contains("error"), "{fsck}");
     }
 
     #[test]

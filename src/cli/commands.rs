@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
 
+use super::git::Committing;
 use super::output::{plan_text, Output};
 use super::repo::{new_config_text, Repo};
 use super::{
@@ -300,7 +301,11 @@ fn export(
     if record.resources == 0 && !force {
         refuse_emptying(tenant, &dir)?;
     }
-    let (files, scrubbed, report, tree) = if commit || store.remote().is_some() {
+    let message = match commit {
+        true => Some(super::git::check_commit(&repo, tenant, &dir, message)?),
+        false => None,
+    };
+    let (files, scrubbed, report, committing) = if store.remote().is_some() {
         let (tree, scrubbed, received) =
             crate::service::remote_export::export_tree(store.as_ref(), tenant, &dir)?;
         if let Some(n) = received {
@@ -312,23 +317,33 @@ fn export(
         }
         let report =
             write_tree(&dir, &tree).with_context(|| format!("cannot write {}", dir.display()))?;
-        (tree.files.len(), scrubbed, report, Some(tree.files))
+        let files = tree.files.len();
+        (
+            files,
+            scrubbed,
+            report,
+            commit.then_some(Committing::Files(tree.files)),
+        )
     } else {
-        let (files, scrubbed, report) = export_streamed(store.as_ref(), tenant, &dir)?;
-        (files, scrubbed, report, None)
+        let mut streamed = match commit {
+            true => Some(super::git::begin_commit(&repo, tenant)?),
+            false => None,
+        };
+        let (files, scrubbed, report) =
+            export_streamed(store.as_ref(), tenant, &dir, streamed.as_mut())?;
+        (files, scrubbed, report, streamed.map(Committing::Streamed))
     };
     if let Some(s) = spinner {
         s.finish_and_clear();
     }
-    let committed = match tree {
-        // The tree is handed over: its bytes go as their blobs are written.
-        Some(tree) if commit => super::git::commit_export(
+    let committed = match (committing, &message) {
+        (Some(committing), Some(message)) => super::git::commit_export(
             &repo,
             store.as_mut(),
             &actor,
             tenant,
-            &dir,
-            (tree, drafts_at),
+            committing,
+            drafts_at,
             message,
         )?,
         _ => None,
@@ -382,12 +397,14 @@ fn refuse_emptying(tenant: &str, dir: &Path) -> Result<()> {
 }
 
 /// Export a tenant from a local store into `dir` a chunk at a time
-/// ([`pipeline::export_streamed`]), never holding the whole tree: how many
-/// files, how many credentials were scrubbed, and what was written.
+/// ([`pipeline::export_streamed`]), feeding `commit` too when there is one,
+/// never holding the whole tree: how many files, how many credentials were
+/// scrubbed, and what was written.
 fn export_streamed(
     store: &dyn Store,
     tenant: &str,
     dir: &Path,
+    mut commit: Option<&mut crate::backend::vcs::StreamedCommit>,
 ) -> Result<(usize, usize, crate::domain::tree::folder::WriteReport)> {
     let cannot = || format!("cannot write {}", dir.display());
     let mut writer = TreeWriter::new(dir).with_context(cannot)?;
@@ -398,7 +415,15 @@ fn export_streamed(
             .iter()
             .map(|(p, b)| (p.as_str(), b.as_slice()))
             .collect();
-        match writer.write(&chunk) {
+        let done = match writer.write(&chunk) {
+            Ok(()) => Ok(()),
+            Err(e) => Err(anyhow::Error::new(e).context(cannot())),
+        };
+        let done = done.and_then(|()| match commit.as_deref_mut() {
+            Some(c) => c.add(&chunk).map_err(anyhow::Error::new),
+            None => Ok(()),
+        });
+        match done {
             Ok(()) => true,
             Err(e) => {
                 failed = Some(e);
@@ -407,7 +432,7 @@ fn export_streamed(
         }
     })?;
     if let Some(e) = failed {
-        return Err(e).with_context(cannot);
+        return Err(e);
     }
     let report = writer.finish().with_context(cannot)?;
     Ok((files, scrubbed, report))

@@ -136,16 +136,14 @@ pub(crate) fn print_changed_export(
     }
 }
 
-/// `export --commit`: commit the exported tenant folder (an editor's write).
-pub(crate) fn commit_export(
+/// Check an `export --commit` before anything is written: it needs a
+/// message, and commits the tenant's own folder in the repo. The message.
+pub(crate) fn check_commit(
     repo: &Repo,
-    store: &mut dyn Store,
-    actor: &Actor,
     tenant: &str,
     dir: &Path,
-    tree: (BTreeMap<String, Vec<u8>>, u64),
     message: Option<String>,
-) -> Result<Option<String>> {
+) -> Result<String> {
     let message = commit_message(tenant, message.as_deref())?.to_string();
     let canon = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
     if canon(dir) != canon(&repo.tenant_dir(tenant)) {
@@ -155,22 +153,67 @@ pub(crate) fn commit_export(
             dir.display()
         );
     }
-    gitplan::commit_export(
-        store,
-        actor,
-        &repo.root,
-        tenant,
-        tree.0,
-        tree.1,
-        &message,
-        git_identity().as_ref(),
-    )
-    .map_err(|e| match e {
+    Ok(message)
+}
+
+/// What an `export --commit` commits: the whole tree at once, or a commit
+/// fed as the export streamed ([`begin_commit`]).
+pub(crate) enum Committing {
+    /// Every file of the tree, by relative path.
+    Files(BTreeMap<String, Vec<u8>>),
+    /// Fed a chunk at a time.
+    Streamed(vcs::StreamedCommit),
+}
+
+/// Start a commit of the tenant's folder for an export to feed.
+pub(crate) fn begin_commit(repo: &Repo, tenant: &str) -> Result<vcs::StreamedCommit> {
+    gitplan::begin_streamed_export(&repo.root, tenant).map_err(|e| git_error(repo, e))
+}
+
+/// `export --commit`: commit the exported tenant folder (an editor's write),
+/// checked by [`check_commit`] before the export wrote it.
+pub(crate) fn commit_export(
+    repo: &Repo,
+    store: &mut dyn Store,
+    actor: &Actor,
+    tenant: &str,
+    committing: Committing,
+    drafts_at: u64,
+    message: &str,
+) -> Result<Option<String>> {
+    let (root, who) = (&repo.root, git_identity());
+    match committing {
+        Committing::Files(files) => gitplan::commit_export(
+            store,
+            actor,
+            root,
+            tenant,
+            files,
+            drafts_at,
+            message,
+            who.as_ref(),
+        ),
+        Committing::Streamed(commit) => gitplan::finish_streamed_export(
+            store,
+            actor,
+            root,
+            tenant,
+            commit,
+            drafts_at,
+            message,
+            who.as_ref(),
+        ),
+    }
+    .map_err(|e| git_error(repo, e))
+}
+
+fn git_error(repo: &Repo, e: gitplan::GitPlanError) -> anyhow::Error {
+    match e {
         gitplan::GitPlanError::Vcs(vcs::VcsError::NoRepo { .. }) => {
             anyhow!("{e}\nhint: `git init` in {}", repo.root.display())
         }
         other => anyhow!(other),
-    })
+    }
 }
 
 fn print_staging_changes(out: &Output, changes: &[StagingChange], indent: &str) -> Vec<String> {

@@ -81,6 +81,34 @@ pub fn commit_export(
     Ok(outcome.commit)
 }
 
+/// Start [`finish_streamed_export`]: a commit of the tenant's folder that
+/// the export feeds a chunk at a time as it writes the files.
+pub fn begin_streamed_export(
+    root: &Path,
+    tenant: &str,
+) -> Result<vcs::StreamedCommit, GitPlanError> {
+    Ok(vcs::StreamedCommit::begin(root, &tenant_rel(tenant))?)
+}
+
+/// [`commit_export`] of an export that fed `commit` as it wrote the files,
+/// never holding the tree.
+#[allow(clippy::too_many_arguments)]
+pub fn finish_streamed_export(
+    store: &mut dyn Store,
+    actor: &crate::service::access::Actor,
+    root: &Path,
+    tenant: &str,
+    commit: vcs::StreamedCommit,
+    drafts_at: u64,
+    message: &str,
+    who: Option<&Identity>,
+) -> Result<Option<String>, GitPlanError> {
+    authorize_commit(store, actor, tenant)?;
+    let outcome = commit.finish(message, who)?;
+    record_holding(store, root, tenant, outcome.commit.as_deref(), drafts_at)?;
+    Ok(outcome.commit)
+}
+
 /// After an export commit: the new commit (or HEAD, when nothing needed
 /// committing) holds the drafts as of tenant revision `drafts_at`, so it
 /// becomes the tenant's last applied commit; an empty [`WriteBatch`]
