@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
 
-use super::git::Committing;
 use super::output::{plan_text, Output};
 use super::repo::{new_config_text, Repo};
 use super::{
@@ -15,9 +14,10 @@ use crate::backend::store::{self, Store};
 use crate::domain::diagnostic::has_errors;
 use crate::domain::model::Kind;
 use crate::domain::plan::{read_saved, DiffOptions, Plan, SavedPlanError, PLAN_FORMAT};
-use crate::domain::tree::folder::{write_tree, FolderSource, TreeWriter};
+use crate::domain::tree::folder::{write_tree, FolderSource};
 use crate::domain::tree::{TenantFile, TreeSource, TENANT_FILE};
 use crate::service::apply::{self, ApplyOptions};
+use crate::service::folder_export;
 use crate::service::pipeline::{self, TreePlan};
 use crate::service::remote_plan;
 
@@ -305,7 +305,7 @@ fn export(
         true => Some(super::git::check_commit(&repo, tenant, &dir, message)?),
         false => None,
     };
-    let (files, scrubbed, report, committing) = if store.remote().is_some() {
+    let (files, scrubbed, report, committed) = if store.remote().is_some() {
         let (tree, scrubbed, received) =
             crate::service::remote_export::export_tree(store.as_ref(), tenant, &dir)?;
         if let Some(n) = received {
@@ -318,36 +318,33 @@ fn export(
         let report =
             write_tree(&dir, &tree).with_context(|| format!("cannot write {}", dir.display()))?;
         let files = tree.files.len();
-        (
-            files,
-            scrubbed,
-            report,
-            commit.then_some(Committing::Files(tree.files)),
-        )
-    } else {
-        let mut streamed = match commit {
-            true => Some(super::git::begin_commit(&repo, tenant)?),
-            false => None,
+        let committed = match &message {
+            // The tree is handed over: its bytes go as their blobs are written.
+            Some(m) => super::git::commit_export(
+                &repo,
+                store.as_mut(),
+                &actor,
+                tenant,
+                (tree.files, drafts_at),
+                m,
+            )?,
+            None => None,
         };
-        let (files, scrubbed, report) =
-            export_streamed(store.as_ref(), tenant, &dir, streamed.as_mut())?;
-        (files, scrubbed, report, streamed.map(Committing::Streamed))
+        (files, scrubbed, report, committed)
+    } else {
+        let who = super::git::git_identity();
+        let commit_as = message.as_deref().map(|m| folder_export::CommitAs {
+            root: &repo.root,
+            message: m,
+            who: who.as_ref(),
+        });
+        let done = folder_export::export_to_folder(store.as_mut(), &actor, tenant, &dir, commit_as)
+            .map_err(|e| super::git::git_error(&repo, e))?;
+        (done.files, done.scrubbed, done.report, done.commit)
     };
     if let Some(s) = spinner {
         s.finish_and_clear();
     }
-    let committed = match (committing, &message) {
-        (Some(committing), Some(message)) => super::git::commit_export(
-            &repo,
-            store.as_mut(),
-            &actor,
-            tenant,
-            committing,
-            drafts_at,
-            message,
-        )?,
-        _ => None,
-    };
     if out.json() {
         out.json_value(&serde_json::json!({
             "tenant": tenant, "out": dir.display().to_string(), "files": files,
@@ -394,48 +391,6 @@ fn refuse_emptying(tenant: &str, dir: &Path) -> Result<()> {
         );
     }
     Ok(())
-}
-
-/// Export a tenant from a local store into `dir` a chunk at a time
-/// ([`pipeline::export_streamed`]), feeding `commit` too when there is one,
-/// never holding the whole tree: how many files, how many credentials were
-/// scrubbed, and what was written.
-fn export_streamed(
-    store: &dyn Store,
-    tenant: &str,
-    dir: &Path,
-    mut commit: Option<&mut crate::backend::vcs::StreamedCommit>,
-) -> Result<(usize, usize, crate::domain::tree::folder::WriteReport)> {
-    let cannot = || format!("cannot write {}", dir.display());
-    let mut writer = TreeWriter::new(dir).with_context(cannot)?;
-    let (mut files, mut failed) = (0, None);
-    let scrubbed = pipeline::export_streamed(store, tenant, &mut |chunk| {
-        files += chunk.len();
-        let chunk: Vec<(&str, &[u8])> = chunk
-            .iter()
-            .map(|(p, b)| (p.as_str(), b.as_slice()))
-            .collect();
-        let done = match writer.write(&chunk) {
-            Ok(()) => Ok(()),
-            Err(e) => Err(anyhow::Error::new(e).context(cannot())),
-        };
-        let done = done.and_then(|()| match commit.as_deref_mut() {
-            Some(c) => c.add(&chunk).map_err(anyhow::Error::new),
-            None => Ok(()),
-        });
-        match done {
-            Ok(()) => true,
-            Err(e) => {
-                failed = Some(e);
-                false
-            }
-        }
-    })?;
-    if let Some(e) = failed {
-        return Err(e);
-    }
-    let report = writer.finish().with_context(cannot)?;
-    Ok((files, scrubbed, report))
 }
 
 /// The tenant a folder belongs to: its tenant.toml's name, else the folder name.

@@ -156,58 +156,33 @@ pub(crate) fn check_commit(
     Ok(message)
 }
 
-/// What an `export --commit` commits: the whole tree at once, or a commit
-/// fed as the export streamed ([`begin_commit`]).
-pub(crate) enum Committing {
-    /// Every file of the tree, by relative path.
-    Files(BTreeMap<String, Vec<u8>>),
-    /// Fed a chunk at a time.
-    Streamed(vcs::StreamedCommit),
-}
-
-/// Start a commit of the tenant's folder for an export to feed.
-pub(crate) fn begin_commit(repo: &Repo, tenant: &str) -> Result<vcs::StreamedCommit> {
-    gitplan::begin_streamed_export(&repo.root, tenant).map_err(|e| git_error(repo, e))
-}
-
-/// `export --commit`: commit the exported tenant folder (an editor's write),
-/// checked by [`check_commit`] before the export wrote it.
+/// `export --commit` of a tree collected from a remote store: commit the
+/// exported tenant folder (an editor's write), checked by [`check_commit`]
+/// before the export wrote it. A local store's export commits as it writes
+/// ([`crate::service::folder_export`]).
 pub(crate) fn commit_export(
     repo: &Repo,
     store: &mut dyn Store,
     actor: &Actor,
     tenant: &str,
-    committing: Committing,
-    drafts_at: u64,
+    tree: (BTreeMap<String, Vec<u8>>, u64),
     message: &str,
 ) -> Result<Option<String>> {
-    let (root, who) = (&repo.root, git_identity());
-    match committing {
-        Committing::Files(files) => gitplan::commit_export(
-            store,
-            actor,
-            root,
-            tenant,
-            files,
-            drafts_at,
-            message,
-            who.as_ref(),
-        ),
-        Committing::Streamed(commit) => gitplan::finish_streamed_export(
-            store,
-            actor,
-            root,
-            tenant,
-            commit,
-            drafts_at,
-            message,
-            who.as_ref(),
-        ),
-    }
+    gitplan::commit_export(
+        store,
+        actor,
+        &repo.root,
+        tenant,
+        tree.0,
+        tree.1,
+        message,
+        git_identity().as_ref(),
+    )
     .map_err(|e| git_error(repo, e))
 }
 
-fn git_error(repo: &Repo, e: gitplan::GitPlanError) -> anyhow::Error {
+/// A git-side error of an export, with the hint for a folder outside any repo.
+pub(crate) fn git_error(repo: &Repo, e: gitplan::GitPlanError) -> anyhow::Error {
     match e {
         gitplan::GitPlanError::Vcs(vcs::VcsError::NoRepo { .. }) => {
             anyhow!("{e}\nhint: `git init` in {}", repo.root.display())

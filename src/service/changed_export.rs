@@ -112,10 +112,10 @@ pub fn export_changes(
 }
 
 fn io_error(folder: &Path, path: &str, e: std::io::Error) -> GitPlanError {
-    GitPlanError::Pipeline(PipelineError::Source(tree::SourceError::Read {
+    GitPlanError::Write {
         path: folder.join(path).display().to_string(),
         reason: e.to_string(),
-    }))
+    }
 }
 
 /// The files of the changed resources as the whole export would write them,

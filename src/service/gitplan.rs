@@ -36,6 +36,14 @@ pub enum GitPlanError {
     /// The actor may not commit the tenant's tree.
     #[error(transparent)]
     Access(#[from] AccessError),
+    /// The exported folder could not be written.
+    #[error("cannot write {path}: {reason}")]
+    Write {
+        /// The file or folder.
+        path: String,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// Allow `actor` to commit a tenant's exported tree: an editor of the tenant.

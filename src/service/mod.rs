@@ -10,6 +10,7 @@ pub mod agent_view;
 pub mod apply;
 pub mod changed_export;
 pub mod failure;
+pub mod folder_export;
 pub mod gitplan;
 pub mod live_sync;
 pub mod partial_plan;

@@ -773,3 +773,28 @@ fn export_commit_needs_a_message() {
         "nothing was committed"
     );
 }
+
+#[test]
+fn a_whole_export_that_cannot_write_its_folder_commits_nothing() {
+    let env = applied_and_committed();
+    // HEAD's folder is no longer the applied commit's: the whole export runs.
+    edit(&env, BOT, "type: supervisor", "type: supervisor # edited");
+    env.git(&["commit", "-qam", "hand edit"]);
+    let head = env.git(&["rev-parse", "HEAD"]);
+    std::fs::remove_dir_all(env.path("tenants/acme-dev/agents")).unwrap();
+    env.write("tenants/acme-dev/agents", "a file where a step folder goes");
+    let r = env
+        .ferry(&["export", "--tenant", T, "--commit", "-m", "over a file"])
+        .expect(1);
+    assert!(r.stderr.contains("cannot write"), "{}", r.stderr);
+    assert!(r.stderr.contains("is not a folder"), "{}", r.stderr);
+    assert_eq!(
+        env.git(&["rev-parse", "HEAD"]),
+        head,
+        "nothing was committed"
+    );
+    assert_eq!(
+        env.read("tenants/acme-dev/agents"),
+        "a file where a step folder goes"
+    );
+}
