@@ -96,11 +96,18 @@ impl<W: Write> BlobPack<W> {
 /// The pack entries of `blobs` with their object IDs, compressed on every
 /// core: about half the blobs' bytes, to be held until the pack is written.
 pub fn pack_entries(blobs: &[&[u8]]) -> std::io::Result<Vec<(RawId, Vec<u8>)>> {
+    let ids = blobs.par_iter().map(|b| blob_id(b)).collect::<Vec<_>>();
+    Ok(ids.into_iter().zip(compress_entries(blobs)?).collect())
+}
+
+/// [`pack_entries`] without the IDs, for a caller that hashed the blobs
+/// already (to compare them with a commit's).
+pub fn compress_entries(blobs: &[&[u8]]) -> std::io::Result<Vec<Vec<u8>>> {
     blobs
         .par_iter()
         .map_init(
             || Compress::new(Compression::default(), true),
-            |zlib, bytes| Ok((blob_id(bytes), entry(zlib, bytes)?)),
+            |zlib, bytes| entry(zlib, bytes),
         )
         .collect()
 }

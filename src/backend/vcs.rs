@@ -804,24 +804,25 @@ impl StreamedCommit {
     /// Take one part's files (paths unique across parts).
     pub fn add(&mut self, files: &[(&str, &[u8])]) -> Result<(), VcsError> {
         let at_head = &self.at_head;
-        let changed: Vec<(&str, &[u8])> = files
+        // Each file is hashed once: the ID both compares and names it.
+        let changed: Vec<(&str, &[u8], git_pack::RawId)> = files
             .par_iter()
-            .filter(|(p, b)| {
+            .filter_map(|(p, b)| {
                 let id = git_pack::blob_id(b);
-                at_head.get(*p).map(|o| o.as_bytes()) != Some(id.as_slice())
+                let same = at_head.get(*p).map(|o| o.as_bytes()) == Some(id.as_slice());
+                (!same).then_some((*p, *b, id))
             })
-            .copied()
             .collect();
-        let blobs: Vec<&[u8]> = changed.iter().map(|(_, b)| *b).collect();
-        let entries = git_pack::pack_entries(&blobs).map_err(|e| VcsError::Git {
-            message: format!("compressing {} blobs: {e}", blobs.len()),
+        let blobs: Vec<&[u8]> = changed.iter().map(|(_, b, _)| *b).collect();
+        let entries = git_pack::compress_entries(&blobs).map_err(|e| VcsError::Git {
+            message: format!("compressing {} blobs for {}: {e}", blobs.len(), self.rel),
         })?;
         // Copied here, on this thread, into bytes of their exact size: the
         // entries outlive every part, and would otherwise stay scattered
         // among the freed pages of the parts' encoding on the other cores.
-        for ((path, _), (id, entry)) in changed.iter().zip(entries) {
+        for ((path, _, id), entry) in changed.iter().zip(entries) {
             self.changed
-                .push((path.to_string(), id, entry.as_slice().to_vec()));
+                .push((path.to_string(), *id, entry.as_slice().to_vec()));
         }
         self.seen.extend(files.iter().map(|(p, _)| p.to_string()));
         Ok(())
@@ -874,26 +875,45 @@ fn write_entries(
     repo: &Repository,
     entries: Vec<(git_pack::RawId, Vec<u8>)>,
 ) -> Result<Vec<Oid>, VcsError> {
-    let n = entries.len();
-    let io = |e: std::io::Error| VcsError::Git {
-        message: format!("writing {n} blobs: {e}"),
-    };
     if entries.len() < PACK_AT {
         return entries
             .iter()
-            .map(|(_, e)| Ok(repo.blob(&git_pack::entry_blob(e).map_err(io)?)?))
+            .map(|(_, e)| {
+                let bytes = git_pack::entry_blob(e).map_err(|e| pack_error(repo, 1, e))?;
+                Ok(repo.blob(&bytes)?)
+            })
             .collect();
     }
-    let count = u32::try_from(entries.len()).map_err(|_| VcsError::Git {
-        message: format!("{} blobs are too many for one pack", entries.len()),
+    write_pack(repo, entries.len(), |pack| pack.add_entries(entries))
+}
+
+/// Stream a pack of `count` blobs into the repo's object database: `fill`
+/// adds them ([`git_pack::BlobPack`]); their IDs, in the order added.
+fn write_pack(
+    repo: &Repository,
+    count: usize,
+    fill: impl FnOnce(
+        &mut git_pack::BlobPack<git2::OdbPackwriter<'_>>,
+    ) -> std::io::Result<Vec<git_pack::RawId>>,
+) -> Result<Vec<Oid>, VcsError> {
+    let io = |e| pack_error(repo, count, e);
+    let promised = u32::try_from(count).map_err(|_| VcsError::Git {
+        message: format!("{count} blobs are too many for one pack"),
     })?;
     let odb = repo.odb()?;
-    let mut pack = git_pack::BlobPack::start(odb.packwriter()?, count).map_err(io)?;
-    let ids = pack.add_entries(entries).map_err(io)?;
+    let mut pack = git_pack::BlobPack::start(odb.packwriter()?, promised).map_err(io)?;
+    let ids = fill(&mut pack).map_err(io)?;
     pack.finish().map_err(io)?.commit()?;
     ids.iter()
         .map(|id| Oid::from_bytes(id).map_err(VcsError::from))
         .collect()
+}
+
+/// A failed write of `count` blobs into the repo, naming the repo.
+fn pack_error(repo: &Repository, count: usize, e: std::io::Error) -> VcsError {
+    VcsError::Git {
+        message: format!("writing {count} blobs into {}: {e}", repo.path().display()),
+    }
 }
 
 /// Commit `delta` (its changed files' bytes or blobs in `blobs`) on top of `head`,
@@ -988,30 +1008,20 @@ fn write_blob_pack(
     changed: &[String],
     files: &mut BTreeMap<String, Vec<u8>>,
 ) -> Result<Vec<Oid>, VcsError> {
-    let io = |e: std::io::Error| VcsError::Git {
-        message: format!("writing a pack of {} blobs: {e}", changed.len()),
-    };
-    let count = u32::try_from(changed.len()).map_err(|_| VcsError::Git {
-        message: format!("{} blobs are too many for one pack", changed.len()),
-    })?;
-    let odb = repo.odb()?;
-    let mut pack = git_pack::BlobPack::start(odb.packwriter()?, count).map_err(io)?;
-    let mut ids = Vec::with_capacity(changed.len());
-    for batch in changed.chunks(1024) {
-        let blobs = batch
-            .iter()
-            .map(|p| {
-                files.remove(p).ok_or_else(|| VcsError::Git {
-                    message: format!("no bytes for the changed file {p}"),
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        for id in pack.add(&blobs).map_err(io)? {
-            ids.push(Oid::from_bytes(&id)?);
-        }
+    // Every changed file must have its bytes before the pack is started.
+    if let Some(p) = changed.iter().find(|p| !files.contains_key(*p)) {
+        return Err(VcsError::Git {
+            message: format!("no bytes for the changed file {p}"),
+        });
     }
-    pack.finish().map_err(io)?.commit()?;
-    Ok(ids)
+    write_pack(repo, changed.len(), |pack| {
+        let mut ids = Vec::with_capacity(changed.len());
+        for batch in changed.chunks(1024) {
+            let blobs: Vec<Vec<u8>> = batch.iter().filter_map(|p| files.remove(p)).collect();
+            ids.extend(pack.add(&blobs)?);
+        }
+        Ok(ids)
+    })
 }
 
 /// What a commit wrote: its root tree, every object ID, and each changed
