@@ -4,7 +4,8 @@
 //! `zip` crate. Writing is deterministic: entries sorted by path, a fixed
 //! timestamp (1980-01-01), fixed permissions (0644), deflate; entries are
 //! compressed in parallel and appended in order, so packing the same tree
-//! twice gives identical bytes. Reading checks the whole archive before the
+//! twice gives identical bytes. Compressed parts may wait in a temporary
+//! file ([`SpilledParts`]) and be joined straight into the output file. Reading checks the whole archive before the
 //! caller can write anything: entry names (absolute paths, `..`, links,
 //! duplicates), entry count, the layout the central directory declares
 //! (entries that share a local header or overlap are refused, and the
@@ -19,7 +20,7 @@
 //! sync over HTTP reuses them with another transport.
 
 use std::collections::BTreeMap;
-use std::io::{Cursor, Read};
+use std::io::{Cursor, Read, Seek, Write};
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -349,41 +350,177 @@ pub fn pack_entries(mut files: Vec<(String, Vec<u8>)>) -> Result<PackedPart, Arc
 /// [`write_zip`] makes of the same files. The compressed entries are copied
 /// as they are, never compressed again.
 pub fn join_parts(parts: Vec<PackedPart>) -> Result<Vec<u8>, ArchiveError> {
+    let size: usize = parts.iter().map(|p| p.0.len()).sum();
+    let out = Cursor::new(Vec::with_capacity(size + 1024));
+    let parts = parts.into_iter().map(|p| Cursor::new(p.0)).collect();
+    Ok(join_archives(parts, out)?.into_inner())
+}
+
+/// Compressed parts kept in an unnamed temporary file until they are
+/// joined ([`SpilledParts::join_into`]), so that an archive of any size
+/// holds only its directory in memory. The parts may come in any order.
+#[derive(Debug)]
+pub struct SpilledParts {
+    file: std::fs::File,
+    /// Each part's offset and length in the file.
+    parts: Vec<(u64, u64)>,
+    end: u64,
+}
+
+impl SpilledParts {
+    /// An empty spill, in the system's temporary folder.
+    pub fn new() -> Result<SpilledParts, ArchiveError> {
+        let file = tempfile::tempfile().map_err(|e| ArchiveError::Write {
+            reason: format!(
+                "cannot make a temporary file in {}: {e}",
+                std::env::temp_dir().display()
+            ),
+        })?;
+        Ok(SpilledParts {
+            file,
+            parts: Vec::new(),
+            end: 0,
+        })
+    }
+
+    /// Append a part.
+    pub fn add(&mut self, part: PackedPart) -> Result<(), ArchiveError> {
+        (&self.file)
+            .write_all(&part.0)
+            .map_err(|e| ArchiveError::Write {
+                reason: format!("cannot write to the temporary file: {e}"),
+            })?;
+        let len = part.0.len() as u64;
+        self.parts.push((self.end, len));
+        self.end += len;
+        Ok(())
+    }
+
+    /// [`join_parts`] of the parts spilled so far, written into `out`
+    /// (a file, say, at its start), each read back
+    /// front to back as the join reaches its entries.
+    pub fn join_into<W: Write + Seek>(self, out: W) -> Result<W, ArchiveError> {
+        let windows = self
+            .parts
+            .iter()
+            .map(|&(start, len)| SpillWindow {
+                file: &self.file,
+                start,
+                len,
+                pos: 0,
+                buf: Vec::new(),
+                buf_at: 0,
+            })
+            .collect();
+        join_archives(windows, out)
+    }
+}
+
+/// One spilled part read back: a window on the spill file, buffered so
+/// that the entries of a part, read in order, cost one read per 64 KB.
+struct SpillWindow<'a> {
+    file: &'a std::fs::File,
+    start: u64,
+    len: u64,
+    pos: u64,
+    buf: Vec<u8>,
+    buf_at: u64,
+}
+
+impl Read for SpillWindow<'_> {
+    fn read(&mut self, into: &mut [u8]) -> std::io::Result<usize> {
+        if self.pos >= self.len || into.is_empty() {
+            return Ok(0);
+        }
+        let buffered = self.buf_at..self.buf_at + self.buf.len() as u64;
+        if !buffered.contains(&self.pos) {
+            let want = (self.len - self.pos).min(64 * 1024);
+            self.buf
+                .resize(usize::try_from(want).unwrap_or(64 * 1024), 0);
+            let mut file = self.file;
+            file.seek(std::io::SeekFrom::Start(self.start + self.pos))?;
+            file.read_exact(&mut self.buf)?;
+            self.buf_at = self.pos;
+        }
+        let from = usize::try_from(self.pos - self.buf_at).unwrap_or(0);
+        let n = into.len().min(self.buf.len() - from);
+        into[..n].copy_from_slice(&self.buf[from..from + n]);
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl Seek for SpillWindow<'_> {
+    fn seek(&mut self, to: std::io::SeekFrom) -> std::io::Result<u64> {
+        let (base, offset) = match to {
+            std::io::SeekFrom::Start(at) => (at, 0),
+            std::io::SeekFrom::End(back) => (self.len, back),
+            std::io::SeekFrom::Current(by) => (self.pos, by),
+        };
+        self.pos = base.checked_add_signed(offset).ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "seek before the start of a spilled part",
+            )
+        })?;
+        Ok(self.pos)
+    }
+}
+
+/// Copy every entry of `parts` (each an archive of entries sorted by
+/// name) into one archive in `out`, in name order; each part is dropped
+/// once its last entry is copied.
+fn join_archives<R: Read + Seek, W: Write + Seek>(
+    parts: Vec<R>,
+    out: W,
+) -> Result<W, ArchiveError> {
     let werr = |e: zip::result::ZipError| ArchiveError::Write {
         reason: e.to_string(),
     };
-    let size: usize = parts.iter().map(|p| p.0.len()).sum();
     let mut archives = parts
         .into_iter()
-        .map(|p| zip::ZipArchive::new(Cursor::new(p.0)))
+        .map(|p| zip::ZipArchive::new(p).map(Some))
         .collect::<Result<Vec<_>, _>>()
         .map_err(werr)?;
-    // Every entry by name: (name, part, index in its part).
-    let mut order: Vec<(String, usize, usize)> = Vec::new();
+    // Every entry as (part, index in its part), sorted by name: the names
+    // stay in the parts' own directories, never copied.
+    let mut order: Vec<(usize, usize)> = Vec::new();
+    let mut left: Vec<usize> = Vec::with_capacity(archives.len());
     for (part, archive) in archives.iter().enumerate() {
-        for index in 0..archive.len() {
-            let name = archive
-                .name_for_index(index)
-                .ok_or_else(|| ArchiveError::Write {
-                    reason: format!("entry {index} of part {part} has no name"),
-                })?
-                .map_err(werr)?;
-            order.push((name.to_string(), part, index));
+        let count = archive.as_ref().map_or(0, |a| a.len());
+        left.push(count);
+        order.extend((0..count).map(|index| (part, index)));
+    }
+    let name_of = |&(part, index): &(usize, usize)| {
+        archives[part]
+            .as_ref()
+            .and_then(|a| a.name_for_index(index))
+            .and_then(|name| name.ok())
+    };
+    if let Some((part, index)) = order.iter().find(|e| name_of(e).is_none()) {
+        return Err(ArchiveError::Write {
+            reason: format!("entry {index} of part {part} has no name"),
+        });
+    }
+    order.sort_unstable_by(|a, b| name_of(a).cmp(&name_of(b)));
+    let mut w = zip::ZipWriter::new(out);
+    for (part, index) in order {
+        let archive = archives[part].as_mut().ok_or_else(|| ArchiveError::Write {
+            reason: format!("entry {index} of part {part} came after its part was done"),
+        })?;
+        w.raw_copy_file(archive.by_index_raw(index).map_err(werr)?)
+            .map_err(werr)?;
+        left[part] -= 1;
+        if left[part] == 0 {
+            archives[part] = None;
         }
     }
-    order.sort_unstable();
-    let mut w = zip::ZipWriter::new(Cursor::new(Vec::with_capacity(size + 1024)));
-    for (_, part, index) in order {
-        let entry = archives[part].by_index_raw(index).map_err(werr)?;
-        w.raw_copy_file(entry).map_err(werr)?;
-    }
-    Ok(w.finish().map_err(werr)?.into_inner())
+    w.finish().map_err(werr)
 }
 
 /// Pack one part of the entries into an archive of its own, dropping each
 /// file's bytes once compressed.
 fn pack_part(files: Vec<(String, Vec<u8>)>) -> zip::result::ZipResult<Vec<u8>> {
-    use std::io::Write;
     use zip::write::SimpleFileOptions;
     let options = SimpleFileOptions::default()
         .compression_method(zip::CompressionMethod::Deflated)
@@ -400,7 +537,11 @@ fn pack_part(files: Vec<(String, Vec<u8>)>) -> zip::result::ZipResult<Vec<u8>> {
         w.start_file(name, options)?;
         w.write_all(&data)?;
     }
-    Ok(w.finish()?.into_inner())
+    // The capacity was a guess: a part is kept until the join, so it
+    // keeps only what it holds.
+    let mut packed = w.finish()?.into_inner();
+    packed.shrink_to_fit();
+    Ok(packed)
 }
 
 /// Check an entry name: relative, `/`-separated, no `..`, `.` or empty parts, no NUL or backslash.
@@ -792,6 +933,27 @@ mod tests {
             })
             .collect();
         assert_eq!(join_parts(parts).unwrap(), whole);
+    }
+
+    /// Parts spilled to a temporary file join into the archive the parts
+    /// in memory make, whatever their order, including parts bigger than
+    /// the window a spilled part is read back through (64 KB).
+    #[test]
+    fn spilled_parts_join_into_the_same_archive() {
+        let mut t = nine_agents();
+        let noise: Vec<u8> = (0..200_000u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+            .collect();
+        t.files.insert("documents/big.bin".into(), noise);
+        let whole = write_zip(t.clone()).unwrap();
+        let files: Vec<(String, Vec<u8>)> = t.files.clone().into_iter().collect();
+        let mut spill = SpilledParts::new().unwrap();
+        for k in (0..4).rev() {
+            let part = files.iter().skip(k).step_by(4).cloned().collect();
+            spill.add(pack_entries(part).unwrap()).unwrap();
+        }
+        let out = spill.join_into(Cursor::new(Vec::new())).unwrap();
+        assert!(out.into_inner() == whole, "the spilled join differs");
     }
 
     #[test]

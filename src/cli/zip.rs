@@ -165,6 +165,17 @@ pub(crate) fn id_list(flag: &str, v: Option<&str>) -> Result<Option<Vec<String>>
 
 /// Write bytes to a file atomically (temporary file beside it, then rename).
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomic_with(path, |w| Ok(std::io::Write::write_all(w, bytes)?))
+}
+
+/// Write a file atomically with `write`, which writes into a buffered
+/// temporary file beside it; the file takes its place only once `write`
+/// and the flush have succeeded, so a failure leaves the old file (or none).
+fn write_atomic_with<T>(
+    path: &Path,
+    write: impl FnOnce(&mut std::io::BufWriter<&mut std::fs::File>) -> Result<T>,
+) -> Result<T> {
+    use std::io::Write;
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -173,7 +184,11 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let mut tmp = tempfile::NamedTempFile::new_in(&dir)
         .with_context(|| format!("cannot write in {}", dir.display()))?;
-    std::io::Write::write_all(&mut tmp, bytes)?;
+    let mut w = std::io::BufWriter::with_capacity(1 << 20, tmp.as_file_mut());
+    let made = write(&mut w)?;
+    w.flush()
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    drop(w);
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -181,7 +196,7 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     }
     tmp.persist(path)
         .map_err(|e| anyhow::anyhow!("cannot write {}: {}", path.display(), e.error))?;
-    Ok(())
+    Ok(made)
 }
 
 /// Run a `ferry zip` command.
@@ -326,38 +341,57 @@ fn export(g: &Global, out: &Output, r: &ExportRequest, preview: bool) -> Result<
     let Some(file) = &r.file else {
         bail!("say where to write the ZIP: -o FILE");
     };
+    if file.is_dir() {
+        bail!(
+            "cannot write {}: it is a folder\nhint: name the archive's file, e.g. -o {}",
+            file.display(),
+            file.join(format!("{}.zip", r.tenant)).display()
+        );
+    }
     let shared = super::serve::repo_tagger(Some(&repo));
     let shared = shared.as_deref().map(|t| t as &(dyn PublishTagger + Sync));
     let tagger = shared.map(|t| t as &dyn PublishTagger);
     let (instance, created_at) = (&r.stamp.instance, &r.stamp.created_at());
-    let made = match (&r.scope, &r.selected) {
+    let (manifest, scrubbed, bytes) = match (&r.scope, &r.selected) {
         (Scope::All, None) => {
-            zip_export::export_all(store.as_ref(), &r.tenant, instance, created_at, shared)?
+            let (store, tenant) = (store.as_ref(), &r.tenant);
+            let written =
+                write_atomic_with(file, |w| {
+                    match zip_export::export_all(store, tenant, instance, created_at, shared, w) {
+                        Ok((written, _)) => Ok(written),
+                        // Only a failed write of the archive is about the file.
+                        Err(zip_export::ExportError::Archive(e)) => Err(anyhow::Error::new(e)
+                            .context(format!("cannot write {}", file.display()))),
+                        Err(e) => Err(e.into()),
+                    }
+                })?;
+            (written.manifest, written.scrubbed, written.bytes)
         }
-        _ => zip_export::export_scoped(
-            store.as_ref(),
-            &r.tenant,
-            scoped(store.as_ref(), r)?,
-            r.selected.as_deref(),
-            instance,
-            created_at,
-            tagger,
-        )?,
+        _ => {
+            let made = zip_export::export_scoped(
+                store.as_ref(),
+                &r.tenant,
+                scoped(store.as_ref(), r)?,
+                r.selected.as_deref(),
+                instance,
+                created_at,
+                tagger,
+            )?;
+            write_atomic(file, &made.bytes)?;
+            (made.manifest, made.scrubbed, made.bytes.len() as u64)
+        }
     };
-    write_atomic(file, &made.bytes)?;
     if out.json() {
         out.json_value(&serde_json::json!({
-            "tenant": r.tenant, "out": file.display().to_string(), "bytes": made.bytes.len(),
-            "counts": made.manifest.counts, "scrubbed": made.scrubbed,
+            "tenant": r.tenant, "out": file.display().to_string(), "bytes": bytes,
+            "counts": manifest.counts, "scrubbed": scrubbed,
         }));
     } else {
-        let total: usize = made.manifest.counts.values().sum();
+        let total: usize = manifest.counts.values().sum();
         out.data(&format!(
-            "Exported {total} resources of {} to {} ({} bytes, {} credentials scrubbed)",
+            "Exported {total} resources of {} to {} ({bytes} bytes, {scrubbed} credentials scrubbed)",
             r.tenant,
             file.display(),
-            made.bytes.len(),
-            made.scrubbed
         ));
     }
     Ok(EXIT_OK)

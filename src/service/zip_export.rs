@@ -464,24 +464,40 @@ pub fn export_scoped(
     })
 }
 
+/// What a whole-tenant export wrote ([`export_all`]).
+#[derive(Debug, Clone)]
+pub struct Written {
+    /// The archive's size in bytes.
+    pub bytes: u64,
+    /// Its manifest.
+    pub manifest: Manifest,
+    /// How many credentials were scrubbed.
+    pub scrubbed: usize,
+}
+
 /// Export every draft of a tenant (scope [`Scope::All`], nothing selected)
-/// as ZIP bytes with a manifest: the same archive as [`export_scoped`] of
-/// [`scope`], byte for byte, without ever holding the decoded tenant or its
-/// whole tree. The drafts are read, rendered, scrubbed and encoded a chunk
-/// at a time ([`pipeline::encode_drafts_chunked`]); each chunk's files are
-/// hashed and compressed on the other cores while the next chunk is read,
-/// and the compressed parts are joined in name order at the end. The paths
-/// the last applied commit is checked against are the archive's own.
-pub fn export_all(
+/// as a ZIP with a manifest, written into `out` (a file, say): the same
+/// archive as [`export_scoped`] of [`scope`], byte for byte, without ever
+/// holding the decoded tenant, its whole tree or the whole archive. The
+/// drafts are read, rendered, scrubbed and encoded a chunk at a time
+/// ([`pipeline::encode_drafts_chunked`]); each chunk's files are hashed and
+/// compressed on the other cores while the next chunk is read, and the
+/// compressed parts are joined into `out` in name order at the end. The
+/// paths the last applied commit is checked against are the archive's own.
+pub fn export_all<W: std::io::Write + std::io::Seek>(
     store: &dyn Store,
     tenant: &str,
     instance: &str,
     created_at: &str,
     repo: Option<&(dyn PublishTagger + Sync)>,
-) -> Result<Exported, ExportError> {
-    use crate::backend::archive::{self, PackedPart};
-    type Packed = Result<(PackedPart, Vec<(String, String)>), ArchiveError>;
-    let packed: std::sync::Mutex<Vec<Packed>> = std::sync::Mutex::new(Vec::new());
+    mut out: W,
+) -> Result<(Written, W), ExportError> {
+    use crate::backend::archive::{self, SpilledParts};
+    let gathered = std::sync::Mutex::new(Gathered {
+        spill: SpilledParts::new()?,
+        hashes: Vec::new(),
+        failed: None,
+    });
     let mut sent = 0;
     let record = store.tenant(tenant).map_err(PipelineError::from)?;
     // The last applied commit's side of the check that the archive is that
@@ -501,15 +517,15 @@ pub fn export_all(
             false,
             &mut |files| {
                 sent += files.len();
-                let packed = &packed;
+                let gathered = &gathered;
                 s.spawn(move |_| {
                     let hashes: Vec<(String, String)> = files
                         .iter()
                         .map(|(p, b)| (p.clone(), archive::entry_hash(b)))
                         .collect();
-                    let part = archive::pack_entries(files).map(|p| (p, hashes));
-                    if let Ok(mut all) = packed.lock() {
-                        all.push(part);
+                    let part = archive::pack_entries(files);
+                    if let Ok(mut g) = gathered.lock() {
+                        g.gather(part, hashes);
                     }
                 });
                 true
@@ -517,12 +533,17 @@ pub fn export_all(
         )
     });
     let (scrubbed, _) = encoded?;
-    let (mut parts, mut entries) = (Vec::new(), BTreeMap::new());
-    for part in packed.into_inner().unwrap_or_default() {
-        let (part, hashes) = part?;
-        parts.push(part);
-        entries.extend(hashes);
+    let Gathered {
+        mut spill,
+        hashes,
+        failed,
+    } = gathered.into_inner().map_err(|_| ArchiveError::Write {
+        reason: "a thread compressing entries failed".into(),
+    })?;
+    if let Some(e) = failed {
+        return Err(e.into());
     }
+    let entries: BTreeMap<String, String> = hashes.into_iter().collect();
     if entries.len() != sent {
         return Err(ArchiveError::Write {
             reason: format!("{} of {sent} entries were packed", entries.len()),
@@ -547,13 +568,46 @@ pub fn export_all(
         commit,
     };
     let manifest = Manifest::for_entries(entries, source, created_at, None);
-    parts.push(archive::pack_manifest(&manifest)?);
-    let bytes = archive::join_parts(parts)?;
-    Ok(Exported {
+    spill.add(archive::pack_manifest(&manifest)?)?;
+    let position = |w: &mut W| {
+        w.stream_position().map_err(|e| ArchiveError::Write {
+            reason: e.to_string(),
+        })
+    };
+    let start = position(&mut out)?;
+    let mut out = spill.join_into(out)?;
+    let bytes = position(&mut out)? - start;
+    let written = Written {
         bytes,
         manifest,
         scrubbed,
-    })
+    };
+    Ok((written, out))
+}
+
+/// What the compressing side of [`export_all`] gathers from its threads:
+/// the compressed parts, spilled to a temporary file, each entry's hash, and
+/// the first failure.
+struct Gathered {
+    spill: crate::backend::archive::SpilledParts,
+    hashes: Vec<(String, String)>,
+    failed: Option<ArchiveError>,
+}
+
+impl Gathered {
+    /// Keep one compressed part and its entries' hashes, or its failure.
+    fn gather(
+        &mut self,
+        part: Result<crate::backend::archive::PackedPart, ArchiveError>,
+        hashes: Vec<(String, String)>,
+    ) {
+        match part.and_then(|p| self.spill.add(p)) {
+            Ok(()) => self.hashes.extend(hashes),
+            Err(e) => {
+                self.failed.get_or_insert(e);
+            }
+        }
+    }
 }
 
 /// The commit whose tree holds `exported` as it is: the commit the tenant's

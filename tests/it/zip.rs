@@ -878,19 +878,59 @@ fn a_whole_tenant_archive_streamed_is_the_scoped_one_byte_for_byte() {
         let whole =
             zip_export::export_scoped(&*store, "acme-dev", scoped, None, "ferry", at, whole)
                 .unwrap();
-        let streamed = zip_export::export_all(&*store, "acme-dev", "ferry", at, repo).unwrap();
+        let file = std::io::Cursor::new(Vec::new());
+        let (streamed, file) =
+            zip_export::export_all(&*store, "acme-dev", "ferry", at, repo, file).unwrap();
         assert_eq!(streamed.manifest, whole.manifest);
         assert_eq!(streamed.scrubbed, whole.scrubbed);
         assert!(
             streamed.scrubbed > 0,
             "the source holds a credential to scrub"
         );
-        assert!(streamed.bytes == whole.bytes, "the archives differ");
+        let bytes = file.into_inner();
+        assert_eq!(streamed.bytes, whole.bytes.len() as u64);
+        assert!(bytes == whole.bytes, "the archives differ");
         assert!(
             streamed.manifest.source.commit.is_some(),
             "the store holds the applied commit"
         );
     }
+}
+
+/// A whole-tenant export that cannot write its archive fails naming the
+/// place it could not write, and leaves nothing behind: not over a folder
+/// in the archive's place, and not without a temporary folder to hold the
+/// compressed parts until they are joined.
+#[test]
+fn a_whole_tenant_export_that_cannot_write_names_where_and_leaves_nothing() {
+    let env = TestEnv::new();
+    setup_source(&env);
+    env.ferry(&["apply", "--tenant", "acme-dev", "--yes"]).ok();
+    let out = env.path("out");
+    std::fs::create_dir_all(out.join("all.zip")).unwrap();
+    let args = ["zip", "export", "--tenant", "acme-dev", "--all", "-o"];
+    let r = env.ferry(&[&args[..], &["out/all.zip"]].concat()).expect(1);
+    for said in [
+        "cannot write out/all.zip: it is a folder",
+        "hint: name the archive's file",
+    ] {
+        assert!(r.stderr.contains(said), "{}", r.stderr);
+    }
+    let left: Vec<_> = std::fs::read_dir(&out).unwrap().collect();
+    assert_eq!(left.len(), 1, "a temporary file was left in out/");
+    let mut c = env.cmd();
+    let gone = env.path("no-such-folder");
+    c.env("TMPDIR", &gone)
+        .args([&args[..], &["spilled.zip"]].concat());
+    let r = run(c).expect(1);
+    let wanted = format!("cannot make a temporary file in {}", gone.display());
+    assert!(r.stderr.contains(&wanted), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("cannot write spilled.zip"),
+        "{}",
+        r.stderr
+    );
+    assert!(!env.path("spilled.zip").exists());
 }
 
 /// The `source` object of an exported ZIP's manifest.
