@@ -282,9 +282,6 @@ fn export(
 ) -> Result<i32> {
     let (repo, mut store) = open(g)?;
     let actor = super::identity::actor(g, Some(&repo));
-    if commit {
-        crate::service::gitplan::authorize_commit(store.as_ref(), &actor, tenant)?;
-    }
     if commit && dir.is_none() {
         let done = super::git::export_changes(&repo, store.as_mut(), &actor, tenant, &message)?;
         if let Some(done) = done {
@@ -306,6 +303,11 @@ fn export(
         false => None,
     };
     let (files, scrubbed, report, committed) = if store.remote().is_some() {
+        // The folder is written before the commit: a commit the actor may
+        // not make is refused before that.
+        if message.is_some() {
+            crate::service::gitplan::authorize_commit(store.as_ref(), &actor, tenant)?;
+        }
         let (tree, scrubbed, received) =
             crate::service::remote_export::export_tree(store.as_ref(), tenant, &dir)?;
         if let Some(n) = received {

@@ -84,9 +84,9 @@ pub fn export_to_folder(
     }
     let report = writer.finish().map_err(cannot)?;
     let commit = match (commit, streamed) {
-        (Some(c), Some(s)) => gitplan::finish_streamed_export(
-            store, actor, c.root, tenant, s, drafts_at, c.message, c.who,
-        )?,
+        (Some(c), Some(s)) => {
+            gitplan::finish_streamed_export(store, c.root, tenant, s, drafts_at, c.message, c.who)?
+        }
         _ => None,
     };
     Ok(FolderExport {
