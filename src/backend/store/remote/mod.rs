@@ -11,7 +11,9 @@
 //! checks agree with the server's.
 //!
 //! Every request has connect, read and write timeouts; only GETs are
-//! retried (a few times, on a transport failure or a 502/503/504). The
+//! retried (a few times, on a transport failure or a 502/503/504), and
+//! a bodiless DELETE once more on a fresh connection when a pooled one
+//! turns out closed (ureq's own rule for idempotent requests). The
 //! server's error shape `{"error": {code, message, hint}}` becomes a
 //! [`StoreError`]: `stale`, `tenant_not_found`, `tenant_exists`, `busy` and
 //! `refused` the same variants a local store gives, anything else
@@ -295,6 +297,14 @@ impl RemoteStore {
         self.answer(&format!("{method} {path}"), result)
     }
 
+    /// `DELETE path` without a body: idempotent, so a pooled connection
+    /// the server had closed is retried on a fresh one (a request with a
+    /// body is not).
+    fn delete<T: DeserializeOwned>(&self, path: &str) -> Result<T, StoreError> {
+        let result = self.request("DELETE", path).call();
+        self.answer(&format!("DELETE {path}"), result)
+    }
+
     fn tenant_path(tenant: &str, rest: &str) -> String {
         format!("/tenants/{}{rest}", seg(tenant))
     }
@@ -423,9 +433,7 @@ impl TenantAdmin for RemoteStore {
 
     fn unset_variable(&mut self, tenant: &str, name: &str) -> Result<bool, StoreError> {
         let path = Self::tenant_path(tenant, &format!("/variables/{}", seg(name)));
-        Ok(self
-            .send::<_, wire::Unset>("DELETE", &path, &Value::Null)?
-            .was_set)
+        Ok(self.delete::<wire::Unset>(&path)?.was_set)
     }
 
     /// Deleted as the tenant is now, with the dependants checked by the server.
