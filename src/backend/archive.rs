@@ -5,8 +5,9 @@
 //! timestamp (1980-01-01), fixed permissions (0644), deflate; entries are
 //! compressed in parallel and appended in order, so packing the same tree
 //! twice gives identical bytes. Compressed parts may wait in a temporary
-//! file ([`SpilledParts`]) and be joined straight into the output file. Reading checks the whole archive before the
-//! caller can write anything: entry names (absolute paths, `..`, links,
+//! file ([`SpilledParts`]) and be joined straight into the output file.
+//! Reading checks the whole archive before the caller can write anything:
+//! entry names (absolute paths, `..`, links,
 //! duplicates), entry count, the layout the central directory declares
 //! (entries that share a local header or overlap are refused, and the
 //! declared sizes must fit the total budget, before anything is inflated),
@@ -362,6 +363,8 @@ pub fn join_parts(parts: Vec<PackedPart>) -> Result<Vec<u8>, ArchiveError> {
 #[derive(Debug)]
 pub struct SpilledParts {
     file: std::fs::File,
+    /// The folder the file is in (unnamed, it has no path of its own).
+    dir: std::path::PathBuf,
     /// Each part's offset and length in the file.
     parts: Vec<(u64, u64)>,
     end: u64,
@@ -370,14 +373,13 @@ pub struct SpilledParts {
 impl SpilledParts {
     /// An empty spill, in the system's temporary folder.
     pub fn new() -> Result<SpilledParts, ArchiveError> {
-        let file = tempfile::tempfile().map_err(|e| ArchiveError::Write {
-            reason: format!(
-                "cannot make a temporary file in {}: {e}",
-                std::env::temp_dir().display()
-            ),
+        let dir = std::env::temp_dir();
+        let file = tempfile::tempfile_in(&dir).map_err(|e| ArchiveError::Write {
+            reason: format!("cannot make a temporary file in {}: {e}", dir.display()),
         })?;
         Ok(SpilledParts {
             file,
+            dir,
             parts: Vec::new(),
             end: 0,
         })
@@ -388,7 +390,10 @@ impl SpilledParts {
         (&self.file)
             .write_all(&part.0)
             .map_err(|e| ArchiveError::Write {
-                reason: format!("cannot write to the temporary file: {e}"),
+                reason: format!(
+                    "cannot write a temporary file in {}: {e}",
+                    self.dir.display()
+                ),
             })?;
         let len = part.0.len() as u64;
         self.parts.push((self.end, len));
@@ -396,9 +401,9 @@ impl SpilledParts {
         Ok(())
     }
 
-    /// [`join_parts`] of the parts spilled so far, written into `out`
-    /// (a file, say, at its start), each read back
-    /// front to back as the join reaches its entries.
+    /// [`join_parts`] of the parts spilled so far, written into `out` (a
+    /// file, say) from its start; each part is read back front to back as
+    /// the join reaches its entries.
     pub fn join_into<W: Write + Seek>(self, out: W) -> Result<W, ArchiveError> {
         let windows = self
             .parts

@@ -42,7 +42,7 @@ pub struct FolderExport {
 /// Export every draft of `tenant` into `dir`, as `actor`, and commit the
 /// folder when `commit` says how (`actor` must then be an editor of the
 /// tenant, checked before anything is written). The committed tree becomes
-/// the tenant's last applied commit ([`gitplan::finish_streamed_export`]).
+/// the tenant's last applied commit (`gitplan::finish_streamed_export`).
 pub fn export_to_folder(
     store: &mut dyn Store,
     actor: &Actor,

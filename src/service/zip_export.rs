@@ -476,21 +476,23 @@ pub struct Written {
 }
 
 /// Export every draft of a tenant (scope [`Scope::All`], nothing selected)
-/// as a ZIP with a manifest, written into `out` (a file, say): the same
-/// archive as [`export_scoped`] of [`scope`], byte for byte, without ever
-/// holding the decoded tenant, its whole tree or the whole archive. The
-/// drafts are read, rendered, scrubbed and encoded a chunk at a time
-/// ([`pipeline::encode_drafts_chunked`]); each chunk's files are hashed and
-/// compressed on the other cores while the next chunk is read, and the
-/// compressed parts are joined into `out` in name order at the end. The
-/// paths the last applied commit is checked against are the archive's own.
+/// as a ZIP with a manifest, written into `out` (a file, say) from its
+/// start: the same archive as [`export_scoped`] of [`scope`], byte for
+/// byte, without ever holding the decoded tenant, its whole tree or the
+/// whole archive. The drafts are read, rendered, scrubbed and encoded a
+/// chunk at a time ([`pipeline::encode_drafts_chunked`]); each chunk's files
+/// are hashed and compressed on the other cores while the next chunk is
+/// read, and spilled to a temporary file
+/// ([`crate::backend::archive::SpilledParts`]); at the end the compressed
+/// entries are copied into `out` in name order. The paths the last applied
+/// commit is checked against are the archive's own.
 pub fn export_all<W: std::io::Write + std::io::Seek>(
     store: &dyn Store,
     tenant: &str,
     instance: &str,
     created_at: &str,
     repo: Option<&(dyn PublishTagger + Sync)>,
-    mut out: W,
+    out: W,
 ) -> Result<(Written, W), ExportError> {
     use crate::backend::archive::{self, SpilledParts};
     let gathered = std::sync::Mutex::new(Gathered {
@@ -569,14 +571,10 @@ pub fn export_all<W: std::io::Write + std::io::Seek>(
     };
     let manifest = Manifest::for_entries(entries, source, created_at, None);
     spill.add(archive::pack_manifest(&manifest)?)?;
-    let position = |w: &mut W| {
-        w.stream_position().map_err(|e| ArchiveError::Write {
-            reason: e.to_string(),
-        })
-    };
-    let start = position(&mut out)?;
     let mut out = spill.join_into(out)?;
-    let bytes = position(&mut out)? - start;
+    let bytes = out.stream_position().map_err(|e| ArchiveError::Write {
+        reason: e.to_string(),
+    })?;
     let written = Written {
         bytes,
         manifest,
