@@ -468,8 +468,20 @@ fn archive_workflows(model: &TenantModel) -> Vec<(Option<String>, String)> {
 pub fn plan(
     store: &dyn Store,
     tenant: &str,
+    archive: Archive,
+    opts: &ImportOptions,
+) -> Result<ImportPlan, ImportError> {
+    plan_with(store, tenant, archive, opts, true)
+}
+
+/// [`plan`], with the preview's rows only when `rows`: an import that is
+/// not a preview never shows them (at 100,000 resources they are 50 MB).
+fn plan_with(
+    store: &dyn Store,
+    tenant: &str,
     mut archive: Archive,
     opts: &ImportOptions,
+    rows: bool,
 ) -> Result<ImportPlan, ImportError> {
     if opts.selected.as_ref().is_some_and(Vec::is_empty) {
         return Err(ImportError::EmptySelection);
@@ -497,7 +509,7 @@ pub fn plan(
         items.push(item_of(&cx, &local, r, &mut preview)?);
     }
     settle_dependencies(&mut items, &target.index, &local);
-    preview_rows(&mut items, &mut preview);
+    preview_rows(&mut items, &mut preview, rows);
     Ok(ImportPlan {
         tenant: tenant.to_string(),
         strategy: opts.strategy,
@@ -980,15 +992,22 @@ fn settle_dependencies(items: &mut [Item], index: &Index, local: &LocalIds) {
     }
 }
 
-/// Step 4: the preview rows, agents first, each followed by its steps or snippets.
-fn preview_rows(items: &mut [Item], preview: &mut ImportPreview) {
+/// Step 4: the items in preview order, and (with `rows`) the preview rows,
+/// agents first, each followed by its steps or snippets, which move out of
+/// their items.
+fn preview_rows(items: &mut [Item], preview: &mut ImportPreview, rows: bool) {
     // Kind and name are unique, so an unstable sort is the same order,
     // without a buffer of half the items.
     items.sort_unstable_by(|a, b| {
         (std::cmp::Reverse(a.desired.kind()), a.desired.name())
             .cmp(&(std::cmp::Reverse(b.desired.kind()), b.desired.name()))
     });
-    for it in items.iter() {
+    preview.warnings.sort();
+    preview.warnings.dedup();
+    if !rows {
+        return;
+    }
+    for it in items.iter_mut() {
         preview.resources.push(Row {
             resource_type: resource_type(it.desired.kind()).to_string(),
             action: it.action,
@@ -998,10 +1017,8 @@ fn preview_rows(items: &mut [Item], preview: &mut ImportPreview) {
             parent: None,
             reason: it.reason.clone(),
         });
-        preview.resources.extend(it.sub_rows.iter().cloned());
+        preview.resources.append(&mut it.sub_rows);
     }
-    preview.warnings.sort();
-    preview.warnings.dedup();
 }
 
 fn is_named(opts: &ImportOptions, origin_id: &str, local_id: &str) -> bool {
@@ -1299,7 +1316,7 @@ pub fn import_bytes(
     // An archive handed over by value is not needed once read.
     drop(bytes);
     let decoded = decode(read)?;
-    let mut plan = plan(&*store, tenant, decoded, opts)?;
+    let mut plan = plan_with(&*store, tenant, decoded, opts, preview)?;
     if let Some(base) = base_revision {
         if base != plan.base_revision {
             return Err(ImportError::Store(StoreError::Stale {
