@@ -918,6 +918,13 @@ fn a_whole_tenant_export_that_cannot_write_names_where_and_leaves_nothing() {
     }
     let left: Vec<_> = std::fs::read_dir(&out).unwrap().collect();
     assert_eq!(left.len(), 1, "a temporary file was left in out/");
+    let names = |dir: &Path| -> std::collections::BTreeSet<_> {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect()
+    };
+    let before = names(&env.repo);
     let mut c = env.cmd();
     let gone = env.path("no-such-folder");
     c.env("TMPDIR", &gone)
@@ -930,7 +937,11 @@ fn a_whole_tenant_export_that_cannot_write_names_where_and_leaves_nothing() {
         "{}",
         r.stderr
     );
-    assert!(!env.path("spilled.zip").exists());
+    assert_eq!(
+        names(&env.repo),
+        before,
+        "the archive or its temporary file was left beside it"
+    );
 }
 
 /// The `source` object of an exported ZIP's manifest.
