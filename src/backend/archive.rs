@@ -316,19 +316,12 @@ fn write_zip_in_parts(tree: MemoryTree, part_entries: usize) -> Result<Vec<u8>, 
     while rest.peek().is_some() {
         parts.push(rest.by_ref().take(part_entries.max(1)).collect());
     }
-    let packed: Vec<Vec<u8>> = parts
+    let packed: Vec<PackedPart> = parts
         .into_par_iter()
-        .map(pack_part)
+        .map(|files| pack_part(files).map(PackedPart))
         .collect::<Result<_, _>>()
         .map_err(werr)?;
-    let size: usize = packed.iter().map(Vec::len).sum();
-    let mut w = zip::ZipWriter::new(Cursor::new(Vec::with_capacity(size + 1024)));
-    for part in packed {
-        let archive = zip::ZipArchive::new(Cursor::new(part)).map_err(werr)?;
-        w.merge_archive(archive).map_err(werr)?;
-    }
-    let out = w.finish().map_err(werr)?;
-    Ok(out.into_inner())
+    join_parts(packed)
 }
 
 /// Entries compressed on their own, ready to be joined into an archive by
@@ -367,7 +360,6 @@ pub struct SpilledParts {
     dir: std::path::PathBuf,
     /// Each part's offset and length in the file.
     parts: Vec<(u64, u64)>,
-    end: u64,
 }
 
 impl SpilledParts {
@@ -381,7 +373,6 @@ impl SpilledParts {
             file,
             dir,
             parts: Vec::new(),
-            end: 0,
         })
     }
 
@@ -395,9 +386,8 @@ impl SpilledParts {
                     self.dir.display()
                 ),
             })?;
-        let len = part.0.len() as u64;
-        self.parts.push((self.end, len));
-        self.end += len;
+        let end = self.parts.last().map_or(0, |&(start, len)| start + len);
+        self.parts.push((end, part.0.len() as u64));
         Ok(())
     }
 

@@ -171,11 +171,19 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 /// Write a file atomically with `write`, which writes into a buffered
 /// temporary file beside it; the file takes its place only once `write`
 /// and the flush have succeeded, so a failure leaves the old file (or none).
+/// A folder in the file's place is refused before `write` runs.
 fn write_atomic_with<T>(
     path: &Path,
     write: impl FnOnce(&mut std::io::BufWriter<&mut std::fs::File>) -> Result<T>,
 ) -> Result<T> {
     use std::io::Write;
+    if path.is_dir() {
+        bail!(
+            "cannot write {}: it is a folder\nhint: name a file, e.g. {}",
+            path.display(),
+            path.join("archive.zip").display()
+        );
+    }
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -341,13 +349,6 @@ fn export(g: &Global, out: &Output, r: &ExportRequest, preview: bool) -> Result<
     let Some(file) = &r.file else {
         bail!("say where to write the ZIP: -o FILE");
     };
-    if file.is_dir() {
-        bail!(
-            "cannot write {}: it is a folder\nhint: name the archive's file, e.g. -o {}",
-            file.display(),
-            file.join(format!("{}.zip", r.tenant)).display()
-        );
-    }
     let shared = super::serve::repo_tagger(Some(&repo));
     let shared = shared.as_deref().map(|t| t as &(dyn PublishTagger + Sync));
     let tagger = shared.map(|t| t as &dyn PublishTagger);

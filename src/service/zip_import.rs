@@ -1599,6 +1599,28 @@ mod tests {
     }
 
     #[test]
+    fn an_import_that_is_not_a_preview_plans_the_same_items_without_rows() {
+        let (_t, store, archive) = setup();
+        let create = opts(Strategy::Create);
+        let shown = plan(&store, PROD, archive.clone(), &create).unwrap();
+        let bare = plan_with(&store, PROD, archive, &create, false).unwrap();
+        assert!(bare.preview.resources.is_empty());
+        assert!(
+            shown.preview.resources.len() > shown.items.len(),
+            "steps and snippets have rows"
+        );
+        let order = |p: &ImportPlan| -> Vec<(Kind, String, RowAction)> {
+            p.items
+                .iter()
+                .map(|it| (it.desired.kind(), it.desired.name().to_string(), it.action))
+                .collect()
+        };
+        assert_eq!(order(&bare), order(&shown));
+        assert_eq!(bare.preview.warnings, shown.preview.warnings);
+        assert_eq!(bare.preview.removed, shown.preview.removed);
+    }
+
+    #[test]
     fn preview_rows_list_agents_first_then_their_parts() {
         let (_t, store, archive) = setup();
         let p = plan(&store, PROD, archive.clone(), &opts(Strategy::Create)).unwrap();
