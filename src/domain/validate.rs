@@ -121,6 +121,17 @@ impl IdNames {
     }
 }
 
+impl FromIterator<(String, Kind, String)> for IdNames {
+    fn from_iter<T: IntoIterator<Item = (String, Kind, String)>>(names: T) -> Self {
+        IdNames {
+            by_id: names
+                .into_iter()
+                .map(|(id, kind, name)| (id, (kind, name)))
+                .collect(),
+        }
+    }
+}
+
 impl Names for IdNames {
     fn lookup(&self, id: &str) -> Option<(Kind, &str)> {
         self.by_id.get(id).map(|(k, n)| (*k, n.as_str()))

@@ -481,14 +481,16 @@ pub fn export_streamed(
 }
 
 /// Every draft of a tenant encoded as the files of a tree (no
-/// `tenant.toml`), handed to `on_files` a chunk at a time, on the calling
-/// thread: the drafts are read, rendered (names from the store's index),
-/// scrubbed by `scrub` ([`crate::domain::secrets::scrub_plain`] for a folder
-/// or git, [`crate::domain::secrets::scrub`] for an archive) and encoded
-/// [`EXPORT_CHUNK`] at a time, on every core, so that no whole-tenant export
-/// holds the decoded tenant. Returns how many credentials were scrubbed and
-/// the `${vars.*}` names used (when asked for), sorted. `on_files` returns
-/// `false` to stop the stream.
+/// `tenant.toml`), handed to `on_files` a chunk at a time, in the order the
+/// store reads them, on the calling thread: the drafts are read, rendered
+/// (names from the store, [`Store::id_names`]), scrubbed by `scrub`
+/// ([`crate::domain::secrets::scrub_plain`] for a folder or git,
+/// [`crate::domain::secrets::scrub`] for an archive) and encoded
+/// [`EXPORT_CHUNK`] at a time, so that no whole-tenant export holds the
+/// decoded tenant. The store reads the next chunks while the other cores
+/// encode the last ones, at most [`CHUNKS_IN_FLIGHT`] ahead. Returns how
+/// many credentials were scrubbed and the `${vars.*}` names used (when
+/// asked for), sorted. `on_files` returns `false` to stop the stream.
 pub fn encode_drafts_chunked(
     store: &dyn Store,
     tenant: &str,
@@ -496,43 +498,112 @@ pub fn encode_drafts_chunked(
     with_variables: bool,
     on_files: &mut dyn FnMut(Vec<(String, Vec<u8>)>) -> bool,
 ) -> Result<(usize, Vec<String>), PipelineError> {
-    use rayon::prelude::*;
-    let (_, index) = store.index(tenant)?;
-    let names = validate::IdNames::of_index(index);
+    encode_drafts_by(store, tenant, EXPORT_CHUNK, scrub, with_variables, on_files)
+}
+
+/// [`encode_drafts_chunked`] with chunks of `chunk` drafts.
+fn encode_drafts_by(
+    store: &dyn Store,
+    tenant: &str,
+    chunk: usize,
+    scrub: fn(&mut serde_json::Value) -> usize,
+    with_variables: bool,
+    on_files: &mut dyn FnMut(Vec<(String, Vec<u8>)>) -> bool,
+) -> Result<(usize, Vec<String>), PipelineError> {
+    let names = store.id_names(tenant)?;
     let (mut scrubbed, mut variables) = (0, Vec::new());
+    let mut going = true;
     let mut failed = None;
-    store.drafts_chunked(tenant, EXPORT_CHUNK, &mut |mut part| {
-        part.par_iter_mut()
-            .for_each(|r| render_names_in_place(r, &names));
-        let mut model = TenantModel::default();
-        part.into_iter().for_each(|r| model.insert(r));
-        scrubbed += scrub_model_with(&mut model, scrub);
-        if with_variables {
-            variables.extend(variables_of(&model));
+    // Hand over the oldest chunk in flight once it is encoded.
+    let mut hand_over = |chunk: Option<Result<EncodedChunk, _>>| match chunk {
+        Some(Ok(chunk)) => {
+            scrubbed += chunk.scrubbed;
+            variables.extend(chunk.variables);
+            going = going && on_files(chunk.files);
+            going
         }
-        match tree::encode_owned_model(model) {
-            // Copied here, on this thread, into bytes of their exact size:
-            // what is kept outlives every chunk, and would otherwise stay
-            // scattered among the freed pages of the chunks' decoding on
-            // the other cores (a fifth more peak memory at 100k).
-            Ok(t) => on_files(
-                t.files
-                    .into_iter()
-                    .map(|(path, bytes)| (path.as_str().to_owned(), bytes.as_slice().to_vec()))
-                    .collect(),
-            ),
-            Err(e) => {
-                failed = Some(e);
-                false
+        Some(Err(e)) => {
+            failed.get_or_insert(e);
+            false
+        }
+        // The thread encoding the chunk ended without an answer.
+        None => false,
+    };
+    let read = rayon::in_place_scope(|s| {
+        let mut in_flight = std::collections::VecDeque::new();
+        let read = store.drafts_chunked(tenant, chunk, &mut |part| {
+            let (done, answer) = std::sync::mpsc::sync_channel(1);
+            let names = &names;
+            s.spawn(move |_| {
+                let _ = done.send(encode_chunk(part, names, scrub, with_variables));
+            });
+            in_flight.push_back(answer);
+            while in_flight.len() > CHUNKS_IN_FLIGHT {
+                let oldest = in_flight.pop_front().and_then(|a| a.recv().ok());
+                if !hand_over(oldest) {
+                    return false;
+                }
+            }
+            true
+        });
+        while let Some(answer) = in_flight.pop_front() {
+            if read.is_err() || !hand_over(answer.recv().ok()) {
+                break;
             }
         }
-    })?;
+        read
+    });
+    read?;
     if let Some(e) = failed {
-        return Err(e.into());
+        return Err(PipelineError::Encode(e));
     }
     variables.sort();
     variables.dedup();
     Ok((scrubbed, variables))
+}
+
+/// How many chunks an export encodes while the store reads ahead.
+const CHUNKS_IN_FLIGHT: usize = 2;
+
+/// One chunk of drafts encoded ([`encode_chunk`]).
+struct EncodedChunk {
+    files: Vec<(String, Vec<u8>)>,
+    scrubbed: usize,
+    variables: Vec<String>,
+}
+
+/// Render, scrub and encode one chunk of drafts, on every core.
+fn encode_chunk(
+    mut part: Vec<crate::domain::model::Resource>,
+    names: &validate::IdNames,
+    scrub: fn(&mut serde_json::Value) -> usize,
+    with_variables: bool,
+) -> Result<EncodedChunk, crate::domain::yaml::EncodeError> {
+    use rayon::prelude::*;
+    part.par_iter_mut()
+        .for_each(|r| render_names_in_place(r, names));
+    let mut model = TenantModel::default();
+    part.into_iter().for_each(|r| model.insert(r));
+    let scrubbed = scrub_model_with(&mut model, scrub);
+    let variables = if with_variables {
+        variables_of(&model)
+    } else {
+        Vec::new()
+    };
+    let tree = tree::encode_owned_model(model)?;
+    // Copied into bytes of their exact size: what is kept outlives the
+    // chunk, and would otherwise stay scattered among the freed pages of
+    // the chunk's decoding (a fifth more peak memory at 100k).
+    let files = tree
+        .files
+        .into_iter()
+        .map(|(path, bytes)| (path.as_str().to_owned(), bytes.as_slice().to_vec()))
+        .collect();
+    Ok(EncodedChunk {
+        files,
+        scrubbed,
+        variables,
+    })
 }
 
 /// Replace the plain-text credentials of every spec with the placeholder
@@ -681,4 +752,87 @@ pub fn tree_of_resources(
     tree.files
         .insert(tree::TENANT_FILE.to_string(), tf.to_toml().into_bytes());
     Ok(tree)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::backend::store::sqlite::SqliteStore;
+    use crate::backend::store::ResourceStore;
+
+    const T: &str = "acme-dev";
+
+    /// A store with the acme-dev fixture applied.
+    pub(crate) fn applied() -> (tempfile::TempDir, SqliteStore) {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut store = SqliteStore::open(&tmp.path().join("ferry.db")).unwrap();
+        store
+            .create_tenant(T, Some("dev"), &crate::domain::secrets::generate_keypair())
+            .unwrap();
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures/acme/tenants")
+            .join(T);
+        let source = tree::folder::FolderSource::new(root);
+        let plan = plan_tree(&store, T, &source, DiffOptions { prune: false })
+            .unwrap()
+            .plan
+            .unwrap();
+        crate::service::apply::apply(&mut store, &plan, Default::default()).unwrap();
+        (tmp, store)
+    }
+
+    /// Every call of `on_files` of an export in chunks of `chunk` drafts.
+    fn calls(store: &SqliteStore, chunk: usize) -> Vec<Vec<(String, Vec<u8>)>> {
+        let mut calls = Vec::new();
+        encode_drafts_by(
+            store,
+            T,
+            chunk,
+            crate::domain::secrets::scrub_plain,
+            true,
+            &mut |files| {
+                calls.push(files);
+                true
+            },
+        )
+        .unwrap();
+        calls
+    }
+
+    /// Chunks encoded while the store reads ahead come out in the store's
+    /// order, the same every time, and hold the whole export between them.
+    #[test]
+    fn chunks_read_ahead_come_out_in_order_and_whole() {
+        let (_tmp, store) = applied();
+        let drafts = store.all_drafts(T).unwrap().len();
+        assert!(drafts > 2 * (CHUNKS_IN_FLIGHT + 1), "{drafts} drafts");
+        let first = calls(&store, 2);
+        assert_eq!(first.len(), drafts.div_ceil(2), "one call per chunk");
+        assert_eq!(calls(&store, 2), first, "the same calls in the same order");
+        let mut whole = export_tree(&store, T).unwrap();
+        whole.files.remove(tree::TENANT_FILE);
+        let streamed: std::collections::BTreeMap<_, _> = first.into_iter().flatten().collect();
+        assert_eq!(streamed, whole.files);
+    }
+
+    /// `on_files` answering `false` gets no more files, and the export stops
+    /// without an error.
+    #[test]
+    fn a_stopped_export_hands_over_nothing_more() {
+        let (_tmp, store) = applied();
+        let mut seen = 0;
+        encode_drafts_by(
+            &store,
+            T,
+            2,
+            crate::domain::secrets::scrub_plain,
+            false,
+            &mut |_| {
+                seen += 1;
+                false
+            },
+        )
+        .unwrap();
+        assert_eq!(seen, 1);
+    }
 }

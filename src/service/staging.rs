@@ -1109,29 +1109,7 @@ mod tests {
 
     /// A store with the acme-dev fixture applied and published once.
     fn setup() -> (tempfile::TempDir, SqliteStore) {
-        let tmp = tempfile::tempdir().unwrap();
-        let mut store = SqliteStore::open(&tmp.path().join("ferry.db")).unwrap();
-        store
-            .create_tenant(T, Some("dev"), &crate::domain::secrets::generate_keypair())
-            .unwrap();
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("fixtures/acme/tenants")
-            .join(T);
-        let source = crate::domain::tree::folder::FolderSource::new(root);
-        let tp = pipeline::plan_tree(
-            &store,
-            T,
-            &source,
-            crate::domain::plan::DiffOptions { prune: false },
-        )
-        .unwrap();
-        assert!(
-            !crate::domain::diagnostic::has_errors(&tp.diagnostics),
-            "{:?}",
-            tp.diagnostics
-        );
-        let plan = tp.plan.unwrap();
-        crate::service::apply::apply(&mut store, &plan, Default::default()).unwrap();
+        let (tmp, mut store) = pipeline::tests::applied();
         publish_untagged(&mut store, T, None, "first", "dora", NOW)
             .unwrap()
             .unwrap();

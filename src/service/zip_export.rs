@@ -497,80 +497,62 @@ pub fn export_all<W: std::io::Write + std::io::Seek>(
     use crate::backend::archive::{self, SpilledParts};
     let gathered = std::sync::Mutex::new(Gathered {
         spill: SpilledParts::new()?,
-        hashes: Vec::new(),
         failed: None,
     });
-    let mut sent = 0;
     let record = store.tenant(tenant).map_err(PipelineError::from)?;
-    // The last applied commit's side of the check that the archive is that
-    // commit's tree, read from git while the drafts are encoded.
-    let at_commit = std::sync::OnceLock::new();
-    let encoded = rayon::in_place_scope(|s| {
-        if let (Some(repo), Some(last)) = (repo, record.last_commit.as_deref()) {
-            let at_commit = &at_commit;
-            s.spawn(move |_| {
-                let _ = at_commit.set(gitplan::units_at(repo, tenant, last));
-            });
-        }
-        pipeline::encode_drafts_chunked(
-            store,
-            tenant,
-            crate::domain::secrets::scrub,
-            false,
-            &mut |files| {
-                sent += files.len();
-                let gathered = &gathered;
-                s.spawn(move |_| {
-                    let hashes: Vec<(String, String)> = files
-                        .iter()
-                        .map(|(p, b)| (p.clone(), archive::entry_hash(b)))
-                        .collect();
-                    let part = archive::pack_entries(files);
-                    if let Ok(mut g) = gathered.lock() {
-                        g.gather(part, hashes);
-                    }
-                });
-                true
-            },
-        )
+    let manifest = std::thread::scope(|t| {
+        // The last applied commit's side of the check that the archive is
+        // that commit's tree, read from git while the drafts are encoded.
+        let at_commit = t.spawn(|| match (repo, record.last_commit.as_deref()) {
+            (Some(repo), Some(last)) => {
+                gitplan::AtCommit::Read(gitplan::units_at(repo, tenant, last))
+            }
+            _ => gitplan::AtCommit::NoRepo,
+        });
+        rayon::in_place_scope(|s| {
+            // Each chunk's entries are hashed here, and compressed on the
+            // other cores while the next chunks are read and encoded.
+            let mut entries = BTreeMap::new();
+            let (scrubbed, _) = pipeline::encode_drafts_chunked(
+                store,
+                tenant,
+                crate::domain::secrets::scrub,
+                false,
+                &mut |files| {
+                    entries.extend(
+                        files
+                            .iter()
+                            .map(|(p, b)| (p.clone(), archive::entry_hash(b))),
+                    );
+                    let gathered = &gathered;
+                    s.spawn(move |_| {
+                        let part = archive::pack_entries(files);
+                        if let Ok(mut g) = gathered.lock() {
+                            g.gather(part);
+                        }
+                    });
+                    true
+                },
+            )?;
+            // The manifest is made and compressed here while the last
+            // chunks are compressed on the other cores.
+            let at_commit = at_commit.join().unwrap_or(gitplan::AtCommit::Read(None));
+            let manifest =
+                manifest_of_export(store, &record, instance, created_at, at_commit, entries)?;
+            let part = archive::pack_manifest(&manifest);
+            if let Ok(mut g) = gathered.lock() {
+                g.gather(part);
+            }
+            Ok::<_, ExportError>((manifest, scrubbed))
+        })
     });
-    let (scrubbed, _) = encoded?;
-    let Gathered {
-        mut spill,
-        hashes,
-        failed,
-    } = gathered.into_inner().map_err(|_| ArchiveError::Write {
+    let (manifest, scrubbed) = manifest?;
+    let Gathered { spill, failed } = gathered.into_inner().map_err(|_| ArchiveError::Write {
         reason: "a thread compressing entries failed".into(),
     })?;
     if let Some(e) = failed {
         return Err(e.into());
     }
-    let entries: BTreeMap<String, String> = hashes.into_iter().collect();
-    if entries.len() != sent {
-        return Err(ArchiveError::Write {
-            reason: format!("{} of {sent} entries were packed", entries.len()),
-        }
-        .into());
-    }
-    let at_commit = match at_commit.into_inner() {
-        Some(units) => gitplan::AtCommit::Read(units),
-        None => gitplan::AtCommit::NoRepo,
-    };
-    let in_store = matches!(at_commit, gitplan::AtCommit::Read(Some(_))).then(|| {
-        let paths: Vec<String> = entries.keys().cloned().collect();
-        let (units, _) = crate::domain::tree::units_of(&paths);
-        units.into_iter().map(|(p, _)| p).collect()
-    });
-    let commit = gitplan::applied_commit_given(store, &record, at_commit, in_store)
-        .map_err(PipelineError::from)?;
-    let source = ManifestSource {
-        instance: instance.to_string(),
-        tenant: tenant.to_string(),
-        dirty: commit.is_none(),
-        commit,
-    };
-    let manifest = Manifest::for_entries(entries, source, created_at, None);
-    spill.add(archive::pack_manifest(&manifest)?)?;
     let mut out = spill.join_into(out)?;
     let bytes = out.stream_position().map_err(|e| ArchiveError::Write {
         reason: e.to_string(),
@@ -583,27 +565,46 @@ pub fn export_all<W: std::io::Write + std::io::Seek>(
     Ok((written, out))
 }
 
+/// The manifest of a whole-tenant export of `entries` (path and hash):
+/// its source commit is the last applied one when the archive is that
+/// commit's tree.
+fn manifest_of_export(
+    store: &dyn Store,
+    record: &crate::backend::store::TenantRecord,
+    instance: &str,
+    created_at: &str,
+    at_commit: gitplan::AtCommit,
+    entries: BTreeMap<String, String>,
+) -> Result<Manifest, ExportError> {
+    let in_store = matches!(at_commit, gitplan::AtCommit::Read(Some(_))).then(|| {
+        let paths: Vec<String> = entries.keys().cloned().collect();
+        let (units, _) = crate::domain::tree::units_of(&paths);
+        units.into_iter().map(|(p, _)| p).collect()
+    });
+    let commit = gitplan::applied_commit_given(store, record, at_commit, in_store)
+        .map_err(PipelineError::from)?;
+    let source = ManifestSource {
+        instance: instance.to_string(),
+        tenant: record.name.clone(),
+        dirty: commit.is_none(),
+        commit,
+    };
+    Ok(Manifest::for_entries(entries, source, created_at, None))
+}
+
 /// What the compressing side of [`export_all`] gathers from its threads:
-/// the compressed parts, spilled to a temporary file, each entry's hash, and
-/// the first failure.
+/// the compressed parts, spilled to a temporary file, and the first
+/// failure.
 struct Gathered {
     spill: crate::backend::archive::SpilledParts,
-    hashes: Vec<(String, String)>,
     failed: Option<ArchiveError>,
 }
 
 impl Gathered {
-    /// Keep one compressed part and its entries' hashes, or its failure.
-    fn gather(
-        &mut self,
-        part: Result<crate::backend::archive::PackedPart, ArchiveError>,
-        hashes: Vec<(String, String)>,
-    ) {
-        match part.and_then(|p| self.spill.add(p)) {
-            Ok(()) => self.hashes.extend(hashes),
-            Err(e) => {
-                self.failed.get_or_insert(e);
-            }
+    /// Keep one compressed part, or its failure.
+    fn gather(&mut self, part: Result<crate::backend::archive::PackedPart, ArchiveError>) {
+        if let Err(e) = part.and_then(|p| self.spill.add(p)) {
+            self.failed.get_or_insert(e);
         }
     }
 }

@@ -127,6 +127,7 @@ macro_rules! store_conformance {
                 the_staging_stamp_moves_with_every_change,
                 the_index_summarises_every_draft,
                 index_entries_are_found_by_path_id_and_name,
+                id_names_give_each_resources_kind_and_name,
                 reference_closures_follow_references_transitively,
                 a_write_is_one_transaction,
                 a_stale_batch_is_refused_with_both_revisions,
@@ -351,6 +352,7 @@ pub fn an_unknown_tenant_is_refused(fresh: &Fresh) {
     assert!(no_tenant(store.tenant("ghost").unwrap_err()));
     assert!(no_tenant(store.identity("ghost").unwrap_err()));
     assert!(no_tenant(store.index("ghost").unwrap_err()));
+    assert!(no_tenant(store.id_names("ghost").unwrap_err()));
     assert!(no_tenant(store.all_drafts("ghost").unwrap_err()));
     let t = tool("crm-lookup", "x");
     let batch = WriteBatch {
@@ -404,6 +406,35 @@ pub fn the_index_summarises_every_draft(fresh: &Fresh) {
     assert_eq!(
         index.by_name(Kind::Document, "refund-policy").unwrap().id,
         id(&doc)
+    );
+}
+
+/// The names by ID are the index's kind and name of every draft, and
+/// nothing else.
+pub fn id_names_give_each_resources_kind_and_name(fresh: &Fresh) {
+    use ferry::domain::validate::Names;
+    let mut store = fresh.open();
+    tenant(&mut *store, T);
+    let doc = document("refund-policy", b"text");
+    let kb = knowledge_base("policies", &[&doc]);
+    let t = tool("crm-lookup", "x");
+    put(&mut *store, &[&doc, &kb, &t]);
+    let names = store.id_names(T).unwrap();
+    assert_eq!(
+        names.lookup(&id(&doc)),
+        Some((Kind::Document, "refund-policy"))
+    );
+    assert_eq!(
+        names.lookup(&id(&kb)),
+        Some((Kind::KnowledgeBase, "policies"))
+    );
+    assert_eq!(names.lookup(&id(&t)), Some((Kind::Tool, "crm-lookup")));
+    assert_eq!(names.lookup("tol_unknown"), None);
+    delete(&mut *store, &[id(&t)]);
+    assert_eq!(
+        store.id_names(T).unwrap().lookup(&id(&t)),
+        None,
+        "a deleted draft has no name"
     );
 }
 

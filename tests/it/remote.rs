@@ -610,6 +610,7 @@ mod conformance {
         the_tenant_keeps_its_resource_count,
         the_staging_stamp_moves_with_every_change,
         the_index_summarises_every_draft,
+        id_names_give_each_resources_kind_and_name,
         reference_closures_follow_references_transitively,
         a_write_is_one_transaction,
         a_stale_batch_is_refused_with_both_revisions,

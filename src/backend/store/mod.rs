@@ -36,6 +36,7 @@ use crate::domain::plan::{Absent, HashRefresh};
 use crate::domain::publish::{PublishRecord, PublishedVersion, VersionPair};
 use crate::domain::secrets::KeyPair;
 use crate::domain::state::{Index, IndexEntry};
+use crate::domain::validate::IdNames;
 
 /// An error of the store. Never carries a secret.
 #[derive(Debug, thiserror::Error)]
@@ -492,6 +493,12 @@ pub trait ResourceStore {
     fn identity(&self, tenant: &str) -> Result<String, StoreError>;
     /// The tenant's revision and index.
     fn index(&self, tenant: &str) -> Result<(u64, Index), StoreError>;
+    /// The kind and name of each of the tenant's resources, by ID: all that
+    /// rendering stored ID references as names needs. This default takes
+    /// them from the whole index; back ends read only those three columns.
+    fn id_names(&self, tenant: &str) -> Result<IdNames, StoreError> {
+        Ok(IdNames::of_index(self.index(tenant)?.1))
+    }
     /// The tenant's revision and the index entries that match `keys` (by
     /// path, by ID, or by kind and name), each once, in no set order. A
     /// plan that knows which units changed asks only for these, so its
@@ -998,6 +1005,16 @@ pub fn rfc3339(secs: i64) -> String {
         (rem % 3600) / 60,
         rem % 60
     )
+}
+
+/// The kind a stored row names, or [`StoreError::Corrupt`] naming the row
+/// when no kind has that name.
+pub(crate) fn stored_kind(tenant: &str, id: &str, kind: &str) -> Result<Kind, StoreError> {
+    Kind::from_name(kind).ok_or_else(|| StoreError::Corrupt {
+        tenant: tenant.to_string(),
+        id: id.to_string(),
+        reason: format!("unknown kind {kind}"),
+    })
 }
 
 #[cfg(test)]

@@ -237,6 +237,7 @@ use crate::domain::plan::Absent;
 use crate::domain::publish::{PublishRecord, PublishedVersion, VersionPair};
 use crate::domain::secrets::KeyPair;
 use crate::domain::state::{Index, IndexEntry};
+use crate::domain::validate::IdNames;
 
 impl PostgresStore {
     fn count_rows(&self, n: usize) {
@@ -299,6 +300,12 @@ impl ResourceStore for PostgresStore {
         let (revision, index) = resources::index(&mut *self.client()?, tenant)?;
         self.count_rows(index.len());
         Ok((revision, index))
+    }
+
+    fn id_names(&self, tenant: &str) -> Result<IdNames, StoreError> {
+        let names = resources::id_names(&mut *self.client()?, tenant)?;
+        self.count_rows(names.len());
+        Ok(names.into_iter().collect())
     }
 
     fn index_entries(

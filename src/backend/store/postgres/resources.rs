@@ -179,6 +179,25 @@ pub fn index(c: &mut impl GenericClient, tenant: &str) -> Result<(u64, Index), S
     Ok((rev, Index::new(entries_of(tenant, rows)?)))
 }
 
+/// The kind and name of each of the tenant's resources, by ID.
+pub fn id_names(
+    c: &mut impl GenericClient,
+    tenant: &str,
+) -> Result<Vec<(String, Kind, String)>, StoreError> {
+    tenant_revision(&mut |sql, params| Ok(c.query(sql, params)?), tenant)?;
+    let rows = c.query(
+        "SELECT id, kind, name FROM resources WHERE tenant = $1",
+        &[&tenant],
+    )?;
+    rows.into_iter()
+        .map(|r| {
+            let id: String = r.get(0);
+            let kind = super::super::stored_kind(tenant, &id, r.get(1))?;
+            Ok((id, kind, r.get(2)))
+        })
+        .collect()
+}
+
 /// The tenant's revision and the index entries matching `keys`, by keyed queries.
 pub fn index_entries(
     q: &mut Query<'_>,
@@ -233,12 +252,7 @@ fn entries_of(tenant: &str, rows: Vec<Row>) -> Result<Vec<IndexEntry>, StoreErro
     let mut entries = Vec::with_capacity(rows.len());
     for r in rows {
         let id: String = r.get(0);
-        let kind_name: String = r.get(1);
-        let kind = Kind::from_name(&kind_name).ok_or_else(|| StoreError::Corrupt {
-            tenant: tenant.to_string(),
-            id: id.clone(),
-            reason: format!("unknown kind {kind_name}"),
-        })?;
+        let kind = super::super::stored_kind(tenant, &id, r.get(1))?;
         let refs: String = r.get(5);
         entries.push(IndexEntry {
             id,

@@ -23,11 +23,12 @@ use super::{
     VersionRecord, WriteBatch, WriteFault,
 };
 use crate::domain::access::{AccessState, Role, UserRecord};
-use crate::domain::model::{Kind, Resource};
+use crate::domain::model::Resource;
 use crate::domain::plan::{resource_from_document_text, Absent};
 use crate::domain::publish::{PublishRecord, PublishedVersion, VersionPair};
 use crate::domain::secrets::KeyPair;
 use crate::domain::state::{Index, IndexEntry};
+use crate::domain::validate::IdNames;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS meta (
@@ -230,12 +231,7 @@ impl SqliteStore {
         let mut rows = stmt.query(params)?;
         while let Some(r) = rows.next()? {
             let id: String = r.get(0)?;
-            let kind = r.get_ref(1)?.as_str().unwrap_or_default();
-            let kind = Kind::from_name(kind).ok_or_else(|| StoreError::Corrupt {
-                tenant: tenant.to_string(),
-                id: id.clone(),
-                reason: format!("unknown kind {kind}"),
-            })?;
+            let kind = super::stored_kind(tenant, &id, r.get_ref(1)?.as_str().unwrap_or_default())?;
             let refs = r.get_ref(5)?.as_str().unwrap_or_default();
             out.push(IndexEntry {
                 id,
@@ -573,6 +569,22 @@ impl ResourceStore for SqliteStore {
         let mut entries = Vec::new();
         self.entries_of(tenant, &mut stmt, params![tenant], &mut entries)?;
         Ok((rev, Index::new(entries)))
+    }
+
+    fn id_names(&self, tenant: &str) -> Result<IdNames, StoreError> {
+        self.tenant_revision(tenant)?;
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT id, kind, name FROM resources WHERE tenant = ?1")?;
+        let mut rows = stmt.query(params![tenant])?;
+        let mut names = Vec::new();
+        while let Some(r) = rows.next()? {
+            let id: String = r.get(0)?;
+            let kind = super::stored_kind(tenant, &id, r.get_ref(1)?.as_str().unwrap_or_default())?;
+            names.push((id, kind, r.get(2)?));
+        }
+        self.count_rows(names.len());
+        Ok(names.into_iter().collect())
     }
 
     fn index_entries(
