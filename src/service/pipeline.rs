@@ -483,7 +483,7 @@ pub fn export_streamed(
 /// Every draft of a tenant encoded as the files of a tree (no
 /// `tenant.toml`), handed to `on_files` a chunk at a time, in the order the
 /// store reads them, on the calling thread: the drafts are read, rendered
-/// (names from the store, [`Store::id_names`]), scrubbed by `scrub`
+/// (names from the store's `id_names`), scrubbed by `scrub`
 /// ([`crate::domain::secrets::scrub_plain`] for a folder or git,
 /// [`crate::domain::secrets::scrub`] for an archive) and encoded
 /// [`EXPORT_CHUNK`] at a time, so that no whole-tenant export holds the
@@ -539,7 +539,7 @@ fn encode_drafts_by(
             });
             in_flight.push_back(answer);
             while in_flight.len() > CHUNKS_IN_FLIGHT {
-                let oldest = in_flight.pop_front().and_then(|a| a.recv().ok());
+                let oldest = in_flight.pop_front().and_then(|a| answer_of(&a));
                 if !hand_over(oldest) {
                     return false;
                 }
@@ -547,7 +547,7 @@ fn encode_drafts_by(
             true
         });
         while let Some(answer) = in_flight.pop_front() {
-            if read.is_err() || !hand_over(answer.recv().ok()) {
+            if read.is_err() || !hand_over(answer_of(&answer)) {
                 break;
             }
         }
@@ -560,6 +560,27 @@ fn encode_drafts_by(
     variables.sort();
     variables.dedup();
     Ok((scrubbed, variables))
+}
+
+/// The answer of a chunk's encoding, or `None` when its thread ended
+/// without one. A thread of rayon's pool runs other jobs while it waits: it
+/// may hold the very job it waits for (with one thread, it always does).
+fn answer_of<T>(answer: &std::sync::mpsc::Receiver<T>) -> Option<T> {
+    use std::sync::mpsc::TryRecvError;
+    if rayon::current_thread_index().is_none() {
+        return answer.recv().ok();
+    }
+    loop {
+        match answer.try_recv() {
+            Ok(a) => return Some(a),
+            Err(TryRecvError::Disconnected) => return None,
+            Err(TryRecvError::Empty) => {
+                if rayon::yield_now() != Some(rayon::Yield::Executed) {
+                    std::thread::yield_now();
+                }
+            }
+        }
+    }
 }
 
 /// How many chunks an export encodes while the store reads ahead.
@@ -813,6 +834,27 @@ pub(crate) mod tests {
         whole.files.remove(tree::TENANT_FILE);
         let streamed: std::collections::BTreeMap<_, _> = first.into_iter().flatten().collect();
         assert_eq!(streamed, whole.files);
+    }
+
+    /// An export run on a pool of one thread finishes: waiting for a chunk
+    /// does not hold up its encoding.
+    #[test]
+    fn an_export_inside_a_one_thread_pool_finishes() {
+        let (tmp, store) = applied();
+        let path = tmp.path().join("ferry.db");
+        let (done, answer) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(1)
+                .build()
+                .unwrap();
+            let inside = pool.install(|| calls(&SqliteStore::open(&path).unwrap(), 2));
+            let _ = done.send(inside);
+        });
+        let inside = answer
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("the export inside a one-thread pool never finished");
+        assert_eq!(inside, calls(&store, 2));
     }
 
     /// `on_files` answering `false` gets no more files, and the export stops

@@ -481,11 +481,12 @@ pub struct Written {
 /// byte, without ever holding the decoded tenant, its whole tree or the
 /// whole archive. The drafts are read, rendered, scrubbed and encoded a
 /// chunk at a time ([`pipeline::encode_drafts_chunked`]); each chunk's files
-/// are hashed and compressed on the other cores while the next chunk is
-/// read, and spilled to a temporary file
+/// are hashed as they come, compressed on the other cores while the next
+/// chunks are read and encoded, and spilled to a temporary file
 /// ([`crate::backend::archive::SpilledParts`]); at the end the compressed
 /// entries are copied into `out` in name order. The paths the last applied
-/// commit is checked against are the archive's own.
+/// commit is checked against are the archive's own; the commit's are read
+/// from git on a thread of their own meanwhile.
 pub fn export_all<W: std::io::Write + std::io::Seek>(
     store: &dyn Store,
     tenant: &str,
