@@ -537,6 +537,7 @@ pub fn export_all<W: std::io::Write + std::io::Seek>(
             )?;
             // The manifest is made and compressed here while the last
             // chunks are compressed on the other cores.
+            // A read that panicked counts as unreadable: no commit, dirty.
             let at_commit = at_commit.join().unwrap_or(gitplan::AtCommit::Read(None));
             let manifest =
                 manifest_of_export(store, &record, instance, created_at, at_commit, entries)?;
