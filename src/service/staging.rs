@@ -499,9 +499,15 @@ pub(crate) fn resolve(index: &Index, kind: Kind, reference: &str) -> Option<Stri
 }
 
 /// The ID of the agent `agent` (ID or name): in staging (drafts) first, else in production.
+/// Only the index entries with that ID or name are read, however big the tenant.
 pub fn find_agent_id(store: &dyn Store, tenant: &str, agent: &str) -> Result<String, StagingError> {
-    let (_, index) = store.index(tenant)?;
-    if let Some(id) = resolve(&index, Kind::Agent, agent) {
+    let keys = crate::backend::store::IndexKeys {
+        ids: vec![agent.to_string()],
+        names: vec![(Kind::Agent, agent.to_string())],
+        ..Default::default()
+    };
+    let (_, entries) = store.index_entries(tenant, &keys)?;
+    if let Some(id) = resolve(&Index::new(entries), Kind::Agent, agent) {
         return Ok(id);
     }
     store
@@ -1291,6 +1297,23 @@ mod tests {
                 "{agent}"
             );
         }
+    }
+
+    /// An agent is found by ID or by name from its own index rows, not the
+    /// tenant's whole index.
+    #[test]
+    fn an_agent_is_found_from_its_own_index_rows() {
+        let (_tmp, store) = setup();
+        let before = store.rows_read();
+        let id = find_agent_id(&store, T, "billing-bot").unwrap();
+        assert_eq!(find_agent_id(&store, T, &id).unwrap(), id);
+        let read = store.rows_read() - before;
+        assert!(read <= 2, "{read} index rows read to find one agent twice");
+        assert!(store.resource_count(T).unwrap() > 10);
+        assert!(matches!(
+            find_agent_id(&store, T, "no-such-agent"),
+            Err(StagingError::NoAgent { .. })
+        ));
     }
 
     #[test]
