@@ -265,6 +265,15 @@ fn every_ui_form_answers_every_browser_as_documented_and_refusals_change_nothing
         );
         assert_eq!(page.status, 403, "live sync {step}: {}", page.text());
     }
+    // A refusal does not tell which agents exist: an unknown agent is
+    // refused as a known one is, before it is looked up.
+    let editor = sessions[2].as_ref().unwrap();
+    for (form, session, role) in [("edit", viewer, "editor"), ("publish", editor, "admin")] {
+        let path = format!("/t/{T}/agents/no-such-agent/{form}");
+        let page = session.post(&server, &path, &[("message", "x")]);
+        assert_eq!(page.status, 403, "{path}: {}", page.text());
+        assert!(page.text().contains(role), "{path}: {}", page.text());
+    }
     assert_eq!(snapshot(&env), before, "a refused form changed the store");
 
     // Then every caller let through succeeds: a page or a redirect, never to sign in.

@@ -638,6 +638,9 @@ pub async fn save(
     body: Bytes,
 ) -> Response {
     write_form(&state, headers, body, move |store, me, form| {
+        // Refused before the agent is looked up: a caller without the role
+        // learns nothing of which agents exist.
+        me.require(&tenant, Role::Editor, "editing staging")?;
         let (r, spec) = draft_of(&*store, &tenant, &agent)?;
         let c = choices(&*store, &tenant, &spec)?;
         let (v, edits, mut notes) = if form.get("form") == Some("actions") {
@@ -746,6 +749,7 @@ pub async fn publish(
 ) -> Response {
     let tagging = state.clone();
     write_form(&state, headers, body, move |store, me, form| {
+        me.require(&tenant, Role::Admin, "publishing")?;
         let id = staging::find_agent_id(&*store, &tenant, &agent)?;
         let message = form
             .get("message")
