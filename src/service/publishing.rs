@@ -479,7 +479,7 @@ pub fn plan_rollback(
         });
     }
     let pairs = store.publish_changes(tenant, change_track_id)?;
-    let (revision, _) = store.index(tenant)?;
+    let revision = store.tenant_revision(tenant)?;
     let drafts = store.all_drafts(tenant)?;
     let outcome = publish::revert(&pairs, &drafts);
     let mut result: BTreeMap<String, Resource> = drafts

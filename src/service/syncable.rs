@@ -8,8 +8,9 @@
 
 use crate::backend::store::BatchDraft;
 
-use crate::backend::store::{Store, StoreError, WriteBatch};
+use crate::backend::store::{IndexKeys, Store, StoreError, WriteBatch};
 use crate::domain::access::{AccessError, Role};
+use crate::domain::state::Index;
 use crate::domain::validate::{render_names, NameTable};
 use crate::service::access::{authorize, Actor};
 use crate::service::pipeline::{self, PipelineError};
@@ -64,7 +65,7 @@ pub fn set_syncable(
         Role::Editor,
         "marking resources syncable",
     )?;
-    let (revision, index) = store.index(tenant)?;
+    let revision = store.tenant_revision(tenant)?;
     let mut draft = store
         .drafts(tenant, &[id.to_string()])?
         .pop()
@@ -82,7 +83,14 @@ pub fn set_syncable(
         return Ok(outcome);
     }
     draft.metadata.syncable = syncable;
-    let names = NameTable::of_index(&index);
+    // The names of what the draft references, by keyed lookups: the
+    // tenant's whole index is never read for one flag.
+    let keys = IndexKeys {
+        ids: draft.refs().into_iter().map(|(_, id)| id).collect(),
+        ..IndexKeys::default()
+    };
+    let (_, referenced) = store.index_entries(tenant, &keys)?;
+    let names = NameTable::of_index(&Index::new(referenced));
     let hash = pipeline::canonical_unit_hash(&render_names(&draft, &names))?;
     let batch = WriteBatch {
         base_revision: revision,
@@ -92,4 +100,46 @@ pub fn set_syncable(
     };
     outcome.revision = store.write(tenant, &batch)?;
     Ok(outcome)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::store::ResourceStore;
+    use crate::domain::model::Kind;
+
+    /// Flagging an agent reads its own draft and what it references, not
+    /// the whole index, and writes the unit hash a plan of its tree form
+    /// would give, with every reference named.
+    #[test]
+    fn a_flag_reads_only_the_draft_and_what_it_references() {
+        let (_tmp, mut store) = pipeline::tests::applied();
+        let t = "acme-dev";
+        let (_, index) = store.index(t).unwrap();
+        let agent = index
+            .entries()
+            .iter()
+            .filter(|e| e.kind == Kind::Agent)
+            .max_by_key(|e| e.refs.len())
+            .unwrap()
+            .clone();
+        assert!(!agent.refs.is_empty(), "an agent with references");
+        let ids = std::slice::from_ref(&agent.id);
+        let flag = !store.drafts(t, ids).unwrap()[0].metadata.syncable;
+        let before = store.rows_read();
+        let done = set_syncable(&mut store, &Actor::default(), t, &agent.id, flag).unwrap();
+        assert!(done.changed);
+        let read = store.rows_read() - before;
+        assert!(
+            read <= 2 + agent.refs.len() as u64,
+            "{read} rows read for {} references",
+            agent.refs.len()
+        );
+        let draft = store.drafts(t, ids).unwrap().remove(0);
+        assert_eq!(draft.metadata.syncable, flag);
+        let (_, index) = store.index(t).unwrap();
+        let whole = NameTable::of_index(&index);
+        let expected = pipeline::canonical_unit_hash(&render_names(&draft, &whole)).unwrap();
+        assert_eq!(index.get(&agent.id).unwrap().file_hash, expected);
+    }
 }
