@@ -101,7 +101,7 @@ fn names_in(
 
 /// Add the sub-agent and sub-workflow closure of `entries`: what the
 /// reference-cycle check walks through unchanged resources.
-fn add_closure(
+pub(crate) fn add_closure(
     store: &dyn Store,
     tenant: &str,
     entries: &mut Vec<IndexEntry>,

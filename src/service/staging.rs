@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, HashSet};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::backend::store::{Store, StoreError, WriteBatch};
+use crate::backend::store::{IndexKeys, Store, StoreError, WriteBatch};
 use crate::domain::diagnostic::Diagnostic;
 use crate::domain::model::resource_path;
 use crate::domain::model::{
@@ -27,7 +27,7 @@ use crate::domain::model::{
     Spec, ToolSpec, BUILTIN_PREFIX,
 };
 use crate::domain::publish::Named;
-use crate::domain::state::{content_hash, Index};
+use crate::domain::state::{content_hash, Index, IndexEntry};
 use crate::domain::validate::{
     plain_secrets, render_names, resolve_references, strings, Desired, NameTable, ReferenceGraph,
 };
@@ -526,7 +526,9 @@ pub fn find_agent_id(store: &dyn Store, tenant: &str, agent: &str) -> Result<Str
 struct Session<'a> {
     store: &'a dyn Store,
     tenant: &'a str,
-    index: &'a Index,
+    /// The index entries the edit has needed so far, read by keyed
+    /// lookups (the whole index only to report problems, for its hints).
+    index: std::cell::RefCell<Index>,
     agent_id: String,
     meta: Metadata,
     spec: AgentSpec,
@@ -554,11 +556,68 @@ impl Session<'_> {
     }
 
     fn tool_id(&self, tool: &str) -> Result<String, StagingError> {
-        resolve(self.index, Kind::Tool, tool).ok_or_else(|| self.no_tool(tool))
+        self.resolved(Kind::Tool, tool)?
+            .ok_or_else(|| self.no_tool(tool))
     }
 
     fn corpus_id(&self, corpus: &str) -> Result<String, StagingError> {
-        resolve(self.index, Kind::KnowledgeBase, corpus).ok_or_else(|| self.no_corpus(corpus))
+        self.resolved(Kind::KnowledgeBase, corpus)?
+            .ok_or_else(|| self.no_corpus(corpus))
+    }
+
+    /// The ID `reference` (an ID or a name of `kind`) stands for, looked up
+    /// in the store when the session has not read its entry yet.
+    fn resolved(&self, kind: Kind, reference: &str) -> Result<Option<String>, StagingError> {
+        if let Some(id) = resolve(&self.index.borrow(), kind, reference) {
+            return Ok(Some(id));
+        }
+        self.fetch(IndexKeys {
+            ids: vec![reference.to_string()],
+            names: vec![(kind, reference.to_string())],
+            ..IndexKeys::default()
+        })?;
+        Ok(resolve(&self.index.borrow(), kind, reference))
+    }
+
+    /// Read the index entries `keys` name into the session's index.
+    fn fetch(&self, keys: IndexKeys) -> Result<(), StagingError> {
+        let (_, found) = self.store.index_entries(self.tenant, &keys)?;
+        self.add_entries(found);
+        Ok(())
+    }
+
+    /// Add entries to the session's index, each ID once.
+    fn add_entries(&self, found: Vec<IndexEntry>) {
+        let mut index = self.index.borrow_mut();
+        let mut entries = std::mem::take(&mut *index).into_entries();
+        let known: HashSet<String> = entries.iter().map(|e| e.id.clone()).collect();
+        let mut seen = HashSet::new();
+        entries.extend(
+            found
+                .into_iter()
+                .filter(|e| !known.contains(&e.id) && seen.insert(e.id.clone())),
+        );
+        *index = Index::new(entries);
+    }
+
+    /// Read what the edited drafts name (themselves, their names and their
+    /// references) and the sub-agent and sub-workflow closure the cycle
+    /// check walks, so that checking them reads nothing else.
+    fn fetch_for_checks(&self, edited: &[&Resource]) -> Result<(), StagingError> {
+        let mut keys = IndexKeys::default();
+        for r in edited {
+            keys.ids.extend(r.id().map(str::to_string));
+            keys.names.push((r.kind(), r.name().to_string()));
+            for (site, reference) in r.refs() {
+                keys.names.push((site.target, reference.clone()));
+                keys.ids.push(reference);
+            }
+        }
+        let (_, mut found) = self.store.index_entries(self.tenant, &keys)?;
+        found.extend(self.index.borrow().entries().iter().cloned());
+        crate::service::partial_plan::add_closure(self.store, self.tenant, &mut found)?;
+        self.add_entries(found);
+        Ok(())
     }
 
     /// The draft of `id`, read once, for editing.
@@ -908,21 +967,18 @@ impl Session<'_> {
                 "expected lower-case letters, digits, `-`, `_` and `.`, 1 to 128 long".into(),
             ));
         }
-        if self
-            .index
-            .by_name(kind, r.name())
-            .is_some_and(|e| e.id != id)
-        {
+        let index = self.index.borrow();
+        if index.by_name(kind, r.name()).is_some_and(|e| e.id != id) {
             problems.push(name_problem(
                 "duplicate-name",
                 format!("a {kind} named `{}` exists already", r.name()),
             ));
         }
         let no_lines = |_: &str, _: &str, _: Option<&str>| None;
-        let lookup = |kind: Kind, reference: &str| resolve(self.index, kind, reference);
+        let index: &Index = &index;
+        let lookup = |kind: Kind, reference: &str| resolve(index, kind, reference);
         let suggest = |kind: Kind, reference: &str| {
-            let names = self
-                .index
+            let names = index
                 .entries()
                 .iter()
                 .filter(|e| e.kind == kind)
@@ -935,12 +991,33 @@ impl Session<'_> {
         problems
     }
 
+    /// Check each edited draft (`before`, `after`), resolving the
+    /// references `after` gives by name: the drafts that still differ,
+    /// and every problem.
+    fn checked(
+        &self,
+        pairs: Vec<(Resource, Resource)>,
+    ) -> Result<(Vec<Resource>, Vec<Diagnostic>), StagingError> {
+        let mut changed = Vec::new();
+        let mut problems = Vec::new();
+        for (before, mut after) in pairs {
+            problems.extend(self.check(&mut after));
+            if content_hash(&before) != content_hash(&after) {
+                changed.push(after);
+            }
+        }
+        problems.extend(self.cycles(&changed));
+        problems.extend(undecryptable_edits(self.store, self.tenant, &changed)?);
+        Ok((changed, problems))
+    }
+
     /// Sub-agent cycles through the edited drafts (stored form), as a tree's are found.
     fn cycles(&self, edited: &[Resource]) -> Vec<Diagnostic> {
         let decoded = as_desired(edited);
         let ids: HashSet<&str> = edited.iter().filter_map(Resource::id).collect();
-        let graph = ReferenceGraph::around(&decoded, self.index, &|id| !ids.contains(id));
-        let mut names = NameTable::of_index(self.index);
+        let index = self.index.borrow();
+        let graph = ReferenceGraph::around(&decoded, &index, &|id| !ids.contains(id));
+        let mut names = NameTable::of_index(&index);
         for r in edited {
             names.insert(r.kind(), r.name(), r.id().unwrap_or_default());
         }
@@ -1009,11 +1086,17 @@ fn edits_as(
     agent: &str,
     edits: &[StagingEdit],
 ) -> Result<EditOutcome, StagingError> {
-    let (revision, index) = store.index(tenant)?;
+    let revision = store.tenant_revision(tenant)?;
     let no_agent = || StagingError::NoAgent {
         tenant: tenant.to_string(),
         agent: agent.to_string(),
     };
+    let keys = IndexKeys {
+        ids: vec![agent.to_string()],
+        names: vec![(Kind::Agent, agent.to_string())],
+        ..IndexKeys::default()
+    };
+    let index = Index::new(store.index_entries(tenant, &keys)?.1);
     let agent_id = resolve(&index, Kind::Agent, agent).ok_or_else(no_agent)?;
     let original = store
         .drafts(tenant, std::slice::from_ref(&agent_id))?
@@ -1025,7 +1108,7 @@ fn edits_as(
     let mut session = Session {
         store: &*store,
         tenant,
-        index: &index,
+        index: std::cell::RefCell::new(index),
         agent_id: agent_id.clone(),
         meta: original.metadata.clone(),
         spec: (**spec).clone(),
@@ -1040,28 +1123,25 @@ fn edits_as(
         content: original.content.clone(),
     };
     edited.metadata.id = Some(session.agent_id.clone());
-    let mut changed = Vec::new();
-    let mut problems = Vec::new();
-    for (before, mut after) in std::iter::once((original.clone(), edited))
+    let pairs: Vec<(Resource, Resource)> = std::iter::once((original.clone(), edited))
         .chain(std::mem::take(&mut session.others).into_values())
-    {
-        if content_hash(&before) == content_hash(&after) {
-            continue;
-        }
-        problems.extend(session.check(&mut after));
-        if content_hash(&before) != content_hash(&after) {
-            changed.push(after);
-        }
+        .filter(|(before, after)| content_hash(before) != content_hash(after))
+        .collect();
+    session.fetch_for_checks(&pairs.iter().map(|(_, after)| after).collect::<Vec<_>>())?;
+    let (mut changed, mut problems) = session.checked(pairs.clone())?;
+    if !problems.is_empty() {
+        // Problems are reported against the whole index, whose names the
+        // hints suggest from; the partial one found every entry checked.
+        *session.index.borrow_mut() = session.store.index(tenant)?.1;
+        (changed, problems) = session.checked(pairs)?;
     }
-    problems.extend(session.cycles(&changed));
-    problems.extend(undecryptable_edits(&*store, tenant, &changed)?);
     if !problems.is_empty() {
         problems.sort();
         problems.dedup();
         return Err(StagingError::Invalid { problems });
     }
     let agent_name = session.meta.name.clone();
-    drop(session);
+    let index = session.index.into_inner();
     let mut outcome = EditOutcome {
         tenant: tenant.to_string(),
         agent_id,
@@ -1314,6 +1394,31 @@ mod tests {
             find_agent_id(&store, T, "no-such-agent"),
             Err(StagingError::NoAgent { .. })
         ));
+    }
+
+    /// An edit reads the index entries of what it touches, not the
+    /// tenant's whole index; a refused edit reads the whole index for its
+    /// hints.
+    #[test]
+    fn an_edit_reads_only_the_index_entries_it_touches() {
+        let (_tmp, mut store) = setup();
+        let total = store.resource_count(T).unwrap() as u64;
+        let read = |store: &mut SqliteStore, tools: Value| {
+            let before = store.rows_read();
+            let edit = StagingEdit::UpdateAgent(json!({ "tools": tools }));
+            let done = apply_edit(store, T, "refund-bot", &edit);
+            (done, store.rows_read() - before)
+        };
+        let (done, rows) = read(&mut store, json!(["crm-lookup", "order-status"]));
+        assert!(done.unwrap().changed);
+        assert!(rows < total / 2, "{rows} rows read of {total}");
+        let (refused, rows) = read(&mut store, json!(["order-statsu"]));
+        let Err(StagingError::Invalid { problems }) = refused else {
+            panic!("expected Invalid, got {refused:?}");
+        };
+        let hint = problems[0].hint.as_deref().unwrap_or_default();
+        assert!(hint.contains("did you mean `order-status`"), "{problems:?}");
+        assert!(rows >= total, "{rows} rows read of {total}");
     }
 
     #[test]
