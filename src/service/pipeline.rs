@@ -421,6 +421,21 @@ fn collect_vars(v: &serde_json::Value, out: &mut Vec<String>) {
     }
 }
 
+/// The names of what `resource` references, read by keyed lookups of
+/// those IDs alone: enough to render it in tree form ([`render_names`]).
+pub fn names_of_references(
+    store: &dyn Store,
+    tenant: &str,
+    resource: &crate::domain::model::Resource,
+) -> Result<NameTable, StoreError> {
+    let keys = crate::backend::store::IndexKeys {
+        ids: resource.refs().into_iter().map(|(_, id)| id).collect(),
+        ..Default::default()
+    };
+    let (_, referenced) = store.index_entries(tenant, &keys)?;
+    Ok(NameTable::of_index(&Index::new(referenced)))
+}
+
 /// How many drafts an export decodes at a time.
 const EXPORT_CHUNK: usize = 2048;
 

@@ -8,10 +8,9 @@
 
 use crate::backend::store::BatchDraft;
 
-use crate::backend::store::{IndexKeys, Store, StoreError, WriteBatch};
+use crate::backend::store::{Store, StoreError, WriteBatch};
 use crate::domain::access::{AccessError, Role};
-use crate::domain::state::Index;
-use crate::domain::validate::{render_names, NameTable};
+use crate::domain::validate::render_names;
 use crate::service::access::{authorize, Actor};
 use crate::service::pipeline::{self, PipelineError};
 
@@ -83,14 +82,8 @@ pub fn set_syncable(
         return Ok(outcome);
     }
     draft.metadata.syncable = syncable;
-    // The names of what the draft references, by keyed lookups: the
-    // tenant's whole index is never read for one flag.
-    let keys = IndexKeys {
-        ids: draft.refs().into_iter().map(|(_, id)| id).collect(),
-        ..IndexKeys::default()
-    };
-    let (_, referenced) = store.index_entries(tenant, &keys)?;
-    let names = NameTable::of_index(&Index::new(referenced));
+    // The tenant's whole index is never read for one flag.
+    let names = pipeline::names_of_references(&*store, tenant, &draft)?;
     let hash = pipeline::canonical_unit_hash(&render_names(&draft, &names))?;
     let batch = WriteBatch {
         base_revision: revision,
@@ -138,7 +131,7 @@ mod tests {
         let draft = store.drafts(t, ids).unwrap().remove(0);
         assert_eq!(draft.metadata.syncable, flag);
         let (_, index) = store.index(t).unwrap();
-        let whole = NameTable::of_index(&index);
+        let whole = crate::domain::validate::NameTable::of_index(&index);
         let expected = pipeline::canonical_unit_hash(&render_names(&draft, &whole)).unwrap();
         assert_eq!(index.get(&agent.id).unwrap().file_hash, expected);
     }

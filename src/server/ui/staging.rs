@@ -16,7 +16,7 @@ use super::{csrf_field, layout, ok, read_page, see_other, view, write_form, Form
 use crate::backend::store::Store;
 use crate::domain::access::Role;
 use crate::domain::model::{AgentSpec, Kind, Resource, Spec, BUILTIN_PREFIX};
-use crate::domain::validate::{render_names, NameTable};
+use crate::domain::validate::render_names;
 use crate::server::error::ApiError;
 use crate::service::publishing;
 use crate::service::staging::{self, StagingEdit, StagingError, ACCESS_VALUES};
@@ -77,7 +77,6 @@ fn draft_of(
     agent: &str,
 ) -> Result<(Resource, AgentSpec), ApiError> {
     let id = staging::find_agent_id(store, tenant, agent)?;
-    let (_, index) = store.index(tenant)?;
     let stored = store
         .drafts(tenant, std::slice::from_ref(&id))?
         .pop()
@@ -87,7 +86,8 @@ fn draft_of(
                 format!("agent `{agent}` has no staging state (it was deleted there)"),
             )
         })?;
-    let tree = render_names(&stored, &NameTable::of_index(&index));
+    let names = crate::service::pipeline::names_of_references(store, tenant, &stored)?;
+    let tree = render_names(&stored, &names);
     let Spec::Agent(spec) = &tree.spec else {
         return Err(ApiError::not_found(
             "agent_not_found",
