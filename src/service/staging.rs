@@ -501,13 +501,7 @@ pub(crate) fn resolve(index: &Index, kind: Kind, reference: &str) -> Option<Stri
 /// The ID of the agent `agent` (ID or name): in staging (drafts) first, else in production.
 /// Only the index entries with that ID or name are read, however big the tenant.
 pub fn find_agent_id(store: &dyn Store, tenant: &str, agent: &str) -> Result<String, StagingError> {
-    let keys = crate::backend::store::IndexKeys {
-        ids: vec![agent.to_string()],
-        names: vec![(Kind::Agent, agent.to_string())],
-        ..Default::default()
-    };
-    let (_, entries) = store.index_entries(tenant, &keys)?;
-    if let Some(id) = resolve(&Index::new(entries), Kind::Agent, agent) {
+    if let Some(id) = resolve(&agent_entries(store, tenant, agent)?, Kind::Agent, agent) {
         return Ok(id);
     }
     store
@@ -520,6 +514,16 @@ pub fn find_agent_id(store: &dyn Store, tenant: &str, agent: &str) -> Result<Str
             tenant: tenant.to_string(),
             agent: agent.to_string(),
         })
+}
+
+/// The index entries that `agent` may name, as an ID or as an agent's name.
+fn agent_entries(store: &dyn Store, tenant: &str, agent: &str) -> Result<Index, StoreError> {
+    let keys = IndexKeys {
+        ids: vec![agent.to_string()],
+        names: vec![(Kind::Agent, agent.to_string())],
+        ..IndexKeys::default()
+    };
+    Ok(Index::new(store.index_entries(tenant, &keys)?.1))
 }
 
 /// An edit in progress: the agent's draft and the other drafts it touched.
@@ -1091,12 +1095,7 @@ fn edits_as(
         tenant: tenant.to_string(),
         agent: agent.to_string(),
     };
-    let keys = IndexKeys {
-        ids: vec![agent.to_string()],
-        names: vec![(Kind::Agent, agent.to_string())],
-        ..IndexKeys::default()
-    };
-    let index = Index::new(store.index_entries(tenant, &keys)?.1);
+    let index = agent_entries(&*store, tenant, agent)?;
     let agent_id = resolve(&index, Kind::Agent, agent).ok_or_else(no_agent)?;
     let original = store
         .drafts(tenant, std::slice::from_ref(&agent_id))?

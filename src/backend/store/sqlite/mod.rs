@@ -572,6 +572,7 @@ impl ResourceStore for SqliteStore {
     }
 
     fn id_names(&self, tenant: &str) -> Result<IdNames, StoreError> {
+        // An unknown tenant is refused, not answered with no names.
         self.tenant_revision(tenant)?;
         let mut stmt = self
             .conn
