@@ -1,7 +1,8 @@
 //! Work in proportion to the change, checked by counting rather than timing:
 //! a `plan --ref` of one changed file reads the same number of store rows
 //! and a one-change `export --commit` writes the same number of git objects
-//! whether the tenant holds 1,000 resources or 10,000. And a plan that reads
+//! whether the tenant holds 1,000 resources or 10,000; so does a staging
+//! edit of one agent read the same number of rows. And a plan that reads
 //! only the changed units says exactly what the whole plan says.
 
 use std::path::Path;
@@ -66,9 +67,9 @@ fn walk_files(dir: &Path) -> Vec<std::path::PathBuf> {
 }
 
 /// What one change costs at tenant size `n`: store rows read by `plan --ref`,
-/// and by `export --commit` of one change made in the store, and the git
-/// objects that export writes.
-fn one_change_costs(n: usize) -> (u64, u64, usize) {
+/// and by `export --commit` of one change made in the store, the git
+/// objects that export writes, and the rows a staging edit of one agent reads.
+fn one_change_costs(n: usize) -> (u64, u64, usize, u64) {
     let env = TestEnv::new();
     // Loose objects are counted: no `git gc --auto` may pack them meanwhile.
     env.git(&["config", "gc.auto", "0"]);
@@ -134,7 +135,21 @@ fn one_change_costs(n: usize) -> (u64, u64, usize) {
         status.trim().is_empty(),
         "the folder is clean after the commit:\n{status}"
     );
-    (rows, export_rows, loose_objects(&env.repo) - objects)
+    let objects = loose_objects(&env.repo) - objects;
+    (rows, export_rows, objects, one_agent_rows(&env))
+}
+
+/// Store rows read by work on one agent: a staging edit (an agent with a
+/// sub-agent and tools, found by name) and finding an agent for a publish.
+fn one_agent_rows(env: &TestEnv) -> u64 {
+    use ferry::service::staging::{apply_edit, find_agent_id, StagingEdit};
+    let mut store = env.open_store();
+    let before = store.rows_read();
+    let edit = StagingEdit::UpdateAgent(serde_json::json!({"instructions": "Be brief."}));
+    let done = apply_edit(&mut *store, T, "agent-00002", &edit).unwrap();
+    assert!(done.changed);
+    find_agent_id(&*store, T, "agent-00003").unwrap();
+    store.rows_read() - before
 }
 
 /// The counts at 1k and at 10k resources must be equal, and not zero (the
@@ -160,6 +175,11 @@ fn check_one_change_costs() {
     );
     // The blob, its folder, the tenant folder, `tenants/`, the root tree and the commit.
     assert_eq!(large.2, 6);
+    assert!(small.3 > 0, "the store counts rows read: {small:?}");
+    assert_eq!(
+        small.3, large.3,
+        "store rows read by a staging edit of one agent must not grow with the tenant"
+    );
 }
 
 #[test]
