@@ -205,7 +205,7 @@ fn generate(n: usize) -> TenantModel {
                     "type": "object",
                     "properties": {"id": {"type": "string", "description": "Record id"}, "verbose": {"type": "boolean"}},
                     "required": ["id"]
-                })),
+                }).into()),
                 actions: vec![],
             })),
             content: None,
@@ -239,7 +239,7 @@ fn generate(n: usize) -> TenantModel {
                         tools: vec![],
                         knowledge_bases: vec![format!("kb-{:05}", i % kbs)],
                         workflow: None,
-                        config: [("temperature".to_string(), serde_json::json!(0.3))].into(),
+                        config: [("temperature".to_string(), serde_json::json!(0.3).into())].into(),
                     },
                 ],
             })),

@@ -17,6 +17,9 @@ use std::fmt;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+mod free_form;
+pub use free_form::FreeForm;
+
 /// The API version every resource file declares.
 pub const API_VERSION: &str = "ferry/v1";
 
@@ -301,7 +304,7 @@ pub struct ToolAction {
     pub enabled: bool,
     /// Free-form configuration.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub config: BTreeMap<String, serde_json::Value>,
+    pub config: BTreeMap<String, FreeForm>,
 }
 
 /// A tool an agent or workflow may call.
@@ -328,7 +331,7 @@ pub struct ToolSpec {
     pub code: Option<String>,
     /// JSON Schema of the tool's input.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub input_schema: Option<serde_json::Value>,
+    pub input_schema: Option<FreeForm>,
     /// Actions the tool offers.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub actions: Vec<ToolAction>,
@@ -355,7 +358,7 @@ pub struct WorkflowStep {
     pub workflow: Option<String>,
     /// Free-form step configuration.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub config: BTreeMap<String, serde_json::Value>,
+    pub config: BTreeMap<String, FreeForm>,
 }
 
 /// A workflow: an ordered list of typed steps.
@@ -409,7 +412,7 @@ pub struct Guardrail {
     pub enabled: bool,
     /// Free-form settings.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub config: BTreeMap<String, serde_json::Value>,
+    pub config: BTreeMap<String, FreeForm>,
 }
 
 /// A SharePoint folder connection: a knowledge source of an agent

@@ -23,8 +23,8 @@ use crate::backend::store::{IndexKeys, Store, StoreError, WriteBatch};
 use crate::domain::diagnostic::Diagnostic;
 use crate::domain::model::resource_path;
 use crate::domain::model::{
-    is_valid_name, AgentSpec, Guardrail, Kind, KnowledgeBaseSpec, Metadata, Resource, Snippet,
-    Spec, ToolSpec, BUILTIN_PREFIX,
+    is_valid_name, AgentSpec, FreeForm, Guardrail, Kind, KnowledgeBaseSpec, Metadata, Resource,
+    Snippet, Spec, ToolSpec, BUILTIN_PREFIX,
 };
 use crate::domain::publish::Named;
 use crate::domain::state::{content_hash, Index, IndexEntry};
@@ -726,8 +726,7 @@ impl Session<'_> {
                 }
                 let spec = self.attached_tool(tool)?;
                 let a = Self::action(spec, tool, action)?;
-                let mut current =
-                    Value::Object(std::mem::take(&mut a.config).into_iter().collect());
+                let mut current = FreeForm::object_of(&a.config);
                 merge_patch(&mut current, config);
                 a.config = decode(current, "config")?;
                 Ok(())

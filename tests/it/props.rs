@@ -185,7 +185,7 @@ fn tenant() -> impl Strategy<Value = TenantModel> {
                         knowledge_base: None,
                         request: Some(ToolRequest { method: "GET".into(), path: "/x/{id}".into() }),
                         code: None,
-                        input_schema: Some(serde_json::json!({"type": "object", "properties": {"id": {"type": "string"}}})),
+                        input_schema: Some(serde_json::json!({"type": "object", "properties": {"id": {"type": "string"}}}).into()),
                         actions: vec![],
                     })),
                     false,

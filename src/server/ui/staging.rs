@@ -15,7 +15,7 @@ use serde_json::{json, Map, Value};
 use super::{csrf_field, layout, ok, read_page, see_other, view, write_form, Form, Me, Shared};
 use crate::backend::store::Store;
 use crate::domain::access::Role;
-use crate::domain::model::{AgentSpec, Kind, Resource, Spec, BUILTIN_PREFIX};
+use crate::domain::model::{AgentSpec, FreeForm, Kind, Resource, Spec, BUILTIN_PREFIX};
 use crate::domain::validate::render_names;
 use crate::server::error::ApiError;
 use crate::service::publishing;
@@ -224,7 +224,7 @@ fn choices(store: &dyn Store, tenant: &str, spec: &AgentSpec) -> Result<Choices,
                     tool: t.name().to_string(),
                     action: a.name.clone(),
                     enabled: a.enabled,
-                    config: Value::Object(a.config.clone().into_iter().collect()),
+                    config: FreeForm::object_of(&a.config),
                 });
             }
         }
