@@ -284,7 +284,7 @@ fn read_at(repo: &Repo, tenant: &str, rev: &str, units: &HashSet<String>) -> Res
     if !errors.is_empty() {
         bail!("cannot read the tree at {rev}:\n{}", errors.join("\n"));
     }
-    Ok(read.loaded.into_iter().map(|l| l.resource).collect())
+    Ok(read.loaded.into_iter().map(|l| *l.resource).collect())
 }
 
 fn diff_revs(g: &Global, out: &Output, tenant: Option<String>, a: &str, b: &str) -> Result<i32> {

@@ -260,8 +260,12 @@ pub struct Action {
     /// What it would write, held in memory by a plan that was just made
     /// (the resource in stored form and its unit hash); saved as `payload`.
     #[serde(skip)]
-    pub staged: Option<Box<(Resource, String)>>,
+    pub staged: Option<Staged>,
 }
+
+/// A resource an action writes, in stored form, and its unit hash: the
+/// resource's box moves here from the tree it was read from, uncopied.
+pub type Staged = (Box<Resource>, String);
 
 impl Action {
     /// The resource this action writes (stored form) and its unit hash, if it
@@ -557,10 +561,6 @@ pub fn diff<E>(
     })
 }
 
-/// A resource to write and its unit hash, boxed once: the plan moves it
-/// from the comparison into its action without copying the resource.
-type Staged = Box<(Resource, String)>;
-
 /// The desired resources sorted against the index.
 struct Compared {
     /// Not in the index.
@@ -590,7 +590,7 @@ fn compare_with_index(desired: Vec<Desired>, index: &Index, summary: &mut Summar
         let id = d.resource.id().unwrap_or_default().to_string();
         out.desired_ids.insert(id.clone());
         match index.get(&id) {
-            None => out.creates.push(Box::new((d.resource, d.hash))),
+            None => out.creates.push((d.resource, d.hash)),
             Some(e) if e.content_hash == hash => {
                 summary.skip += 1;
                 if e.file_hash != d.hash {
@@ -600,7 +600,7 @@ fn compare_with_index(desired: Vec<Desired>, index: &Index, summary: &mut Summar
                     });
                 }
             }
-            Some(_) => out.updates.push(Box::new((d.resource, d.hash))),
+            Some(_) => out.updates.push((d.resource, d.hash)),
         }
     }
     out
@@ -846,7 +846,7 @@ pub(crate) mod tests {
         Desired {
             path: resource_path_of(r),
             hash: hash.to_string(),
-            resource: r.clone(),
+            resource: Box::new(r.clone()),
         }
     }
 
@@ -877,8 +877,8 @@ pub(crate) mod tests {
             &mut summary,
         );
         assert_eq!(summary.skip, 2);
-        assert_eq!(c.creates, vec![Box::new((new, "h4".to_string()))]);
-        assert_eq!(c.updates, vec![Box::new((changed, "h3".to_string()))]);
+        assert_eq!(c.creates, vec![(Box::new(new), "h4".to_string())]);
+        assert_eq!(c.updates, vec![(Box::new(changed), "h3".to_string())]);
         assert_eq!(
             c.refresh,
             vec![HashRefresh {
@@ -901,8 +901,8 @@ pub(crate) mod tests {
         names.insert(Kind::Tool, "lookup", "tol_1");
         let actions = upsert_actions(
             vec![
-                (ActionKind::Update, Box::new((new, "h2".into()))),
-                (ActionKind::Create, Box::new((conn, "h1".into()))),
+                (ActionKind::Update, (Box::new(new), "h2".into())),
+                (ActionKind::Create, (Box::new(conn), "h1".into())),
             ],
             &current,
             &index,
@@ -963,10 +963,10 @@ pub(crate) mod tests {
             changes: Vec::new(),
             reason: None,
             payload: None,
-            staged: Some(Box::new((
-                tool("tol_9", "new-tool", Some("con_1")),
+            staged: Some((
+                Box::new(tool("tol_9", "new-tool", Some("con_1"))),
                 "h".into(),
-            ))),
+            )),
         };
         let r = referrers_of(&gone, &[writes], &index, &HashSet::new());
         assert_eq!(r["con_1"], ["new-tool"]);

@@ -32,8 +32,8 @@ pub struct Desired {
     pub path: String,
     /// Unit hash of the files it was read from.
     pub hash: String,
-    /// The resource in stored form.
-    pub resource: Resource,
+    /// The resource in stored form (boxed, as in [`Loaded`]).
+    pub resource: Box<Resource>,
 }
 
 /// Looks up the kind and name of an ID: what rendering IDs as names needs.
@@ -867,7 +867,7 @@ mod tests {
         Loaded {
             path: crate::domain::model::resource_path(r.kind(), r.name()),
             hash: format!("h-{}", r.name()),
-            resource: r,
+            resource: Box::new(r),
         }
     }
 

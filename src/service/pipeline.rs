@@ -742,7 +742,7 @@ pub fn plan_resources(
         desired.push(validate::Desired {
             path,
             hash,
-            resource: r,
+            resource: Box::new(r),
         });
     }
     diags.extend(undecryptable(store, tenant, &desired, &|_, _, _| None)?);

@@ -1050,7 +1050,7 @@ fn as_desired(edited: &[Resource]) -> Vec<Desired> {
         .map(|r| Desired {
             path: resource_path(r.kind(), r.name()),
             hash: String::new(),
-            resource: r.clone(),
+            resource: Box::new(r.clone()),
         })
         .collect()
 }

@@ -261,7 +261,7 @@ pub fn decode(read: ReadArchive) -> Result<Archive, ImportError> {
                 .in_field("metadata.id"),
             );
         }
-        model.insert(r);
+        model.insert(*r);
     }
     if !diags.is_empty() {
         diags.sort();
@@ -540,7 +540,7 @@ fn foreign_secrets(store: &dyn Store, tenant: &str, archive: &Archive) -> Result
         .map(|r| validate::Desired {
             path: resource_path(r.kind(), r.name()),
             hash: String::new(),
-            resource: r.clone(),
+            resource: Box::new(r.clone()),
         })
         .collect();
     let diagnostics = pipeline::undecryptable(store, tenant, &desired, &|_, _, _| None)?;

@@ -250,8 +250,10 @@ pub struct Loaded {
     pub path: String,
     /// The unit hash.
     pub hash: String,
-    /// The resource, references by name, content attached.
-    pub resource: Resource,
+    /// The resource, references by name, content attached; boxed, so that
+    /// it moves from here to a plan's action without being copied, and a
+    /// list of 100,000 of these is small beside the resources themselves.
+    pub resource: Box<Resource>,
 }
 
 /// What reading a tree gave: decoded units, units skipped as unchanged, and problems.
@@ -727,7 +729,7 @@ pub fn read_tree_skipping(
     out.unit_count = units.len();
     enum One {
         Unchanged(String, String),
-        Loaded(Box<Loaded>, Vec<Diagnostic>),
+        Loaded(Loaded, Vec<Diagnostic>),
         Failed(Vec<Diagnostic>),
     }
     let results: Vec<One> = units
@@ -784,11 +786,11 @@ pub fn read_tree_skipping(
                         }
                     }
                     One::Loaded(
-                        Box::new(Loaded {
+                        Loaded {
                             path: path.clone(),
                             hash,
-                            resource,
-                        }),
+                            resource: Box::new(resource),
+                        },
                         diags,
                     )
                 }
@@ -806,7 +808,7 @@ pub fn read_tree_skipping(
             One::Unchanged(p, h) => out.unchanged.push((p, h)),
             One::Loaded(l, d) => {
                 out.diagnostics.extend(d);
-                out.loaded.push(*l);
+                out.loaded.push(l);
             }
             One::Failed(d) => out.diagnostics.extend(d),
         }
