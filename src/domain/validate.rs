@@ -434,27 +434,32 @@ fn duplicate_ids(
 }
 
 /// Names of one kind used by two decoded files, or by a decoded and an unchanged one.
+///
+/// Sorted in one list of borrowed names rather than grouped in a map of
+/// cloned paths: at 100,000 resources the map was 21 MB for a check that
+/// almost always finds nothing.
 fn duplicate_names(
     desired: &[Desired],
     index: &Index,
     names: &DesiredNames<'_>,
     lines: LineLookup<'_>,
 ) -> Vec<Diagnostic> {
-    let mut by_name: BTreeMap<(Kind, &str), Vec<String>> = BTreeMap::new();
-    for d in desired {
-        by_name
-            .entry((d.resource.kind(), d.resource.name()))
-            .or_default()
-            .push(d.path.clone());
-    }
+    let mut keyed: Vec<(Kind, &str, &str)> = desired
+        .iter()
+        .map(|d| (d.resource.kind(), d.resource.name(), d.path.as_str()))
+        .collect();
+    keyed.sort_unstable();
     let mut diags = Vec::new();
-    for ((kind, name), mut paths) in by_name {
-        if let Some(e) = index
+    for group in keyed.chunk_by(|a, b| (a.0, a.1) == (b.0, b.1)) {
+        let (kind, name, _) = group[0];
+        let stored = index
             .by_name(kind, name)
-            .filter(|e| names.is_unchanged(&e.id))
-        {
-            paths.push(e.path());
+            .filter(|e| names.is_unchanged(&e.id));
+        if group.len() < 2 && stored.is_none() {
+            continue;
         }
+        let mut paths: Vec<String> = group.iter().map(|g| g.2.to_string()).collect();
+        paths.extend(stored.map(IndexEntry::path));
         let what = format!("{kind} name `{name}`");
         diags.extend(shared_value(
             paths,
