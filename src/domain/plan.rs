@@ -365,14 +365,35 @@ impl Plan {
     }
 
     /// The plan without payloads and bookkeeping: what people and CI read.
+    ///
+    /// Built field by field, so that the resources the plan would write
+    /// (all of them, for a first apply) are never copied only to be dropped.
     pub fn report(&self) -> Plan {
-        let mut p = self.clone();
-        for a in &mut p.actions {
-            a.payload = None;
-            a.staged = None;
+        let actions = self
+            .actions
+            .iter()
+            .map(|a| Action {
+                action: a.action,
+                kind: a.kind,
+                name: a.name.clone(),
+                id: a.id.clone(),
+                changes: a.changes.clone(),
+                reason: a.reason.clone(),
+                payload: None,
+                staged: None,
+            })
+            .collect();
+        Plan {
+            tenant: self.tenant.clone(),
+            base_revision: self.base_revision,
+            summary: self.summary,
+            actions,
+            absent: self.absent.clone(),
+            refresh: Vec::new(),
+            source_commit: self.source_commit.clone(),
+            drift: self.drift.clone(),
+            warnings: self.warnings.clone(),
         }
-        p.refresh.clear();
-        p
     }
 
     /// The plan with every staged resource written out as a payload, for saving.
@@ -970,6 +991,43 @@ pub(crate) mod tests {
         };
         let r = referrers_of(&gone, &[writes], &index, &HashSet::new());
         assert_eq!(r["con_1"], ["new-tool"]);
+    }
+
+    #[test]
+    fn a_report_is_the_plan_without_what_it_would_write() {
+        let written = tool("tol_9", "new-tool", Some("con_1"));
+        let action = Action {
+            action: ActionKind::Create,
+            kind: Kind::Tool,
+            name: "new-tool".into(),
+            id: "tol_9".into(),
+            changes: Vec::new(),
+            reason: Some("why".into()),
+            payload: Some(Payload::of(&written, "h")),
+            staged: Some((Box::new(written), "h".into())),
+        };
+        let plan = Plan {
+            tenant: "acme".into(),
+            base_revision: 7,
+            summary: Summary {
+                create: 1,
+                ..Summary::default()
+            },
+            actions: vec![action.clone()],
+            absent: Vec::new(),
+            refresh: vec![HashRefresh {
+                id: "tol_1".into(),
+                file_hash: "h2".into(),
+            }],
+            source_commit: Some("abc".into()),
+            drift: Vec::new(),
+            warnings: vec!["careful".into()],
+        };
+        let mut expected = plan.clone();
+        expected.refresh.clear();
+        expected.actions[0].payload = None;
+        expected.actions[0].staged = None;
+        assert_eq!(plan.report(), expected);
     }
 
     #[test]
