@@ -735,6 +735,107 @@ impl Resource {
         out
     }
 
+    /// Drop everything but identity and references, in place: what the
+    /// checks across resources (names, IDs, references, cycles) read, once
+    /// each resource's own fields are checked. Lists whose items hold
+    /// references (workflow steps, evaluation cases) keep their items, so
+    /// that every reference keeps its site.
+    pub fn keep_only_references(&mut self) {
+        use std::mem::take;
+        self.content = None;
+        match &mut self.spec {
+            Spec::Document(s) => {
+                **s = DocumentSpec {
+                    title: String::new(),
+                    media_type: String::new(),
+                    size: None,
+                    content_hash: None,
+                    content_file: None,
+                    source_url: None,
+                    tags: Vec::new(),
+                }
+            }
+            Spec::Connection(s) => {
+                **s = ConnectionSpec {
+                    description: None,
+                    connection_type: String::new(),
+                    base_url: String::new(),
+                    auth: None,
+                    credentials: BTreeMap::new(),
+                    headers: BTreeMap::new(),
+                    timeout_ms: None,
+                }
+            }
+            Spec::KnowledgeBase(s) => {
+                **s = KnowledgeBaseSpec {
+                    description: None,
+                    embedding: None,
+                    chunking: None,
+                    documents: take(&mut s.documents),
+                }
+            }
+            Spec::Tool(s) => {
+                **s = ToolSpec {
+                    description: None,
+                    tool_type: String::new(),
+                    connection: s.connection.take(),
+                    knowledge_base: s.knowledge_base.take(),
+                    request: None,
+                    code: None,
+                    input_schema: None,
+                    actions: Vec::new(),
+                }
+            }
+            Spec::Workflow(s) => {
+                s.description = None;
+                for step in &mut s.steps {
+                    *step = WorkflowStep {
+                        step_type: String::new(),
+                        name: None,
+                        tools: take(&mut step.tools),
+                        knowledge_bases: take(&mut step.knowledge_bases),
+                        workflow: step.workflow.take(),
+                        config: BTreeMap::new(),
+                    };
+                }
+            }
+            Spec::Agent(s) => {
+                **s = AgentSpec {
+                    description: None,
+                    agent_type: String::new(),
+                    model: ModelConfig {
+                        provider: String::new(),
+                        name: String::new(),
+                        temperature: None,
+                        max_tokens: None,
+                    },
+                    instructions: None,
+                    snippets: Vec::new(),
+                    guardrails: Vec::new(),
+                    access: None,
+                    tags: Vec::new(),
+                    tools: take(&mut s.tools),
+                    knowledge_bases: take(&mut s.knowledge_bases),
+                    sharepoint_folder: None,
+                    sub_agents: take(&mut s.sub_agents),
+                    workflows: take(&mut s.workflows),
+                }
+            }
+            Spec::Evaluation(s) => {
+                s.description = None;
+                s.pass_threshold = None;
+                for case in &mut s.cases {
+                    *case = EvaluationCase {
+                        name: String::new(),
+                        input: String::new(),
+                        expect_contains: Vec::new(),
+                        expect_tools: take(&mut case.expect_tools),
+                    };
+                }
+            }
+        }
+    }
+
     /// The references of this resource that point to `target`, in field
     /// order, built-ins included.
     pub fn refs_to(&self, target: Kind) -> Vec<String> {

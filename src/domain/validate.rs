@@ -479,8 +479,9 @@ pub type RefLookup<'a> = &'a (dyn Fn(Kind, &str) -> Option<String> + Sync);
 /// A did-you-mean hint for a reference of a given kind that points nowhere.
 pub type Suggest<'a> = &'a (dyn Fn(Kind, &str) -> Option<String> + Sync);
 
-/// The checks of each decoded resource on its own, on all cores:
-/// [`resolve_references`], [`strings::check_values`] and [`plain_secrets`].
+/// The references of each decoded resource resolved to IDs, on all cores
+/// ([`resolve_references`]). The checks of a resource's own fields run as
+/// it is read ([`own_field_problems`]).
 fn check_each(
     desired: &mut [Desired],
     lookup: RefLookup<'_>,
@@ -489,18 +490,23 @@ fn check_each(
 ) -> Vec<Diagnostic> {
     desired
         .par_iter_mut()
-        .map(|d| {
-            let mut local = resolve_references(&mut d.resource, &d.path, lookup, suggest, lines);
-            local.extend(strings::check_values(&d.path, &d.resource, &|f| {
-                lines(&d.path, f, None)
-            }));
-            local.extend(plain_secrets(&d.resource, &d.path, lines));
-            local
-        })
+        .map(|d| resolve_references(&mut d.resource, &d.path, lookup, suggest, lines))
         .collect::<Vec<_>>()
         .into_iter()
         .flatten()
         .collect()
+}
+
+/// The problems of a resource's own fields, which need no other resource:
+/// [`strings::check_values`] and [`plain_secrets`].
+pub fn own_field_problems(
+    path: &str,
+    resource: &Resource,
+    lines: LineLookup<'_>,
+) -> Vec<Diagnostic> {
+    let mut found = strings::check_values(path, resource, &|f| lines(path, f, None));
+    found.extend(plain_secrets(resource, path, lines));
+    found
 }
 
 /// Rewrite the references of `resource` (in file `path`) to the IDs

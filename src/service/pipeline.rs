@@ -10,7 +10,7 @@ use std::collections::HashSet;
 
 use crate::backend::store::{Store, StoreError};
 use crate::domain::diagnostic::{self, Diagnostic};
-use crate::domain::model::{Kind, TenantModel};
+use crate::domain::model::{self, Kind, TenantModel};
 use crate::domain::plan::{diff, DiffInput, DiffOptions, Plan};
 use crate::domain::secrets::PLACEHOLDER;
 use crate::domain::state::Index;
@@ -92,6 +92,33 @@ struct Resolved<'a> {
     tenant_file: Option<TenantFile>,
 }
 
+/// How much of each decoded resource reading keeps once its own fields are
+/// checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Keep {
+    /// All of it: a plan writes it.
+    Whole,
+    /// Identity and references, for the checks across resources (a
+    /// validation, which writes nothing). A resource with encrypted values
+    /// is kept whole, for the decryption check.
+    References,
+}
+
+/// Check a decoded resource's own fields against the text it was read
+/// from, then keep of it what `keep` says.
+fn shaped(keep: Keep) -> impl Fn(&str, &[u8], &mut model::Resource) -> Vec<Diagnostic> + Sync {
+    move |path: &str, bytes: &[u8], resource: &mut model::Resource| {
+        let text = String::from_utf8_lossy(bytes);
+        let lines =
+            |_: &str, field: &str, value: Option<&str>| diagnostic::locate(&text, field, value);
+        let found = validate::own_field_problems(path, resource, &lines);
+        if keep == Keep::References && !resource.spec.mentions(crate::domain::secrets::ENC_PREFIX) {
+            resource.keep_only_references();
+        }
+        found
+    }
+}
+
 /// Read, resolve and check a tree against an index (empty for no store).
 fn read_and_resolve<'a>(
     tenant: &str,
@@ -99,6 +126,7 @@ fn read_and_resolve<'a>(
     index: &'a Index,
     changed: Option<&HashSet<String>>,
     partial: bool,
+    keep: Keep,
 ) -> Result<Resolved<'a>, PipelineError> {
     // With the set of paths that changed since the store's commit, every
     // other unit is taken as unchanged without being read at all.
@@ -109,8 +137,12 @@ fn read_and_resolve<'a>(
         }
         index.by_path(path).map(|e| e.file_hash.clone())
     };
-    let read =
-        tree::read_tree_skipping(source, &|path, hash| index.is_unchanged(path, hash), &skip)?;
+    let read = tree::read_tree_shaped(
+        source,
+        &|path, hash| index.is_unchanged(path, hash),
+        &skip,
+        &shaped(keep),
+    )?;
     let stats = ReadStats {
         units: read.unit_count,
         parsed: read.loaded.len(),
@@ -178,7 +210,7 @@ pub fn validate_tree(
         resolution: mut res,
         stats,
         ..
-    } = read_and_resolve(tenant, source, &index, None, false)?;
+    } = read_and_resolve(tenant, source, &index, None, false, Keep::References)?;
     if let Some(store) = store.filter(|s| s.tenant(tenant).is_ok()) {
         check_decryption(store, tenant, source, &mut res)?;
     }
@@ -290,7 +322,7 @@ pub(crate) fn plan_against(
         unchanged,
         stats,
         tenant_file,
-    } = read_and_resolve(tenant, source, index, changed, partial)?;
+    } = read_and_resolve(tenant, source, index, changed, partial, Keep::Whole)?;
     check_decryption(store, tenant, source, &mut res)?;
     if diagnostic::has_errors(&res.diagnostics) {
         return Ok(TreePlan {
@@ -797,6 +829,53 @@ pub(crate) mod tests {
     use crate::backend::store::ResourceStore;
 
     const T: &str = "acme-dev";
+
+    #[test]
+    fn a_validation_keeps_only_the_references_of_what_it_reads() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures/acme/tenants")
+            .join(T);
+        let source = tree::folder::FolderSource::new(root);
+        let read = |keep| {
+            tree::read_tree_shaped(&source, &|_, _| false, &|_| None, &shaped(keep)).unwrap()
+        };
+        let (whole, thin) = (read(Keep::Whole), read(Keep::References));
+        assert_eq!(whole.diagnostics, thin.diagnostics);
+        assert_eq!(whole.loaded.len(), thin.loaded.len());
+        let mut trimmed = 0;
+        for (w, t) in whole.loaded.iter().zip(&thin.loaded) {
+            assert_eq!((&w.path, &w.hash), (&t.path, &t.hash));
+            assert_eq!(w.resource.metadata, t.resource.metadata);
+            assert_eq!(w.resource.refs(), t.resource.refs(), "{}", w.path);
+            assert!(t.resource.content.is_none());
+            trimmed += usize::from(w.resource != t.resource);
+        }
+        assert_eq!(trimmed, whole.loaded.len());
+    }
+
+    #[test]
+    fn reading_keeps_encrypted_resources_whole_and_locates_own_field_problems() {
+        let path = "connections/crm.yaml";
+        let keys = crate::domain::secrets::generate_keypair();
+        let sealed = crate::domain::secrets::encrypt(&keys.recipient, b"sk-live-0").unwrap();
+        let text = format!(
+            "apiVersion: ferry/v1\nkind: Connection\nmetadata:\n  name: crm\nspec:\n  \
+             type: http\n  baseUrl: https://crm.example\n  credentials:\n    \
+             apiKey: {sealed}\n"
+        );
+        let shape = shaped(Keep::References);
+        let mut encrypted = tree::decode_file(path, text.as_bytes()).unwrap();
+        let before = encrypted.clone();
+        let found = shape(path, text.as_bytes(), &mut encrypted);
+        assert!(found.is_empty(), "{found:?}");
+        assert_eq!(encrypted, before);
+        let text = text.replace(&sealed, "sk-live-0123456789abcdefghijklmnop");
+        let mut plain = tree::decode_file(path, text.as_bytes()).unwrap();
+        let found = shape(path, text.as_bytes(), &mut plain);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].line, Some(9));
+        assert!(!found[0].to_string().contains("sk-live"));
+    }
 
     /// A store with the acme-dev fixture applied.
     pub(crate) fn applied() -> (tempfile::TempDir, SqliteStore) {

@@ -29,7 +29,7 @@ use crate::domain::model::{
 use crate::domain::publish::Named;
 use crate::domain::state::{content_hash, Index, IndexEntry};
 use crate::domain::validate::{
-    plain_secrets, render_names, resolve_references, strings, Desired, NameTable, ReferenceGraph,
+    own_field_problems, render_names, resolve_references, Desired, NameTable, ReferenceGraph,
 };
 use crate::service::pipeline::{self, PipelineError};
 
@@ -989,8 +989,7 @@ impl Session<'_> {
             crate::domain::suggest::did_you_mean(reference, names)
         };
         problems.extend(resolve_references(r, &path, &lookup, &suggest, &no_lines));
-        problems.extend(strings::check_values(&path, r, &|_| None));
-        problems.extend(plain_secrets(r, &path, &no_lines));
+        problems.extend(own_field_problems(&path, r, &no_lines));
         problems
     }
 

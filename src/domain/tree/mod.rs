@@ -714,6 +714,23 @@ pub fn read_tree_skipping(
     known: &(dyn Fn(&str, &str) -> bool + Sync),
     skip: &(dyn Fn(&str) -> Option<String> + Sync),
 ) -> Result<TreeRead, SourceError> {
+    read_tree_shaped(source, known, skip, &|_, _, _| Vec::new())
+}
+
+/// What a reader does with each decoded resource before keeping it, on the
+/// thread that decoded it: `shape(path, yaml_bytes, resource)` may check
+/// it (its diagnostics are kept) and trim it.
+pub type Shape<'a> = &'a (dyn Fn(&str, &[u8], &mut Resource) -> Vec<Diagnostic> + Sync);
+
+/// [`read_tree_skipping`], with each decoded resource passed through
+/// `shape` as soon as it is decoded: a caller that needs only part of each
+/// resource never holds the whole of every one at once.
+pub fn read_tree_shaped(
+    source: &dyn TreeSource,
+    known: &(dyn Fn(&str, &str) -> bool + Sync),
+    skip: &(dyn Fn(&str) -> Option<String> + Sync),
+    shape: Shape<'_>,
+) -> Result<TreeRead, SourceError> {
     let listing = source.listing()?;
     let mut out = TreeRead::default();
     out.diagnostics.extend(irregular_diagnostics(&listing));
@@ -785,6 +802,7 @@ pub fn read_tree_skipping(
                             }
                         }
                     }
+                    diags.extend(shape(path, &yaml_bytes, &mut resource));
                     One::Loaded(
                         Loaded {
                             path: path.clone(),
