@@ -735,12 +735,14 @@ pub fn canonical_unit_hash(
 /// index; a reference that points at neither is reported as a diagnostic
 /// and no plan is made. Resources of the tenant that `resources` does not
 /// mention are listed as absent (or deleted, with prune).
-pub fn plan_resources(
+pub fn plan_resources<R: Into<Box<model::Resource>>>(
     store: &dyn Store,
     tenant: &str,
-    resources: Vec<crate::domain::model::Resource>,
+    resources: Vec<R>,
     options: DiffOptions,
 ) -> Result<(Option<Plan>, Vec<Diagnostic>), PipelineError> {
+    // Resources that come boxed keep their boxes, which move into the plan.
+    let resources: Vec<Box<model::Resource>> = resources.into_iter().map(Into::into).collect();
     let (revision, index) = store.index(tenant)?;
     let mut names = NameTable::of_index(&index);
     for r in &resources {
@@ -774,7 +776,7 @@ pub fn plan_resources(
         desired.push(validate::Desired {
             path,
             hash,
-            resource: Box::new(r),
+            resource: r,
         });
     }
     diags.extend(undecryptable(store, tenant, &desired, &|_, _, _| None)?);

@@ -310,7 +310,7 @@ fn archive_secrets(loaded: &[crate::domain::tree::Loaded]) -> Vec<Diagnostic> {
 #[derive(Debug, Clone)]
 struct Item {
     origin_id: String,
-    desired: Resource,
+    desired: Box<Resource>,
     action: RowAction,
     reason: Option<String>,
     /// Whether the row counts for sync records (written or equal).
@@ -706,7 +706,9 @@ fn item_of(
     };
     let is_root = r.kind() == Kind::Agent && cx.archive.root.as_deref() == Some(r.name());
     let metadata = local_metadata(cx.opts.strategy, &r, tgt, &local_id, &origin_id);
-    let mut d = r;
+    // Boxed here, the resource moves from this item into its plan action
+    // without another copy.
+    let mut d = Box::new(r);
     d.metadata = metadata;
     let dangling = rewrite_refs(&mut d, local, &cx.target.index);
     let (sub_pairs, tgt_json) = aligned_target(&d, tgt);
@@ -1190,7 +1192,7 @@ pub fn execute(store: &mut dyn Store, mut plan: ImportPlan) -> Result<ImportResu
     // The preview's rows are not part of the result.
     drop(std::mem::take(&mut plan.preview.resources));
     // The resources to write move out of the plan; what the result needs stays.
-    let mut writes: Vec<Resource> = Vec::new();
+    let mut writes: Vec<Box<Resource>> = Vec::with_capacity(plan.items.len());
     let mut done: Vec<Done> = Vec::with_capacity(plan.items.len());
     for it in std::mem::take(&mut plan.items) {
         done.push(Done {
