@@ -735,102 +735,66 @@ impl Resource {
         out
     }
 
-    /// Drop everything but identity and references, in place: what the
-    /// checks across resources (names, IDs, references, cycles) read, once
-    /// each resource's own fields are checked. Lists whose items hold
-    /// references (workflow steps, evaluation cases) keep their items, so
-    /// that every reference keeps its site.
+    /// Drop the bulk of a resource in place (texts, settings, schemas,
+    /// content), keeping its identity and every reference: what the checks
+    /// across resources (names, IDs, references, cycles) read, once each
+    /// resource's own fields are checked.
+    ///
+    /// It clears what is known to hold no reference, rather than keeping
+    /// what is known to hold one, so that [`Resource::visit_refs_mut`] stays
+    /// the one place that knows where references live: a field added later
+    /// is kept until it is listed here. Lists whose items hold references
+    /// (workflow steps, evaluation cases) keep their items.
     pub fn keep_only_references(&mut self) {
         use std::mem::take;
         self.content = None;
         match &mut self.spec {
             Spec::Document(s) => {
-                **s = DocumentSpec {
-                    title: String::new(),
-                    media_type: String::new(),
-                    size: None,
-                    content_hash: None,
-                    content_file: None,
-                    source_url: None,
-                    tags: Vec::new(),
-                }
+                take(&mut s.title);
+                s.content_hash = None;
+                s.content_file = None;
+                s.source_url = None;
+                take(&mut s.tags);
             }
             Spec::Connection(s) => {
-                **s = ConnectionSpec {
-                    description: None,
-                    connection_type: String::new(),
-                    base_url: String::new(),
-                    auth: None,
-                    credentials: BTreeMap::new(),
-                    headers: BTreeMap::new(),
-                    timeout_ms: None,
-                }
+                s.description = None;
+                take(&mut s.base_url);
+                s.auth = None;
+                take(&mut s.credentials);
+                take(&mut s.headers);
             }
             Spec::KnowledgeBase(s) => {
-                **s = KnowledgeBaseSpec {
-                    description: None,
-                    embedding: None,
-                    chunking: None,
-                    documents: take(&mut s.documents),
-                }
+                s.description = None;
+                s.embedding = None;
             }
             Spec::Tool(s) => {
-                **s = ToolSpec {
-                    description: None,
-                    tool_type: String::new(),
-                    connection: s.connection.take(),
-                    knowledge_base: s.knowledge_base.take(),
-                    request: None,
-                    code: None,
-                    input_schema: None,
-                    actions: Vec::new(),
-                }
+                s.description = None;
+                s.request = None;
+                s.code = None;
+                s.input_schema = None;
+                take(&mut s.actions);
             }
             Spec::Workflow(s) => {
                 s.description = None;
                 for step in &mut s.steps {
-                    *step = WorkflowStep {
-                        step_type: String::new(),
-                        name: None,
-                        tools: take(&mut step.tools),
-                        knowledge_bases: take(&mut step.knowledge_bases),
-                        workflow: step.workflow.take(),
-                        config: BTreeMap::new(),
-                    };
+                    step.name = None;
+                    take(&mut step.config);
                 }
             }
             Spec::Agent(s) => {
-                **s = AgentSpec {
-                    description: None,
-                    agent_type: String::new(),
-                    model: ModelConfig {
-                        provider: String::new(),
-                        name: String::new(),
-                        temperature: None,
-                        max_tokens: None,
-                    },
-                    instructions: None,
-                    snippets: Vec::new(),
-                    guardrails: Vec::new(),
-                    access: None,
-                    tags: Vec::new(),
-                    tools: take(&mut s.tools),
-                    knowledge_bases: take(&mut s.knowledge_bases),
-                    sharepoint_folder: None,
-                    sub_agents: take(&mut s.sub_agents),
-                    workflows: take(&mut s.workflows),
-                }
+                s.description = None;
+                s.instructions = None;
+                take(&mut s.snippets);
+                take(&mut s.guardrails);
+                take(&mut s.tags);
+                s.sharepoint_folder = None;
             }
             Spec::Evaluation(s) => {
                 s.description = None;
-                s.pass_threshold = None;
                 for case in &mut s.cases {
-                    *case = EvaluationCase {
-                        name: String::new(),
-                        input: String::new(),
-                        expect_contains: Vec::new(),
-                        expect_tools: take(&mut case.expect_tools),
-                    };
+                    take(&mut case.name);
+                    take(&mut case.input);
+                    take(&mut case.expect_contains);
                 }
             }
         }

@@ -245,6 +245,17 @@ proptest! {
     }
 
     #[test]
+    fn keeping_only_references_keeps_every_reference(m in tenant()) {
+        for r in m.iter() {
+            let mut kept = r.clone();
+            kept.keep_only_references();
+            prop_assert_eq!(&kept.metadata, &r.metadata);
+            prop_assert_eq!(kept.refs(), r.refs());
+            prop_assert!(kept.content.is_none());
+        }
+    }
+
+    #[test]
     fn plan_of_a_tree_against_itself_is_empty(m in tenant()) {
         // An empty tree with prune is refused on purpose (never "delete everything").
         prop_assume!(!m.is_empty());
