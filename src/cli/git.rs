@@ -255,9 +255,10 @@ pub(crate) fn diff(
     let Some(tenant) = tenant else {
         bail!("say which tenant: `ferry diff --tenant T` (or `ferry diff REV1 REV2`)");
     };
-    let (_repo, store) = super::commands::open(g)?;
+    let (repo, store) = super::commands::open(g)?;
     store.tenant(&tenant)?;
-    let d = publishing::staging_diff_for(store.as_ref(), &tenant, agent.as_deref())
+    let actor = super::identity::actor(g, Some(&repo));
+    let d = publishing::staging_diff_for(store.as_ref(), &actor, &tenant, agent.as_deref())
         .map_err(|e| cli_error(e, &tenant))?;
     if out.json() {
         out.json_value(&d);
@@ -412,9 +413,10 @@ pub(crate) fn publishes(
     tenant: &str,
     agent: Option<String>,
 ) -> Result<i32> {
-    let (_repo, store) = super::commands::open(g)?;
+    let (repo, store) = super::commands::open(g)?;
     store.tenant(tenant)?;
-    let list = publishing::publishes_of(store.as_ref(), tenant, agent.as_deref())
+    let actor = super::identity::actor(g, Some(&repo));
+    let list = publishing::publishes_of(store.as_ref(), &actor, tenant, agent.as_deref())
         .map_err(|e| cli_error(e, tenant))?;
     if out.json() {
         out.json_value(&crate::domain::answer::Items::new(list));
@@ -475,12 +477,14 @@ pub(crate) fn revert(
     } = flags;
     let (repo, mut store) = super::commands::open(g)?;
     let record = store.tenant(tenant)?;
-    let change_id = &super::revert_guard::change_id_of(store.as_ref(), tenant, publish)?;
     let actor = super::identity::actor(g, Some(&repo));
     if !preview && !write_tree {
         publishing::authorize_revert(store.as_ref(), &actor, tenant)
-            .map_err(|e| cli_error(e, tenant))?;
+    } else {
+        publishing::authorize_revert_preview(store.as_ref(), &actor, tenant)
     }
+    .map_err(|e| cli_error(e, tenant))?;
+    let change_id = &super::revert_guard::change_id_of(store.as_ref(), tenant, publish)?;
     // The guard reads what the revert would write; the library plans it again in its transaction.
     let guarded = publishing::plan_rollback(store.as_ref(), tenant, change_id)
         .map_err(|e| cli_error(e, tenant))?;

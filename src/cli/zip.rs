@@ -328,21 +328,22 @@ struct ExportRequest {
 }
 
 /// The resources an export covers: staging, or the agent as published in a version.
-fn scoped(store: &dyn Store, r: &ExportRequest) -> Result<zip_export::Scoped> {
+fn scoped(store: &dyn Store, actor: &Actor, r: &ExportRequest) -> Result<zip_export::Scoped> {
     Ok(match (&r.scope, r.agent_version.filter(|v| *v > 0)) {
         (Scope::Agent(a), Some(n)) => {
-            let model = zip_export::model_at_version(store, &r.tenant, a, n)?;
+            let model = zip_export::model_at_version(store, actor, &r.tenant, a, n)?;
             zip_export::scope_in(model, &r.tenant, &r.scope)?
         }
-        _ => zip_export::scope(store, &r.tenant, &r.scope)?,
+        _ => zip_export::scope(store, actor, &r.tenant, &r.scope)?,
     })
 }
 
 /// `ferry zip export`: the resource tree with `--preview`, else the ZIP.
 fn export(g: &Global, out: &Output, r: &ExportRequest, preview: bool) -> Result<i32> {
     let (repo, store) = open(g)?;
+    let actor = super::identity::actor(g, Some(&repo));
     if preview {
-        let scoped = scoped(store.as_ref(), r)?;
+        let scoped = scoped(store.as_ref(), &actor, r)?;
         print_export_preview(out, &r.tenant, &scoped);
         return Ok(EXIT_OK);
     }
@@ -356,23 +357,26 @@ fn export(g: &Global, out: &Output, r: &ExportRequest, preview: bool) -> Result<
     let (manifest, scrubbed, bytes) = match (&r.scope, &r.selected) {
         (Scope::All, None) => {
             let (store, tenant) = (store.as_ref(), &r.tenant);
-            let written =
-                write_atomic_with(file, |w| {
-                    match zip_export::export_all(store, tenant, instance, created_at, shared, w) {
-                        Ok((written, _)) => Ok(written),
-                        // Only a failed write of the archive is about the file.
-                        Err(zip_export::ExportError::Archive(e)) => Err(anyhow::Error::new(e)
-                            .context(format!("cannot write {}", file.display()))),
-                        Err(e) => Err(e.into()),
+            let written = write_atomic_with(file, |w| {
+                let exported =
+                    zip_export::export_all(store, &actor, tenant, instance, created_at, shared, w);
+                match exported {
+                    Ok((written, _)) => Ok(written),
+                    // Only a failed write of the archive is about the file.
+                    Err(zip_export::ExportError::Archive(e)) => {
+                        Err(anyhow::Error::new(e)
+                            .context(format!("cannot write {}", file.display())))
                     }
-                })?;
+                    Err(e) => Err(e.into()),
+                }
+            })?;
             (written.manifest, written.scrubbed, written.bytes)
         }
         _ => {
             let made = zip_export::export_scoped(
                 store.as_ref(),
                 &r.tenant,
-                scoped(store.as_ref(), r)?,
+                scoped(store.as_ref(), &actor, r)?,
                 r.selected.as_deref(),
                 instance,
                 created_at,

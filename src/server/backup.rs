@@ -24,7 +24,6 @@ use super::openapi::Registry;
 use super::{auth, read_store, with_store, zip_response, Shared};
 use crate::backend::archive::{self, ArchiveError};
 use crate::backend::store::Store;
-use crate::domain::access::Role;
 use crate::domain::tagging::PublishTagger;
 use crate::service::zip_export::{self, ExportError, Scope};
 use crate::service::zip_import::{self, ImportError, ImportOptions, Strategy};
@@ -88,6 +87,7 @@ impl From<ExportError> for ApiError {
         }
         let msg = e.to_string();
         match e {
+            ExportError::Access(a) => a.into(),
             ExportError::NoAgent { .. } => ApiError::not_found("agent_not_found", msg),
             ExportError::NoVersion { .. } => ApiError::not_found("version_not_found", msg),
             ExportError::UnknownSelection { .. } | ExportError::EmptySelection => {
@@ -252,13 +252,18 @@ async fn import_zip(
     run_import(state, q, headers, body, false).await
 }
 
-/// The agent's export scope: staging, or (with `agentVersion` N > 0) the agent as published in version N.
+/// The caller's tenant and the agent's export scope there: staging, or
+/// (with `agentVersion` N > 0) the agent as published in version N (the
+/// export checks the caller may read the tenant).
 fn scoped_at(
     store: &dyn Store,
-    tenant: &str,
+    headers: &HeaderMap,
     agent: &str,
     v: Option<&String>,
-) -> Result<zip_export::Scoped, ApiError> {
+) -> Result<(String, zip_export::Scoped), ApiError> {
+    let caller = auth::authenticate(store, headers)?;
+    let tenant = caller.current_tenant()?;
+    let actor = caller.actor();
     let version = match v.map(String::as_str) {
         None | Some("") | Some("null") | Some("0") => None,
         Some(v) => Some(v.parse::<u64>().map_err(|_| {
@@ -266,13 +271,14 @@ fn scoped_at(
         })?),
     };
     let scope = Scope::Agent(agent.to_string());
-    Ok(match version {
-        None => zip_export::scope(store, tenant, &scope)?,
+    let scoped = match version {
+        None => zip_export::scope(store, &actor, tenant, &scope)?,
         Some(n) => {
-            let model = zip_export::model_at_version(store, tenant, agent, n)?;
+            let model = zip_export::model_at_version(store, &actor, tenant, agent, n)?;
             zip_export::scope_in(model, tenant, &scope)?
         }
-    })
+    };
+    Ok((tenant.to_string(), scoped))
 }
 
 async fn export_preview(
@@ -282,10 +288,7 @@ async fn export_preview(
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     let out = read_store(&state, move |store| {
-        let caller = auth::authenticate(store, &headers)?;
-        let tenant = caller.current_tenant()?.to_string();
-        caller.require(&tenant, Role::Viewer, "exporting")?;
-        let scoped = scoped_at(store, &tenant, &agent, q.get("agentVersion"))?;
+        let (tenant, scoped) = scoped_at(store, &headers, &agent, q.get("agentVersion"))?;
         Ok(json!({"tenant": tenant, "agent": scoped.agent, "resources": scoped.entries}))
     })
     .await?;
@@ -300,10 +303,7 @@ async fn export_agent(
 ) -> Result<Response, ApiError> {
     let repo = state.clone();
     let (bytes, name) = read_store(&state, move |store| {
-        let caller = auth::authenticate(store, &headers)?;
-        let tenant = caller.current_tenant()?.to_string();
-        caller.require(&tenant, Role::Viewer, "exporting")?;
-        let scoped = scoped_at(store, &tenant, &agent, q.get("agentVersion"))?;
+        let (tenant, scoped) = scoped_at(store, &headers, &agent, q.get("agentVersion"))?;
         let selected = id_list("selectedResources", q.get("selectedResources"))?;
         let made = zip_export::export_scoped(
             store,

@@ -23,7 +23,6 @@ use super::openapi::Registry;
 use super::{auth, read_store, with_store, Shared};
 use crate::backend::store::Store;
 use crate::domain::access::Role;
-use crate::domain::model::{Kind, Spec};
 use crate::service::staging::{
     self, ErrorKind, FolderEdit, GuardrailPatch, StagingEdit, StagingError,
 };
@@ -208,9 +207,19 @@ fn tenant_for(
     role: Role,
     action: &str,
 ) -> Result<(auth::Caller, String), ApiError> {
+    let (caller, tenant) = caller_and_tenant(store, headers)?;
+    caller.require(&tenant, role, action)?;
+    Ok((caller, tenant))
+}
+
+/// The caller and their token's current tenant, for a use case that
+/// checks the caller's role itself.
+fn caller_and_tenant(
+    store: &dyn Store,
+    headers: &HeaderMap,
+) -> Result<(auth::Caller, String), ApiError> {
     let caller = auth::authenticate(store, headers)?;
     let tenant = caller.current_tenant()?.to_string();
-    caller.require(&tenant, role, action)?;
     Ok((caller, tenant))
 }
 
@@ -405,32 +414,8 @@ async fn list_agents(
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     let out = read_store(&state, move |store| {
-        let (_, tenant) = tenant_for(store, &headers, Role::Viewer, "listing agents")?;
-        let drafts = store.all_drafts(&tenant)?;
-        let agents: Vec<&crate::domain::model::Resource> =
-            drafts.iter().filter(|r| r.kind() == Kind::Agent).collect();
-        let ids: Vec<String> = agents
-            .iter()
-            .filter_map(|r| r.id().map(str::to_string))
-            .collect();
-        let versions = store.versions(&tenant, &ids)?;
-        let mut list = Vec::new();
-        for r in agents {
-            let id = r.id().unwrap_or_default();
-            let latest = versions
-                .iter()
-                .filter(|v| v.id == id)
-                .map(|v| v.version)
-                .max();
-            let description = match &r.spec {
-                Spec::Agent(a) => a.description.clone(),
-                _ => None,
-            };
-            list.push(json!({
-                "id": id, "name": r.name(), "description": description,
-                "publishedVersion": latest, "syncable": r.metadata.syncable,
-            }));
-        }
+        let (caller, tenant) = caller_and_tenant(store, &headers)?;
+        let list = agent_view::agent_list(store, &caller.actor(), &tenant)?;
         Ok(json!(crate::domain::answer::Items::new(list)))
     })
     .await?;
@@ -443,7 +428,7 @@ async fn get_agent(
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     let out = read_store(&state, move |store| {
-        let (caller, tenant) = tenant_for(store, &headers, Role::Viewer, "reading agents")?;
+        let (caller, tenant) = caller_and_tenant(store, &headers)?;
         let view =
             agent_view::agent_view(store, &caller.actor(), &tenant, &agent)?.ok_or_else(|| {
                 ApiError::not_found(
@@ -725,10 +710,10 @@ async fn staging_diff(
     // busiest read there is.
     let cache = state.clone();
     let body = read_store(&state, move |store| {
-        let (_, tenant) = tenant_for(store, &headers, Role::Viewer, "reading the staging diff")?;
+        let (caller, tenant) = caller_and_tenant(store, &headers)?;
         cache
             .staging_diffs
-            .rendered(store, &tenant, Some(&agent), |d| {
+            .rendered(store, &caller.actor(), &tenant, Some(&agent), |d| {
                 serde_json::to_vec(d).map_err(|e| ApiError::internal(e.to_string()))
             })
     })
@@ -785,9 +770,8 @@ async fn publishes(
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     let out = read_store(&state, move |store| {
-        let (_, tenant) = tenant_for(store, &headers, Role::Viewer, "reading the publish history")?;
-        let id = staging::find_agent_id(store, &tenant, &agent)?;
-        let list = publishing::publishes_of(store, &tenant, Some(&id))?;
+        let (caller, tenant) = caller_and_tenant(store, &headers)?;
+        let list = publishing::agent_publishes(store, &caller.actor(), &tenant, &agent)?;
         serde_json::to_value(crate::domain::answer::Items::new(list))
             .map_err(|e| ApiError::internal(e.to_string()))
     })
@@ -801,9 +785,9 @@ async fn publish_diff(
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     let out = read_store(&state, move |store| {
-        let (_, tenant) = tenant_for(store, &headers, Role::Viewer, "reading a publish")?;
-        staging::find_agent_id(store, &tenant, &agent)?;
-        let d = publishing::publish_diff(store, &tenant, &change)?;
+        let (caller, tenant) = caller_and_tenant(store, &headers)?;
+        let actor = caller.actor();
+        let d = publishing::publish_diff(store, &actor, &tenant, Some(&agent), &change)?;
         serde_json::to_value(d).map_err(|e| ApiError::internal(e.to_string()))
     })
     .await?;

@@ -1,4 +1,5 @@
-//! One agent as `GET /api/v2/agents/{id}` shows it: its staging (draft)
+//! The agents of a tenant as `GET /api/v2/agents` lists them
+//! ([`agent_list`]), and one agent as `GET /api/v2/agents/{id}` shows it: its staging (draft)
 //! configuration with the draft's revision, who created it and who last
 //! changed it and when (as the store recorded the writes), the production
 //! version, and every published version with its change ID, publisher and
@@ -54,6 +55,62 @@ pub struct AgentView {
     pub last_changed_by: Option<String>,
     /// When the draft's content last changed, RFC 3339.
     pub last_changed_at: Option<String>,
+}
+
+/// One line of the agent list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentSummary {
+    /// The agent's ID.
+    pub id: String,
+    /// Its name (staging).
+    pub name: String,
+    /// Its description (staging).
+    pub description: Option<String>,
+    /// The latest version published (`None`: never published).
+    pub published_version: Option<u64>,
+    /// Whether tenant promotion selects it.
+    pub syncable: bool,
+}
+
+/// Every agent of `tenant` in staging, in the store's order, as `actor`
+/// (viewer) sees them: with the latest version published of each.
+pub fn agent_list(
+    store: &dyn Store,
+    actor: &Actor,
+    tenant: &str,
+) -> Result<Vec<AgentSummary>, StagingError> {
+    authorize::<StagingError>(store, actor, tenant, Role::Viewer, "listing agents")?;
+    let drafts = store.all_drafts(tenant)?;
+    let agents: Vec<&crate::domain::model::Resource> = drafts
+        .iter()
+        .filter(|r| r.kind() == crate::domain::model::Kind::Agent)
+        .collect();
+    let ids: Vec<String> = agents
+        .iter()
+        .filter_map(|r| r.id().map(str::to_string))
+        .collect();
+    let versions = store.versions(tenant, &ids)?;
+    Ok(agents
+        .into_iter()
+        .map(|r| {
+            let id = r.id().unwrap_or_default();
+            AgentSummary {
+                id: id.to_string(),
+                name: r.name().to_string(),
+                description: match &r.spec {
+                    crate::domain::model::Spec::Agent(a) => a.description.clone(),
+                    _ => None,
+                },
+                published_version: versions
+                    .iter()
+                    .filter(|v| v.id == id)
+                    .map(|v| v.version)
+                    .max(),
+                syncable: r.metadata.syncable,
+            }
+        })
+        .collect())
 }
 
 /// The agent `agent` (ID or name) of `tenant` as `actor` (viewer) sees it;

@@ -39,10 +39,11 @@ pub struct FolderExport {
     pub commit: Option<String>,
 }
 
-/// Export every draft of `tenant` into `dir`, as `actor`, and commit the
-/// folder when `commit` says how (`actor` must then be an editor of the
-/// tenant, checked before anything is written). The committed tree becomes
-/// the tenant's last applied commit (`gitplan::finish_streamed_export`).
+/// Export every draft of `tenant` into `dir`, as `actor` (a viewer), and
+/// commit the folder when `commit` says how (`actor` must then be an editor
+/// of the tenant). The role is checked before anything is written. The
+/// committed tree becomes the tenant's last applied commit
+/// (`gitplan::finish_streamed_export`).
 pub fn export_to_folder(
     store: &mut dyn Store,
     actor: &Actor,
@@ -50,8 +51,15 @@ pub fn export_to_folder(
     dir: &Path,
     commit: Option<CommitAs<'_>>,
 ) -> Result<FolderExport, GitPlanError> {
-    if commit.is_some() {
-        gitplan::authorize_commit(store, actor, tenant)?;
+    match commit {
+        Some(_) => gitplan::authorize_commit(store, actor, tenant)?,
+        None => crate::service::access::authorize::<GitPlanError>(
+            store,
+            actor,
+            tenant,
+            crate::domain::access::Role::Viewer,
+            "exporting",
+        )?,
     }
     let drafts_at = store.tenant(tenant)?.revision;
     let mut streamed = match &commit {

@@ -55,8 +55,20 @@ pub fn agent_scope(
     Ok(publish::closure(&id, drafts))
 }
 
-/// Staging against production for a tenant, or for one agent (ID or name) and what it needs.
+/// Staging against production for a tenant, or for one agent (ID or name)
+/// and what it needs, read by `actor` (a viewer).
 pub fn staging_diff_for(
+    store: &dyn Store,
+    actor: &Actor,
+    tenant: &str,
+    agent: Option<&str>,
+) -> Result<StagingDiff, StagingError> {
+    authorize_reading(store, actor, tenant, "reading the staging diff")?;
+    staging_diff_unchecked(store, tenant, agent)
+}
+
+/// [`staging_diff_for`] once the actor's role is checked.
+fn staging_diff_unchecked(
     store: &dyn Store,
     tenant: &str,
     agent: Option<&str>,
@@ -101,15 +113,18 @@ const STAGING_DIFF_CACHE_ENTRIES: usize = 1024;
 
 impl StagingDiffCache {
     /// The staging diff of `tenant` (or of one agent and what it needs),
+    /// read by `actor` (a viewer, checked before the cache is looked at),
     /// rendered by `render`: from the cache while the store's stamp is the
     /// one it was made at, else made with [`staging_diff_for`] and kept.
     pub fn rendered<E: From<StagingError>>(
         &self,
         store: &dyn Store,
+        actor: &Actor,
         tenant: &str,
         agent: Option<&str>,
         render: impl FnOnce(&StagingDiff) -> Result<Vec<u8>, E>,
     ) -> Result<std::sync::Arc<[u8]>, E> {
+        authorize_reading(store, actor, tenant, "reading the staging diff")?;
         let stamp = store.staging_stamp(tenant).map_err(StagingError::from)?;
         let key = (tenant.to_string(), agent.map(str::to_string));
         if let Some(stamp) = &stamp {
@@ -117,7 +132,8 @@ impl StagingDiffCache {
                 return Ok(hit.bytes.clone());
             }
         }
-        let bytes: std::sync::Arc<[u8]> = render(&staging_diff_for(store, tenant, agent)?)?.into();
+        let bytes: std::sync::Arc<[u8]> =
+            render(&staging_diff_unchecked(store, tenant, agent)?)?.into();
         if let Some(stamp) = stamp {
             let mut entries = self.lock();
             if entries.len() >= STAGING_DIFF_CACHE_ENTRIES {
@@ -407,9 +423,35 @@ fn choose_tag(
     }
 }
 
-/// The tenant's publish log, newest first; with `agent` (ID or name), only
-/// the publishes made for it or naming it in their summary.
+/// The tenant's publish log, newest first, read by `actor` (a viewer); with
+/// `agent` (ID or name), only the publishes made for it or naming it in
+/// their summary.
 pub fn publishes_of(
+    store: &dyn Store,
+    actor: &Actor,
+    tenant: &str,
+    agent: Option<&str>,
+) -> Result<Vec<PublishRecord>, StagingError> {
+    authorize_reading(store, actor, tenant, "reading the publish history")?;
+    publishes_unchecked(store, tenant, agent)
+}
+
+/// The publish log of one agent (ID or name) that staging or production
+/// holds, read by `actor` (a viewer); an agent neither holds is
+/// [`StagingError::NoAgent`], told only to a viewer.
+pub fn agent_publishes(
+    store: &dyn Store,
+    actor: &Actor,
+    tenant: &str,
+    agent: &str,
+) -> Result<Vec<PublishRecord>, StagingError> {
+    authorize_reading(store, actor, tenant, "reading the publish history")?;
+    let id = crate::service::staging::find_agent_id(store, tenant, agent)?;
+    publishes_unchecked(store, tenant, Some(&id))
+}
+
+/// [`publishes_of`] once the actor's role is checked.
+fn publishes_unchecked(
     store: &dyn Store,
     tenant: &str,
     agent: Option<&str>,
@@ -546,17 +588,8 @@ fn rollback_outcome(
 
 /// Roll publish `change_track_id` back out of staging (a field-level
 /// three-way revert; conflicts are kept as they are), writing the drafts in
-/// one transaction unless `preview`. Production is unchanged until a publish.
-pub fn rollback(
-    store: &mut dyn Store,
-    tenant: &str,
-    change_track_id: &str,
-    preview: bool,
-) -> Result<RollbackOutcome, StagingError> {
-    rollback_by(store, None, tenant, change_track_id, preview)
-}
-
-/// [`rollback`], recording `by` as the last editor of the drafts it changes.
+/// one transaction unless `preview`, and recording `by` as the last editor
+/// of the drafts it changes. Production is unchanged until a publish.
 fn rollback_by(
     store: &mut dyn Store,
     by: Option<&str>,
@@ -588,10 +621,32 @@ pub fn revert(
     change_track_id: &str,
     preview: bool,
 ) -> Result<RollbackOutcome, StagingError> {
-    if !preview {
+    if preview {
+        authorize_revert_preview(&*store, actor, tenant)?;
+    } else {
         authorize_revert(&*store, actor, tenant)?;
     }
     rollback_by(store, actor.name(), tenant, change_track_id, preview)
+}
+
+/// The check of every read here: `actor` is a viewer of `tenant`.
+fn authorize_reading(
+    store: &dyn Store,
+    actor: &Actor,
+    tenant: &str,
+    action: &str,
+) -> Result<(), StagingError> {
+    authorize::<StagingError>(store, actor, tenant, Role::Viewer, action)
+}
+
+/// The role check of a [`revert`] preview alone (viewer), for a front end
+/// that works the revert out without writing it to the store.
+pub fn authorize_revert_preview(
+    store: &dyn Store,
+    actor: &Actor,
+    tenant: &str,
+) -> Result<(), StagingError> {
+    authorize_reading(store, actor, tenant, "previewing a revert")
 }
 
 /// The role check of [`revert`] alone (editor), for a front end that asks
@@ -604,12 +659,20 @@ pub fn authorize_revert(
     authorize::<StagingError>(store, actor, tenant, Role::Editor, "reverting a publish")
 }
 
-/// What rolling publish `change_track_id` back would change in staging (nothing is written).
+/// What rolling publish `change_track_id` back would change in staging
+/// (nothing is written), read by `actor` (a viewer); with `agent` (ID or
+/// name), that agent must be in staging or production.
 pub fn publish_diff(
     store: &dyn Store,
+    actor: &Actor,
     tenant: &str,
+    agent: Option<&str>,
     change_track_id: &str,
 ) -> Result<RollbackOutcome, StagingError> {
+    authorize_reading(store, actor, tenant, "reading a publish")?;
+    if let Some(agent) = agent {
+        crate::service::staging::find_agent_id(store, tenant, agent)?;
+    }
     let plan = plan_rollback(store, tenant, change_track_id)?;
     Ok(rollback_outcome(tenant, change_track_id, true, None, plan))
 }
@@ -725,18 +788,85 @@ mod tests {
         assert!(store.publishes(T).unwrap().is_empty());
     }
 
-    #[test]
-    fn a_revert_needs_an_editor_except_its_preview() {
-        let (_tmp, _path, mut store) = applied();
+    /// [`applied`], published once, with users: `root` (the owner), `vic`
+    /// (a viewer of the tenant) and `eve` (no role on it); and the publish.
+    fn published_with_readers() -> (tempfile::TempDir, SqliteStore, PublishRecord) {
+        let (tmp, _path, mut store) = applied();
         let rec = publish(&mut store, &Actor::default(), None, T, None, "m", NOW)
             .unwrap()
             .unwrap()
             .record;
-        store.add_user("root").unwrap();
-        store.add_user("vic").unwrap();
-        let vic = Actor::named("vic");
+        for user in ["root", "vic", "eve"] {
+            store.add_user(user).unwrap();
+        }
+        store.grant("vic", T, Role::Viewer).unwrap();
+        (tmp, store, rec)
+    }
+
+    #[test]
+    fn a_revert_needs_an_editor_and_its_preview_a_viewer() {
+        let (_tmp, mut store, rec) = published_with_readers();
+        let (vic, eve) = (Actor::named("vic"), Actor::named("eve"));
         revert(&mut store, &vic, T, &rec.change_track_id, true).unwrap();
         let e = revert(&mut store, &vic, T, &rec.change_track_id, false).unwrap_err();
         assert!(e.to_string().contains("needs the editor role"), "{e}");
+        let e = revert(&mut store, &eve, T, &rec.change_track_id, true).unwrap_err();
+        assert!(e.to_string().contains("previewing a revert"), "{e}");
+    }
+
+    /// Every read here is a viewer's: a user without a role on the tenant
+    /// is refused, naming what they tried, before anything is looked up
+    /// (an unknown agent or publish is not told to them).
+    #[test]
+    fn every_read_needs_a_viewer() {
+        let (_tmp, store, rec) = published_with_readers();
+        let (vic, eve) = (Actor::named("vic"), Actor::named("eve"));
+        let change = rec.change_track_id.as_str();
+        let cache = StagingDiffCache::default();
+        let rendered = |actor: &Actor| {
+            cache
+                .rendered::<StagingError>(&store, actor, T, None, |_| Ok(Vec::new()))
+                .map(|_| ())
+        };
+        type Read<'a> = Box<dyn Fn(&Actor) -> Result<(), StagingError> + 'a>;
+        let reads: Vec<(&str, Read)> = vec![
+            (
+                "reading the staging diff",
+                Box::new(|a| staging_diff_for(&store, a, T, Some("nobody")).map(|_| ())),
+            ),
+            ("reading the staging diff", Box::new(rendered)),
+            (
+                "reading the publish history",
+                Box::new(|a| publishes_of(&store, a, T, None).map(|_| ())),
+            ),
+            (
+                "reading the publish history",
+                Box::new(|a| agent_publishes(&store, a, T, "nobody").map(|_| ())),
+            ),
+            (
+                "reading a publish",
+                Box::new(|a| publish_diff(&store, a, T, None, "chg_nope").map(|_| ())),
+            ),
+            (
+                "previewing a revert",
+                Box::new(|a| authorize_revert_preview(&store, a, T)),
+            ),
+        ];
+        for (action, read) in &reads {
+            let e = read(&eve).unwrap_err();
+            assert!(matches!(e, StagingError::Access(_)), "{action}: {e}");
+            assert!(e.to_string().contains(action), "{e}");
+        }
+        staging_diff_for(&store, &vic, T, None).unwrap();
+        assert_eq!(publishes_of(&store, &vic, T, None).unwrap().len(), 1);
+        assert_eq!(
+            agent_publishes(&store, &vic, T, "billing-bot")
+                .unwrap()
+                .len(),
+            1
+        );
+        publish_diff(&store, &vic, T, Some("billing-bot"), change).unwrap();
+        let e = agent_publishes(&store, &vic, T, "nobody").unwrap_err();
+        assert!(matches!(e, StagingError::NoAgent { .. }), "{e}");
     }
 }

@@ -1182,8 +1182,9 @@ mod tests {
     use crate::backend::store::sqlite::SqliteStore;
     use crate::backend::store::{PublishStore, ResourceStore};
     use crate::domain::publish::StagingDiff;
+    use crate::service::access::Actor;
     use crate::service::publishing::{
-        publish_diff, publish_untagged, publishes_of, rollback, staging_diff_for,
+        publish_diff, publish_untagged, publishes_of, revert, staging_diff_for,
     };
     use serde_json::json;
 
@@ -1367,7 +1368,7 @@ mod tests {
             let scope =
                 crate::service::publishing::agent_scope(T, agent, &drafts, &production).unwrap();
             let whole = crate::domain::publish::staging_diff(&drafts, &production, Some(&scope));
-            let read = staging_diff_for(&store, T, Some(agent)).unwrap();
+            let read = staging_diff_for(&store, &Actor::named("ada"), T, Some(agent)).unwrap();
             assert_eq!(
                 serde_json::to_value(&read).unwrap(),
                 serde_json::to_value(&whole).unwrap(),
@@ -1564,7 +1565,7 @@ mod tests {
             assert!(out.revision > before, "edit {n}");
             assert_eq!(out.agent_id, id);
             assert_eq!(store.production(T).unwrap(), production, "edit {n}");
-            let d = staging_diff_for(&store, T, Some(&id)).unwrap();
+            let d = staging_diff_for(&store, &Actor::named("ada"), T, Some(&id)).unwrap();
             assert!(
                 paths(&d).iter().any(|p| p.starts_with(path)),
                 "edit {n}: no change at {path} in {:?}",
@@ -1673,7 +1674,7 @@ mod tests {
             matches!(e, StagingError::CorpusNotConnected { .. }),
             "{e:?}"
         );
-        let e = crate::service::publishing::rollback(&mut store, T, "chg_nope", true).unwrap_err();
+        let e = revert(&mut store, &Actor::named("ada"), T, "chg_nope", true).unwrap_err();
         assert!(matches!(e, StagingError::NoPublish { .. }), "{e:?}");
         assert_eq!(e.status_kind(), ErrorKind::NotFound);
     }
@@ -1781,7 +1782,11 @@ mod tests {
             assert_eq!(out.revision, before);
         }
         assert_eq!(store.revision().unwrap(), before);
-        assert!(!staging_diff_for(&store, T, None).unwrap().has_changes);
+        assert!(
+            !staging_diff_for(&store, &Actor::named("ada"), T, None)
+                .unwrap()
+                .has_changes
+        );
     }
 
     #[test]
@@ -1794,24 +1799,36 @@ mod tests {
             .unwrap();
         assert_eq!(rec.number, 2);
         assert!(rec.tag.is_none() && rec.commit.is_none());
-        assert!(!staging_diff_for(&store, T, None).unwrap().has_changes);
+        assert!(
+            !staging_diff_for(&store, &Actor::named("ada"), T, None)
+                .unwrap()
+                .has_changes
+        );
         assert!(publish_untagged(&mut store, T, None, "again", "dora", NOW)
             .unwrap()
             .is_none());
-        let listed = publishes_of(&store, T, Some("billing-bot")).unwrap();
+        let listed = publishes_of(&store, &Actor::named("ada"), T, Some("billing-bot")).unwrap();
         assert_eq!(listed.len(), 2);
         assert_eq!(listed[0].change_track_id, rec.change_track_id);
         let before = store.revision().unwrap();
-        let preview = publish_diff(&store, T, &rec.change_track_id).unwrap();
+        let preview =
+            publish_diff(&store, &Actor::named("ada"), T, None, &rec.change_track_id).unwrap();
         assert!(!preview.written && preview.preview);
         assert_eq!(preview.resources.len(), 1);
         assert_eq!(store.revision().unwrap(), before);
-        let done = rollback(&mut store, T, &rec.change_track_id, false).unwrap();
+        let done = revert(
+            &mut store,
+            &Actor::named("ada"),
+            T,
+            &rec.change_track_id,
+            false,
+        )
+        .unwrap();
         assert!(done.written);
         assert!(done.conflicts.is_empty());
         assert_eq!(done.resources, preview.resources);
         assert!(done.revision > before);
-        let d = staging_diff_for(&store, T, Some("billing-bot")).unwrap();
+        let d = staging_diff_for(&store, &Actor::named("ada"), T, Some("billing-bot")).unwrap();
         let c = d
             .resources
             .iter()

@@ -16,9 +16,11 @@ use serde::Serialize;
 
 use crate::backend::archive::{resource_type, ArchiveError, Manifest, ManifestSource};
 use crate::backend::store::Store;
+use crate::domain::access::Role;
 use crate::domain::model::{Kind, RefSite, Resource, Spec, TenantModel};
 use crate::domain::tagging::PublishTagger;
 use crate::domain::tree::MemoryTree;
+use crate::service::access::{authorize, Actor};
 use crate::service::gitplan;
 use crate::service::pipeline::{self, PipelineError};
 
@@ -57,6 +59,9 @@ pub struct ExportEntry {
 /// Why an export failed. Nothing was written.
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
+    /// The actor may not read the tenant.
+    #[error(transparent)]
+    Access(#[from] crate::domain::access::AccessError),
     /// Reading the store failed.
     #[error(transparent)]
     Pipeline(#[from] PipelineError),
@@ -114,8 +119,26 @@ fn id_of(r: &Resource) -> String {
     r.id().unwrap_or_default().to_string()
 }
 
-/// Compute what an export of `scope` holds, with its preview tree.
-pub fn scope(store: &dyn Store, tenant: &str, scope: &Scope) -> Result<Scoped, ExportError> {
+impl From<crate::backend::store::StoreError> for ExportError {
+    fn from(e: crate::backend::store::StoreError) -> ExportError {
+        ExportError::Pipeline(e.into())
+    }
+}
+
+/// `actor` may export `tenant`: a viewer.
+fn authorize_export(store: &dyn Store, actor: &Actor, tenant: &str) -> Result<(), ExportError> {
+    authorize::<ExportError>(store, actor, tenant, Role::Viewer, "exporting")
+}
+
+/// Compute what an export of `scope` holds, with its preview tree, for
+/// `actor` (a viewer).
+pub fn scope(
+    store: &dyn Store,
+    actor: &Actor,
+    tenant: &str,
+    scope: &Scope,
+) -> Result<Scoped, ExportError> {
+    authorize_export(store, actor, tenant)?;
     let full = pipeline::export_model(store, tenant)?;
     let mut scoped = scope_in(full, tenant, scope)?;
     scoped.drafts = true;
@@ -124,13 +147,16 @@ pub fn scope(store: &dyn Store, tenant: &str, scope: &Scope) -> Result<Scoped, E
 
 /// The tenant as of one published version of an agent (tree form): that
 /// version of the agent, every other resource as in production (its latest
-/// published version), and drafts for what was never published.
+/// published version), and drafts for what was never published; for
+/// `actor` (a viewer).
 pub fn model_at_version(
     store: &dyn Store,
+    actor: &Actor,
     tenant: &str,
     agent: &str,
     version: u64,
 ) -> Result<TenantModel, ExportError> {
+    authorize_export(store, actor, tenant)?;
     let drafts = store.all_drafts(tenant).map_err(PipelineError::from)?;
     let production = store.production(tenant).map_err(PipelineError::from)?;
     let mut by_id: BTreeMap<String, Resource> = drafts
@@ -413,16 +439,17 @@ pub struct Exported {
     pub scrubbed: usize,
 }
 
-/// Export `scope` of a tenant as ZIP bytes with a manifest.
+/// Export `scope` of a tenant as ZIP bytes with a manifest, for `actor` (a viewer).
 pub fn export_zip(
     store: &dyn Store,
+    actor: &Actor,
     tenant: &str,
     scope_of: &Scope,
     selected: Option<&[String]>,
     instance: &str,
     created_at: &str,
 ) -> Result<Exported, ExportError> {
-    let scoped = scope(store, tenant, scope_of)?;
+    let scoped = scope(store, actor, tenant, scope_of)?;
     export_scoped(store, tenant, scoped, selected, instance, created_at, None)
 }
 
@@ -489,12 +516,14 @@ pub struct Written {
 /// from git on a thread of their own meanwhile.
 pub fn export_all<W: std::io::Write + std::io::Seek>(
     store: &dyn Store,
+    actor: &Actor,
     tenant: &str,
     instance: &str,
     created_at: &str,
     repo: Option<&(dyn PublishTagger + Sync)>,
     out: W,
 ) -> Result<(Written, W), ExportError> {
+    authorize_export(store, actor, tenant)?;
     use crate::backend::archive::{self, SpilledParts};
     let gathered = std::sync::Mutex::new(Gathered {
         spill: SpilledParts::new()?,

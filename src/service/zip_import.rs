@@ -1362,7 +1362,13 @@ mod tests {
         let source = crate::domain::tree::folder::FolderSource::new(root);
         let tp = pipeline::plan_tree(&store, DEV, &source, DiffOptions::default()).unwrap();
         apply::apply(&mut store, &tp.plan.unwrap(), Default::default()).unwrap();
-        let scoped = zip_export::scope(&store, DEV, &Scope::Agent("support-bot".into())).unwrap();
+        let scoped = zip_export::scope(
+            &store,
+            &Actor::default(),
+            DEV,
+            &Scope::Agent("support-bot".into()),
+        )
+        .unwrap();
         let made = zip_export::export_scoped(
             &store,
             DEV,

@@ -302,10 +302,7 @@ fn the_readme_ci_recipe_runs_against_a_loopback_server() {
             ("GITHUB_REF_NAME", "release/1"),
         ],
     );
-    let publishes = server_env
-        .ferry(&["publishes", "--tenant", "acme-dev", "--output", "json"])
-        .ok()
-        .json();
+    let publishes = server_env.publish_log("acme-dev", &[]);
     assert_eq!(publishes["items"][0]["publishedBy"], "ci", "{publishes}");
     assert_eq!(
         publishes["items"][0]["message"], "release release/1",

@@ -462,6 +462,15 @@ pub fn http_json(method: &str, url: &str, token: Option<&str>, body: &serde_json
 }
 
 impl TestEnv {
+    /// `ferry publishes --tenant T [ARGS] --output json`, read as `root` (a
+    /// store owner once the store has users): the publish log as JSON.
+    pub fn publish_log(&self, tenant: &str, args: &[&str]) -> serde_json::Value {
+        let mut all = vec!["--as", "root", "publishes", "--tenant", tenant];
+        all.extend_from_slice(args);
+        all.extend(["--output", "json"]);
+        self.ferry(&all).ok().json()
+    }
+
     /// Add `user`, acting as `root` (add `root` first: the first user owns everything), and grant roles.
     pub fn user(&self, user: &str, grants: &[(&str, &str)]) {
         self.ferry(&["--as", "root", "user", "add", user]).ok();

@@ -106,6 +106,8 @@ fn credential_shapes_in_the_store_are_scrubbed_from_every_export_and_counted() {
     let file = env.tmp.path().join("all.zip");
     let run = env
         .ferry(&[
+            "--as",
+            "root",
             "zip",
             "export",
             "--tenant",

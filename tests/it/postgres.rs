@@ -251,6 +251,8 @@ fn store_migrate_and_status_on_both_back_ends() {
 fn export_files(env: &TestEnv, store: &str, tenant: &str, dir: &str) -> Vec<(String, Vec<u8>)> {
     let out = env.tmp.path().join(dir);
     env.ferry(&[
+        "--as",
+        "root",
         "--store",
         store,
         "export",
@@ -280,6 +282,8 @@ fn what_users_see(env: &TestEnv, store: &str, tag: &str) -> Vec<(String, Vec<u8>
         seen.extend(export_files(env, store, tenant, &format!("{tag}-{tenant}")));
         let log = env
             .ferry(&[
+                "--as",
+                "root",
                 "--store",
                 store,
                 "publishes",

@@ -147,6 +147,8 @@ fn a_fresh_clone_plans_applies_and_exports_against_a_remote_server() {
         .ok();
     hub.env
         .ferry(&[
+            "--as",
+            "root",
             "export",
             "--tenant",
             "acme-dev",
@@ -405,6 +407,8 @@ fn one_scenario_gives_the_same_output_against_sqlite_and_remote() {
         &sqlite,
         None,
         &[
+            "--as",
+            "root",
             "export",
             "--tenant",
             "acme-staging",
@@ -1092,6 +1096,8 @@ fn an_export_moves_only_the_files_that_changed() {
     let local = hub.env.tmp.path().join("local-export");
     hub.env
         .ferry(&[
+            "--as",
+            "root",
             "export",
             "--tenant",
             "acme-dev",

@@ -20,6 +20,20 @@ fn committed() -> TestEnv {
     env
 }
 
+/// [`committed`], published once, then with users: `root` (the owner) and
+/// `vic` (a viewer of acme-dev); and the publish's change ID.
+fn published_with_a_viewer() -> (TestEnv, String) {
+    let env = committed();
+    let publish1 = env
+        .ferry(&["publish", "--tenant", T, "-m", "first", "--output", "json"])
+        .ok()
+        .json();
+    let change = publish1["changeTrackId"].as_str().unwrap().to_string();
+    env.ferry(&["--as", "root", "user", "add", "root"]).ok();
+    env.user("vic", &[(T, "viewer")]);
+    (env, change)
+}
+
 /// `ferry ARGS` with extra environment variables.
 fn ferry_env(env: &TestEnv, vars: &[(&str, &str)], args: &[&str]) -> Run {
     let mut c = env.cmd();
@@ -60,17 +74,12 @@ fn refused(r: Run, role: &str, grant: &str) {
 
 #[test]
 fn every_cli_write_checks_the_role_and_names_the_grant() {
-    let env = committed();
-    let publish1 = env
-        .ferry(&["publish", "--tenant", T, "-m", "first", "--output", "json"])
-        .ok()
-        .json();
-    let change = publish1["changeTrackId"].as_str().unwrap().to_string();
-    env.ferry(&["--as", "root", "user", "add", "root"]).ok();
-    env.user("vic", &[(T, "viewer")]);
+    let (env, change) = published_with_a_viewer();
     env.edit_first_instruction_line("tenants/acme-dev/agents/support-bot.yaml", " Be brief.");
     let zip = env.path("bot.zip");
     env.ferry(&[
+        "--as",
+        "root",
         "zip",
         "export",
         "--tenant",
@@ -306,7 +315,15 @@ fn an_http_publish_tags_git_after_recording_it() {
         env.git(&["rev-parse", "HEAD"]).trim()
     );
     let list = env
-        .ferry(&["publishes", "--tenant", T, "--output", "json"])
+        .ferry(&[
+            "--as",
+            "root",
+            "publishes",
+            "--tenant",
+            T,
+            "--output",
+            "json",
+        ])
         .ok()
         .json();
     assert_eq!(list["items"][0]["tag"], "acme-dev/publish/1");
@@ -320,6 +337,8 @@ fn a_zip_import_is_one_transaction_refused_when_stale() {
     let token = env.token("root", Some("acme-prod"));
     let zip = env.path("bot.zip");
     env.ferry(&[
+        "--as",
+        "root",
         "zip",
         "export",
         "--tenant",
@@ -390,6 +409,8 @@ fn live_sync_lists_and_previews_and_zip_import_previews_need_the_editor_role() {
     let token = env.token("vic", Some(T));
     let zip = env.path("bot.zip");
     env.ferry(&[
+        "--as",
+        "root",
         "zip",
         "export",
         "--tenant",
@@ -538,4 +559,48 @@ pub fn tenant_create_needs_a_store_owner_once_there_are_users() {
     env.ferry(&["--as", "root", "tenant", "create", "acme-qa"])
         .ok();
     assert!(env.path("tenants/acme-qa/tenant.toml").exists());
+}
+
+/// Reads check the role too, in the library, whichever front end asks: on
+/// a store with users, someone without a role on the tenant is refused
+/// every CLI read (the staging diff, the publish history, a revert preview,
+/// exports into a folder and into a ZIP), told the grant, and nothing is
+/// written; a viewer reads all of them.
+#[test]
+fn every_cli_read_needs_the_viewer_role() {
+    let (env, change) = published_with_a_viewer();
+    env.user("eve", &[("acme-staging", "owner")]);
+    let (out, zip) = (env.path("exported"), env.path("t.zip"));
+    let (out, zip) = (out.to_str().unwrap(), zip.to_str().unwrap());
+    let reads: [&[&str]; 6] = [
+        &["diff", "--tenant", T],
+        &["publishes", "--tenant", T],
+        &["revert", "--tenant", T, &change, "--preview"],
+        &["export", "--tenant", T, "--out", out],
+        &["zip", "export", "--tenant", T, "--all", "-o", zip],
+        &[
+            "zip",
+            "export",
+            "--tenant",
+            T,
+            "--agent",
+            "support-bot",
+            "--preview",
+        ],
+    ];
+    let before = revision(&env);
+    for read in reads {
+        let as_eve = [&["--as", "eve"][..], read].concat();
+        refused(
+            env.ferry(&as_eve),
+            "viewer",
+            &format!("ferry grant 'eve' {T} viewer"),
+        );
+        assert!(!env.path("exported").exists() && !env.path("t.zip").exists());
+    }
+    assert_eq!(revision(&env), before, "nothing was written");
+    for read in reads {
+        env.ferry(&[&["--as", "vic"][..], read].concat()).ok();
+    }
+    assert!(env.path("exported").join("agents").is_dir() && env.path("t.zip").is_file());
 }

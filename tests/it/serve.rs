@@ -493,6 +493,8 @@ pub fn document_003_edit_diff_publish_history_rollback() {
     }
     let cli = env
         .ferry(&[
+            "--as",
+            "root",
             "diff",
             "--tenant",
             "acme-dev",
@@ -540,18 +542,7 @@ pub fn document_003_edit_diff_publish_history_rollback() {
     assert_eq!(list.len(), 2);
     assert_eq!(list[0]["changeTrackId"], change.as_str());
     assert_eq!(list[0]["message"], "tighten support-bot");
-    let cli = env
-        .ferry(&[
-            "publishes",
-            "--tenant",
-            "acme-dev",
-            "--agent",
-            "support-bot",
-            "--output",
-            "json",
-        ])
-        .ok()
-        .json();
+    let cli = env.publish_log("acme-dev", &["--agent", "support-bot"]);
     assert_eq!(cli, h, "the CLI and the API give the same publish history");
     let pd = http(
         "GET",
@@ -1215,7 +1206,9 @@ fn ferry_sync_cli_reads_a_live_source_into_the_local_store() {
         "{again}"
     );
     // What landed is the agent the source exported, with its tools.
-    dst_env.ferry(&["export", "--tenant", "acme-prod"]).ok();
+    dst_env
+        .ferry(&["--as", "root", "export", "--tenant", "acme-prod"])
+        .ok();
     assert!(dst_env
         .path("tenants/acme-prod/agents/support-bot.yaml")
         .exists());

@@ -3,6 +3,7 @@
 //! keep the CLI's messages.
 
 use crate::common::*;
+use ferry::service::access::Actor;
 use ferry::service::staging::{apply_edit, StagingEdit};
 
 const T: &str = "acme-dev";
@@ -359,10 +360,16 @@ pub fn the_staging_diff_is_rendered_again_only_when_the_store_moves() {
     let renders = Cell::new(0);
     let diff_of = |store: &dyn ferry::backend::store::Store| -> String {
         let bytes = cache
-            .rendered::<ferry::service::staging::StagingError>(store, T, None, |d| {
-                renders.set(renders.get() + 1);
-                Ok(serde_json::to_vec(&(d.has_changes, d.resources.len())).unwrap())
-            })
+            .rendered::<ferry::service::staging::StagingError>(
+                store,
+                &Actor::default(),
+                T,
+                None,
+                |d| {
+                    renders.set(renders.get() + 1);
+                    Ok(serde_json::to_vec(&(d.has_changes, d.resources.len())).unwrap())
+                },
+            )
             .unwrap();
         String::from_utf8(bytes.to_vec()).unwrap()
     };

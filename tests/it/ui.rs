@@ -333,10 +333,7 @@ fn staging_edit_diff_publish_history_and_revert_in_a_browser() {
     );
     assert!(row.contains("updated Agent support-bot"), "{row}");
     b.screenshot("history");
-    let log = env
-        .ferry(&["publishes", "--tenant", "acme-dev", "--output", "json"])
-        .ok()
-        .json();
+    let log = env.publish_log("acme-dev", &[]);
     assert_eq!(log["items"][0]["number"], 2, "{log}");
     assert_eq!(log["items"][0]["publishedBy"], "root", "{log}");
 
@@ -531,10 +528,7 @@ fn a_viewer_sees_no_controls_and_a_forged_post_is_refused() {
     // Without the CSRF token: refused before anything is read.
     let status = b.post_from_page("/t/acme-dev/history/x/revert", json!({}));
     assert_eq!(status, 403);
-    let log = env
-        .ferry(&["publishes", "--tenant", "acme-dev", "--output", "json"])
-        .ok()
-        .json();
+    let log = env.publish_log("acme-dev", &[]);
     assert_eq!(
         log["items"].as_array().unwrap().len(),
         1,
@@ -772,6 +766,8 @@ fn snippets_and_tool_action_settings_in_the_editor() {
     let exported = |name: &str| {
         let out = env.tmp.path().join(name);
         env.ferry(&[
+            "--as",
+            "root",
             "export",
             "--tenant",
             "acme-dev",

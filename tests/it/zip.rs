@@ -6,6 +6,7 @@ use std::path::Path;
 use serde_json::Value;
 
 use crate::common::*;
+use ferry::service::access::Actor;
 
 const SECRET: &str = "sk-live-51HxQabcdefghijklmnopQRSTUV";
 const STAMP: &[&str] = &["--created-at", "2026-01-01T00:00:00Z"];
@@ -873,14 +874,23 @@ fn a_whole_tenant_archive_streamed_is_the_scoped_one_byte_for_byte() {
         None,
         Some(&tagger as &(dyn ferry::domain::tagging::PublishTagger + Sync)),
     ] {
-        let scoped = zip_export::scope(&*store, "acme-dev", &Scope::All).unwrap();
+        let scoped =
+            zip_export::scope(&*store, &Actor::default(), "acme-dev", &Scope::All).unwrap();
         let whole = repo.map(|r| r as &dyn ferry::domain::tagging::PublishTagger);
         let whole =
             zip_export::export_scoped(&*store, "acme-dev", scoped, None, "ferry", at, whole)
                 .unwrap();
         let file = std::io::Cursor::new(Vec::new());
-        let (streamed, file) =
-            zip_export::export_all(&*store, "acme-dev", "ferry", at, repo, file).unwrap();
+        let (streamed, file) = zip_export::export_all(
+            &*store,
+            &Actor::default(),
+            "acme-dev",
+            "ferry",
+            at,
+            repo,
+            file,
+        )
+        .unwrap();
         assert_eq!(streamed.manifest, whole.manifest);
         assert_eq!(streamed.scrubbed, whole.scrubbed);
         assert!(

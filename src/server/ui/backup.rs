@@ -30,8 +30,8 @@ pub async fn export_page(
     Path((tenant, agent)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    read_page(&state, headers, tenant, Role::Viewer, "exporting", move |store, me, tenant| {
-        let scoped = zip_export::scope(store, tenant, &Scope::Agent(agent.clone()))?;
+    read_page(&state, headers, tenant, None, move |store, me, tenant| {
+        let scoped = zip_export::scope(store, &me.actor(), tenant, &Scope::Agent(agent.clone()))?;
         let depth = |e: &zip_export::ExportEntry| {
             let mut d = 0;
             let mut p = e.parent.clone();
@@ -78,32 +78,19 @@ pub async fn export_zip(
     query: axum::extract::RawQuery,
 ) -> Response {
     let form = Form::parse(&Bytes::from(query.0.unwrap_or_default()));
-    read_page(
-        &state,
-        headers,
-        tenant,
-        Role::Viewer,
-        "exporting",
-        move |store, _, tenant| {
-            let scoped = zip_export::scope(store, tenant, &Scope::Agent(agent.clone()))?;
-            let selected: Vec<String> = form
-                .all("selected")
-                .into_iter()
-                .map(str::to_string)
-                .collect();
-            let now = crate::backend::store::now_rfc3339();
-            let made = zip_export::export_scoped(
-                store,
-                tenant,
-                scoped,
-                Some(&selected),
-                "ferry",
-                &now,
-                None,
-            )?;
-            Ok(zip_response(made.bytes, &format!("{tenant}-{agent}.zip")).into_response())
-        },
-    )
+    read_page(&state, headers, tenant, None, move |store, me, tenant| {
+        let scope = Scope::Agent(agent.clone());
+        let scoped = zip_export::scope(store, &me.actor(), tenant, &scope)?;
+        let selected: Vec<String> = form
+            .all("selected")
+            .into_iter()
+            .map(str::to_string)
+            .collect();
+        let now = crate::backend::store::now_rfc3339();
+        let made =
+            zip_export::export_scoped(store, tenant, scoped, Some(&selected), "ferry", &now, None)?;
+        Ok(zip_response(made.bytes, &format!("{tenant}-{agent}.zip")).into_response())
+    })
     .await
 }
 
@@ -152,8 +139,7 @@ pub async fn import_page(
         &state,
         headers,
         tenant,
-        Role::Editor,
-        "importing an archive",
+        Some((Role::Editor, "importing an archive")),
         move |store, me, tenant| {
             let agents = local_agents(store, tenant)?;
             let body = html! {

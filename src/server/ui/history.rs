@@ -23,8 +23,8 @@ pub async fn page(
     Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
-    read_page(&state, headers, tenant, Role::Viewer, "reading the publish history", move |store, me, tenant| {
-            let list = publishing::publishes_of(store, tenant, None)?;
+    read_page(&state, headers, tenant, None, move |store, me, tenant| {
+            let list = publishing::publishes_of(store, &me.actor(), tenant, None)?;
             let body = html! {
                 h1 { "Publish history of " (tenant) }
                 @if let Some(n) = q.get("published") {
@@ -64,8 +64,8 @@ pub async fn preview(
     Path((tenant, change)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    read_page(&state, headers, tenant, Role::Viewer, "reading a publish", move |store, me, tenant| {
-            let out = publishing::publish_diff(store, tenant, &change)?;
+    read_page(&state, headers, tenant, None, move |store, me, tenant| {
+            let out = publishing::publish_diff(store, &me.actor(), tenant, None, &change)?;
             let may = me.may(tenant, Role::Editor);
             let body = html! {
                 h1 { "Preview revert of " code { (change) } }

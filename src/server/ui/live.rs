@@ -74,8 +74,7 @@ pub async fn page(
         &state,
         headers,
         tenant,
-        Role::Editor,
-        "syncing agents from another instance",
+        Some((Role::Editor, "syncing agents from another instance")),
         move |_, me, tenant| ok(live_page(tenant, me, "", html! {})),
     )
     .await

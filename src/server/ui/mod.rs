@@ -307,14 +307,15 @@ pub fn respond(result: Result<Response, ApiError>) -> Response {
     }
 }
 
-/// A page that only reads, for the signed-in person holding at least
-/// `role` on `tenant` (checked before anything is looked up).
+/// A page that only reads, for the signed-in person. With `needs` (a role
+/// and the action it is needed for), the page checks they hold at least
+/// that role on `tenant` before anything is looked up; `None` is for a page
+/// whose use case checks the role itself.
 pub async fn read_page<F>(
     state: &Shared,
     headers: HeaderMap,
     tenant: String,
-    role: Role,
-    action: &'static str,
+    needs: Option<(Role, &'static str)>,
     render: F,
 ) -> Response
 where
@@ -323,7 +324,9 @@ where
     respond(
         read_store(state, move |store| {
             let me = me(store, &headers)?;
-            me.require(&tenant, role, action)?;
+            if let Some((role, action)) = needs {
+                me.require(&tenant, role, action)?;
+            }
             render(store, &me, &tenant)
         })
         .await,

@@ -533,8 +533,7 @@ pub async fn editor(
         &state,
         headers,
         tenant,
-        Role::Viewer,
-        "reading agents",
+        Some((Role::Viewer, "reading agents")),
         move |store, me, tenant| {
             let (r, spec) = draft_of(store, tenant, &agent)?;
             let c = choices(store, tenant, &spec)?;
@@ -726,17 +725,10 @@ pub async fn diff(
     Query(q): Query<std::collections::HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
-    read_page(
-        &state,
-        headers,
-        tenant,
-        Role::Viewer,
-        "reading the staging diff",
-        move |store, me, tenant| {
-            let d = publishing::staging_diff_for(store, tenant, Some(&agent))?;
-            ok(diff_page(tenant, &agent, me, &d, q.contains_key("nothing")))
-        },
-    )
+    read_page(&state, headers, tenant, None, move |store, me, tenant| {
+        let d = publishing::staging_diff_for(store, &me.actor(), tenant, Some(&agent))?;
+        ok(diff_page(tenant, &agent, me, &d, q.contains_key("nothing")))
+    })
     .await
 }
 

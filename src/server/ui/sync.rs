@@ -132,8 +132,7 @@ pub async fn page(
         &state,
         headers,
         tenant,
-        Role::Viewer,
-        "reading the sync panel",
+        Some((Role::Viewer, "reading the sync panel")),
         move |store, me, tenant| {
             let targets = targets(store, me, tenant)?;
             let chosen = q.get("target").filter(|t| !t.is_empty());
