@@ -156,6 +156,9 @@ impl From<StoreError> for ApiError {
         let known = e.code().to_string();
         match e {
             StoreError::NoTenant { .. } => ApiError::not_found(&known, msg),
+            StoreError::NoToken { id } => {
+                ApiError::not_found(&known, msg).with("id", serde_json::Value::String(id))
+            }
             StoreError::TenantExists { .. }
             | StoreError::Busy { .. }
             | StoreError::Refused { .. } => ApiError::conflict(&known, msg),

@@ -692,6 +692,27 @@ fn tokens_are_made_listed_and_revoked_through_a_remote_server() {
     let r = ferry_at(dir, &url, Some(&second), &["tenant", "list"]).expect(1);
     assert!(r.stderr.contains("revoked"), "{}", r.stderr);
     ferry_at(dir, &url, Some(&hub.root), &["tenant", "list"]).ok();
+
+    // An ID no token has is a 404 naming it, over HTTP and from the CLI.
+    let revoke = hub
+        .server
+        .url("/api/ferry/v1/tokens/tok_000000000000/revoke");
+    let body = http("POST", &revoke, Some(&hub.root), &[], None).expect(404);
+    assert_eq!(body["error"]["code"], "token_not_found", "{body}");
+    assert_eq!(body["id"], "tok_000000000000", "{body}");
+    let r = ferry_at(
+        dir,
+        &url,
+        Some(&hub.root),
+        &["token", "revoke", "tok_000000000000"],
+    );
+    let r = r.expect(1);
+    assert!(
+        r.stderr.contains("no token has the ID `tok_000000000000`"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("ferry token list"), "{}", r.stderr);
 }
 
 /// What schemathesis found in the store contract's bodies (`.ci/schemathesis.sh`):

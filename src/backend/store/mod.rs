@@ -55,6 +55,12 @@ pub enum StoreError {
         /// The tenant asked for.
         tenant: String,
     },
+    /// No token has this ID.
+    #[error("no token has the ID `{id}`\nhint: `ferry token list` shows the IDs")]
+    NoToken {
+        /// The ID asked for.
+        id: String,
+    },
     /// The tenant exists already.
     #[error("tenant `{tenant}` already exists in the store")]
     TenantExists {
@@ -152,6 +158,7 @@ impl StoreError {
         match self {
             StoreError::Remote { code, .. } => code,
             StoreError::NoTenant { .. } => "tenant_not_found",
+            StoreError::NoToken { .. } => "token_not_found",
             StoreError::TenantExists { .. } => "tenant_exists",
             StoreError::Stale { .. } => "stale",
             StoreError::Busy { .. } => "busy",
@@ -817,9 +824,7 @@ pub fn token_taken(id: &str) -> StoreError {
 
 /// The refusal of a token ID the store does not hold.
 pub fn unknown_token(id: &str) -> StoreError {
-    StoreError::Refused {
-        message: format!("no token has the ID `{id}`\nhint: `ferry token list` shows the IDs"),
-    }
+    StoreError::NoToken { id: id.to_string() }
 }
 
 /// A web UI session as the store keeps it: the hash of its secret, never the secret.

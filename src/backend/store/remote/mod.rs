@@ -149,6 +149,11 @@ pub fn answer_error(status: u16, body: &Value) -> StoreError {
         ("tenant_exists", Some(tenant)) => return StoreError::TenantExists { tenant },
         ("busy", Some(tenant)) => return StoreError::Busy { tenant },
         ("refused", _) if status == 409 => return StoreError::Refused { message },
+        ("token_not_found", _) if status == 404 => {
+            if let Some(id) = text(&body["id"]) {
+                return StoreError::NoToken { id };
+            }
+        }
         _ => {}
     }
     let hint = if status == 401 {
