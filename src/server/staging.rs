@@ -22,7 +22,6 @@ use super::error::ApiError;
 use super::openapi::Registry;
 use super::{auth, read_store, with_store, Shared};
 use crate::backend::store::Store;
-use crate::domain::access::Role;
 use crate::service::staging::{
     self, ErrorKind, FolderEdit, GuardrailPatch, StagingEdit, StagingError,
 };
@@ -198,18 +197,6 @@ fn problems_json(problems: &[crate::domain::diagnostic::Diagnostic]) -> Value {
             })
         })
         .collect()
-}
-
-/// The caller's tenant, after checking they hold `role` there.
-fn tenant_for(
-    store: &dyn Store,
-    headers: &HeaderMap,
-    role: Role,
-    action: &str,
-) -> Result<(auth::Caller, String), ApiError> {
-    let (caller, tenant) = caller_and_tenant(store, headers)?;
-    caller.require(&tenant, role, action)?;
-    Ok((caller, tenant))
 }
 
 /// The caller and their token's current tenant, for a use case that
@@ -400,7 +387,8 @@ async fn edit(
     make: impl FnOnce() -> Result<StagingEdit, ApiError> + Send + 'static,
 ) -> Result<Json<Value>, ApiError> {
     let out = with_store(&state, move |store| {
-        let (caller, tenant) = tenant_for(store, &headers, Role::Editor, "editing staging")?;
+        let (caller, tenant) = caller_and_tenant(store, &headers)?;
+        staging::authorize_edit(&*store, &caller.actor(), &tenant)?;
         let e = make()?;
         let outcome = staging::edit_staging(store, &caller.actor(), &tenant, &agent, &e)?;
         serde_json::to_value(outcome).map_err(|e| ApiError::internal(e.to_string()))
@@ -731,7 +719,8 @@ async fn publish(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let tagging = state.clone();
     let out = with_store(&state, move |store| {
-        let (caller, tenant) = tenant_for(store, &headers, Role::Admin, "publishing")?;
+        let (caller, tenant) = caller_and_tenant(store, &headers)?;
+        publishing::authorize_publish(&*store, &caller.actor(), &tenant)?;
         let v = json_body(&body)?;
         let message = string_field(&v, &["message", "description"])?
             .unwrap_or_else(|| format!("publish {agent} over the API"));
@@ -801,7 +790,8 @@ async fn rollback(
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let out = with_store(&state, move |store| {
-        let (caller, tenant) = tenant_for(store, &headers, Role::Editor, "rolling back")?;
+        let (caller, tenant) = caller_and_tenant(store, &headers)?;
+        publishing::authorize_revert(&*store, &caller.actor(), &tenant)?;
         let v = json_body(&body)?;
         let change = string_field(&v, &["changeTrackId", "change_track_id"])?.ok_or_else(|| {
             ApiError::bad_request("bad_body", "the body must hold `changeTrackId`")

@@ -57,6 +57,16 @@ pub struct AgentView {
     pub last_changed_at: Option<String>,
 }
 
+/// The role check of reading an agent alone (viewer), for a front end that
+/// reads the agent's draft itself (the web UI's editor).
+pub fn authorize_reading(
+    store: &dyn Store,
+    actor: &Actor,
+    tenant: &str,
+) -> Result<(), StagingError> {
+    authorize::<StagingError>(store, actor, tenant, Role::Viewer, "reading agents")
+}
+
 /// One line of the agent list.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -121,7 +131,7 @@ pub fn agent_view(
     tenant: &str,
     agent: &str,
 ) -> Result<Option<AgentView>, StagingError> {
-    authorize::<StagingError>(store, actor, tenant, Role::Viewer, "reading agents")?;
+    authorize_reading(store, actor, tenant)?;
     let id = find_agent_id(store, tenant, agent)?;
     let ids = std::slice::from_ref(&id);
     let Some(draft) = store.drafts(tenant, ids)?.pop() else {

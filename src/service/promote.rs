@@ -770,6 +770,36 @@ pub fn plan_as(
     Ok(promotion)
 }
 
+/// The tenants `actor` may promote `from` into, by name: every other tenant
+/// where they are an admin or owner (every other one while the store has no
+/// users), once they may read `from` (a viewer). The sync panel offers these.
+pub fn targets_for(
+    store: &dyn Store,
+    actor: &crate::service::access::Actor,
+    from: &str,
+) -> Result<Vec<String>, PromoteError> {
+    use crate::domain::access::Role;
+    crate::service::access::authorize::<PromoteError>(
+        store,
+        actor,
+        from,
+        Role::Viewer,
+        "reading the sync panel",
+    )?;
+    let access = store.access()?;
+    Ok(store
+        .tenants()?
+        .into_iter()
+        .map(|t| t.name)
+        .filter(|t| t != from)
+        .filter(|t| {
+            access
+                .require(actor.name(), t, Role::Admin, "promoting")
+                .is_ok()
+        })
+        .collect())
+}
+
 /// Plan a promotion (no role check: see [`plan_as`]).
 pub fn plan(
     source: &dyn Store,
@@ -1006,6 +1036,37 @@ pub fn report(p: &Promotion) -> PromotionReport {
 mod tests {
     use super::*;
     use crate::domain::model::{Metadata, ToolSpec};
+
+    /// The sync panel offers every other tenant where the actor is an admin
+    /// or owner (every other one while the store has no users), and only to
+    /// a viewer of the source.
+    #[test]
+    fn the_panel_offers_the_tenants_the_actor_may_promote_into() {
+        use crate::backend::store::{AccessStore, ResourceStore};
+        use crate::domain::access::Role;
+        use crate::service::access::Actor;
+        let (_tmp, mut store) = pipeline::tests::applied();
+        for t in ["acme-staging", "acme-prod"] {
+            store
+                .create_tenant(t, None, &crate::domain::secrets::generate_keypair())
+                .unwrap();
+        }
+        let from = "acme-dev";
+        let every = targets_for(&store, &Actor::default(), from).unwrap();
+        assert_eq!(every, ["acme-prod", "acme-staging"]);
+        for user in ["root", "ada", "eve"] {
+            store.add_user(user).unwrap();
+        }
+        store.grant("ada", from, Role::Viewer).unwrap();
+        store.grant("ada", "acme-staging", Role::Admin).unwrap();
+        store.grant("ada", "acme-prod", Role::Editor).unwrap();
+        let ada = targets_for(&store, &Actor::named("ada"), from).unwrap();
+        assert_eq!(ada, ["acme-staging"]);
+        let root = targets_for(&store, &Actor::named("root"), from).unwrap();
+        assert_eq!(root, every);
+        let e = targets_for(&store, &Actor::named("eve"), from).unwrap_err();
+        assert!(e.to_string().contains("reading the sync panel"), "{e}");
+    }
 
     fn tool(id: &str, name: &str, syncable: bool, connection: Option<&str>) -> Resource {
         Resource {

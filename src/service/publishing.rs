@@ -350,7 +350,7 @@ pub fn publish(
     message: &str,
     now: &str,
 ) -> Result<Option<Published>, StagingError> {
-    authorize::<StagingError>(&*store, actor, tenant, Role::Admin, "publishing")?;
+    authorize_publish(&*store, actor, tenant)?;
     let record = store.tenant(tenant)?;
     let drafts = store.all_drafts(tenant)?;
     let prepared = prepare_publish_in(
@@ -637,6 +637,16 @@ fn authorize_reading(
     action: &str,
 ) -> Result<(), StagingError> {
     authorize::<StagingError>(store, actor, tenant, Role::Viewer, action)
+}
+
+/// The role check of [`publish`] alone (admin), for a front end that looks
+/// the agent up before it publishes and should refuse before it looks.
+pub fn authorize_publish(
+    store: &dyn Store,
+    actor: &Actor,
+    tenant: &str,
+) -> Result<(), StagingError> {
+    authorize::<StagingError>(store, actor, tenant, Role::Admin, "publishing")
 }
 
 /// The role check of a [`revert`] preview alone (viewer), for a front end

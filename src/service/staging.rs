@@ -395,14 +395,24 @@ pub fn edit_staging_all(
     agent: &str,
     edits: &[StagingEdit],
 ) -> Result<EditOutcome, StagingError> {
+    authorize_edit(&*store, actor, tenant)?;
+    edits_as(store, actor.name(), tenant, agent, edits)
+}
+
+/// The role check of a staging edit alone (editor), for a front end that
+/// reads the draft to build the edit and should refuse before it looks.
+pub fn authorize_edit(
+    store: &dyn Store,
+    actor: &crate::service::access::Actor,
+    tenant: &str,
+) -> Result<(), StagingError> {
     crate::service::access::authorize::<StagingError>(
-        &*store,
+        store,
         actor,
         tenant,
         crate::domain::access::Role::Editor,
         "editing staging",
-    )?;
-    edits_as(store, actor.name(), tenant, agent, edits)
+    )
 }
 
 /// Apply a JSON merge patch (RFC 7396) to `target`: objects merge key by

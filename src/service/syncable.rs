@@ -1,5 +1,6 @@
 //! Marking a resource syncable (document 000, step 1): the flag that makes
-//! tenant sync ([`crate::service::promote`]) select it.
+//! tenant sync ([`crate::service::promote`]) select it, and the list of a
+//! tenant's resources it is set from ([`resources_matching`]).
 //!
 //! [`set_syncable`] is a staging edit of one draft of any kind: an editor
 //! of the tenant flips `metadata.syncable`, and the draft is written in one
@@ -47,6 +48,22 @@ pub struct SyncableOutcome {
     pub changed: bool,
     /// The tenant revision after the edit.
     pub revision: u64,
+}
+
+/// The drafts of `tenant` whose name holds `query` (any case; every draft
+/// for an empty query), by name, as `actor` (a viewer) lists them.
+pub fn resources_matching(
+    store: &dyn Store,
+    actor: &Actor,
+    tenant: &str,
+    query: &str,
+) -> Result<Vec<crate::domain::model::Resource>, SyncableError> {
+    authorize::<SyncableError>(store, actor, tenant, Role::Viewer, "listing resources")?;
+    let query = query.trim().to_lowercase();
+    let mut drafts = store.all_drafts(tenant)?;
+    drafts.retain(|r| query.is_empty() || r.name().to_lowercase().contains(&query));
+    drafts.sort_by(|a, b| a.name().cmp(b.name()));
+    Ok(drafts)
 }
 
 /// Set `metadata.syncable` of the draft `id` in `tenant` as `actor` (an editor).
@@ -134,5 +151,39 @@ mod tests {
         let whole = crate::domain::validate::NameTable::of_index(&index);
         let expected = pipeline::canonical_unit_hash(&render_names(&draft, &whole)).unwrap();
         assert_eq!(index.get(&agent.id).unwrap().file_hash, expected);
+    }
+
+    /// The list is by name, filtered by any-case substring, and needs a
+    /// viewer once the store has users.
+    #[test]
+    fn the_resource_list_matches_names_and_needs_a_viewer() {
+        use crate::backend::store::AccessStore;
+        let (_tmp, mut store) = pipeline::tests::applied();
+        let t = "acme-dev";
+        let anyone = Actor::default();
+        let all = resources_matching(&store, &anyone, t, "").unwrap();
+        let names: Vec<&str> = all.iter().map(|r| r.name()).collect();
+        let mut sorted = names.clone();
+        sorted.sort();
+        assert_eq!(names, sorted);
+        assert_eq!(all.len(), store.index(t).unwrap().1.entries().len());
+        let bots = resources_matching(&store, &anyone, t, "  BOT ").unwrap();
+        assert!(!bots.is_empty() && bots.len() < all.len());
+        assert!(bots.iter().all(|r| r.name().contains("bot")));
+
+        for user in ["root", "vic", "eve"] {
+            store.add_user(user).unwrap();
+        }
+        store.grant("vic", t, Role::Viewer).unwrap();
+        assert_eq!(
+            resources_matching(&store, &Actor::named("vic"), t, "bot").unwrap(),
+            bots
+        );
+        let e = resources_matching(&store, &Actor::named("eve"), t, "").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("listing resources needs the viewer role"),
+            "{e}"
+        );
     }
 }

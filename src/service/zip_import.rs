@@ -1298,6 +1298,12 @@ pub enum Imported {
     Result(ImportResult),
 }
 
+/// The role check of [`import_bytes`] alone (editor), for a front end that
+/// offers the import form.
+pub fn authorize_import(store: &dyn Store, actor: &Actor, tenant: &str) -> Result<(), ImportError> {
+    authorize::<ImportError>(store, actor, tenant, Role::Editor, "importing an archive")
+}
+
 /// Import ZIP `bytes` into `tenant` as `actor`, an editor of the tenant (the
 /// preview needs the role too): check the archive whole, decode it, plan,
 /// and unless `preview` execute in one transaction. With `base_revision`
@@ -1313,7 +1319,7 @@ pub fn import_bytes(
     preview: bool,
     base_revision: Option<u64>,
 ) -> Result<Imported, ImportError> {
-    authorize::<ImportError>(&*store, actor, tenant, Role::Editor, "importing an archive")?;
+    authorize_import(&*store, actor, tenant)?;
     let read = archive::read_zip(bytes.as_ref(), &Limits::default())?;
     // An archive handed over by value is not needed once read.
     drop(bytes);

@@ -4,7 +4,9 @@
 //! cases), `backend/` (store, git, ZIP) and the front ends `cli/` and
 //! `server/`. This test reads every `crate::` path in the code (comments
 //! left out) and fails on an arrow the layering forbids, and on a second
-//! module naming git2, rusqlite, zip or the YAML crate.
+//! module naming git2, rusqlite, zip or the YAML crate. It also fails on a
+//! front end that checks a role itself rather than leaving it to the
+//! library, and on a function longer than 120 lines.
 
 use std::path::{Path, PathBuf};
 
@@ -183,6 +185,65 @@ fn a_forbidden_arrow_is_caught() {
     assert!(found[1].contains("`domain` may not use `crate::service`"));
     assert!(found[2].contains("`server` may not use `crate::cli`"));
     assert!(found[3].contains("names the `git2` crate"));
+}
+
+/// The front-end files that may check a role themselves: the store
+/// protocol's endpoints (a remote store has no use case; each operation's
+/// role is its contract) and the caller type those endpoints check with.
+const ROLE_CHECKING_FRONT_ENDS: [&str; 2] = ["server/ferry_api.rs", "server/auth.rs"];
+
+/// Every place a front end (`cli/`, `server/`) refuses by role itself
+/// (`.require(`) instead of leaving the check to the library's use case.
+pub fn front_end_role_checks(src: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    for (rel_text, text) in sources(src) {
+        let front_end = rel_text.starts_with("cli/") || rel_text.starts_with("server/");
+        if !front_end || ROLE_CHECKING_FRONT_ENDS.contains(&rel_text.as_str()) {
+            continue;
+        }
+        for (n, line) in text.lines().enumerate() {
+            if code_of(line).contains(".require(") {
+                found.push(format!(
+                    "src/{rel_text}:{}: a front end checks a role itself; call the use case (or its `authorize_…`) instead",
+                    n + 1
+                ));
+            }
+        }
+    }
+    found
+}
+
+/// Architecture Invariant: the front ends hold no role rules. Every role
+/// check of a use case, read or write, is the library's.
+#[test]
+fn front_ends_leave_role_checks_to_the_library() {
+    none_found(
+        "role checks in a front end",
+        front_end_role_checks(&project_root().join("src")),
+    );
+}
+
+#[test]
+fn a_role_check_in_a_front_end_is_caught() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let src = tmp.path();
+    for dir in ["cli", "server/ui", "service"] {
+        std::fs::create_dir_all(src.join(dir)).expect("mkdir");
+    }
+    let check = "fn f() { me.require(&t, Role::Editor, \"editing\")?; }\n";
+    for file in [
+        "cli/a.rs",
+        "server/ui/b.rs",
+        "server/auth.rs",
+        "service/c.rs",
+    ] {
+        std::fs::write(src.join(file), check).expect("w");
+    }
+    std::fs::write(src.join("cli/d.rs"), "// me.require(..) in a comment\n").expect("w");
+    let found = front_end_role_checks(src);
+    assert_eq!(found.len(), 2, "{found:#?}");
+    assert!(found[0].starts_with("src/cli/a.rs:1:"), "{found:#?}");
+    assert!(found[1].starts_with("src/server/ui/b.rs:1:"), "{found:#?}");
 }
 
 /// The longest a function of `src/` may run, in lines (signature to closing brace).

@@ -16,7 +16,6 @@ use maud::{html, Markup};
 
 use super::{csrf_field, layout, me_writing, ok, read_page, respond, write_form, Form, Me, Shared};
 use crate::backend::store::Store;
-use crate::domain::access::Role;
 use crate::domain::model::Kind;
 use crate::server::backup::{strategy_of, ARCHIVE_WORK};
 use crate::server::error::ApiError;
@@ -30,7 +29,7 @@ pub async fn export_page(
     Path((tenant, agent)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    read_page(&state, headers, tenant, None, move |store, me, tenant| {
+    read_page(&state, headers, tenant, move |store, me, tenant| {
         let scoped = zip_export::scope(store, &me.actor(), tenant, &Scope::Agent(agent.clone()))?;
         let depth = |e: &zip_export::ExportEntry| {
             let mut d = 0;
@@ -78,7 +77,7 @@ pub async fn export_zip(
     query: axum::extract::RawQuery,
 ) -> Response {
     let form = Form::parse(&Bytes::from(query.0.unwrap_or_default()));
-    read_page(&state, headers, tenant, None, move |store, me, tenant| {
+    read_page(&state, headers, tenant, move |store, me, tenant| {
         let scope = Scope::Agent(agent.clone());
         let scoped = zip_export::scope(store, &me.actor(), tenant, &scope)?;
         let selected: Vec<String> = form
@@ -135,20 +134,15 @@ pub async fn import_page(
     Path(tenant): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    read_page(
-        &state,
-        headers,
-        tenant,
-        Some((Role::Editor, "importing an archive")),
-        move |store, me, tenant| {
-            let agents = local_agents(store, tenant)?;
-            let body = html! {
-                h1 { "Import a ZIP into " (tenant) }
-                (upload_form(tenant, me, &agents))
-            };
-            ok(layout("Import a ZIP", Some(me), Some(tenant), body))
-        },
-    )
+    read_page(&state, headers, tenant, move |store, me, tenant| {
+        zip_import::authorize_import(store, &me.actor(), tenant)?;
+        let agents = local_agents(store, tenant)?;
+        let body = html! {
+            h1 { "Import a ZIP into " (tenant) }
+            (upload_form(tenant, me, &agents))
+        };
+        ok(layout("Import a ZIP", Some(me), Some(tenant), body))
+    })
     .await
 }
 

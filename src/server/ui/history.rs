@@ -23,7 +23,7 @@ pub async fn page(
     Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
-    read_page(&state, headers, tenant, None, move |store, me, tenant| {
+    read_page(&state, headers, tenant, move |store, me, tenant| {
             let list = publishing::publishes_of(store, &me.actor(), tenant, None)?;
             let body = html! {
                 h1 { "Publish history of " (tenant) }
@@ -64,7 +64,7 @@ pub async fn preview(
     Path((tenant, change)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    read_page(&state, headers, tenant, None, move |store, me, tenant| {
+    read_page(&state, headers, tenant, move |store, me, tenant| {
             let out = publishing::publish_diff(store, &me.actor(), tenant, None, &change)?;
             let may = me.may(tenant, Role::Editor);
             let body = html! {

@@ -25,7 +25,6 @@ use serde_json::Value;
 use super::backup::{imported_view, local_agents, preview_rows};
 use super::{csrf_field, layout, me_writing, ok, read_page, respond, Form, Me, Shared};
 use crate::backend::source::SourceClient;
-use crate::domain::access::Role;
 use crate::server::backup::ARCHIVE_WORK;
 use crate::server::error::ApiError;
 use crate::server::live_sync::blocking;
@@ -70,13 +69,10 @@ pub async fn page(
     Path(tenant): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    read_page(
-        &state,
-        headers,
-        tenant,
-        Some((Role::Editor, "syncing agents from another instance")),
-        move |_, me, tenant| ok(live_page(tenant, me, "", html! {})),
-    )
+    read_page(&state, headers, tenant, move |store, me, tenant| {
+        live_sync::authorize_sync(store, &me.actor(), tenant)?;
+        ok(live_page(tenant, me, "", html! {}))
+    })
     .await
 }
 

@@ -171,13 +171,6 @@ impl Me {
         self.role(tenant).is_some_and(|r| r >= role)
     }
 
-    /// Require at least `role` on `tenant` (403 otherwise).
-    pub fn require(&self, tenant: &str, role: Role, action: &str) -> Result<(), ApiError> {
-        self.access
-            .require(Some(&self.user), tenant, role, action)?;
-        Ok(())
-    }
-
     /// The tenants they hold a role on, by name, with the role.
     pub fn tenants(&self, store: &dyn Store) -> Result<Vec<(String, Role)>, ApiError> {
         Ok(store
@@ -307,26 +300,15 @@ pub fn respond(result: Result<Response, ApiError>) -> Response {
     }
 }
 
-/// A page that only reads, for the signed-in person. With `needs` (a role
-/// and the action it is needed for), the page checks they hold at least
-/// that role on `tenant` before anything is looked up; `None` is for a page
-/// whose use case checks the role itself.
-pub async fn read_page<F>(
-    state: &Shared,
-    headers: HeaderMap,
-    tenant: String,
-    needs: Option<(Role, &'static str)>,
-    render: F,
-) -> Response
+/// A page that only reads, for the signed-in person: `render` calls the
+/// library, which checks their role on `tenant` before it looks anything up.
+pub async fn read_page<F>(state: &Shared, headers: HeaderMap, tenant: String, render: F) -> Response
 where
     F: FnOnce(&dyn Store, &Me, &str) -> Result<Response, ApiError> + Send + 'static,
 {
     respond(
         read_store(state, move |store| {
             let me = me(store, &headers)?;
-            if let Some((role, action)) = needs {
-                me.require(&tenant, role, action)?;
-            }
             render(store, &me, &tenant)
         })
         .await,

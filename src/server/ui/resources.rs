@@ -68,11 +68,9 @@ pub async fn page(
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
-    read_page(&state, headers, tenant, Some((Role::Viewer, "listing resources")), move |store, me, tenant| {
+    read_page(&state, headers, tenant, move |store, me, tenant| {
             let q = query.get("q").map(|s| s.trim().to_lowercase()).unwrap_or_default();
-            let mut drafts = store.all_drafts(tenant)?;
-            drafts.retain(|r| q.is_empty() || r.name().to_lowercase().contains(&q));
-            drafts.sort_by(|a, b| a.name().cmp(b.name()));
+            let drafts = syncable::resources_matching(store, &me.actor(), tenant, &q)?;
             let notice = query.get("toggled").cloned();
             let body = html! {
                 h1 { "Resources of " (tenant) }

@@ -18,8 +18,8 @@ use crate::domain::access::Role;
 use crate::domain::model::{AgentSpec, FreeForm, Kind, Resource, Spec, BUILTIN_PREFIX};
 use crate::domain::validate::render_names;
 use crate::server::error::ApiError;
-use crate::service::publishing;
 use crate::service::staging::{self, StagingEdit, StagingError, ACCESS_VALUES};
+use crate::service::{agent_view, publishing};
 
 type Notes = std::collections::HashMap<String, String>;
 
@@ -529,26 +529,21 @@ pub async fn editor(
     Query(q): Query<std::collections::HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
-    read_page(
-        &state,
-        headers,
-        tenant,
-        Some((Role::Viewer, "reading agents")),
-        move |store, me, tenant| {
-            let (r, spec) = draft_of(store, tenant, &agent)?;
-            let c = choices(store, tenant, &spec)?;
-            let saved = q.contains_key("saved");
-            ok(editor_page(
-                tenant,
-                r.name(),
-                me,
-                &values_of(&r, &spec),
-                &c,
-                &Notes::new(),
-                saved,
-            ))
-        },
-    )
+    read_page(&state, headers, tenant, move |store, me, tenant| {
+        agent_view::authorize_reading(store, &me.actor(), tenant)?;
+        let (r, spec) = draft_of(store, tenant, &agent)?;
+        let c = choices(store, tenant, &spec)?;
+        let saved = q.contains_key("saved");
+        ok(editor_page(
+            tenant,
+            r.name(),
+            me,
+            &values_of(&r, &spec),
+            &c,
+            &Notes::new(),
+            saved,
+        ))
+    })
     .await
 }
 
@@ -639,7 +634,7 @@ pub async fn save(
     write_form(&state, headers, body, move |store, me, form| {
         // Refused before the agent is looked up: a caller without the role
         // learns nothing of which agents exist.
-        me.require(&tenant, Role::Editor, "editing staging")?;
+        staging::authorize_edit(&*store, &me.actor(), &tenant)?;
         let (r, spec) = draft_of(&*store, &tenant, &agent)?;
         let c = choices(&*store, &tenant, &spec)?;
         let (v, edits, mut notes) = if form.get("form") == Some("actions") {
@@ -725,7 +720,7 @@ pub async fn diff(
     Query(q): Query<std::collections::HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
-    read_page(&state, headers, tenant, None, move |store, me, tenant| {
+    read_page(&state, headers, tenant, move |store, me, tenant| {
         let d = publishing::staging_diff_for(store, &me.actor(), tenant, Some(&agent))?;
         ok(diff_page(tenant, &agent, me, &d, q.contains_key("nothing")))
     })
@@ -741,7 +736,7 @@ pub async fn publish(
 ) -> Response {
     let tagging = state.clone();
     write_form(&state, headers, body, move |store, me, form| {
-        me.require(&tenant, Role::Admin, "publishing")?;
+        publishing::authorize_publish(&*store, &me.actor(), &tenant)?;
         let id = staging::find_agent_id(&*store, &tenant, &agent)?;
         let message = form
             .get("message")

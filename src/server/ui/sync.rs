@@ -14,9 +14,7 @@ use axum::response::Response;
 use maud::{html, Markup};
 
 use super::{csrf_field, layout, ok, read_page, view, write_form, Me, Shared};
-use crate::domain::access::Role;
 use crate::domain::plan::Action;
-use crate::server::error::ApiError;
 use crate::service::promote::{self, Promotion, Request};
 
 fn request(from: &str, to: &str) -> Request {
@@ -30,19 +28,6 @@ fn request(from: &str, to: &str) -> Request {
         chain: crate::domain::chain::Chain::default(),
         against_chain: false,
     }
-}
-
-fn targets(
-    store: &dyn crate::backend::store::Store,
-    me: &Me,
-    from: &str,
-) -> Result<Vec<String>, ApiError> {
-    Ok(me
-        .tenants(store)?
-        .into_iter()
-        .filter(|(t, r)| t != from && *r >= Role::Admin)
-        .map(|(t, _)| t)
-        .collect())
 }
 
 fn report_view(p: &Promotion, applied: Option<u64>) -> Markup {
@@ -128,30 +113,24 @@ pub async fn page(
     Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
-    read_page(
-        &state,
-        headers,
-        tenant,
-        Some((Role::Viewer, "reading the sync panel")),
-        move |store, me, tenant| {
-            let targets = targets(store, me, tenant)?;
-            let chosen = q.get("target").filter(|t| !t.is_empty());
-            let preview = match chosen {
-                Some(to) => {
-                    let p = promote::plan_as(store, store, &me.actor(), &request(tenant, to))?;
-                    Some(report_view(&p, None))
-                }
-                None => None,
-            };
-            ok(panel(
-                tenant,
-                me,
-                &targets,
-                chosen.map(String::as_str),
-                preview,
-            ))
-        },
-    )
+    read_page(&state, headers, tenant, move |store, me, tenant| {
+        let targets = promote::targets_for(store, &me.actor(), tenant)?;
+        let chosen = q.get("target").filter(|t| !t.is_empty());
+        let preview = match chosen {
+            Some(to) => {
+                let p = promote::plan_as(store, store, &me.actor(), &request(tenant, to))?;
+                Some(report_view(&p, None))
+            }
+            None => None,
+        };
+        ok(panel(
+            tenant,
+            me,
+            &targets,
+            chosen.map(String::as_str),
+            preview,
+        ))
+    })
     .await
 }
 
@@ -170,7 +149,7 @@ pub async fn run(
         } else {
             store.tenant(&to)?.revision
         };
-        let targets = targets(&*store, me, &tenant)?;
+        let targets = promote::targets_for(&*store, &me.actor(), &tenant)?;
         ok(panel(
             &tenant,
             me,
