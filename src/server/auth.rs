@@ -24,8 +24,8 @@ pub struct Caller {
     pub user: String,
     /// The token's current tenant, if bound to one.
     pub tenant: Option<String>,
-    /// Every user and grant of the store.
-    pub access: AccessState,
+    /// Every user and grant of the store, as read for this request.
+    pub access: std::sync::Arc<AccessState>,
 }
 
 impl Caller {
@@ -40,9 +40,10 @@ impl Caller {
         })
     }
 
-    /// The caller as the actor of a use case.
+    /// The caller as the actor of a use case, with the roles read for this
+    /// request (the use case checks them without reading them again).
     pub fn actor(&self) -> Actor {
-        Actor::named(self.user.clone())
+        Actor::named(self.user.clone()).with_access(self.access.clone())
     }
 
     /// Require at least `role` on `tenant`; a tenant the caller may not see is a 403.
@@ -78,7 +79,7 @@ pub fn authenticate(store: &dyn Store, headers: &HeaderMap) -> Result<Caller, Ap
             Ok(Caller {
                 user: record.user,
                 tenant: record.tenant,
-                access,
+                access: std::sync::Arc::new(access),
             })
         }
         Err(refusal) => Err(ApiError::unauthorized(refusal.to_string())),

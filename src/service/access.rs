@@ -23,20 +23,33 @@ use crate::domain::access::{
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Actor {
     name: Option<String>,
+    /// The store's users and grants as the front end read them to know the
+    /// actor, in the same transaction or read snapshot as the use case runs
+    /// in ([`Actor::with_access`]); [`authorize`] then reads them no second time.
+    access: Option<std::sync::Arc<AccessState>>,
 }
 
 impl Actor {
     /// An actor with a name.
     pub fn named(name: impl Into<String>) -> Actor {
-        Actor {
-            name: Some(name.into()),
-        }
+        Actor::from_name(Some(name.into()))
     }
 
     /// An actor from an optional name (empty counts as none).
     pub fn from_name(name: Option<String>) -> Actor {
         Actor {
             name: name.filter(|n| !n.trim().is_empty()),
+            access: None,
+        }
+    }
+
+    /// The same actor, with the users and grants the front end read in the
+    /// transaction or read snapshot the use case runs in (the server reads
+    /// them to authenticate each request).
+    pub fn with_access(self, access: std::sync::Arc<AccessState>) -> Actor {
+        Actor {
+            access: Some(access),
+            ..self
         }
     }
 
@@ -88,8 +101,12 @@ pub fn authorize<E: From<AccessError> + From<StoreError>>(
     role: Role,
     action: &str,
 ) -> Result<(), E> {
-    let state = store.access()?;
-    state.require(actor.name(), tenant, role, action)?;
+    match &actor.access {
+        Some(state) => state.require(actor.name(), tenant, role, action)?,
+        None => store
+            .access()?
+            .require(actor.name(), tenant, role, action)?,
+    }
     Ok(())
 }
 
@@ -319,6 +336,22 @@ mod tests {
     use crate::backend::store::sqlite::SqliteStore;
     #[allow(unused_imports)]
     use crate::backend::store::{AccessStore, PublishStore, ResourceStore, SyncStore};
+
+    /// An actor carrying the roles its front end read checks against those,
+    /// not against a second read of the store; one without reads the store.
+    #[test]
+    fn an_actor_with_the_roles_read_is_checked_against_them() {
+        let (_dir, mut s) = store();
+        s.add_user("root").unwrap();
+        s.add_user("vic").unwrap();
+        let read_before = std::sync::Arc::new(s.access().unwrap());
+        s.grant("vic", "dev", Role::Viewer).unwrap();
+        let check =
+            |actor: &Actor| authorize::<AccessUseError>(&s, actor, "dev", Role::Viewer, "reading");
+        check(&Actor::named("vic")).unwrap();
+        let snapshot = Actor::named("vic").with_access(read_before);
+        assert!(matches!(check(&snapshot), Err(AccessUseError::Access(_))));
+    }
 
     fn store() -> (tempfile::TempDir, SqliteStore) {
         let dir = tempfile::tempdir().unwrap();

@@ -149,16 +149,17 @@ fn asset(body: &'static str, content_type: &'static str) -> Response {
 pub struct Me {
     /// The user.
     pub user: String,
-    /// Every user and grant.
-    pub access: AccessState,
+    /// Every user and grant, as read for this request.
+    pub access: std::sync::Arc<AccessState>,
     /// The session's CSRF token, for forms.
     pub csrf: String,
 }
 
 impl Me {
-    /// The person as the actor of a use case.
+    /// The person as the actor of a use case, with the roles read for this
+    /// request (the use case checks them without reading them again).
     pub fn actor(&self) -> Actor {
-        Actor::named(self.user.clone())
+        Actor::named(self.user.clone()).with_access(self.access.clone())
     }
 
     /// Their role on `tenant`, if any.
@@ -215,6 +216,7 @@ pub fn me(store: &dyn Store, headers: &HeaderMap) -> Result<Me, ApiError> {
     let SessionUser {
         user, access, csrf, ..
     } = sessions::session_user(store, &secret, now_secs())?.ok_or_else(signed_out)?;
+    let access = std::sync::Arc::new(access);
     Ok(Me { user, access, csrf })
 }
 
