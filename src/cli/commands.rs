@@ -16,6 +16,7 @@ use crate::domain::model::Kind;
 use crate::domain::plan::{read_saved, DiffOptions, Plan, SavedPlanError, PLAN_FORMAT};
 use crate::domain::tree::folder::{write_tree, FolderSource};
 use crate::domain::tree::{TenantFile, TreeSource, TENANT_FILE};
+use crate::service::access::Actor;
 use crate::service::apply::{self, ApplyOptions};
 use crate::service::folder_export;
 use crate::service::pipeline::{self, TreePlan};
@@ -466,6 +467,7 @@ fn store_at_hand(g: &Global) -> Option<Box<dyn Store>> {
 pub(crate) fn make_plan(
     repo: &Repo,
     store: &dyn Store,
+    actor: &Actor,
     out: &Output,
     tenant: &str,
     from: &FromArgs,
@@ -473,7 +475,7 @@ pub(crate) fn make_plan(
 ) -> Result<TreePlan> {
     store.tenant(tenant)?;
     if let Some(rev) = &from.git_ref {
-        return super::git::plan_ref(repo, store, out, tenant, rev, prune);
+        return super::git::plan_ref(repo, store, actor, out, tenant, rev, prune);
     }
     let dir = from.from.clone().unwrap_or_else(|| repo.tenant_dir(tenant));
     let source = FolderSource::new(&dir);
@@ -484,7 +486,7 @@ pub(crate) fn make_plan(
         );
     }
     let spinner = out.spinner(&format!("reading {}", source.describe()));
-    let tp = remote_plan::plan_tree(store, tenant, &source, DiffOptions { prune })?;
+    let tp = remote_plan::plan_tree(store, actor, tenant, &source, DiffOptions { prune })?;
     if let Some(s) = spinner {
         s.finish_and_clear();
     }
@@ -603,7 +605,8 @@ fn plan_cmd(
     save: Option<PathBuf>,
 ) -> Result<i32> {
     let (repo, store) = open(g)?;
-    let tp = make_plan(&repo, store.as_ref(), out, tenant, from, prune)?;
+    let actor = super::identity::actor(g, Some(&repo));
+    let tp = make_plan(&repo, store.as_ref(), &actor, out, tenant, from, prune)?;
     let Some(plan) = &tp.plan else {
         return report_invalid(out, &tp);
     };
@@ -691,9 +694,11 @@ fn apply_cmd(
 ) -> Result<i32> {
     let (repo, mut store) = open(g)?;
     super::tenant::warn_if_store_committable(out, &repo, &repo.store_url(g.store.as_deref()));
+    let actor = super::identity::actor(g, Some(&repo));
     let plan = match &saved {
         Some(path) => {
             let p = load_saved_plan(path)?;
+            apply::authorize_apply(store.as_ref(), &actor, &p.tenant)?;
             if let Some(t) = &tenant {
                 if *t != p.tenant {
                     bail!(
@@ -707,7 +712,11 @@ fn apply_cmd(
         }
         None => {
             let tenant = tenant.clone().unwrap_or_default();
-            let tp = make_plan(&repo, store.as_ref(), out, &tenant, from, prune)?;
+            // A role that may not apply is refused before the tree is read.
+            if store.tenant(&tenant).is_ok() {
+                apply::authorize_apply(store.as_ref(), &actor, &tenant)?;
+            }
+            let tp = make_plan(&repo, store.as_ref(), &actor, out, &tenant, from, prune)?;
             match tp.plan {
                 Some(p) => {
                     if out.format == super::Format::Text {
@@ -735,7 +744,6 @@ fn apply_cmd(
         out.status("Nothing applied.");
         return Ok(EXIT_ERROR);
     }
-    let actor = super::identity::actor(g, Some(&repo));
     let options = ApplyOptions { force };
     let report = apply::apply_as(store.as_mut(), &actor, &plan, options).map_err(|e| match e {
         apply::ApplyError::MassDelete { .. } => {

@@ -42,13 +42,14 @@ pub(crate) fn git_identity() -> Option<Identity> {
 pub(crate) fn plan_ref(
     repo: &Repo,
     store: &dyn Store,
+    actor: &Actor,
     out: &Output,
     tenant: &str,
     rev: &str,
     prune: bool,
 ) -> Result<TreePlan> {
     let spinner = out.spinner(&format!("reading {rev}:{}", tenant_rel(tenant)));
-    let gp = gitplan::plan_from_git(store, &repo.root, tenant, rev, DiffOptions { prune }).map_err(|e| match e {
+    let gp = gitplan::plan_from_git(store, actor, &repo.root, tenant, rev, DiffOptions { prune }).map_err(|e| match e {
         gitplan::GitPlanError::Pipeline(pipeline::PipelineError::Source(tree::SourceError::Missing { path })) => {
             anyhow!("tree not found: {path}\nhint: the revision has no folder {}; commit it with `ferry export --tenant {tenant} --commit -m MSG`", tenant_rel(tenant))
         }

@@ -99,8 +99,14 @@ pub fn apply_as(
     plan: &Plan,
     options: ApplyOptions,
 ) -> Result<ApplyReport, ApplyError> {
-    authorize::<ApplyError>(&*store, actor, &plan.tenant, Role::Editor, "applying")?;
+    authorize_apply(&*store, actor, &plan.tenant)?;
     write_plan(store, plan, Vec::new(), options, actor.name())
+}
+
+/// The role check of [`apply_as`] alone (editor), for a front end that
+/// plans and asks before it applies, and should refuse before either.
+pub fn authorize_apply(store: &dyn Store, actor: &Actor, tenant: &str) -> Result<(), ApplyError> {
+    authorize::<ApplyError>(store, actor, tenant, Role::Editor, "applying")
 }
 
 /// Apply `plan` to `store` in one transaction (the step every use case that

@@ -284,15 +284,17 @@ pub fn tenant_tree(
 }
 
 /// Plan tenant `tenant` of the store against its tree at git revision `rev`
-/// of the config repo at `repo_root`. This is the entry point the benchmark
-/// times next to a full plan.
+/// of the config repo at `repo_root`, as `actor` (a viewer). This is the
+/// entry point the benchmark times next to a full plan.
 pub fn plan_from_git(
     store: &dyn Store,
+    actor: &crate::service::access::Actor,
     repo_root: &Path,
     tenant: &str,
     rev: &str,
     options: DiffOptions,
 ) -> Result<GitPlan, GitPlanError> {
+    crate::service::remote_plan::authorize_plan(store, actor, tenant)?;
     if let Some(remote) = store.remote() {
         return crate::service::remote_plan::plan_from_git(remote, repo_root, tenant, rev, options);
     }

@@ -26,6 +26,9 @@ pub enum PipelineError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The actor may not read the tenant.
+    #[error(transparent)]
+    Access(#[from] crate::domain::access::AccessError),
     /// A prune from an empty tree: never means "delete everything".
     #[error("the tree at {source_name} holds no resources; refusing to prune tenant `{tenant}` to nothing")]
     EmptyTree {

@@ -27,6 +27,7 @@ use crate::backend::vcs::{self, GitTreeSource};
 use crate::domain::diagnostic::{self, Diagnostic};
 use crate::domain::plan::{DiffOptions, Plan};
 use crate::domain::tree::{self, MemoryTree, SourceError, TreeSource, TENANT_FILE};
+use crate::service::access::Actor;
 use crate::service::gitplan::{
     tenant_rel, tenant_tree, units_of_paths, units_to_read, GitPlan, GitPlanError,
 };
@@ -36,14 +37,16 @@ use crate::service::pipeline::{self, PipelineError, ReadStats, Sent, TreePlan};
 /// How many times a full plan asks again when the tenant moved between its requests.
 const ROUNDS: usize = 3;
 
-/// Plan `source` for `tenant`, with the store's drift: on the server of a
+/// Plan `source` for `tenant` as `actor` (a viewer), with the store's drift: on the server of a
 /// remote store (sending only what it lacks), else here.
 pub fn plan_tree(
     store: &dyn Store,
+    actor: &Actor,
     tenant: &str,
     source: &dyn TreeSource,
     options: DiffOptions,
 ) -> Result<TreePlan, PipelineError> {
+    authorize_plan(store, actor, tenant)?;
     if let Some(remote) = store.remote() {
         return plan_remote(remote, tenant, source, options, None);
     }
@@ -52,6 +55,17 @@ pub fn plan_tree(
         p.drift = store.drift(tenant)?;
     }
     Ok(tp)
+}
+
+/// `actor` may plan `tenant`: a viewer (applying the plan needs an editor).
+pub fn authorize_plan(store: &dyn Store, actor: &Actor, tenant: &str) -> Result<(), PipelineError> {
+    crate::service::access::authorize::<PipelineError>(
+        store,
+        actor,
+        tenant,
+        crate::domain::access::Role::Viewer,
+        "planning",
+    )
 }
 
 /// The client's half of a plan made by the server, as a request is filled.

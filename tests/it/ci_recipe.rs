@@ -277,6 +277,8 @@ fn the_readme_ci_recipe_runs_against_a_loopback_server() {
         server_env.repo.join(".ferry/store.db").display()
     );
     let check = server_env.ferry(&[
+        "--as",
+        "root",
         "--store",
         &store,
         "--repo",

@@ -210,7 +210,9 @@ fn crash_loop(op: &Op, kills: usize, rng: &mut Rng, mut prepare: impl FnMut(usiz
         child.wait().unwrap();
         let after = snapshot(op.env, op.tenant);
         op.env
-            .ferry(&["plan", "--tenant", op.tenant, "--output", "json"])
+            .ferry(&[
+                "--as", "root", "plan", "--tenant", op.tenant, "--output", "json",
+            ])
             .ok();
         op.complete();
         let done = snapshot(op.env, op.tenant);

@@ -563,16 +563,18 @@ pub fn tenant_create_needs_a_store_owner_once_there_are_users() {
 
 /// Reads check the role too, in the library, whichever front end asks: on
 /// a store with users, someone without a role on the tenant is refused
-/// every CLI read (the staging diff, the publish history, a revert preview,
-/// exports into a folder and into a ZIP), told the grant, and nothing is
-/// written; a viewer reads all of them.
+/// every CLI read (plans from the folder and from git, the staging diff,
+/// the publish history, a revert preview, exports into a folder and into a
+/// ZIP), told the grant, and nothing is written; a viewer reads all of them.
 #[test]
 fn every_cli_read_needs_the_viewer_role() {
     let (env, change) = published_with_a_viewer();
     env.user("eve", &[("acme-staging", "owner")]);
     let (out, zip) = (env.path("exported"), env.path("t.zip"));
     let (out, zip) = (out.to_str().unwrap(), zip.to_str().unwrap());
-    let reads: [&[&str]; 6] = [
+    let reads: [&[&str]; 8] = [
+        &["plan", "--tenant", T],
+        &["plan", "--tenant", T, "--ref", "HEAD"],
         &["diff", "--tenant", T],
         &["publishes", "--tenant", T],
         &["revert", "--tenant", T, &change, "--preview"],
@@ -603,4 +605,9 @@ fn every_cli_read_needs_the_viewer_role() {
         env.ferry(&[&["--as", "vic"][..], read].concat()).ok();
     }
     assert!(env.path("exported").join("agents").is_dir() && env.path("t.zip").is_file());
+
+    // A viewer's apply is refused before the tree is planned or shown.
+    let r = env.ferry(&["--as", "vic", "apply", "--tenant", T, "--yes"]);
+    assert!(r.stdout.is_empty(), "{}", r.stdout);
+    refused(r, "editor", &format!("ferry grant 'vic' {T} editor"));
 }

@@ -11,6 +11,7 @@ use ferry::domain::plan::DiffOptions;
 use ferry::service::gitplan;
 
 use crate::common::*;
+use ferry::service::access::Actor;
 
 const T: &str = "big";
 
@@ -89,8 +90,15 @@ fn one_change_costs(n: usize) -> (u64, u64, usize, u64) {
 
     let store = env.open_store();
     let before = store.rows_read();
-    let gp =
-        gitplan::plan_from_git(&*store, &env.repo, T, "HEAD", DiffOptions { prune: true }).unwrap();
+    let gp = gitplan::plan_from_git(
+        &*store,
+        &Actor::default(),
+        &env.repo,
+        T,
+        "HEAD",
+        DiffOptions { prune: true },
+    )
+    .unwrap();
     let rows = store.rows_read() - before;
     assert!(
         gp.incremental && gp.partial,
@@ -346,6 +354,7 @@ fn a_plan_of_the_changed_units_says_what_the_whole_plan_says() {
         let store = env.open_store();
         let gp = gitplan::plan_from_git(
             &*store,
+            &Actor::default(),
             &env.repo,
             tenant,
             "HEAD",
