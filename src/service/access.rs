@@ -101,13 +101,20 @@ pub fn authorize<E: From<AccessError> + From<StoreError>>(
     role: Role,
     action: &str,
 ) -> Result<(), E> {
-    match &actor.access {
-        Some(state) => state.require(actor.name(), tenant, role, action)?,
-        None => store
-            .access()?
-            .require(actor.name(), tenant, role, action)?,
-    }
+    access_of(store, actor)?.require(actor.name(), tenant, role, action)?;
     Ok(())
+}
+
+/// The users and grants `actor` is judged by: those it carries
+/// ([`Actor::with_access`]), else the store's, read now.
+pub fn access_of<'a>(
+    store: &dyn Store,
+    actor: &'a Actor,
+) -> Result<std::borrow::Cow<'a, AccessState>, StoreError> {
+    Ok(match &actor.access {
+        Some(state) => std::borrow::Cow::Borrowed(&**state),
+        None => std::borrow::Cow::Owned(store.access()?),
+    })
 }
 
 /// Add a user (`ferry user add`): only a store owner, or anyone while the store has none.

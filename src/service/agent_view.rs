@@ -13,6 +13,7 @@ use serde_json::Value;
 
 use crate::backend::store::Store;
 use crate::domain::access::Role;
+use crate::domain::model::{Kind, Resource, Spec};
 use crate::service::access::{authorize, Actor};
 use crate::service::staging::{find_agent_id, StagingError};
 
@@ -92,10 +93,7 @@ pub fn agent_list(
 ) -> Result<Vec<AgentSummary>, StagingError> {
     authorize::<StagingError>(store, actor, tenant, Role::Viewer, "listing agents")?;
     let drafts = store.all_drafts(tenant)?;
-    let agents: Vec<&crate::domain::model::Resource> = drafts
-        .iter()
-        .filter(|r| r.kind() == crate::domain::model::Kind::Agent)
-        .collect();
+    let agents: Vec<&Resource> = drafts.iter().filter(|r| r.kind() == Kind::Agent).collect();
     let ids: Vec<String> = agents
         .iter()
         .filter_map(|r| r.id().map(str::to_string))
@@ -109,7 +107,7 @@ pub fn agent_list(
                 id: id.to_string(),
                 name: r.name().to_string(),
                 description: match &r.spec {
-                    crate::domain::model::Spec::Agent(a) => a.description.clone(),
+                    Spec::Agent(a) => a.description.clone(),
                     _ => None,
                 },
                 published_version: versions

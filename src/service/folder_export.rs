@@ -53,13 +53,7 @@ pub fn export_to_folder(
 ) -> Result<FolderExport, GitPlanError> {
     match commit {
         Some(_) => gitplan::authorize_commit(store, actor, tenant)?,
-        None => crate::service::access::authorize::<GitPlanError>(
-            store,
-            actor,
-            tenant,
-            crate::domain::access::Role::Viewer,
-            "exporting",
-        )?,
+        None => crate::service::zip_export::authorize_export::<GitPlanError>(store, actor, tenant)?,
     }
     let drafts_at = store.tenant(tenant)?.revision;
     let mut streamed = match &commit {

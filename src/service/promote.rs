@@ -786,7 +786,7 @@ pub fn targets_for(
         Role::Viewer,
         "reading the sync panel",
     )?;
-    let access = store.access()?;
+    let access = crate::service::access::access_of(store, actor)?;
     Ok(store
         .tenants()?
         .into_iter()

@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 use serde::Serialize;
 
 use crate::backend::archive::{resource_type, ArchiveError, Manifest, ManifestSource};
-use crate::backend::store::Store;
+use crate::backend::store::{Store, StoreError};
 use crate::domain::access::Role;
 use crate::domain::model::{Kind, RefSite, Resource, Spec, TenantModel};
 use crate::domain::tagging::PublishTagger;
@@ -119,15 +119,19 @@ fn id_of(r: &Resource) -> String {
     r.id().unwrap_or_default().to_string()
 }
 
-impl From<crate::backend::store::StoreError> for ExportError {
-    fn from(e: crate::backend::store::StoreError) -> ExportError {
+impl From<StoreError> for ExportError {
+    fn from(e: StoreError) -> ExportError {
         ExportError::Pipeline(e.into())
     }
 }
 
-/// `actor` may export `tenant`: a viewer.
-fn authorize_export(store: &dyn Store, actor: &Actor, tenant: &str) -> Result<(), ExportError> {
-    authorize::<ExportError>(store, actor, tenant, Role::Viewer, "exporting")
+/// `actor` may export `tenant`, as a ZIP or into a folder: a viewer.
+pub fn authorize_export<E: From<crate::domain::access::AccessError> + From<StoreError>>(
+    store: &dyn Store,
+    actor: &Actor,
+    tenant: &str,
+) -> Result<(), E> {
+    authorize::<E>(store, actor, tenant, Role::Viewer, "exporting")
 }
 
 /// Compute what an export of `scope` holds, with its preview tree, for
@@ -138,7 +142,7 @@ pub fn scope(
     tenant: &str,
     scope: &Scope,
 ) -> Result<Scoped, ExportError> {
-    authorize_export(store, actor, tenant)?;
+    authorize_export::<ExportError>(store, actor, tenant)?;
     let full = pipeline::export_model(store, tenant)?;
     let mut scoped = scope_in(full, tenant, scope)?;
     scoped.drafts = true;
@@ -156,7 +160,7 @@ pub fn model_at_version(
     agent: &str,
     version: u64,
 ) -> Result<TenantModel, ExportError> {
-    authorize_export(store, actor, tenant)?;
+    authorize_export::<ExportError>(store, actor, tenant)?;
     let drafts = store.all_drafts(tenant).map_err(PipelineError::from)?;
     let production = store.production(tenant).map_err(PipelineError::from)?;
     let mut by_id: BTreeMap<String, Resource> = drafts
@@ -523,7 +527,7 @@ pub fn export_all<W: std::io::Write + std::io::Seek>(
     repo: Option<&(dyn PublishTagger + Sync)>,
     out: W,
 ) -> Result<(Written, W), ExportError> {
-    authorize_export(store, actor, tenant)?;
+    authorize_export::<ExportError>(store, actor, tenant)?;
     use crate::backend::archive::{self, SpilledParts};
     let gathered = std::sync::Mutex::new(Gathered {
         spill: SpilledParts::new()?,
