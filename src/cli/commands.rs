@@ -237,19 +237,29 @@ fn tenant_create(
 
 fn tenant_list(g: &Global, out: &Output) -> Result<i32> {
     let (repo, store) = open(g)?;
-    let tenants = store.tenants()?;
+    let actor = super::identity::actor(g, Some(&repo));
+    let visible = crate::service::tenants::visible(store.as_ref(), &actor)?;
     if out.json() {
-        let items: Vec<store::TenantListing> = tenants
+        let items: Vec<store::TenantListing> = visible
             .iter()
-            .map(|t| store::TenantListing {
+            .map(|(t, role)| store::TenantListing {
                 tenant: t.clone(),
                 folder: Some(repo.tenant_rel(&t.name)),
-                role: None,
+                role: *role,
             })
             .collect();
         out.json_value(&crate::domain::answer::Items::new(items));
-    } else if tenants.is_empty() {
+        return Ok(EXIT_OK);
+    }
+    let tenants: Vec<_> = visible.into_iter().map(|(t, _)| t).collect();
+    if tenants.is_empty() {
         out.data("No tenants.");
+        if !store.tenants()?.is_empty() {
+            out.hint(&format!(
+                "`{}` holds no role on the store's tenants; an owner grants one with `ferry grant USER TENANT viewer`",
+                actor.recorded()
+            ));
+        }
     } else {
         let mut s = format!(
             "{:<20} {:<12} {:>9} {:>8}  {:<24} {}\n",

@@ -241,18 +241,15 @@ async fn tenants(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let list = read_store(&state, move |store| {
         let caller = auth::authenticate(store, &headers)?;
-        let access = &caller.access;
-        let mut out = Vec::new();
-        for t in store.tenants()? {
-            if let Some(role) = access.role(&caller.user, &t.name) {
-                out.push(crate::backend::store::TenantListing {
-                    tenant: t,
-                    folder: None,
-                    role: Some(role),
-                });
-            }
-        }
-        Ok(out)
+        let visible = crate::service::tenants::visible(store, &caller.actor())?;
+        Ok(visible
+            .into_iter()
+            .map(|(tenant, role)| crate::backend::store::TenantListing {
+                tenant,
+                folder: None,
+                role,
+            })
+            .collect::<Vec<_>>())
     })
     .await?;
     Ok(Json(

@@ -1,6 +1,7 @@
 //! Creating a tenant from a name and a key pair (`ferry tenant create`, and
 //! a remote store's), and deleting one (`ferry tenant delete`): the owner's
-//! use cases.
+//! use cases; and the tenants an actor may see ([`visible`]), as
+//! `ferry tenant list` and `GET /api/tenants` list them.
 //!
 //! Only an owner of the tenant (or of the store) may delete it, checked with
 //! [`authorize`] before anything else is looked at. A tenant that other
@@ -13,6 +14,27 @@ use crate::backend::store::{Store, StoreError, TenantRecord};
 use crate::domain::access::{AccessError, Role};
 use crate::domain::secrets::{self, KeyPair, SecretError};
 use crate::service::access::{authorize, Actor};
+
+/// The tenants `actor` may see, by name, each with their role on it: every
+/// tenant (no role) while the store has no users, else those they hold a
+/// role on (a store owner, all).
+pub fn visible(
+    store: &dyn Store,
+    actor: &Actor,
+) -> Result<Vec<(TenantRecord, Option<Role>)>, StoreError> {
+    let access = crate::service::access::access_of(store, actor)?;
+    let tenants = store.tenants()?;
+    if access.users.is_empty() {
+        return Ok(tenants.into_iter().map(|t| (t, None)).collect());
+    }
+    let Some(name) = actor.name() else {
+        return Ok(Vec::new());
+    };
+    Ok(tenants
+        .into_iter()
+        .filter_map(|t| access.role(name, &t.name).map(|r| (t, Some(r))))
+        .collect())
+}
 
 /// A resource of another tenant that names the tenant as its origin.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

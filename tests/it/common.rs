@@ -462,6 +462,15 @@ pub fn http_json(method: &str, url: &str, token: Option<&str>, body: &serde_json
 }
 
 impl TestEnv {
+    /// `ferry tenant list --output json` as `who`: the tenants listed.
+    pub fn tenants_as(&self, who: &str) -> Vec<serde_json::Value> {
+        let list = self
+            .ferry(&["--as", who, "tenant", "list", "--output", "json"])
+            .ok()
+            .json();
+        list["items"].as_array().unwrap().clone()
+    }
+
     /// `ferry publishes --tenant T [ARGS] --output json`, read as `root` (a
     /// store owner once the store has users): the publish log as JSON.
     pub fn publish_log(&self, tenant: &str, args: &[&str]) -> serde_json::Value {

@@ -304,7 +304,9 @@ fn what_users_see(env: &TestEnv, store: &str, tag: &str) -> Vec<(String, Vec<u8>
     }
     // The tenants with their resource counts, which a copy counts again.
     let tenants = env
-        .ferry(&["--store", store, "tenant", "list", "--output", "json"])
+        .ferry(&[
+            "--as", "root", "--store", store, "tenant", "list", "--output", "json",
+        ])
         .ok();
     assert!(tenants.stdout.contains("resources"), "{}", tenants.stdout);
     seen.push(("tenants".into(), tenants.stdout.into_bytes()));

@@ -45,17 +45,8 @@ fn ferry_env(env: &TestEnv, vars: &[(&str, &str)], args: &[&str]) -> Run {
 }
 
 fn revision(env: &TestEnv) -> serde_json::Value {
-    let list = env
-        .ferry(&["tenant", "list", "--output", "json"])
-        .ok()
-        .json();
-    list["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["name"] == T)
-        .unwrap()["revision"]
-        .clone()
+    let tenants = env.tenants_as("root");
+    tenants.iter().find(|t| t["name"] == T).unwrap()["revision"].clone()
 }
 
 fn refused(r: Run, role: &str, grant: &str) {
@@ -367,7 +358,7 @@ fn a_zip_import_is_one_transaction_refused_when_stale() {
     // The tenant moves after the preview (another import), so the previewed import is stale.
     upload("/backup/import?strategy=create").expect(200);
     let list = env
-        .ferry(&["tenant", "list", "--output", "json"])
+        .ferry(&["--as", "root", "tenant", "list", "--output", "json"])
         .ok()
         .json();
     let prod = |list: &serde_json::Value| {
@@ -392,7 +383,7 @@ fn a_zip_import_is_one_transaction_refused_when_stale() {
     );
     assert_eq!(stale.json()["error"]["code"], "stale");
     let after = env
-        .ferry(&["tenant", "list", "--output", "json"])
+        .ferry(&["--as", "root", "tenant", "list", "--output", "json"])
         .ok()
         .json();
     assert_eq!(prod(&after), moved, "a refused import changes nothing");
@@ -496,7 +487,7 @@ pub fn tenant_delete_needs_an_owner_of_the_tenant() {
         "ferry grant 'olga' acme-staging owner",
     );
     let list = env
-        .ferry(&["tenant", "list", "--output", "json"])
+        .ferry(&["--as", "root", "tenant", "list", "--output", "json"])
         .ok()
         .json();
     assert_eq!(
@@ -511,7 +502,7 @@ pub fn tenant_delete_needs_an_owner_of_the_tenant() {
     env.ferry(&["--as", "root", "tenant", "delete", "acme-staging", "--yes"])
         .ok();
     let list = env
-        .ferry(&["tenant", "list", "--output", "json"])
+        .ferry(&["--as", "root", "tenant", "list", "--output", "json"])
         .ok()
         .json();
     assert_eq!(list["items"].as_array().unwrap().len(), 0, "{list}");
@@ -543,7 +534,7 @@ pub fn tenant_create_needs_a_store_owner_once_there_are_users() {
         "no folder is written"
     );
     let list = env
-        .ferry(&["tenant", "list", "--output", "json"])
+        .ferry(&["--as", "root", "tenant", "list", "--output", "json"])
         .ok()
         .json();
     assert_eq!(list["items"].as_array().unwrap().len(), 2, "{list}");
@@ -610,4 +601,33 @@ fn every_cli_read_needs_the_viewer_role() {
     let r = env.ferry(&["--as", "vic", "apply", "--tenant", T, "--yes"]);
     assert!(r.stdout.is_empty(), "{}", r.stdout);
     refused(r, "editor", &format!("ferry grant 'vic' {T} editor"));
+}
+
+/// `ferry tenant list` shows what `GET /api/tenants` shows: on a store with
+/// users, only the tenants the actor holds a role on, with the role; a
+/// store owner sees them all, and someone with no role is told why the
+/// list is empty.
+#[test]
+fn the_tenant_list_shows_the_tenants_the_actor_holds_a_role_on() {
+    let (env, _) = published_with_a_viewer();
+    let names = |who: &str| -> Vec<(String, String)> {
+        let text = |v: &serde_json::Value| v.as_str().unwrap().to_string();
+        let tenants = env.tenants_as(who);
+        tenants
+            .iter()
+            .map(|t| (text(&t["name"]), text(&t["role"])))
+            .collect()
+    };
+    assert_eq!(names("vic"), [(T.to_string(), "viewer".to_string())]);
+    let all = names("root");
+    assert_eq!(all.len(), 2, "{all:?}");
+    assert!(all.iter().all(|(_, role)| role == "owner"), "{all:?}");
+    env.ferry(&["--as", "root", "user", "add", "nobody"]).ok();
+    let r = env.ferry(&["--as", "nobody", "tenant", "list"]).ok();
+    assert!(r.stdout.contains("No tenants."), "{}", r.stdout);
+    assert!(
+        r.stderr.contains("holds no role on the store's tenants"),
+        "{}",
+        r.stderr
+    );
 }

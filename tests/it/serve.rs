@@ -278,7 +278,7 @@ fn sync_needs_admin_on_both_tenants() {
     assert_eq!(t["items"].as_array().unwrap().len(), 1);
     // Nothing changed in the target.
     let list = env
-        .ferry(&["tenant", "list", "--output", "json"])
+        .ferry(&["--as", "root", "tenant", "list", "--output", "json"])
         .ok()
         .json();
     let staging = list["items"]
@@ -1186,7 +1186,7 @@ fn ferry_sync_cli_reads_a_live_source_into_the_local_store() {
         "{p}"
     );
     let tenants = dst_env
-        .ferry(&["tenant", "list", "--output", "json"])
+        .ferry(&["--as", "root", "tenant", "list", "--output", "json"])
         .ok()
         .json();
     assert_eq!(
@@ -1266,7 +1266,7 @@ fn oversized_bodies_and_archive_bombs_are_413_and_bad_configs_are_refused() {
     .expect(413);
     assert_eq!(e["error"]["code"], "too_large");
     let tenants = env
-        .ferry(&["tenant", "list", "--output", "json"])
+        .ferry(&["--as", "root", "tenant", "list", "--output", "json"])
         .ok()
         .json();
     assert_eq!(tenants["items"][0]["resources"], 0);
