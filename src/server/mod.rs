@@ -215,6 +215,7 @@ pub fn router(state: Shared) -> Result<Router, ServeError> {
         .merge(ui::router()?)
         .fallback(fallback)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(read_small_bodies))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             record_token_use,
@@ -283,6 +284,36 @@ async fn record_token_use(State(state): State<Shared>, req: Request, next: Next)
         }
     }
     response
+}
+
+/// The largest request body read whole before its handler runs.
+const SMALL_BODY_BYTES: u64 = 64 * 1024;
+
+/// Read a small request body whole before its handler runs. A handler that
+/// takes no body (a token revoke) or refuses before reading it would leave
+/// it on the connection, and when its bytes arrive after the answer, hyper
+/// closes the connection without saying so in the answer: the client's
+/// next request on it then meets a closed socket. A body read here is
+/// handed on unchanged; a larger one streams to its handler as before.
+async fn read_small_bodies(req: Request, next: Next) -> Response {
+    let small = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+        .is_some_and(|n| n > 0 && n <= SMALL_BODY_BYTES);
+    if !small {
+        return next.run(req).await;
+    }
+    let (parts, body) = req.into_parts();
+    match axum::body::to_bytes(body, SMALL_BODY_BYTES as usize).await {
+        Ok(bytes) => {
+            next.run(Request::from_parts(parts, Body::from(bytes)))
+                .await
+        }
+        Err(_) => {
+            ApiError::bad_request("bad_body", "the request body could not be read").into_response()
+        }
+    }
 }
 
 async fn fallback() -> ApiError {

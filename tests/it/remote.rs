@@ -1258,3 +1258,66 @@ fn the_remote_store_sends_a_body_only_where_the_api_document_has_one() {
         }
     }
 }
+
+/// The server reads a small body whole, whether or not its handler wants
+/// it: a body arriving after a bodiless handler (a token revoke) has
+/// answered no longer makes the server drop the kept-alive connection
+/// under the client's next request.
+#[test]
+fn a_late_body_the_handler_ignores_leaves_the_connection_usable() {
+    use std::io::{Read, Write};
+    let hub = hub();
+    let addr = hub.server.base.trim_start_matches("http://").to_string();
+    let mut socket = std::net::TcpStream::connect(&addr).unwrap();
+    socket.set_nodelay(true).unwrap();
+    socket
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let head = |method: &str, path: &str, length: usize| {
+        format!(
+            "{method} /api/ferry/v1{path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n\r\n",
+            hub.root
+        )
+    };
+    // One answer off the socket: its head, then as many body bytes as it says.
+    let answer = |socket: &mut std::net::TcpStream| -> String {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            if let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+                let text = String::from_utf8_lossy(&got[..end]).to_lowercase();
+                let length: usize = text
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .map_or(0, |v| v.trim().parse().unwrap());
+                if got.len() >= end + 4 + length {
+                    return String::from_utf8_lossy(&got[..end + 4 + length]).into_owned();
+                }
+            }
+            let n = socket.read(&mut buf).unwrap();
+            assert!(n > 0, "the server closed the connection; had: {got:?}");
+            got.extend_from_slice(&buf[..n]);
+        }
+    };
+    for round in 0..3 {
+        let revoke = head("POST", "/tokens/tok_000000000000/revoke", 4);
+        socket.write_all(revoke.as_bytes()).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        socket.write_all(b"null").unwrap();
+        let first = answer(&mut socket);
+        assert!(first.starts_with("HTTP/1.1 404"), "round {round}: {first}");
+        assert!(
+            !first.to_lowercase().contains("connection: close"),
+            "{first}"
+        );
+        socket
+            .write_all(head("GET", "/whoami", 0).as_bytes())
+            .unwrap();
+        let second = answer(&mut socket);
+        assert!(
+            second.starts_with("HTTP/1.1 200"),
+            "round {round}: {second}"
+        );
+        assert!(second.contains("\"root\""), "{second}");
+    }
+}
