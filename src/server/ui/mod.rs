@@ -171,15 +171,6 @@ impl Me {
     pub fn may(&self, tenant: &str, role: Role) -> bool {
         self.role(tenant).is_some_and(|r| r >= role)
     }
-
-    /// The tenants they hold a role on, by name, with the role.
-    pub fn tenants(&self, store: &dyn Store) -> Result<Vec<(String, Role)>, ApiError> {
-        Ok(store
-            .tenants()?
-            .into_iter()
-            .filter_map(|t| self.role(&t.name).map(|r| (t.name, r)))
-            .collect())
-    }
 }
 
 /// The code of the error that sends a signed-out browser to the sign-in page.

@@ -19,8 +19,11 @@ pub async fn page(State(state): State<Shared>, headers: HeaderMap) -> Response {
         read_store(&state, move |store| {
             let me = me(store, &headers)?;
             let mut cards = Vec::new();
-            for (tenant, role) in me.tenants(store)? {
-                cards.push(card(store, &tenant, role)?);
+            // A signed-in person is a user, so each tenant listed comes with their role.
+            for (tenant, role) in crate::service::tenants::visible(store, &me.actor())? {
+                if let Some(role) = role {
+                    cards.push(card(store, &tenant.name, role)?);
+                }
             }
             ok(layout("Tenants", Some(&me), None, body(&me, &cards)))
         })
