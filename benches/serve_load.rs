@@ -26,6 +26,11 @@
 //! requests per second, p50 and p99, and fails on any non-2xx answer or
 //! socket error.
 //!
+//! Run as root, the PostgreSQL setups switch the kernel's session groups
+//! off for their duration (`kernel.sched_autogroup_enabled`, put back
+//! after; see [`SessionGroupsOff`] for what they cost here), and every
+//! report says which way the setting stood.
+//!
 //! `cargo bench --bench serve_load -- ui [N]` times the web UI instead: one
 //! browser-like client signs in with a token, then GETs each page N times
 //! (default 20) on the fixtures/acme store (acme-dev applied, published
@@ -233,7 +238,9 @@ fn main() {
         }
         if mode != "wrk" {
             let db = Database::create();
-            reports.push(wrk_diff(&bin, Some(&db.url), 2, load));
+            let groups = SessionGroupsOff::new();
+            let (report, errors) = wrk_diff(&bin, Some(&db.url), 2, load);
+            reports.push((format!("{report}\n{}\n", groups.describe()), errors));
         }
         let text: Vec<&str> = reports.iter().map(|(r, _)| r.as_str()).collect();
         println!("{}", text.join("\n"));
@@ -249,8 +256,11 @@ fn main() {
     }
     if mode == "postgres" || mode == "both" {
         let db = Database::create();
-        outcomes.push(run_load(&bin, Some(&db.url), 2, load));
-        println!("{}", outcomes[outcomes.len() - 1].report);
+        let groups = SessionGroupsOff::new();
+        let mut outcome = run_load(&bin, Some(&db.url), 2, load);
+        outcome.report = format!("{}\n{}\n", outcome.report, groups.describe());
+        println!("{}", outcome.report);
+        outcomes.push(outcome);
     }
     let report = outcomes
         .iter()
@@ -338,6 +348,63 @@ fn stop_servers(servers: Vec<(std::process::Child, String)>) {
             .args(["-TERM", &child.id().to_string()])
             .status();
         let _ = child.wait();
+    }
+}
+
+/// The kernel's session groups (`kernel.sched_autogroup_enabled`) switched
+/// off for a PostgreSQL run, and back on after it, when this process may
+/// (root). With them on, the kernel shares the CPUs between sessions first:
+/// the PostgreSQL cluster is a session of its own (pg_ctl starts it so), and
+/// the servers and the load generator are another. On these 2 cores `perf
+/// sched latency` measured a runnable PostgreSQL backend waiting 9.0 s for a
+/// CPU (every other task: at most 13 ms), and every request on that
+/// connection, on both instances, waited with it: wrk's timeouts. With them
+/// off, the same run had none and its slowest request took 36 ms. A
+/// database server on its own machine, or under systemd (which groups by
+/// service, not by session), is not scheduled this way.
+struct SessionGroupsOff {
+    /// The setting before, when this run changed it.
+    before: Option<String>,
+    /// The setting during the run, as read back.
+    during: String,
+}
+
+impl SessionGroupsOff {
+    const SETTING: &'static str = "/proc/sys/kernel/sched_autogroup_enabled";
+
+    fn new() -> SessionGroupsOff {
+        let read = || {
+            std::fs::read_to_string(Self::SETTING)
+                .map(|s| s.trim().to_string())
+                .unwrap_or_else(|_| "absent".to_string())
+        };
+        let now = read();
+        let before = (now == "1" && std::fs::write(Self::SETTING, "0").is_ok()).then_some(now);
+        SessionGroupsOff {
+            before,
+            during: read(),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match &self.before {
+            Some(before) => format!(
+                "kernel.sched_autogroup_enabled: {} for this run ({before} before, put back after)",
+                self.during
+            ),
+            None => format!(
+                "kernel.sched_autogroup_enabled: {} (left as it was; 1 lets the kernel starve a PostgreSQL backend on a small machine)",
+                self.during
+            ),
+        }
+    }
+}
+
+impl Drop for SessionGroupsOff {
+    fn drop(&mut self) {
+        if let Some(before) = &self.before {
+            let _ = std::fs::write(Self::SETTING, before);
+        }
     }
 }
 
