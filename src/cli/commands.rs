@@ -436,7 +436,8 @@ fn validate(
     };
     let source = FolderSource::new(&dir);
     let store = store_at_hand(g);
-    let (diags, stats) = pipeline::validate_tree(&name, &source, store.as_deref())?;
+    let actor = super::identity::actor(g, Repo::discover(g.repo.as_deref()).ok().as_ref());
+    let (diags, stats) = pipeline::validate_tree(&name, &source, store.as_deref(), &actor)?;
     let ok = !has_errors(&diags);
     if out.json() {
         out.json_value(&serde_json::json!({

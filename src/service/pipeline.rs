@@ -9,6 +9,7 @@
 use std::collections::HashSet;
 
 use crate::backend::store::{Store, StoreError};
+use crate::domain::access::Role;
 use crate::domain::diagnostic::{self, Diagnostic};
 use crate::domain::model::{self, Kind, TenantModel};
 use crate::domain::plan::{diff, DiffInput, DiffOptions, Plan};
@@ -16,6 +17,7 @@ use crate::domain::secrets::PLACEHOLDER;
 use crate::domain::state::Index;
 use crate::domain::tree::{self, MemoryTree, SourceError, TenantFile, TreeSource};
 use crate::domain::validate::{self, render_names, render_names_in_place, NameTable};
+use crate::service::access::Actor;
 
 /// An error of the pipeline (not a problem in the input: those are diagnostics).
 #[derive(Debug, thiserror::Error)]
@@ -202,11 +204,14 @@ fn read_and_resolve<'a>(
 }
 
 /// Validate a tree on its own; with a `store` that holds the tenant, its
-/// encrypted values are also checked to decrypt with the tenant's key.
+/// encrypted values are also checked to decrypt with the tenant's key when
+/// `actor` may read the tenant (a viewer), else a warning says they were
+/// not and names the grant.
 pub fn validate_tree(
     tenant: &str,
     source: &dyn TreeSource,
     store: Option<&dyn Store>,
+    actor: &Actor,
 ) -> Result<(Vec<Diagnostic>, ReadStats), PipelineError> {
     let index = Index::default();
     let Resolved {
@@ -215,9 +220,46 @@ pub fn validate_tree(
         ..
     } = read_and_resolve(tenant, source, &index, None, false, Keep::References)?;
     if let Some(store) = store.filter(|s| s.tenant(tenant).is_ok()) {
-        check_decryption(store, tenant, source, &mut res)?;
+        if may_check_decryption(store, actor, tenant, &mut res)? {
+            check_decryption(store, tenant, source, &mut res)?;
+        }
     }
     Ok((res.diagnostics, stats))
+}
+
+/// Whether `actor` may have a tree's encrypted values checked against the
+/// tenant's key (a viewer may). When not, and the tree has an encrypted
+/// value, a warning in the first file holding one says they were not
+/// checked and names the grant, and the key is never read.
+fn may_check_decryption(
+    store: &dyn Store,
+    actor: &Actor,
+    tenant: &str,
+    res: &mut validate::Resolution<'_>,
+) -> Result<bool, PipelineError> {
+    let encrypted = res
+        .desired
+        .iter()
+        .find(|d| d.resource.spec.mentions(crate::domain::secrets::ENC_PREFIX));
+    let Some(first) = encrypted else {
+        return Ok(false);
+    };
+    let access = crate::service::access::access_of(store, actor)?;
+    let checking = "checking encrypted values against the tenant's key";
+    let Err(refusal) = access.require(actor.name(), tenant, Role::Viewer, checking) else {
+        return Ok(true);
+    };
+    let warning = Diagnostic::warning(
+        &first.path,
+        "encryption-unchecked",
+        format!(
+            "encrypted values were not checked against tenant `{tenant}`'s key: {}",
+            refusal.reason()
+        ),
+    );
+    res.diagnostics.push(warning.with_hint(refusal.hint()));
+    res.diagnostics.sort();
+    Ok(false)
 }
 
 /// Every decoded `ENC[age,…]` value must decrypt with the tenant's key,

@@ -540,6 +540,33 @@ pub fn values_encrypted_to_another_key_are_refused_where_the_store_is_at_hand() 
     env.ferry(&["apply", "--tenant", T, "--yes"]).ok();
 }
 
+/// On a store with users, `ferry validate` checks encrypted values against
+/// the tenant's key only for someone who may read the tenant (a viewer).
+/// Anyone else is told, in the file holding the value, that it was not
+/// checked and which grant would check it; the tree is still validated.
+#[test]
+fn validate_checks_encrypted_values_only_for_a_reader_of_the_tenant() {
+    let env = TestEnv::acme();
+    env.ferry(&["tenant", "create", "acme-prod"]).ok();
+    env.ferry(&["--as", "root", "user", "add", "root"]).ok();
+    env.user("vic", &[(T, "viewer")]);
+    env.user("eve", &[("acme-prod", "owner")]);
+    set_crm_key(&env, &encrypt_to(&env, "acme-prod", "sk-live-FOREIGN777"));
+    let r = env.ferry(&["--as", "eve", "validate", "--tenant", T]).ok();
+    for want in [
+        "connections/crm.yaml",
+        "encrypted values were not checked",
+        "needs the viewer role on tenant `acme-dev`",
+        "ferry grant 'eve' acme-dev viewer",
+    ] {
+        assert!(r.stderr.contains(want), "{want}: {}", r.stderr);
+    }
+    assert!(!r.stderr.contains("does not decrypt"), "{}", r.stderr);
+    let r = env.ferry(&["--as", "vic", "validate", "--tenant", T]).expect(1);
+    assert!(r.stderr.contains("does not decrypt"), "{}", r.stderr);
+    assert!(!r.stderr.contains("not checked"), "{}", r.stderr);
+}
+
 /// Issue 14.3 and 13.6 over HTTP: a staging edit holding a value that only
 /// looks encrypted, or one encrypted to another tenant's key, answers 400
 /// naming the field (never the value); the tenant's own ciphertext lands.
