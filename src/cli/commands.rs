@@ -448,13 +448,19 @@ fn validate(
         out.diagnostics(&diags);
         if ok {
             out.data(&format!(
-                "{}: {} resources, valid",
+                "{}: {} {}, valid",
                 dir.display(),
-                stats.units
+                stats.units,
+                if stats.units == 1 {
+                    "resource"
+                } else {
+                    "resources"
+                }
             ));
         } else {
             let n = diags.iter().filter(|d| d.is_error()).count();
-            out.status(&format!("{}: {n} problem(s) found", dir.display()));
+            let problems = if n == 1 { "problem" } else { "problems" };
+            out.status(&format!("{}: {n} {problems} found", dir.display()));
         }
     }
     Ok(if ok { EXIT_OK } else { EXIT_ERROR })

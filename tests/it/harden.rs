@@ -562,7 +562,9 @@ fn validate_checks_encrypted_values_only_for_a_reader_of_the_tenant() {
         assert!(r.stderr.contains(want), "{want}: {}", r.stderr);
     }
     assert!(!r.stderr.contains("does not decrypt"), "{}", r.stderr);
-    let r = env.ferry(&["--as", "vic", "validate", "--tenant", T]).expect(1);
+    let r = env
+        .ferry(&["--as", "vic", "validate", "--tenant", T])
+        .expect(1);
     assert!(r.stderr.contains("does not decrypt"), "{}", r.stderr);
     assert!(!r.stderr.contains("not checked"), "{}", r.stderr);
 }

@@ -404,6 +404,13 @@ fn unknown_field_hint(message: &str) -> Option<String> {
     let unknown = message.split('`').nth(1)?;
     let (_, expected) = message.split_once("expected ")?;
     let expected = expected.trim_start_matches("one of ");
+    // A resource's own fields at the top of the file belong under `metadata:`.
+    let top_level = expected.contains("metadata") && expected.contains("spec");
+    if top_level && ["name", "id", "syncable"].contains(&unknown) {
+        return Some(format!(
+            "`{unknown}` goes under `metadata:` (`metadata.{unknown}`)"
+        ));
+    }
     let names = expected
         .split([',', ' '])
         .map(|w| w.trim().trim_matches('`'))
@@ -913,6 +920,27 @@ mod tests {
         assert_eq!(utf8_text("tools/a.yaml", b"ok"), Ok("ok"));
         let d = utf8_text("tools/a.yaml", b"a: 1\nb: \xff\n").unwrap_err();
         assert_eq!((d.code, d.line), ("not-utf8", Some(2)));
+    }
+
+    /// A resource's name written at the top of its file points under
+    /// `metadata:`; a typo of a top-level field still gets "did you mean".
+    #[test]
+    fn a_name_at_the_top_of_a_file_points_under_metadata() {
+        let (_, d) = decode_unit(
+            "agents/x.yaml",
+            b"apiVersion: ferry/v1\nkind: Agent\nname: x\nspec: {}\n",
+        );
+        assert_eq!((d[0].code, d[0].line), ("unknown-field", Some(3)));
+        let hint = d[0].hint.as_deref();
+        assert_eq!(
+            hint,
+            Some("`name` goes under `metadata:` (`metadata.name`)")
+        );
+        let (_, d) = decode_unit(
+            "agents/x.yaml",
+            b"apiVersion: ferry/v1\nkind: Agent\nspek: {}\n",
+        );
+        assert_eq!(d[0].hint.as_deref(), Some("did you mean `spec`?"));
     }
 
     #[test]
