@@ -121,6 +121,15 @@ impl IdNames {
     }
 }
 
+impl IdNames {
+    /// Every resource as (ID, kind, name), in no set order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, Kind, &str)> {
+        self.by_id
+            .iter()
+            .map(|(id, (kind, name))| (id.as_str(), *kind, name.as_str()))
+    }
+}
+
 impl FromIterator<(String, Kind, String)> for IdNames {
     fn from_iter<T: IntoIterator<Item = (String, Kind, String)>>(names: T) -> Self {
         IdNames {

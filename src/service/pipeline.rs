@@ -943,6 +943,22 @@ pub(crate) mod tests {
         (tmp, store)
     }
 
+    /// `store`'s tenant `tenant` (as exported) with `n` more tools,
+    /// `extra-0000` onwards, applied.
+    pub(crate) fn add_tools(store: &mut SqliteStore, tenant: &str, n: usize) {
+        let mut tree = export_tree(store, tenant).unwrap();
+        for i in 0..n {
+            let text = format!(
+                "apiVersion: ferry/v1\nkind: Tool\nmetadata:\n  name: extra-{i:04}\nspec:\n  type: http\n"
+            );
+            tree.files
+                .insert(format!("tools/extra-{i:04}.yaml"), text.into_bytes());
+        }
+        let plan = plan_tree(store, tenant, &tree, DiffOptions { prune: false });
+        let plan = plan.unwrap().plan.unwrap();
+        crate::service::apply::apply(store, &plan, Default::default()).unwrap();
+    }
+
     /// Every call of `on_files` of an export in chunks of `chunk` drafts.
     fn calls(store: &SqliteStore, chunk: usize) -> Vec<Vec<(String, Vec<u8>)>> {
         let mut calls = Vec::new();

@@ -403,3 +403,66 @@ pub fn the_staging_diff_is_rendered_again_only_when_the_store_moves() {
     assert_eq!(diff_of(store.as_ref()), "[true,1]");
     assert_eq!(renders.get(), 3, "an edit renders again, once");
 }
+
+/// `fixtures/acme` with 230 more tools (`extra-0000` onwards) applied as
+/// acme-dev, a root token for it, and a server over it.
+pub fn many_tools_served() -> (TestEnv, String, Server) {
+    let env = TestEnv::acme();
+    let tools = env.path("tenants/acme-dev/tools");
+    for i in 0..230 {
+        let text = format!(
+            "apiVersion: ferry/v1\nkind: Tool\nmetadata:\n  name: extra-{i:04}\nspec:\n  type: http\n"
+        );
+        std::fs::write(tools.join(format!("extra-{i:04}.yaml")), text).unwrap();
+    }
+    env.ferry(&["apply", "--tenant", "acme-dev", "--yes"]).ok();
+    env.ferry(&["--as", "root", "user", "add", "root"]).ok();
+    let token = env.token("root", Some("acme-dev"));
+    let server = Server::start(&env, &[]);
+    (env, token, server)
+}
+
+/// A tenant with more resources than a page shows: the resource list shows
+/// each kind's first page with its count and pages through one kind by
+/// name; the agent editor offers the agent's own tools and the first 50
+/// others, with a field to add any other by name.
+#[test]
+fn big_tenants_are_listed_and_offered_a_page_at_a_time() {
+    let (_env, token, server) = many_tools_served();
+    let ui = UiSession::sign_in(&server, &token);
+    let rows = |page: &str| page.matches("<tr data-name=\"extra-").count();
+
+    let list = ui.get(&server, "/t/acme-dev?q=extra").text();
+    assert_eq!(rows(&list), 100, "the first page of tools");
+    assert!(list.contains("Showing 1–100 of 230."), "{list}");
+    assert!(list.contains("extra-0099") && !list.contains("extra-0100"));
+    let third = ui
+        .get(&server, "/t/acme-dev?q=extra&kind=tools&page=2")
+        .text();
+    assert_eq!(rows(&third), 30);
+    assert!(third.contains("Showing 201–230 of 230."), "{third}");
+    assert!(third.contains("extra-0200") && third.contains("extra-0229"));
+    assert!(third.contains("rel=\"prev\"") && !third.contains("rel=\"next\""));
+    let every = ui.get(&server, "/t/acme-dev").text();
+    assert!(
+        every.contains("support-bot"),
+        "other kinds are still listed"
+    );
+
+    let editor = ui.get(&server, "/t/acme-dev/agents/support-bot").text();
+    let own = http(
+        "GET",
+        &server.url("/api/v2/agents/support-bot"),
+        Some(&token),
+        &[],
+        None,
+    );
+    let own = own.expect(200)["spec"]["tools"].as_array().unwrap().len();
+    let boxes = editor.matches("name=\"tools\" value=").count();
+    assert_eq!(boxes, own + 50, "its own tools, then the first 50 others");
+    assert!(
+        editor.contains("more in this tenant: add by name"),
+        "{editor}"
+    );
+    assert!(!editor.contains("value=\"extra-0229\""), "not offered");
+}

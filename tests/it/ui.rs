@@ -390,6 +390,36 @@ fn editor_errors_sit_beside_their_field_and_change_nothing() {
     );
 }
 
+/// In a tenant with more tools than the editor offers, a tool is added by
+/// typing its name; an unknown name is refused beside the field and
+/// nothing is written.
+#[test]
+fn a_tool_the_editor_does_not_offer_is_added_by_name() {
+    let (_env, token, server) = crate::staging::many_tools_served();
+    let Some(b) = Browser::start(&server.base) else {
+        return;
+    };
+    b.sign_in(&token);
+    let before = agent_json(&server, &token, "support-bot")["spec"]["tools"].clone();
+    b.goto("/t/acme-dev/agents/support-bot");
+    b.fill("#tools-add", "extra-0229, nope-tool", true);
+    b.click("#save");
+    let err = b.wait_text("#err-tools");
+    assert!(err.contains("nope-tool"), "{err}");
+    let after = agent_json(&server, &token, "support-bot")["spec"]["tools"].clone();
+    assert_eq!(after, before, "nothing was written");
+    b.goto("/t/acme-dev/agents/support-bot");
+    b.fill("#tools-add", "extra-0229", true);
+    b.click("#save");
+    b.wait_text("#saved");
+    let tools = agent_json(&server, &token, "support-bot")["spec"]["tools"].clone();
+    assert_eq!(
+        tools.as_array().unwrap().len(),
+        before.as_array().unwrap().len() + 1
+    );
+    assert!(b.exists("input[name=\"tools\"][value=\"extra-0229\"]:checked"));
+}
+
 #[test]
 fn syncable_toggle_and_sync_into_a_second_tenant_in_a_browser() {
     let (env, token) = acme_server_env();

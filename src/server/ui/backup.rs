@@ -95,12 +95,11 @@ pub async fn export_zip(
 
 /// The tenant's agents by name, to offer as the agent an import or sync upgrades.
 pub(super) fn local_agents(store: &dyn Store, tenant: &str) -> Result<Vec<String>, ApiError> {
-    let (_, index) = store.index(tenant)?;
-    let mut names: Vec<String> = index
-        .entries()
+    let mut names: Vec<String> = store
+        .id_names(tenant)?
         .iter()
-        .filter(|e| e.kind == Kind::Agent)
-        .map(|e| e.name.clone())
+        .filter(|(_, kind, _)| *kind == Kind::Agent)
+        .map(|(_, _, name)| name.to_string())
         .collect();
     names.sort();
     Ok(names)

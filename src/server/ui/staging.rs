@@ -15,7 +15,7 @@ use serde_json::{json, Map, Value};
 use super::{csrf_field, layout, ok, read_page, see_other, view, write_form, Form, Me, Shared};
 use crate::backend::store::Store;
 use crate::domain::access::Role;
-use crate::domain::model::{AgentSpec, FreeForm, Kind, Resource, Spec, BUILTIN_PREFIX};
+use crate::domain::model::{AgentSpec, FreeForm, Kind, Resource, Spec};
 use crate::domain::validate::render_names;
 use crate::server::error::ApiError;
 use crate::service::staging::{self, StagingEdit, StagingError, ACCESS_VALUES};
@@ -61,10 +61,22 @@ impl ActionRow {
     }
 }
 
+/// How many of the tenant's other tools (or knowledge sources) the editor
+/// offers as boxes to tick, by name; any more are added by name.
+const OFFERED: usize = 50;
+
+/// What the editor offers of one kind: the agent's own first, in its order,
+/// then the first [`OFFERED`] others by name; `more` others are not shown.
+#[derive(Default)]
+struct Offer {
+    names: Vec<String>,
+    more: usize,
+}
+
 /// What the editor offers to pick from.
 struct Choices {
-    knowledge_bases: Vec<String>,
-    tools: Vec<String>,
+    knowledge_bases: Offer,
+    tools: Offer,
     guardrails: Vec<String>,
     /// Each attached tool's actions.
     actions: Vec<ActionRow>,
@@ -158,6 +170,17 @@ fn without_credentials(mut v: Values) -> Values {
 fn values_from(form: &Form) -> Values {
     let text = |k: &str| form.get(k).unwrap_or("").replace("\r\n", "\n");
     let list = |k: &str| form.all(k).into_iter().map(str::to_string).collect();
+    // The boxes ticked, then any names typed in beside them (`KEY.add`).
+    let picked = |k: &str| -> Vec<String> {
+        let mut names: Vec<String> = list(k);
+        let typed = form.get(&format!("{k}.add")).unwrap_or("");
+        for name in typed.split([',', ' ', '\n']).map(str::trim) {
+            if !name.is_empty() && !names.iter().any(|n| n == name) {
+                names.push(name.to_string());
+            }
+        }
+        names
+    };
     Values {
         name: text("name"),
         description: text("description"),
@@ -166,8 +189,8 @@ fn values_from(form: &Form) -> Values {
         temperature: text("model.temperature"),
         max_tokens: text("model.maxTokens"),
         instructions: text("instructions"),
-        knowledge_bases: list("knowledgeBases"),
-        tools: list("tools"),
+        knowledge_bases: picked("knowledgeBases"),
+        tools: picked("tools"),
         guardrails_on: list("guardrails"),
         access: text("access"),
         tags: text("tags"),
@@ -192,29 +215,27 @@ fn snippets_from(form: &Form) -> Vec<(String, String)> {
 }
 
 fn choices(store: &dyn Store, tenant: &str, spec: &AgentSpec) -> Result<Choices, ApiError> {
-    let (_, index) = store.index(tenant)?;
-    let names = |k: Kind| -> Vec<String> {
-        let mut v: Vec<String> = index
-            .entries()
+    let names = store.id_names(tenant)?;
+    let offer = |mine: &[String], k: Kind| -> Offer {
+        let mut others: Vec<&str> = names
             .iter()
-            .filter(|e| e.kind == k)
-            .map(|e| e.name.clone())
+            .filter(|(_, kind, n)| *kind == k && !mine.iter().any(|m| m == n))
+            .map(|(_, _, n)| n)
             .collect();
-        v.sort();
-        v
-    };
-    // What the agent has first, in its order (the form posts in this order), then the rest.
-    let offer = |mine: &[String], k: Kind| -> Vec<String> {
-        let mut v = mine.to_vec();
-        v.extend(names(k).into_iter().filter(|n| !mine.contains(n)));
-        v
+        others.sort_unstable();
+        let more = others.len().saturating_sub(OFFERED);
+        let mut offered = mine.to_vec();
+        offered.extend(others.into_iter().take(OFFERED).map(str::to_string));
+        Offer {
+            names: offered,
+            more,
+        }
     };
     let tools = offer(&spec.tools, Kind::Tool);
-    let attached: Vec<String> = spec
-        .tools
+    let attached: Vec<String> = names
         .iter()
-        .filter(|t| !t.starts_with(BUILTIN_PREFIX))
-        .filter_map(|t| index.by_name(Kind::Tool, t).map(|e| e.id.clone()))
+        .filter(|(_, kind, n)| *kind == Kind::Tool && spec.tools.iter().any(|t| t == n))
+        .map(|(id, _, _)| id.to_string())
         .collect();
     let mut actions = Vec::new();
     for t in store.drafts(tenant, &attached)? {
@@ -371,7 +392,7 @@ fn text_input(label: &str, key: &str, value: &str, notes: &Notes, readonly: bool
 fn checkboxes(
     legend: &str,
     key: &str,
-    all: &[String],
+    offer: &Offer,
     on: &[String],
     notes: &Notes,
     readonly: bool,
@@ -379,12 +400,16 @@ fn checkboxes(
     html! {
         fieldset id={ "fs-" (key) } {
             legend { (legend) }
-            @if all.is_empty() { p.muted { "None in this tenant." } }
-            @for n in all {
+            @if offer.names.is_empty() { p.muted { "None in this tenant." } }
+            @for n in &offer.names {
                 label.inline {
                     input type="checkbox" name=(key) value=(n) checked[on.contains(n)] disabled[readonly];
                     (n)
                 }
+            }
+            @if offer.more > 0 && !readonly {
+                label for={ (key) "-add" } { (offer.more) " more in this tenant: add by name (comma-separated)" }
+                input id={ (key) "-add" } type="text" name={ (key) ".add" } value="";
             }
             (note(notes, key))
         }
@@ -419,7 +444,7 @@ fn editor_form(
             (snippets_fieldset(v, notes, ro))
             (checkboxes("Knowledge sources", "knowledgeBases", &c.knowledge_bases, &v.knowledge_bases, notes, ro))
             (checkboxes("Tools", "tools", &c.tools, &v.tools, notes, ro))
-            (checkboxes("Guardrails (on)", "guardrails", &c.guardrails, &v.guardrails_on, notes, ro))
+            (checkboxes("Guardrails (on)", "guardrails", &Offer { names: c.guardrails.clone(), more: 0 }, &v.guardrails_on, notes, ro))
             label for="access" { "Access" }
             select #access name="access" disabled[ro] {
                 option value="" selected[v.access.is_empty()] { "(not set)" }

@@ -44,11 +44,12 @@ fn body(me: &Me, cards: &[Markup]) -> Markup {
 
 fn card(store: &dyn Store, tenant: &str, role: Role) -> Result<Markup, ApiError> {
     let record = store.tenant(tenant)?;
-    let (_, index) = store.index(tenant)?;
-    let counts: Vec<(Kind, usize)> = Kind::ALL
-        .iter()
-        .map(|k| (*k, index.entries().iter().filter(|e| e.kind == *k).count()))
-        .collect();
+    let mut counts: Vec<(Kind, usize)> = Kind::ALL.iter().map(|k| (*k, 0)).collect();
+    for (_, kind, _) in store.id_names(tenant)?.iter() {
+        if let Some((_, n)) = counts.iter_mut().find(|(k, _)| *k == kind) {
+            *n += 1;
+        }
+    }
     let last = store.publishes(tenant)?.into_iter().next();
     let drift = store.drift(tenant)?;
     Ok(html! {
