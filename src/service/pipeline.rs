@@ -461,8 +461,23 @@ fn keep_stored_secrets(
 
 /// A tenant's drafts as a model in tree form (references by name).
 pub fn export_model(store: &dyn Store, tenant: &str) -> Result<TenantModel, PipelineError> {
+    Ok(tree_form_model(store.all_drafts(tenant)?))
+}
+
+/// [`export_model`] of only the drafts of `ids`, which must hold everything
+/// they reference (a reference closure): their references are rendered as
+/// names from among themselves, and nothing else of the tenant is read.
+pub fn export_model_of(
+    store: &dyn Store,
+    tenant: &str,
+    ids: &[String],
+) -> Result<TenantModel, PipelineError> {
+    Ok(tree_form_model(store.drafts(tenant, ids)?))
+}
+
+/// Drafts in tree form (references as names, from among the drafts), as a model.
+fn tree_form_model(mut drafts: Vec<model::Resource>) -> TenantModel {
     use rayon::prelude::*;
-    let mut drafts = store.all_drafts(tenant)?;
     let names = NameTable::of_resources(drafts.iter());
     drafts
         .par_iter_mut()
@@ -471,7 +486,7 @@ pub fn export_model(store: &dyn Store, tenant: &str) -> Result<TenantModel, Pipe
     for r in drafts {
         model.insert(r);
     }
-    Ok(model)
+    model
 }
 
 /// The `${vars.*}` names a model uses, sorted.

@@ -158,11 +158,11 @@ impl StagingDiffCache {
 /// The IDs of a staged agent (ID or name) and everything it references,
 /// transitively, from keyed index lookups (never the tenant's whole index);
 /// `None` when the agent has no draft.
-fn agent_closure(
+pub(crate) fn agent_closure(
     store: &dyn Store,
     tenant: &str,
     agent: &str,
-) -> Result<Option<Vec<String>>, StagingError> {
+) -> Result<Option<Vec<String>>, crate::backend::store::StoreError> {
     let keys = IndexKeys {
         ids: vec![agent.to_string()],
         names: vec![(Kind::Agent, agent.to_string())],

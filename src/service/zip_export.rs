@@ -143,7 +143,17 @@ pub fn scope(
     scope: &Scope,
 ) -> Result<Scoped, ExportError> {
     authorize_export::<ExportError>(store, actor, tenant)?;
-    let full = pipeline::export_model(store, tenant)?;
+    // One agent's export reads the agent and what it references, not the
+    // tenant; an agent not found leaves the model empty, and `scope_in`
+    // says so.
+    let full = match scope {
+        Scope::Agent(agent) => {
+            let closure = crate::service::publishing::agent_closure(store, tenant, agent);
+            let ids = closure.map_err(PipelineError::from)?.unwrap_or_default();
+            pipeline::export_model_of(store, tenant, &ids)?
+        }
+        Scope::All => pipeline::export_model(store, tenant)?,
+    };
     let mut scoped = scope_in(full, tenant, scope)?;
     scoped.drafts = true;
     Ok(scoped)
@@ -705,6 +715,47 @@ mod tests {
             spec: Spec::from_json(kind, spec).unwrap(),
             content: None,
         }
+    }
+
+    /// One agent's scope, read from its reference closure, is the scope the
+    /// whole tenant's model gives, for every agent; and it reads the
+    /// agent's closure, not the tenant (230 more tools change nothing).
+    #[test]
+    fn an_agent_scope_reads_the_agent_closure_only() {
+        use crate::backend::store::ResourceStore;
+        let (_tmp, mut store) = crate::service::pipeline::tests::applied();
+        let t = "acme-dev";
+        let anyone = Actor::default();
+        let agents: Vec<String> = store
+            .id_names(t)
+            .unwrap()
+            .iter()
+            .filter(|(_, k, _)| *k == Kind::Agent)
+            .map(|(_, _, n)| n.to_string())
+            .collect();
+        assert!(agents.len() > 1);
+        let rows_of = |store: &crate::backend::store::sqlite::SqliteStore, agent: &str| {
+            let before = store.rows_read();
+            let scoped = scope(store, &anyone, t, &Scope::Agent(agent.to_string())).unwrap();
+            (scoped, store.rows_read() - before)
+        };
+        let mut rows_before = Vec::new();
+        for agent in &agents {
+            let whole = pipeline::export_model(&store, t).unwrap();
+            let expected = scope_in(whole, t, &Scope::Agent(agent.clone())).unwrap();
+            let (scoped, rows) = rows_of(&store, agent);
+            assert_eq!(scoped.model, expected.model, "{agent}");
+            assert_eq!(
+                (scoped.entries, scoped.agent),
+                (expected.entries, expected.agent)
+            );
+            rows_before.push(rows);
+        }
+        crate::service::pipeline::tests::add_tools(&mut store, t, 230);
+        let rows_after: Vec<u64> = agents.iter().map(|a| rows_of(&store, a).1).collect();
+        assert_eq!(rows_after, rows_before);
+        let missing = scope(&store, &anyone, t, &Scope::Agent("nobody".into()));
+        assert!(matches!(missing, Err(ExportError::NoAgent { .. })));
     }
 
     /// The scope walk through the one reference visitor: workflows first and
