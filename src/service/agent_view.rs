@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use crate::backend::store::Store;
 use crate::domain::access::Role;
-use crate::domain::model::{Kind, Resource, Spec};
+use crate::domain::model::{Kind, Spec};
 use crate::service::access::{authorize, Actor};
 use crate::service::staging::{find_agent_id, StagingError};
 
@@ -92,12 +92,15 @@ pub fn agent_list(
     tenant: &str,
 ) -> Result<Vec<AgentSummary>, StagingError> {
     authorize::<StagingError>(store, actor, tenant, Role::Viewer, "listing agents")?;
-    let drafts = store.all_drafts(tenant)?;
-    let agents: Vec<&Resource> = drafts.iter().filter(|r| r.kind() == Kind::Agent).collect();
-    let ids: Vec<String> = agents
+    // The agents' IDs from the tenant's names; only the agents are decoded.
+    let ids: Vec<String> = store
+        .id_names(tenant)?
         .iter()
-        .filter_map(|r| r.id().map(str::to_string))
+        .filter(|(_, kind, _)| *kind == Kind::Agent)
+        .map(|(id, _, _)| id.to_string())
         .collect();
+    let mut agents = store.drafts(tenant, &ids)?;
+    agents.sort_by(|a, b| a.id().cmp(&b.id()));
     let versions = store.versions(tenant, &ids)?;
     Ok(agents
         .into_iter()

@@ -459,9 +459,12 @@ fn publishes_unchecked(
     store.tenant(tenant)?;
     let mut list = store.publishes(tenant)?;
     if let Some(a) = agent {
-        let drafts = store.all_drafts(tenant)?;
-        let production = store.production(tenant)?;
-        let id = agent_id_in(a, &drafts, &production);
+        // A keyed lookup (the production's agents for one deleted in staging).
+        let id = match crate::service::staging::find_agent_id(store, tenant, a) {
+            Ok(id) => Some(id),
+            Err(StagingError::NoAgent { .. }) => None,
+            Err(e) => return Err(e),
+        };
         list.retain(|p| {
             p.agent.as_deref() == Some(a) || id.as_deref().is_some_and(|i| p.summary.mentions(i))
         });
@@ -822,6 +825,41 @@ mod tests {
         assert!(e.to_string().contains("needs the editor role"), "{e}");
         let e = revert(&mut store, &eve, T, &rec.change_track_id, true).unwrap_err();
         assert!(e.to_string().contains("previewing a revert"), "{e}");
+    }
+
+    /// An agent's publish history and the agent list read the same rows
+    /// however many other resources the tenant holds, and give the same
+    /// answers: keyed lookups and the agents' drafts, never every draft.
+    #[test]
+    fn agent_reads_do_not_grow_with_the_tenant() {
+        let (_tmp, _path, mut store) = applied();
+        publish(&mut store, &Actor::default(), None, T, None, "m", NOW)
+            .unwrap()
+            .unwrap();
+        let anyone = Actor::default();
+        let read = |store: &SqliteStore| {
+            let before = store.rows_read();
+            let history = agent_publishes(store, &anyone, T, "billing-bot").unwrap();
+            let by_id = publishes_of(store, &anyone, T, Some("billing-bot")).unwrap();
+            let agents = crate::service::agent_view::agent_list(store, &anyone, T).unwrap();
+            let names: Vec<String> = agents.iter().map(|a| a.name.clone()).collect();
+            let ids: Vec<String> = agents.iter().map(|a| a.id.clone()).collect();
+            assert!(ids.is_sorted(), "{ids:?}");
+            let found = (history.len(), by_id.len(), names);
+            (found, store.rows_read() - before)
+        };
+        let (found, rows) = read(&store);
+        assert_eq!((found.0, found.1), (1, 1));
+        assert!(
+            found.2.contains(&"billing-bot".to_string()),
+            "{:?}",
+            found.2
+        );
+        pipeline::tests::add_tools(&mut store, T, 230);
+        let (found_after, rows_after) = read(&store);
+        assert_eq!(found_after, found);
+        // The names of every resource are read once for the list; nothing else grows.
+        assert_eq!(rows_after, rows + 230);
     }
 
     /// Every read here is a viewer's: a user without a role on the tenant
