@@ -119,9 +119,7 @@ impl IdNames {
         }
         IdNames { by_id }
     }
-}
 
-impl IdNames {
     /// Every resource as (ID, kind, name), in no set order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, Kind, &str)> {
         self.by_id

@@ -67,7 +67,6 @@ const OFFERED: usize = 50;
 
 /// What the editor offers of one kind: the agent's own first, in its order,
 /// then the first [`OFFERED`] others by name; `more` others are not shown.
-#[derive(Default)]
 struct Offer {
     names: Vec<String>,
     more: usize,
@@ -232,10 +231,16 @@ fn choices(store: &dyn Store, tenant: &str, spec: &AgentSpec) -> Result<Choices,
         }
     };
     let tools = offer(&spec.tools, Kind::Tool);
-    let attached: Vec<String> = names
+    // The attached tools' IDs in the agent's order, so their actions are too.
+    let tool_ids: std::collections::HashMap<&str, &str> = names
         .iter()
         .filter(|(_, kind, n)| *kind == Kind::Tool && spec.tools.iter().any(|t| t == n))
-        .map(|(id, _, _)| id.to_string())
+        .map(|(id, _, n)| (n, id))
+        .collect();
+    let attached: Vec<String> = spec
+        .tools
+        .iter()
+        .filter_map(|t| tool_ids.get(t.as_str()).map(|id| id.to_string()))
         .collect();
     let mut actions = Vec::new();
     for t in store.drafts(tenant, &attached)? {
@@ -799,6 +804,27 @@ pub async fn publish(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The editor offers the agent's own tools first, in its order, and
+    /// lists their actions in that order too, whatever order the tenant's
+    /// names come in.
+    #[test]
+    fn the_editor_lists_the_agent_tools_and_their_actions_in_its_order() {
+        let (_tmp, store) = crate::service::pipeline::tests::applied();
+        let (_, spec) = draft_of(&store, "acme-dev", "refund-bot").unwrap();
+        let c = choices(&store, "acme-dev", &spec).unwrap();
+        assert_eq!(c.tools.names[..spec.tools.len()], spec.tools[..]);
+        let mut tools: Vec<&str> = c.actions.iter().map(|a| a.tool.as_str()).collect();
+        tools.dedup();
+        let with_actions: Vec<&str> = spec
+            .tools
+            .iter()
+            .map(String::as_str)
+            .filter(|t| tools.contains(t))
+            .collect();
+        assert!(tools.len() > 2, "{tools:?}");
+        assert_eq!(tools, with_actions);
+    }
 
     #[test]
     fn problems_land_beside_the_field_they_name() {
