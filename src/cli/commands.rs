@@ -435,8 +435,9 @@ fn validate(
         (None, None) => bail!("say what to validate: --tenant T or a tenant folder\nhint: `ferry validate --tenant acme-dev`"),
     };
     let source = FolderSource::new(&dir);
-    let store = store_at_hand(g);
-    let actor = super::identity::actor(g, Repo::discover(g.repo.as_deref()).ok().as_ref());
+    let repo = Repo::discover(g.repo.as_deref()).ok();
+    let store = repo.as_ref().and_then(|r| store_at_hand(g, r));
+    let actor = super::identity::actor(g, repo.as_ref());
     let (diags, stats) = pipeline::validate_tree(&name, &source, store.as_deref(), &actor)?;
     let ok = !has_errors(&diags);
     if out.json() {
@@ -467,8 +468,7 @@ fn validate(
 }
 
 /// The repo's store, when there is one already (validate never creates one).
-fn store_at_hand(g: &Global) -> Option<Box<dyn Store>> {
-    let repo = Repo::discover(g.repo.as_deref()).ok()?;
+fn store_at_hand(g: &Global, repo: &Repo) -> Option<Box<dyn Store>> {
     let url = repo.store_url(g.store.as_deref());
     if let Some(path) = url.strip_prefix("sqlite:") {
         if !repo.root.join(path).is_file() {
