@@ -443,6 +443,11 @@ fn big_tenants_are_listed_and_offered_a_page_at_a_time() {
     assert!(third.contains("Showing 201–230 of 230."), "{third}");
     assert!(third.contains("extra-0200") && third.contains("extra-0229"));
     assert!(third.contains("rel=\"prev\"") && !third.contains("rel=\"next\""));
+    let past = ui
+        .get(&server, "/t/acme-dev?q=extra&kind=tools&page=9")
+        .text();
+    assert_eq!(rows(&past), 0);
+    assert!(past.contains("past the last of 230"), "{past}");
     let every = ui.get(&server, "/t/acme-dev").text();
     assert!(
         every.contains("support-bot"),

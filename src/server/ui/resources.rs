@@ -101,7 +101,12 @@ fn pager(tenant: &str, at: &ListAt, p: &KindPage) -> Markup {
     let shown = p.resources.len();
     let last = p.first + shown;
     html! {
-        @if shown < p.matching {
+        @if shown == 0 && p.matching > 0 {
+            p.pager.muted data-kind=(p.kind.step()) {
+                "This page is past the last of " (p.matching) ". "
+                a href=(at.href(tenant, Some(p.kind), 0)) { "First page" }
+            }
+        } @else if shown < p.matching {
             p.pager.muted data-kind=(p.kind.step()) {
                 "Showing " (p.first + 1) "–" (last) " of " (p.matching) ". "
                 @if at.kind.is_none() {
