@@ -449,7 +449,18 @@ pub fn publishes_of(
     agent: Option<&str>,
 ) -> Result<Vec<PublishRecord>, StagingError> {
     authorize_reading(store, actor, tenant, "reading the publish history")?;
-    publishes_unchecked(store, tenant, agent)
+    let Some(a) = agent else {
+        store.tenant(tenant)?;
+        return Ok(store.publishes(tenant)?);
+    };
+    // A keyed lookup (the production's agents for one deleted in staging);
+    // an agent neither holds still matches the publishes made for that name.
+    let id = match crate::service::staging::find_agent_id(store, tenant, a) {
+        Ok(id) => Some(id),
+        Err(StagingError::NoAgent { .. }) => None,
+        Err(e) => return Err(e),
+    };
+    publishes_naming(store, tenant, a, id.as_deref())
 }
 
 /// The publish log of one agent (ID or name) that staging or production
@@ -463,28 +474,21 @@ pub fn agent_publishes(
 ) -> Result<Vec<PublishRecord>, StagingError> {
     authorize_reading(store, actor, tenant, "reading the publish history")?;
     let id = crate::service::staging::find_agent_id(store, tenant, agent)?;
-    publishes_unchecked(store, tenant, Some(&id))
+    publishes_naming(store, tenant, &id, Some(&id))
 }
 
-/// [`publishes_of`] once the actor's role is checked.
-fn publishes_unchecked(
+/// The publish log, newest first, of the publishes made for `given` (an
+/// agent's ID or name, as the publish was asked) or whose summary names
+/// agent `id`; the actor's role already checked.
+fn publishes_naming(
     store: &dyn Store,
     tenant: &str,
-    agent: Option<&str>,
+    given: &str,
+    id: Option<&str>,
 ) -> Result<Vec<PublishRecord>, StagingError> {
     store.tenant(tenant)?;
     let mut list = store.publishes(tenant)?;
-    if let Some(a) = agent {
-        // A keyed lookup (the production's agents for one deleted in staging).
-        let id = match crate::service::staging::find_agent_id(store, tenant, a) {
-            Ok(id) => Some(id),
-            Err(StagingError::NoAgent { .. }) => None,
-            Err(e) => return Err(e),
-        };
-        list.retain(|p| {
-            p.agent.as_deref() == Some(a) || id.as_deref().is_some_and(|i| p.summary.mentions(i))
-        });
-    }
+    list.retain(|p| p.agent.as_deref() == Some(given) || id.is_some_and(|i| p.summary.mentions(i)));
     Ok(list)
 }
 
