@@ -599,6 +599,13 @@ fn check_name(name: &str) -> Result<(), String> {
 
 /// Names of the central directory, read from the raw bytes (to name duplicates).
 fn raw_central_names(bytes: &[u8]) -> Vec<Vec<u8>> {
+    raw_central_names_in(bytes, 0)
+}
+
+/// [`raw_central_names`] of the part of an archive that starts at offset
+/// `base` of the file and runs to its end (the central directory and the
+/// end record, when `base` is at or before the directory).
+fn raw_central_names_in(bytes: &[u8], base: u64) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     let Some(eocd) = bytes
         .windows(4)
@@ -613,7 +620,12 @@ fn raw_central_names(bytes: &[u8]) -> Vec<Vec<u8>> {
     let (Some(count), Some(offset)) = (get(eocd + 10, 2), get(eocd + 16, 4)) else {
         return out;
     };
-    let mut at = offset as usize;
+    let Some(mut at) = offset
+        .checked_sub(base)
+        .and_then(|at| usize::try_from(at).ok())
+    else {
+        return out;
+    };
     for _ in 0..count {
         if bytes.get(at..at + 4) != Some(&[0x50, 0x4b, 0x01, 0x02][..]) {
             break;
@@ -631,13 +643,93 @@ fn raw_central_names(bytes: &[u8]) -> Vec<Vec<u8>> {
     out
 }
 
+/// The longest end of an archive that can hold its end record: the record
+/// (22 bytes) and a comment of up to 65,535 bytes.
+const END_RECORD_REACH: u64 = 22 + 65_535;
+
+/// [`raw_central_names`] of an archive file, reading only its end: the end
+/// record, then the central directory it points to.
+fn raw_central_names_of(file: &ArchiveFile) -> std::io::Result<Vec<Vec<u8>>> {
+    let tail_start = file.len.saturating_sub(END_RECORD_REACH);
+    let tail = file.read_range(tail_start, file.len)?;
+    let Some(eocd) = tail.windows(4).rposition(|w| w == [0x50, 0x4b, 0x05, 0x06]) else {
+        return Ok(Vec::new());
+    };
+    let offset = tail
+        .get(eocd + 16..eocd + 20)
+        .map_or(0, |s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]));
+    let start = u64::from(offset);
+    if start >= tail_start || start >= file.len {
+        return Ok(raw_central_names_in(&tail, tail_start));
+    }
+    Ok(raw_central_names_in(
+        &file.read_range(start, file.len)?,
+        start,
+    ))
+}
+
+/// An archive file read in place, by position: every reader made from it
+/// (one per decompressing thread) shares the open file and keeps its own
+/// position, so the archive is never held in memory whole.
+#[derive(Debug, Clone)]
+struct ArchiveFile {
+    file: std::sync::Arc<std::fs::File>,
+    len: u64,
+    at: u64,
+}
+
+impl ArchiveFile {
+    fn new(file: &std::fs::File) -> std::io::Result<ArchiveFile> {
+        Ok(ArchiveFile {
+            len: file.metadata()?.len(),
+            file: std::sync::Arc::new(file.try_clone()?),
+            at: 0,
+        })
+    }
+
+    /// The bytes from `start` to `end`.
+    fn read_range(&self, start: u64, end: u64) -> std::io::Result<Vec<u8>> {
+        use std::os::unix::fs::FileExt;
+        let len = usize::try_from(end.saturating_sub(start)).unwrap_or(usize::MAX);
+        let mut bytes = vec![0; len];
+        self.file.read_exact_at(&mut bytes, start)?;
+        Ok(bytes)
+    }
+}
+
+impl Read for ArchiveFile {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use std::os::unix::fs::FileExt;
+        let n = self.file.read_at(buf, self.at)?;
+        self.at += n as u64;
+        Ok(n)
+    }
+}
+
+impl Seek for ArchiveFile {
+    fn seek(&mut self, to: std::io::SeekFrom) -> std::io::Result<u64> {
+        let at = match to {
+            std::io::SeekFrom::Start(n) => Some(n),
+            std::io::SeekFrom::End(d) => self.len.checked_add_signed(d),
+            std::io::SeekFrom::Current(d) => self.at.checked_add_signed(d),
+        };
+        self.at = at.ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "seek before the start of the archive",
+            )
+        })?;
+        Ok(self.at)
+    }
+}
+
 /// Check the layout the central directory declares, before anything is
 /// inflated: every entry's local header and data must occupy its own range
 /// of the file (entries that share a local header or overlap are the
 /// overlapping-entry ZIP bomb), and the declared uncompressed sizes must fit
 /// the total budget. Reading then holds each entry to its declared size.
-fn check_layout(
-    archive: &mut zip::ZipArchive<Cursor<&[u8]>>,
+fn check_layout<R: Read + Seek>(
+    archive: &mut zip::ZipArchive<R>,
     limits: &Limits,
 ) -> Result<(), ArchiveError> {
     let mut spans: Vec<(u64, u64, String)> = Vec::with_capacity(archive.len());
@@ -685,8 +777,8 @@ struct Entry {
     data: Option<Vec<u8>>,
 }
 
-fn read_entry(
-    archive: &mut zip::ZipArchive<Cursor<&[u8]>>,
+fn read_entry<R: Read + Seek>(
+    archive: &mut zip::ZipArchive<R>,
     i: usize,
     limits: &Limits,
 ) -> Result<Entry, ArchiveError> {
@@ -723,7 +815,10 @@ fn read_entry(
     }
     let compressed = f.compressed_size().max(1);
     let declared = f.size();
-    let mut data = Vec::new();
+    // Room for the declared size (within the per-entry limit; the declared
+    // sizes of all entries fit the total budget, checked before inflating).
+    let room = declared.min(limits.max_entry_bytes);
+    let mut data = Vec::with_capacity(usize::try_from(room).unwrap_or(0));
     let mut buf = [0u8; 64 * 1024];
     loop {
         let n = f.read(&mut buf).map_err(|e| ArchiveError::BadEntry {
@@ -760,6 +855,7 @@ fn read_entry(
             });
         }
     }
+    data.shrink_to_fit();
     Ok(Entry {
         name,
         data: Some(data),
@@ -780,11 +876,30 @@ pub struct ReadArchive {
 /// An archive whose files all sit in one top folder that is not a step
 /// folder (`zip -r out.zip mytree/`) is read as if that folder were the root.
 pub fn read_zip(bytes: &[u8], limits: &Limits) -> Result<ReadArchive, ArchiveError> {
-    let mut archive =
-        zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| ArchiveError::NotZip {
-            reason: e.to_string(),
-        })?;
-    let raw = raw_central_names(bytes);
+    read_zip_from(Cursor::new(bytes), &raw_central_names(bytes), limits)
+}
+
+/// [`read_zip`] of an archive file, read in place: only its directory and
+/// the entries being inflated are in memory, never the whole archive.
+pub fn read_zip_file(file: &std::fs::File, limits: &Limits) -> Result<ReadArchive, ArchiveError> {
+    let unreadable = |e: std::io::Error| ArchiveError::NotZip {
+        reason: format!("cannot read the file: {e}"),
+    };
+    let archive = ArchiveFile::new(file).map_err(unreadable)?;
+    let names = raw_central_names_of(&archive).map_err(unreadable)?;
+    read_zip_from(archive, &names, limits)
+}
+
+/// [`read_zip`] from any reader of the archive; `raw` are the names its
+/// central directory holds, read from the raw bytes (duplicates included).
+fn read_zip_from<R: Read + Seek + Clone + Send + Sync>(
+    reader: R,
+    raw: &[Vec<u8>],
+    limits: &Limits,
+) -> Result<ReadArchive, ArchiveError> {
+    let mut archive = zip::ZipArchive::new(reader).map_err(|e| ArchiveError::NotZip {
+        reason: e.to_string(),
+    })?;
     if archive.has_duplicate_names() || raw.len() > archive.len() {
         let mut seen = std::collections::HashSet::new();
         let dup = raw
@@ -807,6 +922,7 @@ pub fn read_zip(bytes: &[u8], limits: &Limits) -> Result<ReadArchive, ArchiveErr
         .into_par_iter()
         .map_init(|| archive.clone(), |a, i| read_entry(a, i, limits))
         .collect::<Result<_, _>>()?;
+    drop(archive);
     let mut total: u64 = 0;
     let mut tree = MemoryTree::default();
     for e in entries {
@@ -819,8 +935,15 @@ pub fn read_zip(bytes: &[u8], limits: &Limits) -> Result<ReadArchive, ArchiveErr
                     entry: Some(e.name),
                 });
             }
-            if tree.files.insert(e.name.clone(), d).is_some() {
-                return Err(ArchiveError::Duplicate { entry: e.name });
+            match tree.files.entry(e.name) {
+                std::collections::btree_map::Entry::Vacant(v) => {
+                    v.insert(d);
+                }
+                std::collections::btree_map::Entry::Occupied(o) => {
+                    return Err(ArchiveError::Duplicate {
+                        entry: o.key().clone(),
+                    })
+                }
             }
         }
     }
@@ -915,6 +1038,50 @@ mod tests {
         let back = read_zip(&a, &Limits::default()).unwrap();
         assert_eq!(back.manifest.unwrap(), m);
         assert_eq!(back.tree.files.get("agents/a.yaml").unwrap(), b"x: 1\n");
+    }
+
+    /// Reading an archive from its file gives what reading its bytes gives:
+    /// the same tree and manifest, or the same refusal, for a good archive,
+    /// one with a comment after its directory, one with a name twice, a
+    /// cut-off one, an empty file and a file that is not a ZIP.
+    #[test]
+    fn an_archive_read_from_its_file_reads_as_its_bytes_do() {
+        let t = nine_agents();
+        let m = Manifest::for_tree(&t, ManifestSource::default(), "2026-01-01T00:00:00Z", None);
+        let good = write_with_manifest(t, &m).unwrap();
+        let mut commented = good.clone();
+        let at = commented.len() - 2;
+        commented[at..].copy_from_slice(&5u16.to_le_bytes());
+        commented.extend_from_slice(b"hello");
+        let mut pair = tree();
+        pair.files
+            .insert("agents/b.yaml".into(), b"z: 3\n".to_vec());
+        let mut twice = write_zip(pair).unwrap();
+        let from: &[u8] = b"agents/b.yaml";
+        for i in 0..twice.len() - from.len() {
+            if &twice[i..i + from.len()] == from {
+                twice[i..i + from.len()].copy_from_slice(b"agents/a.yaml");
+            }
+        }
+        let cut = good[..good.len() / 2].to_vec();
+        let cases = [
+            good,
+            commented,
+            twice,
+            cut,
+            Vec::new(),
+            b"not a zip".to_vec(),
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        for (i, bytes) in cases.iter().enumerate() {
+            let path = dir.path().join(format!("{i}.zip"));
+            std::fs::write(&path, bytes).unwrap();
+            let file = std::fs::File::open(&path).unwrap();
+            let from_file = read_zip_file(&file, &Limits::default()).map_err(|e| e.to_string());
+            let from_bytes = read_zip(bytes, &Limits::default()).map_err(|e| e.to_string());
+            assert_eq!(from_file, from_bytes, "case {i}");
+            assert_eq!(from_file.is_ok(), i < 2, "case {i}: {from_file:?}");
+        }
     }
 
     /// Nine entries of growing size.

@@ -535,14 +535,15 @@ struct Target<'a> {
 
 /// Import one ZIP file through the library's one import sequence.
 fn import_one(t: Target<'_>, file: &Path, opts: &ImportOptions) -> Result<Imported> {
-    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-    zip_import::import_bytes(t.store, t.actor, t.tenant, bytes, opts, t.preview, None).map_err(
-        |e| match e {
+    let archive =
+        std::fs::File::open(file).with_context(|| format!("cannot read {}", file.display()))?;
+    zip_import::import_file(t.store, t.actor, t.tenant, &archive, opts, t.preview).map_err(|e| {
+        match e {
             ImportError::Archive(_) | ImportError::Invalid { .. } => anyhow::Error::new(e)
                 .context(format!("{} refused; nothing was written", file.display())),
             other => other.into(),
-        },
-    )
+        }
+    })
 }
 
 /// Print what an import did (or, in preview, would do); `note_preview` adds a hint that nothing was written.

@@ -13,7 +13,8 @@
 //! one [`WriteBatch`] that carries the sync records too, so resources and
 //! records land in one transaction, checked against the revision the
 //! preview was made at; the records become the baseline of the next sync.
-//! [`import_bytes`] is the whole sequence, once, for every front end.
+//! [`import_bytes`] is the whole sequence, once, for every front end;
+//! [`import_file`] is the same for an archive file, which it reads in place.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -1308,8 +1309,8 @@ pub fn authorize_import(store: &dyn Store, actor: &Actor, tenant: &str) -> Resul
 /// preview needs the role too): check the archive whole, decode it, plan,
 /// and unless `preview` execute in one transaction. With `base_revision`
 /// (the `baseRevision` of an earlier preview), a tenant that moved since is
-/// refused as stale. `ferry zip import`, `ferry sync`, the ZIP upload and
-/// the live-sync endpoints all call this.
+/// refused as stale. `ferry sync`, the ZIP upload and the live-sync
+/// endpoints call this; `ferry zip import` calls [`import_file`].
 pub fn import_bytes(
     store: &mut dyn Store,
     actor: &Actor,
@@ -1323,6 +1324,35 @@ pub fn import_bytes(
     let read = archive::read_zip(bytes.as_ref(), &Limits::default())?;
     // An archive handed over by value is not needed once read.
     drop(bytes);
+    import_read(store, actor, tenant, read, opts, preview, base_revision)
+}
+
+/// [`import_bytes`] of an archive file (`ferry zip import`), read in place:
+/// the archive is never held in memory whole.
+pub fn import_file(
+    store: &mut dyn Store,
+    actor: &Actor,
+    tenant: &str,
+    file: &std::fs::File,
+    opts: &ImportOptions,
+    preview: bool,
+) -> Result<Imported, ImportError> {
+    authorize_import(&*store, actor, tenant)?;
+    let read = archive::read_zip_file(file, &Limits::default())?;
+    import_read(store, actor, tenant, read, opts, preview, None)
+}
+
+/// The rest of an import once the archive is read and checked: decode,
+/// plan, and unless previewing execute (at `base_revision`, when given).
+fn import_read(
+    store: &mut dyn Store,
+    actor: &Actor,
+    tenant: &str,
+    read: ReadArchive,
+    opts: &ImportOptions,
+    preview: bool,
+    base_revision: Option<u64>,
+) -> Result<Imported, ImportError> {
     let decoded = decode(read)?;
     let mut plan = plan_with(&*store, tenant, decoded, opts, preview)?;
     if let Some(base) = base_revision {
