@@ -1264,6 +1264,19 @@ pub fn commit_holding(
     Ok(Holding::NotHeld(first_reason.unwrap_or_default()))
 }
 
+/// HEAD's commit ID when HEAD holds `dir/rel` with the same tree ID as
+/// `commit` does; `None` when it does not, or either cannot be read.
+pub fn head_with_folder_of(dir: &Path, rel: &str, commit: &str) -> Option<String> {
+    let (repo, prefix) = open_at(dir, rel).ok()?;
+    let head = repo.head().ok()?.peel_to_commit().ok()?;
+    let at = repo.find_commit(Oid::from_str(commit).ok()?).ok()?;
+    let folder_of = |c: &git2::Commit<'_>| -> Option<Oid> {
+        Some(subtree(&repo, &c.tree().ok()?, &prefix).ok()??.id())
+    };
+    let same = folder_of(&head)? == folder_of(&at)?;
+    same.then(|| head.id().to_string())
+}
+
 /// Create the annotated tag `name` on `commit` with `message`.
 pub fn tag_annotated(
     dir: &Path,
@@ -1333,6 +1346,10 @@ impl PublishTagger for GitTagger {
     fn paths_at(&self, folder: &str, commit: &str) -> Option<Vec<String>> {
         let source = GitTreeSource::open(&self.root, folder, commit).ok()?;
         Some(source.list().unwrap_or_default())
+    }
+
+    fn head_with_folder_of(&self, folder: &str, commit: &str) -> Option<String> {
+        head_with_folder_of(&self.root, folder, commit)
     }
 
     fn tag_exists(&self, name: &str) -> bool {
@@ -1431,6 +1448,30 @@ mod tests {
         repo.commit(Some("HEAD"), &who, &who, "c", &tree, &parents)
             .unwrap()
             .to_string()
+    }
+
+    /// HEAD is named when it holds the folder with the same tree as the
+    /// commit asked about, whatever moved elsewhere; never when the folder
+    /// moved, or the commit is unknown.
+    #[test]
+    fn head_is_named_when_it_holds_a_folder_as_a_commit_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repository::init(dir.path()).unwrap();
+        let a = commit_exactly(&repo, &[("agents/a.yaml", "1"), ("tools/t.yaml", "1")]);
+        let b = commit_exactly(&repo, &[("agents/a.yaml", "1"), ("tools/t.yaml", "2")]);
+        let agents = "tenants/x/agents";
+        assert_eq!(head_with_folder_of(dir.path(), agents, &a), Some(b.clone()));
+        assert_eq!(head_with_folder_of(dir.path(), "tenants/x/tools", &a), None);
+        assert_eq!(head_with_folder_of(dir.path(), "tenants/x/none", &a), None);
+        let c = commit_exactly(&repo, &[("agents/a.yaml", "3"), ("tools/t.yaml", "2")]);
+        assert_eq!(head_with_folder_of(dir.path(), agents, &a), None);
+        assert_eq!(head_with_folder_of(dir.path(), agents, &c), Some(c.clone()));
+        assert_eq!(
+            head_with_folder_of(dir.path(), agents, "not-a-commit"),
+            None
+        );
+        let unknown = "0123456789012345678901234567890123456789";
+        assert_eq!(head_with_folder_of(dir.path(), agents, unknown), None);
     }
 
     #[test]

@@ -35,6 +35,9 @@ pub trait PublishTagger {
         -> Result<Holding, TagError>;
     /// The file paths under `folder` at `commit`, or `None` when it cannot be read.
     fn paths_at(&self, folder: &str, commit: &str) -> Option<Vec<String>>;
+    /// HEAD, when it holds `folder` exactly as `commit` does (the same
+    /// tree): told by two tree IDs, without reading the files.
+    fn head_with_folder_of(&self, folder: &str, commit: &str) -> Option<String>;
     /// Whether the tag `name` exists already.
     fn tag_exists(&self, name: &str) -> bool;
     /// Create the annotated tag `name` on `commit`, made by `publisher`.

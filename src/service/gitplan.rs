@@ -211,10 +211,11 @@ pub fn applied_commit_given(
         };
         let in_store = match in_store {
             Some(paths) => paths,
-            None => {
-                let (_, index) = store.index(&tenant.name)?;
-                index.entries().iter().map(|e| e.path()).collect()
-            }
+            None => store
+                .id_names(&tenant.name)?
+                .iter()
+                .map(|(_, kind, name)| crate::domain::model::resource_path(kind, name))
+                .collect(),
         };
         if at_commit != in_store {
             return Ok(None);

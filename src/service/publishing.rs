@@ -379,9 +379,11 @@ pub fn publish(
         // The tag goes on the commit holding the whole tenant's tree: a
         // publish of one agent (which read only its closure) reads every
         // draft for it now, once there is something to publish.
-        let every = match agent {
-            Some(_) => std::borrow::Cow::Owned(store.all_drafts(tenant)?),
-            None => std::borrow::Cow::Borrowed(&drafts),
+        let every = || -> Result<std::borrow::Cow<'_, [Resource]>, StagingError> {
+            Ok(match agent {
+                Some(_) => std::borrow::Cow::Owned(store.all_drafts(tenant)?),
+                None => std::borrow::Cow::Borrowed(&drafts),
+            })
         };
         if let Some(note) = choose_tag(&*store, t, &record, &every, &mut rec)? {
             notes.push(note);
@@ -404,24 +406,41 @@ pub fn publish(
     Ok(Some(Published { record: rec, notes }))
 }
 
-/// Name the tag and the commit a publish gets (set on `rec`), or say why it gets none.
-fn choose_tag(
+/// The tenant's drafts, whole, read only when asked for.
+type DraftsOnDemand<'a> = dyn Fn() -> Result<std::borrow::Cow<'a, [Resource]>, StagingError> + 'a;
+
+/// Name the tag and the commit a publish gets (set on `rec`), or say why it
+/// gets none. The commit is HEAD when it holds the tenant's drafts. When
+/// the drafts are what the last applied commit holds (no drift, the same
+/// files) and HEAD holds that commit's folder unchanged, that is known
+/// from tree IDs alone; otherwise the drafts are read and encoded, and
+/// compared with HEAD's files, the applied commit standing in when they
+/// differ.
+fn choose_tag<'a>(
     store: &dyn Store,
     tagger: &dyn PublishTagger,
     tenant: &TenantRecord,
-    drafts: &[Resource],
+    drafts: &DraftsOnDemand<'a>,
     rec: &mut PublishRecord,
 ) -> Result<Option<PublishNote>, StagingError> {
     let folder = crate::service::gitplan::tenant_rel(&tenant.name);
-    let tree = pipeline::tree_of_resources(tenant, drafts)?;
-    let mut holding = tagger
-        .holding(&folder, &tree.files)
-        .unwrap_or_else(|e| Holding::NotHeld(e.message));
-    if let Holding::NotHeld(_) = &holding {
-        if let Some(last) = crate::service::gitplan::applied_commit(store, Some(tagger), tenant)? {
-            holding = Holding::Commit(last);
+    let applied = crate::service::gitplan::applied_commit(store, Some(tagger), tenant)?;
+    let head = applied
+        .as_deref()
+        .and_then(|last| tagger.head_with_folder_of(&folder, last));
+    let holding = match (head, applied) {
+        (Some(head), _) => Holding::Commit(head),
+        (None, applied) => {
+            let tree = pipeline::tree_of_resources(tenant, &drafts()?)?;
+            let holding = tagger
+                .holding(&folder, &tree.files)
+                .unwrap_or_else(|e| Holding::NotHeld(e.message));
+            match (holding, applied) {
+                (Holding::NotHeld(_), Some(last)) => Holding::Commit(last),
+                (holding, _) => holding,
+            }
         }
-    }
+    };
     match holding {
         Holding::Commit(c) => {
             let name = publish::tag_name(&tenant.name, rec.number);
@@ -753,6 +772,9 @@ mod tests {
             Ok(Holding::Commit("c0ffee".into()))
         }
         fn paths_at(&self, _: &str, _: &str) -> Option<Vec<String>> {
+            None
+        }
+        fn head_with_folder_of(&self, _: &str, _: &str) -> Option<String> {
             None
         }
         fn tag_exists(&self, _: &str) -> bool {

@@ -798,3 +798,52 @@ fn a_whole_export_that_cannot_write_its_folder_commits_nothing() {
         "a file where a step folder goes"
     );
 }
+
+/// A tree written by hand (a comment, another layout) applied from git,
+/// then a commit that touches only another folder: HEAD holds the
+/// tenant's folder as the applied commit does (the same tree), so the
+/// publish tags HEAD. Encoding the drafts would not match the hand-written
+/// files; the tree IDs say it without reading them.
+#[test]
+fn a_publish_tags_head_when_only_other_folders_moved_since_the_apply() {
+    let env = applied_and_committed();
+    edit(
+        &env,
+        BOT,
+        "Cite the knowledge base in every answer.",
+        "Always cite your sources.",
+    );
+    let text = env.read(BOT);
+    env.write(BOT, &format!("# written by hand\n{text}"));
+    env.git(&["add", "tenants"]);
+    env.git(&["commit", "-qm", "by hand"]);
+    env.ferry(&["apply", "--tenant", T, "--ref", "HEAD", "--yes"])
+        .ok();
+    let applied = env.git(&["rev-parse", "HEAD"]);
+    env.write("NOTES.md", "release notes\n");
+    env.git(&["add", "NOTES.md"]);
+    env.git(&["commit", "-qm", "notes"]);
+    let head = env.git(&["rev-parse", "HEAD"]);
+    assert_ne!(head, applied);
+    let p = publish(&env, "by hand");
+    assert_eq!(p["tag"], "acme-dev/publish/1", "{p}");
+    assert_eq!(
+        env.git(&["rev-list", "-n1", "acme-dev/publish/1"]).trim(),
+        head.trim()
+    );
+    // The tenant's folder moves at HEAD (only a comment): the drafts are
+    // still what the applied commit holds, and that commit is tagged.
+    edit(&env, BOT, "Always cite your sources.", "Cite two sources.");
+    env.git(&["commit", "-qam", "two sources"]);
+    env.ferry(&["apply", "--tenant", T, "--ref", "HEAD", "--yes"])
+        .ok();
+    let applied = env.git(&["rev-parse", "HEAD"]);
+    edit(&env, BOT, "# written by hand\n", "# by hand\n");
+    env.git(&["commit", "-qam", "a comment"]);
+    let p = publish(&env, "two sources");
+    assert_eq!(p["tag"], "acme-dev/publish/2", "{p}");
+    assert_eq!(
+        env.git(&["rev-list", "-n1", "acme-dev/publish/2"]).trim(),
+        applied.trim()
+    );
+}
