@@ -92,13 +92,13 @@ pub fn agent_list(
     tenant: &str,
 ) -> Result<Vec<AgentSummary>, StagingError> {
     authorize::<StagingError>(store, actor, tenant, Role::Viewer, "listing agents")?;
-    // The agents' IDs from the tenant's names; only the agents are decoded.
-    let ids: Vec<String> = store
-        .id_names(tenant)?
-        .iter()
-        .filter(|(_, kind, _)| *kind == Kind::Agent)
-        .map(|(id, _, _)| id.to_string())
-        .collect();
+    // The agents' IDs by a keyed lookup of their kind; only they are decoded.
+    let agents_only = crate::backend::store::IndexKeys {
+        kinds: vec![Kind::Agent],
+        ..Default::default()
+    };
+    let (_, entries) = store.index_entries(tenant, &agents_only)?;
+    let ids: Vec<String> = entries.into_iter().map(|e| e.id).collect();
     let mut agents = store.drafts(tenant, &ids)?;
     agents.sort_by(|a, b| a.id().cmp(&b.id()));
     let versions = store.versions(tenant, &ids)?;

@@ -438,8 +438,8 @@ pub fn id_names_give_each_resources_kind_and_name(fresh: &Fresh) {
     );
 }
 
-/// Index entries looked up by path, by ID or by kind and name are the
-/// whole index's entries, each once; unknown keys find nothing.
+/// Index entries looked up by path, by ID, by kind and name or by kind are
+/// the whole index's entries, each once; unknown keys find nothing.
 pub fn index_entries_are_found_by_path_id_and_name(fresh: &Fresh) {
     let mut store = fresh.open();
     tenant(&mut *store, T);
@@ -454,14 +454,39 @@ pub fn index_entries_are_found_by_path_id_and_name(fresh: &Fresh) {
         ],
         ids: vec![id(&b), id(&a), "tol_unknown".into()],
         names: vec![(Kind::Tool, "a".into()), (Kind::Agent, "b".into())],
+        kinds: Vec::new(),
     };
     let (at, mut found) = store.index_entries(T, &keys).unwrap();
     assert_eq!(at, revision);
     found.sort_by(|x, y| x.id.cmp(&y.id));
-    let mut want: Vec<IndexEntry> = all.into_iter().filter(|e| e.name != "c").collect();
+    let mut want: Vec<IndexEntry> = all.iter().filter(|e| e.name != "c").cloned().collect();
     want.sort_by(|x, y| x.id.cmp(&y.id));
     assert_eq!(found, want);
     assert_eq!(store.resource_count(T).unwrap(), 3);
+    // Every entry of a kind, with a key that finds one of them again: each once.
+    let bot = resource(
+        Kind::Agent,
+        "bot",
+        json!({"type": "chat", "model": {"provider": "openai", "name": "gpt-4o"}}),
+    );
+    put(&mut *store, &[&bot]);
+    let by_kind = ferry::backend::store::IndexKeys {
+        kinds: vec![Kind::Tool],
+        ids: vec![id(&a)],
+        ..Default::default()
+    };
+    let (_, mut found) = store.index_entries(T, &by_kind).unwrap();
+    found.sort_by(|x, y| x.id.cmp(&y.id));
+    let mut tools = all;
+    tools.sort_by(|x, y| x.id.cmp(&y.id));
+    assert_eq!(found, tools);
+    let agents = ferry::backend::store::IndexKeys {
+        kinds: vec![Kind::Agent, Kind::Workflow],
+        ..Default::default()
+    };
+    let (_, found) = store.index_entries(T, &agents).unwrap();
+    let names: Vec<&str> = found.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(names, ["bot"]);
 }
 
 /// A resource's reference closure is itself and everything it references,

@@ -420,8 +420,8 @@ impl WriteFault {
     }
 }
 
-/// Which index entries to look up: by path of their YAML file, by ID, or
-/// by kind and name ([`ResourceStore::index_entries`]).
+/// Which index entries to look up: by path of their YAML file, by ID, by
+/// kind and name, or every entry of a kind ([`ResourceStore::index_entries`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IndexKeys {
     /// Paths of YAML units, e.g. `agents/support-bot.yaml`.
@@ -430,17 +430,23 @@ pub struct IndexKeys {
     pub ids: Vec<String>,
     /// Kinds and names.
     pub names: Vec<(Kind, String)>,
+    /// Kinds whose every entry is asked for (the agents of a tenant, say).
+    pub kinds: Vec<Kind>,
 }
 
 impl IndexKeys {
     /// Whether no key is asked for.
     pub fn is_empty(&self) -> bool {
-        self.paths.is_empty() && self.ids.is_empty() && self.names.is_empty()
+        self.paths.is_empty()
+            && self.ids.is_empty()
+            && self.names.is_empty()
+            && self.kinds.is_empty()
     }
 
     /// Whether `entry` matches one of the keys.
     pub fn matches(&self, entry: &IndexEntry) -> bool {
         self.ids.contains(&entry.id)
+            || self.kinds.contains(&entry.kind)
             || self
                 .names
                 .iter()

@@ -95,12 +95,12 @@ pub async fn export_zip(
 
 /// The tenant's agents by name, to offer as the agent an import or sync upgrades.
 pub(super) fn local_agents(store: &dyn Store, tenant: &str) -> Result<Vec<String>, ApiError> {
-    let mut names: Vec<String> = store
-        .id_names(tenant)?
-        .iter()
-        .filter(|(_, kind, _)| *kind == Kind::Agent)
-        .map(|(_, _, name)| name.to_string())
-        .collect();
+    let agents = crate::backend::store::IndexKeys {
+        kinds: vec![Kind::Agent],
+        ..Default::default()
+    };
+    let (_, entries) = store.index_entries(tenant, &agents)?;
+    let mut names: Vec<String> = entries.into_iter().map(|e| e.name).collect();
     names.sort();
     Ok(names)
 }

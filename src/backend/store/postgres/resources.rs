@@ -212,11 +212,12 @@ pub fn index_entries(
         .chain(keys.path_names())
         .map(|(k, n)| (k.name().to_string(), n))
         .unzip();
+    let every_of: Vec<&str> = keys.kinds.iter().map(|k| k.name()).collect();
     let rows = q(
         "SELECT id, kind, name, content_hash, file_hash, refs, revision FROM resources \
          WHERE tenant = $1 AND (id = ANY($2) OR (kind, name) IN \
-           (SELECT * FROM unnest($3::text[], $4::text[])))",
-        &[&tenant, &keys.ids, &kinds, &names],
+           (SELECT * FROM unnest($3::text[], $4::text[])) OR kind = ANY($5))",
+        &[&tenant, &keys.ids, &kinds, &names, &every_of],
     )?;
     Ok((rev, entries_of(tenant, rows)?))
 }

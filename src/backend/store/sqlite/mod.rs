@@ -608,6 +608,13 @@ impl ResourceStore for SqliteStore {
             let p = params![tenant, kind.name(), name];
             self.entries_of(tenant, &mut by_name, p, &mut entries)?;
         }
+        let mut by_kind = self.conn.prepare_cached(&format!(
+            "SELECT {INDEX_COLUMNS} FROM resources WHERE tenant = ?1 AND kind = ?2"
+        ))?;
+        for kind in &keys.kinds {
+            let p = params![tenant, kind.name()];
+            self.entries_of(tenant, &mut by_kind, p, &mut entries)?;
+        }
         let mut seen = std::collections::HashSet::new();
         entries.retain(|e| seen.insert(e.id.clone()));
         Ok((rev, entries))
