@@ -439,7 +439,8 @@ pub fn id_names_give_each_resources_kind_and_name(fresh: &Fresh) {
 }
 
 /// Index entries looked up by path, by ID, by kind and name or by kind are
-/// the whole index's entries, each once; unknown keys find nothing.
+/// the whole index's entries, each once; unknown keys find nothing. The
+/// counts by kind are the index's.
 pub fn index_entries_are_found_by_path_id_and_name(fresh: &Fresh) {
     let mut store = fresh.open();
     tenant(&mut *store, T);
@@ -487,6 +488,22 @@ pub fn index_entries_are_found_by_path_id_and_name(fresh: &Fresh) {
     let (_, found) = store.index_entries(T, &agents).unwrap();
     let names: Vec<&str> = found.iter().map(|e| e.name.as_str()).collect();
     assert_eq!(names, ["bot"]);
+    // Counts by kind: every kind, in order, as the index has them.
+    let counts = store.kind_counts(T).unwrap();
+    let kinds: Vec<Kind> = counts.iter().map(|(k, _)| *k).collect();
+    assert_eq!(kinds, Kind::ALL);
+    for (kind, n) in counts {
+        let want = match kind {
+            Kind::Tool => 3,
+            Kind::Agent => 1,
+            _ => 0,
+        };
+        assert_eq!(n, want, "{kind:?}");
+    }
+    assert!(matches!(
+        store.kind_counts("nobody"),
+        Err(ferry::backend::store::StoreError::NoTenant { .. })
+    ));
 }
 
 /// A resource's reference closure is itself and everything it references,

@@ -512,6 +512,16 @@ pub trait ResourceStore {
     fn id_names(&self, tenant: &str) -> Result<IdNames, StoreError> {
         Ok(IdNames::of_index(self.index(tenant)?.1))
     }
+    /// How many resources of each kind the tenant holds, every kind in
+    /// [`Kind::ALL`] order (none is 0). This default counts the names;
+    /// back ends count in one grouped query.
+    fn kind_counts(&self, tenant: &str) -> Result<Vec<(Kind, usize)>, StoreError> {
+        let mut counts: Vec<(Kind, usize)> = Kind::ALL.iter().map(|k| (*k, 0)).collect();
+        for (_, kind, _) in self.id_names(tenant)?.iter() {
+            add_to_kind(&mut counts, kind, 1);
+        }
+        Ok(counts)
+    }
     /// The tenant's revision and the index entries that match `keys` (by
     /// path, by ID, or by kind and name), each once, in no set order. A
     /// plan that knows which units changed asks only for these, so its
@@ -1016,6 +1026,13 @@ pub fn rfc3339(secs: i64) -> String {
         (rem % 3600) / 60,
         rem % 60
     )
+}
+
+/// Add `n` to `kind`'s count in `counts` (one entry per kind).
+pub(crate) fn add_to_kind(counts: &mut [(Kind, usize)], kind: Kind, n: usize) {
+    if let Some((_, count)) = counts.iter_mut().find(|(k, _)| *k == kind) {
+        *count += n;
+    }
 }
 
 /// The kind a stored row names, or [`StoreError::Corrupt`] naming the row

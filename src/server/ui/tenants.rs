@@ -10,7 +10,6 @@ use maud::{html, Markup};
 use super::{layout, me, ok, read_store, respond, Me, Shared};
 use crate::backend::store::Store;
 use crate::domain::access::Role;
-use crate::domain::model::Kind;
 use crate::server::error::ApiError;
 
 /// `GET /`.
@@ -44,12 +43,7 @@ fn body(me: &Me, cards: &[Markup]) -> Markup {
 
 fn card(store: &dyn Store, tenant: &str, role: Role) -> Result<Markup, ApiError> {
     let record = store.tenant(tenant)?;
-    let mut counts: Vec<(Kind, usize)> = Kind::ALL.iter().map(|k| (*k, 0)).collect();
-    for (_, kind, _) in store.id_names(tenant)?.iter() {
-        if let Some((_, n)) = counts.iter_mut().find(|(k, _)| *k == kind) {
-            *n += 1;
-        }
-    }
+    let counts = store.kind_counts(tenant)?;
     let last = store.publishes(tenant)?.into_iter().next();
     let drift = store.drift(tenant)?;
     Ok(html! {

@@ -232,7 +232,7 @@ use super::{
     SyncRecord, SyncStore, TenantRecord, TokenRecord, VersionRecord, WriteBatch, WriteFault,
 };
 use crate::domain::access::{AccessState, Role, UserRecord};
-use crate::domain::model::Resource;
+use crate::domain::model::{Kind, Resource};
 use crate::domain::plan::Absent;
 use crate::domain::publish::{PublishRecord, PublishedVersion, VersionPair};
 use crate::domain::secrets::KeyPair;
@@ -306,6 +306,10 @@ impl ResourceStore for PostgresStore {
         let names = resources::id_names(&mut *self.client()?, tenant)?;
         self.count_rows(names.len());
         Ok(names.into_iter().collect())
+    }
+
+    fn kind_counts(&self, tenant: &str) -> Result<Vec<(Kind, usize)>, StoreError> {
+        resources::kind_counts(&mut *self.client()?, tenant)
     }
 
     fn index_entries(

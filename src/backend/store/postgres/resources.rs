@@ -198,6 +198,27 @@ pub fn id_names(
         .collect()
 }
 
+/// How many resources of each kind the tenant holds, every kind in
+/// [`Kind::ALL`] order, by one grouped query.
+pub fn kind_counts(
+    c: &mut impl GenericClient,
+    tenant: &str,
+) -> Result<Vec<(Kind, usize)>, StoreError> {
+    tenant_revision(&mut |sql, params| Ok(c.query(sql, params)?), tenant)?;
+    let rows = c.query(
+        "SELECT kind, count(*), min(id) FROM resources WHERE tenant = $1 GROUP BY kind",
+        &[&tenant],
+    )?;
+    let mut counts: Vec<(Kind, usize)> = Kind::ALL.iter().map(|k| (*k, 0)).collect();
+    for r in rows {
+        let some_id: String = r.get(2);
+        let kind = super::super::stored_kind(tenant, &some_id, r.get(0))?;
+        let n: i64 = r.get(1);
+        super::super::add_to_kind(&mut counts, kind, usize::try_from(n).unwrap_or(0));
+    }
+    Ok(counts)
+}
+
 /// The tenant's revision and the index entries matching `keys`, by keyed queries.
 pub fn index_entries(
     q: &mut Query<'_>,

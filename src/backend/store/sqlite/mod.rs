@@ -23,7 +23,7 @@ use super::{
     VersionRecord, WriteBatch, WriteFault,
 };
 use crate::domain::access::{AccessState, Role, UserRecord};
-use crate::domain::model::Resource;
+use crate::domain::model::{Kind, Resource};
 use crate::domain::plan::{resource_from_document_text, Absent};
 use crate::domain::publish::{PublishRecord, PublishedVersion, VersionPair};
 use crate::domain::secrets::KeyPair;
@@ -586,6 +586,26 @@ impl ResourceStore for SqliteStore {
         }
         self.count_rows(names.len());
         Ok(names.into_iter().collect())
+    }
+
+    fn kind_counts(&self, tenant: &str) -> Result<Vec<(Kind, usize)>, StoreError> {
+        self.tenant_revision(tenant)?;
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT kind, count(*), min(id) FROM resources WHERE tenant = ?1 GROUP BY kind",
+        )?;
+        let mut rows = stmt.query(params![tenant])?;
+        let mut counts: Vec<(Kind, usize)> = Kind::ALL.iter().map(|k| (*k, 0)).collect();
+        while let Some(r) = rows.next()? {
+            let some_id: String = r.get(2)?;
+            let kind =
+                super::stored_kind(tenant, &some_id, r.get_ref(0)?.as_str().unwrap_or_default())?;
+            super::add_to_kind(
+                &mut counts,
+                kind,
+                usize::try_from(r.get::<_, i64>(1)?).unwrap_or(0),
+            );
+        }
+        Ok(counts)
     }
 
     fn index_entries(
