@@ -607,10 +607,7 @@ fn raw_central_names(bytes: &[u8]) -> Vec<Vec<u8>> {
 /// end record, when `base` is at or before the directory).
 fn raw_central_names_in(bytes: &[u8], base: u64) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
-    let Some(eocd) = bytes
-        .windows(4)
-        .rposition(|w| w == [0x50, 0x4b, 0x05, 0x06])
-    else {
+    let Some(eocd) = end_record(bytes) else {
         return out;
     };
     let get = |at: usize, n: usize| -> Option<u64> {
@@ -643,6 +640,13 @@ fn raw_central_names_in(bytes: &[u8], base: u64) -> Vec<Vec<u8>> {
     out
 }
 
+/// Where the last end-of-central-directory record of `bytes` starts.
+fn end_record(bytes: &[u8]) -> Option<usize> {
+    bytes
+        .windows(4)
+        .rposition(|w| w == [0x50, 0x4b, 0x05, 0x06])
+}
+
 /// The longest end of an archive that can hold its end record: the record
 /// (22 bytes) and a comment of up to 65,535 bytes.
 const END_RECORD_REACH: u64 = 22 + 65_535;
@@ -652,7 +656,7 @@ const END_RECORD_REACH: u64 = 22 + 65_535;
 fn raw_central_names_of(file: &ArchiveFile) -> std::io::Result<Vec<Vec<u8>>> {
     let tail_start = file.len.saturating_sub(END_RECORD_REACH);
     let tail = file.read_range(tail_start, file.len)?;
-    let Some(eocd) = tail.windows(4).rposition(|w| w == [0x50, 0x4b, 0x05, 0x06]) else {
+    let Some(eocd) = end_record(&tail) else {
         return Ok(Vec::new());
     };
     let offset = tail
