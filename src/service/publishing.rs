@@ -378,7 +378,7 @@ pub fn publish(
     if let Some(t) = tagger {
         // The tag goes on the commit holding the whole tenant's tree: a
         // publish of one agent (which read only its closure) reads every
-        // draft for it now, once there is something to publish.
+        // draft for it only when tree IDs cannot tell that commit.
         let every = || -> Result<std::borrow::Cow<'_, [Resource]>, StagingError> {
             Ok(match agent {
                 Some(_) => std::borrow::Cow::Owned(store.all_drafts(tenant)?),
