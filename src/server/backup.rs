@@ -1,9 +1,10 @@
 //! ZIP import and export over HTTP (document 002): preview and import of an
 //! uploaded archive, preview and download of an agent's export.
 //!
-//! An upload is [`zip_import::import_bytes`], the same call as `ferry zip
-//! import`: it checks the archive whole, decodes, previews or writes in one
-//! transaction, and checks the caller's role (editor, for the preview too).
+//! An upload is [`zip_import::import_bytes`], the sequence `ferry zip
+//! import` runs on a file: it checks the archive whole, decodes, previews or
+//! writes in one transaction, and checks the caller's role (editor, for the
+//! preview too).
 //! `baseRevision` (from a preview) makes the import refuse a tenant that
 //! moved since. The caller's token names the tenant; exports need viewer.
 //! Live sync ([`super::live_sync`]) feeds the same function with an archive

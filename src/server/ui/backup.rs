@@ -2,8 +2,9 @@
 //! tree as checkboxes (required entries locked), downloaded through
 //! [`zip_export::export_scoped`]; an upload with a strategy (`create`,
 //! `merge`, `upgrade` with a target agent), previewed and then imported
-//! through [`zip_import::import_bytes`], the one import of the CLI and the
-//! API (editor, preview too). Conflicts are imported only when ticked. The
+//! through [`zip_import::import_bytes`], the one import sequence of the CLI
+//! (which reads a file through `import_file`) and the API (editor, preview
+//! too). Conflicts are imported only when ticked. The
 //! previewed archive rides along in the import form (base64), and the
 //! import is refused if the tenant moved since the preview.
 
