@@ -1476,3 +1476,34 @@ pub fn deleting_a_tenant_removes_everything_it_holds(fresh: &Fresh) {
     let err = admin(&mut *store).delete_tenant("ghost").unwrap_err();
     assert!(matches!(err, StoreError::NoTenant { .. }), "{err}");
 }
+
+/// SQLite's staging stamp is built from the tenant's revision, which a
+/// loaded image carries from another store: a tenant replaced by one with
+/// the same revision and publish number but other drafts still gets a new
+/// stamp (the store counts its loads), so a kept diff is never served for it.
+#[test]
+fn a_tenant_loaded_from_another_store_gets_a_new_staging_stamp() {
+    use ferry::backend::store::image::ImageStore;
+    use ferry::backend::store::sqlite::SqliteStore;
+    use ferry::backend::store::ResourceStore;
+    let dir = tempfile::tempdir().unwrap();
+    let with_tool = |file: &str, description: &str| {
+        let mut store = SqliteStore::open(&dir.path().join(file)).unwrap();
+        tenant(&mut store, T);
+        put(&mut store, &[&tool("a", description)]);
+        store
+    };
+    let mut here = with_tool("here.db", "here");
+    let there = with_tool("there.db", "there");
+    let revision = here.tenant(T).unwrap().revision;
+    assert_eq!(there.tenant(T).unwrap().revision, revision);
+    let before = here.staging_stamp(T).unwrap();
+    assert!(before.is_some());
+    let image = there.dump(Some(&[T.to_string()])).unwrap();
+    here.load(&image, true).unwrap();
+    assert_eq!(here.tenant(T).unwrap().revision, revision, "carried");
+    assert_eq!(here.all_drafts(T).unwrap(), there.all_drafts(T).unwrap());
+    let after = here.staging_stamp(T).unwrap();
+    assert!(after.is_some());
+    assert_ne!(after, before);
+}

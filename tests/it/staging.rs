@@ -347,10 +347,17 @@ pub fn the_sharepoint_folder_is_created_updated_and_deleted_in_staging() {
     assert!(diff.to_string().contains("sharepointFolder"), "{diff}");
 }
 
-/// The server's staging diff cache, on a store that keeps a staging stamp
-/// (PostgreSQL): a diff is rendered once and then served as it is while the
-/// store stands still; an edit, and a publish (which does not move the
-/// tenant revision), each make it render again, with what changed.
+/// The server's staging diff cache, on SQLite here and on PostgreSQL in
+/// `postgres.rs` (both keep a staging stamp).
+#[test]
+fn the_staging_diff_is_rendered_again_only_when_the_sqlite_store_moves() {
+    the_staging_diff_is_rendered_again_only_when_the_store_moves();
+}
+
+/// The server's staging diff cache, on a store that keeps a staging stamp:
+/// a diff is rendered once and then served as it is while the store
+/// stands still; an edit, and a publish (which does not move the tenant
+/// revision), each make it render again, with what changed.
 pub fn the_staging_diff_is_rendered_again_only_when_the_store_moves() {
     use ferry::service::publishing::StagingDiffCache;
     use std::cell::Cell;

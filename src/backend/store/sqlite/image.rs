@@ -115,6 +115,13 @@ impl ImageStore for SqliteStore {
             "UPDATE meta SET value = ?1 WHERE key = 'revision'",
             [next.to_string()],
         )?;
+        // The loaded tenants carry another store's revisions: the load
+        // count is part of every staging stamp, so none repeats.
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES ('loads', '1') \
+             ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)",
+            [],
+        )?;
         tx.commit()?;
         Ok(())
     }

@@ -548,6 +548,30 @@ impl ResourceStore for SqliteStore {
             })
     }
 
+    fn staging_stamp(&self, tenant: &str) -> Result<Option<String>, StoreError> {
+        // Every write to the drafts and every version put moves the tenant
+        // to a new store revision (one counter for all tenants, never
+        // reused); a publish moves the publish number; an image load, which
+        // carries revisions from another store, moves the load count.
+        let stamp = self
+            .conn
+            .prepare_cached(
+                "SELECT t.revision, \
+                   COALESCE((SELECT MAX(p.number) FROM publishes p WHERE p.tenant = t.name), 0), \
+                   COALESCE((SELECT value FROM meta WHERE key = 'loads'), '0') \
+                 FROM tenants t WHERE t.name = ?1",
+            )?
+            .query_row(params![tenant], |r| {
+                let (revision, publish, loads): (i64, i64, String) =
+                    (r.get(0)?, r.get(1)?, r.get(2)?);
+                Ok(format!("{revision}.{publish}.{loads}"))
+            })
+            .optional()?;
+        stamp.map(Some).ok_or_else(|| StoreError::NoTenant {
+            tenant: tenant.to_string(),
+        })
+    }
+
     fn identity(&self, tenant: &str) -> Result<String, StoreError> {
         self.conn
             .query_row(
